@@ -8,7 +8,7 @@
 
 #define SP_NS_PER_US 1000ull
 #define SP_NS_PER_MS 1000000ull
-#define SP_NS_PER_S 1000000000ull
+#define SP_NS_PER_S  1000000000ull
 
 /* Nanoseconds since an arbitrary fixed point; never goes backwards. Can't fail. */
 static inline uint64_t

@@ -4,18 +4,18 @@
 #include "common/errors.h"
 
 static const char *const sp_error_text[SP_ELAST - SP_EBASE] = {
-	[0] = "unknown Shardplane error",
-	[SP_ECORRUPT - SP_EBASE] = "data is corrupt (checksum or invariant failed)",
-	[SP_ETRUNCATED - SP_EBASE] = "input is truncated",
-	[SP_EMALFORMED - SP_EBASE] = "input is malformed",
-	[SP_ETOOBIG - SP_EBASE] = "over the size limit",
-	[SP_EFULL - SP_EBASE] = "no room left",
-	[SP_ENOTFOUND - SP_EBASE] = "not found",
-	[SP_EEXISTS - SP_EBASE] = "already exists",
-	[SP_EVERSION - SP_EBASE] = "version mismatch",
-	[SP_ENOTLEADER - SP_EBASE] = "not the leader",
-	[SP_EBUSY - SP_EBASE] = "another operation of this kind is in progress",
-	[SP_ENOTNUM - SP_EBASE] = "value is not a number",
+        [0] = "unknown Shardplane error",
+        [SP_ECORRUPT - SP_EBASE] = "data is corrupt (checksum or invariant failed)",
+        [SP_ETRUNCATED - SP_EBASE] = "input is truncated",
+        [SP_EMALFORMED - SP_EBASE] = "input is malformed",
+        [SP_ETOOBIG - SP_EBASE] = "over the size limit",
+        [SP_EFULL - SP_EBASE] = "no room left",
+        [SP_ENOTFOUND - SP_EBASE] = "not found",
+        [SP_EEXISTS - SP_EBASE] = "already exists",
+        [SP_EVERSION - SP_EBASE] = "version mismatch",
+        [SP_ENOTLEADER - SP_EBASE] = "not the leader",
+        [SP_EBUSY - SP_EBASE] = "another operation of this kind is in progress",
+        [SP_ENOTNUM - SP_EBASE] = "value is not a number",
 };
 
 const char *

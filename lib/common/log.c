@@ -50,7 +50,7 @@ sp_vlog(enum sp_log_level level, const char *module, const char *fmt, va_list ap
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	n = snprintf(line, sizeof(line), "ts=%lld.%03ld level=%s mod=%s ", (long long)ts.tv_sec,
-		     ts.tv_nsec / 1000000, sp_log_level_names[level], module);
+	             ts.tv_nsec / 1000000, sp_log_level_names[level], module);
 	if (n < 0)
 		return;
 	if ((size_t)n < sizeof(line)) {

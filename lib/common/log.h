@@ -23,12 +23,12 @@ enum sp_log_level sp_log_get_level(void);
 int sp_log_parse_level(const char *text, enum sp_log_level *level);
 
 void sp_log(enum sp_log_level level, const char *module, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 void sp_vlog(enum sp_log_level level, const char *module, const char *fmt, va_list ap);
 
-#define SP_LOG_ERR(mod, ...) sp_log(SP_LOG_ERROR, mod, __VA_ARGS__)
-#define SP_LOG_WARN(mod, ...) sp_log(SP_LOG_WARN, mod, __VA_ARGS__)
-#define SP_LOG_INFO(mod, ...) sp_log(SP_LOG_INFO, mod, __VA_ARGS__)
+#define SP_LOG_ERR(mod, ...)   sp_log(SP_LOG_ERROR, mod, __VA_ARGS__)
+#define SP_LOG_WARN(mod, ...)  sp_log(SP_LOG_WARN, mod, __VA_ARGS__)
+#define SP_LOG_INFO(mod, ...)  sp_log(SP_LOG_INFO, mod, __VA_ARGS__)
 #define SP_LOG_DEBUG(mod, ...) sp_log(SP_LOG_DEBUG, mod, __VA_ARGS__)
 
 #endif

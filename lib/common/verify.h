@@ -12,10 +12,10 @@
 
 noreturn void sp_verify_failed(const char *expr, const char *file, int line, const char *func);
 
-#define VERIFY(cond)                                                                       \
-	do {                                                                               \
-		if (__builtin_expect(!(cond), 0))                                          \
-			sp_verify_failed(#cond, __FILE__, __LINE__, __func__);             \
+#define VERIFY(cond)                                                           \
+	do {                                                                   \
+		if (__builtin_expect(!(cond), 0))                              \
+			sp_verify_failed(#cond, __FILE__, __LINE__, __func__); \
 	} while (0)
 
 #ifdef NDEBUG
@@ -27,7 +27,7 @@ noreturn void sp_verify_failed(const char *expr, const char *file, int line, con
 #define SP_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 
 #define SP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define SP_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define SP_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define SP_MIN(a, b)     ((a) < (b) ? (a) : (b))
+#define SP_MAX(a, b)     ((a) > (b) ? (a) : (b))
 
 #endif
