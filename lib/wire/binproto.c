@@ -1,0 +1,668 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Codec for Shardplane's binary protocol (see binproto.h and docs/protocol.md).
+ *
+ * Layouts (offsets in bytes, little-endian, records packed without padding):
+ *   datagram header (16): magic u16 | version u8 | flags u8 | count u16 | reserved u16 |
+ *                         datagram_id u64
+ *   request header  (32): opcode u8 | reserved u8 | key_len u16 | request_id u32 |
+ *                         value_len u32 | flags u32 | expiry_s u32 | reserved u32 | cas u64
+ *   reply header    (24): request_id u32 | status u8 | opcode u8 | reserved u16 | cas u64 |
+ *                         flags u32 | value_len u32
+ *   route value     (32 + 2n): partitions u32 | workers u32 | first u32 | count u32 |
+ *                         epoch u64 | base_port u16 | reserved u16 | reserved u32 |
+ *                         owner u16 [count]
+ */
+#include "wire/binproto.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "common/errors.h"
+#include "common/keyhash.h"
+#include "common/verify.h"
+
+/* Field offsets: the only place the layouts above are spelled out in code. */
+enum {
+	DG_MAGIC = 0,
+	DG_VERSION = 2,
+	DG_FLAGS = 3,
+	DG_COUNT = 4,
+	DG_RESERVED = 6,
+	DG_ID = 8,
+	DG_END = 16,
+
+	RQ_OPCODE = 0,
+	RQ_RESERVED8 = 1,
+	RQ_KEY_LEN = 2,
+	RQ_ID = 4,
+	RQ_VALUE_LEN = 8,
+	RQ_FLAGS = 12,
+	RQ_EXPIRY = 16,
+	RQ_RESERVED32 = 20,
+	RQ_CAS = 24,
+	RQ_END = 32,
+
+	RP_ID = 0,
+	RP_STATUS = 4,
+	RP_OPCODE = 5,
+	RP_RESERVED = 6,
+	RP_CAS = 8,
+	RP_FLAGS = 16,
+	RP_VALUE_LEN = 20,
+	RP_END = 24,
+
+	RT_PARTITIONS = 0,
+	RT_WORKERS = 4,
+	RT_FIRST = 8,
+	RT_COUNT = 12,
+	RT_EPOCH = 16,
+	RT_BASE_PORT = 24,
+	RT_RESERVED16 = 26,
+	RT_RESERVED32 = 28,
+	RT_END = 32,
+};
+
+SP_STATIC_ASSERT(DG_END == SP_BP_DGRAM_HDR_SIZE, "datagram header layout");
+SP_STATIC_ASSERT(RQ_END == SP_BP_REQ_HDR_SIZE, "request header layout");
+SP_STATIC_ASSERT(RP_END == SP_BP_REPLY_HDR_SIZE, "reply header layout");
+SP_STATIC_ASSERT(RT_END == SP_BP_ROUTE_HEAD_SIZE, "route head layout");
+SP_STATIC_ASSERT(SP_BP_VALUE_MAX == 1423u, "value max for a 1472-byte payload");
+SP_STATIC_ASSERT(SP_BP_DGRAM_HDR_SIZE + SP_BP_REPLY_HDR_SIZE + SP_BP_VALUE_MAX <= SP_BP_PAYLOAD_MAX,
+                 "a reply carrying the largest value fits in one datagram");
+SP_STATIC_ASSERT(SP_BP_DGRAM_HDR_SIZE + SP_BP_REPLY_HDR_SIZE + SP_BP_ROUTE_HEAD_SIZE +
+                                 2u * SP_BP_ROUTE_PAGE_MAX <=
+                         SP_BP_PAYLOAD_MAX,
+                 "a full route page fits in one datagram");
+SP_STATIC_ASSERT(SP_BP_REQS_MAX <= UINT16_MAX, "count is a u16");
+SP_STATIC_ASSERT(SP_BP_KEY_MAX <= UINT16_MAX, "key_len is a u16");
+SP_STATIC_ASSERT(SP_BP_ERR_COUNT < 256, "reasons fit the u8 err field");
+
+/* ---- Little-endian unaligned access ---------------------------------------------------- */
+
+static inline uint16_t
+ld16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
+}
+
+static inline uint32_t
+ld32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap32(v);
+#endif
+	return v;
+}
+
+static inline uint64_t
+ld64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	return v;
+}
+
+static inline void
+st16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void
+st32(uint8_t *p, uint32_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap32(v);
+#endif
+	memcpy(p, &v, sizeof(v));
+}
+
+static inline void
+st64(uint8_t *p, uint64_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	memcpy(p, &v, sizeof(v));
+}
+
+/* ---- Names ------------------------------------------------------------------------------ */
+
+static const char *const err_names[SP_BP_ERR_COUNT] = {
+        [SP_BP_ERR_OK] = "ok",
+        [SP_BP_ERR_SHORT_HEADER] = "short_header",
+        [SP_BP_ERR_TOO_LONG] = "too_long",
+        [SP_BP_ERR_BAD_MAGIC] = "bad_magic",
+        [SP_BP_ERR_BAD_VERSION] = "bad_version",
+        [SP_BP_ERR_BAD_FLAGS] = "bad_flags",
+        [SP_BP_ERR_BAD_RESERVED] = "bad_reserved",
+        [SP_BP_ERR_COUNT_ZERO] = "count_zero",
+        [SP_BP_ERR_COUNT_OVER] = "count_over",
+        [SP_BP_ERR_TRUNC_RECORD] = "truncated_record",
+        [SP_BP_ERR_VALUE_TOO_BIG] = "value_too_big",
+        [SP_BP_ERR_OVERFLOW] = "length_overflow",
+        [SP_BP_ERR_TRAILING] = "trailing_bytes",
+        [SP_BP_ERR_BAD_OPCODE] = "bad_opcode",
+        [SP_BP_ERR_KEY_EMPTY] = "key_empty",
+        [SP_BP_ERR_KEY_TOO_LONG] = "key_too_long",
+        [SP_BP_ERR_BAD_VALUE_LEN] = "bad_value_len",
+        [SP_BP_ERR_BAD_REQ_FIELD] = "bad_request_field",
+};
+
+static const char *const status_names[SP_BP_ST_LAST] = {
+        [SP_BP_ST_OK] = "ok",
+        [SP_BP_ST_NOT_FOUND] = "not_found",
+        [SP_BP_ST_EXISTS] = "exists",
+        [SP_BP_ST_CAS_MISMATCH] = "cas_mismatch",
+        [SP_BP_ST_TOO_BIG] = "too_big",
+        [SP_BP_ST_NOT_NUMBER] = "not_number",
+        [SP_BP_ST_BAD_REQUEST] = "bad_request",
+        [SP_BP_ST_SERVER_BUSY] = "server_busy",
+        [SP_BP_ST_SERVER_FULL] = "server_full",
+        [SP_BP_ST_WRONG_PARTITION] = "wrong_partition",
+        [SP_BP_ST_INTERNAL] = "internal",
+};
+
+static const char *const op_names[SP_BP_OP_LAST] = {
+        [SP_BP_OP_GET] = "get",         [SP_BP_OP_SET] = "set",       [SP_BP_OP_ADD] = "add",
+        [SP_BP_OP_REPLACE] = "replace", [SP_BP_OP_DELETE] = "delete", [SP_BP_OP_INCR] = "incr",
+        [SP_BP_OP_DECR] = "decr",       [SP_BP_OP_ROUTE] = "route",
+};
+
+const char *
+sp_bp_err_name(enum sp_bp_err err)
+{
+	if ((unsigned)err >= SP_BP_ERR_COUNT || err_names[err] == NULL)
+		return "unknown";
+	return err_names[err];
+}
+
+const char *
+sp_bp_status_name(enum sp_bp_status status)
+{
+	if ((unsigned)status >= SP_BP_ST_LAST || status_names[status] == NULL)
+		return "unknown";
+	return status_names[status];
+}
+
+const char *
+sp_bp_op_name(enum sp_bp_op op)
+{
+	if ((unsigned)op >= SP_BP_OP_LAST || op_names[op] == NULL)
+		return "unknown";
+	return op_names[op];
+}
+
+bool
+sp_bp_op_has_key(uint8_t op)
+{
+	return op >= SP_BP_OP_GET && op <= SP_BP_OP_DECR;
+}
+
+static bool
+op_valid(uint8_t op)
+{
+	return op >= SP_BP_OP_GET && op < SP_BP_OP_LAST;
+}
+
+static bool
+is_pow2(uint32_t v)
+{
+	return v != 0 && (v & (v - 1)) == 0;
+}
+
+/* ---- Decoding ---------------------------------------------------------------------------- */
+
+/*
+ * Checks the datagram header; `reply` says which side's datagrams are expected. Returns
+ * SP_BP_ERR_OK with *dgram filled, or the reason.
+ */
+static enum sp_bp_err
+decode_header(const uint8_t *p, size_t len, bool reply, uint32_t max, struct sp_bp_dgram *dgram)
+{
+	ASSERT(p != NULL || len == 0);
+	ASSERT(dgram != NULL);
+	if (len < SP_BP_DGRAM_HDR_SIZE)
+		return SP_BP_ERR_SHORT_HEADER;
+	if (len > SP_BP_PAYLOAD_MAX)
+		return SP_BP_ERR_TOO_LONG;
+	if (ld16(p + DG_MAGIC) != SP_BP_MAGIC)
+		return SP_BP_ERR_BAD_MAGIC;
+	if (p[DG_VERSION] != SP_BP_VERSION)
+		return SP_BP_ERR_BAD_VERSION;
+
+	uint8_t flags = p[DG_FLAGS];
+	if ((flags & ~SP_BP_F_MASK) != 0)
+		return SP_BP_ERR_BAD_FLAGS;
+	if (((flags & SP_BP_F_REPLY) != 0) != reply)
+		return SP_BP_ERR_BAD_FLAGS;
+	if (ld16(p + DG_RESERVED) != 0)
+		return SP_BP_ERR_BAD_RESERVED;
+
+	uint16_t count = ld16(p + DG_COUNT);
+	if (count == 0)
+		return SP_BP_ERR_COUNT_ZERO;
+	if (count > SP_BP_REQS_MAX || count > max)
+		return SP_BP_ERR_COUNT_OVER;
+
+	dgram->count = count;
+	dgram->flags = flags;
+	dgram->datagram_id = ld64(p + DG_ID);
+	return SP_BP_ERR_OK;
+}
+
+/* Marks a well-framed request as individually bad; returns the reason for chaining. */
+static enum sp_bp_err
+reject(struct sp_bp_req *r, enum sp_bp_err err)
+{
+	ASSERT(err >= SP_BP_ERR_FIRST_REQ);
+	ASSERT(err < SP_BP_ERR_COUNT);
+	r->err = (uint8_t)err;
+	r->status = err == SP_BP_ERR_KEY_TOO_LONG ? SP_BP_ST_TOO_BIG : SP_BP_ST_BAD_REQUEST;
+	r->partition = SP_BP_PARTITION_ANY;
+	return err;
+}
+
+/*
+ * Applies the per-opcode rules to a request whose bytes are all inside the datagram.
+ * rsv is true when a reserved header byte is non-zero. Sets r->err/status on violation.
+ */
+static void
+check_request(struct sp_bp_req *r, bool rsv)
+{
+	ASSERT(r != NULL);
+	ASSERT(r->err == SP_BP_ERR_OK);
+	if (!op_valid(r->opcode)) {
+		reject(r, SP_BP_ERR_BAD_OPCODE);
+		return;
+	}
+	if (rsv) {
+		reject(r, SP_BP_ERR_BAD_REQ_FIELD);
+		return;
+	}
+	if (r->opcode == SP_BP_OP_ROUTE) {
+		if (r->key_len != 0 || r->flags != 0 || r->expiry_s != 0 || r->cas != 0)
+			reject(r, SP_BP_ERR_BAD_REQ_FIELD);
+		else if (r->value_len != 0 && r->value_len != 4)
+			reject(r, SP_BP_ERR_BAD_VALUE_LEN);
+		return;
+	}
+	if (r->key_len == 0) {
+		reject(r, SP_BP_ERR_KEY_EMPTY);
+		return;
+	}
+	if (r->key_len > SP_BP_KEY_MAX) {
+		reject(r, SP_BP_ERR_KEY_TOO_LONG);
+		return;
+	}
+	switch (r->opcode) {
+	case SP_BP_OP_GET:
+	case SP_BP_OP_DELETE:
+		if (r->value_len != 0)
+			reject(r, SP_BP_ERR_BAD_VALUE_LEN);
+		else if (r->flags != 0 || r->expiry_s != 0)
+			reject(r, SP_BP_ERR_BAD_REQ_FIELD);
+		else if (r->opcode == SP_BP_OP_GET && r->cas != 0)
+			reject(r, SP_BP_ERR_BAD_REQ_FIELD);
+		break;
+	case SP_BP_OP_ADD:
+		if (r->cas != 0)
+			reject(r, SP_BP_ERR_BAD_REQ_FIELD);
+		break;
+	case SP_BP_OP_INCR:
+	case SP_BP_OP_DECR:
+		if (r->value_len != SP_BP_COUNTER_DELTA_SIZE &&
+		    r->value_len != SP_BP_COUNTER_INIT_SIZE)
+			reject(r, SP_BP_ERR_BAD_VALUE_LEN);
+		else if (r->cas != 0)
+			reject(r, SP_BP_ERR_BAD_REQ_FIELD);
+		break;
+	default: /* set, replace: every field is meaningful */
+		break;
+	}
+}
+
+/* Fills the opcode-specific decoded fields of a request that passed check_request. */
+static void
+finish_request(struct sp_bp_req *r, uint32_t partitions)
+{
+	ASSERT(r->err == SP_BP_ERR_OK);
+	ASSERT(partitions == 0 || is_pow2(partitions));
+	if (r->opcode == SP_BP_OP_ROUTE) {
+		r->route_first = r->value_len == 4 ? ld32(r->value) : 0;
+		r->value = NULL;
+		r->value_len = 0;
+		return;
+	}
+	r->hash = sp_key_hash(r->key, r->key_len);
+	r->partition = partitions != 0 ? sp_key_partition(r->hash, partitions) : 0;
+	if (r->opcode == SP_BP_OP_INCR || r->opcode == SP_BP_OP_DECR) {
+		r->delta = ld64(r->value);
+		r->create = r->value_len == SP_BP_COUNTER_INIT_SIZE;
+		r->initial = r->create ? ld64(r->value + 8) : 0;
+		r->value = NULL;
+		r->value_len = 0;
+	}
+}
+
+enum sp_bp_err
+sp_bp_decode_requests(const void *buf, size_t len, uint32_t partitions, struct sp_bp_req *reqs,
+                      uint32_t reqs_max, struct sp_bp_dgram *dgram)
+{
+	const uint8_t *p = buf;
+	enum sp_bp_err err;
+
+	ASSERT(reqs != NULL);
+	ASSERT(partitions == 0 || is_pow2(partitions));
+	err = decode_header(p, len, false, reqs_max, dgram);
+	if (err != SP_BP_ERR_OK)
+		return err;
+
+	size_t off = SP_BP_DGRAM_HDR_SIZE;
+	for (uint32_t i = 0; i < dgram->count; i++) {
+		struct sp_bp_req *r = &reqs[i];
+		const uint8_t *h = p + off;
+
+		if (len - off < SP_BP_REQ_HDR_SIZE)
+			return SP_BP_ERR_TRUNC_RECORD;
+		memset(r, 0, sizeof(*r));
+		r->opcode = h[RQ_OPCODE];
+		r->key_len = ld16(h + RQ_KEY_LEN);
+		r->request_id = ld32(h + RQ_ID);
+		r->value_len = ld32(h + RQ_VALUE_LEN);
+		r->flags = ld32(h + RQ_FLAGS);
+		r->expiry_s = ld32(h + RQ_EXPIRY);
+		r->cas = ld64(h + RQ_CAS);
+		r->partition = SP_BP_PARTITION_ANY;
+		off += SP_BP_REQ_HDR_SIZE;
+
+		if (r->value_len > SP_BP_VALUE_MAX)
+			return SP_BP_ERR_VALUE_TOO_BIG;
+		/* Both lengths are bounded (u16, VALUE_MAX), so the sum cannot wrap. */
+		if ((size_t)r->key_len + r->value_len > len - off)
+			return SP_BP_ERR_OVERFLOW;
+		r->key = r->key_len != 0 ? p + off : NULL;
+		r->value = r->value_len != 0 ? p + off + r->key_len : NULL;
+		off += (size_t)r->key_len + r->value_len;
+
+		check_request(r, h[RQ_RESERVED8] != 0 || ld32(h + RQ_RESERVED32) != 0);
+		if (r->err == SP_BP_ERR_OK)
+			finish_request(r, partitions);
+	}
+	if (off != len)
+		return SP_BP_ERR_TRAILING;
+	ASSERT(off <= SP_BP_PAYLOAD_MAX);
+	return SP_BP_ERR_OK;
+}
+
+enum sp_bp_err
+sp_bp_decode_replies(const void *buf, size_t len, struct sp_bp_reply *out, uint32_t out_max,
+                     struct sp_bp_dgram *dgram)
+{
+	const uint8_t *p = buf;
+	enum sp_bp_err err;
+
+	ASSERT(out != NULL);
+	err = decode_header(p, len, true, out_max, dgram);
+	if (err != SP_BP_ERR_OK)
+		return err;
+
+	size_t off = SP_BP_DGRAM_HDR_SIZE;
+	for (uint32_t i = 0; i < dgram->count; i++) {
+		struct sp_bp_reply *r = &out[i];
+		const uint8_t *h = p + off;
+
+		if (len - off < SP_BP_REPLY_HDR_SIZE)
+			return SP_BP_ERR_TRUNC_RECORD;
+		r->request_id = ld32(h + RP_ID);
+		r->status = h[RP_STATUS];
+		r->opcode = h[RP_OPCODE];
+		r->cas = ld64(h + RP_CAS);
+		r->flags = ld32(h + RP_FLAGS);
+		r->value_len = ld32(h + RP_VALUE_LEN);
+		off += SP_BP_REPLY_HDR_SIZE;
+
+		if (ld16(h + RP_RESERVED) != 0)
+			return SP_BP_ERR_BAD_RESERVED;
+		if (r->status >= SP_BP_ST_LAST)
+			return SP_BP_ERR_BAD_OPCODE;
+		if (r->opcode != 0 && !op_valid(r->opcode))
+			return SP_BP_ERR_BAD_OPCODE;
+		if (r->value_len > len - off)
+			return SP_BP_ERR_OVERFLOW;
+		r->value = r->value_len != 0 ? p + off : NULL;
+		off += r->value_len;
+	}
+	if (off != len)
+		return SP_BP_ERR_TRAILING;
+	return SP_BP_ERR_OK;
+}
+
+int
+sp_bp_route_decode(const void *value, uint32_t value_len, struct sp_bp_route *route)
+{
+	const uint8_t *p = value;
+
+	ASSERT(route != NULL);
+	ASSERT(p != NULL || value_len == 0);
+	if (value_len < SP_BP_ROUTE_HEAD_SIZE)
+		return -SP_EMALFORMED;
+	route->partitions = ld32(p + RT_PARTITIONS);
+	route->workers = ld32(p + RT_WORKERS);
+	route->first = ld32(p + RT_FIRST);
+	route->count = ld32(p + RT_COUNT);
+	route->epoch = ld64(p + RT_EPOCH);
+	route->base_port = ld16(p + RT_BASE_PORT);
+	route->owner = p + SP_BP_ROUTE_HEAD_SIZE;
+
+	if (!is_pow2(route->partitions) || route->partitions > SP_BP_PARTITIONS_MAX)
+		return -SP_EMALFORMED;
+	if (route->workers == 0 || route->workers > UINT16_MAX)
+		return -SP_EMALFORMED;
+	if (route->count > SP_BP_ROUTE_PAGE_MAX)
+		return -SP_EMALFORMED;
+	if (route->first > route->partitions || route->count > route->partitions - route->first)
+		return -SP_EMALFORMED;
+	if (ld16(p + RT_RESERVED16) != 0 || ld32(p + RT_RESERVED32) != 0)
+		return -SP_EMALFORMED;
+	if (value_len != sp_bp_route_value_size(route->count))
+		return -SP_EMALFORMED;
+	for (uint32_t i = 0; i < route->count; i++) {
+		if (sp_bp_route_owner(route, i) >= route->workers)
+			return -SP_EMALFORMED;
+	}
+	return 0;
+}
+
+uint16_t
+sp_bp_route_owner(const struct sp_bp_route *route, uint32_t i)
+{
+	ASSERT(route != NULL);
+	ASSERT(i < route->count);
+	return ld16(route->owner + 2u * i);
+}
+
+/* ---- Building ---------------------------------------------------------------------------- */
+
+void
+sp_bp_builder_init(struct sp_bp_builder *b, void *buf, size_t cap, bool reply, uint64_t datagram_id)
+{
+	VERIFY(buf != NULL);
+	VERIFY(cap >= SP_BP_DGRAM_HDR_SIZE);
+	b->buf = buf;
+	b->cap = (uint32_t)SP_MIN(cap, (size_t)SP_BP_PAYLOAD_MAX);
+	b->len = SP_BP_DGRAM_HDR_SIZE;
+	b->count = 0;
+	b->flags = reply ? SP_BP_F_REPLY : 0;
+
+	st16(b->buf + DG_MAGIC, SP_BP_MAGIC);
+	b->buf[DG_VERSION] = SP_BP_VERSION;
+	b->buf[DG_FLAGS] = b->flags;
+	st16(b->buf + DG_COUNT, 0);
+	st16(b->buf + DG_RESERVED, 0);
+	st64(b->buf + DG_ID, datagram_id);
+}
+
+/* Value bytes the encoder writes for a request (incr/decr and ROUTE synthesize theirs). */
+static uint32_t
+request_value_len(const struct sp_bp_req *req)
+{
+	switch (req->opcode) {
+	case SP_BP_OP_SET:
+	case SP_BP_OP_ADD:
+	case SP_BP_OP_REPLACE:
+		return req->value_len;
+	case SP_BP_OP_INCR:
+	case SP_BP_OP_DECR:
+		return req->create ? SP_BP_COUNTER_INIT_SIZE : SP_BP_COUNTER_DELTA_SIZE;
+	case SP_BP_OP_ROUTE:
+		return req->route_first != 0 ? 4u : 0u;
+	default:
+		return 0;
+	}
+}
+
+uint32_t
+sp_bp_request_size(const struct sp_bp_req *req)
+{
+	ASSERT(req != NULL);
+	uint32_t key_len = sp_bp_op_has_key(req->opcode) ? req->key_len : 0;
+	return SP_BP_REQ_HDR_SIZE + key_len + request_value_len(req);
+}
+
+int
+sp_bp_add_request(struct sp_bp_builder *b, const struct sp_bp_req *req)
+{
+	ASSERT(b != NULL);
+	ASSERT(req != NULL);
+	ASSERT((b->flags & SP_BP_F_REPLY) == 0);
+	if (!op_valid(req->opcode))
+		return -EINVAL;
+	bool has_key = sp_bp_op_has_key(req->opcode);
+	if (has_key && req->key_len == 0)
+		return -EINVAL;
+	if (!has_key && req->key_len != 0)
+		return -EINVAL;
+	if (req->key_len > SP_BP_KEY_MAX)
+		return -SP_ETOOBIG;
+	uint32_t value_len = request_value_len(req);
+	if (value_len > SP_BP_VALUE_MAX)
+		return -SP_ETOOBIG;
+	uint32_t size = sp_bp_request_size(req);
+	if (b->count >= SP_BP_REQS_MAX || size > b->cap - b->len)
+		return -SP_EFULL;
+
+	bool counter = req->opcode == SP_BP_OP_INCR || req->opcode == SP_BP_OP_DECR;
+	bool stores = req->opcode == SP_BP_OP_SET || req->opcode == SP_BP_OP_ADD ||
+	              req->opcode == SP_BP_OP_REPLACE;
+	bool conditional = req->opcode == SP_BP_OP_SET || req->opcode == SP_BP_OP_REPLACE ||
+	                   req->opcode == SP_BP_OP_DELETE;
+	uint8_t *h = b->buf + b->len;
+	h[RQ_OPCODE] = req->opcode;
+	h[RQ_RESERVED8] = 0;
+	st16(h + RQ_KEY_LEN, req->key_len);
+	st32(h + RQ_ID, req->request_id);
+	st32(h + RQ_VALUE_LEN, value_len);
+	st32(h + RQ_FLAGS, stores || counter ? req->flags : 0);
+	st32(h + RQ_EXPIRY, stores || counter ? req->expiry_s : 0);
+	st32(h + RQ_RESERVED32, 0);
+	st64(h + RQ_CAS, conditional ? req->cas : 0);
+
+	uint8_t *body = h + SP_BP_REQ_HDR_SIZE;
+	if (has_key) {
+		memcpy(body, req->key, req->key_len);
+		body += req->key_len;
+	}
+	if (stores && value_len != 0) {
+		memcpy(body, req->value, value_len);
+	} else if (counter) {
+		st64(body, req->delta);
+		if (req->create)
+			st64(body + 8, req->initial);
+	} else if (value_len == 4) {
+		st32(body, req->route_first);
+	}
+	b->len += size;
+	b->count++;
+	ASSERT(b->len <= b->cap);
+	return 0;
+}
+
+bool
+sp_bp_reply_fits(const struct sp_bp_builder *b, uint32_t value_len)
+{
+	ASSERT(b != NULL);
+	ASSERT(b->len <= b->cap);
+	if (b->count >= SP_BP_REQS_MAX)
+		return false;
+	return (uint64_t)SP_BP_REPLY_HDR_SIZE + value_len <= b->cap - b->len;
+}
+
+uint8_t *
+sp_bp_add_reply(struct sp_bp_builder *b, uint32_t request_id, uint8_t opcode, uint8_t status,
+                uint64_t cas, uint32_t flags, uint32_t value_len)
+{
+	ASSERT(b != NULL);
+	ASSERT((b->flags & SP_BP_F_REPLY) != 0);
+	ASSERT(status < SP_BP_ST_LAST);
+	if (!sp_bp_reply_fits(b, value_len))
+		return NULL;
+
+	uint8_t *h = b->buf + b->len;
+	st32(h + RP_ID, request_id);
+	h[RP_STATUS] = status;
+	/* A request with an invalid opcode is answered with opcode 0 ("none"). */
+	h[RP_OPCODE] = op_valid(opcode) ? opcode : 0;
+	st16(h + RP_RESERVED, 0);
+	st64(h + RP_CAS, cas);
+	st32(h + RP_FLAGS, flags);
+	st32(h + RP_VALUE_LEN, value_len);
+	b->len += SP_BP_REPLY_HDR_SIZE + value_len;
+	b->count++;
+	ASSERT(b->len <= b->cap);
+	return h + SP_BP_REPLY_HDR_SIZE;
+}
+
+uint32_t
+sp_bp_builder_finish(struct sp_bp_builder *b)
+{
+	ASSERT(b != NULL);
+	ASSERT(b->count <= SP_BP_REQS_MAX);
+	st16(b->buf + DG_COUNT, b->count);
+	return b->len;
+}
+
+uint32_t
+sp_bp_route_value_size(uint32_t count)
+{
+	ASSERT(count <= SP_BP_ROUTE_PAGE_MAX);
+	return SP_BP_ROUTE_HEAD_SIZE + 2u * count;
+}
+
+void
+sp_bp_route_encode(uint8_t *out, const struct sp_bp_route *route, const uint16_t *owner)
+{
+	ASSERT(out != NULL);
+	ASSERT(route->count <= SP_BP_ROUTE_PAGE_MAX);
+	VERIFY(route->first <= route->partitions);
+	VERIFY(route->count <= route->partitions - route->first);
+	st32(out + RT_PARTITIONS, route->partitions);
+	st32(out + RT_WORKERS, route->workers);
+	st32(out + RT_FIRST, route->first);
+	st32(out + RT_COUNT, route->count);
+	st64(out + RT_EPOCH, route->epoch);
+	st16(out + RT_BASE_PORT, route->base_port);
+	st16(out + RT_RESERVED16, 0);
+	st32(out + RT_RESERVED32, 0);
+	for (uint32_t i = 0; i < route->count; i++)
+		st16(out + SP_BP_ROUTE_HEAD_SIZE + 2u * i, owner[route->first + i]);
+}

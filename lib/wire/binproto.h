@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Shardplane's batched binary protocol over UDP: the codec.
+ *
+ * A datagram is a 16-byte header followed by `count` records. Requests carry a 32-byte
+ * header, then key bytes, then value bytes; replies carry a 24-byte header, then value
+ * bytes. All integers are little-endian. Records are packed back to back with no padding,
+ * so no field is guaranteed to be aligned: every access goes through byte-wise loads
+ * and stores. docs/protocol.md is the full specification.
+ *
+ * Everything here is pure and allocation-free: decoders point into the caller's buffer,
+ * builders write into the caller's buffer. Nothing here blocks, locks or makes a system
+ * call, so all of it may run on the dataplane's per-packet path.
+ */
+#ifndef SP_WIRE_BINPROTO_H
+#define SP_WIRE_BINPROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Wire constants ------------------------------------------------------------------ */
+
+#define SP_BP_MAGIC   0x5053u /* bytes 'S' 'P' on the wire */
+#define SP_BP_VERSION 1u
+
+#define SP_BP_DGRAM_HDR_SIZE 16u
+#define SP_BP_REQ_HDR_SIZE   32u
+#define SP_BP_REPLY_HDR_SIZE 24u
+
+/*
+ * Largest UDP payload either side sends or accepts: 1500 (Ethernet MTU) - 20 (IPv4) - 8
+ * (UDP). With jumbo frames (MTU 9000) it would be 8972; both sides must be rebuilt with
+ * the same value, and SP_BP_VALUE_MAX follows from it.
+ */
+#define SP_BP_PAYLOAD_MAX 1472u
+/* Most requests (or replies) one datagram may carry. */
+#define SP_BP_REQS_MAX 64u
+/* Longest key, as in memcached. Keys are never empty. */
+#define SP_BP_KEY_MAX 250u
+/* Largest value: what a set with a one-byte key can carry in one datagram (1423 bytes). */
+#define SP_BP_VALUE_MAX (SP_BP_PAYLOAD_MAX - SP_BP_DGRAM_HDR_SIZE - SP_BP_REQ_HDR_SIZE - 1u)
+/* Most partition->worker entries one ROUTE reply carries; larger maps are paged. */
+#define SP_BP_ROUTE_PAGE_MAX 512u
+/* Most partitions the protocol can describe (route entries address them with a u32). */
+#define SP_BP_PARTITIONS_MAX 65536u
+/* Value carried by a ROUTE reply: a 32-byte head, then one u16 worker index per entry. */
+#define SP_BP_ROUTE_HEAD_SIZE 32u
+/* Value of an incr/decr request: u64 delta [, u64 initial]. Reply value: u64 result. */
+#define SP_BP_COUNTER_DELTA_SIZE 8u
+#define SP_BP_COUNTER_INIT_SIZE  16u
+#define SP_BP_COUNTER_REPLY_SIZE 8u
+
+/* Datagram header flags. */
+#define SP_BP_F_REPLY 0x01u /* set on every reply datagram, clear on requests */
+#define SP_BP_F_MASK  0x01u /* any other bit set is malformed */
+
+/* "No particular partition": for ROUTE and for requests rejected by the decoder. */
+#define SP_BP_PARTITION_ANY UINT32_MAX
+
+/* Opcodes. Values are wire-stable. */
+enum sp_bp_op {
+	SP_BP_OP_GET = 1,
+	SP_BP_OP_SET = 2,     /* store; cas != 0 makes it conditional on the version */
+	SP_BP_OP_ADD = 3,     /* store only if missing */
+	SP_BP_OP_REPLACE = 4, /* store only if present */
+	SP_BP_OP_DELETE = 5,  /* cas != 0 makes it conditional on the version */
+	SP_BP_OP_INCR = 6,    /* value: u64 delta [, u64 initial: create when missing] */
+	SP_BP_OP_DECR = 7,    /* as INCR, saturating at zero */
+	SP_BP_OP_ROUTE = 8,   /* no key; value: empty or u32 first partition of the page */
+	SP_BP_OP_LAST,
+};
+
+/* Reply status codes. Values are wire-stable. */
+enum sp_bp_status {
+	SP_BP_ST_OK = 0,
+	SP_BP_ST_NOT_FOUND = 1,
+	SP_BP_ST_EXISTS = 2,          /* add on a present key */
+	SP_BP_ST_CAS_MISMATCH = 3,    /* the item's version is not the request's cas */
+	SP_BP_ST_TOO_BIG = 4,         /* key or value over its limit, or reply cannot fit */
+	SP_BP_ST_NOT_NUMBER = 5,      /* incr/decr on a value that is not a u64 counter */
+	SP_BP_ST_BAD_REQUEST = 6,     /* malformed request inside a well-framed datagram */
+	SP_BP_ST_SERVER_BUSY = 7,     /* transient: queue full; retry later */
+	SP_BP_ST_SERVER_FULL = 8,     /* out of memory and nothing could be evicted */
+	SP_BP_ST_WRONG_PARTITION = 9, /* this node does not own the key: refresh the map */
+	SP_BP_ST_INTERNAL = 10,       /* unexpected server error */
+	SP_BP_ST_LAST,
+};
+
+/*
+ * Why the decoder rejected a datagram (SP_BP_ERR_* below SP_BP_ERR_FIRST_REQ) or a single
+ * request (from SP_BP_ERR_FIRST_REQ on). Values index counter arrays of size
+ * SP_BP_ERR_COUNT; SP_BP_ERR_OK (0) is "no error".
+ */
+enum sp_bp_err {
+	SP_BP_ERR_OK = 0,
+	/* Whole datagram dropped. */
+	SP_BP_ERR_SHORT_HEADER,  /* shorter than the datagram header */
+	SP_BP_ERR_TOO_LONG,      /* longer than SP_BP_PAYLOAD_MAX */
+	SP_BP_ERR_BAD_MAGIC,     /* magic is not SP_BP_MAGIC */
+	SP_BP_ERR_BAD_VERSION,   /* version is not SP_BP_VERSION */
+	SP_BP_ERR_BAD_FLAGS,     /* unknown flag, or REPLY set/clear on the wrong side */
+	SP_BP_ERR_BAD_RESERVED,  /* a reserved header field is not zero */
+	SP_BP_ERR_COUNT_ZERO,    /* no records */
+	SP_BP_ERR_COUNT_OVER,    /* more records than SP_BP_REQS_MAX (or the caller's array) */
+	SP_BP_ERR_TRUNC_RECORD,  /* ends inside a record header */
+	SP_BP_ERR_VALUE_TOO_BIG, /* a value length over SP_BP_VALUE_MAX */
+	SP_BP_ERR_OVERFLOW,      /* key/value lengths run past the end of the datagram */
+	SP_BP_ERR_TRAILING,      /* bytes left after the last record */
+	/* One request answered with an error status; the rest of the datagram is served. */
+	SP_BP_ERR_FIRST_REQ,
+	SP_BP_ERR_BAD_OPCODE = SP_BP_ERR_FIRST_REQ, /* BAD_REQUEST */
+	SP_BP_ERR_KEY_EMPTY,                        /* BAD_REQUEST: key op with no key */
+	SP_BP_ERR_KEY_TOO_LONG,                     /* TOO_BIG: key over SP_BP_KEY_MAX */
+	SP_BP_ERR_BAD_VALUE_LEN,                    /* BAD_REQUEST: value where none belongs */
+	SP_BP_ERR_BAD_REQ_FIELD,                    /* BAD_REQUEST: reserved or unused field set */
+	SP_BP_ERR_COUNT,
+};
+
+/* ---- Decoded views ------------------------------------------------------------------- */
+
+/* A datagram header, decoded. */
+struct sp_bp_dgram {
+	uint64_t datagram_id; /* chosen by the client, echoed in every reply datagram */
+	uint16_t count;       /* records that follow */
+	uint8_t flags;
+};
+
+/*
+ * One request. The decoder fills every field; the client encoder reads only those that
+ * belong to the opcode (see docs/protocol.md) and requires the rest to be zero.
+ */
+struct sp_bp_req {
+	const uint8_t *key;   /* into the datagram; NULL when key_len == 0 */
+	const uint8_t *value; /* into the datagram; NULL when value_len == 0 (set/add/replace) */
+	uint64_t hash;        /* sp_key_hash(key) (decoder output; 0 without a key) */
+	uint64_t cas;         /* expected version; 0 = unconditional */
+	uint64_t delta;       /* incr/decr */
+	uint64_t initial;     /* incr/decr, valid when create is set */
+	uint32_t request_id;  /* echoed in the reply */
+	uint32_t value_len;   /* set/add/replace payload length */
+	uint32_t flags;       /* opaque client flags stored with the item */
+	uint32_t expiry_s;    /* relative seconds; 0 = never expires */
+	uint32_t partition;   /* sp_key_partition(hash, P), or SP_BP_PARTITION_ANY */
+	uint32_t route_first; /* ROUTE: first partition of the requested page */
+	uint16_t key_len;
+	uint8_t opcode; /* enum sp_bp_op (may be invalid when err is BAD_OPCODE) */
+	uint8_t err;    /* enum sp_bp_err: SP_BP_ERR_OK or a per-request reason */
+	uint8_t create; /* incr/decr: create with `initial` when missing */
+	uint8_t status; /* when err != OK: the status to answer with */
+};
+
+/* One reply, decoded (client side). */
+struct sp_bp_reply {
+	const uint8_t *value; /* into the datagram; NULL when value_len == 0 */
+	uint64_t cas;         /* the item's version after the operation (0 when none) */
+	uint32_t request_id;
+	uint32_t flags;
+	uint32_t value_len;
+	uint8_t status; /* enum sp_bp_status */
+	uint8_t opcode; /* echo of the request's opcode; 0 when that opcode was invalid */
+};
+
+/* The routing information a ROUTE reply carries (one page of the map). */
+struct sp_bp_route {
+	uint64_t epoch;       /* routing epoch: changes whenever the map changes */
+	uint32_t partitions;  /* P, a power of two */
+	uint32_t workers;     /* worker count; owners are < workers */
+	uint32_t first;       /* first partition described by this page */
+	uint32_t count;       /* entries in this page (<= SP_BP_ROUTE_PAGE_MAX) */
+	uint16_t base_port;   /* worker i listens on base_port + i */
+	const uint8_t *owner; /* count little-endian u16 worker indices (unaligned) */
+};
+
+/* ---- Decoding -------------------------------------------------------------------------- */
+
+/*
+ * Validates a request datagram of len bytes and decodes its records into reqs[0..count).
+ * For each well-framed request, computes the key hash and, when partitions != 0 (a power of
+ * two), its partition. Returns SP_BP_ERR_OK with *dgram filled, or the datagram-level
+ * reason it is malformed (nothing in reqs may be used then). Individually bad requests do
+ * not fail the datagram: their err and status fields say how to answer them.
+ * Never reads outside buf[0..len), never allocates.
+ */
+enum sp_bp_err sp_bp_decode_requests(const void *buf, size_t len, uint32_t partitions,
+                                     struct sp_bp_req *reqs, uint32_t reqs_max,
+                                     struct sp_bp_dgram *dgram);
+
+/*
+ * Validates a reply datagram and decodes its replies into out[0..count). Returns
+ * SP_BP_ERR_OK or the datagram-level reason (same meanings as for requests; a reply with
+ * an unknown status or opcode gives SP_BP_ERR_BAD_OPCODE, a non-zero reserved field
+ * SP_BP_ERR_BAD_RESERVED, both as datagram errors).
+ */
+enum sp_bp_err sp_bp_decode_replies(const void *buf, size_t len, struct sp_bp_reply *out,
+                                    uint32_t out_max, struct sp_bp_dgram *dgram);
+
+/*
+ * Decodes a ROUTE reply value. Returns 0, or -SP_EMALFORMED when the value is not a
+ * well-formed route page (short, bad counts, owner >= workers, page past P).
+ */
+int sp_bp_route_decode(const void *value, uint32_t value_len, struct sp_bp_route *route);
+
+/* Owner of entry i (0 <= i < route->count) of a decoded page. */
+uint16_t sp_bp_route_owner(const struct sp_bp_route *route, uint32_t i);
+
+/* ---- Building ---------------------------------------------------------------------------- */
+
+/*
+ * A datagram under construction in a caller buffer: used for request datagrams (client)
+ * and reply datagrams (server). cap is never more than SP_BP_PAYLOAD_MAX.
+ */
+struct sp_bp_builder {
+	uint8_t *buf;
+	uint32_t cap;
+	uint32_t len;
+	uint16_t count;
+	uint8_t flags;
+};
+
+/*
+ * Starts a request (reply = false) or reply (reply = true) datagram in buf. cap is
+ * clamped to SP_BP_PAYLOAD_MAX and must be at least SP_BP_DGRAM_HDR_SIZE. Can't fail.
+ */
+void sp_bp_builder_init(struct sp_bp_builder *b, void *buf, size_t cap, bool reply,
+                        uint64_t datagram_id);
+
+/* Bytes of a request record (header + key + value) as the encoder would write it. */
+uint32_t sp_bp_request_size(const struct sp_bp_req *req);
+
+/*
+ * Appends one request record. Reads opcode, request_id, key/key_len, value/value_len
+ * (set/add/replace), flags, expiry_s, cas, delta/initial/create (incr/decr) and
+ * route_first (ROUTE). Returns 0; -SP_EFULL when the record does not fit in the remaining
+ * space or the datagram already holds SP_BP_REQS_MAX records (nothing written: finish
+ * this datagram and start another); -SP_ETOOBIG for a key over SP_BP_KEY_MAX or a value
+ * over SP_BP_VALUE_MAX; -EINVAL for an unknown opcode, an empty key on a key op, or a key
+ * on ROUTE.
+ */
+int sp_bp_add_request(struct sp_bp_builder *b, const struct sp_bp_req *req);
+
+/* True when a reply carrying value_len bytes fits in the builder's remaining space. */
+bool sp_bp_reply_fits(const struct sp_bp_builder *b, uint32_t value_len);
+
+/*
+ * Appends a reply header for value_len value bytes and returns where the caller must
+ * write them (NULL-safe to ignore when value_len == 0). Returns NULL, writing nothing, when
+ * the reply does not fit or the datagram holds SP_BP_REQS_MAX replies: the caller sends
+ * what it has and starts a new datagram.
+ */
+uint8_t *sp_bp_add_reply(struct sp_bp_builder *b, uint32_t request_id, uint8_t opcode,
+                         uint8_t status, uint64_t cas, uint32_t flags, uint32_t value_len);
+
+/*
+ * Writes the record count into the header and returns the datagram's length in bytes
+ * (SP_BP_DGRAM_HDR_SIZE when empty: callers send nothing then). Can be called again after
+ * more records were added.
+ */
+uint32_t sp_bp_builder_finish(struct sp_bp_builder *b);
+
+/* Size of a ROUTE reply value describing count entries. */
+uint32_t sp_bp_route_value_size(uint32_t count);
+
+/*
+ * Encodes one ROUTE page: entries first .. first+count-1 of owner[] (owner has
+ * route->partitions entries), into out (space for sp_bp_route_value_size(count) bytes).
+ * Reads epoch, partitions, workers, base_port, first and count from route; route->owner is
+ * ignored. Can't fail given valid arguments.
+ */
+void sp_bp_route_encode(uint8_t *out, const struct sp_bp_route *route, const uint16_t *owner);
+
+/* ---- Names --------------------------------------------------------------------------- */
+
+/* Static lower-case names for logs and counters; never NULL ("unknown" when out of range). */
+const char *sp_bp_err_name(enum sp_bp_err err);
+const char *sp_bp_status_name(enum sp_bp_status status);
+const char *sp_bp_op_name(enum sp_bp_op op);
+
+/* True for opcodes whose request carries a key. */
+bool sp_bp_op_has_key(uint8_t op);
+
+#endif
