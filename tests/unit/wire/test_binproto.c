@@ -1,0 +1,763 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Codec tests for the binary protocol: round trips for every opcode, every malformed
+ * datagram class with its reason, per-request errors, builders at their exact limits,
+ * ROUTE pages, and a randomized round trip (seed printed; replay with SP_TEST_SEED).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/clock.h"
+#include "common/errors.h"
+#include "common/keyhash.h"
+#include "common/verify.h"
+#include "wire/binproto.h"
+
+#define PARTS 16u
+
+/* ---- A raw datagram writer independent of the codec's builders ------------------------- */
+
+struct raw {
+	uint8_t buf[SP_BP_PAYLOAD_MAX * 2];
+	size_t len;
+};
+
+static void
+raw_put(struct raw *r, uint64_t v, unsigned bytes)
+{
+	assert_true(r->len + bytes <= sizeof(r->buf));
+	for (unsigned i = 0; i < bytes; i++)
+		r->buf[r->len++] = (uint8_t)(v >> (8 * i));
+}
+
+static void
+raw_header(struct raw *r, uint16_t magic, uint8_t version, uint8_t flags, uint16_t count)
+{
+	r->len = 0;
+	raw_put(r, magic, 2);
+	raw_put(r, version, 1);
+	raw_put(r, flags, 1);
+	raw_put(r, count, 2);
+	raw_put(r, 0, 2);
+	raw_put(r, 0x1122334455667788ull, 8);
+}
+
+static void
+raw_req(struct raw *r, uint8_t op, uint16_t key_len, uint32_t id, uint32_t value_len, uint64_t cas)
+{
+	raw_put(r, op, 1);
+	raw_put(r, 0, 1);
+	raw_put(r, key_len, 2);
+	raw_put(r, id, 4);
+	raw_put(r, value_len, 4);
+	raw_put(r, 0, 4); /* flags */
+	raw_put(r, 0, 4); /* expiry */
+	raw_put(r, 0, 4); /* reserved */
+	raw_put(r, cas, 8);
+}
+
+static void
+raw_bytes(struct raw *r, uint8_t byte, size_t n)
+{
+	assert_true(r->len + n <= sizeof(r->buf));
+	memset(r->buf + r->len, byte, n);
+	r->len += n;
+}
+
+/* One well-formed GET "k" datagram, the base most malformed cases start from. */
+static void
+raw_one_get(struct raw *r)
+{
+	raw_header(r, SP_BP_MAGIC, SP_BP_VERSION, 0, 1);
+	raw_req(r, SP_BP_OP_GET, 1, 7, 0, 0);
+	raw_bytes(r, 'k', 1);
+}
+
+static enum sp_bp_err
+decode(const struct raw *r, struct sp_bp_req *reqs, struct sp_bp_dgram *d)
+{
+	return sp_bp_decode_requests(r->buf, r->len, PARTS, reqs, SP_BP_REQS_MAX, d);
+}
+
+/* ---- Round trips ------------------------------------------------------------------------ */
+
+static struct sp_bp_req
+mkreq(uint8_t op, const char *key, const char *value)
+{
+	struct sp_bp_req q = {.opcode = op, .request_id = 1000u + op};
+
+	if (key != NULL) {
+		q.key = (const uint8_t *)key;
+		q.key_len = (uint16_t)strlen(key);
+	}
+	if (value != NULL) {
+		q.value = (const uint8_t *)value;
+		q.value_len = (uint32_t)strlen(value);
+	}
+	return q;
+}
+
+static void
+check_same(const struct sp_bp_req *in, const struct sp_bp_req *out)
+{
+	assert_int_equal(out->err, SP_BP_ERR_OK);
+	assert_int_equal(out->opcode, in->opcode);
+	assert_int_equal(out->request_id, in->request_id);
+	assert_int_equal(out->key_len, in->key_len);
+	if (in->key_len != 0) {
+		assert_memory_equal(out->key, in->key, in->key_len);
+		assert_true(out->hash == sp_key_hash(in->key, in->key_len));
+		assert_int_equal(out->partition, sp_key_partition(out->hash, PARTS));
+	} else {
+		assert_int_equal(out->partition, SP_BP_PARTITION_ANY);
+	}
+}
+
+static void
+test_roundtrip_every_op(void **state)
+{
+	(void)state;
+	uint8_t buf[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_builder b;
+	struct sp_bp_req in[9];
+	struct sp_bp_req out[SP_BP_REQS_MAX];
+	struct sp_bp_dgram d;
+
+	in[0] = mkreq(SP_BP_OP_GET, "alpha", NULL);
+	in[1] = mkreq(SP_BP_OP_SET, "beta", "value-b");
+	in[1].flags = 0xdeadbeef;
+	in[1].expiry_s = 60;
+	in[1].cas = 42;
+	in[2] = mkreq(SP_BP_OP_ADD, "gamma", "");
+	in[3] = mkreq(SP_BP_OP_REPLACE, "delta", "v");
+	in[3].cas = 9;
+	in[4] = mkreq(SP_BP_OP_DELETE, "epsilon", NULL);
+	in[4].cas = 77;
+	in[5] = mkreq(SP_BP_OP_INCR, "ctr", NULL);
+	in[5].delta = 5;
+	in[5].create = 1;
+	in[5].initial = 100;
+	in[6] = mkreq(SP_BP_OP_DECR, "ctr", NULL);
+	in[6].delta = UINT64_MAX;
+	in[7] = mkreq(SP_BP_OP_ROUTE, NULL, NULL);
+	in[8] = mkreq(SP_BP_OP_ROUTE, NULL, NULL);
+	in[8].route_first = 512;
+
+	sp_bp_builder_init(&b, buf, sizeof(buf), false, 99);
+	for (size_t i = 0; i < SP_ARRAY_SIZE(in); i++)
+		assert_int_equal(sp_bp_add_request(&b, &in[i]), 0);
+	uint32_t len = sp_bp_builder_finish(&b);
+
+	assert_int_equal(sp_bp_decode_requests(buf, len, PARTS, out, SP_BP_REQS_MAX, &d),
+	                 SP_BP_ERR_OK);
+	assert_int_equal(d.count, SP_ARRAY_SIZE(in));
+	assert_true(d.datagram_id == 99);
+	assert_int_equal(d.flags, 0);
+	for (size_t i = 0; i < SP_ARRAY_SIZE(in); i++)
+		check_same(&in[i], &out[i]);
+
+	assert_int_equal(out[1].value_len, 7);
+	assert_memory_equal(out[1].value, "value-b", 7);
+	assert_int_equal(out[1].flags, 0xdeadbeef);
+	assert_int_equal(out[1].expiry_s, 60);
+	assert_true(out[1].cas == 42);
+	assert_int_equal(out[2].value_len, 0);
+	assert_null(out[2].value);
+	assert_true(out[3].cas == 9);
+	assert_true(out[4].cas == 77);
+	assert_true(out[5].delta == 5);
+	assert_int_equal(out[5].create, 1);
+	assert_true(out[5].initial == 100);
+	assert_int_equal(out[5].value_len, 0);
+	assert_true(out[6].delta == UINT64_MAX);
+	assert_int_equal(out[6].create, 0);
+	assert_int_equal(out[7].route_first, 0);
+	assert_int_equal(out[8].route_first, 512);
+}
+
+static void
+test_reply_roundtrip(void **state)
+{
+	(void)state;
+	uint8_t buf[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_builder b;
+	struct sp_bp_reply out[SP_BP_REQS_MAX];
+	struct sp_bp_dgram d;
+
+	sp_bp_builder_init(&b, buf, sizeof(buf), true, 5);
+	uint8_t *v = sp_bp_add_reply(&b, 1, SP_BP_OP_GET, SP_BP_ST_OK, 33, 0xabc, 3);
+	assert_non_null(v);
+	memcpy(v, "xyz", 3);
+	assert_non_null(sp_bp_add_reply(&b, 2, SP_BP_OP_SET, SP_BP_ST_CAS_MISMATCH, 0, 0, 0));
+	assert_non_null(sp_bp_add_reply(&b, 3, 0xee, SP_BP_ST_BAD_REQUEST, 0, 0, 0));
+	uint32_t len = sp_bp_builder_finish(&b);
+	assert_int_equal(len, SP_BP_DGRAM_HDR_SIZE + 3 * SP_BP_REPLY_HDR_SIZE + 3);
+
+	assert_int_equal(sp_bp_decode_replies(buf, len, out, SP_BP_REQS_MAX, &d), SP_BP_ERR_OK);
+	assert_int_equal(d.count, 3);
+	assert_true(d.datagram_id == 5);
+	assert_int_equal(d.flags, SP_BP_F_REPLY);
+	assert_int_equal(out[0].request_id, 1);
+	assert_int_equal(out[0].status, SP_BP_ST_OK);
+	assert_true(out[0].cas == 33);
+	assert_int_equal(out[0].flags, 0xabc);
+	assert_int_equal(out[0].value_len, 3);
+	assert_memory_equal(out[0].value, "xyz", 3);
+	assert_int_equal(out[1].status, SP_BP_ST_CAS_MISMATCH);
+	assert_null(out[1].value);
+	assert_int_equal(out[2].opcode, 0); /* invalid opcodes are echoed as 0 */
+
+	/* A reply datagram is not a request datagram and vice versa. */
+	struct sp_bp_req reqs[SP_BP_REQS_MAX];
+	assert_int_equal(sp_bp_decode_requests(buf, len, PARTS, reqs, SP_BP_REQS_MAX, &d),
+	                 SP_BP_ERR_BAD_FLAGS);
+	struct raw r;
+	raw_one_get(&r);
+	assert_int_equal(sp_bp_decode_replies(r.buf, r.len, out, SP_BP_REQS_MAX, &d),
+	                 SP_BP_ERR_BAD_FLAGS);
+}
+
+/* ---- Malformed datagrams ---------------------------------------------------------------- */
+
+static void
+test_malformed_header_classes(void **state)
+{
+	(void)state;
+	struct sp_bp_req reqs[SP_BP_REQS_MAX];
+	struct sp_bp_dgram d;
+	struct raw r;
+
+	raw_one_get(&r);
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_OK);
+
+	/* Truncated header: every length below 16. */
+	for (size_t n = 0; n < SP_BP_DGRAM_HDR_SIZE; n++) {
+		assert_int_equal(sp_bp_decode_requests(r.buf, n, PARTS, reqs, SP_BP_REQS_MAX, &d),
+		                 SP_BP_ERR_SHORT_HEADER);
+	}
+	assert_int_equal(sp_bp_decode_requests(NULL, 0, PARTS, reqs, SP_BP_REQS_MAX, &d),
+	                 SP_BP_ERR_SHORT_HEADER);
+
+	raw_header(&r, 0x5054, SP_BP_VERSION, 0, 1);
+	raw_req(&r, SP_BP_OP_GET, 1, 7, 0, 0);
+	raw_bytes(&r, 'k', 1);
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_BAD_MAGIC);
+
+	raw_header(&r, SP_BP_MAGIC, 2, 0, 1);
+	raw_req(&r, SP_BP_OP_GET, 1, 7, 0, 0);
+	raw_bytes(&r, 'k', 1);
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_BAD_VERSION);
+
+	raw_header(&r, SP_BP_MAGIC, SP_BP_VERSION, 0x80, 1);
+	raw_req(&r, SP_BP_OP_GET, 1, 7, 0, 0);
+	raw_bytes(&r, 'k', 1);
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_BAD_FLAGS);
+
+	raw_one_get(&r);
+	r.buf[6] = 1; /* reserved */
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_BAD_RESERVED);
+
+	raw_header(&r, SP_BP_MAGIC, SP_BP_VERSION, 0, 0);
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_COUNT_ZERO);
+
+	/* Count over the protocol limit, and over the caller's array. */
+	raw_header(&r, SP_BP_MAGIC, SP_BP_VERSION, 0, SP_BP_REQS_MAX + 1);
+	for (unsigned i = 0; i < SP_BP_REQS_MAX + 1; i++) {
+		raw_req(&r, SP_BP_OP_GET, 1, i, 0, 0);
+		raw_bytes(&r, 'k', 1);
+	}
+	assert_true(r.len <= SP_BP_PAYLOAD_MAX); /* so the count is what fails */
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_COUNT_OVER);
+	raw_header(&r, SP_BP_MAGIC, SP_BP_VERSION, 0, 3);
+	assert_int_equal(sp_bp_decode_requests(r.buf, r.len, PARTS, reqs, 2, &d),
+	                 SP_BP_ERR_COUNT_OVER);
+
+	/* Longer than the payload limit. */
+	raw_one_get(&r);
+	r.len = SP_BP_PAYLOAD_MAX + 1;
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_TOO_LONG);
+}
+
+static void
+test_malformed_record_classes(void **state)
+{
+	(void)state;
+	struct sp_bp_req reqs[SP_BP_REQS_MAX];
+	struct sp_bp_dgram d;
+	struct raw r;
+
+	/* Truncated request header: every cut inside it. */
+	raw_one_get(&r);
+	for (size_t n = SP_BP_DGRAM_HDR_SIZE; n < SP_BP_DGRAM_HDR_SIZE + SP_BP_REQ_HDR_SIZE; n++) {
+		assert_int_equal(sp_bp_decode_requests(r.buf, n, PARTS, reqs, SP_BP_REQS_MAX, &d),
+		                 SP_BP_ERR_TRUNC_RECORD);
+	}
+	/* Second record missing entirely. */
+	raw_one_get(&r);
+	r.buf[4] = 2;
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_TRUNC_RECORD);
+
+	/* Key bytes cut off: the key length overflows the datagram. */
+	raw_one_get(&r);
+	r.len--;
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_OVERFLOW);
+
+	/* A key length far past the end. */
+	raw_header(&r, SP_BP_MAGIC, SP_BP_VERSION, 0, 1);
+	raw_req(&r, SP_BP_OP_GET, UINT16_MAX, 1, 0, 0);
+	raw_bytes(&r, 'k', 10);
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_OVERFLOW);
+
+	/* A value that fits the limit but not the datagram. */
+	raw_header(&r, SP_BP_MAGIC, SP_BP_VERSION, 0, 1);
+	raw_req(&r, SP_BP_OP_SET, 1, 1, SP_BP_VALUE_MAX, 0);
+	raw_bytes(&r, 'k', 1);
+	raw_bytes(&r, 'v', 100);
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_OVERFLOW);
+
+	/* Value over the protocol's limit (including values that would wrap a u32 sum). */
+	uint32_t big[] = {SP_BP_VALUE_MAX + 1, UINT32_MAX, UINT32_MAX - 1};
+	for (size_t i = 0; i < SP_ARRAY_SIZE(big); i++) {
+		raw_header(&r, SP_BP_MAGIC, SP_BP_VERSION, 0, 1);
+		raw_req(&r, SP_BP_OP_SET, 1, 1, big[i], 0);
+		raw_bytes(&r, 'k', 1);
+		assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_VALUE_TOO_BIG);
+	}
+
+	/* Trailing bytes after the last record. */
+	raw_one_get(&r);
+	raw_bytes(&r, 0, 1);
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_TRAILING);
+}
+
+/* A bad request inside a well-framed datagram is marked, and its neighbours are served. */
+static void
+check_bad_request(uint8_t op, uint16_t key_len, uint32_t value_len, uint64_t cas,
+                  enum sp_bp_err want, enum sp_bp_status status)
+{
+	struct sp_bp_req reqs[SP_BP_REQS_MAX];
+	struct sp_bp_dgram d;
+	struct raw r;
+
+	raw_header(&r, SP_BP_MAGIC, SP_BP_VERSION, 0, 3);
+	raw_req(&r, SP_BP_OP_GET, 1, 1, 0, 0);
+	raw_bytes(&r, 'a', 1);
+	raw_req(&r, op, key_len, 2, value_len, cas);
+	raw_bytes(&r, 'k', key_len);
+	raw_bytes(&r, 'v', value_len);
+	raw_req(&r, SP_BP_OP_GET, 1, 3, 0, 0);
+	raw_bytes(&r, 'c', 1);
+
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_OK);
+	assert_int_equal(d.count, 3);
+	assert_int_equal(reqs[0].err, SP_BP_ERR_OK);
+	assert_int_equal(reqs[2].err, SP_BP_ERR_OK);
+	assert_int_equal(reqs[2].key[0], 'c');
+	assert_int_equal(reqs[1].err, want);
+	assert_int_equal(reqs[1].status, status);
+	assert_int_equal(reqs[1].request_id, 2);
+	if (want != SP_BP_ERR_OK)
+		assert_int_equal(reqs[1].partition, SP_BP_PARTITION_ANY);
+	else
+		assert_int_equal(reqs[1].partition, sp_key_partition(reqs[1].hash, PARTS));
+}
+
+static void
+test_bad_requests_in_valid_datagram(void **state)
+{
+	(void)state;
+	check_bad_request(SP_BP_OP_GET, 0, 0, 0, SP_BP_ERR_KEY_EMPTY, SP_BP_ST_BAD_REQUEST);
+	check_bad_request(SP_BP_OP_SET, 0, 4, 0, SP_BP_ERR_KEY_EMPTY, SP_BP_ST_BAD_REQUEST);
+	check_bad_request(SP_BP_OP_GET, SP_BP_KEY_MAX + 1, 0, 0, SP_BP_ERR_KEY_TOO_LONG,
+	                  SP_BP_ST_TOO_BIG);
+	check_bad_request(0, 1, 0, 0, SP_BP_ERR_BAD_OPCODE, SP_BP_ST_BAD_REQUEST);
+	check_bad_request(SP_BP_OP_LAST, 1, 0, 0, SP_BP_ERR_BAD_OPCODE, SP_BP_ST_BAD_REQUEST);
+	check_bad_request(SP_BP_OP_GET, 1, 3, 0, SP_BP_ERR_BAD_VALUE_LEN, SP_BP_ST_BAD_REQUEST);
+	check_bad_request(SP_BP_OP_DELETE, 1, 1, 0, SP_BP_ERR_BAD_VALUE_LEN, SP_BP_ST_BAD_REQUEST);
+	check_bad_request(SP_BP_OP_INCR, 1, 4, 0, SP_BP_ERR_BAD_VALUE_LEN, SP_BP_ST_BAD_REQUEST);
+	check_bad_request(SP_BP_OP_DECR, 1, 0, 0, SP_BP_ERR_BAD_VALUE_LEN, SP_BP_ST_BAD_REQUEST);
+	check_bad_request(SP_BP_OP_INCR, 1, 8, 5, SP_BP_ERR_BAD_REQ_FIELD, SP_BP_ST_BAD_REQUEST);
+	check_bad_request(SP_BP_OP_GET, 1, 0, 5, SP_BP_ERR_BAD_REQ_FIELD, SP_BP_ST_BAD_REQUEST);
+	check_bad_request(SP_BP_OP_ADD, 1, 0, 5, SP_BP_ERR_BAD_REQ_FIELD, SP_BP_ST_BAD_REQUEST);
+	check_bad_request(SP_BP_OP_ROUTE, 1, 0, 0, SP_BP_ERR_BAD_REQ_FIELD, SP_BP_ST_BAD_REQUEST);
+	check_bad_request(SP_BP_OP_ROUTE, 0, 2, 0, SP_BP_ERR_BAD_VALUE_LEN, SP_BP_ST_BAD_REQUEST);
+
+	/* The longest key is accepted; a reserved request byte is refused. */
+	check_bad_request(SP_BP_OP_GET, 1, 0, 0, SP_BP_ERR_OK, SP_BP_ST_OK);
+	struct sp_bp_req reqs[SP_BP_REQS_MAX];
+	struct sp_bp_dgram d;
+	struct raw r;
+	raw_header(&r, SP_BP_MAGIC, SP_BP_VERSION, 0, 1);
+	raw_req(&r, SP_BP_OP_GET, SP_BP_KEY_MAX, 1, 0, 0);
+	raw_bytes(&r, 'k', SP_BP_KEY_MAX);
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_OK);
+	assert_int_equal(reqs[0].err, SP_BP_ERR_OK);
+	r.buf[SP_BP_DGRAM_HDR_SIZE + 1] = 1;
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_OK);
+	assert_int_equal(reqs[0].err, SP_BP_ERR_BAD_REQ_FIELD);
+}
+
+static void
+test_malformed_replies(void **state)
+{
+	(void)state;
+	uint8_t buf[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_builder b;
+	struct sp_bp_reply out[SP_BP_REQS_MAX];
+	struct sp_bp_dgram d;
+
+	sp_bp_builder_init(&b, buf, sizeof(buf), true, 1);
+	assert_non_null(sp_bp_add_reply(&b, 1, SP_BP_OP_GET, SP_BP_ST_OK, 0, 0, 4));
+	uint32_t len = sp_bp_builder_finish(&b);
+	assert_int_equal(sp_bp_decode_replies(buf, len, out, SP_BP_REQS_MAX, &d), SP_BP_ERR_OK);
+	for (uint32_t n = SP_BP_DGRAM_HDR_SIZE; n < len; n++) {
+		enum sp_bp_err e = sp_bp_decode_replies(buf, n, out, SP_BP_REQS_MAX, &d);
+		assert_int_equal(e, n < SP_BP_DGRAM_HDR_SIZE + SP_BP_REPLY_HDR_SIZE
+		                            ? SP_BP_ERR_TRUNC_RECORD
+		                            : SP_BP_ERR_OVERFLOW);
+	}
+	uint8_t *st = buf + SP_BP_DGRAM_HDR_SIZE + 4;
+	*st = SP_BP_ST_LAST;
+	assert_int_equal(sp_bp_decode_replies(buf, len, out, SP_BP_REQS_MAX, &d),
+	                 SP_BP_ERR_BAD_OPCODE);
+	*st = SP_BP_ST_OK;
+	st[1] = SP_BP_OP_LAST;
+	assert_int_equal(sp_bp_decode_replies(buf, len, out, SP_BP_REQS_MAX, &d),
+	                 SP_BP_ERR_BAD_OPCODE);
+	st[1] = SP_BP_OP_GET;
+	st[2] = 1;
+	assert_int_equal(sp_bp_decode_replies(buf, len, out, SP_BP_REQS_MAX, &d),
+	                 SP_BP_ERR_BAD_RESERVED);
+	st[2] = 0;
+	buf[len] = 0;
+	assert_int_equal(sp_bp_decode_replies(buf, len + 1, out, SP_BP_REQS_MAX, &d),
+	                 SP_BP_ERR_TRAILING);
+}
+
+/* ---- Builders at their limits ------------------------------------------------------------ */
+
+static void
+test_request_builder_limits(void **state)
+{
+	(void)state;
+	uint8_t buf[SP_BP_PAYLOAD_MAX];
+	uint8_t value[SP_BP_VALUE_MAX + 1];
+	char key[SP_BP_KEY_MAX + 2];
+	struct sp_bp_builder b;
+
+	memset(value, 'v', sizeof(value));
+	memset(key, 'k', sizeof(key));
+	key[SP_BP_KEY_MAX + 1] = '\0';
+
+	/* Limits on one request. */
+	sp_bp_builder_init(&b, buf, sizeof(buf), false, 1);
+	struct sp_bp_req q = mkreq(SP_BP_OP_SET, "k", NULL);
+	q.value = value;
+	q.value_len = SP_BP_VALUE_MAX + 1;
+	assert_int_equal(sp_bp_add_request(&b, &q), -SP_ETOOBIG);
+	q = mkreq(SP_BP_OP_GET, key, NULL);
+	assert_int_equal(sp_bp_add_request(&b, &q), -SP_ETOOBIG);
+	q = mkreq(SP_BP_OP_GET, NULL, NULL);
+	assert_int_equal(sp_bp_add_request(&b, &q), -EINVAL);
+	q = mkreq(SP_BP_OP_ROUTE, "k", NULL);
+	assert_int_equal(sp_bp_add_request(&b, &q), -EINVAL);
+	q = mkreq(0, "k", NULL);
+	assert_int_equal(sp_bp_add_request(&b, &q), -EINVAL);
+	assert_int_equal(b.count, 0);
+
+	/* The largest value with a one-byte key exactly fills a datagram. */
+	q = mkreq(SP_BP_OP_SET, "k", NULL);
+	q.value = value;
+	q.value_len = SP_BP_VALUE_MAX;
+	assert_int_equal(sp_bp_add_request(&b, &q), 0);
+	assert_int_equal(sp_bp_builder_finish(&b), SP_BP_PAYLOAD_MAX);
+	q.value_len = 0;
+	assert_int_equal(sp_bp_add_request(&b, &q), -SP_EFULL);
+	struct sp_bp_req out[SP_BP_REQS_MAX];
+	struct sp_bp_dgram d;
+	assert_int_equal(
+	        sp_bp_decode_requests(buf, SP_BP_PAYLOAD_MAX, PARTS, out, SP_BP_REQS_MAX, &d),
+	        SP_BP_ERR_OK);
+	assert_int_equal(out[0].value_len, SP_BP_VALUE_MAX);
+
+	/* Exactly SP_BP_REQS_MAX requests, then EFULL though bytes remain. */
+	sp_bp_builder_init(&b, buf, sizeof(buf), false, 2);
+	q = mkreq(SP_BP_OP_GET, "k", NULL);
+	for (unsigned i = 0; i < SP_BP_REQS_MAX; i++)
+		assert_int_equal(sp_bp_add_request(&b, &q), 0);
+	assert_true(b.len + sp_bp_request_size(&q) <= b.cap);
+	assert_int_equal(sp_bp_add_request(&b, &q), -SP_EFULL);
+	uint32_t len = sp_bp_builder_finish(&b);
+	assert_int_equal(sp_bp_decode_requests(buf, len, PARTS, out, SP_BP_REQS_MAX, &d),
+	                 SP_BP_ERR_OK);
+	assert_int_equal(d.count, SP_BP_REQS_MAX);
+
+	/* A small cap: the request that would cross it by one byte is refused. */
+	sp_bp_builder_init(&b, buf, SP_BP_DGRAM_HDR_SIZE + SP_BP_REQ_HDR_SIZE + 4, false, 3);
+	q = mkreq(SP_BP_OP_GET, "12345", NULL);
+	assert_int_equal(sp_bp_add_request(&b, &q), -SP_EFULL);
+	q = mkreq(SP_BP_OP_GET, "1234", NULL);
+	assert_int_equal(sp_bp_add_request(&b, &q), 0);
+	assert_int_equal(b.len, b.cap);
+}
+
+static void
+test_reply_builder_exact_capacity(void **state)
+{
+	(void)state;
+	uint8_t buf[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_builder b;
+	struct sp_bp_reply out[SP_BP_REQS_MAX];
+	struct sp_bp_dgram d;
+
+	/* One reply that leaves exactly zero bytes. */
+	sp_bp_builder_init(&b, buf, sizeof(buf), true, 1);
+	uint32_t room = SP_BP_PAYLOAD_MAX - SP_BP_DGRAM_HDR_SIZE - SP_BP_REPLY_HDR_SIZE;
+	assert_false(sp_bp_reply_fits(&b, room + 1));
+	assert_null(sp_bp_add_reply(&b, 1, SP_BP_OP_GET, SP_BP_ST_OK, 0, 0, room + 1));
+	assert_int_equal(b.len, SP_BP_DGRAM_HDR_SIZE);
+	assert_true(sp_bp_reply_fits(&b, room));
+	uint8_t *v = sp_bp_add_reply(&b, 1, SP_BP_OP_GET, SP_BP_ST_OK, 0, 0, room);
+	assert_non_null(v);
+	memset(v, 'x', room);
+	assert_int_equal(b.len, b.cap);
+	assert_false(sp_bp_reply_fits(&b, 0));
+	assert_null(sp_bp_add_reply(&b, 2, SP_BP_OP_SET, SP_BP_ST_OK, 0, 0, 0));
+	assert_int_equal(sp_bp_builder_finish(&b), SP_BP_PAYLOAD_MAX);
+	assert_int_equal(sp_bp_decode_replies(buf, b.len, out, SP_BP_REQS_MAX, &d), SP_BP_ERR_OK);
+	assert_int_equal(out[0].value_len, room);
+
+	/* The largest value always fits in an empty reply datagram. */
+	sp_bp_builder_init(&b, buf, sizeof(buf), true, 1);
+	assert_true(sp_bp_reply_fits(&b, SP_BP_VALUE_MAX));
+
+	/* The count bound: SP_BP_REQS_MAX empty replies, then no more. */
+	sp_bp_builder_init(&b, buf, sizeof(buf), true, 1);
+	for (unsigned i = 0; i < SP_BP_REQS_MAX; i++)
+		assert_non_null(sp_bp_add_reply(&b, i, SP_BP_OP_DELETE, SP_BP_ST_OK, 0, 0, 0));
+	assert_false(sp_bp_reply_fits(&b, 0));
+	assert_null(sp_bp_add_reply(&b, 99, SP_BP_OP_DELETE, SP_BP_ST_OK, 0, 0, 0));
+	uint32_t len = sp_bp_builder_finish(&b);
+	assert_int_equal(len, SP_BP_DGRAM_HDR_SIZE + SP_BP_REQS_MAX * SP_BP_REPLY_HDR_SIZE);
+	assert_int_equal(sp_bp_decode_replies(buf, len, out, SP_BP_REQS_MAX, &d), SP_BP_ERR_OK);
+	assert_int_equal(out[SP_BP_REQS_MAX - 1].request_id, SP_BP_REQS_MAX - 1);
+}
+
+/* ---- ROUTE pages ------------------------------------------------------------------------ */
+
+static void
+test_route_pages(void **state)
+{
+	(void)state;
+	static uint16_t owner[1024];
+	uint8_t value[SP_BP_ROUTE_HEAD_SIZE + 2 * SP_BP_ROUTE_PAGE_MAX];
+	struct sp_bp_route in = {.epoch = 7, .partitions = 1024, .workers = 3, .base_port = 9000};
+	struct sp_bp_route got;
+
+	for (unsigned i = 0; i < SP_ARRAY_SIZE(owner); i++)
+		owner[i] = (uint16_t)(i % 3);
+	for (uint32_t first = 0; first < in.partitions; first += SP_BP_ROUTE_PAGE_MAX) {
+		in.first = first;
+		in.count = SP_BP_ROUTE_PAGE_MAX;
+		sp_bp_route_encode(value, &in, owner);
+		uint32_t len = sp_bp_route_value_size(in.count);
+		assert_int_equal(sp_bp_route_decode(value, len, &got), 0);
+		assert_true(got.epoch == 7);
+		assert_int_equal(got.partitions, 1024);
+		assert_int_equal(got.workers, 3);
+		assert_int_equal(got.base_port, 9000);
+		assert_int_equal(got.first, first);
+		assert_int_equal(got.count, SP_BP_ROUTE_PAGE_MAX);
+		for (uint32_t i = 0; i < got.count; i++)
+			assert_int_equal(sp_bp_route_owner(&got, i), owner[first + i]);
+		assert_int_equal(sp_bp_route_decode(value, len - 1, &got), -SP_EMALFORMED);
+	}
+
+	/* Malformed pages: short, non-power-of-two P, owner out of range, page past P. */
+	in.first = 0;
+	in.count = 4;
+	sp_bp_route_encode(value, &in, owner);
+	uint32_t len = sp_bp_route_value_size(4);
+	assert_int_equal(sp_bp_route_decode(value, SP_BP_ROUTE_HEAD_SIZE - 1, &got),
+	                 -SP_EMALFORMED);
+	value[0] = 3;
+	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
+	sp_bp_route_encode(value, &in, owner);
+	value[SP_BP_ROUTE_HEAD_SIZE] = 3; /* owner 3 of 3 workers */
+	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
+	sp_bp_route_encode(value, &in, owner);
+	value[8] = 0xff; /* first = 1023 + count 4 > P */
+	value[9] = 0x03;
+	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
+	sp_bp_route_encode(value, &in, owner);
+	value[4] = 0; /* zero workers */
+	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
+}
+
+/* ---- Randomized round trip and truncation ---------------------------------------------- */
+
+static uint64_t rng_state;
+
+static uint64_t
+rng(void)
+{
+	/* splitmix64: small, seedable, good enough to pick test shapes. */
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+#define RANDOM_ROUNDS 3000u
+
+static void
+random_request(struct sp_bp_req *q, uint8_t *keybuf, uint8_t *valbuf)
+{
+	memset(q, 0, sizeof(*q));
+	q->opcode = (uint8_t)(SP_BP_OP_GET + rng() % (SP_BP_OP_LAST - SP_BP_OP_GET));
+	q->request_id = (uint32_t)rng();
+	if (sp_bp_op_has_key(q->opcode)) {
+		q->key_len = (uint16_t)(1 + rng() % (rng() % 4 == 0 ? SP_BP_KEY_MAX : 16));
+		for (unsigned i = 0; i < q->key_len; i++)
+			keybuf[i] = (uint8_t)rng();
+		q->key = keybuf;
+	}
+	if (q->opcode == SP_BP_OP_SET || q->opcode == SP_BP_OP_ADD ||
+	    q->opcode == SP_BP_OP_REPLACE) {
+		q->value_len = (uint32_t)(rng() % (rng() % 8 == 0 ? 1000 : 64));
+		for (unsigned i = 0; i < q->value_len; i++)
+			valbuf[i] = (uint8_t)rng();
+		q->value = valbuf;
+		q->flags = (uint32_t)rng();
+		q->expiry_s = (uint32_t)rng();
+		if (q->opcode != SP_BP_OP_ADD)
+			q->cas = rng();
+	}
+	if (q->opcode == SP_BP_OP_DELETE)
+		q->cas = rng();
+	if (q->opcode == SP_BP_OP_INCR || q->opcode == SP_BP_OP_DECR) {
+		q->delta = rng();
+		q->create = (uint8_t)(rng() & 1);
+		q->initial = q->create ? rng() : 0;
+	}
+	if (q->opcode == SP_BP_OP_ROUTE)
+		q->route_first = (uint32_t)(rng() % 4) * SP_BP_ROUTE_PAGE_MAX;
+}
+
+static void
+test_random_roundtrip(void **state)
+{
+	(void)state;
+	static uint8_t keys[SP_BP_REQS_MAX][SP_BP_KEY_MAX];
+	static uint8_t vals[SP_BP_REQS_MAX][1000];
+	uint8_t buf[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_req in[SP_BP_REQS_MAX];
+	struct sp_bp_req out[SP_BP_REQS_MAX];
+	struct sp_bp_dgram d;
+	const char *env = getenv("SP_TEST_SEED");
+	uint64_t seed = env != NULL ? strtoull(env, NULL, 0) : (sp_mono_ns() ^ (uint64_t)getpid());
+
+	printf("test_random_roundtrip: SP_TEST_SEED=%" PRIu64 "\n", seed);
+	rng_state = seed;
+	for (unsigned round = 0; round < RANDOM_ROUNDS; round++) {
+		struct sp_bp_builder b;
+		unsigned n = 0;
+
+		sp_bp_builder_init(&b, buf, sizeof(buf), false, round);
+		for (;;) {
+			random_request(&in[n], keys[n], vals[n]);
+			int rc = sp_bp_add_request(&b, &in[n]);
+			if (rc == -SP_EFULL)
+				break;
+			assert_int_equal(rc, 0);
+			n++;
+			if (rng() % 16 == 0)
+				break;
+		}
+		if (n == 0)
+			continue;
+		uint32_t len = sp_bp_builder_finish(&b);
+		assert_int_equal(sp_bp_decode_requests(buf, len, PARTS, out, SP_BP_REQS_MAX, &d),
+		                 SP_BP_ERR_OK);
+		assert_int_equal(d.count, n);
+		for (unsigned i = 0; i < n; i++) {
+			check_same(&in[i], &out[i]);
+			assert_int_equal(out[i].value_len,
+			                 in[i].opcode == SP_BP_OP_SET ||
+			                                 in[i].opcode == SP_BP_OP_ADD ||
+			                                 in[i].opcode == SP_BP_OP_REPLACE
+			                         ? in[i].value_len
+			                         : 0);
+			if (out[i].value_len != 0)
+				assert_memory_equal(out[i].value, in[i].value, in[i].value_len);
+			assert_true(out[i].cas == in[i].cas);
+			assert_true(out[i].delta == in[i].delta);
+			assert_true(out[i].initial == in[i].initial);
+			assert_int_equal(out[i].create, in[i].create);
+			assert_int_equal(out[i].route_first, in[i].route_first);
+		}
+		/* Every strict prefix is rejected, and never reads past its end (ASan). */
+		uint32_t cut = (uint32_t)(rng() % len);
+		assert_int_not_equal(
+		        sp_bp_decode_requests(buf, cut, PARTS, out, SP_BP_REQS_MAX, &d),
+		        SP_BP_ERR_OK);
+		/* A flipped bit never crashes; the result is either a reason or a datagram. */
+		uint32_t at = (uint32_t)(rng() % len);
+		buf[at] ^= (uint8_t)(1u << (rng() % 8));
+		enum sp_bp_err e = sp_bp_decode_requests(buf, len, PARTS, out, SP_BP_REQS_MAX, &d);
+		assert_true(e < SP_BP_ERR_FIRST_REQ);
+		for (unsigned i = 0; e == SP_BP_ERR_OK && i < d.count; i++) {
+			assert_true(out[i].err < SP_BP_ERR_COUNT);
+			if (out[i].err != SP_BP_ERR_OK)
+				continue;
+			assert_true(out[i].key == NULL || out[i].key >= buf);
+			assert_true(out[i].key == NULL || out[i].key + out[i].key_len <= buf + len);
+			assert_true(out[i].value == NULL ||
+			            out[i].value + out[i].value_len <= buf + len);
+		}
+	}
+}
+
+static void
+test_names(void **state)
+{
+	(void)state;
+	for (int e = 0; e < SP_BP_ERR_COUNT; e++)
+		assert_string_not_equal(sp_bp_err_name((enum sp_bp_err)e), "unknown");
+	for (int s = 0; s < SP_BP_ST_LAST; s++)
+		assert_string_not_equal(sp_bp_status_name((enum sp_bp_status)s), "unknown");
+	for (int o = SP_BP_OP_GET; o < SP_BP_OP_LAST; o++)
+		assert_string_not_equal(sp_bp_op_name((enum sp_bp_op)o), "unknown");
+	assert_string_equal(sp_bp_err_name(SP_BP_ERR_COUNT), "unknown");
+	assert_string_equal(sp_bp_status_name(SP_BP_ST_LAST), "unknown");
+	assert_string_equal(sp_bp_op_name(0), "unknown");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_roundtrip_every_op),
+	        cmocka_unit_test(test_reply_roundtrip),
+	        cmocka_unit_test(test_malformed_header_classes),
+	        cmocka_unit_test(test_malformed_record_classes),
+	        cmocka_unit_test(test_bad_requests_in_valid_datagram),
+	        cmocka_unit_test(test_malformed_replies),
+	        cmocka_unit_test(test_request_builder_limits),
+	        cmocka_unit_test(test_reply_builder_exact_capacity),
+	        cmocka_unit_test(test_route_pages),
+	        cmocka_unit_test(test_random_roundtrip),
+	        cmocka_unit_test(test_names),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
