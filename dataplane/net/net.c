@@ -183,11 +183,13 @@ classify_arp(const struct net_config *cfg, uint8_t *frame, uint32_t len, struct 
 		return drop(pkt, NET_DROP_ARP_IGNORED);
 
 	/* Reply: target <- sender, sender <- us. */
-	memcpy(arp + 18, arp + 8, NET_ETH_ADDR_LEN + 4);
+	uint8_t sender[NET_ETH_ADDR_LEN + 4];
+	memcpy(sender, arp + 8, sizeof(sender));
+	memcpy(arp + 18, sender, sizeof(sender));
 	memcpy(arp + 8, cfg->mac, NET_ETH_ADDR_LEN);
 	memcpy(arp + 14, &cfg->ip_be, 4);
 	wr16(arp + 6, ARP_OP_REPLY);
-	memcpy(frame, arp + 18, NET_ETH_ADDR_LEN);
+	memcpy(frame, sender, NET_ETH_ADDR_LEN);
 	memcpy(frame + NET_ETH_ADDR_LEN, cfg->mac, NET_ETH_ADDR_LEN);
 	return NET_REPLY;
 }
