@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * binexec: executes decoded binary-protocol requests (wire/binproto.h) against a partition
+ * store (dataplane/store/store.h) and appends their replies to a reply builder.
+ *
+ * DPDK-free and allocation-free; no locks, no system calls. The dataplane runtime decodes
+ * a datagram, routes each request to its partition's owner, and the owner calls
+ * sp_binexec_run() once per request with that partition's store. The caller owns the
+ * clock: now_s is its current time in seconds on the store's clock.
+ *
+ * Status mapping (store error -> reply status):
+ *   0 -> OK, SP_ENOTFOUND -> NOT_FOUND, SP_EEXISTS -> EXISTS, SP_EVERSION -> CAS_MISMATCH,
+ *   SP_ETOOBIG and SP_EFULL (item can never fit this store) -> TOO_BIG,
+ *   SP_ENOTNUM -> NOT_NUMBER, -EINVAL -> BAD_REQUEST, SP_EBUSY -> SERVER_BUSY,
+ *   anything else -> INTERNAL.
+ */
+#ifndef SP_DATAPLANE_BINEXEC_H
+#define SP_DATAPLANE_BINEXEC_H
+
+#include <stdint.h>
+
+#include "dataplane/store/store.h"
+#include "wire/binproto.h"
+
+/* What a ROUTE request is answered with: the node's current routing table. */
+struct sp_binexec_route {
+	uint64_t epoch;
+	uint32_t partitions;   /* P, a power of two, <= SP_BP_PARTITIONS_MAX */
+	uint32_t workers;      /* owners are < workers */
+	uint16_t base_port;    /* worker i serves UDP port base_port + i */
+	const uint16_t *owner; /* partitions entries: partition -> worker index */
+};
+
+/* Counters of one executor (one per worker). All monotonic. */
+struct sp_binexec_stats {
+	uint64_t ops[SP_BP_OP_LAST];    /* executed requests by opcode (index 0: bad opcode) */
+	uint64_t status[SP_BP_ST_LAST]; /* replies by status */
+	uint64_t reply_full;            /* calls that returned -SP_EFULL (reply did not fit) */
+};
+
+/*
+ * Executes req against store s and appends its reply to reply (a builder started with
+ * reply = true). route answers ROUTE requests (may be NULL: ROUTE then gets INTERNAL).
+ * Requests the decoder marked bad (req->err != OK) are answered with req->status without
+ * touching the store. A relative expiry is converted to now_s + expiry_s (saturating).
+ *
+ * Returns 0 when a reply was appended. Returns -SP_EFULL when this request's reply does
+ * not fit in what is left of the builder: then nothing was changed in the store and no
+ * reply was written; the caller sends the datagram, starts a new builder and calls again.
+ * A value too large for even an empty reply datagram is answered TOO_BIG instead. stats
+ * may be NULL. s may be NULL only when the request is not a key operation.
+ */
+int sp_binexec_run(struct store *s, const struct sp_bp_req *req, uint32_t now_s,
+                   const struct sp_binexec_route *route, struct sp_bp_builder *reply,
+                   struct sp_binexec_stats *stats);
+
+/*
+ * Answers req with status and no value, without executing it: for the runtime's own
+ * refusals (SERVER_BUSY when a hand-off ring is full, WRONG_PARTITION in cluster mode).
+ * Returns 0, or -SP_EFULL when the reply does not fit (nothing written).
+ */
+int sp_binexec_refuse(const struct sp_bp_req *req, enum sp_bp_status status,
+                      struct sp_bp_builder *reply, struct sp_binexec_stats *stats);
+
+/* Maps a store return code (0 or negative) to a reply status, as in the table above. */
+enum sp_bp_status sp_binexec_status(int store_rc);
+
+/* Prefetches what executing req will touch first (its index bucket). Can't fail. */
+void sp_binexec_prefetch(const struct store *s, const struct sp_bp_req *req);
+
+#endif
