@@ -1,0 +1,664 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Partition-map helpers and the shared region: round trips, every validation error, and
+ * a writer thread racing a reader thread (seeded; replay with SP_TEST_SEED=N).
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cluster/partmap.h"
+#include "cluster/region.h"
+#include "common/clock.h"
+#include "common/crc32c.h"
+#include "common/errors.h"
+
+#define TEST_CAPACITY      256u
+#define RACE_PARTITIONS    256u
+#define RACE_PUBLISHES_MAX 20000u /* writer versions in the race test */
+#define RACE_TIME_MAX_MS   1500u  /* and its time bound */
+
+static uint64_t test_seed;
+static char region_path[128];
+
+static void
+make_path(const char *tag)
+{
+	snprintf(region_path, sizeof(region_path), "/dev/shm/sp-test-cluster-%d-%s", (int)getpid(),
+	         tag);
+}
+
+/* A three-member state with a map that uses all of them. */
+static struct sp_cluster_state *
+three_members(uint32_t partitions)
+{
+	struct sp_cluster_state *st = sp_cluster_state_new(TEST_CAPACITY);
+
+	assert_non_null(st);
+	st->epoch = 7;
+	st->partitions = partitions;
+	st->self_node_id = 2;
+	st->member_count = 3;
+	for (uint32_t i = 0; i < 3; i++) {
+		struct sp_member *m = &st->members[i];
+
+		m->node_id = i + 1;
+		m->ipv4_be = htobe32(0x0a000001u + i);
+		m->mac[0] = 0x02;
+		m->mac[5] = (uint8_t)(i + 1);
+		m->binary_port = 9000;
+		m->memcached_port = 11211;
+		m->worker_count = (uint16_t)(i + 1);
+		m->state = SP_MEMBER_ACTIVE;
+		snprintf(m->name, sizeof(m->name), "n%u", i + 1);
+	}
+	for (uint32_t p = 0; p < partitions; p++) {
+		st->map[p].node_id = p % 3 + 1;
+		st->map[p].worker = (uint16_t)(p % (p % 3 + 1));
+	}
+	assert_int_equal(sp_cluster_state_validate(st, NULL, 0), 0);
+	return st;
+}
+
+static void
+test_default_map(void **state)
+{
+	struct sp_map_entry map[64];
+
+	(void)state;
+	assert_int_equal(sp_partmap_default(map, 64, 5, 3), 0);
+	for (uint32_t p = 0; p < 64; p++) {
+		assert_int_equal(map[p].node_id, 5);
+		assert_int_equal(map[p].worker, p % 3);
+		assert_int_equal(map[p].reserved, 0);
+	}
+	assert_int_equal(sp_partmap_default(map, 48, 5, 3), -EINVAL);
+	assert_int_equal(sp_partmap_default(map, 0, 5, 3), -EINVAL);
+	assert_int_equal(sp_partmap_default(map, SP_PARTITIONS_MAX * 2, 5, 3), -EINVAL);
+	assert_int_equal(sp_partmap_default(map, 64, 5, 0), -EINVAL);
+	assert_int_equal(sp_partmap_default(map, 64, 5, SP_WORKERS_MAX + 1), -EINVAL);
+	assert_int_equal(sp_partmap_default(map, 1, 5, SP_WORKERS_MAX), 0);
+	assert_int_equal(map[0].worker, 0);
+}
+
+static void
+test_single_state_and_copy(void **state)
+{
+	struct sp_cluster_state *st = sp_cluster_state_new(64);
+	struct sp_cluster_state *small = sp_cluster_state_new(16);
+	struct sp_cluster_state *big = sp_cluster_state_new(128);
+
+	(void)state;
+	assert_null(sp_cluster_state_new(100));
+	assert_null(sp_cluster_state_new(SP_PARTITIONS_MAX * 2));
+	assert_int_equal(sp_cluster_state_single(st, 64, 9, 4, "solo"), 0);
+	assert_int_equal(sp_cluster_state_validate(st, NULL, 0), 0);
+	assert_int_equal(st->epoch, 1);
+	assert_string_equal(sp_cluster_find_member(st, 9)->name, "solo");
+	assert_null(sp_cluster_find_member(st, 8));
+	assert_int_equal(st->map[13].worker, 13 % 4);
+	assert_int_equal(sp_cluster_state_single(st, 128, 9, 4, "solo"), -EINVAL);
+	assert_int_equal(sp_cluster_state_single(st, 64, 0, 4, "solo"), -EINVAL);
+	assert_int_equal(sp_cluster_state_copy(small, st), -SP_ETOOBIG);
+	assert_int_equal(sp_cluster_state_copy(big, st), 0);
+	assert_int_equal(big->map_capacity, 128);
+	assert_int_equal(big->map[13].worker, 13 % 4);
+	assert_int_equal(sp_cluster_state_validate(big, NULL, 0), 0);
+	sp_cluster_state_free(st);
+	sp_cluster_state_free(small);
+	sp_cluster_state_free(big);
+}
+
+/* Expects validate to fail with err and a message containing word; then restores. */
+static void
+expect_invalid(const struct sp_cluster_state *st, int err, const char *word)
+{
+	char why[SP_CLUSTER_WHY_MAX] = "";
+
+	assert_int_equal(sp_cluster_state_validate(st, why, sizeof(why)), err);
+	if (strstr(why, word) == NULL)
+		fail_msg("message '%s' does not mention '%s'", why, word);
+}
+
+static void
+test_validate_every_error(void **state)
+{
+	struct sp_cluster_state *st = three_members(64);
+	struct sp_cluster_state saved;
+	struct sp_map_entry e;
+
+	(void)state;
+	saved = *st;
+#define RESTORE() (*st = saved)
+	st->epoch = 0;
+	expect_invalid(st, -SP_EMALFORMED, "epoch");
+	RESTORE();
+	st->partitions = 48;
+	expect_invalid(st, -SP_EMALFORMED, "power of two");
+	RESTORE();
+	st->partitions = 0;
+	expect_invalid(st, -SP_EMALFORMED, "power of two");
+	RESTORE();
+	st->partitions = SP_PARTITIONS_MAX * 2;
+	expect_invalid(st, -SP_ETOOBIG, "limit");
+	RESTORE();
+	st->partitions = TEST_CAPACITY * 2;
+	expect_invalid(st, -SP_ETOOBIG, "capacity");
+	RESTORE();
+	st->member_count = 0;
+	expect_invalid(st, -SP_EMALFORMED, "member count");
+	RESTORE();
+	st->member_count = SP_MEMBERS_MAX + 1;
+	expect_invalid(st, -SP_EMALFORMED, "member count");
+	RESTORE();
+	st->members[1].node_id = 0;
+	expect_invalid(st, -SP_EMALFORMED, "node id 0");
+	RESTORE();
+	st->members[2].node_id = 1;
+	expect_invalid(st, -SP_EMALFORMED, "both have node id 1");
+	RESTORE();
+	memset(st->members[0].name, 'x', sizeof(st->members[0].name));
+	expect_invalid(st, -SP_EMALFORMED, "NUL");
+	RESTORE();
+	st->members[0].worker_count = 0;
+	expect_invalid(st, -SP_EMALFORMED, "worker count");
+	RESTORE();
+	st->members[0].worker_count = SP_WORKERS_MAX + 1;
+	expect_invalid(st, -SP_EMALFORMED, "worker count");
+	RESTORE();
+	st->members[0].state = SP_MEMBER_STATE_LAST;
+	expect_invalid(st, -SP_EMALFORMED, "state");
+	RESTORE();
+	st->members[0].reserved[3] = 1;
+	expect_invalid(st, -SP_EMALFORMED, "reserved");
+	RESTORE();
+	st->self_node_id = 4;
+	expect_invalid(st, -SP_EMALFORMED, "this node");
+	RESTORE();
+	e = st->map[10];
+	st->map[10].node_id = 77;
+	expect_invalid(st, -SP_EMALFORMED, "not a member");
+	st->map[10] = e;
+	e = st->map[11];
+	st->map[11].worker = 5; /* node 3 has 3 workers */
+	expect_invalid(st, -SP_EMALFORMED, "worker 5");
+	st->map[11] = e;
+	st->map[12].reserved = 1;
+	expect_invalid(st, -SP_EMALFORMED, "reserved");
+	st->map[12].reserved = 0;
+#undef RESTORE
+	assert_int_equal(sp_cluster_state_validate(st, NULL, 0), 0);
+	sp_cluster_state_free(st);
+}
+
+static void
+assert_same_state(const struct sp_cluster_state *a, const struct sp_cluster_state *b)
+{
+	assert_int_equal(a->epoch, b->epoch);
+	assert_int_equal(a->partitions, b->partitions);
+	assert_int_equal(a->self_node_id, b->self_node_id);
+	assert_int_equal(a->member_count, b->member_count);
+	assert_memory_equal(a->members, b->members, a->member_count * sizeof(a->members[0]));
+	assert_memory_equal(a->map, b->map, a->partitions * sizeof(a->map[0]));
+}
+
+static void
+test_region_round_trip(void **state)
+{
+	struct sp_cluster_state *st = three_members(128);
+	struct sp_cluster_state *got = sp_cluster_state_new(TEST_CAPACITY);
+	struct sp_cluster_state *tiny = sp_cluster_state_new(64);
+	struct sp_region *w, *r, *ro;
+	char why[SP_CLUSTER_WHY_MAX];
+
+	(void)state;
+	make_path("rt");
+	assert_int_equal(sp_region_create(region_path, 100, &w, why, sizeof(why)), -EINVAL);
+	assert_int_equal(sp_region_create(region_path, TEST_CAPACITY, &w, why, sizeof(why)), 0);
+	assert_int_equal(sp_region_open(region_path, true, &r, why, sizeof(why)), 0);
+	assert_int_equal(sp_region_open(region_path, false, &ro, why, sizeof(why)), 0);
+	assert_int_equal(sp_region_partitions_max(r), TEST_CAPACITY);
+	assert_int_equal(sp_region_generation(r), 0);
+	assert_int_equal(sp_region_read(r, got, why, sizeof(why)), -SP_ENOTFOUND);
+
+	assert_int_equal(sp_region_publish(w, st, why, sizeof(why)), 0);
+	assert_int_equal(sp_region_generation(r), 1);
+	assert_int_equal(sp_region_read(r, got, why, sizeof(why)), 0);
+	assert_same_state(st, got);
+	assert_int_equal(got->generation, 1);
+	assert_int_equal(sp_region_read(ro, got, why, sizeof(why)), 0);
+	assert_same_state(st, got);
+	assert_int_equal(sp_region_read(r, tiny, why, sizeof(why)), -SP_ETOOBIG);
+
+	/* A second version lands in the other slot; the same epoch may be republished. */
+	st->map[5].worker = 0;
+	st->members[0].binary_port = 9100;
+	assert_int_equal(sp_region_publish(w, st, why, sizeof(why)), 0);
+	st->epoch = 8;
+	st->map[6].node_id = 1;
+	st->map[6].worker = 0;
+	assert_int_equal(sp_region_publish(w, st, why, sizeof(why)), 0);
+	assert_int_equal(sp_region_read(ro, got, why, sizeof(why)), 0);
+	assert_same_state(st, got);
+	assert_int_equal(got->generation, 3);
+
+	/* Refusals leave the published state alone. */
+	st->epoch = 6;
+	assert_int_equal(sp_region_publish(w, st, why, sizeof(why)), -SP_EVERSION);
+	assert_non_null(strstr(why, "older"));
+	st->epoch = 9;
+	assert_int_equal(sp_region_publish(ro, st, why, sizeof(why)), -EROFS);
+	st->map[0].worker = 9;
+	assert_int_equal(sp_region_publish(w, st, why, sizeof(why)), -SP_EMALFORMED);
+	assert_int_equal(sp_region_generation(r), 3);
+	sp_cluster_state_free(st);
+	st = sp_cluster_state_new(TEST_CAPACITY * 2);
+	assert_int_equal(sp_cluster_state_single(st, TEST_CAPACITY * 2, 1, 1, "big"), 0);
+	st->epoch = 10;
+	assert_int_equal(sp_region_publish(w, st, why, sizeof(why)), -SP_ETOOBIG);
+	assert_int_equal(sp_region_read(r, got, why, sizeof(why)), 0);
+	assert_int_equal(got->epoch, 8);
+
+	sp_region_close(ro);
+	sp_region_close(r);
+	sp_region_close(w);
+	unlink(region_path);
+	sp_cluster_state_free(st);
+	sp_cluster_state_free(got);
+	sp_cluster_state_free(tiny);
+}
+
+static void
+test_dataplane_status(void **state)
+{
+	struct sp_dp_status s = {0}, got;
+	struct sp_region *cp, *dp;
+	struct sp_region_header *h;
+	struct sp_region_dataplane *sec;
+	char why[SP_CLUSTER_WHY_MAX];
+	int fd;
+
+	(void)state;
+	make_path("dp");
+	assert_int_equal(sp_region_create(region_path, 16, &cp, why, sizeof(why)), 0);
+	assert_int_equal(sp_region_open(region_path, true, &dp, why, sizeof(why)), 0);
+	assert_int_equal(sp_region_status_read(cp, &got), -SP_ENOTFOUND);
+	s.heartbeat_mono_ns = sp_mono_ns();
+	s.pid = (uint32_t)getpid();
+	s.state = SP_DP_RUNNING;
+	s.applied_epoch = 4;
+	s.counters.rx_pkts = 1000;
+	s.counters.epoch_switches = 2;
+	assert_int_equal(sp_region_status_write(dp, &s), 0);
+	assert_int_equal(sp_region_status_read(cp, &got), 0);
+	assert_memory_equal(&s, &got, sizeof(s));
+	assert_string_equal(sp_dp_state_name(got.state), "running");
+	assert_string_equal(sp_dp_state_name(99), "invalid");
+
+	/* A dataplane that died mid-write leaves the seqlock odd: readers report busy (after
+	 * their bounded retries) until the next dataplane writes. */
+	fd = open(region_path, O_RDWR);
+	assert_true(fd >= 0);
+	h = mmap(NULL, SP_REGION_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(h != MAP_FAILED);
+	sec = mmap(NULL, h->dp_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)h->dp_offset);
+	assert_true(sec != MAP_FAILED);
+	atomic_fetch_add(&sec->seq, 1);
+	assert_int_equal(sp_region_status_read(cp, &got), -SP_EBUSY);
+	s.counters.rx_pkts = 2000;
+	assert_int_equal(sp_region_status_write(dp, &s), 0);
+	assert_int_equal(atomic_load(&sec->seq) % 2, 0);
+	assert_int_equal(sp_region_status_read(cp, &got), 0);
+	assert_int_equal(got.counters.rx_pkts, 2000);
+	munmap(sec, h->dp_size);
+	munmap(h, SP_REGION_HEADER_SIZE);
+	close(fd);
+	sp_region_close(dp);
+	sp_region_close(cp);
+	unlink(region_path);
+}
+
+/* Maps the file at region_path writable for corruption. */
+static uint8_t *
+map_raw(size_t *size)
+{
+	struct stat sb;
+	uint8_t *base;
+	int fd = open(region_path, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &sb), 0);
+	*size = (size_t)sb.st_size;
+	base = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(base != MAP_FAILED);
+	close(fd);
+	return base;
+}
+
+static void
+fix_header_crc(struct sp_region_header *h)
+{
+	h->header_crc = sp_crc32c(0, h, offsetof(struct sp_region_header, header_crc));
+}
+
+/* Recomputes a slot's CRC as docs/region.md defines it, so that a test can plant data that
+ * passes the checksum and must be caught by the invariant checks. */
+static void
+fix_slot_crc(struct sp_region_state *s)
+{
+	const uint8_t *from = (const uint8_t *)&s->generation;
+	const uint8_t *end = (const uint8_t *)&s->members[SP_MEMBERS_MAX];
+	uint32_t crc;
+
+	s->crc = 0;
+	crc = sp_crc32c(0, from, (size_t)(end - from));
+	s->crc = sp_crc32c(crc, s->map, s->partitions * sizeof(s->map[0]));
+}
+
+/* Opens region_path expecting err and a message containing word. */
+static void
+expect_open_error(int err, const char *word)
+{
+	char why[SP_CLUSTER_WHY_MAX] = "";
+	struct sp_region *r = NULL;
+
+	assert_int_equal(sp_region_open(region_path, false, &r, why, sizeof(why)), err);
+	assert_null(r);
+	if (strstr(why, word) == NULL)
+		fail_msg("message '%s' does not mention '%s'", why, word);
+}
+
+static void
+expect_read_error(int err, const char *word)
+{
+	char why[SP_CLUSTER_WHY_MAX] = "";
+	struct sp_cluster_state *st = sp_cluster_state_new(TEST_CAPACITY);
+	struct sp_region *r;
+
+	assert_int_equal(sp_region_open(region_path, false, &r, why, sizeof(why)), 0);
+	assert_int_equal(sp_region_read(r, st, why, sizeof(why)), err);
+	if (strstr(why, word) == NULL)
+		fail_msg("message '%s' does not mention '%s'", why, word);
+	sp_region_close(r);
+	sp_cluster_state_free(st);
+}
+
+static void
+test_region_validation_errors(void **state)
+{
+	struct sp_cluster_state *st = three_members(64);
+	struct sp_region_header *h, saved;
+	struct sp_region_state *slot;
+	struct sp_region *w;
+	char why[SP_CLUSTER_WHY_MAX];
+	uint8_t *base;
+	size_t size;
+	uint32_t active;
+
+	(void)state;
+	make_path("bad");
+	expect_open_error(-ENOENT, "cannot open");
+	assert_int_equal(sp_region_create(region_path, TEST_CAPACITY, &w, why, sizeof(why)), 0);
+	assert_int_equal(sp_region_publish(w, st, why, sizeof(why)), 0);
+	sp_region_close(w);
+	base = map_raw(&size);
+	h = (struct sp_region_header *)base;
+	saved = *h;
+
+	h->magic ^= 1;
+	expect_open_error(-SP_ECORRUPT, "magic");
+	*h = saved;
+	h->version = SP_REGION_VERSION + 1;
+	expect_open_error(-SP_EVERSION, "version");
+	*h = saved;
+	h->dp_size += 8; /* not re-checksummed */
+	expect_open_error(-SP_ECORRUPT, "checksum");
+	fix_header_crc(h);
+	expect_open_error(-SP_ECORRUPT, "offsets");
+	*h = saved;
+	h->partitions_max = 96;
+	fix_header_crc(h);
+	expect_open_error(-SP_ECORRUPT, "power of two");
+	*h = saved;
+	h->header_size = 512;
+	fix_header_crc(h);
+	expect_open_error(-SP_ECORRUPT, "header size");
+	*h = saved;
+	h->total_size = size * 2;
+	fix_header_crc(h);
+	expect_open_error(-SP_ETRUNCATED, "truncated");
+	*h = saved;
+	h->total_size = SP_REGION_SIZE_MAX * 2;
+	fix_header_crc(h);
+	expect_open_error(-SP_ECORRUPT, "total size");
+	*h = saved;
+
+	/* The published slot: corrupt bytes fail the checksum; checksummed nonsense fails the
+	 * invariants; a bad active index is caught. */
+	active = atomic_load(&h->state_active);
+	slot = (struct sp_region_state *)(base + h->state_offset[active]);
+	slot->map[3].worker ^= 0x40;
+	expect_read_error(-SP_ECORRUPT, "checksum");
+	slot->map[3].worker ^= 0x40;
+	expect_read_error(0, "");
+	slot->map[4].worker = 50;
+	fix_slot_crc(slot);
+	expect_read_error(-SP_ECORRUPT, "worker 50");
+	slot->map[4] = st->map[4];
+	slot->partitions = 48;
+	fix_slot_crc(slot);
+	expect_read_error(-SP_ECORRUPT, "power of two");
+	slot->partitions = TEST_CAPACITY * 4;
+	expect_read_error(-SP_ECORRUPT, "capacity");
+	slot->partitions = 64;
+	slot->self_node_id = 99;
+	fix_slot_crc(slot);
+	expect_read_error(-SP_ECORRUPT, "this node");
+	slot->self_node_id = st->self_node_id;
+	fix_slot_crc(slot);
+	expect_read_error(0, "");
+	atomic_store(&h->state_active, 5);
+	expect_read_error(-SP_ECORRUPT, "slot index");
+	atomic_store(&h->state_active, active);
+	munmap(base, size);
+
+	/* Truncated files: shorter than the header says, and shorter than a header. */
+	assert_int_equal(truncate(region_path, (off_t)(size - SP_REGION_ALIGN)), 0);
+	expect_open_error(-SP_ETRUNCATED, "truncated");
+	assert_int_equal(truncate(region_path, 100), 0);
+	expect_open_error(-SP_ETRUNCATED, "header");
+	expect_open_error(-SP_ETRUNCATED, "100 bytes");
+	unlink(region_path);
+	sp_cluster_state_free(st);
+}
+
+/* Random file content never crashes the reader: it is refused at open. */
+static void
+test_region_garbage_files(void **state)
+{
+	uint8_t buf[SP_REGION_HEADER_SIZE * 2];
+	uint64_t x = test_seed ^ 0x9e3779b97f4a7c15ull;
+	struct sp_region *r;
+	char why[SP_CLUSTER_WHY_MAX];
+
+	(void)state;
+	make_path("garbage");
+	for (int round = 0; round < 50; round++) {
+		FILE *f;
+
+		for (size_t i = 0; i < sizeof(buf); i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			buf[i] = (uint8_t)x;
+		}
+		if (round % 2 == 0)
+			memcpy(buf, &(uint64_t){SP_REGION_MAGIC}, sizeof(uint64_t));
+		f = fopen(region_path, "w");
+		assert_non_null(f);
+		assert_int_equal(fwrite(buf, 1, sizeof(buf), f), sizeof(buf));
+		fclose(f);
+		r = NULL;
+		assert_true(sp_region_open(region_path, false, &r, why, sizeof(why)) < 0);
+		assert_null(r);
+	}
+	unlink(region_path);
+}
+
+/* Version v of the race test: every field derives from v, so a mix is detectable. */
+static void
+race_fill(struct sp_cluster_state *st, uint64_t v)
+{
+	uint32_t workers = (uint32_t)(v % 7) + 1;
+
+	st->epoch = v;
+	st->partitions = RACE_PARTITIONS;
+	st->self_node_id = 1;
+	st->member_count = 2;
+	memset(st->members, 0, sizeof(st->members));
+	for (uint32_t i = 0; i < 2; i++) {
+		st->members[i].node_id = i + 1;
+		st->members[i].worker_count = (uint16_t)workers;
+		st->members[i].state = SP_MEMBER_ACTIVE;
+		st->members[i].binary_port = (uint16_t)v;
+		snprintf(st->members[i].name, SP_MEMBER_NAME_MAX, "v%llu", (unsigned long long)v);
+	}
+	for (uint32_t p = 0; p < RACE_PARTITIONS; p++) {
+		uint64_t h = (v * 0x9e3779b97f4a7c15ull) ^ (test_seed + p * 0xbf58476d1ce4e5b9ull);
+
+		st->map[p].node_id = (uint32_t)(h >> 7) % 2 + 1;
+		st->map[p].worker = (uint16_t)((h >> 17) % workers);
+	}
+}
+
+struct race {
+	atomic_bool done;
+	uint64_t published;
+	uint64_t reads;
+	uint64_t busy;
+	uint64_t torn;
+	uint64_t backwards;
+};
+
+static void *
+race_writer(void *arg)
+{
+	struct race *rc = arg;
+	struct sp_cluster_state *st = sp_cluster_state_new(RACE_PARTITIONS);
+	struct sp_region *w;
+	char why[SP_CLUSTER_WHY_MAX];
+	uint64_t deadline = sp_mono_ms() + RACE_TIME_MAX_MS;
+
+	if (sp_region_open(region_path, true, &w, why, sizeof(why)) != 0)
+		abort();
+	for (uint64_t v = 2; v < RACE_PUBLISHES_MAX && sp_mono_ms() < deadline; v++) {
+		race_fill(st, v);
+		if (sp_region_publish(w, st, why, sizeof(why)) != 0)
+			abort();
+		rc->published++;
+	}
+	atomic_store(&rc->done, true);
+	sp_region_close(w);
+	sp_cluster_state_free(st);
+	return NULL;
+}
+
+static void *
+race_reader(void *arg)
+{
+	struct race *rc = arg;
+	struct sp_cluster_state *got = sp_cluster_state_new(RACE_PARTITIONS);
+	struct sp_cluster_state *want = sp_cluster_state_new(RACE_PARTITIONS);
+	struct sp_region *r;
+	char why[SP_CLUSTER_WHY_MAX];
+	uint64_t last_epoch = 0;
+
+	if (sp_region_open(region_path, false, &r, why, sizeof(why)) != 0)
+		abort();
+	while (!atomic_load(&rc->done)) {
+		int err = sp_region_read(r, got, why, sizeof(why));
+
+		if (err == -SP_EBUSY) {
+			rc->busy++;
+			continue;
+		}
+		rc->reads++;
+		race_fill(want, got->epoch);
+		if (err != 0 ||
+		    memcmp(got->map, want->map, RACE_PARTITIONS * sizeof(got->map[0])) ||
+		    memcmp(got->members, want->members, sizeof(got->members)))
+			rc->torn++;
+		if (got->epoch < last_epoch)
+			rc->backwards++;
+		last_epoch = got->epoch;
+	}
+	sp_region_close(r);
+	sp_cluster_state_free(got);
+	sp_cluster_state_free(want);
+	return NULL;
+}
+
+static void
+test_region_no_torn_reads(void **state)
+{
+	struct sp_cluster_state *st = sp_cluster_state_new(RACE_PARTITIONS);
+	struct race rc = {0};
+	struct sp_region *w;
+	pthread_t wt, rt;
+	char why[SP_CLUSTER_WHY_MAX];
+
+	(void)state;
+	make_path("race");
+	assert_int_equal(sp_region_create(region_path, RACE_PARTITIONS, &w, why, sizeof(why)), 0);
+	race_fill(st, 1);
+	assert_int_equal(sp_region_publish(w, st, why, sizeof(why)), 0);
+	sp_region_close(w);
+	assert_int_equal(pthread_create(&rt, NULL, race_reader, &rc), 0);
+	assert_int_equal(pthread_create(&wt, NULL, race_writer, &rc), 0);
+	pthread_join(wt, NULL);
+	pthread_join(rt, NULL);
+	printf("race: seed %llu: %llu versions published, %llu reads, %llu busy\n",
+	       (unsigned long long)test_seed, (unsigned long long)rc.published,
+	       (unsigned long long)rc.reads, (unsigned long long)rc.busy);
+	assert_true(rc.published > 100);
+	assert_true(rc.reads > 10);
+	assert_int_equal(rc.torn, 0);
+	assert_int_equal(rc.backwards, 0);
+	unlink(region_path);
+	sp_cluster_state_free(st);
+}
+
+int
+main(void)
+{
+	const char *env = getenv("SP_TEST_SEED");
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_default_map),
+	        cmocka_unit_test(test_single_state_and_copy),
+	        cmocka_unit_test(test_validate_every_error),
+	        cmocka_unit_test(test_region_round_trip),
+	        cmocka_unit_test(test_dataplane_status),
+	        cmocka_unit_test(test_region_validation_errors),
+	        cmocka_unit_test(test_region_garbage_files),
+	        cmocka_unit_test(test_region_no_torn_reads),
+	};
+
+	test_seed = env != NULL ? strtoull(env, NULL, 10) : (uint64_t)sp_mono_ns();
+	printf("cluster tests: seed %llu (replay with SP_TEST_SEED=%llu)\n",
+	       (unsigned long long)test_seed, (unsigned long long)test_seed);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
