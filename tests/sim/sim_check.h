@@ -91,13 +91,13 @@ bool sim_check_commit(struct sim_check *ck, unsigned node, uint64_t index, uint6
                       uint64_t chain);
 
 /*
- * Leader completeness: a leader whose log has chain `chain_at` at index `at` (its snapshot
- * base or a log entry) and whose last index is last_index holds every committed entry.
- * chain_at_committed is the leader's chain at committed_max, or 0 when it has no entry
- * there; the driver computes it.
+ * Leader completeness: node, leader of term with last index last_index, must hold every
+ * committed entry. term_at(ctx, i) gives the term of its entry at i, or 0 when i was
+ * compacted into its snapshot (only applied, hence committed, entries are).
  */
 bool sim_check_leader_complete(struct sim_check *ck, unsigned node, uint64_t term,
-                               uint64_t last_index, uint64_t chain_at_committed);
+                               uint64_t last_index, uint64_t (*term_at)(void *ctx, uint64_t index),
+                               void *ctx);
 
 /* State-machine safety: node applied index with chain; it must be the next one it applies
  * and the committed entry there. A restored snapshot resets the node's apply point. */

@@ -15,9 +15,12 @@
 
 #include <cmocka.h>
 
+#include "common/errors.h"
+
 #include "sim_check.h"
 #include "sim_net.h"
 #include "sim_rng.h"
+#include "sim_storage.h"
 
 #define PAYLOADS_MAX 4096
 
@@ -367,6 +370,15 @@ test_check_log_matching_and_commit(void **state)
 	check_free(ck);
 }
 
+/* A leader log for the completeness check: term 1 up to index 2, nothing compacted. */
+static uint64_t
+log_term_at(void *ctx, uint64_t index)
+{
+	const uint64_t *terms = ctx;
+
+	return terms[index];
+}
+
 static void
 test_check_leader_completeness_and_apply(void **state)
 {
@@ -377,10 +389,22 @@ test_check_leader_completeness_and_apply(void **state)
 
 	assert_true(sim_check_commit(ck, 0, 1, 1, c1));
 	assert_true(sim_check_commit(ck, 0, 2, 1, c2));
-	assert_true(sim_check_leader_complete(ck, 1, 2, 2, c2));
+	uint64_t good[3] = {0, 1, 1};
+	uint64_t bad[3] = {0, 1, 2};
+	uint64_t compacted[3] = {0, 0, 1};
+
+	assert_true(sim_check_leader_complete(ck, 1, 2, 2, log_term_at, good));
+	assert_true(sim_check_leader_complete(ck, 1, 2, 2, log_term_at, compacted));
 	assert_true(sim_check_apply(ck, 1, 1, c1));
 	assert_true(sim_check_apply(ck, 1, 2, c2));
-	assert_false(sim_check_leader_complete(ck, 2, 3, 1, 0));
+	assert_false(sim_check_leader_complete(ck, 2, 3, 1, log_term_at, good));
+	assert_string_equal(ck->property, "leader completeness");
+	check_free(ck);
+
+	ck = check_new();
+	assert_true(sim_check_commit(ck, 0, 1, 1, c1));
+	assert_true(sim_check_commit(ck, 0, 2, 1, c2));
+	assert_false(sim_check_leader_complete(ck, 2, 3, 2, log_term_at, bad));
 	assert_string_equal(ck->property, "leader completeness");
 	check_free(ck);
 
@@ -437,6 +461,89 @@ test_check_linearizable_reads(void **state)
 	check_free(ck);
 }
 
+static void
+make_entries(struct raft_entry *e, uint64_t first, size_t n, uint64_t term, const char *data)
+{
+	for (size_t i = 0; i < n; i++)
+		e[i] = (struct raft_entry){.term = term,
+		                           .index = first + i,
+		                           .type = RAFT_ENTRY_NORMAL,
+		                           .len = (uint32_t)strlen(data),
+		                           .data = data};
+}
+
+static void
+test_storage_truncate_compact_and_snapshot(void **state)
+{
+	(void)state;
+	struct sim_storage st;
+	struct raft_entry e[8];
+	struct raft_membership m = {.n_voters = 1, .voters = {1}};
+
+	sim_storage_init(&st);
+	make_entries(e, 1, 5, 1, "abc");
+	assert_int_equal(sim_storage_put_entries(&st, e, 5), 0);
+	assert_int_equal(sim_storage_last_index(&st), 5);
+	uint64_t c3 = sim_storage_chain_at(&st, 3);
+
+	/* Overwriting from index 4 with another term keeps 1..3 and their chains. */
+	make_entries(e, 4, 3, 2, "z");
+	assert_int_equal(sim_storage_put_entries(&st, e, 3), 0);
+	assert_int_equal(sim_storage_last_index(&st), 6);
+	assert_int_equal(sim_storage_chain_at(&st, 3), c3);
+	assert_int_equal(sim_storage_term_at(&st, 4), 2);
+	/* A gap and a write below the snapshot are refused. */
+	make_entries(e, 9, 1, 2, "z");
+	assert_int_equal(sim_storage_put_entries(&st, e, 1), -SP_EMALFORMED);
+	uint64_t c5 = sim_storage_chain_at(&st, 5);
+
+	assert_int_equal(sim_storage_compact(&st, 5, &m), 0);
+	assert_int_equal(sim_storage_chain_at(&st, 5), c5);
+	assert_int_equal(sim_storage_chain_at(&st, 3), 0);
+	assert_int_equal(sim_storage_last_index(&st), 6);
+	make_entries(e, 5, 1, 2, "z");
+	assert_int_equal(sim_storage_put_entries(&st, e, 1), -SP_EMALFORMED);
+
+	/* The view a restart gets: snapshot at 5 and entry 6. */
+	struct raft_storage view;
+	static struct raft_entry scratch[16];
+	uint8_t snap[SIM_SNAPSHOT_DATA_BYTES];
+	uint64_t idx, chain;
+
+	sim_storage_view(&st, &view, scratch, snap);
+	assert_int_equal(view.snapshot.meta.index, 5);
+	assert_int_equal(view.n_entries, 1);
+	assert_int_equal(view.entries[0].index, 6);
+	assert_int_equal(view.applied, 5);
+	assert_int_equal(
+	        sim_snapshot_data_decode(view.snapshot.data, view.snapshot.len, &idx, &chain), 0);
+	assert_int_equal(idx, 5);
+	assert_int_equal(chain, c5);
+
+	/* A snapshot that matches the stored term at its index keeps the entries after it. */
+	uint8_t data[SIM_SNAPSHOT_DATA_BYTES];
+	uint64_t c6 = sim_storage_chain_at(&st, 6);
+
+	sim_snapshot_data_encode(6, c6, data);
+	struct raft_snapshot rs = {.meta = {.index = 6, .term = 2, .membership = m},
+	                           .data = data,
+	                           .len = sizeof(data)};
+
+	assert_int_equal(sim_storage_put_snapshot(&st, &rs), 0);
+	assert_int_equal(sim_storage_last_index(&st), 6);
+	/* One that does not discards the log. */
+	sim_snapshot_data_encode(9, 77, data);
+	rs.meta.index = 9;
+	rs.meta.term = 3;
+	assert_int_equal(sim_storage_put_snapshot(&st, &rs), 0);
+	assert_int_equal(sim_storage_last_index(&st), 9);
+	assert_int_equal(sim_storage_chain_at(&st, 9), 77);
+	/* Malformed snapshot data is refused. */
+	rs.len = 3;
+	assert_int_equal(sim_storage_put_snapshot(&st, &rs), -SP_EMALFORMED);
+	sim_storage_fini(&st);
+}
+
 int
 main(void)
 {
@@ -452,6 +559,7 @@ main(void)
 	        cmocka_unit_test(test_check_log_matching_and_commit),
 	        cmocka_unit_test(test_check_leader_completeness_and_apply),
 	        cmocka_unit_test(test_check_linearizable_reads),
+	        cmocka_unit_test(test_storage_truncate_compact_and_snapshot),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
