@@ -1,0 +1,1174 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Partition store: a circular item log with a bucketed, tagged index (after MICA).
+ *
+ * Memory: [struct store][index buckets][log]. The log is written at head and reclaimed at
+ * tail; both are byte counters that only grow, the physical offset is counter % log_bytes.
+ * An item never straddles the end of the log: when it would, the rest of the lap is a pad.
+ * Index entries hold a 16-bit tag and the item's position in 8-byte units (48 bits); every
+ * non-empty entry points at an item in [tail, head). When tail passes an item whose entry
+ * still points at it, the entry is removed and the item counted as evicted (or expired).
+ *
+ * Concurrent readers rely on two seqlock-style rules, both "publish before you destroy":
+ *  - every change to a bucket's entries, or to an item in place, happens between two
+ *    increments of that bucket's version (odd while changing);
+ *  - log space is reclaimed by storing the new tail and issuing a release fence before any
+ *    byte of it is overwritten. A reader that saw an overwritten byte then sees the new
+ *    tail after its acquire fence, and retries.
+ */
+#include <errno.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "common/errors.h"
+#include "common/keyhash.h"
+#include "common/verify.h"
+#include "dataplane/store/store.h"
+
+#define STORE_MAGIC      0x53504b5653544f52ull /* "SPKVSTOR" */
+#define POS_UNIT_SHIFT   3u
+#define POS_MASK         ((1ull << 48) - 1)
+#define ENTRY_TAG_SHIFT  48u
+#define LENS_KEY_MASK    0xffu
+#define LENS_VALUE_SHIFT 8u
+#define POS_NONE         UINT64_MAX
+/* An item read from the oldest quarter of a full log is moved to the head. */
+#define REINSERT_AGE_DIV 4u
+#define LOG_MIN_BYTES    4096u
+
+struct store_bucket {
+	_Atomic uint64_t version; /* odd while the owner changes the bucket or its items */
+	_Atomic uint64_t slot[STORE_BUCKET_SLOTS]; /* 0 = empty, else tag << 48 | pos >> 3 */
+};
+
+/* Log header of an item; key then value follow, the whole padded to 8 bytes. */
+struct store_item {
+	uint32_t hash_hi; /* sp_key_hash_hi(): finds the bucket again at eviction */
+	uint32_t lens;    /* key_len | value_len << 8; key_len 0 marks a pad to the lap end */
+	uint32_t flags;
+	uint32_t expire_s;
+	uint64_t cas;
+};
+
+struct store {
+	uint64_t magic;
+	uint64_t log_bytes;
+	struct store_bucket *buckets;
+	uint8_t *log;
+	uint32_t nbuckets;
+	_Atomic uint32_t flush_at_s; /* pending flush_all time, 0 = none */
+	_Atomic uint64_t head;       /* log bytes ever written */
+	_Atomic uint64_t tail;       /* log bytes ever reclaimed */
+	_Atomic uint64_t cas_last;
+	_Atomic uint64_t flush_cas; /* items with cas <= this are flushed */
+	struct store_stats st;
+};
+
+SP_STATIC_ASSERT(sizeof(struct store_bucket) == 64, "a bucket is one cache line");
+SP_STATIC_ASSERT(sizeof(struct store_item) == STORE_ITEM_HEADER_BYTES, "item header size");
+SP_STATIC_ASSERT(alignof(struct store_item) == 8, "items are 8-byte aligned");
+SP_STATIC_ASSERT(STORE_ITEM_HEADER_BYTES + 7 + 64 / STORE_BUCKET_ITEMS_PLAN <=
+                         STORE_ITEM_OVERHEAD_MAX,
+                 "header + worst padding + index share must stay within the overhead bound");
+SP_STATIC_ASSERT(STORE_VALUE_MAX < (1u << (32 - LENS_VALUE_SHIFT)), "value length fits lens");
+SP_STATIC_ASSERT(STORE_KEY_MAX <= LENS_KEY_MASK, "key length fits lens");
+SP_STATIC_ASSERT(STORE_OP_SET + STORE_PREPEND == STORE_OP_PREPEND, "mode maps to op");
+SP_STATIC_ASSERT(STORE_BUCKET_ITEMS_PLAN < STORE_BUCKET_SLOTS, "index plan leaves headroom");
+
+#define LD(p)    atomic_load_explicit((p), memory_order_relaxed)
+#define ST(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
+
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#else
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+static inline uint64_t
+align8(uint64_t n)
+{
+	return (n + 7u) & ~(uint64_t)7u;
+}
+
+size_t
+store_item_bytes(size_t key_len, size_t value_len)
+{
+	return (size_t)align8(STORE_ITEM_HEADER_BYTES + (uint64_t)key_len + value_len);
+}
+
+static inline uint32_t
+item_key_len(uint32_t lens)
+{
+	return lens & LENS_KEY_MASK;
+}
+
+static inline uint32_t
+item_value_len(uint32_t lens)
+{
+	return lens >> LENS_VALUE_SHIFT;
+}
+
+static inline uint8_t *
+item_key(struct store_item *it)
+{
+	return (uint8_t *)(it + 1);
+}
+
+static inline uint8_t *
+item_value(struct store_item *it)
+{
+	return item_key(it) + item_key_len(it->lens);
+}
+
+static inline uint64_t
+item_size(const struct store_item *it)
+{
+	return store_item_bytes(item_key_len(it->lens), item_value_len(it->lens));
+}
+
+static inline uint32_t
+bucket_index(const struct store *s, uint64_t hash)
+{
+	return (uint32_t)(((uint64_t)sp_key_hash_hi(hash) * s->nbuckets) >> 32);
+}
+
+/* Tag from hash bits 16..31: independent of the partition bits (P <= 2^16) and of hash_hi. */
+static inline uint64_t
+hash_tag(uint64_t hash)
+{
+	uint64_t tag = (hash >> 16) & 0xffffu;
+
+	return tag != 0 ? tag : 1;
+}
+
+static inline uint64_t
+entry_make(uint64_t tag, uint64_t pos)
+{
+	ASSERT(tag != 0);
+	ASSERT((pos & 7u) == 0);
+	return tag << ENTRY_TAG_SHIFT | ((pos >> POS_UNIT_SHIFT) & POS_MASK);
+}
+
+static inline uint64_t
+entry_tag(uint64_t e)
+{
+	return e >> ENTRY_TAG_SHIFT;
+}
+
+/* Full log position of entry e, given the head it lies behind (head - pos < 2^51). */
+static inline uint64_t
+entry_pos(uint64_t e, uint64_t head)
+{
+	uint64_t head_units = head >> POS_UNIT_SHIFT;
+	uint64_t back_units = (head_units - (e & POS_MASK)) & POS_MASK;
+
+	return (head_units - back_units) << POS_UNIT_SHIFT;
+}
+
+static inline struct store_item *
+item_at(const struct store *s, uint64_t pos)
+{
+	return (struct store_item *)(s->log + pos % s->log_bytes);
+}
+
+static void
+bucket_write_begin(struct store_bucket *b)
+{
+	uint64_t v = LD(&b->version);
+
+	ASSERT((v & 1u) == 0);
+	ST(&b->version, v + 1);
+	atomic_thread_fence(memory_order_release);
+}
+
+static void
+bucket_write_end(struct store_bucket *b)
+{
+	uint64_t v = LD(&b->version);
+
+	ASSERT((v & 1u) == 1);
+	atomic_store_explicit(&b->version, v + 1, memory_order_release);
+}
+
+/* Applies a pending flush_all whose time has come. Can't fail. */
+static void
+flush_apply(struct store *s, uint32_t now_s)
+{
+	uint32_t at_s = LD(&s->flush_at_s);
+
+	if (at_s == 0 || now_s < at_s)
+		return;
+	ST(&s->flush_cas, LD(&s->cas_last));
+	atomic_store_explicit(&s->flush_at_s, 0, memory_order_release);
+	ASSERT(LD(&s->flush_cas) <= LD(&s->cas_last));
+}
+
+static inline bool
+item_dead(const struct store *s, const struct store_item *it, uint32_t now_s)
+{
+	if (it->expire_s != 0 && it->expire_s <= now_s)
+		return true;
+	return it->cas <= LD(&s->flush_cas);
+}
+
+static inline uint64_t
+cas_next(struct store *s)
+{
+	uint64_t cas = LD(&s->cas_last) + 1;
+
+	ASSERT(cas != 0);
+	ST(&s->cas_last, cas);
+	return cas;
+}
+
+/* Where an item sits in the index. */
+struct loc {
+	struct store_bucket *b;
+	unsigned slot;
+	uint64_t pos;
+	struct store_item *it;
+};
+
+/* Finds key's index entry, live or not. Returns true and fills *loc when present. */
+static bool
+lookup(const struct store *s, const struct store_key *key, struct loc *loc)
+{
+	struct store_bucket *b = &s->buckets[bucket_index(s, key->hash)];
+	uint64_t tag = hash_tag(key->hash);
+	uint64_t head = LD(&s->head);
+
+	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
+		uint64_t e = LD(&b->slot[i]);
+
+		if (e == 0 || entry_tag(e) != tag)
+			continue;
+		uint64_t pos = entry_pos(e, head);
+		struct store_item *it = item_at(s, pos);
+
+		ASSERT(pos >= LD(&s->tail));
+		if (item_key_len(it->lens) != key->len || memcmp(item_key(it), key->data, key->len))
+			continue;
+		loc->b = b;
+		loc->slot = i;
+		loc->pos = pos;
+		loc->it = it;
+		return true;
+	}
+	return false;
+}
+
+/* Removes the entry at loc and accounts for the item leaving. */
+static void
+unlink_loc(struct store *s, const struct loc *loc)
+{
+	uint64_t size = item_size(loc->it);
+
+	ASSERT(s->st.items > 0);
+	ASSERT(s->st.bytes >= size);
+	bucket_write_begin(loc->b);
+	ST(&loc->b->slot[loc->slot], 0);
+	bucket_write_end(loc->b);
+	s->st.items--;
+	s->st.bytes -= size;
+}
+
+/*
+ * Finds the live item of key. Expired or flushed items found on the way are unlinked and
+ * counted (lazy expiry). Returns true with *loc filled when a live item exists.
+ */
+static bool
+find_live(struct store *s, const struct store_key *key, uint32_t now_s, struct loc *loc)
+{
+	if (!lookup(s, key, loc))
+		return false;
+	if (!item_dead(s, loc->it, now_s))
+		return true;
+	unlink_loc(s, loc);
+	s->st.expired++;
+	return false;
+}
+
+/*
+ * Reclaims the log record at tail (an item or the pad to the lap end) and returns the new
+ * tail. An item whose index entry still points at it is unlinked and counted as evicted or,
+ * if it was dead anyway, expired; the item at skip_pos is being replaced by the caller and
+ * keeps its entry.
+ */
+static uint64_t
+evict_at(struct store *s, uint64_t tail, uint64_t skip_pos, uint32_t now_s)
+{
+	uint64_t phys = tail % s->log_bytes;
+	uint64_t rest = s->log_bytes - phys;
+
+	if (rest < STORE_ITEM_HEADER_BYTES)
+		return tail + rest;
+	struct store_item *it = (struct store_item *)(s->log + phys);
+	if (item_key_len(it->lens) == 0)
+		return tail + rest;
+
+	uint64_t size = item_size(it);
+	VERIFY(size <= rest);
+	if (tail == skip_pos)
+		return tail + size;
+
+	struct store_bucket *b = &s->buckets[((uint64_t)it->hash_hi * s->nbuckets) >> 32];
+	uint64_t head = LD(&s->head);
+	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
+		uint64_t e = LD(&b->slot[i]);
+
+		if (e == 0 || entry_pos(e, head) != tail)
+			continue;
+		struct loc loc = {.b = b, .slot = i, .pos = tail, .it = it};
+		bool dead = item_dead(s, it, now_s);
+		unlink_loc(s, &loc);
+		if (dead)
+			s->st.expired++;
+		else
+			s->st.evictions++;
+		break;
+	}
+	return tail + size;
+}
+
+/* The bytes of a new value: pre, then old (already in the log), then post. */
+struct vparts {
+	const void *pre;
+	uint32_t pre_len;
+	const uint8_t *old; /* points into the log; may be reclaimed by this very write */
+	uint32_t old_len;
+	const void *post;
+	uint32_t post_len;
+};
+
+/*
+ * Appends an item at the log head, evicting from the tail as needed, and returns its
+ * position. The caller has checked that it fits (item bytes <= log_bytes / 2) and links it
+ * into the index afterwards. The old bytes are moved first, so they survive even when the
+ * reclaimed space overlaps them. Can't fail.
+ */
+static uint64_t
+item_append(struct store *s, const struct store_key *key, const struct vparts *v, uint32_t flags,
+            uint32_t expire_s, uint64_t cas, uint64_t skip_pos, uint32_t now_s)
+{
+	uint64_t value_len = (uint64_t)v->pre_len + v->old_len + v->post_len;
+	uint64_t n = store_item_bytes(key->len, value_len);
+	uint64_t L = s->log_bytes;
+	uint64_t head = LD(&s->head);
+	uint64_t phys = head % L;
+	uint64_t pad = phys + n > L ? L - phys : 0;
+	uint64_t end = head + pad + n;
+	uint64_t tail = LD(&s->tail);
+
+	ASSERT(n <= L / 2);
+	ASSERT(value_len <= STORE_VALUE_MAX);
+	if (end > L) {
+		while (tail < end - L)
+			tail = evict_at(s, tail, skip_pos, now_s);
+		ST(&s->tail, tail);
+		atomic_thread_fence(memory_order_release);
+	}
+
+	uint64_t pos = head + pad;
+	struct store_item *it = item_at(s, pos);
+	uint8_t *val = (uint8_t *)(it + 1) + key->len;
+	if (v->old_len > 0)
+		memmove(val + v->pre_len, v->old, v->old_len);
+	if (v->pre_len > 0)
+		memcpy(val, v->pre, v->pre_len);
+	if (v->post_len > 0)
+		memcpy(val + v->pre_len + v->old_len, v->post, v->post_len);
+	memcpy(it + 1, key->data, key->len);
+	it->hash_hi = sp_key_hash_hi(key->hash);
+	it->lens = key->len | (uint32_t)value_len << LENS_VALUE_SHIFT;
+	it->flags = flags;
+	it->expire_s = expire_s;
+	it->cas = cas;
+	if (pad >= STORE_ITEM_HEADER_BYTES) {
+		struct store_item *p = (struct store_item *)(s->log + phys);
+		memset(p, 0, sizeof(*p));
+	}
+	atomic_store_explicit(&s->head, end, memory_order_release);
+	return pos;
+}
+
+/* Points the entry at loc (same key) to the item at pos. */
+static void
+relink_loc(struct store *s, struct loc *loc, uint64_t pos, uint64_t hash)
+{
+	bucket_write_begin(loc->b);
+	ST(&loc->b->slot[loc->slot], entry_make(hash_tag(hash), pos));
+	bucket_write_end(loc->b);
+	loc->pos = pos;
+	loc->it = item_at(s, pos);
+}
+
+/*
+ * Links a new item (key absent from the index) at pos. When the bucket is full the entry
+ * of the oldest item in it is dropped and counted (lossy index, as in MICA).
+ */
+static void
+link_new(struct store *s, const struct store_key *key, uint64_t pos, uint32_t now_s,
+         struct loc *loc)
+{
+	struct store_bucket *b = &s->buckets[bucket_index(s, key->hash)];
+	uint64_t head = LD(&s->head);
+	unsigned victim = 0;
+	uint64_t victim_age = 0;
+	unsigned i;
+
+	for (i = 0; i < STORE_BUCKET_SLOTS; i++) {
+		uint64_t e = LD(&b->slot[i]);
+
+		if (e == 0)
+			break;
+		uint64_t age = head - entry_pos(e, head);
+		if (age >= victim_age) {
+			victim_age = age;
+			victim = i;
+		}
+	}
+	if (i == STORE_BUCKET_SLOTS) {
+		uint64_t vpos = entry_pos(LD(&b->slot[victim]), head);
+		struct loc vloc = {.b = b, .slot = victim, .pos = vpos, .it = item_at(s, vpos)};
+		bool dead = item_dead(s, vloc.it, now_s);
+
+		unlink_loc(s, &vloc);
+		if (dead) {
+			s->st.expired++;
+		} else {
+			s->st.evictions++;
+			s->st.evictions_index++;
+		}
+		i = victim;
+	}
+	loc->b = b;
+	loc->slot = i;
+	relink_loc(s, loc, pos, key->hash);
+	s->st.items++;
+	s->st.bytes += item_size(loc->it);
+}
+
+/*
+ * Moves a live item read from the oldest quarter of a full log to the head, so that
+ * items in use survive FIFO eviction. Same value, flags, expiry and CAS. Can't fail.
+ */
+static void
+maybe_reinsert(struct store *s, const struct store_key *key, struct loc *loc, uint32_t now_s)
+{
+	uint64_t head = LD(&s->head);
+
+	if (head - loc->pos <= s->log_bytes - s->log_bytes / REINSERT_AGE_DIV)
+		return;
+	struct store_item *it = loc->it;
+	struct vparts v = {.old = item_value(it), .old_len = item_value_len(it->lens)};
+	uint64_t pos = item_append(s, key, &v, it->flags, it->expire_s, it->cas, loc->pos, now_s);
+
+	relink_loc(s, loc, pos, key->hash);
+	s->st.reinserts++;
+	ASSERT(loc->it->cas == item_at(s, pos)->cas);
+}
+
+static int
+key_check(const struct store_key *key)
+{
+	if (key == NULL || key->data == NULL || key->len == 0)
+		return -EINVAL;
+	if (key->len > STORE_KEY_MAX)
+		return -SP_ETOOBIG;
+	return 0;
+}
+
+/* Counts an argument or limit error and passes it through. */
+static int
+fail(struct store *s, int rc)
+{
+	ASSERT(rc < 0);
+	if (rc != -SP_ENOTFOUND && rc != -SP_EEXISTS && rc != -SP_EVERSION)
+		s->st.errors++;
+	return rc;
+}
+
+static void
+value_out(const struct store_item *it, struct store_value *out)
+{
+	out->data = (const uint8_t *)(it + 1) + item_key_len(it->lens);
+	out->len = item_value_len(it->lens);
+	out->flags = it->flags;
+	out->expire_s = it->expire_s;
+	out->cas = it->cas;
+}
+
+size_t
+store_memsize(const struct store_params *params)
+{
+	if (params == NULL || params->bytes < STORE_BYTES_MIN)
+		return 0;
+	if (params->item_bytes_avg > STORE_KEY_MAX + STORE_VALUE_MAX)
+		return 0;
+	return params->bytes & ~(size_t)(STORE_MEM_ALIGN - 1);
+}
+
+struct store *
+store_init(void *mem, size_t bytes, const struct store_params *params)
+{
+	size_t total = store_memsize(params);
+
+	if (mem == NULL || total == 0 || bytes < total ||
+	    ((uintptr_t)mem & (STORE_MEM_ALIGN - 1)) != 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	uint64_t avg =
+	        params->item_bytes_avg ? params->item_bytes_avg : STORE_ITEM_BYTES_AVG_DEFAULT;
+	uint64_t hdr =
+	        (sizeof(struct store) + STORE_MEM_ALIGN - 1) & ~(uint64_t)(STORE_MEM_ALIGN - 1);
+	uint64_t per_item =
+	        store_item_bytes(0, avg) + sizeof(struct store_bucket) / STORE_BUCKET_ITEMS_PLAN;
+	uint64_t items_plan = (total - hdr) / per_item;
+	uint64_t nbuckets =
+	        SP_MAX((items_plan + STORE_BUCKET_ITEMS_PLAN - 1) / STORE_BUCKET_ITEMS_PLAN, 1u);
+	if (nbuckets > UINT32_MAX ||
+	    hdr + nbuckets * sizeof(struct store_bucket) + LOG_MIN_BYTES > total) {
+		errno = EINVAL;
+		return NULL;
+	}
+
+	struct store *s = mem;
+	memset(s, 0, hdr + nbuckets * sizeof(struct store_bucket));
+	s->magic = STORE_MAGIC;
+	s->nbuckets = (uint32_t)nbuckets;
+	s->buckets = (struct store_bucket *)((uint8_t *)mem + hdr);
+	s->log = (uint8_t *)(s->buckets + nbuckets);
+	s->log_bytes = (total - hdr - nbuckets * sizeof(struct store_bucket)) & ~(uint64_t)15;
+	s->st.log_bytes = s->log_bytes;
+	s->st.index_buckets = nbuckets;
+	ASSERT(s->log + s->log_bytes <= (uint8_t *)mem + total);
+	ASSERT(((uintptr_t)s->log & (STORE_MEM_ALIGN - 1)) == 0);
+	return s;
+}
+
+size_t
+store_value_max(const struct store *s, size_t key_len)
+{
+	uint64_t room = s->log_bytes / 2;
+
+	ASSERT(s->magic == STORE_MAGIC);
+	if (key_len > STORE_KEY_MAX || room < STORE_ITEM_HEADER_BYTES + key_len)
+		return 0;
+	return (size_t)SP_MIN(room - STORE_ITEM_HEADER_BYTES - key_len, (uint64_t)STORE_VALUE_MAX);
+}
+
+/* 0 when a value of value_len fits both the limit and this store. */
+static int
+value_fits(const struct store *s, const struct store_key *key, uint64_t value_len)
+{
+	if (value_len > STORE_VALUE_MAX)
+		return -SP_ETOOBIG;
+	if (store_item_bytes(key->len, value_len) > s->log_bytes / 2)
+		return -SP_EFULL;
+	return 0;
+}
+
+int
+store_get(struct store *s, const struct store_key *key, uint32_t now_s, struct store_value *out)
+{
+	struct loc loc;
+	int rc = key_check(key);
+
+	ASSERT(s->magic == STORE_MAGIC);
+	s->st.ops[STORE_OP_GET]++;
+	if (rc != 0 || out == NULL)
+		return fail(s, rc != 0 ? rc : -EINVAL);
+	flush_apply(s, now_s);
+	if (!find_live(s, key, now_s, &loc)) {
+		s->st.misses++;
+		return -SP_ENOTFOUND;
+	}
+	s->st.hits++;
+	maybe_reinsert(s, key, &loc, now_s);
+	value_out(loc.it, out);
+	return 0;
+}
+
+/* Sets the expiry of the live item at loc in place. */
+static void
+expire_set(struct loc *loc, uint32_t expire_s)
+{
+	bucket_write_begin(loc->b);
+	loc->it->expire_s = expire_s;
+	bucket_write_end(loc->b);
+	ASSERT(loc->it->expire_s == expire_s);
+}
+
+int
+store_gat(struct store *s, const struct store_key *key, uint32_t expire_s, uint32_t now_s,
+          struct store_value *out)
+{
+	struct loc loc;
+	int rc = key_check(key);
+
+	ASSERT(s->magic == STORE_MAGIC);
+	s->st.ops[STORE_OP_GAT]++;
+	if (rc != 0 || out == NULL)
+		return fail(s, rc != 0 ? rc : -EINVAL);
+	flush_apply(s, now_s);
+	if (!find_live(s, key, now_s, &loc)) {
+		s->st.misses++;
+		return -SP_ENOTFOUND;
+	}
+	s->st.hits++;
+	expire_set(&loc, expire_s);
+	maybe_reinsert(s, key, &loc, now_s);
+	value_out(loc.it, out);
+	return 0;
+}
+
+int
+store_touch(struct store *s, const struct store_key *key, uint32_t expire_s, uint32_t now_s)
+{
+	struct loc loc;
+	int rc = key_check(key);
+
+	ASSERT(s->magic == STORE_MAGIC);
+	s->st.ops[STORE_OP_TOUCH]++;
+	if (rc != 0)
+		return fail(s, rc);
+	flush_apply(s, now_s);
+	if (!find_live(s, key, now_s, &loc))
+		return -SP_ENOTFOUND;
+	expire_set(&loc, expire_s);
+	return 0;
+}
+
+/* Checks a storage command against the current item (found or not). 0 when it may go on. */
+static int
+set_precheck(enum store_mode mode, const struct store_write *w, bool found, uint64_t cas_now)
+{
+	switch (mode) {
+	case STORE_ADD:
+		if (found)
+			return -SP_EEXISTS;
+		break;
+	case STORE_REPLACE:
+	case STORE_APPEND:
+	case STORE_PREPEND:
+	case STORE_CAS:
+		if (!found)
+			return -SP_ENOTFOUND;
+		break;
+	case STORE_SET:
+	case STORE_MODE_COUNT:
+		break;
+	}
+	if (mode == STORE_CAS && w->cas != cas_now)
+		return -SP_EVERSION;
+	if (w->cas != 0 && !found)
+		return -SP_ENOTFOUND;
+	if (w->cas != 0 && w->cas != cas_now)
+		return -SP_EVERSION;
+	return 0;
+}
+
+int
+store_set(struct store *s, enum store_mode mode, const struct store_key *key,
+          const struct store_write *w, uint32_t now_s, uint64_t *cas_out)
+{
+	struct loc loc;
+	int rc = key_check(key);
+
+	ASSERT(s->magic == STORE_MAGIC);
+	if ((unsigned)mode >= STORE_MODE_COUNT)
+		return fail(s, -EINVAL);
+	s->st.ops[STORE_OP_SET + mode]++;
+	if (rc != 0)
+		return fail(s, rc);
+	if (w == NULL || (w->value == NULL && w->value_len != 0))
+		return fail(s, -EINVAL);
+	bool concat = mode == STORE_APPEND || mode == STORE_PREPEND;
+	if (!concat && (rc = value_fits(s, key, w->value_len)) != 0)
+		return fail(s, rc);
+	flush_apply(s, now_s);
+	bool found = find_live(s, key, now_s, &loc);
+	rc = set_precheck(mode, w, found, found ? loc.it->cas : 0);
+	if (rc != 0)
+		return fail(s, rc);
+
+	struct vparts v = {0};
+	uint32_t flags = w->flags;
+	uint32_t expire_s = w->expire_s;
+	if (concat) {
+		uint32_t old_len = item_value_len(loc.it->lens);
+		if ((rc = value_fits(s, key, (uint64_t)old_len + w->value_len)) != 0)
+			return fail(s, rc);
+		v.old = item_value(loc.it);
+		v.old_len = old_len;
+		flags = loc.it->flags;
+		expire_s = loc.it->expire_s;
+	}
+	if (mode == STORE_PREPEND) {
+		v.pre = w->value;
+		v.pre_len = w->value_len;
+	} else {
+		v.post = w->value;
+		v.post_len = w->value_len;
+	}
+
+	uint64_t cas = cas_next(s);
+	uint64_t old_size = found ? item_size(loc.it) : 0;
+	uint64_t pos =
+	        item_append(s, key, &v, flags, expire_s, cas, found ? loc.pos : POS_NONE, now_s);
+	if (found) {
+		relink_loc(s, &loc, pos, key->hash);
+		s->st.bytes = s->st.bytes - old_size + item_size(loc.it);
+	} else {
+		link_new(s, key, pos, now_s, &loc);
+	}
+	ASSERT(loc.it->cas == cas);
+	if (cas_out != NULL)
+		*cas_out = cas;
+	return 0;
+}
+
+int
+store_delete(struct store *s, const struct store_key *key, uint64_t cas_expected, uint32_t now_s)
+{
+	struct loc loc;
+	int rc = key_check(key);
+
+	ASSERT(s->magic == STORE_MAGIC);
+	s->st.ops[STORE_OP_DELETE]++;
+	if (rc != 0)
+		return fail(s, rc);
+	flush_apply(s, now_s);
+	if (!find_live(s, key, now_s, &loc))
+		return -SP_ENOTFOUND;
+	if (cas_expected != 0 && cas_expected != loc.it->cas)
+		return -SP_EVERSION;
+	unlink_loc(s, &loc);
+	return 0;
+}
+
+static inline bool
+is_blank(uint8_t c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/*
+ * Reads a counter the way memcached does (strtoull base 10, then: the end or a blank must
+ * follow; a '-' sign is refused when the result would be negative as a signed number).
+ * Returns 0 with *out set, or -SP_ENOTNUM.
+ */
+static int
+counter_parse(const uint8_t *p, uint32_t len, uint64_t *out)
+{
+	uint32_t i = 0;
+	bool neg = false;
+	uint64_t v = 0;
+
+	if (len == 0)
+		return -SP_ENOTNUM;
+	while (i < len && is_blank(p[i]))
+		i++;
+	if (i < len && (p[i] == '+' || p[i] == '-'))
+		neg = p[i++] == '-';
+	uint32_t digits = i;
+	for (; i < len && p[i] >= '0' && p[i] <= '9'; i++) {
+		uint64_t d = (uint64_t)(p[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -SP_ENOTNUM;
+		v = v * 10 + d;
+	}
+	if (i == digits) {
+		/* No digits: strtoull leaves the end at the start of the text. */
+		if (!is_blank(p[0]))
+			return -SP_ENOTNUM;
+		*out = 0;
+		return 0;
+	}
+	if (i < len && !is_blank(p[i]))
+		return -SP_ENOTNUM;
+	if (neg) {
+		v = (uint64_t)0 - v;
+		if ((int64_t)v < 0)
+			return -SP_ENOTNUM;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Writes v in decimal to buf (STORE_COUNTER_TEXT_MAX bytes) and returns the length. */
+static uint32_t
+counter_text(uint64_t v, uint8_t *buf)
+{
+	uint8_t rev[STORE_COUNTER_TEXT_MAX];
+	uint32_t n = 0;
+
+	do {
+		rev[n++] = (uint8_t)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	ASSERT(n <= STORE_COUNTER_TEXT_MAX);
+	for (uint32_t i = 0; i < n; i++)
+		buf[i] = rev[n - 1 - i];
+	return n;
+}
+
+/* Creates key's counter from a->initial (binary-protocol incr/decr on a missing key). */
+static void
+arith_create(struct store *s, const struct store_key *key, const struct store_arith *a,
+             uint32_t now_s, struct loc *loc)
+{
+	uint8_t text[STORE_COUNTER_TEXT_MAX];
+	struct vparts vp = {.pre = text, .pre_len = counter_text(a->initial, text)};
+	uint64_t cas = cas_next(s);
+	uint64_t pos = item_append(s, key, &vp, 0, a->expire_s, cas, POS_NONE, now_s);
+
+	link_new(s, key, pos, now_s, loc);
+	ASSERT(loc->it->cas == cas);
+	ASSERT(item_value_len(loc->it->lens) == vp.pre_len);
+}
+
+/* Stores counter v as the new value of the live item at loc, with a new CAS version. */
+static void
+arith_update(struct store *s, const struct store_key *key, uint64_t v, uint32_t now_s,
+             struct loc *loc)
+{
+	uint8_t text[STORE_COUNTER_TEXT_MAX];
+	uint32_t n = counter_text(v, text);
+	uint32_t old_len = item_value_len(loc->it->lens);
+	uint64_t cas = cas_next(s);
+
+	if (n <= old_len) {
+		/* memcached rewrites in place and blanks the rest. */
+		bucket_write_begin(loc->b);
+		memcpy(item_value(loc->it), text, n);
+		memset(item_value(loc->it) + n, ' ', old_len - n);
+		loc->it->cas = cas;
+		bucket_write_end(loc->b);
+	} else {
+		struct vparts vp = {.pre = text, .pre_len = n};
+		uint64_t old_size = item_size(loc->it);
+		uint64_t pos = item_append(s, key, &vp, loc->it->flags, loc->it->expire_s, cas,
+		                           loc->pos, now_s);
+		relink_loc(s, loc, pos, key->hash);
+		s->st.bytes = s->st.bytes - old_size + item_size(loc->it);
+	}
+	ASSERT(loc->it->cas == cas);
+}
+
+int
+store_arith(struct store *s, const struct store_key *key, const struct store_arith *a,
+            uint32_t now_s, uint64_t *value_out, uint64_t *cas_out)
+{
+	struct loc loc;
+	uint64_t v;
+	int rc = key_check(key);
+
+	ASSERT(s->magic == STORE_MAGIC);
+	if (a == NULL || (a->op != STORE_INCR && a->op != STORE_DECR))
+		return fail(s, -EINVAL);
+	s->st.ops[a->op == STORE_INCR ? STORE_OP_INCR : STORE_OP_DECR]++;
+	if (rc != 0)
+		return fail(s, rc);
+	flush_apply(s, now_s);
+
+	if (!find_live(s, key, now_s, &loc)) {
+		if (!a->create)
+			return -SP_ENOTFOUND;
+		v = a->initial;
+		arith_create(s, key, a, now_s, &loc);
+	} else {
+		if (a->cas != 0 && a->cas != loc.it->cas)
+			return -SP_EVERSION;
+		rc = counter_parse(item_value(loc.it), item_value_len(loc.it->lens), &v);
+		if (rc != 0)
+			return fail(s, rc);
+		if (a->op == STORE_INCR)
+			v += a->delta;
+		else
+			v = a->delta > v ? 0 : v - a->delta;
+		arith_update(s, key, v, now_s, &loc);
+	}
+	ASSERT(loc.it->cas == LD(&s->cas_last));
+	if (value_out != NULL)
+		*value_out = v;
+	if (cas_out != NULL)
+		*cas_out = loc.it->cas;
+	return 0;
+}
+
+int
+store_incr(struct store *s, const struct store_key *key, uint64_t delta, uint32_t now_s,
+           uint64_t *value_out)
+{
+	struct store_arith a = {.op = STORE_INCR, .delta = delta};
+
+	return store_arith(s, key, &a, now_s, value_out, NULL);
+}
+
+int
+store_decr(struct store *s, const struct store_key *key, uint64_t delta, uint32_t now_s,
+           uint64_t *value_out)
+{
+	struct store_arith a = {.op = STORE_DECR, .delta = delta};
+
+	return store_arith(s, key, &a, now_s, value_out, NULL);
+}
+
+void
+store_flush_all(struct store *s, uint32_t at_s, uint32_t now_s)
+{
+	ASSERT(s->magic == STORE_MAGIC);
+	s->st.ops[STORE_OP_FLUSH]++;
+	if (at_s == 0 || at_s <= now_s) {
+		ST(&s->flush_cas, LD(&s->cas_last));
+		atomic_store_explicit(&s->flush_at_s, 0, memory_order_release);
+	} else {
+		atomic_store_explicit(&s->flush_at_s, at_s, memory_order_release);
+	}
+	ASSERT(LD(&s->flush_cas) <= LD(&s->cas_last));
+}
+
+/*
+ * Copies len bytes that the owner may be overwriting, with relaxed atomic loads of the
+ * aligned 8-byte words that hold them. The log is 64-byte aligned and a multiple of 16
+ * bytes long, so those words never leave it.
+ */
+static void
+racy_copy(void *dst, const uint8_t *src, size_t len)
+{
+	uintptr_t begin = (uintptr_t)src;
+	uintptr_t end = begin + len;
+	uint8_t *d = dst;
+
+	for (uintptr_t w = begin & ~(uintptr_t)7; w < end; w += 8) {
+		uint64_t word = __atomic_load_n((const uint64_t *)w, __ATOMIC_RELAXED);
+		size_t lo = w < begin ? begin - w : 0;
+		size_t hi = SP_MIN((uintptr_t)8, end - w);
+
+		memcpy(d, (const uint8_t *)&word + lo, hi - lo);
+		d += hi - lo;
+	}
+	ASSERT(d == (uint8_t *)dst + len);
+}
+
+/* One optimistic attempt's view of the matching item. */
+struct snap {
+	bool found;
+	uint32_t value_len;
+	uint32_t flags;
+	uint32_t expire_s;
+	uint64_t cas;
+};
+
+/*
+ * Scans bucket b for key without writing anything. Returns 0 with *sn filled (found or
+ * not), or -SP_EBUSY when what it read cannot be consistent (the caller validates and
+ * retries). *pos_min receives the lowest log position it read item bytes from.
+ */
+static int
+scan_racy(const struct store *s, const struct store_bucket *b, const struct store_key *key,
+          void *buf, size_t buf_len, struct snap *sn, uint64_t *pos_min)
+{
+	uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
+	uint64_t tag = hash_tag(key->hash);
+	uint8_t kbuf[STORE_KEY_MAX];
+	uint64_t L = s->log_bytes;
+
+	sn->found = false;
+	*pos_min = UINT64_MAX;
+	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
+		uint64_t e = LD(&b->slot[i]);
+
+		if (e == 0 || entry_tag(e) != tag)
+			continue;
+		uint64_t pos = entry_pos(e, head);
+		if (pos < tail || pos >= head)
+			return -SP_EBUSY;
+		*pos_min = SP_MIN(*pos_min, pos);
+		uint64_t phys = pos % L;
+		if (L - phys < STORE_ITEM_HEADER_BYTES)
+			return -SP_EBUSY;
+		struct store_item *it = (struct store_item *)(s->log + phys);
+		uint32_t lens = __atomic_load_n(&it->lens, __ATOMIC_RELAXED);
+		uint32_t klen = item_key_len(lens);
+		uint32_t vlen = item_value_len(lens);
+		if (store_item_bytes(klen, vlen) > L - phys)
+			return -SP_EBUSY;
+		if (klen != key->len)
+			continue;
+		const uint8_t *kp = (const uint8_t *)(it + 1);
+		racy_copy(kbuf, kp, klen);
+		if (memcmp(kbuf, key->data, klen) != 0)
+			continue;
+		sn->found = true;
+		sn->value_len = vlen;
+		sn->flags = __atomic_load_n(&it->flags, __ATOMIC_RELAXED);
+		sn->expire_s = __atomic_load_n(&it->expire_s, __ATOMIC_RELAXED);
+		sn->cas = __atomic_load_n(&it->cas, __ATOMIC_RELAXED);
+		if (vlen <= buf_len)
+			racy_copy(buf, kp + klen, vlen);
+		return 0;
+	}
+	return 0;
+}
+
+int
+store_get_copy_concurrent(const struct store *s, const struct store_key *key, uint32_t now_s,
+                          void *buf, size_t buf_len, struct store_value *out)
+{
+	int rc = key_check(key);
+
+	ASSERT(s->magic == STORE_MAGIC);
+	if (rc != 0)
+		return rc;
+	if (out == NULL || (buf == NULL && buf_len != 0))
+		return -EINVAL;
+	const struct store_bucket *b = &s->buckets[bucket_index(s, key->hash)];
+
+	for (unsigned attempt = 0; attempt < STORE_CONCURRENT_RETRIES_MAX; attempt++) {
+		uint64_t v0 = atomic_load_explicit(&b->version, memory_order_acquire);
+		if (v0 & 1u) {
+			cpu_relax();
+			continue;
+		}
+		uint32_t flush_at_s = atomic_load_explicit(&s->flush_at_s, memory_order_acquire);
+		uint64_t flush_cas = atomic_load_explicit(&s->flush_cas, memory_order_acquire);
+		if (flush_at_s != 0 && now_s >= flush_at_s)
+			flush_cas = atomic_load_explicit(&s->cas_last, memory_order_acquire);
+
+		struct snap sn;
+		uint64_t pos_min;
+		int scan = scan_racy(s, b, key, buf, buf_len, &sn, &pos_min);
+
+		atomic_thread_fence(memory_order_acquire);
+		uint64_t v1 = LD(&b->version);
+		uint64_t tail = LD(&s->tail);
+		if (scan != 0 || v1 != v0 || (pos_min != UINT64_MAX && pos_min < tail)) {
+			cpu_relax();
+			continue;
+		}
+		if (!sn.found || (sn.expire_s != 0 && sn.expire_s <= now_s) || sn.cas <= flush_cas)
+			return -SP_ENOTFOUND;
+		out->data = buf;
+		out->len = sn.value_len;
+		out->flags = sn.flags;
+		out->expire_s = sn.expire_s;
+		out->cas = sn.cas;
+		return sn.value_len <= buf_len ? 0 : -SP_ETOOBIG;
+	}
+	return -SP_EBUSY;
+}
+
+void
+store_prefetch(const struct store *s, uint64_t hash)
+{
+	__builtin_prefetch(&s->buckets[bucket_index(s, hash)], 0, 3);
+}
+
+void
+store_stats_get(const struct store *s, struct store_stats *out)
+{
+	ASSERT(s->magic == STORE_MAGIC);
+	*out = s->st;
+	out->cas_last = LD(&s->cas_last);
+	ASSERT(out->items <= out->ops[STORE_OP_SET] + out->ops[STORE_OP_ADD] +
+	                             out->ops[STORE_OP_INCR] + out->ops[STORE_OP_DECR]);
+}
+
+/* True when an entry of bucket b points at pos. */
+static bool
+indexed_at(const struct store *s, const struct store_bucket *b, uint64_t pos)
+{
+	uint64_t head = LD(&s->head);
+
+	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
+		uint64_t e = LD(&b->slot[i]);
+		if (e != 0 && entry_pos(e, head) == pos)
+			return true;
+	}
+	return false;
+}
+
+int
+store_check(const struct store *s)
+{
+	uint64_t head = LD(&s->head);
+	uint64_t tail = LD(&s->tail);
+	uint64_t L = s->log_bytes;
+	uint64_t items = 0;
+	uint64_t bytes = 0;
+
+	if (s->magic != STORE_MAGIC || tail > head || head - tail > L)
+		return -SP_ECORRUPT;
+	/* Every record in [tail, head) is whole, and the indexed ones add up to the stats. */
+	for (uint64_t pos = tail; pos < head;) {
+		uint64_t phys = pos % L;
+		uint64_t rest = L - phys;
+		struct store_item *it = (struct store_item *)(s->log + phys);
+
+		if (rest < STORE_ITEM_HEADER_BYTES || item_key_len(it->lens) == 0) {
+			pos += rest;
+			continue;
+		}
+		uint64_t size = item_size(it);
+		if (size > rest || item_value_len(it->lens) > STORE_VALUE_MAX)
+			return -SP_ECORRUPT;
+		if (indexed_at(s, &s->buckets[((uint64_t)it->hash_hi * s->nbuckets) >> 32], pos)) {
+			items++;
+			bytes += size;
+			if (it->cas == 0 || it->cas > LD(&s->cas_last))
+				return -SP_ECORRUPT;
+		}
+		pos += size;
+	}
+	if (items != s->st.items || bytes != s->st.bytes)
+		return -SP_ECORRUPT;
+	/* Every entry points into the live log at an item that hashes to its bucket. */
+	uint64_t entries = 0;
+	for (uint32_t bi = 0; bi < s->nbuckets; bi++) {
+		const struct store_bucket *b = &s->buckets[bi];
+		if (LD(&b->version) & 1u)
+			return -SP_ECORRUPT;
+		for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
+			uint64_t e = LD(&b->slot[i]);
+			if (e == 0)
+				continue;
+			uint64_t pos = entry_pos(e, head);
+			if (pos < tail || pos >= head)
+				return -SP_ECORRUPT;
+			const struct store_item *it = item_at(s, pos);
+			if (((uint64_t)it->hash_hi * s->nbuckets) >> 32 != bi)
+				return -SP_ECORRUPT;
+			entries++;
+		}
+	}
+	return entries == items ? 0 : -SP_ECORRUPT;
+}
+
+const char *
+store_op_name(enum store_op op)
+{
+	static const char *const names[STORE_OP_COUNT] = {
+	        [STORE_OP_GET] = "get",         [STORE_OP_SET] = "set",
+	        [STORE_OP_ADD] = "add",         [STORE_OP_REPLACE] = "replace",
+	        [STORE_OP_CAS] = "cas",         [STORE_OP_APPEND] = "append",
+	        [STORE_OP_PREPEND] = "prepend", [STORE_OP_DELETE] = "delete",
+	        [STORE_OP_INCR] = "incr",       [STORE_OP_DECR] = "decr",
+	        [STORE_OP_TOUCH] = "touch",     [STORE_OP_GAT] = "gat",
+	        [STORE_OP_FLUSH] = "flush_all",
+	};
+
+	if ((unsigned)op >= STORE_OP_COUNT)
+		return "unknown";
+	return names[op];
+}

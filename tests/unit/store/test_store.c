@@ -1,0 +1,881 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Store semantics, one behaviour per test: hits and misses, the storage commands, counters,
+ * expiry, flush_all, limits, CAS versions, eviction and the per-item overhead bound.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "common/errors.h"
+#include "store_test_util.h"
+
+#define SMALL_BYTES (256u * 1024u)
+#define BIG_BYTES   (4u * 1024u * 1024u)
+
+static int
+setup_small(void **state)
+{
+	*state = test_store_new(SMALL_BYTES, 0);
+	return *state == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct store *s = *state;
+
+	if (s != NULL)
+		assert_int_equal(store_check(s), 0);
+	free(s);
+	return 0;
+}
+
+static int
+put(struct store *s, enum store_mode mode, const char *key, const char *value, uint32_t flags,
+    uint32_t expire_s, uint64_t cas, uint32_t now_s, uint64_t *cas_out)
+{
+	struct store_key k = test_key_str(key);
+	struct store_write w = {.value = value,
+	                        .value_len = (uint32_t)strlen(value),
+	                        .flags = flags,
+	                        .expire_s = expire_s,
+	                        .cas = cas};
+
+	return store_set(s, mode, &k, &w, now_s, cas_out);
+}
+
+static int
+set(struct store *s, const char *key, const char *value, uint32_t now_s)
+{
+	return put(s, STORE_SET, key, value, 0, 0, 0, now_s, NULL);
+}
+
+/* Asserts key reads back as value. */
+static void
+expect(struct store *s, const char *key, const char *value, uint32_t now_s)
+{
+	struct store_key k = test_key_str(key);
+	struct store_value v;
+
+	assert_int_equal(store_get(s, &k, now_s, &v), 0);
+	assert_int_equal(v.len, strlen(value));
+	assert_memory_equal(v.data, value, v.len);
+}
+
+static void
+expect_missing(struct store *s, const char *key, uint32_t now_s)
+{
+	struct store_key k = test_key_str(key);
+	struct store_value v;
+
+	assert_int_equal(store_get(s, &k, now_s, &v), -SP_ENOTFOUND);
+}
+
+static void
+test_hit_miss_overwrite(void **state)
+{
+	struct store *s = *state;
+	struct store_key k = test_key_str("alpha");
+	struct store_value v;
+	struct store_stats st;
+	uint64_t cas1, cas2;
+
+	expect_missing(s, "alpha", 1);
+	assert_int_equal(put(s, STORE_SET, "alpha", "one", 7, 0, 0, 1, &cas1), 0);
+	assert_int_equal(store_get(s, &k, 1, &v), 0);
+	assert_int_equal(v.len, 3);
+	assert_memory_equal(v.data, "one", 3);
+	assert_int_equal(v.flags, 7);
+	assert_int_equal(v.cas, cas1);
+	assert_int_equal(v.expire_s, 0);
+
+	assert_int_equal(put(s, STORE_SET, "alpha", "second value", 9, 0, 0, 1, &cas2), 0);
+	assert_true(cas2 > cas1);
+	assert_int_equal(store_get(s, &k, 1, &v), 0);
+	assert_int_equal(v.len, 12);
+	assert_memory_equal(v.data, "second value", 12);
+	assert_int_equal(v.flags, 9);
+	expect_missing(s, "alphA", 1);
+
+	/* Empty values are values. */
+	assert_int_equal(set(s, "empty", "", 1), 0);
+	expect(s, "empty", "", 1);
+
+	store_stats_get(s, &st);
+	assert_int_equal(st.items, 2);
+	assert_int_equal(st.bytes, store_item_bytes(5, 12) + store_item_bytes(5, 0));
+	assert_int_equal(st.hits, 3);
+	assert_int_equal(st.misses, 2);
+	assert_int_equal(st.ops[STORE_OP_GET], 5);
+	assert_int_equal(st.ops[STORE_OP_SET], 3);
+	assert_int_equal(st.evictions, 0);
+}
+
+static void
+test_delete(void **state)
+{
+	struct store *s = *state;
+	struct store_key k = test_key_str("gone");
+	uint64_t cas;
+
+	assert_int_equal(store_delete(s, &k, 0, 1), -SP_ENOTFOUND);
+	assert_int_equal(put(s, STORE_SET, "gone", "x", 0, 0, 0, 1, &cas), 0);
+	assert_int_equal(store_delete(s, &k, cas + 1, 1), -SP_EVERSION);
+	expect(s, "gone", "x", 1);
+	assert_int_equal(store_delete(s, &k, cas, 1), 0);
+	expect_missing(s, "gone", 1);
+	assert_int_equal(set(s, "gone", "y", 1), 0);
+	assert_int_equal(store_delete(s, &k, 0, 1), 0);
+	assert_int_equal(store_delete(s, &k, 0, 1), -SP_ENOTFOUND);
+
+	struct store_stats st;
+	store_stats_get(s, &st);
+	assert_int_equal(st.items, 0);
+	assert_int_equal(st.bytes, 0);
+	assert_int_equal(st.ops[STORE_OP_DELETE], 5);
+}
+
+static void
+test_add_replace_cas(void **state)
+{
+	struct store *s = *state;
+	uint64_t cas1, cas2, cas3;
+
+	assert_int_equal(put(s, STORE_REPLACE, "k", "r", 0, 0, 0, 1, NULL), -SP_ENOTFOUND);
+	expect_missing(s, "k", 1);
+	assert_int_equal(put(s, STORE_CAS, "k", "c", 0, 0, 1, 1, NULL), -SP_ENOTFOUND);
+	assert_int_equal(put(s, STORE_ADD, "k", "a", 3, 0, 0, 1, &cas1), 0);
+	assert_int_equal(put(s, STORE_ADD, "k", "a2", 0, 0, 0, 1, NULL), -SP_EEXISTS);
+	expect(s, "k", "a", 1);
+	assert_int_equal(put(s, STORE_REPLACE, "k", "r", 4, 0, 0, 1, &cas2), 0);
+	assert_true(cas2 > cas1);
+	expect(s, "k", "r", 1);
+
+	/* cas: stale version refused, current accepted, then stale again. */
+	assert_int_equal(put(s, STORE_CAS, "k", "c", 0, 0, cas1, 1, NULL), -SP_EVERSION);
+	assert_int_equal(put(s, STORE_CAS, "k", "c", 0, 0, 0, 1, NULL), -SP_EVERSION);
+	expect(s, "k", "r", 1);
+	assert_int_equal(put(s, STORE_CAS, "k", "c", 5, 0, cas2, 1, &cas3), 0);
+	expect(s, "k", "c", 1);
+	assert_int_equal(put(s, STORE_CAS, "k", "d", 0, 0, cas2, 1, NULL), -SP_EVERSION);
+
+	/* Binary-protocol set with a CAS: must match, and the key must exist. */
+	assert_int_equal(put(s, STORE_SET, "k", "s", 0, 0, cas2, 1, NULL), -SP_EVERSION);
+	assert_int_equal(put(s, STORE_SET, "k", "s", 0, 0, cas3, 1, NULL), 0);
+	assert_int_equal(put(s, STORE_SET, "nokey", "s", 0, 0, 77, 1, NULL), -SP_ENOTFOUND);
+	expect(s, "k", "s", 1);
+
+	/* add succeeds over an expired item. */
+	assert_int_equal(put(s, STORE_SET, "old", "v", 0, 5, 0, 1, NULL), 0);
+	assert_int_equal(put(s, STORE_ADD, "old", "new", 0, 0, 0, 5, NULL), 0);
+	expect(s, "old", "new", 5);
+	/* replace fails on an expired item. */
+	assert_int_equal(put(s, STORE_SET, "old2", "v", 0, 5, 0, 1, NULL), 0);
+	assert_int_equal(put(s, STORE_REPLACE, "old2", "new", 0, 0, 0, 6, NULL), -SP_ENOTFOUND);
+}
+
+static void
+test_append_prepend(void **state)
+{
+	struct store *s = *state;
+	struct store_key k = test_key_str("list");
+	struct store_value v;
+	uint64_t cas1, cas2;
+
+	assert_int_equal(put(s, STORE_APPEND, "list", "x", 0, 0, 0, 1, NULL), -SP_ENOTFOUND);
+	assert_int_equal(put(s, STORE_PREPEND, "list", "x", 0, 0, 0, 1, NULL), -SP_ENOTFOUND);
+	assert_int_equal(put(s, STORE_SET, "list", "mid", 42, 100, 0, 1, &cas1), 0);
+	/* flags and expiry of append/prepend are ignored: the item keeps its own. */
+	assert_int_equal(put(s, STORE_APPEND, "list", "-tail", 1, 5, 0, 1, &cas2), 0);
+	assert_true(cas2 > cas1);
+	assert_int_equal(put(s, STORE_PREPEND, "list", "head-", 2, 6, 0, 1, NULL), 0);
+	assert_int_equal(store_get(s, &k, 1, &v), 0);
+	assert_int_equal(v.len, strlen("head-mid-tail"));
+	assert_memory_equal(v.data, "head-mid-tail", v.len);
+	assert_int_equal(v.flags, 42);
+	assert_int_equal(v.expire_s, 100);
+	assert_int_equal(put(s, STORE_APPEND, "list", "", 0, 0, 0, 1, NULL), 0);
+	expect(s, "list", "head-mid-tail", 1);
+	/* append with a CAS (binary protocol) checks it. */
+	assert_int_equal(put(s, STORE_APPEND, "list", "!", 0, 0, cas1, 1, NULL), -SP_EVERSION);
+	expect(s, "list", "head-mid-tail", 1);
+	/* Still gone after expiry. */
+	expect_missing(s, "list", 100);
+}
+
+static int
+incr(struct store *s, const char *key, uint64_t delta, uint64_t *out)
+{
+	struct store_key k = test_key_str(key);
+
+	return store_incr(s, &k, delta, 1, out);
+}
+
+static int
+decr(struct store *s, const char *key, uint64_t delta, uint64_t *out)
+{
+	struct store_key k = test_key_str(key);
+
+	return store_decr(s, &k, delta, 1, out);
+}
+
+static void
+test_incr_decr(void **state)
+{
+	struct store *s = *state;
+	uint64_t v;
+
+	assert_int_equal(incr(s, "n", 1, &v), -SP_ENOTFOUND);
+	assert_int_equal(set(s, "n", "10", 1), 0);
+	assert_int_equal(incr(s, "n", 5, &v), 0);
+	assert_int_equal(v, 15);
+	expect(s, "n", "15", 1);
+	assert_int_equal(decr(s, "n", 3, &v), 0);
+	assert_int_equal(v, 12);
+	expect(s, "n", "12", 1);
+	/* decr stops at 0. */
+	assert_int_equal(decr(s, "n", 100, &v), 0);
+	assert_int_equal(v, 0);
+	expect(s, "n", "0 ", 1);
+
+	/* incr wraps at 2^64. */
+	assert_int_equal(set(s, "w", "18446744073709551615", 1), 0);
+	assert_int_equal(incr(s, "w", 2, &v), 0);
+	assert_int_equal(v, 1);
+	char padded[STORE_COUNTER_TEXT_MAX + 1];
+	memset(padded, ' ', STORE_COUNTER_TEXT_MAX);
+	padded[0] = '1';
+	padded[STORE_COUNTER_TEXT_MAX] = '\0';
+	expect(s, "w", padded, 1);
+	assert_int_equal(set(s, "w", "18446744073709551610", 1), 0);
+	assert_int_equal(incr(s, "w", UINT64_MAX, &v), 0);
+	assert_int_equal(v, 18446744073709551609ull);
+}
+
+static void
+test_incr_length_change(void **state)
+{
+	struct store *s = *state;
+	struct store_key k = test_key_str("len");
+	struct store_value v;
+	uint64_t n;
+
+	assert_int_equal(put(s, STORE_SET, "len", "99", 31, 500, 0, 1, NULL), 0);
+	/* Growing text: 99 -> 100 takes a longer value; flags and expiry stay. */
+	assert_int_equal(incr(s, "len", 1, &n), 0);
+	assert_int_equal(n, 100);
+	assert_int_equal(store_get(s, &k, 1, &v), 0);
+	assert_int_equal(v.len, 3);
+	assert_memory_equal(v.data, "100", 3);
+	assert_int_equal(v.flags, 31);
+	assert_int_equal(v.expire_s, 500);
+	uint64_t cas_before = v.cas;
+	/* Shrinking text is written in place and blank-padded, as memcached does. */
+	assert_int_equal(decr(s, "len", 1, &n), 0);
+	assert_int_equal(n, 99);
+	assert_int_equal(store_get(s, &k, 1, &v), 0);
+	assert_int_equal(v.len, 3);
+	assert_memory_equal(v.data, "99 ", 3);
+	assert_true(v.cas > cas_before);
+	/* The padded text still reads as a number. */
+	assert_int_equal(incr(s, "len", 1, &n), 0);
+	assert_int_equal(n, 100);
+	expect(s, "len", "100", 1);
+	assert_int_equal(incr(s, "len", 99900, &n), 0);
+	expect(s, "len", "100000", 1);
+
+	struct store_stats st;
+	store_stats_get(s, &st);
+	assert_int_equal(st.items, 1);
+	assert_int_equal(st.bytes, store_item_bytes(3, 6));
+}
+
+static void
+test_incr_not_numeric(void **state)
+{
+	struct store *s = *state;
+	static const char *const bad[] = {"abc", "",    "12a", "-1", "x1", "18446744073709551616",
+	                                  "+",   "--1", "0x10"};
+	static const struct {
+		const char *text;
+		uint64_t value;
+	} good[] = {
+	        {" 7", 7}, {"7 ", 7}, {"7\r\n", 7},  {"+7", 7},
+	        {"-0", 0}, {" ", 0},  {"00012", 12}, {"12 abc", 12},
+	};
+	uint64_t v;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(set(s, "nn", bad[i], 1), 0);
+		assert_int_equal(incr(s, "nn", 1, &v), -SP_ENOTNUM);
+		assert_int_equal(decr(s, "nn", 1, &v), -SP_ENOTNUM);
+		expect(s, "nn", bad[i], 1);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(set(s, "ok", good[i].text, 1), 0);
+		assert_int_equal(incr(s, "ok", 1, &v), 0);
+		assert_int_equal(v, good[i].value + 1);
+	}
+	struct store_stats st;
+	store_stats_get(s, &st);
+	assert_int_equal(st.errors, 2 * (sizeof(bad) / sizeof(bad[0])));
+}
+
+static void
+test_binary_incr_with_initial(void **state)
+{
+	struct store *s = *state;
+	struct store_key k = test_key_str("ctr");
+	struct store_arith a = {
+	        .op = STORE_INCR, .delta = 5, .create = true, .initial = 40, .expire_s = 30};
+	struct store_value v;
+	uint64_t n, cas1, cas2;
+
+	/* Missing: created with the initial value, delta not applied. */
+	assert_int_equal(store_arith(s, &k, &a, 1, &n, &cas1), 0);
+	assert_int_equal(n, 40);
+	assert_int_equal(store_get(s, &k, 1, &v), 0);
+	assert_int_equal(v.len, 2);
+	assert_memory_equal(v.data, "40", 2);
+	assert_int_equal(v.flags, 0);
+	assert_int_equal(v.expire_s, 30);
+	assert_int_equal(v.cas, cas1);
+	/* Present: delta applied. */
+	assert_int_equal(store_arith(s, &k, &a, 1, &n, &cas2), 0);
+	assert_int_equal(n, 45);
+	assert_true(cas2 > cas1);
+	/* CAS check. */
+	a.cas = cas1;
+	assert_int_equal(store_arith(s, &k, &a, 1, &n, NULL), -SP_EVERSION);
+	a.cas = cas2;
+	a.op = STORE_DECR;
+	a.delta = 50;
+	assert_int_equal(store_arith(s, &k, &a, 1, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	/* Expiry from the create is honoured. */
+	assert_int_equal(store_get(s, &k, 30, &v), -SP_ENOTFOUND);
+	a.cas = 0;
+	a.op = STORE_DECR;
+	a.initial = UINT64_MAX;
+	a.expire_s = 0;
+	assert_int_equal(store_arith(s, &k, &a, 31, &n, NULL), 0);
+	assert_int_equal(n, UINT64_MAX);
+	expect(s, "ctr", "18446744073709551615", 31);
+	/* Without create a missing key is a miss. */
+	struct store_key k2 = test_key_str("ctr2");
+	a.create = false;
+	assert_int_equal(store_arith(s, &k2, &a, 31, &n, NULL), -SP_ENOTFOUND);
+	a.op = (enum store_arith_op)9;
+	assert_int_equal(store_arith(s, &k, &a, 31, &n, NULL), -EINVAL);
+}
+
+static void
+test_expiry_touch_gat(void **state)
+{
+	struct store *s = *state;
+	struct store_key k = test_key_str("ttl");
+	struct store_value v;
+	struct store_stats st;
+
+	assert_int_equal(put(s, STORE_SET, "ttl", "v", 0, 100, 0, 50, NULL), 0);
+	expect(s, "ttl", "v", 99);
+	expect_missing(s, "ttl", 100);
+	store_stats_get(s, &st);
+	assert_int_equal(st.expired, 1);
+	assert_int_equal(st.items, 0);
+
+	/* touch extends. */
+	assert_int_equal(put(s, STORE_SET, "ttl", "v", 0, 110, 0, 100, NULL), 0);
+	assert_int_equal(store_touch(s, &k, 200, 105), 0);
+	expect(s, "ttl", "v", 150);
+	expect_missing(s, "ttl", 200);
+	assert_int_equal(store_touch(s, &k, 300, 201), -SP_ENOTFOUND);
+
+	/* gat returns the value and sets the new expiry; CAS unchanged. */
+	uint64_t cas;
+	assert_int_equal(put(s, STORE_SET, "ttl", "w", 0, 210, 0, 201, &cas), 0);
+	assert_int_equal(store_gat(s, &k, 0, 205, &v), 0);
+	assert_int_equal(v.len, 1);
+	assert_int_equal(v.expire_s, 0);
+	assert_int_equal(v.cas, cas);
+	expect(s, "ttl", "w", 5000);
+	assert_int_equal(store_gat(s, &k, 6000, 5000, &v), 0);
+	expect_missing(s, "ttl", 6000);
+	assert_int_equal(store_gat(s, &k, 7000, 6000, &v), -SP_ENOTFOUND);
+
+	/* An expiry in the past expires at once. */
+	assert_int_equal(put(s, STORE_SET, "past", "v", 0, 10, 0, 20, NULL), 0);
+	expect_missing(s, "past", 20);
+}
+
+static void
+test_flush_all(void **state)
+{
+	struct store *s = *state;
+
+	assert_int_equal(set(s, "a", "1", 10), 0);
+	assert_int_equal(set(s, "b", "2", 10), 0);
+	store_flush_all(s, 0, 10);
+	expect_missing(s, "a", 10);
+	expect_missing(s, "b", 10);
+	/* Items stored after the flush are visible. */
+	assert_int_equal(set(s, "a", "3", 10), 0);
+	expect(s, "a", "3", 10);
+
+	/* Delayed: nothing changes before the time, everything older goes at it. */
+	store_flush_all(s, 20, 11);
+	assert_int_equal(set(s, "c", "4", 15), 0);
+	expect(s, "a", "3", 19);
+	expect(s, "c", "4", 19);
+	assert_int_equal(set(s, "d", "5", 20), 0); /* first call at the time applies it */
+	expect_missing(s, "a", 20);
+	expect_missing(s, "c", 21);
+	expect(s, "d", "5", 21);
+
+	/* A later call replaces a pending one. */
+	store_flush_all(s, 40, 21);
+	store_flush_all(s, 50, 22);
+	expect(s, "d", "5", 45);
+	expect_missing(s, "d", 50);
+
+	struct store_stats st;
+	store_stats_get(s, &st);
+	assert_int_equal(st.ops[STORE_OP_FLUSH], 4);
+	assert_int_equal(st.items, 0);
+	assert_int_equal(st.expired, 5);
+}
+
+static void
+test_key_limits(void **state)
+{
+	struct store *s = *state;
+	char key[STORE_KEY_MAX + 1];
+	struct store_value v;
+
+	memset(key, 'k', sizeof(key));
+	struct store_key at = test_key(key, STORE_KEY_MAX);
+	struct store_key over = test_key(key, STORE_KEY_MAX + 1);
+	struct store_write w = {.value = "v", .value_len = 1};
+	uint64_t n;
+
+	assert_int_equal(store_set(s, STORE_SET, &at, &w, 1, NULL), 0);
+	assert_int_equal(store_get(s, &at, 1, &v), 0);
+	assert_int_equal(store_set(s, STORE_SET, &over, &w, 1, NULL), -SP_ETOOBIG);
+	assert_int_equal(store_get(s, &over, 1, &v), -SP_ETOOBIG);
+	assert_int_equal(store_delete(s, &over, 0, 1), -SP_ETOOBIG);
+	assert_int_equal(store_incr(s, &over, 1, 1, &n), -SP_ETOOBIG);
+	assert_int_equal(store_touch(s, &over, 1, 1), -SP_ETOOBIG);
+
+	struct store_key empty = test_key(key, 0);
+	assert_int_equal(store_set(s, STORE_SET, &empty, &w, 1, NULL), -EINVAL);
+	assert_int_equal(store_get(s, NULL, 1, &v), -EINVAL);
+	assert_int_equal(store_set(s, STORE_SET, &at, NULL, 1, NULL), -EINVAL);
+	struct store_write wnull = {.value = NULL, .value_len = 3};
+	assert_int_equal(store_set(s, STORE_SET, &at, &wnull, 1, NULL), -EINVAL);
+	assert_int_equal(store_set(s, STORE_MODE_COUNT, &at, &w, 1, NULL), -EINVAL);
+	assert_int_equal(store_get_copy_concurrent(s, &over, 1, key, sizeof(key), &v), -SP_ETOOBIG);
+
+	struct store_stats st;
+	store_stats_get(s, &st);
+	assert_int_equal(st.errors, 10);
+}
+
+static void
+test_value_limits(void **state)
+{
+	(void)state;
+	struct store *s = test_store_new(BIG_BYTES, 0);
+	assert_non_null(s);
+	uint8_t *buf = malloc(STORE_VALUE_MAX + 1);
+	assert_non_null(buf);
+	for (size_t i = 0; i <= STORE_VALUE_MAX; i++)
+		buf[i] = (uint8_t)(i * 7);
+	struct store_key k = test_key_str("big");
+	struct store_write w = {.value = buf, .value_len = STORE_VALUE_MAX};
+	struct store_value v;
+
+	assert_int_equal(store_value_max(s, 3), STORE_VALUE_MAX);
+	assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
+	assert_int_equal(store_get(s, &k, 1, &v), 0);
+	assert_int_equal(v.len, STORE_VALUE_MAX);
+	assert_memory_equal(v.data, buf, STORE_VALUE_MAX);
+	/* append past the limit is refused and leaves the value alone. */
+	struct store_write one = {.value = "x", .value_len = 1};
+	assert_int_equal(store_set(s, STORE_APPEND, &k, &one, 1, NULL), -SP_ETOOBIG);
+	assert_int_equal(store_get(s, &k, 1, &v), 0);
+	assert_int_equal(v.len, STORE_VALUE_MAX);
+	w.value_len = STORE_VALUE_MAX + 1;
+	assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), -SP_ETOOBIG);
+	assert_int_equal(store_check(s), 0);
+	free(s);
+
+	/* A small store holds up to half its log; more is SP_EFULL, not SP_ETOOBIG. */
+	s = test_store_new(SMALL_BYTES, 0);
+	assert_non_null(s);
+	size_t max = store_value_max(s, 3);
+	assert_true(max < STORE_VALUE_MAX);
+	assert_true(max > SMALL_BYTES / 4);
+	w.value_len = (uint32_t)max;
+	assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
+	assert_int_equal(store_get(s, &k, 1, &v), 0);
+	assert_memory_equal(v.data, buf, max);
+	w.value_len = (uint32_t)max + 1;
+	assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), -SP_EFULL);
+	assert_int_equal(store_set(s, STORE_APPEND, &k, &one, 1, NULL), -SP_EFULL);
+	/* Repeated maximum writes wrap the log and keep working. */
+	w.value_len = (uint32_t)max;
+	for (int i = 0; i < 10; i++) {
+		buf[0] = (uint8_t)i;
+		assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
+		assert_int_equal(store_get(s, &k, 1, &v), 0);
+		assert_int_equal(((const uint8_t *)v.data)[0], i);
+		assert_int_equal(store_check(s), 0);
+	}
+	free(buf);
+	free(s);
+}
+
+static void
+test_cas_unique(void **state)
+{
+	struct store *s = *state;
+	uint64_t last = 0;
+	char key[16];
+
+	/* Every successful change, on any key and of any kind, gets a new, larger version. */
+	for (int i = 0; i < 2000; i++) {
+		uint64_t cas;
+		snprintf(key, sizeof(key), "c%d", i % 37);
+		struct store_key k = test_key_str(key);
+		struct store_write w = {.value = "5", .value_len = 1};
+		struct store_arith a = {.op = STORE_INCR, .delta = 1};
+		struct store_value v;
+		switch (i % 4) {
+		case 0:
+		case 1:
+			assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, &cas), 0);
+			break;
+		case 2:
+			assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
+			assert_int_equal(store_set(s, STORE_APPEND, &k, &w, 1, &cas), 0);
+			break;
+		default:
+			assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
+			assert_int_equal(store_arith(s, &k, &a, 1, NULL, &cas), 0);
+			assert_int_equal(store_get(s, &k, 1, &v), 0);
+			assert_int_equal(v.cas, cas);
+			break;
+		}
+		assert_true(cas > last);
+		last = cas;
+	}
+	struct store_stats st;
+	store_stats_get(s, &st);
+	assert_int_equal(st.cas_last, last);
+	/* Deleting and re-adding never reuses a version. */
+	struct store_key k = test_key_str("c1");
+	uint64_t cas;
+	assert_int_equal(store_delete(s, &k, 0, 1), 0);
+	assert_int_equal(put(s, STORE_ADD, "c1", "z", 0, 0, 0, 1, &cas), 0);
+	assert_true(cas > last);
+}
+
+/* Fills a store until it evicts; returns how many keys were written. */
+static int
+fill_until_evicting(struct store *s, int keys_max, int value_len)
+{
+	char key[16];
+	char value[256];
+	struct store_stats st;
+
+	memset(value, 'v', sizeof(value));
+	for (int i = 0; i < keys_max; i++) {
+		snprintf(key, sizeof(key), "f%07d", i);
+		struct store_key k = test_key_str(key);
+		struct store_write w = {.value = value, .value_len = (uint32_t)value_len};
+		assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
+		store_stats_get(s, &st);
+		if (st.evictions - st.evictions_index > 0)
+			return i + 1;
+	}
+	return keys_max;
+}
+
+static void
+test_eviction_when_full(void **state)
+{
+	struct store *s = *state;
+	struct store_stats st;
+	char key[16];
+	const int total = 20000;
+
+	int first = fill_until_evicting(s, total, 100);
+	assert_true(first < total);
+	/* Keep writing: the store keeps working, counts evictions, stays consistent. */
+	char value[100];
+	memset(value, 'w', sizeof(value));
+	for (int i = first; i < total; i++) {
+		snprintf(key, sizeof(key), "f%07d", i);
+		struct store_key k = test_key_str(key);
+		struct store_write w = {.value = value, .value_len = sizeof(value)};
+		assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
+	}
+	assert_int_equal(store_check(s), 0);
+	store_stats_get(s, &st);
+	assert_true(st.evictions > (uint64_t)(total - first) / 2);
+	assert_true(st.bytes <= st.log_bytes);
+	/* Items written plus removed equals items present plus evicted. */
+	assert_int_equal(st.items + st.evictions, (uint64_t)total);
+	/* The newest items are there, the oldest gone. */
+	expect_missing(s, "f0000000", 1);
+	snprintf(key, sizeof(key), "f%07d", total - 1);
+	struct store_key last = test_key_str(key);
+	struct store_value v;
+	assert_int_equal(store_get(s, &last, 1, &v), 0);
+	assert_int_equal(v.len, sizeof(value));
+	assert_memory_equal(v.data, value, sizeof(value));
+}
+
+/*
+ * Hot and cold keys over a store two thirds the size of the data: keys read between
+ * writes survive eviction far better than keys never read again.
+ */
+static void
+test_eviction_keeps_recently_read(void **state)
+{
+	struct store *s = *state;
+	char key[16];
+	char value[64];
+	const int hot = 200;
+	const int rounds = 120;
+	int cold_next = 0;
+	struct store_value v;
+
+	memset(value, 'h', sizeof(value));
+	for (int i = 0; i < hot; i++) {
+		snprintf(key, sizeof(key), "hot%d", i);
+		struct store_key k = test_key_str(key);
+		struct store_write w = {.value = value, .value_len = sizeof(value)};
+		assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
+	}
+	for (int r = 0; r < rounds; r++) {
+		/* Each round turns about a tenth of the log over. */
+		for (int j = 0; j < 200; j++, cold_next++) {
+			snprintf(key, sizeof(key), "cold%d", cold_next);
+			struct store_key k = test_key_str(key);
+			struct store_write w = {.value = value, .value_len = sizeof(value)};
+			assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
+		}
+		for (int i = 0; i < hot; i++) {
+			snprintf(key, sizeof(key), "hot%d", i);
+			struct store_key k = test_key_str(key);
+			(void)store_get(s, &k, 1, &v);
+		}
+	}
+	int hot_alive = 0;
+	for (int i = 0; i < hot; i++) {
+		snprintf(key, sizeof(key), "hot%d", i);
+		struct store_key k = test_key_str(key);
+		struct store_value hv;
+		hot_alive += store_get(s, &k, 1, &hv) == 0;
+	}
+	/* Cold items of the first half of the run are certainly gone. */
+	int cold_alive = 0;
+	for (int i = 0; i < cold_next / 2; i++) {
+		snprintf(key, sizeof(key), "cold%d", i);
+		struct store_key k = test_key_str(key);
+		struct store_value cv;
+		cold_alive += store_get(s, &k, 1, &cv) == 0;
+	}
+	struct store_stats st;
+	store_stats_get(s, &st);
+	printf("eviction: %d/%d hot alive, %d/%d old cold alive, index drops %" PRIu64
+	       ", reinserts %" PRIu64 " evictions %" PRIu64 "\n",
+	       hot_alive, hot, cold_alive, cold_next / 2, st.evictions_index, st.reinserts,
+	       st.evictions);
+	assert_true(st.reinserts > 0);
+	assert_true(st.evictions > (uint64_t)cold_next / 2);
+	/* The misses left come from the lossy index (full buckets drop their oldest entry). */
+	assert_true(hot_alive >= hot * 4 / 5);
+	assert_int_equal(cold_alive, 0);
+}
+
+/* Keys that share a bucket: the index keeps STORE_BUCKET_SLOTS, then drops the oldest. */
+static void
+test_index_bucket_full(void **state)
+{
+	struct store *s = *state;
+	char key[STORE_BUCKET_SLOTS + 2][8];
+	struct store_value v;
+	struct store_stats st;
+
+	for (unsigned i = 0; i < STORE_BUCKET_SLOTS + 2; i++) {
+		snprintf(key[i], sizeof(key[i]), "b%u", i);
+		/* Same high bits (bucket) and same tag: only the key bytes tell them apart. */
+		struct store_key k = {.data = key[i],
+		                      .len = (uint32_t)strlen(key[i]),
+		                      .hash = 0x1234567800abcdefull};
+		struct store_write w = {.value = key[i], .value_len = k.len};
+		assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
+		/* Until the bucket is full every key stays readable. */
+		for (unsigned j = 0; j <= i && i < STORE_BUCKET_SLOTS; j++) {
+			struct store_key kj = {.data = key[j],
+			                       .len = (uint32_t)strlen(key[j]),
+			                       .hash = 0x1234567800abcdefull};
+			assert_int_equal(store_get(s, &kj, 1, &v), 0);
+			assert_int_equal(v.len, kj.len);
+			assert_memory_equal(v.data, key[j], v.len);
+		}
+	}
+	store_stats_get(s, &st);
+	assert_int_equal(st.evictions_index, 2);
+	assert_int_equal(st.evictions, 2);
+	assert_int_equal(st.items, STORE_BUCKET_SLOTS);
+	for (unsigned i = 0; i < STORE_BUCKET_SLOTS + 2; i++) {
+		struct store_key k = {.data = key[i],
+		                      .len = (uint32_t)strlen(key[i]),
+		                      .hash = 0x1234567800abcdefull};
+		assert_int_equal(store_get(s, &k, 1, &v), i < 2 ? -SP_ENOTFOUND : 0);
+	}
+}
+
+/*
+ * Per-item overhead: the static bound, and the measured one. A store sized for items of
+ * 16 bytes (8-byte key and value) filled until the log wraps holds items whose total
+ * budget, divided by their count, exceeds key + value by at most STORE_ITEM_OVERHEAD_MAX.
+ */
+static void
+test_item_overhead(void **state)
+{
+	(void)state;
+	const size_t budget = 8u * 1024u * 1024u;
+	struct store *s = test_store_new(budget, 16);
+	struct store_stats st;
+	char key[9], value[9];
+
+	assert_non_null(s);
+	assert_true(store_item_bytes(8, 8) - 16 <= STORE_ITEM_OVERHEAD_MAX);
+	assert_true(STORE_ITEM_HEADER_BYTES + 7 + 64 / STORE_BUCKET_ITEMS_PLAN <=
+	            STORE_ITEM_OVERHEAD_MAX);
+	uint64_t written = 0;
+	for (uint64_t i = 0; i < budget / 16; i++) {
+		snprintf(key, sizeof(key), "%08" PRIx64, i);
+		snprintf(value, sizeof(value), "%08" PRIx64, ~i & 0xffffffffu);
+		struct store_key k = test_key(key, 8);
+		struct store_write w = {.value = value, .value_len = 8};
+		assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
+		written++;
+		store_stats_get(s, &st);
+		if (st.evictions > st.evictions_index)
+			break;
+	}
+	store_stats_get(s, &st);
+	double per_item = (double)budget / (double)st.items;
+	printf("overhead: %" PRIu64 " items of 16 B in %zu B: %.1f B/item, %.1f B overhead; "
+	       "index drops %" PRIu64 "\n",
+	       st.items, budget, per_item, per_item - 16, st.evictions_index);
+	assert_true(per_item - 16 <= STORE_ITEM_OVERHEAD_MAX);
+	/* The lossy index drops few items at the planned occupancy. */
+	assert_true(st.evictions_index * 20 < written);
+	assert_int_equal(store_check(s), 0);
+	free(s);
+}
+
+static void
+test_init_validation(void **state)
+{
+	(void)state;
+	struct store_params p = {.bytes = STORE_BYTES_MIN - 1};
+	void *mem = aligned_alloc(STORE_MEM_ALIGN, STORE_BYTES_MIN * 2);
+
+	assert_non_null(mem);
+	assert_int_equal(store_memsize(&p), 0);
+	assert_int_equal(store_memsize(NULL), 0);
+	errno = 0;
+	assert_null(store_init(mem, STORE_BYTES_MIN * 2, &p));
+	assert_int_equal(errno, EINVAL);
+	p.bytes = STORE_BYTES_MIN + 10;
+	assert_int_equal(store_memsize(&p), STORE_BYTES_MIN);
+	assert_null(store_init((uint8_t *)mem + 8, STORE_BYTES_MIN, &p));
+	assert_null(store_init(mem, STORE_BYTES_MIN - 64, &p));
+	assert_null(store_init(NULL, STORE_BYTES_MIN, &p));
+	p.item_bytes_avg = STORE_KEY_MAX + STORE_VALUE_MAX + 1;
+	assert_int_equal(store_memsize(&p), 0);
+	/* Items averaging the maximum still give a usable store. */
+	p.item_bytes_avg = STORE_KEY_MAX + STORE_VALUE_MAX;
+	struct store *s = store_init(mem, STORE_BYTES_MIN, &p);
+	assert_non_null(s);
+	assert_int_equal(set(s, "k", "v", 1), 0);
+	expect(s, "k", "v", 1);
+	assert_int_equal(store_check(s), 0);
+	assert_string_equal(store_op_name(STORE_OP_GAT), "gat");
+	assert_string_equal(store_op_name(STORE_OP_COUNT), "unknown");
+	for (int op = 0; op < STORE_OP_COUNT; op++)
+		assert_string_not_equal(store_op_name((enum store_op)op), "unknown");
+	free(mem);
+}
+
+static void
+test_copy_concurrent_single_thread(void **state)
+{
+	struct store *s = *state;
+	struct store_key k = test_key_str("cc");
+	struct store_value v;
+	char buf[8];
+	uint64_t cas;
+
+	assert_int_equal(store_get_copy_concurrent(s, &k, 1, buf, sizeof(buf), &v), -SP_ENOTFOUND);
+	assert_int_equal(put(s, STORE_SET, "cc", "12345678", 3, 10, 0, 1, &cas), 0);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(store_get_copy_concurrent(s, &k, 1, buf, sizeof(buf), &v), 0);
+	assert_ptr_equal(v.data, buf);
+	assert_int_equal(v.len, 8);
+	assert_memory_equal(buf, "12345678", 8);
+	assert_int_equal(v.flags, 3);
+	assert_int_equal(v.cas, cas);
+	assert_int_equal(store_get_copy_concurrent(s, &k, 1, buf, 7, &v), -SP_ETOOBIG);
+	assert_int_equal(v.len, 8);
+	assert_int_equal(store_get_copy_concurrent(s, &k, 10, buf, sizeof(buf), &v), -SP_ENOTFOUND);
+	store_flush_all(s, 5, 1);
+	assert_int_equal(store_get_copy_concurrent(s, &k, 4, buf, sizeof(buf), &v), 0);
+	assert_int_equal(store_get_copy_concurrent(s, &k, 5, buf, sizeof(buf), &v), -SP_ENOTFOUND);
+	assert_int_equal(store_get_copy_concurrent(s, &k, 1, NULL, 8, &v), -EINVAL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_hit_miss_overwrite, setup_small, teardown),
+	        cmocka_unit_test_setup_teardown(test_delete, setup_small, teardown),
+	        cmocka_unit_test_setup_teardown(test_add_replace_cas, setup_small, teardown),
+	        cmocka_unit_test_setup_teardown(test_append_prepend, setup_small, teardown),
+	        cmocka_unit_test_setup_teardown(test_incr_decr, setup_small, teardown),
+	        cmocka_unit_test_setup_teardown(test_incr_length_change, setup_small, teardown),
+	        cmocka_unit_test_setup_teardown(test_incr_not_numeric, setup_small, teardown),
+	        cmocka_unit_test_setup_teardown(test_binary_incr_with_initial, setup_small,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_expiry_touch_gat, setup_small, teardown),
+	        cmocka_unit_test_setup_teardown(test_flush_all, setup_small, teardown),
+	        cmocka_unit_test_setup_teardown(test_key_limits, setup_small, teardown),
+	        cmocka_unit_test(test_value_limits),
+	        cmocka_unit_test_setup_teardown(test_cas_unique, setup_small, teardown),
+	        cmocka_unit_test_setup_teardown(test_eviction_when_full, setup_small, teardown),
+	        cmocka_unit_test_setup_teardown(test_eviction_keeps_recently_read, setup_small,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_index_bucket_full, setup_small, teardown),
+	        cmocka_unit_test(test_item_overhead),
+	        cmocka_unit_test(test_init_validation),
+	        cmocka_unit_test_setup_teardown(test_copy_concurrent_single_thread, setup_small,
+	                                        teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
