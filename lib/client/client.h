@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The Shardplane C client: the binary protocol (wire/binproto.h) over kernel UDP sockets.
+ *
+ * - Batching: sp_client_execute() packs many operations into as few datagrams as it can
+ *   (up to SP_BP_REQS_MAX requests each), sends them all, then collects replies matched by
+ *   request id. Replies to one datagram may arrive in several datagrams, from any port.
+ * - Partition-aware routing: the client fetches the node's routing table with ROUTE
+ *   (partition count, workers, base UDP port, epoch, partition -> worker map) and sends each
+ *   request to its owner's port, base_port + worker. A WRONG_PARTITION reply or a new epoch
+ *   makes it fetch the table again before the next batch.
+ * - Timeouts and retries: each attempt waits timeout_ms; operations without a reply are
+ *   sent again, at most `retries` more times (bounded by SP_CLIENT_RETRIES_MAX). Only
+ *   idempotent operations are retried by default: GET, ROUTE, and SET without CAS. ADD,
+ *   REPLACE, DELETE, CAS-conditional SET and INCR/DECR are not, because a lost *reply*
+ *   would make the retry report a wrong outcome (EXISTS, NOT_FOUND, CAS_MISMATCH) or apply
+ *   a delta twice; set retry_all to retry them anyway (at-least-once semantics). A request
+ *   keeps its request id across retries, so a late reply to any attempt completes it.
+ *
+ * A client is not thread-safe: use one per thread. It allocates only in sp_client_create()
+ * and when the routing table grows; sp_client_execute() does not allocate.
+ */
+#ifndef SP_CLIENT_CLIENT_H
+#define SP_CLIENT_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire/binproto.h"
+
+/* Bounds of the client's own queues and loops. */
+#define SP_CLIENT_BATCH_MAX       256u   /* operations per sp_client_execute() round */
+#define SP_CLIENT_RETRIES_MAX     16u    /* extra attempts per operation */
+#define SP_CLIENT_TIMEOUT_MS_MAX  60000u /* per-attempt timeout */
+#define SP_CLIENT_TIMEOUT_MS_DEF  200u
+#define SP_CLIENT_RETRIES_DEF     2u
+#define SP_CLIENT_ROUTE_PAGES_MAX (SP_BP_PARTITIONS_MAX / SP_BP_ROUTE_PAGE_MAX)
+
+struct sp_client;
+
+struct sp_client_params {
+	const char *host;    /* IPv4 address of the node, dotted quad */
+	uint16_t port;       /* the node's binary-protocol UDP port (its base port) */
+	uint32_t timeout_ms; /* per attempt; 0 = SP_CLIENT_TIMEOUT_MS_DEF */
+	int32_t retries;     /* extra attempts; < 0 = SP_CLIENT_RETRIES_DEF */
+	bool no_route;       /* never fetch the routing table: send everything to port */
+	bool retry_all;      /* also retry non-idempotent operations (see above) */
+};
+
+/* Counters; all monotonic over the client's life. */
+struct sp_client_stats {
+	uint64_t ops; /* operations completed (reply, timeout or local error) */
+	uint64_t datagrams_sent;
+	uint64_t datagrams_recv;
+	uint64_t replies;         /* replies matched to an operation */
+	uint64_t stale_replies;   /* replies for no pending operation (late duplicates) */
+	uint64_t bad_datagrams;   /* received datagrams that failed to decode */
+	uint64_t retries;         /* requests sent again after a timeout */
+	uint64_t timeouts;        /* operations that ran out of attempts */
+	uint64_t send_errors;     /* sendto failures (the datagram counts as lost) */
+	uint64_t route_refreshes; /* routing tables fetched */
+	uint64_t wrong_partition; /* WRONG_PARTITION replies */
+};
+
+/*
+ * One operation of a batch. The caller fills the inputs (unused ones zero); execute fills
+ * the outputs. key/value/out_buf must stay valid during sp_client_execute().
+ */
+struct sp_client_op {
+	/* inputs */
+	uint8_t opcode;   /* enum sp_bp_op; ROUTE is not accepted here */
+	bool create;      /* incr/decr: create with `initial` when missing */
+	uint16_t key_len; /* 1..SP_BP_KEY_MAX */
+	const void *key;
+	const void *value;  /* set/add/replace */
+	uint32_t value_len; /* <= SP_BP_VALUE_MAX */
+	uint32_t flags;     /* stored with set/add/replace */
+	uint32_t expiry_s;  /* relative seconds, 0 = never */
+	uint64_t cas;       /* set/replace/delete: expected version, 0 = unconditional */
+	uint64_t delta;     /* incr/decr */
+	uint64_t initial;   /* incr/decr with create */
+	void *out_buf;      /* get: where the value is copied (may be NULL with out_cap 0) */
+	uint32_t out_cap;
+
+	/* outputs */
+	int rc;                 /* 0: a reply came (see status); -ETIMEDOUT: none in time;
+	                      * -SP_ETOOBIG/-EINVAL: refused locally, never sent */
+	uint8_t status;         /* enum sp_bp_status when rc == 0 */
+	uint32_t value_len_out; /* get: full value length (copied: min(it, out_cap)) */
+	uint32_t flags_out;
+	uint64_t cas_out;  /* the item's version after the operation */
+	uint64_t number;   /* incr/decr: the new value */
+	uint32_t attempts; /* how many times it was sent */
+};
+
+/*
+ * Creates a client: opens a UDP socket and, unless no_route, fetches the routing table
+ * (failing to fetch it is not fatal: everything then goes to port until a later refresh
+ * works). Returns NULL and sets *err (when err != NULL) to -EINVAL for bad params (host
+ * not an IPv4 address, port 0, limits exceeded) or a negative errno from the socket.
+ */
+struct sp_client *sp_client_create(const struct sp_client_params *params, int *err);
+
+/* Closes the socket and frees the client. NULL is a no-op. */
+void sp_client_destroy(struct sp_client *c);
+
+/*
+ * Runs n operations as one batch (internally in rounds of SP_CLIENT_BATCH_MAX): encodes,
+ * routes, sends, collects replies and retries until each has a result or its attempts run
+ * out. Returns 0 when every op has its rc filled in, or a negative errno when the socket
+ * failed (ops without a result then have rc -EIO).
+ */
+int sp_client_execute(struct sp_client *c, struct sp_client_op *ops, size_t n);
+
+/*
+ * Fetches the routing table again (all pages). Returns 0, -ETIMEDOUT when the node did not
+ * answer, -SP_EMALFORMED for an invalid or inconsistent table (pages from two epochs are
+ * retried up to SP_CLIENT_RETRIES_MAX times), or -ENOTSUP when the client has no_route.
+ */
+int sp_client_route_refresh(struct sp_client *c);
+
+/*
+ * The routing table in use: fills the scalar fields of *route (owner is NULL) and returns
+ * true, or returns false when the client has none (no_route, or no fetch succeeded).
+ */
+bool sp_client_route(const struct sp_client *c, struct sp_bp_route *route);
+
+/* Worker owning partition p under the current table, or -ENOENT without a table or when
+ * p is out of range. */
+int sp_client_route_owner(const struct sp_client *c, uint32_t partition);
+
+/* UDP port a key is sent to under the current table. */
+uint16_t sp_client_port_for_key(const struct sp_client *c, const void *key, size_t key_len);
+
+void sp_client_stats_get(const struct sp_client *c, struct sp_client_stats *out);
+
+/* Maps a reply status to 0 or a negative SP_E* / errno code (NOT_FOUND -> -SP_ENOTFOUND,
+ * EXISTS -> -SP_EEXISTS, CAS_MISMATCH -> -SP_EVERSION, TOO_BIG -> -SP_ETOOBIG, NOT_NUMBER ->
+ * -SP_ENOTNUM, BAD_REQUEST -> -SP_EMALFORMED, SERVER_BUSY -> -SP_EBUSY, SERVER_FULL ->
+ * -SP_EFULL, WRONG_PARTITION -> -ESTALE, INTERNAL and unknown -> -EIO). */
+int sp_client_status_error(uint8_t status);
+
+/* ---- One operation at a time: each is a batch of one. Return 0 or a negative code as
+ * from sp_client_status_error(), or -ETIMEDOUT, -EINVAL, -SP_ETOOBIG. ---- */
+
+/*
+ * Copies up to cap value bytes into buf; *len_out gets the full length (may exceed cap),
+ * *flags_out and *cas_out the item's flags and version; any out pointer may be NULL.
+ */
+int sp_client_get(struct sp_client *c, const void *key, size_t key_len, void *buf, uint32_t cap,
+                  uint32_t *len_out, uint32_t *flags_out, uint64_t *cas_out);
+
+/* opcode is SP_BP_OP_SET, ADD or REPLACE; cas != 0 makes set/replace conditional. */
+int sp_client_store(struct sp_client *c, uint8_t opcode, const void *key, size_t key_len,
+                    const void *value, uint32_t value_len, uint32_t flags, uint32_t expiry_s,
+                    uint64_t cas, uint64_t *cas_out);
+
+int sp_client_set(struct sp_client *c, const void *key, size_t key_len, const void *value,
+                  uint32_t value_len, uint32_t flags, uint32_t expiry_s);
+
+int sp_client_del(struct sp_client *c, const void *key, size_t key_len, uint64_t cas);
+
+/* initial == NULL: no create (NOT_FOUND when missing); else create with *initial. */
+int sp_client_incr(struct sp_client *c, const void *key, size_t key_len, uint64_t delta,
+                   const uint64_t *initial, uint64_t *value_out);
+int sp_client_decr(struct sp_client *c, const void *key, size_t key_len, uint64_t delta,
+                   const uint64_t *initial, uint64_t *value_out);
+
+#endif
