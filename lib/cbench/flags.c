@@ -38,6 +38,10 @@ parse_seconds(const char *text, size_t len, double *out)
 	if (len == 0 || len >= sizeof(buf)) {
 		return -EINVAL;
 	}
+	/* strtod would also take spaces, signs, hex, "inf" and "nan": none is a time. */
+	if (!((text[0] >= '0' && text[0] <= '9') || text[0] == '.')) {
+		return -EINVAL;
+	}
 	memcpy(buf, text, len);
 	buf[len] = '\0';
 	errno = 0;

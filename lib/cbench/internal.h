@@ -185,7 +185,7 @@ double cbench_counter_finish(double value, unsigned flags, uint64_t iterations, 
  */
 size_t cbench_aggregates(const struct cbench_result *runs, size_t n, struct cbench_result *agg);
 double cbench_stat_mean(const double *v, size_t n);
-double cbench_stat_median(const double *v, size_t n); /* v is reordered */
+double cbench_stat_median(const double *v, size_t n); /* sorts a copy */
 double cbench_stat_stddev(const double *v, size_t n);
 double cbench_stat_cv(const double *v, size_t n);
 
