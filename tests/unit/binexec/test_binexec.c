@@ -1,0 +1,445 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * binexec on a real store: every opcode and every status it can produce, with requests
+ * going through the codec both ways (encode, decode, execute, decode the reply).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/errors.h"
+#include "common/keyhash.h"
+#include "common/verify.h"
+#include "dataplane/binexec/binexec.h"
+#include "dataplane/store/store.h"
+#include "wire/binproto.h"
+
+#define STORE_BYTES (1u << 20)
+#define NOW_S       1000u
+
+struct fixture {
+	void *mem;
+	struct store *store;
+	struct sp_binexec_stats stats;
+	uint16_t owner[1024];
+	struct sp_binexec_route route;
+	/* The last reply, decoded; its value points into reply_buf. */
+	uint8_t reply_buf[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_reply reply;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct store_params p = {.bytes = STORE_BYTES};
+
+	assert_non_null(f);
+	f->mem = aligned_alloc(STORE_MEM_ALIGN, STORE_BYTES);
+	assert_non_null(f->mem);
+	f->store = store_init(f->mem, STORE_BYTES, &p);
+	assert_non_null(f->store);
+	for (unsigned i = 0; i < SP_ARRAY_SIZE(f->owner); i++)
+		f->owner[i] = (uint16_t)(i % 4);
+	f->route = (struct sp_binexec_route){
+	        .epoch = 3, .partitions = 1024, .workers = 4, .base_port = 7000, .owner = f->owner};
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(store_check(f->store), 0);
+	free(f->mem);
+	free(f);
+	return 0;
+}
+
+/* Encodes q, decodes it as the dataplane would, and returns the decoded descriptor. */
+static struct sp_bp_req
+through_codec(const struct sp_bp_req *q, uint8_t *buf)
+{
+	struct sp_bp_builder b;
+	struct sp_bp_req out[SP_BP_REQS_MAX];
+	struct sp_bp_dgram d;
+
+	sp_bp_builder_init(&b, buf, SP_BP_PAYLOAD_MAX, false, 1);
+	assert_int_equal(sp_bp_add_request(&b, q), 0);
+	uint32_t len = sp_bp_builder_finish(&b);
+	assert_int_equal(sp_bp_decode_requests(buf, len, 1024, out, SP_BP_REQS_MAX, &d),
+	                 SP_BP_ERR_OK);
+	assert_int_equal(d.count, 1);
+	return out[0];
+}
+
+/* Runs one request at time now_s; returns the reply status (reply kept in f->reply). */
+static uint8_t
+run_at(struct fixture *f, const struct sp_bp_req *q, uint32_t now_s)
+{
+	uint8_t reqbuf[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_req r = through_codec(q, reqbuf);
+	struct sp_bp_builder b;
+	struct sp_bp_dgram d;
+
+	sp_bp_builder_init(&b, f->reply_buf, sizeof(f->reply_buf), true, 1);
+	assert_int_equal(sp_binexec_run(f->store, &r, now_s, &f->route, &b, &f->stats), 0);
+	uint32_t len = sp_bp_builder_finish(&b);
+	assert_int_equal(sp_bp_decode_replies(f->reply_buf, len, &f->reply, 1, &d), SP_BP_ERR_OK);
+	assert_int_equal(f->reply.request_id, q->request_id);
+	assert_int_equal(f->reply.opcode, q->opcode);
+	return f->reply.status;
+}
+
+static uint8_t
+run(struct fixture *f, const struct sp_bp_req *q)
+{
+	return run_at(f, q, NOW_S);
+}
+
+static struct sp_bp_req
+req(uint8_t op, const char *key, const char *value)
+{
+	static uint32_t next_id = 1;
+	struct sp_bp_req q = {.opcode = op, .request_id = next_id++};
+
+	q.key = (const uint8_t *)key;
+	q.key_len = (uint16_t)strlen(key);
+	if (value != NULL) {
+		q.value = (const uint8_t *)value;
+		q.value_len = (uint32_t)strlen(value);
+	}
+	return q;
+}
+
+static uint64_t
+reply_u64(const struct fixture *f)
+{
+	uint64_t v = 0;
+
+	assert_int_equal(f->reply.value_len, SP_BP_COUNTER_REPLY_SIZE);
+	for (unsigned i = 0; i < 8; i++)
+		v |= (uint64_t)f->reply.value[i] << (8 * i);
+	return v;
+}
+
+static void
+test_get_set_hit_miss(void **state)
+{
+	struct fixture *f = *state;
+	struct sp_bp_req q = req(SP_BP_OP_GET, "k1", NULL);
+
+	assert_int_equal(run(f, &q), SP_BP_ST_NOT_FOUND);
+	q = req(SP_BP_OP_SET, "k1", "hello");
+	q.flags = 0xfeed;
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	uint64_t cas = f->reply.cas;
+	assert_true(cas != 0);
+
+	q = req(SP_BP_OP_GET, "k1", NULL);
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	assert_int_equal(f->reply.value_len, 5);
+	assert_memory_equal(f->reply.value, "hello", 5);
+	assert_int_equal(f->reply.flags, 0xfeed);
+	assert_true(f->reply.cas == cas);
+
+	/* Overwrite, and an empty value. */
+	q = req(SP_BP_OP_SET, "k1", "");
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	assert_true(f->reply.cas != cas);
+	q = req(SP_BP_OP_GET, "k1", NULL);
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	assert_int_equal(f->reply.value_len, 0);
+	assert_true(f->stats.ops[SP_BP_OP_GET] == 3);
+	assert_true(f->stats.status[SP_BP_ST_NOT_FOUND] == 1);
+}
+
+static void
+test_add_replace(void **state)
+{
+	struct fixture *f = *state;
+	struct sp_bp_req q = req(SP_BP_OP_REPLACE, "r", "x");
+
+	assert_int_equal(run(f, &q), SP_BP_ST_NOT_FOUND);
+	q = req(SP_BP_OP_ADD, "r", "first");
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	q = req(SP_BP_OP_ADD, "r", "second");
+	assert_int_equal(run(f, &q), SP_BP_ST_EXISTS);
+	q = req(SP_BP_OP_REPLACE, "r", "third");
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	q = req(SP_BP_OP_GET, "r", NULL);
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	assert_memory_equal(f->reply.value, "third", 5);
+}
+
+static void
+test_cas_set_and_delete(void **state)
+{
+	struct fixture *f = *state;
+	struct sp_bp_req q = req(SP_BP_OP_SET, "c", "v1");
+
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	uint64_t cas = f->reply.cas;
+
+	q = req(SP_BP_OP_SET, "c", "v2");
+	q.cas = cas + 100;
+	assert_int_equal(run(f, &q), SP_BP_ST_CAS_MISMATCH);
+	q.cas = cas;
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	uint64_t cas2 = f->reply.cas;
+	assert_true(cas2 != cas);
+
+	q = req(SP_BP_OP_REPLACE, "c", "v3");
+	q.cas = cas; /* stale */
+	assert_int_equal(run(f, &q), SP_BP_ST_CAS_MISMATCH);
+
+	q = req(SP_BP_OP_DELETE, "c", NULL);
+	q.cas = cas;
+	assert_int_equal(run(f, &q), SP_BP_ST_CAS_MISMATCH);
+	q.cas = cas2;
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	q.cas = 0;
+	assert_int_equal(run(f, &q), SP_BP_ST_NOT_FOUND);
+	q = req(SP_BP_OP_GET, "c", NULL);
+	assert_int_equal(run(f, &q), SP_BP_ST_NOT_FOUND);
+
+	/* CAS on a missing key: there is no version to match. */
+	q = req(SP_BP_OP_SET, "missing", "v");
+	q.cas = 12345;
+	assert_int_equal(run(f, &q), SP_BP_ST_NOT_FOUND);
+}
+
+static void
+test_incr_decr(void **state)
+{
+	struct fixture *f = *state;
+	struct sp_bp_req q = req(SP_BP_OP_INCR, "n", NULL);
+
+	q.delta = 1;
+	assert_int_equal(run(f, &q), SP_BP_ST_NOT_FOUND);
+	q.create = 1;
+	q.initial = 10;
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	assert_true(reply_u64(f) == 10); /* created with initial; delta not applied */
+	q.delta = 5;
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	assert_true(reply_u64(f) == 15);
+	assert_true(f->reply.cas != 0);
+
+	q = req(SP_BP_OP_DECR, "n", NULL);
+	q.delta = 20;
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	assert_true(reply_u64(f) == 0); /* decr stops at zero */
+
+	q = req(SP_BP_OP_INCR, "n", NULL);
+	q.delta = UINT64_MAX;
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	assert_true(reply_u64(f) == UINT64_MAX);
+	q.delta = 2;
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	assert_true(reply_u64(f) == 1); /* incr wraps */
+
+	/* Counters are stored as decimal text. */
+	q = req(SP_BP_OP_GET, "n", NULL);
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	assert_true(f->reply.value_len >= 1);
+	assert_int_equal(f->reply.value[0], '1');
+
+	q = req(SP_BP_OP_SET, "word", "abc");
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	q = req(SP_BP_OP_INCR, "word", NULL);
+	q.delta = 1;
+	assert_int_equal(run(f, &q), SP_BP_ST_NOT_NUMBER);
+	q = req(SP_BP_OP_DECR, "word", NULL);
+	q.delta = 1;
+	q.create = 1;
+	assert_int_equal(run(f, &q), SP_BP_ST_NOT_NUMBER);
+}
+
+static void
+test_expiry(void **state)
+{
+	struct fixture *f = *state;
+	struct sp_bp_req q = req(SP_BP_OP_SET, "e", "v");
+
+	q.expiry_s = 10;
+	assert_int_equal(run_at(f, &q, NOW_S), SP_BP_ST_OK);
+	q = req(SP_BP_OP_GET, "e", NULL);
+	assert_int_equal(run_at(f, &q, NOW_S + 9), SP_BP_ST_OK);
+	assert_int_equal(run_at(f, &q, NOW_S + 11), SP_BP_ST_NOT_FOUND);
+
+	/* A huge relative expiry saturates instead of wrapping into the past. */
+	q = req(SP_BP_OP_SET, "far", "v");
+	q.expiry_s = UINT32_MAX;
+	assert_int_equal(run_at(f, &q, NOW_S), SP_BP_ST_OK);
+	q = req(SP_BP_OP_GET, "far", NULL);
+	assert_int_equal(run_at(f, &q, NOW_S + 1000000), SP_BP_ST_OK);
+}
+
+static void
+test_bad_requests_and_refusals(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_builder b;
+	struct sp_bp_dgram d;
+
+	/* A request the decoder marked bad is answered with its status, store untouched. */
+	struct sp_bp_req bad = {.opcode = SP_BP_OP_SET,
+	                        .request_id = 77,
+	                        .err = SP_BP_ERR_KEY_TOO_LONG,
+	                        .status = SP_BP_ST_TOO_BIG};
+	struct store_stats before;
+	struct store_stats after;
+	store_stats_get(f->store, &before);
+	sp_bp_builder_init(&b, buf, sizeof(buf), true, 1);
+	assert_int_equal(sp_binexec_run(f->store, &bad, NOW_S, &f->route, &b, &f->stats), 0);
+	assert_int_equal(sp_binexec_refuse(&bad, SP_BP_ST_SERVER_BUSY, &b, &f->stats), 0);
+	uint32_t len = sp_bp_builder_finish(&b);
+	store_stats_get(f->store, &after);
+	assert_true(before.ops[STORE_OP_SET] == after.ops[STORE_OP_SET]);
+	struct sp_bp_reply reps[2];
+	assert_int_equal(sp_bp_decode_replies(buf, len, reps, 2, &d), SP_BP_ERR_OK);
+	assert_int_equal(reps[0].status, SP_BP_ST_TOO_BIG);
+	assert_int_equal(reps[0].request_id, 77);
+	assert_int_equal(reps[1].status, SP_BP_ST_SERVER_BUSY);
+	assert_true(f->stats.status[SP_BP_ST_SERVER_BUSY] == 1);
+
+	/* Status mapping of every store error. */
+	assert_int_equal(sp_binexec_status(0), SP_BP_ST_OK);
+	assert_int_equal(sp_binexec_status(-SP_ENOTFOUND), SP_BP_ST_NOT_FOUND);
+	assert_int_equal(sp_binexec_status(-SP_EEXISTS), SP_BP_ST_EXISTS);
+	assert_int_equal(sp_binexec_status(-SP_EVERSION), SP_BP_ST_CAS_MISMATCH);
+	assert_int_equal(sp_binexec_status(-SP_ETOOBIG), SP_BP_ST_TOO_BIG);
+	assert_int_equal(sp_binexec_status(-SP_EFULL), SP_BP_ST_TOO_BIG);
+	assert_int_equal(sp_binexec_status(-SP_ENOTNUM), SP_BP_ST_NOT_NUMBER);
+	assert_int_equal(sp_binexec_status(-EINVAL), SP_BP_ST_BAD_REQUEST);
+	assert_int_equal(sp_binexec_status(-SP_EBUSY), SP_BP_ST_SERVER_BUSY);
+	assert_int_equal(sp_binexec_status(-SP_ECORRUPT), SP_BP_ST_INTERNAL);
+}
+
+static void
+test_reply_full_has_no_side_effects(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t reqbuf[SP_BP_PAYLOAD_MAX];
+	uint8_t buf[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_builder b;
+
+	/* A builder with room for exactly one value-less reply. */
+	sp_bp_builder_init(&b, buf, SP_BP_DGRAM_HDR_SIZE + SP_BP_REPLY_HDR_SIZE, true, 1);
+	struct sp_bp_req q = req(SP_BP_OP_SET, "full", "v");
+	struct sp_bp_req r = through_codec(&q, reqbuf);
+	assert_int_equal(sp_binexec_run(f->store, &r, NOW_S, &f->route, &b, &f->stats), 0);
+	assert_int_equal(b.len, b.cap);
+	q = req(SP_BP_OP_SET, "full2", "v");
+	r = through_codec(&q, reqbuf);
+	assert_int_equal(sp_binexec_run(f->store, &r, NOW_S, &f->route, &b, &f->stats), -SP_EFULL);
+	q = req(SP_BP_OP_GET, "full2", NULL);
+	assert_int_equal(run(f, &q), SP_BP_ST_NOT_FOUND); /* the refused set did not happen */
+
+	/* incr needs 8 value bytes: refused before it changes the counter. */
+	sp_bp_builder_init(&b, buf, SP_BP_DGRAM_HDR_SIZE + SP_BP_REPLY_HDR_SIZE + 7, true, 1);
+	q = req(SP_BP_OP_INCR, "ctr", NULL);
+	q.delta = 1;
+	q.create = 1;
+	r = through_codec(&q, reqbuf);
+	assert_int_equal(sp_binexec_run(f->store, &r, NOW_S, &f->route, &b, &f->stats), -SP_EFULL);
+	q = req(SP_BP_OP_GET, "ctr", NULL);
+	assert_int_equal(run(f, &q), SP_BP_ST_NOT_FOUND);
+
+	/* A get whose value does not fit what is left. */
+	q = req(SP_BP_OP_SET, "g", "0123456789");
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	sp_bp_builder_init(&b, buf, SP_BP_DGRAM_HDR_SIZE + SP_BP_REPLY_HDR_SIZE + 9, true, 1);
+	q = req(SP_BP_OP_GET, "g", NULL);
+	r = through_codec(&q, reqbuf);
+	assert_int_equal(sp_binexec_run(f->store, &r, NOW_S, &f->route, &b, &f->stats), -SP_EFULL);
+	assert_int_equal(b.count, 0);
+	assert_true(f->stats.reply_full == 3);
+}
+
+static void
+test_value_too_big_for_any_reply(void **state)
+{
+	struct fixture *f = *state;
+	static uint8_t big[4000];
+	struct store_key k = {.data = "big", .len = 3, .hash = sp_key_hash("big", 3)};
+	struct store_write w = {.value = big, .value_len = sizeof(big)};
+
+	/* Another protocol (memcached text) may store values a datagram cannot carry. */
+	memset(big, 'b', sizeof(big));
+	assert_int_equal(store_set(f->store, STORE_SET, &k, &w, NOW_S, NULL), 0);
+	struct sp_bp_req q = req(SP_BP_OP_GET, "big", NULL);
+	assert_int_equal(run(f, &q), SP_BP_ST_TOO_BIG);
+	assert_int_equal(f->reply.value_len, 0);
+}
+
+static void
+test_route_pages(void **state)
+{
+	struct fixture *f = *state;
+	struct sp_bp_req q = {.opcode = SP_BP_OP_ROUTE, .request_id = 5};
+	struct sp_bp_route page;
+
+	uint32_t seen = 0;
+	for (uint32_t first = 0; first < f->route.partitions; first += page.count) {
+		q.route_first = first;
+		assert_int_equal(run(f, &q), SP_BP_ST_OK);
+		assert_int_equal(sp_bp_route_decode(f->reply.value, f->reply.value_len, &page), 0);
+		assert_int_equal(page.first, first);
+		assert_int_equal(page.partitions, 1024);
+		assert_int_equal(page.workers, 4);
+		assert_int_equal(page.base_port, 7000);
+		assert_true(page.epoch == 3);
+		assert_true(page.count > 0);
+		for (uint32_t i = 0; i < page.count; i++)
+			assert_int_equal(sp_bp_route_owner(&page, i), f->owner[first + i]);
+		seen += page.count;
+	}
+	assert_int_equal(seen, 1024);
+
+	q.route_first = 1024;
+	assert_int_equal(run(f, &q), SP_BP_ST_BAD_REQUEST);
+
+	/* Without a routing table the node cannot answer ROUTE. */
+	uint8_t reqbuf[SP_BP_PAYLOAD_MAX];
+	uint8_t buf[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_builder b;
+	q.route_first = 0;
+	struct sp_bp_req r = through_codec(&q, reqbuf);
+	sp_bp_builder_init(&b, buf, sizeof(buf), true, 1);
+	assert_int_equal(sp_binexec_run(NULL, &r, NOW_S, NULL, &b, NULL), 0);
+	struct sp_bp_reply rep;
+	struct sp_bp_dgram d;
+	assert_int_equal(sp_bp_decode_replies(buf, sp_bp_builder_finish(&b), &rep, 1, &d),
+	                 SP_BP_ERR_OK);
+	assert_int_equal(rep.status, SP_BP_ST_INTERNAL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_get_set_hit_miss, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_add_replace, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_cas_set_and_delete, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_incr_decr, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_bad_requests_and_refusals, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_reply_full_has_no_side_effects, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_value_too_big_for_any_reply, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_route_pages, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
