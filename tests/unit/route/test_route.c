@@ -1,0 +1,669 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Routing tables: lookup, refusals, grace periods, the deferred queue, the region watcher
+ * (driven by the shardplane-region tool), and a switch storm while two worker threads
+ * execute requests: no partition is ever executed by two workers at once or by a worker
+ * that does not own it, and every request is executed exactly once. Random choices are
+ * seeded; replay with SP_TEST_SEED=N. rte_rcu_qsbr and rte_ring are used without the EAL.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#pragma push_macro("noreturn")
+#undef noreturn
+#include <rte_pause.h>
+#include <rte_ring.h>
+#pragma pop_macro("noreturn")
+
+#include <cmocka.h>
+
+#include "cluster/partmap.h"
+#include "cluster/region.h"
+#include "common/clock.h"
+#include "common/errors.h"
+#include "common/log.h"
+#include "dataplane/route/route.h"
+
+#define SIM_WORKERS      2u
+#define SIM_PARTITIONS   64u
+#define SIM_SWITCHES     40u     /* epoch switches in the storm */
+#define SIM_REQUESTS_MAX 200000u /* requests generated in the storm, at most */
+#define SIM_INFLIGHT_MAX 512u    /* requests generated but not executed, at most */
+#define SIM_BATCH        16u     /* requests per burst */
+#define SIM_RING_SIZE    2048u   /* > SIM_INFLIGHT_MAX + a burst, so no ring ever fills */
+#define SIM_TIME_MAX_MS  5000u   /* bound of the storm, whatever happens */
+#define SIM_WORK_SPINS   64u     /* pause instructions per execution, to widen races */
+
+static uint64_t test_seed;
+
+static uint64_t
+rng_next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static struct sp_cluster_state *
+single_state(uint32_t partitions, uint32_t workers, uint64_t epoch)
+{
+	struct sp_cluster_state *st = sp_cluster_state_new(partitions);
+
+	assert_non_null(st);
+	assert_int_equal(sp_cluster_state_single(st, partitions, 1, workers, "self"), 0);
+	st->epoch = epoch;
+	return st;
+}
+
+static void
+test_default_table_and_decide(void **state)
+{
+	struct route_config cfg = {.workers = 4, .partitions = 64, .node_id = 1};
+	struct route_ctx *ctx = route_create(&cfg);
+	const struct route_table *t;
+	uint16_t target = 0;
+
+	(void)state;
+	assert_non_null(ctx);
+	t = route_current(ctx);
+	assert_int_equal(t->epoch, 0);
+	assert_int_equal(t->partitions, 64);
+	assert_int_equal(t->mask, 63);
+	assert_int_equal(t->pending_count, 0);
+	for (uint32_t p = 0; p < 64; p++) {
+		assert_int_equal(route_lookup(t, p).worker, p % 4);
+		assert_int_equal(route_lookup(t, p).flags, 0);
+	}
+	assert_int_equal(route_decide(t, 6, 2, &target), ROUTE_EXECUTE);
+	assert_int_equal(target, 2);
+	assert_int_equal(route_decide(t, 6, 3, &target), ROUTE_HANDOFF);
+	assert_int_equal(target, 2);
+	route_destroy(ctx);
+
+	/* Bad configurations are refused. */
+	cfg.partitions = 48;
+	assert_null(route_create(&cfg));
+	cfg.partitions = 64;
+	cfg.workers = 0;
+	assert_null(route_create(&cfg));
+	cfg.workers = ROUTE_WORKERS_MAX + 1;
+	assert_null(route_create(&cfg));
+	cfg.workers = 1;
+	cfg.node_id = 0;
+	assert_null(route_create(&cfg));
+	assert_null(route_create(NULL));
+}
+
+static void
+test_remote_partitions_and_refusals(void **state)
+{
+	struct route_config cfg = {.workers = 2, .partitions = 16, .node_id = 1};
+	struct route_ctx *ctx = route_create(&cfg);
+	struct sp_cluster_state *st = sp_cluster_state_new(16);
+	struct sp_cluster_state *other = single_state(32, 2, 5);
+	char why[ROUTE_WHY_MAX];
+	const struct route_table *t;
+	struct route_stats stats;
+	uint16_t target = 0;
+
+	(void)state;
+	assert_non_null(ctx);
+	/* Two nodes: odd partitions live on node 2. */
+	assert_int_equal(sp_cluster_state_single(st, 16, 1, 2, "a"), 0);
+	st->member_count = 2;
+	st->members[1] = st->members[0];
+	st->members[1].node_id = 2;
+	st->members[1].ipv4_be = inet_addr("10.1.2.3");
+	st->members[1].binary_port = 9001;
+	st->members[1].mac[5] = 0x22;
+	memcpy(st->members[1].name, "b", 2);
+	for (uint32_t p = 1; p < 16; p += 2)
+		st->map[p].node_id = 2;
+	st->epoch = 3;
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), 0);
+	t = route_current(ctx);
+	assert_int_equal(t->epoch, 3);
+	assert_int_equal(t->node_count, 2);
+	assert_int_equal(route_decide(t, 5, 1, &target), ROUTE_REMOTE);
+	assert_int_equal(t->nodes[target].node_id, 2);
+	assert_int_equal(t->nodes[target].ipv4_be, inet_addr("10.1.2.3"));
+	assert_int_equal(t->nodes[target].binary_port, 9001);
+	assert_int_equal(t->nodes[target].mac[5], 0x22);
+	assert_int_equal(route_decide(t, 4, 0, &target), ROUTE_EXECUTE);
+	assert_int_equal(t->nodes[t->self_index].node_id, 1);
+
+	/* Refusals keep the current table and say why. */
+	assert_int_equal(route_switch(ctx, other, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "--partitions 32"));
+	st->members[0].worker_count = 3;
+	st->epoch = 4;
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "3 workers"));
+	st->members[0].worker_count = 2;
+	st->epoch = 0;
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), -SP_EMALFORMED);
+	assert_ptr_equal(route_current(ctx), t);
+	route_stats_get(ctx, &stats);
+	assert_int_equal(stats.rejected, 3);
+	assert_int_equal(stats.switches, 1);
+	route_destroy(ctx);
+	sp_cluster_state_free(st);
+	sp_cluster_state_free(other);
+}
+
+struct move_log {
+	uint32_t count;
+	uint32_t partition;
+	uint16_t from;
+	uint16_t to;
+};
+
+static void
+log_move(void *arg, uint32_t partition, uint16_t from, uint16_t to)
+{
+	struct move_log *l = arg;
+
+	l->count++;
+	l->partition = partition;
+	l->from = from;
+	l->to = to;
+}
+
+/* Workers that never pass a quiescent state hold every old table alive; a move stays
+ * PENDING until they do. */
+static void
+test_grace_period_holds_tables(void **state)
+{
+	struct move_log moves = {0};
+	struct route_config cfg = {.workers = 2,
+	                           .partitions = 16,
+	                           .node_id = 1,
+	                           .grace_timeout_ms = 20,
+	                           .on_move = log_move,
+	                           .on_move_arg = &moves};
+	struct route_ctx *ctx = route_create(&cfg);
+	struct sp_cluster_state *st = single_state(16, 2, 1);
+	char why[ROUTE_WHY_MAX];
+	const struct route_table *t;
+	struct route_stats stats;
+	uint16_t target = 0;
+	int ok = 0;
+
+	(void)state;
+	assert_non_null(ctx);
+	assert_int_equal(route_worker_register(ctx, 0), 0);
+	assert_int_equal(route_worker_register(ctx, 1), 0);
+	assert_int_equal(route_worker_register(ctx, 2), -EINVAL);
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), 0);
+	route_stats_get(ctx, &stats);
+	assert_int_equal(stats.tables_freed, 0);
+	assert_int_equal(stats.grace_timeouts, 1);
+	route_quiescent(ctx, 0);
+	assert_int_equal(route_poll(ctx), 0);
+	route_quiescent(ctx, 1);
+	assert_int_equal(route_poll(ctx), 1);
+
+	/* Partition 3 moves from worker 1 to worker 0. */
+	st->epoch = 2;
+	st->map[3].worker = 0;
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), -SP_EBUSY);
+	assert_true(route_switch_pending(ctx));
+	t = route_current(ctx);
+	assert_int_equal(t->pending_count, 1);
+	assert_int_equal(route_lookup(t, 3).flags, ROUTE_F_PENDING);
+	assert_int_equal(route_decide(t, 3, 0, &target), ROUTE_DEFER);
+	assert_int_equal(route_decide(t, 3, 1, &target), ROUTE_HANDOFF);
+	assert_int_equal(target, 0);
+	assert_int_equal(moves.count, 0);
+	/* No new switch while this one waits. */
+	st->epoch = 3;
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), -SP_EBUSY);
+	assert_non_null(strstr(why, "quiescent"));
+	route_quiescent(ctx, 0);
+	route_poll(ctx);
+	assert_true(route_switch_pending(ctx));
+	route_quiescent(ctx, 1);
+	route_poll(ctx);
+	assert_false(route_switch_pending(ctx));
+	assert_int_equal(moves.count, 1);
+	assert_int_equal(moves.partition, 3);
+	assert_int_equal(moves.from, 1);
+	assert_int_equal(moves.to, 0);
+	t = route_current(ctx);
+	assert_int_equal(t->pending_count, 0);
+	assert_int_equal(route_decide(t, 3, 0, &target), ROUTE_EXECUTE);
+	route_quiescent(ctx, 0);
+	route_quiescent(ctx, 1);
+	route_poll(ctx);
+	route_stats_get(ctx, &stats);
+	assert_int_equal(stats.tables_freed, stats.tables_built - 1);
+	assert_int_equal(stats.partitions_moved, 1);
+
+	/* At most ROUTE_RETIRED_MAX tables wait; then a switch is refused as busy. */
+	for (uint32_t i = 0; i < ROUTE_RETIRED_MAX + 2; i++) {
+		st->epoch = 10 + i;
+		if (route_switch(ctx, st, why, sizeof(why)) != 0)
+			break;
+		ok++;
+	}
+	assert_int_equal(ok, ROUTE_RETIRED_MAX - 1);
+	route_quiescent(ctx, 0);
+	route_quiescent(ctx, 1);
+	assert_int_equal(route_poll(ctx), ROUTE_RETIRED_MAX - 1);
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), 0);
+	route_worker_unregister(ctx, 0);
+	route_worker_unregister(ctx, 1);
+	route_destroy(ctx);
+	sp_cluster_state_free(st);
+}
+
+static void
+test_defer_queue_bound_and_order(void **state)
+{
+	static struct route_defer d;
+	struct route_table *t = calloc(1, sizeof(*t) + 8 * sizeof(struct route_entry));
+	void *out[ROUTE_DEFER_MAX];
+	unsigned int n;
+
+	(void)state;
+	assert_non_null(t);
+	t->partitions = 8;
+	t->mask = 7;
+	t->workers = 1;
+	t->node_count = 1;
+	t->entries[2].flags = ROUTE_F_PENDING;
+	route_defer_init(&d);
+	for (uintptr_t i = 0; i < ROUTE_DEFER_MAX; i++)
+		assert_int_equal(route_defer_push(&d, (void *)(i + 1), (uint32_t)(i % 4)), 0);
+	assert_int_equal(route_defer_push(&d, (void *)1, 0), -SP_EFULL);
+	assert_int_equal(d.full_total, 1);
+	assert_int_equal(d.deferred_total, ROUTE_DEFER_MAX);
+
+	/* Takes at most n, skipping partition 2 (still pending), in arrival order. */
+	n = route_defer_take(&d, t, out, 5);
+	assert_int_equal(n, 5);
+	assert_ptr_equal(out[0], (void *)1);
+	assert_ptr_equal(out[1], (void *)2);
+	assert_ptr_equal(out[2], (void *)4);
+	assert_ptr_equal(out[3], (void *)5);
+	assert_ptr_equal(out[4], (void *)6);
+	n = route_defer_take(&d, t, out, ROUTE_DEFER_MAX);
+	assert_int_equal(n, ROUTE_DEFER_MAX * 3 / 4 - 5);
+	assert_int_equal(d.count, ROUTE_DEFER_MAX / 4);
+	/* Room again; the pending ones are still there, in order. */
+	assert_int_equal(route_defer_push(&d, (void *)7777, 1), 0);
+	t->entries[2].flags = 0;
+	n = route_defer_take(&d, t, out, ROUTE_DEFER_MAX);
+	assert_int_equal(n, ROUTE_DEFER_MAX / 4 + 1);
+	assert_ptr_equal(out[0], (void *)3);
+	assert_ptr_equal(out[1], (void *)7);
+	assert_ptr_equal(out[n - 1], (void *)7777);
+	assert_int_equal(d.count, 0);
+	free(t);
+}
+
+/* Runs the region tool with the given arguments; returns its exit status. */
+static int
+tool(const char *fmt, ...)
+{
+	const char *bin = getenv("SP_REGION_TOOL");
+	char args[512], cmd[1024];
+	va_list ap;
+	int rc;
+
+	if (bin == NULL)
+		fail_msg("SP_REGION_TOOL must name the shardplane-region executable");
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "%s %s >/dev/null", bin, args);
+	rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void
+test_watcher_follows_region(void **state)
+{
+	struct route_config cfg = {.workers = 2, .partitions = 64, .node_id = 1};
+	struct route_ctx *ctx = route_create(&cfg);
+	char path[128], why[SP_CLUSTER_WHY_MAX];
+	const struct route_table *t;
+	struct route_watch w;
+	struct route_stats stats;
+	struct sp_region *region;
+	uint16_t target = 0;
+
+	(void)state;
+	assert_non_null(ctx);
+	snprintf(path, sizeof(path), "/dev/shm/sp-test-route-%d", (int)getpid());
+	assert_int_equal(tool("create %s --partitions-max 64", path), 0);
+	assert_int_equal(sp_region_open(path, false, &region, why, sizeof(why)), 0);
+	assert_int_equal(route_watch_init(&w, region), 0);
+	assert_int_equal(route_watch_region(ctx, &w), 0); /* nothing published */
+
+	assert_int_equal(tool("set-map %s --workers 2 --partitions 64", path), 0);
+	assert_int_equal(route_watch_region(ctx, &w), 1);
+	assert_int_equal(route_current(ctx)->epoch, 1);
+	assert_int_equal(route_current(ctx)->generation, 1);
+	assert_int_equal(route_watch_region(ctx, &w), 0);
+
+	/* Partition 5 moves from worker 1 to worker 0. */
+	assert_int_equal(tool("set-map %s --assign 5=1:0", path), 0);
+	assert_int_equal(route_watch_region(ctx, &w), 1);
+	t = route_current(ctx);
+	assert_int_equal(t->epoch, 2);
+	assert_int_equal(route_decide(t, 5, 0, &target), ROUTE_EXECUTE);
+	route_stats_get(ctx, &stats);
+	assert_int_equal(stats.partitions_moved, 1);
+
+	/* A second node takes the odd partitions. */
+	assert_int_equal(tool("set-map %s --member id=1,workers=2,ip=10.0.0.1,port=9000 "
+	                      "--member id=2,workers=1,ip=10.0.0.2,port=9001",
+	                      path),
+	                 0);
+	assert_int_equal(route_watch_region(ctx, &w), 1);
+	t = route_current(ctx);
+	assert_int_equal(t->epoch, 3);
+	assert_int_equal(route_decide(t, 7, 1, &target), ROUTE_REMOTE);
+	assert_int_equal(t->nodes[target].ipv4_be, inet_addr("10.0.0.2"));
+	assert_int_equal(t->nodes[target].binary_port, 9001);
+
+	/* Publications this dataplane cannot take are refused once, and the table stays. */
+	assert_int_equal(tool("set-map %s --partitions 32 --spread", path), 0);
+	assert_int_equal(route_watch_region(ctx, &w), -EINVAL);
+	assert_ptr_equal(route_current(ctx), t);
+	assert_int_equal(route_watch_region(ctx, &w), 0);
+	assert_int_equal(w.errors, 1);
+	assert_int_equal(tool("set-map %s --partitions 64 --workers 4", path), 0);
+	assert_int_equal(route_watch_region(ctx, &w), -EINVAL);
+	assert_int_equal(tool("set-map %s --workers 2 --assign 7=1:1", path), 0);
+	assert_int_equal(route_watch_region(ctx, &w), 1);
+	assert_int_equal(route_current(ctx)->epoch, 6);
+	assert_int_equal(route_decide(route_current(ctx), 7, 1, &target), ROUTE_EXECUTE);
+
+	/* The tool refuses nonsense with a usage or validation error. */
+	assert_int_equal(tool("set-map %s --assign 7=9:0 2>/dev/null", path), 1);
+	assert_int_equal(tool("set-map %s --partitions 3 2>/dev/null", path), 2);
+	assert_int_equal(tool("frobnicate %s 2>/dev/null", path), 2);
+	assert_int_equal(tool("show %s --map", path), 0);
+	assert_int_equal(tool("heartbeat %s --state running --epoch 6", path), 0);
+
+	route_watch_fini(&w);
+	sp_region_close(region);
+	unlink(path);
+	route_destroy(ctx);
+}
+
+/* The switch storm. */
+struct sim_req {
+	uint32_t id;
+	uint32_t partition;
+};
+
+struct sim {
+	struct route_ctx *ctx;
+	struct rte_ring *inbound[SIM_WORKERS];
+	struct sim_req *reqs;
+	atomic_uint *exec_count;
+	atomic_uint executing[SIM_PARTITIONS]; /* 0, or worker + 1 while executing */
+	atomic_uint expected_owner[SIM_PARTITIONS];
+	atomic_uint next_id;
+	atomic_uint executed;
+	atomic_uint violations;
+	atomic_bool stop_generating;
+	atomic_bool stop;
+	uint64_t deferred[SIM_WORKERS];
+	uint64_t handoffs[SIM_WORKERS];
+};
+
+struct sim_worker {
+	struct sim *sim;
+	unsigned int index;
+};
+
+static void
+sim_execute(struct sim *s, unsigned int w, const struct sim_req *r)
+{
+	unsigned int prev = atomic_exchange(&s->executing[r->partition], w + 1);
+
+	if (prev != 0)
+		atomic_fetch_add(&s->violations, 1);
+	if (atomic_load(&s->expected_owner[r->partition]) != w)
+		atomic_fetch_add(&s->violations, 1);
+	for (unsigned int i = 0; i < SIM_WORK_SPINS; i++)
+		rte_pause();
+	atomic_fetch_add(&s->exec_count[r->id], 1);
+	atomic_store(&s->executing[r->partition], 0);
+	atomic_fetch_add(&s->executed, 1);
+}
+
+static void
+sim_handle(struct sim *s, unsigned int w, struct route_defer *d, const struct route_table *t,
+           struct sim_req *r)
+{
+	uint16_t target = 0;
+
+	switch (route_decide(t, r->partition, (uint16_t)w, &target)) {
+	case ROUTE_EXECUTE:
+		sim_execute(s, w, r);
+		break;
+	case ROUTE_DEFER:
+		s->deferred[w]++;
+		if (route_defer_push(d, r, r->partition) < 0 &&
+		    rte_ring_enqueue(s->inbound[w], r) != 0)
+			atomic_fetch_add(&s->violations, 1);
+		break;
+	case ROUTE_HANDOFF:
+		s->handoffs[w]++;
+		if (rte_ring_enqueue(s->inbound[target], r) != 0)
+			atomic_fetch_add(&s->violations, 1);
+		break;
+	case ROUTE_REMOTE:
+		atomic_fetch_add(&s->violations, 1);
+		break;
+	}
+}
+
+static void *
+sim_worker_main(void *arg)
+{
+	struct sim_worker *sw = arg;
+	struct sim *s = sw->sim;
+	unsigned int w = sw->index;
+	static struct route_defer defer[SIM_WORKERS];
+	struct route_defer *d = &defer[w];
+	uint64_t rng = test_seed * 2654435761u + w + 1;
+	void *burst[SIM_BATCH];
+
+	route_defer_init(d);
+	if (route_worker_register(s->ctx, w) != 0)
+		abort();
+	for (;;) {
+		const struct route_table *t = route_current(s->ctx);
+		unsigned int n, generated, inflight;
+
+		n = route_defer_take(d, t, burst, SIM_BATCH);
+		for (unsigned int i = 0; i < n; i++)
+			sim_handle(s, w, d, t, burst[i]);
+		n = rte_ring_dequeue_burst(s->inbound[w], burst, SIM_BATCH, NULL);
+		for (unsigned int i = 0; i < n; i++)
+			sim_handle(s, w, d, t, burst[i]);
+		generated = atomic_load(&s->next_id);
+		inflight = generated - atomic_load(&s->executed);
+		for (unsigned int i = 0; i < SIM_BATCH && !atomic_load(&s->stop_generating) &&
+		                         inflight + i < SIM_INFLIGHT_MAX;
+		     i++) {
+			unsigned int id = atomic_fetch_add(&s->next_id, 1);
+			struct sim_req *r;
+
+			if (id >= SIM_REQUESTS_MAX) {
+				atomic_fetch_sub(&s->next_id, 1);
+				atomic_store(&s->stop_generating, true);
+				break;
+			}
+			r = &s->reqs[id];
+			r->id = id;
+			r->partition = (uint32_t)(rng_next(&rng) % SIM_PARTITIONS);
+			sim_handle(s, w, d, t, r);
+		}
+		route_quiescent(s->ctx, w);
+		if (atomic_load(&s->stop))
+			break;
+	}
+	route_worker_unregister(s->ctx, w);
+	return NULL;
+}
+
+static void
+sim_on_move(void *arg, uint32_t partition, uint16_t from, uint16_t to)
+{
+	struct sim *s = arg;
+
+	/* Between the grace periods nobody may be executing the partition. */
+	if (atomic_load(&s->executing[partition]) != 0)
+		atomic_fetch_add(&s->violations, 1);
+	if (atomic_load(&s->expected_owner[partition]) != from)
+		atomic_fetch_add(&s->violations, 1);
+	atomic_store(&s->expected_owner[partition], to);
+}
+
+static struct rte_ring *
+sim_ring(unsigned int w)
+{
+	ssize_t bytes = rte_ring_get_memsize(SIM_RING_SIZE);
+	struct rte_ring *r;
+	char name[32];
+
+	assert_true(bytes > 0);
+	r = aligned_alloc(RTE_CACHE_LINE_SIZE, (size_t)bytes);
+	assert_non_null(r);
+	snprintf(name, sizeof(name), "sim%u", w);
+	assert_int_equal(rte_ring_init(r, name, SIM_RING_SIZE, RING_F_SC_DEQ), 0);
+	return r;
+}
+
+static void
+test_switch_storm_with_workers(void **state)
+{
+	static struct sim s;
+	struct sim_worker sw[SIM_WORKERS];
+	pthread_t th[SIM_WORKERS];
+	struct route_config cfg = {.workers = SIM_WORKERS,
+	                           .partitions = SIM_PARTITIONS,
+	                           .node_id = 1,
+	                           .on_move = sim_on_move,
+	                           .on_move_arg = &s};
+	struct sp_cluster_state *st = single_state(SIM_PARTITIONS, SIM_WORKERS, 1);
+	uint64_t rng = test_seed | 1, deadline = sp_mono_ms() + SIM_TIME_MAX_MS;
+	uint64_t deferred = 0, handoffs = 0;
+	char why[ROUTE_WHY_MAX];
+	struct route_stats stats;
+	uint32_t switches = 0, lost = 0, twice = 0;
+	unsigned int generated;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	s.ctx = route_create(&cfg);
+	assert_non_null(s.ctx);
+	s.reqs = calloc(SIM_REQUESTS_MAX, sizeof(s.reqs[0]));
+	s.exec_count = calloc(SIM_REQUESTS_MAX, sizeof(s.exec_count[0]));
+	assert_non_null(s.reqs);
+	assert_non_null(s.exec_count);
+	for (uint32_t p = 0; p < SIM_PARTITIONS; p++)
+		atomic_store(&s.expected_owner[p], p % SIM_WORKERS);
+	for (unsigned int w = 0; w < SIM_WORKERS; w++) {
+		s.inbound[w] = sim_ring(w);
+		sw[w].sim = &s;
+		sw[w].index = w;
+		assert_int_equal(pthread_create(&th[w], NULL, sim_worker_main, &sw[w]), 0);
+	}
+	for (uint32_t i = 0; i < SIM_SWITCHES && sp_mono_ms() < deadline; i++) {
+		/* Move about a quarter of the partitions to a random worker. */
+		for (uint32_t p = 0; p < SIM_PARTITIONS; p++) {
+			if (rng_next(&rng) % 4 == 0)
+				st->map[p].worker = (uint16_t)(rng_next(&rng) % SIM_WORKERS);
+		}
+		st->epoch = i + 2;
+		assert_int_equal(route_switch(s.ctx, st, why, sizeof(why)), 0);
+		switches++;
+		usleep(2000);
+	}
+	atomic_store(&s.stop_generating, true);
+	while (sp_mono_ms() < deadline + SIM_TIME_MAX_MS &&
+	       atomic_load(&s.executed) != atomic_load(&s.next_id)) {
+		route_poll(s.ctx);
+		usleep(1000);
+	}
+	atomic_store(&s.stop, true);
+	for (unsigned int w = 0; w < SIM_WORKERS; w++)
+		pthread_join(th[w], NULL);
+	route_poll(s.ctx);
+
+	generated = atomic_load(&s.next_id);
+	for (unsigned int id = 0; id < generated; id++) {
+		lost += atomic_load(&s.exec_count[id]) == 0;
+		twice += atomic_load(&s.exec_count[id]) > 1;
+	}
+	for (unsigned int w = 0; w < SIM_WORKERS; w++) {
+		deferred += s.deferred[w];
+		handoffs += s.handoffs[w];
+	}
+	route_stats_get(s.ctx, &stats);
+	printf("storm: seed %llu: %u switches, %llu partitions moved, %u requests, %llu handed "
+	       "off, %llu deferred, %llu tables built, %llu freed\n",
+	       (unsigned long long)test_seed, switches, (unsigned long long)stats.partitions_moved,
+	       generated, (unsigned long long)handoffs, (unsigned long long)deferred,
+	       (unsigned long long)stats.tables_built, (unsigned long long)stats.tables_freed);
+	assert_int_equal(atomic_load(&s.violations), 0);
+	assert_int_equal(lost, 0);
+	assert_int_equal(twice, 0);
+	assert_int_equal(atomic_load(&s.executed), generated);
+	assert_true(generated > 1000);
+	assert_int_equal(stats.switches, switches);
+	assert_true(stats.partitions_moved > 0);
+	assert_true(handoffs > 0);
+	assert_true(deferred > 0);
+	assert_int_equal(stats.tables_freed, stats.tables_built - 1);
+	for (uint32_t p = 0; p < SIM_PARTITIONS; p++)
+		assert_int_equal(atomic_load(&s.expected_owner[p]), st->map[p].worker);
+
+	route_destroy(s.ctx);
+	for (unsigned int w = 0; w < SIM_WORKERS; w++)
+		free(s.inbound[w]);
+	free(s.reqs);
+	free(s.exec_count);
+	sp_cluster_state_free(st);
+}
+
+int
+main(void)
+{
+	const char *env = getenv("SP_TEST_SEED");
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_default_table_and_decide),
+	        cmocka_unit_test(test_remote_partitions_and_refusals),
+	        cmocka_unit_test(test_grace_period_holds_tables),
+	        cmocka_unit_test(test_defer_queue_bound_and_order),
+	        cmocka_unit_test(test_watcher_follows_region),
+	        cmocka_unit_test(test_switch_storm_with_workers),
+	};
+
+	test_seed = env != NULL ? strtoull(env, NULL, 10) : (uint64_t)sp_mono_ns();
+	if (test_seed == 0)
+		test_seed = 1;
+	printf("route tests: seed %llu (replay with SP_TEST_SEED=%llu)\n",
+	       (unsigned long long)test_seed, (unsigned long long)test_seed);
+	sp_log_set_level(SP_LOG_WARN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
