@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * DPDK EAL start-up for benchmark programs (cbench_eal_dep, built only with DPDK).
+ * A benchmark calls cbench_eal_init() from its function or fixture, so that listing or
+ * filtering benchmarks never starts DPDK. The EAL is started once per process with
+ *   --no-pci --in-memory -l 0-N --log-level=*:warning
+ * plus --no-huge -m 256 when no 2 MiB hugepage is free or SP_NO_HUGE=1 is set. DPDK's
+ * log goes to stderr, never stdout, so the JSON or CSV report on stdout stays clean.
+ */
+#ifndef SP_CBENCH_CBENCH_EAL_H
+#define SP_CBENCH_CBENCH_EAL_H
+
+#include <stdbool.h>
+
+#define CBENCH_EAL_LCORES_MAX 8   /* lcores asked for: at most this many, one per CPU */
+#define CBENCH_EAL_NO_HUGE_MB 256 /* memory of a --no-huge start */
+#define CBENCH_EAL_ARGS_MAX   16
+
+/*
+ * Starts the EAL with min(online CPUs, CBENCH_EAL_LCORES_MAX) lcores, the first being
+ * the calling thread. Idempotent: later calls return the first call's result. Returns 0,
+ * or a negative errno (the reason is also printed on stderr).
+ */
+int cbench_eal_init(void);
+
+/* Whether the EAL runs without hugepages (true before a successful init too). */
+bool cbench_eal_no_huge(void);
+
+#endif
