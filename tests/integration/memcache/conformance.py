@@ -1,0 +1,369 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""memcached UDP conformance: the same datagrams to Debian's memcached and to Shardplane.
+
+Usage: conformance.py SERVER_BINARY [SERVER_ARGS...]
+   or: conformance.py --target HOST:PORT   (an already running Shardplane, e.g. shardplane-dp)
+
+Starts memcached (-t 1, so its replies keep their order) on a free loopback UDP port and the
+Shardplane server, sends every case of CASES to both and compares each reply datagram byte
+for byte: request id, sequence number, datagram count and payload. Documented differences
+(docs/memcache.md) are normalised before comparing and nowhere else:
+  - the version string of VERSION and of STAT version;
+  - "stats": only the names Shardplane prints must appear, in memcached's order; values and
+    memcached's extra names are not compared;
+  - CAS unique values: each server numbers its own versions; the cas field of VALUE lines
+    is compared as "a number", and cas commands use the value that server handed out.
+A random seed (printed; replay with SP_TEST_SEED) chooses request ids and the key prefix.
+"""
+import os
+import random
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+REPLY_WAIT_S = 2.0       # longest wait for one case's replies
+CASE_DATAGRAMS_MAX = 64  # bound on reply datagrams collected per case
+SENTINEL = b"version\r\n"
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Target:
+    def __init__(self, name, port):
+        self.name = name
+        self.addr = ("127.0.0.1", port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(REPLY_WAIT_S)
+        self.cas = {}
+
+    def exchange(self, rid, payload, count=1):
+        """Sends one request datagram, then a sentinel; returns the case's reply datagrams."""
+        sentinel_id = (rid + 1) & 0xFFFF
+        self.sock.sendto(struct.pack(">HHHH", rid, 0, count, 0) + payload, self.addr)
+        self.sock.sendto(struct.pack(">HHHH", sentinel_id, 0, 1, 0) + SENTINEL, self.addr)
+        got = []
+        deadline = time.monotonic() + REPLY_WAIT_S
+        while time.monotonic() < deadline and len(got) <= CASE_DATAGRAMS_MAX:
+            try:
+                d = self.sock.recv(65536)
+            except socket.timeout:
+                break
+            if len(d) >= 8 and struct.unpack(">H", d[:2])[0] == sentinel_id:
+                return got
+            got.append(d)
+        raise RuntimeError("%s: no sentinel reply after %r" % (self.name, payload[:60]))
+
+    def ping(self):
+        for _ in range(50):
+            try:
+                self.exchange(1, b"version\r\n")
+                return
+            except (RuntimeError, ConnectionRefusedError, OSError):
+                time.sleep(0.1)
+        raise RuntimeError(self.name + " does not answer")
+
+
+VALUE_RE = re.compile(rb"^(VALUE \S+ \d+ \d+) (\d+)\r$")
+
+
+def normalise(target, datagrams):
+    """Applies the documented differences; records CAS values for later cas commands."""
+    out = []
+    for d in datagrams:
+        hdr, body = d[:8], d[8:]
+        lines = body.split(b"\n")
+        fixed = []
+        for ln in lines:
+            m = VALUE_RE.match(ln)
+            if m:
+                key = m.group(1).split(b" ")[1]
+                target.cas[key] = m.group(2)
+                ln = m.group(1) + b" <cas>\r"
+            if ln.startswith(b"VERSION "):
+                ln = b"VERSION <v>\r"
+            fixed.append(ln)
+        out.append((hdr, b"\n".join(fixed)))
+    return out
+
+
+def stats_names(datagrams):
+    text = b"".join(d[8:] for d in datagrams).decode()
+    names = [ln.split(" ")[1] for ln in text.split("\r\n") if ln.startswith("STAT ")]
+    return names, text.endswith("END\r\n")
+
+
+def K(prefix, name):
+    return prefix + name
+
+
+def build_cases(p):
+    """Each case: (label, payload bytes) or (label, payload, options)."""
+    k = lambda n: (p + n).encode()
+    long_key = b"L" * 251
+    key250 = b"M" * 250
+    big = b"x" * 3000
+    c = []
+    add = lambda label, payload, **o: c.append((label, payload, o))
+    add("set", b"set " + k("a") + b" 5 0 3\r\nabc\r\n")
+    add("get hit", b"get " + k("a") + b"\r\n")
+    add("get miss", b"get " + k("nope") + b"\r\n")
+    add("get hit,miss", b"get " + k("a") + b" " + k("nope") + b"\r\n")
+    add("get miss,hit", b"get " + k("nope") + b" " + k("a") + b"\r\n")
+    add("set b", b"set " + k("b") + b" 6 0 3\r\nxyz\r\n")
+    add("get x a y b z", b"get " + b" ".join(k(n) for n in ["x", "a", "y", "b", "z"]) + b"\r\n")
+    add("get miss,miss", b"get " + k("m1") + b" " + k("m2") + b"\r\n")
+    add("gets", b"gets " + k("a") + b"\r\n")
+    add("gets two", b"gets " + k("a") + b" " + k("b") + b"\r\n")
+    add("bget", b"bget " + k("a") + b"\r\n")
+    add("get spaces", b"get   " + k("a") + b"   " + k("b") + b"  \r\n")
+    add("get lf only", b"get " + k("a") + b"\n")
+    add("get 30 keys", b"get " + b" ".join(k("a") if i % 3 == 0 else k("q%d" % i)
+                                          for i in range(30)) + b"\r\n")
+    add("get long key", b"get " + k("a") + b" " + long_key + b"\r\n")
+    add("set then get long key (cull)",
+        b"set " + k("c") + b" 0 0 1\r\nx\r\nget " + long_key + b"\r\n")
+    add("set then get misses (absorb)", b"set " + k("c") + b" 0 0 1\r\ny\r\nget " + k("m1") +
+        b" " + k("m2") + b"\r\n")
+    add("noreply set then get misses", b"set " + k("c") + b" 0 0 1 noreply\r\nz\r\nget " +
+        k("m1") + b" " + k("m2") + b"\r\n")
+    add("get no key", b"get\r\n")
+    add("get key250 miss", b"get " + key250 + b"\r\n")
+    add("set key250", b"set " + key250 + b" 1 0 2\r\nhi\r\n")
+    add("get key250", b"get " + key250 + b"\r\n")
+    add("set long key", b"set " + long_key + b" 0 0 1\r\na\r\n")
+    add("set long key noreply", b"set " + long_key + b" 0 0 1 noreply\r\na\r\n")
+    add("set bad flags", b"set " + k("a") + b" x 0 1\r\na\r\n")
+    add("set neg flags", b"set " + k("a") + b" -1 0 1\r\na\r\n")
+    add("set flags 2^32", b"set " + k("f") + b" 4294967296 0 1\r\na\r\n")
+    add("get flags 2^32", b"get " + k("f") + b"\r\n")
+    add("set flags max", b"set " + k("f") + b" 4294967295 0 1\r\na\r\n")
+    add("get flags max", b"get " + k("f") + b"\r\n")
+    add("set flags +7", b"set " + k("f") + b" +7 0 1\r\na\r\n")
+    add("get flags +7", b"get " + k("f") + b"\r\n")
+    add("set bad exptime", b"set " + k("a") + b" 0 x 1\r\na\r\n")
+    add("set bad length", b"set " + k("a") + b" 0 0 z\r\na\r\n")
+    add("set neg length", b"set " + k("a") + b" 0 0 -1\r\na\r\n")
+    add("set length junk", b"set " + k("a") + b" 0 0 1x\r\na\r\n")
+    add("set bad chunk", b"set " + k("a") + b" 0 0 1\r\nab\r\n")
+    add("set bad chunk noreply", b"set " + k("a") + b" 0 0 1 noreply\r\nab\r\n")
+    add("set junk 6th token", b"set " + k("j") + b" 0 0 1 junk\r\nx\r\n")
+    add("set too many tokens", b"set " + k("a") + b" 0 0 1 junk extra\r\nx\r\n")
+    add("set too few tokens", b"set " + k("a") + b" 0 0\r\n")
+    add("set noreply", b"set " + k("n") + b" 0 0 2 noreply\r\n10\r\n")
+    add("get after noreply", b"get " + k("n") + b"\r\n")
+    add("set empty value", b"set " + k("e") + b" 0 0 0\r\n\r\n")
+    add("get empty value", b"get " + k("e") + b"\r\n")
+    add("set binary value", b"set " + k("bin") + b" 0 0 4\r\n\x00\r\n\xff\r\n")
+    add("get binary value", b"get " + k("bin") + b"\r\n")
+    add("set big", b"set " + k("big") + b" 9 0 3000\r\n" + big + b"\r\n")
+    add("get big (3 datagrams)", b"get " + k("big") + b"\r\n")
+    add("get big twice", b"get " + k("big") + b" " + k("big") + b"\r\n")
+    add("add existing", b"add " + k("a") + b" 0 0 1\r\nq\r\n")
+    add("add new", b"add " + k("add1") + b" 3 0 1\r\nq\r\n")
+    add("replace missing", b"replace " + k("nope") + b" 0 0 1\r\nq\r\n")
+    add("replace existing", b"replace " + k("add1") + b" 4 0 2\r\nrr\r\n")
+    add("append", b"append " + k("add1") + b" 99 0 3\r\nAPP\r\n")
+    add("prepend", b"prepend " + k("add1") + b" 98 0 3\r\nPRE\r\n")
+    add("get after append/prepend (flags kept)", b"get " + k("add1") + b"\r\n")
+    add("append missing", b"append " + k("nope") + b" 0 0 1\r\nq\r\n")
+    add("prepend missing", b"prepend " + k("nope") + b" 0 0 1\r\nq\r\n")
+    add("gets for cas", b"gets " + k("add1") + b"\r\n")
+    add("cas good", b"cas " + k("add1") + b" 7 0 2 {cas:add1}\r\nok\r\n")
+    add("cas stale", b"cas " + k("add1") + b" 7 0 2 {cas:add1}\r\nno\r\n")
+    add("cas missing", b"cas " + k("nope") + b" 0 0 1 1\r\nq\r\n")
+    add("cas zero", b"cas " + k("add1") + b" 0 0 1 0\r\nq\r\n")
+    add("cas bad unique", b"cas " + k("add1") + b" 0 0 1 abc\r\nq\r\n")
+    add("cas noreply as unique", b"cas " + k("add1") + b" 0 0 1 noreply\r\nq\r\n")
+    add("cas too few", b"cas " + k("add1") + b" 0 0 1\r\nq\r\n")
+    add("get after cas", b"get " + k("add1") + b"\r\n")
+    add("delete", b"delete " + k("add1") + b"\r\n")
+    add("delete missing", b"delete " + k("add1") + b"\r\n")
+    add("delete 0", b"delete " + k("a") + b" 0\r\n")
+    add("delete 5", b"delete " + k("a") + b" 5\r\n")
+    add("delete 0 noreply", b"delete " + k("b") + b" 0 noreply\r\n")
+    add("delete 5 noreply", b"delete " + k("b") + b" 5 noreply\r\n")
+    add("delete x y z", b"delete " + k("b") + b" x y z\r\n")
+    add("delete long key", b"delete " + long_key + b"\r\n")
+    add("delete no key", b"delete\r\n")
+    add("set counter", b"set " + k("n") + b" 0 0 2\r\n10\r\n")
+    add("incr", b"incr " + k("n") + b" 5\r\n")
+    add("incr grows", b"incr " + k("n") + b" 100\r\n")
+    add("get grown", b"get " + k("n") + b"\r\n")
+    add("decr", b"decr " + k("n") + b" 1\r\n")
+    add("decr below zero", b"decr " + k("n") + b" 1000\r\n")
+    add("get padded", b"get " + k("n") + b"\r\n")
+    add("incr after padding", b"incr " + k("n") + b" 7\r\n")
+    add("incr wraps", b"set " + k("w") + b" 0 0 20\r\n18446744073709551615\r\nincr " + k("w") +
+        b" 2\r\n")
+    add("incr bad delta", b"incr " + k("n") + b" abc\r\n")
+    add("incr negative delta", b"incr " + k("n") + b" -1\r\n")
+    add("incr missing", b"incr " + k("nope") + b" 1\r\n")
+    add("decr missing", b"decr " + k("nope") + b" 1\r\n")
+    add("incr non-numeric", b"incr " + k("big") + b" 1\r\n")
+    add("incr noreply", b"incr " + k("n") + b" 1 noreply\r\n")
+    add("incr too few", b"incr " + k("n") + b"\r\n")
+    add("incr long key", b"incr " + long_key + b" 1\r\n")
+    add("touch", b"touch " + k("n") + b" 100\r\n")
+    add("touch missing", b"touch " + k("nope") + b" 100\r\n")
+    add("touch bad exptime", b"touch " + k("n") + b" x\r\n")
+    add("touch noreply", b"touch " + k("n") + b" 100 noreply\r\n")
+    add("gat", b"gat 100 " + k("n") + b" " + k("nope") + b"\r\n")
+    add("gats", b"gats 100 " + k("n") + b"\r\n")
+    add("gat no key", b"gat 100\r\n")
+    add("gat bad exptime", b"gat x " + k("n") + b"\r\n")
+    add("gat expire now", b"gat -1 " + k("n") + b"\r\n")
+    add("get after gat -1", b"get " + k("n") + b"\r\n")
+    add("set exptime -1", b"set " + k("neg") + b" 0 -1 1\r\nq\r\nget " + k("neg") + b"\r\n")
+    add("set exptime absolute past", b"set " + k("past") + b" 0 1000000000 1\r\nq\r\nget " +
+        k("past") + b"\r\n")
+    add("set exptime absolute future", b"set " + k("fut") + b" 0 {now+100} 1\r\nq\r\nget " +
+        k("fut") + b"\r\n")
+    add("set exptime 2^32+100", b"set " + k("wrap") + b" 0 4294967396 1\r\nq\r\nget " +
+        k("wrap") + b"\r\n")
+    add("set exptime 1", b"set " + k("soon") + b" 0 1 1\r\nq\r\n")
+    add("get expired after sleep", b"get " + k("soon") + b"\r\n", sleep=2.2)
+    add("version", b"version\r\n")
+    add("version extra", b"version now\r\n")
+    add("verbosity", b"verbosity 1\r\n")
+    add("verbosity noreply", b"verbosity 1 noreply\r\n")
+    add("verbosity bad", b"verbosity x\r\n")
+    add("verbosity none", b"verbosity\r\n")
+    add("verbosity only noreply", b"verbosity noreply\r\n")
+    add("stats unknown", b"stats nosuchthing\r\n")
+    add("shutdown", b"shutdown\r\n")
+    add("unknown", b"bogus\r\n")
+    add("unknown s-word", b"sett a 0 0 1\r\n")
+    add("upper case", b"GET " + k("a") + b"\r\n")
+    add("empty line", b"\r\n")
+    add("one char", b"x\r\n")
+    add("bare lf", b"\n")
+    add("cr cr lf", b"get " + k("a") + b"\r\r\n")
+    add("nul in line", b"get " + k("a") + b"\x00junk\r\n")
+    add("tab in key", b"set " + k("t\tab") + b" 0 0 1\r\nq\r\nget " + k("t\tab") + b"\r\n")
+    add("leading space", b"  get " + k("a") + b"\r\n")
+    add("incomplete line ignored", b"get " + k("a"))
+    add("two commands", b"get " + k("a") + b"\r\nget " + k("b") + b"\r\n")
+    add("pipeline 25 deletes then get",
+        b"".join(b"delete " + k("d%d" % i) + b"\r\n" for i in range(25)) + b"get " +
+        k("m1") + b" " + k("m2") + b"\r\n")
+    add("pipeline 20 deletes then get",
+        b"".join(b"delete " + k("d%d" % i) + b"\r\n" for i in range(20)) + b"get " +
+        k("m1") + b" " + k("m2") + b"\r\n")
+    add("pipeline 21 deletes then get",
+        b"".join(b"delete " + k("d%d" % i) + b"\r\n" for i in range(21)) + b"get " +
+        k("m1") + b" " + k("m2") + b"\r\n")
+    add("pipeline 45 noreply then get",
+        b"".join(b"delete " + k("d%d" % i) + b" noreply\r\n" for i in range(45)) + b"get " +
+        k("m1") + b" " + k("m2") + b"\r\n")
+    add("quit flushes and stops", b"delete " + k("zz") + b"\r\nquit\r\ndelete " + k("zz") +
+        b"\r\n")
+    add("http closes", b"delete " + k("zz") + b"\r\nGET / HTTP/1.1\r\ndelete " + k("zz") +
+        b"\r\n")
+    add("multi-datagram request dropped", b"version\r\n", count=2)
+    add("flush_all bad", b"flush_all x\r\n")
+    add("flush_all too many", b"flush_all 1 2 3\r\n")
+    add("flush_all delayed", b"flush_all 100\r\n")
+    add("flush_all noreply", b"flush_all noreply\r\n")
+    add("flush_all 0", b"flush_all 0\r\n")
+    add("get after flush", b"get " + k("b") + b" " + k("big") + b"\r\n")
+    add("set after flush", b"set " + k("a") + b" 1 0 1\r\nq\r\nget " + k("a") + b"\r\n")
+    add("flush_all -1", b"flush_all -1\r\nget " + k("a") + b"\r\n")
+    add("stats", b"stats\r\n", stats=True)
+    return c
+
+
+def substitute(payload, target, now):
+    def cas_for(m):
+        key = m.group(1)
+        return target.cas.get(target.prefix + key, b"0")
+    payload = re.sub(rb"\{cas:([^}]+)\}", cas_for, payload)
+    return payload.replace(b"{now+100}", str(now + 100).encode())
+
+
+def main():
+    seed = int(os.environ.get("SP_TEST_SEED", random.randrange(1, 1 << 31)))
+    print("conformance: seed %d (replay with SP_TEST_SEED=%d)" % (seed, seed), flush=True)
+    rnd = random.Random(seed)
+    procs = []
+    memcached = shutil.which("memcached")
+    if memcached is None:
+        print("memcached not installed: skipping")
+        return 77
+    mport = free_udp_port()
+    procs.append(subprocess.Popen([memcached, "-U", str(mport), "-p", "0", "-l", "127.0.0.1",
+                                   "-t", "1", "-u", "root"], stdout=subprocess.DEVNULL))
+    try:
+        if sys.argv[1] == "--target":
+            host, port = sys.argv[2].rsplit(":", 1)
+            sp_port = int(port)
+        else:
+            sp = subprocess.Popen(sys.argv[1:] + ["--port", "0", "--max-seconds", "300"],
+                                  stdout=subprocess.PIPE, text=True)
+            procs.append(sp)
+            line = sp.stdout.readline().split()
+            if len(line) != 2 or line[0] != "port":
+                raise RuntimeError("server did not print its port: %r" % line)
+            sp_port = int(line[1])
+        mc = Target("memcached", mport)
+        sh = Target("shardplane", sp_port)
+        mc.ping()
+        sh.ping()
+        prefix = "c%d_" % rnd.randrange(1 << 30)
+        mc.prefix = sh.prefix = prefix.encode()
+        failures = 0
+        cases = build_cases(prefix)
+        rid = rnd.randrange(2, 60000)
+        for label, payload, opts in cases:
+            if opts.get("sleep"):
+                time.sleep(opts["sleep"])
+            now = int(time.time())
+            rid = (rid + 2) & 0xFFFF
+            replies = []
+            for t in (mc, sh):
+                got = t.exchange(rid, substitute(payload, t, now), opts.get("count", 1))
+                replies.append(got)
+            if opts.get("stats"):
+                mnames, mend = stats_names(replies[0])
+                snames, send = stats_names(replies[1])
+                order = [n for n in mnames if n in snames]
+                ok = send and mend and order == snames and len(snames) >= 25
+                if not ok:
+                    failures += 1
+                    print("FAIL %s: names %s not in memcached's order or missing END" %
+                          (label, snames))
+                continue
+            a = normalise(mc, replies[0])
+            b = normalise(sh, replies[1])
+            if a != b:
+                failures += 1
+                print("FAIL %s\n  request:    %r\n  memcached:  %r\n  shardplane: %r" %
+                      (label, payload[:120], replies[0][:6], replies[1][:6]))
+            else:
+                print("ok   %s (%d datagrams)" % (label, len(a)))
+        print("conformance: %d cases, %d failures" % (len(cases), failures))
+        return 1 if failures else 0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
