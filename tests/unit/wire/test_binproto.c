@@ -728,6 +728,39 @@ test_random_roundtrip(void **state)
 	}
 }
 
+/* The byte-exact example in docs/protocol.md. */
+static void
+test_documented_example(void **state)
+{
+	(void)state;
+	static const uint8_t want_req[] = {
+	        0x53, 0x50, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+	        0x00, 0x00, 0x00, 0x01, 0x00, 0x02, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00,
+	        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x61, 0x62};
+	static const uint8_t want_reply[] = {0x53, 0x50, 0x01, 0x01, 0x01, 0x00, 0x00, 0x00, 0x01,
+	                                     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x00,
+	                                     0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x00,
+	                                     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	                                     0x03, 0x00, 0x00, 0x00, 0x78, 0x79, 0x7a};
+	uint8_t buf[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_builder b;
+	struct sp_bp_req q = mkreq(SP_BP_OP_GET, "ab", NULL);
+
+	q.request_id = 7;
+	sp_bp_builder_init(&b, buf, sizeof(buf), false, 1);
+	assert_int_equal(sp_bp_add_request(&b, &q), 0);
+	assert_int_equal(sp_bp_builder_finish(&b), sizeof(want_req));
+	assert_memory_equal(buf, want_req, sizeof(want_req));
+
+	sp_bp_builder_init(&b, buf, sizeof(buf), true, 1);
+	uint8_t *v = sp_bp_add_reply(&b, 7, SP_BP_OP_GET, SP_BP_ST_OK, 5, 0, 3);
+	assert_non_null(v);
+	memcpy(v, "xyz", 3);
+	assert_int_equal(sp_bp_builder_finish(&b), sizeof(want_reply));
+	assert_memory_equal(buf, want_reply, sizeof(want_reply));
+}
+
 static void
 test_names(void **state)
 {
@@ -757,6 +790,7 @@ main(void)
 	        cmocka_unit_test(test_reply_builder_exact_capacity),
 	        cmocka_unit_test(test_route_pages),
 	        cmocka_unit_test(test_random_roundtrip),
+	        cmocka_unit_test(test_documented_example),
 	        cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
