@@ -22,8 +22,6 @@
 #include "common/verify.h"
 #include "dataplane/route/route.h"
 
-#define ROUTE_RETIRED_MAX 8u /* tables waiting for their grace period */
-
 /* A table no worker may use any more once the QSBR token has been passed by all. */
 struct retired_table {
 	struct route_table *table;
@@ -580,5 +578,20 @@ route_defer_take(struct route_defer *d, const struct route_table *t, void **out,
 	}
 	d->count = kept;
 	ASSERT(taken + kept == count);
+	return taken;
+}
+
+unsigned int
+route_defer_drain(struct route_defer *d, void **out, unsigned int n)
+{
+	unsigned int taken = 0;
+
+	ASSERT(d->count <= ROUTE_DEFER_MAX);
+	while (taken < n && d->count > 0) {
+		out[taken++] = d->items[d->head];
+		d->head = (d->head + 1) % ROUTE_DEFER_MAX;
+		d->count--;
+	}
+	ASSERT(taken <= n);
 	return taken;
 }

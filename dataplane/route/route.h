@@ -49,6 +49,7 @@
 #define ROUTE_F_PENDING        UINT8_C(0x01)    /* moved here; the new owner defers it */
 #define ROUTE_GRACE_TIMEOUT_MS 2000u            /* default bound of one grace-period wait */
 #define ROUTE_GRACE_POLL_US    50u              /* sleep between grace-period checks */
+#define ROUTE_RETIRED_MAX      8u               /* replaced tables waiting for their grace period */
 #define ROUTE_DEFER_MAX        1024u            /* requests one worker holds for moves */
 #define ROUTE_WHY_MAX          SP_CLUSTER_WHY_MAX
 
@@ -292,5 +293,11 @@ route_defer_push(struct route_defer *d, void *item, uint32_t partition)
  */
 unsigned int route_defer_take(struct route_defer *d, const struct route_table *t, void **out,
                               unsigned int n);
+
+/*
+ * Removes up to n of the oldest deferred requests whatever the table says (e.g. to release
+ * them when the worker exits). Returns how many it moved into out.
+ */
+unsigned int route_defer_drain(struct route_defer *d, void **out, unsigned int n);
 
 #endif

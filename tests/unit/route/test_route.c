@@ -310,6 +310,18 @@ test_defer_queue_bound_and_order(void **state)
 	assert_ptr_equal(out[1], (void *)7);
 	assert_ptr_equal(out[n - 1], (void *)7777);
 	assert_int_equal(d.count, 0);
+
+	/* Drain releases everything, pending or not, oldest first, n at a time. */
+	t->entries[2].flags = ROUTE_F_PENDING;
+	for (uintptr_t i = 0; i < 6; i++)
+		assert_int_equal(route_defer_push(&d, (void *)(i + 100), 2), 0);
+	assert_int_equal(route_defer_take(&d, t, out, ROUTE_DEFER_MAX), 0);
+	assert_int_equal(route_defer_drain(&d, out, 4), 4);
+	assert_ptr_equal(out[0], (void *)100);
+	assert_ptr_equal(out[3], (void *)103);
+	assert_int_equal(route_defer_drain(&d, out, 4), 2);
+	assert_ptr_equal(out[1], (void *)105);
+	assert_int_equal(route_defer_drain(&d, out, 4), 0);
 	free(t);
 }
 
