@@ -239,7 +239,7 @@ void cbench_report_end(struct cbench_reporter *r);
 
 /* JSON string body of s (no quotes), escaped and with invalid UTF-8 replaced by U+FFFD. */
 void cbench_json_escape(FILE *out, const char *s);
-/* Google Benchmark's HumanReadableNumber: "1.2345G", "12.5Ki". */
+/* Google Benchmark 1.7's HumanReadableNumber: "1.2345G", "12.5K" (1024-based). */
 void cbench_human_number(char *buf, size_t len, double value, bool iec);
 /* Google Benchmark's console FormatTime (10 columns). */
 void cbench_format_time(char *buf, size_t len, double t);

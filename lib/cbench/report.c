@@ -197,8 +197,9 @@ cbench_human_number(char *buf, size_t len, double value, bool iec)
 		for (size_t i = 0; i < sizeof(big_si) - 1; i++) {
 			scaled /= one_k;
 			if (scaled <= big) {
-				snprintf(buf, len, "%s%g%c%s", sign, scaled,
-				         iec ? big_iec[i] : big_si[i], iec ? "i" : "");
+				/* 1.7 prints 1024-based values with K/M/G and no "i" (1.8 adds it). */
+				snprintf(buf, len, "%s%g%c", sign, scaled,
+				         iec ? big_iec[i] : big_si[i]);
 				return;
 			}
 		}

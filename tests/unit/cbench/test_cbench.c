@@ -779,7 +779,9 @@ test_number_formats(void **state)
 	/* Values checked against Google Benchmark 1.7's console output. */
 	expect_human(1.2533521645722697e+09, false, "1.25335G");
 	expect_human(1045.15e6, false, "1045.15M");
-	expect_human(8.62078 * 1024 * 1024 * 1024, true, "8.62078Gi");
+	expect_human(8.62078 * 1024 * 1024 * 1024, true, "8.62078G");
+	expect_human(2048.0, true, "2K");
+	expect_human(1e-9 * 3.436, false, "3.436n");
 	expect_human(219.591, false, "219.591");
 	expect_human(8.0, false, "8");
 	expect_human(0.002, false, "2m");
