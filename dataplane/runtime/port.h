@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The one DPDK port a node serves: its mbuf pool, one RX/TX queue pair per worker, RSS
+ * where the device has it, checksum offloads where offered, and rte_flow steering of
+ * UDP port base+i to queue i where the device validates it.
+ */
+#ifndef SP_DP_PORT_H
+#define SP_DP_PORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_ethdev.h>
+#include <rte_ether.h>
+#include <rte_flow.h>
+#include <rte_mempool.h>
+
+#include "bounds.h"
+#include "config.h"
+
+struct dp_port {
+	uint16_t port_id;
+	uint16_t queues;
+	int socket_id;
+	uint16_t rx_desc;
+	uint16_t tx_desc;
+	bool started;
+	bool rss;             /* RSS spreads flows over the queues */
+	bool steering;        /* rte_flow rules steer port base+i to queue i */
+	bool rx_csum;         /* the NIC checks IPv4/UDP checksums on receive */
+	uint32_t tx_flags;    /* NET_TX_*: checksums the NIC computes on transmit */
+	uint64_t tx_ol_flags; /* mbuf ol_flags to set on every UDP reply */
+	struct rte_ether_addr mac;
+	struct rte_mempool *pool;
+	uint32_t pool_size;
+	char name[RTE_ETH_NAME_MAX_LEN];
+	char driver[64];
+	struct rte_flow *flows[DP_WORKERS_MAX];
+};
+
+/*
+ * Mbufs the pool needs for `queues` queue pairs of the given sizes: every descriptor
+ * filled, every hand-off ring full, every TX backlog full and a burst in hand per worker,
+ * plus every lcore's cache (the main lcore's too). Can't fail.
+ */
+uint32_t dp_port_pool_need(uint16_t queues, uint16_t rx_desc, uint16_t tx_desc);
+
+/*
+ * Checks that port_id exists and has `queues` RX and TX queues, then creates the mbuf
+ * pool on the port's socket, configures the queues, offloads and RSS, sets the MAC when
+ * cfg->mac_set, starts the port and tries the steering rules. Returns 0, or a negative
+ * errno with a message naming the port, the value and the fix logged; on error nothing
+ * stays allocated or started.
+ */
+int dp_port_open(struct dp_port *p, const struct dp_config *cfg, uint16_t queues);
+
+/*
+ * Removes the steering rules, stops and closes the port (the driver gives back the mbufs
+ * its queues held). Safe on a port that never opened. The pool stays, for the leak check.
+ */
+void dp_port_close(struct dp_port *p);
+
+/* Frees the mbuf pool. Call after dp_port_close() and the leak check. */
+void dp_port_free_pool(struct dp_port *p);
+
+/* Mbufs currently taken from the pool (0 once every queue and worker gave theirs back). */
+uint32_t dp_port_mbufs_in_use(const struct dp_port *p);
+
+#endif

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The node's shared run-time context: built by main() before the workers start, read-only
+ * for the workers afterwards (except `stop`, which main sets to end the loops). Worker i
+ * owns stats[i] and, through the routing table, the stores of its partitions.
+ */
+#ifndef SP_DP_RUNTIME_H
+#define SP_DP_RUNTIME_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "handoff.h"
+#include "net/net.h"
+#include "port.h"
+#include "stats.h"
+
+struct store;
+struct route_ctx;
+struct dp_worker;
+
+struct dp_runtime {
+	struct dp_config cfg;
+	uint32_t workers;
+	uint32_t partitions;
+	struct dp_port port;
+	struct net_config net;
+	struct route_ctx *route;
+	struct dp_handoff handoff;
+	struct store **stores; /* [partitions], indexed by partition */
+	void **store_mem;      /* [partitions], the rte_malloc'd memory of each */
+	size_t partition_bytes;
+	struct dp_worker *w[DP_WORKERS_MAX];
+	unsigned int lcore_of[DP_WORKERS_MAX];
+	struct dp_worker_stats *stats; /* [workers] */
+	uint64_t tsc_hz;
+	uint64_t tsc_base; /* the stores' clock: seconds since start-up, from the TSC */
+	atomic_bool stop;
+};
+
+#endif

@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "telemetry.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_ethdev.h>
+#include <rte_telemetry.h>
+
+#include "common/errors.h"
+#include "common/log.h"
+#include "common/verify.h"
+
+#define MOD "telemetry"
+
+static _Atomic(struct dp_runtime *) served;
+
+void
+dp_port_totals_get(const struct dp_runtime *rt, struct dp_port_totals *out)
+{
+	struct rte_eth_stats es;
+
+	ASSERT(rt != NULL);
+	ASSERT(out != NULL);
+	memset(out, 0, sizeof(*out));
+	if (!rt->port.started || rte_eth_stats_get(rt->port.port_id, &es) != 0)
+		return;
+	out->rx_nombuf = es.rx_nombuf;
+	out->imissed = es.imissed;
+	out->ierrors = es.ierrors;
+	out->oerrors = es.oerrors;
+}
+
+static void
+add_u64(void *arg, const char *name, uint64_t value)
+{
+	rte_tel_data_add_dict_u64(arg, name, value);
+}
+
+/* /shardplane/stats: totals over the workers plus the port. */
+static int
+cmd_stats(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	struct dp_runtime *rt = atomic_load(&served);
+	struct dp_worker_stats sum;
+	struct dp_port_totals port;
+
+	(void)cmd;
+	(void)params;
+	if (rt == NULL)
+		return -ENODEV;
+	rte_tel_data_start_dict(d);
+	dp_stats_sum(rt->stats, rt->workers, &sum);
+	rte_tel_data_add_dict_u64(d, "workers", rt->workers);
+	rte_tel_data_add_dict_u64(d, "partitions", rt->partitions);
+	dp_stats_foreach(&sum, false, add_u64, d);
+	dp_port_totals_get(rt, &port);
+	rte_tel_data_add_dict_u64(d, "rx_nombuf", port.rx_nombuf);
+	rte_tel_data_add_dict_u64(d, "imissed", port.imissed);
+	rte_tel_data_add_dict_u64(d, "ierrors", port.ierrors);
+	rte_tel_data_add_dict_u64(d, "oerrors", port.oerrors);
+	rte_tel_data_add_dict_u64(d, "mbufs_total", rt->port.pool_size);
+	rte_tel_data_add_dict_u64(d, "mbufs_in_use", dp_port_mbufs_in_use(&rt->port));
+	return 0;
+}
+
+/* /shardplane/workers: one array per scalar counter, indexed by worker. */
+static int
+cmd_workers(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	struct dp_runtime *rt = atomic_load(&served);
+	unsigned int f;
+	unsigned int i;
+
+	(void)cmd;
+	(void)params;
+	if (rt == NULL)
+		return -ENODEV;
+	rte_tel_data_start_dict(d);
+	for (f = 0; f < dp_stats_field_count; f++) {
+		struct rte_tel_data *a = rte_tel_data_alloc();
+
+		if (a == NULL)
+			return -ENOMEM;
+		rte_tel_data_start_array(a, RTE_TEL_U64_VAL);
+		for (i = 0; i < rt->workers; i++)
+			rte_tel_data_add_array_u64(
+			        a, dp_stats_field_get(&rt->stats[i], &dp_stats_fields[f]));
+		rte_tel_data_add_dict_container(d, dp_stats_fields[f].name, a, 0);
+	}
+	return 0;
+}
+
+/* /shardplane/worker,<i>: every counter of one worker. */
+static int
+cmd_worker(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	struct dp_runtime *rt = atomic_load(&served);
+	char *end = NULL;
+	unsigned long i;
+
+	(void)cmd;
+	if (rt == NULL)
+		return -ENODEV;
+	if (params == NULL || params[0] < '0' || params[0] > '9')
+		return -EINVAL;
+	i = strtoul(params, &end, 10);
+	if (end == NULL || *end != '\0' || i >= rt->workers)
+		return -EINVAL;
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "worker", i);
+	rte_tel_data_add_dict_u64(d, "lcore", rt->lcore_of[i]);
+	dp_stats_foreach(&rt->stats[i], false, add_u64, d);
+	return 0;
+}
+
+/* /shardplane/config: what the node runs with. */
+static int
+cmd_config(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	struct dp_runtime *rt = atomic_load(&served);
+	char ip[INET_ADDRSTRLEN];
+	struct in_addr a;
+
+	(void)cmd;
+	(void)params;
+	if (rt == NULL)
+		return -ENODEV;
+	a.s_addr = rt->cfg.ip_be;
+	inet_ntop(AF_INET, &a, ip, sizeof(ip));
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_string(d, "ip", ip);
+	rte_tel_data_add_dict_u64(d, "prefix_len", rt->cfg.prefix_len);
+	rte_tel_data_add_dict_u64(d, "port", rt->cfg.port_base);
+	rte_tel_data_add_dict_u64(d, "workers", rt->workers);
+	rte_tel_data_add_dict_u64(d, "partitions", rt->partitions);
+	rte_tel_data_add_dict_u64(d, "memory_mb", rt->cfg.memory_mb);
+	rte_tel_data_add_dict_u64(d, "partition_bytes", rt->partition_bytes);
+	rte_tel_data_add_dict_u64(d, "busy_poll", rt->cfg.busy_poll);
+	rte_tel_data_add_dict_u64(d, "eth_port", rt->port.port_id);
+	rte_tel_data_add_dict_string(d, "driver", rt->port.driver);
+	rte_tel_data_add_dict_u64(d, "rss", rt->port.rss);
+	rte_tel_data_add_dict_u64(d, "steering", rt->port.steering);
+	return 0;
+}
+
+int
+dp_telemetry_register(struct dp_runtime *rt)
+{
+	static const struct {
+		const char *cmd;
+		telemetry_cb fn;
+		const char *help;
+	} cmds[] = {
+	        {"/shardplane/stats", cmd_stats, "Node totals. No parameters."},
+	        {"/shardplane/workers", cmd_workers,
+	         "Counters per worker, as arrays. No parameters."},
+	        {"/shardplane/worker", cmd_worker,
+	         "Counters of one worker. Parameter: worker index."},
+	        {"/shardplane/config", cmd_config, "The node's configuration. No parameters."},
+	};
+	unsigned int i;
+	int rc;
+
+	ASSERT(rt != NULL);
+	ASSERT(rt->stats != NULL);
+	atomic_store(&served, rt);
+	for (i = 0; i < SP_ARRAY_SIZE(cmds); i++) {
+		rc = rte_telemetry_register_cmd(cmds[i].cmd, cmds[i].fn, cmds[i].help);
+		if (rc != 0) {
+			SP_LOG_ERR(MOD, "register %s: %s", cmds[i].cmd, sp_strerror(rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void
+dp_telemetry_detach(void)
+{
+	atomic_store(&served, NULL);
+}

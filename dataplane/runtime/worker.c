@@ -1,0 +1,817 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "worker.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_pause.h>
+#include <rte_prefetch.h>
+
+#include "common/log.h"
+#include "common/verify.h"
+#include "dataplane/binexec/binexec.h"
+#include "dataplane/store/store.h"
+
+#define MOD "worker"
+
+/* How often a worker copies its stores' totals into its counters. */
+#define PUBLISH_INTERVAL_MS 100u
+/* tx_burst attempts on the way out, to send the backlog before the port stops. */
+#define EXIT_TX_TRIES_MAX 64u
+
+/* Where one decoded request goes. */
+enum dest_kind {
+	DEST_EXECUTE = 0, /* owned here: run it */
+	DEST_ANSWER,      /* answer here without a store: bad request or ROUTE */
+	DEST_WRONG_NODE,  /* another node owns it: answer WRONG_PARTITION */
+	DEST_DEFER,       /* owned here but arriving: hold it */
+	DEST_HANDOFF,     /* another local worker: its ring */
+};
+
+/* One datagram being served. */
+struct dgram_ctx {
+	struct rte_mbuf *m;
+	struct dp_meta *meta;
+	struct sp_bp_dgram dg;
+	uint32_t count;
+	uint8_t kind[SP_BP_REQS_MAX];
+	uint16_t target[SP_BP_REQS_MAX];
+	struct sp_bp_req reqs[SP_BP_REQS_MAX];
+};
+
+/* Per-iteration state passed down the call chain. */
+struct iter {
+	const struct route_table *t;
+	uint32_t now_s;
+	struct sp_binexec_route route;
+};
+
+static void flush_handoffs(struct dp_worker *w, const struct iter *it, uint16_t to);
+
+static uint32_t
+store_now_s(const struct dp_runtime *rt)
+{
+	ASSERT(rt->tsc_hz > 0);
+	ASSERT(rte_rdtsc() >= rt->tsc_base);
+	/* Starts at 1 so that no live item ever has an absolute expiry of 0 (never). */
+	return (uint32_t)((rte_rdtsc() - rt->tsc_base) / rt->tsc_hz) + 1;
+}
+
+/* Counts a frame dropped by the runtime and frees it. */
+static void
+drop_frame(struct dp_worker *w, struct rte_mbuf *m, enum dp_drop why)
+{
+	ASSERT((unsigned int)why < DP_DROP_COUNT);
+	DP_STAT_INC(w->stats, dp_drop[why]);
+	DP_STAT_INC(w->stats, bad_pkts);
+	rte_pktmbuf_free(m);
+}
+
+/*
+ * Sends as much of the TX backlog as the queue takes; what it does not take stays, in
+ * order, for the next iteration. Returns how many were sent.
+ */
+static uint16_t
+tx_flush(struct dp_worker *w)
+{
+	uint64_t bytes = 0;
+	uint16_t sent;
+	uint32_t i;
+
+	ASSERT(w->tx_count <= DP_TX_PENDING_MAX);
+	if (w->tx_count == 0)
+		return 0;
+	for (i = 0; i < w->tx_count; i++)
+		bytes += rte_pktmbuf_pkt_len(w->tx[i]);
+	sent = rte_eth_tx_burst(w->port_id, w->queue, w->tx, (uint16_t)w->tx_count);
+	ASSERT(sent <= w->tx_count);
+	if (sent < w->tx_count) {
+		for (i = sent; i < w->tx_count; i++)
+			bytes -= rte_pktmbuf_pkt_len(w->tx[i]);
+		memmove(&w->tx[0], &w->tx[sent], (w->tx_count - sent) * sizeof(w->tx[0]));
+		DP_STAT_INC(w->stats, tx_retries);
+	}
+	w->tx_count -= sent;
+	DP_STAT_ADD(w->stats, tx_pkts, sent);
+	DP_STAT_ADD(w->stats, tx_bytes, bytes);
+	return sent;
+}
+
+/* Queues a frame for transmission; at the backlog bound it flushes, then drops (counted). */
+static void
+tx_queue(struct dp_worker *w, struct rte_mbuf *m)
+{
+	ASSERT(m != NULL);
+	ASSERT(w->tx_count <= DP_TX_PENDING_MAX);
+	if (w->tx_count == DP_TX_PENDING_MAX)
+		tx_flush(w);
+	if (w->tx_count == DP_TX_PENDING_MAX) {
+		DP_STAT_INC(w->stats, tx_drops);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	w->tx[w->tx_count++] = m;
+}
+
+/* A reply datagram under construction in its own mbuf. */
+struct reply {
+	struct rte_mbuf *m;
+	struct sp_bp_builder b;
+};
+
+/* Starts a reply datagram in a fresh mbuf. Returns false (counted) when the pool is dry. */
+static bool
+reply_start(struct dp_worker *w, struct reply *r, uint64_t datagram_id)
+{
+	ASSERT(r->m == NULL);
+	ASSERT(w->rt->port.pool != NULL);
+	r->m = rte_pktmbuf_alloc(w->rt->port.pool);
+	if (r->m == NULL) {
+		DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
+		return false;
+	}
+	ASSERT(rte_pktmbuf_tailroom(r->m) >= NET_UDP_REPLY_HDRS + SP_BP_PAYLOAD_MAX);
+	sp_bp_builder_init(&r->b, rte_pktmbuf_mtod(r->m, uint8_t *) + NET_UDP_REPLY_HDRS,
+	                   SP_BP_PAYLOAD_MAX, true, datagram_id);
+	return true;
+}
+
+/*
+ * Finishes the reply datagram: writes the Ethernet/IPv4/UDP headers answering the request
+ * datagram in req_frame and queues it. An empty reply is given back to the pool.
+ */
+static void
+reply_send(struct dp_worker *w, struct reply *r, const uint8_t *req_frame,
+           const struct net_pkt *pkt)
+{
+	const struct dp_port *port = &w->rt->port;
+	uint32_t payload_len;
+	uint32_t frame_len;
+
+	if (r->m == NULL)
+		return;
+	payload_len = sp_bp_builder_finish(&r->b);
+	ASSERT(payload_len <= SP_BP_PAYLOAD_MAX);
+	if (r->b.count == 0) {
+		rte_pktmbuf_free(r->m);
+		r->m = NULL;
+		return;
+	}
+	frame_len = net_udp_reply(rte_pktmbuf_mtod(r->m, uint8_t *), req_frame, pkt,
+	                          (uint16_t)payload_len, w->ip_id++, port->tx_flags);
+	ASSERT(frame_len == NET_UDP_REPLY_HDRS + payload_len);
+	r->m->data_len = (uint16_t)frame_len;
+	r->m->pkt_len = frame_len;
+	if (port->tx_ol_flags != 0) {
+		r->m->ol_flags = port->tx_ol_flags;
+		r->m->l2_len = NET_ETH_HDR_LEN;
+		r->m->l3_len = NET_IPV4_HDR_LEN;
+	}
+	DP_STAT_INC(w->stats, reply_dgrams);
+	tx_queue(w, r->m);
+	r->m = NULL;
+}
+
+/*
+ * Runs (or refuses with `refuse` when it is not SP_BP_ST_OK) one request, appending its
+ * reply; when the reply datagram is full it is sent and another started (bounded: a
+ * request's reply always fits an empty datagram). Returns false when no mbuf was left
+ * for a reply (counted; the request is not executed).
+ */
+static bool
+answer(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d, uint32_t i, struct reply *r,
+       enum sp_bp_status refuse)
+{
+	struct sp_binexec_stats *bx = &w->bx;
+	const struct sp_bp_req *req = &d->reqs[i];
+	struct store *s = NULL;
+	uint32_t attempt;
+	uint64_t ok_before = bx->status[SP_BP_ST_OK];
+	uint64_t miss_before = bx->status[SP_BP_ST_NOT_FOUND];
+	int rc = -SP_EFULL;
+
+	ASSERT(i < d->count);
+	/* Two attempts: the second one with an empty datagram, where every reply fits. */
+	for (attempt = 0; attempt < 2 && rc == -SP_EFULL; attempt++) {
+		if (attempt > 0)
+			reply_send(w, r, rte_pktmbuf_mtod(d->m, uint8_t *), &d->meta->pkt);
+		if (r->m == NULL && !reply_start(w, r, d->dg.datagram_id))
+			return false;
+		if (refuse != SP_BP_ST_OK) {
+			rc = sp_binexec_refuse(req, refuse, &r->b, bx);
+			continue;
+		}
+		if (req->err == SP_BP_ERR_OK && req->partition != SP_BP_PARTITION_ANY)
+			s = w->rt->stores[req->partition];
+		rc = sp_binexec_run(s, req, it->now_s, &it->route, &r->b, bx);
+	}
+	VERIFY(rc == 0);
+	if (refuse == SP_BP_ST_OK && req->err == SP_BP_ERR_OK) {
+		DP_STAT_INC(w->stats, requests);
+		if (req->opcode < SP_BP_OP_LAST)
+			DP_STAT_INC(w->stats, ops[req->opcode]);
+		if (req->opcode == SP_BP_OP_GET) {
+			if (bx->status[SP_BP_ST_OK] != ok_before)
+				DP_STAT_INC(w->stats, hits);
+			else if (bx->status[SP_BP_ST_NOT_FOUND] != miss_before)
+				DP_STAT_INC(w->stats, misses);
+		}
+	}
+	return true;
+}
+
+/*
+ * Answers the requests of d that stay here (all == false: EXECUTE, ANSWER and WRONG_NODE
+ * ones) or every request with status `refuse` (all == true: a datagram that cannot be
+ * handed on), prefetching the store buckets of the batch first.
+ */
+static void
+serve_local(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d, bool all,
+            enum sp_bp_status refuse)
+{
+	struct reply r = {.m = NULL};
+	uint32_t i;
+
+	ASSERT(d->count <= SP_BP_REQS_MAX);
+	ASSERT(d->meta != NULL);
+	for (i = 0; i < d->count; i++) {
+		if (d->kind[i] == DEST_EXECUTE && refuse == SP_BP_ST_OK)
+			sp_binexec_prefetch(w->rt->stores[d->reqs[i].partition], &d->reqs[i]);
+	}
+	for (i = 0; i < d->count; i++) {
+		enum sp_bp_status st = refuse;
+
+		if (!all && d->kind[i] != DEST_EXECUTE && d->kind[i] != DEST_ANSWER &&
+		    d->kind[i] != DEST_WRONG_NODE)
+			continue;
+		if (!all && d->kind[i] == DEST_WRONG_NODE)
+			st = SP_BP_ST_WRONG_PARTITION;
+		if (!answer(w, it, d, i, &r, st))
+			break;
+	}
+	reply_send(w, &r, rte_pktmbuf_mtod(d->m, uint8_t *), &d->meta->pkt);
+}
+
+/*
+ * Builds a new mbuf holding the requests of d whose kind is `kind` (and, for hand-offs,
+ * whose target is `target`): the request's Ethernet header, then a fresh IPv4/UDP-free
+ * datagram at the reply offset (only addresses and ports are needed to answer it, and
+ * they travel in the meta). Returns NULL (counted) when the pool is dry.
+ */
+static struct rte_mbuf *
+copy_group(struct dp_worker *w, const struct dgram_ctx *d, uint8_t kind, uint16_t target)
+{
+	struct sp_bp_builder b;
+	struct rte_mbuf *c;
+	struct dp_meta *cm;
+	uint32_t len;
+	uint32_t i;
+	uint16_t n = 0;
+
+	ASSERT(kind == DEST_DEFER || kind == DEST_HANDOFF);
+	c = rte_pktmbuf_alloc(w->rt->port.pool);
+	if (c == NULL) {
+		DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
+		return NULL;
+	}
+	memcpy(rte_pktmbuf_mtod(c, uint8_t *), rte_pktmbuf_mtod(d->m, uint8_t *), NET_ETH_HDR_LEN);
+	sp_bp_builder_init(&b, rte_pktmbuf_mtod(c, uint8_t *) + NET_UDP_REPLY_HDRS,
+	                   SP_BP_PAYLOAD_MAX, false, d->dg.datagram_id);
+	for (i = 0; i < d->count; i++) {
+		if (d->kind[i] != kind || (kind == DEST_HANDOFF && d->target[i] != target))
+			continue;
+		/* A subset of a datagram that fitted always fits. */
+		VERIFY(sp_bp_add_request(&b, &d->reqs[i]) == 0);
+		n++;
+	}
+	len = sp_bp_builder_finish(&b);
+	ASSERT(n > 0);
+	c->data_len = (uint16_t)(NET_UDP_REPLY_HDRS + len);
+	c->pkt_len = c->data_len;
+	cm = dp_meta_of(c);
+	cm->pkt = d->meta->pkt;
+	cm->pkt.l3_off = NET_ETH_HDR_LEN;
+	cm->pkt.l4_off = NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN;
+	cm->pkt.payload_off = NET_UDP_REPLY_HDRS;
+	cm->pkt.payload_len = (uint16_t)len;
+	cm->reqs = n;
+	cm->hops = (uint8_t)(d->meta->hops + 1);
+	DP_STAT_INC(w->stats, handoff_copies);
+	return c;
+}
+
+/* Stages mbuf m (carrying m's meta->reqs requests) for worker `to`'s ring. */
+static void
+stage_handoff(struct dp_worker *w, const struct iter *it, uint16_t to, struct rte_mbuf *m)
+{
+	ASSERT(to < w->rt->workers);
+	ASSERT(to != w->index);
+	if (w->out_count[to] == DP_BURST)
+		flush_handoffs(w, it, to);
+	w->out[to][w->out_count[to]++] = m;
+}
+
+/* Holds mbuf m until its partition has arrived; falls back to our own ring, then drops. */
+static void
+defer_dgram(struct dp_worker *w, struct rte_mbuf *m, uint32_t partition)
+{
+	struct dp_meta *meta = dp_meta_of(m);
+
+	ASSERT(partition < w->rt->partitions);
+	DP_STAT_ADD(w->stats, deferred, meta->reqs);
+	if (route_defer_push(&w->defer, m, partition) == 0)
+		return;
+	if (dp_handoff_send(&w->rt->handoff, w->index, &m, 1) == 1)
+		return;
+	DP_STAT_ADD(w->stats, dp_drop[DP_DROP_DEFER_FULL], meta->reqs);
+	DP_STAT_INC(w->stats, bad_pkts);
+	rte_pktmbuf_free(m);
+}
+
+/* Decodes the datagram in d->m into d. Returns false (counted, frame freed) when bad. */
+static bool
+decode(struct dp_worker *w, struct dgram_ctx *d)
+{
+	const uint8_t *payload;
+	enum sp_bp_err err;
+
+	d->meta = dp_meta_of(d->m);
+	ASSERT(d->meta->pkt.payload_off + d->meta->pkt.payload_len <= rte_pktmbuf_data_len(d->m));
+	payload = rte_pktmbuf_mtod(d->m, const uint8_t *) + d->meta->pkt.payload_off;
+	err = sp_bp_decode_requests(payload, d->meta->pkt.payload_len, w->rt->partitions, d->reqs,
+	                            SP_BP_REQS_MAX, &d->dg);
+	if (err != SP_BP_ERR_OK) {
+		ASSERT((unsigned int)err < SP_BP_ERR_COUNT);
+		DP_STAT_INC(w->stats, bp_err[err]);
+		DP_STAT_INC(w->stats, bad_pkts);
+		rte_pktmbuf_free(d->m);
+		return false;
+	}
+	d->count = d->dg.count;
+	ASSERT(d->count >= 1 && d->count <= SP_BP_REQS_MAX);
+	DP_STAT_INC(w->stats, dgrams);
+	return true;
+}
+
+/* Per-request destinations, and how many requests go where. */
+struct dest_counts {
+	uint32_t local;    /* EXECUTE, ANSWER, WRONG_NODE */
+	uint32_t deferred; /* DEFER */
+	uint32_t handoff;  /* HANDOFF, to any worker */
+	uint64_t targets;  /* bit per worker receiving a hand-off */
+	uint32_t first_defer_partition;
+};
+
+/* Decides where each request of d goes, from the routing table of this iteration. */
+static void
+route_requests(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d,
+               struct dest_counts *c)
+{
+	uint32_t i;
+
+	ASSERT(it->t->partitions == w->rt->partitions);
+	memset(c, 0, sizeof(*c));
+	for (i = 0; i < d->count; i++) {
+		const struct sp_bp_req *req = &d->reqs[i];
+		uint16_t target = 0;
+
+		d->target[i] = 0;
+		if (req->err != SP_BP_ERR_OK) {
+			ASSERT(req->err < SP_BP_ERR_COUNT);
+			DP_STAT_INC(w->stats, bp_err[req->err]);
+			d->kind[i] = DEST_ANSWER;
+			c->local++;
+			continue;
+		}
+		if (req->partition == SP_BP_PARTITION_ANY) {
+			d->kind[i] = DEST_ANSWER;
+			c->local++;
+			continue;
+		}
+		switch (route_decide(it->t, req->partition, w->index, &target)) {
+		case ROUTE_EXECUTE:
+			d->kind[i] = DEST_EXECUTE;
+			c->local++;
+			break;
+		case ROUTE_REMOTE:
+			d->kind[i] = DEST_WRONG_NODE;
+			DP_STAT_INC(w->stats, wrong_node);
+			c->local++;
+			break;
+		case ROUTE_DEFER:
+			d->kind[i] = DEST_DEFER;
+			if (c->deferred++ == 0)
+				c->first_defer_partition = req->partition;
+			break;
+		case ROUTE_HANDOFF:
+		default:
+			ASSERT(target < w->rt->workers);
+			d->kind[i] = DEST_HANDOFF;
+			d->target[i] = target;
+			c->targets |= UINT64_C(1) << target;
+			c->handoff++;
+			break;
+		}
+	}
+	ASSERT(c->local + c->deferred + c->handoff == d->count);
+}
+
+/*
+ * Serves one request datagram (from the NIC, the ring or the defer queue): executes and
+ * answers what this worker owns, hands the rest to its owners, and consumes d->m (sent on,
+ * deferred or freed).
+ */
+static void
+serve_dgram(struct dp_worker *w, const struct iter *it, struct rte_mbuf *m)
+{
+	struct dgram_ctx d;
+	struct dest_counts c;
+	struct rte_mbuf *copy;
+	uint16_t to;
+
+	d.m = m;
+	if (!decode(w, &d))
+		return;
+	route_requests(w, it, &d, &c);
+	if (c.local == d.count) {
+		serve_local(w, it, &d, false, SP_BP_ST_OK);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	if (d.meta->hops >= DP_HANDOFF_HOPS_MAX) {
+		/* Ownership kept moving under this datagram: let the client retry. */
+		DP_STAT_ADD(w->stats, dp_drop[DP_DROP_HANDOFF_HOPS], d.count);
+		serve_local(w, it, &d, true, SP_BP_ST_SERVER_BUSY);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	if (c.deferred == d.count || (c.handoff == d.count && rte_is_power_of_2(c.targets))) {
+		/* The whole datagram goes one way: move the frame itself. */
+		d.meta->hops++;
+		d.meta->reqs = (uint16_t)d.count;
+		if (c.deferred == d.count) {
+			defer_dgram(w, m, c.first_defer_partition);
+		} else {
+			to = (uint16_t)rte_bsf64(c.targets);
+			DP_STAT_INC(w->stats, handoff_out_mbufs);
+			stage_handoff(w, it, to, m);
+		}
+		return;
+	}
+	for (to = 0; c.targets != 0 && to < w->rt->workers; to++) {
+		if ((c.targets & (UINT64_C(1) << to)) == 0)
+			continue;
+		copy = copy_group(w, &d, DEST_HANDOFF, to);
+		if (copy != NULL) {
+			DP_STAT_INC(w->stats, handoff_out_mbufs);
+			stage_handoff(w, it, to, copy);
+		}
+	}
+	if (c.deferred > 0) {
+		copy = copy_group(w, &d, DEST_DEFER, 0);
+		if (copy != NULL)
+			defer_dgram(w, copy, c.first_defer_partition);
+	}
+	if (c.local > 0)
+		serve_local(w, it, &d, false, SP_BP_ST_OK);
+	rte_pktmbuf_free(m);
+}
+
+/*
+ * Sends worker `to` what is staged for it. Datagrams its ring cannot take are answered
+ * SERVER_BUSY from here (the client retries), counted as ring-full drops.
+ */
+static void
+flush_handoffs(struct dp_worker *w, const struct iter *it, uint16_t to)
+{
+	struct dgram_ctx d;
+	uint16_t reqs[DP_BURST];
+	unsigned int n = w->out_count[to];
+	unsigned int sent;
+	unsigned int i;
+
+	ASSERT(n <= DP_BURST);
+	ASSERT(to < w->rt->workers);
+	if (n == 0)
+		return;
+	/* Read the counts first: once enqueued, an mbuf belongs to its new owner. */
+	for (i = 0; i < n; i++)
+		reqs[i] = dp_meta_of(w->out[to][i])->reqs;
+	sent = dp_handoff_send(&w->rt->handoff, to, w->out[to], n);
+	for (i = 0; i < sent; i++)
+		DP_STAT_ADD(w->stats, handoff_out, reqs[i]);
+	for (i = sent; i < n; i++) {
+		d.m = w->out[to][i];
+		DP_STAT_ADD(w->stats, ring_full_drops, reqs[i]);
+		if (!decode(w, &d))
+			continue;
+		serve_local(w, it, &d, true, SP_BP_ST_SERVER_BUSY);
+		rte_pktmbuf_free(d.m);
+	}
+	w->out_count[to] = 0;
+}
+
+/* Reads the NIC's checksum verdicts from the mbuf into NET_RX_* flags. */
+static uint32_t
+rx_flags_of(const struct rte_mbuf *m)
+{
+	uint64_t ip = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+	uint64_t l4 = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+	uint32_t flags = 0;
+
+	if (ip == RTE_MBUF_F_RX_IP_CKSUM_GOOD)
+		flags |= NET_RX_IP_CSUM_GOOD;
+	else if (ip == RTE_MBUF_F_RX_IP_CKSUM_BAD)
+		flags |= NET_RX_IP_CSUM_BAD;
+	if (l4 == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
+		flags |= NET_RX_L4_CSUM_GOOD;
+	else if (l4 == RTE_MBUF_F_RX_L4_CKSUM_BAD)
+		flags |= NET_RX_L4_CSUM_BAD;
+	ASSERT((flags & (NET_RX_IP_CSUM_GOOD | NET_RX_IP_CSUM_BAD)) !=
+	       (NET_RX_IP_CSUM_GOOD | NET_RX_IP_CSUM_BAD));
+	return flags;
+}
+
+/*
+ * The service a UDP destination port selects: the binary protocol on port_base..
+ * port_base+workers-1. This is the one dispatch point by port; the memcached protocol
+ * (--memcached-port) plugs in here.
+ */
+static bool
+is_binary_port(const struct dp_runtime *rt, uint16_t dst_port)
+{
+	return dst_port >= rt->cfg.port_base &&
+	       (uint32_t)(dst_port - rt->cfg.port_base) < rt->workers;
+}
+
+/* Handles one received frame; consumes m. */
+static void
+handle_frame(struct dp_worker *w, const struct iter *it, struct rte_mbuf *m)
+{
+	struct dp_runtime *rt = w->rt;
+	struct net_pkt pkt;
+	enum net_verdict v;
+	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+
+	DP_STAT_INC(w->stats, rx_pkts);
+	DP_STAT_ADD(w->stats, rx_bytes, rte_pktmbuf_pkt_len(m));
+	if (m->nb_segs != 1) {
+		/* Frames over one mbuf are over the MTU we serve; nothing valid is that big. */
+		DP_STAT_INC(w->stats, net_drop[NET_DROP_UDP_MALFORMED]);
+		DP_STAT_INC(w->stats, bad_pkts);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	v = net_classify(&rt->net, frame, rte_pktmbuf_data_len(m), rx_flags_of(m), &pkt);
+	switch (v) {
+	case NET_REPLY:
+		if (frame[12] == 0x08 && frame[13] == 0x06)
+			DP_STAT_INC(w->stats, arp_replies);
+		else
+			DP_STAT_INC(w->stats, icmp_replies);
+		m->ol_flags = 0;
+		tx_queue(w, m);
+		return;
+	case NET_FRAGMENT:
+		drop_frame(w, m, DP_DROP_FRAGMENT);
+		return;
+	case NET_UDP:
+		if (!is_binary_port(rt, pkt.dst_port)) {
+			drop_frame(w, m, DP_DROP_NO_SERVICE);
+			return;
+		}
+		dp_meta_of(m)->pkt = pkt;
+		dp_meta_of(m)->hops = 0;
+		dp_meta_of(m)->reqs = 0;
+		serve_dgram(w, it, m);
+		return;
+	case NET_DROP:
+	default:
+		ASSERT(pkt.drop < NET_DROP_REASON_COUNT);
+		DP_STAT_INC(w->stats, net_drop[pkt.drop]);
+		DP_STAT_INC(w->stats, bad_pkts);
+		rte_pktmbuf_free(m);
+		return;
+	}
+}
+
+/* Rebuilds the partition -> worker array a ROUTE reply carries, when the table changed. */
+static void
+refresh_route_owner(struct dp_worker *w, struct iter *it)
+{
+	uint32_t p;
+
+	ASSERT(it->t != NULL);
+	if (w->route_owner_table != it->t) {
+		for (p = 0; p < it->t->partitions; p++) {
+			struct route_entry e = route_lookup(it->t, p);
+			w->route_owner[p] = e.worker == ROUTE_WORKER_REMOTE ? 0 : e.worker;
+		}
+		w->route_owner_table = it->t;
+	}
+	it->route.epoch = it->t->epoch;
+	it->route.partitions = it->t->partitions;
+	it->route.workers = w->rt->workers;
+	it->route.base_port = w->rt->cfg.port_base;
+	it->route.owner = w->route_owner;
+}
+
+/*
+ * Copies the totals of the stores this worker owns, and the executor's replies by status,
+ * into its counters (every PUBLISH_INTERVAL_MS, not per packet).
+ */
+static void
+publish_store_totals(struct dp_worker *w, const struct route_table *t)
+{
+	struct store_stats ss;
+	uint64_t evictions = 0;
+	uint64_t items = 0;
+	uint32_t p;
+
+	ASSERT(t != NULL);
+	ASSERT(t->partitions == w->rt->partitions);
+	for (p = 0; p < t->partitions; p++) {
+		struct route_entry e = route_lookup(t, p);
+		if (e.worker != w->index || (e.flags & ROUTE_F_PENDING) != 0)
+			continue;
+		store_stats_get(w->rt->stores[p], &ss);
+		evictions += ss.evictions;
+		items += ss.items;
+	}
+	__atomic_store_n(&w->stats->store_evictions, evictions, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->stats->store_items, items, __ATOMIC_RELAXED);
+	for (p = 0; p < SP_BP_ST_LAST; p++)
+		__atomic_store_n(&w->stats->status[p], w->bx.status[p], __ATOMIC_RELAXED);
+}
+
+/* One loop iteration. Returns true when it found any work. */
+static bool
+iterate(struct dp_worker *w)
+{
+	struct dp_runtime *rt = w->rt;
+	struct rte_mbuf *pkts[DP_BURST];
+	void *deferred[DP_BURST];
+	struct iter it;
+	unsigned int n;
+	unsigned int i;
+	bool worked = false;
+	uint16_t to;
+
+	it.t = route_current(rt->route);
+	it.now_s = store_now_s(rt);
+	refresh_route_owner(w, &it);
+
+	n = route_defer_take(&w->defer, it.t, deferred, DP_BURST);
+	for (i = 0; i < n; i++)
+		serve_dgram(w, &it, deferred[i]);
+	worked |= n > 0;
+
+	n = rte_eth_rx_burst(w->port_id, w->queue, pkts, DP_BURST);
+	for (i = 0; i < n; i++) {
+		if (i + 1 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+		handle_frame(w, &it, pkts[i]);
+	}
+	worked |= n > 0;
+
+	n = dp_handoff_recv(&rt->handoff, w->index, pkts, DP_BURST);
+	DP_STAT_ADD(w->stats, handoff_in_mbufs, n);
+	for (i = 0; i < n; i++) {
+		if (i + 1 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+		serve_dgram(w, &it, pkts[i]);
+	}
+	worked |= n > 0;
+
+	for (to = 0; to < rt->workers; to++)
+		flush_handoffs(w, &it, to);
+	worked |= tx_flush(w) > 0;
+
+	if (rte_rdtsc() >= w->next_publish_tsc) {
+		publish_store_totals(w, it.t);
+		w->next_publish_tsc = rte_rdtsc() + rt->tsc_hz * PUBLISH_INTERVAL_MS / 1000;
+	}
+	route_quiescent(rt->route, w->index);
+	DP_STAT_INC(w->stats, loops);
+	return worked;
+}
+
+/* Sends what it can of the backlog, then frees everything this worker still holds. */
+static void
+drain_on_exit(struct dp_worker *w)
+{
+	unsigned int tries;
+	uint16_t to;
+
+	for (tries = 0; tries < EXIT_TX_TRIES_MAX && w->tx_count > 0; tries++)
+		tx_flush(w);
+	if (w->tx_count > 0) {
+		DP_STAT_ADD(w->stats, tx_drops, w->tx_count);
+		rte_pktmbuf_free_bulk(w->tx, w->tx_count);
+		w->tx_count = 0;
+	}
+	for (to = 0; to < w->rt->workers; to++) {
+		if (w->out_count[to] > 0)
+			rte_pktmbuf_free_bulk(w->out[to], w->out_count[to]);
+		w->out_count[to] = 0;
+	}
+	/* The process is ending: the deferred datagrams are given back unanswered. */
+	while (w->defer.count > 0) {
+		uint32_t slot = w->defer.head;
+
+		rte_pktmbuf_free(w->defer.items[slot]);
+		w->defer.head = (slot + 1) % ROUTE_DEFER_MAX;
+		w->defer.count--;
+	}
+}
+
+int
+dp_worker_main(void *arg)
+{
+	struct dp_worker *w = arg;
+	struct dp_runtime *rt = w->rt;
+	uint32_t sleep_us = 0;
+	int rc;
+
+	ASSERT(w != NULL);
+	ASSERT(rt != NULL);
+	rc = route_worker_register(rt->route, w->index);
+	if (rc != 0) {
+		SP_LOG_ERR(MOD, "worker %u: cannot register with the routing table: %s", w->index,
+		           sp_strerror(rc));
+		return rc;
+	}
+	SP_LOG_INFO(MOD, "worker %u: lcore %u, queue %u, port %u", w->index, rte_lcore_id(),
+	            w->queue, rt->cfg.port_base + w->index);
+	while (!atomic_load_explicit(&rt->stop, memory_order_relaxed)) {
+		bool worked = iterate(w);
+
+		switch (dp_idle_step(&w->idle, worked, &sleep_us)) {
+		case DP_IDLE_POLL:
+			break;
+		case DP_IDLE_PAUSE:
+			for (unsigned int i = 0; i < DP_IDLE_PAUSES; i++)
+				rte_pause();
+			break;
+		case DP_IDLE_SLEEP:
+			/* Offline while asleep, so table switches do not wait for us. */
+			route_worker_offline(rt->route, w->index);
+			DP_STAT_INC(w->stats, idle_sleeps);
+			rte_delay_us_sleep(sleep_us);
+			route_worker_online(rt->route, w->index);
+			break;
+		}
+	}
+	drain_on_exit(w);
+	route_worker_unregister(rt->route, w->index);
+	SP_LOG_INFO(MOD, "worker %u: stopped", w->index);
+	return 0;
+}
+
+struct dp_worker *
+dp_worker_create(struct dp_runtime *rt, uint16_t index)
+{
+	unsigned int lcore = rt->lcore_of[index];
+	int socket = (int)rte_lcore_to_socket_id(lcore);
+	struct dp_worker *w;
+
+	ASSERT(index < rt->workers);
+	ASSERT(rt->stats != NULL);
+	w = rte_zmalloc_socket("sp_worker", sizeof(*w), RTE_CACHE_LINE_SIZE, socket);
+	if (w == NULL) {
+		SP_LOG_ERR(MOD, "worker %u: cannot allocate %zu bytes on socket %d", index,
+		           sizeof(*w), socket);
+		return NULL;
+	}
+	w->route_owner =
+	        rte_zmalloc_socket("sp_route_owner", rt->partitions * sizeof(w->route_owner[0]),
+	                           RTE_CACHE_LINE_SIZE, socket);
+	if (w->route_owner == NULL) {
+		SP_LOG_ERR(MOD, "worker %u: cannot allocate its route page", index);
+		rte_free(w);
+		return NULL;
+	}
+	w->rt = rt;
+	w->stats = &rt->stats[index];
+	w->index = index;
+	w->queue = index;
+	w->port_id = rt->port.port_id;
+	dp_idle_init(&w->idle, rt->cfg.busy_poll);
+	route_defer_init(&w->defer);
+	return w;
+}
+
+void
+dp_worker_free(struct dp_worker *w)
+{
+	if (w == NULL)
+		return;
+	ASSERT(w->tx_count == 0);
+	ASSERT(w->defer.count == 0);
+	rte_free(w->route_owner);
+	rte_free(w);
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The worker lcore: one RX/TX queue pair, the partitions the routing table gives it, and
+ * an inbound hand-off ring. One loop iteration: take deferred requests that may now run,
+ * rx burst, classify, answer ARP/ICMP, decode binary protocol datagrams, execute what it
+ * owns, hand the rest to their owners, drain its own ring, tx burst (retrying what did not
+ * fit), report a quiescent state, back off when idle. No malloc, no locks, no system call
+ * per packet (sleeping happens only when idle).
+ */
+#ifndef SP_DP_WORKER_H
+#define SP_DP_WORKER_H
+
+#include <stdint.h>
+
+#include <rte_mbuf.h>
+
+#include "bounds.h"
+#include "dataplane/binexec/binexec.h"
+#include "dataplane/route/route.h"
+#include "idle.h"
+#include "runtime.h"
+
+struct dp_worker {
+	struct dp_runtime *rt;
+	struct dp_worker_stats *stats;
+	uint16_t index;
+	uint16_t queue;
+	uint16_t port_id;
+	uint16_t ip_id;
+	struct dp_idle idle;
+	uint64_t next_publish_tsc;
+	/* Replies waiting for the TX queue, oldest first. */
+	uint32_t tx_count;
+	struct rte_mbuf *tx[DP_TX_PENDING_MAX];
+	/* Hand-offs staged per destination worker, sent once per burst. */
+	uint16_t out_count[DP_WORKERS_MAX];
+	struct rte_mbuf *out[DP_WORKERS_MAX][DP_BURST];
+	struct route_defer defer;
+	/* Executor counters (requests by opcode, replies by status). */
+	struct sp_binexec_stats bx;
+	/* Partition -> worker of the table route_owner_table, for ROUTE replies. */
+	uint16_t *route_owner;
+	const struct route_table *route_owner_table;
+};
+
+/*
+ * Allocates and prepares worker `index` on the socket of its lcore. Returns NULL (logged)
+ * when memory is short.
+ */
+struct dp_worker *dp_worker_create(struct dp_runtime *rt, uint16_t index);
+
+/* Frees a worker made by dp_worker_create (after its loop returned). NULL is allowed. */
+void dp_worker_free(struct dp_worker *w);
+
+/*
+ * The lcore entry point (rte_eal_remote_launch): runs the loop until rt->stop, then sends
+ * what it can of its TX backlog (bounded), frees what is left and what it deferred, and
+ * returns 0. Returns a negative errno only when it could not register with the routing
+ * table (then it never polled).
+ */
+int dp_worker_main(void *arg);
+
+#endif
