@@ -125,6 +125,12 @@ struct sp_region_dataplane {
 	struct sp_dp_status status;
 };
 
+/* The layout is an interface between two processes: any change is a new version. */
+_Static_assert(sizeof(struct sp_region_header) == 96, "header layout (docs/region.md)");
+_Static_assert(offsetof(struct sp_region_header, state_generation) == 80, "header layout");
+_Static_assert(sizeof(struct sp_region_state) == 4160, "state slot layout (docs/region.md)");
+_Static_assert(offsetof(struct sp_region_state, members) == 64, "state slot layout");
+_Static_assert(sizeof(struct sp_region_dataplane) == 256, "dataplane layout (docs/region.md)");
 _Static_assert(sizeof(struct sp_region_header) <= SP_REGION_HEADER_SIZE, "header fits");
 _Static_assert(sizeof(struct sp_region_state) % 8 == 0, "map entries stay aligned");
 _Static_assert(sizeof(struct sp_dp_counters) == 24 * 8, "counters are part of the layout");
