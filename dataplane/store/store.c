@@ -487,7 +487,7 @@ key_check(const struct store_key *key)
 
 /* Counts an argument or limit error and passes it through. */
 static int
-fail(struct store *s, int rc)
+count_error(struct store *s, int rc)
 {
 	ASSERT(rc < 0);
 	if (rc != -SP_ENOTFOUND && rc != -SP_EEXISTS && rc != -SP_EVERSION)
@@ -585,7 +585,7 @@ store_get(struct store *s, const struct store_key *key, uint32_t now_s, struct s
 	ASSERT(s->magic == STORE_MAGIC);
 	s->st.ops[STORE_OP_GET]++;
 	if (rc != 0 || out == NULL)
-		return fail(s, rc != 0 ? rc : -EINVAL);
+		return count_error(s, rc != 0 ? rc : -EINVAL);
 	flush_apply(s, now_s);
 	if (!find_live(s, key, now_s, &loc)) {
 		s->st.misses++;
@@ -617,7 +617,7 @@ store_gat(struct store *s, const struct store_key *key, uint32_t expire_s, uint3
 	ASSERT(s->magic == STORE_MAGIC);
 	s->st.ops[STORE_OP_GAT]++;
 	if (rc != 0 || out == NULL)
-		return fail(s, rc != 0 ? rc : -EINVAL);
+		return count_error(s, rc != 0 ? rc : -EINVAL);
 	flush_apply(s, now_s);
 	if (!find_live(s, key, now_s, &loc)) {
 		s->st.misses++;
@@ -639,7 +639,7 @@ store_touch(struct store *s, const struct store_key *key, uint32_t expire_s, uin
 	ASSERT(s->magic == STORE_MAGIC);
 	s->st.ops[STORE_OP_TOUCH]++;
 	if (rc != 0)
-		return fail(s, rc);
+		return count_error(s, rc);
 	flush_apply(s, now_s);
 	if (!find_live(s, key, now_s, &loc))
 		return -SP_ENOTFOUND;
@@ -685,20 +685,20 @@ store_set(struct store *s, enum store_mode mode, const struct store_key *key,
 
 	ASSERT(s->magic == STORE_MAGIC);
 	if ((unsigned)mode >= STORE_MODE_COUNT)
-		return fail(s, -EINVAL);
+		return count_error(s, -EINVAL);
 	s->st.ops[STORE_OP_SET + mode]++;
 	if (rc != 0)
-		return fail(s, rc);
+		return count_error(s, rc);
 	if (w == NULL || (w->value == NULL && w->value_len != 0))
-		return fail(s, -EINVAL);
+		return count_error(s, -EINVAL);
 	bool concat = mode == STORE_APPEND || mode == STORE_PREPEND;
 	if (!concat && (rc = value_fits(s, key, w->value_len)) != 0)
-		return fail(s, rc);
+		return count_error(s, rc);
 	flush_apply(s, now_s);
 	bool found = find_live(s, key, now_s, &loc);
 	rc = set_precheck(mode, w, found, found ? loc.it->cas : 0);
 	if (rc != 0)
-		return fail(s, rc);
+		return count_error(s, rc);
 
 	struct vparts v = {0};
 	uint32_t flags = w->flags;
@@ -706,7 +706,7 @@ store_set(struct store *s, enum store_mode mode, const struct store_key *key,
 	if (concat) {
 		uint32_t old_len = item_value_len(loc.it->lens);
 		if ((rc = value_fits(s, key, (uint64_t)old_len + w->value_len)) != 0)
-			return fail(s, rc);
+			return count_error(s, rc);
 		v.old = item_value(loc.it);
 		v.old_len = old_len;
 		flags = loc.it->flags;
@@ -745,7 +745,7 @@ store_delete(struct store *s, const struct store_key *key, uint64_t cas_expected
 	ASSERT(s->magic == STORE_MAGIC);
 	s->st.ops[STORE_OP_DELETE]++;
 	if (rc != 0)
-		return fail(s, rc);
+		return count_error(s, rc);
 	flush_apply(s, now_s);
 	if (!find_live(s, key, now_s, &loc))
 		return -SP_ENOTFOUND;
@@ -874,10 +874,10 @@ store_arith(struct store *s, const struct store_key *key, const struct store_ari
 
 	ASSERT(s->magic == STORE_MAGIC);
 	if (a == NULL || (a->op != STORE_INCR && a->op != STORE_DECR))
-		return fail(s, -EINVAL);
+		return count_error(s, -EINVAL);
 	s->st.ops[a->op == STORE_INCR ? STORE_OP_INCR : STORE_OP_DECR]++;
 	if (rc != 0)
-		return fail(s, rc);
+		return count_error(s, rc);
 	flush_apply(s, now_s);
 
 	if (!find_live(s, key, now_s, &loc)) {
@@ -890,7 +890,7 @@ store_arith(struct store *s, const struct store_key *key, const struct store_ari
 			return -SP_EVERSION;
 		rc = counter_parse(item_value(loc.it), item_value_len(loc.it->lens), &v);
 		if (rc != 0)
-			return fail(s, rc);
+			return count_error(s, rc);
 		if (a->op == STORE_INCR)
 			v += a->delta;
 		else

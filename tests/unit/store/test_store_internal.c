@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * White-box tests of the store: this file includes store.c to reach its internals. It
+ * checks the concurrent reader's retry bound, the log position arithmetic across the
+ * 48-bit wrap of index entries, pads at the end of a lap, and that store_check() notices
+ * damage.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "dataplane/store/store.c"
+#include "store_test_util.h"
+
+static void
+test_concurrent_retry_bound(void **state)
+{
+	(void)state;
+	struct store *s = test_store_new(STORE_BYTES_MIN, 0);
+	struct store_key k = test_key_str("busy");
+	struct store_write w = {.value = "v", .value_len = 1};
+	struct store_value v;
+	char buf[8];
+
+	assert_non_null(s);
+	assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
+	struct store_bucket *b = &s->buckets[bucket_index(s, k.hash)];
+
+	/* A writer that never finishes: the reader gives up after its bound. */
+	bucket_write_begin(b);
+	assert_int_equal(store_get_copy_concurrent(s, &k, 1, buf, sizeof(buf), &v), -SP_EBUSY);
+	assert_int_equal(LD(&b->version) & 1u, 1);
+	bucket_write_end(b);
+	assert_int_equal(store_get_copy_concurrent(s, &k, 1, buf, sizeof(buf), &v), 0);
+
+	/* An entry behind the tail (space being reclaimed) is never read as a value. */
+	uint64_t tail = LD(&s->tail);
+	ST(&s->tail, LD(&s->head));
+	assert_int_equal(store_get_copy_concurrent(s, &k, 1, buf, sizeof(buf), &v), -SP_EBUSY);
+	ST(&s->tail, tail);
+	assert_int_equal(store_get_copy_concurrent(s, &k, 1, buf, sizeof(buf), &v), 0);
+	assert_int_equal(store_check(s), 0);
+	free(s);
+}
+
+/*
+ * Index entries keep 48 bits of position (in 8-byte units). Start the log just before
+ * that wraps and write through it: positions must come back right on both sides.
+ */
+static void
+test_position_wrap(void **state)
+{
+	(void)state;
+	struct store *s = test_store_new(STORE_BYTES_MIN, 0);
+	char key[16], value[64];
+	struct store_value v;
+
+	assert_non_null(s);
+	uint64_t start = ((POS_MASK + 1) << POS_UNIT_SHIFT) - 8u * 1024u;
+	ST(&s->head, start);
+	ST(&s->tail, start);
+	for (int i = 0; i < 4000; i++) {
+		snprintf(key, sizeof(key), "w%d", i % 50);
+		memset(value, 'a' + i % 26, sizeof(value));
+		struct store_key k = test_key_str(key);
+		struct store_write w = {.value = value, .value_len = (uint32_t)(i % sizeof(value))};
+		assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
+		assert_int_equal(store_get(s, &k, 1, &v), 0);
+		assert_int_equal(v.len, w.value_len);
+		assert_memory_equal(v.data, value, v.len);
+		if (i % 64 == 0)
+			assert_int_equal(store_check(s), 0);
+	}
+	assert_true(LD(&s->head) > (POS_MASK + 1) << POS_UNIT_SHIFT);
+	assert_int_equal(entry_pos(entry_make(1, start), start + 4096), start);
+	assert_int_equal(entry_pos(entry_make(1, start + 16384), start + 16384), start + 16384);
+	assert_int_equal(store_check(s), 0);
+	free(s);
+}
+
+/* Items that do not fit the rest of a lap start the next one; the gap is a pad. */
+static void
+test_lap_end_pads(void **state)
+{
+	(void)state;
+	struct store *s = test_store_new(STORE_BYTES_MIN, 0);
+	static uint8_t value[8192];
+	struct store_value v;
+	char key[16];
+
+	assert_non_null(s);
+	memset(value, 'p', sizeof(value));
+	/* Sizes chosen so that laps end with gaps both under and over a header. */
+	for (unsigned i = 0; i < 200; i++) {
+		snprintf(key, sizeof(key), "p%u", i);
+		struct store_key k = test_key_str(key);
+		uint32_t len = 1000 + (i * 4099u) % 7000u;
+		struct store_write w = {.value = value, .value_len = len};
+		assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
+		uint64_t pos_end = LD(&s->head) % s->log_bytes;
+		assert_true(pos_end <= s->log_bytes);
+		assert_int_equal(store_get(s, &k, 1, &v), 0);
+		assert_int_equal(v.len, len);
+		assert_int_equal(store_check(s), 0);
+	}
+	/* Every item sits whole inside the log. */
+	struct store_key k = test_key_str("p199");
+	assert_int_equal(store_get(s, &k, 1, &v), 0);
+	assert_true((const uint8_t *)v.data + v.len <= s->log + s->log_bytes);
+	free(s);
+}
+
+static void
+test_check_detects_damage(void **state)
+{
+	(void)state;
+	struct store *s = test_store_new(STORE_BYTES_MIN, 0);
+	struct store_key k = test_key_str("dmg");
+	struct store_write w = {.value = "value", .value_len = 5};
+
+	assert_non_null(s);
+	assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
+	assert_int_equal(store_check(s), 0);
+
+	/* Stats that disagree with the log. */
+	s->st.items++;
+	assert_int_equal(store_check(s), -SP_ECORRUPT);
+	s->st.items--;
+	assert_int_equal(store_check(s), 0);
+
+	/* An entry moved to another bucket. */
+	struct store_bucket *b = &s->buckets[bucket_index(s, k.hash)];
+	struct store_bucket *other = &s->buckets[(bucket_index(s, k.hash) + 1) % s->nbuckets];
+	uint64_t e = LD(&b->slot[0]);
+	assert_int_not_equal(e, 0);
+	ST(&other->slot[0], e);
+	assert_int_equal(store_check(s), -SP_ECORRUPT);
+	ST(&other->slot[0], 0);
+
+	/* A bucket left mid-write. */
+	bucket_write_begin(b);
+	assert_int_equal(store_check(s), -SP_ECORRUPT);
+	bucket_write_end(b);
+
+	/* A value length beyond the lap. */
+	struct store_item *it = item_at(s, entry_pos(e, LD(&s->head)));
+	uint32_t lens = it->lens;
+	it->lens = 3 | (uint32_t)STORE_VALUE_MAX << LENS_VALUE_SHIFT;
+	assert_int_equal(store_check(s), -SP_ECORRUPT);
+	it->lens = lens;
+	assert_int_equal(store_check(s), 0);
+	free(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_concurrent_retry_bound),
+	        cmocka_unit_test(test_position_wrap),
+	        cmocka_unit_test(test_lap_end_pads),
+	        cmocka_unit_test(test_check_detects_damage),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
