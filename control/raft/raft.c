@@ -938,8 +938,12 @@ handle_heartbeat_resp(struct raft *r, const struct raft_msg *m)
 	pr->probe_sent = false;
 	if (m->ctx > pr->read_ack_round)
 		pr->read_ack_round = m->ctx;
+	/* A lost append would stall a full pipeline forever: free one slot and probe with
+	 * an (possibly empty) append; a rejection then rewinds to the follower's match. */
+	if (pr->state == RAFT_PROGRESS_REPLICATE && inflight_full(r, pr))
+		inflight_free_to(pr, pr->inflight[pr->in_start]);
 	if (pr->match < last_index(r))
-		send_append(r, pr, false);
+		send_append(r, pr, true);
 	reads_check(r);
 }
 
