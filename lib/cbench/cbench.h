@@ -102,7 +102,7 @@ void cbench_set_unit(struct cbench *b, enum cbench_unit unit);
 void cbench_set_min_time(struct cbench *b, double seconds);        /* adds /min_time:X */
 void cbench_set_min_warmup_time(struct cbench *b, double seconds); /* /min_warmup_time:X */
 void cbench_set_iterations(struct cbench *b, uint64_t iterations); /* /iterations:N */
-void cbench_set_repetitions(struct cbench *b, int repetitions);    /* /repetitions:N */
+void cbench_set_repetitions(struct cbench *b, int repetitions);    /* /repeats:N */
 void cbench_use_real_time(struct cbench *b);   /* iterations grow on real time */
 void cbench_use_manual_time(struct cbench *b); /* cbench_set_iteration_time() */
 void cbench_measure_process_cpu_time(struct cbench *b);

@@ -127,6 +127,22 @@ parse_format(const char *v, enum cbench_format *out)
 }
 
 static int
+parse_color(const char *v, enum cbench_color *out)
+{
+	bool on;
+
+	if (strcmp(v, "auto") == 0) {
+		*out = CBENCH_COLOR_AUTO;
+		return 0;
+	}
+	if (v[0] == '\0' || parse_bool(v, &on) != 0) {
+		return -EINVAL;
+	}
+	*out = on ? CBENCH_COLOR_ON : CBENCH_COLOR_OFF;
+	return 0;
+}
+
+static int
 parse_unit(const char *v, enum cbench_unit *out)
 {
 	static const struct {
@@ -233,6 +249,8 @@ enum flag_id {
 	F_OUT_FORMAT,
 	F_CONTEXT,
 	F_TIME_UNIT,
+	F_COLOR,
+	F_COUNTERS_TABULAR,
 };
 
 static const struct {
@@ -255,6 +273,8 @@ static const struct {
         {"benchmark_out_format", "BENCHMARK_OUT_FORMAT", F_OUT_FORMAT, false},
         {"benchmark_context", "BENCHMARK_CONTEXT", F_CONTEXT, false},
         {"benchmark_time_unit", "BENCHMARK_TIME_UNIT", F_TIME_UNIT, false},
+        {"benchmark_color", "BENCHMARK_COLOR", F_COLOR, false},
+        {"benchmark_counters_tabular", "BENCHMARK_COUNTERS_TABULAR", F_COUNTERS_TABULAR, true},
 };
 
 /* Applies one flag's value (v is "" for a bare boolean flag). Returns 0 or -EINVAL. */
@@ -296,6 +316,10 @@ apply(struct cbench_flags *f, enum flag_id id, const char *v)
 		return parse_context(v, f);
 	case F_TIME_UNIT:
 		return parse_unit(v, &f->time_unit);
+	case F_COLOR:
+		return parse_color(v, &f->color);
+	case F_COUNTERS_TABULAR:
+		return parse_bool(v, &f->counters_tabular);
 	}
 	return -EINVAL;
 }
@@ -391,6 +415,8 @@ cbench_usage(FILE *out, const char *prog)
 	        "  [--benchmark_out_format=<json|console|csv>]\n"
 	        "  [--benchmark_context=<key>=<value>,...]\n"
 	        "  [--benchmark_time_unit={ns|us|ms|s}]\n"
+	        "  [--benchmark_color={auto|true|false}]\n"
+	        "  [--benchmark_counters_tabular={true|false}]\n"
 	        "Each flag may also be set in the environment by its upper-case name,\n"
 	        "e.g. BENCHMARK_FILTER=BM_get; the command line wins.\n",
 	        prog);

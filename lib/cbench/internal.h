@@ -95,6 +95,12 @@ enum cbench_format {
 	CBENCH_FORMAT_CSV,
 };
 
+enum cbench_color {
+	CBENCH_COLOR_AUTO = 0, /* when stdout is a terminal that is not "dumb" */
+	CBENCH_COLOR_ON,
+	CBENCH_COLOR_OFF,
+};
+
 struct cbench_context_kv {
 	char key[CBENCH_CONTEXT_TEXT_MAX];
 	char value[CBENCH_CONTEXT_TEXT_MAX];
@@ -110,6 +116,8 @@ struct cbench_flags {
 	int repetitions;
 	bool report_aggregates_only;
 	bool display_aggregates_only;
+	bool counters_tabular;
+	enum cbench_color color;
 	enum cbench_format format;
 	const char *out;
 	enum cbench_format out_format;
@@ -223,14 +231,19 @@ struct cbench_reporter {
 	FILE *out;
 	enum cbench_format format;
 	int name_width;
+	bool color;   /* console: ANSI colours as GB's --benchmark_color */
+	bool tabular; /* console: counters as columns (--benchmark_counters_tabular) */
 	bool printed_header;
 	bool first_run;
-	char csv_counters[CBENCH_COUNTERS_MAX][CBENCH_COUNTER_NAME_MAX];
-	size_t n_csv_counters;
+	/* CSV: the user counter columns; console tabular: the counters of the header. */
+	char counter_names[CBENCH_COUNTERS_MAX][CBENCH_COUNTER_NAME_MAX];
+	size_t n_counter_names;
 };
 
 void cbench_report_begin(struct cbench_reporter *r, FILE *out, enum cbench_format format,
                          int name_width);
+/* Console options; both off after cbench_report_begin. */
+void cbench_report_console_options(struct cbench_reporter *r, bool color, bool tabular);
 /* The context: on err for console and CSV (as Google Benchmark), into the JSON otherwise. */
 void cbench_report_context(struct cbench_reporter *r, FILE *err, const struct cbench_sysinfo *si,
                            const struct cbench_flags *f);

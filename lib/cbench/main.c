@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cbench/internal.h"
 #include "common/verify.h"
@@ -29,6 +30,19 @@ name_width(const struct cbench_instance *insts, size_t n, const struct cbench_fl
 		width += 1 + strlen("median");
 	}
 	return (int)width;
+}
+
+/* Colour for the display: asked for, or "auto" on a terminal that is not "dumb". */
+static bool
+use_color(const struct cbench_flags *f)
+{
+	const char *term = getenv("TERM");
+
+	if (f->color != CBENCH_COLOR_AUTO) {
+		return f->color == CBENCH_COLOR_ON;
+	}
+	return isatty(STDOUT_FILENO) && term != NULL && term[0] != '\0' &&
+	       strcmp(term, "dumb") != 0;
 }
 
 /* Reports runs and aggregates to one reporter, honouring the aggregates-only choice. */
@@ -146,9 +160,11 @@ cbench_main(int argc, char **argv)
 	cbench_sysinfo_read(&si, prog);
 	int width = name_width(insts, (size_t)n, f);
 	cbench_report_begin(&display, stdout, f->format, width);
+	cbench_report_console_options(&display, use_color(f), f->counters_tabular);
 	cbench_report_context(&display, stderr, &si, f);
 	if (out != NULL) {
 		cbench_report_begin(&file, out, f->out_format, width);
+		cbench_report_console_options(&file, false, f->counters_tabular);
 		cbench_report_context(&file, out, &si, f);
 	}
 	if (run_all(insts, (size_t)n, f, &display, out != NULL ? &file : NULL) != 0) {

@@ -506,7 +506,7 @@ cbench_instance_name(struct cbench_instance *inst)
 		r |= name_part(buf, &len, "iterations:%" PRIu64, b->iterations);
 	}
 	if (b->repetitions != 0) {
-		r |= name_part(buf, &len, "repetitions:%d", b->repetitions);
+		r |= name_part(buf, &len, "repeats:%d", b->repetitions);
 	}
 	if (b->process_cpu_time) {
 		r |= name_part(buf, &len, "process_time");

@@ -7,6 +7,7 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -338,15 +339,75 @@ cbench_report_context(struct cbench_reporter *r, FILE *err, const struct cbench_
 
 /* ---- console ---- */
 
+/* GB's ANSI colour codes (ColorPrintf): text, then a reset; no code for the default. */
+enum color {
+	COLOR_DEFAULT = 0,
+	COLOR_RED = 1,
+	COLOR_GREEN = 2,
+	COLOR_YELLOW = 3,
+	COLOR_CYAN = 6,
+};
+
+static void cprintf(struct cbench_reporter *r, enum color color, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void
+cprintf(struct cbench_reporter *r, enum color color, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->color && color != COLOR_DEFAULT) {
+		fprintf(r->out, "\033[0;3%dm", (int)color);
+	}
+	va_start(ap, fmt);
+	vfprintf(r->out, fmt, ap);
+	va_end(ap);
+	if (r->color) {
+		fputs("\033[m", r->out);
+	}
+}
+
+void
+cbench_report_console_options(struct cbench_reporter *r, bool color, bool tabular)
+{
+	ASSERT(r->first_run);
+	r->color = color;
+	r->tabular = tabular;
+}
+
+/* Whether run's counters have exactly the names of the last tabular header. */
+static bool
+same_counter_names(const struct cbench_reporter *r, const struct cbench_result *run)
+{
+	if (run->n_counters != r->n_counter_names) {
+		return false;
+	}
+	for (size_t i = 0; i < run->n_counters; i++) {
+		if (strcmp(run->counters[i].name, r->counter_names[i]) != 0) {
+			return false;
+		}
+	}
+	return true;
+}
+
 static void
 console_header(struct cbench_reporter *r, const struct cbench_result *run)
 {
-	char line[CBENCH_NAME_MAX + 128];
+	char line[CBENCH_NAME_MAX + 128 + CBENCH_COUNTERS_MAX * (CBENCH_COUNTER_NAME_MAX + 1)];
 	int n;
 
 	n = snprintf(line, sizeof(line), "%-*s %13s %15s %12s", r->name_width, "Benchmark", "Time",
 	             "CPU", "Iterations");
-	if (run->n_counters > 0 && n > 0 && (size_t)n < sizeof(line)) {
+	r->n_counter_names = 0;
+	for (size_t i = 0; i < run->n_counters && r->tabular; i++) {
+		snprintf(r->counter_names[i], CBENCH_COUNTER_NAME_MAX, "%s", run->counters[i].name);
+		r->n_counter_names++;
+		if (n > 0 && (size_t)n < sizeof(line)) {
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " %10s",
+			              run->counters[i].name);
+		}
+	}
+	if (run->n_counters > 0 && !r->tabular && n > 0 && (size_t)n < sizeof(line)) {
 		n += snprintf(line + n, sizeof(line) - (size_t)n, " UserCounters...");
 	}
 	n = SP_MIN(n, (int)sizeof(line) - 1);
@@ -361,56 +422,68 @@ console_header(struct cbench_reporter *r, const struct cbench_result *run)
 }
 
 static void
+console_counter(struct cbench_reporter *r, const struct cbench_result *run,
+                const struct cbench_counter_val *c)
+{
+	char num[64];
+	const char *unit = "";
+
+	if (run->aggregate_percent) {
+		snprintf(num, sizeof(num), "%.2f", 100.0 * c->value);
+		unit = "%";
+	} else {
+		cbench_human_number(num, sizeof(num), c->value,
+		                    (c->flags & CBENCH_COUNTER_1024) != 0);
+		if (c->flags & CBENCH_COUNTER_RATE) {
+			unit = (c->flags & CBENCH_COUNTER_INVERT) ? "s" : "/s";
+		}
+	}
+	if (r->tabular) {
+		int width = (int)SP_MAX(strlen(c->name), (size_t)10) - (int)strlen(unit);
+		cprintf(r, COLOR_DEFAULT, " %*s%s", width, num, unit);
+	} else {
+		cprintf(r, COLOR_DEFAULT, " %s=%s%s", c->name, num, unit);
+	}
+}
+
+static void
 console_run(struct cbench_reporter *r, const struct cbench_result *run)
 {
-	FILE *out = r->out;
 	char real[32];
 	char cpu[32];
 
-	if (!r->printed_header) {
+	if (!r->printed_header || (r->tabular && !same_counter_names(r, run))) {
 		console_header(r, run);
 		r->printed_header = true;
 	}
-	fprintf(out, "%-*s ", r->name_width, run->name);
+	cprintf(r, COLOR_GREEN, "%-*s ", r->name_width, run->name);
 	if (run->skipped == CBENCH_SKIP_ERROR) {
-		fprintf(out, "ERROR OCCURRED: '%s'\n", run->message);
+		cprintf(r, COLOR_RED, "ERROR OCCURRED: '%s'", run->message);
+		cprintf(r, COLOR_DEFAULT, "\n");
 		return;
 	}
 	if (run->skipped == CBENCH_SKIP_MESSAGE) {
-		fprintf(out, "SKIPPED: '%s'\n", run->message);
+		cprintf(r, COLOR_DEFAULT, "SKIPPED: '%s'", run->message);
+		cprintf(r, COLOR_DEFAULT, "\n");
 		return;
 	}
 	if (run->aggregate_percent) {
-		fprintf(out, "%10.2f %-4s %10.2f %-4s ", 100.0 * run->real_s, "%",
+		cprintf(r, COLOR_YELLOW, "%10.2f %-4s %10.2f %-4s ", 100.0 * run->real_s, "%",
 		        100.0 * run->cpu_s, "%");
 	} else {
 		const char *unit = cbench_unit_name(run->unit);
 		cbench_format_time(real, sizeof(real), adjusted(run, run->real_s));
 		cbench_format_time(cpu, sizeof(cpu), adjusted(run, run->cpu_s));
-		fprintf(out, "%s %-4s %s %-4s ", real, unit, cpu, unit);
+		cprintf(r, COLOR_YELLOW, "%s %-4s %s %-4s ", real, unit, cpu, unit);
 	}
-	fprintf(out, "%10" PRIu64, run->iterations);
+	cprintf(r, COLOR_CYAN, "%10" PRIu64, run->iterations);
 	for (size_t i = 0; i < run->n_counters; i++) {
-		const struct cbench_counter_val *c = &run->counters[i];
-		char num[64];
-		const char *unit = "";
-
-		if (run->aggregate_percent) {
-			snprintf(num, sizeof(num), "%.2f", 100.0 * c->value);
-			unit = "%";
-		} else {
-			cbench_human_number(num, sizeof(num), c->value,
-			                    (c->flags & CBENCH_COUNTER_1024) != 0);
-			if (c->flags & CBENCH_COUNTER_RATE) {
-				unit = (c->flags & CBENCH_COUNTER_INVERT) ? "s" : "/s";
-			}
-		}
-		fprintf(out, " %s=%s%s", c->name, num, unit);
+		console_counter(r, run, &run->counters[i]);
 	}
 	if (run->label[0] != '\0') {
-		fprintf(out, " %s", run->label);
+		cprintf(r, COLOR_DEFAULT, " %s", run->label);
 	}
-	fputc('\n', out);
+	cprintf(r, COLOR_DEFAULT, "\n");
 }
 
 /* ---- JSON ---- */
@@ -505,20 +578,20 @@ csv_header(struct cbench_reporter *r, const struct cbench_result *runs, size_t n
 			const char *name = runs[k].counters[i].name;
 			bool seen = csv_builtin(name);
 
-			for (size_t j = 0; j < r->n_csv_counters && !seen; j++) {
-				seen = strcmp(r->csv_counters[j], name) == 0;
+			for (size_t j = 0; j < r->n_counter_names && !seen; j++) {
+				seen = strcmp(r->counter_names[j], name) == 0;
 			}
-			if (!seen && r->n_csv_counters < CBENCH_COUNTERS_MAX) {
-				snprintf(r->csv_counters[r->n_csv_counters++],
+			if (!seen && r->n_counter_names < CBENCH_COUNTERS_MAX) {
+				snprintf(r->counter_names[r->n_counter_names++],
 				         CBENCH_COUNTER_NAME_MAX, "%s", name);
 			}
 		}
 	}
 	fprintf(r->out, "name,iterations,real_time,cpu_time,time_unit,bytes_per_second,"
 	                "items_per_second,label,error_occurred,error_message");
-	for (size_t j = 0; j < r->n_csv_counters; j++) {
+	for (size_t j = 0; j < r->n_counter_names; j++) {
 		fprintf(r->out, ",");
-		csv_escape(r->out, r->csv_counters[j]);
+		csv_escape(r->out, r->counter_names[j]);
 	}
 	fputc('\n', r->out);
 }
@@ -556,8 +629,8 @@ csv_run(struct cbench_reporter *r, const struct cbench_result *run)
 		csv_escape(out, run->label);
 	}
 	fprintf(out, ",,");
-	for (size_t j = 0; j < r->n_csv_counters; j++) {
-		c = find_counter(run, r->csv_counters[j]);
+	for (size_t j = 0; j < r->n_counter_names; j++) {
+		c = find_counter(run, r->counter_names[j]);
 		if (c != NULL) {
 			fprintf(out, ",%g", c->value);
 		} else {

@@ -159,7 +159,7 @@ test_instance_names(void **state)
 	        "BM_pair/8/10",
 	        "BM_pair/1/20",
 	        "BM_pair/8/20",
-	        "BM_named/keys:4/7/min_time:0.250/repetitions:3/real_time",
+	        "BM_named/keys:4/7/min_time:0.250/repeats:3/real_time",
 	        "BM_dense/0/iterations:100/process_time/manual_time",
 	        "BM_dense/3/iterations:100/process_time/manual_time",
 	        "BM_dense/6/iterations:100/process_time/manual_time",
