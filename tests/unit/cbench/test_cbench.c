@@ -329,6 +329,13 @@ test_flags_all(void **state)
 	assert_string_equal(f.context[1].value, "two");
 	assert_int_equal(f.time_unit, CBENCH_US);
 
+	assert_int_equal(
+	        parse(&f, NULL, 2, "--benchmark_color=false", "--benchmark_counters_tabular"), 0);
+	assert_int_equal(f.color, CBENCH_COLOR_OFF);
+	assert_true(f.counters_tabular);
+	assert_int_equal(parse(&f, NULL, 1, "--benchmark_color=auto"), 0);
+	assert_int_equal(f.color, CBENCH_COLOR_AUTO);
+
 	assert_int_equal(parse(&f, NULL, 2, "--benchmark_list_tests=false", "--help"), 0);
 	assert_false(f.list_tests);
 	assert_true(f.help);
@@ -377,6 +384,9 @@ test_flags_bad(void **state)
 	        "--benchmark_context==v",
 	        "--benchmark_context=a=1,a=2",
 	        "--benchmark_context=a=1,",
+	        "--benchmark_color=",
+	        "--benchmark_color=sometimes",
+	        "--benchmark_counters_tabular=2",
 	};
 
 	(void)state;
