@@ -812,6 +812,89 @@ test_number_formats(void **state)
 	assert_true(cbench_unit_multiplier(CBENCH_MS) == 1e3);
 }
 
+/* A synthetic run: 1000 iterations in 2 ms real, 1 ms CPU, one rate counter. */
+static void
+fake_result(struct cbench_result *r, const struct cbench_instance *inst)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", inst->name);
+	r->inst = inst;
+	r->repetitions = 1;
+	r->iterations = 1000;
+	r->real_s = 2e-3;
+	r->cpu_s = 1e-3;
+	r->unit = CBENCH_NS;
+	r->n_counters = 1;
+	snprintf(r->counters[0].name, CBENCH_COUNTER_NAME_MAX, "items_per_second");
+	r->counters[0].value = 2.5e6;
+	r->counters[0].flags = CBENCH_COUNTER_RATE;
+	snprintf(r->label, sizeof(r->label), "a \"label\"");
+}
+
+static char *
+render(enum cbench_format format, bool tabular, const struct cbench_result *runs, size_t n)
+{
+	struct cbench_reporter rep;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	cbench_report_begin(&rep, fp, format, 12);
+	cbench_report_console_options(&rep, false, tabular);
+	cbench_report_runs(&rep, runs, n);
+	cbench_report_end(&rep);
+	fclose(fp);
+	return buf;
+}
+
+static void
+test_report_layouts(void **state)
+{
+	struct cbench_instance inst = {.family_index = 2, .per_family_instance_index = 1};
+	struct cbench_result runs[2];
+	char *text;
+
+	(void)state;
+	snprintf(inst.name, sizeof(inst.name), "BM_fmt/8");
+	fake_result(&runs[0], &inst);
+	fake_result(&runs[1], &inst);
+	runs[1].skipped = CBENCH_SKIP_ERROR;
+	snprintf(runs[1].message, sizeof(runs[1].message), "broke");
+
+	text = render(CBENCH_FORMAT_CONSOLE, false, runs, 2);
+	/* Name column 12 wide, then GB's " %13s %15s %12s" header; 71 dashes. */
+	assert_string_equal(
+	        text, "-----------------------------------------------------------------------\n"
+	              "Benchmark             Time             CPU   Iterations UserCounters...\n"
+	              "-----------------------------------------------------------------------\n"
+	              "BM_fmt/8           2000 ns         1000 ns         1000 "
+	              "items_per_second=2.5M/s a \"label\"\n"
+	              "BM_fmt/8     ERROR OCCURRED: 'broke'\n");
+	free(text);
+
+	text = render(CBENCH_FORMAT_CONSOLE, true, runs, 1);
+	assert_non_null(strstr(text, "Iterations items_per_second\n"));
+	assert_non_null(strstr(text, "      1000           2.5M/s a"));
+	free(text);
+
+	text = render(CBENCH_FORMAT_CSV, false, runs, 2);
+	assert_string_equal(text, "name,iterations,real_time,cpu_time,time_unit,bytes_per_second,"
+	                          "items_per_second,label,error_occurred,error_message\n"
+	                          "\"BM_fmt/8\",1000,2000,1000,ns,,2.5e+06,\"a \"\"label\"\"\",,\n"
+	                          "\"BM_fmt/8\",,,,,,,,true,\"broke\"\n");
+	free(text);
+
+	text = render(CBENCH_FORMAT_JSON, false, runs, 1);
+	assert_non_null(strstr(text, "      \"name\": \"BM_fmt/8\",\n"
+	                             "      \"family_index\": 2,\n"
+	                             "      \"per_family_instance_index\": 1,\n"));
+	assert_non_null(strstr(text, "      \"real_time\": 2.0000000000000000e+03,\n"));
+	assert_non_null(strstr(text, "      \"items_per_second\": 2.5000000000000000e+06,\n"
+	                             "      \"label\": \"a \\\"label\\\"\"\n    }"));
+	free(text);
+}
+
 /* ---- the whole program ---- */
 
 static void
@@ -918,6 +1001,7 @@ main(void)
 	        cmocka_unit_test_setup(test_aggregates, reset),
 	        cmocka_unit_test_setup(test_json_escape, reset),
 	        cmocka_unit_test_setup(test_number_formats, reset),
+	        cmocka_unit_test_setup(test_report_layouts, reset),
 	        cmocka_unit_test_setup_teardown(test_main_writes_json_file, reset, reset),
 	};
 
