@@ -3,8 +3,9 @@
  * Partition store micro-benchmarks, 8-byte keys and 8-byte values, at table sizes of 1K,
  * 64K, 1M and 16M items (the last only when the machine has the memory):
  *   BM_store_get_hit/<items>           store_get of a present key
- *   BM_store_get_hit_prefetch/<items>  the same, prefetching the bucket of the key
- *                                      BENCH_PREFETCH_AHEAD requests ahead (batch style)
+ *   BM_store_get_hit_prefetch/<items>  the same, prefetching as a batch would: the bucket
+ *                                      2 x BENCH_PREFETCH_AHEAD requests ahead, the item
+ *                                      BENCH_PREFETCH_AHEAD ahead
  *   BM_store_get_miss/<items>          store_get of an absent key
  *   BM_store_set/<items>               store_set overwriting a present key (steady state:
  *                                      the log wraps and reclaims dead versions)
@@ -238,7 +239,9 @@ BM_store_get_hit_prefetch(struct cbench_state *st)
 		return;
 	while (cbench_keep_running(st)) {
 		uint32_t ahead = (i + BENCH_PREFETCH_AHEAD) & (BENCH_PROBES - 1);
-		store_prefetch(table.s, table.hit_hash[ahead]);
+		uint32_t ahead2 = (i + 2 * BENCH_PREFETCH_AHEAD) & (BENCH_PROBES - 1);
+		store_prefetch(table.s, table.hit_hash[ahead2]);
+		store_prefetch_item(table.s, table.hit_hash[ahead]);
 		struct store_key key = {
 		        .data = &table.hit_key[i], .len = BENCH_KEY_LEN, .hash = table.hit_hash[i]};
 		int rc = store_get(table.s, &key, BENCH_NOW_S, &v);

@@ -1076,6 +1076,21 @@ store_prefetch(const struct store *s, uint64_t hash)
 }
 
 void
+store_prefetch_item(const struct store *s, uint64_t hash)
+{
+	const struct store_bucket *b = &s->buckets[bucket_index(s, hash)];
+	uint64_t tag = hash_tag(hash);
+	uint64_t head = LD(&s->head);
+
+	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
+		uint64_t e = LD(&b->slot[i]);
+
+		if (e != 0 && entry_tag(e) == tag)
+			__builtin_prefetch(item_at(s, entry_pos(e, head)), 0, 3);
+	}
+}
+
+void
 store_stats_get(const struct store *s, struct store_stats *out)
 {
 	ASSERT(s->magic == STORE_MAGIC);

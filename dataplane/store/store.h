@@ -261,6 +261,14 @@ int store_get_copy_concurrent(const struct store *s, const struct store_key *key
 /* Prefetches the index bucket of hash, for the next request of a batch. Can't fail. */
 void store_prefetch(const struct store *s, uint64_t hash);
 
+/*
+ * Second prefetch stage: reads the bucket of hash (prefetch it a few requests earlier with
+ * store_prefetch) and prefetches the items whose tag matches. Batch as MICA does: bucket
+ * for request i + 2d, items for request i + d, execute request i. Can't fail; never
+ * writes.
+ */
+void store_prefetch_item(const struct store *s, uint64_t hash);
+
 /* Copies the counters into *out. Owner only (other threads may read torn counters). */
 void store_stats_get(const struct store *s, struct store_stats *out);
 

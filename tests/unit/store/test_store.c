@@ -849,6 +849,34 @@ test_copy_concurrent_single_thread(void **state)
 	assert_int_equal(store_get_copy_concurrent(s, &k, 1, NULL, 8, &v), -EINVAL);
 }
 
+/* The prefetch hooks read only: results, stats and invariants are unchanged by them. */
+static void
+test_prefetch_hooks(void **state)
+{
+	struct store *s = *state;
+	struct store_stats before, after;
+	char key[16];
+
+	for (int i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "pf%d", i);
+		assert_int_equal(set(s, key, key, 1), 0);
+	}
+	store_stats_get(s, &before);
+	for (int i = 0; i < 200; i++) {
+		snprintf(key, sizeof(key), "pf%d", i);
+		struct store_key k = test_key_str(key);
+		store_prefetch(s, k.hash);
+		store_prefetch_item(s, k.hash);
+		store_prefetch_item(s, ~k.hash);
+	}
+	store_stats_get(s, &after);
+	assert_memory_equal(&before, &after, sizeof(before));
+	for (int i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "pf%d", i);
+		expect(s, key, key, 1);
+	}
+}
+
 int
 main(void)
 {
@@ -875,6 +903,7 @@ main(void)
 	        cmocka_unit_test(test_init_validation),
 	        cmocka_unit_test_setup_teardown(test_copy_concurrent_single_thread, setup_small,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_prefetch_hooks, setup_small, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
