@@ -580,8 +580,8 @@ cbench_find_instances(const char *filter, struct cbench_instance *out, size_t ca
 			};
 			if (cbench_instance_name(&inst) != 0) {
 				snprintf(err, err_len,
-				         "%s: an instance name is longer than %d bytes", b->name,
-				         CBENCH_NAME_MAX - 1);
+				         "an instance name of %.64s is longer than %d bytes",
+				         b->name, CBENCH_NAME_MAX - 1);
 				regfree(&re);
 				return -SP_ETOOBIG;
 			}

@@ -675,6 +675,92 @@ test_counter_finish_and_predict(void **state)
 	assert_int_equal(cbench_predict_iterations(500000000, 0.01, 0.5), CBENCH_ITERATIONS_MAX);
 }
 
+static void
+fn_manual(struct cbench_state *st)
+{
+	while (cbench_keep_running(st)) {
+		cbench_set_iteration_time(st, 1e-3);
+	}
+}
+
+static void
+test_manual_time_and_unit(void **state)
+{
+	struct cbench_flags f;
+	struct cbench_result res[1];
+	struct cbench_instance inst;
+
+	(void)state;
+	cbench_use_manual_time(cbench_register("BM_manual", fn_manual));
+	inst = only_instance();
+	assert_int_equal(
+	        parse(&f, NULL, 2, "--benchmark_min_time=100x", "--benchmark_time_unit=ms"), 0);
+	assert_int_equal(cbench_run_instance(&inst, &f, res, 1), 0);
+	assert_true(fabs(res[0].real_s - 0.1) < 1e-9);
+	assert_int_equal(res[0].unit, CBENCH_MS);
+	/* Without a fixed count, manual time decides: 1 ms per iteration, 0.05 s minimum. */
+	assert_int_equal(parse(&f, NULL, 1, "--benchmark_min_time=0.05"), 0);
+	assert_int_equal(cbench_run_instance(&inst, &f, res, 1), 0);
+	assert_true(res[0].real_s >= 0.05);
+	assert_true(res[0].iterations >= 50);
+}
+
+static void
+test_warmup_runs_first(void **state)
+{
+	struct cbench_flags f;
+	struct cbench_result res[1];
+	struct cbench_instance inst;
+
+	(void)state;
+	cbench_register("BM_count", fn_count);
+	inst = only_instance();
+	assert_int_equal(
+	        parse(&f, NULL, 2, "--benchmark_min_time=0.01", "--benchmark_min_warmup_time=0.01"),
+	        0);
+	bodies = 0;
+	assert_int_equal(cbench_run_instance(&inst, &f, res, 1), 0);
+	/* The warm-up's trials ran at least as many iterations again as the report. */
+	assert_true(bodies >= 2 * res[0].iterations);
+	assert_true(res[0].cpu_s >= 0.01 || res[0].real_s >= 0.05);
+}
+
+static void
+test_context_bound(void **state)
+{
+	struct cbench_flags f;
+	char arg[CBENCH_CONTEXT_MAX * 8 + 64];
+	size_t n = 0;
+
+	(void)state;
+	n += (size_t)snprintf(arg + n, sizeof(arg) - n, "--benchmark_context=");
+	for (int i = 0; i < CBENCH_CONTEXT_MAX; i++) {
+		n += (size_t)snprintf(arg + n, sizeof(arg) - n, "%sk%d=v", i ? "," : "", i);
+	}
+	assert_int_equal(parse(&f, NULL, 1, arg), 0);
+	assert_int_equal(f.n_context, CBENCH_CONTEXT_MAX);
+	snprintf(arg + n, sizeof(arg) - n, ",over=1");
+	assert_int_equal(parse(&f, NULL, 1, arg), -EINVAL);
+}
+
+static void
+test_instance_name_bound(void **state)
+{
+	struct cbench_instance in[4];
+	char err[128];
+	char name[CBENCH_NAME_MAX - 4];
+	struct cbench *b;
+
+	(void)state;
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	b = cbench_register(name, fn_noop);
+	cbench_add_arg(b, 123456); /* the family name fits, the instance name does not */
+	assert_int_equal(cbench_error_count(), 0);
+	assert_int_equal(cbench_find_instances(NULL, in, 4, err, sizeof(err)), -SP_ETOOBIG);
+	assert_non_null(strstr(err, "longer than"));
+}
+
 /* ---- aggregates ---- */
 
 static void
@@ -955,6 +1041,20 @@ test_main_writes_json_file(void **state)
 	assert_non_null(strstr(doc, "\"iterations\": 50,"));
 	assert_null(strstr(doc, "BM_other"));
 	assert_non_null(strstr(doc, "\n  ]\n}\n"));
+
+	/* --benchmark_report_aggregates_only: the file holds only the aggregates. */
+	char *agg_only[] = {"test_cbench",
+	                    "--benchmark_filter=BM_main",
+	                    "--benchmark_min_time=10x",
+	                    "--benchmark_repetitions=3",
+	                    "--benchmark_report_aggregates_only=true",
+	                    "--benchmark_format=json",
+	                    out_flag,
+	                    NULL};
+	assert_int_equal(cbench_main(7, agg_only), 0);
+	doc = slurp(path);
+	assert_null(strstr(doc, "\"run_type\": \"iteration\""));
+	assert_non_null(strstr(doc, "\"name\": \"BM_main/16_median\""));
 	unlink(path);
 
 	/* Bad flags, a missing output directory and a filter matching nothing fail. */
@@ -994,6 +1094,10 @@ main(void)
 	        cmocka_unit_test_setup(test_family_iterations_win, reset),
 	        cmocka_unit_test_setup(test_iterations_grow_to_min_time, reset),
 	        cmocka_unit_test_setup(test_skips, reset),
+	        cmocka_unit_test_setup(test_manual_time_and_unit, reset),
+	        cmocka_unit_test_setup(test_warmup_runs_first, reset),
+	        cmocka_unit_test_setup(test_context_bound, reset),
+	        cmocka_unit_test_setup(test_instance_name_bound, reset),
 	        cmocka_unit_test_setup(test_fixture_and_pause, reset),
 	        cmocka_unit_test_setup(test_counter_bound, reset),
 	        cmocka_unit_test_setup(test_counter_finish_and_predict, reset),
