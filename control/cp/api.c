@@ -1,0 +1,630 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/errors.h"
+#include "common/log.h"
+#include "common/verify.h"
+#include "cp.h"
+
+#define MOD "cp-api"
+
+static uint8_t cmd_buf[CLUSTER_CMD_BYTES_MAX];
+
+static const char *
+code_of(int err)
+{
+	switch (err) {
+	case -SP_ENOTLEADER:
+		return "NOT_LEADER";
+	case -SP_ENOTFOUND:
+		return "NOT_FOUND";
+	case -SP_EEXISTS:
+		return "EXISTS";
+	case -SP_EBUSY:
+		return "BUSY";
+	case -ETIMEDOUT:
+		return "TIMEOUT";
+	case -SP_EMALFORMED:
+	case -EINVAL:
+	case -SP_ETOOBIG:
+		return "BAD_REQUEST";
+	case -SP_EFULL:
+		return "BUSY";
+	case -EAGAIN:
+		return "UNAVAILABLE";
+	default:
+		return "INTERNAL";
+	}
+}
+
+static void
+send_json(struct cp_conn *c, json_object *o)
+{
+	size_t len;
+	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	cp_conn_send_frame(c, FRAME_RESPONSE, s, (uint32_t)len, NULL, 0);
+	json_object_put(o);
+}
+
+static void
+respond_ok(struct cp_conn *c, uint64_t id, json_object *result)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_uint64(id));
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	json_object_object_add(o, "result", result ? result : json_object_new_object());
+	send_json(c, o);
+}
+
+static const char *
+leader_client_addr(struct cp *cp)
+{
+	struct raft_status st;
+	cp_node_status(cp, &st);
+	const struct cluster_member *m = cluster_sm_member(cp->sm, st.leader_id);
+	return m && m->client_addr[0] ? m->client_addr : NULL;
+}
+
+static void
+respond_err(struct cp *cp, struct cp_conn *c, uint64_t id, int err, const char *msg)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_uint64(id));
+	json_object_object_add(o, "ok", json_object_new_boolean(0));
+	json_object_object_add(o, "code", json_object_new_string(code_of(err)));
+	json_object_object_add(o, "error", json_object_new_string(msg ? msg : sp_strerror(err)));
+	if (err == -SP_ENOTLEADER && leader_client_addr(cp))
+		json_object_object_add(o, "leader", json_object_new_string(leader_client_addr(cp)));
+	send_json(c, o);
+}
+
+static int32_t
+pending_new(struct cp *cp, uint32_t kind, struct cp_conn *c, uint64_t req_id, const char *op)
+{
+	for (uint32_t i = 0; i < CP_PENDING_MAX; i++) {
+		struct cp_pending *p = &cp->pending[i];
+		if (p->kind)
+			continue;
+		memset(p, 0, sizeof(*p));
+		p->kind = kind;
+		p->conn = c;
+		p->conn_serial = c->serial;
+		p->req_id = req_id;
+		p->deadline_tick = cp->tick + CP_REQUEST_TIMEOUT_TICKS;
+		snprintf(p->op, sizeof(p->op), "%s", op);
+		cp->n_pending++;
+		return (int32_t)i;
+	}
+	return -1;
+}
+
+static void
+pending_free(struct cp *cp, struct cp_pending *p)
+{
+	p->kind = 0;
+	cp->n_pending--;
+}
+
+static bool
+pending_conn_ok(struct cp *cp, struct cp_pending *p)
+{
+	return p->conn && cp_conn_alive(cp, p->conn, p->conn_serial);
+}
+
+static bool
+is_leader(struct cp *cp)
+{
+	struct raft_status st;
+	cp_node_status(cp, &st);
+	return st.role == RAFT_LEADER;
+}
+
+static json_object *
+member_json(const struct cluster_member *m, const struct raft_membership *rm)
+{
+	char ip[INET_ADDRSTRLEN];
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_uint64(m->id));
+	json_object_object_add(o, "name", json_object_new_string(m->name));
+	json_object_object_add(o, "peer", json_object_new_string(m->peer_addr));
+	json_object_object_add(o, "client", json_object_new_string(m->client_addr));
+	const char *role = raft_membership_is_voter(rm, m->id)   ? "voter"
+	                   : raft_membership_contains(rm, m->id) ? "learner"
+	                                                         : "joining";
+	json_object_object_add(o, "role", json_object_new_string(role));
+	if (m->dp_known) {
+		json_object *d = json_object_new_object();
+		char mac[18];
+		inet_ntop(AF_INET, &m->ipv4_be, ip, sizeof(ip));
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", m->mac[0], m->mac[1],
+		         m->mac[2], m->mac[3], m->mac[4], m->mac[5]);
+		json_object_object_add(d, "ip", json_object_new_string(ip));
+		json_object_object_add(d, "mac", json_object_new_string(mac));
+		json_object_object_add(d, "port", json_object_new_int(m->binary_port));
+		json_object_object_add(d, "memcached_port", json_object_new_int(m->memcached_port));
+		json_object_object_add(d, "workers", json_object_new_int(m->workers));
+		json_object_object_add(o, "dataplane", d);
+	}
+	return o;
+}
+
+/* The answer to a read, from this member's applied state. */
+static void
+answer_read(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *op, const char *arg)
+{
+	json_object *r = json_object_new_object();
+	if (strcmp(op, "member.list") == 0) {
+		json_object *a = json_object_new_array();
+		struct raft_status st;
+		cp_node_status(cp, &st);
+		for (uint32_t i = 0; i < cp->sm->n_members; i++)
+			json_object_array_add(a, member_json(&cp->sm->members[i], &st.membership));
+		json_object_object_add(r, "members", a);
+	} else if (strcmp(op, "config.get") == 0) {
+		const struct cluster_config_item *it = cluster_sm_config_get(cp->sm, arg);
+		if (it == NULL) {
+			json_object_put(r);
+			respond_err(cp, c, req_id, -SP_ENOTFOUND, "no such key");
+			return;
+		}
+		json_object_object_add(r, "key", json_object_new_string(it->key));
+		json_object_object_add(r, "value",
+		                       json_object_new_string_len(it->value, (int)it->value_len));
+	} else if (strcmp(op, "config.list") == 0) {
+		json_object *a = json_object_new_array();
+		size_t pl = strlen(arg);
+		for (uint32_t i = 0; i < cp->sm->n_config; i++) {
+			const struct cluster_config_item *it = &cp->sm->config[i];
+			if (strncmp(it->key, arg, pl) != 0)
+				continue;
+			json_object *o = json_object_new_object();
+			json_object_object_add(o, "key", json_object_new_string(it->key));
+			json_object_object_add(
+			        o, "value",
+			        json_object_new_string_len(it->value, (int)it->value_len));
+			json_object_array_add(a, o);
+		}
+		json_object_object_add(r, "items", a);
+	} else if (strcmp(op, "partitions.show") == 0) {
+		json_object *a = json_object_new_array();
+		for (uint32_t p = 0; p < cp->sm->partitions && cp->sm->epoch; p++) {
+			json_object *e = json_object_new_array();
+			json_object_array_add(e, json_object_new_uint64(cp->sm->map[p].node_id));
+			json_object_array_add(e, json_object_new_int(cp->sm->map[p].worker));
+			json_object_array_add(a, e);
+		}
+		json_object_object_add(r, "epoch", json_object_new_uint64(cp->sm->epoch));
+		json_object_object_add(r, "partitions", json_object_new_int64(cp->sm->partitions));
+		json_object_object_add(r, "map", a);
+	} else if (strcmp(op, "endpoint.health") == 0) {
+		json_object_object_add(r, "health", json_object_new_boolean(1));
+	}
+	respond_ok(c, req_id, r);
+}
+
+static json_object *
+status_json(struct cp *cp)
+{
+	struct raft_status st;
+	cp_node_status(cp, &st);
+	json_object *r = json_object_new_object();
+	json_object_object_add(r, "id", json_object_new_uint64(cp->id));
+	json_object_object_add(r, "name", json_object_new_string(cp->cfg.name));
+	json_object_object_add(r, "leader", json_object_new_uint64(st.leader_id));
+	json_object_object_add(r, "term", json_object_new_uint64(st.term));
+	json_object_object_add(r, "commit", json_object_new_uint64(st.commit));
+	json_object_object_add(r, "applied", json_object_new_uint64(cp->applied));
+	json_object_object_add(r, "last_index", json_object_new_uint64(st.last_index));
+	json_object_object_add(r, "role", json_object_new_string(raft_role_name(st.role)));
+	json_object_object_add(r, "log_bytes",
+	                       json_object_new_uint64(log_store_disk_bytes(cp->log)));
+	json_object_object_add(r, "segments",
+	                       json_object_new_int64(log_store_segment_count(cp->log)));
+	json_object_object_add(r, "snapshot_index", json_object_new_uint64(cp->snap_index));
+	json_object_object_add(r, "epoch", json_object_new_uint64(cp->sm->epoch));
+	json_object *d = json_object_new_object();
+	struct sp_dp_status ds;
+	if (cp->region && sp_region_status_read(cp->region, &ds) == 0) {
+		json_object_object_add(d, "state",
+		                       json_object_new_string(sp_dp_state_name(ds.state)));
+		pthread_mutex_lock(&cp->metrics_lock);
+		int64_t age = cp->metrics.dp_heartbeat_age_ms;
+		pthread_mutex_unlock(&cp->metrics_lock);
+		json_object_object_add(d, "heartbeat_age_ms", json_object_new_int64(age));
+		json_object_object_add(d, "epoch", json_object_new_uint64(ds.applied_epoch));
+		json_object_object_add(d, "workers", json_object_new_int64(ds.workers));
+		json_object_object_add(d, "requests", json_object_new_uint64(ds.counters.requests));
+	} else {
+		json_object_object_add(
+		        d, "state", json_object_new_string(cp->region ? "no heartbeat" : "none"));
+	}
+	json_object_object_add(r, "dataplane", d);
+	json_object *m = json_object_new_object();
+	pthread_mutex_lock(&cp->metrics_lock);
+	json_object_object_add(m, "allocated", json_object_new_uint64(cp->metrics.mem_allocated));
+	json_object_object_add(m, "resident", json_object_new_uint64(cp->metrics.mem_resident));
+	pthread_mutex_unlock(&cp->metrics_lock);
+	json_object_object_add(r, "memory", m);
+	return r;
+}
+
+static const char *
+jstr(json_object *req, const char *key)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* A member named by "id" (number) or "name" (string); 0 when neither matches. */
+static uint64_t
+member_arg(struct cp *cp, json_object *req, const char *key)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(req, key, &v))
+		return 0;
+	if (json_object_is_type(v, json_type_int))
+		return (uint64_t)json_object_get_int64(v);
+	if (!json_object_is_type(v, json_type_string))
+		return 0;
+	const char *s = json_object_get_string(v);
+	for (uint32_t i = 0; i < cp->sm->n_members; i++)
+		if (strcmp(cp->sm->members[i].name, s) == 0)
+			return cp->sm->members[i].id;
+	char *end;
+	uint64_t id = strtoull(s, &end, 0);
+	return *end == '\0' ? id : 0;
+}
+
+static void
+submit_write(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *op, uint32_t kind,
+             uint64_t arg, const void *data, uint32_t len)
+{
+	int32_t pend = pending_new(cp, CP_PEND_WRITE, c, req_id, op);
+	if (pend < 0) {
+		respond_err(cp, c, req_id, -SP_EFULL, "too many requests in flight");
+		return;
+	}
+	if (kind == CP_SUB_TRANSFER)
+		cp->pending[pend].read_ctx = arg; /* the target, checked each tick */
+	int err = cp_node_submit(cp, kind, arg, data, len, pend);
+	if (err) {
+		pending_free(cp, &cp->pending[pend]);
+		respond_err(cp, c, req_id, err, NULL);
+	}
+}
+
+static void
+submit_cmd(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *op,
+           const struct cluster_cmd *cmd, bool wait)
+{
+	int n = cluster_cmd_encode(cmd, cmd_buf, sizeof(cmd_buf));
+	if (n < 0) {
+		respond_err(cp, c, req_id, n, "request over a size limit");
+		return;
+	}
+	if (wait)
+		submit_write(cp, c, req_id, op, CP_SUB_PROPOSE, 0, cmd_buf, (uint32_t)n);
+	else
+		cp_node_submit(cp, CP_SUB_PROPOSE, 0, cmd_buf, (uint32_t)n, -1);
+}
+
+static void
+submit_conf(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *op, uint32_t conf_op,
+            uint64_t id)
+{
+	struct raft_conf_change cc = {.op = conf_op, .node_id = id};
+	uint8_t b[RAFT_CONF_CHANGE_BYTES];
+	raft_conf_change_encode(&cc, b);
+	submit_write(cp, c, req_id, op, CP_SUB_CONF, 0, b, sizeof(b));
+}
+
+static void
+handle(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *op, json_object *req)
+{
+	json_object *v;
+	bool serializable =
+	        json_object_object_get_ex(req, "serializable", &v) && json_object_get_boolean(v);
+	bool is_read = strcmp(op, "member.list") == 0 || strcmp(op, "config.get") == 0 ||
+	               strcmp(op, "config.list") == 0 || strcmp(op, "partitions.show") == 0 ||
+	               strcmp(op, "endpoint.health") == 0;
+
+	if (strcmp(op, "endpoint.status") == 0) {
+		respond_ok(c, req_id, status_json(cp));
+		return;
+	}
+	if (strcmp(op, "snapshot.save") == 0) {
+		uint8_t *img;
+		size_t len;
+		if (cluster_sm_snapshot(cp->sm, &img, &len)) {
+			respond_err(cp, c, req_id, -ENOMEM, NULL);
+			return;
+		}
+		size_t b64_len = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+		char *b64 = malloc(b64_len);
+		if (b64 == NULL) {
+			free(img);
+			respond_err(cp, c, req_id, -ENOMEM, NULL);
+			return;
+		}
+		sodium_bin2base64(b64, b64_len, img, len, sodium_base64_VARIANT_ORIGINAL);
+		json_object *r = json_object_new_object();
+		json_object_object_add(r, "index", json_object_new_uint64(cp->applied));
+		json_object_object_add(r, "term", json_object_new_uint64(cp->applied_term));
+		json_object_object_add(r, "data", json_object_new_string(b64));
+		free(b64);
+		free(img);
+		respond_ok(c, req_id, r);
+		return;
+	}
+	const char *arg = "";
+	if (strcmp(op, "config.get") == 0) {
+		arg = jstr(req, "key");
+		if (arg == NULL) {
+			respond_err(cp, c, req_id, -EINVAL, "config.get needs \"key\"");
+			return;
+		}
+	} else if (strcmp(op, "config.list") == 0) {
+		arg = jstr(req, "prefix") ? jstr(req, "prefix") : "";
+	}
+	if (is_read && serializable) {
+		answer_read(cp, c, req_id, op, arg);
+		return;
+	}
+	if (is_read) {
+		if (!is_leader(cp)) {
+			respond_err(cp, c, req_id, -SP_ENOTLEADER, NULL);
+			return;
+		}
+		if (strlen(arg) > CLUSTER_CONFIG_KEY_MAX) {
+			respond_err(cp, c, req_id, -SP_ETOOBIG, "key longer than its limit");
+			return;
+		}
+		int32_t pend = pending_new(cp, CP_PEND_READ, c, req_id, op);
+		if (pend < 0) {
+			respond_err(cp, c, req_id, -SP_EFULL, "too many requests in flight");
+			return;
+		}
+		struct cp_pending *p = &cp->pending[pend];
+		snprintf(p->arg, sizeof(p->arg), "%s", arg);
+		p->read_ctx = ++cp->next_read_ctx;
+		int err = cp_node_submit(cp, CP_SUB_READ, p->read_ctx, NULL, 0, pend);
+		if (err) {
+			pending_free(cp, p);
+			respond_err(cp, c, req_id, err, NULL);
+		}
+		return;
+	}
+	/* Everything below changes the cluster: the leader only. */
+	if (!is_leader(cp)) {
+		respond_err(cp, c, req_id, -SP_ENOTLEADER, NULL);
+		return;
+	}
+	struct cluster_cmd cmd = {0};
+	if (strcmp(op, "config.set") == 0 || strcmp(op, "config.del") == 0) {
+		const char *key = jstr(req, "key");
+		const char *val = jstr(req, "value");
+		bool set = op[7] == 's';
+		if (key == NULL || (set && val == NULL)) {
+			respond_err(cp, c, req_id, -EINVAL,
+			            set ? "config.set needs \"key\" and "
+			                  "\"value\""
+			                : "config.del needs \"key\"");
+			return;
+		}
+		if (strlen(key) > CLUSTER_CONFIG_KEY_MAX ||
+		    (val && strlen(val) > CLUSTER_CONFIG_VALUE_MAX)) {
+			respond_err(cp, c, req_id, -SP_ETOOBIG,
+			            "key or value over its limit (128 / 4096 bytes)");
+			return;
+		}
+		cmd.type = set ? CLUSTER_CMD_CONFIG_SET : CLUSTER_CMD_CONFIG_DEL;
+		cmd.key = key;
+		cmd.key_len = (uint32_t)strlen(key);
+		cmd.value = val;
+		cmd.value_len = val ? (uint32_t)strlen(val) : 0;
+		submit_cmd(cp, c, req_id, op, &cmd, true);
+	} else if (strcmp(op, "member.add") == 0) {
+		const char *name = jstr(req, "name"), *peer = jstr(req, "peer");
+		const char *client = jstr(req, "client") ? jstr(req, "client") : "";
+		struct sockaddr_in sa;
+		if (name == NULL || peer == NULL || name[0] == '\0' ||
+		    strlen(name) >= SP_MEMBER_NAME_MAX || cp_parse_addr(peer, &sa) ||
+		    strlen(client) >= CLUSTER_ADDR_MAX) {
+			respond_err(
+			        cp, c, req_id, -EINVAL,
+			        "member.add needs \"name\" (< 32 bytes) and \"peer\" (IPv4:port)");
+			return;
+		}
+		uint64_t id = cp_member_id(name);
+		if (cluster_sm_member(cp->sm, id)) {
+			respond_err(cp, c, req_id, -SP_EEXISTS, "a member with that name exists");
+			return;
+		}
+		cmd.type = CLUSTER_CMD_MEMBER_UPSERT;
+		cmd.member.id = id;
+		snprintf(cmd.member.name, sizeof(cmd.member.name), "%s", name);
+		snprintf(cmd.member.peer_addr, sizeof(cmd.member.peer_addr), "%s", peer);
+		snprintf(cmd.member.client_addr, sizeof(cmd.member.client_addr), "%s", client);
+		submit_cmd(cp, c, req_id, op, &cmd, false);
+		cp_peer_upsert(cp, id, name, peer);
+		submit_conf(cp, c, req_id, op, RAFT_CONF_ADD_LEARNER, id);
+	} else if (strcmp(op, "member.remove") == 0 || strcmp(op, "member.promote") == 0) {
+		uint64_t id = member_arg(cp, req,
+		                         json_object_object_get_ex(req, "id", &v) ? "id" : "name");
+		struct raft_status st;
+		cp_node_status(cp, &st);
+		if (id == 0 || !raft_membership_contains(&st.membership, id)) {
+			respond_err(cp, c, req_id, -SP_ENOTFOUND, "no such member");
+			return;
+		}
+		submit_conf(cp, c, req_id, op, op[7] == 'r' ? RAFT_CONF_REMOVE : RAFT_CONF_PROMOTE,
+		            id);
+	} else if (strcmp(op, "move-leader") == 0) {
+		uint64_t id = member_arg(cp, req, "target");
+		struct raft_status st;
+		cp_node_status(cp, &st);
+		if (id == 0 || !raft_membership_is_voter(&st.membership, id)) {
+			respond_err(cp, c, req_id, -SP_ENOTFOUND, "target is not a voting member");
+			return;
+		}
+		submit_write(cp, c, req_id, op, CP_SUB_TRANSFER, id, NULL, 0);
+	} else if (strcmp(op, "partitions.rebalance") == 0) {
+		uint32_t moved = 0;
+		int err = cp_node_rebalance(cp, true, &moved);
+		if (err) {
+			respond_err(cp, c, req_id, err,
+			            "no members with a dataplane to place partitions on");
+			return;
+		}
+		json_object *r = json_object_new_object();
+		json_object_object_add(r, "epoch",
+		                       json_object_new_uint64(cp->sm->epoch + (moved > 0)));
+		json_object_object_add(r, "moved", json_object_new_int64(moved));
+		respond_ok(c, req_id, r);
+	} else {
+		respond_err(cp, c, req_id, -EINVAL, "unknown op");
+	}
+}
+
+void
+cp_api_on_request(struct cp *cp, struct cp_conn *c, const uint8_t *payload, uint32_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	json_object *req = tok ? json_tokener_parse_ex(tok, (const char *)payload, (int)len) : NULL;
+	json_object *v;
+	uint64_t req_id = 0;
+
+	if (tok)
+		json_tokener_free(tok);
+	if (req == NULL || !json_object_is_type(req, json_type_object)) {
+		respond_err(cp, c, 0, -EINVAL, "request is not a JSON object");
+		if (req)
+			json_object_put(req);
+		return;
+	}
+	if (json_object_object_get_ex(req, "id", &v))
+		req_id = (uint64_t)json_object_get_int64(v);
+	const char *op = jstr(req, "op");
+	if (op == NULL || strlen(op) >= sizeof(((struct cp_pending *)0)->op))
+		respond_err(cp, c, req_id, -EINVAL, "request needs \"op\"");
+	else
+		handle(cp, c, req_id, op, req);
+	json_object_put(req);
+}
+
+void
+cp_api_on_submitted(struct cp *cp, int32_t pend, int err, uint64_t index, uint64_t term)
+{
+	if (pend < 0 || (uint32_t)pend >= CP_PENDING_MAX)
+		return;
+	struct cp_pending *p = &cp->pending[pend];
+	if (p->kind == 0)
+		return;
+	if (err) {
+		if (pending_conn_ok(cp, p))
+			respond_err(cp, p->conn, p->req_id, err, NULL);
+		pending_free(cp, p);
+		return;
+	}
+	if (p->kind == CP_PEND_WRITE && strcmp(p->op, "move-leader") != 0) {
+		p->index = index;
+		p->term = term;
+	}
+}
+
+void
+cp_api_on_applied(struct cp *cp, uint64_t index, uint64_t term, int status)
+{
+	for (uint32_t i = 0; i < CP_PENDING_MAX && cp->n_pending; i++) {
+		struct cp_pending *p = &cp->pending[i];
+		if (p->kind != CP_PEND_WRITE || p->index != index || p->index == 0)
+			continue;
+		if (pending_conn_ok(cp, p)) {
+			if (p->term != term)
+				respond_err(cp, p->conn, p->req_id, -EAGAIN,
+				            "leader changed before the change committed; retry");
+			else if (status)
+				respond_err(cp, p->conn, p->req_id, status, NULL);
+			else {
+				json_object *r = json_object_new_object();
+				json_object_object_add(r, "index", json_object_new_uint64(index));
+				respond_ok(p->conn, p->req_id, r);
+			}
+		}
+		pending_free(cp, p);
+	}
+}
+
+void
+cp_api_on_read_ready(struct cp *cp, uint64_t ctx, uint64_t index, int status)
+{
+	for (uint32_t i = 0; i < CP_PENDING_MAX && cp->n_pending; i++) {
+		struct cp_pending *p = &cp->pending[i];
+		if (p->kind != CP_PEND_READ || p->read_ctx != ctx)
+			continue;
+		if (status) {
+			if (pending_conn_ok(cp, p))
+				respond_err(cp, p->conn, p->req_id, status, NULL);
+			pending_free(cp, p);
+			return;
+		}
+		p->read_ready = true;
+		p->index = index;
+		return;
+	}
+}
+
+void
+cp_api_serve_reads(struct cp *cp)
+{
+	for (uint32_t i = 0; i < CP_PENDING_MAX && cp->n_pending; i++) {
+		struct cp_pending *p = &cp->pending[i];
+		if (p->kind != CP_PEND_READ || !p->read_ready || cp->applied < p->index)
+			continue;
+		if (pending_conn_ok(cp, p))
+			answer_read(cp, p->conn, p->req_id, p->op, p->arg);
+		pending_free(cp, p);
+	}
+}
+
+void
+cp_api_tick(struct cp *cp)
+{
+	struct raft_status st;
+	cp_node_status(cp, &st);
+	for (uint32_t i = 0; i < CP_PENDING_MAX && cp->n_pending; i++) {
+		struct cp_pending *p = &cp->pending[i];
+		if (p->kind == 0)
+			continue;
+		if (p->kind == CP_PEND_WRITE && strcmp(p->op, "move-leader") == 0 &&
+		    st.leader_id == p->read_ctx) {
+			if (pending_conn_ok(cp, p))
+				respond_ok(p->conn, p->req_id, NULL);
+			pending_free(cp, p);
+			continue;
+		}
+		if ((int32_t)(cp->tick - p->deadline_tick) >= 0) {
+			if (pending_conn_ok(cp, p))
+				respond_err(cp, p->conn, p->req_id, -ETIMEDOUT,
+				            "no answer within 10 s (no quorum?)");
+			pending_free(cp, p);
+		}
+	}
+}
+
+void
+cp_api_on_conn_closed(struct cp *cp, struct cp_conn *c)
+{
+	for (uint32_t i = 0; i < CP_PENDING_MAX && cp->n_pending; i++)
+		if (cp->pending[i].kind && cp->pending[i].conn == c)
+			cp->pending[i].conn = NULL;
+}

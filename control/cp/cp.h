@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * shardplane-cp internals: one process, one thread, one io_uring.
+ *
+ *   io.c       listeners, connections, the authentication handshake, framed sends
+ *   node.c     drives the Raft core: persists through the log store, sends, applies to
+ *              the cluster state, serves reads, publishes to the shared region
+ *   api.c      the client API (docs/control-api.md)
+ *   metrics.c  the Prometheus text endpoint
+ *   main.c     flags, start-up, the event loop
+ */
+#ifndef SP_CONTROL_CP_H
+#define SP_CONTROL_CP_H
+
+#include <liburing.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster/region.h"
+#include "raft/raft.h"
+#include "state/cluster_sm.h"
+#include "storage/log_store.h"
+#include "transport/frame.h"
+
+#define CP_CONNS_MAX             256u        /* open connections of all kinds */
+#define CP_SENDQ_BYTES_MAX       (96u << 20) /* queued output per connection before it is dropped */
+#define CP_PENDING_MAX           4096u       /* client requests waiting for a commit or a read */
+#define CP_QUEUED_MSGS_MAX       8192u       /* Raft messages received while a ready persists */
+#define CP_TICK_MS               25u         /* one Raft tick */
+#define CP_ELECTION_TICKS        12u         /* 300-600 ms election timeout */
+#define CP_HEARTBEAT_TICKS       2u
+#define CP_RECONNECT_TICKS       8u     /* 200 ms between connection attempts to a peer */
+#define CP_REQUEST_TIMEOUT_TICKS 400u   /* 10 s for a client request */
+#define CP_SNAPSHOT_ENTRIES      10000u /* applied entries between snapshots */
+#define CP_RECV_CHUNK            65536u
+#define CP_JSON_MAX              (1u << 20)
+#define CP_OP_MAGIC              0x43504f50u
+
+enum cp_op_kind {
+	CP_OP_ACCEPT = 1,
+	CP_OP_RECV,
+	CP_OP_SEND,
+	CP_OP_CONNECT,
+	CP_OP_TICK,
+};
+
+struct cp;
+struct cp_conn;
+
+/* user_data of every SQE the process submits itself. */
+struct cp_op {
+	uint32_t magic;
+	uint8_t kind;
+	void *owner; /* struct cp_conn * or struct cp_listener * or struct cp */
+};
+
+enum cp_conn_kind {
+	CP_CONN_PEER_IN = 1, /* a member connected to us; we receive Raft messages */
+	CP_CONN_PEER_OUT,    /* we connected to a member; we send Raft messages */
+	CP_CONN_CLIENT,      /* shardctl */
+};
+
+enum cp_conn_state {
+	CP_CS_CONNECTING = 1,
+	CP_CS_WAIT_CHALLENGE, /* initiator */
+	CP_CS_WAIT_AUTH,      /* acceptor */
+	CP_CS_WAIT_AUTH_OK,   /* initiator */
+	CP_CS_READY,
+	CP_CS_CLOSING,
+};
+
+struct cp_sendbuf {
+	struct cp_sendbuf *next;
+	uint32_t len;
+	uint32_t off;
+	uint8_t data[];
+};
+
+struct cp_conn {
+	struct cp *cp;
+	int fd;
+	uint32_t kind;
+	uint32_t state;
+	uint64_t peer_id; /* PEER_*: the member; 0 for clients */
+	uint64_t serial;  /* distinguishes reuses of a slot */
+	uint8_t nonce_mine[FRAME_NONCE_LEN];
+	uint8_t nonce_peer[FRAME_NONCE_LEN];
+	uint8_t *rbuf;
+	size_t rlen;
+	size_t rcap;
+	struct cp_sendbuf *sq_head;
+	struct cp_sendbuf *sq_tail;
+	uint64_t sq_bytes;
+	bool send_inflight;
+	bool recv_inflight;
+	bool connect_inflight;
+	struct sockaddr_in addr;
+	struct cp_op op_recv;
+	struct cp_op op_send;
+	struct cp_op op_connect;
+};
+
+struct cp_listener {
+	int fd;
+	uint32_t kind; /* CP_CONN_PEER_IN or CP_CONN_CLIENT */
+	struct cp_op op;
+	struct sockaddr_in peer;
+	socklen_t peer_len;
+};
+
+/* A member we know how to reach (from --initial-cluster or the replicated state). */
+struct cp_peer {
+	uint64_t id;
+	char name[SP_MEMBER_NAME_MAX];
+	char addr[CLUSTER_ADDR_MAX];
+	struct cp_conn *out; /* our sending connection, or NULL */
+	uint64_t out_serial;
+	uint32_t retry_ticks;
+	uint64_t msgs_sent;
+	uint64_t msgs_dropped;
+};
+
+enum cp_pending_kind {
+	CP_PEND_WRITE = 1, /* waits for (index, term) to be applied */
+	CP_PEND_READ,      /* waits for a ReadIndex, then applied >= index */
+};
+
+struct cp_pending {
+	uint32_t kind;
+	struct cp_conn *conn;
+	uint64_t conn_serial;
+	uint64_t req_id;
+	uint64_t index;
+	uint64_t term;
+	uint64_t read_ctx;
+	bool read_ready;
+	uint32_t deadline_tick;
+	char op[32];
+	char arg[CLUSTER_CONFIG_KEY_MAX + 1];
+};
+
+enum cp_submit_kind {
+	CP_SUB_MSG = 1,  /* an encoded Raft message from a peer */
+	CP_SUB_PROPOSE,  /* a command for the cluster state */
+	CP_SUB_CONF,     /* raft_conf_change_encode() bytes */
+	CP_SUB_READ,     /* arg = read context */
+	CP_SUB_TRANSFER, /* arg = target id */
+};
+#define CP_DEFERRED_MAX 8192u
+
+struct cp_deferred {
+	uint32_t kind;
+	int32_t pend; /* pending slot to tell the outcome, or -1 */
+	uint64_t arg;
+	uint32_t len;
+	uint8_t *data;
+};
+
+struct cp_metrics {
+	uint64_t term, leader, commit, applied, last_index;
+	uint32_t role;
+	uint64_t proposals_total, proposals_failed;
+	uint64_t fsync_hist[16]; /* buckets: <= 2^i * 64 us */
+	uint64_t fsync_count;
+	uint64_t fsync_sum_us;
+	uint64_t peer_ids[RAFT_NODES_MAX];
+	uint64_t peer_lag[RAFT_NODES_MAX];
+	uint32_t n_peers;
+	int64_t dp_heartbeat_age_ms; /* -1: no dataplane */
+	uint64_t frames_bad, auth_failures, conns_accepted;
+	uint64_t mem_allocated, mem_resident;
+};
+
+struct cp_config {
+	char name[SP_MEMBER_NAME_MAX];
+	char data_dir[512];
+	char listen_peer[CLUSTER_ADDR_MAX];
+	char listen_client[CLUSTER_ADDR_MAX];
+	char advertise_client[CLUSTER_ADDR_MAX];
+	char initial_cluster[4096];
+	bool initial_new; /* --initial-cluster-state new */
+	char secret_file[512];
+	char state_region[512];
+	char metrics[CLUSTER_ADDR_MAX];
+	uint32_t partitions;
+	/* This node's dataplane, as the cluster should know it. */
+	bool dp_set;
+	uint32_t dp_ipv4_be;
+	uint8_t dp_mac[6];
+	uint16_t dp_port;
+	uint16_t dp_memcached_port;
+	uint16_t dp_workers;
+};
+
+struct cp {
+	struct cp_config cfg;
+	uint64_t id;
+	uint8_t secret[FRAME_SECRET_MAX];
+	size_t secret_len;
+	struct io_uring ring;
+	struct cp_listener lpeer, lclient;
+	struct cp_op op_tick;
+	struct __kernel_timespec tick_ts;
+	uint32_t tick;
+	bool stopping;
+	bool isolated; /* fault switch: drop all Raft traffic (SIGUSR1 toggles) */
+
+	struct cp_conn *conns[CP_CONNS_MAX];
+	uint64_t conn_serial;
+	struct cp_peer peers[SP_MEMBERS_MAX];
+	uint32_t n_peers;
+
+	struct raft *raft;
+	struct log_store *log;
+	struct cluster_sm *sm;
+	uint64_t applied;
+	uint64_t snap_index;
+	uint64_t snap_term;
+
+	/* A ready being persisted: nothing is stepped until it is durable; what arrives
+	 * meanwhile waits in `deferred`, in order. */
+	bool ready_inflight;
+	struct raft_ready rd;
+	int64_t rd_seq;
+	struct cp_deferred *deferred;
+	uint32_t n_deferred;
+	uint32_t ticks_owed;
+	uint64_t deferred_dropped;
+	uint64_t applied_term;
+	int fatal; /* storage failed: the process stops with this error */
+
+	struct cp_pending pending[CP_PENDING_MAX];
+	uint32_t n_pending;
+	uint64_t next_read_ctx;
+
+	/* Leader duties: one proposal of each kind in flight at a time. */
+	uint64_t duty_index; /* index of the last own proposal for membership/map duties */
+	uint32_t duty_tick;
+
+	struct sp_region *region;
+	struct sp_cluster_state *region_state;
+	uint64_t region_published_epoch;
+	uint64_t region_published_members;
+
+	pthread_mutex_t metrics_lock;
+	struct cp_metrics metrics;
+	void *mhd;
+	uint64_t fsync_started_ns;
+};
+
+/* io.c */
+int cp_io_init(struct cp *cp);
+void cp_io_fini(struct cp *cp);
+void cp_io_complete(struct cp *cp, struct io_uring_cqe *cqe);
+void cp_io_tick(struct cp *cp);
+int cp_conn_send_frame(struct cp_conn *c, uint8_t type, const void *a, uint32_t alen, const void *b,
+                       uint32_t blen);
+bool cp_conn_alive(struct cp *cp, struct cp_conn *c, uint64_t serial);
+struct cp_peer *cp_peer_find(struct cp *cp, uint64_t id);
+struct cp_peer *cp_peer_upsert(struct cp *cp, uint64_t id, const char *name, const char *addr);
+void cp_peer_remove(struct cp *cp, uint64_t id);
+int cp_parse_addr(const char *text, struct sockaddr_in *out);
+uint64_t cp_member_id(const char *name);
+
+/* node.c */
+int cp_node_start(struct cp *cp);
+void cp_node_stop(struct cp *cp);
+void cp_node_tick(struct cp *cp);
+void cp_node_on_raft_frame(struct cp *cp, const uint8_t *buf, uint32_t len);
+void cp_node_drive(struct cp *cp);
+void cp_node_on_durable(void *arg, uint64_t seq, int err);
+/*
+ * Steps kind (enum cp_submit_kind) now, or after the ready being persisted. The outcome of
+ * a proposal, conf change, read or transfer goes to cp_api_on_submitted(pend, ...) when
+ * pend >= 0. Returns 0, or -SP_EFULL when the deferred queue is full.
+ */
+int cp_node_submit(struct cp *cp, uint32_t kind, uint64_t arg, const void *data, uint32_t len,
+                   int32_t pend);
+void cp_node_status(struct cp *cp, struct raft_status *st);
+/* Computes a balanced map; proposes it when it moves something (or none exists yet). */
+int cp_node_rebalance(struct cp *cp, bool propose, uint32_t *moved);
+
+/* api.c */
+void cp_api_on_request(struct cp *cp, struct cp_conn *c, const uint8_t *payload, uint32_t len);
+void cp_api_on_applied(struct cp *cp, uint64_t index, uint64_t term, int status);
+void cp_api_on_submitted(struct cp *cp, int32_t pend, int err, uint64_t index, uint64_t term);
+void cp_api_on_read_ready(struct cp *cp, uint64_t ctx, uint64_t index, int status);
+void cp_api_serve_reads(struct cp *cp);
+void cp_api_tick(struct cp *cp);
+void cp_api_on_conn_closed(struct cp *cp, struct cp_conn *c);
+
+/* metrics.c */
+int cp_metrics_start(struct cp *cp);
+void cp_metrics_stop(struct cp *cp);
+void cp_metrics_update(struct cp *cp);
+void cp_metrics_fsync_done(struct cp *cp, uint64_t took_ns);
+
+#endif

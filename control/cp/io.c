@@ -1,0 +1,585 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/errors.h"
+#include "common/keyhash.h"
+#include "common/log.h"
+#include "common/verify.h"
+#include "cp.h"
+
+#define MOD "cp-io"
+
+uint64_t
+cp_member_id(const char *name)
+{
+	/* Ids come from names, so a joining member knows its id before it hears from anyone. */
+	uint64_t h = sp_key_hash(name, strlen(name));
+	uint32_t id = (uint32_t)(h ^ (h >> 32));
+	return id ? id : 1;
+}
+
+int
+cp_parse_addr(const char *text, struct sockaddr_in *out)
+{
+	char host[64];
+	const char *colon = strrchr(text, ':');
+	if (colon == NULL || (size_t)(colon - text) >= sizeof(host) || colon == text)
+		return -EINVAL;
+	memcpy(host, text, (size_t)(colon - text));
+	host[colon - text] = '\0';
+	if (strcmp(host, "localhost") == 0)
+		strcpy(host, "127.0.0.1");
+	char *end;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	if (*end != '\0' || port == 0 || port > 65535 || colon[1] == '\0')
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->sin_family = AF_INET;
+	out->sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, host, &out->sin_addr) != 1)
+		return -EINVAL;
+	return 0;
+}
+
+struct cp_peer *
+cp_peer_find(struct cp *cp, uint64_t id)
+{
+	for (uint32_t i = 0; i < cp->n_peers; i++)
+		if (cp->peers[i].id == id)
+			return &cp->peers[i];
+	return NULL;
+}
+
+struct cp_peer *
+cp_peer_upsert(struct cp *cp, uint64_t id, const char *name, const char *addr)
+{
+	struct cp_peer *p = cp_peer_find(cp, id);
+	if (p == NULL) {
+		if (cp->n_peers == SP_MEMBERS_MAX)
+			return NULL;
+		p = &cp->peers[cp->n_peers++];
+		memset(p, 0, sizeof(*p));
+		p->id = id;
+	}
+	if (name && name[0])
+		snprintf(p->name, sizeof(p->name), "%s", name);
+	if (addr && addr[0] && strcmp(p->addr, addr) != 0) {
+		snprintf(p->addr, sizeof(p->addr), "%s", addr);
+		p->retry_ticks = 0;
+	}
+	return p;
+}
+
+static void conn_close(struct cp_conn *c, const char *why);
+
+void
+cp_peer_remove(struct cp *cp, uint64_t id)
+{
+	struct cp_peer *p = cp_peer_find(cp, id);
+	if (p == NULL)
+		return;
+	if (p->out && cp_conn_alive(cp, p->out, p->out_serial))
+		conn_close(p->out, "member removed");
+	*p = cp->peers[--cp->n_peers];
+}
+
+bool
+cp_conn_alive(struct cp *cp, struct cp_conn *c, uint64_t serial)
+{
+	for (uint32_t i = 0; i < CP_CONNS_MAX; i++)
+		if (cp->conns[i] == c)
+			return c->serial == serial && c->state != CP_CS_CLOSING;
+	return false;
+}
+
+static struct io_uring_sqe *
+get_sqe(struct cp *cp)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&cp->ring);
+	if (sqe == NULL) {
+		io_uring_submit(&cp->ring);
+		sqe = io_uring_get_sqe(&cp->ring);
+	}
+	VERIFY(sqe != NULL);
+	return sqe;
+}
+
+static void
+submit_accept(struct cp *cp, struct cp_listener *l)
+{
+	struct io_uring_sqe *sqe = get_sqe(cp);
+	l->peer_len = sizeof(l->peer);
+	io_uring_prep_accept(sqe, l->fd, (struct sockaddr *)&l->peer, &l->peer_len, SOCK_CLOEXEC);
+	io_uring_sqe_set_data(sqe, &l->op);
+}
+
+static int
+listen_on(struct cp *cp, struct cp_listener *l, const char *addr, uint32_t kind)
+{
+	struct sockaddr_in sa;
+	if (cp_parse_addr(addr, &sa)) {
+		SP_LOG_ERR(MOD, "cannot parse listen address '%s'; expected IPv4:port", addr);
+		return -EINVAL;
+	}
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128)) {
+		int err = -errno;
+		SP_LOG_ERR(MOD, "cannot listen on %s: %s", addr, strerror(-err));
+		close(fd);
+		return err;
+	}
+	l->fd = fd;
+	l->kind = kind;
+	l->op = (struct cp_op){CP_OP_MAGIC, CP_OP_ACCEPT, l};
+	submit_accept(cp, l);
+	return 0;
+}
+
+int
+cp_io_init(struct cp *cp)
+{
+	int err = listen_on(cp, &cp->lpeer, cp->cfg.listen_peer, CP_CONN_PEER_IN);
+	if (err)
+		return err;
+	return listen_on(cp, &cp->lclient, cp->cfg.listen_client, CP_CONN_CLIENT);
+}
+
+static struct cp_conn *
+conn_new(struct cp *cp, int fd, uint32_t kind)
+{
+	uint32_t slot = CP_CONNS_MAX;
+	for (uint32_t i = 0; i < CP_CONNS_MAX; i++) {
+		if (cp->conns[i] == NULL) {
+			slot = i;
+			break;
+		}
+	}
+	if (slot == CP_CONNS_MAX)
+		return NULL;
+	struct cp_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->rcap = CP_RECV_CHUNK;
+	c->rbuf = malloc(c->rcap);
+	if (c->rbuf == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->cp = cp;
+	c->fd = fd;
+	c->kind = kind;
+	c->serial = ++cp->conn_serial;
+	c->op_recv = (struct cp_op){CP_OP_MAGIC, CP_OP_RECV, c};
+	c->op_send = (struct cp_op){CP_OP_MAGIC, CP_OP_SEND, c};
+	c->op_connect = (struct cp_op){CP_OP_MAGIC, CP_OP_CONNECT, c};
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	cp->conns[slot] = c;
+	return c;
+}
+
+static void
+conn_free(struct cp_conn *c)
+{
+	struct cp *cp = c->cp;
+	ASSERT(!c->send_inflight && !c->recv_inflight && !c->connect_inflight);
+	for (uint32_t i = 0; i < CP_CONNS_MAX; i++)
+		if (cp->conns[i] == c)
+			cp->conns[i] = NULL;
+	cp_api_on_conn_closed(cp, c);
+	for (uint32_t i = 0; i < cp->n_peers; i++)
+		if (cp->peers[i].out == c)
+			cp->peers[i].out = NULL;
+	while (c->sq_head) {
+		struct cp_sendbuf *b = c->sq_head;
+		c->sq_head = b->next;
+		free(b);
+	}
+	close(c->fd);
+	free(c->rbuf);
+	free(c);
+}
+
+static void
+conn_close(struct cp_conn *c, const char *why)
+{
+	if (c->state != CP_CS_CLOSING) {
+		SP_LOG_DEBUG(MOD, "closing connection (kind %u, peer %llu): %s", c->kind,
+		             (unsigned long long)c->peer_id, why);
+		c->state = CP_CS_CLOSING;
+		shutdown(c->fd, SHUT_RDWR); /* completes what is in flight */
+	}
+	if (!c->send_inflight && !c->recv_inflight && !c->connect_inflight)
+		conn_free(c);
+}
+
+static void
+submit_recv(struct cp_conn *c)
+{
+	if (c->recv_inflight || c->state == CP_CS_CLOSING)
+		return;
+	if (c->rcap - c->rlen < CP_RECV_CHUNK / 4) {
+		size_t cap = c->rcap * 2;
+		uint8_t *p = realloc(c->rbuf, cap);
+		if (p == NULL) {
+			conn_close(c, "out of memory for the receive buffer");
+			return;
+		}
+		c->rbuf = p;
+		c->rcap = cap;
+	}
+	struct io_uring_sqe *sqe = get_sqe(c->cp);
+	io_uring_prep_recv(sqe, c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+	io_uring_sqe_set_data(sqe, &c->op_recv);
+	c->recv_inflight = true;
+}
+
+static void
+submit_send(struct cp_conn *c)
+{
+	if (c->send_inflight || c->sq_head == NULL || c->state == CP_CS_CLOSING ||
+	    c->state == CP_CS_CONNECTING)
+		return;
+	struct cp_sendbuf *b = c->sq_head;
+	struct io_uring_sqe *sqe = get_sqe(c->cp);
+	io_uring_prep_send(sqe, c->fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL);
+	io_uring_sqe_set_data(sqe, &c->op_send);
+	c->send_inflight = true;
+}
+
+int
+cp_conn_send_frame(struct cp_conn *c, uint8_t type, const void *a, uint32_t alen, const void *b,
+                   uint32_t blen)
+{
+	if (c->state == CP_CS_CLOSING)
+		return -EPIPE;
+	uint64_t len = FRAME_HDR + (uint64_t)alen + blen;
+	if (len > FRAME_LEN_MAX)
+		return -SP_ETOOBIG;
+	if (c->sq_bytes + len > CP_SENDQ_BYTES_MAX) {
+		conn_close(c, "send queue over its bound (peer too slow)");
+		return -SP_EFULL;
+	}
+	struct cp_sendbuf *sb = malloc(sizeof(*sb) + len);
+	if (sb == NULL)
+		return -ENOMEM;
+	sb->next = NULL;
+	sb->len = (uint32_t)len;
+	sb->off = 0;
+	frame_header(sb->data, type, alen + blen);
+	if (alen)
+		memcpy(sb->data + FRAME_HDR, a, alen);
+	if (blen)
+		memcpy(sb->data + FRAME_HDR + alen, b, blen);
+	if (c->sq_tail)
+		c->sq_tail->next = sb;
+	else
+		c->sq_head = sb;
+	c->sq_tail = sb;
+	c->sq_bytes += len;
+	submit_send(c);
+	return 0;
+}
+
+static void
+send_challenge(struct cp_conn *c)
+{
+	uint8_t body[1 + FRAME_NONCE_LEN];
+	frame_random_nonce(c->nonce_mine);
+	body[0] = FRAME_AUTH_VERSION;
+	memcpy(body + 1, c->nonce_mine, FRAME_NONCE_LEN);
+	cp_conn_send_frame(c, FRAME_CHALLENGE, body, sizeof(body), NULL, 0);
+	c->state = CP_CS_WAIT_AUTH;
+}
+
+static void
+bad_frame(struct cp_conn *c, const char *why, bool auth)
+{
+	struct cp *cp = c->cp;
+	pthread_mutex_lock(&cp->metrics_lock);
+	if (auth)
+		cp->metrics.auth_failures++;
+	else
+		cp->metrics.frames_bad++;
+	pthread_mutex_unlock(&cp->metrics_lock);
+	SP_LOG_WARN(MOD, "connection from %s:%u closed: %s", inet_ntoa(c->addr.sin_addr),
+	            ntohs(c->addr.sin_port), why);
+	conn_close(c, why);
+}
+
+/* Handles one whole frame. Returns false when the connection was closed. */
+static bool
+on_frame(struct cp_conn *c, const struct frame *f)
+{
+	struct cp *cp = c->cp;
+
+	switch (c->state) {
+	case CP_CS_WAIT_AUTH: {
+		struct frame_auth a;
+		uint8_t expect[FRAME_MAC_LEN], reply[FRAME_MAC_LEN];
+		uint8_t want_role = c->kind == CP_CONN_CLIENT ? FRAME_ROLE_CLIENT : FRAME_ROLE_PEER;
+		if (f->type != FRAME_AUTH || frame_auth_decode(f->payload, f->len, &a) ||
+		    a.role != want_role) {
+			bad_frame(c, "expected an AUTH frame for this port", true);
+			return false;
+		}
+		frame_mac_initiator(cp->secret, cp->secret_len, c->nonce_mine, a.nonce, a.role,
+		                    a.node_id, expect);
+		if (!frame_mac_equal(expect, a.mac)) {
+			bad_frame(c, "authentication failed (wrong cluster secret)", true);
+			return false;
+		}
+		frame_mac_acceptor(cp->secret, cp->secret_len, a.nonce, c->nonce_mine, reply);
+		cp_conn_send_frame(c, FRAME_AUTH_OK, reply, sizeof(reply), NULL, 0);
+		c->peer_id = a.node_id;
+		c->state = CP_CS_READY;
+		return true;
+	}
+	case CP_CS_WAIT_CHALLENGE: {
+		if (f->type != FRAME_CHALLENGE || f->len != 1 + FRAME_NONCE_LEN ||
+		    f->payload[0] != FRAME_AUTH_VERSION) {
+			bad_frame(c, "expected a CHALLENGE frame", true);
+			return false;
+		}
+		struct frame_auth a = {.role = FRAME_ROLE_PEER, .node_id = cp->id};
+		uint8_t body[FRAME_AUTH_LEN];
+		frame_random_nonce(c->nonce_mine);
+		memcpy(a.nonce, c->nonce_mine, FRAME_NONCE_LEN);
+		frame_mac_initiator(cp->secret, cp->secret_len, f->payload + 1, a.nonce, a.role,
+		                    a.node_id, a.mac);
+		frame_auth_encode(&a, body);
+		cp_conn_send_frame(c, FRAME_AUTH, body, sizeof(body), NULL, 0);
+		/* The acceptor's nonce is needed to check its proof in AUTH_OK. */
+		memcpy(c->nonce_peer, f->payload + 1, FRAME_NONCE_LEN);
+		c->state = CP_CS_WAIT_AUTH_OK;
+		return true;
+	}
+	case CP_CS_WAIT_AUTH_OK: {
+		uint8_t expect[FRAME_MAC_LEN];
+		if (f->type != FRAME_AUTH_OK || f->len != FRAME_MAC_LEN) {
+			bad_frame(c, "expected an AUTH_OK frame", true);
+			return false;
+		}
+		frame_mac_acceptor(cp->secret, cp->secret_len, c->nonce_mine, c->nonce_peer,
+		                   expect);
+		if (!frame_mac_equal(expect, f->payload)) {
+			bad_frame(c, "the member did not prove the cluster secret", true);
+			return false;
+		}
+		c->state = CP_CS_READY;
+		return true;
+	}
+	case CP_CS_READY:
+		if (c->kind == CP_CONN_PEER_IN && f->type == FRAME_RAFT) {
+			cp_node_on_raft_frame(cp, f->payload, f->len);
+			return true;
+		}
+		if (c->kind == CP_CONN_CLIENT && f->type == FRAME_REQUEST) {
+			cp_api_on_request(cp, c, f->payload, f->len);
+			return c->state != CP_CS_CLOSING;
+		}
+		bad_frame(c, "unexpected frame type", false);
+		return false;
+	default:
+		bad_frame(c, "frame in an unexpected state", false);
+		return false;
+	}
+}
+
+static void
+on_recv(struct cp_conn *c, int res)
+{
+	c->recv_inflight = false;
+	if (c->state == CP_CS_CLOSING || res <= 0) {
+		conn_close(c, res == 0 ? "closed by the other side" : "receive failed");
+		return;
+	}
+	c->rlen += (size_t)res;
+	size_t off = 0;
+	while (off < c->rlen) {
+		uint32_t max = c->state != CP_CS_READY     ? FRAME_PREAUTH_MAX
+		               : c->kind == CP_CONN_CLIENT ? CP_JSON_MAX
+		                                           : FRAME_LEN_MAX;
+		struct frame f;
+		int64_t n = frame_parse(c->rbuf + off, c->rlen - off, max, &f);
+		if (n < 0) {
+			bad_frame(c,
+			          n == -SP_ETOOBIG ? "frame over its size limit"
+			                           : "malformed frame",
+			          c->state != CP_CS_READY);
+			return;
+		}
+		if (n == 0)
+			break;
+		if (!on_frame(c, &f))
+			return;
+		off += (size_t)n;
+	}
+	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+	c->rlen -= off;
+	/* A frame larger than the buffer grows it (bounded by the frame limit). */
+	if (c->rlen >= 4) {
+		uint32_t need;
+		memcpy(&need, c->rbuf, 4);
+		if ((size_t)need + 4 > c->rcap) {
+			uint8_t *p = realloc(c->rbuf, (size_t)need + 4 + CP_RECV_CHUNK);
+			if (p == NULL) {
+				conn_close(c, "out of memory for a frame");
+				return;
+			}
+			c->rbuf = p;
+			c->rcap = (size_t)need + 4 + CP_RECV_CHUNK;
+		}
+	}
+	submit_recv(c);
+}
+
+static void
+on_send(struct cp_conn *c, int res)
+{
+	c->send_inflight = false;
+	if (c->state == CP_CS_CLOSING || res < 0) {
+		conn_close(c, "send failed");
+		return;
+	}
+	struct cp_sendbuf *b = c->sq_head;
+	b->off += (uint32_t)res;
+	if (b->off == b->len) {
+		c->sq_head = b->next;
+		if (c->sq_head == NULL)
+			c->sq_tail = NULL;
+		c->sq_bytes -= b->len;
+		free(b);
+	}
+	submit_send(c);
+}
+
+static void
+on_accept(struct cp *cp, struct cp_listener *l, int res)
+{
+	if (!cp->stopping)
+		submit_accept(cp, l);
+	if (res < 0)
+		return;
+	struct cp_conn *c = conn_new(cp, res, l->kind);
+	if (c == NULL) {
+		SP_LOG_WARN(MOD, "refusing a connection: %u connections open", CP_CONNS_MAX);
+		close(res);
+		return;
+	}
+	c->addr = l->peer;
+	pthread_mutex_lock(&cp->metrics_lock);
+	cp->metrics.conns_accepted++;
+	pthread_mutex_unlock(&cp->metrics_lock);
+	send_challenge(c);
+	submit_recv(c);
+}
+
+static void
+peer_connect(struct cp *cp, struct cp_peer *p)
+{
+	struct sockaddr_in sa;
+	if (cp_parse_addr(p->addr, &sa))
+		return;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	struct cp_conn *c = conn_new(cp, fd, CP_CONN_PEER_OUT);
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	c->addr = sa;
+	c->peer_id = p->id;
+	c->state = CP_CS_CONNECTING;
+	p->out = c;
+	p->out_serial = c->serial;
+	struct io_uring_sqe *sqe = get_sqe(cp);
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&c->addr, sizeof(c->addr));
+	io_uring_sqe_set_data(sqe, &c->op_connect);
+	c->connect_inflight = true;
+}
+
+static void
+on_connect(struct cp_conn *c, int res)
+{
+	c->connect_inflight = false;
+	if (c->state == CP_CS_CLOSING || res < 0) {
+		conn_close(c, "connect failed");
+		return;
+	}
+	c->state = CP_CS_WAIT_CHALLENGE;
+	submit_recv(c);
+	submit_send(c);
+}
+
+void
+cp_io_complete(struct cp *cp, struct io_uring_cqe *cqe)
+{
+	struct cp_op *op = io_uring_cqe_get_data(cqe);
+	if (op == NULL || op->magic != CP_OP_MAGIC)
+		return;
+	switch (op->kind) {
+	case CP_OP_ACCEPT:
+		on_accept(cp, op->owner, cqe->res);
+		break;
+	case CP_OP_RECV:
+		on_recv(op->owner, cqe->res);
+		break;
+	case CP_OP_SEND:
+		on_send(op->owner, cqe->res);
+		break;
+	case CP_OP_CONNECT:
+		on_connect(op->owner, cqe->res);
+		break;
+	default:
+		break;
+	}
+}
+
+void
+cp_io_tick(struct cp *cp)
+{
+	for (uint32_t i = 0; i < cp->n_peers; i++) {
+		struct cp_peer *p = &cp->peers[i];
+		if (p->id == cp->id || p->addr[0] == '\0')
+			continue;
+		if (p->out && cp_conn_alive(cp, p->out, p->out_serial))
+			continue;
+		p->out = NULL;
+		if (p->retry_ticks) {
+			p->retry_ticks--;
+			continue;
+		}
+		p->retry_ticks = CP_RECONNECT_TICKS;
+		peer_connect(cp, p);
+	}
+}
+
+void
+cp_io_fini(struct cp *cp)
+{
+	for (uint32_t i = 0; i < CP_CONNS_MAX; i++) {
+		struct cp_conn *c = cp->conns[i];
+		if (c) {
+			c->send_inflight = c->recv_inflight = c->connect_inflight = false;
+			c->state = CP_CS_CLOSING;
+			conn_free(c);
+		}
+	}
+	if (cp->lpeer.fd > 0)
+		close(cp->lpeer.fd);
+	if (cp->lclient.fd > 0)
+		close(cp->lclient.fd);
+}

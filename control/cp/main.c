@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * shardplane-cp: the control plane of one node. See `shardplane-cp --help`.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/errors.h"
+#include "common/log.h"
+#include "common/verify.h"
+#include "cp.h"
+
+#define MOD          "cp"
+#define RING_ENTRIES 512u
+
+static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t isolate_toggles;
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		isolate_toggles++;
+	else
+		stop_signal = sig;
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: shardplane-cp --name NAME --data-dir DIR --initial-cluster N1=IP:PORT,...\n"
+	        "                     --secret-file FILE [options]\n"
+	        "\n"
+	        "Runs the control plane of one node: Raft with the other members, the durable "
+	        "log,\n"
+	        "the cluster state (members, partition map, configuration), the client API that\n"
+	        "shardctl uses, and publishing to the local dataplane's shared region.\n"
+	        "\n"
+	        "Cluster:\n"
+	        "  --name NAME                   this member's name (unique, < 32 bytes; its id "
+	        "is\n"
+	        "                                derived from it)\n"
+	        "  --data-dir DIR                where the log and snapshots live (created)\n"
+	        "  --listen-peer IP:PORT         address for other members (default "
+	        "127.0.0.1:2380)\n"
+	        "  --listen-client IP:PORT       address for shardctl (default 127.0.0.1:2379)\n"
+	        "  --advertise-client IP:PORT    client address told to others (default: listen)\n"
+	        "  --initial-cluster LIST        NAME=IP:PORT of every member's peer address\n"
+	        "  --initial-cluster-state S     'new' to form a cluster (default), 'existing' to\n"
+	        "                                join one after `shardctl member add`\n"
+	        "  --secret-file FILE            the cluster secret (>= 16 bytes, mode 600); "
+	        "every\n"
+	        "                                member and client proves it before anything else\n"
+	        "  --partitions P                partitions when the cluster is formed (power of "
+	        "two,\n"
+	        "                                default 256)\n"
+	        "\n"
+	        "Dataplane of this node (so the partition map can place partitions on it):\n"
+	        "  --state-region PATH           shared region file to publish the state to\n"
+	        "  --dp-ip A.B.C.D               the dataplane's IPv4 address\n"
+	        "  --dp-mac XX:XX:XX:XX:XX:XX    its MAC address (default 00:00:00:00:00:00)\n"
+	        "  --dp-port N                   its binary-protocol base UDP port (default 9000)\n"
+	        "  --dp-memcached-port N         its memcached UDP port (default 11211)\n"
+	        "  --dp-workers N                its worker cores (default 1)\n"
+	        "\n"
+	        "Other:\n"
+	        "  --metrics IP:PORT             serve Prometheus metrics at "
+	        "http://IP:PORT/metrics\n"
+	        "  --log-level L                 error, warn, info (default) or debug\n"
+	        "\n"
+	        "Signals: SIGINT/SIGTERM stop cleanly; SIGUSR1 toggles a fault switch that drops "
+	        "all\n"
+	        "Raft traffic of this member (for tests of partitions and catch-up).\n"
+	        "  -h, --help                    this text\n");
+}
+
+static int
+copy_arg(char *dst, size_t cap, const char *flag, const char *val)
+{
+	if (strlen(val) >= cap) {
+		fprintf(stderr, "shardplane-cp: %s: value longer than %zu bytes\n", flag, cap - 1);
+		return -1;
+	}
+	strcpy(dst, val);
+	return 0;
+}
+
+static int
+parse_u32(const char *flag, const char *val, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(val, &end, 10);
+	if (errno || *end || val[0] == '\0' || val[0] == '-' || v < lo || v > hi) {
+		fprintf(stderr, "shardplane-cp: %s '%s': expected a number in [%u, %u]\n", flag,
+		        val, lo, hi);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int
+parse_args(int argc, char **argv, struct cp_config *c)
+{
+	enum {
+		O_NAME = 256,
+		O_DATA,
+		O_LPEER,
+		O_LCLIENT,
+		O_ACLIENT,
+		O_IC,
+		O_ICS,
+		O_SECRET,
+		O_REGION,
+		O_METRICS,
+		O_PARTS,
+		O_DPIP,
+		O_DPMAC,
+		O_DPPORT,
+		O_DPMC,
+		O_DPW,
+		O_LOG,
+	};
+	static const struct option opts[] = {
+	        {"name", required_argument, NULL, O_NAME},
+	        {"data-dir", required_argument, NULL, O_DATA},
+	        {"listen-peer", required_argument, NULL, O_LPEER},
+	        {"listen-client", required_argument, NULL, O_LCLIENT},
+	        {"advertise-client", required_argument, NULL, O_ACLIENT},
+	        {"initial-cluster", required_argument, NULL, O_IC},
+	        {"initial-cluster-state", required_argument, NULL, O_ICS},
+	        {"secret-file", required_argument, NULL, O_SECRET},
+	        {"state-region", required_argument, NULL, O_REGION},
+	        {"metrics", required_argument, NULL, O_METRICS},
+	        {"partitions", required_argument, NULL, O_PARTS},
+	        {"dp-ip", required_argument, NULL, O_DPIP},
+	        {"dp-mac", required_argument, NULL, O_DPMAC},
+	        {"dp-port", required_argument, NULL, O_DPPORT},
+	        {"dp-memcached-port", required_argument, NULL, O_DPMC},
+	        {"dp-workers", required_argument, NULL, O_DPW},
+	        {"log-level", required_argument, NULL, O_LOG},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	uint32_t v;
+	int o, rc = 0;
+
+	strcpy(c->listen_peer, "127.0.0.1:2380");
+	strcpy(c->listen_client, "127.0.0.1:2379");
+	c->initial_new = true;
+	c->partitions = 256;
+	c->dp_port = 9000;
+	c->dp_memcached_port = 11211;
+	c->dp_workers = 1;
+	while (rc == 0 && (o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case O_NAME:
+			rc = copy_arg(c->name, sizeof(c->name), "--name", optarg);
+			break;
+		case O_DATA:
+			rc = copy_arg(c->data_dir, sizeof(c->data_dir), "--data-dir", optarg);
+			break;
+		case O_LPEER:
+			rc = copy_arg(c->listen_peer, sizeof(c->listen_peer), "--listen-peer",
+			              optarg);
+			break;
+		case O_LCLIENT:
+			rc = copy_arg(c->listen_client, sizeof(c->listen_client), "--listen-client",
+			              optarg);
+			break;
+		case O_ACLIENT:
+			rc = copy_arg(c->advertise_client, sizeof(c->advertise_client),
+			              "--advertise-client", optarg);
+			break;
+		case O_IC:
+			rc = copy_arg(c->initial_cluster, sizeof(c->initial_cluster),
+			              "--initial-cluster", optarg);
+			break;
+		case O_ICS:
+			if (strcmp(optarg, "new") && strcmp(optarg, "existing")) {
+				fprintf(stderr,
+				        "shardplane-cp: --initial-cluster-state '%s': expected "
+				        "'new' or 'existing'\n",
+				        optarg);
+				rc = -1;
+			}
+			c->initial_new = strcmp(optarg, "new") == 0;
+			break;
+		case O_SECRET:
+			rc = copy_arg(c->secret_file, sizeof(c->secret_file), "--secret-file",
+			              optarg);
+			break;
+		case O_REGION:
+			rc = copy_arg(c->state_region, sizeof(c->state_region), "--state-region",
+			              optarg);
+			break;
+		case O_METRICS:
+			rc = copy_arg(c->metrics, sizeof(c->metrics), "--metrics", optarg);
+			break;
+		case O_PARTS:
+			rc = parse_u32("--partitions", optarg, 1, SP_PARTITIONS_MAX,
+			               &c->partitions);
+			if (rc == 0 && !sp_is_power_of_two(c->partitions)) {
+				fprintf(stderr,
+				        "shardplane-cp: --partitions %u is not a power of two\n",
+				        c->partitions);
+				rc = -1;
+			}
+			break;
+		case O_DPIP:
+			if (inet_pton(AF_INET, optarg, &c->dp_ipv4_be) != 1) {
+				fprintf(stderr,
+				        "shardplane-cp: --dp-ip '%s' is not an IPv4 address\n",
+				        optarg);
+				rc = -1;
+			}
+			c->dp_set = true;
+			break;
+		case O_DPMAC: {
+			unsigned m[6];
+			char tail;
+			if (sscanf(optarg, "%x:%x:%x:%x:%x:%x%c", &m[0], &m[1], &m[2], &m[3], &m[4],
+			           &m[5], &tail) != 6) {
+				fprintf(stderr,
+				        "shardplane-cp: --dp-mac '%s' is not XX:XX:XX:XX:XX:XX\n",
+				        optarg);
+				rc = -1;
+				break;
+			}
+			for (int i = 0; i < 6; i++) {
+				if (m[i] > 255)
+					rc = -1;
+				c->dp_mac[i] = (uint8_t)m[i];
+			}
+			break;
+		}
+		case O_DPPORT:
+			rc = parse_u32("--dp-port", optarg, 1, 65535, &v);
+			c->dp_port = (uint16_t)v;
+			break;
+		case O_DPMC:
+			rc = parse_u32("--dp-memcached-port", optarg, 0, 65535, &v);
+			c->dp_memcached_port = (uint16_t)v;
+			break;
+		case O_DPW:
+			rc = parse_u32("--dp-workers", optarg, 1, SP_WORKERS_MAX, &v);
+			c->dp_workers = (uint16_t)v;
+			break;
+		case O_LOG: {
+			enum sp_log_level l;
+			if (sp_log_parse_level(optarg, &l)) {
+				fprintf(stderr,
+				        "shardplane-cp: --log-level '%s': expected error, warn, "
+				        "info or debug\n",
+				        optarg);
+				rc = -1;
+			}
+			sp_log_set_level(l);
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (rc)
+		return rc;
+	if (optind < argc) {
+		fprintf(stderr, "shardplane-cp: unexpected argument '%s'; see --help\n",
+		        argv[optind]);
+		return -1;
+	}
+	const char *missing = c->name[0] == '\0'              ? "--name"
+	                      : c->data_dir[0] == '\0'        ? "--data-dir"
+	                      : c->initial_cluster[0] == '\0' ? "--initial-cluster"
+	                      : c->secret_file[0] == '\0'     ? "--secret-file"
+	                                                      : NULL;
+	if (missing) {
+		fprintf(stderr, "shardplane-cp: %s is required; see --help\n", missing);
+		return -1;
+	}
+	if (c->advertise_client[0] == '\0')
+		strcpy(c->advertise_client, c->listen_client);
+	return 0;
+}
+
+static void
+arm_tick(struct cp *cp)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&cp->ring);
+	if (sqe == NULL) {
+		io_uring_submit(&cp->ring);
+		sqe = io_uring_get_sqe(&cp->ring);
+	}
+	VERIFY(sqe != NULL);
+	cp->tick_ts.tv_sec = 0;
+	cp->tick_ts.tv_nsec = (long long)CP_TICK_MS * 1000000;
+	io_uring_prep_timeout(sqe, &cp->tick_ts, 0, 0);
+	io_uring_sqe_set_data(sqe, &cp->op_tick);
+}
+
+static void
+run(struct cp *cp)
+{
+	arm_tick(cp);
+	while (!cp->stopping && !stop_signal) {
+		int rc = io_uring_submit_and_wait(&cp->ring, 1);
+		if (rc < 0 && rc != -EINTR && rc != -ETIME) {
+			SP_LOG_ERR(MOD, "io_uring: %s", strerror(-rc));
+			cp->fatal = rc;
+			break;
+		}
+		struct io_uring_cqe *cqe;
+		unsigned head, seen = 0;
+		io_uring_for_each_cqe(&cp->ring, head, cqe)
+		{
+			seen++;
+			struct cp_op *op = io_uring_cqe_get_data(cqe);
+			if (op == NULL)
+				continue;
+			if (op->magic == LOG_STORE_OP_MAGIC) {
+				log_store_complete(cp->log, cqe);
+			} else if (op->magic == CP_OP_MAGIC && op->kind == CP_OP_TICK) {
+				arm_tick(cp);
+				cp_io_tick(cp);
+				cp_node_tick(cp);
+				cp_api_tick(cp);
+				cp_metrics_update(cp);
+			} else {
+				cp_io_complete(cp, cqe);
+			}
+		}
+		io_uring_cq_advance(&cp->ring, seen);
+		if ((isolate_toggles & 1) != cp->isolated) {
+			cp->isolated = isolate_toggles & 1;
+			SP_LOG_WARN(MOD, "fault switch: Raft traffic %s",
+			            cp->isolated ? "cut (SIGUSR1 again restores it)" : "restored");
+		}
+		cp_node_drive(cp);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct cp cp;
+	char why[256];
+	int err;
+
+	if (parse_args(argc, argv, &cp.cfg))
+		return 2;
+	cp.id = cp_member_id(cp.cfg.name);
+	int n = frame_read_secret(cp.cfg.secret_file, cp.secret, sizeof(cp.secret), why,
+	                          sizeof(why));
+	if (n < 0) {
+		fprintf(stderr, "shardplane-cp: %s\n", why);
+		return 2;
+	}
+	cp.secret_len = (size_t)n;
+	pthread_mutex_init(&cp.metrics_lock, NULL);
+	cp.metrics.dp_heartbeat_age_ms = -1;
+	cp.op_tick = (struct cp_op){CP_OP_MAGIC, CP_OP_TICK, &cp};
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	err = io_uring_queue_init(RING_ENTRIES, &cp.ring, 0);
+	if (err) {
+		fprintf(stderr, "shardplane-cp: io_uring: %s (kernel 5.6 or later is needed)\n",
+		        strerror(-err));
+		return 1;
+	}
+	err = cp_node_start(&cp);
+	if (err == 0)
+		err = cp_io_init(&cp);
+	if (err == 0)
+		err = cp_metrics_start(&cp);
+	if (err == 0) {
+		SP_LOG_INFO(MOD, "serving peers on %s, clients on %s", cp.cfg.listen_peer,
+		            cp.cfg.listen_client);
+		run(&cp);
+		err = cp.fatal;
+	}
+	if (stop_signal)
+		SP_LOG_INFO(MOD, "signal %d: stopping", (int)stop_signal);
+	cp_metrics_stop(&cp);
+	cp_io_fini(&cp);
+	cp_node_stop(&cp);
+	io_uring_queue_exit(&cp.ring);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,760 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/errors.h"
+#include "common/log.h"
+#include "common/verify.h"
+#include "cp.h"
+#include "state/placement.h"
+
+#define MOD              "cp"
+#define SNAP_MAGIC       0x4e535053u /* "SPSN" */
+#define SNAP_HDR         (4u + (uint32_t)sizeof(struct raft_membership))
+#define DUTY_RETRY_TICKS 40u /* 1 s before a duty proposal is tried again */
+#define PROMOTE_LAG_MAX  8u  /* a learner this close to the leader's log is promoted */
+
+static struct raft_entry msg_entries[RAFT_MSG_ENTRIES_MAX];
+static uint8_t cmd_buf[CLUSTER_CMD_BYTES_MAX];
+static uint8_t *send_buf;
+static size_t send_cap;
+
+/* Sends one Raft message to its member, if we have a connection to it. */
+static void
+send_msg(struct cp *cp, const struct raft_msg *m)
+{
+	if (cp->isolated)
+		return; /* the fault switch (SIGUSR1) cuts this member off */
+	struct cp_peer *p = cp_peer_find(cp, m->to);
+	if (p == NULL || p->out == NULL || !cp_conn_alive(cp, p->out, p->out_serial) ||
+	    p->out->state != CP_CS_READY) {
+		if (p)
+			p->msgs_dropped++;
+		return; /* Raft retries; a lost message is never a correctness problem */
+	}
+	size_t n = raft_msg_encoded_size(m);
+	if (n > send_cap) {
+		uint8_t *b = realloc(send_buf, n);
+		if (b == NULL)
+			return;
+		send_buf = b;
+		send_cap = n;
+	}
+	int len = raft_msg_encode(m, send_buf, send_cap);
+	if (len < 0) {
+		SP_LOG_WARN(MOD, "cannot encode %s to %" PRIu64 ": %s", raft_msg_type_name(m->type),
+		            m->to, sp_strerror(len));
+		return;
+	}
+	if (cp_conn_send_frame(p->out, FRAME_RAFT, send_buf, (uint32_t)len, NULL, 0) == 0)
+		p->msgs_sent++;
+	else
+		p->msgs_dropped++;
+}
+
+/* Applies an internally built command (membership mirroring); returns its status. */
+static int
+apply_cmd(struct cp *cp, const struct cluster_cmd *cmd)
+{
+	int n = cluster_cmd_encode(cmd, cmd_buf, sizeof(cmd_buf));
+	VERIFY(n > 0);
+	return cluster_sm_apply(cp->sm, cmd_buf, (size_t)n);
+}
+
+static void
+apply_conf(struct cp *cp, const struct raft_entry *e)
+{
+	struct raft_conf_change cc;
+	struct cluster_cmd cmd = {0};
+	if (raft_conf_change_decode(e->data, e->len, &cc))
+		return;
+	cmd.member.id = cc.node_id;
+	switch (cc.op) {
+	case RAFT_CONF_ADD_LEARNER:
+	case RAFT_CONF_PROMOTE:
+		cmd.type = CLUSTER_CMD_MEMBER_ROLE;
+		cmd.member.voter = cc.op == RAFT_CONF_PROMOTE;
+		apply_cmd(cp, &cmd);
+		break;
+	case RAFT_CONF_REMOVE:
+		cmd.type = CLUSTER_CMD_MEMBER_REMOVE;
+		apply_cmd(cp, &cmd);
+		if (cc.node_id == cp->id) {
+			SP_LOG_WARN(MOD, "this member was removed from the cluster; stopping");
+			cp->stopping = true;
+		} else {
+			cp_peer_remove(cp, cc.node_id);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+apply_entry(struct cp *cp, const struct raft_entry *e)
+{
+	int status = 0;
+	if (e->index <= cp->applied)
+		return; /* already in the snapshot we restored */
+	if (e->type == RAFT_ENTRY_NORMAL) {
+		status = cluster_sm_apply(cp->sm, e->data, e->len);
+		struct cluster_cmd cmd;
+		static struct sp_map_entry map_buf[SP_PARTITIONS_MAX];
+		if (status == 0 && cluster_cmd_decode(e->data, e->len, &cmd, map_buf) == 0 &&
+		    cmd.type == CLUSTER_CMD_MEMBER_UPSERT && cmd.member.id != cp->id)
+			cp_peer_upsert(cp, cmd.member.id, cmd.member.name, cmd.member.peer_addr);
+	} else if (e->type == RAFT_ENTRY_CONF) {
+		apply_conf(cp, e);
+	}
+	cp->applied = e->index;
+	cp->applied_term = e->term;
+	cp_api_on_applied(cp, e->index, e->term, status);
+}
+
+static int
+snapshot_image(struct cp *cp, uint8_t **out, size_t *len)
+{
+	uint8_t *sm_img;
+	size_t sm_len;
+	struct raft_status st;
+	int err = cluster_sm_snapshot(cp->sm, &sm_img, &sm_len);
+	if (err)
+		return err;
+	uint8_t *img = malloc(SNAP_HDR + sm_len);
+	if (img == NULL) {
+		free(sm_img);
+		return -ENOMEM;
+	}
+	raft_status(cp->raft, &st);
+	uint32_t magic = SNAP_MAGIC;
+	memcpy(img, &magic, 4);
+	memcpy(img + 4, &st.membership, sizeof(st.membership));
+	memcpy(img + SNAP_HDR, sm_img, sm_len);
+	free(sm_img);
+	*out = img;
+	*len = SNAP_HDR + sm_len;
+	return 0;
+}
+
+/* Splits a snapshot image into the Raft membership and the state machine's image. */
+static int
+snapshot_parse(const uint8_t *img, size_t len, struct raft_membership *m)
+{
+	uint32_t magic;
+	if (len < SNAP_HDR)
+		return -SP_ECORRUPT;
+	memcpy(&magic, img, 4);
+	if (magic != SNAP_MAGIC)
+		return -SP_ECORRUPT;
+	memcpy(m, img + 4, sizeof(*m));
+	if (m->n_voters > RAFT_NODES_MAX || m->n_learners > RAFT_NODES_MAX)
+		return -SP_ECORRUPT;
+	return 0;
+}
+
+static void
+maybe_snapshot(struct cp *cp)
+{
+	if (cp->applied < cp->snap_index + CP_SNAPSHOT_ENTRIES)
+		return;
+	uint8_t *img;
+	size_t len;
+	if (snapshot_image(cp, &img, &len))
+		return;
+	int err =
+	        log_store_save_snapshot(cp->log, cp->applied, cp->applied_term, img, (uint32_t)len);
+	if (err == 0) {
+		struct raft_event ev = {.type = RAFT_EV_COMPACT};
+		ev.compact.index = cp->applied;
+		ev.compact.data = img;
+		ev.compact.len = len;
+		raft_step(cp->raft, &ev);
+		cp->snap_index = cp->applied;
+		cp->snap_term = cp->applied_term;
+		SP_LOG_INFO(MOD, "snapshot at %" PRIu64 " (%zu bytes); log compacted", cp->applied,
+		            len);
+	}
+	free(img);
+}
+
+static void
+publish_region(struct cp *cp)
+{
+	if (cp->region == NULL || cp->sm->epoch == 0)
+		return;
+	uint64_t digest = cp->sm->n_members;
+	for (uint32_t i = 0; i < cp->sm->n_members; i++)
+		digest = digest * 31 + cp->sm->members[i].id + cp->sm->members[i].dp_known +
+		         cp->sm->members[i].voter * 7;
+	if (cp->sm->epoch == cp->region_published_epoch && digest == cp->region_published_members)
+		return;
+	if (cluster_sm_member(cp->sm, cp->id) == NULL ||
+	    !cluster_sm_member(cp->sm, cp->id)->dp_known)
+		return; /* the region describes this node's dataplane: it must be in the map */
+	char why[SP_CLUSTER_WHY_MAX];
+	int err = cluster_sm_to_region_state(cp->sm, cp->id, cp->region_state);
+	if (err == 0)
+		err = sp_region_publish(cp->region, cp->region_state, why, sizeof(why));
+	else
+		snprintf(why, sizeof(why), "%s", sp_strerror(err));
+	if (err) {
+		SP_LOG_WARN(MOD, "shared region not updated: %s", why);
+		return;
+	}
+	cp->region_published_epoch = cp->sm->epoch;
+	cp->region_published_members = digest;
+	SP_LOG_INFO(MOD, "published epoch %" PRIu64 " to %s", cp->sm->epoch, cp->cfg.state_region);
+}
+
+static void step_deferred(struct cp *cp);
+
+/* The second half of a ready: after its entries and hard state are durable. */
+static void
+finish_ready(struct cp *cp)
+{
+	struct raft_ready *rd = &cp->rd;
+
+	for (size_t i = 0; i < rd->n_msgs_after_persist; i++)
+		send_msg(cp, &rd->msgs_after_persist[i]);
+	if (rd->snapshot) {
+		struct raft_membership m;
+		const uint8_t *img = rd->snapshot->data;
+		if (snapshot_parse(img, rd->snapshot->len, &m) == 0 &&
+		    cluster_sm_restore(cp->sm, img + SNAP_HDR, rd->snapshot->len - SNAP_HDR) == 0) {
+			cp->applied = rd->snapshot->meta.index;
+			cp->applied_term = rd->snapshot->meta.term;
+			cp->snap_index = cp->applied;
+			for (uint32_t i = 0; i < cp->sm->n_members; i++) {
+				const struct cluster_member *mm = &cp->sm->members[i];
+				if (mm->id != cp->id)
+					cp_peer_upsert(cp, mm->id, mm->name, mm->peer_addr);
+			}
+			SP_LOG_INFO(MOD, "installed snapshot at %" PRIu64, cp->applied);
+		} else {
+			SP_LOG_ERR(MOD, "received snapshot at %" PRIu64 " is corrupt; stopping",
+			           rd->snapshot->meta.index);
+			cp->fatal = -SP_ECORRUPT;
+			cp->stopping = true;
+		}
+	}
+	for (size_t i = 0; i < rd->n_committed; i++)
+		apply_entry(cp, &rd->committed[i]);
+	for (size_t i = 0; i < rd->n_reads; i++)
+		cp_api_on_read_ready(cp, rd->reads[i].ctx, rd->reads[i].index, rd->reads[i].status);
+	raft_ready_advance(cp->raft);
+	cp->ready_inflight = false;
+	cp_api_serve_reads(cp);
+	publish_region(cp);
+	maybe_snapshot(cp);
+}
+
+void
+cp_node_on_durable(void *arg, uint64_t seq, int err)
+{
+	struct cp *cp = arg;
+	if (err) {
+		SP_LOG_ERR(MOD,
+		           "storage failed in %s: %s; this member stops (no entry is "
+		           "acknowledged that is not on disk)",
+		           cp->cfg.data_dir, sp_strerror(err));
+		cp->fatal = err;
+		cp->stopping = true;
+		return;
+	}
+	if (cp->fsync_started_ns) {
+		cp_metrics_fsync_done(cp, sp_mono_ns() - cp->fsync_started_ns);
+		cp->fsync_started_ns = 0;
+	}
+	if (cp->ready_inflight && (int64_t)seq >= cp->rd_seq) {
+		finish_ready(cp);
+		cp_node_drive(cp);
+	}
+}
+
+void
+cp_node_drive(struct cp *cp)
+{
+	for (int guard = 0; guard < 1000 && !cp->ready_inflight && !cp->stopping; guard++) {
+		step_deferred(cp);
+		if (cp->ready_inflight || !raft_ready_get(cp->raft, &cp->rd))
+			return;
+		struct raft_ready *rd = &cp->rd;
+		for (size_t i = 0; i < rd->n_msgs; i++)
+			send_msg(cp, &rd->msgs[i]);
+		if (rd->snapshot) {
+			int err = log_store_save_snapshot(
+			        cp->log, rd->snapshot->meta.index, rd->snapshot->meta.term,
+			        rd->snapshot->data, (uint32_t)rd->snapshot->len);
+			if (err) {
+				cp_node_on_durable(cp, 0, err);
+				return;
+			}
+		}
+		if (rd->n_entries || rd->hard_state_changed) {
+			static struct log_entry ents[RAFT_MSG_ENTRIES_MAX * 4];
+			size_t n = rd->n_entries;
+			VERIFY(n <= SP_ARRAY_SIZE(ents));
+			for (size_t i = 0; i < n; i++)
+				ents[i] = (struct log_entry){
+				        .index = rd->entries[i].index,
+				        .term = rd->entries[i].term,
+				        .type = (uint8_t)rd->entries[i].type,
+				        .len = rd->entries[i].len,
+				        .data = rd->entries[i].data,
+				};
+			struct log_hard_state hs = {rd->hard_state.term, rd->hard_state.vote,
+			                            rd->hard_state.commit};
+			int64_t seq = log_store_append(cp->log, ents, n,
+			                               rd->hard_state_changed ? &hs : NULL);
+			if (seq < 0) {
+				cp_node_on_durable(cp, 0, (int)seq);
+				return;
+			}
+			cp->ready_inflight = true;
+			cp->rd_seq = seq;
+			cp->fsync_started_ns = sp_mono_ns();
+			log_store_flush(cp->log);
+			return; /* continues in cp_node_on_durable */
+		}
+		cp->ready_inflight = true;
+		finish_ready(cp);
+	}
+}
+
+/* Steps one submission now; reports the outcome to the API. */
+static void
+step_now(struct cp *cp, uint32_t kind, uint64_t arg, const uint8_t *data, uint32_t len,
+         int32_t pend)
+{
+	struct raft_event ev = {0};
+	struct raft_propose_result res = {0};
+	struct raft_entry ent = {.type = RAFT_ENTRY_NORMAL, .len = len, .data = data};
+	struct raft_msg msg;
+	int err;
+
+	switch (kind) {
+	case CP_SUB_MSG:
+		err = raft_msg_decode(data, len, &msg, msg_entries, RAFT_MSG_ENTRIES_MAX);
+		if (err == 0) {
+			if (msg.to != cp->id)
+				return;
+			ev.type = RAFT_EV_MSG;
+			ev.msg = &msg;
+			raft_step(cp->raft, &ev);
+		} else {
+			pthread_mutex_lock(&cp->metrics_lock);
+			cp->metrics.frames_bad++;
+			pthread_mutex_unlock(&cp->metrics_lock);
+		}
+		return;
+	case CP_SUB_PROPOSE:
+		ev.type = RAFT_EV_PROPOSE;
+		ev.propose.entries = &ent;
+		ev.propose.n_entries = 1;
+		ev.propose.result = &res;
+		break;
+	case CP_SUB_CONF:
+		ev.type = RAFT_EV_CONF_CHANGE;
+		err = raft_conf_change_decode(data, len, &ev.conf.change);
+		if (err) {
+			cp_api_on_submitted(cp, pend, err, 0, 0);
+			return;
+		}
+		ev.conf.result = &res;
+		break;
+	case CP_SUB_READ:
+		ev.type = RAFT_EV_READ_INDEX;
+		ev.read.ctx = arg;
+		break;
+	case CP_SUB_TRANSFER:
+		ev.type = RAFT_EV_TRANSFER;
+		ev.transfer.target = arg;
+		break;
+	default:
+		return;
+	}
+	err = raft_step(cp->raft, &ev);
+	pthread_mutex_lock(&cp->metrics_lock);
+	if (kind == CP_SUB_PROPOSE) {
+		cp->metrics.proposals_total++;
+		if (err)
+			cp->metrics.proposals_failed++;
+	}
+	pthread_mutex_unlock(&cp->metrics_lock);
+	if (pend >= 0)
+		cp_api_on_submitted(cp, pend, err, res.first_index, res.term);
+}
+
+static void
+step_deferred(struct cp *cp)
+{
+	while (cp->ticks_owed && !cp->ready_inflight) {
+		struct raft_event ev = {.type = RAFT_EV_TICK};
+		raft_step(cp->raft, &ev);
+		cp->ticks_owed--;
+	}
+	uint32_t i = 0;
+	for (; i < cp->n_deferred; i++) {
+		struct cp_deferred *d = &cp->deferred[i];
+		step_now(cp, d->kind, d->arg, d->data, d->len, d->pend);
+		free(d->data);
+	}
+	cp->n_deferred = 0;
+}
+
+int
+cp_node_submit(struct cp *cp, uint32_t kind, uint64_t arg, const void *data, uint32_t len,
+               int32_t pend)
+{
+	if (!cp->ready_inflight) {
+		step_deferred(cp);
+		step_now(cp, kind, arg, data, len, pend);
+		return 0;
+	}
+	if (cp->n_deferred == CP_DEFERRED_MAX) {
+		cp->deferred_dropped++;
+		return -SP_EFULL;
+	}
+	uint8_t *copy = NULL;
+	if (len) {
+		copy = malloc(len);
+		if (copy == NULL)
+			return -ENOMEM;
+		memcpy(copy, data, len);
+	}
+	cp->deferred[cp->n_deferred++] = (struct cp_deferred){
+	        .kind = kind, .pend = pend, .arg = arg, .len = len, .data = copy};
+	return 0;
+}
+
+void
+cp_node_on_raft_frame(struct cp *cp, const uint8_t *buf, uint32_t len)
+{
+	if (cp->isolated)
+		return;
+	if (cp_node_submit(cp, CP_SUB_MSG, 0, buf, len, -1))
+		return; /* dropped while the queue is full; Raft retransmits */
+}
+
+void
+cp_node_status(struct cp *cp, struct raft_status *st)
+{
+	raft_status(cp->raft, st);
+}
+
+static bool
+member_needs_upsert(struct cp *cp)
+{
+	const struct cluster_member *m = cluster_sm_member(cp->sm, cp->id);
+	if (m == NULL)
+		return true;
+	return strcmp(m->client_addr, cp->cfg.advertise_client) != 0 ||
+	       strcmp(m->peer_addr, cp->cfg.listen_peer) != 0 || strcmp(m->name, cp->cfg.name);
+}
+
+static bool
+member_needs_dp(struct cp *cp)
+{
+	const struct cluster_member *m = cluster_sm_member(cp->sm, cp->id);
+	if (!cp->cfg.dp_set || m == NULL)
+		return false;
+	return !m->dp_known || m->ipv4_be != cp->cfg.dp_ipv4_be ||
+	       memcmp(m->mac, cp->cfg.dp_mac, 6) || m->binary_port != cp->cfg.dp_port ||
+	       m->memcached_port != cp->cfg.dp_memcached_port || m->workers != cp->cfg.dp_workers;
+}
+
+static void
+propose_cmd(struct cp *cp, const struct cluster_cmd *cmd)
+{
+	int n = cluster_cmd_encode(cmd, cmd_buf, sizeof(cmd_buf));
+	if (n > 0)
+		cp_node_submit(cp, CP_SUB_PROPOSE, 0, cmd_buf, (uint32_t)n, -1);
+}
+
+/* A new balanced map over members with known dataplanes, if it differs. */
+int
+cp_node_rebalance(struct cp *cp, bool propose, uint32_t *moved_out)
+{
+	struct placement_node nodes[SP_MEMBERS_MAX];
+	uint32_t n = 0;
+	static struct sp_map_entry map[SP_PARTITIONS_MAX];
+
+	if (cp->sm->partitions == 0)
+		return -SP_ENOTFOUND;
+	for (uint32_t i = 0; i < cp->sm->n_members; i++) {
+		const struct cluster_member *m = &cp->sm->members[i];
+		if (m->dp_known)
+			nodes[n++] = (struct placement_node){(uint32_t)m->id, m->workers};
+	}
+	if (n == 0)
+		return -SP_ENOTFOUND;
+	memcpy(map, cp->sm->map, cp->sm->partitions * sizeof(map[0]));
+	int moved = placement_rebalance(map, cp->sm->partitions, nodes, n);
+	if (moved < 0)
+		return moved;
+	if (moved_out)
+		*moved_out = (uint32_t)moved;
+	if ((moved == 0 && cp->sm->epoch != 0) || !propose)
+		return 0;
+	struct cluster_cmd cmd = {.type = CLUSTER_CMD_MAP_SET,
+	                          .epoch = cp->sm->epoch + 1,
+	                          .partitions = cp->sm->partitions,
+	                          .map = map};
+	propose_cmd(cp, &cmd);
+	return 0;
+}
+
+/* What the leader (and each member for itself) keeps proposing until the state agrees. */
+static void
+duties(struct cp *cp)
+{
+	struct raft_status st;
+	raft_status(cp->raft, &st);
+	if (st.leader_id == 0 || cp->tick < cp->duty_tick)
+		return;
+	cp->duty_tick = cp->tick + DUTY_RETRY_TICKS;
+
+	struct cluster_cmd cmd = {0};
+	if (member_needs_upsert(cp)) {
+		cmd.type = CLUSTER_CMD_MEMBER_UPSERT;
+		cmd.member.id = cp->id;
+		snprintf(cmd.member.name, sizeof(cmd.member.name), "%s", cp->cfg.name);
+		snprintf(cmd.member.peer_addr, sizeof(cmd.member.peer_addr), "%s",
+		         cp->cfg.listen_peer);
+		snprintf(cmd.member.client_addr, sizeof(cmd.member.client_addr), "%s",
+		         cp->cfg.advertise_client);
+		propose_cmd(cp, &cmd);
+	} else if (member_needs_dp(cp)) {
+		cmd.type = CLUSTER_CMD_MEMBER_DP;
+		cmd.member.id = cp->id;
+		cmd.member.ipv4_be = cp->cfg.dp_ipv4_be;
+		memcpy(cmd.member.mac, cp->cfg.dp_mac, 6);
+		cmd.member.binary_port = cp->cfg.dp_port;
+		cmd.member.memcached_port = cp->cfg.dp_memcached_port;
+		cmd.member.workers = cp->cfg.dp_workers;
+		propose_cmd(cp, &cmd);
+	}
+	if (st.role != RAFT_LEADER || st.commit < st.last_index)
+		return; /* the leader acts on committed state only */
+	if (cp->sm->partitions == 0) {
+		cmd = (struct cluster_cmd){.type = CLUSTER_CMD_INIT,
+		                           .partitions = cp->cfg.partitions};
+		propose_cmd(cp, &cmd);
+		return;
+	}
+	/* Keep the replicated roles in step with Raft's membership (bootstrap voters never
+	 * went through a conf change). */
+	uint32_t roles_fixed = 0;
+	for (uint32_t i = 0; i < cp->sm->n_members; i++) {
+		const struct cluster_member *m = &cp->sm->members[i];
+		bool voter = raft_membership_is_voter(&st.membership, m->id);
+		if (m->voter != voter && raft_membership_contains(&st.membership, m->id)) {
+			cmd = (struct cluster_cmd){.type = CLUSTER_CMD_MEMBER_ROLE};
+			cmd.member.id = m->id;
+			cmd.member.voter = voter;
+			propose_cmd(cp, &cmd);
+			roles_fixed++;
+		}
+	}
+	if (roles_fixed)
+		return;
+	/* A new map when members with dataplanes come or go; none when balanced. */
+	uint32_t moved = 0;
+	if (cp_node_rebalance(cp, true, &moved) == 0 && (moved || cp->sm->epoch == 0))
+		return;
+	/* Promote a learner that has caught up. */
+	for (uint32_t i = 0; i < st.n_progress && !st.conf_pending; i++) {
+		const struct raft_progress *p = &st.progress[i];
+		if (!p->voter && p->match + PROMOTE_LAG_MAX >= st.last_index && p->match > 0) {
+			struct raft_conf_change cc = {.op = RAFT_CONF_PROMOTE, .node_id = p->id};
+			uint8_t b[RAFT_CONF_CHANGE_BYTES];
+			raft_conf_change_encode(&cc, b);
+			SP_LOG_INFO(MOD,
+			            "promoting learner %" PRIu64 " (match %" PRIu64 " of %" PRIu64
+			            ")",
+			            p->id, p->match, st.last_index);
+			cp_node_submit(cp, CP_SUB_CONF, 0, b, sizeof(b), -1);
+			break;
+		}
+	}
+}
+
+void
+cp_node_tick(struct cp *cp)
+{
+	cp->tick++;
+	cp->ticks_owed++;
+	if (!cp->ready_inflight)
+		step_deferred(cp);
+	if (!cp->ready_inflight)
+		duties(cp);
+	cp_node_drive(cp);
+}
+
+/* Parses --initial-cluster "n1=host:port,n2=host:port" into peers and a membership. */
+static int
+parse_initial_cluster(struct cp *cp, struct raft_membership *m)
+{
+	char buf[sizeof(cp->cfg.initial_cluster)];
+	char *save = NULL;
+	bool self_found = false;
+
+	memset(m, 0, sizeof(*m));
+	snprintf(buf, sizeof(buf), "%s", cp->cfg.initial_cluster);
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		struct sockaddr_in sa;
+		if (eq == NULL || eq == tok || (size_t)(eq - tok) >= SP_MEMBER_NAME_MAX ||
+		    cp_parse_addr(eq + 1, &sa)) {
+			SP_LOG_ERR(MOD, "--initial-cluster: '%s' is not NAME=IPv4:PORT", tok);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		uint64_t id = cp_member_id(tok);
+		if (raft_membership_contains(m, id)) {
+			SP_LOG_ERR(MOD, "--initial-cluster: member '%s' appears twice", tok);
+			return -EINVAL;
+		}
+		if (m->n_voters == RAFT_NODES_MAX) {
+			SP_LOG_ERR(MOD, "--initial-cluster: more than %d members", RAFT_NODES_MAX);
+			return -EINVAL;
+		}
+		m->voters[m->n_voters++] = id;
+		if (cp_peer_upsert(cp, id, tok, eq + 1) == NULL)
+			return -SP_EFULL;
+		if (strcmp(tok, cp->cfg.name) == 0)
+			self_found = true;
+	}
+	if (!self_found) {
+		SP_LOG_ERR(MOD, "--initial-cluster does not name this member ('%s'); add %s=%s",
+		           cp->cfg.name, cp->cfg.name, cp->cfg.listen_peer);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+cp_node_start(struct cp *cp)
+{
+	struct raft_membership boot;
+	struct log_recovered rec;
+	int err = parse_initial_cluster(cp, &boot);
+	if (err)
+		return err;
+	cp->sm = cluster_sm_new();
+	cp->deferred = calloc(CP_DEFERRED_MAX, sizeof(cp->deferred[0]));
+	if (cp->sm == NULL || cp->deferred == NULL)
+		return -ENOMEM;
+
+	struct log_store_params lp = {
+	        .dir = cp->cfg.data_dir,
+	        .ring = &cp->ring,
+	        .on_durable = cp_node_on_durable,
+	        .arg = cp,
+	};
+	cp->log = log_store_open(&lp, &rec, &err);
+	if (cp->log == NULL) {
+		SP_LOG_ERR(MOD, "cannot open the log in %s: %s", cp->cfg.data_dir,
+		           sp_strerror(err));
+		return err;
+	}
+
+	struct raft_storage rs = {0};
+	struct raft_entry *ents = NULL;
+	rs.hard_state = (struct raft_hard_state){rec.hs.term, rec.hs.vote, rec.hs.commit};
+	if (rec.snap_index) {
+		struct raft_membership m;
+		const uint8_t *img = rec.snap_data;
+		if (snapshot_parse(img, rec.snap_len, &m) ||
+		    cluster_sm_restore(cp->sm, img + SNAP_HDR, rec.snap_len - SNAP_HDR)) {
+			SP_LOG_ERR(MOD,
+			           "snapshot %" PRIu64 " in %s is corrupt; restore this member "
+			           "from another one (remove and add it again)",
+			           rec.snap_index, cp->cfg.data_dir);
+			return -SP_ECORRUPT;
+		}
+		rs.snapshot.meta = (struct raft_snapshot_meta){rec.snap_index, rec.snap_term, m};
+		rs.snapshot.data = rec.snap_data;
+		rs.snapshot.len = rec.snap_len;
+		cp->applied = cp->snap_index = rec.snap_index;
+		cp->applied_term = cp->snap_term = rec.snap_term;
+		for (uint32_t i = 0; i < cp->sm->n_members; i++)
+			if (cp->sm->members[i].id != cp->id)
+				cp_peer_upsert(cp, cp->sm->members[i].id, cp->sm->members[i].name,
+				               cp->sm->members[i].peer_addr);
+	}
+	if (rec.n_entries) {
+		ents = calloc(rec.n_entries, sizeof(*ents));
+		if (ents == NULL)
+			return -ENOMEM;
+		for (size_t i = 0; i < rec.n_entries; i++)
+			ents[i] = (struct raft_entry){rec.entries[i].term, rec.entries[i].index,
+			                              rec.entries[i].type, rec.entries[i].len,
+			                              rec.entries[i].data};
+	}
+	rs.entries = ents;
+	rs.n_entries = rec.n_entries;
+	rs.applied = cp->applied;
+
+	struct raft_config rc;
+	raft_config_init(&rc, cp->id);
+	rc.election_tick = CP_ELECTION_TICKS;
+	rc.heartbeat_tick = CP_HEARTBEAT_TICKS;
+	rc.seed = cp->id ^ sp_mono_ns();
+	/* A joining member starts with no membership and learns it from the leader. */
+	if (cp->cfg.initial_new)
+		rc.bootstrap = boot;
+	bool fresh = rec.n_entries == 0 && rec.snap_index == 0 && !rec.have_hs;
+	cp->raft = raft_create(&rc, fresh ? NULL : &rs, &err);
+	free(ents);
+	if (cp->raft == NULL) {
+		SP_LOG_ERR(MOD, "cannot start Raft from %s: %s", cp->cfg.data_dir,
+		           sp_strerror(err));
+		return err ? err : -EINVAL;
+	}
+	SP_LOG_INFO(MOD,
+	            "member %s (id %" PRIu64 ") started: term %" PRIu64 ", %zu entries, "
+	            "snapshot %" PRIu64 "%s",
+	            cp->cfg.name, cp->id, rec.hs.term, rec.n_entries, rec.snap_index,
+	            rec.torn_bytes_truncated ? ", torn tail truncated" : "");
+
+	if (cp->cfg.state_region[0]) {
+		char why[SP_CLUSTER_WHY_MAX];
+		err = sp_region_open(cp->cfg.state_region, true, &cp->region, why, sizeof(why));
+		if (err == -ENOENT)
+			err = sp_region_create(cp->cfg.state_region,
+			                       cp->cfg.partitions < 1024 ? 1024
+			                                                 : cp->cfg.partitions,
+			                       &cp->region, why, sizeof(why));
+		if (err) {
+			SP_LOG_ERR(MOD, "--state-region %s: %s", cp->cfg.state_region, why);
+			return err;
+		}
+		cp->region_state = sp_cluster_state_new(sp_region_partitions_max(cp->region));
+		if (cp->region_state == NULL)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void
+cp_node_stop(struct cp *cp)
+{
+	if (cp->log)
+		log_store_close(cp->log);
+	raft_destroy(cp->raft);
+	cluster_sm_free(cp->sm);
+	for (uint32_t i = 0; i < cp->n_deferred; i++)
+		free(cp->deferred[i].data);
+	free(cp->deferred);
+	sp_cluster_state_free(cp->region_state);
+	sp_region_close(cp->region);
+	free(send_buf);
+	send_buf = NULL;
+	send_cap = 0;
+}

@@ -1,0 +1,897 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * shardctl: the operator's command line for a Shardplane cluster, in etcdctl's manner.
+ * It speaks the client API of docs/control-api.md to shardplane-cp. See `shardctl --help`.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "transport/frame.h"
+
+#define ENDPOINTS_MAX   16
+#define LEADER_HOPS_MAX 3
+#define RESP_MAX        (96u << 20)
+
+enum out_fmt { OUT_TABLE, OUT_JSON, OUT_SIMPLE };
+
+static struct {
+	char *endpoints[ENDPOINTS_MAX];
+	int n_endpoints;
+	uint8_t secret[FRAME_SECRET_MAX];
+	size_t secret_len;
+	enum out_fmt fmt;
+	bool serializable;
+	bool cluster;
+	int dial_timeout_ms;
+	int command_timeout_ms;
+	uint64_t next_id;
+} g = {.dial_timeout_ms = 2000, .command_timeout_ms = 10000};
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void
+die(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("Error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static int
+io_full(int fd, void *buf, size_t len, bool rd, uint64_t deadline_ms)
+{
+	uint8_t *p = buf;
+	while (len) {
+		int64_t left = (int64_t)deadline_ms - (int64_t)sp_mono_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		struct pollfd pfd = {.fd = fd, .events = rd ? POLLIN : POLLOUT};
+		int r = poll(&pfd, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r == 0 ? -ETIMEDOUT : -errno;
+		ssize_t n = rd ? recv(fd, p, len, 0) : send(fd, p, len, MSG_NOSIGNAL);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads one frame (payload malloc'ed) of at most max bytes. */
+static int
+read_frame(int fd, uint8_t *type, uint8_t **payload, uint32_t *len, uint32_t max,
+           uint64_t deadline_ms)
+{
+	uint8_t hdr[FRAME_HDR];
+	int err = io_full(fd, hdr, sizeof(hdr), true, deadline_ms);
+	if (err)
+		return err;
+	uint32_t flen;
+	memcpy(&flen, hdr, 4);
+	if (flen == 0 || flen - 1 > max)
+		return -EPROTO;
+	*type = hdr[4];
+	*len = flen - 1;
+	*payload = malloc(*len + 1);
+	if (*payload == NULL)
+		return -ENOMEM;
+	err = io_full(fd, *payload, *len, true, deadline_ms);
+	if (err) {
+		free(*payload);
+		return err;
+	}
+	(*payload)[*len] = '\0';
+	return 0;
+}
+
+static int
+write_frame(int fd, uint8_t type, const void *p, uint32_t len, uint64_t deadline_ms)
+{
+	uint8_t hdr[FRAME_HDR];
+	frame_header(hdr, type, len);
+	int err = io_full(fd, hdr, sizeof(hdr), false, deadline_ms);
+	return err ? err : io_full(fd, (void *)p, len, false, deadline_ms);
+}
+
+/* Connects and authenticates. Returns the socket or a negative error with a message. */
+static int
+dial(const char *addr, char *why, size_t why_len)
+{
+	char host[64];
+	const char *colon = strrchr(addr, ':');
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	if (colon == NULL || (size_t)(colon - addr) >= sizeof(host)) {
+		snprintf(why, why_len, "endpoint '%s' is not IP:PORT", addr);
+		return -EINVAL;
+	}
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	if (strcmp(host, "localhost") == 0)
+		strcpy(host, "127.0.0.1");
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || sa.sin_port == 0) {
+		snprintf(why, why_len, "endpoint '%s' is not IP:PORT", addr);
+		return -EINVAL;
+	}
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	uint64_t deadline = sp_mono_ms() + (uint64_t)g.dial_timeout_ms;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) && errno != EINPROGRESS) {
+		snprintf(why, why_len, "%s: %s", addr, strerror(errno));
+		close(fd);
+		return -ECONNREFUSED;
+	}
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	int soerr = 0;
+	socklen_t sl = sizeof(soerr);
+	if (poll(&pfd, 1, g.dial_timeout_ms) != 1 ||
+	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) || soerr) {
+		snprintf(why, why_len, "%s: %s", addr, soerr ? strerror(soerr) : "dial timeout");
+		close(fd);
+		return -ECONNREFUSED;
+	}
+	uint8_t type, *p;
+	uint32_t len;
+	int err = read_frame(fd, &type, &p, &len, FRAME_PREAUTH_MAX, deadline);
+	if (err || type != FRAME_CHALLENGE || len != 1 + FRAME_NONCE_LEN) {
+		if (err == 0)
+			free(p);
+		snprintf(why, why_len, "%s: no valid challenge from the server", addr);
+		close(fd);
+		return -EPROTO;
+	}
+	uint8_t nonce_a[FRAME_NONCE_LEN];
+	memcpy(nonce_a, p + 1, FRAME_NONCE_LEN);
+	free(p);
+	struct frame_auth a = {.role = FRAME_ROLE_CLIENT};
+	frame_random_nonce(a.nonce);
+	frame_mac_initiator(g.secret, g.secret_len, nonce_a, a.nonce, a.role, 0, a.mac);
+	uint8_t body[FRAME_AUTH_LEN];
+	frame_auth_encode(&a, body);
+	err = write_frame(fd, FRAME_AUTH, body, sizeof(body), deadline);
+	if (err == 0)
+		err = read_frame(fd, &type, &p, &len, FRAME_PREAUTH_MAX, deadline);
+	if (err) {
+		snprintf(why, why_len, "%s: authentication refused (wrong --secret-file?)", addr);
+		close(fd);
+		return -EACCES;
+	}
+	uint8_t expect[FRAME_MAC_LEN];
+	frame_mac_acceptor(g.secret, g.secret_len, a.nonce, nonce_a, expect);
+	bool ok = type == FRAME_AUTH_OK && len == FRAME_MAC_LEN && frame_mac_equal(expect, p);
+	free(p);
+	if (!ok) {
+		snprintf(why, why_len, "%s: the server did not prove the cluster secret", addr);
+		close(fd);
+		return -EACCES;
+	}
+	return fd;
+}
+
+/* One request to one endpoint. Returns the parsed response or NULL with why. */
+static json_object *
+call_one(const char *addr, json_object *req, char *why, size_t why_len)
+{
+	int fd = dial(addr, why, why_len);
+	if (fd < 0)
+		return NULL;
+	uint64_t deadline = sp_mono_ms() + (uint64_t)g.command_timeout_ms;
+	json_object_object_add(req, "id", json_object_new_uint64(++g.next_id));
+	size_t len;
+	const char *s = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &len);
+	uint8_t type, *p;
+	uint32_t plen;
+	int err = write_frame(fd, FRAME_REQUEST, s, (uint32_t)len, deadline);
+	if (err == 0)
+		err = read_frame(fd, &type, &p, &plen, RESP_MAX, deadline);
+	close(fd);
+	if (err) {
+		snprintf(why, why_len, "%s: %s", addr,
+		         err == -ETIMEDOUT ? "request timed out" : strerror(-err));
+		return NULL;
+	}
+	json_object *resp = type == FRAME_RESPONSE ? json_tokener_parse((char *)p) : NULL;
+	free(p);
+	if (resp == NULL)
+		snprintf(why, why_len, "%s: malformed response", addr);
+	return resp;
+}
+
+static const char *
+jget_str(json_object *o, const char *k)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : NULL;
+}
+
+/*
+ * Sends req to the endpoints (following NOT_LEADER hints). Returns the result object
+ * (owned by the returned response, *resp_out) or exits with the server's error.
+ */
+static json_object *
+call(json_object *req, json_object **resp_out)
+{
+	char why[512] = "no endpoints";
+	for (int e = 0; e < g.n_endpoints; e++) {
+		const char *addr = g.endpoints[e];
+		char leader[128];
+		for (int hop = 0; hop <= LEADER_HOPS_MAX; hop++) {
+			json_object *resp = call_one(addr, req, why, sizeof(why));
+			if (resp == NULL)
+				break;
+			json_object *ok, *result;
+			if (json_object_object_get_ex(resp, "ok", &ok) &&
+			    json_object_get_boolean(ok)) {
+				json_object_object_get_ex(resp, "result", &result);
+				*resp_out = resp;
+				return result;
+			}
+			const char *code = jget_str(resp, "code");
+			const char *hint = jget_str(resp, "leader");
+			if (code && strcmp(code, "NOT_LEADER") == 0 && hint) {
+				snprintf(leader, sizeof(leader), "%s", hint);
+				addr = leader;
+				json_object_put(resp);
+				continue;
+			}
+			if (code &&
+			    (strcmp(code, "NOT_LEADER") == 0 || strcmp(code, "UNAVAILABLE") == 0)) {
+				snprintf(why, sizeof(why), "%s: %s", addr, jget_str(resp, "error"));
+				json_object_put(resp);
+				break;
+			}
+			fprintf(stderr, "Error: %s (%s)\n", jget_str(resp, "error"),
+			        code ? code : "?");
+			exit(1);
+		}
+	}
+	die("%s", why);
+}
+
+static json_object *
+request(const char *op)
+{
+	json_object *r = json_object_new_object();
+	json_object_object_add(r, "op", json_object_new_string(op));
+	if (g.serializable)
+		json_object_object_add(r, "serializable", json_object_new_boolean(1));
+	return r;
+}
+
+static void
+print_json(json_object *o)
+{
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+	                                                         JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static void
+table_row(const char **cols, const int *w, int n)
+{
+	for (int i = 0; i < n; i++)
+		printf("| %-*s ", w[i], cols[i]);
+	printf("|\n");
+}
+
+static void
+table_sep(const int *w, int n)
+{
+	for (int i = 0; i < n; i++) {
+		printf("+");
+		for (int k = 0; k < w[i] + 2; k++)
+			putchar('-');
+	}
+	printf("+\n");
+}
+
+/* Prints rows (array of string arrays) as a table, simple list or nothing. */
+static void
+print_rows(const char **head, int ncol, char ***rows, int nrows)
+{
+	if (g.fmt == OUT_SIMPLE) {
+		for (int r = 0; r < nrows; r++) {
+			for (int c = 0; c < ncol; c++)
+				printf("%s%s", c ? ", " : "", rows[r][c]);
+			printf("\n");
+		}
+		return;
+	}
+	int w[16];
+	for (int c = 0; c < ncol; c++) {
+		w[c] = (int)strlen(head[c]);
+		for (int r = 0; r < nrows; r++)
+			if ((int)strlen(rows[r][c]) > w[c])
+				w[c] = (int)strlen(rows[r][c]);
+	}
+	table_sep(w, ncol);
+	table_row(head, w, ncol);
+	table_sep(w, ncol);
+	for (int r = 0; r < nrows; r++)
+		table_row((const char **)rows[r], w, ncol);
+	table_sep(w, ncol);
+}
+
+static char *
+xstr(json_object *o, const char *k)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(o, k, &v))
+		return strdup("");
+	return strdup(json_object_get_string(v));
+}
+
+static void
+free_rows(char ***rows, int nrows, int ncol)
+{
+	for (int r = 0; r < nrows; r++) {
+		for (int c = 0; c < ncol; c++)
+			free(rows[r][c]);
+		free(rows[r]);
+	}
+	free(rows);
+}
+
+static void
+cmd_member(int argc, char **argv)
+{
+	json_object *resp, *res, *req;
+	if (argc < 1)
+		die("member needs list, add, remove or promote");
+	const char *sub = argv[0];
+	if (strcmp(sub, "list") == 0) {
+		res = call(request("member.list"), &resp);
+		if (g.fmt == OUT_JSON) {
+			print_json(res);
+		} else {
+			json_object *arr;
+			json_object_object_get_ex(res, "members", &arr);
+			int n = (int)json_object_array_length(arr);
+			static const char *head[] = {"ID",        "NAME",        "ROLE",
+			                             "PEER ADDR", "CLIENT ADDR", "DATAPLANE"};
+			char ***rows = calloc((size_t)n + 1, sizeof(*rows));
+			for (int i = 0; i < n; i++) {
+				json_object *m = json_object_array_get_idx(arr, i), *d;
+				rows[i] = calloc(6, sizeof(char *));
+				char idhex[32];
+				json_object *idv;
+				json_object_object_get_ex(m, "id", &idv);
+				snprintf(idhex, sizeof(idhex), "%llx",
+				         (unsigned long long)json_object_get_uint64(idv));
+				rows[i][0] = strdup(idhex);
+				rows[i][1] = xstr(m, "name");
+				rows[i][2] = xstr(m, "role");
+				rows[i][3] = xstr(m, "peer");
+				rows[i][4] = xstr(m, "client");
+				if (json_object_object_get_ex(m, "dataplane", &d)) {
+					char dp[96];
+					json_object *port, *w;
+					json_object_object_get_ex(d, "port", &port);
+					json_object_object_get_ex(d, "workers", &w);
+					snprintf(dp, sizeof(dp), "%s:%d x%d", jget_str(d, "ip"),
+					         json_object_get_int(port), json_object_get_int(w));
+					rows[i][5] = strdup(dp);
+				} else {
+					rows[i][5] = strdup("-");
+				}
+			}
+			print_rows(head, 6, rows, n);
+			free_rows(rows, n, 6);
+		}
+	} else if (strcmp(sub, "add") == 0) {
+		const char *name = NULL, *peer = NULL, *client = "";
+		for (int i = 1; i < argc; i++) {
+			if (strncmp(argv[i], "--peer-urls=", 12) == 0)
+				peer = argv[i] + 12;
+			else if (strcmp(argv[i], "--peer-urls") == 0 && i + 1 < argc)
+				peer = argv[++i];
+			else if (strncmp(argv[i], "--client-urls=", 14) == 0)
+				client = argv[i] + 14;
+			else if (strcmp(argv[i], "--client-urls") == 0 && i + 1 < argc)
+				client = argv[++i];
+			else if (argv[i][0] != '-' && name == NULL)
+				name = argv[i];
+			else
+				die("member add: unexpected '%s'", argv[i]);
+		}
+		if (name == NULL || peer == NULL)
+			die("member add NAME --peer-urls IP:PORT [--client-urls IP:PORT]");
+		req = request("member.add");
+		json_object_object_add(req, "name", json_object_new_string(name));
+		json_object_object_add(req, "peer", json_object_new_string(peer));
+		json_object_object_add(req, "client", json_object_new_string(client));
+		res = call(req, &resp);
+		if (g.fmt == OUT_JSON)
+			print_json(res);
+		else
+			printf("Member %s added to the cluster as a learner; start it with "
+			       "--name %s --initial-cluster-state existing\n",
+			       name, name);
+	} else if (strcmp(sub, "remove") == 0 || strcmp(sub, "promote") == 0) {
+		if (argc != 2)
+			die("member %s NAME|ID", sub);
+		req = request(sub[0] == 'r' ? "member.remove" : "member.promote");
+		char *end;
+		unsigned long long id = strtoull(argv[1], &end, 16);
+		if (*end == '\0' && argv[1][0])
+			json_object_object_add(req, "id", json_object_new_uint64(id));
+		else
+			json_object_object_add(req, "name", json_object_new_string(argv[1]));
+		res = call(req, &resp);
+		if (g.fmt == OUT_JSON)
+			print_json(res);
+		else
+			printf("Member %s %s\n", argv[1], sub[0] == 'r' ? "removed" : "promoted");
+	} else {
+		die("member: unknown subcommand '%s' (list, add, remove, promote)", sub);
+	}
+	json_object_put(resp);
+}
+
+static void
+status_rows(const char *ep, json_object *s, char **row)
+{
+	char buf[64];
+	json_object *v;
+	row[0] = strdup(ep);
+	json_object_object_get_ex(s, "id", &v);
+	snprintf(buf, sizeof(buf), "%llx", (unsigned long long)json_object_get_uint64(v));
+	row[1] = strdup(buf);
+	row[2] = xstr(s, "name");
+	json_object_object_get_ex(s, "leader", &v);
+	snprintf(buf, sizeof(buf), "%llx", (unsigned long long)json_object_get_uint64(v));
+	row[3] = strdup(buf);
+	row[4] = xstr(s, "term");
+	row[5] = xstr(s, "commit");
+	row[6] = xstr(s, "applied");
+	row[7] = xstr(s, "role");
+	json_object_object_get_ex(s, "log_bytes", &v);
+	snprintf(buf, sizeof(buf), "%.1f kB", (double)json_object_get_uint64(v) / 1000.0);
+	row[8] = strdup(buf);
+	json_object *d;
+	if (json_object_object_get_ex(s, "dataplane", &d))
+		row[9] = xstr(d, "state");
+	else
+		row[9] = strdup("-");
+}
+
+/* The endpoints to ask: the flags', or with --cluster every member's client address. */
+static int
+target_endpoints(char ***out)
+{
+	if (!g.cluster) {
+		*out = g.endpoints;
+		return g.n_endpoints;
+	}
+	json_object *resp, *arr;
+	bool saved = g.serializable;
+	g.serializable = true;
+	json_object *res = call(request("member.list"), &resp);
+	g.serializable = saved;
+	json_object_object_get_ex(res, "members", &arr);
+	int n = (int)json_object_array_length(arr);
+	char **eps = calloc((size_t)n + 1, sizeof(char *));
+	int k = 0;
+	for (int i = 0; i < n; i++) {
+		const char *c = jget_str(json_object_array_get_idx(arr, i), "client");
+		if (c && c[0])
+			eps[k++] = strdup(c);
+	}
+	json_object_put(resp);
+	*out = eps;
+	return k;
+}
+
+static void
+cmd_endpoint(int argc, char **argv)
+{
+	if (argc < 1 || (strcmp(argv[0], "status") && strcmp(argv[0], "health")))
+		die("endpoint needs status or health");
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--cluster") == 0)
+			g.cluster = true;
+		else
+			die("endpoint %s: unexpected '%s'", argv[0], argv[i]);
+	}
+	bool health = argv[0][0] == 'h';
+	char **eps;
+	int n = target_endpoints(&eps);
+	int failures = 0;
+	char ***rows = calloc((size_t)n + 1, sizeof(*rows));
+	json_object *all = json_object_new_array();
+	int nrows = 0;
+	for (int i = 0; i < n; i++) {
+		char why[512];
+		json_object *req = request(health ? "endpoint.health" : "endpoint.status");
+		uint64_t t0 = sp_mono_ns();
+		json_object *resp = call_one(eps[i], req, why, sizeof(why));
+		double took_ms = (double)(sp_mono_ns() - t0) / 1e6;
+		json_object_put(req);
+		json_object *ok = NULL, *res = NULL;
+		bool good = resp && json_object_object_get_ex(resp, "ok", &ok) &&
+		            json_object_get_boolean(ok) &&
+		            json_object_object_get_ex(resp, "result", &res);
+		if (health) {
+			/* A follower answers NOT_LEADER to a linearizable read: healthy if it
+			 * knows a leader. */
+			const char *code = resp ? jget_str(resp, "code") : NULL;
+			bool healthy = good || (code && strcmp(code, "NOT_LEADER") == 0 &&
+			                        jget_str(resp, "leader"));
+			if (!healthy)
+				failures++;
+			if (g.fmt == OUT_JSON) {
+				json_object *o = json_object_new_object();
+				json_object_object_add(o, "endpoint",
+				                       json_object_new_string(eps[i]));
+				json_object_object_add(o, "health",
+				                       json_object_new_boolean(healthy));
+				json_object_object_add(o, "took_ms",
+				                       json_object_new_double(took_ms));
+				if (!healthy)
+					json_object_object_add(
+					        o, "error",
+					        json_object_new_string(
+					                resp ? jget_str(resp, "error") : why));
+				json_object_array_add(all, o);
+			} else if (healthy) {
+				printf("%s is healthy: successfully answered; took = %.3fms\n",
+				       eps[i], took_ms);
+			} else {
+				fprintf(stderr, "%s is unhealthy: %s\n", eps[i],
+				        resp ? jget_str(resp, "error") : why);
+			}
+		} else if (good) {
+			if (g.fmt == OUT_JSON) {
+				json_object_object_add(res, "endpoint",
+				                       json_object_new_string(eps[i]));
+				json_object_array_add(all, json_object_get(res));
+			} else {
+				rows[nrows] = calloc(10, sizeof(char *));
+				status_rows(eps[i], res, rows[nrows++]);
+			}
+		} else {
+			failures++;
+			fprintf(stderr, "Failed to get the status of endpoint %s (%s)\n", eps[i],
+			        resp ? jget_str(resp, "error") : why);
+		}
+		if (resp)
+			json_object_put(resp);
+	}
+	if (g.fmt == OUT_JSON) {
+		print_json(all);
+	} else if (!health) {
+		static const char *head[] = {"ENDPOINT", "ID",       "NAME",    "LEADER",
+		                             "TERM",     "COMMIT",   "APPLIED", "ROLE",
+		                             "LOG SIZE", "DATAPLANE"};
+		print_rows(head, 10, rows, nrows);
+	}
+	free_rows(rows, nrows, 10);
+	json_object_put(all);
+	if (failures)
+		exit(1);
+}
+
+static void
+cmd_config(int argc, char **argv)
+{
+	json_object *resp, *res, *req;
+	if (argc < 1)
+		die("config needs get, set, del or list");
+	const char *sub = argv[0];
+	if (strcmp(sub, "get") == 0 && argc == 2) {
+		req = request("config.get");
+		json_object_object_add(req, "key", json_object_new_string(argv[1]));
+		res = call(req, &resp);
+		if (g.fmt == OUT_JSON)
+			print_json(res);
+		else if (g.fmt == OUT_SIMPLE)
+			printf("%s\n", jget_str(res, "value"));
+		else
+			printf("%s\n%s\n", jget_str(res, "key"), jget_str(res, "value"));
+	} else if (strcmp(sub, "set") == 0 && argc == 3) {
+		req = request("config.set");
+		json_object_object_add(req, "key", json_object_new_string(argv[1]));
+		json_object_object_add(req, "value", json_object_new_string(argv[2]));
+		res = call(req, &resp);
+		g.fmt == OUT_JSON ? print_json(res) : (void)printf("OK\n");
+	} else if (strcmp(sub, "del") == 0 && argc == 2) {
+		req = request("config.del");
+		json_object_object_add(req, "key", json_object_new_string(argv[1]));
+		res = call(req, &resp);
+		g.fmt == OUT_JSON ? print_json(res) : (void)printf("1\n");
+	} else if (strcmp(sub, "list") == 0 && argc <= 2) {
+		req = request("config.list");
+		if (argc == 2)
+			json_object_object_add(req, "prefix", json_object_new_string(argv[1]));
+		res = call(req, &resp);
+		if (g.fmt == OUT_JSON) {
+			print_json(res);
+		} else {
+			json_object *arr;
+			json_object_object_get_ex(res, "items", &arr);
+			int n = (int)json_object_array_length(arr);
+			char ***rows = calloc((size_t)n + 1, sizeof(*rows));
+			for (int i = 0; i < n; i++) {
+				rows[i] = calloc(2, sizeof(char *));
+				rows[i][0] = xstr(json_object_array_get_idx(arr, i), "key");
+				rows[i][1] = xstr(json_object_array_get_idx(arr, i), "value");
+			}
+			static const char *head[] = {"KEY", "VALUE"};
+			print_rows(head, 2, rows, n);
+			free_rows(rows, n, 2);
+		}
+	} else {
+		die("usage: config get KEY | set KEY VALUE | del KEY | list [PREFIX]");
+	}
+	json_object_put(resp);
+}
+
+static void
+cmd_partitions(int argc, char **argv)
+{
+	json_object *resp, *res;
+	if (argc == 1 && strcmp(argv[0], "rebalance") == 0) {
+		res = call(request("partitions.rebalance"), &resp);
+		if (g.fmt == OUT_JSON)
+			print_json(res);
+		else
+			printf("moved %s partitions; epoch %s\n", jget_str(res, "moved"),
+			       jget_str(res, "epoch"));
+	} else if (argc == 1 && strcmp(argv[0], "show") == 0) {
+		res = call(request("partitions.show"), &resp);
+		if (g.fmt == OUT_JSON) {
+			print_json(res);
+		} else {
+			/* One row per (node, worker): how many partitions it owns. */
+			json_object *arr;
+			json_object_object_get_ex(res, "map", &arr);
+			int n = (int)json_object_array_length(arr);
+			uint64_t keys[1024];
+			int counts[1024], nk = 0;
+			for (int p = 0; p < n; p++) {
+				json_object *e = json_object_array_get_idx(arr, p);
+				uint64_t k = json_object_get_uint64(json_object_array_get_idx(e, 0))
+				                     << 16 |
+				             (uint64_t)json_object_get_int(
+				                     json_object_array_get_idx(e, 1));
+				int j = 0;
+				while (j < nk && keys[j] != k)
+					j++;
+				if (j == nk && nk < 1024) {
+					keys[nk] = k;
+					counts[nk++] = 0;
+				}
+				if (j < nk)
+					counts[j]++;
+			}
+			printf("epoch %s, %s partitions\n", jget_str(res, "epoch"),
+			       jget_str(res, "partitions"));
+			char ***rows = calloc((size_t)nk + 1, sizeof(*rows));
+			for (int j = 0; j < nk; j++) {
+				char b[32];
+				rows[j] = calloc(3, sizeof(char *));
+				snprintf(b, sizeof(b), "%llx", (unsigned long long)(keys[j] >> 16));
+				rows[j][0] = strdup(b);
+				snprintf(b, sizeof(b), "%llu",
+				         (unsigned long long)(keys[j] & 0xffff));
+				rows[j][1] = strdup(b);
+				snprintf(b, sizeof(b), "%d", counts[j]);
+				rows[j][2] = strdup(b);
+			}
+			static const char *head[] = {"NODE", "WORKER", "PARTITIONS"};
+			print_rows(head, 3, rows, nk);
+			free_rows(rows, nk, 3);
+		}
+	} else {
+		die("usage: partitions show | rebalance");
+	}
+	json_object_put(resp);
+}
+
+static void
+cmd_move_leader(int argc, char **argv)
+{
+	json_object *resp;
+	if (argc != 1)
+		die("usage: move-leader NAME|ID");
+	json_object *req = request("move-leader");
+	json_object_object_add(req, "target", json_object_new_string(argv[0]));
+	call(req, &resp);
+	printf("Leadership transferred to %s\n", argv[0]);
+	json_object_put(resp);
+}
+
+static void
+cmd_snapshot(int argc, char **argv)
+{
+	json_object *resp;
+	if (argc != 2 || strcmp(argv[0], "save"))
+		die("usage: snapshot save FILE");
+	json_object *res = call(request("snapshot.save"), &resp);
+	const char *b64 = jget_str(res, "data");
+	size_t cap = strlen(b64), len;
+	uint8_t *bin = malloc(cap + 1);
+	if (bin == NULL || sodium_base642bin(bin, cap, b64, strlen(b64), NULL, &len, NULL,
+	                                     sodium_base64_VARIANT_ORIGINAL))
+		die("snapshot: malformed data from the server");
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s.part", argv[1]);
+	FILE *f = fopen(tmp, "wb");
+	if (f == NULL || fwrite(bin, 1, len, f) != len || fflush(f) || fsync(fileno(f)) ||
+	    fclose(f) || rename(tmp, argv[1]))
+		die("snapshot: cannot write %s: %s", argv[1], strerror(errno));
+	printf("Snapshot saved at %s (index %s, %zu bytes)\n", argv[1], jget_str(res, "index"),
+	       len);
+	free(bin);
+	json_object_put(resp);
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: shardctl [global options] COMMAND [args]\n"
+	        "\n"
+	        "Commands:\n"
+	        "  member list                          members and their roles\n"
+	        "  member add NAME --peer-urls IP:PORT [--client-urls IP:PORT]\n"
+	        "                                       add a learner (promoted once caught up)\n"
+	        "  member remove NAME|ID                remove a member (the leader too)\n"
+	        "  member promote NAME|ID               promote a learner to voter\n"
+	        "  endpoint status [--cluster]          term, leader, indexes, log size, "
+	        "dataplane\n"
+	        "  endpoint health [--cluster]          whether each endpoint answers\n"
+	        "  move-leader NAME|ID                  transfer leadership\n"
+	        "  config get KEY | set KEY VALUE | del KEY | list [PREFIX]\n"
+	        "  partitions show | rebalance          the partition map\n"
+	        "  snapshot save FILE                   save the cluster state to FILE\n"
+	        "\n"
+	        "Global options:\n"
+	        "  --endpoints IP:PORT,...   control planes to ask (default 127.0.0.1:2379;\n"
+	        "                            env SHARDCTL_ENDPOINTS)\n"
+	        "  --secret-file FILE        the cluster secret (env SHARDCTL_SECRET_FILE)\n"
+	        "  -w, --write-out FMT       table (default), json or simple\n"
+	        "  --consistency l|s         linearizable (default) or serializable reads\n"
+	        "  --dial-timeout MS         connect and authenticate within MS (default 2000)\n"
+	        "  --command-timeout MS      a request's answer within MS (default 10000)\n"
+	        "  -h, --help                this text\n"
+	        "\n"
+	        "Exit status is 0 on success, 1 when the command failed (message on stderr),\n"
+	        "2 for a usage error.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	        {"endpoints", required_argument, NULL, 'e'},
+	        {"secret-file", required_argument, NULL, 's'},
+	        {"write-out", required_argument, NULL, 'w'},
+	        {"consistency", required_argument, NULL, 'c'},
+	        {"dial-timeout", required_argument, NULL, 'd'},
+	        {"command-timeout", required_argument, NULL, 't'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	const char *endpoints = getenv("SHARDCTL_ENDPOINTS");
+	const char *secret = getenv("SHARDCTL_SECRET_FILE");
+	int o;
+
+	if (endpoints == NULL)
+		endpoints = "127.0.0.1:2379";
+	/* Options stop at the command, so its own flags (--cluster, --peer-urls) pass. */
+	while ((o = getopt_long(argc, argv, "+w:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'e':
+			endpoints = optarg;
+			break;
+		case 's':
+			secret = optarg;
+			break;
+		case 'w':
+			if (strcmp(optarg, "table") == 0)
+				g.fmt = OUT_TABLE;
+			else if (strcmp(optarg, "json") == 0)
+				g.fmt = OUT_JSON;
+			else if (strcmp(optarg, "simple") == 0)
+				g.fmt = OUT_SIMPLE;
+			else {
+				fprintf(stderr, "Error: --write-out '%s': table, json or simple\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		case 'c':
+			if (strcmp(optarg, "l") && strcmp(optarg, "s")) {
+				fprintf(stderr, "Error: --consistency '%s': l or s\n", optarg);
+				return 2;
+			}
+			g.serializable = optarg[0] == 's';
+			break;
+		case 'd':
+		case 't': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v <= 0 || v > 600000) {
+				fprintf(stderr, "Error: --%s '%s': milliseconds in [1, 600000]\n",
+				        o == 'd' ? "dial-timeout" : "command-timeout", optarg);
+				return 2;
+			}
+			*(o == 'd' ? &g.dial_timeout_ms : &g.command_timeout_ms) = (int)v;
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (secret == NULL) {
+		fprintf(stderr, "Error: --secret-file is required (or SHARDCTL_SECRET_FILE)\n");
+		return 2;
+	}
+	char why[256];
+	int n = frame_read_secret(secret, g.secret, sizeof(g.secret), why, sizeof(why));
+	if (n < 0) {
+		fprintf(stderr, "Error: %s\n", why);
+		return 2;
+	}
+	g.secret_len = (size_t)n;
+	char *eps = strdup(endpoints), *save = NULL;
+	for (char *t = strtok_r(eps, ",", &save); t && g.n_endpoints < ENDPOINTS_MAX;
+	     t = strtok_r(NULL, ",", &save))
+		g.endpoints[g.n_endpoints++] = t;
+	const char *cmd = argv[optind];
+	int cargc = argc - optind - 1;
+	char **cargv = argv + optind + 1;
+	if (strcmp(cmd, "member") == 0)
+		cmd_member(cargc, cargv);
+	else if (strcmp(cmd, "endpoint") == 0)
+		cmd_endpoint(cargc, cargv);
+	else if (strcmp(cmd, "config") == 0)
+		cmd_config(cargc, cargv);
+	else if (strcmp(cmd, "partitions") == 0)
+		cmd_partitions(cargc, cargv);
+	else if (strcmp(cmd, "move-leader") == 0)
+		cmd_move_leader(cargc, cargv);
+	else if (strcmp(cmd, "snapshot") == 0)
+		cmd_snapshot(cargc, cargv);
+	else {
+		fprintf(stderr, "Error: unknown command '%s'; see --help\n", cmd);
+		return 2;
+	}
+	free(eps);
+	return 0;
+}
