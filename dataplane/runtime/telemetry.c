@@ -122,6 +122,7 @@ cmd_config(const char *cmd, const char *params, struct rte_tel_data *d)
 {
 	struct dp_runtime *rt = atomic_load(&served);
 	char ip[INET_ADDRSTRLEN];
+	char mac[RTE_ETHER_ADDR_FMT_SIZE];
 	struct in_addr a;
 
 	(void)cmd;
@@ -141,6 +142,8 @@ cmd_config(const char *cmd, const char *params, struct rte_tel_data *d)
 	rte_tel_data_add_dict_u64(d, "busy_poll", rt->cfg.busy_poll);
 	rte_tel_data_add_dict_u64(d, "eth_port", rt->port.port_id);
 	rte_tel_data_add_dict_string(d, "driver", rt->port.driver);
+	snprintf(mac, sizeof(mac), RTE_ETHER_ADDR_PRT_FMT, RTE_ETHER_ADDR_BYTES(&rt->port.mac));
+	rte_tel_data_add_dict_string(d, "mac", mac);
 	rte_tel_data_add_dict_u64(d, "rss", rt->port.rss);
 	rte_tel_data_add_dict_u64(d, "steering", rt->port.steering);
 	return 0;

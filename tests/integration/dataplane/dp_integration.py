@@ -1,0 +1,504 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""Integration tests of shardplane-dp: real processes on net_tap and on af_packet over a
+veth pair in a network namespace, driven through the C client library (dp_driver), read
+through DPDK telemetry, stopped with SIGTERM.
+
+    dp_integration.py SCENARIO --dp PATH --driver PATH [--client PATH]
+
+Scenarios: tap (1 worker), tap2 (2 workers: ring hand-off, bad input), afpacket (veth in
+a netns), startup (flag and environment checks). SP_NO_HUGE=1 forces --no-huge. Every
+process, interface and namespace created here is removed on exit, by pid or by name.
+"""
+
+import argparse
+import glob
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+READY_TIMEOUT_S = 30
+EXIT_TIMEOUT_S = 20
+DRIVER_TIMEOUT_S = 90
+PING_TRIES_MAX = 20
+TELEMETRY_RECV_MAX = 1 << 20
+BASE_PORT = 9400
+MEMORY_MB = 16
+NO_HUGE_MB = 512
+
+ETH_P_IP = 0x0800
+ETH_P_ARP = 0x0806
+ETH_P_IPV6 = 0x86DD
+
+
+def log(msg):
+    print("dp_integration: " + msg, flush=True)
+
+
+def fail(msg):
+    raise AssertionError(msg)
+
+
+def run(cmd, check=True, timeout=30, **kw):
+    """Runs a short command; returns its CompletedProcess."""
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         timeout=timeout, **kw)
+    if check and res.returncode != 0:
+        fail("%s: exit %d\n%s" % (" ".join(cmd), res.returncode, res.stdout))
+    return res
+
+
+def hugepages_usable():
+    """True when hugepages are free and mounted, and SP_NO_HUGE is not set."""
+    if os.environ.get("SP_NO_HUGE") == "1":
+        return False
+    try:
+        with open("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages") as f:
+            free = int(f.read())
+        with open("/proc/mounts") as f:
+            mounted = " hugetlbfs " in f.read()
+    except OSError:
+        return False
+    return free > 0 and mounted
+
+
+def hugepage_dirs():
+    dirs = []
+    with open("/proc/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 2 and parts[2] == "hugetlbfs":
+                dirs.append(parts[1])
+    return dirs
+
+
+def hugepage_files(prefix):
+    files = []
+    for d in hugepage_dirs():
+        files += glob.glob(os.path.join(d, prefix + "*"))
+    return files
+
+
+# ---- frames ---------------------------------------------------------------------------
+
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+def mac_bytes(text):
+    return bytes(int(x, 16) for x in text.split(":"))
+
+
+def ipv4(src, dst, proto, payload, bad_csum=False, frag=0, ttl=64, ident=1):
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, frag, ttl, proto,
+                      0, socket.inet_aton(src), socket.inet_aton(dst))
+    c = csum(hdr)
+    if bad_csum:
+        c ^= 0x5A5A
+    return hdr[:10] + struct.pack("!H", c) + hdr[12:] + payload
+
+
+def udp(src, dst, sport, dport, payload, bad_csum=False):
+    length = 8 + len(payload)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 17, length)
+    hdr = struct.pack("!HHHH", sport, dport, length, 0)
+    c = csum(pseudo + hdr + payload) or 0xFFFF
+    if bad_csum:
+        c ^= 0x1234
+    return struct.pack("!HHHH", sport, dport, length, c) + payload
+
+
+def eth(dst, src, ethertype, payload):
+    return dst + src + struct.pack("!H", ethertype) + payload
+
+
+def bp_request(opcode, key, value=b"", count=None, magic=0x5053, version=1, flags=0,
+               request_id=7, dgram_id=99):
+    rec = struct.pack("<BBHIIIIIQ", opcode, 0, len(key), request_id, len(value), 0, 0, 0, 0)
+    hdr = struct.pack("<HBBHHQ", magic, version, flags, 1 if count is None else count, 0,
+                      dgram_id)
+    return hdr + rec + key + value
+
+
+def bp_reply_status(data):
+    """Status of the first reply record of a reply datagram."""
+    if len(data) < 16 + 24:
+        fail("short reply datagram of %d bytes" % len(data))
+    return data[16 + 4]
+
+
+# ---- the node under test ----------------------------------------------------------------
+
+
+class Node:
+    """One shardplane-dp process with its own file prefix."""
+
+    def __init__(self, dp, name, vdev, workers, extra_eal=(), extra=(), busy_poll=False):
+        self.dp = dp
+        self.prefix = "sptest%d%s" % (os.getpid(), name)
+        self.workers = workers
+        self.logf = tempfile.NamedTemporaryFile(prefix="dp-%s-" % name, suffix=".log",
+                                                delete=False, mode="w+")
+        # Lcores: one main and one per worker; they share the 2 cores (no busy-poll).
+        cpus = os.cpu_count() or 1
+        lcores = ",".join("%d@%d" % (i, i % cpus) for i in range(workers + 1))
+        self.cmd = [dp, "--no-pci", "--file-prefix", self.prefix, "--lcores", lcores,
+                    "--vdev", vdev]
+        if hugepages_usable():
+            self.huge = True
+        else:
+            self.huge = False
+            self.cmd += ["--no-huge", "-m", str(NO_HUGE_MB)]
+        self.cmd += list(extra_eal)
+        self.cmd += ["--", "--ip", "10.77.%d.1/24" % (os.getpid() % 200), "--port",
+                     str(BASE_PORT), "--memory-mb", str(MEMORY_MB), "--partitions", "64",
+                     "--workers", str(workers)] + list(extra)
+        if busy_poll:
+            self.cmd.append("--busy-poll")
+        self.ip = "10.77.%d.1" % (os.getpid() % 200)
+        self.peer_ip = "10.77.%d.2" % (os.getpid() % 200)
+        self.proc = None
+
+    def start(self):
+        log("start: " + " ".join(self.cmd))
+        self.proc = subprocess.Popen(self.cmd, stdout=self.logf, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                fail("shardplane-dp exited %d during start-up:\n%s" %
+                     (self.proc.returncode, self.output()))
+            if "ready:" in self.output():
+                return
+            time.sleep(0.1)
+        fail("shardplane-dp not ready in %d s:\n%s" % (READY_TIMEOUT_S, self.output()))
+
+    def output(self):
+        with open(self.logf.name) as f:
+            return f.read()
+
+    def telemetry(self, cmd):
+        path = "/var/run/dpdk/%s/dpdk_telemetry.v2" % self.prefix
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.settimeout(5)
+        try:
+            s.connect(path)
+            s.recv(TELEMETRY_RECV_MAX)  # the greeting
+            s.send(cmd.encode())
+            reply = json.loads(s.recv(TELEMETRY_RECV_MAX).decode())
+        finally:
+            s.close()
+        key = cmd.split(",")[0]
+        if key not in reply or reply[key] is None:
+            fail("telemetry %s: %r" % (cmd, reply))
+        return reply[key]
+
+    def stats(self):
+        return self.telemetry("/shardplane/stats")
+
+    def stop(self):
+        """SIGTERM, wait, check the exit report; returns the output."""
+        if self.proc is None or self.proc.poll() is not None:
+            fail("shardplane-dp is not running:\n" + self.output())
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            fail("shardplane-dp did not stop within %d s of SIGTERM" % EXIT_TIMEOUT_S)
+        out = self.output()
+        if code != 0:
+            fail("shardplane-dp exited %d:\n%s" % (code, out))
+        if "mbufs: 0 in use of" not in out:
+            fail("mbuf leak or no exit report:\n" + out)
+        if "stats total:" not in out:
+            fail("no final counters:\n" + out)
+        left = hugepage_files(self.prefix)
+        if left:
+            fail("hugepage files left behind: %s" % left)
+        log("stopped cleanly; no mbuf in use, no hugepage file left (%s)" %
+            ("hugepages" if self.huge else "--no-huge"))
+        return out
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for f in hugepage_files(self.prefix):
+            os.unlink(f)
+
+
+def ping(ip, netns=None, count=3):
+    cmd = ["ping", "-c", str(count), "-i", "0.2", "-W", "1", ip]
+    if netns:
+        cmd = ["ip", "netns", "exec", netns] + cmd
+    for _ in range(PING_TRIES_MAX):
+        if run(cmd, check=False, timeout=15).returncode == 0:
+            return
+        time.sleep(0.5)
+    fail("no ping reply from %s" % ip)
+
+
+def drive(driver, node, extra=(), netns=None, keys=2000):
+    cmd = [driver, "--server", "%s:%d" % (node.ip, BASE_PORT), "--keys", str(keys)]
+    cmd += list(extra)
+    if netns:
+        cmd = ["ip", "netns", "exec", netns] + cmd
+    res = run(cmd, check=False, timeout=DRIVER_TIMEOUT_S)
+    print(res.stdout, end="", flush=True)
+    if res.returncode != 0:
+        fail("dp_driver failed (exit %d); node output:\n%s" % (res.returncode, node.output()))
+
+
+def setup_tap(node, iface):
+    run(["ip", "addr", "add", node.peer_ip + "/24", "dev", iface])
+    run(["ip", "link", "set", iface, "up"])
+
+
+# ---- scenarios ----------------------------------------------------------------------------
+
+
+def bad_input(node, iface):
+    """Sends malformed and hostile frames; checks each is counted by reason and that the
+    node keeps serving."""
+    cfg = node.telemetry("/shardplane/config")
+    dmac = mac_bytes(cfg["mac"])
+    with open("/sys/class/net/%s/address" % iface) as f:
+        smac = mac_bytes(f.read().strip())
+    src, dst = node.peer_ip, node.ip
+    good = bp_request(1, b"probe")
+    frames = {
+        "bad_net_arp_malformed": eth(dmac, smac, ETH_P_ARP, b"\0\1\x08\0"),
+        "bad_net_ethertype": eth(dmac, smac, ETH_P_IPV6, b"\0" * 40),
+        "bad_net_ip_truncated": eth(dmac, smac, ETH_P_IP, b"\x45\0\0"),
+        "bad_net_ip_csum": eth(dmac, smac, ETH_P_IP,
+                               ipv4(src, dst, 17, udp(src, dst, 5000, BASE_PORT, good),
+                                    bad_csum=True)),
+        "bad_net_udp_csum": eth(dmac, smac, ETH_P_IP,
+                                ipv4(src, dst, 17, udp(src, dst, 5000, BASE_PORT, good,
+                                                       bad_csum=True))),
+        "bad_net_ip_proto": eth(dmac, smac, ETH_P_IP, ipv4(src, dst, 6, b"\0" * 20)),
+        "bad_ip_fragment": eth(dmac, smac, ETH_P_IP,
+                               ipv4(src, dst, 17, udp(src, dst, 5000, BASE_PORT, good),
+                                    frag=0x2000)),
+        "bad_udp_no_service": eth(dmac, smac, ETH_P_IP,
+                                  ipv4(src, dst, 17, udp(src, dst, 5000, 7, good))),
+        "bad_bp_bad_magic": eth(dmac, smac, ETH_P_IP,
+                                ipv4(src, dst, 17,
+                                     udp(src, dst, 5000, BASE_PORT,
+                                         bp_request(1, b"k", magic=0x1234)))),
+        "bad_bp_short_header": eth(dmac, smac, ETH_P_IP,
+                                   ipv4(src, dst, 17, udp(src, dst, 5000, BASE_PORT, b"SP\1"))),
+        "bad_bp_bad_version": eth(dmac, smac, ETH_P_IP,
+                                  ipv4(src, dst, 17,
+                                       udp(src, dst, 5000, BASE_PORT,
+                                           bp_request(1, b"k", version=9)))),
+        "bad_bp_count_over": eth(dmac, smac, ETH_P_IP,
+                                 ipv4(src, dst, 17,
+                                      udp(src, dst, 5000, BASE_PORT,
+                                          bp_request(1, b"k", count=1000)))),
+        "bad_bp_truncated_record": eth(dmac, smac, ETH_P_IP,
+                                   ipv4(src, dst, 17,
+                                        udp(src, dst, 5000, BASE_PORT,
+                                            bp_request(1, b"k", count=2)))),
+        "bad_bp_bad_flags": eth(dmac, smac, ETH_P_IP,
+                                ipv4(src, dst, 17,
+                                     udp(src, dst, 5000, BASE_PORT,
+                                         bp_request(1, b"k", flags=1)))),
+    }
+    before = node.stats()
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    try:
+        for name, frame in frames.items():
+            for _ in range(3):
+                s.send(frame)
+    finally:
+        s.close()
+    # Oversized: a 3000-byte datagram the kernel fragments (over the protocol's 1472 bytes).
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.sendto(bp_request(2, b"big", b"v" * 2900), (dst, BASE_PORT))
+    # A request with a key over the limit is answered TOO_BIG, not dropped.
+    u.settimeout(2)
+    u.sendto(bp_request(1, b"K" * 300), (dst, BASE_PORT))
+    status = None
+    deadline = time.monotonic() + 5
+    while status is None and time.monotonic() < deadline:
+        try:
+            data, _ = u.recvfrom(2048)
+            status = bp_reply_status(data)
+        except socket.timeout:
+            u.sendto(bp_request(1, b"K" * 300), (dst, BASE_PORT))
+    u.close()
+    if status != 4:
+        fail("a 300-byte key got status %r, expected TOO_BIG (4)" % status)
+    time.sleep(0.5)
+    after = node.stats()
+    for name in frames:
+        if after.get(name, 0) <= before.get(name, 0):
+            fail("%s not counted: before %s after %s\nall: %s" %
+                 (name, before.get(name), after.get(name), json.dumps(after, indent=1)))
+    if after["bad_ip_fragment"] - before["bad_ip_fragment"] < 4:
+        fail("the oversized datagram's fragments were not counted")
+    if after["bad_bp_key_too_long"] <= before["bad_bp_key_too_long"]:
+        fail("the over-long key was not counted")
+    if after["bad_pkts"] - before["bad_pkts"] < 3 * len(frames):
+        fail("bad_pkts grew by %d for %d bad frames" %
+             (after["bad_pkts"] - before["bad_pkts"], 3 * len(frames)))
+    log("bad input: %d kinds of malformed frame counted by reason, oversized and over-long "
+        "handled" % len(frames))
+
+
+def scenario_tap(args, workers):
+    iface = "sptap%d" % (os.getpid() % 100000)
+    node = Node(args.dp, "tap%d" % workers, "net_tap0,iface=%s" % iface, workers)
+    try:
+        node.start()
+        setup_tap(node, iface)
+        ping(node.ip)
+        drive(args.driver, node)
+        st = node.stats()
+        if st["requests"] == 0 or st["icmp_replies"] == 0 or st["arp_replies"] == 0:
+            fail("counters did not move: %s" % st)
+        if workers > 1:
+            drive(args.driver, node, extra=["--no-route", "--quick"])
+            st = node.stats()
+            if st["handoff_out"] == 0 or st["handoff_in_mbufs"] == 0:
+                fail("no ring hand-off with %d workers: %s" % (workers, st))
+            per = node.telemetry("/shardplane/workers")
+            if min(per["requests"]) == 0:
+                fail("a worker executed nothing: %s" % per["requests"])
+            log("hand-off: %d requests went over the rings; per worker requests %s" %
+                (st["handoff_out"], per["requests"]))
+            bad_input(node, iface)
+            drive(args.driver, node, extra=["--quick"], keys=500)
+        if args.client:
+            res = run([args.client, "--server", "%s:%d" % (node.ip, BASE_PORT), "bench",
+                       "--duration-s", "2", "--requests", "200000", "--keys", "1000"],
+                      check=False, timeout=30)
+            print(res.stdout, end="")
+            if res.returncode != 0:
+                fail("client bench failed:\n%s" % res.stdout)
+        out = node.stop()
+        print("\n".join(l for l in out.splitlines() if l.startswith(("stats total", "mbufs"))))
+    finally:
+        node.kill()
+
+
+def scenario_afpacket(args):
+    tag = os.getpid() % 100000
+    ns, host_if, ns_if = "spns%d" % tag, "spv%da" % tag, "spv%db" % tag
+    workers = 2
+    node = Node(args.dp, "afp", "net_af_packet0,iface=%s,qpairs=%d" % (host_if, workers),
+                workers)
+    try:
+        run(["ip", "netns", "add", ns])
+        run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if])
+        run(["ip", "link", "set", ns_if, "netns", ns])
+        run(["ip", "link", "set", host_if, "up"])
+        run(["ip", "netns", "exec", ns, "ip", "addr", "add", node.peer_ip + "/24", "dev",
+             ns_if])
+        run(["ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up"])
+        run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"])
+        node.start()
+        ping(node.ip, netns=ns)
+        # veth keeps tx checksum offload on: the node must accept partial checksums.
+        drive(args.driver, node, netns=ns)
+        drive(args.driver, node, extra=["--no-route", "--quick"], netns=ns, keys=500)
+        st = node.stats()
+        if st["requests"] == 0:
+            fail("no request served over af_packet: %s" % st)
+        log("af_packet: %d requests, %d handed off, %d bad" %
+            (st["requests"], st["handoff_out"], st["bad_pkts"]))
+        node.stop()
+    finally:
+        node.kill()
+        run(["ip", "link", "del", host_if], check=False)
+        run(["ip", "netns", "del", ns], check=False)
+
+
+def scenario_startup(args):
+    """Flags and environment are checked with clear messages, before anything runs."""
+    dp = args.dp
+    res = run([dp, "--", "--help"], check=False)
+    if res.returncode != 0 or "--memory-mb" not in res.stdout or "--ip" not in res.stdout:
+        fail("--help: exit %d\n%s" % (res.returncode, res.stdout))
+    cases = [
+        (["--", "--port", "9000"], "--ip"),
+        (["--", "--ip", "10.0.0.1/24", "--partitions", "3"], "power of two"),
+        (["--", "--ip", "10.0.0.1/33"], "--ip"),
+        (["--", "--ip", "10.0.0.1/24", "--workers", "0"], "--workers"),
+        (["--", "--ip", "10.0.0.1/24", "--bogus"], "--bogus"),
+    ]
+    for argv, needle in cases:
+        res = run([dp] + argv, check=False)
+        if res.returncode != 2 or needle not in res.stdout:
+            fail("%s: exit %d, expected 2 and '%s':\n%s" % (argv, res.returncode, needle,
+                                                            res.stdout))
+    prefix = "sptest%dst" % os.getpid()
+    base = [dp, "--no-pci", "--no-huge", "-m", "256", "--file-prefix", prefix]
+    checks = [
+        (base + ["-l", "0", "--", "--ip", "10.0.0.1/24"], "lcores"),
+        (base + ["-l", "0-1", "--", "--ip", "10.0.0.1/24"], "ports: none found"),
+        (base + ["-l", "0-1", "--vdev", "net_null0", "--", "--ip", "10.0.0.1/24",
+                 "--memory-mb", "1", "--partitions", "1024"], "--memory-mb"),
+        (base + ["-l", "0-1", "--vdev", "net_null0", "--", "--ip", "10.0.0.1/24",
+                 "--memory-mb", "1024"], "pass -m"),
+        (base + ["--lcores", "0@0,1@1,2@1", "--vdev", "net_af_packet0,iface=lo,qpairs=1", "--", "--ip",
+                 "10.0.0.1/24", "--workers", "2"], "queues available"),
+    ]
+    for argv, needle in checks:
+        res = run(argv, check=False)
+        if res.returncode == 0 or needle not in res.stdout:
+            fail("%s: exit %d, expected failure naming '%s':\n%s" %
+                 (" ".join(argv), res.returncode, needle, res.stdout))
+    if not hugepages_usable():
+        res = run([dp, "--no-pci", "--file-prefix", prefix, "-l", "0-1", "--", "--ip",
+                   "10.0.0.1/24"], check=False)
+        if res.returncode == 0 or "hugepages:" not in res.stdout or "--no-huge" not in res.stdout:
+            fail("no hugepages: expected a hugepages message:\n" + res.stdout)
+    log("start-up checks: %d flag errors and %d environment errors reported clearly" %
+        (len(cases), len(checks)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("scenario", choices=["tap", "tap2", "afpacket", "startup"])
+    ap.add_argument("--dp", required=True)
+    ap.add_argument("--driver", required=True)
+    ap.add_argument("--client")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        log("SKIP: needs root (tap devices, namespaces, raw sockets)")
+        return 77
+    started = time.monotonic()
+    if args.scenario == "tap":
+        scenario_tap(args, 1)
+    elif args.scenario == "tap2":
+        scenario_tap(args, 2)
+    elif args.scenario == "afpacket":
+        scenario_afpacket(args)
+    else:
+        scenario_startup(args)
+    log("PASS %s in %.1f s" % (args.scenario, time.monotonic() - started))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except AssertionError as e:
+        log("FAIL: %s" % e)
+        sys.exit(1)
