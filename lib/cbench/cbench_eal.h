@@ -3,9 +3,11 @@
  * DPDK EAL start-up for benchmark programs (cbench_eal_dep, built only with DPDK).
  * A benchmark calls cbench_eal_init() from its function or fixture, so that listing or
  * filtering benchmarks never starts DPDK. The EAL is started once per process with
- *   --no-pci --in-memory -l 0-N --log-level=*:warning
- * plus --no-huge -m 256 when no 2 MiB hugepage is free or SP_NO_HUGE=1 is set. DPDK's
- * log goes to stderr, never stdout, so the JSON or CSV report on stdout stays clean.
+ *   --no-pci -l 0-N --no-telemetry --log-level=*:warning --file-prefix=cbench-<pid>
+ * plus --in-memory with free 2 MiB hugepages, or --no-huge --no-shconf -m 256 without
+ * them or when SP_NO_HUGE=1 is set (the EAL refuses --in-memory with --no-huge). The
+ * runtime directory is removed at exit. DPDK's log and usage go to stderr, never stdout,
+ * so the JSON or CSV report on stdout stays clean.
  */
 #ifndef SP_CBENCH_CBENCH_EAL_H
 #define SP_CBENCH_CBENCH_EAL_H

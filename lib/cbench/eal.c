@@ -70,11 +70,17 @@ init_quiet_stdout(int argc, char **argv)
 	return rc;
 }
 
+static char runtime_dir[256]; /* the EAL's per-prefix directory, removed at exit */
+
+/* Releases the EAL, then removes its (by then empty) runtime directory. */
 static void
 cleanup(void)
 {
 	if (init_rc == 0) {
 		rte_eal_cleanup();
+		if (runtime_dir[0] != '\0') {
+			(void)rmdir(runtime_dir);
+		}
 	}
 }
 
@@ -102,15 +108,16 @@ cbench_eal_init(void)
 	argv[argc++] = lcores;
 	argv[argc++] = "--log-level=*:warning";
 	argv[argc++] = "--no-telemetry";
+	/* A private prefix: concurrent benchmark programs never share EAL files. */
+	snprintf(prefix, sizeof(prefix), "--file-prefix=cbench-%ld", (long)getpid());
+	argv[argc++] = prefix;
 	if (no_huge) {
 		/* --in-memory refuses --no-huge (legacy memory): use a private prefix. */
 		snprintf(mem, sizeof(mem), "%d", CBENCH_EAL_NO_HUGE_MB);
-		snprintf(prefix, sizeof(prefix), "--file-prefix=cbench-%ld", (long)getpid());
 		argv[argc++] = "--no-huge";
 		argv[argc++] = "--no-shconf";
 		argv[argc++] = "-m";
 		argv[argc++] = mem;
-		argv[argc++] = prefix;
 	} else {
 		argv[argc++] = "--in-memory";
 	}
@@ -128,6 +135,7 @@ cbench_eal_init(void)
 		return init_rc;
 	}
 	init_rc = 0;
+	snprintf(runtime_dir, sizeof(runtime_dir), "%s", rte_eal_get_runtime_dir());
 	atexit(cleanup);
 	return 0;
 }
