@@ -30,6 +30,7 @@
 /* Longest the server runs when not told otherwise. */
 #define RUN_SECONDS_DEFAULT 600u
 #define POLL_TIMEOUT_MS     200
+#define SOCK_BUF_BYTES      (4 << 20)
 
 struct server {
 	uint32_t partitions;
@@ -158,6 +159,7 @@ main(int argc, char **argv)
 	struct mcexec_env env;
 	struct sp_mc_out out;
 	int fd, c, rc = 0;
+	int sock_buf_bytes = SOCK_BUF_BYTES;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		bool ok = true;
@@ -204,6 +206,9 @@ main(int argc, char **argv)
 		close(fd);
 		return 1;
 	}
+	/* Large socket buffers, as memcached sets them: a full send buffer would block. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sock_buf_bytes, sizeof(sock_buf_bytes));
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sock_buf_bytes, sizeof(sock_buf_bytes));
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	printf("port %u\n", ntohs(addr.sin_port));
@@ -227,11 +232,13 @@ main(int argc, char **argv)
 		ssize_t n;
 		uint32_t nd;
 
-		if (poll(&pfd, 1, POLL_TIMEOUT_MS) <= 0)
+		/* Read while datagrams are queued; sleep in poll only when there are none. */
+		n = recvfrom(fd, in, sizeof(in), MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				(void)poll(&pfd, 1, POLL_TIMEOUT_MS);
 			continue;
-		n = recvfrom(fd, in, sizeof(in), 0, (struct sockaddr *)&from, &flen);
-		if (n < 0)
-			continue;
+		}
 		env.now_s = (uint32_t)((sp_mono_ns() - sv.started_ns) / SP_NS_PER_S) + 1;
 		env.wall_s = sp_wall_s();
 		nd = mcexec_udp(&env, in, (size_t)n, &out);
