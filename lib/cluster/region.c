@@ -450,7 +450,7 @@ read_attempt(struct sp_region *r, struct sp_region_state *copy, struct sp_cluste
 int
 sp_region_read(struct sp_region *r, struct sp_cluster_state *st, char *why, size_t why_len)
 {
-	struct sp_region_state *copy;
+	struct sp_region_state copy;
 	uint32_t attempt;
 	int rc = 1;
 
@@ -459,36 +459,27 @@ sp_region_read(struct sp_region *r, struct sp_cluster_state *st, char *why, size
 	if (sp_region_generation(r) == 0)
 		return explain(why, why_len, -SP_ENOTFOUND,
 		               "region: no cluster state has been published yet");
-	copy = malloc(sizeof(*copy));
-	if (copy == NULL)
-		return explain(why, why_len, -ENOMEM, "region: out of memory");
 	for (attempt = 0; attempt < SP_REGION_READ_RETRIES_MAX; attempt++) {
-		rc = read_attempt(r, copy, st, why, why_len);
+		rc = read_attempt(r, &copy, st, why, why_len);
 		if (rc <= 0)
 			break;
 		read_backoff(attempt);
 	}
-	if (rc > 0) {
-		free(copy);
+	if (rc > 0)
 		return explain(why, why_len, -SP_EBUSY,
-		               "region: state changed during each of %u read attempts",
+		               "region: the state slot was being written during each of %u read "
+		               "attempts",
 		               SP_REGION_READ_RETRIES_MAX);
-	}
-	if (rc == 0) {
-		st->epoch = copy->epoch;
-		st->generation = copy->generation;
-		st->partitions = copy->partitions;
-		st->self_node_id = copy->self_node_id;
-		st->member_count = copy->member_count;
-		memcpy(st->members, copy->members, sizeof(st->members));
-	}
-	free(copy);
 	if (rc < 0)
 		return rc;
+	st->epoch = copy.epoch;
+	st->generation = copy.generation;
+	st->partitions = copy.partitions;
+	st->self_node_id = copy.self_node_id;
+	st->member_count = copy.member_count;
+	memcpy(st->members, copy.members, sizeof(st->members));
 	rc = sp_cluster_state_validate(st, why, why_len);
-	if (rc < 0)
-		return -SP_ECORRUPT;
-	return 0;
+	return rc < 0 ? -SP_ECORRUPT : 0;
 }
 
 int

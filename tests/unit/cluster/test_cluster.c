@@ -474,6 +474,19 @@ test_region_validation_errors(void **state)
 	atomic_store(&h->state_active, 5);
 	expect_read_error(-SP_ECORRUPT, "slot index");
 	atomic_store(&h->state_active, active);
+
+	/* A writer that died while filling the active slot (impossible with one well-behaved
+	 * writer, which only writes the inactive slot) makes readers give up after their
+	 * bounded retries; the next two publications repair both slots. */
+	atomic_fetch_add(&slot->seq, 1);
+	expect_read_error(-SP_EBUSY, "read attempts");
+	assert_int_equal(sp_region_open(region_path, true, &w, why, sizeof(why)), 0);
+	assert_int_equal(sp_region_publish(w, st, why, sizeof(why)), 0);
+	expect_read_error(0, "");
+	assert_int_equal(sp_region_publish(w, st, why, sizeof(why)), 0);
+	assert_int_equal(atomic_load(&slot->seq) % 2, 0);
+	expect_read_error(0, "");
+	sp_region_close(w);
 	munmap(base, size);
 
 	/* Truncated files: shorter than the header says, and shorter than a header. */

@@ -560,6 +560,7 @@ sim_ring(unsigned int w)
 	assert_true(bytes > 0);
 	r = aligned_alloc(RTE_CACHE_LINE_SIZE, (size_t)bytes);
 	assert_non_null(r);
+	memset(r, 0, (size_t)bytes); /* as a memzone would be */
 	snprintf(name, sizeof(name), "sim%u", w);
 	assert_int_equal(rte_ring_init(r, name, SIM_RING_SIZE, RING_F_SC_DEQ), 0);
 	return r;
@@ -594,8 +595,9 @@ test_switch_storm_with_workers(void **state)
 	assert_non_null(s.exec_count);
 	for (uint32_t p = 0; p < SIM_PARTITIONS; p++)
 		atomic_store(&s.expected_owner[p], p % SIM_WORKERS);
-	for (unsigned int w = 0; w < SIM_WORKERS; w++) {
+	for (unsigned int w = 0; w < SIM_WORKERS; w++)
 		s.inbound[w] = sim_ring(w);
+	for (unsigned int w = 0; w < SIM_WORKERS; w++) {
 		sw[w].sim = &s;
 		sw[w].index = w;
 		assert_int_equal(pthread_create(&th[w], NULL, sim_worker_main, &sw[w]), 0);
