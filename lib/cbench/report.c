@@ -198,7 +198,7 @@ cbench_human_number(char *buf, size_t len, double value, bool iec)
 		for (size_t i = 0; i < sizeof(big_si) - 1; i++) {
 			scaled /= one_k;
 			if (scaled <= big) {
-				/* 1.7 prints 1024-based values with K/M/G and no "i" (1.8 adds it). */
+				/* 1.7 prints 1024-based values as K/M/G, no "i". */
 				snprintf(buf, len, "%s%g%c", sign, scaled,
 				         iec ? big_iec[i] : big_si[i]);
 				return;
@@ -390,14 +390,20 @@ same_counter_names(const struct cbench_reporter *r, const struct cbench_result *
 	return true;
 }
 
+/*
+ * GB's PrintHeader: dashes, the column titles (with the counter names when tabular, or
+ * "UserCounters..." when the run has counters), dashes. Remembers the tabular names.
+ */
 static void
 console_header(struct cbench_reporter *r, const struct cbench_result *run)
 {
 	char line[CBENCH_NAME_MAX + 128 + CBENCH_COUNTERS_MAX * (CBENCH_COUNTER_NAME_MAX + 1)];
 	int n;
 
+	ASSERT(run->n_counters <= CBENCH_COUNTERS_MAX);
 	n = snprintf(line, sizeof(line), "%-*s %13s %15s %12s", r->name_width, "Benchmark", "Time",
 	             "CPU", "Iterations");
+	ASSERT(n > 0);
 	r->n_counter_names = 0;
 	for (size_t i = 0; i < run->n_counters && r->tabular; i++) {
 		snprintf(r->counter_names[i], CBENCH_COUNTER_NAME_MAX, "%s", run->counters[i].name);
@@ -421,6 +427,7 @@ console_header(struct cbench_reporter *r, const struct cbench_result *run)
 	fputc('\n', r->out);
 }
 
+/* One counter: " name=1.5M/s", or right-aligned under its column when tabular. */
 static void
 console_counter(struct cbench_reporter *r, const struct cbench_result *run,
                 const struct cbench_counter_val *c)
@@ -446,11 +453,15 @@ console_counter(struct cbench_reporter *r, const struct cbench_result *run,
 	}
 }
 
+/* One table row (GB's PrintRunData); prints the header first when it is due. */
 static void
 console_run(struct cbench_reporter *r, const struct cbench_result *run)
 {
 	char real[32];
 	char cpu[32];
+
+	ASSERT(run->inst != NULL);
+	ASSERT(run->n_counters <= CBENCH_COUNTERS_MAX);
 
 	if (!r->printed_header || (r->tabular && !same_counter_names(r, run))) {
 		console_header(r, run);
@@ -488,11 +499,15 @@ console_run(struct cbench_reporter *r, const struct cbench_result *run)
 
 /* ---- JSON ---- */
 
+/* One benchmarks[] entry, keys in GB 1.7's order; "last" leaves out the comma. */
 static void
 json_run(struct cbench_reporter *r, const struct cbench_result *run, bool last)
 {
 	FILE *out = r->out;
 	const char *in = "      ";
+
+	ASSERT(run->inst != NULL);
+	ASSERT(run->n_counters <= CBENCH_COUNTERS_MAX);
 
 	fprintf(out, "    {\n");
 	json_str(out, in, "name", run->name, true);
@@ -539,6 +554,7 @@ json_run(struct cbench_reporter *r, const struct cbench_result *run, bool last)
 
 /* ---- CSV ---- */
 
+/* GB's CsvEscape: the text in double quotes, inner quotes doubled. */
 static void
 csv_escape(FILE *out, const char *s)
 {
@@ -596,11 +612,15 @@ csv_header(struct cbench_reporter *r, const struct cbench_result *runs, size_t n
 	fputc('\n', r->out);
 }
 
+/* One CSV row; a failed run has only its name, "true" and the message (as GB). */
 static void
 csv_run(struct cbench_reporter *r, const struct cbench_result *run)
 {
 	FILE *out = r->out;
 	const struct cbench_counter_val *c;
+
+	ASSERT(run->inst != NULL);
+	ASSERT(r->n_counter_names <= CBENCH_COUNTERS_MAX);
 
 	csv_escape(out, run->name);
 	fputc(',', out);
@@ -640,9 +660,12 @@ csv_run(struct cbench_reporter *r, const struct cbench_result *run)
 	fputc('\n', out);
 }
 
+/* GB's ReportRuns: one instance's runs, or its aggregates, in the reporter's format. */
 void
 cbench_report_runs(struct cbench_reporter *r, const struct cbench_result *runs, size_t n)
 {
+	ASSERT(r->out != NULL);
+	ASSERT(n == 0 || runs != NULL);
 	if (n == 0) {
 		return;
 	}

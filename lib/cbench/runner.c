@@ -23,7 +23,8 @@
 
 struct cbench_run_ {
 	const struct cbench_instance *inst;
-	uint64_t iterations;
+	uint64_t iterations;      /* the count asked for */
+	uint64_t iterations_done; /* the count run, once finished */
 	bool process_cpu;
 	bool started;
 	bool finished;
@@ -117,6 +118,9 @@ cbench_loop_edge_(struct cbench_state *st)
 	if (r->timing) {
 		timer_stop(r);
 	}
+	if (r->skipped == CBENCH_SKIP_NONE) {
+		r->iterations_done = r->iterations;
+	}
 	r->finished = true;
 	return false;
 }
@@ -139,7 +143,7 @@ cbench_iterations(const struct cbench_state *st)
 		return 0;
 	}
 	if (r->finished) {
-		return r->iterations;
+		return r->iterations_done;
 	}
 	return r->iterations - st->left_;
 }
@@ -235,7 +239,9 @@ skip(struct cbench_state *st, enum cbench_skip kind, const char *message)
 	r->skipped = kind;
 	snprintf(r->message, sizeof(r->message), "%s", message != NULL ? message : "");
 	if (r->started && !r->finished) {
-		st->left_ = 0; /* the loop ends at its next test */
+		/* This iteration counts as run; the loop ends at its next test. */
+		r->iterations_done = r->iterations - st->left_;
+		st->left_ = 0;
 	}
 }
 
@@ -351,6 +357,7 @@ trial_seconds(const struct cbench *b, const struct cbench_run_ *r)
 	return (double)r->cpu_ns / 1e9;
 }
 
+/* GB's ShouldReportIterationResults: failed, at the cap, long enough, or 5x over in real time. */
 static bool
 long_enough(const struct cbench *b, const struct cbench_run_ *r, double seconds, double min_s)
 {

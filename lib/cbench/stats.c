@@ -157,7 +157,7 @@ cbench_aggregates(const struct cbench_result *runs, size_t n, struct cbench_resu
 				if (runs[i].skipped != CBENCH_SKIP_NONE) {
 					continue;
 				}
-				/* Counters are sorted, but a run may have set fewer: match by name. */
+				/* A run may have set fewer counters: match by name. */
 				cv[k] = 0.0;
 				for (size_t j = 0; j < runs[i].n_counters; j++) {
 					if (strcmp(runs[i].counters[j].name,

@@ -521,6 +521,8 @@ fn_skip_before(struct cbench_state *st)
 	}
 }
 
+static uint64_t iterations_seen;
+
 static void
 fn_skip_inside(struct cbench_state *st)
 {
@@ -529,6 +531,7 @@ fn_skip_inside(struct cbench_state *st)
 			cbench_skip_with_error(st, "failed at 3");
 		}
 	}
+	iterations_seen = cbench_iterations(st);
 }
 
 static void
@@ -572,6 +575,7 @@ test_skips(void **state)
 
 	run_one("BM_skip_inside", fn_skip_inside, &res);
 	assert_int_equal(bodies, 3);
+	assert_int_equal(iterations_seen, 3);
 	assert_int_equal(res.skipped, CBENCH_SKIP_ERROR);
 	assert_string_equal(res.message, "failed at 3");
 
