@@ -20,10 +20,15 @@
 #define HUGETLBFS_MAGIC_NUMBER 0x958458f6u
 #define READ_SPIN_MAX          16u /* retries that only pause before yielding the CPU */
 
+#define TMP_PATH_MAX 4096u /* bytes of the temporary path used by create */
+
 struct sp_region {
 	uint8_t *base;
 	size_t size;
 	bool writable;
+	dev_t dev; /* identity of the mapped file, to notice a replacement */
+	ino_t ino;
+	char *path;
 	uint32_t partitions_max;
 	struct sp_region_header *hdr;
 	struct sp_region_dataplane *dp;
@@ -141,18 +146,29 @@ fs_granule(int fd)
 	return SP_REGION_ALIGN;
 }
 
+/* Wraps a mapping of the file fd (at path) in a handle. Returns NULL when out of memory. */
 static struct sp_region *
-region_new(uint8_t *base, size_t size, bool writable)
+region_new(uint8_t *base, size_t size, bool writable, int fd, const char *path)
 {
 	struct sp_region *r = calloc(1, sizeof(*r));
+	struct stat sb;
 
 	if (r == NULL)
 		return NULL;
+	r->path = strdup(path);
+	if (r->path == NULL || fstat(fd, &sb) != 0) {
+		free(r->path);
+		free(r);
+		return NULL;
+	}
 	r->base = base;
 	r->size = size;
 	r->writable = writable;
+	r->dev = sb.st_dev;
+	r->ino = sb.st_ino;
 	r->hdr = (struct sp_region_header *)base;
 	ASSERT(size >= SP_REGION_HEADER_SIZE);
+	ASSERT(r->hdr == (void *)base);
 	return r;
 }
 
@@ -160,11 +176,12 @@ int
 sp_region_create(const char *path, uint32_t partitions_max, struct sp_region **out, char *why,
                  size_t why_len)
 {
+	char tmp[TMP_PATH_MAX];
 	struct sp_region_header *h;
-	struct sp_region *r;
+	struct sp_region *r = NULL;
+	void *base = MAP_FAILED;
 	struct layout l;
-	uint64_t total;
-	void *base;
+	uint64_t total = 0;
 	int fd, rc;
 
 	ASSERT(path != NULL);
@@ -174,30 +191,35 @@ sp_region_create(const char *path, uint32_t partitions_max, struct sp_region **o
 		return explain(why, why_len, -EINVAL,
 		               "region %s: partition capacity %u must be a power of two <= %u",
 		               path, partitions_max, SP_PARTITIONS_MAX);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
+		return explain(why, why_len, -ENAMETOOLONG, "region %s: path is too long", path);
 	layout_compute(partitions_max, &l);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* Built under a temporary name and renamed over path, so that a process that still
+	 * maps an older region keeps a whole (if stale) file instead of a truncated one. */
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = -errno;
-		return explain(why, why_len, rc, "region %s: cannot create: %s", path,
+		return explain(why, why_len, rc, "region %s: cannot create %s: %s", path, tmp,
 		               strerror(-rc));
 	}
 	total = align_up(l.end, fs_granule(fd));
 	if (ftruncate(fd, (off_t)total) != 0) {
 		rc = -errno;
-		close(fd);
-		return explain(why, why_len, rc, "region %s: cannot size to %llu bytes: %s", path,
-		               (unsigned long long)total, strerror(-rc));
+		explain(why, why_len, rc, "region %s: cannot size to %llu bytes: %s", path,
+		        (unsigned long long)total, strerror(-rc));
+		goto fail;
 	}
 	base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	rc = -errno;
-	close(fd);
-	if (base == MAP_FAILED)
-		return explain(why, why_len, rc, "region %s: cannot map %llu bytes: %s", path,
-		               (unsigned long long)total, strerror(-rc));
-	r = region_new(base, total, true);
+	if (base == MAP_FAILED) {
+		rc = -errno;
+		explain(why, why_len, rc, "region %s: cannot map %llu bytes: %s", path,
+		        (unsigned long long)total, strerror(-rc));
+		goto fail;
+	}
+	r = region_new(base, total, true, fd, path);
 	if (r == NULL) {
-		munmap(base, total);
-		return explain(why, why_len, -ENOMEM, "region %s: out of memory", path);
+		rc = explain(why, why_len, -ENOMEM, "region %s: out of memory", path);
+		goto fail;
 	}
 	memset(base, 0, total);
 	h = r->hdr;
@@ -215,10 +237,27 @@ sp_region_create(const char *path, uint32_t partitions_max, struct sp_region **o
 	h->header_crc = header_crc(h);
 	atomic_store_explicit(&h->state_active, 0, memory_order_relaxed);
 	atomic_store_explicit(&h->state_generation, 0, memory_order_release);
+	if (rename(tmp, path) != 0) {
+		rc = -errno;
+		explain(why, why_len, rc, "region %s: cannot rename %s into place: %s", path, tmp,
+		        strerror(-rc));
+		goto fail;
+	}
+	close(fd);
 	r->partitions_max = partitions_max;
 	r->dp = (struct sp_region_dataplane *)(r->base + l.dp_offset);
 	*out = r;
 	return 0;
+fail:
+	if (r != NULL) {
+		free(r->path);
+		free(r);
+	}
+	if (base != MAP_FAILED)
+		munmap(base, total);
+	close(fd);
+	unlink(tmp);
+	return rc;
 }
 
 /* Validates the immutable header against this version's layout and the file size. */
@@ -307,19 +346,18 @@ sp_region_open(const char *path, bool writable, struct sp_region **out, char *wh
 	}
 	base = mmap(NULL, (size_t)stbuf.st_size, PROT_READ | (writable ? PROT_WRITE : 0),
 	            MAP_SHARED, fd, 0);
-	rc = -errno;
-	close(fd);
-	if (base == MAP_FAILED)
+	if (base == MAP_FAILED) {
+		rc = -errno;
+		close(fd);
 		return explain(why, why_len, rc, "region %s: cannot map: %s", path, strerror(-rc));
-	rc = header_check(base, (uint64_t)stbuf.st_size, path, why, why_len);
-	if (rc < 0) {
-		munmap(base, (size_t)stbuf.st_size);
-		return rc;
 	}
-	r = region_new(base, (size_t)stbuf.st_size, writable);
+	rc = header_check(base, (uint64_t)stbuf.st_size, path, why, why_len);
+	r = rc < 0 ? NULL : region_new(base, (size_t)stbuf.st_size, writable, fd, path);
+	close(fd);
 	if (r == NULL) {
 		munmap(base, (size_t)stbuf.st_size);
-		return explain(why, why_len, -ENOMEM, "region %s: out of memory", path);
+		return rc < 0 ? rc
+		              : explain(why, why_len, -ENOMEM, "region %s: out of memory", path);
 	}
 	r->partitions_max = r->hdr->partitions_max;
 	r->dp = (struct sp_region_dataplane *)(r->base + r->hdr->dp_offset);
@@ -333,7 +371,44 @@ sp_region_close(struct sp_region *r)
 	if (r == NULL)
 		return;
 	munmap(r->base, r->size);
+	free(r->path);
 	free(r);
+}
+
+int
+sp_region_open_or_create(const char *path, uint32_t partitions_max, struct sp_region **out,
+                         bool *created, char *why, size_t why_len)
+{
+	int rc;
+
+	ASSERT(out != NULL);
+	ASSERT(created != NULL);
+	*created = false;
+	rc = sp_region_open(path, true, out, why, why_len);
+	if (rc == 0 && sp_region_partitions_max(*out) == partitions_max)
+		return 0;
+	if (rc == 0) {
+		sp_region_close(*out);
+		*out = NULL;
+	} else if (rc != -ENOENT && rc != -SP_ECORRUPT && rc != -SP_EVERSION &&
+	           rc != -SP_ETRUNCATED) {
+		return rc; /* permissions, I/O: not a reason to replace the file */
+	}
+	rc = sp_region_create(path, partitions_max, out, why, why_len);
+	*created = rc == 0;
+	return rc;
+}
+
+bool
+sp_region_replaced(const struct sp_region *r)
+{
+	struct stat sb;
+
+	ASSERT(r != NULL);
+	ASSERT(r->path != NULL);
+	if (stat(r->path, &sb) != 0)
+		return true;
+	return sb.st_dev != r->dev || sb.st_ino != r->ino;
 }
 
 uint32_t

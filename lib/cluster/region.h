@@ -139,11 +139,13 @@ _Static_assert(sizeof(struct sp_dp_counters) == 24 * 8, "counters are part of th
 struct sp_region;
 
 /*
- * Creates (or truncates) the region file at path for maps of up to partitions_max
- * partitions (a power of two <= SP_PARTITIONS_MAX), writes the header, and maps it
- * writable. The file size is rounded up to the file system's block size (the huge page
- * size on hugetlbfs). Nothing is published yet (generation 0). Returns 0 and *out, or a
- * negative errno / SP_E* code with a sentence in why.
+ * Creates the region file at path for maps of up to partitions_max partitions (a power of
+ * two <= SP_PARTITIONS_MAX), writes the header, and maps it writable. The file is built
+ * under a temporary name and renamed over path, so an existing region is replaced whole
+ * (a process still mapping it keeps the old file; sp_region_replaced tells it). The size
+ * is rounded up to the file system's block size (the huge page size on hugetlbfs).
+ * Nothing is published yet (generation 0). Returns 0 and *out, or a negative errno /
+ * SP_E* code with a sentence in why.
  */
 int sp_region_create(const char *path, uint32_t partitions_max, struct sp_region **out, char *why,
                      size_t why_len);
@@ -158,6 +160,23 @@ int sp_region_create(const char *path, uint32_t partitions_max, struct sp_region
  */
 int sp_region_open(const char *path, bool writable, struct sp_region **out, char *why,
                    size_t why_len);
+
+/*
+ * The control plane's start-up: opens the region at path when it is valid and has this
+ * partitions_max (keeping what it holds: the last publication, the dataplane's
+ * heartbeat); otherwise (missing, corrupt, other version or capacity) creates a new one.
+ * *created says which. Errors such as -EACCES are returned, never "fixed" by replacing the
+ * file. Returns 0 or a negative code with a sentence in why.
+ */
+int sp_region_open_or_create(const char *path, uint32_t partitions_max, struct sp_region **out,
+                             bool *created, char *why, size_t why_len);
+
+/*
+ * True when the file at the region's path is no longer the one mapped (it was re-created
+ * or removed): the holder should close and open it again. Makes one stat() call; for a
+ * housekeeping loop, not a hot path.
+ */
+bool sp_region_replaced(const struct sp_region *r);
 
 /* Unmaps and closes; NULL is allowed. Does not remove the file. */
 void sp_region_close(struct sp_region *r);

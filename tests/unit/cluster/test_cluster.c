@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -532,6 +533,168 @@ test_region_garbage_files(void **state)
 	unlink(region_path);
 }
 
+/* Re-creating a region replaces the file whole: a reader of the old one keeps a valid
+ * mapping and learns of the replacement; open_or_create keeps a good region. */
+static void
+test_region_replace_and_reuse(void **state)
+{
+	struct sp_cluster_state *st = three_members(64);
+	struct sp_cluster_state *got = sp_cluster_state_new(TEST_CAPACITY);
+	struct sp_region *w, *old_reader, *w2, *w3;
+	char why[SP_CLUSTER_WHY_MAX];
+	bool created = false;
+
+	(void)state;
+	make_path("replace");
+	assert_int_equal(sp_region_open_or_create(region_path, TEST_CAPACITY, &w, &created, why,
+	                                          sizeof(why)),
+	                 0);
+	assert_true(created);
+	assert_int_equal(sp_region_publish(w, st, why, sizeof(why)), 0);
+	sp_region_close(w);
+	assert_int_equal(sp_region_open(region_path, false, &old_reader, why, sizeof(why)), 0);
+	assert_false(sp_region_replaced(old_reader));
+
+	/* Same capacity: the published state survives a control-plane restart. */
+	assert_int_equal(sp_region_open_or_create(region_path, TEST_CAPACITY, &w2, &created, why,
+	                                          sizeof(why)),
+	                 0);
+	assert_false(created);
+	assert_int_equal(sp_region_generation(w2), 1);
+	assert_false(sp_region_replaced(old_reader));
+
+	/* Another capacity: a new file; the old reader still reads the old state. */
+	assert_int_equal(sp_region_open_or_create(region_path, TEST_CAPACITY / 2, &w3, &created,
+	                                          why, sizeof(why)),
+	                 0);
+	assert_true(created);
+	assert_int_equal(sp_region_generation(w3), 0);
+	assert_true(sp_region_replaced(old_reader));
+	assert_true(sp_region_replaced(w2));
+	assert_false(sp_region_replaced(w3));
+	assert_int_equal(sp_region_read(old_reader, got, why, sizeof(why)), 0);
+	assert_int_equal(got->epoch, st->epoch);
+
+	/* A corrupt file is replaced; a file that cannot be opened is not. */
+	sp_region_close(w3);
+	assert_int_equal(truncate(region_path, 10), 0);
+	assert_int_equal(sp_region_open_or_create(region_path, TEST_CAPACITY, &w3, &created, why,
+	                                          sizeof(why)),
+	                 0);
+	assert_true(created);
+	sp_region_close(w3);
+	unlink(region_path);
+	assert_int_equal(mkdir(region_path, 0700), 0);
+	assert_int_equal(sp_region_open_or_create(region_path, TEST_CAPACITY, &w3, &created, why,
+	                                          sizeof(why)),
+	                 -EISDIR);
+	assert_false(created);
+	assert_non_null(strstr(why, "cannot open"));
+	rmdir(region_path);
+	assert_true(sp_region_replaced(old_reader));
+
+	sp_region_close(w2);
+	sp_region_close(old_reader);
+	sp_cluster_state_free(st);
+	sp_cluster_state_free(got);
+}
+
+/* Runs the region tool with the given arguments; returns its exit status. */
+static int
+tool(const char *fmt, ...)
+{
+	const char *bin = getenv("SP_REGION_TOOL");
+	static char args[64 * 1024], cmd[64 * 1024 + 512];
+	va_list ap;
+	int rc;
+
+	if (bin == NULL)
+		fail_msg("SP_REGION_TOOL must name the shardplane-region executable");
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "%s %s >/dev/null 2>&1", bin, args);
+	rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	fclose(f);
+}
+
+/* The test writer: map files, member specs, and its bounds. */
+static void
+test_region_tool(void **state)
+{
+	struct sp_cluster_state *got = sp_cluster_state_new(TEST_CAPACITY);
+	char map_path[160], why[SP_CLUSTER_WHY_MAX], *many, line[300];
+	struct sp_region *r;
+	size_t len = 0;
+
+	(void)state;
+	make_path("tool");
+	snprintf(map_path, sizeof(map_path), "%s.map", region_path);
+	assert_int_equal(tool("--help"), 0);
+	assert_int_equal(tool("create"), 2);
+	assert_int_equal(tool("create %s --partitions-max 100", region_path), 2);
+	assert_int_equal(tool("show %s", region_path), 1);
+	assert_int_equal(tool("create %s --partitions-max 64", region_path), 0);
+	assert_int_equal(tool("show %s", region_path), 0);
+	assert_int_equal(tool("set-map %s --self 3 --workers 4 --partitions 16", region_path), 0);
+	write_file(map_path, "# partition node worker\n\n0 3 3\n  15 3 2\n");
+	assert_int_equal(tool("set-map %s --map-file %s --assign 1=3:3", region_path, map_path), 0);
+	assert_int_equal(sp_region_open(region_path, false, &r, why, sizeof(why)), 0);
+	assert_int_equal(sp_region_read(r, got, why, sizeof(why)), 0);
+	assert_int_equal(got->epoch, 2);
+	assert_int_equal(got->self_node_id, 3);
+	assert_int_equal(got->map[0].worker, 3);
+	assert_int_equal(got->map[1].worker, 3);
+	assert_int_equal(got->map[2].worker, 2);
+	assert_int_equal(got->map[15].worker, 2);
+
+	/* Bad map files and specs are refused and publish nothing. */
+	write_file(map_path, "0 3\n");
+	assert_int_equal(tool("set-map %s --map-file %s", region_path, map_path), 1);
+	write_file(map_path, "0 3 1 9\n");
+	assert_int_equal(tool("set-map %s --map-file %s", region_path, map_path), 1);
+	write_file(map_path, "16 3 1\n");
+	assert_int_equal(tool("set-map %s --map-file %s", region_path, map_path), 1);
+	memset(line, '7', sizeof(line) - 2);
+	line[sizeof(line) - 2] = '\n';
+	line[sizeof(line) - 1] = '\0';
+	write_file(map_path, line);
+	assert_int_equal(tool("set-map %s --map-file %s", region_path, map_path), 1);
+	assert_int_equal(tool("set-map %s --map-file /nonexistent/map", region_path), 1);
+	assert_int_equal(tool("set-map %s --member id=1,workers=2,colour=red", region_path), 2);
+	assert_int_equal(tool("set-map %s --member id=1", region_path), 2);
+	assert_int_equal(tool("set-map %s --member id=1,workers=2,ip=300.1.1.1", region_path), 2);
+	assert_int_equal(tool("set-map %s --assign 1=3", region_path), 1);
+	assert_int_equal(tool("set-map %s --epoch 1", region_path), 1);
+	assert_int_equal(tool("heartbeat %s --state dancing", region_path), 2);
+
+	/* At most 4096 --assign options. */
+	many = malloc(64 * 1024);
+	assert_non_null(many);
+	for (int i = 0; i < 4097; i++)
+		len += (size_t)snprintf(many + len, 64 * 1024 - len, " --assign %d=3:0", i % 16);
+	assert_int_equal(tool("set-map %s%s", region_path, many), 2);
+	many[len - strlen(" --assign 0=3:0")] = '\0';
+	assert_int_equal(tool("set-map %s%s", region_path, many), 0);
+	free(many);
+	assert_int_equal(sp_region_generation(r), 3);
+
+	sp_region_close(r);
+	unlink(map_path);
+	unlink(region_path);
+	sp_cluster_state_free(got);
+}
+
 /* Version v of the race test: every field derives from v, so a mix is detectable. */
 static void
 race_fill(struct sp_cluster_state *st, uint64_t v)
@@ -667,6 +830,8 @@ main(void)
 	        cmocka_unit_test(test_dataplane_status),
 	        cmocka_unit_test(test_region_validation_errors),
 	        cmocka_unit_test(test_region_garbage_files),
+	        cmocka_unit_test(test_region_replace_and_reuse),
+	        cmocka_unit_test(test_region_tool),
 	        cmocka_unit_test(test_region_no_torn_reads),
 	};
 
