@@ -333,6 +333,33 @@ install_signals(void)
 	return 0;
 }
 
+/*
+ * Starts EAL with argv[0..eal_argc). Unless the user chose otherwise (--huge-unlink=...,
+ * --in-memory, --no-huge), adds --huge-unlink so that no hugepage file outlives the
+ * process, even one that crashes. Returns rte_eal_init's result.
+ */
+static int
+eal_start(int eal_argc, char **argv)
+{
+	static char huge_unlink[] = "--huge-unlink";
+	char **eal_argv;
+	int n = eal_argc;
+	int rc;
+
+	ASSERT(eal_argc >= 1);
+	eal_argv = calloc((size_t)eal_argc + 2, sizeof(*eal_argv));
+	VERIFY(eal_argv != NULL);
+	memcpy(eal_argv, argv, (size_t)eal_argc * sizeof(*eal_argv));
+	if (!has_arg(eal_argc, argv, "--huge-unlink") && !has_arg(eal_argc, argv, "--in-memory") &&
+	    !has_arg(eal_argc, argv, "--no-huge"))
+		eal_argv[n++] = huge_unlink;
+	eal_argv[n] = NULL;
+	/* EAL keeps pointers into argv (e.g. the program name), so eal_argv lives on. */
+	rc = rte_eal_init(n, eal_argv);
+	ASSERT(rc <= n);
+	return rc;
+}
+
 /* Parses Shardplane's options (after "--"). Exits on --help and on errors. */
 static void
 parse_options(int argc, char **argv, int sep)
@@ -513,7 +540,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	rte_set_application_usage_hook(eal_usage_hook);
-	rc = rte_eal_init(sep, argv);
+	rc = eal_start(sep, argv);
 	if (rc < 0) {
 		fprintf(stderr, "%s: EAL start-up failed: %s; check the EAL options before '--'\n",
 		        usage_prog, rte_strerror(rte_errno));

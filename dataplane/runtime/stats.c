@@ -6,10 +6,10 @@
 
 #include "common/verify.h"
 
-static const char *const drop_names[DP_DROP_COUNT] = {
+static const char *const drop_names[] = {
         [DP_DROP_FRAGMENT] = "ip_fragment",      [DP_DROP_NO_SERVICE] = "udp_no_service",
         [DP_DROP_HANDOFF_HOPS] = "handoff_hops", [DP_DROP_NOMBUF] = "no_mbuf",
-        [DP_DROP_DEFER_FULL] = "defer_full",
+        [DP_DROP_DEFER_FULL] = "defer_full",     [DP_DROP_SHUTDOWN] = "shutdown",
 };
 
 #define FIELD(f)                                        \
@@ -98,6 +98,8 @@ dp_stats_foreach(const struct dp_worker_stats *s, bool nonzero_only,
 			   v);
 	}
 }
+
+SP_STATIC_ASSERT(SP_ARRAY_SIZE(drop_names) == DP_DROP_COUNT, "a name for every drop reason");
 
 const char *
 dp_drop_name(enum dp_drop reason)

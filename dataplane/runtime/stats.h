@@ -24,6 +24,7 @@ enum dp_drop {
 	DP_DROP_HANDOFF_HOPS, /* handed on more than DP_HANDOFF_HOPS_MAX times */
 	DP_DROP_NOMBUF,       /* no mbuf for a reply or a hand-off copy */
 	DP_DROP_DEFER_FULL,   /* the defer queue and our own ring were both full */
+	DP_DROP_SHUTDOWN,     /* deferred datagrams still held when the worker stopped */
 	DP_DROP_COUNT,
 };
 

@@ -39,7 +39,6 @@ parse(struct dp_config *cfg, char *err, size_t err_len, ...)
 	dp_config_defaults(cfg);
 	err[0] = '\0';
 	rc = dp_config_parse(cfg, argc, argv, err, err_len);
-	print_message("parse: %d %s\n", rc, err);
 	return rc;
 }
 

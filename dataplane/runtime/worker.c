@@ -704,6 +704,7 @@ iterate(struct dp_worker *w)
 static void
 drain_on_exit(struct dp_worker *w)
 {
+	void *deferred[DP_BURST];
 	unsigned int tries;
 	uint16_t to;
 
@@ -720,13 +721,13 @@ drain_on_exit(struct dp_worker *w)
 		w->out_count[to] = 0;
 	}
 	/* The process is ending: the deferred datagrams are given back unanswered. */
-	while (w->defer.count > 0) {
-		uint32_t slot = w->defer.head;
+	for (tries = 0; tries <= ROUTE_DEFER_MAX / DP_BURST && w->defer.count > 0; tries++) {
+		unsigned int n = route_defer_drain(&w->defer, deferred, DP_BURST);
 
-		rte_pktmbuf_free(w->defer.items[slot]);
-		w->defer.head = (slot + 1) % ROUTE_DEFER_MAX;
-		w->defer.count--;
+		DP_STAT_ADD(w->stats, dp_drop[DP_DROP_SHUTDOWN], n);
+		rte_pktmbuf_free_bulk((struct rte_mbuf **)deferred, n);
 	}
+	ASSERT(w->defer.count == 0);
 }
 
 int
