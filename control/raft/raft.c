@@ -1050,7 +1050,10 @@ propose(struct raft *r, const struct raft_entry *ents, size_t n, struct raft_pro
 	}
 	if (r->transfer_target != 0)
 		return -SP_EBUSY;
-	if (r->uncommitted_bytes > 0 && r->uncommitted_bytes + cost > r->cfg.max_uncommitted_bytes)
+	/* The uncommitted tail is bounded, so a partitioned leader's log stays bounded. */
+	if (cost > r->cfg.max_uncommitted_bytes)
+		return -SP_ETOOBIG;
+	if (r->uncommitted_bytes + cost > r->cfg.max_uncommitted_bytes)
 		return -SP_EFULL;
 	first = last_index(r) + 1;
 	rc = append_local(r, ents, n, RAFT_ENTRY_NORMAL);

@@ -11,8 +11,9 @@
  *         raft_step(r, &event)            any number of times (ticks, messages, ...)
  *         if (raft_ready_get(r, &rd)) {
  *             send rd.msgs                        (may go out at once)
- *             persist rd.snapshot, then rd.entries (overwriting any stored entry with an
- *                 index >= rd.entries[0].index), then rd.hard_state if hard_state_changed
+ *             persist rd.snapshot (it replaces the whole stored log), then rd.entries
+ *                 (overwriting any stored entry with an index >= rd.entries[0].index),
+ *                 then rd.hard_state if hard_state_changed
  *             ...make them durable (fsync)...
  *             send rd.msgs_after_persist          (only now: they promise durability)
  *             apply rd.snapshot (if any), then rd.committed in order
@@ -148,7 +149,8 @@ struct raft_msg {
 	uint64_t log_term; /* term of the entry at index (vote, append) */
 	uint64_t index;
 	uint64_t commit;
-	uint64_t ctx; /* heartbeat round id (ReadIndex) */
+	uint64_t ctx; /* heartbeat: ReadIndex round id; vote: 1 = leadership transfer (campaign
+	                 that ignores leader leases) */
 	bool reject;
 	uint64_t reject_hint_index; /* append resp: follower's last index or conflict start */
 	uint64_t reject_hint_term;  /* append resp: term of the follower's entry at hint index */
@@ -168,7 +170,8 @@ struct raft_config {
 	                                   off: SP_ENOTLEADER, hint in raft_status.leader_id */
 	uint32_t max_inflight_msgs;     /* append messages in flight per follower (default 64) */
 	uint64_t max_size_per_msg;      /* entry bytes per append message (default 1 MiB) */
-	uint64_t max_uncommitted_bytes; /* uncommitted entry bytes a leader accepts (8 MiB) */
+	uint64_t max_uncommitted_bytes; /* uncommitted entry bytes a leader accepts (8 MiB);
+	                                   each entry costs len + 32 */
 	struct raft_membership bootstrap; /* membership when no snapshot says otherwise; every
 	                                     node of a cluster must get the same one */
 	uint64_t seed;                    /* randomized election timeouts */
@@ -342,7 +345,8 @@ void raft_destroy(struct raft *r);
  *   -SP_EBUSY       conf change while one is pending or before the own-term commit;
  *                   proposal during a leadership transfer
  *   -SP_EFULL       proposal over max_uncommitted_bytes; read queue full
- *   -SP_ETOOBIG     batch over RAFT_PROPOSE_BATCH_MAX or entry over RAFT_ENTRY_BYTES_MAX
+ *   -SP_ETOOBIG     batch over RAFT_PROPOSE_BATCH_MAX, entry over RAFT_ENTRY_BYTES_MAX, or
+ *                   one batch costing more than max_uncommitted_bytes
  *   -SP_EMALFORMED  a message that breaks the protocol's shape (counted, ignored)
  *   -EINVAL         a bad event (unknown type, compact beyond applied, bad conf change)
  * Never called between raft_ready_get() and raft_ready_advance().
