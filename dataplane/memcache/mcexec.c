@@ -47,12 +47,28 @@ key_store(const struct run *r, const char *key, uint32_t key_len, struct store_k
 	return s;
 }
 
+/* Starts loading the index bucket of key's partition store. Can't fail. */
+static void
+prefetch_key(const struct run *r, const char *key, uint32_t key_len)
+{
+	uint64_t hash = sp_key_hash(key, key_len);
+	bool owned;
+	struct store *s =
+	        r->env->part(r->env->ctx, sp_key_partition(hash, r->env->partitions), &owned);
+
+	ASSERT(key_len > 0);
+	ASSERT(s != NULL);
+	store_prefetch(s, hash);
+}
+
 /* Appends a response; a full output array stops the datagram (counted once). */
 static void
 emit(struct run *r, const struct sp_mc_seg *segs, unsigned nseg)
 {
 	uint32_t before = r->out->n;
 
+	ASSERT(nseg == 0 || segs != NULL);
+	ASSERT(r->out->n <= r->out->cap);
 	if (r->full)
 		return;
 	if (sp_mc_out_resp(r->out, segs, nseg) != 0) {
@@ -175,6 +191,7 @@ get_one(struct run *r, const struct sp_mc_cmd *cmd, const char *key, uint32_t ke
 		r->c->bytes_written += r->out->lens[i] - SP_MC_FRAME_BYTES;
 }
 
+/* get/gets/gat/gats: one response per key, END on the last; flushes afterwards. */
 static enum step
 exec_get(struct run *r, const struct sp_mc_cmd *cmd)
 {
@@ -189,6 +206,12 @@ exec_get(struct run *r, const struct sp_mc_cmd *cmd)
 		return STEP_FLUSH;
 	}
 	while (sp_mc_next_key(cmd, &pos, &key, &key_len)) {
+		uint32_t ahead = pos, next_len;
+		const char *next;
+
+		/* Prefetch the next key's index bucket while this one is looked up. */
+		if (sp_mc_next_key(cmd, &ahead, &next, &next_len))
+			prefetch_key(r, next, next_len);
 		i++;
 		get_one(r, cmd, key, key_len, i == cmd->key_count, expire_s);
 		if (r->full)
@@ -198,6 +221,7 @@ exec_get(struct run *r, const struct sp_mc_cmd *cmd)
 	return STEP_FLUSH;
 }
 
+/* The store mode of a memcached storage command. */
 static enum store_mode
 store_mode_of(enum sp_mc_kind kind)
 {
@@ -218,6 +242,7 @@ store_mode_of(enum sp_mc_kind kind)
 	}
 }
 
+/* set/add/replace/append/prepend/cas on the key's store; answers memcached's line. */
 static void
 exec_storage(struct run *r, const struct sp_mc_cmd *cmd)
 {
@@ -286,6 +311,7 @@ exec_storage(struct run *r, const struct sp_mc_cmd *cmd)
 	emit_reply(r, cmd, rep);
 }
 
+/* delete: DELETED or NOT_FOUND; refused when the key's partition is owned elsewhere. */
 static void
 exec_delete(struct run *r, const struct sp_mc_cmd *cmd)
 {
@@ -294,6 +320,8 @@ exec_delete(struct run *r, const struct sp_mc_cmd *cmd)
 	struct store *s = key_store(r, cmd->key, cmd->key_len, &sk, &owned);
 	int rc;
 
+	ASSERT(cmd->kind == SP_MC_DELETE);
+	ASSERT(cmd->key_len > 0);
 	if (!owned) {
 		r->c->cross_partition++;
 		emit_reply(r, cmd, SP_MC_R_CROSS_PARTITION);
@@ -310,6 +338,7 @@ exec_delete(struct run *r, const struct sp_mc_cmd *cmd)
 	}
 }
 
+/* incr/decr: the new number, NOT_FOUND, or the non-numeric error. */
 static void
 exec_arith(struct run *r, const struct sp_mc_cmd *cmd)
 {
@@ -321,6 +350,8 @@ exec_arith(struct run *r, const struct sp_mc_cmd *cmd)
 	char num[24];
 	int rc;
 
+	ASSERT(cmd->kind == SP_MC_INCR || cmd->kind == SP_MC_DECR);
+	ASSERT(cmd->key_len > 0);
 	if (!owned) {
 		r->c->cross_partition++;
 		emit_reply(r, cmd, SP_MC_R_CROSS_PARTITION);
@@ -357,6 +388,7 @@ exec_arith(struct run *r, const struct sp_mc_cmd *cmd)
 	}
 }
 
+/* touch: TOUCHED or NOT_FOUND; the new expiry on the store clock. */
 static void
 exec_touch(struct run *r, const struct sp_mc_cmd *cmd)
 {
@@ -366,6 +398,8 @@ exec_touch(struct run *r, const struct sp_mc_cmd *cmd)
 	uint32_t expire_s = mcexec_expire_s(cmd->exptime, r->env->now_s, r->env->wall_s);
 	int rc;
 
+	ASSERT(cmd->kind == SP_MC_TOUCH);
+	ASSERT(cmd->key_len > 0);
 	if (!owned) {
 		r->c->cross_partition++;
 		emit_reply(r, cmd, SP_MC_R_CROSS_PARTITION);
@@ -421,6 +455,10 @@ stat_line(char *buf, size_t at, const char *name, uint64_t v)
 	return at + (size_t)n;
 }
 
+/*
+ * stats: one response of STAT lines in memcached's order, then END. Values come from
+ * env->stats when set, else from this core's counters only. Can't fail.
+ */
 static void
 exec_stats(struct run *r, const struct sp_mc_cmd *cmd)
 {
@@ -482,6 +520,7 @@ exec_stats(struct run *r, const struct sp_mc_cmd *cmd)
 	(void)cmd;
 }
 
+/* Runs one parsed command; says whether the loop goes on, flushes or stops. */
 static enum step
 exec_cmd(struct run *r, const struct sp_mc_cmd *cmd)
 {
