@@ -274,6 +274,7 @@ grace_wait(struct route_ctx *ctx, uint64_t token)
 	struct route_private *p = ctx->priv;
 	uint64_t deadline_ns = sp_mono_ns() + p->grace_timeout_ns;
 
+	ASSERT(p->grace_timeout_ns > 0);
 	while (rte_rcu_qsbr_check(ctx->qsbr, token, false) != 1) {
 		if (sp_mono_ns() >= deadline_ns) {
 			p->stats.grace_timeouts++;
@@ -312,6 +313,7 @@ route_poll(struct route_ctx *ctx)
 	struct route_private *p = ctx->priv;
 	int freed = reclaim(ctx);
 
+	ASSERT(p->retired_count <= ROUTE_RETIRED_MAX);
 	if (p->final != NULL && p->retired_count < ROUTE_RETIRED_MAX &&
 	    rte_rcu_qsbr_check(ctx->qsbr, p->pending_token, false) == 1)
 		finish_pending(ctx);
@@ -528,6 +530,7 @@ route_watch_region(struct route_ctx *ctx, struct route_watch *w)
 	int rc;
 
 	ASSERT(w->state != NULL);
+	ASSERT(w->region != NULL);
 	route_poll(ctx);
 	gen = sp_region_generation(w->region);
 	if (gen == w->seen_generation || gen == w->failed_generation)

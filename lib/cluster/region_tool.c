@@ -56,6 +56,8 @@ parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
 	char *end;
 	unsigned long long v;
 
+	ASSERT(out != NULL);
+	ASSERT(min <= max);
 	if (text == NULL || *text == '\0' || *text == '-' || *text == '+')
 		return -EINVAL;
 	errno = 0;
@@ -72,6 +74,8 @@ parse_mac(const char *text, uint8_t mac[6])
 	unsigned int b[6];
 	char tail;
 
+	ASSERT(text != NULL);
+	ASSERT(mac != NULL);
 	if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
 	           &tail) != 6)
 		return -EINVAL;
@@ -83,6 +87,8 @@ parse_mac(const char *text, uint8_t mac[6])
 static int
 parse_member_state(const char *text, uint32_t *out)
 {
+	ASSERT(text != NULL);
+	ASSERT(out != NULL);
 	for (uint32_t s = SP_MEMBER_ACTIVE; s < SP_MEMBER_STATE_LAST; s++) {
 		if (strcmp(text, sp_member_state_name(s)) == 0) {
 			*out = s;
@@ -99,6 +105,8 @@ member_field(struct sp_member *m, const char *key, const char *val)
 	struct in_addr a;
 	uint64_t v;
 
+	ASSERT(key != NULL);
+	ASSERT(val != NULL);
 	if (strcmp(key, "id") == 0 && parse_u64(val, 1, UINT32_MAX, &v) == 0)
 		m->node_id = (uint32_t)v;
 	else if (strcmp(key, "name") == 0 && strlen(val) < SP_MEMBER_NAME_MAX)
@@ -130,6 +138,8 @@ parse_member(const char *spec, struct sp_member *m)
 	char buf[512];
 	char *save = NULL;
 
+	ASSERT(spec != NULL);
+	ASSERT(m != NULL);
 	if (strlen(spec) >= sizeof(buf)) {
 		fprintf(stderr, "shardplane-region: --member: spec is over %zu bytes\n",
 		        sizeof(buf) - 1);
@@ -168,6 +178,8 @@ parse_assign(const char *text, uint32_t *partition, uint32_t *node, uint32_t *wo
 	char *eq, *colon;
 	uint64_t p, n, w;
 
+	ASSERT(text != NULL);
+	ASSERT(partition != NULL);
 	if (strlen(text) >= sizeof(buf))
 		return -EINVAL;
 	memcpy(buf, text, strlen(text) + 1);
@@ -191,6 +203,8 @@ static int
 set_entry(struct sp_cluster_state *st, uint32_t p, uint32_t node, uint32_t worker,
           const char *where)
 {
+	ASSERT(st->partitions <= st->map_capacity);
+	ASSERT(worker < SP_WORKERS_MAX);
 	if (p >= st->partitions) {
 		fprintf(stderr, "shardplane-region: %s: partition %u is not below P=%u\n", where, p,
 		        st->partitions);
@@ -212,6 +226,7 @@ apply_map_file(struct sp_cluster_state *st, const char *path)
 	int rc = 0;
 	FILE *f = fopen(path, "r");
 
+	ASSERT(st->partitions <= st->map_capacity);
 	if (f == NULL) {
 		fprintf(stderr, "shardplane-region: --map-file %s: %s\n", path, strerror(errno));
 		return -errno;
@@ -268,6 +283,7 @@ spread_map(struct sp_cluster_state *st)
 static int
 no_extra_args(int argc, char **argv, const char *cmd)
 {
+	ASSERT(cmd != NULL);
 	if (optind >= argc)
 		return 0;
 	fprintf(stderr, "shardplane-region: %s: unexpected argument '%s' (see --help)\n", cmd,
@@ -281,6 +297,7 @@ open_region(const char *path, bool writable, struct sp_region **r)
 	char why[SP_CLUSTER_WHY_MAX];
 	int rc = sp_region_open(path, writable, r, why, sizeof(why));
 
+	ASSERT(rc <= 0);
 	if (rc < 0)
 		fprintf(stderr, "shardplane-region: %s\n", why);
 	return rc;
@@ -342,6 +359,8 @@ build_state(struct sp_region *r, struct sp_cluster_state *st, const struct sp_cl
 	                old->partitions == a->partitions;
 	uint32_t p, n, w;
 
+	ASSERT(a->partitions > 0);
+	ASSERT(st->map_capacity == sp_region_partitions_max(r));
 	st->self_node_id = a->self_set || old == NULL ? (uint32_t)a->self : old->self_node_id;
 	if (st->member_count == 0 && old != NULL) {
 		memcpy(st->members, old->members, sizeof(st->members));
@@ -484,6 +503,8 @@ show_state(const struct sp_cluster_state *st, bool with_map)
 {
 	char ip[INET_ADDRSTRLEN];
 
+	ASSERT(st->member_count <= SP_MEMBERS_MAX);
+	ASSERT(st->partitions <= st->map_capacity);
 	printf("state: epoch %" PRIu64 " generation %" PRIu64 " partitions %u self %u members %u\n",
 	       st->epoch, st->generation, st->partitions, st->self_node_id, st->member_count);
 	for (uint32_t i = 0; i < st->member_count; i++) {
@@ -562,6 +583,8 @@ cmd_show(const char *path, int argc, char **argv)
 static int
 parse_dp_state(const char *text, uint32_t *out)
 {
+	ASSERT(text != NULL);
+	ASSERT(out != NULL);
 	for (uint32_t s = 0; s < SP_DP_STATE_LAST; s++) {
 		if (strcmp(text, sp_dp_state_name(s)) == 0) {
 			*out = s;
