@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -716,6 +717,90 @@ test_random_against_model(void **state)
 	sp_client_destroy(c);
 }
 
+/* ---- The CLI, run as a separate process against the same server ---------------------- */
+
+#define CLI_OUT_MAX 8192
+
+/* Runs the CLI with args (a shell-quoted string) and returns its exit status; out gets
+ * its stdout and stderr. */
+static int
+run_cli(const struct server *s, const char *args, char *out, size_t cap)
+{
+	const char *cli = getenv("SP_CLIENT_CLI");
+	char cmd[1024];
+
+	assert_non_null(cli);
+	snprintf(cmd, sizeof(cmd), "'%s' --server 127.0.0.1:%u --timeout-ms 200 %s 2>&1", cli,
+	         s->base_port, args);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	size_t n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	int status = pclose(f);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static void
+test_cli(void **state)
+{
+	struct server *s = *state;
+	static char out[CLI_OUT_MAX];
+	char want[128];
+
+	if (getenv("SP_CLIENT_CLI") == NULL)
+		skip();
+	assert_int_equal(run_cli(s, "set cli:k hello", out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "STORED cas="));
+	assert_int_equal(run_cli(s, "get cli:k", out, sizeof(out)), 0);
+	assert_string_equal(out, "hello\n");
+	assert_int_equal(run_cli(s, "get cli:missing", out, sizeof(out)), 1);
+	assert_non_null(strstr(out, "not found"));
+	assert_int_equal(run_cli(s, "add cli:k again", out, sizeof(out)), 1);
+	assert_int_equal(run_cli(s, "incr cli:n 5 --initial 10", out, sizeof(out)), 0);
+	assert_string_equal(out, "10\n");
+	assert_int_equal(run_cli(s, "incr cli:n 5", out, sizeof(out)), 0);
+	assert_string_equal(out, "15\n");
+	assert_int_equal(run_cli(s, "decr cli:n 100", out, sizeof(out)), 0);
+	assert_string_equal(out, "0\n");
+	assert_int_equal(run_cli(s, "del cli:k", out, sizeof(out)), 0);
+	assert_string_equal(out, "DELETED\n");
+	assert_int_equal(run_cli(s, "del cli:k", out, sizeof(out)), 1);
+
+	assert_int_equal(run_cli(s, "route", out, sizeof(out)), 0);
+	snprintf(want, sizeof(want), "epoch=11 partitions=%u workers=%u base_port=%u\n", PARTITIONS,
+	         WORKERS, s->base_port);
+	assert_memory_equal(out, want, strlen(want));
+
+	assert_int_equal(run_cli(s,
+	                         "bench --requests 3000 --keys 200 --value-size 16 --batch 16 "
+	                         "--get-pct 80 --duration-s 5 --seed 7",
+	                         out, sizeof(out)),
+	                 0);
+	assert_non_null(strstr(out, "bench: done=3000 "));
+	assert_non_null(strstr(out, "errors=0 timeouts=0"));
+	assert_non_null(strstr(out, "throughput_ops="));
+	assert_non_null(strstr(out, "latency_us_p99="));
+	assert_non_null(strstr(out, "bench: PASS"));
+	assert_int_equal(atomic_load(&s->misrouted), 0);
+
+	/* Usage errors exit 2 with a message; a silent node exits 1 after its timeouts. */
+	assert_int_equal(run_cli(s, "", out, sizeof(out)), 2);
+	assert_non_null(strstr(out, "no command"));
+	assert_int_equal(run_cli(s, "frob", out, sizeof(out)), 2);
+	assert_int_equal(run_cli(s, "get", out, sizeof(out)), 2);
+	assert_int_equal(run_cli(s, "bench --batch 0", out, sizeof(out)), 2);
+	assert_int_equal(run_cli(s, "bench --batch 100000", out, sizeof(out)), 2);
+	assert_non_null(strstr(out, "over the limit"));
+	assert_int_equal(run_cli(s, "--server 1.2.3:x get k", out, sizeof(out)), 2);
+	assert_int_equal(run_cli(s, "--help", out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "usage:"));
+	atomic_store(&s->silent, true);
+	assert_int_equal(run_cli(s, "--retries 1 get cli:k", out, sizeof(out)), 1);
+	assert_non_null(strstr(out, "no reply"));
+	atomic_store(&s->silent, false);
+}
+
 int
 main(void)
 {
@@ -729,6 +814,7 @@ main(void)
 	        cmocka_unit_test_setup(test_retry_after_drop, faults_off),
 	        cmocka_unit_test_setup(test_timeout_is_bounded, faults_off),
 	        cmocka_unit_test_setup(test_random_against_model, faults_off),
+	        cmocka_unit_test_setup(test_cli, faults_off),
 	};
 	return cmocka_run_group_tests(tests, server_start, server_stop);
 }
