@@ -215,6 +215,22 @@ def build_cases(p):
     add("incr noreply", b"incr " + k("n") + b" 1 noreply\r\n")
     add("incr too few", b"incr " + k("n") + b"\r\n")
     add("incr long key", b"incr " + long_key + b" 1\r\n")
+    for name, val in [("empty", b""), ("lead", b" 5"), ("trail", b"5 "), ("neg", b"-5"),
+                      ("d20", b"12345678901234567890"), ("d21", b"123456789012345678901"),
+                      ("zero", b"0"), ("plus", b"+5"), ("tab", b"7\t"), ("nl", b"8\r\n")]:
+        add("incr on %s value" % name, b"set " + k("iv" + name) + b" 0 0 %d\r\n" % len(val) +
+            val + b"\r\nincr " + k("iv" + name) + b" 1\r\nget " + k("iv" + name) + b"\r\n")
+        add("decr on %s value" % name, b"decr " + k("iv" + name) + b" 3\r\nget " +
+            k("iv" + name) + b"\r\n")
+    add("incr 0", b"set " + k("z") + b" 0 0 1\r\n9\r\nincr " + k("z") + b" 0\r\n")
+    add("set 24 tokens", b"set " + k("a") + b" 0 0 1" + b" x" * 19 + b"\r\nq\r\n")
+    add("delete key named noreply", b"delete noreply\r\n")
+    add("verbosity 1 2", b"verbosity 1 2\r\n")
+    add("flush_all 0 noreply", b"flush_all 0 noreply\r\n")
+    add("flush_all 5 junk", b"flush_all 5 junk\r\nflush_all 0\r\n")
+    add("touch 0 never", b"set " + k("t0") + b" 0 1 1\r\nq\r\ntouch " + k("t0") +
+        b" 0\r\n")
+    add("stats reset", b"stats reset\r\n")
     add("touch", b"touch " + k("n") + b" 100\r\n")
     add("touch missing", b"touch " + k("nope") + b" 100\r\n")
     add("touch bad exptime", b"touch " + k("n") + b" x\r\n")
