@@ -533,6 +533,44 @@ test_region_garbage_files(void **state)
 	unlink(region_path);
 }
 
+/* The largest map round-trips; prints what a publication and a read cost. */
+static void
+test_region_full_capacity(void **state)
+{
+	struct sp_cluster_state *st = sp_cluster_state_new(SP_PARTITIONS_MAX);
+	struct sp_cluster_state *got = sp_cluster_state_new(SP_PARTITIONS_MAX);
+	char why[SP_CLUSTER_WHY_MAX];
+	struct sp_region *w, *r;
+	uint64_t t0, publish_ns = 0, read_ns = 0;
+	const uint32_t rounds = 20;
+
+	(void)state;
+	make_path("full");
+	assert_int_equal(sp_region_create(region_path, SP_PARTITIONS_MAX, &w, why, sizeof(why)), 0);
+	assert_int_equal(sp_region_open(region_path, false, &r, why, sizeof(why)), 0);
+	assert_int_equal(sp_cluster_state_single(st, SP_PARTITIONS_MAX, 1, SP_WORKERS_MAX, "full"),
+	                 0);
+	for (uint32_t i = 0; i < rounds; i++) {
+		st->epoch = i + 1;
+		st->map[i].worker = (uint16_t)(i % 3);
+		t0 = sp_mono_ns();
+		assert_int_equal(sp_region_publish(w, st, why, sizeof(why)), 0);
+		publish_ns += sp_mono_ns() - t0;
+		t0 = sp_mono_ns();
+		assert_int_equal(sp_region_read(r, got, why, sizeof(why)), 0);
+		read_ns += sp_mono_ns() - t0;
+		assert_same_state(st, got);
+	}
+	printf("full capacity (%u partitions): publish %llu us, read+validate %llu us\n",
+	       SP_PARTITIONS_MAX, (unsigned long long)(publish_ns / rounds / 1000),
+	       (unsigned long long)(read_ns / rounds / 1000));
+	sp_region_close(r);
+	sp_region_close(w);
+	unlink(region_path);
+	sp_cluster_state_free(st);
+	sp_cluster_state_free(got);
+}
+
 /* Re-creating a region replaces the file whole: a reader of the old one keeps a valid
  * mapping and learns of the replacement; open_or_create keeps a good region. */
 static void
@@ -830,6 +868,7 @@ main(void)
 	        cmocka_unit_test(test_dataplane_status),
 	        cmocka_unit_test(test_region_validation_errors),
 	        cmocka_unit_test(test_region_garbage_files),
+	        cmocka_unit_test(test_region_full_capacity),
 	        cmocka_unit_test(test_region_replace_and_reuse),
 	        cmocka_unit_test(test_region_tool),
 	        cmocka_unit_test(test_region_no_torn_reads),

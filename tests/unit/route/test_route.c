@@ -579,7 +579,7 @@ test_switch_storm_with_workers(void **state)
 	                           .on_move_arg = &s};
 	struct sp_cluster_state *st = single_state(SIM_PARTITIONS, SIM_WORKERS, 1);
 	uint64_t rng = test_seed | 1, deadline = sp_mono_ms() + SIM_TIME_MAX_MS;
-	uint64_t deferred = 0, handoffs = 0;
+	uint64_t deferred = 0, handoffs = 0, switch_ns = 0, t0;
 	char why[ROUTE_WHY_MAX];
 	struct route_stats stats;
 	uint32_t switches = 0, lost = 0, twice = 0;
@@ -609,7 +609,9 @@ test_switch_storm_with_workers(void **state)
 				st->map[p].worker = (uint16_t)(rng_next(&rng) % SIM_WORKERS);
 		}
 		st->epoch = i + 2;
+		t0 = sp_mono_ns();
 		assert_int_equal(route_switch(s.ctx, st, why, sizeof(why)), 0);
+		switch_ns += sp_mono_ns() - t0;
 		switches++;
 		usleep(2000);
 	}
@@ -635,10 +637,11 @@ test_switch_storm_with_workers(void **state)
 	}
 	route_stats_get(s.ctx, &stats);
 	printf("storm: seed %llu: %u switches, %llu partitions moved, %u requests, %llu handed "
-	       "off, %llu deferred, %llu tables built, %llu freed\n",
+	       "off, %llu deferred, %llu tables built, %llu freed; a switch took %llu us\n",
 	       (unsigned long long)test_seed, switches, (unsigned long long)stats.partitions_moved,
 	       generated, (unsigned long long)handoffs, (unsigned long long)deferred,
-	       (unsigned long long)stats.tables_built, (unsigned long long)stats.tables_freed);
+	       (unsigned long long)stats.tables_built, (unsigned long long)stats.tables_freed,
+	       (unsigned long long)(switch_ns / SP_MAX(switches, 1u) / 1000));
 	assert_int_equal(atomic_load(&s.violations), 0);
 	assert_int_equal(lost, 0);
 	assert_int_equal(twice, 0);
