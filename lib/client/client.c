@@ -43,6 +43,11 @@ struct sp_client {
 	uint16_t base_port;
 	uint16_t *owner; /* partitions entries */
 	uint32_t owner_cap;
+	/* A refresh fills this table and swaps it in only when complete and consistent. */
+	uint16_t *fetch;
+	uint32_t fetch_cap;
+	uint64_t route_next_ns; /* when to fetch again (periodic refresh or retry) */
+	uint64_t route_refresh_ns;
 
 	uint32_t next_id;
 	uint64_t next_dgram;
@@ -211,9 +216,9 @@ sp_client_route_owner(const struct sp_client *c, uint32_t partition)
 }
 
 /*
- * Fetches one ROUTE page starting at `first` and copies its owners into c->owner (grown
+ * Fetches one ROUTE page starting at `first` and copies its owners into c->fetch (grown
  * as needed). *page gets the page's header fields. Returns 0, -ETIMEDOUT, -SP_EMALFORMED,
- * -ENOMEM or a socket error.
+ * -ENOMEM or a socket error. Never touches the table in use.
  */
 static int
 fetch_page(struct sp_client *c, uint32_t first, struct sp_bp_route *page)
@@ -258,16 +263,17 @@ fetch_page(struct sp_client *c, uint32_t first, struct sp_bp_route *page)
 					if ((uint32_t)page->base_port + page->workers - 1 >
 					    UINT16_MAX)
 						return -SP_EMALFORMED;
-					if (page->partitions > c->owner_cap) {
-						uint16_t *o = realloc(c->owner, page->partitions *
+					if (page->partitions > c->fetch_cap) {
+						uint16_t *o = realloc(c->fetch, page->partitions *
 						                                        sizeof(*o));
 						if (o == NULL)
 							return -ENOMEM;
-						c->owner = o;
-						c->owner_cap = page->partitions;
+						c->fetch = o;
+						c->fetch_cap = page->partitions;
 					}
+					ASSERT(first + page->count <= c->fetch_cap);
 					for (uint32_t j = 0; j < page->count; j++)
-						c->owner[first + j] = sp_bp_route_owner(page, j);
+						c->fetch[first + j] = sp_bp_route_owner(page, j);
 					return 0;
 				}
 			}
@@ -276,51 +282,74 @@ fetch_page(struct sp_client *c, uint32_t first, struct sp_bp_route *page)
 	return -ETIMEDOUT;
 }
 
-int
-sp_client_route_refresh(struct sp_client *c)
+/* Fetches every page of the table into c->fetch. Returns 0 with *head filled, or an error. */
+static int
+fetch_table(struct sp_client *c, struct sp_bp_route *head)
 {
 	ASSERT(c != NULL);
-	if (c->no_route)
-		return -ENOTSUP;
-	c->st.route_refreshes++;
+	ASSERT(!c->no_route);
 	/* Pages from two epochs would mix two tables: start over, a bounded number of times. */
 	for (uint32_t round = 0; round <= SP_CLIENT_RETRIES_MAX; round++) {
-		struct sp_bp_route head;
 		struct sp_bp_route page;
 		bool mixed = false;
 
-		c->have_route = false;
-		int rc = fetch_page(c, 0, &head);
+		int rc = fetch_page(c, 0, head);
 		if (rc != 0)
 			return rc;
-		if (head.count == 0)
+		if (head->count == 0)
 			return -SP_EMALFORMED;
 		uint32_t pages = 1;
-		for (uint32_t first = head.count; first < head.partitions; first += page.count) {
+		for (uint32_t first = head->count; first < head->partitions; first += page.count) {
 			if (++pages > SP_CLIENT_ROUTE_PAGES_MAX)
 				return -SP_EMALFORMED;
 			rc = fetch_page(c, first, &page);
 			if (rc != 0)
 				return rc;
-			if (page.epoch != head.epoch || page.partitions != head.partitions ||
-			    page.workers != head.workers || page.base_port != head.base_port) {
+			if (page.epoch != head->epoch || page.partitions != head->partitions ||
+			    page.workers != head->workers || page.base_port != head->base_port) {
 				mixed = true;
 				break;
 			}
 			if (page.count == 0)
 				return -SP_EMALFORMED;
 		}
-		if (mixed)
-			continue;
-		c->epoch = head.epoch;
-		c->partitions = head.partitions;
-		c->workers = head.workers;
-		c->base_port = head.base_port;
-		c->have_route = true;
-		c->route_stale = false;
-		return 0;
+		if (!mixed)
+			return 0;
 	}
 	return -SP_EMALFORMED;
+}
+
+int
+sp_client_route_refresh(struct sp_client *c)
+{
+	struct sp_bp_route head;
+
+	ASSERT(c != NULL);
+	if (c->no_route)
+		return -ENOTSUP;
+	c->st.route_refreshes++;
+	int rc = fetch_table(c, &head);
+	uint64_t now = sp_mono_ns();
+	if (rc != 0) {
+		/* Keep the table in use (if any); try again after a short pause. */
+		c->route_next_ns = now + (uint64_t)SP_CLIENT_ROUTE_RETRY_MS * SP_NS_PER_MS;
+		return rc;
+	}
+	uint16_t *old = c->owner;
+	uint32_t old_cap = c->owner_cap;
+	c->owner = c->fetch;
+	c->owner_cap = c->fetch_cap;
+	c->fetch = old;
+	c->fetch_cap = old_cap;
+	c->epoch = head.epoch;
+	c->partitions = head.partitions;
+	c->workers = head.workers;
+	c->base_port = head.base_port;
+	c->have_route = true;
+	c->route_stale = false;
+	c->route_next_ns = now + c->route_refresh_ns;
+	ASSERT(c->partitions <= c->owner_cap);
+	return 0;
 }
 
 /* ---- Create / destroy ------------------------------------------------------------------- */
@@ -337,6 +366,8 @@ sp_client_create(const struct sp_client_params *params, int *err)
 		goto fail;
 	if (params->retries > (int32_t)SP_CLIENT_RETRIES_MAX)
 		goto fail;
+	if (params->route_refresh_ms > SP_CLIENT_ROUTE_REFRESH_MS_MAX)
+		goto fail;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		rc = -ENOMEM;
@@ -351,6 +382,10 @@ sp_client_create(const struct sp_client_params *params, int *err)
 	c->retries = params->retries < 0 ? SP_CLIENT_RETRIES_DEF : (uint32_t)params->retries;
 	c->no_route = params->no_route;
 	c->retry_all = params->retry_all;
+	c->route_refresh_ns =
+	        (uint64_t)(params->route_refresh_ms != 0 ? params->route_refresh_ms
+	                                                 : SP_CLIENT_ROUTE_REFRESH_MS_DEF) *
+	        SP_NS_PER_MS;
 	/* Request ids start somewhere different per client so restarts do not reuse them. */
 	c->next_id = (uint32_t)(sp_mono_ns() ^ ((uint64_t)getpid() << 16));
 	c->next_dgram = c->next_id;
@@ -385,6 +420,7 @@ sp_client_destroy(struct sp_client *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->owner);
+	free(c->fetch);
 	free(c);
 }
 
@@ -616,9 +652,9 @@ sp_client_execute(struct sp_client *c, struct sp_client_op *ops, size_t n)
 {
 	ASSERT(c != NULL);
 	ASSERT(ops != NULL || n == 0);
-	if (c->route_stale && !c->no_route)
-		(void)sp_client_route_refresh(c);
-	else if (!c->have_route && !c->no_route && c->st.route_refreshes == 0)
+	/* Without a table every request goes to the base port, which still works (the node
+	 * hands requests to their owners), so a failed refresh is not an error here. */
+	if (!c->no_route && (c->route_stale || sp_mono_ns() >= c->route_next_ns))
 		(void)sp_client_route_refresh(c);
 	for (size_t done = 0; done < n;) {
 		uint32_t k = (uint32_t)SP_MIN(n - done, (size_t)SP_CLIENT_BATCH_MAX);

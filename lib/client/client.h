@@ -7,8 +7,11 @@
  *   request id. Replies to one datagram may arrive in several datagrams, from any port.
  * - Partition-aware routing: the client fetches the node's routing table with ROUTE
  *   (partition count, workers, base UDP port, epoch, partition -> worker map) and sends each
- *   request to its owner's port, base_port + worker. A WRONG_PARTITION reply or a new epoch
- *   makes it fetch the table again before the next batch.
+ *   request to its owner's port, base_port + worker. It fetches the table again every
+ *   route_refresh_ms, before the next batch after a WRONG_PARTITION reply, and
+ *   SP_CLIENT_ROUTE_RETRY_MS after a failed fetch; until it has a table (or with no_route)
+ *   everything goes to the node's base port, which the node hands on to the owner. A
+ *   failed refresh keeps the previous table.
  * - Timeouts and retries: each attempt waits timeout_ms; operations without a reply are
  *   sent again, at most `retries` more times (bounded by SP_CLIENT_RETRIES_MAX). Only
  *   idempotent operations are retried by default: GET, ROUTE, and SET without CAS. ADD,
@@ -36,16 +39,21 @@
 #define SP_CLIENT_TIMEOUT_MS_DEF  200u
 #define SP_CLIENT_RETRIES_DEF     2u
 #define SP_CLIENT_ROUTE_PAGES_MAX (SP_BP_PARTITIONS_MAX / SP_BP_ROUTE_PAGE_MAX)
+/* The routing table is fetched again this often, and this long after a failed fetch. */
+#define SP_CLIENT_ROUTE_REFRESH_MS_DEF 10000u
+#define SP_CLIENT_ROUTE_REFRESH_MS_MAX 3600000u
+#define SP_CLIENT_ROUTE_RETRY_MS       1000u
 
 struct sp_client;
 
 struct sp_client_params {
-	const char *host;    /* IPv4 address of the node, dotted quad */
-	uint16_t port;       /* the node's binary-protocol UDP port (its base port) */
-	uint32_t timeout_ms; /* per attempt; 0 = SP_CLIENT_TIMEOUT_MS_DEF */
-	int32_t retries;     /* extra attempts; < 0 = SP_CLIENT_RETRIES_DEF */
-	bool no_route;       /* never fetch the routing table: send everything to port */
-	bool retry_all;      /* also retry non-idempotent operations (see above) */
+	const char *host;          /* IPv4 address of the node, dotted quad */
+	uint16_t port;             /* the node's binary-protocol UDP port (its base port) */
+	uint32_t timeout_ms;       /* per attempt; 0 = SP_CLIENT_TIMEOUT_MS_DEF */
+	int32_t retries;           /* extra attempts; < 0 = SP_CLIENT_RETRIES_DEF */
+	bool no_route;             /* never fetch the routing table: send everything to port */
+	uint32_t route_refresh_ms; /* refetch period; 0 = SP_CLIENT_ROUTE_REFRESH_MS_DEF */
+	bool retry_all;            /* also retry non-idempotent operations (see above) */
 };
 
 /* Counters; all monotonic over the client's life. */

@@ -294,6 +294,10 @@ test_create_rejects_bad_params(void **state)
 	assert_null(sp_client_create(&p, &err));
 	assert_int_equal(err, -EINVAL);
 	p.retries = 0;
+	p.route_refresh_ms = SP_CLIENT_ROUTE_REFRESH_MS_MAX + 1;
+	assert_null(sp_client_create(&p, &err));
+	assert_int_equal(err, -EINVAL);
+	p.route_refresh_ms = 0;
 	p.timeout_ms = SP_CLIENT_TIMEOUT_MS_MAX + 1;
 	assert_null(sp_client_create(&p, &err));
 	assert_int_equal(err, -EINVAL);
@@ -630,6 +634,39 @@ test_timeout_is_bounded(void **state)
 	sp_client_destroy(c);
 }
 
+static void
+test_route_fetch_retry_and_keep(void **state)
+{
+	struct server *s = *state;
+	struct sp_bp_route r;
+
+	/* Created while the node does not answer: no table, requests go to the base port. */
+	atomic_store(&s->silent, true);
+	struct sp_client *c = connect_client(s, false, 0, false);
+	assert_false(sp_client_route(c, &r));
+	assert_int_equal(sp_client_port_for_key(c, "x", 1), s->base_port);
+	atomic_store(&s->silent, false);
+
+	/* The next batch after SP_CLIENT_ROUTE_RETRY_MS fetches it. */
+	usleep((SP_CLIENT_ROUTE_RETRY_MS + 50) * 1000);
+	assert_int_equal(sp_client_set(c, "rk", 2, "v", 1, 0, 0), 0);
+	assert_true(sp_client_route(c, &r));
+	assert_true(r.epoch == 11);
+
+	/* A failed refresh keeps the table in use. */
+	atomic_store(&s->silent, true);
+	assert_int_equal(sp_client_route_refresh(c), -ETIMEDOUT);
+	assert_true(sp_client_route(c, &r));
+	assert_int_equal(r.partitions, PARTITIONS);
+	for (uint32_t p = 0; p < PARTITIONS; p++)
+		assert_int_equal(sp_client_route_owner(c, p), s->owner[p]);
+	atomic_store(&s->silent, false);
+	struct sp_client_stats st;
+	sp_client_stats_get(c, &st);
+	assert_true(st.route_refreshes >= 3);
+	sp_client_destroy(c);
+}
+
 /* Random batches of distinct keys against a model of the expected values. */
 static void
 test_random_against_model(void **state)
@@ -813,6 +850,7 @@ main(void)
 	        cmocka_unit_test_setup(test_more_than_one_round, faults_off),
 	        cmocka_unit_test_setup(test_retry_after_drop, faults_off),
 	        cmocka_unit_test_setup(test_timeout_is_bounded, faults_off),
+	        cmocka_unit_test_setup(test_route_fetch_retry_and_keep, faults_off),
 	        cmocka_unit_test_setup(test_random_against_model, faults_off),
 	        cmocka_unit_test_setup(test_cli, faults_off),
 	};
