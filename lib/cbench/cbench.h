@@ -155,11 +155,14 @@ int cbench_main(int argc, char **argv);
  * below can be inlined; read and change them through the functions.
  */
 struct cbench_state {
-	uint64_t left_; /* iterations still to run in this loop */
+	uint64_t left_;       /* iterations still to run in this loop */
+	const int64_t *args_; /* the instance's arguments */
+	unsigned n_args_;
 	struct cbench_run_ *run_;
 };
 
 bool cbench_loop_edge_(struct cbench_state *st);
+__attribute__((noreturn)) void cbench_range_fail_(const struct cbench_state *st, unsigned i);
 
 /*
  * The measured loop: while (cbench_keep_running(st)) { ... }. The first call starts the
@@ -176,8 +179,17 @@ cbench_keep_running(struct cbench_state *st)
 	return cbench_loop_edge_(st);
 }
 
-int64_t cbench_range(const struct cbench_state *st, unsigned i); /* the i-th argument */
-uint64_t cbench_iterations(const struct cbench_state *st);       /* iterations of this run */
+/* The i-th argument of the instance (state.range(i)); aborts with a message past the last. */
+static inline int64_t
+cbench_range(const struct cbench_state *st, unsigned i)
+{
+	if (__builtin_expect(i >= st->n_args_, 0)) {
+		cbench_range_fail_(st, i);
+	}
+	return st->args_[i];
+}
+
+uint64_t cbench_iterations(const struct cbench_state *st); /* iterations of this run */
 /* Stops and restarts the timers inside the loop (costly: two clock reads each). */
 void cbench_pause_timing(struct cbench_state *st);
 void cbench_resume_timing(struct cbench_state *st);

@@ -125,13 +125,14 @@ cbench_loop_edge_(struct cbench_state *st)
 	return false;
 }
 
-int64_t
-cbench_range(const struct cbench_state *st, unsigned i)
+/* A benchmark asked for an argument its instance does not have: a bug in the benchmark. */
+void
+cbench_range_fail_(const struct cbench_state *st, unsigned i)
 {
-	const struct cbench_instance *inst = st->run_->inst;
-
-	VERIFY(i < inst->n_args);
-	return inst->args[i];
+	fprintf(stderr, "cbench: %s asked for range(%u) but has %u argument(s)\n",
+	        st->run_->inst->name, i, st->n_args_);
+	VERIFY(i < st->n_args_);
+	abort();
 }
 
 uint64_t
@@ -317,7 +318,8 @@ static void
 trial(const struct cbench_instance *inst, uint64_t iters, struct cbench_run_ *r)
 {
 	const struct cbench *b = inst->family;
-	struct cbench_state st = {.left_ = 0, .run_ = r};
+	struct cbench_state st = {
+	        .left_ = 0, .args_ = inst->args, .n_args_ = (unsigned)inst->n_args, .run_ = r};
 
 	ASSERT(iters >= 1);
 	ASSERT(iters <= CBENCH_ITERATIONS_MAX);

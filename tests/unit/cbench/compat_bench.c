@@ -69,3 +69,60 @@ BM_fails(struct cbench_state *st)
 	}
 }
 CBENCH(BM_fails);
+
+/* Named arguments over a two-dimensional range with multiplier 4. */
+static void
+BM_args(struct cbench_state *st)
+{
+	uint64_t acc = 0;
+
+	while (cbench_keep_running(st)) {
+		acc += (uint64_t)(cbench_range(st, 0) * cbench_range(st, 1));
+		CBENCH_DO_NOT_OPTIMIZE(acc);
+	}
+	cbench_counter(st, "per_iter", (double)cbench_iterations(st),
+	               CBENCH_COUNTER_AVG_ITERATIONS);
+	cbench_counter(st, "secs_per_op", 1.0,
+	               CBENCH_COUNTER_ITER_INVARIANT | CBENCH_COUNTER_RATE | CBENCH_COUNTER_INVERT);
+}
+CBENCH_REGISTER(BM_args)
+{
+	static const char *const names[] = {"keys", "vsize"};
+
+	cbench_set_arg_names(b, names, 2);
+	cbench_set_range_multiplier(b, 4);
+	cbench_add_ranges(b, (const int64_t[]){1, 16}, (const int64_t[]){8, 64}, 2);
+}
+
+/* Options that change the name: unit, real and process time, a fixed count. */
+static void
+BM_options(struct cbench_state *st)
+{
+	uint64_t acc = 0;
+
+	while (cbench_keep_running(st)) {
+		CBENCH_DO_NOT_OPTIMIZE(acc);
+	}
+}
+CBENCH_REGISTER(BM_options)
+{
+	cbench_add_dense_range(b, 0, 6, 3);
+	cbench_set_unit(b, CBENCH_US);
+	cbench_use_real_time(b);
+	cbench_measure_process_cpu_time(b);
+	cbench_set_iterations(b, 1000);
+}
+
+/* Manual timing with its own minimum time. */
+static void
+BM_manual(struct cbench_state *st)
+{
+	while (cbench_keep_running(st)) {
+		cbench_set_iteration_time(st, 1e-6);
+	}
+}
+CBENCH_REGISTER(BM_manual)
+{
+	cbench_use_manual_time(b);
+	cbench_set_min_time(b, 0.01);
+}

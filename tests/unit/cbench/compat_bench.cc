@@ -61,6 +61,45 @@ void BM_fails(benchmark::State &st)
 }
 BENCHMARK(BM_fails);
 
+void BM_args(benchmark::State &st)
+{
+	uint64_t acc = 0;
+
+	for (auto _ : st) {
+		acc += static_cast<uint64_t>(st.range(0) * st.range(1));
+		benchmark::DoNotOptimize(acc);
+	}
+	st.counters["per_iter"] = benchmark::Counter(static_cast<double>(st.iterations()),
+	                                             benchmark::Counter::kAvgIterations);
+	st.counters["secs_per_op"] =
+	        benchmark::Counter(1.0, benchmark::Counter::kIsIterationInvariantRate |
+	                                        benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_args)->ArgNames({"keys", "vsize"})->RangeMultiplier(4)->Ranges({{1, 8}, {16, 64}});
+
+void BM_options(benchmark::State &st)
+{
+	uint64_t acc = 0;
+
+	for (auto _ : st) {
+		benchmark::DoNotOptimize(acc);
+	}
+}
+BENCHMARK(BM_options)
+        ->DenseRange(0, 6, 3)
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime()
+        ->MeasureProcessCPUTime()
+        ->Iterations(1000);
+
+void BM_manual(benchmark::State &st)
+{
+	for (auto _ : st) {
+		st.SetIterationTime(1e-6);
+	}
+}
+BENCHMARK(BM_manual)->UseManualTime()->MinTime(0.01);
+
 } // namespace
 
 BENCHMARK_MAIN();

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -765,6 +767,40 @@ test_instance_name_bound(void **state)
 	assert_non_null(strstr(err, "longer than"));
 }
 
+static void
+fn_bad_range(struct cbench_state *st)
+{
+	(void)cbench_range(st, 1); /* the instance has one argument */
+	while (cbench_keep_running(st)) {
+	}
+}
+
+/* Asking for a missing argument is a bug in the benchmark: the process aborts. */
+static void
+test_range_out_of_bounds_aborts(void **state)
+{
+	struct cbench_flags f;
+	struct cbench_result res[1];
+	struct cbench_instance inst;
+	int status = 0;
+	pid_t pid;
+
+	(void)state;
+	cbench_add_arg(cbench_register("BM_bad_range", fn_bad_range), 5);
+	inst = only_instance();
+	assert_int_equal(parse(&f, NULL, 1, "--benchmark_min_time=1x"), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		(void)cbench_run_instance(&inst, &f, res, 1);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
 /* ---- aggregates ---- */
 
 static void
@@ -1098,6 +1134,7 @@ main(void)
 	        cmocka_unit_test_setup(test_family_iterations_win, reset),
 	        cmocka_unit_test_setup(test_iterations_grow_to_min_time, reset),
 	        cmocka_unit_test_setup(test_skips, reset),
+	        cmocka_unit_test_setup(test_range_out_of_bounds_aborts, reset),
 	        cmocka_unit_test_setup(test_manual_time_and_unit, reset),
 	        cmocka_unit_test_setup(test_warmup_runs_first, reset),
 	        cmocka_unit_test_setup(test_context_bound, reset),
