@@ -275,6 +275,9 @@ tok_is(const struct token *t, const char *word)
 {
 	size_t wl = strlen(word);
 
+	ASSERT(wl > 0);
+	if (t->p == NULL)
+		return false;
 	return t->len == wl && memcmp(t->p, word, wl) == 0;
 }
 
@@ -291,6 +294,8 @@ noreply_maybe(const struct token *t, size_t ntok)
 static void
 set_reply(struct sp_mc_cmd *cmd, enum sp_mc_reply r)
 {
+	ASSERT(cmd != NULL);
+	ASSERT((unsigned)r < SP_MC_R_COUNT);
 	cmd->kind = SP_MC_REPLY;
 	cmd->reply = r;
 }
@@ -309,6 +314,8 @@ parse_get(struct sp_mc_cmd *cmd, enum sp_mc_kind kind, const char *line, size_t 
 	const char *k;
 	uint32_t kl;
 
+	ASSERT(sp_mc_kind_is_get(kind));
+	ASSERT(t[1].p != NULL);
 	cmd->kind = kind;
 	if (kind == SP_MC_GAT || kind == SP_MC_GATS) {
 		if (!sp_mc_read_i32(t[1].p, t[1].len, &cmd->exptime)) {
@@ -352,6 +359,8 @@ parse_update_line(struct sp_mc_cmd *cmd, enum sp_mc_kind kind, const struct toke
 {
 	int32_t vlen;
 
+	ASSERT(sp_mc_kind_is_storage(kind));
+	ASSERT(ntok >= 6);
 	cmd->kind = kind;
 	cmd->noreply = noreply_maybe(t, ntok);
 	if (t[1].len > SP_MC_KEY_MAX) {
@@ -384,6 +393,8 @@ parse_data(struct sp_mc_cmd *cmd, const uint8_t *data, size_t avail, size_t valu
 {
 	size_t need = (size_t)cmd->value_len + 2u;
 
+	ASSERT(sp_mc_kind_is_storage(cmd->kind));
+	ASSERT(used != NULL);
 	if (cmd->value_len > value_max) {
 		/* memcached answers and swallows the declared bytes (those that are here). */
 		cmd->too_large = true;
@@ -407,6 +418,8 @@ parse_data(struct sp_mc_cmd *cmd, const uint8_t *data, size_t avail, size_t valu
 static void
 parse_delete(struct sp_mc_cmd *cmd, const struct token *t, size_t ntok)
 {
+	ASSERT(ntok >= 3);
+	ASSERT(ntok <= 5);
 	cmd->kind = SP_MC_DELETE;
 	if (ntok > 3) {
 		bool hold_is_zero = tok_is(&t[2], "0");
@@ -432,6 +445,8 @@ parse_delete(struct sp_mc_cmd *cmd, const struct token *t, size_t ntok)
 static void
 parse_key_number(struct sp_mc_cmd *cmd, enum sp_mc_kind kind, const struct token *t, size_t ntok)
 {
+	ASSERT(kind == SP_MC_INCR || kind == SP_MC_DECR || kind == SP_MC_TOUCH);
+	ASSERT(ntok == 4 || ntok == 5);
 	cmd->kind = kind;
 	cmd->noreply = noreply_maybe(t, ntok);
 	if (t[1].len > SP_MC_KEY_MAX) {
@@ -452,6 +467,8 @@ parse_key_number(struct sp_mc_cmd *cmd, enum sp_mc_kind kind, const struct token
 static void
 parse_flush_all(struct sp_mc_cmd *cmd, const struct token *t, size_t ntok)
 {
+	ASSERT(ntok >= 2);
+	ASSERT(ntok <= 4);
 	cmd->kind = SP_MC_FLUSH_ALL;
 	cmd->noreply = noreply_maybe(t, ntok);
 	if (ntok != (cmd->noreply ? 3u : 2u)) {
@@ -486,6 +503,8 @@ parse_line(struct sp_mc_cmd *cmd, const char *line, size_t line_len, const struc
 	const struct token *c = &t[0];
 	char first;
 
+	ASSERT(ntok >= 1);
+	ASSERT(ntok <= SP_MC_TOKENS_MAX);
 	if (ntok < 2 || c->len < 2) {
 		set_reply(cmd, SP_MC_R_ERROR);
 		return false;
