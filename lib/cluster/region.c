@@ -26,7 +26,8 @@ struct sp_region {
 	uint8_t *base;
 	size_t size;
 	bool writable;
-	dev_t dev; /* identity of the mapped file, to notice a replacement */
+	uint64_t read_retries; /* read attempts that raced the writer */
+	dev_t dev;             /* identity of the mapped file, to notice a replacement */
 	ino_t ino;
 	char *path;
 	uint32_t partitions_max;
@@ -411,6 +412,13 @@ sp_region_replaced(const struct sp_region *r)
 	return sb.st_dev != r->dev || sb.st_ino != r->ino;
 }
 
+uint64_t
+sp_region_read_retries(const struct sp_region *r)
+{
+	ASSERT(r != NULL);
+	return r->read_retries;
+}
+
 uint32_t
 sp_region_partitions_max(const struct sp_region *r)
 {
@@ -538,6 +546,7 @@ sp_region_read(struct sp_region *r, struct sp_cluster_state *st, char *why, size
 		rc = read_attempt(r, &copy, st, why, why_len);
 		if (rc <= 0)
 			break;
+		r->read_retries++;
 		read_backoff(attempt);
 	}
 	if (rc > 0)

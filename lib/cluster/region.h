@@ -181,6 +181,9 @@ bool sp_region_replaced(const struct sp_region *r);
 /* Unmaps and closes; NULL is allowed. Does not remove the file. */
 void sp_region_close(struct sp_region *r);
 
+/* Read attempts through this handle that raced the writer and were retried. */
+uint64_t sp_region_read_retries(const struct sp_region *r);
+
 /* Map capacity of each state slot. */
 uint32_t sp_region_partitions_max(const struct sp_region *r);
 

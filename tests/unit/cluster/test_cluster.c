@@ -766,6 +766,7 @@ struct race {
 	uint64_t busy;
 	uint64_t torn;
 	uint64_t backwards;
+	uint64_t retries;
 };
 
 static void *
@@ -820,6 +821,7 @@ race_reader(void *arg)
 			rc->backwards++;
 		last_epoch = got->epoch;
 	}
+	rc->retries = sp_region_read_retries(r);
 	sp_region_close(r);
 	sp_cluster_state_free(got);
 	sp_cluster_state_free(want);
@@ -845,9 +847,10 @@ test_region_no_torn_reads(void **state)
 	assert_int_equal(pthread_create(&wt, NULL, race_writer, &rc), 0);
 	pthread_join(wt, NULL);
 	pthread_join(rt, NULL);
-	printf("race: seed %llu: %llu versions published, %llu reads, %llu busy\n",
+	printf("race: seed %llu: %llu versions published, %llu reads, %llu retried, %llu busy\n",
 	       (unsigned long long)test_seed, (unsigned long long)rc.published,
-	       (unsigned long long)rc.reads, (unsigned long long)rc.busy);
+	       (unsigned long long)rc.reads, (unsigned long long)rc.retries,
+	       (unsigned long long)rc.busy);
 	assert_true(rc.published > 100);
 	assert_true(rc.reads > 10);
 	assert_int_equal(rc.torn, 0);
