@@ -264,23 +264,19 @@ jstr(json_object *req, const char *key)
 	return json_object_get_string(v);
 }
 
-/* A member named by "id" (number) or "name" (string); 0 when neither matches. */
+/* The member a request names in "member": its name, or its id in hex as shardctl shows
+ * it. Returns 0 when nothing matches. */
 static uint64_t
-member_arg(struct cp *cp, json_object *req, const char *key)
+member_arg(struct cp *cp, json_object *req)
 {
-	json_object *v;
-	if (!json_object_object_get_ex(req, key, &v))
+	const char *s = jstr(req, "member");
+	if (s == NULL || s[0] == '\0')
 		return 0;
-	if (json_object_is_type(v, json_type_int))
-		return (uint64_t)json_object_get_int64(v);
-	if (!json_object_is_type(v, json_type_string))
-		return 0;
-	const char *s = json_object_get_string(v);
 	for (uint32_t i = 0; i < cp->sm->n_members; i++)
 		if (strcmp(cp->sm->members[i].name, s) == 0)
 			return cp->sm->members[i].id;
 	char *end;
-	uint64_t id = strtoull(s, &end, 0);
+	uint64_t id = strtoull(s, &end, 16);
 	return *end == '\0' ? id : 0;
 }
 
@@ -458,8 +454,7 @@ handle(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *op, json_o
 		cp_peer_upsert(cp, id, name, peer);
 		submit_conf(cp, c, req_id, op, RAFT_CONF_ADD_LEARNER, id);
 	} else if (strcmp(op, "member.remove") == 0 || strcmp(op, "member.promote") == 0) {
-		uint64_t id = member_arg(cp, req,
-		                         json_object_object_get_ex(req, "id", &v) ? "id" : "name");
+		uint64_t id = member_arg(cp, req);
 		struct raft_status st;
 		cp_node_status(cp, &st);
 		if (id == 0 || !raft_membership_contains(&st.membership, id)) {
@@ -469,7 +464,7 @@ handle(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *op, json_o
 		submit_conf(cp, c, req_id, op, op[7] == 'r' ? RAFT_CONF_REMOVE : RAFT_CONF_PROMOTE,
 		            id);
 	} else if (strcmp(op, "move-leader") == 0) {
-		uint64_t id = member_arg(cp, req, "target");
+		uint64_t id = member_arg(cp, req);
 		struct raft_status st;
 		cp_node_status(cp, &st);
 		if (id == 0 || !raft_membership_is_voter(&st.membership, id)) {

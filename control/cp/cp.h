@@ -96,6 +96,7 @@ struct cp_conn {
 	bool send_inflight;
 	bool recv_inflight;
 	bool connect_inflight;
+	bool told_removed;
 	struct sockaddr_in addr;
 	struct cp_op op_recv;
 	struct cp_op op_send;
@@ -230,6 +231,10 @@ struct cp {
 	uint64_t deferred_dropped;
 	uint64_t applied_term;
 	int fatal; /* storage failed: the process stops with this error */
+	bool was_member;
+	uint64_t removed_ids[RAFT_NODES_MAX]; /* recent removals, told when they call */
+	uint32_t n_removed;
+	uint32_t removed_tick;
 
 	struct cp_pending pending[CP_PENDING_MAX];
 	uint32_t n_pending;

@@ -318,6 +318,15 @@ bad_frame(struct cp_conn *c, const char *why, bool auth)
 	conn_close(c, why);
 }
 
+static bool
+peer_was_removed(struct cp *cp, uint64_t id)
+{
+	for (uint32_t i = 0; i < SP_MIN(cp->n_removed, (uint32_t)RAFT_NODES_MAX); i++)
+		if (cp->removed_ids[i] == id)
+			return true;
+	return false;
+}
+
 /* Handles one whole frame. Returns false when the connection was closed. */
 static bool
 on_frame(struct cp_conn *c, const struct frame *f)
@@ -382,7 +391,24 @@ on_frame(struct cp_conn *c, const struct frame *f)
 	}
 	case CP_CS_READY:
 		if (c->kind == CP_CONN_PEER_IN && f->type == FRAME_RAFT) {
+			if (peer_was_removed(cp, c->peer_id)) {
+				/* It may never see its removal commit: tell it, once. */
+				if (!c->told_removed)
+					cp_conn_send_frame(c, FRAME_REMOVED, &c->peer_id, 8, NULL,
+					                   0);
+				c->told_removed = true;
+				return true;
+			}
 			cp_node_on_raft_frame(cp, f->payload, f->len);
+			return true;
+		}
+		if (c->kind == CP_CONN_PEER_OUT && f->type == FRAME_REMOVED && f->len == 8 &&
+		    memcmp(f->payload, &cp->id, 8) == 0) {
+			SP_LOG_WARN(MOD,
+			            "member %llu says this member was removed from the cluster; "
+			            "stopping",
+			            (unsigned long long)c->peer_id);
+			cp->stopping = true;
 			return true;
 		}
 		if (c->kind == CP_CONN_CLIENT && f->type == FRAME_REQUEST) {

@@ -12,11 +12,12 @@
 #include "cp.h"
 #include "state/placement.h"
 
-#define MOD              "cp"
-#define SNAP_MAGIC       0x4e535053u /* "SPSN" */
-#define SNAP_HDR         (4u + (uint32_t)sizeof(struct raft_membership))
-#define DUTY_RETRY_TICKS 40u /* 1 s before a duty proposal is tried again */
-#define PROMOTE_LAG_MAX  8u  /* a learner this close to the leader's log is promoted */
+#define MOD                 "cp"
+#define SNAP_MAGIC          0x4e535053u /* "SPSN" */
+#define SNAP_HDR            (4u + (uint32_t)sizeof(struct raft_membership))
+#define DUTY_RETRY_TICKS    40u /* 1 s before a duty proposal is tried again */
+#define REMOVED_GRACE_TICKS 40u /* 1 s for a removal to reach the others */
+#define PROMOTE_LAG_MAX     8u  /* a learner this close to the leader's log is promoted */
 
 static struct raft_entry msg_entries[RAFT_MSG_ENTRIES_MAX];
 static uint8_t cmd_buf[CLUSTER_CMD_BYTES_MAX];
@@ -83,11 +84,9 @@ apply_conf(struct cp *cp, const struct raft_entry *e)
 	case RAFT_CONF_REMOVE:
 		cmd.type = CLUSTER_CMD_MEMBER_REMOVE;
 		apply_cmd(cp, &cmd);
-		if (cc.node_id == cp->id) {
-			SP_LOG_WARN(MOD, "this member was removed from the cluster; stopping");
-			cp->stopping = true;
-		} else {
+		if (cc.node_id != cp->id) {
 			cp_peer_remove(cp, cc.node_id);
+			cp->removed_ids[cp->n_removed++ % RAFT_NODES_MAX] = cc.node_id;
 		}
 		break;
 	default:
@@ -158,9 +157,9 @@ snapshot_parse(const uint8_t *img, size_t len, struct raft_membership *m)
 }
 
 static void
-maybe_snapshot(struct cp *cp)
+maybe_snapshot(struct cp *cp, bool force)
 {
-	if (cp->applied < cp->snap_index + CP_SNAPSHOT_ENTRIES)
+	if (cp->applied < cp->snap_index + (force ? 1 : CP_SNAPSHOT_ENTRIES))
 		return;
 	uint8_t *img;
 	size_t len;
@@ -250,7 +249,7 @@ finish_ready(struct cp *cp)
 	cp->ready_inflight = false;
 	cp_api_serve_reads(cp);
 	publish_region(cp);
-	maybe_snapshot(cp);
+	maybe_snapshot(cp, false);
 }
 
 void
@@ -365,6 +364,10 @@ step_now(struct cp *cp, uint32_t kind, uint64_t arg, const uint8_t *data, uint32
 			cp_api_on_submitted(cp, pend, err, 0, 0);
 			return;
 		}
+		/* A new member learns the membership (the bootstrap voters included) from a
+		 * snapshot: compact first, so the leader sends it one instead of the log. */
+		if (ev.conf.change.op == RAFT_CONF_ADD_LEARNER)
+			maybe_snapshot(cp, true);
 		ev.conf.result = &res;
 		break;
 	case CP_SUB_READ:
@@ -584,10 +587,34 @@ duties(struct cp *cp)
 	}
 }
 
+/* A member whose removal is in its log stops shortly after (the leader no longer talks to
+ * it, so it may never see the removal committed). */
+static void
+check_removed(struct cp *cp)
+{
+	struct raft_status st;
+	raft_status(cp->raft, &st);
+	bool member = raft_membership_contains(&st.membership, cp->id);
+	if (member) {
+		cp->was_member = true;
+		cp->removed_tick = 0;
+		return;
+	}
+	if (!cp->was_member)
+		return; /* a joining member before it hears from the leader */
+	if (cp->removed_tick == 0) {
+		cp->removed_tick = cp->tick + REMOVED_GRACE_TICKS;
+		SP_LOG_WARN(MOD, "this member was removed from the cluster; stopping");
+	} else if (cp->tick >= cp->removed_tick) {
+		cp->stopping = true;
+	}
+}
+
 void
 cp_node_tick(struct cp *cp)
 {
 	cp->tick++;
+	check_removed(cp);
 	cp->ticks_owed++;
 	if (!cp->ready_inflight)
 		step_deferred(cp);

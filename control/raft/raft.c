@@ -176,10 +176,27 @@ quorum(const struct raft *r)
 	return r->conf.n_voters / 2 + 1;
 }
 
+static void conf_at(const struct raft *r, uint64_t index, struct raft_membership *out,
+                    uint64_t *conf_index);
+
+/*
+ * May this node campaign? Voters may. So may a node whose removal is still uncommitted in
+ * its log and that was a voter before it: it can be the only node holding that entry (a
+ * leader that removed itself and crashed), and the remaining voters cannot elect anyone
+ * without its log. Its election counts only the votes of the new voters.
+ */
 static bool
 promotable(const struct raft *r)
 {
-	return raft_membership_is_voter(&r->conf, r->id);
+	struct raft_membership prev;
+	uint64_t ci;
+
+	if (raft_membership_is_voter(&r->conf, r->id))
+		return true;
+	if (r->conf_index <= r->commit || r->conf_index == 0)
+		return false;
+	conf_at(r, r->conf_index - 1, &prev, &ci);
+	return raft_membership_is_voter(&prev, r->id);
 }
 
 static bool

@@ -437,12 +437,7 @@ cmd_member(int argc, char **argv)
 		if (argc != 2)
 			die("member %s NAME|ID", sub);
 		req = request(sub[0] == 'r' ? "member.remove" : "member.promote");
-		char *end;
-		unsigned long long id = strtoull(argv[1], &end, 16);
-		if (*end == '\0' && argv[1][0])
-			json_object_object_add(req, "id", json_object_new_uint64(id));
-		else
-			json_object_object_add(req, "name", json_object_new_string(argv[1]));
+		json_object_object_add(req, "member", json_object_new_string(argv[1]));
 		res = call(req, &resp);
 		if (g.fmt == OUT_JSON)
 			print_json(res);
@@ -721,7 +716,7 @@ cmd_move_leader(int argc, char **argv)
 	if (argc != 1)
 		die("usage: move-leader NAME|ID");
 	json_object *req = request("move-leader");
-	json_object_object_add(req, "target", json_object_new_string(argv[0]));
+	json_object_object_add(req, "member", json_object_new_string(argv[0]));
 	call(req, &resp);
 	printf("Leadership transferred to %s\n", argv[0]);
 	json_object_put(resp);

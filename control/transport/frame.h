@@ -39,7 +39,8 @@ enum frame_type {
 	FRAME_AUTH_OK,
 	FRAME_RAFT,     /* payload: raft_msg_encode() bytes */
 	FRAME_REQUEST,  /* shardctl -> cp: u64 request id | u8 op | op-specific body */
-	FRAME_RESPONSE, /* cp -> shardctl: u64 request id | i32 status | body */
+	FRAME_RESPONSE, /* cp -> shardctl: JSON */
+	FRAME_REMOVED,  /* member -> a removed member: u64 its id; it then stops */
 	FRAME_TYPE_END,
 };
 
