@@ -27,6 +27,8 @@
  *	CBENCH(BM_put);                             // no arguments: one instance "BM_put"
  *
  * and links with cbench_main_dep (which provides main()) or calls cbench_main() itself.
+ * DPDK benchmarks start the EAL with cbench_eal_init() (cbench/cbench_eal.h,
+ * cbench_eal_dep). docs/benchmarks.md has the whole guide.
  *
  * Registration runs before main() (a constructor); it only records, never runs anything.
  * Mistakes in registration (too many arguments, bad ranges) are recorded and reported by
@@ -72,7 +74,7 @@ enum cbench_counter_flags {
 	CBENCH_COUNTER_ITER_INVARIANT = 1 << 2, /* multiplied by the iteration count */
 	CBENCH_COUNTER_AVG_ITERATIONS = 1 << 3, /* divided by the iteration count */
 	CBENCH_COUNTER_INVERT = 1 << 4,         /* 1/value, last (seconds per item) */
-	CBENCH_COUNTER_1024 = 1 << 5,           /* console prints with Ki/Mi/Gi, not k/M/G */
+	CBENCH_COUNTER_1024 = 1 << 5,           /* console: 1024-based K/M/G, not 1000's k/M/G */
 };
 
 struct cbench;       /* a registered family: a function and its argument sets */
