@@ -14,8 +14,9 @@
 
 #include <stdbool.h>
 
-#define CBENCH_EAL_LCORES_MAX 8   /* lcores asked for: at most this many, one per CPU */
-#define CBENCH_EAL_NO_HUGE_MB 256 /* memory of a --no-huge start */
+#define CBENCH_EAL_LCORES_MAX 8     /* lcores asked for: at most this many, one per CPU */
+#define CBENCH_EAL_NO_HUGE_MB 256   /* default memory of a --no-huge start */
+#define CBENCH_EAL_MEM_MB_MAX 16384 /* the most cbench_eal_init_mb() accepts */
 #define CBENCH_EAL_ARGS_MAX   16
 
 /*
@@ -24,6 +25,13 @@
  * or a negative errno (the reason is also printed on stderr).
  */
 int cbench_eal_init(void);
+
+/*
+ * The same with mem_mb MiB for the --no-huge start (-m), for benchmarks with large
+ * tables; with hugepages the EAL grows on demand and mem_mb is not passed. Returns
+ * -EINVAL for 0 or more than CBENCH_EAL_MEM_MB_MAX. The first successful start wins.
+ */
+int cbench_eal_init_mb(unsigned int mem_mb);
 
 /* Whether the EAL runs without hugepages (true before a successful init too). */
 bool cbench_eal_no_huge(void);

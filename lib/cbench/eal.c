@@ -87,6 +87,12 @@ cleanup(void)
 int
 cbench_eal_init(void)
 {
+	return cbench_eal_init_mb(CBENCH_EAL_NO_HUGE_MB);
+}
+
+int
+cbench_eal_init_mb(unsigned int mem_mb)
+{
 	static char lcores[32];
 	static char mem[16];
 	static char prefix[48];
@@ -96,6 +102,11 @@ cbench_eal_init(void)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	int n_lcores;
 
+	if (mem_mb == 0 || mem_mb > CBENCH_EAL_MEM_MB_MAX) {
+		fprintf(stderr, "cbench: EAL memory %u MiB; allowed 1..%d\n", mem_mb,
+		        CBENCH_EAL_MEM_MB_MAX);
+		return -EINVAL;
+	}
 	if (init_rc != 1) {
 		return init_rc;
 	}
@@ -113,7 +124,7 @@ cbench_eal_init(void)
 	argv[argc++] = prefix;
 	if (no_huge) {
 		/* --in-memory refuses --no-huge (legacy memory): use a private prefix. */
-		snprintf(mem, sizeof(mem), "%d", CBENCH_EAL_NO_HUGE_MB);
+		snprintf(mem, sizeof(mem), "%u", mem_mb);
 		argv[argc++] = "--no-huge";
 		argv[argc++] = "--no-shconf";
 		argv[argc++] = "-m";
