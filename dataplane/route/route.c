@@ -536,9 +536,10 @@ route_watch_region(struct route_ctx *ctx, struct route_watch *w)
 	if (gen == w->seen_generation || gen == w->failed_generation)
 		return 0;
 	rc = sp_region_read(w->region, w->state, why, sizeof(why));
-	if (rc == -SP_EBUSY || rc == -SP_ENOTFOUND)
-		return rc;
+	if (rc == -SP_EBUSY || rc == -SP_ENOTFOUND || rc == -ENOMEM)
+		return rc; /* transient: try again at the next step */
 	if (rc == 0) {
+		gen = w->state->generation; /* the read may have found a newer publication */
 		rc = route_switch(ctx, w->state, why, sizeof(why));
 		if (rc == 0 || (rc == -SP_EBUSY && route_switch_pending(ctx))) {
 			w->seen_generation = gen;
@@ -546,9 +547,10 @@ route_watch_region(struct route_ctx *ctx, struct route_watch *w)
 			            gen, w->state->epoch, rc == 0 ? "installed" : "pending");
 			return 1;
 		}
-		if (rc == -SP_EBUSY)
+		if (rc == -SP_EBUSY || rc == -ENOMEM)
 			return rc;
 	}
+	/* Refused (corrupt, or not for this dataplane): logged once, not retried. */
 	w->failed_generation = gen;
 	w->errors++;
 	SP_LOG_ERR("route", "region generation %" PRIu64 " refused, keeping epoch %" PRIu64 ": %s",

@@ -470,7 +470,14 @@ cmd_set_map(const char *path, int argc, char **argv)
 		goto out;
 	}
 	rc = sp_region_read(r, old, why, sizeof(why));
-	if (rc < 0 && rc != -SP_ENOTFOUND) {
+	if (rc == -SP_ECORRUPT) {
+		/* A corrupt publication is replaced by one built from the arguments alone. */
+		fprintf(stderr,
+		        "shardplane-region: warning: the published state is unreadable (%s); "
+		        "building the new one from the arguments only\n",
+		        why);
+		rc = -SP_ENOTFOUND;
+	} else if (rc < 0 && rc != -SP_ENOTFOUND) {
 		fprintf(stderr, "shardplane-region: cannot read the published state: %s\n", why);
 		goto out;
 	}

@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #pragma push_macro("noreturn")
@@ -344,6 +347,27 @@ tool(const char *fmt, ...)
 	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+/* Flips one map byte of the published slot, as a stray write would. */
+static void
+corrupt_active_slot(const char *path)
+{
+	struct sp_region_header *h;
+	struct sp_region_state *slot;
+	struct stat sb;
+	uint8_t *base;
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &sb), 0);
+	base = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(base != MAP_FAILED);
+	h = (struct sp_region_header *)base;
+	slot = (struct sp_region_state *)(base + h->state_offset[atomic_load(&h->state_active)]);
+	slot->map[9].worker ^= 1;
+	munmap(base, (size_t)sb.st_size);
+	close(fd);
+}
+
 static void
 test_watcher_follows_region(void **state)
 {
@@ -403,6 +427,20 @@ test_watcher_follows_region(void **state)
 	assert_int_equal(route_watch_region(ctx, &w), 1);
 	assert_int_equal(route_current(ctx)->epoch, 6);
 	assert_int_equal(route_decide(route_current(ctx), 7, 1, &target), ROUTE_EXECUTE);
+
+	/* A corrupted publication is refused; the next good one is taken. */
+	assert_int_equal(tool("set-map %s --assign 9=1:0", path), 0);
+	corrupt_active_slot(path);
+	assert_int_equal(route_watch_region(ctx, &w), -SP_ECORRUPT);
+	assert_int_equal(route_current(ctx)->epoch, 6);
+	assert_int_equal(w.errors, 3);
+	assert_int_equal(tool("set-map %s --epoch 8 --workers 2 --partitions 64 --assign 9=1:0 "
+	                      "2>/dev/null",
+	                      path),
+	                 0);
+	assert_int_equal(route_watch_region(ctx, &w), 1);
+	assert_int_equal(route_current(ctx)->epoch, 8);
+	assert_int_equal(route_decide(route_current(ctx), 9, 0, &target), ROUTE_EXECUTE);
 
 	/* The tool refuses nonsense with a usage or validation error. */
 	assert_int_equal(tool("set-map %s --assign 7=9:0 2>/dev/null", path), 1);
