@@ -21,10 +21,10 @@
 #include "cbench/cbench_eal.h"
 #include "common/verify.h"
 
-#define RING_SIZE         1024         /* slots; a power of two */
-#define RING_BURST_MAX    64           /* largest burst measured */
-#define RING_SPIN_MAX     (1ull << 26) /* polls of an empty or full ring before failing */
-#define PRODUCER_TIME_MAX 120          /* seconds a producer lcore may run at most */
+#define RING_SIZE          1024         /* slots; a power of two */
+#define RING_BURST_MAX     64           /* largest burst measured */
+#define RING_SPIN_MAX      (1ull << 26) /* polls of an empty or full ring before failing */
+#define PRODUCER_RUN_MAX_S 120          /* seconds a producer lcore may run at most */
 
 static struct rte_ring *ring;
 
@@ -142,7 +142,7 @@ producer_main(void *arg)
 {
 	struct producer *p = arg;
 	void *objs[RING_BURST_MAX];
-	uint64_t deadline = rte_get_timer_cycles() + PRODUCER_TIME_MAX * rte_get_timer_hz();
+	uint64_t deadline = rte_get_timer_cycles() + PRODUCER_RUN_MAX_S * rte_get_timer_hz();
 
 	fill_objs(objs);
 	while (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {
