@@ -154,7 +154,7 @@ parse_u64(const char *name, const char *text, uint64_t max, uint64_t *out)
 		fprintf(stderr, "%s: '%s' is not a non-negative integer\n", name, text);
 		return -EINVAL;
 	}
-	unsigned long long v = strtoull(text, &end, 0);
+	unsigned long long v = strtoull(text, &end, 10);
 	if (errno != 0 || *end != '\0') {
 		fprintf(stderr, "%s: '%s' is not a non-negative integer\n", name, text);
 		return -EINVAL;
@@ -417,13 +417,21 @@ cmd_route(struct cli *cli, struct sp_client *c, int n)
 	printf("epoch=%" PRIu64 " partitions=%" PRIu32 " workers=%" PRIu32 " base_port=%u\n",
 	       r.epoch, r.partitions, r.workers, r.base_port);
 	/* Partitions per worker, then (verbose) the whole map. */
-	for (uint32_t w = 0; w < r.workers && w < UINT16_MAX; w++) {
-		uint32_t owned = 0;
-		for (uint32_t p = 0; p < r.partitions; p++)
-			owned += sp_client_route_owner(c, p) == (int)w;
-		printf("worker %" PRIu32 " port %" PRIu32 " partitions %" PRIu32 "\n", w,
-		       r.base_port + w, owned);
+	uint32_t *owned = calloc(r.workers, sizeof(*owned));
+	if (owned == NULL) {
+		fprintf(stderr, "route: cannot allocate %" PRIu32 " counters\n", r.workers);
+		return 1;
 	}
+	for (uint32_t p = 0; p < r.partitions; p++) {
+		int w = sp_client_route_owner(c, p);
+		VERIFY(w >= 0);
+		VERIFY((uint32_t)w < r.workers);
+		owned[w]++;
+	}
+	for (uint32_t w = 0; w < r.workers; w++)
+		printf("worker %" PRIu32 " port %" PRIu32 " partitions %" PRIu32 "\n", w,
+		       r.base_port + w, owned[w]);
+	free(owned);
 	for (uint32_t p = 0; cli->verbose && p < r.partitions; p++)
 		printf("partition %" PRIu32 " worker %d\n", p, sp_client_route_owner(c, p));
 	return 0;

@@ -260,8 +260,8 @@ decode_header(const uint8_t *p, size_t len, bool reply, uint32_t max, struct sp_
 	return SP_BP_ERR_OK;
 }
 
-/* Marks a well-framed request as individually bad; returns the reason for chaining. */
-static enum sp_bp_err
+/* Marks a well-framed request as individually bad, with the status it is answered with. */
+static void
 reject(struct sp_bp_req *r, enum sp_bp_err err)
 {
 	ASSERT(err >= SP_BP_ERR_FIRST_REQ);
@@ -269,7 +269,6 @@ reject(struct sp_bp_req *r, enum sp_bp_err err)
 	r->err = (uint8_t)err;
 	r->status = err == SP_BP_ERR_KEY_TOO_LONG ? SP_BP_ST_TOO_BIG : SP_BP_ST_BAD_REQUEST;
 	r->partition = SP_BP_PARTITION_ANY;
-	return err;
 }
 
 /*

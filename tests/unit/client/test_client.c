@@ -808,6 +808,17 @@ test_cli(void **state)
 	snprintf(want, sizeof(want), "epoch=11 partitions=%u workers=%u base_port=%u\n", PARTITIONS,
 	         WORKERS, s->base_port);
 	assert_memory_equal(out, want, strlen(want));
+	unsigned owned_total = 0;
+	for (unsigned w = 0; w < WORKERS; w++) {
+		unsigned owned = 0;
+		for (unsigned p = 0; p < PARTITIONS; p++)
+			owned += s->owner[p] == w;
+		snprintf(want, sizeof(want), "worker %u port %u partitions %u\n", w,
+		         s->base_port + w, owned);
+		assert_non_null(strstr(out, want));
+		owned_total += owned;
+	}
+	assert_int_equal(owned_total, PARTITIONS);
 
 	assert_int_equal(run_cli(s,
 	                         "bench --requests 3000 --keys 200 --value-size 16 --batch 16 "
