@@ -36,6 +36,23 @@
 static uint64_t test_seed;
 static char region_path[128];
 
+/* Teardown of every test: removes what a failed test may have left behind. */
+static int
+remove_files(void **state)
+{
+	char map_path[160];
+
+	(void)state;
+	if (region_path[0] == '\0')
+		return 0;
+	snprintf(map_path, sizeof(map_path), "%s.map", region_path);
+	unlink(map_path);
+	if (unlink(region_path) != 0)
+		rmdir(region_path);
+	region_path[0] = '\0';
+	return 0;
+}
+
 static void
 make_path(const char *tag)
 {
@@ -867,14 +884,14 @@ main(void)
 	        cmocka_unit_test(test_default_map),
 	        cmocka_unit_test(test_single_state_and_copy),
 	        cmocka_unit_test(test_validate_every_error),
-	        cmocka_unit_test(test_region_round_trip),
-	        cmocka_unit_test(test_dataplane_status),
-	        cmocka_unit_test(test_region_validation_errors),
-	        cmocka_unit_test(test_region_garbage_files),
-	        cmocka_unit_test(test_region_full_capacity),
-	        cmocka_unit_test(test_region_replace_and_reuse),
-	        cmocka_unit_test(test_region_tool),
-	        cmocka_unit_test(test_region_no_torn_reads),
+	        cmocka_unit_test_teardown(test_region_round_trip, remove_files),
+	        cmocka_unit_test_teardown(test_dataplane_status, remove_files),
+	        cmocka_unit_test_teardown(test_region_validation_errors, remove_files),
+	        cmocka_unit_test_teardown(test_region_garbage_files, remove_files),
+	        cmocka_unit_test_teardown(test_region_full_capacity, remove_files),
+	        cmocka_unit_test_teardown(test_region_replace_and_reuse, remove_files),
+	        cmocka_unit_test_teardown(test_region_tool, remove_files),
+	        cmocka_unit_test_teardown(test_region_no_torn_reads, remove_files),
 	};
 
 	test_seed = env != NULL ? strtoull(env, NULL, 10) : (uint64_t)sp_mono_ns();

@@ -48,6 +48,18 @@
 #define SIM_WORK_SPINS   64u     /* pause instructions per execution, to widen races */
 
 static uint64_t test_seed;
+static char region_path[128];
+
+/* Teardown: removes the region a failed test may have left behind. */
+static int
+remove_region(void **state)
+{
+	(void)state;
+	if (region_path[0] != '\0')
+		unlink(region_path);
+	region_path[0] = '\0';
+	return 0;
+}
 
 static uint64_t
 rng_next(uint64_t *x)
@@ -373,7 +385,7 @@ test_watcher_follows_region(void **state)
 {
 	struct route_config cfg = {.workers = 2, .partitions = 64, .node_id = 1};
 	struct route_ctx *ctx = route_create(&cfg);
-	char path[128], why[SP_CLUSTER_WHY_MAX];
+	char *path = region_path, why[SP_CLUSTER_WHY_MAX];
 	const struct route_table *t;
 	struct route_watch w;
 	struct route_stats stats;
@@ -382,7 +394,7 @@ test_watcher_follows_region(void **state)
 
 	(void)state;
 	assert_non_null(ctx);
-	snprintf(path, sizeof(path), "/dev/shm/sp-test-route-%d", (int)getpid());
+	snprintf(region_path, sizeof(region_path), "/dev/shm/sp-test-route-%d", (int)getpid());
 	assert_int_equal(tool("create %s --partitions-max 64", path), 0);
 	assert_int_equal(sp_region_open(path, false, &region, why, sizeof(why)), 0);
 	assert_int_equal(route_watch_init(&w, region), 0);
@@ -710,7 +722,7 @@ main(void)
 	        cmocka_unit_test(test_remote_partitions_and_refusals),
 	        cmocka_unit_test(test_grace_period_holds_tables),
 	        cmocka_unit_test(test_defer_queue_bound_and_order),
-	        cmocka_unit_test(test_watcher_follows_region),
+	        cmocka_unit_test_teardown(test_watcher_follows_region, remove_region),
 	        cmocka_unit_test(test_switch_storm_with_workers),
 	};
 
