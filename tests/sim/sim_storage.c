@@ -98,19 +98,8 @@ sim_storage_put_snapshot(struct sim_storage *s, const struct raft_snapshot *snap
 		return -SP_EMALFORMED;
 	if (index != snap->meta.index || index == 0)
 		return -SP_EMALFORMED;
-	uint64_t last = sim_storage_last_index(s);
-
-	if (index > s->snap.index && index <= last &&
-	    sim_storage_term_at(s, index) == snap->meta.term) {
-		size_t drop = (size_t)(index - s->snap.index);
-
-		for (size_t i = 0; i < drop; i++)
-			entry_free(&s->log[i]);
-		memmove(s->log, s->log + drop, (s->n - drop) * sizeof(*s->log));
-		s->n -= drop;
-	} else {
-		truncate_at(s, 0);
-	}
+	/* raft.h: an installed snapshot replaces the whole stored log. */
+	truncate_at(s, 0);
 	s->snap = snap->meta;
 	s->snap_chain = chain;
 	s->bytes_written += snap->len;

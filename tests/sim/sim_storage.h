@@ -43,8 +43,7 @@ uint64_t sim_storage_chain_at(const struct sim_storage *s, uint64_t index);
 uint64_t sim_storage_term_at(const struct sim_storage *s, uint64_t index);
 
 /*
- * Persists a snapshot: entries after it are kept only when the stored entry at its index
- * has its term (the Raft paper's rule), everything else is discarded. Returns 0, or
+ * Persists a snapshot, which replaces the whole stored log (raft.h's contract). Returns 0, or
  * -SP_EMALFORMED when data is not a SIM_SNAPSHOT_DATA_BYTES state-machine snapshot whose
  * index matches meta.
  */

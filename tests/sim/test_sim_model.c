@@ -520,18 +520,19 @@ test_storage_truncate_compact_and_snapshot(void **state)
 	assert_int_equal(idx, 5);
 	assert_int_equal(chain, c5);
 
-	/* A snapshot that matches the stored term at its index keeps the entries after it. */
+	/* An installed snapshot replaces the whole log, even one it overlaps. */
 	uint8_t data[SIM_SNAPSHOT_DATA_BYTES];
 	uint64_t c6 = sim_storage_chain_at(&st, 6);
 
-	sim_snapshot_data_encode(6, c6, data);
-	struct raft_snapshot rs = {.meta = {.index = 6, .term = 2, .membership = m},
+	sim_snapshot_data_encode(5, c5, data);
+	struct raft_snapshot rs = {.meta = {.index = 5, .term = 1, .membership = m},
 	                           .data = data,
 	                           .len = sizeof(data)};
 
+	assert_true(c6 != 0);
 	assert_int_equal(sim_storage_put_snapshot(&st, &rs), 0);
-	assert_int_equal(sim_storage_last_index(&st), 6);
-	/* One that does not discards the log. */
+	assert_int_equal(sim_storage_last_index(&st), 5);
+	assert_int_equal(sim_storage_chain_at(&st, 6), 0);
 	sim_snapshot_data_encode(9, 77, data);
 	rs.meta.index = 9;
 	rs.meta.term = 3;
