@@ -793,11 +793,11 @@ race_writer(void *arg)
 	struct sp_cluster_state *st = sp_cluster_state_new(RACE_PARTITIONS);
 	struct sp_region *w;
 	char why[SP_CLUSTER_WHY_MAX];
-	uint64_t deadline = sp_mono_ms() + RACE_TIME_MAX_MS;
+	uint64_t deadline_ms = sp_mono_ms() + RACE_TIME_MAX_MS;
 
 	if (sp_region_open(region_path, true, &w, why, sizeof(why)) != 0)
 		abort();
-	for (uint64_t v = 2; v < RACE_PUBLISHES_MAX && sp_mono_ms() < deadline; v++) {
+	for (uint64_t v = 2; v < RACE_PUBLISHES_MAX && sp_mono_ms() < deadline_ms; v++) {
 		race_fill(st, v);
 		if (sp_region_publish(w, st, why, sizeof(why)) != 0)
 			abort();

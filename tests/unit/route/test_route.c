@@ -628,7 +628,7 @@ test_switch_storm_with_workers(void **state)
 	                           .on_move = sim_on_move,
 	                           .on_move_arg = &s};
 	struct sp_cluster_state *st = single_state(SIM_PARTITIONS, SIM_WORKERS, 1);
-	uint64_t rng = test_seed | 1, deadline = sp_mono_ms() + SIM_TIME_MAX_MS;
+	uint64_t rng = test_seed | 1, deadline_ms = sp_mono_ms() + SIM_TIME_MAX_MS;
 	uint64_t deferred = 0, handoffs = 0, switch_ns = 0, t0;
 	char why[ROUTE_WHY_MAX];
 	struct route_stats stats;
@@ -652,7 +652,7 @@ test_switch_storm_with_workers(void **state)
 		sw[w].index = w;
 		assert_int_equal(pthread_create(&th[w], NULL, sim_worker_main, &sw[w]), 0);
 	}
-	for (uint32_t i = 0; i < SIM_SWITCHES && sp_mono_ms() < deadline; i++) {
+	for (uint32_t i = 0; i < SIM_SWITCHES && sp_mono_ms() < deadline_ms; i++) {
 		/* Move about a quarter of the partitions to a random worker. */
 		for (uint32_t p = 0; p < SIM_PARTITIONS; p++) {
 			if (rng_next(&rng) % 4 == 0)
@@ -666,7 +666,7 @@ test_switch_storm_with_workers(void **state)
 		usleep(2000);
 	}
 	atomic_store(&s.stop_generating, true);
-	while (sp_mono_ms() < deadline + SIM_TIME_MAX_MS &&
+	while (sp_mono_ms() < deadline_ms + SIM_TIME_MAX_MS &&
 	       atomic_load(&s.executed) != atomic_load(&s.next_id)) {
 		route_poll(s.ctx);
 		usleep(1000);
