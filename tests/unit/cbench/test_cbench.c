@@ -478,6 +478,35 @@ test_loop_runs_requested_iterations(void **state)
 	}
 }
 
+/* cycles_per_item is reported only with items processed, and only on an invariant TSC. */
+static void
+test_cycles_per_item(void **state)
+{
+	struct cbench_flags f;
+	struct cbench_result res[1];
+	struct cbench_instance in[2];
+	struct cbench *b;
+
+	(void)state;
+	b = cbench_register("BM_count", fn_count); /* sets items processed */
+	cbench_set_cycles_per_item(b);
+	b = cbench_register("BM_noitems", fn_noop);
+	cbench_set_cycles_per_item(b);
+	assert_int_equal(find_all(NULL, in, 2), 2);
+	assert_int_equal(parse(&f, NULL, 1, "--benchmark_min_time=1000x"), 0);
+	assert_int_equal(cbench_run_instance(&in[0], &f, res, 1), 0);
+	if (cbench_tsc_invariant()) {
+		assert_int_equal(res[0].n_counters, 2);
+		assert_string_equal(res[0].counters[0].name, "cycles_per_item");
+		assert_true(res[0].counters[0].value > 0.0);
+	} else {
+		assert_int_equal(res[0].n_counters, 1);
+	}
+	assert_string_equal(res[0].counters[res[0].n_counters - 1].name, "items_per_second");
+	assert_int_equal(cbench_run_instance(&in[1], &f, res, 1), 0);
+	assert_int_equal(res[0].n_counters, 0);
+}
+
 static void
 test_family_iterations_win(void **state)
 {
@@ -1150,6 +1179,7 @@ main(void)
 	        cmocka_unit_test_setup(test_min_time_parse, reset),
 	        cmocka_unit_test_setup(test_loop_runs_requested_iterations, reset),
 	        cmocka_unit_test_setup(test_family_iterations_win, reset),
+	        cmocka_unit_test_setup(test_cycles_per_item, reset),
 	        cmocka_unit_test_setup(test_iterations_grow_to_min_time, reset),
 	        cmocka_unit_test_setup(test_skips, reset),
 	        cmocka_unit_test_setup(test_range_out_of_bounds_aborts, reset),
