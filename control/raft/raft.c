@@ -1405,11 +1405,14 @@ step_term(struct raft *r, const struct raft_msg *m)
 			struct raft_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
 
 			send(r, &resp);
-		} else if (m->type == RAFT_MSG_PRE_VOTE) {
-			struct raft_msg resp = {.type = RAFT_MSG_PRE_VOTE_RESP, .to = m->from};
+		} else if (m->type == RAFT_MSG_PRE_VOTE || m->type == RAFT_MSG_VOTE) {
+			/* Refuse with our term: a candidate stuck in an old term learns the
+			 * current one and its next campaign can be heard (Raft section 5.1). */
+			struct raft_msg resp = {.to = m->from, .reject = true};
 
+			resp.type = m->type == RAFT_MSG_PRE_VOTE ? RAFT_MSG_PRE_VOTE_RESP
+			                                         : RAFT_MSG_VOTE_RESP;
 			resp.term = r->term;
-			resp.reject = true;
 			send(r, &resp);
 		}
 		return false;
@@ -1587,7 +1590,8 @@ tick_leader(struct raft *r)
 static void
 tick_election(struct raft *r)
 {
-	r->election_elapsed++;
+	if (r->election_elapsed < UINT32_MAX)
+		r->election_elapsed++;
 	if (promotable(r) && r->election_elapsed >= r->randomized_timeout) {
 		r->election_elapsed = 0;
 		campaign(r, r->cfg.pre_vote, false);

@@ -418,6 +418,32 @@ test_stale_term_messages_ignored(void **state)
 	net_free(&net);
 }
 
+/* A stale vote request is refused with the current term, which the candidate adopts. */
+static void
+test_stale_candidate_learns_current_term(void **state)
+{
+	struct raft_entry ents[RAFT_MSG_ENTRIES_MAX];
+	struct raft_msg m;
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, no_prevote);
+	net_set_log(&net, 2, NULL, 0, 5, 0);
+	net_isolate(&net, 2);
+	m = (struct raft_msg){.type = RAFT_MSG_VOTE, .from = 1, .term = 3};
+	assert_int_equal(inject(&net, 2, m), 0);
+	net_flush(&net, 2);
+	last_queued(&net, &m, ents);
+	assert_int_equal(m.type, RAFT_MSG_VOTE_RESP);
+	assert_true(m.reject);
+	assert_int_equal(m.term, 5);
+	net_heal(&net);
+	net_step(&net, 1, &(struct raft_event){.type = RAFT_EV_CAMPAIGN});
+	net_deliver(&net); /* 1 campaigns in term 1, hears term 5 from node 2 */
+	assert_true(status_of(&net, 1).term >= 5);
+	net_free(&net);
+}
+
 /* A leader that stops hearing from a quorum steps down after an election timeout. */
 static void
 test_check_quorum_step_down(void **state)
@@ -1090,6 +1116,7 @@ main(void)
 	        cmocka_unit_test(test_dueling_candidates),
 	        cmocka_unit_test(test_dueling_pre_candidates),
 	        cmocka_unit_test(test_stale_term_messages_ignored),
+	        cmocka_unit_test(test_stale_candidate_learns_current_term),
 	        cmocka_unit_test(test_check_quorum_step_down),
 	        cmocka_unit_test(test_higher_term_candidate_frees_stuck_cluster),
 	        cmocka_unit_test(test_pre_vote_rejoining_follower_does_not_disrupt),
