@@ -5,11 +5,17 @@
 # for comparison, against Debian's memcached on the same machine. Fails on any verification
 # failure, UDP timeout, dropped or reordered packet reported against Shardplane.
 #   memcaslap_test.sh SERVER_BINARY MEMCASLAP_BINARY
+#   memcaslap_test.sh --target HOST:PORT MEMCASLAP_BINARY   (a running server, e.g. shardplane-dp)
 # SP_MEMCASLAP_SECONDS (default 3) sets each run's length.
 set -euo pipefail
 
 server=$1
 memcaslap=$2
+target=
+if [ "$1" = --target ]; then
+	target=$2
+	memcaslap=$3
+fi
 seconds=${SP_MEMCASLAP_SECONDS:-3}
 run_timeout=$((seconds + 30))
 tmp=$(mktemp -d)
@@ -23,9 +29,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Runs memcaslap against 127.0.0.1:$1 and writes its report to $2.
+# Runs memcaslap against HOST:PORT $1 and writes its report to $2.
 load() {
-	timeout "$run_timeout" "$memcaslap" -s "127.0.0.1:$1" -U --verify=1.0 -t "${seconds}s" \
+	timeout "$run_timeout" "$memcaslap" -s "$1" -U --verify=1.0 -t "${seconds}s" \
 		-T 1 -c 16 -X 200 >"$2" 2>&1
 }
 
@@ -54,15 +60,19 @@ check() { # label, report, strict
 	return $bad
 }
 
-"$server" --port 0 --max-seconds $((run_timeout + 30)) >"$tmp/server.out" 2>"$tmp/server.err" &
-pids+=($!)
-for _ in $(seq 50); do
-	grep -q '^port ' "$tmp/server.out" && break
-	sleep 0.1
-done
-sp_port=$(awk '/^port / { print $2 }' "$tmp/server.out")
-[ -n "$sp_port" ] || { echo "server did not start"; cat "$tmp/server.err"; exit 1; }
-load "$sp_port" "$tmp/sp.txt" || { echo "memcaslap failed against Shardplane"; cat "$tmp/sp.txt"; exit 1; }
+if [ -z "$target" ]; then
+	"$server" --port 0 --max-seconds $((run_timeout + 30)) >"$tmp/server.out" \
+		2>"$tmp/server.err" &
+	pids+=($!)
+	for _ in $(seq 50); do
+		grep -q '^port ' "$tmp/server.out" && break
+		sleep 0.1
+	done
+	sp_port=$(awk '/^port / { print $2 }' "$tmp/server.out")
+	[ -n "$sp_port" ] || { echo "server did not start"; cat "$tmp/server.err"; exit 1; }
+	target=127.0.0.1:$sp_port
+fi
+load "$target" "$tmp/sp.txt" || { echo "memcaslap failed against Shardplane"; cat "$tmp/sp.txt"; exit 1; }
 status=0
 check shardplane "$tmp/sp.txt" strict || status=1
 
@@ -71,13 +81,15 @@ if command -v memcached >/dev/null; then
 	memcached -U "$mc_port" -p 0 -l 127.0.0.1 -t 1 -u root >/dev/null 2>&1 &
 	pids+=($!)
 	sleep 0.5
-	if load "$mc_port" "$tmp/mc.txt"; then
+	if load "127.0.0.1:$mc_port" "$tmp/mc.txt"; then
 		check memcached "$tmp/mc.txt" report || true
 	else
 		echo "memcaslap against memcached failed (not counted)"
 	fi
 fi
-kill "${pids[0]}" && wait "${pids[0]}" 2>/dev/null || true
-pids=("${pids[@]:1}")
-cat "$tmp/server.err"
+if [ -f "$tmp/server.err" ]; then
+	kill "${pids[0]}" && wait "${pids[0]}" 2>/dev/null || true
+	pids=("${pids[@]:1}")
+	cat "$tmp/server.err"
+fi
 exit $status
