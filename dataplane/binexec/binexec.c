@@ -53,7 +53,9 @@ expire_at(uint32_t now_s, uint32_t expiry_s)
 		return 0;
 	if (expiry_s > UINT32_MAX - now_s)
 		return UINT32_MAX;
-	return now_s + expiry_s;
+	uint32_t at = now_s + expiry_s;
+	ASSERT(at > now_s);
+	return at;
 }
 
 static void
@@ -71,6 +73,8 @@ static int
 reply_plain(struct sp_bp_builder *b, const struct sp_bp_req *req, uint8_t status, uint64_t cas,
             struct sp_binexec_stats *stats)
 {
+	ASSERT(b != NULL);
+	ASSERT(status < SP_BP_ST_LAST);
 	if (sp_bp_add_reply(b, req->request_id, req->opcode, status, cas, 0, 0) == NULL) {
 		if (stats != NULL)
 			stats->reply_full++;
@@ -102,6 +106,9 @@ exec_get(struct store *s, const struct sp_bp_req *req, uint32_t now_s, struct sp
 {
 	struct store_key k = key_of(req);
 	struct store_value v;
+
+	ASSERT(s != NULL);
+	ASSERT(req->opcode == SP_BP_OP_GET);
 	int rc = store_get(s, &k, now_s, &v);
 
 	if (rc != 0)
@@ -126,6 +133,8 @@ static int
 exec_store(struct store *s, const struct sp_bp_req *req, uint32_t now_s, struct sp_bp_builder *b,
            struct sp_binexec_stats *stats)
 {
+	ASSERT(s != NULL);
+	ASSERT(req->key_len != 0);
 	struct store_key k = key_of(req);
 	struct store_write w = {
 	        .value = req->value,
@@ -157,6 +166,8 @@ exec_arith(struct store *s, const struct sp_bp_req *req, uint32_t now_s, struct 
 	};
 	uint64_t value = 0;
 	uint64_t cas = 0;
+
+	ASSERT(s != NULL);
 	int rc = store_arith(s, &k, &a, now_s, &value, &cas);
 	if (rc != 0)
 		return reply_plain(b, req, sp_binexec_status(rc), 0, stats);
@@ -175,6 +186,7 @@ static int
 exec_route(const struct sp_bp_req *req, const struct sp_binexec_route *route,
            struct sp_bp_builder *b, struct sp_binexec_stats *stats)
 {
+	ASSERT(req->opcode == SP_BP_OP_ROUTE);
 	if (route == NULL || route->owner == NULL)
 		return reply_plain(b, req, SP_BP_ST_INTERNAL, 0, stats);
 	VERIFY(route->partitions <= SP_BP_PARTITIONS_MAX);

@@ -185,6 +185,8 @@ parse_server(struct cli *cli, const char *text)
 	const char *colon = strrchr(text, ':');
 	size_t host_len = colon != NULL ? (size_t)(colon - text) : strlen(text);
 
+	ASSERT(cli != NULL);
+	ASSERT(text != NULL);
 	if (host_len == 0 || host_len >= sizeof(cli->host)) {
 		fprintf(stderr, "--server: '%s' is not IP[:PORT]\n", text);
 		return -EINVAL;
@@ -209,6 +211,8 @@ parse_opt(struct cli *cli, int opt, const char *arg)
 {
 	uint32_t v32;
 
+	ASSERT(cli != NULL);
+	ASSERT(opt >= OPT_SERVER);
 	switch (opt) {
 	case OPT_SERVER:
 		return parse_server(cli, arg);
@@ -332,6 +336,8 @@ cmd_get(struct cli *cli, struct sp_client *c, char **args, int n)
 	uint32_t flags = 0;
 	uint64_t cas = 0;
 
+	ASSERT(c != NULL);
+	ASSERT(n >= 0);
 	if (need_args("get", n, 1) != 0 || check_key("get", args[0]) != 0)
 		return 2;
 	int rc = sp_client_get(c, args[0], strlen(args[0]), buf, sizeof(buf), &len, &flags, &cas);
@@ -351,6 +357,8 @@ cmd_store(struct cli *cli, struct sp_client *c, uint8_t opcode, char **args, int
 	const char *name = sp_bp_op_name(opcode);
 	uint64_t cas = 0;
 
+	ASSERT(c != NULL);
+	ASSERT(opcode == SP_BP_OP_SET || opcode == SP_BP_OP_ADD || opcode == SP_BP_OP_REPLACE);
 	if (need_args(name, n, 2) != 0 || check_key(name, args[0]) != 0)
 		return 2;
 	size_t vlen = strlen(args[1]);
@@ -370,6 +378,8 @@ cmd_store(struct cli *cli, struct sp_client *c, uint8_t opcode, char **args, int
 static int
 cmd_del(struct cli *cli, struct sp_client *c, char **args, int n)
 {
+	ASSERT(c != NULL);
+	ASSERT(n >= 0);
 	if (need_args("del", n, 1) != 0 || check_key("del", args[0]) != 0)
 		return 2;
 	int rc = sp_client_del(c, args[0], strlen(args[0]), cli->cas);
@@ -386,6 +396,8 @@ cmd_arith(struct cli *cli, struct sp_client *c, bool incr, char **args, int n)
 	uint64_t delta;
 	uint64_t value = 0;
 
+	ASSERT(c != NULL);
+	ASSERT(n >= 0);
 	if (need_args(name, n, 2) != 0 || check_key(name, args[0]) != 0)
 		return 2;
 	if (parse_u64(name, args[1], UINT64_MAX, &delta) != 0)
@@ -471,6 +483,8 @@ struct bench_tally {
 static void
 tally(struct bench_tally *t, const struct sp_client_op *ops, uint32_t n)
 {
+	ASSERT(t != NULL);
+	ASSERT(n <= SP_CLIENT_BATCH_MAX);
 	for (uint32_t i = 0; i < n; i++) {
 		const struct sp_client_op *op = &ops[i];
 		t->done++;

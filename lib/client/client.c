@@ -122,6 +122,8 @@ recv_replies(struct sp_client *c, bool *more)
 	socklen_t from_len = sizeof(from);
 	struct sp_bp_dgram d;
 
+	ASSERT(c != NULL);
+	ASSERT(c->fd >= 0);
 	*more = false;
 	ssize_t n = recvfrom(c->fd, c->rxbuf, sizeof(c->rxbuf), MSG_DONTWAIT,
 	                     (struct sockaddr *)&from, &from_len);
@@ -157,6 +159,8 @@ recv_replies(struct sp_client *c, bool *more)
 static int
 wait_readable(struct sp_client *c, uint64_t deadline_ns)
 {
+	ASSERT(c != NULL);
+	ASSERT(c->fd >= 0);
 	uint64_t now = sp_mono_ns();
 	if (now >= deadline_ns)
 		return 0;
@@ -397,6 +401,8 @@ sp_client_create(const struct sp_client_params *params, int *err)
 	}
 	int rcvbuf = RCVBUF_BYTES;
 	(void)setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	ASSERT(c->retries <= SP_CLIENT_RETRIES_MAX);
+	ASSERT(c->timeout_ms <= SP_CLIENT_TIMEOUT_MS_MAX);
 	if (!c->no_route)
 		(void)sp_client_route_refresh(c);
 	if (err != NULL)
@@ -404,6 +410,7 @@ sp_client_create(const struct sp_client_params *params, int *err)
 	return c;
 
 fail:
+	ASSERT(rc < 0);
 	if (c != NULL && c->fd >= 0)
 		close(c->fd);
 	free(c);
@@ -438,6 +445,7 @@ sp_client_stats_get(const struct sp_client *c, struct sp_client_stats *out)
 static int
 op_validate(const struct sp_client_op *op)
 {
+	ASSERT(op != NULL);
 	if (!sp_bp_op_has_key(op->opcode))
 		return -EINVAL;
 	if (op->key == NULL || op->key_len == 0)
@@ -467,6 +475,8 @@ op_idempotent(const struct sp_client_op *op)
 static struct sp_bp_req
 op_request(const struct sp_client_op *op, uint32_t request_id)
 {
+	ASSERT(op != NULL);
+	ASSERT(sp_bp_op_has_key(op->opcode));
 	struct sp_bp_req q = {
 	        .opcode = op->opcode,
 	        .request_id = request_id,
@@ -523,6 +533,8 @@ send_pending(struct sp_client *c, struct sp_client_op *ops, uint32_t n, uint32_t
 static void
 complete(struct sp_client *c, struct sp_client_op *op, const struct sp_bp_reply *r)
 {
+	ASSERT(r->status < SP_BP_ST_LAST);
+	ASSERT(r->opcode == op->opcode);
 	op->rc = 0;
 	op->status = r->status;
 	op->cas_out = r->cas;
@@ -556,6 +568,8 @@ static int
 collect(struct sp_client *c, struct sp_client_op *ops, uint32_t n, uint32_t base_id,
         uint32_t waiting, uint64_t deadline_ns)
 {
+	ASSERT(n <= SP_CLIENT_BATCH_MAX);
+	ASSERT(waiting <= n);
 	while (waiting > 0) {
 		int rc = wait_readable(c, deadline_ns);
 		if (rc < 0)
@@ -671,6 +685,8 @@ sp_client_execute(struct sp_client *c, struct sp_client_op *ops, size_t n)
 static int
 run_one(struct sp_client *c, struct sp_client_op *op)
 {
+	ASSERT(c != NULL);
+	ASSERT(op != NULL);
 	int rc = sp_client_execute(c, op, 1);
 	if (rc < 0)
 		return rc;
@@ -747,6 +763,7 @@ static int
 arith(struct sp_client *c, uint8_t opcode, const void *key, size_t key_len, uint64_t delta,
       const uint64_t *initial, uint64_t *value_out)
 {
+	ASSERT(opcode == SP_BP_OP_INCR || opcode == SP_BP_OP_DECR);
 	if (key_len > SP_BP_KEY_MAX)
 		return -SP_ETOOBIG;
 	struct sp_client_op op = {.opcode = opcode,

@@ -411,6 +411,7 @@ sp_bp_decode_replies(const void *buf, size_t len, struct sp_bp_reply *out, uint3
 	enum sp_bp_err err;
 
 	ASSERT(out != NULL);
+	ASSERT(dgram != NULL);
 	err = decode_header(p, len, true, out_max, dgram);
 	if (err != SP_BP_ERR_OK)
 		return err;
@@ -515,6 +516,7 @@ sp_bp_builder_init(struct sp_bp_builder *b, void *buf, size_t cap, bool reply, u
 static uint32_t
 request_value_len(const struct sp_bp_req *req)
 {
+	ASSERT(req != NULL);
 	switch (req->opcode) {
 	case SP_BP_OP_SET:
 	case SP_BP_OP_ADD:
