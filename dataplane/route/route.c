@@ -366,7 +366,7 @@ static struct route_table *
 table_from_state(struct route_private *p, const struct sp_cluster_state *st)
 {
 	struct route_table *t = table_alloc(p);
-	uint8_t index_of[SP_MEMBERS_MAX];
+	struct sp_member_index ix;
 
 	if (t == NULL)
 		return NULL;
@@ -383,17 +383,19 @@ table_from_state(struct route_private *p, const struct sp_cluster_state *st)
 		n->binary_port = m->binary_port;
 		n->memcached_port = m->memcached_port;
 		n->worker_count = m->worker_count;
-		index_of[i] = (uint8_t)i;
 		if (m->node_id == st->self_node_id)
 			t->self_index = i;
 	}
+	sp_member_index_build(&ix, st);
 	for (uint32_t i = 0; i < t->partitions; i++) {
-		const struct sp_map_entry *e = &st->map[i];
-		const struct sp_member *m = sp_cluster_find_member(st, e->node_id);
-		uint8_t node = index_of[m - st->members];
+		int at = sp_member_index_find(&ix, st->map[i].node_id);
+		uint8_t node;
 
+		VERIFY(at >= 0); /* state_fits validated the map */
+		node = (uint8_t)at;
 		t->entries[i].node = node;
-		t->entries[i].worker = node == t->self_index ? e->worker : ROUTE_WORKER_REMOTE;
+		t->entries[i].worker =
+		        node == t->self_index ? st->map[i].worker : ROUTE_WORKER_REMOTE;
 	}
 	ASSERT(table_valid(t));
 	return t;

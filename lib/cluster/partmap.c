@@ -131,6 +131,49 @@ sp_cluster_find_member(const struct sp_cluster_state *st, uint32_t node_id)
 	return NULL;
 }
 
+void
+sp_member_index_build(struct sp_member_index *ix, const struct sp_cluster_state *st)
+{
+	uint32_t n = SP_MIN(st->member_count, SP_MEMBERS_MAX);
+
+	ASSERT(ix != NULL);
+	ix->count = 0;
+	/* Insertion sort: at most SP_MEMBERS_MAX entries, once per publication. */
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t id = st->members[i].node_id;
+		uint32_t j = ix->count;
+
+		while (j > 0 && ix->node_id[j - 1] > id) {
+			ix->node_id[j] = ix->node_id[j - 1];
+			ix->member[j] = ix->member[j - 1];
+			j--;
+		}
+		ix->node_id[j] = id;
+		ix->member[j] = (uint8_t)i;
+		ix->count++;
+	}
+	ASSERT(ix->count == n);
+}
+
+int
+sp_member_index_find(const struct sp_member_index *ix, uint32_t node_id)
+{
+	uint32_t lo = 0, hi = ix->count;
+
+	ASSERT(ix->count <= SP_MEMBERS_MAX);
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (ix->node_id[mid] < node_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < ix->count && ix->node_id[lo] == node_id)
+		return ix->member[lo];
+	return -1;
+}
+
 static bool
 all_zero(const uint8_t *b, size_t len)
 {
@@ -176,6 +219,7 @@ validate_member(const struct sp_cluster_state *st, uint32_t i, char *why, size_t
 int
 sp_cluster_state_validate(const struct sp_cluster_state *st, char *why, size_t why_len)
 {
+	struct sp_member_index ix;
 	const struct sp_member *m;
 	int rc;
 
@@ -203,10 +247,12 @@ sp_cluster_state_validate(const struct sp_cluster_state *st, char *why, size_t w
 	if (sp_cluster_find_member(st, st->self_node_id) == NULL)
 		return explain(why, why_len, -SP_EMALFORMED,
 		               "this node's id %u is not in the members table", st->self_node_id);
+	sp_member_index_build(&ix, st);
 	for (uint32_t p = 0; p < st->partitions; p++) {
 		const struct sp_map_entry *e = &st->map[p];
+		int at = sp_member_index_find(&ix, e->node_id);
 
-		m = sp_cluster_find_member(st, e->node_id);
+		m = at < 0 ? NULL : &st->members[at];
 		if (m == NULL)
 			return explain(why, why_len, -SP_EMALFORMED,
 			               "partition %u maps to node %u, which is not a member", p,

@@ -103,6 +103,20 @@ int sp_partmap_default(struct sp_map_entry *map, uint32_t partitions, uint32_t n
 int sp_cluster_state_single(struct sp_cluster_state *st, uint32_t partitions, uint32_t node_id,
                             uint32_t workers, const char *name);
 
+/* Node id -> position in members[], sorted for binary search (maps name a member per
+ * partition, so per-entry lookups must be cheap). */
+struct sp_member_index {
+	uint32_t count;
+	uint32_t node_id[SP_MEMBERS_MAX];
+	uint8_t member[SP_MEMBERS_MAX];
+};
+
+/* Builds the index of st's members (at most SP_MEMBERS_MAX are taken). Can't fail. */
+void sp_member_index_build(struct sp_member_index *ix, const struct sp_cluster_state *st);
+
+/* Returns the position in members[] of node_id, or -1. O(log members). */
+int sp_member_index_find(const struct sp_member_index *ix, uint32_t node_id);
+
 /* Returns the member with that node id, or NULL. */
 const struct sp_member *sp_cluster_find_member(const struct sp_cluster_state *st, uint32_t node_id);
 

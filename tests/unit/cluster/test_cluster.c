@@ -141,6 +141,37 @@ test_single_state_and_copy(void **state)
 	sp_cluster_state_free(big);
 }
 
+static void
+test_member_index(void **state)
+{
+	struct sp_cluster_state *st = sp_cluster_state_new(16);
+	struct sp_member_index ix;
+	uint64_t x = test_seed | 1;
+
+	(void)state;
+	assert_non_null(st);
+	st->member_count = SP_MEMBERS_MAX;
+	for (uint32_t i = 0; i < SP_MEMBERS_MAX; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		/* Distinct ids in random order: i in the low byte, noise above. */
+		st->members[i].node_id = (uint32_t)((x & 0xffffff00u) | i) | 0x100u;
+	}
+	sp_member_index_build(&ix, st);
+	assert_int_equal(ix.count, SP_MEMBERS_MAX);
+	for (uint32_t i = 1; i < ix.count; i++)
+		assert_true(ix.node_id[i - 1] < ix.node_id[i]);
+	for (uint32_t i = 0; i < SP_MEMBERS_MAX; i++)
+		assert_int_equal(sp_member_index_find(&ix, st->members[i].node_id), i);
+	assert_int_equal(sp_member_index_find(&ix, 0), -1);
+	assert_int_equal(sp_member_index_find(&ix, 0xffffffffu), -1);
+	st->member_count = 0;
+	sp_member_index_build(&ix, st);
+	assert_int_equal(sp_member_index_find(&ix, st->members[0].node_id), -1);
+	sp_cluster_state_free(st);
+}
+
 /* Expects validate to fail with err and a message containing word; then restores. */
 static void
 expect_invalid(const struct sp_cluster_state *st, int err, const char *word)
@@ -883,6 +914,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_default_map),
 	        cmocka_unit_test(test_single_state_and_copy),
+	        cmocka_unit_test(test_member_index),
 	        cmocka_unit_test(test_validate_every_error),
 	        cmocka_unit_test_teardown(test_region_round_trip, remove_files),
 	        cmocka_unit_test_teardown(test_dataplane_status, remove_files),
