@@ -3,10 +3,11 @@
  * Partition store: a circular item log with a bucketed, tagged index (after MICA).
  *
  * Memory: [struct store][index buckets][log]. The log is written at head and reclaimed at
- * tail; both are byte counters that only grow, the physical offset is counter % log_bytes.
- * An item never straddles the end of the log: when it would, the rest of the lap is a pad.
- * Index entries hold a 16-bit tag and the item's position in 8-byte units (48 bits); every
- * non-empty entry points at an item in [tail, head). When tail passes an item whose entry
+ * tail; both are byte counters that only grow (positions), and the owner also tracks their
+ * offsets in the log (position % log_bytes) so that its paths never divide. An item never
+ * straddles the end of the log: when it would, the rest of the lap is a pad. Index entries
+ * hold a 16-bit tag and the item's offset in 8-byte units; every non-empty entry points at
+ * an item in [tail, head), so offsets are unambiguous. When tail passes an item whose entry
  * still points at it, the entry is removed and the item counted as evicted (or expired).
  *
  * Concurrent readers rely on two seqlock-style rules, both "publish before you destroy":
@@ -39,7 +40,7 @@
 
 struct store_bucket {
 	_Atomic uint64_t version; /* odd while the owner changes the bucket or its items */
-	_Atomic uint64_t slot[STORE_BUCKET_SLOTS]; /* 0 = empty, else tag << 48 | pos >> 3 */
+	_Atomic uint64_t slot[STORE_BUCKET_SLOTS]; /* 0 = empty, else tag << 48 | offset >> 3 */
 };
 
 /* Log header of an item; key then value follow, the whole padded to 8 bytes. */
@@ -60,6 +61,8 @@ struct store {
 	_Atomic uint32_t flush_at_s; /* pending flush_all time, 0 = none */
 	_Atomic uint64_t head;       /* log bytes ever written */
 	_Atomic uint64_t tail;       /* log bytes ever reclaimed */
+	uint64_t head_off;           /* head % log_bytes (owner only) */
+	uint64_t tail_off;           /* tail % log_bytes (owner only) */
 	_Atomic uint64_t cas_last;
 	_Atomic uint64_t flush_cas; /* items with cas <= this are flushed */
 	struct store_stats st;
@@ -149,11 +152,11 @@ hash_tag(uint64_t hash)
 }
 
 static inline uint64_t
-entry_make(uint64_t tag, uint64_t pos)
+entry_make(uint64_t tag, uint64_t off)
 {
 	ASSERT(tag != 0);
-	ASSERT((pos & 7u) == 0);
-	return tag << ENTRY_TAG_SHIFT | ((pos >> POS_UNIT_SHIFT) & POS_MASK);
+	ASSERT((off & 7u) == 0);
+	return tag << ENTRY_TAG_SHIFT | (off >> POS_UNIT_SHIFT);
 }
 
 static inline uint64_t
@@ -162,20 +165,35 @@ entry_tag(uint64_t e)
 	return e >> ENTRY_TAG_SHIFT;
 }
 
-/* Full log position of entry e, given the head it lies behind (head - pos < 2^51). */
+/* Offset in the log of the item entry e points at. */
 static inline uint64_t
-entry_pos(uint64_t e, uint64_t head)
+entry_off(uint64_t e)
 {
-	uint64_t head_units = head >> POS_UNIT_SHIFT;
-	uint64_t back_units = (head_units - (e & POS_MASK)) & POS_MASK;
-
-	return (head_units - back_units) << POS_UNIT_SHIFT;
+	return (e & POS_MASK) << POS_UNIT_SHIFT;
 }
 
 static inline struct store_item *
-item_at(const struct store *s, uint64_t pos)
+item_at(const struct store *s, uint64_t off)
 {
-	return (struct store_item *)(s->log + pos % s->log_bytes);
+	ASSERT(off < s->log_bytes);
+	return (struct store_item *)(s->log + off);
+}
+
+/* Bytes written since the item at off was: in 1..log_bytes for a live item. */
+static inline uint64_t
+item_age(const struct store *s, uint64_t off)
+{
+	return s->head_off > off ? s->head_off - off : s->head_off + s->log_bytes - off;
+}
+
+/*
+ * Position of the item at off, given a tail (position) and its offset: the position in
+ * [tail, tail + log_bytes) with that offset. Used by readers and the checker.
+ */
+static inline uint64_t
+off_to_pos(uint64_t off, uint64_t tail, uint64_t tail_off, uint64_t log_bytes)
+{
+	return tail + (off >= tail_off ? off - tail_off : off + log_bytes - tail_off);
 }
 
 static void
@@ -232,9 +250,30 @@ cas_next(struct store *s)
 struct loc {
 	struct store_bucket *b;
 	unsigned slot;
-	uint64_t pos;
+	uint64_t off;
 	struct store_item *it;
 };
+
+/* Compares key bytes, 8 at a time: keys are short and memcmp's call costs more. */
+static inline bool
+key_equal(const uint8_t *a, const void *b_, uint32_t len)
+{
+	const uint8_t *b = b_;
+	uint32_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		uint64_t x, y;
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		if (x != y)
+			return false;
+	}
+	for (; i < len; i++) {
+		if (a[i] != b[i])
+			return false;
+	}
+	return true;
+}
 
 /* Finds key's index entry, live or not. Returns true and fills *loc when present. */
 static bool
@@ -242,22 +281,22 @@ lookup(const struct store *s, const struct store_key *key, struct loc *loc)
 {
 	struct store_bucket *b = &s->buckets[bucket_index(s, key->hash)];
 	uint64_t tag = hash_tag(key->hash);
-	uint64_t head = LD(&s->head);
 
 	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
 		uint64_t e = LD(&b->slot[i]);
 
 		if (e == 0 || entry_tag(e) != tag)
 			continue;
-		uint64_t pos = entry_pos(e, head);
-		struct store_item *it = item_at(s, pos);
+		uint64_t off = entry_off(e);
+		struct store_item *it = item_at(s, off);
 
-		ASSERT(pos >= LD(&s->tail));
-		if (item_key_len(it->lens) != key->len || memcmp(item_key(it), key->data, key->len))
+		ASSERT(item_key_len(it->lens) != 0);
+		if (item_key_len(it->lens) != key->len ||
+		    !key_equal(item_key(it), key->data, key->len))
 			continue;
 		loc->b = b;
 		loc->slot = i;
-		loc->pos = pos;
+		loc->off = off;
 		loc->it = it;
 		return true;
 	}
@@ -296,36 +335,35 @@ find_live(struct store *s, const struct store_key *key, uint32_t now_s, struct l
 }
 
 /*
- * Reclaims the log record at tail (an item or the pad to the lap end) and returns the new
- * tail. An item whose index entry still points at it is unlinked and counted as evicted or,
- * if it was dead anyway, expired; the item at skip_pos is being replaced by the caller and
- * keeps its entry.
+ * Reclaims the log record at the tail (an item or the pad to the lap end) and returns its
+ * length. An item whose index entry still points at it is unlinked and counted as evicted
+ * or, if it was dead anyway, expired; the item at skip_off is being replaced by the caller
+ * and keeps its entry.
  */
 static uint64_t
-evict_at(struct store *s, uint64_t tail, uint64_t skip_pos, uint32_t now_s)
+evict_one(struct store *s, uint64_t skip_off, uint32_t now_s)
 {
-	uint64_t phys = tail % s->log_bytes;
-	uint64_t rest = s->log_bytes - phys;
+	uint64_t off = s->tail_off;
+	uint64_t rest = s->log_bytes - off;
 
 	if (rest < STORE_ITEM_HEADER_BYTES)
-		return tail + rest;
-	struct store_item *it = (struct store_item *)(s->log + phys);
+		return rest;
+	struct store_item *it = item_at(s, off);
 	if (item_key_len(it->lens) == 0)
-		return tail + rest;
+		return rest;
 
 	uint64_t size = item_size(it);
 	VERIFY(size <= rest);
-	if (tail == skip_pos)
-		return tail + size;
+	if (off == skip_off)
+		return size;
 
 	struct store_bucket *b = &s->buckets[((uint64_t)it->hash_hi * s->nbuckets) >> 32];
-	uint64_t head = LD(&s->head);
 	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
 		uint64_t e = LD(&b->slot[i]);
 
-		if (e == 0 || entry_pos(e, head) != tail)
+		if (e == 0 || entry_off(e) != off)
 			continue;
-		struct loc loc = {.b = b, .slot = i, .pos = tail, .it = it};
+		struct loc loc = {.b = b, .slot = i, .off = off, .it = it};
 		bool dead = item_dead(s, it, now_s);
 		unlink_loc(s, &loc);
 		if (dead)
@@ -334,7 +372,17 @@ evict_at(struct store *s, uint64_t tail, uint64_t skip_pos, uint32_t now_s)
 			s->st.evictions++;
 		break;
 	}
-	return tail + size;
+	return size;
+}
+
+/* Advances an offset by n bytes, wrapping at the end of the log. */
+static inline uint64_t
+off_advance(const struct store *s, uint64_t off, uint64_t n)
+{
+	uint64_t next = off + n;
+
+	ASSERT(next <= s->log_bytes);
+	return next == s->log_bytes ? 0 : next;
 }
 
 /* The bytes of a new value: pre, then old (already in the log), then post. */
@@ -349,34 +397,37 @@ struct vparts {
 
 /*
  * Appends an item at the log head, evicting from the tail as needed, and returns its
- * position. The caller has checked that it fits (item bytes <= log_bytes / 2) and links it
+ * offset. The caller has checked that it fits (item bytes <= log_bytes / 2) and links it
  * into the index afterwards. The old bytes are moved first, so they survive even when the
  * reclaimed space overlaps them. Can't fail.
  */
 static uint64_t
 item_append(struct store *s, const struct store_key *key, const struct vparts *v, uint32_t flags,
-            uint32_t expire_s, uint64_t cas, uint64_t skip_pos, uint32_t now_s)
+            uint32_t expire_s, uint64_t cas, uint64_t skip_off, uint32_t now_s)
 {
 	uint64_t value_len = (uint64_t)v->pre_len + v->old_len + v->post_len;
 	uint64_t n = store_item_bytes(key->len, value_len);
 	uint64_t L = s->log_bytes;
 	uint64_t head = LD(&s->head);
-	uint64_t phys = head % L;
-	uint64_t pad = phys + n > L ? L - phys : 0;
+	uint64_t pad_off = s->head_off;
+	uint64_t pad = pad_off + n > L ? L - pad_off : 0;
 	uint64_t end = head + pad + n;
-	uint64_t tail = LD(&s->tail);
 
 	ASSERT(n <= L / 2);
 	ASSERT(value_len <= STORE_VALUE_MAX);
-	if (end > L) {
-		while (tail < end - L)
-			tail = evict_at(s, tail, skip_pos, now_s);
+	if (end > L && LD(&s->tail) < end - L) {
+		uint64_t tail = LD(&s->tail);
+		while (tail < end - L) {
+			uint64_t adv = evict_one(s, skip_off, now_s);
+			tail += adv;
+			s->tail_off = off_advance(s, s->tail_off, adv);
+		}
 		ST(&s->tail, tail);
 		atomic_thread_fence(memory_order_release);
 	}
 
-	uint64_t pos = head + pad;
-	struct store_item *it = item_at(s, pos);
+	uint64_t off = pad != 0 ? 0 : pad_off;
+	struct store_item *it = item_at(s, off);
 	uint8_t *val = (uint8_t *)(it + 1) + key->len;
 	if (v->old_len > 0)
 		memmove(val + v->pre_len, v->old, v->old_len);
@@ -390,35 +441,33 @@ item_append(struct store *s, const struct store_key *key, const struct vparts *v
 	it->flags = flags;
 	it->expire_s = expire_s;
 	it->cas = cas;
-	if (pad >= STORE_ITEM_HEADER_BYTES) {
-		struct store_item *p = (struct store_item *)(s->log + phys);
-		memset(p, 0, sizeof(*p));
-	}
+	if (pad >= STORE_ITEM_HEADER_BYTES)
+		memset(item_at(s, pad_off), 0, sizeof(struct store_item));
+	s->head_off = off_advance(s, off, n);
 	atomic_store_explicit(&s->head, end, memory_order_release);
-	return pos;
+	return off;
 }
 
-/* Points the entry at loc (same key) to the item at pos. */
+/* Points the entry at loc (same key) to the item at off. */
 static void
-relink_loc(struct store *s, struct loc *loc, uint64_t pos, uint64_t hash)
+relink_loc(struct store *s, struct loc *loc, uint64_t off, uint64_t hash)
 {
 	bucket_write_begin(loc->b);
-	ST(&loc->b->slot[loc->slot], entry_make(hash_tag(hash), pos));
+	ST(&loc->b->slot[loc->slot], entry_make(hash_tag(hash), off));
 	bucket_write_end(loc->b);
-	loc->pos = pos;
-	loc->it = item_at(s, pos);
+	loc->off = off;
+	loc->it = item_at(s, off);
 }
 
 /*
- * Links a new item (key absent from the index) at pos. When the bucket is full the entry
+ * Links a new item (key absent from the index) at off. When the bucket is full the entry
  * of the oldest item in it is dropped and counted (lossy index, as in MICA).
  */
 static void
-link_new(struct store *s, const struct store_key *key, uint64_t pos, uint32_t now_s,
+link_new(struct store *s, const struct store_key *key, uint64_t off, uint32_t now_s,
          struct loc *loc)
 {
 	struct store_bucket *b = &s->buckets[bucket_index(s, key->hash)];
-	uint64_t head = LD(&s->head);
 	unsigned victim = 0;
 	uint64_t victim_age = 0;
 	unsigned i;
@@ -428,15 +477,15 @@ link_new(struct store *s, const struct store_key *key, uint64_t pos, uint32_t no
 
 		if (e == 0)
 			break;
-		uint64_t age = head - entry_pos(e, head);
+		uint64_t age = item_age(s, entry_off(e));
 		if (age >= victim_age) {
 			victim_age = age;
 			victim = i;
 		}
 	}
 	if (i == STORE_BUCKET_SLOTS) {
-		uint64_t vpos = entry_pos(LD(&b->slot[victim]), head);
-		struct loc vloc = {.b = b, .slot = victim, .pos = vpos, .it = item_at(s, vpos)};
+		uint64_t voff = entry_off(LD(&b->slot[victim]));
+		struct loc vloc = {.b = b, .slot = victim, .off = voff, .it = item_at(s, voff)};
 		bool dead = item_dead(s, vloc.it, now_s);
 
 		unlink_loc(s, &vloc);
@@ -450,7 +499,7 @@ link_new(struct store *s, const struct store_key *key, uint64_t pos, uint32_t no
 	}
 	loc->b = b;
 	loc->slot = i;
-	relink_loc(s, loc, pos, key->hash);
+	relink_loc(s, loc, off, key->hash);
 	s->st.items++;
 	s->st.bytes += item_size(loc->it);
 }
@@ -462,17 +511,16 @@ link_new(struct store *s, const struct store_key *key, uint64_t pos, uint32_t no
 static void
 maybe_reinsert(struct store *s, const struct store_key *key, struct loc *loc, uint32_t now_s)
 {
-	uint64_t head = LD(&s->head);
-
-	if (head - loc->pos <= s->log_bytes - s->log_bytes / REINSERT_AGE_DIV)
+	if (item_age(s, loc->off) <= s->log_bytes - s->log_bytes / REINSERT_AGE_DIV)
 		return;
 	struct store_item *it = loc->it;
+	uint64_t cas = it->cas;
 	struct vparts v = {.old = item_value(it), .old_len = item_value_len(it->lens)};
-	uint64_t pos = item_append(s, key, &v, it->flags, it->expire_s, it->cas, loc->pos, now_s);
+	uint64_t off = item_append(s, key, &v, it->flags, it->expire_s, cas, loc->off, now_s);
 
-	relink_loc(s, loc, pos, key->hash);
+	relink_loc(s, loc, off, key->hash);
 	s->st.reinserts++;
-	ASSERT(loc->it->cas == item_at(s, pos)->cas);
+	ASSERT(loc->it->cas == cas);
 }
 
 static int
@@ -722,13 +770,13 @@ store_set(struct store *s, enum store_mode mode, const struct store_key *key,
 
 	uint64_t cas = cas_next(s);
 	uint64_t old_size = found ? item_size(loc.it) : 0;
-	uint64_t pos =
-	        item_append(s, key, &v, flags, expire_s, cas, found ? loc.pos : POS_NONE, now_s);
+	uint64_t off =
+	        item_append(s, key, &v, flags, expire_s, cas, found ? loc.off : POS_NONE, now_s);
 	if (found) {
-		relink_loc(s, &loc, pos, key->hash);
+		relink_loc(s, &loc, off, key->hash);
 		s->st.bytes = s->st.bytes - old_size + item_size(loc.it);
 	} else {
-		link_new(s, key, pos, now_s, &loc);
+		link_new(s, key, off, now_s, &loc);
 	}
 	ASSERT(loc.it->cas == cas);
 	if (cas_out != NULL)
@@ -829,9 +877,9 @@ arith_create(struct store *s, const struct store_key *key, const struct store_ar
 	uint8_t text[STORE_COUNTER_TEXT_MAX];
 	struct vparts vp = {.pre = text, .pre_len = counter_text(a->initial, text)};
 	uint64_t cas = cas_next(s);
-	uint64_t pos = item_append(s, key, &vp, 0, a->expire_s, cas, POS_NONE, now_s);
+	uint64_t off = item_append(s, key, &vp, 0, a->expire_s, cas, POS_NONE, now_s);
 
-	link_new(s, key, pos, now_s, loc);
+	link_new(s, key, off, now_s, loc);
 	ASSERT(loc->it->cas == cas);
 	ASSERT(item_value_len(loc->it->lens) == vp.pre_len);
 }
@@ -856,9 +904,9 @@ arith_update(struct store *s, const struct store_key *key, uint64_t v, uint32_t 
 	} else {
 		struct vparts vp = {.pre = text, .pre_len = n};
 		uint64_t old_size = item_size(loc->it);
-		uint64_t pos = item_append(s, key, &vp, loc->it->flags, loc->it->expire_s, cas,
-		                           loc->pos, now_s);
-		relink_loc(s, loc, pos, key->hash);
+		uint64_t off = item_append(s, key, &vp, loc->it->flags, loc->it->expire_s, cas,
+		                           loc->off, now_s);
+		relink_loc(s, loc, off, key->hash);
 		s->st.bytes = s->st.bytes - old_size + item_size(loc->it);
 	}
 	ASSERT(loc->it->cas == cas);
@@ -928,6 +976,8 @@ store_flush_all(struct store *s, uint32_t at_s, uint32_t now_s)
 {
 	ASSERT(s->magic == STORE_MAGIC);
 	s->st.ops[STORE_OP_FLUSH]++;
+	/* A pending flush whose time has come is final before a new one replaces it. */
+	flush_apply(s, now_s);
 	if (at_s == 0 || at_s <= now_s) {
 		ST(&s->flush_cas, LD(&s->cas_last));
 		atomic_store_explicit(&s->flush_at_s, 0, memory_order_release);
@@ -983,6 +1033,7 @@ scan_racy(const struct store *s, const struct store_bucket *b, const struct stor
 	uint64_t tag = hash_tag(key->hash);
 	uint8_t kbuf[STORE_KEY_MAX];
 	uint64_t L = s->log_bytes;
+	uint64_t tail_off = tail % L;
 
 	sn->found = false;
 	*pos_min = UINT64_MAX;
@@ -991,11 +1042,13 @@ scan_racy(const struct store *s, const struct store_bucket *b, const struct stor
 
 		if (e == 0 || entry_tag(e) != tag)
 			continue;
-		uint64_t pos = entry_pos(e, head);
-		if (pos < tail || pos >= head)
+		uint64_t phys = entry_off(e);
+		if (phys >= L)
+			return -SP_EBUSY;
+		uint64_t pos = off_to_pos(phys, tail, tail_off, L);
+		if (pos >= head)
 			return -SP_EBUSY;
 		*pos_min = SP_MIN(*pos_min, pos);
-		uint64_t phys = pos % L;
 		if (L - phys < STORE_ITEM_HEADER_BYTES)
 			return -SP_EBUSY;
 		struct store_item *it = (struct store_item *)(s->log + phys);
@@ -1080,13 +1133,12 @@ store_prefetch_item(const struct store *s, uint64_t hash)
 {
 	const struct store_bucket *b = &s->buckets[bucket_index(s, hash)];
 	uint64_t tag = hash_tag(hash);
-	uint64_t head = LD(&s->head);
 
 	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
 		uint64_t e = LD(&b->slot[i]);
 
 		if (e != 0 && entry_tag(e) == tag)
-			__builtin_prefetch(item_at(s, entry_pos(e, head)), 0, 3);
+			__builtin_prefetch(s->log + SP_MIN(entry_off(e), s->log_bytes - 1), 0, 3);
 	}
 }
 
@@ -1100,15 +1152,13 @@ store_stats_get(const struct store *s, struct store_stats *out)
 	                             out->ops[STORE_OP_INCR] + out->ops[STORE_OP_DECR]);
 }
 
-/* True when an entry of bucket b points at pos. */
+/* True when an entry of bucket b points at off. */
 static bool
-indexed_at(const struct store *s, const struct store_bucket *b, uint64_t pos)
+indexed_at(const struct store_bucket *b, uint64_t off)
 {
-	uint64_t head = LD(&s->head);
-
 	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
 		uint64_t e = LD(&b->slot[i]);
-		if (e != 0 && entry_pos(e, head) == pos)
+		if (e != 0 && entry_off(e) == off)
 			return true;
 	}
 	return false;
@@ -1125,6 +1175,8 @@ store_check(const struct store *s)
 
 	if (s->magic != STORE_MAGIC || tail > head || head - tail > L)
 		return -SP_ECORRUPT;
+	if (s->head_off != head % L || s->tail_off != tail % L)
+		return -SP_ECORRUPT;
 	/* Every record in [tail, head) is whole, and the indexed ones add up to the stats. */
 	for (uint64_t pos = tail; pos < head;) {
 		uint64_t phys = pos % L;
@@ -1138,7 +1190,7 @@ store_check(const struct store *s)
 		uint64_t size = item_size(it);
 		if (size > rest || item_value_len(it->lens) > STORE_VALUE_MAX)
 			return -SP_ECORRUPT;
-		if (indexed_at(s, &s->buckets[((uint64_t)it->hash_hi * s->nbuckets) >> 32], pos)) {
+		if (indexed_at(&s->buckets[((uint64_t)it->hash_hi * s->nbuckets) >> 32], phys)) {
 			items++;
 			bytes += size;
 			if (it->cas == 0 || it->cas > LD(&s->cas_last))
@@ -1158,10 +1210,12 @@ store_check(const struct store *s)
 			uint64_t e = LD(&b->slot[i]);
 			if (e == 0)
 				continue;
-			uint64_t pos = entry_pos(e, head);
-			if (pos < tail || pos >= head)
+			uint64_t off = entry_off(e);
+			if (off >= L || off_to_pos(off, tail, s->tail_off, L) >= head)
 				return -SP_ECORRUPT;
-			const struct store_item *it = item_at(s, pos);
+			const struct store_item *it = item_at(s, off);
+			if (item_key_len(it->lens) == 0)
+				return -SP_ECORRUPT;
 			if (((uint64_t)it->hash_hi * s->nbuckets) >> 32 != bi)
 				return -SP_ECORRUPT;
 			entries++;

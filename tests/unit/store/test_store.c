@@ -439,17 +439,24 @@ test_flush_all(void **state)
 	expect_missing(s, "c", 21);
 	expect(s, "d", "5", 21);
 
+	/* A pending flush whose time has passed is final even if no call came in between. */
+	assert_int_equal(set(s, "e", "6", 22), 0);
+	store_flush_all(s, 30, 22);
+	store_flush_all(s, 60, 31);
+	expect_missing(s, "e", 31);
+	assert_int_equal(set(s, "d", "5", 31), 0);
+
 	/* A later call replaces a pending one. */
-	store_flush_all(s, 40, 21);
-	store_flush_all(s, 50, 22);
-	expect(s, "d", "5", 45);
-	expect_missing(s, "d", 50);
+	store_flush_all(s, 70, 32);
+	store_flush_all(s, 80, 33);
+	expect(s, "d", "5", 75);
+	expect_missing(s, "d", 80);
 
 	struct store_stats st;
 	store_stats_get(s, &st);
-	assert_int_equal(st.ops[STORE_OP_FLUSH], 4);
+	assert_int_equal(st.ops[STORE_OP_FLUSH], 6);
 	assert_int_equal(st.items, 0);
-	assert_int_equal(st.expired, 5);
+	assert_int_equal(st.expired, 7);
 }
 
 static void
