@@ -973,6 +973,49 @@ test_region_no_torn_reads(void **state)
 	sp_cluster_state_free(st);
 }
 
+/* The same race between two processes, as the control plane and the dataplane run: a
+ * forked child publishes while the parent reads. */
+static void
+test_region_no_torn_reads_across_processes(void **state)
+{
+	struct sp_cluster_state *st = sp_cluster_state_new(RACE_PARTITIONS);
+	struct race *rc;
+	struct sp_region *w;
+	char why[SP_CLUSTER_WHY_MAX];
+	int status = 0;
+	pid_t child;
+
+	(void)state;
+	make_path("race-fork");
+	rc = mmap(NULL, sizeof(*rc), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(rc != MAP_FAILED);
+	memset(rc, 0, sizeof(*rc));
+	assert_int_equal(sp_region_create(region_path, RACE_PARTITIONS, &w, why, sizeof(why)), 0);
+	race_fill(st, 1);
+	assert_int_equal(sp_region_publish(w, st, why, sizeof(why)), 0);
+	sp_region_close(w);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		race_writer(rc);
+		_exit(0);
+	}
+	race_reader(rc);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	printf("race across processes: %llu versions published, %llu reads, %llu retried, %llu "
+	       "busy\n",
+	       (unsigned long long)rc->published, (unsigned long long)rc->reads,
+	       (unsigned long long)rc->retries, (unsigned long long)rc->busy);
+	assert_true(rc->published > 100);
+	assert_true(rc->reads > 10);
+	assert_int_equal(rc->torn, 0);
+	assert_int_equal(rc->backwards, 0);
+	munmap(rc, sizeof(*rc));
+	sp_cluster_state_free(st);
+}
+
 int
 main(void)
 {
@@ -991,6 +1034,7 @@ main(void)
 	        cmocka_unit_test_teardown(test_region_replace_and_reuse, remove_files),
 	        cmocka_unit_test_teardown(test_region_tool, remove_files),
 	        cmocka_unit_test_teardown(test_region_no_torn_reads, remove_files),
+	        cmocka_unit_test_teardown(test_region_no_torn_reads_across_processes, remove_files),
 	};
 
 	test_seed = env != NULL ? strtoull(env, NULL, 10) : (uint64_t)sp_mono_ns();
