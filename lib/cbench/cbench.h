@@ -34,10 +34,11 @@
  * Mistakes in registration (too many arguments, bad ranges) are recorded and reported by
  * cbench_main(), which then exits with status 1 without running anything.
  *
- * Threads: libcbench runs every benchmark on the calling thread ("threads": 1). A
- * benchmark that uses more cores (DPDK lcores) starts them itself and should call
- * cbench_measure_process_cpu_time() so CPU time covers them, as Google Benchmark's
- * MeasureProcessCPUTime() does.
+ * Threads: cbench_add_threads(b, n) runs the function on n threads at once, as Google
+ * Benchmark's ->Threads(n): every thread runs the same iteration count, the loops start
+ * and end together, and the report sums iterations and counters over the threads. A
+ * benchmark that drives DPDK lcores itself should instead call
+ * cbench_measure_process_cpu_time() so CPU time covers them.
  */
 #ifndef SP_CBENCH_CBENCH_H
 #define SP_CBENCH_CBENCH_H
@@ -47,15 +48,17 @@
 #include <stdint.h>
 
 /* Bounds. Registration past one of them is an error reported by cbench_main(). */
-#define CBENCH_FAMILIES_MAX     1024 /* registered benchmark families per program */
-#define CBENCH_INSTANCES_MAX    4096 /* argument sets (instances) of one family */
-#define CBENCH_ARGS_MAX         8    /* arguments per instance (range(0) .. range(7)) */
-#define CBENCH_COUNTERS_MAX     32   /* user counters per run, items/bytes included */
-#define CBENCH_NAME_MAX         256  /* bytes of a full instance or counter name, with NUL */
-#define CBENCH_LABEL_MAX        256  /* bytes of a label or skip message, with NUL */
-#define CBENCH_REPETITIONS_MAX  10000
-#define CBENCH_ITERATIONS_MAX   1000000000ull /* Google Benchmark's kMaxIterations */
-#define CBENCH_RANGE_MULTIPLIER 8             /* default multiplier of cbench_add_range() */
+#define CBENCH_FAMILIES_MAX      1024 /* registered benchmark families per program */
+#define CBENCH_INSTANCES_MAX     4096 /* argument sets (instances) of one family */
+#define CBENCH_ARGS_MAX          8    /* arguments per instance (range(0) .. range(7)) */
+#define CBENCH_COUNTERS_MAX      32   /* user counters per run, items/bytes included */
+#define CBENCH_NAME_MAX          256  /* bytes of a full instance or counter name, with NUL */
+#define CBENCH_LABEL_MAX         256  /* bytes of a label or skip message, with NUL */
+#define CBENCH_REPETITIONS_MAX   10000
+#define CBENCH_THREADS_MAX       64            /* threads of one instance */
+#define CBENCH_THREAD_COUNTS_MAX 16            /* thread counts of one family */
+#define CBENCH_ITERATIONS_MAX    1000000000ull /* Google Benchmark's kMaxIterations */
+#define CBENCH_RANGE_MULTIPLIER  8             /* default multiplier of cbench_add_range() */
 
 /* The time unit of a family's report (Google Benchmark's TimeUnit). */
 enum cbench_unit {
@@ -119,6 +122,14 @@ void cbench_set_cycles_per_item(struct cbench *b);
  * count, each repetition), teardown after it; neither is timed. Either may be NULL.
  */
 void cbench_set_fixture(struct cbench *b, cbench_fn setup, cbench_fn teardown);
+/*
+ * Thread counts (->Threads(n), ->ThreadRange(lo, hi) doubling from lo): each argument set
+ * runs once per count, named ".../threads:N". With several threads the fixture runs
+ * once per trial on the calling thread (thread 0), and every thread sees its user
+ * pointer.
+ */
+void cbench_add_threads(struct cbench *b, int threads);
+void cbench_add_thread_range(struct cbench *b, int lo, int hi);
 
 /* Expands to a registration of fn with no arguments: CBENCH(BM_x); */
 #define CBENCH(fn)                                                      \
@@ -192,6 +203,8 @@ cbench_range(const struct cbench_state *st, unsigned i)
 }
 
 uint64_t cbench_iterations(const struct cbench_state *st); /* iterations of this run */
+int cbench_thread_index(const struct cbench_state *st);    /* 0 .. cbench_threads(st) - 1 */
+int cbench_threads(const struct cbench_state *st);
 /* Stops and restarts the timers inside the loop (costly: two clock reads each). */
 void cbench_pause_timing(struct cbench_state *st);
 void cbench_resume_timing(struct cbench_state *st);

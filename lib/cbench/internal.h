@@ -47,6 +47,8 @@ struct cbench {
 	bool cycles_per_item;
 	cbench_fn setup;
 	cbench_fn teardown;
+	int thread_counts[CBENCH_THREAD_COUNTS_MAX]; /* none: one thread, no name suffix */
+	size_t n_thread_counts;
 	bool dead; /* the handle returned past CBENCH_FAMILIES_MAX */
 };
 
@@ -54,6 +56,7 @@ struct cbench_instance {
 	const struct cbench *family;
 	const int64_t *args;
 	size_t n_args;
+	int threads;
 	char name[CBENCH_NAME_MAX];
 	int family_index;
 	int per_family_instance_index;
@@ -165,8 +168,9 @@ struct cbench_result {
 	bool aggregate_percent;     /* cv: aggregate_unit "percentage" */
 	int repetitions;
 	int repetition_index;
-	uint64_t iterations;
-	double real_s; /* accumulated over all iterations */
+	int threads;
+	uint64_t iterations; /* over all threads */
+	double real_s;       /* accumulated over all iterations */
 	double cpu_s;
 	enum cbench_unit unit;
 	struct cbench_counter_val counters[CBENCH_COUNTERS_MAX]; /* finished, sorted by name */
@@ -185,7 +189,8 @@ int cbench_instance_repetitions(const struct cbench_instance *inst, const struct
 /* Google Benchmark's PredictNumberOfIterations. */
 uint64_t cbench_predict_iterations(uint64_t iters, double seconds, double min_time_s);
 /* Google Benchmark's Counter::Finish: applies flags to value. */
-double cbench_counter_finish(double value, unsigned flags, uint64_t iterations, double seconds);
+double cbench_counter_finish(double value, unsigned flags, uint64_t iterations, double seconds,
+                             int threads);
 
 /*
  * Writes the mean, median, stddev and cv aggregates of runs[0..n-1] into agg[0..3].

@@ -444,6 +444,43 @@ cbench_set_cycles_per_item(struct cbench *b)
 	b->cycles_per_item = true;
 }
 
+/* Appends one thread count; records an error past the bounds. */
+void
+cbench_add_threads(struct cbench *b, int threads)
+{
+	if (b->dead) {
+		return;
+	}
+	if (threads < 1 || threads > CBENCH_THREADS_MAX) {
+		cbench_error("%s: %d threads; allowed 1..%d (CBENCH_THREADS_MAX)", b->name, threads,
+		             CBENCH_THREADS_MAX);
+		return;
+	}
+	if (b->n_thread_counts == CBENCH_THREAD_COUNTS_MAX) {
+		cbench_error("%s: more than %d thread counts (CBENCH_THREAD_COUNTS_MAX)", b->name,
+		             CBENCH_THREAD_COUNTS_MAX);
+		return;
+	}
+	b->thread_counts[b->n_thread_counts++] = threads;
+	ASSERT(b->n_thread_counts <= CBENCH_THREAD_COUNTS_MAX);
+}
+
+/* Google Benchmark's ThreadRange: Range(lo, hi) with multiplier 2. */
+void
+cbench_add_thread_range(struct cbench *b, int lo, int hi)
+{
+	int64_t counts[CBENCH_THREAD_COUNTS_MAX];
+	int n = cbench_expand_range(lo, hi, 2, counts, CBENCH_THREAD_COUNTS_MAX);
+
+	if (lo < 1 || n < 0) {
+		cbench_error("%s: bad thread range [%d, %d]", b->name, lo, hi);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		cbench_add_threads(b, (int)counts[i]);
+	}
+}
+
 void
 cbench_set_fixture(struct cbench *b, cbench_fn setup, cbench_fn teardown)
 {
@@ -516,6 +553,9 @@ cbench_instance_name(struct cbench_instance *inst)
 	} else if (b->real_time) {
 		r |= name_part(buf, &len, "real_time");
 	}
+	if (b->n_thread_counts > 0) {
+		r |= name_part(buf, &len, "threads:%d", inst->threads);
+	}
 	ASSERT(len < CBENCH_NAME_MAX);
 	return r != 0 ? -SP_ETOOBIG : 0;
 }
@@ -526,7 +566,10 @@ cbench_instance_total(void)
 	size_t total = 0;
 
 	for (size_t i = 0; i < n_families; i++) {
-		total += families[i]->n_argsets == 0 ? 1 : families[i]->n_argsets;
+		size_t sets = families[i]->n_argsets == 0 ? 1 : families[i]->n_argsets;
+		size_t counts =
+		        families[i]->n_thread_counts == 0 ? 1 : families[i]->n_thread_counts;
+		total += sets * counts;
 	}
 	return total;
 }
@@ -568,13 +611,16 @@ cbench_find_instances(const char *filter, struct cbench_instance *out, size_t ca
 	for (size_t i = 0; i < n_families; i++) {
 		const struct cbench *b = families[i];
 		size_t sets = b->n_argsets == 0 ? 1 : b->n_argsets;
+		size_t counts = b->n_thread_counts == 0 ? 1 : b->n_thread_counts;
 		int per_family = 0;
 
-		for (size_t k = 0; k < sets; k++) {
+		for (size_t k = 0; k < sets * counts; k++) {
 			struct cbench_instance inst = {
 			        .family = b,
-			        .args = b->n_argsets == 0 ? NULL : b->argsets[k],
+			        .args = b->n_argsets == 0 ? NULL : b->argsets[k / counts],
 			        .n_args = b->n_argsets == 0 ? 0 : b->n_args,
+			        .threads =
+			                b->n_thread_counts == 0 ? 1 : b->thread_counts[k % counts],
 			        .family_index = next_family,
 			        .per_family_instance_index = per_family,
 			};

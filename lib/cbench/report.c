@@ -519,7 +519,7 @@ json_run(struct cbench_reporter *r, const struct cbench_result *run, bool last)
 	if (!run->aggregate) {
 		json_int(out, in, "repetition_index", run->repetition_index, true);
 	}
-	json_int(out, in, "threads", 1, true);
+	json_int(out, in, "threads", run->threads, true);
 	if (run->aggregate) {
 		json_str(out, in, "aggregate_name", run->aggregate_name, true);
 		json_str(out, in, "aggregate_unit", run->aggregate_percent ? "percentage" : "time",

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +22,48 @@
 #include "common/clock.h"
 #include "common/verify.h"
 
+/*
+ * The threads of one multi-threaded trial: a reusable barrier (the loops start and end
+ * together, as in Google Benchmark) and a gate that holds the threads until all exist.
+ */
+struct group {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int parties;
+	int arrived;
+	unsigned generation;
+	bool open;
+};
+
+/* Waits until all parties have arrived; a no-op without a group. */
+static void
+group_wait(struct group *g)
+{
+	unsigned gen;
+
+	if (g == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&g->mu);
+	ASSERT(g->arrived < g->parties);
+	gen = g->generation;
+	if (++g->arrived == g->parties) {
+		g->arrived = 0;
+		g->generation++;
+		pthread_cond_broadcast(&g->cv);
+	} else {
+		while (gen == g->generation) {
+			pthread_cond_wait(&g->cv, &g->mu);
+		}
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
 struct cbench_run_ {
 	const struct cbench_instance *inst;
+	struct group *group; /* NULL with one thread */
+	int thread_index;
+	int threads;
 	uint64_t iterations;      /* the count asked for */
 	uint64_t iterations_done; /* the count run, once finished */
 	bool process_cpu;
@@ -103,8 +144,10 @@ cbench_loop_edge_(struct cbench_state *st)
 	ASSERT(st->left_ == 0);
 	if (!r->started) {
 		r->started = true;
+		group_wait(r->group);
 		if (r->skipped != CBENCH_SKIP_NONE) {
 			r->finished = true;
+			group_wait(r->group);
 			return false;
 		}
 		ASSERT(r->iterations >= 1);
@@ -122,6 +165,7 @@ cbench_loop_edge_(struct cbench_state *st)
 		r->iterations_done = r->iterations;
 	}
 	r->finished = true;
+	group_wait(r->group);
 	return false;
 }
 
@@ -147,6 +191,18 @@ cbench_iterations(const struct cbench_state *st)
 		return r->iterations_done;
 	}
 	return r->iterations - st->left_;
+}
+
+int
+cbench_thread_index(const struct cbench_state *st)
+{
+	return st->run_->thread_index;
+}
+
+int
+cbench_threads(const struct cbench_state *st)
+{
+	return st->run_->threads;
 }
 
 void
@@ -294,12 +350,17 @@ cbench_predict_iterations(uint64_t iters, double seconds, double min_time_s)
 }
 
 double
-cbench_counter_finish(double value, unsigned flags, uint64_t iterations, double seconds)
+cbench_counter_finish(double value, unsigned flags, uint64_t iterations, double seconds,
+                      int threads)
 {
 	double v = value;
 
+	ASSERT(threads >= 1);
 	if (flags & CBENCH_COUNTER_RATE) {
 		v /= seconds;
+	}
+	if (flags & CBENCH_COUNTER_AVG_THREADS) {
+		v /= threads;
 	}
 	if (flags & CBENCH_COUNTER_ITER_INVARIANT) {
 		v *= (double)iterations;
@@ -313,7 +374,174 @@ cbench_counter_finish(double value, unsigned flags, uint64_t iterations, double 
 	return v;
 }
 
-/* One trial: set-up, the function with a fresh state for iters iterations, teardown. */
+/* Fresh run record of one thread of a trial. */
+static void
+run_init(struct cbench_run_ *r, const struct cbench_instance *inst, uint64_t iters, struct group *g,
+         int thread_index)
+{
+	ASSERT(iters >= 1);
+	ASSERT(iters <= CBENCH_ITERATIONS_MAX);
+	memset(r, 0, sizeof(*r));
+	r->inst = inst;
+	r->group = g;
+	r->thread_index = thread_index;
+	r->threads = inst->threads;
+	r->iterations = iters;
+	r->process_cpu = inst->family->process_cpu_time;
+}
+
+/*
+ * Runs the function on one thread's state, then turns a function that never ran its
+ * loop, or left it early, into an error; in a group it still passes the barriers the
+ * other threads wait at.
+ */
+static void
+run_body(struct cbench_state *st)
+{
+	struct cbench_run_ *r = st->run_;
+
+	ASSERT(r != NULL);
+	ASSERT(!r->started);
+	r->inst->family->fn(st);
+	if (!r->started) {
+		if (r->skipped == CBENCH_SKIP_NONE) {
+			skip(st, CBENCH_SKIP_ERROR, "the benchmark did not run its loop");
+		}
+		r->started = true;
+		r->finished = true;
+		group_wait(r->group);
+		group_wait(r->group);
+	} else if (!r->finished) {
+		if (r->skipped == CBENCH_SKIP_NONE) {
+			skip(st, CBENCH_SKIP_ERROR, "the benchmark returned inside its loop");
+		}
+		if (r->timing) {
+			timer_stop(r);
+		}
+		r->finished = true;
+		group_wait(r->group);
+	}
+}
+
+struct worker {
+	pthread_t tid;
+	struct cbench_run_ run;
+	struct cbench_state st;
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct group *g = w->run.group;
+
+	pthread_mutex_lock(&g->mu);
+	while (!g->open) {
+		pthread_cond_wait(&g->cv, &g->mu);
+	}
+	pthread_mutex_unlock(&g->mu);
+	run_body(&w->st);
+	return NULL;
+}
+
+/* Adds one thread's counter to the merged run, by name (GB's Increment). */
+static void
+merge_counter(struct cbench_run_ *into, const struct cbench_counter_val *c)
+{
+	for (size_t i = 0; i < into->n_counters; i++) {
+		if (strcmp(into->counters[i].name, c->name) == 0) {
+			into->counters[i].value += c->value;
+			return;
+		}
+	}
+	if (into->n_counters < CBENCH_COUNTERS_MAX) {
+		into->counters[into->n_counters++] = *c;
+	}
+}
+
+/* Folds a worker's run into thread 0's: times, counters and items add up. */
+static void
+merge_run(struct cbench_run_ *into, const struct cbench_run_ *w)
+{
+	ASSERT(into->iterations == w->iterations);
+	ASSERT(w->thread_index > 0);
+	into->real_ns += w->real_ns;
+	into->cpu_ns += w->cpu_ns;
+	into->tsc_cycles += w->tsc_cycles;
+	into->manual_s += w->manual_s;
+	into->items += w->items;
+	into->have_items = into->have_items || w->have_items;
+	for (size_t i = 0; i < w->n_counters; i++) {
+		merge_counter(into, &w->counters[i]);
+	}
+	if (into->label[0] == '\0') {
+		memcpy(into->label, w->label, sizeof(into->label));
+	}
+	if (into->skipped == CBENCH_SKIP_NONE && w->skipped != CBENCH_SKIP_NONE) {
+		into->skipped = w->skipped;
+		memcpy(into->message, w->message, sizeof(into->message));
+	}
+}
+
+/*
+ * The threads of a multi-threaded trial: workers 1..n-1 are created and held at the
+ * gate, then all run; thread 0 is the caller. Real and manual time (and process CPU
+ * time) are averaged over the threads afterwards, as Google Benchmark does.
+ */
+static void
+run_threads(const struct cbench_instance *inst, struct cbench_state *st0)
+{
+	struct cbench_run_ *r = st0->run_;
+	int n = inst->threads;
+	struct worker *w = calloc((size_t)(n - 1), sizeof(*w));
+	struct group g = {.parties = 1};
+	int created = 0;
+
+	ASSERT(n >= 2);
+	ASSERT(n <= CBENCH_THREADS_MAX);
+	if (w == NULL) {
+		skip(st0, CBENCH_SKIP_ERROR, "out of memory for the benchmark's threads");
+		return;
+	}
+	pthread_mutex_init(&g.mu, NULL);
+	pthread_cond_init(&g.cv, NULL);
+	r->group = &g;
+	for (int k = 1; k < n; k++) {
+		struct worker *wk = &w[k - 1];
+
+		run_init(&wk->run, inst, r->iterations, &g, k);
+		wk->run.user = r->user;
+		wk->st = (struct cbench_state){
+		        .args_ = st0->args_, .n_args_ = st0->n_args_, .run_ = &wk->run};
+		if (pthread_create(&wk->tid, NULL, worker_main, wk) != 0) {
+			skip(st0, CBENCH_SKIP_ERROR,
+			     "pthread_create failed for a benchmark thread");
+			break;
+		}
+		created++;
+	}
+	pthread_mutex_lock(&g.mu);
+	g.parties = created + 1;
+	g.open = true;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	run_body(st0);
+	for (int k = 0; k < created; k++) {
+		pthread_join(w[k].tid, NULL);
+		merge_run(r, &w[k].run);
+	}
+	r->group = NULL;
+	r->real_ns /= (uint64_t)n;
+	r->manual_s /= n;
+	if (r->process_cpu) {
+		r->cpu_ns /= (uint64_t)n;
+	}
+	pthread_cond_destroy(&g.cv);
+	pthread_mutex_destroy(&g.mu);
+	free(w);
+}
+
+/* One trial: set-up, the function on every thread for iters iterations each, teardown. */
 static void
 trial(const struct cbench_instance *inst, uint64_t iters, struct cbench_run_ *r)
 {
@@ -321,24 +549,15 @@ trial(const struct cbench_instance *inst, uint64_t iters, struct cbench_run_ *r)
 	struct cbench_state st = {
 	        .left_ = 0, .args_ = inst->args, .n_args_ = (unsigned)inst->n_args, .run_ = r};
 
-	ASSERT(iters >= 1);
-	ASSERT(iters <= CBENCH_ITERATIONS_MAX);
-	memset(r, 0, sizeof(*r));
-	r->inst = inst;
-	r->iterations = iters;
-	r->process_cpu = b->process_cpu_time;
+	run_init(r, inst, iters, NULL, 0);
 	if (b->setup != NULL) {
 		b->setup(&st);
 	}
 	if (r->skipped == CBENCH_SKIP_NONE) {
-		b->fn(&st);
-		if (!r->started && r->skipped == CBENCH_SKIP_NONE) {
-			skip(&st, CBENCH_SKIP_ERROR, "the benchmark did not run its loop");
-		} else if (r->started && !r->finished && r->skipped == CBENCH_SKIP_NONE) {
-			skip(&st, CBENCH_SKIP_ERROR, "the benchmark returned inside its loop");
-		}
-		if (r->timing) {
-			timer_stop(r);
+		if (inst->threads > 1) {
+			run_threads(inst, &st);
+		} else {
+			run_body(&st);
 		}
 	}
 	if (b->teardown != NULL) {
@@ -387,7 +606,8 @@ make_result(const struct cbench_instance *inst, const struct cbench_flags *f,
 	out->inst = inst;
 	out->repetitions = reps;
 	out->repetition_index = rep;
-	out->iterations = r->iterations;
+	out->threads = inst->threads;
+	out->iterations = r->iterations * (uint64_t)inst->threads;
 	out->unit = b->unit != CBENCH_UNIT_DEFAULT ? b->unit : f->time_unit;
 	snprintf(out->label, sizeof(out->label), "%s", r->label);
 	out->skipped = r->skipped;
@@ -399,8 +619,9 @@ make_result(const struct cbench_instance *inst, const struct cbench_flags *f,
 	out->cpu_s = (double)r->cpu_ns / 1e9;
 	for (size_t i = 0; i < r->n_counters; i++) {
 		out->counters[i] = r->counters[i];
-		out->counters[i].value = cbench_counter_finish(
-		        r->counters[i].value, r->counters[i].flags, r->iterations, seconds);
+		out->counters[i].value =
+		        cbench_counter_finish(r->counters[i].value, r->counters[i].flags,
+		                              out->iterations, seconds, inst->threads);
 	}
 	out->n_counters = r->n_counters;
 	if (b->cycles_per_item && r->have_items && r->items > 0 && cbench_tsc_invariant() &&

@@ -137,6 +137,7 @@ cbench_aggregates(const struct cbench_result *runs, size_t n, struct cbench_resu
 		a->aggregate_name = stats[s].name;
 		a->aggregate_percent = stats[s].percent;
 		a->repetitions = runs[0].repetitions;
+		a->threads = runs[0].threads;
 		a->repetition_index = -1;
 		a->iterations = n;
 		a->unit = runs[0].unit;

@@ -126,3 +126,20 @@ CBENCH_REGISTER(BM_manual)
 	cbench_use_manual_time(b);
 	cbench_set_min_time(b, 0.01);
 }
+
+/* Two threads at once; each counts its own iterations. */
+static void
+BM_threads(struct cbench_state *st)
+{
+	uint64_t acc = 0;
+
+	while (cbench_keep_running(st)) {
+		CBENCH_DO_NOT_OPTIMIZE(acc);
+	}
+	cbench_counter(st, "per_thread", 1.0, CBENCH_COUNTER_AVG_THREADS);
+	cbench_set_items_processed(st, cbench_iterations(st));
+}
+CBENCH_REGISTER(BM_threads)
+{
+	cbench_add_threads(b, 2);
+}

@@ -100,6 +100,18 @@ void BM_manual(benchmark::State &st)
 }
 BENCHMARK(BM_manual)->UseManualTime()->MinTime(0.01);
 
+void BM_threads(benchmark::State &st)
+{
+	uint64_t acc = 0;
+
+	for (auto _ : st) {
+		benchmark::DoNotOptimize(acc);
+	}
+	st.counters["per_thread"] = benchmark::Counter(1.0, benchmark::Counter::kAvgThreads);
+	st.SetItemsProcessed(st.iterations());
+}
+BENCHMARK(BM_threads)->Threads(2);
+
 } // namespace
 
 BENCHMARK_MAIN();

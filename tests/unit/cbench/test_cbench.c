@@ -696,12 +696,14 @@ static void
 test_counter_finish_and_predict(void **state)
 {
 	(void)state;
-	assert_true(cbench_counter_finish(100.0, CBENCH_COUNTER_RATE, 10, 2.0) == 50.0);
-	assert_true(cbench_counter_finish(100.0, CBENCH_COUNTER_AVG_ITERATIONS, 10, 2.0) == 10.0);
-	assert_true(cbench_counter_finish(3.0, CBENCH_COUNTER_ITER_INVARIANT, 10, 2.0) == 30.0);
+	assert_true(cbench_counter_finish(100.0, CBENCH_COUNTER_RATE, 10, 2.0, 1) == 50.0);
+	assert_true(cbench_counter_finish(100.0, CBENCH_COUNTER_AVG_ITERATIONS, 10, 2.0, 1) ==
+	            10.0);
+	assert_true(cbench_counter_finish(3.0, CBENCH_COUNTER_ITER_INVARIANT, 10, 2.0, 1) == 30.0);
 	assert_true(cbench_counter_finish(100.0, CBENCH_COUNTER_RATE | CBENCH_COUNTER_INVERT, 10,
-	                                  2.0) == 0.02);
-	assert_true(cbench_counter_finish(5.0, CBENCH_COUNTER_DEFAULT, 10, 2.0) == 5.0);
+	                                  2.0, 1) == 0.02);
+	assert_true(cbench_counter_finish(8.0, CBENCH_COUNTER_AVG_THREADS, 10, 2.0, 4) == 2.0);
+	assert_true(cbench_counter_finish(5.0, CBENCH_COUNTER_DEFAULT, 10, 2.0, 1) == 5.0);
 
 	/* Insignificant trials grow tenfold; significant ones aim at 1.4 x min_time. */
 	assert_int_equal(cbench_predict_iterations(1, 1e-9, 0.5), 10);
@@ -848,6 +850,120 @@ test_range_out_of_bounds_aborts(void **state)
 	assert_int_equal(WTERMSIG(status), SIGABRT);
 }
 
+/* ---- threads ---- */
+
+static _Atomic uint64_t thread_bodies;
+static _Atomic unsigned thread_seen; /* bit i: thread i ran */
+
+static void
+fn_threads(struct cbench_state *st)
+{
+	int idx = cbench_thread_index(st);
+
+	assert_true(idx >= 0);
+	assert_true(idx < cbench_threads(st));
+	thread_seen |= 1u << idx;
+	while (cbench_keep_running(st)) {
+		thread_bodies++;
+	}
+	cbench_counter(st, "one", 1.0, CBENCH_COUNTER_DEFAULT);
+	cbench_counter(st, "avg", 1.0, CBENCH_COUNTER_AVG_THREADS);
+	cbench_set_items_processed(st, cbench_iterations(st));
+}
+
+static void
+test_thread_names(void **state)
+{
+	struct cbench_instance in[16];
+	struct cbench *b;
+
+	(void)state;
+	b = cbench_register("BM_t", fn_threads);
+	cbench_add_arg(b, 7);
+	cbench_add_arg(b, 9);
+	cbench_add_threads(b, 1);
+	cbench_add_thread_range(b, 2, 6);
+	assert_int_equal(cbench_error_count(), 0);
+	assert_int_equal(find_all(NULL, in, 16), 8);
+	assert_string_equal(in[0].name, "BM_t/7/threads:1");
+	assert_string_equal(in[1].name, "BM_t/7/threads:2");
+	assert_string_equal(in[2].name, "BM_t/7/threads:4");
+	assert_string_equal(in[3].name, "BM_t/7/threads:6");
+	assert_string_equal(in[4].name, "BM_t/9/threads:1");
+	assert_int_equal(in[3].threads, 6);
+	assert_int_equal(in[7].per_family_instance_index, 7);
+	cbench_add_threads(b, 0);
+	cbench_add_threads(b, CBENCH_THREADS_MAX + 1);
+	cbench_add_thread_range(b, 4, 2);
+	assert_int_equal(cbench_error_count(), 3);
+	for (int i = (int)b->n_thread_counts; i < CBENCH_THREAD_COUNTS_MAX; i++) {
+		cbench_add_threads(b, 1);
+	}
+	assert_int_equal(cbench_error_count(), 3);
+	cbench_add_threads(b, 1);
+	assert_int_equal(cbench_error_count(), 4);
+}
+
+static void
+test_threads_run_together(void **state)
+{
+	struct cbench_flags f;
+	struct cbench_result res[2];
+	struct cbench_instance inst;
+
+	(void)state;
+	cbench_add_threads(cbench_register("BM_t", fn_threads), 4);
+	inst = only_instance();
+	assert_int_equal(parse(&f, NULL, 1, "--benchmark_min_time=100x"), 0);
+	thread_bodies = 0;
+	thread_seen = 0;
+	assert_int_equal(cbench_run_instance(&inst, &f, res, 2), 0);
+	assert_int_equal(thread_bodies, 2 * 4 * 100);
+	assert_int_equal(thread_seen, 0xf);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(res[i].skipped, CBENCH_SKIP_NONE);
+		assert_int_equal(res[i].threads, 4);
+		assert_int_equal(res[i].iterations, 400); /* over all threads, as GB */
+		assert_string_equal(res[i].counters[0].name, "avg");
+		assert_true(res[i].counters[0].value == 1.0); /* 4 summed, / 4 threads */
+		assert_string_equal(res[i].counters[2].name, "one");
+		assert_true(res[i].counters[2].value == 4.0);
+	}
+}
+
+static void
+fn_threads_fail(struct cbench_state *st)
+{
+	if (cbench_thread_index(st) == 1) {
+		return; /* never runs its loop */
+	}
+	if (cbench_thread_index(st) == 2) {
+		cbench_skip_with_error(st, "thread 2 failed");
+	}
+	while (cbench_keep_running(st)) {
+		thread_bodies++;
+	}
+}
+
+/* A thread that fails or never loops must not leave the others waiting at the barrier. */
+static void
+test_threads_fail_without_deadlock(void **state)
+{
+	struct cbench_flags f;
+	struct cbench_result res[1];
+	struct cbench_instance inst;
+
+	(void)state;
+	cbench_add_threads(cbench_register("BM_tf", fn_threads_fail), 3);
+	inst = only_instance();
+	assert_int_equal(parse(&f, NULL, 1, "--benchmark_min_time=50x"), 0);
+	thread_bodies = 0;
+	assert_int_equal(cbench_run_instance(&inst, &f, res, 1), 0);
+	assert_int_equal(thread_bodies, 50);
+	assert_int_equal(res[0].skipped, CBENCH_SKIP_ERROR);
+	assert_non_null(strstr(res[0].message, "did not run its loop"));
+}
+
 /* ---- aggregates ---- */
 
 static void
@@ -881,6 +997,7 @@ test_aggregates(void **state)
 		runs[i].inst = &inst;
 		runs[i].iterations = 1000;
 		runs[i].repetitions = 3;
+		runs[i].threads = 1;
 		runs[i].real_s = 1.0 + i; /* 1, 2, 3 s for 1000 iterations */
 		runs[i].cpu_s = 2.0;
 		runs[i].n_counters = 1;
@@ -993,6 +1110,7 @@ fake_result(struct cbench_result *r, const struct cbench_instance *inst)
 	snprintf(r->name, sizeof(r->name), "%s", inst->name);
 	r->inst = inst;
 	r->repetitions = 1;
+	r->threads = 1;
 	r->iterations = 1000;
 	r->real_s = 2e-3;
 	r->cpu_s = 1e-3;
@@ -1182,6 +1300,9 @@ main(void)
 	        cmocka_unit_test_setup(test_cycles_per_item, reset),
 	        cmocka_unit_test_setup(test_iterations_grow_to_min_time, reset),
 	        cmocka_unit_test_setup(test_skips, reset),
+	        cmocka_unit_test_setup(test_thread_names, reset),
+	        cmocka_unit_test_setup(test_threads_run_together, reset),
+	        cmocka_unit_test_setup(test_threads_fail_without_deadlock, reset),
 	        cmocka_unit_test_setup(test_range_out_of_bounds_aborts, reset),
 	        cmocka_unit_test_setup(test_manual_time_and_unit, reset),
 	        cmocka_unit_test_setup(test_warmup_runs_first, reset),
