@@ -73,7 +73,7 @@ enum cbench_unit {
 enum cbench_counter_flags {
 	CBENCH_COUNTER_DEFAULT = 0,
 	CBENCH_COUNTER_RATE = 1 << 0,           /* divided by the measured seconds */
-	CBENCH_COUNTER_AVG_THREADS = 1 << 1,    /* divided by the thread count (always 1) */
+	CBENCH_COUNTER_AVG_THREADS = 1 << 1,    /* divided by the thread count */
 	CBENCH_COUNTER_ITER_INVARIANT = 1 << 2, /* multiplied by the iteration count */
 	CBENCH_COUNTER_AVG_ITERATIONS = 1 << 3, /* divided by the iteration count */
 	CBENCH_COUNTER_INVERT = 1 << 4,         /* 1/value, last (seconds per item) */
