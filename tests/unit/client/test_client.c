@@ -36,7 +36,7 @@
 #include "wire/binproto.h"
 
 #define WORKERS         4u
-#define PARTITIONS      64u
+#define PARTITIONS      1024u /* more than one ROUTE page */
 #define STORE_BYTES     (1u << 20)
 #define BIND_TRIES_MAX  64u
 #define SERVER_POLL_MS  5
@@ -59,12 +59,14 @@ struct server {
 	atomic_bool silent;            /* never answer */
 	atomic_bool duplicate;         /* send every reply datagram twice */
 	atomic_uint replies_per_dgram; /* 0 = as many as fit */
+	atomic_bool epoch_flip;        /* a new routing epoch before every ROUTE answer */
 
 	/* What the server saw. */
 	atomic_ulong datagrams[WORKERS];
 	atomic_ulong requests;
 	atomic_ulong misrouted; /* key requests that arrived at a worker not owning them */
 	atomic_ulong dropped;
+	atomic_ulong routes; /* ROUTE requests answered */
 };
 
 static struct server srv;
@@ -132,6 +134,12 @@ serve(struct server *s, unsigned w, const uint8_t *buf, size_t len, const struct
 		atomic_fetch_add(&s->requests, 1);
 		bool keyed = q->err == SP_BP_ERR_OK && sp_bp_op_has_key(q->opcode);
 		int rc;
+		if (q->err == SP_BP_ERR_OK && q->opcode == SP_BP_OP_ROUTE) {
+			atomic_fetch_add(&s->routes, 1);
+			/* Only this thread reads the route, so it may change it here. */
+			if (atomic_load(&s->epoch_flip))
+				s->route.epoch++;
+		}
 		if (keyed && s->owner[q->partition] != w) {
 			atomic_fetch_add(&s->misrouted, 1);
 			rc = sp_binexec_refuse(q, SP_BP_ST_WRONG_PARTITION, &b, NULL);
@@ -244,6 +252,7 @@ faults_off(void **state)
 	atomic_store(&s->silent, false);
 	atomic_store(&s->duplicate, false);
 	atomic_store(&s->replies_per_dgram, 0);
+	atomic_store(&s->epoch_flip, false);
 	atomic_store(&s->misrouted, 0);
 	return 0;
 }
@@ -382,7 +391,7 @@ test_routing_to_owner_ports(void **state)
 	char key[32];
 
 	assert_true(sp_client_route(c, &r));
-	assert_true(r.epoch == 11);
+	assert_true(r.epoch == s->route.epoch);
 	assert_int_equal(r.partitions, PARTITIONS);
 	assert_int_equal(r.workers, WORKERS);
 	assert_int_equal(r.base_port, s->base_port);
@@ -651,7 +660,7 @@ test_route_fetch_retry_and_keep(void **state)
 	usleep((SP_CLIENT_ROUTE_RETRY_MS + 50) * 1000);
 	assert_int_equal(sp_client_set(c, "rk", 2, "v", 1, 0, 0), 0);
 	assert_true(sp_client_route(c, &r));
-	assert_true(r.epoch == 11);
+	assert_true(r.epoch == s->route.epoch);
 
 	/* A failed refresh keeps the table in use. */
 	atomic_store(&s->silent, true);
@@ -664,6 +673,33 @@ test_route_fetch_retry_and_keep(void **state)
 	struct sp_client_stats st;
 	sp_client_stats_get(c, &st);
 	assert_true(st.route_refreshes >= 3);
+	sp_client_destroy(c);
+}
+
+/* Pages from different epochs never mix: the refresh starts over, a bounded number of times. */
+static void
+test_route_mixed_epochs_bounded(void **state)
+{
+	struct server *s = *state;
+	struct sp_client *c = connect_client(s, false, 0, false);
+	struct sp_bp_route before;
+	struct sp_bp_route after;
+
+	assert_true(sp_client_route(c, &before));
+	SP_STATIC_ASSERT(PARTITIONS > SP_BP_ROUTE_PAGE_MAX, "the table takes several pages");
+	atomic_store(&s->epoch_flip, true);
+	unsigned long routes = atomic_load(&s->routes);
+	assert_int_equal(sp_client_route_refresh(c), -SP_EMALFORMED);
+	/* Each round: page 0, then page 1 whose epoch differs; SP_CLIENT_RETRIES_MAX + 1 rounds. */
+	usleep(50 * 1000);
+	assert_int_equal(atomic_load(&s->routes) - routes, 2 * (SP_CLIENT_RETRIES_MAX + 1));
+	/* The table in use is untouched. */
+	assert_true(sp_client_route(c, &after));
+	assert_true(after.epoch == before.epoch);
+	atomic_store(&s->epoch_flip, false);
+	assert_int_equal(sp_client_route_refresh(c), 0);
+	assert_true(sp_client_route(c, &after));
+	assert_true(after.epoch != before.epoch);
 	sp_client_destroy(c);
 }
 
@@ -805,8 +841,8 @@ test_cli(void **state)
 	assert_int_equal(run_cli(s, "del cli:k", out, sizeof(out)), 1);
 
 	assert_int_equal(run_cli(s, "route", out, sizeof(out)), 0);
-	snprintf(want, sizeof(want), "epoch=11 partitions=%u workers=%u base_port=%u\n", PARTITIONS,
-	         WORKERS, s->base_port);
+	snprintf(want, sizeof(want), "epoch=%" PRIu64 " partitions=%u workers=%u base_port=%u\n",
+	         s->route.epoch, PARTITIONS, WORKERS, s->base_port);
 	assert_memory_equal(out, want, strlen(want));
 	unsigned owned_total = 0;
 	for (unsigned w = 0; w < WORKERS; w++) {
@@ -862,6 +898,7 @@ main(void)
 	        cmocka_unit_test_setup(test_retry_after_drop, faults_off),
 	        cmocka_unit_test_setup(test_timeout_is_bounded, faults_off),
 	        cmocka_unit_test_setup(test_route_fetch_retry_and_keep, faults_off),
+	        cmocka_unit_test_setup(test_route_mixed_epochs_bounded, faults_off),
 	        cmocka_unit_test_setup(test_random_against_model, faults_off),
 	        cmocka_unit_test_setup(test_cli, faults_off),
 	};
