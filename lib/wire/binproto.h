@@ -179,8 +179,8 @@ struct sp_bp_route {
 
 /*
  * Validates a request datagram of len bytes and decodes its records into reqs[0..count).
- * For each well-framed request, computes the key hash and, when partitions != 0 (a power of
- * two), its partition. Returns SP_BP_ERR_OK with *dgram filled, or the datagram-level
+ * For each well-framed request, computes the key hash and its partition (partitions must
+ * be a power of two; 0 means "not partitioned" and leaves partition 0). Returns SP_BP_ERR_OK with *dgram filled, or the datagram-level
  * reason it is malformed (nothing in reqs may be used then). Individually bad requests do
  * not fail the datagram: their err and status fields say how to answer them.
  * Never reads outside buf[0..len), never allocates.

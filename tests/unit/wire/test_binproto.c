@@ -183,6 +183,12 @@ test_roundtrip_every_op(void **state)
 	assert_int_equal(out[6].create, 0);
 	assert_int_equal(out[7].route_first, 0);
 	assert_int_equal(out[8].route_first, 512);
+
+	/* Unpartitioned decoding: the hash is still computed, the partition is 0. */
+	assert_int_equal(sp_bp_decode_requests(buf, len, 0, out, SP_BP_REQS_MAX, &d), SP_BP_ERR_OK);
+	assert_int_equal(out[0].partition, 0);
+	assert_true(out[0].hash == sp_key_hash("alpha", 5));
+	assert_int_equal(out[7].partition, SP_BP_PARTITION_ANY);
 }
 
 static void
