@@ -31,7 +31,7 @@
 #define TEST_CAPACITY      256u
 #define RACE_PARTITIONS    256u
 #define RACE_PUBLISHES_MAX 20000u /* writer versions in the race test */
-#define RACE_TIME_MAX_MS   1500u  /* and its time bound */
+#define RACE_TIME_MAX_MS   1000u  /* and its time bound */
 
 static uint64_t test_seed;
 static char region_path[128];
@@ -656,7 +656,7 @@ test_region_full_capacity(void **state)
 	char why[SP_CLUSTER_WHY_MAX];
 	struct sp_region *w, *r;
 	uint64_t t0, publish_ns = 0, read_ns = 0;
-	const uint32_t rounds = 20;
+	const uint32_t rounds = 5;
 
 	(void)state;
 	make_path("full");
