@@ -271,6 +271,7 @@ progress_sync(struct raft *r)
 {
 	uint32_t w = 0;
 
+	ASSERT(r->conf.n_voters + r->conf.n_learners <= RAFT_NODES_MAX);
 	for (uint32_t i = 0; i < r->n_prs; i++) {
 		struct progress *pr = &r->prs[i];
 
@@ -377,9 +378,11 @@ outbox_purge(struct raft *r, bool all_appends)
 
 /* ---- reads ---- */
 
+/* Fails every unfinished read (leadership lost); they are reported in the next ready. */
 static void
 reads_fail_all(struct raft *r)
 {
+	ASSERT(r->n_reads <= RAFT_READS_PENDING_MAX);
 	for (uint32_t i = 0; i < r->n_reads; i++) {
 		if (r->reads[i].state == READ_DONE)
 			continue;
@@ -395,6 +398,7 @@ static void bcast_heartbeat(struct raft *r, uint64_t ctx);
 static void
 reads_check(struct raft *r)
 {
+	ASSERT(r->role == RAFT_LEADER);
 	for (uint32_t i = 0; i < r->n_reads; i++) {
 		struct pending_read *rd = &r->reads[i];
 		uint32_t acks = 0;
@@ -450,6 +454,7 @@ reads_start(struct raft *r)
 
 /* ---- role changes ---- */
 
+/* State reset shared by every role change; moving to a new term clears the vote. */
 static void
 reset_common(struct raft *r, uint64_t term)
 {
@@ -470,6 +475,7 @@ reset_common(struct raft *r, uint64_t term)
 	reads_fail_all(r);
 }
 
+/* Becomes a follower of leader (0: unknown) in term; drops leader-only state. */
 static void
 become_follower(struct raft *r, uint64_t term, uint64_t leader)
 {
@@ -480,6 +486,7 @@ become_follower(struct raft *r, uint64_t term, uint64_t leader)
 	r->n_prs = 0;
 }
 
+/* Starts a pre-vote round: neither term nor vote changes. */
 static void
 become_pre_candidate(struct raft *r)
 {
@@ -495,6 +502,7 @@ become_pre_candidate(struct raft *r)
 	r->n_prs = 0;
 }
 
+/* Moves to the next term and votes for itself. */
 static void
 become_candidate(struct raft *r)
 {
@@ -510,6 +518,8 @@ become_candidate(struct raft *r)
 static int append_local(struct raft *r, const struct raft_entry *ents, size_t n, uint32_t type);
 static void bcast_append(struct raft *r);
 
+/* Takes leadership after winning the vote: fresh progress for every member, then an
+ * empty entry of the new term so that older entries can commit through it. */
 static void
 become_leader(struct raft *r)
 {
@@ -582,6 +592,7 @@ handle_vote_resp(struct raft *r, const struct raft_msg *m)
 {
 	uint32_t yes, no;
 
+	ASSERT(r->role == RAFT_CANDIDATE || r->role == RAFT_PRE_CANDIDATE);
 	poll(r, m->from, !m->reject, &yes, &no);
 	if (yes >= quorum(r)) {
 		if (r->role == RAFT_PRE_CANDIDATE)
@@ -644,6 +655,7 @@ handle_vote_req(struct raft *r, const struct raft_msg *m)
 	                (pre && m->term > r->term);
 	struct raft_msg resp = {0};
 
+	ASSERT(m->term >= r->term);
 	resp.to = m->from;
 	resp.type = pre ? RAFT_MSG_PRE_VOTE_RESP : RAFT_MSG_VOTE_RESP;
 	if (can_vote && log_up_to_date(r, m->index, m->log_term)) {
@@ -669,6 +681,7 @@ inflight_full(const struct raft *r, const struct progress *pr)
 	return pr->in_count >= r->cfg.max_inflight_msgs;
 }
 
+/* Records an append ending at last as in flight; the caller checked the window. */
 static void
 inflight_add(struct raft *r, struct progress *pr, uint64_t last)
 {
@@ -709,6 +722,7 @@ progress_become_replicate(struct progress *pr)
 	pr->in_start = 0;
 }
 
+/* True when nothing more may be sent to pr until it answers. */
 static bool
 progress_paused(const struct raft *r, const struct progress *pr)
 {
@@ -792,16 +806,19 @@ send_append(struct raft *r, struct progress *pr, bool send_empty)
 static void
 bcast_append(struct raft *r)
 {
+	ASSERT(r->role == RAFT_LEADER);
 	for (uint32_t i = 0; i < r->n_prs; i++)
 		if (r->prs[i].id != r->id)
 			send_append(r, &r->prs[i], true);
 }
 
+/* Heartbeat to pr; its commit never exceeds what pr is known to hold. */
 static void
 send_heartbeat(struct raft *r, const struct progress *pr, uint64_t ctx)
 {
 	struct raft_msg m = {0};
 
+	ASSERT(r->role == RAFT_LEADER);
 	m.type = RAFT_MSG_HEARTBEAT;
 	m.to = pr->id;
 	m.commit = SP_MIN(pr->match, r->commit);
@@ -812,6 +829,7 @@ send_heartbeat(struct raft *r, const struct progress *pr, uint64_t ctx)
 static void
 bcast_heartbeat(struct raft *r, uint64_t ctx)
 {
+	ASSERT(r->role == RAFT_LEADER);
 	for (uint32_t i = 0; i < r->n_prs; i++)
 		if (r->prs[i].id != r->id)
 			send_heartbeat(r, &r->prs[i], ctx);
@@ -822,6 +840,8 @@ send_timeout_now(struct raft *r, uint64_t to)
 {
 	struct raft_msg m = {0};
 
+	ASSERT(r->role == RAFT_LEADER);
+	ASSERT(to != r->id);
 	m.type = RAFT_MSG_TIMEOUT_NOW;
 	m.to = to;
 	send(r, &m);
@@ -831,6 +851,7 @@ send_timeout_now(struct raft *r, uint64_t to)
 static void
 after_commit(struct raft *r)
 {
+	ASSERT(r->commit <= last_index(r));
 	r->uncommitted_bytes = uncommitted_cost(r);
 	if (r->role != RAFT_LEADER)
 		return;
@@ -888,6 +909,8 @@ handle_append_resp(struct raft *r, const struct raft_msg *m)
 {
 	struct progress *pr = progress_find(r, m->from);
 
+	ASSERT(r->role == RAFT_LEADER);
+	ASSERT(m->term == r->term);
 	if (pr == NULL)
 		return;
 	pr->recent_active = true;
@@ -944,11 +967,15 @@ handle_append_resp(struct raft *r, const struct raft_msg *m)
 		send_timeout_now(r, m->from);
 }
 
+/* Handles a heartbeat answer at the leader: liveness for check-quorum, resumes a
+ * paused probe or a full pipeline, and counts the ReadIndex round it acknowledges. */
 static void
 handle_heartbeat_resp(struct raft *r, const struct raft_msg *m)
 {
 	struct progress *pr = progress_find(r, m->from);
 
+	ASSERT(r->role == RAFT_LEADER);
+	ASSERT(m->term == r->term);
 	if (pr == NULL)
 		return;
 	pr->recent_active = true;
@@ -1140,11 +1167,13 @@ transfer(struct raft *r, uint64_t target)
 	return 0;
 }
 
+/* Queues a ReadIndex request at the leader (reads_start decides when it starts). */
 static int
 read_index(struct raft *r, uint64_t ctx)
 {
 	struct pending_read *rd;
 
+	ASSERT(r->n_reads <= RAFT_READS_PENDING_MAX);
 	if (r->role != RAFT_LEADER) {
 		r->counters.reads_dropped++;
 		return -SP_ENOTLEADER;
@@ -1174,9 +1203,11 @@ find_conflict_by_term(const struct raft *r, uint64_t index, uint64_t term)
 	return i;
 }
 
+/* Follower side: learns that entries up to index are committed. */
 static void
 commit_to(struct raft *r, uint64_t index)
 {
+	ASSERT(r->role != RAFT_LEADER);
 	if (index <= r->commit)
 		return;
 	VERIFY(index <= last_index(r));
@@ -1184,6 +1215,8 @@ commit_to(struct raft *r, uint64_t index)
 	after_commit(r);
 }
 
+/* Follower side of an append: refuse a mismatched previous entry with a back-off hint,
+ * otherwise append (truncating a conflicting uncommitted tail) and acknowledge. */
 static void
 handle_append(struct raft *r, const struct raft_msg *m)
 {
@@ -1191,6 +1224,8 @@ handle_append(struct raft *r, const struct raft_msg *m)
 	uint64_t last_new = m->index + m->n_entries;
 	uint32_t i = 0;
 
+	ASSERT(r->role == RAFT_FOLLOWER);
+	ASSERT(m->term == r->term);
 	resp.type = RAFT_MSG_APPEND_RESP;
 	resp.to = m->from;
 	if (m->index < r->commit) {
@@ -1250,11 +1285,14 @@ handle_append(struct raft *r, const struct raft_msg *m)
 	send(r, &resp);
 }
 
+/* Follower side of a heartbeat: learn the commit index and echo the read round. */
 static void
 handle_heartbeat(struct raft *r, const struct raft_msg *m)
 {
 	struct raft_msg resp = {0};
 
+	ASSERT(r->role == RAFT_FOLLOWER);
+	ASSERT(m->term == r->term);
 	commit_to(r, SP_MIN(m->commit, last_index(r)));
 	resp.type = RAFT_MSG_HEARTBEAT_RESP;
 	resp.to = m->from;
@@ -1282,12 +1320,16 @@ snapshot_store(struct raft *r, const struct raft_snapshot_meta *meta, const void
 	return 0;
 }
 
+/* Follower side of a snapshot: ignore what we already cover, otherwise replace the log
+ * with it; the ready hands it to the driver to persist and install. */
 static void
 handle_snapshot(struct raft *r, const struct raft_msg *m)
 {
 	const struct raft_snapshot_meta *s = &m->snapshot.meta;
 	struct raft_msg resp = {0};
 
+	ASSERT(r->role == RAFT_FOLLOWER);
+	ASSERT(m->term == r->term);
 	resp.type = RAFT_MSG_APPEND_RESP;
 	resp.to = m->from;
 	if (s->index <= r->commit) {
@@ -1420,9 +1462,12 @@ step_term(struct raft *r, const struct raft_msg *m)
 	return true;
 }
 
+/* Messages a leader acts on in its own term. */
 static void
 step_leader(struct raft *r, const struct raft_msg *m)
 {
+	ASSERT(r->role == RAFT_LEADER);
+	ASSERT(m->term >= r->term); /* granted pre-votes carry term + 1 */
 	switch (m->type) {
 	case RAFT_MSG_APPEND_RESP:
 		handle_append_resp(r, m);
@@ -1448,9 +1493,12 @@ step_leader(struct raft *r, const struct raft_msg *m)
 	}
 }
 
+/* Messages a (pre-)candidate acts on in its term: a leader of the term wins, votes count. */
 static void
 step_candidate(struct raft *r, const struct raft_msg *m)
 {
+	ASSERT(r->role == RAFT_CANDIDATE || r->role == RAFT_PRE_CANDIDATE);
+	ASSERT(m->term >= r->term); /* granted pre-votes carry term + 1 */
 	switch (m->type) {
 	case RAFT_MSG_APPEND:
 	case RAFT_MSG_HEARTBEAT:
@@ -1481,9 +1529,12 @@ step_candidate(struct raft *r, const struct raft_msg *m)
 	}
 }
 
+/* Messages a follower acts on in its term. */
 static void
 step_follower(struct raft *r, const struct raft_msg *m)
 {
+	ASSERT(r->role == RAFT_FOLLOWER);
+	ASSERT(m->term >= r->term); /* granted pre-votes carry term + 1 */
 	switch (m->type) {
 	case RAFT_MSG_APPEND:
 		r->election_elapsed = 0;
@@ -1512,6 +1563,7 @@ step_follower(struct raft *r, const struct raft_msg *m)
 	}
 }
 
+/* Validates and dispatches a received message. Returns 0 or -SP_EMALFORMED. */
 static int
 step_msg(struct raft *r, const struct raft_msg *m)
 {
@@ -1544,9 +1596,12 @@ step_msg(struct raft *r, const struct raft_msg *m)
 
 /* ---- ticks ---- */
 
+/* One tick at the leader: heartbeats, check-quorum, transfer and snapshot timeouts. */
 static void
 tick_leader(struct raft *r)
 {
+	ASSERT(r->role == RAFT_LEADER);
+	ASSERT(r->leader == r->id);
 	r->heartbeat_elapsed++;
 	r->election_elapsed++;
 	if (r->election_elapsed >= r->cfg.election_tick) {
@@ -1587,9 +1642,11 @@ tick_leader(struct raft *r)
 	}
 }
 
+/* One tick at a non-leader: campaign when the randomized timeout expires. */
 static void
 tick_election(struct raft *r)
 {
+	ASSERT(r->role != RAFT_LEADER);
 	if (r->election_elapsed < UINT32_MAX)
 		r->election_elapsed++;
 	if (promotable(r) && r->election_elapsed >= r->randomized_timeout) {
@@ -1600,6 +1657,8 @@ tick_election(struct raft *r)
 
 /* ---- compaction ---- */
 
+/* Drops the log up to index (<= applied) and keeps data as the snapshot to send.
+ * Returns 0, -EINVAL, -SP_ETOOBIG or -ENOMEM. */
 static int
 compact(struct raft *r, uint64_t index, const void *data, size_t len)
 {
@@ -1607,6 +1666,7 @@ compact(struct raft *r, uint64_t index, const void *data, size_t len)
 	uint64_t ci;
 	int rc;
 
+	ASSERT(r->log.snap_index <= r->applied);
 	if (index > r->applied || index <= r->log.snap_index)
 		return -EINVAL;
 	if (len > RAFT_SNAPSHOT_BYTES_MAX)
@@ -1647,6 +1707,7 @@ raft_config_init(struct raft_config *cfg, uint64_t id)
 	cfg->seed = id;
 }
 
+/* True when counts are within bounds and ids are non-zero and unique. */
 static bool
 membership_shape_ok(const struct raft_membership *m)
 {
@@ -1672,6 +1733,7 @@ membership_shape_ok(const struct raft_membership *m)
 	return true;
 }
 
+/* Validates a configuration; returns 0 or -EINVAL. */
 static int
 config_check(const struct raft_config *cfg)
 {
