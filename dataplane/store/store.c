@@ -252,6 +252,7 @@ struct loc {
 	unsigned slot;
 	uint64_t off;
 	struct store_item *it;
+	bool open; /* b's version is odd: item_append reclaimed the item being replaced */
 };
 
 /* Compares key bytes, 8 at a time: keys are short and memcmp's call costs more. */
@@ -298,6 +299,7 @@ lookup(const struct store *s, const struct store_key *key, struct loc *loc)
 		loc->slot = i;
 		loc->off = off;
 		loc->it = it;
+		loc->open = false;
 		return true;
 	}
 	return false;
@@ -399,12 +401,16 @@ struct vparts {
  * Appends an item at the log head, evicting from the tail as needed, and returns its
  * offset. The caller has checked that it fits (item bytes <= log_bytes / 2) and links it
  * into the index afterwards. The old bytes are moved first, so they survive even when the
- * reclaimed space overlaps them. Can't fail.
+ * reclaimed space overlaps them. replacing (NULL for a new key) is the item this one
+ * replaces: it keeps its entry, and if the tail passes it its bucket is left open (odd
+ * version) until relink_loc() points the entry at the new item, so concurrent readers
+ * retry rather than miss the key. Can't fail.
  */
 static uint64_t
 item_append(struct store *s, const struct store_key *key, const struct vparts *v, uint32_t flags,
-            uint32_t expire_s, uint64_t cas, uint64_t skip_off, uint32_t now_s)
+            uint32_t expire_s, uint64_t cas, struct loc *replacing, uint32_t now_s)
 {
+	uint64_t skip_off = replacing != NULL ? replacing->off : POS_NONE;
 	uint64_t value_len = (uint64_t)v->pre_len + v->old_len + v->post_len;
 	uint64_t n = store_item_bytes(key->len, value_len);
 	uint64_t L = s->log_bytes;
@@ -417,10 +423,16 @@ item_append(struct store *s, const struct store_key *key, const struct vparts *v
 	ASSERT(value_len <= STORE_VALUE_MAX);
 	if (end > L && LD(&s->tail) < end - L) {
 		uint64_t tail = LD(&s->tail);
+		bool skip_passed = false;
 		while (tail < end - L) {
+			skip_passed |= s->tail_off == skip_off;
 			uint64_t adv = evict_one(s, skip_off, now_s);
 			tail += adv;
 			s->tail_off = off_advance(s, s->tail_off, adv);
+		}
+		if (skip_passed) {
+			bucket_write_begin(replacing->b);
+			replacing->open = true;
 		}
 		ST(&s->tail, tail);
 		atomic_thread_fence(memory_order_release);
@@ -448,13 +460,15 @@ item_append(struct store *s, const struct store_key *key, const struct vparts *v
 	return off;
 }
 
-/* Points the entry at loc (same key) to the item at off. */
+/* Points the entry at loc (same key) to the item at off, closing the bucket if open. */
 static void
 relink_loc(struct store *s, struct loc *loc, uint64_t off, uint64_t hash)
 {
-	bucket_write_begin(loc->b);
+	if (!loc->open)
+		bucket_write_begin(loc->b);
 	ST(&loc->b->slot[loc->slot], entry_make(hash_tag(hash), off));
 	bucket_write_end(loc->b);
+	loc->open = false;
 	loc->off = off;
 	loc->it = item_at(s, off);
 }
@@ -499,6 +513,7 @@ link_new(struct store *s, const struct store_key *key, uint64_t off, uint32_t no
 	}
 	loc->b = b;
 	loc->slot = i;
+	loc->open = false;
 	relink_loc(s, loc, off, key->hash);
 	s->st.items++;
 	s->st.bytes += item_size(loc->it);
@@ -516,7 +531,7 @@ maybe_reinsert(struct store *s, const struct store_key *key, struct loc *loc, ui
 	struct store_item *it = loc->it;
 	uint64_t cas = it->cas;
 	struct vparts v = {.old = item_value(it), .old_len = item_value_len(it->lens)};
-	uint64_t off = item_append(s, key, &v, it->flags, it->expire_s, cas, loc->off, now_s);
+	uint64_t off = item_append(s, key, &v, it->flags, it->expire_s, cas, loc, now_s);
 
 	relink_loc(s, loc, off, key->hash);
 	s->st.reinserts++;
@@ -770,8 +785,7 @@ store_set(struct store *s, enum store_mode mode, const struct store_key *key,
 
 	uint64_t cas = cas_next(s);
 	uint64_t old_size = found ? item_size(loc.it) : 0;
-	uint64_t off =
-	        item_append(s, key, &v, flags, expire_s, cas, found ? loc.off : POS_NONE, now_s);
+	uint64_t off = item_append(s, key, &v, flags, expire_s, cas, found ? &loc : NULL, now_s);
 	if (found) {
 		relink_loc(s, &loc, off, key->hash);
 		s->st.bytes = s->st.bytes - old_size + item_size(loc.it);
@@ -877,7 +891,7 @@ arith_create(struct store *s, const struct store_key *key, const struct store_ar
 	uint8_t text[STORE_COUNTER_TEXT_MAX];
 	struct vparts vp = {.pre = text, .pre_len = counter_text(a->initial, text)};
 	uint64_t cas = cas_next(s);
-	uint64_t off = item_append(s, key, &vp, 0, a->expire_s, cas, POS_NONE, now_s);
+	uint64_t off = item_append(s, key, &vp, 0, a->expire_s, cas, NULL, now_s);
 
 	link_new(s, key, off, now_s, loc);
 	ASSERT(loc->it->cas == cas);
@@ -904,8 +918,8 @@ arith_update(struct store *s, const struct store_key *key, uint64_t v, uint32_t 
 	} else {
 		struct vparts vp = {.pre = text, .pre_len = n};
 		uint64_t old_size = item_size(loc->it);
-		uint64_t off = item_append(s, key, &vp, loc->it->flags, loc->it->expire_s, cas,
-		                           loc->off, now_s);
+		uint64_t off = item_append(s, key, &vp, loc->it->flags, loc->it->expire_s, cas, loc,
+		                           now_s);
 		relink_loc(s, loc, off, key->hash);
 		s->st.bytes = s->st.bytes - old_size + item_size(loc->it);
 	}

@@ -46,6 +46,55 @@ test_concurrent_retry_bound(void **state)
 }
 
 /*
+ * Replacing an item that the same write's eviction reclaims: between the reclaim and the
+ * new entry the bucket stays odd, so a concurrent reader retries instead of missing the
+ * key; after the relink it reads the new value.
+ */
+static void
+test_replace_reclaimed_item(void **state)
+{
+	(void)state;
+	struct store *s = test_store_new(STORE_BYTES_MIN, 0);
+	struct store_key a = test_key_str("first");
+	struct store_write w = {.value = "old-value", .value_len = 9};
+	struct store_value v;
+	char buf[16], key[16];
+
+	assert_non_null(s);
+	assert_int_equal(store_set(s, STORE_SET, &a, &w, 1, NULL), 0);
+	uint64_t n = store_item_bytes(a.len, 9);
+	/* Fill the first lap up to less than one more item, with items of the same size. */
+	for (int i = 0; LD(&s->head) + n <= s->log_bytes; i++) {
+		snprintf(key, sizeof(key), "f%d", i);
+		struct store_key k = test_key_str(key);
+		struct store_write fw = {.value = "0123456789abcdef",
+		                         .value_len =
+		                                 (uint32_t)(n - STORE_ITEM_HEADER_BYTES - k.len)};
+		assert_int_equal(store_set(s, STORE_SET, &k, &fw, 1, NULL), 0);
+	}
+	assert_int_equal(LD(&s->tail), 0);
+
+	struct loc loc;
+	assert_true(lookup(s, &a, &loc));
+	assert_int_equal(loc.off, 0);
+	struct vparts vp = {.post = "new-value", .post_len = 9};
+	uint64_t cas = cas_next(s);
+	uint64_t off = item_append(s, &a, &vp, 0, 0, cas, &loc, 1);
+	assert_true(loc.open);
+	assert_true(LD(&s->tail) > 0);
+	assert_int_equal(LD(&loc.b->version) & 1u, 1);
+	assert_int_equal(store_get_copy_concurrent(s, &a, 1, buf, sizeof(buf), &v), -SP_EBUSY);
+	relink_loc(s, &loc, off, a.hash);
+	assert_false(loc.open);
+	assert_int_equal(store_get_copy_concurrent(s, &a, 1, buf, sizeof(buf), &v), 0);
+	assert_int_equal(v.len, 9);
+	assert_memory_equal(buf, "new-value", 9);
+	assert_int_equal(v.cas, cas);
+	assert_int_equal(store_check(s), 0);
+	free(s);
+}
+
+/*
  * Index entries keep offsets; positions (head, tail) are 64-bit counters that readers map
  * offsets back onto. Start the counters just before 2^51 and far from a lap boundary and
  * write through many laps: every lookup and the checker must agree on both sides.
@@ -167,6 +216,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_concurrent_retry_bound),
+	        cmocka_unit_test(test_replace_reclaimed_item),
 	        cmocka_unit_test(test_position_wrap),
 	        cmocka_unit_test(test_lap_end_pads),
 	        cmocka_unit_test(test_check_detects_damage),
