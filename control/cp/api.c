@@ -525,6 +525,7 @@ cp_api_on_submitted(struct cp *cp, int32_t pend, int err, uint64_t index, uint64
 	if (p->kind == 0)
 		return;
 	if (err) {
+		SP_LOG_DEBUG(MOD, "%s refused by Raft: %s", p->op, sp_strerror(err));
 		if (pending_conn_ok(cp, p))
 			respond_err(cp, p->conn, p->req_id, err, NULL);
 		pending_free(cp, p);
@@ -547,6 +548,9 @@ cp_api_on_applied(struct cp *cp, uint64_t index, uint64_t term, int status)
 			if (p->term != term)
 				respond_err(cp, p->conn, p->req_id, -EAGAIN,
 				            "leader changed before the change committed; retry");
+			else if (status == -SP_EFULL)
+				respond_err(cp, p->conn, p->req_id, -SP_ETOOBIG,
+				            "the configuration holds its limit of 1024 keys");
 			else if (status)
 				respond_err(cp, p->conn, p->req_id, status, NULL);
 			else {

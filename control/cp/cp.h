@@ -17,6 +17,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "cluster/region.h"
 #include "raft/raft.h"
@@ -35,6 +37,7 @@
 #define CP_REQUEST_TIMEOUT_TICKS 400u   /* 10 s for a client request */
 #define CP_SNAPSHOT_ENTRIES      10000u /* applied entries between snapshots */
 #define CP_RECV_CHUNK            65536u
+#define CP_SEND_IOV_MAX          64u /* frames in one sendmsg */
 #define CP_JSON_MAX              (1u << 20)
 #define CP_OP_MAGIC              0x43504f50u
 
@@ -98,6 +101,8 @@ struct cp_conn {
 	bool connect_inflight;
 	bool told_removed;
 	struct sockaddr_in addr;
+	struct iovec iov[CP_SEND_IOV_MAX];
+	struct msghdr msg;
 	struct cp_op op_recv;
 	struct cp_op op_send;
 	struct cp_op op_connect;
@@ -225,6 +230,8 @@ struct cp {
 	bool ready_inflight;
 	struct raft_ready rd;
 	int64_t rd_seq;
+	struct raft_hard_state hs_synced;  /* term and vote known durable */
+	struct raft_hard_state hs_pending; /* of the ready being persisted */
 	struct cp_deferred *deferred;
 	uint32_t n_deferred;
 	uint32_t ticks_owed;

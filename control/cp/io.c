@@ -251,9 +251,17 @@ submit_send(struct cp_conn *c)
 	if (c->send_inflight || c->sq_head == NULL || c->state == CP_CS_CLOSING ||
 	    c->state == CP_CS_CONNECTING)
 		return;
-	struct cp_sendbuf *b = c->sq_head;
+	/* Everything queued goes in one sendmsg: many small Raft frames, one system call. */
+	unsigned n = 0;
+	for (struct cp_sendbuf *b = c->sq_head; b && n < CP_SEND_IOV_MAX; b = b->next, n++) {
+		c->iov[n].iov_base = b->data + b->off;
+		c->iov[n].iov_len = b->len - b->off;
+	}
+	memset(&c->msg, 0, sizeof(c->msg));
+	c->msg.msg_iov = c->iov;
+	c->msg.msg_iovlen = n;
 	struct io_uring_sqe *sqe = get_sqe(c->cp);
-	io_uring_prep_send(sqe, c->fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL);
+	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
 	io_uring_sqe_set_data(sqe, &c->op_send);
 	c->send_inflight = true;
 }
@@ -479,9 +487,15 @@ on_send(struct cp_conn *c, int res)
 		conn_close(c, "send failed");
 		return;
 	}
-	struct cp_sendbuf *b = c->sq_head;
-	b->off += (uint32_t)res;
-	if (b->off == b->len) {
+	size_t sent = (size_t)res;
+	while (sent && c->sq_head) {
+		struct cp_sendbuf *b = c->sq_head;
+		size_t left = b->len - b->off;
+		if (sent < left) {
+			b->off += (uint32_t)sent;
+			break;
+		}
+		sent -= left;
 		c->sq_head = b->next;
 		if (c->sq_head == NULL)
 			c->sq_tail = NULL;

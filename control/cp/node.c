@@ -270,6 +270,7 @@ cp_node_on_durable(void *arg, uint64_t seq, int err)
 		cp->fsync_started_ns = 0;
 	}
 	if (cp->ready_inflight && (int64_t)seq >= cp->rd_seq) {
+		cp->hs_synced = cp->hs_pending;
 		finish_ready(cp);
 		cp_node_drive(cp);
 	}
@@ -294,7 +295,12 @@ cp_node_drive(struct cp *cp)
 				return;
 			}
 		}
-		if (rd->n_entries || rd->hard_state_changed) {
+		/* Only entries and term/vote must be on disk before going on; a commit index
+		 * that moved rides along with the next write (it only saves replay work). */
+		bool hs_sync =
+		        rd->hard_state_changed && (rd->hard_state.term != cp->hs_synced.term ||
+		                                   rd->hard_state.vote != cp->hs_synced.vote);
+		if (rd->n_entries || hs_sync) {
 			static struct log_entry ents[RAFT_MSG_ENTRIES_MAX * 4];
 			size_t n = rd->n_entries;
 			VERIFY(n <= SP_ARRAY_SIZE(ents));
@@ -316,9 +322,19 @@ cp_node_drive(struct cp *cp)
 			}
 			cp->ready_inflight = true;
 			cp->rd_seq = seq;
+			cp->hs_pending = rd->hard_state;
 			cp->fsync_started_ns = sp_mono_ns();
 			log_store_flush(cp->log);
 			return; /* continues in cp_node_on_durable */
+		}
+		if (rd->hard_state_changed) {
+			struct log_hard_state hs = {rd->hard_state.term, rd->hard_state.vote,
+			                            rd->hard_state.commit};
+			int64_t seq = log_store_append(cp->log, NULL, 0, &hs);
+			if (seq < 0) {
+				cp_node_on_durable(cp, 0, (int)seq);
+				return;
+			}
 		}
 		cp->ready_inflight = true;
 		finish_ready(cp);
@@ -396,16 +412,50 @@ step_now(struct cp *cp, uint32_t kind, uint64_t arg, const uint8_t *data, uint32
 static void
 step_deferred(struct cp *cp)
 {
+	static struct raft_entry batch[RAFT_PROPOSE_BATCH_MAX];
+
 	while (cp->ticks_owed && !cp->ready_inflight) {
 		struct raft_event ev = {.type = RAFT_EV_TICK};
 		raft_step(cp->raft, &ev);
 		cp->ticks_owed--;
 	}
 	uint32_t i = 0;
-	for (; i < cp->n_deferred; i++) {
+	while (i < cp->n_deferred) {
 		struct cp_deferred *d = &cp->deferred[i];
-		step_now(cp, d->kind, d->arg, d->data, d->len, d->pend);
-		free(d->data);
+		if (d->kind != CP_SUB_PROPOSE) {
+			step_now(cp, d->kind, d->arg, d->data, d->len, d->pend);
+			free(d->data);
+			i++;
+			continue;
+		}
+		/* Consecutive proposals go to Raft as one batch: one append per follower. */
+		uint32_t n = 0;
+		while (i + n < cp->n_deferred && n < RAFT_PROPOSE_BATCH_MAX &&
+		       cp->deferred[i + n].kind == CP_SUB_PROPOSE) {
+			const struct cp_deferred *p = &cp->deferred[i + n];
+			batch[n++] = (struct raft_entry){
+			        .type = RAFT_ENTRY_NORMAL, .len = p->len, .data = p->data};
+		}
+		struct raft_propose_result res = {0};
+		struct raft_event ev = {.type = RAFT_EV_PROPOSE};
+		ev.propose.entries = batch;
+		ev.propose.n_entries = n;
+		ev.propose.result = &res;
+		int err = raft_step(cp->raft, &ev);
+		pthread_mutex_lock(&cp->metrics_lock);
+		cp->metrics.proposals_total += n;
+		if (err)
+			cp->metrics.proposals_failed += n;
+		pthread_mutex_unlock(&cp->metrics_lock);
+		for (uint32_t k = 0; k < n; k++) {
+			struct cp_deferred *p = &cp->deferred[i + k];
+			if (p->pend >= 0)
+				cp_api_on_submitted(cp, p->pend, err,
+				                    res.first_index ? res.first_index + k : 0,
+				                    res.term);
+			free(p->data);
+		}
+		i += n;
 	}
 	cp->n_deferred = 0;
 }
@@ -420,7 +470,11 @@ cp_node_submit(struct cp *cp, uint32_t kind, uint64_t arg, const void *data, uin
 		return 0;
 	}
 	if (cp->n_deferred == CP_DEFERRED_MAX) {
-		cp->deferred_dropped++;
+		if (cp->deferred_dropped++ % 1000 == 0)
+			SP_LOG_WARN(MOD,
+			            "%u events wait for a write to disk; dropping more (%" PRIu64
+			            " so far)",
+			            cp->n_deferred, cp->deferred_dropped);
 		return -SP_EFULL;
 	}
 	uint8_t *copy = NULL;
@@ -694,6 +748,7 @@ cp_node_start(struct cp *cp)
 	struct raft_storage rs = {0};
 	struct raft_entry *ents = NULL;
 	rs.hard_state = (struct raft_hard_state){rec.hs.term, rec.hs.vote, rec.hs.commit};
+	cp->hs_synced = rs.hard_state;
 	if (rec.snap_index) {
 		struct raft_membership m;
 		const uint8_t *img = rec.snap_data;
