@@ -53,6 +53,11 @@ struct sp_client {
 	uint64_t next_dgram;
 	struct sp_client_stats st;
 
+	/* Operations queued by sp_client_queue(), and the copies a flush runs. */
+	struct sp_client_op *queued[SP_CLIENT_BATCH_MAX];
+	struct sp_client_op flushing[SP_CLIENT_BATCH_MAX];
+	uint32_t nqueued;
+
 	/* Scratch for one round, sized at create so execute never allocates. */
 	uint8_t state[SP_CLIENT_BATCH_MAX];
 	uint16_t port[SP_CLIENT_BATCH_MAX];
@@ -678,6 +683,42 @@ sp_client_execute(struct sp_client *c, struct sp_client_op *ops, size_t n)
 		done += k;
 	}
 	return 0;
+}
+
+int
+sp_client_queue(struct sp_client *c, struct sp_client_op *op)
+{
+	ASSERT(c != NULL);
+	ASSERT(op != NULL);
+	if (c->nqueued >= SP_CLIENT_BATCH_MAX)
+		return -SP_EFULL;
+	c->queued[c->nqueued++] = op;
+	return 0;
+}
+
+uint32_t
+sp_client_queued(const struct sp_client *c)
+{
+	ASSERT(c != NULL);
+	ASSERT(c->nqueued <= SP_CLIENT_BATCH_MAX);
+	return c->nqueued;
+}
+
+int
+sp_client_flush(struct sp_client *c)
+{
+	ASSERT(c != NULL);
+	uint32_t n = c->nqueued;
+	ASSERT(n <= SP_CLIENT_BATCH_MAX);
+	if (n == 0)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		c->flushing[i] = *c->queued[i];
+	c->nqueued = 0;
+	int rc = sp_client_execute(c, c->flushing, n);
+	for (uint32_t i = 0; i < n; i++)
+		*c->queued[i] = c->flushing[i];
+	return rc;
 }
 
 /* ---- One operation at a time ------------------------------------------------------------- */

@@ -2,9 +2,10 @@
 /*
  * The Shardplane C client: the binary protocol (wire/binproto.h) over kernel UDP sockets.
  *
- * - Batching: sp_client_execute() packs many operations into as few datagrams as it can
- *   (up to SP_BP_REQS_MAX requests each), sends them all, then collects replies matched by
- *   request id. Replies to one datagram may arrive in several datagrams, from any port.
+ * - Batching: sp_client_execute() (or sp_client_queue() ... sp_client_flush()) packs many
+ *   operations into as few datagrams as it can (up to SP_BP_REQS_MAX requests each), sends
+ *   them all, then collects replies matched by request id. Replies to one datagram may
+ *   arrive in several datagrams, from any port.
  * - Partition-aware routing: the client fetches the node's routing table with ROUTE
  *   (partition count, workers, base UDP port, epoch, partition -> worker map) and sends each
  *   request to its owner's port, base_port + worker. It fetches the table again every
@@ -120,6 +121,18 @@ void sp_client_destroy(struct sp_client *c);
  * failed (ops without a result then have rc -EIO).
  */
 int sp_client_execute(struct sp_client *c, struct sp_client_op *ops, size_t n);
+
+/*
+ * The same batch built up one operation at a time: sp_client_queue() remembers op (which
+ * must stay valid until the flush) and returns 0, or -SP_EFULL when SP_CLIENT_BATCH_MAX
+ * operations are already queued (flush first). sp_client_flush() runs the queued ops as
+ * one sp_client_execute() batch, writes each one's results into it, empties the queue and
+ * returns what sp_client_execute() returned (0 with nothing queued).
+ */
+int sp_client_queue(struct sp_client *c, struct sp_client_op *op);
+int sp_client_flush(struct sp_client *c);
+/* Operations queued and not yet flushed. */
+uint32_t sp_client_queued(const struct sp_client *c);
 
 /*
  * Fetches the routing table again (all pages). Returns 0, -ETIMEDOUT when the node did not

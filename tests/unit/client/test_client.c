@@ -520,6 +520,42 @@ test_batching(void **state)
 }
 
 static void
+test_queue_and_flush(void **state)
+{
+	struct server *s = *state;
+	struct sp_client *c = connect_client(s, false, -1, false);
+	static struct sp_client_op ops[SP_CLIENT_BATCH_MAX + 1];
+	static char keys[SP_CLIENT_BATCH_MAX + 1][32];
+	static char out[SP_CLIENT_BATCH_MAX + 1][64];
+
+	assert_int_equal(sp_client_flush(c), 0); /* nothing queued */
+	make_ops(ops, keys, SP_CLIENT_BATCH_MAX + 1, "queue", SP_BP_OP_SET, out);
+	for (unsigned i = 0; i < SP_CLIENT_BATCH_MAX; i++)
+		assert_int_equal(sp_client_queue(c, &ops[i]), 0);
+	assert_int_equal(sp_client_queued(c), SP_CLIENT_BATCH_MAX);
+	assert_int_equal(sp_client_queue(c, &ops[SP_CLIENT_BATCH_MAX]), -SP_EFULL);
+	assert_int_equal(sp_client_flush(c), 0);
+	assert_int_equal(sp_client_queued(c), 0);
+	for (unsigned i = 0; i < SP_CLIENT_BATCH_MAX; i++) {
+		assert_int_equal(ops[i].rc, 0);
+		assert_int_equal(ops[i].status, SP_BP_ST_OK);
+		assert_true(ops[i].cas_out != 0);
+	}
+
+	/* Results land in the caller's ops, values in their buffers. */
+	make_ops(ops, keys, 3, "queue", SP_BP_OP_GET, out);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(sp_client_queue(c, &ops[i]), 0);
+	assert_int_equal(sp_client_flush(c), 0);
+	for (unsigned i = 0; i < 3; i++) {
+		assert_int_equal(ops[i].status, SP_BP_ST_OK);
+		assert_int_equal(ops[i].value_len_out, ops[i].key_len);
+		assert_memory_equal(out[i], keys[i], ops[i].key_len);
+	}
+	sp_client_destroy(c);
+}
+
+static void
 test_more_than_one_round(void **state)
 {
 	struct server *s = *state;
@@ -894,6 +930,7 @@ main(void)
 	        cmocka_unit_test_setup(test_routing_to_owner_ports, faults_off),
 	        cmocka_unit_test_setup(test_no_route_gets_wrong_partition, faults_off),
 	        cmocka_unit_test_setup(test_batching, faults_off),
+	        cmocka_unit_test_setup(test_queue_and_flush, faults_off),
 	        cmocka_unit_test_setup(test_more_than_one_round, faults_off),
 	        cmocka_unit_test_setup(test_retry_after_drop, faults_off),
 	        cmocka_unit_test_setup(test_timeout_is_bounded, faults_off),
