@@ -650,20 +650,27 @@ mcexec_udp(const struct mcexec_env *env, const uint8_t *udp, size_t len, struct 
 enum mcexec_route_kind
 mcexec_route(const uint8_t *payload, size_t len, uint32_t partitions, uint32_t *partition)
 {
-	struct sp_mc_cmd cmd;
-	size_t used;
+	size_t off = 0;
 
 	ASSERT(partition != NULL);
 	ASSERT(partitions > 0);
 	*partition = 0;
-	if (sp_mc_parse(payload, len, SP_MC_VALUE_MAX, &cmd, &used) != 0)
-		return MCEXEC_ROUTE_ANY;
-	if (cmd.key == NULL || cmd.kind == SP_MC_REPLY)
-		return MCEXEC_ROUTE_ANY;
-	if (sp_mc_kind_is_get(cmd.kind) && cmd.key_count > 1)
-		return MCEXEC_ROUTE_MULTI;
-	*partition = sp_key_partition(sp_key_hash(cmd.key, cmd.key_len), partitions);
-	return MCEXEC_ROUTE_OWNER;
+	/* The first command that names a key decides; keyless ones before it run anywhere. */
+	for (uint32_t i = 0; i < MCEXEC_ROUTE_SCAN_MAX && off < len; i++) {
+		struct sp_mc_cmd cmd;
+		size_t used;
+
+		if (sp_mc_parse(payload + off, len - off, SP_MC_VALUE_MAX, &cmd, &used) != 0)
+			return MCEXEC_ROUTE_ANY;
+		off += used;
+		if (cmd.key == NULL || cmd.kind == SP_MC_REPLY)
+			continue;
+		if (sp_mc_kind_is_get(cmd.kind) && cmd.key_count > 1)
+			return MCEXEC_ROUTE_MULTI;
+		*partition = sp_key_partition(sp_key_hash(cmd.key, cmd.key_len), partitions);
+		return MCEXEC_ROUTE_OWNER;
+	}
+	return MCEXEC_ROUTE_ANY;
 }
 
 void

@@ -93,10 +93,14 @@ enum mcexec_route_kind {
 	MCEXEC_ROUTE_MULTI,   /* a multi-key get: the receiving core */
 };
 
+/* Commands mcexec_route() reads looking for one that names a key. */
+#define MCEXEC_ROUTE_SCAN_MAX 32u
+
 /*
- * Looks at the first command of a request payload (after the frame header) and says where
- * the datagram must run; *partition is set for MCEXEC_ROUTE_OWNER. Pure; can't fail (a
- * payload it cannot read is MCEXEC_ROUTE_ANY: it only produces an error reply).
+ * Says where a request payload (after the frame header) must run, from its first command
+ * that names a key (reading at most MCEXEC_ROUTE_SCAN_MAX commands); *partition is set for
+ * MCEXEC_ROUTE_OWNER. Pure; can't fail (a payload with no key, or one it cannot read, is
+ * MCEXEC_ROUTE_ANY: it only produces keyless or error replies).
  */
 enum mcexec_route_kind mcexec_route(const uint8_t *payload, size_t len, uint32_t partitions,
                                     uint32_t *partition);

@@ -444,6 +444,25 @@ test_route(void **state)
 	assert_int_equal(mcexec_route((const uint8_t *)"bogus\r\n", 7, PARTS, &p),
 	                 MCEXEC_ROUTE_ANY);
 	assert_int_equal(mcexec_route((const uint8_t *)"get a", 5, PARTS, &p), MCEXEC_ROUTE_ANY);
+	/* Keyless commands first: the first keyed one decides. */
+	assert_int_equal(
+	        mcexec_route((const uint8_t *)"version\r\nbad\r\ndelete abc\r\n", 26, PARTS, &p),
+	        MCEXEC_ROUTE_OWNER);
+	assert_int_equal(p, partition_of("abc"));
+	/* The scan bound: a key after MCEXEC_ROUTE_SCAN_MAX keyless commands is not seen. */
+	{
+		char req[1024];
+		size_t n = 0;
+
+		for (uint32_t i = 0; i < MCEXEC_ROUTE_SCAN_MAX - 1; i++)
+			n += (size_t)snprintf(req + n, sizeof(req) - n, "version\r\n");
+		snprintf(req + n, sizeof(req) - n, "get abc\r\n");
+		assert_int_equal(mcexec_route((const uint8_t *)req, strlen(req), PARTS, &p),
+		                 MCEXEC_ROUTE_OWNER);
+		snprintf(req + n, sizeof(req) - n, "version\r\nget abc\r\n");
+		assert_int_equal(mcexec_route((const uint8_t *)req, strlen(req), PARTS, &p),
+		                 MCEXEC_ROUTE_ANY);
+	}
 }
 
 static void
