@@ -530,11 +530,12 @@ run_threads(const struct cbench_instance *inst, struct cbench_state *st0)
 		pthread_join(w[k].tid, NULL);
 		merge_run(r, &w[k].run);
 	}
+	/* Averages over the threads that ran (all n unless a thread could not start). */
 	r->group = NULL;
-	r->real_ns /= (uint64_t)n;
-	r->manual_s /= n;
+	r->real_ns /= (uint64_t)(created + 1);
+	r->manual_s /= created + 1;
 	if (r->process_cpu) {
-		r->cpu_ns /= (uint64_t)n;
+		r->cpu_ns /= (uint64_t)(created + 1);
 	}
 	pthread_cond_destroy(&g.cv);
 	pthread_mutex_destroy(&g.mu);
