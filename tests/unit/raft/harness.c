@@ -186,6 +186,8 @@ enqueue(struct net *net, const struct raft_msg *m)
 	net->sent[m->type][m->to]++;
 	if (m->type == RAFT_MSG_APPEND && m->n_entries > 0)
 		net->sent_entries[m->to]++;
+	if (m->type == RAFT_MSG_APPEND && m->n_entries > net->max_append_entries)
+		net->max_append_entries = m->n_entries;
 	if (net->q_len >= NET_QUEUE_MAX) {
 		net->dropped++;
 		return;

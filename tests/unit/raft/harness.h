@@ -70,6 +70,7 @@ struct net {
 	size_t n_held;
 	uint64_t sent[RAFT_MSG_TYPE_END][NET_NODES_MAX + 1]; /* by type and destination */
 	uint64_t sent_entries[NET_NODES_MAX + 1]; /* appends carrying entries, by destination */
+	uint32_t max_append_entries;              /* most entries seen in one append */
 	uint64_t dropped;
 	uint32_t drop_type_mask; /* 1u << type: dropped in flight */
 	uint64_t leader_of_term[NET_LEADER_TERMS_MAX];

@@ -333,6 +333,10 @@ test_config_validation(void **state)
 	raft_config_init(&cfg, 0);
 	assert_null(raft_create(&cfg, NULL, &err));
 	raft_config_init(&cfg, 1);
+	cfg.max_inflight_msgs = 257; /* over the per-follower in-flight ring */
+	assert_null(raft_create(&cfg, NULL, &err));
+	assert_int_equal(err, -EINVAL);
+	raft_config_init(&cfg, 1);
 	cfg.bootstrap = (struct raft_membership){.n_voters = 1, .voters = {1}};
 	r = raft_create(&cfg, NULL, &err);
 	assert_non_null(r);

@@ -1026,6 +1026,101 @@ test_outbox_bound(void **state)
 	net_free(&net);
 }
 
+static int
+propose_batch(struct net *net, uint64_t id, size_t n)
+{
+	static struct raft_entry batch[RAFT_PROPOSE_BATCH_MAX];
+	struct raft_event ev = {.type = RAFT_EV_PROPOSE};
+
+	for (size_t i = 0; i < n; i++)
+		batch[i] = (struct raft_entry){.type = RAFT_ENTRY_NORMAL, .data = "e", .len = 1};
+	ev.propose.entries = batch;
+	ev.propose.n_entries = n;
+	return net_step(net, id, &ev);
+}
+
+/* One ready hands out at most RAFT_READY_APPLY_MAX committed entries; the rest follow. */
+static void
+test_ready_apply_bound(void **state)
+{
+	struct raft *r;
+	struct raft_ready rd;
+	struct net net;
+	uint64_t commit;
+
+	(void)state;
+	net_init(&net, 1, 0, NULL);
+	assert_int_equal(net_elect(&net, 1), 1);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(propose_batch(&net, 1, RAFT_PROPOSE_BATCH_MAX), 0);
+	r = net_raft(&net, 1);
+	assert_true(raft_ready_get(r, &rd)); /* persist the 5120 entries */
+	assert_int_equal(rd.n_entries, 5 * RAFT_PROPOSE_BATCH_MAX);
+	assert_int_equal(rd.n_committed, 0);
+	raft_ready_advance(r); /* a single voter commits what it persisted */
+	commit = status_of(&net, 1).commit;
+	assert_int_equal(commit, status_of(&net, 1).last_index);
+	assert_true(raft_ready_get(r, &rd));
+	assert_int_equal(rd.n_committed, RAFT_READY_APPLY_MAX);
+	raft_ready_advance(r);
+	assert_true(raft_ready_get(r, &rd));
+	assert_int_equal(rd.n_committed, commit - 1 - RAFT_READY_APPLY_MAX);
+	raft_ready_advance(r);
+	assert_int_equal(status_of(&net, 1).applied, commit);
+	net_free(&net);
+}
+
+/* A follower far behind gets appends of at most RAFT_MSG_ENTRIES_MAX entries each. */
+static void
+test_append_entries_bound(void **state)
+{
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, NULL);
+	assert_int_equal(net_elect(&net, 1), 1);
+	net_crash(&net, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(propose_batch(&net, 1, RAFT_PROPOSE_BATCH_MAX), 0);
+		net_deliver(&net);
+	}
+	net.max_append_entries = 0;
+	net_restart(&net, 3);
+	net_tick_all(&net, 3);
+	assert_int_equal(net.max_append_entries, RAFT_MSG_ENTRIES_MAX);
+	assert_int_equal(status_of(&net, 3).commit, status_of(&net, 1).commit);
+	assert_int_equal(net_applied_normal(&net, 3), 3 * RAFT_PROPOSE_BATCH_MAX);
+	net_free(&net);
+}
+
+/* Entry and snapshot payload bounds are enforced before anything is read. */
+static void
+test_payload_bounds(void **state)
+{
+	struct raft_entry e = {
+	        .type = RAFT_ENTRY_NORMAL, .data = "x", .len = RAFT_ENTRY_BYTES_MAX + 1};
+	struct raft_event ev = {.type = RAFT_EV_PROPOSE};
+	struct net net;
+
+	(void)state;
+	net_init(&net, 1, 0, NULL);
+	assert_int_equal(net_elect(&net, 1), 1);
+	ev.propose.entries = &e;
+	ev.propose.n_entries = 1;
+	assert_int_equal(net_step(&net, 1, &ev), -SP_ETOOBIG);
+	assert_int_equal(net_propose(&net, 1, "ok"), 0);
+	net_deliver(&net);
+	ev = (struct raft_event){.type = RAFT_EV_COMPACT};
+	ev.compact.index = status_of(&net, 1).applied;
+	ev.compact.data = "x";
+	ev.compact.len = (size_t)RAFT_SNAPSHOT_BYTES_MAX + 1;
+	assert_int_equal(net_step(&net, 1, &ev), -SP_ETOOBIG);
+	ev.compact.len = 1;
+	assert_int_equal(net_step(&net, 1, &ev), 0);
+	assert_int_equal(net_step(&net, 1, &ev), -EINVAL); /* already compacted */
+	net_free(&net);
+}
+
 /* The read queue holds RAFT_READS_PENDING_MAX requests; one more is refused. */
 static void
 test_read_queue_bound(void **state)
@@ -1139,6 +1234,9 @@ main(void)
 	        cmocka_unit_test(test_bad_messages_and_events_refused),
 	        cmocka_unit_test(test_outbox_bound),
 	        cmocka_unit_test(test_read_queue_bound),
+	        cmocka_unit_test(test_ready_apply_bound),
+	        cmocka_unit_test(test_append_entries_bound),
+	        cmocka_unit_test(test_payload_bounds),
 	        cmocka_unit_test(test_random_faults),
 	};
 
