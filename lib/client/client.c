@@ -118,7 +118,8 @@ send_to(struct sp_client *c, const void *buf, uint32_t len, uint16_t port)
 /*
  * Receives one datagram without blocking and decodes it into c->replies. Returns the
  * reply count, 0 when nothing (valid) was there to read, or a negative errno on a socket
- * error. Only datagrams from the node's address are accepted.
+ * error. Replies are matched by request id whatever address they come from (in cluster
+ * mode another node may answer a request it was forwarded); those are counted.
  */
 static int
 recv_replies(struct sp_client *c, bool *more)
@@ -144,16 +145,14 @@ recv_replies(struct sp_client *c, bool *more)
 	}
 	*more = true;
 	c->st.datagrams_recv++;
-	if (from.sin_addr.s_addr != c->node.sin_addr.s_addr) {
-		c->st.bad_datagrams++;
-		return 0;
-	}
 	enum sp_bp_err e =
 	        sp_bp_decode_replies(c->rxbuf, (size_t)n, c->replies, SP_BP_REQS_MAX, &d);
 	if (e != SP_BP_ERR_OK) {
 		c->st.bad_datagrams++;
 		return 0;
 	}
+	if (from.sin_addr.s_addr != c->node.sin_addr.s_addr)
+		c->st.datagrams_other_host++;
 	return d.count;
 }
 

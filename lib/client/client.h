@@ -62,14 +62,15 @@ struct sp_client_stats {
 	uint64_t ops; /* operations completed (reply, timeout or local error) */
 	uint64_t datagrams_sent;
 	uint64_t datagrams_recv;
-	uint64_t replies;         /* replies matched to an operation */
-	uint64_t stale_replies;   /* replies for no pending operation (late duplicates) */
-	uint64_t bad_datagrams;   /* received datagrams that failed to decode */
-	uint64_t retries;         /* requests sent again after a timeout */
-	uint64_t timeouts;        /* operations that ran out of attempts */
-	uint64_t send_errors;     /* sendto failures (the datagram counts as lost) */
-	uint64_t route_refreshes; /* routing tables fetched */
-	uint64_t wrong_partition; /* WRONG_PARTITION replies */
+	uint64_t replies;              /* replies matched to an operation */
+	uint64_t stale_replies;        /* replies for no pending operation (late duplicates) */
+	uint64_t bad_datagrams;        /* received datagrams that failed to decode */
+	uint64_t datagrams_other_host; /* valid replies from an address other than the node's */
+	uint64_t retries;              /* requests sent again after a timeout */
+	uint64_t timeouts;             /* operations that ran out of attempts */
+	uint64_t send_errors;          /* sendto failures (the datagram counts as lost) */
+	uint64_t route_refreshes;      /* routing tables fetched */
+	uint64_t wrong_partition;      /* WRONG_PARTITION replies */
 };
 
 /*

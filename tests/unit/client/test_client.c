@@ -60,6 +60,7 @@ struct server {
 	atomic_bool duplicate;         /* send every reply datagram twice */
 	atomic_uint replies_per_dgram; /* 0 = as many as fit */
 	atomic_bool epoch_flip;        /* a new routing epoch before every ROUTE answer */
+	atomic_bool garbage;           /* send a malformed datagram before every reply */
 
 	/* What the server saw. */
 	atomic_ulong datagrams[WORKERS];
@@ -111,6 +112,11 @@ send_reply(struct server *s, unsigned w, struct sp_bp_builder *b, const struct s
 
 	if (b->count == 0)
 		return;
+	if (atomic_load(&s->garbage)) {
+		static const uint8_t junk[] = "not a shardplane datagram";
+		(void)sendto(s->fd[w], junk, sizeof(junk), 0, (const struct sockaddr *)to,
+		             sizeof(*to));
+	}
 	for (unsigned i = 0; i < copies; i++)
 		(void)sendto(s->fd[w], b->buf, len, 0, (const struct sockaddr *)to, sizeof(*to));
 }
@@ -253,6 +259,7 @@ faults_off(void **state)
 	atomic_store(&s->duplicate, false);
 	atomic_store(&s->replies_per_dgram, 0);
 	atomic_store(&s->epoch_flip, false);
+	atomic_store(&s->garbage, false);
 	atomic_store(&s->misrouted, 0);
 	return 0;
 }
@@ -515,6 +522,20 @@ test_batching(void **state)
 	assert_int_equal(sp_client_execute(c, ops, 8), 0);
 	sp_client_stats_get(c, &st1);
 	assert_true(st1.stale_replies > st0.stale_replies);
+
+	/* Malformed datagrams among the replies are counted and ignored. */
+	atomic_store(&s->duplicate, false);
+	atomic_store(&s->garbage, true);
+	make_ops(ops, keys, 40, "batch", SP_BP_OP_GET, out);
+	assert_int_equal(sp_client_execute(c, ops, 40), 0);
+	for (unsigned i = 0; i < 40; i++) {
+		assert_int_equal(ops[i].rc, 0);
+		assert_int_equal(ops[i].status, SP_BP_ST_OK);
+	}
+	struct sp_client_stats st2;
+	sp_client_stats_get(c, &st2);
+	assert_true(st2.bad_datagrams >= st1.bad_datagrams + WORKERS);
+	assert_int_equal(st2.datagrams_other_host, 0);
 	assert_int_equal(atomic_load(&s->misrouted), 0);
 	sp_client_destroy(c);
 }
