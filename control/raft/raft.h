@@ -348,7 +348,12 @@ void raft_destroy(struct raft *r);
  *   -SP_ETOOBIG     batch over RAFT_PROPOSE_BATCH_MAX, entry over RAFT_ENTRY_BYTES_MAX, or
  *                   one batch costing more than max_uncommitted_bytes
  *   -SP_EMALFORMED  a message that breaks the protocol's shape (counted, ignored)
- *   -EINVAL         a bad event (unknown type, compact beyond applied, bad conf change)
+ *   -EINVAL         a bad event (unknown type, compact beyond applied or not past the
+ *                   last snapshot, promoting a voter, removing the last voter, transfer
+ *                   to itself or a non-voter, campaign on a node that may not campaign)
+ *   -SP_EEXISTS / -SP_ENOTFOUND / -SP_EFULL  conf change adding a member twice, naming a
+ *                   non-member, or beyond RAFT_NODES_MAX
+ *   -ENOMEM         out of memory (the node is unchanged)
  * Never called between raft_ready_get() and raft_ready_advance().
  */
 int raft_step(struct raft *r, const struct raft_event *ev);
