@@ -603,12 +603,16 @@ collect(struct sp_client *c, struct sp_client_op *ops, uint32_t n, uint32_t base
 	return (int)waiting;
 }
 
-/* One round of at most SP_CLIENT_BATCH_MAX operations. Returns 0 or a socket error. */
+/*
+ * One round of at most SP_CLIENT_BATCH_MAX operations. Returns 0, or a negative errno when
+ * the socket failed (ops without a result then get -EIO).
+ */
 static int
 run_round(struct sp_client *c, struct sp_client_op *ops, uint32_t n)
 {
 	uint32_t base_id = c->next_id;
 	uint32_t waiting = 0;
+	int rc = 0;
 
 	ASSERT(n <= SP_CLIENT_BATCH_MAX);
 	c->next_id += n;
@@ -621,7 +625,6 @@ run_round(struct sp_client *c, struct sp_client_op *ops, uint32_t n)
 		op->rc = op_validate(op);
 		if (op->rc != 0) {
 			c->state[i] = OP_DONE;
-			c->st.ops++;
 			continue;
 		}
 		op->rc = -ETIMEDOUT;
@@ -631,7 +634,7 @@ run_round(struct sp_client *c, struct sp_client_op *ops, uint32_t n)
 	}
 
 	for (uint32_t attempt = 0; waiting > 0; attempt++) {
-		int rc = send_pending(c, ops, n, base_id);
+		rc = send_pending(c, ops, n, base_id);
 		if (rc < 0)
 			goto fail;
 		uint64_t deadline = sp_mono_ns() + (uint64_t)c->timeout_ms * SP_NS_PER_MS;
@@ -657,12 +660,13 @@ run_round(struct sp_client *c, struct sp_client_op *ops, uint32_t n)
 	return 0;
 
 fail:
+	ASSERT(rc < 0);
 	for (uint32_t i = 0; i < n; i++) {
 		if (c->state[i] != OP_DONE)
 			ops[i].rc = -EIO;
 	}
 	c->st.ops += n;
-	return -EIO;
+	return rc;
 }
 
 int

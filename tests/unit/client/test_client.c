@@ -586,9 +586,16 @@ test_more_than_one_round(void **state)
 	static char keys[N][32];
 	static char out[N][64];
 
+	struct sp_client_stats st0;
+	struct sp_client_stats st1;
+
 	make_ops(ops, keys, N, "round", SP_BP_OP_SET, out);
 	ops[5].key_len = 0; /* one bad op in the middle: refused locally, rest served */
+	sp_client_stats_get(c, &st0);
 	assert_int_equal(sp_client_execute(c, ops, N), 0);
+	sp_client_stats_get(c, &st1);
+	assert_int_equal(st1.ops - st0.ops, N);
+	assert_int_equal(st1.replies - st0.replies, N - 1);
 	for (unsigned i = 0; i < N; i++) {
 		if (i == 5) {
 			assert_int_equal(ops[i].rc, -EINVAL);
