@@ -353,7 +353,7 @@ void raft_destroy(struct raft *r);
  *                   to itself or a non-voter, campaign on a node that may not campaign)
  *   -SP_EEXISTS / -SP_ENOTFOUND / -SP_EFULL  conf change adding a member twice, naming a
  *                   non-member, or beyond RAFT_NODES_MAX
- *   -ENOMEM         out of memory (the node is unchanged)
+ *   -ENOMEM         out of memory (a proposal batch may have been partly appended)
  * Never called between raft_ready_get() and raft_ready_advance().
  */
 int raft_step(struct raft *r, const struct raft_event *ev);
