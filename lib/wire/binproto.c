@@ -324,6 +324,8 @@ check_request(struct sp_bp_req *r, bool rsv)
 			reject(r, SP_BP_ERR_BAD_VALUE_LEN);
 		else if (r->cas != 0)
 			reject(r, SP_BP_ERR_BAD_REQ_FIELD);
+		else if (r->flags != 0) /* a created counter always has flags 0 */
+			reject(r, SP_BP_ERR_BAD_REQ_FIELD);
 		break;
 	default: /* set, replace: every field is meaningful */
 		break;
@@ -573,7 +575,7 @@ sp_bp_add_request(struct sp_bp_builder *b, const struct sp_bp_req *req)
 	st16(h + RQ_KEY_LEN, req->key_len);
 	st32(h + RQ_ID, req->request_id);
 	st32(h + RQ_VALUE_LEN, value_len);
-	st32(h + RQ_FLAGS, stores || counter ? req->flags : 0);
+	st32(h + RQ_FLAGS, stores ? req->flags : 0);
 	st32(h + RQ_EXPIRY, stores || counter ? req->expiry_s : 0);
 	st32(h + RQ_RESERVED32, 0);
 	st64(h + RQ_CAS, conditional ? req->cas : 0);

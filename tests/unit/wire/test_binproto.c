@@ -393,6 +393,19 @@ test_bad_requests_in_valid_datagram(void **state)
 	check_bad_request(SP_BP_OP_INCR, 1, 4, 0, SP_BP_ERR_BAD_VALUE_LEN, SP_BP_ST_BAD_REQUEST);
 	check_bad_request(SP_BP_OP_DECR, 1, 0, 0, SP_BP_ERR_BAD_VALUE_LEN, SP_BP_ST_BAD_REQUEST);
 	check_bad_request(SP_BP_OP_INCR, 1, 8, 5, SP_BP_ERR_BAD_REQ_FIELD, SP_BP_ST_BAD_REQUEST);
+	{
+		/* flags on incr/decr: a created counter has flags 0, so non-zero is refused. */
+		struct sp_bp_req reqs[SP_BP_REQS_MAX];
+		struct sp_bp_dgram d;
+		struct raw r;
+		raw_header(&r, SP_BP_MAGIC, SP_BP_VERSION, 0, 1);
+		raw_req(&r, SP_BP_OP_DECR, 1, 1, 8, 0);
+		raw_bytes(&r, 'k', 1);
+		raw_bytes(&r, 0, 8);
+		r.buf[SP_BP_DGRAM_HDR_SIZE + 12] = 1; /* flags */
+		assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_OK);
+		assert_int_equal(reqs[0].err, SP_BP_ERR_BAD_REQ_FIELD);
+	}
 	check_bad_request(SP_BP_OP_GET, 1, 0, 5, SP_BP_ERR_BAD_REQ_FIELD, SP_BP_ST_BAD_REQUEST);
 	check_bad_request(SP_BP_OP_ADD, 1, 0, 5, SP_BP_ERR_BAD_REQ_FIELD, SP_BP_ST_BAD_REQUEST);
 	check_bad_request(SP_BP_OP_ROUTE, 1, 0, 0, SP_BP_ERR_BAD_REQ_FIELD, SP_BP_ST_BAD_REQUEST);
@@ -707,6 +720,8 @@ test_random_roundtrip(void **state)
 			if (out[i].value_len != 0)
 				assert_memory_equal(out[i].value, in[i].value, in[i].value_len);
 			assert_true(out[i].cas == in[i].cas);
+			assert_int_equal(out[i].flags, in[i].flags);
+			assert_int_equal(out[i].expiry_s, in[i].expiry_s);
 			assert_true(out[i].delta == in[i].delta);
 			assert_true(out[i].initial == in[i].initial);
 			assert_int_equal(out[i].create, in[i].create);
