@@ -621,6 +621,20 @@ test_route_pages(void **state)
 	sp_bp_route_encode(value, &in, owner);
 	value[4] = 0; /* zero workers */
 	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
+	/* P at its limit is accepted, twice the limit is not. */
+	sp_bp_route_encode(value, &in, owner);
+	uint32_t p_max = SP_BP_PARTITIONS_MAX;
+	memcpy(value, &p_max, 4);
+	assert_int_equal(sp_bp_route_decode(value, len, &got), 0);
+	assert_int_equal(got.partitions, SP_BP_PARTITIONS_MAX);
+	p_max *= 2;
+	memcpy(value, &p_max, 4);
+	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
+	/* A page over SP_BP_ROUTE_PAGE_MAX entries. */
+	sp_bp_route_encode(value, &in, owner);
+	uint32_t count_over = SP_BP_ROUTE_PAGE_MAX + 1;
+	memcpy(value + 12, &count_over, 4);
+	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
 }
 
 /* ---- Randomized round trip and truncation ---------------------------------------------- */
