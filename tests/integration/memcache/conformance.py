@@ -14,7 +14,9 @@ for byte: request id, sequence number, datagram count and payload. Documented di
     memcached's extra names are not compared;
   - CAS unique values: each server numbers its own versions; the cas field of VALUE lines
     is compared as "a number", and cas commands use the value that server handed out.
-A random seed (printed; replay with SP_TEST_SEED) chooses request ids and the key prefix.
+After the fixed cases come RANDOM_CASES datagrams of random commands, valid and bent
+(bad numbers, bad data chunks, noreply, pipelines). A random seed (printed; replay with
+SP_TEST_SEED) chooses them, the request ids and the key prefix.
 """
 import os
 import random
@@ -283,8 +285,6 @@ def build_cases(p):
     add("pipeline 45 noreply then get",
         b"".join(b"delete " + k("d%d" % i) + b" noreply\r\n" for i in range(45)) + b"get " +
         k("m1") + b" " + k("m2") + b"\r\n")
-    add("quit flushes and stops", b"delete " + k("zz") + b"\r\nquit\r\ndelete " + k("zz") +
-        b"\r\n")
     add("http closes", b"delete " + k("zz") + b"\r\nGET / HTTP/1.1\r\ndelete " + k("zz") +
         b"\r\n")
     add("multi-datagram request dropped", b"version\r\n", count=2)
@@ -298,6 +298,60 @@ def build_cases(p):
     add("flush_all -1", b"flush_all -1\r\nget " + k("a") + b"\r\n")
     add("stats", b"stats\r\n", stats=True)
     return c
+
+
+RANDOM_CASES = 300        # randomized datagrams after the fixed cases
+RANDOM_CMDS_MAX = 4       # commands per randomized datagram
+
+
+def random_command(rnd, p):
+    """One command from memcached's grammar, sometimes bent out of shape."""
+    key = (p + rnd.choice(["r1", "r2", "r3", "r4", "n1", "n2"])).encode()
+    keys = b" ".join((p + rnd.choice(["r1", "r2", "r3", "n1", "zz"])).encode()
+                     for _ in range(rnd.randint(1, 4)))
+    value = rnd.choice([b"", b"0", b"7", b"42", b"18446744073709551615", b"abc", b" 9",
+                        b"x" * rnd.randint(1, 300), b"\r\n7", b"a\r\nb"])
+    flags = rnd.choice([b"0", b"1", b"4294967295", b"4294967296", b"-1", b"x", b"+3"])
+    exptime = rnd.choice([b"0", b"0", b"1000", b"-1", b"bad", b"2592000"])
+    noreply = rnd.choice([b"", b"", b"", b" noreply"])
+    word = rnd.choice(["get", "gets", "gat", "gats", "set", "add", "replace", "append",
+                       "prepend", "cas", "delete", "incr", "decr", "touch", "verbosity",
+                       "flush_all", "bogus"])
+    if word in ("get", "gets"):
+        return word.encode() + b" " + keys + b"\r\n"
+    if word in ("gat", "gats"):
+        return word.encode() + b" " + exptime + b" " + keys + b"\r\n"
+    if word in ("set", "add", "replace", "append", "prepend", "cas"):
+        length = str(len(value)).encode()
+        if rnd.random() < 0.1:
+            length = rnd.choice([b"-1", b"x"])
+        cas = b""
+        if word == "cas":
+            cas = b" " + rnd.choice([b"{cas:%s}" % key[len(p):], b"1", b"0", b"x"])
+        data = value + rnd.choice([b"\r\n"] * 9 + [b"!\r\n"])
+        return b"%s %s %s %s %s%s%s\r\n%s" % (word.encode(), key, flags, exptime, length, cas,
+                                              noreply, data)
+    if word == "delete":
+        return b"delete " + key + rnd.choice([b"", b" 0", b" 5"]) + noreply + b"\r\n"
+    if word in ("incr", "decr"):
+        delta = rnd.choice([b"1", b"0", b"100", b"18446744073709551615", b"-1", b"z"])
+        return word.encode() + b" " + key + b" " + delta + noreply + b"\r\n"
+    if word == "touch":
+        return b"touch " + key + b" " + exptime + noreply + b"\r\n"
+    if word == "verbosity":
+        return b"verbosity " + rnd.choice([b"1", b"x"]) + noreply + b"\r\n"
+    if word == "flush_all":
+        return b"flush_all" + rnd.choice([b"", b" 0", b" -1", b" x"]) + noreply + b"\r\n"
+    return b"bogus " + key + b"\r\n"
+
+
+def random_cases(rnd, prefix):
+    out = []
+    for i in range(RANDOM_CASES):
+        payload = b"".join(random_command(rnd, prefix)
+                           for _ in range(rnd.randint(1, RANDOM_CMDS_MAX)))
+        out.append(("random %d" % i, payload, {}))
+    return out
 
 
 def substitute(payload, target, now):
@@ -339,7 +393,12 @@ def main():
         prefix = "c%d_" % rnd.randrange(1 << 30)
         mc.prefix = sh.prefix = prefix.encode()
         failures = 0
-        cases = build_cases(prefix)
+        # quit goes last: memcached keeps its close-after-write flag on the shared UDP
+        # connection afterwards, and from then on stops reading a datagram after any get
+        # (docs/memcache.md, differences).
+        cases = build_cases(prefix) + random_cases(rnd, prefix) + [
+            ("quit flushes and stops", b"delete " + (prefix + "zz").encode() +
+             b"\r\nquit\r\ndelete " + (prefix + "zz").encode() + b"\r\n", {})]
         rid = rnd.randrange(2, 60000)
         for label, payload, opts in cases:
             if opts.get("sleep"):
