@@ -11,14 +11,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cluster/region.h"
 #include "config.h"
+#include "dataplane/route/route.h"
 #include "handoff.h"
 #include "net/net.h"
 #include "port.h"
 #include "stats.h"
 
 struct store;
-struct route_ctx;
 struct dp_worker;
 
 struct dp_runtime {
@@ -36,7 +37,10 @@ struct dp_runtime {
 	unsigned int lcore_of[DP_WORKERS_MAX];
 	struct dp_worker_stats *stats; /* [workers] */
 	uint64_t tsc_hz;
-	uint64_t tsc_base; /* the stores' clock: seconds since start-up, from the TSC */
+	uint64_t tsc_base;        /* the stores' clock: seconds since start-up, from the TSC */
+	struct sp_region *region; /* --state-region, or NULL */
+	struct route_watch watch;
+	bool watch_ready;
 	atomic_bool stop;
 };
 
