@@ -348,6 +348,9 @@ evict_one(struct store *s, uint64_t skip_off, uint32_t now_s)
 	uint64_t off = s->tail_off;
 	uint64_t rest = s->log_bytes - off;
 
+	ASSERT(off < s->log_bytes);
+	ASSERT(skip_off == POS_NONE || skip_off < s->log_bytes);
+
 	if (rest < STORE_ITEM_HEADER_BYTES)
 		return rest;
 	struct store_item *it = item_at(s, off);
@@ -427,6 +430,7 @@ item_append(struct store *s, const struct store_key *key, const struct vparts *v
 		while (tail < end - L) {
 			skip_passed |= s->tail_off == skip_off;
 			uint64_t adv = evict_one(s, skip_off, now_s);
+			ASSERT(adv > 0);
 			tail += adv;
 			s->tail_off = off_advance(s, s->tail_off, adv);
 		}
@@ -517,6 +521,8 @@ link_new(struct store *s, const struct store_key *key, uint64_t off, uint32_t no
 	relink_loc(s, loc, off, key->hash);
 	s->st.items++;
 	s->st.bytes += item_size(loc->it);
+	ASSERT(i < STORE_BUCKET_SLOTS);
+	ASSERT(s->st.bytes <= s->log_bytes);
 }
 
 /*
@@ -632,6 +638,7 @@ store_value_max(const struct store *s, size_t key_len)
 static int
 value_fits(const struct store *s, const struct store_key *key, uint64_t value_len)
 {
+	ASSERT(key->len <= STORE_KEY_MAX);
 	if (value_len > STORE_VALUE_MAX)
 		return -SP_ETOOBIG;
 	if (store_item_bytes(key->len, value_len) > s->log_bytes / 2)
@@ -814,6 +821,7 @@ store_delete(struct store *s, const struct store_key *key, uint64_t cas_expected
 	if (cas_expected != 0 && cas_expected != loc.it->cas)
 		return -SP_EVERSION;
 	unlink_loc(s, &loc);
+	ASSERT(LD(&loc.b->slot[loc.slot]) == 0);
 	return 0;
 }
 
@@ -835,6 +843,7 @@ counter_parse(const uint8_t *p, uint32_t len, uint64_t *out)
 	bool neg = false;
 	uint64_t v = 0;
 
+	ASSERT(p != NULL);
 	if (len == 0)
 		return -SP_ENOTNUM;
 	while (i < len && is_blank(p[i]))
@@ -1049,6 +1058,8 @@ scan_racy(const struct store *s, const struct store_bucket *b, const struct stor
 	uint64_t L = s->log_bytes;
 	uint64_t tail_off = tail % L;
 
+	ASSERT(buf != NULL || buf_len == 0);
+	ASSERT(key->len <= STORE_KEY_MAX);
 	sn->found = false;
 	*pos_min = UINT64_MAX;
 	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
