@@ -568,6 +568,26 @@ test_dropped_frames(void **state)
 	assert_int_equal(f->counters.datagrams, 1);
 }
 
+static void
+test_counters_add(void **state)
+{
+	struct mcexec_counters a, b;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.cmd_get = 3;
+	a.total_items = 1;
+	b.cmd_get = 4;
+	b.get_hits = 2;
+	b.total_items = UINT64_MAX - 1;
+	mcexec_counters_add(&a, &b);
+	assert_int_equal(a.cmd_get, 7);
+	assert_int_equal(a.get_hits, 2);
+	assert_true(a.total_items == UINT64_MAX);
+	assert_int_equal(b.cmd_get, 4);
+}
+
 int
 main(void)
 {
@@ -583,6 +603,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_flush_all, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_stats, fx_setup, fx_teardown),
 	        cmocka_unit_test(test_route),
+	        cmocka_unit_test(test_counters_add),
 	        cmocka_unit_test_setup_teardown(test_remote_partitions, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_binary_protocol_view, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_out_bound, fx_setup, fx_teardown),
