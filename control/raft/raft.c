@@ -1432,10 +1432,19 @@ step_term(struct raft *r, const struct raft_msg *m)
 		if (m->type == RAFT_MSG_PRE_VOTE_RESP && !m->reject)
 			return true; /* granted in the future term we asked for */
 		if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
-		    m->type == RAFT_MSG_SNAPSHOT)
+		    m->type == RAFT_MSG_SNAPSHOT) {
 			become_follower(r, m->term, m->from);
-		else
+		} else if (m->type == RAFT_MSG_VOTE) {
+			/* Only a granted vote restarts the election timer (Raft section 5.2):
+			 * a candidate with a stale log must not keep an up-to-date node from
+			 * ever campaigning by bumping the term again and again. */
+			uint32_t elapsed = r->election_elapsed;
+
 			become_follower(r, m->term, 0);
+			r->election_elapsed = elapsed;
+		} else {
+			become_follower(r, m->term, 0);
+		}
 		return true;
 	}
 	if (m->term < r->term) {
