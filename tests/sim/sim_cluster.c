@@ -39,8 +39,9 @@
 #define SIM_CMD_MAGIC               0x53494d434d44ull /* "SIMCMD" */
 #define SIM_PAYLOAD_BYTES_MAX       (1u << 22)
 #define SIM_STRIKE_DELAY_TICKS_MAX  6
-#define SIM_VOTERS_FLOOR            2  /* removals stop at this many voters */
-#define SIM_ADMIN_WAIT_TICKS        20 /* a leader request waits this long for a free leader */
+#define SIM_VOTERS_FLOOR            2   /* removals stop at this many voters */
+#define SIM_FIG8_ROUND_TICKS        200 /* a Figure 8 round step gives up after this */
+#define SIM_ADMIN_WAIT_TICKS        20  /* a leader request waits this long for a free leader */
 
 SP_STATIC_ASSERT(SIM_SLOTS_MAX <= SIM_NET_NODES_MAX, "network too small for the slots");
 SP_STATIC_ASSERT(SIM_SLOTS_MAX <= SIM_CHECK_NODES_MAX, "checker too small for the slots");
@@ -127,10 +128,30 @@ struct sim_profile {
 	 * crashed), and a new leader is asked for a membership change at once. */
 	uint32_t strike_ppm;
 	uint32_t election_conf_ppm;
+	uint32_t commit_strike_ppm; /* strike a leader the moment its commit index moves */
+	uint32_t isolate_ppm;       /* cut a leader from everyone right after it appends a
+	                               client write, leaving entries of its term nowhere else */
+	bool fig8;                  /* run the Figure 8 schedule instead of random faults */
 	/* Core tunables: small messages and windows split replication into many steps. */
 	uint64_t max_size_per_msg;
 	uint32_t max_inflight_msgs;
 	bool pre_vote;
+};
+
+/*
+ * The Figure 8 schedule of the Raft paper, as a nemesis: (1) a leader A is isolated right
+ * after it appends a client write; (2) the next leader B is isolated the moment it is
+ * elected, so its term's entry stays with it; (3) A rejoins, is elected again and
+ * replicates its old-term entry; the moment its commit index moves it is isolated again;
+ * (4) B rejoins and may be elected. A core that commits old-term entries by counting
+ * replicas loses a committed entry in step 4.
+ */
+enum sim_fig8 {
+	SIM_FIG8_WAIT_WRITE = 0,
+	SIM_FIG8_WAIT_NEW_LEADER,
+	SIM_FIG8_WAIT_A_LEADS,
+	SIM_FIG8_WAIT_A_COMMIT,
+	SIM_FIG8_REST,
 };
 
 /* Requests for the leader (membership, transfer) wait until it is not busy persisting. */
@@ -155,6 +176,10 @@ struct sim {
 	uint64_t op_next;
 	uint64_t strike_tick; /* when to strike strike_id (0: nothing scheduled) */
 	uint64_t strike_id;
+	uint32_t fig8;           /* enum sim_fig8 */
+	uint64_t fig8_a;         /* the leader isolated with an entry of its term */
+	uint64_t fig8_b;         /* the next leader, isolated at once */
+	uint64_t fig8_deadline;  /* abandon the round (heal) at this tick */
 	uint32_t admin;          /* enum sim_admin, waiting for a free leader */
 	uint64_t admin_deadline; /* give up at this tick */
 	bool healed;
@@ -170,6 +195,8 @@ struct sim {
 
 static void node_pump(struct sim *s, struct sim_node *n);
 static void node_crash(struct sim *s, struct sim_node *n, const char *why);
+static void fig8_on_elected(struct sim *s, struct sim_node *n);
+static void fig8_on_commit(struct sim *s, struct sim_node *n);
 
 static void __attribute__((format(printf, 2, 3))) trace(const struct sim *s, const char *fmt, ...)
 {
@@ -473,6 +500,13 @@ node_persist_done(struct sim *s, struct sim_node *n)
 		trace(s, "node %" PRIu64 " installs snapshot at %" PRIu64 " term %" PRIu64, n->id,
 		      index, snap->meta.term);
 	}
+	if (ok(s) && st.role == RAFT_LEADER && st.commit > n->reported_commit)
+		fig8_on_commit(s, n);
+	if (ok(s) && st.role == RAFT_LEADER && st.commit > n->reported_commit && !s->healed &&
+	    s->strike_tick == 0 && sim_rng_chance(&s->rng, s->prof.commit_strike_ppm)) {
+		s->strike_tick = s->now;
+		s->strike_id = n->id;
+	}
 	if (ok(s))
 		report_commits(s, n, st.commit);
 	for (size_t i = 0; i < rd->n_committed && ok(s); i++)
@@ -552,6 +586,9 @@ node_observe(struct sim *s, struct sim_node *n)
 	n->checked_lead_term = st.term;
 	sim_check_leader_complete(&s->ck, n->slot, st.term, st.last_index, core_term_at, n->r);
 	if (s->healed)
+		return;
+	fig8_on_elected(s, n);
+	if (s->prof.fig8)
 		return;
 	if (sim_rng_chance(&s->rng, s->prof.election_conf_ppm)) {
 		s->admin = SIM_ADMIN_CONF;
@@ -781,6 +818,131 @@ find_leader(struct sim *s, struct raft_status *st)
 	return best;
 }
 
+/* Cuts every link of n, both ways (the entries it appends next stay with it). */
+static void
+isolate(struct sim *s, struct sim_node *n)
+{
+	for (unsigned i = 0; i < s->n_slots; i++) {
+		if (i == n->slot)
+			continue;
+		sim_net_set_link(s->net, n->slot, i, false);
+		sim_net_set_link(s->net, i, n->slot, false);
+	}
+	trace(s, "isolate node %" PRIu64 " from every peer", n->id);
+	ASSERT(!sim_net_link_up(s->net, n->slot, (n->slot + 1) % s->n_slots));
+}
+
+/* Brings every link of slot back up. */
+static void
+rejoin(struct sim *s, unsigned slot)
+{
+	for (unsigned i = 0; i < s->n_slots; i++) {
+		sim_net_set_link(s->net, slot, i, true);
+		sim_net_set_link(s->net, i, slot, true);
+	}
+	ASSERT(sim_net_link_up(s->net, slot, slot));
+}
+
+static void
+fig8_restart(struct sim *s, const char *why)
+{
+	sim_net_heal(s->net);
+	trace(s, "figure 8: %s; network healed, next round", why);
+	s->fig8 = SIM_FIG8_WAIT_WRITE;
+	s->fig8_deadline = 0;
+}
+
+/* Figure 8 step 1: leader n just appended a client write. */
+static void
+fig8_on_write(struct sim *s, struct sim_node *n)
+{
+	if (!s->prof.fig8 || s->healed || s->fig8 != SIM_FIG8_WAIT_WRITE)
+		return;
+	isolate(s, n);
+	s->fig8_a = n->id;
+	s->fig8 = SIM_FIG8_WAIT_NEW_LEADER;
+	s->fig8_deadline = s->now + SIM_FIG8_ROUND_TICKS;
+	trace(s, "figure 8: leader %" PRIu64 " isolated with its new entry", n->id);
+}
+
+/* Figure 8 steps 2 and 3: n was just elected. */
+static void
+fig8_on_elected(struct sim *s, struct sim_node *n)
+{
+	struct sim_node *a = node_by_id(s, s->fig8_a);
+
+	if (!s->prof.fig8 || s->healed)
+		return;
+	if (s->fig8 == SIM_FIG8_WAIT_NEW_LEADER && n->id != s->fig8_a && a != NULL) {
+		isolate(s, n);
+		s->fig8_b = n->id;
+		rejoin(s, a->slot);
+		sim_net_set_link(s->net, a->slot, n->slot, false);
+		sim_net_set_link(s->net, n->slot, a->slot, false);
+		s->fig8 = SIM_FIG8_WAIT_A_LEADS;
+		s->fig8_deadline = s->now + SIM_FIG8_ROUND_TICKS;
+		trace(s, "figure 8: leader %" PRIu64 " isolated at election; %" PRIu64 " rejoins",
+		      n->id, a->id);
+	} else if (s->fig8 == SIM_FIG8_WAIT_A_LEADS) {
+		if (n->id != s->fig8_a) {
+			fig8_restart(s, "a third node was elected");
+			return;
+		}
+		s->fig8 = SIM_FIG8_WAIT_A_COMMIT;
+		trace(s, "figure 8: %" PRIu64 " leads again", n->id);
+	}
+}
+
+/* Figure 8 step 4: leader n's commit index just moved. */
+static void
+fig8_on_commit(struct sim *s, struct sim_node *n)
+{
+	struct sim_node *b = node_by_id(s, s->fig8_b);
+
+	if (!s->prof.fig8 || s->healed || s->fig8 != SIM_FIG8_WAIT_A_COMMIT)
+		return;
+	if (n->id != s->fig8_a)
+		return;
+	isolate(s, n);
+	if (b != NULL)
+		rejoin(s, b->slot);
+	sim_net_set_link(s->net, n->slot, b != NULL ? b->slot : n->slot, false);
+	s->fig8 = SIM_FIG8_REST;
+	s->fig8_deadline = s->now + SIM_FIG8_ROUND_TICKS / 2;
+	trace(s, "figure 8: %" PRIu64 " isolated after its commit moved; %" PRIu64 " rejoins",
+	      n->id, s->fig8_b);
+}
+
+static void
+fig8_tick(struct sim *s)
+{
+	if (s->fig8_deadline != 0 && s->now >= s->fig8_deadline)
+		fig8_restart(s, s->fig8 == SIM_FIG8_REST ? "round over" : "round timed out");
+}
+
+/* The up leader with the highest term, busy or not, or NULL. */
+static struct sim_node *
+leader_any(struct sim *s)
+{
+	struct sim_node *best = NULL;
+	uint64_t best_term = 0;
+
+	for (unsigned i = 0; i < s->n_slots; i++) {
+		struct sim_node *n = &s->nodes[i];
+		struct raft_status st;
+
+		if (!n->up)
+			continue;
+		raft_status(n->r, &st);
+		if (st.role == RAFT_LEADER && st.term >= best_term) {
+			best = n;
+			best_term = st.term;
+		}
+	}
+	ASSERT(best == NULL || best->up);
+	return best;
+}
+
 /* Asks a free leader for a random membership change. Returns false when none is free. */
 static bool
 fault_conf_change(struct sim *s)
@@ -946,6 +1108,12 @@ fault_step(struct sim *s)
 		break;
 	}
 	case 1: {
+		struct sim_node *leader = leader_any(s);
+
+		if (leader != NULL && sim_rng_chance(&s->rng, SIM_PPM / 2)) {
+			isolate(s, leader);
+			break;
+		}
 		uint32_t mask = (uint32_t)sim_rng_range(&s->rng, 1, (1u << s->n_slots) - 2);
 
 		sim_net_partition(s->net, mask);
@@ -966,8 +1134,19 @@ fault_step(struct sim *s)
 		break;
 	}
 	case 3:
-		sim_net_heal(s->net);
-		trace(s, "network healed");
+		if (sim_rng_chance(&s->rng, SIM_PPM / 2)) {
+			sim_net_heal(s->net);
+			trace(s, "network healed");
+		} else {
+			/* One node rejoins everyone; other cuts stay. */
+			unsigned a = (unsigned)sim_rng_below(&s->rng, s->n_slots);
+
+			for (unsigned i = 0; i < s->n_slots; i++) {
+				sim_net_set_link(s->net, a, i, true);
+				sim_net_set_link(s->net, i, a, true);
+			}
+			trace(s, "links of slot %u healed", a);
+		}
 		break;
 	case 4:
 		s->admin = SIM_ADMIN_CONF;
@@ -1032,6 +1211,11 @@ client_start(struct sim *s, struct sim_client *c, unsigned ci)
 		client_abort(s, c, sp_strerror(rc));
 	} else {
 		c->leader_hint = n->slot + 1;
+		if (c->kind == SIM_OP_WRITE && !s->healed && !s->prof.fig8 &&
+		    sim_rng_chance(&s->rng, s->prof.isolate_ppm))
+			isolate(s, n);
+		if (c->kind == SIM_OP_WRITE && n->last_role == RAFT_LEADER)
+			fig8_on_write(s, n);
 	}
 	node_observe(s, n);
 	node_pump(s, n);
@@ -1128,12 +1312,16 @@ strike(struct sim *s)
 static void
 tick(struct sim *s)
 {
-	if (!s->healed && s->strike_tick != 0 && s->now >= s->strike_tick)
+	bool chaos = !s->healed && !s->prof.fig8;
+
+	if (!s->healed && s->prof.fig8)
+		fig8_tick(s);
+	if (chaos && s->strike_tick != 0 && s->now >= s->strike_tick)
 		strike(s);
-	if (!s->healed && sim_rng_chance(&s->rng, s->prof.fault_ppm))
+	if (chaos && sim_rng_chance(&s->rng, s->prof.fault_ppm))
 		fault_step(s);
 	/* Crash a node in the middle of persisting: the ready must be lost without harm. */
-	if (!s->healed && sim_rng_chance(&s->rng, s->prof.crash_busy_ppm)) {
+	if (chaos && sim_rng_chance(&s->rng, s->prof.crash_busy_ppm)) {
 		for (unsigned i = 0; i < s->n_slots; i++)
 			if (s->nodes[i].up && s->nodes[i].busy) {
 				node_crash(s, &s->nodes[i], "while persisting");
@@ -1176,7 +1364,8 @@ tick(struct sim *s)
 
 	while (ok(s) && sim_net_pop(s->net, s->now, &m))
 		on_message(s, &m);
-	if (!s->healed && s->admin == SIM_ADMIN_NONE && sim_rng_chance(&s->rng, s->prof.conf_ppm)) {
+	if (!s->healed && !s->prof.fig8 && s->admin == SIM_ADMIN_NONE &&
+	    sim_rng_chance(&s->rng, s->prof.conf_ppm)) {
 		s->admin = SIM_ADMIN_CONF;
 		s->admin_deadline = s->now + SIM_ADMIN_WAIT_TICKS;
 	}
@@ -1220,6 +1409,9 @@ profile_draw(struct sim *s)
 
 	p->strike_ppm = strikes[sim_rng_below(&s->rng, SP_ARRAY_SIZE(strikes))];
 	p->election_conf_ppm = strikes[sim_rng_below(&s->rng, SP_ARRAY_SIZE(strikes))];
+	p->commit_strike_ppm = (uint32_t)sim_rng_below(&s->rng, SIM_PPM / 10);
+	p->isolate_ppm = (uint32_t)sim_rng_below(&s->rng, SIM_PPM / 10);
+	p->fig8 = sim_rng_chance(&s->rng, SIM_PPM / 3);
 	static const uint64_t sizes[] = {1, 64, 1u << 20};
 	static const uint32_t windows[] = {1, 4, 64};
 
