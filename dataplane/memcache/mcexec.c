@@ -6,6 +6,7 @@
  */
 #include "dataplane/memcache/mcexec.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -152,8 +153,13 @@ get_one(struct run *r, const struct sp_mc_cmd *cmd, const char *key, uint32_t ke
 		                               &v);
 		if (rc == -SP_EBUSY || rc == SP_EBUSY)
 			r->c->concurrent_busy++;
-		if (rc == 0 && touch)
+		if (rc == 0 && touch && env->touch_remote != NULL) {
+			env->touch_remote(env->ctx, sp_key_partition(sk.hash, env->partitions), key,
+			                  key_len, expire_s);
+			r->c->gat_remote_forwarded++;
+		} else if (rc == 0 && touch) {
 			r->c->gat_remote_untouched++;
+		}
 	}
 	if (touch) {
 		r->c->cmd_touch++;
@@ -671,6 +677,27 @@ mcexec_route(const uint8_t *payload, size_t len, uint32_t partitions, uint32_t *
 		return MCEXEC_ROUTE_OWNER;
 	}
 	return MCEXEC_ROUTE_ANY;
+}
+
+int
+mcexec_touch_local(const struct mcexec_env *env, const char *key, uint32_t key_len,
+                   uint32_t expire_s)
+{
+	struct store_key sk;
+	bool owned;
+	struct store *s;
+
+	VERIFY(env->now_s >= 1);
+	if (key_len == 0 || key_len > SP_MC_KEY_MAX)
+		return -EINVAL;
+	sk.data = key;
+	sk.len = key_len;
+	sk.hash = sp_key_hash(key, key_len);
+	s = env->part(env->ctx, sp_key_partition(sk.hash, env->partitions), &owned);
+	VERIFY(s != NULL);
+	if (!owned)
+		return -EINVAL;
+	return store_touch(s, &sk, expire_s, env->now_s) == 0 ? 0 : -SP_ENOTFOUND;
 }
 
 void

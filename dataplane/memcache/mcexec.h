@@ -11,8 +11,9 @@
  * get/gets/gat/gats runs on the receiving core, which reads keys owned elsewhere with
  * store_get_copy_concurrent(). Commands that change a partition the executing core does not
  * own (possible only when one datagram carries several commands) are refused with a
- * SERVER_ERROR line and counted; gat/gats keys owned elsewhere are read but not touched
- * (counted in gat_remote_untouched).
+ * SERVER_ERROR line and counted; gat/gats keys owned elsewhere are read here and their
+ * new expiry is handed to the runtime (env.touch_remote), which has the owner apply it
+ * with mcexec_touch_local(); without that hook they are not touched (gat_remote_untouched).
  *
  * Clocks: now_s is the stores' clock (the same one the binary protocol passes; it must be
  * >= 1), wall_s the Unix time used to read memcached's absolute expiry times.
@@ -37,6 +38,7 @@ struct mcexec_counters {
 	uint64_t out_full;             /* replies cut short: the output array was full */
 	uint64_t cross_partition;      /* writes refused: partition owned by another core */
 	uint64_t gat_remote_untouched; /* gat/gats keys read from another core, not touched */
+	uint64_t gat_remote_forwarded; /* gat/gats touches handed to env.touch_remote */
 	uint64_t concurrent_busy;      /* concurrent reads that gave up (answered as misses) */
 	uint64_t bytes_read;           /* request payload bytes */
 	uint64_t bytes_written;        /* reply payload bytes */
@@ -72,6 +74,11 @@ struct mcexec_env {
 	/* flush_all for the partitions this core does not own: the runtime must apply
 	 * store_flush_all(at_s) on their owners. May be NULL when every partition is owned. */
 	void (*flush_remote)(void *ctx, uint32_t at_s);
+	/* gat/gats on a key owned by another core: the runtime must have that core call
+	 * mcexec_touch_local(key, expire_s). May be NULL (the key is then not touched). The
+	 * key bytes are only valid during the call. */
+	void (*touch_remote)(void *ctx, uint32_t partition, const char *key, uint32_t key_len,
+	                     uint32_t expire_s);
 	/* Fills the general stats. NULL: only this core's counters are printed. */
 	void (*stats)(void *ctx, struct mcexec_stats *out);
 	/* "stats reset": zero the counters of every core. NULL: only this core's. */
@@ -128,6 +135,14 @@ uint32_t mcexec_run(const struct mcexec_env *env, const uint8_t *payload, size_t
  */
 uint32_t mcexec_udp(const struct mcexec_env *env, const uint8_t *udp, size_t len,
                     struct sp_mc_out *out);
+
+/*
+ * The owner's half of a forwarded gat: sets the expiry of key (absolute on the store clock,
+ * 0 = never) if the item is still live. Returns 0, -SP_ENOTFOUND, or -EINVAL when the
+ * calling core does not own the key's partition. Never writes a partition it does not own.
+ */
+int mcexec_touch_local(const struct mcexec_env *env, const char *key, uint32_t key_len,
+                       uint32_t expire_s);
 
 /* Adds every counter of src to dst. Can't fail. */
 void mcexec_counters_add(struct mcexec_counters *dst, const struct mcexec_counters *src);
