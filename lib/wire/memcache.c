@@ -258,7 +258,7 @@ tokenize(const char *line, size_t len, struct token *t)
 		}
 		s = e + 1;
 	}
-	if (s != e && e <= len && s < len) {
+	if (s != e) {
 		t[n].p = line + s;
 		t[n].len = (uint32_t)(e - s);
 		n++;
