@@ -78,6 +78,7 @@ SP_STATIC_ASSERT(STORE_VALUE_MAX < (1u << (32 - LENS_VALUE_SHIFT)), "value lengt
 SP_STATIC_ASSERT(STORE_KEY_MAX <= LENS_KEY_MASK, "key length fits lens");
 SP_STATIC_ASSERT(STORE_OP_SET + STORE_PREPEND == STORE_OP_PREPEND, "mode maps to op");
 SP_STATIC_ASSERT(STORE_BUCKET_ITEMS_PLAN < STORE_BUCKET_SLOTS, "index plan leaves headroom");
+SP_STATIC_ASSERT(STORE_BYTES_MAX >> POS_UNIT_SHIFT <= POS_MASK, "offsets fit an entry");
 
 #define LD(p)    atomic_load_explicit((p), memory_order_relaxed)
 #define ST(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
@@ -577,7 +578,7 @@ value_out(const struct store_item *it, struct store_value *out)
 size_t
 store_memsize(const struct store_params *params)
 {
-	if (params == NULL || params->bytes < STORE_BYTES_MIN)
+	if (params == NULL || params->bytes < STORE_BYTES_MIN || params->bytes > STORE_BYTES_MAX)
 		return 0;
 	if (params->item_bytes_avg > STORE_KEY_MAX + STORE_VALUE_MAX)
 		return 0;
@@ -1189,6 +1190,25 @@ indexed_at(const struct store_bucket *b, uint64_t off)
 	return false;
 }
 
+/* True when an entry of b before slot i points at an item with the same key as slot i's. */
+static bool
+bucket_has_twin(const struct store *s, const struct store_bucket *b, unsigned i)
+{
+	struct store_item *it = item_at(s, entry_off(LD(&b->slot[i])));
+
+	ASSERT(i < STORE_BUCKET_SLOTS);
+	for (unsigned j = 0; j < i; j++) {
+		uint64_t e = LD(&b->slot[j]);
+		if (e == 0)
+			continue;
+		struct store_item *other = item_at(s, entry_off(e));
+		if (other->lens == it->lens &&
+		    key_equal(item_key(other), item_key(it), item_key_len(it->lens)))
+			return true;
+	}
+	return false;
+}
+
 int
 store_check(const struct store *s)
 {
@@ -1242,6 +1262,8 @@ store_check(const struct store *s)
 			if (item_key_len(it->lens) == 0)
 				return -SP_ECORRUPT;
 			if (((uint64_t)it->hash_hi * s->nbuckets) >> 32 != bi)
+				return -SP_ECORRUPT;
+			if (bucket_has_twin(s, b, i))
 				return -SP_ECORRUPT;
 			entries++;
 		}

@@ -45,8 +45,9 @@
 
 /* Alignment the memory given to store_init() must have. */
 #define STORE_MEM_ALIGN 64u
-/* Smallest budget store_init() accepts. */
+/* Smallest and largest budget store_init() accepts (index entries hold 48-bit offsets). */
 #define STORE_BYTES_MIN (64u * 1024u)
+#define STORE_BYTES_MAX (1ull << 50)
 /* store_params.item_bytes_avg when the caller passes 0. */
 #define STORE_ITEM_BYTES_AVG_DEFAULT 48u
 
@@ -159,8 +160,8 @@ struct store_stats {
 
 /*
  * Returns how many bytes store_init() will use for these params (the budget rounded down
- * to STORE_MEM_ALIGN), or 0 when the params are unusable (budget under STORE_BYTES_MIN,
- * item_bytes_avg over its limit). Can't fail otherwise.
+ * to STORE_MEM_ALIGN), or 0 when the params are unusable (budget outside STORE_BYTES_MIN ..
+ * STORE_BYTES_MAX, item_bytes_avg over its limit). Can't fail otherwise.
  */
 size_t store_memsize(const struct store_params *params);
 

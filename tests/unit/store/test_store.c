@@ -815,6 +815,10 @@ test_init_validation(void **state)
 	assert_null(store_init(NULL, STORE_BYTES_MIN, &p));
 	p.item_bytes_avg = STORE_KEY_MAX + STORE_VALUE_MAX + 1;
 	assert_int_equal(store_memsize(&p), 0);
+	struct store_params huge = {.bytes = STORE_BYTES_MAX + 1};
+	assert_int_equal(store_memsize(&huge), 0);
+	huge.bytes = STORE_BYTES_MAX;
+	assert_int_equal(store_memsize(&huge), STORE_BYTES_MAX);
 	/* Items averaging the maximum still give a usable store. */
 	p.item_bytes_avg = STORE_KEY_MAX + STORE_VALUE_MAX;
 	struct store *s = store_init(mem, STORE_BYTES_MIN, &p);

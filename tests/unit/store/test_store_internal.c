@@ -196,6 +196,21 @@ test_check_detects_damage(void **state)
 	assert_int_equal(store_check(s), -SP_ECORRUPT);
 	ST(&other->slot[0], 0);
 
+	/* The same key indexed twice: a second copy in the log, linked into a free slot. */
+	struct vparts copy = {.post = "value", .post_len = 5};
+	uint64_t twin_off = item_append(s, &k, &copy, 0, 0, cas_next(s), NULL, 1);
+	unsigned twin = 1;
+	while (LD(&b->slot[twin]) != 0)
+		twin++;
+	ST(&b->slot[twin], entry_make(hash_tag(k.hash), twin_off));
+	s->st.items++;
+	s->st.bytes += item_size(item_at(s, twin_off));
+	assert_int_equal(store_check(s), -SP_ECORRUPT);
+	ST(&b->slot[twin], 0);
+	s->st.items--;
+	s->st.bytes -= item_size(item_at(s, twin_off));
+	assert_int_equal(store_check(s), 0);
+
 	/* A bucket left mid-write. */
 	bucket_write_begin(b);
 	assert_int_equal(store_check(s), -SP_ECORRUPT);
