@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * dp-ringbench: the dataplane's throughput without a NIC or a kernel in the way. A node
+ * (the same code as shardplane-dp: node.c, worker.c, ...) serves a net_ring port; the
+ * main lcore is the load generator on a second net_ring port wired to the same rings. It
+ * stores every key once, then sends GET datagrams (--batch requests each) to random keys
+ * for --seconds, keeping at most INFLIGHT_MAX datagrams outstanding, and prints datagrams
+ * and requests answered per second.
+ *
+ *   dp-ringbench [EAL options: -l 0-1, --no-pci, --file-prefix, --no-huge -m N] --
+ *                [--seconds S] [--keys K] [--batch B] [--workers W] [--steer]
+ *
+ * The generator marks its frames' checksums as verified (as a NIC's offload would) and
+ * leaves the UDP checksum 0; replies are checksummed in software (net_ring has no offload).
+ * With W > 1 and no --steer every datagram goes to queue 0, so requests owned by other
+ * workers take the ring hand-off; --steer sends each to its owner's queue.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "common/keyhash.h"
+#include "common/log.h"
+#include "common/verify.h"
+#include "node.h"
+#include "wire/binproto.h"
+
+#define MOD "ringbench"
+
+#define SECONDS_DEF    5u
+#define SECONDS_MAX    60u
+#define KEYS_DEF       (1u << 20)
+#define KEYS_MAX       (1u << 24)
+#define BATCH_MAX      SP_BP_REQS_MAX
+#define INFLIGHT_MAX   2048u /* datagrams sent and not yet answered */
+#define GEN_POOL_MBUFS 16383u
+#define RING_SLOTS     4096u
+#define KEY_BYTES      8u
+#define VALUE_BYTES    8u
+#define DRAIN_MS       500u
+#define GEN_SRC_PORT   40000u
+
+static struct dp_runtime rt;
+static struct dp_worker_stats worker_stats[DP_WORKERS_MAX];
+
+struct gen {
+	uint16_t port_id;
+	uint16_t queues;
+	struct rte_mempool *pool;
+	uint8_t node_mac[6];
+	uint32_t node_ip_be;
+	uint32_t src_ip_be;
+	uint32_t keys;
+	uint32_t batch;
+	bool steer;
+	uint64_t rng;
+	uint64_t sent_dgrams;
+	uint64_t got_dgrams;
+	uint64_t got_replies;
+	uint64_t bad_status;
+};
+
+static uint64_t
+next_rand(struct gen *g)
+{
+	g->rng ^= g->rng >> 12;
+	g->rng ^= g->rng << 25;
+	g->rng ^= g->rng >> 27;
+	return g->rng * 0x2545f4914f6cdd1dull;
+}
+
+/* The 8-byte key of key number k. */
+static void
+key_of(uint32_t k, uint8_t key[KEY_BYTES])
+{
+	uint64_t v = 0x5350000000000000ull | k;
+
+	memcpy(key, &v, KEY_BYTES);
+}
+
+static uint16_t
+ip_csum(const uint8_t *ip)
+{
+	uint32_t sum = 0;
+	int i;
+
+	for (i = 0; i < 20; i += 2)
+		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/*
+ * Builds one request datagram frame in m: `count` requests of opcode op over keys
+ * first.. (SET carries an 8-byte value). Returns the queue it should go to.
+ */
+static uint16_t
+build_frame(struct gen *g, struct rte_mbuf *m, uint8_t op, const uint32_t *keys, uint32_t count)
+{
+	uint8_t *f = rte_pktmbuf_mtod(m, uint8_t *);
+	uint8_t *ip = f + 14;
+	uint8_t *udp = ip + 20;
+	uint8_t key[KEY_BYTES];
+	uint8_t value[VALUE_BYTES] = {1, 2, 3, 4, 5, 6, 7, 8};
+	struct sp_bp_builder b;
+	struct sp_bp_req req;
+	uint32_t len;
+	uint32_t i;
+	uint16_t queue = 0;
+
+	ASSERT(count >= 1 && count <= BATCH_MAX);
+	sp_bp_builder_init(&b, udp + 8, SP_BP_PAYLOAD_MAX, false, g->sent_dgrams);
+	for (i = 0; i < count; i++) {
+		memset(&req, 0, sizeof(req));
+		key_of(keys[i], key);
+		req.opcode = op;
+		req.request_id = i;
+		req.key = key;
+		req.key_len = KEY_BYTES;
+		if (op == SP_BP_OP_SET) {
+			req.value = value;
+			req.value_len = VALUE_BYTES;
+		}
+		VERIFY(sp_bp_add_request(&b, &req) == 0);
+	}
+	len = sp_bp_builder_finish(&b);
+	if (g->steer)
+		queue = (uint16_t)(sp_key_partition(sp_key_hash(key, KEY_BYTES), rt.partitions) %
+		                   rt.workers);
+	memcpy(f, g->node_mac, 6);
+	memset(f + 6, 0x02, 6);
+	f[12] = 0x08;
+	f[13] = 0x00;
+	memset(ip, 0, 20);
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)((20 + 8 + len) >> 8);
+	ip[3] = (uint8_t)(20 + 8 + len);
+	ip[8] = 64;
+	ip[9] = 17;
+	memcpy(ip + 12, &g->src_ip_be, 4);
+	memcpy(ip + 16, &g->node_ip_be, 4);
+	{
+		uint16_t c = ip_csum(ip);
+		ip[10] = (uint8_t)(c >> 8);
+		ip[11] = (uint8_t)c;
+	}
+	udp[0] = (uint8_t)(GEN_SRC_PORT >> 8);
+	udp[1] = (uint8_t)GEN_SRC_PORT;
+	udp[2] = (uint8_t)((rt.cfg.port_base + queue) >> 8);
+	udp[3] = (uint8_t)(rt.cfg.port_base + queue);
+	udp[4] = (uint8_t)((8 + len) >> 8);
+	udp[5] = (uint8_t)(8 + len);
+	udp[6] = 0;
+	udp[7] = 0;
+	m->data_len = (uint16_t)(14 + 20 + 8 + len);
+	m->pkt_len = m->data_len;
+	m->ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+	return queue;
+}
+
+/* Takes replies from every queue; counts datagrams, replies and non-OK statuses. */
+static unsigned int
+collect(struct gen *g)
+{
+	struct rte_mbuf *m[DP_BURST];
+	unsigned int total = 0;
+	uint16_t q;
+
+	for (q = 0; q < g->queues; q++) {
+		uint16_t n = rte_eth_rx_burst(g->port_id, q, m, DP_BURST);
+
+		for (uint16_t i = 0; i < n; i++) {
+			struct sp_bp_reply replies[SP_BP_REQS_MAX];
+			struct sp_bp_dgram dg;
+			const uint8_t *p = rte_pktmbuf_mtod(m[i], const uint8_t *) + 42;
+
+			if (sp_bp_decode_replies(p, rte_pktmbuf_data_len(m[i]) - 42, replies,
+			                         SP_BP_REQS_MAX, &dg) == SP_BP_ERR_OK) {
+				g->got_replies += dg.count;
+				for (uint16_t r = 0; r < dg.count; r++)
+					g->bad_status += replies[r].status != SP_BP_ST_OK;
+			} else {
+				g->bad_status++;
+			}
+		}
+		g->got_dgrams += n;
+		total += n;
+		rte_pktmbuf_free_bulk(m, n);
+	}
+	return total;
+}
+
+/* Sends one burst of datagrams of `batch` requests each (fewer when keys run out). */
+static void
+send_burst(struct gen *g, uint8_t op, uint32_t *next_key, bool random)
+{
+	struct rte_mbuf *m[DP_BURST];
+	uint32_t keys[BATCH_MAX];
+	uint16_t q;
+	unsigned int n = DP_BURST;
+	unsigned int i;
+
+	if (rte_pktmbuf_alloc_bulk(g->pool, m, n) != 0)
+		return;
+	for (i = 0; i < n; i++) {
+		uint32_t c;
+
+		for (c = 0; c < g->batch; c++)
+			keys[c] = random ? (uint32_t)(next_rand(g) % g->keys)
+			                 : (*next_key)++ % g->keys;
+		q = build_frame(g, m[i], op, keys, g->batch);
+		/* One datagram at a time per queue keeps steering simple; bursts stay intact
+		 * when not steering. */
+		if (g->steer) {
+			if (rte_eth_tx_burst(g->port_id, q, &m[i], 1) == 1)
+				g->sent_dgrams++;
+			else
+				rte_pktmbuf_free(m[i]);
+		}
+	}
+	if (!g->steer) {
+		uint16_t sent = rte_eth_tx_burst(g->port_id, 0, m, (uint16_t)n);
+
+		g->sent_dgrams += sent;
+		if (sent < n)
+			rte_pktmbuf_free_bulk(&m[sent], n - sent);
+	}
+}
+
+/* Runs op over keys until `dgrams` datagrams were answered or seconds ran out. */
+static double
+run_load(struct gen *g, uint8_t op, bool random, uint64_t seconds, uint64_t dgrams_max)
+{
+	uint64_t hz = rte_get_tsc_hz();
+	uint64_t start = rte_rdtsc();
+	uint64_t end = start + seconds * hz;
+	uint64_t got0 = g->got_dgrams;
+	uint64_t sent0 = g->sent_dgrams;
+	uint32_t next_key = 0;
+
+	while (rte_rdtsc() < end && g->sent_dgrams - sent0 < dgrams_max) {
+		if (g->sent_dgrams - g->got_dgrams + DP_BURST <= INFLIGHT_MAX)
+			send_burst(g, op, &next_key, random);
+		collect(g);
+	}
+	/* Drain what is still in flight, bounded. */
+	end = rte_rdtsc() + DRAIN_MS * hz / 1000;
+	while (g->got_dgrams < g->sent_dgrams && rte_rdtsc() < end)
+		collect(g);
+	return (double)(g->got_dgrams - got0) / ((double)(rte_rdtsc() - start) / (double)hz);
+}
+
+static int
+make_ports(struct gen *g, uint16_t queues)
+{
+	struct rte_ring *req[DP_WORKERS_MAX];
+	struct rte_ring *rep[DP_WORKERS_MAX];
+	struct rte_eth_conf conf;
+	char name[RTE_RING_NAMESIZE];
+	int node_port;
+	int gen_port;
+	uint16_t q;
+
+	ASSERT(queues > 0);
+	ASSERT(queues <= DP_WORKERS_MAX);
+	for (q = 0; q < queues; q++) {
+		snprintf(name, sizeof(name), "rb_req%u", q);
+		req[q] = rte_ring_create(name, RING_SLOTS, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		snprintf(name, sizeof(name), "rb_rep%u", q);
+		rep[q] = rte_ring_create(name, RING_SLOTS, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		if (req[q] == NULL || rep[q] == NULL)
+			return -ENOMEM;
+	}
+	node_port = rte_eth_from_rings("rb_node", req, queues, rep, queues, 0);
+	gen_port = rte_eth_from_rings("rb_gen", rep, queues, req, queues, 0);
+	if (node_port < 0 || gen_port < 0)
+		return -ENODEV;
+	rt.cfg.eth_port = (uint16_t)node_port;
+	g->port_id = (uint16_t)gen_port;
+	g->queues = queues;
+	g->pool = rte_pktmbuf_pool_create("rb_gen_pool", GEN_POOL_MBUFS, DP_MBUF_CACHE, 0,
+	                                  RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+	if (g->pool == NULL)
+		return -ENOMEM;
+	memset(&conf, 0, sizeof(conf));
+	if (rte_eth_dev_configure(g->port_id, queues, queues, &conf) != 0)
+		return -EIO;
+	for (q = 0; q < queues; q++) {
+		if (rte_eth_rx_queue_setup(g->port_id, q, 1024, 0, NULL, g->pool) != 0 ||
+		    rte_eth_tx_queue_setup(g->port_id, q, 1024, 0, NULL) != 0)
+			return -EIO;
+	}
+	return rte_eth_dev_start(g->port_id);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	        {"seconds", required_argument, NULL, 's'},
+	        {"keys", required_argument, NULL, 'k'},
+	        {"batch", required_argument, NULL, 'b'},
+	        {"workers", required_argument, NULL, 'w'},
+	        {"steer", no_argument, NULL, 't'},
+	        {NULL, 0, NULL, 0},
+	};
+	struct dp_hugepages huge;
+	struct gen g;
+	unsigned long seconds = SECONDS_DEF;
+	unsigned long workers = 1;
+	double set_rate;
+	double get_rate;
+	int consumed;
+	int opt;
+	int rc;
+	int code;
+
+	memset(&g, 0, sizeof(g));
+	g.keys = KEYS_DEF;
+	g.batch = 1;
+	g.rng = 0x9e3779b97f4a7c15ull;
+	dp_hugepages_read(&huge);
+	consumed = rte_eal_init(argc, argv);
+	if (consumed < 0) {
+		fprintf(stderr, "dp-ringbench: EAL start-up failed; check the EAL options\n");
+		return 1;
+	}
+	argc -= consumed;
+	argv += consumed;
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			seconds = strtoul(optarg, NULL, 10);
+			break;
+		case 'k':
+			g.keys = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'b':
+			g.batch = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'w':
+			workers = strtoul(optarg, NULL, 10);
+			break;
+		case 't':
+			g.steer = true;
+			break;
+		default:
+			fprintf(stderr, "usage: dp-ringbench [EAL] -- [--seconds S] [--keys K] "
+			                "[--batch B] [--workers W] [--steer]\n");
+			return 2;
+		}
+	}
+	if (seconds < 1 || seconds > SECONDS_MAX || g.keys < 1 || g.keys > KEYS_MAX ||
+	    g.batch < 1 || g.batch > BATCH_MAX || workers < 1 || workers > DP_WORKERS_MAX ||
+	    (g.steer && g.batch != 1)) {
+		fprintf(stderr,
+		        "dp-ringbench: --seconds 1..%u, --keys 1..%u, --batch 1..%u, "
+		        "--workers 1..%u; --steer needs --batch 1\n",
+		        SECONDS_MAX, KEYS_MAX, BATCH_MAX, DP_WORKERS_MAX);
+		return 2;
+	}
+	dp_config_defaults(&rt.cfg);
+	rt.cfg.ip_be = htonl(0x0a630001);
+	rt.cfg.prefix_len = 24;
+	rt.cfg.workers = (uint32_t)workers;
+	rt.cfg.partitions = 256;
+	/* 8-byte keys and values take 48 bytes of log each: size the stores for 2x the keys. */
+	rt.cfg.memory_mb = (uint32_t)SP_MAX(64ull, (uint64_t)g.keys * 2 * 96 / workers >> 20);
+	rt.stats = worker_stats;
+	g.node_ip_be = rt.cfg.ip_be;
+	g.src_ip_be = htonl(0x0a630002);
+	rc = make_ports(&g, (uint16_t)workers);
+	if (rc != 0) {
+		fprintf(stderr, "dp-ringbench: net_ring ports: %s\n", rte_strerror(-rc));
+		return 1;
+	}
+	rc = dp_node_setup(&rt, &huge);
+	if (rc == 0)
+		rc = dp_node_launch(&rt);
+	if (rc != 0) {
+		dp_node_teardown(&rt, false);
+		rte_eal_cleanup();
+		return 1;
+	}
+	memcpy(g.node_mac, rt.port.mac.addr_bytes, 6);
+	{
+		uint32_t batch = g.batch;
+
+		g.batch = g.steer ? 1 : SP_MIN(16u, BATCH_MAX);
+		set_rate = run_load(&g, SP_BP_OP_SET, false, SECONDS_MAX,
+		                    (g.keys + g.batch - 1) / g.batch);
+		g.batch = batch;
+	}
+	printf("ringbench: stored %u keys (%.0f datagrams/s), bad statuses %" PRIu64 "\n", g.keys,
+	       set_rate, g.bad_status);
+	g.bad_status = 0;
+	{
+		uint64_t r0 = g.got_replies;
+		uint64_t t0 = rte_rdtsc();
+
+		get_rate = run_load(&g, SP_BP_OP_GET, true, seconds, UINT64_MAX);
+		printf("ringbench: GET %u-byte keys, %u-byte values, %u keys, batch %u, %lu "
+		       "worker(s)%s: %.0f datagrams/s, %.0f requests/s, %" PRIu64
+		       " non-OK replies\n",
+		       KEY_BYTES, VALUE_BYTES, g.keys, g.batch, workers,
+		       g.steer ? " steered" : (workers > 1 ? " all to queue 0" : ""), get_rate,
+		       (double)(g.got_replies - r0) /
+		               ((double)(rte_rdtsc() - t0) / (double)rte_get_tsc_hz()),
+		       g.bad_status);
+	}
+	atomic_store(&rt.stop, true);
+	code = dp_node_teardown(&rt, true);
+	rte_eth_dev_stop(g.port_id);
+	rte_eth_dev_close(g.port_id);
+	rte_mempool_free(g.pool);
+	rte_eal_cleanup();
+	return code;
+}
