@@ -178,12 +178,13 @@ struct sp_bp_route {
 /* ---- Decoding -------------------------------------------------------------------------- */
 
 /*
- * Validates a request datagram of len bytes and decodes its records into reqs[0..count).
- * For each well-framed request, computes the key hash and its partition (partitions must
- * be a power of two; 0 means "not partitioned" and leaves partition 0). Returns SP_BP_ERR_OK with *dgram filled, or the datagram-level
- * reason it is malformed (nothing in reqs may be used then). Individually bad requests do
- * not fail the datagram: their err and status fields say how to answer them.
- * Never reads outside buf[0..len), never allocates.
+ * Validates a request datagram of len bytes and decodes its records into reqs[0..count)
+ * (reqs has room for reqs_max; more records is SP_BP_ERR_COUNT_OVER). For each well-framed
+ * request, computes the key hash and its partition (partitions must be a power of two; 0
+ * means "not partitioned" and leaves partition 0). Returns SP_BP_ERR_OK with *dgram
+ * filled, or the datagram-level reason it is malformed (nothing in reqs may be used then).
+ * Individually bad requests do not fail the datagram: their err and status fields say how
+ * to answer them. Never reads outside buf[0..len), never allocates.
  */
 enum sp_bp_err sp_bp_decode_requests(const void *buf, size_t len, uint32_t partitions,
                                      struct sp_bp_req *reqs, uint32_t reqs_max,
