@@ -4,6 +4,7 @@
  * going through the codec both ways (encode, decode, execute, decode the reply).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "common/errors.h"
 #include "common/keyhash.h"
 #include "common/verify.h"
@@ -426,6 +429,171 @@ test_route_pages(void **state)
 	assert_int_equal(rep.status, SP_BP_ST_INTERNAL);
 }
 
+/* ---- Randomized against a model --------------------------------------------------------- */
+
+#define MODEL_KEYS   24u
+#define MODEL_STEPS  20000u
+#define MODEL_VALUES 32u /* bytes of a text value at most */
+
+struct model_item {
+	bool present;
+	bool number; /* the value is a counter (decimal text) */
+	uint64_t counter;
+	char text[MODEL_VALUES + 1];
+	uint64_t cas;
+};
+
+static uint64_t model_rng;
+
+static uint64_t
+model_next(void)
+{
+	model_rng ^= model_rng << 13;
+	model_rng ^= model_rng >> 7;
+	model_rng ^= model_rng << 17;
+	return model_rng;
+}
+
+/* Checks a GET reply against the model item. */
+static void
+model_check_get(const struct fixture *f, const struct model_item *m)
+{
+	if (!m->present) {
+		assert_int_equal(f->reply.status, SP_BP_ST_NOT_FOUND);
+		return;
+	}
+	assert_int_equal(f->reply.status, SP_BP_ST_OK);
+	assert_true(f->reply.cas == m->cas);
+	char got[64];
+	assert_true(f->reply.value_len < sizeof(got));
+	memcpy(got, f->reply.value, f->reply.value_len);
+	got[f->reply.value_len] = '\0';
+	if (m->number)
+		assert_true(strtoull(got, NULL, 10) == m->counter);
+	else
+		assert_string_equal(got, m->text);
+}
+
+static void
+test_random_against_model(void **state)
+{
+	struct fixture *f = *state;
+	static struct model_item model[MODEL_KEYS];
+	char keys[MODEL_KEYS][16];
+	const char *env = getenv("SP_TEST_SEED");
+	uint64_t seed = env != NULL ? strtoull(env, NULL, 0) : (sp_mono_ns() ^ (uint64_t)getpid());
+
+	printf("test_random_against_model (binexec): SP_TEST_SEED=%" PRIu64 "\n", seed);
+	model_rng = seed | 1;
+	memset(model, 0, sizeof(model));
+	for (unsigned k = 0; k < MODEL_KEYS; k++)
+		snprintf(keys[k], sizeof(keys[k]), "m%u", k);
+
+	for (unsigned step = 0; step < MODEL_STEPS; step++) {
+		unsigned k = (unsigned)(model_next() % MODEL_KEYS);
+		struct model_item *m = &model[k];
+		uint64_t x = model_next();
+		char text[MODEL_VALUES + 1];
+		struct sp_bp_req q;
+		uint8_t st;
+
+		snprintf(text, sizeof(text), "t%" PRIx64, x >> 20);
+		switch (x % 8) {
+		case 0:
+			q = req(SP_BP_OP_GET, keys[k], NULL);
+			run(f, &q);
+			model_check_get(f, m);
+			break;
+		case 1:
+		case 2: { /* set, add or replace, sometimes CAS-conditional, text or number */
+			static const uint8_t ops[] = {SP_BP_OP_SET, SP_BP_OP_ADD, SP_BP_OP_REPLACE};
+			uint8_t op = ops[(x >> 4) % 3];
+			bool numeric = (x >> 6) % 2 == 0;
+			uint64_t number = (x >> 8) % 100000;
+			if (numeric)
+				snprintf(text, sizeof(text), "%" PRIu64, number);
+			q = req(op, keys[k], text);
+			uint64_t cas_mode = (x >> 24) % 3; /* 0 none, 1 right, 2 wrong */
+			if (op != SP_BP_OP_ADD && cas_mode == 1)
+				q.cas = m->present ? m->cas : 1;
+			if (op != SP_BP_OP_ADD && cas_mode == 2)
+				q.cas = m->cas + 1000000;
+			st = run(f, &q);
+			uint8_t want = SP_BP_ST_OK;
+			if (op == SP_BP_OP_ADD && m->present)
+				want = SP_BP_ST_EXISTS;
+			else if (op == SP_BP_OP_REPLACE && !m->present)
+				want = SP_BP_ST_NOT_FOUND;
+			else if (q.cas != 0 && !m->present)
+				want = SP_BP_ST_NOT_FOUND;
+			else if (q.cas != 0 && q.cas != m->cas)
+				want = SP_BP_ST_CAS_MISMATCH;
+			assert_int_equal(st, want);
+			if (st == SP_BP_ST_OK) {
+				assert_true(f->reply.cas > m->cas);
+				m->present = true;
+				m->number = numeric;
+				m->counter = number;
+				snprintf(m->text, sizeof(m->text), "%s", text);
+				m->cas = f->reply.cas;
+			}
+			break;
+		}
+		case 3: { /* delete, sometimes CAS-conditional */
+			q = req(SP_BP_OP_DELETE, keys[k], NULL);
+			if ((x >> 4) % 2 == 0 && m->present)
+				q.cas = (x >> 5) % 2 == 0 ? m->cas : m->cas + 7;
+			st = run(f, &q);
+			if (!m->present)
+				assert_int_equal(st, SP_BP_ST_NOT_FOUND);
+			else if (q.cas != 0 && q.cas != m->cas)
+				assert_int_equal(st, SP_BP_ST_CAS_MISMATCH);
+			else
+				assert_int_equal(st, SP_BP_ST_OK);
+			if (st == SP_BP_ST_OK)
+				m->present = false;
+			break;
+		}
+		default: { /* incr or decr, sometimes creating */
+			bool incr = (x >> 4) % 2 == 0;
+			q = req(incr ? SP_BP_OP_INCR : SP_BP_OP_DECR, keys[k], NULL);
+			q.delta = (x >> 8) % 50;
+			q.create = (x >> 5) % 2 == 0;
+			q.initial = (x >> 16) % 1000;
+			st = run(f, &q);
+			if (!m->present && !q.create) {
+				assert_int_equal(st, SP_BP_ST_NOT_FOUND);
+			} else if (!m->present) {
+				assert_int_equal(st, SP_BP_ST_OK);
+				m->present = true;
+				m->number = true;
+				m->counter = q.initial;
+			} else if (!m->number) {
+				assert_int_equal(st, SP_BP_ST_NOT_NUMBER);
+			} else {
+				assert_int_equal(st, SP_BP_ST_OK);
+				if (incr)
+					m->counter += q.delta;
+				else
+					m->counter =
+					        m->counter > q.delta ? m->counter - q.delta : 0;
+			}
+			if (st == SP_BP_ST_OK) {
+				assert_true(reply_u64(f) == m->counter);
+				assert_true(f->reply.cas > m->cas);
+				m->cas = f->reply.cas;
+			}
+			break;
+		}
+		}
+	}
+	for (unsigned k = 0; k < MODEL_KEYS; k++) {
+		struct sp_bp_req q = req(SP_BP_OP_GET, keys[k], NULL);
+		run(f, &q);
+		model_check_get(f, &model[k]);
+	}
+}
+
 int
 main(void)
 {
@@ -440,6 +608,7 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_value_too_big_for_any_reply, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_route_pages, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_random_against_model, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
