@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <cstring>
 
-namespace {
+namespace
+{
 
 constexpr int64_t kSumValuesMax = 512;
 
-void BM_sum(benchmark::State &st)
+void
+BM_sum(benchmark::State &st)
 {
 	static uint64_t values[kSumValuesMax];
 	const int64_t n = st.range(0);
@@ -36,7 +38,8 @@ void BM_sum(benchmark::State &st)
 }
 BENCHMARK(BM_sum)->Range(8, 512);
 
-void BM_copy_paused(benchmark::State &st)
+void
+BM_copy_paused(benchmark::State &st)
 {
 	char src[256];
 	char dst[256];
@@ -53,7 +56,8 @@ void BM_copy_paused(benchmark::State &st)
 }
 BENCHMARK(BM_copy_paused);
 
-void BM_fails(benchmark::State &st)
+void
+BM_fails(benchmark::State &st)
 {
 	st.SkipWithError("expected \"failure\"");
 	for (auto _ : st) {
@@ -61,7 +65,8 @@ void BM_fails(benchmark::State &st)
 }
 BENCHMARK(BM_fails);
 
-void BM_args(benchmark::State &st)
+void
+BM_args(benchmark::State &st)
 {
 	uint64_t acc = 0;
 
@@ -71,13 +76,13 @@ void BM_args(benchmark::State &st)
 	}
 	st.counters["per_iter"] = benchmark::Counter(static_cast<double>(st.iterations()),
 	                                             benchmark::Counter::kAvgIterations);
-	st.counters["secs_per_op"] =
-	        benchmark::Counter(1.0, benchmark::Counter::kIsIterationInvariantRate |
-	                                        benchmark::Counter::kInvert);
+	st.counters["secs_per_op"] = benchmark::Counter(
+	        1.0, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_args)->ArgNames({"keys", "vsize"})->RangeMultiplier(4)->Ranges({{1, 8}, {16, 64}});
 
-void BM_options(benchmark::State &st)
+void
+BM_options(benchmark::State &st)
 {
 	uint64_t acc = 0;
 
@@ -92,7 +97,8 @@ BENCHMARK(BM_options)
         ->MeasureProcessCPUTime()
         ->Iterations(1000);
 
-void BM_manual(benchmark::State &st)
+void
+BM_manual(benchmark::State &st)
 {
 	for (auto _ : st) {
 		st.SetIterationTime(1e-6);
@@ -100,7 +106,8 @@ void BM_manual(benchmark::State &st)
 }
 BENCHMARK(BM_manual)->UseManualTime()->MinTime(0.01);
 
-void BM_threads(benchmark::State &st)
+void
+BM_threads(benchmark::State &st)
 {
 	uint64_t acc = 0;
 
