@@ -319,7 +319,7 @@ conf_reload(struct raft *r)
  * counted; Raft tolerates lost messages.
  */
 static struct outmsg *
-send(struct raft *r, struct raft_msg *m)
+outbox_push(struct raft *r, struct raft_msg *m)
 {
 	struct outmsg *o;
 
@@ -559,7 +559,7 @@ log_up_to_date(const struct raft *r, uint64_t index, uint64_t term)
 
 /* Records a vote; returns the granted and rejected counts among voters. */
 static void
-poll(struct raft *r, uint64_t from, bool granted, uint32_t *yes, uint32_t *no)
+vote_tally(struct raft *r, uint64_t from, bool granted, uint32_t *yes, uint32_t *no)
 {
 	uint32_t i;
 
@@ -593,7 +593,7 @@ handle_vote_resp(struct raft *r, const struct raft_msg *m)
 	uint32_t yes, no;
 
 	ASSERT(r->role == RAFT_CANDIDATE || r->role == RAFT_PRE_CANDIDATE);
-	poll(r, m->from, !m->reject, &yes, &no);
+	vote_tally(r, m->from, !m->reject, &yes, &no);
 	if (yes >= quorum(r)) {
 		if (r->role == RAFT_PRE_CANDIDATE)
 			campaign(r, false, false);
@@ -623,7 +623,7 @@ campaign(struct raft *r, bool pre, bool transfer)
 		become_candidate(r);
 		vote_term = r->term;
 	}
-	poll(r, r->id, true, &yes, &no);
+	vote_tally(r, r->id, true, &yes, &no);
 	if (yes >= quorum(r)) {
 		if (pre)
 			campaign(r, false, transfer);
@@ -642,7 +642,7 @@ campaign(struct raft *r, bool pre, bool transfer)
 		m.index = last_index(r);
 		m.log_term = last_term(r);
 		m.ctx = transfer ? RAFT_VOTE_CTX_TRANSFER : 0;
-		send(r, &m);
+		outbox_push(r, &m);
 	}
 }
 
@@ -670,7 +670,7 @@ handle_vote_req(struct raft *r, const struct raft_msg *m)
 		resp.term = r->term;
 		resp.reject = true;
 	}
-	send(r, &resp);
+	outbox_push(r, &resp);
 }
 
 /* ---- replication (leader) ---- */
@@ -747,7 +747,7 @@ send_snapshot(struct raft *r, struct progress *pr)
 	m.type = RAFT_MSG_SNAPSHOT;
 	m.to = pr->id;
 	m.snapshot.meta = r->snap.meta;
-	if (send(r, &m) == NULL)
+	if (outbox_push(r, &m) == NULL)
 		return false;
 	pr->state = RAFT_PROGRESS_SNAPSHOT;
 	pr->pending_snapshot = r->snap.meta.index;
@@ -790,7 +790,7 @@ send_append(struct raft *r, struct progress *pr, bool send_empty)
 	m.log_term = term_at(r, prev);
 	m.commit = r->commit;
 	m.n_entries = n;
-	if (send(r, &m) == NULL)
+	if (outbox_push(r, &m) == NULL)
 		return false;
 	if (pr->state == RAFT_PROGRESS_REPLICATE) {
 		if (n > 0) {
@@ -823,7 +823,7 @@ send_heartbeat(struct raft *r, const struct progress *pr, uint64_t ctx)
 	m.to = pr->id;
 	m.commit = SP_MIN(pr->match, r->commit);
 	m.ctx = ctx;
-	send(r, &m);
+	outbox_push(r, &m);
 }
 
 static void
@@ -844,7 +844,7 @@ send_timeout_now(struct raft *r, uint64_t to)
 	ASSERT(to != r->id);
 	m.type = RAFT_MSG_TIMEOUT_NOW;
 	m.to = to;
-	send(r, &m);
+	outbox_push(r, &m);
 }
 
 /* Called whenever commit moved: membership, uncommitted budget, reads. */
@@ -1052,7 +1052,7 @@ forward_proposal(struct raft *r, const struct raft_entry *ents, size_t n)
 	m.to = r->leader;
 	m.n_entries = (uint32_t)n;
 	m.entries = copy;
-	o = send(r, &m);
+	o = outbox_push(r, &m);
 	if (o == NULL) {
 		free(copy);
 		return -SP_EFULL;
@@ -1230,7 +1230,7 @@ handle_append(struct raft *r, const struct raft_msg *m)
 	resp.to = m->from;
 	if (m->index < r->commit) {
 		resp.index = r->commit;
-		send(r, &resp);
+		outbox_push(r, &resp);
 		return;
 	}
 	if (term_at(r, m->index) != m->log_term || m->index > last_index(r)) {
@@ -1240,7 +1240,7 @@ handle_append(struct raft *r, const struct raft_msg *m)
 		resp.index = m->index;
 		resp.reject_hint_index = hint;
 		resp.reject_hint_term = term_at(r, hint);
-		send(r, &resp);
+		outbox_push(r, &resp);
 		return;
 	}
 	/* Skip what we already hold; the first conflict truncates our tail. */
@@ -1282,7 +1282,7 @@ handle_append(struct raft *r, const struct raft_msg *m)
 	}
 	commit_to(r, SP_MIN(m->commit, last_new));
 	resp.index = last_new;
-	send(r, &resp);
+	outbox_push(r, &resp);
 }
 
 /* Follower side of a heartbeat: learn the commit index and echo the read round. */
@@ -1297,7 +1297,7 @@ handle_heartbeat(struct raft *r, const struct raft_msg *m)
 	resp.type = RAFT_MSG_HEARTBEAT_RESP;
 	resp.to = m->from;
 	resp.ctx = m->ctx;
-	send(r, &resp);
+	outbox_push(r, &resp);
 }
 
 /* Replaces the snapshot this node holds with a copy of s. Returns 0 or -ENOMEM. */
@@ -1334,14 +1334,14 @@ handle_snapshot(struct raft *r, const struct raft_msg *m)
 	resp.to = m->from;
 	if (s->index <= r->commit) {
 		resp.index = r->commit;
-		send(r, &resp);
+		outbox_push(r, &resp);
 		return;
 	}
 	if (term_at(r, s->index) == s->term) {
 		/* We already hold the covered log: just learn the commit. */
 		commit_to(r, s->index);
 		resp.index = s->index;
-		send(r, &resp);
+		outbox_push(r, &resp);
 		return;
 	}
 	if (snapshot_store(r, s, m->snapshot.data, m->snapshot.len) < 0)
@@ -1357,7 +1357,7 @@ handle_snapshot(struct raft *r, const struct raft_msg *m)
 	outbox_purge(r, true);
 	SP_LOG_DEBUG(LOG_MOD, "node=%" PRIu64 " installs snapshot index=%" PRIu64, r->id, s->index);
 	resp.index = s->index;
-	send(r, &resp);
+	outbox_push(r, &resp);
 }
 
 /* ---- message validation and dispatch ---- */
@@ -1455,7 +1455,7 @@ step_term(struct raft *r, const struct raft_msg *m)
 			 * cluster where leases keep our vote requests from being heard. */
 			struct raft_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
 
-			send(r, &resp);
+			outbox_push(r, &resp);
 		} else if (m->type == RAFT_MSG_PRE_VOTE || m->type == RAFT_MSG_VOTE) {
 			/* Refuse with our term: a candidate stuck in an old term learns the
 			 * current one and its next campaign can be heard (Raft section 5.1). */
@@ -1464,7 +1464,7 @@ step_term(struct raft *r, const struct raft_msg *m)
 			resp.type = m->type == RAFT_MSG_PRE_VOTE ? RAFT_MSG_PRE_VOTE_RESP
 			                                         : RAFT_MSG_VOTE_RESP;
 			resp.term = r->term;
-			send(r, &resp);
+			outbox_push(r, &resp);
 		}
 		return false;
 	}
