@@ -16,6 +16,7 @@
  * workers take the ring hand-off; --steer sends each to its owner's queue.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -169,6 +170,50 @@ build_frame(struct gen *g, struct rte_mbuf *m, uint8_t op, const uint32_t *keys,
 	m->pkt_len = m->data_len;
 	m->ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
 	return queue;
+}
+
+/*
+ * CPU time (ns) the worker threads ran so far, from /proc/self/task/<tid>/schedstat of the
+ * threads EAL named "rte-worker-N". On a shared machine this, not wall time, says what
+ * one request costs a worker. Returns 0 when /proc does not tell.
+ */
+static uint64_t
+workers_cpu_ns(void)
+{
+	char path[300];
+	char comm[64];
+	uint64_t total = 0;
+	struct dirent *e;
+	DIR *d = opendir("/proc/self/task");
+
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		unsigned long long ns = 0;
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		comm[0] = '\0';
+		if (fgets(comm, sizeof(comm), f) == NULL)
+			comm[0] = '\0';
+		fclose(f);
+		if (strncmp(comm, "rte-worker-", 11) != 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		if (fscanf(f, "%llu", &ns) == 1)
+			total += ns;
+		fclose(f);
+	}
+	closedir(d);
+	return total;
 }
 
 /* Takes replies from every queue; counts datagrams, replies and non-OK statuses. */
@@ -411,8 +456,11 @@ main(int argc, char **argv)
 	{
 		uint64_t r0 = g.got_replies;
 		uint64_t t0 = rte_rdtsc();
+		uint64_t cpu0 = workers_cpu_ns();
+		uint64_t cpu_ns;
 
 		get_rate = run_load(&g, SP_BP_OP_GET, true, seconds, UINT64_MAX);
+		cpu_ns = workers_cpu_ns() - cpu0;
 		printf("ringbench: GET %u-byte keys, %u-byte values, %u keys, batch %u, %lu "
 		       "worker(s)%s: %.0f datagrams/s, %.0f requests/s, %" PRIu64
 		       " non-OK replies\n",
@@ -421,6 +469,14 @@ main(int argc, char **argv)
 		       (double)(g.got_replies - r0) /
 		               ((double)(rte_rdtsc() - t0) / (double)rte_get_tsc_hz()),
 		       g.bad_status);
+		if (cpu_ns > 0)
+			printf("ringbench: workers ran %.2f s of CPU in %.2f s: %.0f ns of worker "
+			       "CPU "
+			       "per request, %.0f requests per worker-CPU-second\n",
+			       (double)cpu_ns / 1e9,
+			       (double)(rte_rdtsc() - t0) / (double)rte_get_tsc_hz(),
+			       (double)cpu_ns / (double)(g.got_replies - r0),
+			       (double)(g.got_replies - r0) * 1e9 / (double)cpu_ns);
 	}
 	atomic_store(&rt.stop, true);
 	code = dp_node_teardown(&rt, true);
