@@ -332,16 +332,16 @@ cbench_add_dense_range(struct cbench *b, int64_t lo, int64_t hi, int64_t step)
 		             b->name, lo, hi, step);
 		return;
 	}
-	if ((uint64_t)(hi - lo) / (uint64_t)step >= CBENCH_INSTANCES_MAX) {
+	/* Unsigned differences: the span of two int64 values may not fit an int64. */
+	uint64_t count = ((uint64_t)hi - (uint64_t)lo) / (uint64_t)step + 1;
+	if (count > CBENCH_INSTANCES_MAX) {
 		cbench_error("%s: dense range makes more than %d instances", b->name,
 		             CBENCH_INSTANCES_MAX);
 		return;
 	}
-	for (int64_t v = lo;; v += step) {
+	for (uint64_t i = 0; i < count; i++) {
+		int64_t v = (int64_t)((uint64_t)lo + i * (uint64_t)step);
 		add_argset(b, &v, 1);
-		if (hi - v < step) {
-			break;
-		}
 	}
 }
 

@@ -253,6 +253,12 @@ test_instance_bound(void **state)
 	cbench_add_dense_range(b, 0, CBENCH_INSTANCES_MAX, 1); /* one over */
 	assert_int_equal(cbench_error_count(), 2);
 	assert_int_equal(b->n_argsets, 0);
+	cbench_add_dense_range(b, INT64_MIN, INT64_MAX, INT64_MAX); /* span past int64 */
+	assert_int_equal(cbench_error_count(), 2);
+	assert_int_equal(b->n_argsets, 3);
+	assert_int_equal(b->argsets[0][0], INT64_MIN);
+	assert_int_equal(b->argsets[1][0], -1);
+	assert_int_equal(b->argsets[2][0], INT64_MAX - 1);
 }
 
 static void
