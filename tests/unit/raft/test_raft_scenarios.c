@@ -576,6 +576,36 @@ test_removing_the_leader(void **state)
 	net_free(&net);
 }
 
+/*
+ * A leader appends its own removal and crashes before anyone else has the entry. The
+ * remaining voter cannot win (the removed node's log is longer), so the removed node must
+ * still be able to campaign, finish its removal, and hand over.
+ */
+static void
+test_removed_leader_crashed_before_commit(void **state)
+{
+	struct net net;
+
+	(void)state;
+	net_init(&net, 2, 0, NULL);
+	assert_int_equal(net_elect(&net, 1), 1);
+	net_tick_all(&net, 1);
+	net_isolate(&net, 1);
+	assert_int_equal(conf(&net, 1, RAFT_CONF_REMOVE, 1), 0);
+	net_deliver(&net);
+	net_crash(&net, 1);
+	net_restart(&net, 1);
+	assert_false(is_voter(&net, 1, 1));
+	net_heal(&net);
+	net_tick_all(&net, 10 * ELECTION);
+	assert_int_equal(net_leader(&net), 2);
+	assert_false(is_member(&net, 2, 1));
+	assert_int_equal(net_propose(&net, 2, "alone"), 0);
+	net_deliver(&net);
+	assert_int_equal(net_applied_normal(&net, 2), 1);
+	net_free(&net);
+}
+
 /* A pending entry that lacks a quorum commits once a removal shrinks the quorum. */
 static void
 test_pending_entries_commit_after_removal_shrinks_quorum(void **state)
@@ -1218,6 +1248,7 @@ main(void)
 	        cmocka_unit_test(test_learners_never_vote_and_are_promoted),
 	        cmocka_unit_test(test_removing_the_leader),
 	        cmocka_unit_test(test_pending_entries_commit_after_removal_shrinks_quorum),
+	        cmocka_unit_test(test_removed_leader_crashed_before_commit),
 	        cmocka_unit_test(test_second_membership_change_refused),
 	        cmocka_unit_test(test_transfer_to_up_to_date_follower),
 	        cmocka_unit_test(test_transfer_to_slow_follower),
