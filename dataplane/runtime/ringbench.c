@@ -4,7 +4,7 @@
  * (the same code as shardplane-dp: node.c, worker.c, ...) serves a net_ring port; the
  * main lcore is the load generator on a second net_ring port wired to the same rings. It
  * stores every key once, then sends GET datagrams (--batch requests each) to random keys
- * for --seconds, keeping at most INFLIGHT_MAX datagrams outstanding, and prints datagrams
+ * for --seconds, keeping at most INFLIGHT_MAX requests outstanding, and prints datagrams
  * and requests answered per second.
  *
  *   dp-ringbench [EAL options: -l 0-1, --no-pci, --file-prefix, --no-huge -m N] --
@@ -45,7 +45,7 @@
 #define KEYS_DEF       (1u << 20)
 #define KEYS_MAX       (1u << 24)
 #define BATCH_MAX      SP_BP_REQS_MAX
-#define INFLIGHT_MAX   2048u /* datagrams sent and not yet answered */
+#define INFLIGHT_MAX   2048u /* requests sent and not yet answered */
 #define GEN_POOL_MBUFS 16383u
 #define RING_SLOTS     4096u
 #define KEY_BYTES      8u
@@ -68,6 +68,7 @@ struct gen {
 	bool steer;
 	uint64_t rng;
 	uint64_t sent_dgrams;
+	uint64_t sent_reqs;
 	uint64_t got_dgrams;
 	uint64_t got_replies;
 	uint64_t bad_status;
@@ -270,9 +271,10 @@ send_burst(struct gen *g, uint8_t op, uint32_t *next_key, bool random)
 		/* One datagram at a time per queue keeps steering simple; bursts stay intact
 		 * when not steering. */
 		if (g->steer) {
-			if (rte_eth_tx_burst(g->port_id, q, &m[i], 1) == 1)
+			if (rte_eth_tx_burst(g->port_id, q, &m[i], 1) == 1) {
 				g->sent_dgrams++;
-			else
+				g->sent_reqs += g->batch;
+			} else
 				rte_pktmbuf_free(m[i]);
 		}
 	}
@@ -280,32 +282,38 @@ send_burst(struct gen *g, uint8_t op, uint32_t *next_key, bool random)
 		uint16_t sent = rte_eth_tx_burst(g->port_id, 0, m, (uint16_t)n);
 
 		g->sent_dgrams += sent;
+		g->sent_reqs += (uint64_t)sent * g->batch;
 		if (sent < n)
 			rte_pktmbuf_free_bulk(&m[sent], n - sent);
 	}
 }
 
-/* Runs op over keys until `dgrams` datagrams were answered or seconds ran out. */
+/*
+ * Runs op over keys until `dgrams_max` request datagrams were sent or seconds ran out,
+ * then drains. Returns request datagrams answered per second (all of a datagram's replies
+ * may come in several reply datagrams, from several workers).
+ */
 static double
 run_load(struct gen *g, uint8_t op, bool random, uint64_t seconds, uint64_t dgrams_max)
 {
 	uint64_t hz = rte_get_tsc_hz();
 	uint64_t start = rte_rdtsc();
 	uint64_t end = start + seconds * hz;
-	uint64_t got0 = g->got_dgrams;
+	uint64_t got0 = g->got_replies;
 	uint64_t sent0 = g->sent_dgrams;
 	uint32_t next_key = 0;
 
 	while (rte_rdtsc() < end && g->sent_dgrams - sent0 < dgrams_max) {
-		if (g->sent_dgrams - g->got_dgrams + DP_BURST <= INFLIGHT_MAX)
+		if (g->sent_reqs - g->got_replies + (uint64_t)DP_BURST * g->batch <= INFLIGHT_MAX)
 			send_burst(g, op, &next_key, random);
 		collect(g);
 	}
 	/* Drain what is still in flight, bounded. */
 	end = rte_rdtsc() + DRAIN_MS * hz / 1000;
-	while (g->got_dgrams < g->sent_dgrams && rte_rdtsc() < end)
+	while (g->got_replies < g->sent_reqs && rte_rdtsc() < end)
 		collect(g);
-	return (double)(g->got_dgrams - got0) / ((double)(rte_rdtsc() - start) / (double)hz);
+	return (double)(g->got_replies - got0) / g->batch /
+	       ((double)(rte_rdtsc() - start) / (double)hz);
 }
 
 static int
