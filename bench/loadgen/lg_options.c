@@ -27,6 +27,7 @@ enum {
 	OPT_COUNT,
 	OPT_PRELOAD,
 	OPT_NO_PROGRESS,
+	OPT_ECHO,
 	OPT_SRC_IP,
 	OPT_DST_IP,
 	OPT_SRC_PORT,
@@ -53,6 +54,7 @@ static const struct option lg_long_opts[] = {
         {"count", required_argument, NULL, OPT_COUNT},
         {"preload", no_argument, NULL, OPT_PRELOAD},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        {"echo", no_argument, NULL, OPT_ECHO},
         {"src-ip", required_argument, NULL, OPT_SRC_IP},
         {"dst-ip", required_argument, NULL, OPT_DST_IP},
         {"src-port", required_argument, NULL, OPT_SRC_PORT},
@@ -105,6 +107,9 @@ lg_options_usage(FILE *out, const char *prog)
 	        "  --json PATH        write the libcbench JSON report to PATH\n"
 	        "  --name NAME        benchmark name (default: built from the options)\n"
 	        "  --no-progress      no progress line each second\n"
+	        "  --echo             the peer reflects frames (dpdk-testpmd io forwarding): a\n"
+	        "                     request returned unchanged counts as answered; needs\n"
+	        "                     --dst-mac, excludes --preload\n"
 	        "  --benchmark_*      passed to libcbench (e.g. --benchmark_format=json)\n"
 	        "  --help             this text\n",
 	        prog, LG_KEYS_MAX, LG_KEY_SIZE_MIN, SP_BP_KEY_MAX, SP_BP_VALUE_MAX,
@@ -119,6 +124,16 @@ lg_request_size(const struct lg_options *opts, bool set)
 	ASSERT(opts->key_size <= SP_BP_KEY_MAX);
 	ASSERT(opts->value_size <= SP_BP_VALUE_MAX);
 	return SP_BP_REQ_HDR_SIZE + opts->key_size + (set ? opts->value_size : 0);
+}
+
+uint32_t
+lg_preload_rpd(const struct lg_options *opts)
+{
+	uint32_t fit = (SP_BP_PAYLOAD_MAX - SP_BP_DGRAM_HDR_SIZE) / lg_request_size(opts, true);
+
+	ASSERT(opts->rpd >= 1);
+	ASSERT(opts->rpd <= SP_BP_REQS_MAX);
+	return SP_MIN(opts->rpd, fit);
 }
 
 /* Decimal digits of v (1 for 0). */
@@ -224,7 +239,14 @@ check_combination(struct lg_options *o, FILE *err)
 		        o->key_size, o->keys, digits_u64(o->keys - 1));
 		return -EINVAL;
 	}
-	uint32_t per = lg_request_size(o, o->get_pct < 100 || o->preload);
+	if (o->preload && lg_preload_rpd(o) == 0) {
+		fprintf(err,
+		        "--preload: one SET of a %u-byte key and a %u-byte value does not fit "
+		        "in a datagram: lower --key-size or --value-size\n",
+		        o->key_size, o->value_size);
+		return -EINVAL;
+	}
+	uint32_t per = lg_request_size(o, o->get_pct < 100);
 	if (SP_BP_DGRAM_HDR_SIZE + (uint64_t)per * o->rpd > SP_BP_PAYLOAD_MAX) {
 		fprintf(err,
 		        "--rpd %u requests of %u bytes do not fit in one %u-byte datagram: lower "
@@ -244,6 +266,11 @@ check_combination(struct lg_options *o, FILE *err)
 	}
 	if (o->duration_s == 0 && o->count == 0) {
 		fprintf(err, "--duration-s 0 needs a --count: the run must be bounded\n");
+		return -EINVAL;
+	}
+	if (o->echo && (!o->have_dst_mac || o->preload)) {
+		fprintf(err,
+		        "--echo needs --dst-mac (a reflector answers no ARP) and no --preload\n");
 		return -EINVAL;
 	}
 	if (o->dist == LG_DIST_ZIPF && o->keys < 2) {
@@ -314,6 +341,9 @@ apply_flag(int c, const char *arg, struct lg_options *o, FILE *err)
 		break;
 	case OPT_NO_PROGRESS:
 		o->progress = false;
+		break;
+	case OPT_ECHO:
+		o->echo = true;
 		break;
 	case OPT_SRC_IP:
 		rc = parse_ip(arg, &o->src_ip_be);

@@ -51,6 +51,7 @@ struct lg_options {
 	bool have_dst_mac; /* else learned with ARP */
 	bool preload;      /* SET every key before the run */
 	bool progress;     /* one line a second on stderr */
+	bool echo;         /* the peer reflects our frames: the I/O baseline */
 	enum lg_dist dist;
 	const char *json_path; /* libcbench JSON report file, or NULL */
 	const char *name;      /* benchmark name; NULL = built from the options */
@@ -69,5 +70,11 @@ void lg_options_usage(FILE *out, const char *prog);
 
 /* Bytes of one request record with the options' key and value sizes (set or get). */
 uint32_t lg_request_size(const struct lg_options *opts, bool set);
+
+/*
+ * Requests per datagram of the preload: --rpd, or fewer when that many SETs do not fit in
+ * one datagram (0 when not even one does).
+ */
+uint32_t lg_preload_rpd(const struct lg_options *opts);
 
 #endif

@@ -109,6 +109,7 @@ struct lg_engine {
 	struct lg_slot *slots;
 	uint32_t nslots;
 	uint32_t inflight;
+	uint32_t preload_rpd; /* SETs per preload datagram (fewer than rpd when they are big) */
 	/* Send queue: a FIFO of slot indices; each slot is in it at most once. */
 	uint32_t queue[LG_SLOTS_MAX];
 	uint32_t q_head;
@@ -185,7 +186,8 @@ fill_slot(struct lg_engine *e, uint32_t idx, uint64_t budget)
 	uint8_t *frame = rte_pktmbuf_mtod(s->m, uint8_t *);
 	uint8_t key[SP_BP_KEY_MAX];
 	struct sp_bp_builder b;
-	uint32_t n = (uint32_t)SP_MIN((uint64_t)o->rpd, budget);
+	uint32_t rpd = e->phase == LG_PHASE_PRELOAD ? e->preload_rpd : o->rpd;
+	uint32_t n = (uint32_t)SP_MIN((uint64_t)rpd, budget);
 
 	ASSERT(n >= 1);
 	ASSERT(rte_mbuf_refcnt_read(s->m) == 1);
@@ -346,6 +348,46 @@ on_reply(struct lg_engine *e, const struct sp_bp_reply *r, uint64_t now)
 }
 
 /*
+ * Echo mode (the I/O baseline): the peer returns our request frames unchanged, so each
+ * request in a returned datagram counts as answered with OK. The frame must be exactly
+ * one we could have sent: our addresses and ports, a request datagram that decodes.
+ */
+static void
+on_echo(struct lg_engine *e, const struct rte_mbuf *m, uint64_t now)
+{
+	const struct lg_options *o = e->o;
+	const uint8_t *frame = rte_pktmbuf_mtod(m, const uint8_t *);
+	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(frame + RTE_ETHER_HDR_LEN);
+	const struct rte_udp_hdr *udp = (const struct rte_udp_hdr *)(ip + 1);
+	struct sp_bp_req reqs[SP_BP_REQS_MAX];
+	struct sp_bp_dgram dg;
+
+	ASSERT(o->echo);
+	ASSERT(m->data_len >= LG_HDR_LEN);
+	uint32_t udp_len = rte_be_to_cpu_16(udp->dgram_len);
+	if (ip->version_ihl != RTE_IPV4_VHL_DEF || ip->src_addr != o->src_ip_be ||
+	    ip->dst_addr != o->dst_ip_be || udp->src_port != rte_cpu_to_be_16(o->src_port) ||
+	    udp_len < 8u || RTE_ETHER_HDR_LEN + 20u + udp_len > m->data_len) {
+		e->c.rx_other++;
+		return;
+	}
+	if (sp_bp_decode_requests(udp + 1, udp_len - 8u, 0, reqs, SP_BP_REQS_MAX, &dg) !=
+	    SP_BP_ERR_OK) {
+		e->c.rx_bad++;
+		return;
+	}
+	for (uint32_t i = 0; i < dg.count; i++) {
+		struct sp_bp_reply r;
+		memset(&r, 0, sizeof(r));
+		r.request_id = reqs[i].request_id;
+		r.opcode = reqs[i].opcode;
+		r.status = SP_BP_ST_OK;
+		r.value_len = reqs[i].opcode == SP_BP_OP_GET ? o->value_size : 0;
+		on_reply(e, &r, now);
+	}
+}
+
+/*
  * Checks one received frame and, when it is a reply datagram for us, accounts its
  * replies. Every length is checked against the frame before it is used.
  */
@@ -363,6 +405,10 @@ on_frame(struct lg_engine *e, struct rte_mbuf *m, uint64_t now)
 	const uint8_t *frame = rte_pktmbuf_mtod(m, const uint8_t *);
 	const struct rte_ether_hdr *eth = (const struct rte_ether_hdr *)frame;
 	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(eth + 1);
+	if (o->echo) {
+		on_echo(e, m, now);
+		return;
+	}
 	if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
 	    ip->next_proto_id != IPPROTO_UDP || ip->dst_addr != o->src_ip_be) {
 		e->c.rx_other++;
@@ -695,6 +741,7 @@ engine_init(struct lg_engine *e, const struct lg_options *o)
 	e->o = o;
 	e->port = o->eth_port;
 	e->nslots = o->window / o->rpd;
+	e->preload_rpd = lg_preload_rpd(o);
 	VERIFY(e->nslots >= 1);
 	VERIFY(e->nslots <= LG_SLOTS_MAX);
 	e->tsc_hz = rte_get_tsc_hz();
@@ -818,10 +865,9 @@ make_name(const struct lg_options *o)
 		snprintf(mix, sizeof(mix), "set");
 	else
 		snprintf(mix, sizeof(mix), "get%u", o->get_pct);
-	snprintf(lg_name_g, sizeof(lg_name_g),
-	         "loadgen_%s_%s/keys:%u/key:%u/value:%u/rpd:%u/window:%u", mix,
-	         o->dist == LG_DIST_ZIPF ? "zipf" : "uniform", o->keys, o->key_size, o->value_size,
-	         o->rpd, o->window);
+	snprintf(lg_name_g, sizeof(lg_name_g), "%s_%s_%s/keys:%u/key:%u/value:%u/rpd:%u/window:%u",
+	         o->echo ? "echo" : "loadgen", mix, o->dist == LG_DIST_ZIPF ? "zipf" : "uniform",
+	         o->keys, o->key_size, o->value_size, o->rpd, o->window);
 }
 
 /* Returns the index of "--" in argv, or argc when there is none. */
@@ -904,8 +950,9 @@ main(int argc, char **argv)
 	struct rte_eth_dev_info info;
 	if (rte_eth_dev_info_get(e->port, &info) != 0)
 		info.driver_name = "unknown";
-	snprintf(lg_label_g, sizeof(lg_label_g), "%s, %s, seed %" PRIu64, info.driver_name,
-	         rte_eal_has_hugepages() ? "hugepages" : "no-huge", opts.seed);
+	snprintf(lg_label_g, sizeof(lg_label_g), "%s%s, %s, seed %" PRIu64, info.driver_name,
+	         opts.echo ? " echo" : "", rte_eal_has_hugepages() ? "hugepages" : "no-huge",
+	         opts.seed);
 	make_name(&opts);
 	struct cbench *b = cbench_register(lg_name_g, bm_loadgen);
 	cbench_set_iterations(b, 1);

@@ -143,10 +143,23 @@ test_options_combinations(void **state)
 	assert_int_equal(PARSE(&o, "--rpd", "30", "--window", "60", "--get-pct", "50"), 0);
 	assert_int_equal(SP_BP_DGRAM_HDR_SIZE + 30 * lg_request_size(&o, true) <= SP_BP_PAYLOAD_MAX,
 	                 1);
-	/* the preload SETs too, so it is held to the SET size */
-	assert_int_equal(PARSE(&o, "--rpd", "32", "--window", "64", "--preload"), -EINVAL);
+	/* the preload packs as many SETs as fit, fewer than --rpd when they are big */
+	assert_int_equal(PARSE(&o, "--rpd", "32", "--window", "64", "--preload"), 0);
+	assert_int_equal(lg_preload_rpd(&o), (SP_BP_PAYLOAD_MAX - SP_BP_DGRAM_HDR_SIZE) / 48);
+	assert_int_equal(PARSE(&o, "--rpd", "4", "--preload"), 0);
+	assert_int_equal(lg_preload_rpd(&o), 4);
+	assert_int_equal(PARSE(&o, "--preload", "--key-size", "250", "--value-size", "1423"),
+	                 -EINVAL);
+	assert_int_equal(PARSE(&o, "--preload", "--key-size", "250", "--value-size", "1173"), 0);
+	assert_int_equal(lg_preload_rpd(&o), 1);
 	assert_int_equal(PARSE(&o, "--rpd", "32", "--window", "64"), 0);
 	assert_int_equal(PARSE(&o, "--dist", "zipf", "--keys", "1"), -EINVAL);
+	/* echo mode: no ARP to learn the MAC from, and nothing to preload */
+	assert_int_equal(PARSE(&o, "--echo"), -EINVAL);
+	assert_int_equal(PARSE(&o, "--echo", "--dst-mac", "02:00:00:00:00:01", "--preload"),
+	                 -EINVAL);
+	assert_int_equal(PARSE(&o, "--echo", "--dst-mac", "02:00:00:00:00:01"), 0);
+	assert_true(o.echo);
 }
 
 static void
