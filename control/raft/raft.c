@@ -857,7 +857,18 @@ after_commit(struct raft *r)
 		return;
 	reads_start(r);
 	if (!raft_membership_is_voter(&r->conf, r->id) && r->conf_index <= r->commit) {
-		/* Our own removal is committed: hand over by stepping down. */
+		/* Our own removal is committed: hand over to an up-to-date voter at once
+		 * (timeout-now) rather than leaving the cluster to wait for a timeout. */
+		const struct progress *best = NULL;
+
+		for (uint32_t i = 0; i < r->n_prs; i++) {
+			const struct progress *pr = &r->prs[i];
+
+			if (pr->voter && pr->id != r->id && pr->match == last_index(r))
+				best = pr;
+		}
+		if (best != NULL)
+			send_timeout_now(r, best->id);
 		SP_LOG_INFO(LOG_MOD, "node=%" PRIu64 " removed from the voters; stepping down",
 		            r->id);
 		become_follower(r, r->term, 0);
