@@ -588,7 +588,10 @@ parse_line(struct sp_mc_cmd *cmd, const char *line, size_t line_len, const struc
 		return false;
 	}
 	if (tok_is(c, "bget")) {
-		parse_get(cmd, SP_MC_GET, line, line_len, t);
+		if (ntok < 3)
+			set_reply(cmd, SP_MC_R_ERROR);
+		else
+			parse_get(cmd, SP_MC_GET, line, line_len, t);
 		return false;
 	}
 	if (tok_is(c, "flush_all")) {

@@ -141,6 +141,7 @@ def build_cases(p):
     add("noreply set then get misses", b"set " + k("c") + b" 0 0 1 noreply\r\nz\r\nget " +
         k("m1") + b" " + k("m2") + b"\r\n")
     add("get no key", b"get\r\n")
+    add("bget no key", b"bget\n")
     add("get key250 miss", b"get " + key250 + b"\r\n")
     add("set key250", b"set " + key250 + b" 1 0 2\r\nhi\r\n")
     add("get key250", b"get " + key250 + b"\r\n")

@@ -280,6 +280,7 @@ test_parse_malformed(void **state)
 	        {"x\r\n", SP_MC_R_ERROR, false, 0},
 	        {"GET a\r\n", SP_MC_R_ERROR, false, 0},
 	        {"get\r\n", SP_MC_R_ERROR, false, 0},
+	        {"bget\n", SP_MC_R_ERROR, false, 0},
 	        {"gett a\r\n", SP_MC_R_ERROR, false, 0},
 	        {"gat x k\r\n", SP_MC_R_BAD_EXPTIME, false, 0},
 	        {"set k 0 0\r\n", SP_MC_R_ERROR, false, 0},
