@@ -6,6 +6,8 @@
  *   BM_bp_encode_get/<N>     client side: build a datagram of N GETs
  *   BM_bp_reply_get/<N>      server side: append N replies with 8-byte values
  *   BM_bp_decode_replies/<N> client side: decode a reply datagram of N replies
+ *   BM_bp_reencode_get/<N>   re-encode N decoded GETs into a new datagram (hand-off)
+ *   BM_bp_forward_get/<N>    the same with sp_bp_add_record (copy the records as they came)
  * items_per_second counts requests (or replies); the `datagrams` counter is per second.
  * Each iteration uses the next of BENCH_DGRAMS prepared datagrams (distinct keys).
  */
@@ -231,6 +233,47 @@ BM_bp_decode_replies(struct cbench_state *st)
 	report(st, n);
 }
 
+/* Moves the n decoded requests of datagram 0 into a new datagram, by record or encoding. */
+static void
+forward(struct cbench_state *st, bool by_record)
+{
+	struct sp_bp_req reqs[SP_BP_REQS_MAX];
+	struct sp_bp_dgram d;
+	uint8_t buf[SP_BP_PAYLOAD_MAX];
+	uint32_t n = check_n(st, SP_BP_OP_GET, 0);
+
+	if (n == 0)
+		return;
+	prepare_requests(SP_BP_OP_GET, n);
+	VERIFY(sp_bp_decode_requests(dgrams[0].buf, dgrams[0].len, BENCH_PARTITIONS, reqs, n, &d) ==
+	       SP_BP_ERR_OK);
+	while (cbench_keep_running(st)) {
+		struct sp_bp_builder b;
+		sp_bp_builder_init(&b, buf, sizeof(buf), false, 1);
+		for (uint32_t i = 0; i < n; i++) {
+			int rc = by_record ? sp_bp_add_record(&b, &reqs[i])
+			                   : sp_bp_add_request(&b, &reqs[i]);
+			CBENCH_DO_NOT_OPTIMIZE(rc);
+		}
+		uint32_t len = sp_bp_builder_finish(&b);
+		CBENCH_DO_NOT_OPTIMIZE(len);
+		cbench_do_not_optimize(buf);
+	}
+	report(st, n);
+}
+
+static void
+BM_bp_reencode_get(struct cbench_state *st)
+{
+	forward(st, false);
+}
+
+static void
+BM_bp_forward_get(struct cbench_state *st)
+{
+	forward(st, true);
+}
+
 /* Datagram sizes: one request, a typical batch, and the most one datagram carries. */
 static void
 per_datagram_args(struct cbench *b)
@@ -264,6 +307,16 @@ CBENCH_REGISTER(BM_bp_reply_get)
 }
 
 CBENCH_REGISTER(BM_bp_decode_replies)
+{
+	per_datagram_args(b);
+}
+
+CBENCH_REGISTER(BM_bp_reencode_get)
+{
+	per_datagram_args(b);
+}
+
+CBENCH_REGISTER(BM_bp_forward_get)
 {
 	per_datagram_args(b);
 }

@@ -400,6 +400,8 @@ sp_bp_decode_requests(const void *buf, size_t len, uint32_t partitions, struct s
 		q.value = q.value_len != 0 ? p + off + q.key_len : NULL;
 		off += (size_t)q.key_len + q.value_len;
 
+		q.record = h;
+		q.record_len = (uint16_t)(SP_BP_REQ_HDR_SIZE + q.key_len + q.value_len);
 		check_request(&q, h[RQ_RESERVED8] != 0 || ld32(h + RQ_RESERVED32) != 0);
 		if (q.err == SP_BP_ERR_OK)
 			finish_request(&q, partitions);
@@ -603,6 +605,26 @@ sp_bp_add_request(struct sp_bp_builder *b, const struct sp_bp_req *req)
 	b->len += size;
 	b->count++;
 	ASSERT(b->len <= b->cap);
+	return 0;
+}
+
+int
+sp_bp_add_record(struct sp_bp_builder *b, const struct sp_bp_req *req)
+{
+	ASSERT(b != NULL);
+	ASSERT(req != NULL);
+	ASSERT((b->flags & SP_BP_F_REPLY) == 0);
+	if (req->err != SP_BP_ERR_OK)
+		return -EINVAL;
+	if (req->record == NULL)
+		return sp_bp_add_request(b, req);
+	ASSERT(req->record_len >= SP_BP_REQ_HDR_SIZE);
+	ASSERT(req->record_len <= SP_BP_PAYLOAD_MAX - SP_BP_DGRAM_HDR_SIZE);
+	if (b->count >= SP_BP_REQS_MAX || req->record_len > b->cap - b->len)
+		return -SP_EFULL;
+	memcpy(b->buf + b->len, req->record, req->record_len);
+	b->len += req->record_len;
+	b->count++;
 	return 0;
 }
 

@@ -134,23 +134,25 @@ struct sp_bp_dgram {
  * belong to the opcode (see docs/protocol.md) and requires the rest to be zero.
  */
 struct sp_bp_req {
-	const uint8_t *key;   /* into the datagram; NULL when key_len == 0 */
-	const uint8_t *value; /* into the datagram; NULL when value_len == 0 (set/add/replace) */
-	uint64_t hash;        /* sp_key_hash(key) (decoder output; 0 without a key) */
-	uint64_t cas;         /* expected version; 0 = unconditional */
-	uint64_t delta;       /* incr/decr */
-	uint64_t initial;     /* incr/decr, valid when create is set */
-	uint32_t request_id;  /* echoed in the reply */
-	uint32_t value_len;   /* set/add/replace payload length */
-	uint32_t flags;       /* opaque client flags stored with the item */
-	uint32_t expiry_s;    /* relative seconds; 0 = never expires */
-	uint32_t partition;   /* sp_key_partition(hash, P), or SP_BP_PARTITION_ANY */
-	uint32_t route_first; /* ROUTE: first partition of the requested page */
+	const uint8_t *key;    /* into the datagram; NULL when key_len == 0 */
+	const uint8_t *value;  /* into the datagram; NULL when value_len == 0 (set/add/replace) */
+	const uint8_t *record; /* decoder output: the request's bytes in the datagram */
+	uint64_t hash;         /* sp_key_hash(key) (decoder output; 0 without a key) */
+	uint64_t cas;          /* expected version; 0 = unconditional */
+	uint64_t delta;        /* incr/decr */
+	uint64_t initial;      /* incr/decr, valid when create is set */
+	uint32_t request_id;   /* echoed in the reply */
+	uint32_t value_len;    /* set/add/replace payload length */
+	uint32_t flags;        /* opaque client flags stored with the item */
+	uint32_t expiry_s;     /* relative seconds; 0 = never expires */
+	uint32_t partition;    /* sp_key_partition(hash, P), or SP_BP_PARTITION_ANY */
+	uint32_t route_first;  /* ROUTE: first partition of the requested page */
 	uint16_t key_len;
-	uint8_t opcode; /* enum sp_bp_op (may be invalid when err is BAD_OPCODE) */
-	uint8_t err;    /* enum sp_bp_err: SP_BP_ERR_OK or a per-request reason */
-	uint8_t create; /* incr/decr: create with `initial` when missing */
-	uint8_t status; /* when err != OK: the status to answer with */
+	uint16_t record_len; /* decoder output: bytes of the record (header, key, value) */
+	uint8_t opcode;      /* enum sp_bp_op (may be invalid when err is BAD_OPCODE) */
+	uint8_t err;         /* enum sp_bp_err: SP_BP_ERR_OK or a per-request reason */
+	uint8_t create;      /* incr/decr: create with `initial` when missing */
+	uint8_t status;      /* when err != OK: the status to answer with */
 };
 
 /* One reply, decoded (client side). */
@@ -242,6 +244,17 @@ uint32_t sp_bp_request_size(const struct sp_bp_req *req);
  * on ROUTE.
  */
 int sp_bp_add_request(struct sp_bp_builder *b, const struct sp_bp_req *req);
+
+/*
+ * Appends a request exactly as it arrived: copies req->record (record_len bytes) when the
+ * decoder filled it, which is cheaper than re-encoding (for handing a subset of a datagram
+ * to another worker); otherwise encodes it as sp_bp_add_request() does. The copy is the
+ * bytes as they arrived: fields changed in *req since decoding are not reflected. The
+ * datagram req was decoded from must still be in place. Requests the
+ * decoder marked bad are refused with -EINVAL (answer them instead). Returns 0, -SP_EFULL
+ * (nothing written) or the errors of sp_bp_add_request().
+ */
+int sp_bp_add_record(struct sp_bp_builder *b, const struct sp_bp_req *req);
 
 /* True when a reply carrying value_len bytes fits in the builder's remaining space. */
 bool sp_bp_reply_fits(const struct sp_bp_builder *b, uint32_t value_len);

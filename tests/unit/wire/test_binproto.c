@@ -763,6 +763,69 @@ test_random_roundtrip(void **state)
 	}
 }
 
+/* Requests forwarded as they arrived: same bytes, same decoded descriptors. */
+static void
+test_add_record(void **state)
+{
+	(void)state;
+	uint8_t buf[SP_BP_PAYLOAD_MAX];
+	uint8_t fwd[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_builder b;
+	struct sp_bp_req in[5];
+	struct sp_bp_req out[SP_BP_REQS_MAX];
+	struct sp_bp_req again[SP_BP_REQS_MAX];
+	struct sp_bp_dgram d;
+
+	in[0] = mkreq(SP_BP_OP_SET, "a", "value");
+	in[1] = mkreq(SP_BP_OP_INCR, "b", NULL);
+	in[1].create = 1;
+	in[1].initial = 9;
+	in[2] = mkreq(SP_BP_OP_ROUTE, NULL, NULL);
+	in[2].route_first = 512;
+	in[3] = mkreq(SP_BP_OP_GET, "c", NULL);
+	in[4] = mkreq(SP_BP_OP_DELETE, "d", NULL);
+	sp_bp_builder_init(&b, buf, sizeof(buf), false, 3);
+	for (size_t i = 0; i < SP_ARRAY_SIZE(in); i++)
+		assert_int_equal(sp_bp_add_request(&b, &in[i]), 0);
+	uint32_t len = sp_bp_builder_finish(&b);
+	assert_int_equal(sp_bp_decode_requests(buf, len, PARTS, out, SP_BP_REQS_MAX, &d),
+	                 SP_BP_ERR_OK);
+
+	/* Every request forwarded as-is reproduces the datagram byte for byte. */
+	sp_bp_builder_init(&b, fwd, sizeof(fwd), false, 3);
+	for (size_t i = 0; i < SP_ARRAY_SIZE(in); i++) {
+		assert_ptr_equal(out[i].record, buf + (i == 0 ? SP_BP_DGRAM_HDR_SIZE
+		                                              : (size_t)(out[i - 1].record - buf) +
+		                                                        out[i - 1].record_len));
+		assert_int_equal(out[i].record_len, sp_bp_request_size(&in[i]));
+		assert_int_equal(sp_bp_add_record(&b, &out[i]), 0);
+	}
+	assert_int_equal(sp_bp_builder_finish(&b), len);
+	assert_memory_equal(fwd, buf, len);
+
+	/* A subset decodes to the same descriptors (pointing into the new datagram). */
+	sp_bp_builder_init(&b, fwd, sizeof(fwd), false, 4);
+	assert_int_equal(sp_bp_add_record(&b, &out[1]), 0);
+	assert_int_equal(sp_bp_add_record(&b, &out[3]), 0);
+	uint32_t flen = sp_bp_builder_finish(&b);
+	assert_int_equal(sp_bp_decode_requests(fwd, flen, PARTS, again, SP_BP_REQS_MAX, &d),
+	                 SP_BP_ERR_OK);
+	assert_int_equal(d.count, 2);
+	check_same(&out[1], &again[0]);
+	assert_true(again[0].initial == 9);
+	check_same(&out[3], &again[1]);
+
+	/* Hand-built descriptors are encoded; bad ones refused; capacity respected. */
+	struct sp_bp_req hand = mkreq(SP_BP_OP_GET, "zz", NULL);
+	sp_bp_builder_init(&b, fwd, SP_BP_DGRAM_HDR_SIZE + sp_bp_request_size(&hand), false, 5);
+	assert_int_equal(sp_bp_add_record(&b, &hand), 0);
+	assert_int_equal(b.len, b.cap);
+	assert_int_equal(sp_bp_add_record(&b, &out[3]), -SP_EFULL);
+	struct sp_bp_req bad = out[3];
+	bad.err = SP_BP_ERR_KEY_EMPTY;
+	assert_int_equal(sp_bp_add_record(&b, &bad), -EINVAL);
+}
+
 /* The byte-exact example in docs/protocol.md. */
 static void
 test_documented_example(void **state)
@@ -825,6 +888,7 @@ main(void)
 	        cmocka_unit_test(test_reply_builder_exact_capacity),
 	        cmocka_unit_test(test_route_pages),
 	        cmocka_unit_test(test_random_roundtrip),
+	        cmocka_unit_test(test_add_record),
 	        cmocka_unit_test(test_documented_example),
 	        cmocka_unit_test(test_names),
 	};
