@@ -607,6 +607,11 @@ cmd_bench(struct cli *cli, struct sp_client *c, int n)
 	       "latency_us_p99=%.1f latency_us_max=%.1f datagrams_sent=%" PRIu64 "\n",
 	       secs, secs > 0 ? (double)t.done / secs : 0.0, p50, p99, pmax,
 	       st.datagrams_sent - st0.datagrams_sent);
+	printf("bench: datagrams_recv=%" PRIu64 " stale_replies=%" PRIu64 " bad_datagrams=%" PRIu64
+	       " send_errors=%" PRIu64 " route_refreshes=%" PRIu64 "\n",
+	       st.datagrams_recv - st0.datagrams_recv, st.stale_replies - st0.stale_replies,
+	       st.bad_datagrams - st0.bad_datagrams, st.send_errors - st0.send_errors,
+	       st.route_refreshes - st0.route_refreshes);
 	free(samples);
 
 	uint64_t failed = t.errors + t.timeouts;
