@@ -78,6 +78,7 @@ SP_STATIC_ASSERT(STORE_VALUE_MAX < (1u << (32 - LENS_VALUE_SHIFT)), "value lengt
 SP_STATIC_ASSERT(STORE_KEY_MAX <= LENS_KEY_MASK, "key length fits lens");
 SP_STATIC_ASSERT(STORE_OP_SET + STORE_PREPEND == STORE_OP_PREPEND, "mode maps to op");
 SP_STATIC_ASSERT(STORE_BUCKET_ITEMS_PLAN < STORE_BUCKET_SLOTS, "index plan leaves headroom");
+SP_STATIC_ASSERT(STORE_BUCKET_CHOICES == 2, "a key's buckets are index and index ^ 1");
 SP_STATIC_ASSERT(STORE_BYTES_MAX >> POS_UNIT_SHIFT <= POS_MASK, "offsets fit an entry");
 
 #define LD(p)    atomic_load_explicit((p), memory_order_relaxed)
@@ -137,10 +138,26 @@ item_size(const struct store_item *it)
 	return store_item_bytes(item_key_len(it->lens), item_value_len(it->lens));
 }
 
+/* Home bucket of a key from its hash's high 32 bits; its pair is the bucket index ^ 1. */
+static inline uint32_t
+home_index(const struct store *s, uint32_t hash_hi)
+{
+	return (uint32_t)(((uint64_t)hash_hi * s->nbuckets) >> 32);
+}
+
 static inline uint32_t
 bucket_index(const struct store *s, uint64_t hash)
 {
-	return (uint32_t)(((uint64_t)sp_key_hash_hi(hash) * s->nbuckets) >> 32);
+	return home_index(s, sp_key_hash_hi(hash));
+}
+
+/* Bucket choice c (0 = home, 1 = its pair) of a key whose home bucket index is home. */
+static inline struct store_bucket *
+bucket_choice(const struct store *s, uint32_t home, unsigned c)
+{
+	ASSERT(c < STORE_BUCKET_CHOICES);
+	ASSERT((home ^ 1u) < s->nbuckets);
+	return &s->buckets[home ^ c];
 }
 
 /* Tag from hash bits 16..31: independent of the partition bits (P <= 2^16) and of hash_hi. */
@@ -281,27 +298,30 @@ key_equal(const uint8_t *a, const void *b_, uint32_t len)
 static bool
 lookup(const struct store *s, const struct store_key *key, struct loc *loc)
 {
-	struct store_bucket *b = &s->buckets[bucket_index(s, key->hash)];
+	uint32_t home = bucket_index(s, key->hash);
 	uint64_t tag = hash_tag(key->hash);
 
-	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
-		uint64_t e = LD(&b->slot[i]);
+	for (unsigned c = 0; c < STORE_BUCKET_CHOICES; c++) {
+		struct store_bucket *b = bucket_choice(s, home, c);
+		for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
+			uint64_t e = LD(&b->slot[i]);
 
-		if (e == 0 || entry_tag(e) != tag)
-			continue;
-		uint64_t off = entry_off(e);
-		struct store_item *it = item_at(s, off);
+			if (e == 0 || entry_tag(e) != tag)
+				continue;
+			uint64_t off = entry_off(e);
+			struct store_item *it = item_at(s, off);
 
-		ASSERT(item_key_len(it->lens) != 0);
-		if (item_key_len(it->lens) != key->len ||
-		    !key_equal(item_key(it), key->data, key->len))
-			continue;
-		loc->b = b;
-		loc->slot = i;
-		loc->off = off;
-		loc->it = it;
-		loc->open = false;
-		return true;
+			ASSERT(item_key_len(it->lens) != 0);
+			if (item_key_len(it->lens) != key->len ||
+			    !key_equal(item_key(it), key->data, key->len))
+				continue;
+			loc->b = b;
+			loc->slot = i;
+			loc->off = off;
+			loc->it = it;
+			loc->open = false;
+			return true;
+		}
 	}
 	return false;
 }
@@ -363,20 +383,23 @@ evict_one(struct store *s, uint64_t skip_off, uint32_t now_s)
 	if (off == skip_off)
 		return size;
 
-	struct store_bucket *b = &s->buckets[((uint64_t)it->hash_hi * s->nbuckets) >> 32];
-	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
-		uint64_t e = LD(&b->slot[i]);
+	uint32_t home = home_index(s, it->hash_hi);
+	for (unsigned c = 0; c < STORE_BUCKET_CHOICES; c++) {
+		struct store_bucket *b = bucket_choice(s, home, c);
+		for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
+			uint64_t e = LD(&b->slot[i]);
 
-		if (e == 0 || entry_off(e) != off)
-			continue;
-		struct loc loc = {.b = b, .slot = i, .off = off, .it = it};
-		bool dead = item_dead(s, it, now_s);
-		unlink_loc(s, &loc);
-		if (dead)
-			s->st.expired++;
-		else
-			s->st.evictions++;
-		break;
+			if (e == 0 || entry_off(e) != off)
+				continue;
+			struct loc loc = {.b = b, .slot = i, .off = off, .it = it};
+			bool dead = item_dead(s, it, now_s);
+			unlink_loc(s, &loc);
+			if (dead)
+				s->st.expired++;
+			else
+				s->st.evictions++;
+			return size;
+		}
 	}
 	return size;
 }
@@ -479,50 +502,57 @@ relink_loc(struct store *s, struct loc *loc, uint64_t off, uint64_t hash)
 }
 
 /*
- * Links a new item (key absent from the index) at off. When the bucket is full the entry
- * of the oldest item in it is dropped and counted (lossy index, as in MICA).
+ * Links a new item (key absent from the index) at off: into a free slot of its home bucket,
+ * else of the pair bucket. When both are full the entry of the oldest item in them is
+ * dropped and counted (a lossy index, as in MICA).
  */
 static void
 link_new(struct store *s, const struct store_key *key, uint64_t off, uint32_t now_s,
          struct loc *loc)
 {
-	struct store_bucket *b = &s->buckets[bucket_index(s, key->hash)];
+	uint32_t home = bucket_index(s, key->hash);
+	struct store_bucket *victim_b = NULL;
 	unsigned victim = 0;
 	uint64_t victim_age = 0;
-	unsigned i;
 
-	for (i = 0; i < STORE_BUCKET_SLOTS; i++) {
-		uint64_t e = LD(&b->slot[i]);
+	for (unsigned c = 0; c < STORE_BUCKET_CHOICES; c++) {
+		struct store_bucket *b = bucket_choice(s, home, c);
+		for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
+			uint64_t e = LD(&b->slot[i]);
 
-		if (e == 0)
-			break;
-		uint64_t age = item_age(s, entry_off(e));
-		if (age >= victim_age) {
-			victim_age = age;
-			victim = i;
+			if (e == 0) {
+				loc->b = b;
+				loc->slot = i;
+				goto link;
+			}
+			uint64_t age = item_age(s, entry_off(e));
+			if (age >= victim_age) {
+				victim_age = age;
+				victim_b = b;
+				victim = i;
+			}
 		}
 	}
-	if (i == STORE_BUCKET_SLOTS) {
-		uint64_t voff = entry_off(LD(&b->slot[victim]));
-		struct loc vloc = {.b = b, .slot = victim, .off = voff, .it = item_at(s, voff)};
-		bool dead = item_dead(s, vloc.it, now_s);
+	VERIFY(victim_b != NULL);
+	uint64_t voff = entry_off(LD(&victim_b->slot[victim]));
+	struct loc vloc = {.b = victim_b, .slot = victim, .off = voff, .it = item_at(s, voff)};
+	bool dead = item_dead(s, vloc.it, now_s);
 
-		unlink_loc(s, &vloc);
-		if (dead) {
-			s->st.expired++;
-		} else {
-			s->st.evictions++;
-			s->st.evictions_index++;
-		}
-		i = victim;
+	unlink_loc(s, &vloc);
+	if (dead) {
+		s->st.expired++;
+	} else {
+		s->st.evictions++;
+		s->st.evictions_index++;
 	}
-	loc->b = b;
-	loc->slot = i;
+	loc->b = victim_b;
+	loc->slot = victim;
+link:
 	loc->open = false;
 	relink_loc(s, loc, off, key->hash);
 	s->st.items++;
 	s->st.bytes += item_size(loc->it);
-	ASSERT(i < STORE_BUCKET_SLOTS);
+	ASSERT(loc->slot < STORE_BUCKET_SLOTS);
 	ASSERT(s->st.bytes <= s->log_bytes);
 }
 
@@ -604,6 +634,8 @@ store_init(void *mem, size_t bytes, const struct store_params *params)
 	uint64_t items_plan = (total - hdr) / per_item;
 	uint64_t nbuckets =
 	        SP_MAX((items_plan + STORE_BUCKET_ITEMS_PLAN - 1) / STORE_BUCKET_ITEMS_PLAN, 1u);
+	/* Buckets come in pairs (a key's home and index ^ 1). */
+	nbuckets = (nbuckets + 1) & ~(uint64_t)1;
 	if (nbuckets > UINT32_MAX ||
 	    hdr + nbuckets * sizeof(struct store_bucket) + LOG_MIN_BYTES > total) {
 		errno = EINVAL;
@@ -1044,9 +1076,9 @@ struct snap {
 };
 
 /*
- * Scans bucket b for key without writing anything. Returns 0 with *sn filled (found or
- * not), or -SP_EBUSY when what it read cannot be consistent (the caller validates and
- * retries). *pos_min receives the lowest log position it read item bytes from.
+ * Scans bucket b for key without writing anything. Returns 0 with *sn filled when found
+ * (sn->found starts false), or -SP_EBUSY when what it read cannot be consistent (the
+ * caller validates and retries). Lowers *pos_min to the lowest log position it read from.
  */
 static int
 scan_racy(const struct store *s, const struct store_bucket *b, const struct store_key *key,
@@ -1060,9 +1092,7 @@ scan_racy(const struct store *s, const struct store_bucket *b, const struct stor
 	uint64_t tail_off = tail % L;
 
 	ASSERT(buf != NULL || buf_len == 0);
-	ASSERT(key->len <= STORE_KEY_MAX);
-	sn->found = false;
-	*pos_min = UINT64_MAX;
+	ASSERT(!sn->found);
 	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
 		uint64_t e = LD(&b->slot[i]);
 
@@ -1112,11 +1142,19 @@ store_get_copy_concurrent(const struct store *s, const struct store_key *key, ui
 		return rc;
 	if (out == NULL || (buf == NULL && buf_len != 0))
 		return -EINVAL;
-	const struct store_bucket *b = &s->buckets[bucket_index(s, key->hash)];
+	uint32_t home = bucket_index(s, key->hash);
+	const struct store_bucket *b[STORE_BUCKET_CHOICES];
+	uint64_t v0[STORE_BUCKET_CHOICES];
 
+	for (unsigned c = 0; c < STORE_BUCKET_CHOICES; c++)
+		b[c] = bucket_choice(s, home, c);
 	for (unsigned attempt = 0; attempt < STORE_CONCURRENT_RETRIES_MAX; attempt++) {
-		uint64_t v0 = atomic_load_explicit(&b->version, memory_order_acquire);
-		if (v0 & 1u) {
+		bool odd = false;
+		for (unsigned c = 0; c < STORE_BUCKET_CHOICES; c++) {
+			v0[c] = atomic_load_explicit(&b[c]->version, memory_order_acquire);
+			odd |= (v0[c] & 1u) != 0;
+		}
+		if (odd) {
 			cpu_relax();
 			continue;
 		}
@@ -1125,14 +1163,18 @@ store_get_copy_concurrent(const struct store *s, const struct store_key *key, ui
 		if (flush_at_s != 0 && now_s >= flush_at_s)
 			flush_cas = atomic_load_explicit(&s->cas_last, memory_order_acquire);
 
-		struct snap sn;
-		uint64_t pos_min;
-		int scan = scan_racy(s, b, key, buf, buf_len, &sn, &pos_min);
+		struct snap sn = {.found = false};
+		uint64_t pos_min = UINT64_MAX;
+		int scan = 0;
+		for (unsigned c = 0; c < STORE_BUCKET_CHOICES && scan == 0 && !sn.found; c++)
+			scan = scan_racy(s, b[c], key, buf, buf_len, &sn, &pos_min);
 
 		atomic_thread_fence(memory_order_acquire);
-		uint64_t v1 = LD(&b->version);
+		bool changed = false;
+		for (unsigned c = 0; c < STORE_BUCKET_CHOICES; c++)
+			changed |= LD(&b[c]->version) != v0[c];
 		uint64_t tail = LD(&s->tail);
-		if (scan != 0 || v1 != v0 || (pos_min != UINT64_MAX && pos_min < tail)) {
+		if (scan != 0 || changed || (pos_min != UINT64_MAX && pos_min < tail)) {
 			cpu_relax();
 			continue;
 		}
@@ -1151,20 +1193,27 @@ store_get_copy_concurrent(const struct store *s, const struct store_key *key, ui
 void
 store_prefetch(const struct store *s, uint64_t hash)
 {
-	__builtin_prefetch(&s->buckets[bucket_index(s, hash)], 0, 3);
+	uint32_t home = bucket_index(s, hash);
+
+	__builtin_prefetch(bucket_choice(s, home, 0), 0, 3);
+	__builtin_prefetch(bucket_choice(s, home, 1), 0, 3);
 }
 
 void
 store_prefetch_item(const struct store *s, uint64_t hash)
 {
-	const struct store_bucket *b = &s->buckets[bucket_index(s, hash)];
+	uint32_t home = bucket_index(s, hash);
 	uint64_t tag = hash_tag(hash);
 
-	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
-		uint64_t e = LD(&b->slot[i]);
+	for (unsigned c = 0; c < STORE_BUCKET_CHOICES; c++) {
+		const struct store_bucket *b = bucket_choice(s, home, c);
+		for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
+			uint64_t e = LD(&b->slot[i]);
 
-		if (e != 0 && entry_tag(e) == tag)
-			__builtin_prefetch(s->log + SP_MIN(entry_off(e), s->log_bytes - 1), 0, 3);
+			if (e != 0 && entry_tag(e) == tag)
+				__builtin_prefetch(s->log + SP_MIN(entry_off(e), s->log_bytes - 1),
+				                   0, 3);
+		}
 	}
 }
 
@@ -1192,21 +1241,37 @@ indexed_at(const struct store_bucket *b, uint64_t off)
 
 /* True when an entry of b before slot i points at an item with the same key as slot i's. */
 static bool
-bucket_has_twin(const struct store *s, const struct store_bucket *b, unsigned i)
+slots_hold_twin(const struct store *s, const struct store_bucket *b, unsigned n,
+                const struct store_item *it)
 {
-	struct store_item *it = item_at(s, entry_off(LD(&b->slot[i])));
-
-	ASSERT(i < STORE_BUCKET_SLOTS);
-	for (unsigned j = 0; j < i; j++) {
+	for (unsigned j = 0; j < n; j++) {
 		uint64_t e = LD(&b->slot[j]);
 		if (e == 0)
 			continue;
 		struct store_item *other = item_at(s, entry_off(e));
 		if (other->lens == it->lens &&
-		    key_equal(item_key(other), item_key(it), item_key_len(it->lens)))
+		    key_equal(item_key(other), item_key((struct store_item *)it),
+		              item_key_len(it->lens)))
 			return true;
 	}
 	return false;
+}
+
+/*
+ * True when the key of slot i of bucket bi is also indexed earlier in its bucket pair
+ * (the even bucket's slots come first).
+ */
+static bool
+bucket_has_twin(const struct store *s, uint32_t bi, unsigned i)
+{
+	const struct store_bucket *b = &s->buckets[bi];
+	struct store_item *it = item_at(s, entry_off(LD(&b->slot[i])));
+
+	ASSERT(i < STORE_BUCKET_SLOTS);
+	ASSERT(bi < s->nbuckets);
+	if (slots_hold_twin(s, b, i, it))
+		return true;
+	return (bi & 1u) != 0 && slots_hold_twin(s, &s->buckets[bi ^ 1u], STORE_BUCKET_SLOTS, it);
 }
 
 int
@@ -1235,7 +1300,9 @@ store_check(const struct store *s)
 		uint64_t size = item_size(it);
 		if (size > rest || item_value_len(it->lens) > STORE_VALUE_MAX)
 			return -SP_ECORRUPT;
-		if (indexed_at(&s->buckets[((uint64_t)it->hash_hi * s->nbuckets) >> 32], phys)) {
+		uint32_t home = home_index(s, it->hash_hi);
+		if (indexed_at(bucket_choice(s, home, 0), phys) ||
+		    indexed_at(bucket_choice(s, home, 1), phys)) {
 			items++;
 			bytes += size;
 			if (it->cas == 0 || it->cas > LD(&s->cas_last))
@@ -1261,9 +1328,9 @@ store_check(const struct store *s)
 			const struct store_item *it = item_at(s, off);
 			if (item_key_len(it->lens) == 0)
 				return -SP_ECORRUPT;
-			if (((uint64_t)it->hash_hi * s->nbuckets) >> 32 != bi)
+			if ((home_index(s, it->hash_hi) | 1u) != (bi | 1u))
 				return -SP_ECORRUPT;
-			if (bucket_has_twin(s, b, i))
+			if (bucket_has_twin(s, bi, i))
 				return -SP_ECORRUPT;
 			entries++;
 		}

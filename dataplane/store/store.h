@@ -9,7 +9,7 @@
  * no per-thread state). Readers on other threads use store_get_copy_concurrent() only.
  *
  * Layout (docs/store.md has the details and the overhead arithmetic):
- *   [struct store][index: buckets of 7 tagged entries, 64 B each][circular item log]
+ *   [struct store][index: buckets of 7 tagged entries, 64 B each, in pairs][circular log]
  * Writes append to the log; when the log is full the oldest items are evicted (FIFO) and
  * items read from the oldest quarter are re-appended at the head, which approximates LRU.
  *
@@ -42,6 +42,8 @@
 /* Entries per 64-byte index bucket, and the design occupancy the index is sized for. */
 #define STORE_BUCKET_SLOTS      7u
 #define STORE_BUCKET_ITEMS_PLAN 4u
+/* Buckets a key may be indexed in: its home bucket and the other bucket of the pair. */
+#define STORE_BUCKET_CHOICES 2u
 
 /* Alignment the memory given to store_init() must have. */
 #define STORE_MEM_ALIGN 64u

@@ -709,30 +709,34 @@ test_eviction_keeps_recently_read(void **state)
 	       st.evictions);
 	assert_true(st.reinserts > 0);
 	assert_true(st.evictions > (uint64_t)cold_next / 2);
-	/* The misses left come from the lossy index (full buckets drop their oldest entry). */
-	assert_true(hot_alive >= hot * 4 / 5);
+	/* Any miss left would come from the lossy index (a full pair drops its oldest entry). */
+	assert_true(hot_alive >= hot * 19 / 20);
 	assert_int_equal(cold_alive, 0);
 }
 
-/* Keys that share a bucket: the index keeps STORE_BUCKET_SLOTS, then drops the oldest. */
+/*
+ * Keys that share a bucket pair: the index keeps STORE_BUCKET_CHOICES x STORE_BUCKET_SLOTS
+ * of them, then drops the oldest.
+ */
 static void
 test_index_bucket_full(void **state)
 {
 	struct store *s = *state;
-	char key[STORE_BUCKET_SLOTS + 2][8];
+	enum { CAP = STORE_BUCKET_CHOICES * STORE_BUCKET_SLOTS, KEYS = CAP + 2 };
+	char key[KEYS][8];
 	struct store_value v;
 	struct store_stats st;
 
-	for (unsigned i = 0; i < STORE_BUCKET_SLOTS + 2; i++) {
+	for (unsigned i = 0; i < KEYS; i++) {
 		snprintf(key[i], sizeof(key[i]), "b%u", i);
-		/* Same high bits (bucket) and same tag: only the key bytes tell them apart. */
+		/* Same high bits (buckets) and same tag: only the key bytes tell them apart. */
 		struct store_key k = {.data = key[i],
 		                      .len = (uint32_t)strlen(key[i]),
 		                      .hash = 0x1234567800abcdefull};
 		struct store_write w = {.value = key[i], .value_len = k.len};
 		assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
-		/* Until the bucket is full every key stays readable. */
-		for (unsigned j = 0; j <= i && i < STORE_BUCKET_SLOTS; j++) {
+		/* Until the pair is full every key stays readable. */
+		for (unsigned j = 0; j <= i && i < CAP; j++) {
 			struct store_key kj = {.data = key[j],
 			                       .len = (uint32_t)strlen(key[j]),
 			                       .hash = 0x1234567800abcdefull};
@@ -744,8 +748,8 @@ test_index_bucket_full(void **state)
 	store_stats_get(s, &st);
 	assert_int_equal(st.evictions_index, 2);
 	assert_int_equal(st.evictions, 2);
-	assert_int_equal(st.items, STORE_BUCKET_SLOTS);
-	for (unsigned i = 0; i < STORE_BUCKET_SLOTS + 2; i++) {
+	assert_int_equal(st.items, CAP);
+	for (unsigned i = 0; i < KEYS; i++) {
 		struct store_key k = {.data = key[i],
 		                      .len = (uint32_t)strlen(key[i]),
 		                      .hash = 0x1234567800abcdefull};
@@ -789,8 +793,8 @@ test_item_overhead(void **state)
 	       "index drops %" PRIu64 "\n",
 	       st.items, budget, per_item, per_item - 16, st.evictions_index);
 	assert_true(per_item - 16 <= STORE_ITEM_OVERHEAD_MAX);
-	/* The lossy index drops few items at the planned occupancy. */
-	assert_true(st.evictions_index * 20 < written);
+	/* The lossy index drops few items at the planned occupancy (under 1%). */
+	assert_true(st.evictions_index * 100 < written);
 	assert_int_equal(store_check(s), 0);
 	free(s);
 }

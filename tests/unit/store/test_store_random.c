@@ -593,6 +593,8 @@ conc_writer(void *arg)
 			break;
 		case 2:
 		case 3:
+		case 6:
+		case 7:
 			if (conc_counter_step(c, id % CONC_COUNTERS) != 0)
 				c->writer_errors++;
 			break;
@@ -627,7 +629,7 @@ conc_reader(void *arg)
 	for (uint64_t n = 0; n < CONC_READER_OPS && !atomic_load(&c->writer_done); n++) {
 		uint64_t r = test_rand(&rng);
 		uint32_t id = (uint32_t)(r % CONC_KEYS);
-		bool counter = (r >> 32) % 4 == 0;
+		bool counter = (r >> 32) % 2 == 0;
 		const char *key = counter ? c->counter[id % CONC_COUNTERS] : c->key[id];
 		struct store_key k = test_key(key, strlen(key));
 		struct store_value v;
