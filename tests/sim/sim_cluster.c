@@ -132,6 +132,7 @@ struct sim_profile {
 	uint32_t isolate_ppm;       /* cut a leader from everyone right after it appends a
 	                               client write, leaving entries of its term nowhere else */
 	bool fig8;                  /* run the Figure 8 schedule instead of random faults */
+	bool fig8_conf;             /* its membership variant (see enum sim_fig8) */
 	/* Core tunables: small messages and windows split replication into many steps. */
 	uint64_t max_size_per_msg;
 	uint32_t max_inflight_msgs;
@@ -145,6 +146,13 @@ struct sim_profile {
  * replicates its old-term entry; the moment its commit index moves it is isolated again;
  * (4) B rejoins and may be elected. A core that commits old-term entries by counting
  * replicas loses a committed entry in step 4.
+ *
+ * The membership variant: (1) leader A is cut from a random half of its peers the moment
+ * it accepts a membership change, so the change reaches only some logs; (2) the next
+ * leader B is asked for a membership change at once (a correct core refuses until it has
+ * committed an entry of its term); (3) the moment B's commit index moves after it accepted
+ * one, B is isolated and A rejoins. A core that takes a change before its own-term commit
+ * lets A and B count quorums in configurations that do not overlap.
  */
 enum sim_fig8 {
 	SIM_FIG8_WAIT_WRITE = 0,
@@ -176,12 +184,15 @@ struct sim {
 	uint64_t op_next;
 	uint64_t strike_tick; /* when to strike strike_id (0: nothing scheduled) */
 	uint64_t strike_id;
-	uint32_t fig8;           /* enum sim_fig8 */
-	uint64_t fig8_a;         /* the leader isolated with an entry of its term */
-	uint64_t fig8_b;         /* the next leader, isolated at once */
-	uint64_t fig8_deadline;  /* abandon the round (heal) at this tick */
-	uint32_t admin;          /* enum sim_admin, waiting for a free leader */
-	uint64_t admin_deadline; /* give up at this tick */
+	uint32_t fig8;              /* enum sim_fig8 */
+	uint64_t fig8_a;            /* the leader isolated with an entry of its term */
+	uint64_t fig8_b;            /* the next leader, isolated at once */
+	uint64_t fig8_deadline;     /* abandon the round (heal) at this tick */
+	bool fig8_b_changed;        /* membership variant: B accepted a change */
+	uint64_t fig8_isolate_tick; /* membership variant: isolate A fully at this tick */
+	uint32_t admin;             /* enum sim_admin, waiting for a free leader */
+	uint64_t admin_remove_id;   /* when set, the change asked for is this removal */
+	uint64_t admin_deadline;    /* give up at this tick */
 	bool healed;
 	uint64_t heal_tick;
 	uint64_t acked_after_heal;
@@ -197,6 +208,7 @@ static void node_pump(struct sim *s, struct sim_node *n);
 static void node_crash(struct sim *s, struct sim_node *n, const char *why);
 static void fig8_on_elected(struct sim *s, struct sim_node *n);
 static void fig8_on_commit(struct sim *s, struct sim_node *n);
+static void fig8_on_conf(struct sim *s, struct sim_node *n);
 
 static void __attribute__((format(printf, 2, 3))) trace(const struct sim *s, const char *fmt, ...)
 {
@@ -850,13 +862,14 @@ fig8_restart(struct sim *s, const char *why)
 	trace(s, "figure 8: %s; network healed, next round", why);
 	s->fig8 = SIM_FIG8_WAIT_WRITE;
 	s->fig8_deadline = 0;
+	s->admin_remove_id = 0;
 }
 
 /* Figure 8 step 1: leader n just appended a client write. */
 static void
 fig8_on_write(struct sim *s, struct sim_node *n)
 {
-	if (!s->prof.fig8 || s->healed || s->fig8 != SIM_FIG8_WAIT_WRITE)
+	if (!s->prof.fig8 || s->prof.fig8_conf || s->healed || s->fig8 != SIM_FIG8_WAIT_WRITE)
 		return;
 	isolate(s, n);
 	s->fig8_a = n->id;
@@ -873,6 +886,19 @@ fig8_on_elected(struct sim *s, struct sim_node *n)
 
 	if (!s->prof.fig8 || s->healed)
 		return;
+	if (s->prof.fig8_conf) {
+		if (s->fig8 != SIM_FIG8_WAIT_NEW_LEADER || n->id == s->fig8_a)
+			return;
+		s->fig8_b = n->id;
+		s->fig8_b_changed = false;
+		s->admin_remove_id = s->fig8_a; /* B's change leaves A out of its quorum */
+		s->admin = SIM_ADMIN_CONF;
+		s->admin_deadline = s->now + SIM_ADMIN_WAIT_TICKS;
+		s->fig8 = SIM_FIG8_WAIT_A_COMMIT;
+		s->fig8_deadline = s->now + SIM_FIG8_ROUND_TICKS;
+		trace(s, "figure 8 (membership): %" PRIu64 " elected, asked for a change", n->id);
+		return;
+	}
 	if (s->fig8 == SIM_FIG8_WAIT_NEW_LEADER && n->id != s->fig8_a && a != NULL) {
 		isolate(s, n);
 		s->fig8_b = n->id;
@@ -901,6 +927,21 @@ fig8_on_commit(struct sim *s, struct sim_node *n)
 
 	if (!s->prof.fig8 || s->healed || s->fig8 != SIM_FIG8_WAIT_A_COMMIT)
 		return;
+	if (s->prof.fig8_conf) {
+		struct sim_node *a = node_by_id(s, s->fig8_a);
+
+		if (n->id != s->fig8_b || !s->fig8_b_changed)
+			return;
+		isolate(s, n);
+		if (a != NULL)
+			rejoin(s, a->slot);
+		sim_net_set_link(s->net, n->slot, a != NULL ? a->slot : n->slot, false);
+		s->fig8 = SIM_FIG8_REST;
+		s->fig8_deadline = s->now + SIM_FIG8_ROUND_TICKS / 2;
+		trace(s, "figure 8 (membership): %" PRIu64 " isolated after its commit moved",
+		      n->id);
+		return;
+	}
 	if (n->id != s->fig8_a)
 		return;
 	isolate(s, n);
@@ -913,9 +954,45 @@ fig8_on_commit(struct sim *s, struct sim_node *n)
 	      n->id, s->fig8_b);
 }
 
+/* Membership variant, steps 1 and 2: leader n just accepted a membership change. */
+static void
+fig8_on_conf(struct sim *s, struct sim_node *n)
+{
+	if (!s->prof.fig8_conf || s->healed)
+		return;
+	if (s->fig8 == SIM_FIG8_WAIT_A_COMMIT && n->id == s->fig8_b) {
+		s->fig8_b_changed = true;
+		return;
+	}
+	if (s->fig8 != SIM_FIG8_WAIT_WRITE)
+		return;
+	uint32_t cut_mask = 0;
+
+	for (unsigned i = 0; i < s->n_slots; i++) {
+		if (i == n->slot || !sim_rng_chance(&s->rng, SIM_PPM / 2))
+			continue;
+		sim_net_set_link(s->net, n->slot, i, false);
+		sim_net_set_link(s->net, i, n->slot, false);
+		cut_mask |= 1u << i;
+	}
+	s->fig8_a = n->id;
+	s->fig8 = SIM_FIG8_WAIT_NEW_LEADER;
+	s->fig8_deadline = s->now + SIM_FIG8_ROUND_TICKS;
+	s->fig8_isolate_tick = s->now + sim_rng_range(&s->rng, 1, 4);
+	trace(s, "figure 8 (membership): leader %" PRIu64 " cut from slots 0x%x after a change",
+	      n->id, cut_mask);
+}
+
 static void
 fig8_tick(struct sim *s)
 {
+	struct sim_node *a = node_by_id(s, s->fig8_a);
+
+	if (s->prof.fig8_conf && s->fig8 == SIM_FIG8_WAIT_NEW_LEADER && a != NULL &&
+	    s->fig8_isolate_tick != 0 && s->now >= s->fig8_isolate_tick) {
+		s->fig8_isolate_tick = 0;
+		isolate(s, a);
+	}
 	if (s->fig8_deadline != 0 && s->now >= s->fig8_deadline)
 		fig8_restart(s, s->fig8 == SIM_FIG8_REST ? "round over" : "round timed out");
 }
@@ -955,6 +1032,12 @@ fault_conf_change(struct sim *s)
 	const struct raft_membership *m = &st.membership;
 	struct raft_conf_change cc = {0};
 	struct sim_node *added = NULL;
+	if (s->admin_remove_id != 0 && raft_membership_contains(m, s->admin_remove_id) &&
+	    s->admin_remove_id != leader->id) {
+		cc = (struct raft_conf_change){.op = RAFT_CONF_REMOVE,
+		                               .node_id = s->admin_remove_id};
+		goto propose;
+	}
 	/* Prefer the changes that move the quorum: promotions and removals of voters. */
 	uint32_t roll = (uint32_t)sim_rng_below(&s->rng, 10);
 	uint32_t pick = roll < 2 ? 0 : (roll < 6 && m->n_learners > 0 ? 1 : 2);
@@ -983,14 +1066,18 @@ fault_conf_change(struct sim *s)
 		if (k < m->n_voters && m->n_voters <= SIM_VOTERS_FLOOR)
 			return true;
 	}
+propose:;
 	struct raft_event ev = {.type = RAFT_EV_CONF_CHANGE, .conf = {.change = cc}};
 	int rc = step(s, leader, &ev);
 
+	if (rc == 0)
+		s->admin_remove_id = 0;
 	trace(s, "conf change op %u node %" PRIu64 " at leader %" PRIu64 ": %s", cc.op, cc.node_id,
 	      leader->id, sp_strerror(rc));
 	if (rc == 0) {
 		s->res->conf_changes++;
 		strike_schedule(s, leader);
+		fig8_on_conf(s, leader);
 	}
 	bool busy = rc == -SP_EBUSY;
 	if (added != NULL) {
@@ -1364,7 +1451,7 @@ tick(struct sim *s)
 
 	while (ok(s) && sim_net_pop(s->net, s->now, &m))
 		on_message(s, &m);
-	if (!s->healed && !s->prof.fig8 && s->admin == SIM_ADMIN_NONE &&
+	if (!s->healed && (!s->prof.fig8 || s->prof.fig8_conf) && s->admin == SIM_ADMIN_NONE &&
 	    sim_rng_chance(&s->rng, s->prof.conf_ppm)) {
 		s->admin = SIM_ADMIN_CONF;
 		s->admin_deadline = s->now + SIM_ADMIN_WAIT_TICKS;
@@ -1412,6 +1499,9 @@ profile_draw(struct sim *s)
 	p->commit_strike_ppm = (uint32_t)sim_rng_below(&s->rng, SIM_PPM / 10);
 	p->isolate_ppm = (uint32_t)sim_rng_below(&s->rng, SIM_PPM / 10);
 	p->fig8 = sim_rng_chance(&s->rng, SIM_PPM / 3);
+	p->fig8_conf = p->fig8 && sim_rng_chance(&s->rng, SIM_PPM / 2);
+	if (p->fig8_conf)
+		p->conf_ppm = SP_MAX(p->conf_ppm, SIM_PPM / 20);
 	static const uint64_t sizes[] = {1, 64, 1u << 20};
 	static const uint32_t windows[] = {1, 4, 64};
 
