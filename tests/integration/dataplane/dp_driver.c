@@ -27,6 +27,9 @@
 #define KEY_BYTES_MAX   64u
 #define VALUE_BYTES_MAX 200u
 #define EXPIRY_WAIT_US  2200000u
+/* Generous: a loaded CI machine can deschedule the node for hundreds of milliseconds, and
+ * non-idempotent operations get no second attempt. */
+#define ATTEMPT_TIMEOUT_MS 3000u
 
 struct item {
 	char key[KEY_BYTES_MAX];
@@ -290,7 +293,7 @@ main(int argc, char **argv)
 	        {"quick", no_argument, NULL, 'q'},
 	        {NULL, 0, NULL, 0},
 	};
-	struct sp_client_params params = {.timeout_ms = 300, .retries = 3};
+	struct sp_client_params params = {.timeout_ms = ATTEMPT_TIMEOUT_MS, .retries = 3};
 	struct sp_client_stats st;
 	struct sp_client_op *ops;
 	struct sp_client *c;
