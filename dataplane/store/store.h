@@ -261,11 +261,11 @@ void store_flush_all(struct store *s, uint32_t at_s, uint32_t now_s);
 int store_get_copy_concurrent(const struct store *s, const struct store_key *key, uint32_t now_s,
                               void *buf, size_t buf_len, struct store_value *out);
 
-/* Prefetches the index bucket of hash, for the next request of a batch. Can't fail. */
+/* Prefetches the index buckets (the pair) of hash, for a later request of a batch. */
 void store_prefetch(const struct store *s, uint64_t hash);
 
 /*
- * Second prefetch stage: reads the bucket of hash (prefetch it a few requests earlier with
+ * Second prefetch stage: reads the buckets of hash (prefetch them a few requests earlier with
  * store_prefetch) and prefetches the items whose tag matches. Batch as MICA does: bucket
  * for request i + 2d, items for request i + d, execute request i. Can't fail; never
  * writes.
