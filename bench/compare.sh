@@ -25,11 +25,19 @@
 #
 # Environment: SP_BENCH_SECONDS (10) per measured run, SP_BENCH_KEYS (1000000),
 # SP_BENCH_OUT (bench/out-<date>): where the JSON reports, logs, table.md, results.dat and
-# compare.png go; SP_BENCH_NICE (-10): nice level of every benchmark process, so that other
-# work on a shared machine disturbs the figures less (0 to leave it alone).
+# compare.png go; SP_BENCH_NICE (-10): nice level of the script's own session and of every
+# benchmark process, so that other work on a shared machine disturbs the figures less (0 to
+# leave it alone; negative levels need root).
 #
 # Every process is started by this script, bounded by timeout(1), and stopped by its pid.
 set -euo pipefail
+
+# Linux groups processes by session for scheduling (autogroup), so nice(1) alone only
+# ranks them against each other. Run in a session of our own and give that session the
+# nice level: on a shared machine the figures then depend less on other work.
+if [[ -z ${SP_COMPARE_SESSION:-} ]] && command -v setsid >/dev/null; then
+	SP_COMPARE_SESSION=1 exec setsid --wait "$0" "$@"
+fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -63,6 +71,10 @@ if ! [[ $keys =~ ^[0-9]+$ ]] || ((keys < 1000 || keys > 10000000)); then
 	exit 2
 fi
 mkdir -p "$out"
+if [[ -w /proc/self/autogroup ]]; then
+	echo "$nice_level" >/proc/self/autogroup 2>/dev/null ||
+		echo "compare.sh: could not set this session's nice level to $nice_level" >&2
+fi
 tmp=$(mktemp -d /tmp/sp-compare.XXXXXX)
 pids=()
 
