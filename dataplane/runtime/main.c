@@ -102,7 +102,14 @@ housekeeping(void)
 		uint64_t now_ms = sp_mono_ms();
 
 		if (rt.region != NULL) {
-			route_watch_region(rt.route, &rt.watch);
+			if (route_watch_region(rt.route, &rt.watch) == 1) {
+				const struct route_table *t = route_current(rt.route);
+
+				/* The main lcore is the only one that frees tables: t stays valid. */
+				atomic_store(&rt.epoch, t->epoch);
+				SP_LOG_INFO(MOD, "routing table: epoch %" PRIu64 " installed",
+				            t->epoch);
+			}
 			if (now_ms >= next_beat_ms) {
 				dp_node_heartbeat(&rt, SP_DP_RUNNING);
 				next_beat_ms = now_ms + HEARTBEAT_INTERVAL_MS;

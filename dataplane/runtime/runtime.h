@@ -39,6 +39,7 @@ struct dp_runtime {
 	uint64_t tsc_hz;
 	uint64_t tsc_base;        /* the stores' clock: seconds since start-up, from the TSC */
 	struct sp_region *region; /* --state-region, or NULL */
+	_Atomic uint64_t epoch;   /* epoch of the routing table in use, for telemetry */
 	struct route_watch watch;
 	bool watch_ready;
 	atomic_bool stop;

@@ -146,6 +146,8 @@ cmd_config(const char *cmd, const char *params, struct rte_tel_data *d)
 	rte_tel_data_add_dict_string(d, "mac", mac);
 	rte_tel_data_add_dict_u64(d, "rss", rt->port.rss);
 	rte_tel_data_add_dict_u64(d, "steering", rt->port.steering);
+	rte_tel_data_add_dict_u64(d, "epoch", atomic_load(&rt->epoch));
+	rte_tel_data_add_dict_u64(d, "state_region", rt->region != NULL);
 	return 0;
 }
 

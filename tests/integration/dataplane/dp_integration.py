@@ -7,7 +7,8 @@ through DPDK telemetry, stopped with SIGTERM.
     dp_integration.py SCENARIO --dp PATH --driver PATH [--client PATH]
 
 Scenarios: tap (1 worker), tap2 (2 workers: ring hand-off, bad input), afpacket (veth in
-a netns), startup (flag and environment checks). SP_NO_HUGE=1 forces --no-huge. Every
+a netns), startup (flag and environment checks), region (routing from the shared region,
+epoch switch under load). SP_NO_HUGE=1 forces --no-huge. Every
 process, interface and namespace created here is removed on exit, by pid or by name.
 """
 
@@ -440,6 +441,71 @@ def scenario_afpacket(args):
         run(["ip", "netns", "del", ns], check=False)
 
 
+def wait_epoch(node, epoch):
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if node.telemetry("/shardplane/config")["epoch"] == epoch:
+            return
+        time.sleep(0.1)
+    fail("epoch %d not installed:\n%s" % (epoch, node.output()))
+
+
+def scenario_region(args):
+    """Routing from the shared region: the node installs the published map, and a new
+    epoch that moves every partition to worker 1 is switched to while a driver runs, with
+    no request lost or answered wrongly."""
+    if not args.region_tool:
+        fail("--region-tool is needed")
+    iface = "sprg%d" % (os.getpid() % 100000)
+    path = "/dev/shm/sptest%d.region" % os.getpid()
+    tool = args.region_tool
+    node = None
+    try:
+        run([tool, "create", path, "--partitions-max", "64"])
+        run([tool, "set-map", path, "--self", "1", "--partitions", "64", "--workers", "2",
+             "--epoch", "5"])
+        node = Node(args.dp, "rg", "net_tap0,iface=%s" % iface, 2,
+                    extra=["--state-region", path])
+        node.start()
+        wait_epoch(node, 5)
+        setup_tap(node, iface)
+        ping(node.ip)
+        drive(args.driver, node, keys=1000)
+        before = node.telemetry("/shardplane/workers")["requests"]
+        # Move every partition to worker 1 while a driver is running.
+        cmd = [args.driver, "--server", "%s:%d" % (node.ip, BASE_PORT), "--keys", "20000"]
+        bg = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(0.3)
+        assign = []
+        for p in range(64):
+            assign += ["--assign", "%d=1:1" % p]
+        run([tool, "set-map", path, "--epoch", "6"] + assign)
+        wait_epoch(node, 6)
+        out, _ = bg.communicate(timeout=DRIVER_TIMEOUT_S)
+        print(out, end="")
+        if bg.returncode != 0:
+            fail("driver across the epoch switch failed:\n%s" % node.output())
+        mid = node.telemetry("/shardplane/workers")["requests"]
+        drive(args.driver, node, keys=1000)
+        after = node.telemetry("/shardplane/workers")["requests"]
+        if after[0] != mid[0]:
+            fail("worker 0 still executed requests after its partitions moved: %s -> %s" %
+                 (mid, after))
+        if after[1] <= mid[1]:
+            fail("worker 1 executed nothing after the switch: %s -> %s" % (mid, after))
+        shown = run([tool, "show", path]).stdout
+        if "running" not in shown:
+            fail("no running heartbeat in the region:\n" + shown)
+        log("region: epoch 5 installed, switched to 6 under load; requests per worker %s "
+            "-> %s -> %s" % (before, mid, after))
+        node.stop()
+    finally:
+        if node is not None:
+            node.kill()
+        if os.path.exists(path):
+            os.unlink(path)
+
+
 def scenario_startup(args):
     """Flags and environment are checked with clear messages, before anything runs."""
     dp = args.dp
@@ -488,10 +554,11 @@ def scenario_startup(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["tap", "tap2", "afpacket", "startup"])
+    ap.add_argument("scenario", choices=["tap", "tap2", "afpacket", "startup", "region"])
     ap.add_argument("--dp", required=True)
     ap.add_argument("--driver", required=True)
     ap.add_argument("--client")
+    ap.add_argument("--region-tool")
     args = ap.parse_args()
     if os.geteuid() != 0:
         log("SKIP: needs root (tap devices, namespaces, raw sockets)")
@@ -503,6 +570,8 @@ def main():
         scenario_tap(args, 2)
     elif args.scenario == "afpacket":
         scenario_afpacket(args)
+    elif args.scenario == "region":
+        scenario_region(args)
     else:
         scenario_startup(args)
     log("PASS %s in %.1f s" % (args.scenario, time.monotonic() - started))
