@@ -33,7 +33,7 @@
 #define ENTRY_TAG_SHIFT  48u
 #define LENS_KEY_MASK    0xffu
 #define LENS_VALUE_SHIFT 8u
-#define POS_NONE         UINT64_MAX
+#define OFF_NONE         UINT64_MAX
 /* An item read from the oldest quarter of a full log is moved to the head. */
 #define REINSERT_AGE_DIV 4u
 #define LOG_MIN_BYTES    4096u
@@ -370,7 +370,7 @@ evict_one(struct store *s, uint64_t skip_off, uint32_t now_s)
 	uint64_t rest = s->log_bytes - off;
 
 	ASSERT(off < s->log_bytes);
-	ASSERT(skip_off == POS_NONE || skip_off < s->log_bytes);
+	ASSERT(skip_off == OFF_NONE || skip_off < s->log_bytes);
 
 	if (rest < STORE_ITEM_HEADER_BYTES)
 		return rest;
@@ -437,7 +437,7 @@ static uint64_t
 item_append(struct store *s, const struct store_key *key, const struct vparts *v, uint32_t flags,
             uint32_t expire_s, uint64_t cas, struct loc *replacing, uint32_t now_s)
 {
-	uint64_t skip_off = replacing != NULL ? replacing->off : POS_NONE;
+	uint64_t skip_off = replacing != NULL ? replacing->off : OFF_NONE;
 	uint64_t value_len = (uint64_t)v->pre_len + v->old_len + v->post_len;
 	uint64_t n = store_item_bytes(key->len, value_len);
 	uint64_t L = s->log_bytes;
