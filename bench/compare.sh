@@ -24,7 +24,7 @@
 # (and SP_NO_HUGE is not 1), else --no-huge; the table says which.
 #
 # Environment: SP_BENCH_SECONDS (10) per measured run, SP_BENCH_KEYS (1000000),
-# SP_BENCH_OUT (bench/out-<date>): where the JSON reports, logs, table.md, results.dat and
+# SP_BENCH_OUT (BUILD_DIR/compare-<date>): where the JSON reports, logs, table.md, results.dat and
 # compare.png go; SP_BENCH_NICE (-10): nice level of the script's own session and of every
 # benchmark process, so that other work on a shared machine disturbs the figures less (0 to
 # leave it alone; negative levels need root).
@@ -45,7 +45,7 @@ build=${1:-$root/build}
 seconds=${SP_BENCH_SECONDS:-10}
 keys=${SP_BENCH_KEYS:-1000000}
 nice_level=${SP_BENCH_NICE:--10}
-out=${SP_BENCH_OUT:-$root/bench/out-$(date -u +%Y%m%dT%H%M%SZ)}
+out=${SP_BENCH_OUT:-$build/compare-$(date -u +%Y%m%dT%H%M%SZ)}
 hugepages_min=${SP_BENCH_HUGEPAGES_MIN:-400}
 
 dp=$build/dataplane/runtime/shardplane-dp
