@@ -890,13 +890,8 @@ counter_parse(const uint8_t *p, uint32_t len, uint64_t *out)
 			return -SP_ENOTNUM;
 		v = v * 10 + d;
 	}
-	if (i == digits) {
-		/* No digits: strtoull leaves the end at the start of the text. */
-		if (!is_blank(p[0]))
-			return -SP_ENOTNUM;
-		*out = 0;
-		return 0;
-	}
+	if (i == digits)
+		return -SP_ENOTNUM; /* no digits: memcached's strtoull check fails too */
 	if (i < len && !is_blank(p[i]))
 		return -SP_ENOTNUM;
 	if (neg) {
