@@ -29,6 +29,7 @@ EXIT_TIMEOUT_S = 20
 DRIVER_TIMEOUT_S = 90
 PING_TRIES_MAX = 20
 COUNT_WAIT_S = 10
+FIXED_MAC = "02:53:50:00:00:01"
 TELEMETRY_RECV_MAX = 1 << 20
 BASE_PORT = 9400
 MEMORY_MB = 16
@@ -375,9 +376,15 @@ def bad_input(node, iface):
 
 def scenario_tap(args, workers):
     iface = "sptap%d" % (os.getpid() % 100000)
-    node = Node(args.dp, "tap%d" % workers, "net_tap0,iface=%s" % iface, workers)
+    # One worker also checks --mac and the periodic stats line.
+    extra = ["--mac", FIXED_MAC, "--stats-interval", "1"] if workers == 1 else []
+    node = Node(args.dp, "tap%d" % workers, "net_tap0,iface=%s" % iface, workers, extra=extra)
     try:
         node.start()
+        if workers == 1:
+            mac = node.telemetry("/shardplane/config")["mac"]
+            if mac.lower() != FIXED_MAC:
+                fail("--mac %s: the node uses %s" % (FIXED_MAC, mac))
         setup_tap(node, iface)
         ping(node.ip)
         drive(args.driver, node)
@@ -404,6 +411,8 @@ def scenario_tap(args, workers):
             if res.returncode != 0:
                 fail("client bench failed:\n%s" % res.stdout)
         out = node.stop()
+        if workers == 1 and "stats rx=" not in out:
+            fail("--stats-interval 1 printed no periodic line:\n" + out)
         print("\n".join(l for l in out.splitlines() if l.startswith(("stats total", "mbufs"))))
     finally:
         node.kill()
