@@ -190,6 +190,7 @@ struct sim {
 	uint64_t fig8_deadline;     /* abandon the round (heal) at this tick */
 	bool fig8_b_changed;        /* membership variant: B accepted a change */
 	uint64_t fig8_isolate_tick; /* membership variant: isolate A fully at this tick */
+	uint64_t fig8_e;            /* membership variant: the voter A's change promoted */
 	uint32_t admin;             /* enum sim_admin, waiting for a free leader */
 	uint64_t admin_remove_id;   /* when set, the change asked for is this removal */
 	uint64_t admin_deadline;    /* give up at this tick */
@@ -208,7 +209,7 @@ static void node_pump(struct sim *s, struct sim_node *n);
 static void node_crash(struct sim *s, struct sim_node *n, const char *why);
 static void fig8_on_elected(struct sim *s, struct sim_node *n);
 static void fig8_on_commit(struct sim *s, struct sim_node *n);
-static void fig8_on_conf(struct sim *s, struct sim_node *n);
+static void fig8_on_conf(struct sim *s, struct sim_node *n, const struct raft_conf_change *cc);
 
 static void __attribute__((format(printf, 2, 3))) trace(const struct sim *s, const char *fmt, ...)
 {
@@ -878,6 +879,32 @@ fig8_on_write(struct sim *s, struct sim_node *n)
 	trace(s, "figure 8: leader %" PRIu64 " isolated with its new entry", n->id);
 }
 
+/*
+ * Membership variant, step 2: the removal new leader b is asked for. After a promotion of
+ * E at A: a voter D other than A, B and E, cut from B at once so that D never sees B's
+ * term (D can then vote for A). Otherwise A itself.
+ */
+static uint64_t
+fig8_pick_removal(struct sim *s, struct sim_node *b)
+{
+	struct raft_status st;
+
+	if (s->fig8_e == 0)
+		return s->fig8_a;
+	raft_status(b->r, &st);
+	for (uint32_t k = 0; k < st.membership.n_voters; k++) {
+		uint64_t id = st.membership.voters[k];
+		struct sim_node *d = node_by_id(s, id);
+
+		if (id == s->fig8_a || id == b->id || id == s->fig8_e || d == NULL)
+			continue;
+		sim_net_set_link(s->net, b->slot, d->slot, false);
+		sim_net_set_link(s->net, d->slot, b->slot, false);
+		return id;
+	}
+	return s->fig8_a;
+}
+
 /* Figure 8 steps 2 and 3: n was just elected. */
 static void
 fig8_on_elected(struct sim *s, struct sim_node *n)
@@ -891,7 +918,7 @@ fig8_on_elected(struct sim *s, struct sim_node *n)
 			return;
 		s->fig8_b = n->id;
 		s->fig8_b_changed = false;
-		s->admin_remove_id = s->fig8_a; /* B's change leaves A out of its quorum */
+		s->admin_remove_id = fig8_pick_removal(s, n);
 		s->admin = SIM_ADMIN_CONF;
 		s->admin_deadline = s->now + SIM_ADMIN_WAIT_TICKS;
 		s->fig8 = SIM_FIG8_WAIT_A_COMMIT;
@@ -954,9 +981,13 @@ fig8_on_commit(struct sim *s, struct sim_node *n)
 	      n->id, s->fig8_b);
 }
 
-/* Membership variant, steps 1 and 2: leader n just accepted a membership change. */
+/*
+ * Membership variant, steps 1 and 2: leader n just accepted membership change cc. A
+ * promotion reaches only the promoted node E (Ongaro's single-server-change bug needs A
+ * and E to hold the change alone); any other change reaches a random half of the peers.
+ */
 static void
-fig8_on_conf(struct sim *s, struct sim_node *n)
+fig8_on_conf(struct sim *s, struct sim_node *n, const struct raft_conf_change *cc)
 {
 	if (!s->prof.fig8_conf || s->healed)
 		return;
@@ -966,10 +997,14 @@ fig8_on_conf(struct sim *s, struct sim_node *n)
 	}
 	if (s->fig8 != SIM_FIG8_WAIT_WRITE)
 		return;
+	struct sim_node *e = cc->op == RAFT_CONF_PROMOTE ? node_by_id(s, cc->node_id) : NULL;
 	uint32_t cut_mask = 0;
 
+	s->fig8_e = e != NULL ? e->id : 0;
 	for (unsigned i = 0; i < s->n_slots; i++) {
-		if (i == n->slot || !sim_rng_chance(&s->rng, SIM_PPM / 2))
+		if (i == n->slot)
+			continue;
+		if (e != NULL ? i == e->slot : !sim_rng_chance(&s->rng, SIM_PPM / 2))
 			continue;
 		sim_net_set_link(s->net, n->slot, i, false);
 		sim_net_set_link(s->net, i, n->slot, false);
@@ -978,7 +1013,7 @@ fig8_on_conf(struct sim *s, struct sim_node *n)
 	s->fig8_a = n->id;
 	s->fig8 = SIM_FIG8_WAIT_NEW_LEADER;
 	s->fig8_deadline = s->now + SIM_FIG8_ROUND_TICKS;
-	s->fig8_isolate_tick = s->now + sim_rng_range(&s->rng, 1, 4);
+	s->fig8_isolate_tick = e != NULL ? 0 : s->now + sim_rng_range(&s->rng, 1, 4);
 	trace(s, "figure 8 (membership): leader %" PRIu64 " cut from slots 0x%x after a change",
 	      n->id, cut_mask);
 }
@@ -1042,6 +1077,10 @@ fault_conf_change(struct sim *s)
 	uint32_t roll = (uint32_t)sim_rng_below(&s->rng, 10);
 	uint32_t pick = roll < 2 ? 0 : (roll < 6 && m->n_learners > 0 ? 1 : 2);
 
+	/* The membership Figure 8 schedule wants promotions: grow learners, promote them. */
+	if (s->prof.fig8_conf && s->admin_remove_id == 0 && roll < 8)
+		pick = m->n_learners > 0 ? 1 : 0;
+
 	if (pick == 0) {
 		for (unsigned i = 0; i < s->n_slots && added == NULL; i++)
 			if (s->nodes[i].id == 0)
@@ -1077,7 +1116,7 @@ propose:;
 	if (rc == 0) {
 		s->res->conf_changes++;
 		strike_schedule(s, leader);
-		fig8_on_conf(s, leader);
+		fig8_on_conf(s, leader, &cc);
 	}
 	bool busy = rc == -SP_EBUSY;
 	if (added != NULL) {
@@ -1086,6 +1125,7 @@ propose:;
 		} else {
 			sim_storage_fini(&added->st);
 			added->id = 0;
+			added->incarnation--; /* the id was never used */
 		}
 	}
 	node_observe(s, leader);
