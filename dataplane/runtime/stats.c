@@ -10,6 +10,7 @@ static const char *const drop_names[] = {
         [DP_DROP_FRAGMENT] = "ip_fragment",      [DP_DROP_NO_SERVICE] = "udp_no_service",
         [DP_DROP_HANDOFF_HOPS] = "handoff_hops", [DP_DROP_NOMBUF] = "no_mbuf",
         [DP_DROP_DEFER_FULL] = "defer_full",     [DP_DROP_SHUTDOWN] = "shutdown",
+        [DP_DROP_SEGMENTED] = "segmented",
 };
 
 #define FIELD(f)                                        \

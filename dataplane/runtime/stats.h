@@ -25,6 +25,7 @@ enum dp_drop {
 	DP_DROP_NOMBUF,       /* no mbuf for a reply or a hand-off copy */
 	DP_DROP_DEFER_FULL,   /* the defer queue and our own ring were both full */
 	DP_DROP_SHUTDOWN,     /* deferred datagrams still held when the worker stopped */
+	DP_DROP_SEGMENTED,    /* a frame over several mbufs: larger than any we serve */
 	DP_DROP_COUNT,
 };
 

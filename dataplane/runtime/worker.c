@@ -561,9 +561,7 @@ handle_frame(struct dp_worker *w, const struct iter *it, struct rte_mbuf *m)
 	DP_STAT_ADD(w->stats, rx_bytes, rte_pktmbuf_pkt_len(m));
 	if (m->nb_segs != 1) {
 		/* Frames over one mbuf are over the MTU we serve; nothing valid is that big. */
-		DP_STAT_INC(w->stats, net_drop[NET_DROP_UDP_MALFORMED]);
-		DP_STAT_INC(w->stats, bad_pkts);
-		rte_pktmbuf_free(m);
+		drop_frame(w, m, DP_DROP_SEGMENTED);
 		return;
 	}
 	v = net_classify(&rt->net, frame, rte_pktmbuf_data_len(m), rx_flags_of(m), &pkt);
