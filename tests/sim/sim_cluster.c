@@ -261,6 +261,7 @@ node_by_id(struct sim *s, uint64_t id)
 	return &s->nodes[slot];
 }
 
+/* Feeds one event to an up, free node and checks the core's invariants after it. */
 static int
 step(struct sim *s, struct sim_node *n, const struct raft_event *ev)
 {
@@ -330,6 +331,7 @@ check_durable_promise(struct sim *s, struct sim_node *n, const struct raft_msg *
 	}
 }
 
+/* Sends a ready's messages in order, checking the durability promise of each. */
 static void
 send_all(struct sim *s, struct sim_node *n, const struct raft_msg *msgs, size_t count)
 {
@@ -339,6 +341,7 @@ send_all(struct sim *s, struct sim_node *n, const struct raft_msg *msgs, size_t 
 	}
 }
 
+/* Ends the client's operation without a result (no check); it retries after a gap. */
 static void
 client_abort(struct sim *s, struct sim_client *c, const char *why)
 {
@@ -347,6 +350,7 @@ client_abort(struct sim *s, struct sim_client *c, const char *why)
 	c->next_tick = s->now + 1 + sim_rng_below(&s->rng, s->prof.client_gap_ticks);
 }
 
+/* The client whose pending operation of this kind is op_id, or NULL. */
 static struct sim_client *
 client_of_op(struct sim *s, uint64_t op_id, uint32_t kind)
 {
@@ -387,6 +391,7 @@ serve_reads(struct sim *s, struct sim_node *n)
 	n->n_reads = k;
 }
 
+/* A node whose removal was applied somewhere is destroyed at the end of the tick. */
 static void
 mark_retired(struct sim *s, uint64_t id)
 {
@@ -556,7 +561,7 @@ node_persist_done(struct sim *s, struct sim_node *n)
 		               sim_storage_last_index(&n->st), n->st.snap.index);
 }
 
-/* Checks run on a node after each of its steps: election safety, leader completeness. */
+/* term_at for the leader-completeness check: the core's own log. */
 static uint64_t
 core_term_at(void *ctx, uint64_t index)
 {
@@ -577,6 +582,8 @@ strike_schedule(struct sim *s, const struct sim_node *n)
 	s->strike_id = n->id;
 }
 
+/* Checks run on a node after each of its steps: election safety, leader completeness;
+ * a new leadership may also start the aimed faults. */
 static void
 node_observe(struct sim *s, struct sim_node *n)
 {
@@ -726,6 +733,8 @@ drain_inbox(struct sim *s, struct sim_node *n)
 	n->inbox_len -= i;
 }
 
+/* Drops everything a crash loses: the core, a ready in progress, the inbox, waiting
+ * reads; the clients waiting on the node give up. Storage stays. */
 static void
 node_free_volatile(struct sim *s, struct sim_node *n)
 {
@@ -1184,6 +1193,7 @@ random_node(struct sim *s, bool want_up)
 	return NULL;
 }
 
+/* Changes the network's fault rates for a while: a burst of loss and delay, or calm. */
 static void
 fault_net_rates(struct sim *s)
 {
@@ -1289,6 +1299,7 @@ fault_step(struct sim *s)
 	}
 }
 
+/* Starts client ci's next operation at the node it believes leads (or any up node). */
 static void
 client_start(struct sim *s, struct sim_client *c, unsigned ci)
 {
@@ -1348,6 +1359,7 @@ client_start(struct sim *s, struct sim_client *c, unsigned ci)
 	node_pump(s, n);
 }
 
+/* Times out stale operations and starts new ones. */
 static void
 clients_tick(struct sim *s)
 {
@@ -1361,6 +1373,7 @@ clients_tick(struct sim *s)
 	}
 }
 
+/* Sometimes snapshots node n at its applied index and compacts the core and storage. */
 static void
 maybe_compact(struct sim *s, struct sim_node *n)
 {
@@ -1389,6 +1402,7 @@ maybe_compact(struct sim *s, struct sim_node *n)
 	node_pump(s, n);
 }
 
+/* Ends the chaos phase: all links up, faults off, every crashed node restarts now. */
 static void
 heal_all(struct sim *s)
 {
@@ -1505,6 +1519,7 @@ tick(struct sim *s)
 			node_retire(s, &s->nodes[i]);
 }
 
+/* Draws the seed's profile; the first draws of every run, so a seed fixes it. */
 static void
 profile_draw(struct sim *s)
 {
@@ -1550,6 +1565,7 @@ profile_draw(struct sim *s)
 	p->pre_vote = sim_rng_chance(&s->rng, SIM_PPM * 3 / 4);
 }
 
+/* Frees a run, whatever state it stopped in. */
 static void
 sim_free(struct sim *s)
 {
