@@ -47,20 +47,6 @@ struct route_private {
 	struct route_stats stats;
 };
 
-static int __attribute__((format(printf, 4, 5)))
-explain(char *why, size_t why_len, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	ASSERT(err < 0);
-	if (why == NULL || why_len == 0)
-		return err;
-	va_start(ap, fmt);
-	vsnprintf(why, why_len, fmt, ap);
-	va_end(ap);
-	return err;
-}
-
 static size_t
 table_bytes(uint32_t partitions)
 {
@@ -346,14 +332,14 @@ state_fits(const struct route_private *p, const struct sp_cluster_state *st, cha
 	if (rc < 0)
 		return rc;
 	if (st->partitions != p->cfg.partitions)
-		return explain(why, why_len, -EINVAL,
+		return sp_explain(why, why_len, -EINVAL,
 		               "map has %u partitions, this dataplane was started with %u; "
 		               "restart it with --partitions %u",
 		               st->partitions, p->cfg.partitions, st->partitions);
 	self = sp_cluster_find_member(st, st->self_node_id);
 	ASSERT(self != NULL);
 	if (self->worker_count > p->cfg.workers)
-		return explain(
+		return sp_explain(
 		        why, why_len, -EINVAL,
 		        "map gives this node (%u) %u workers, this dataplane runs %u; give it "
 		        "more worker lcores or fix the member's worker count",
@@ -457,7 +443,7 @@ route_switch(struct route_ctx *ctx, const struct sp_cluster_state *st, char *why
 	ASSERT(st != NULL);
 	rc = settle(ctx);
 	if (rc < 0)
-		return explain(why, why_len, rc,
+		return sp_explain(why, why_len, rc,
 		               "the previous switch still waits for a worker to pass a quiescent "
 		               "state (grace period over %" PRIu64 " ms)",
 		               (uint64_t)(p->grace_timeout_ns / SP_NS_PER_MS));
@@ -469,7 +455,7 @@ route_switch(struct route_ctx *ctx, const struct sp_cluster_state *st, char *why
 	cur = atomic_load_explicit(&ctx->current, memory_order_relaxed);
 	fin = table_from_state(p, st);
 	if (fin == NULL)
-		return explain(why, why_len, -ENOMEM, "no memory for a routing table");
+		return sp_explain(why, why_len, -ENOMEM, "no memory for a routing table");
 	p->move_count = find_moves(p, cur, fin);
 	if (p->move_count == 0) {
 		token = publish(ctx, fin);
@@ -482,7 +468,7 @@ route_switch(struct route_ctx *ctx, const struct sp_cluster_state *st, char *why
 	pend = table_alloc(p);
 	if (pend == NULL) {
 		table_free(p, fin);
-		return explain(why, why_len, -ENOMEM, "no memory for a routing table");
+		return sp_explain(why, why_len, -ENOMEM, "no memory for a routing table");
 	}
 	memcpy(pend, fin, table_bytes(p->cfg.partitions));
 	for (uint32_t i = 0; i < p->move_count; i++)
@@ -493,7 +479,7 @@ route_switch(struct route_ctx *ctx, const struct sp_cluster_state *st, char *why
 	SP_LOG_INFO("route", "epoch %" PRIu64 " pending: %u partitions moving between workers",
 	            fin->epoch, p->move_count);
 	if (grace_wait(ctx, p->pending_token) < 0)
-		return explain(why, why_len, -SP_EBUSY,
+		return sp_explain(why, why_len, -SP_EBUSY,
 		               "epoch %" PRIu64 " is pending: a worker has not passed a quiescent "
 		               "state within %" PRIu64 " ms; route_poll will finish the switch",
 		               fin->epoch, (uint64_t)(p->grace_timeout_ns / SP_NS_PER_MS));

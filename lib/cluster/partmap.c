@@ -9,21 +9,6 @@
 #include "common/errors.h"
 #include "common/verify.h"
 
-/* Writes a formatted explanation into why (when given) and returns err. */
-static int __attribute__((format(printf, 4, 5)))
-explain(char *why, size_t why_len, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	ASSERT(err < 0);
-	if (why == NULL || why_len == 0)
-		return err;
-	va_start(ap, fmt);
-	vsnprintf(why, why_len, fmt, ap);
-	va_end(ap);
-	return err;
-}
-
 struct sp_cluster_state *
 sp_cluster_state_new(uint32_t map_capacity)
 {
@@ -192,26 +177,26 @@ validate_member(const struct sp_cluster_state *st, uint32_t i, char *why, size_t
 
 	ASSERT(i < st->member_count);
 	if (m->node_id == 0)
-		return explain(why, why_len, -SP_EMALFORMED,
+		return sp_explain(why, why_len, -SP_EMALFORMED,
 		               "member %u has node id 0 (ids start at 1)", i);
 	for (uint32_t j = 0; j < i; j++) {
 		if (st->members[j].node_id == m->node_id)
-			return explain(why, why_len, -SP_EMALFORMED,
+			return sp_explain(why, why_len, -SP_EMALFORMED,
 			               "members %u and %u both have node id %u", j, i, m->node_id);
 	}
 	if (memchr(m->name, '\0', sizeof(m->name)) == NULL)
-		return explain(why, why_len, -SP_EMALFORMED,
+		return sp_explain(why, why_len, -SP_EMALFORMED,
 		               "member %u (node %u): name is not NUL-terminated within %u bytes", i,
 		               m->node_id, SP_MEMBER_NAME_MAX);
 	if (m->worker_count == 0 || m->worker_count > SP_WORKERS_MAX)
-		return explain(why, why_len, -SP_EMALFORMED,
+		return sp_explain(why, why_len, -SP_EMALFORMED,
 		               "member %u (node %u): worker count %u is outside [1, %u]", i,
 		               m->node_id, m->worker_count, SP_WORKERS_MAX);
 	if (m->state == SP_MEMBER_NONE || m->state >= SP_MEMBER_STATE_LAST)
-		return explain(why, why_len, -SP_EMALFORMED, "member %u (node %u): bad state %u", i,
+		return sp_explain(why, why_len, -SP_EMALFORMED, "member %u (node %u): bad state %u", i,
 		               m->node_id, m->state);
 	if (!all_zero(m->reserved, sizeof(m->reserved)))
-		return explain(why, why_len, -SP_EMALFORMED,
+		return sp_explain(why, why_len, -SP_EMALFORMED,
 		               "member %u (node %u): reserved bytes are not zero", i, m->node_id);
 	return 0;
 }
@@ -225,19 +210,19 @@ sp_cluster_state_validate(const struct sp_cluster_state *st, char *why, size_t w
 
 	ASSERT(st != NULL);
 	if (st->epoch == 0)
-		return explain(why, why_len, -SP_EMALFORMED, "epoch is 0 (epochs start at 1)");
+		return sp_explain(why, why_len, -SP_EMALFORMED, "epoch is 0 (epochs start at 1)");
 	if (!sp_is_power_of_two(st->partitions))
-		return explain(why, why_len, -SP_EMALFORMED,
+		return sp_explain(why, why_len, -SP_EMALFORMED,
 		               "partition count %u is not a power of two", st->partitions);
 	if (st->partitions > SP_PARTITIONS_MAX)
-		return explain(why, why_len, -SP_ETOOBIG, "partition count %u is over the limit %u",
+		return sp_explain(why, why_len, -SP_ETOOBIG, "partition count %u is over the limit %u",
 		               st->partitions, SP_PARTITIONS_MAX);
 	if (st->partitions > st->map_capacity || st->map == NULL)
-		return explain(why, why_len, -SP_ETOOBIG,
+		return sp_explain(why, why_len, -SP_ETOOBIG,
 		               "partition count %u is over the map capacity %u", st->partitions,
 		               st->map_capacity);
 	if (st->member_count == 0 || st->member_count > SP_MEMBERS_MAX)
-		return explain(why, why_len, -SP_EMALFORMED, "member count %u is outside [1, %u]",
+		return sp_explain(why, why_len, -SP_EMALFORMED, "member count %u is outside [1, %u]",
 		               st->member_count, SP_MEMBERS_MAX);
 	for (uint32_t i = 0; i < st->member_count; i++) {
 		rc = validate_member(st, i, why, why_len);
@@ -245,7 +230,7 @@ sp_cluster_state_validate(const struct sp_cluster_state *st, char *why, size_t w
 			return rc;
 	}
 	if (sp_cluster_find_member(st, st->self_node_id) == NULL)
-		return explain(why, why_len, -SP_EMALFORMED,
+		return sp_explain(why, why_len, -SP_EMALFORMED,
 		               "this node's id %u is not in the members table", st->self_node_id);
 	sp_member_index_build(&ix, st);
 	for (uint32_t p = 0; p < st->partitions; p++) {
@@ -254,16 +239,16 @@ sp_cluster_state_validate(const struct sp_cluster_state *st, char *why, size_t w
 
 		m = at < 0 ? NULL : &st->members[at];
 		if (m == NULL)
-			return explain(why, why_len, -SP_EMALFORMED,
+			return sp_explain(why, why_len, -SP_EMALFORMED,
 			               "partition %u maps to node %u, which is not a member", p,
 			               e->node_id);
 		if (e->worker >= m->worker_count)
-			return explain(
+			return sp_explain(
 			        why, why_len, -SP_EMALFORMED,
 			        "partition %u maps to worker %u of node %u, which has %u workers",
 			        p, e->worker, e->node_id, m->worker_count);
 		if (e->reserved != 0)
-			return explain(why, why_len, -SP_EMALFORMED,
+			return sp_explain(why, why_len, -SP_EMALFORMED,
 			               "partition %u: reserved field is %u, not 0", p, e->reserved);
 	}
 	return 0;

@@ -44,20 +44,6 @@ struct layout {
 	uint64_t end;
 };
 
-static int __attribute__((format(printf, 4, 5)))
-explain(char *why, size_t why_len, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	ASSERT(err < 0);
-	if (why == NULL || why_len == 0)
-		return err;
-	va_start(ap, fmt);
-	vsnprintf(why, why_len, fmt, ap);
-	va_end(ap);
-	return err;
-}
-
 static uint64_t
 align_up(uint64_t x, uint64_t a)
 {
@@ -189,37 +175,37 @@ sp_region_create(const char *path, uint32_t partitions_max, struct sp_region **o
 	ASSERT(out != NULL);
 	*out = NULL;
 	if (!sp_is_power_of_two(partitions_max) || partitions_max > SP_PARTITIONS_MAX)
-		return explain(why, why_len, -EINVAL,
+		return sp_explain(why, why_len, -EINVAL,
 		               "region %s: partition capacity %u must be a power of two <= %u",
 		               path, partitions_max, SP_PARTITIONS_MAX);
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
-		return explain(why, why_len, -ENAMETOOLONG, "region %s: path is too long", path);
+		return sp_explain(why, why_len, -ENAMETOOLONG, "region %s: path is too long", path);
 	layout_compute(partitions_max, &l);
 	/* Built under a temporary name and renamed over path, so that a process that still
 	 * maps an older region keeps a whole (if stale) file instead of a truncated one. */
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = -errno;
-		return explain(why, why_len, rc, "region %s: cannot create %s: %s", path, tmp,
+		return sp_explain(why, why_len, rc, "region %s: cannot create %s: %s", path, tmp,
 		               strerror(-rc));
 	}
 	total = align_up(l.end, fs_granule(fd));
 	if (ftruncate(fd, (off_t)total) != 0) {
 		rc = -errno;
-		explain(why, why_len, rc, "region %s: cannot size to %llu bytes: %s", path,
+		sp_explain(why, why_len, rc, "region %s: cannot size to %llu bytes: %s", path,
 		        (unsigned long long)total, strerror(-rc));
 		goto fail;
 	}
 	base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) {
 		rc = -errno;
-		explain(why, why_len, rc, "region %s: cannot map %llu bytes: %s", path,
+		sp_explain(why, why_len, rc, "region %s: cannot map %llu bytes: %s", path,
 		        (unsigned long long)total, strerror(-rc));
 		goto fail;
 	}
 	r = region_new(base, total, true, fd, path);
 	if (r == NULL) {
-		rc = explain(why, why_len, -ENOMEM, "region %s: out of memory", path);
+		rc = sp_explain(why, why_len, -ENOMEM, "region %s: out of memory", path);
 		goto fail;
 	}
 	memset(base, 0, total);
@@ -240,7 +226,7 @@ sp_region_create(const char *path, uint32_t partitions_max, struct sp_region **o
 	atomic_store_explicit(&h->state_generation, 0, memory_order_release);
 	if (rename(tmp, path) != 0) {
 		rc = -errno;
-		explain(why, why_len, rc, "region %s: cannot rename %s into place: %s", path, tmp,
+		sp_explain(why, why_len, rc, "region %s: cannot rename %s into place: %s", path, tmp,
 		        strerror(-rc));
 		goto fail;
 	}
@@ -269,44 +255,44 @@ header_check(const struct sp_region_header *h, uint64_t file_size, const char *p
 	struct layout l;
 
 	if (h->magic != SP_REGION_MAGIC)
-		return explain(
+		return sp_explain(
 		        why, why_len, -SP_ECORRUPT,
 		        "region %s: bad magic 0x%016llx (not a Shardplane region; recreate it "
 		        "with shardplane-region create)",
 		        path, (unsigned long long)h->magic);
 	if (h->version != SP_REGION_VERSION)
-		return explain(why, why_len, -SP_EVERSION,
+		return sp_explain(why, why_len, -SP_EVERSION,
 		               "region %s: layout version %u, this build reads version %u; restart "
 		               "the control plane of the same release to recreate it",
 		               path, h->version, SP_REGION_VERSION);
 	if (h->header_crc != header_crc(h))
-		return explain(
+		return sp_explain(
 		        why, why_len, -SP_ECORRUPT,
 		        "region %s: header checksum 0x%08x does not match its content 0x%08x", path,
 		        h->header_crc, header_crc(h));
 	if (h->header_size != SP_REGION_HEADER_SIZE || h->members_max != SP_MEMBERS_MAX)
-		return explain(why, why_len, -SP_ECORRUPT,
+		return sp_explain(why, why_len, -SP_ECORRUPT,
 		               "region %s: header size %u / member capacity %u, expected %u / %u",
 		               path, h->header_size, h->members_max, SP_REGION_HEADER_SIZE,
 		               SP_MEMBERS_MAX);
 	if (!sp_is_power_of_two(h->partitions_max) || h->partitions_max > SP_PARTITIONS_MAX)
-		return explain(why, why_len, -SP_ECORRUPT,
+		return sp_explain(why, why_len, -SP_ECORRUPT,
 		               "region %s: partition capacity %u is not a power of two <= %u", path,
 		               h->partitions_max, SP_PARTITIONS_MAX);
 	layout_compute(h->partitions_max, &l);
 	if (h->state_offset[0] != l.state_offset[0] || h->state_offset[1] != l.state_offset[1] ||
 	    h->state_size != l.state_size || h->dp_offset != l.dp_offset || h->dp_size != l.dp_size)
-		return explain(why, why_len, -SP_ECORRUPT,
+		return sp_explain(why, why_len, -SP_ECORRUPT,
 		               "region %s: section offsets/sizes do not match the layout for %u "
 		               "partitions",
 		               path, h->partitions_max);
 	if (h->total_size < l.end || h->total_size > SP_REGION_SIZE_MAX)
-		return explain(why, why_len, -SP_ECORRUPT,
+		return sp_explain(why, why_len, -SP_ECORRUPT,
 		               "region %s: total size %llu is outside [%llu, %llu]", path,
 		               (unsigned long long)h->total_size, (unsigned long long)l.end,
 		               (unsigned long long)SP_REGION_SIZE_MAX);
 	if (h->total_size > file_size)
-		return explain(why, why_len, -SP_ETRUNCATED,
+		return sp_explain(why, why_len, -SP_ETRUNCATED,
 		               "region %s: file is %llu bytes but its header says %llu (truncated)",
 		               path, (unsigned long long)file_size,
 		               (unsigned long long)h->total_size);
@@ -327,21 +313,21 @@ sp_region_open(const char *path, bool writable, struct sp_region **out, char *wh
 	fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		return explain(why, why_len, rc, "region %s: cannot open: %s", path, strerror(-rc));
+		return sp_explain(why, why_len, rc, "region %s: cannot open: %s", path, strerror(-rc));
 	}
 	if (fstat(fd, &stbuf) != 0 || !S_ISREG(stbuf.st_mode)) {
 		close(fd);
-		return explain(why, why_len, -EINVAL, "region %s: not a regular file", path);
+		return sp_explain(why, why_len, -EINVAL, "region %s: not a regular file", path);
 	}
 	if ((uint64_t)stbuf.st_size < SP_REGION_HEADER_SIZE) {
 		close(fd);
-		return explain(why, why_len, -SP_ETRUNCATED,
+		return sp_explain(why, why_len, -SP_ETRUNCATED,
 		               "region %s: file is %lld bytes, shorter than the %u-byte header",
 		               path, (long long)stbuf.st_size, SP_REGION_HEADER_SIZE);
 	}
 	if ((uint64_t)stbuf.st_size > SP_REGION_SIZE_MAX) {
 		close(fd);
-		return explain(why, why_len, -SP_ECORRUPT,
+		return sp_explain(why, why_len, -SP_ECORRUPT,
 		               "region %s: file is %lld bytes, over the %llu-byte limit", path,
 		               (long long)stbuf.st_size, (unsigned long long)SP_REGION_SIZE_MAX);
 	}
@@ -350,7 +336,7 @@ sp_region_open(const char *path, bool writable, struct sp_region **out, char *wh
 	if (base == MAP_FAILED) {
 		rc = -errno;
 		close(fd);
-		return explain(why, why_len, rc, "region %s: cannot map: %s", path, strerror(-rc));
+		return sp_explain(why, why_len, rc, "region %s: cannot map: %s", path, strerror(-rc));
 	}
 	rc = header_check(base, (uint64_t)stbuf.st_size, path, why, why_len);
 	r = rc < 0 ? NULL : region_new(base, (size_t)stbuf.st_size, writable, fd, path);
@@ -358,7 +344,7 @@ sp_region_open(const char *path, bool writable, struct sp_region **out, char *wh
 	if (r == NULL) {
 		munmap(base, (size_t)stbuf.st_size);
 		return rc < 0 ? rc
-		              : explain(why, why_len, -ENOMEM, "region %s: out of memory", path);
+		              : sp_explain(why, why_len, -ENOMEM, "region %s: out of memory", path);
 	}
 	r->partitions_max = r->hdr->partitions_max;
 	r->dp = (struct sp_region_dataplane *)(r->base + r->hdr->dp_offset);
@@ -444,23 +430,23 @@ sp_region_publish(struct sp_region *r, const struct sp_cluster_state *st, char *
 
 	ASSERT(st != NULL);
 	if (!r->writable)
-		return explain(why, why_len, -EROFS, "region is mapped read-only");
+		return sp_explain(why, why_len, -EROFS, "region is mapped read-only");
 	rc = sp_cluster_state_validate(st, why, why_len);
 	if (rc < 0)
 		return rc;
 	if (st->partitions > r->partitions_max)
-		return explain(why, why_len, -SP_ETOOBIG,
+		return sp_explain(why, why_len, -SP_ETOOBIG,
 		               "%u partitions do not fit this region (capacity %u); recreate it "
 		               "with a larger capacity",
 		               st->partitions, r->partitions_max);
 	gen = atomic_load_explicit(&h->state_generation, memory_order_relaxed);
 	active = atomic_load_explicit(&h->state_active, memory_order_relaxed);
 	if (active > 1)
-		return explain(why, why_len, -SP_ECORRUPT,
+		return sp_explain(why, why_len, -SP_ECORRUPT,
 		               "region: active slot index %u is not 0/1", active);
 	cur = slot_at(r, active);
 	if (gen != 0 && st->epoch < cur->epoch)
-		return explain(why, why_len, -SP_EVERSION,
+		return sp_explain(why, why_len, -SP_EVERSION,
 		               "epoch %llu is older than the published epoch %llu (epochs never go "
 		               "back)",
 		               (unsigned long long)st->epoch, (unsigned long long)cur->epoch);
@@ -499,7 +485,7 @@ read_attempt(struct sp_region *r, struct sp_region_state *copy, struct sp_cluste
 
 	active = atomic_load_explicit(&r->hdr->state_active, memory_order_acquire);
 	if (active > 1)
-		return explain(why, why_len, -SP_ECORRUPT,
+		return sp_explain(why, why_len, -SP_ECORRUPT,
 		               "region: active slot index %u is not 0 or 1", active);
 	slot = slot_at(r, active);
 	seq1 = atomic_load_explicit(&((struct sp_region_state *)slot)->seq, memory_order_acquire);
@@ -516,15 +502,15 @@ read_attempt(struct sp_region *r, struct sp_region_state *copy, struct sp_cluste
 		return 1;
 	/* The copy is one whole version; from here on problems are in the data itself. */
 	if (partitions > r->partitions_max)
-		return explain(why, why_len, -SP_ECORRUPT,
+		return sp_explain(why, why_len, -SP_ECORRUPT,
 		               "region: published partition count %u is over the capacity %u",
 		               partitions, r->partitions_max);
 	if (partitions > st->map_capacity)
-		return explain(why, why_len, -SP_ETOOBIG,
+		return sp_explain(why, why_len, -SP_ETOOBIG,
 		               "region: %u partitions do not fit the reader's map of %u",
 		               partitions, st->map_capacity);
 	if (slot_crc(copy, st->map, partitions) != copy->crc)
-		return explain(why, why_len, -SP_ECORRUPT,
+		return sp_explain(why, why_len, -SP_ECORRUPT,
 		               "region: state slot %u (generation %llu) fails its checksum", active,
 		               (unsigned long long)copy->generation);
 	return 0;
@@ -540,7 +526,7 @@ sp_region_read(struct sp_region *r, struct sp_cluster_state *st, char *why, size
 	ASSERT(r != NULL);
 	ASSERT(st != NULL);
 	if (sp_region_generation(r) == 0)
-		return explain(why, why_len, -SP_ENOTFOUND,
+		return sp_explain(why, why_len, -SP_ENOTFOUND,
 		               "region: no cluster state has been published yet");
 	for (attempt = 0; attempt < SP_REGION_READ_RETRIES_MAX; attempt++) {
 		rc = read_attempt(r, &copy, st, why, why_len);
@@ -550,7 +536,7 @@ sp_region_read(struct sp_region *r, struct sp_cluster_state *st, char *why, size
 		read_backoff(attempt);
 	}
 	if (rc > 0)
-		return explain(why, why_len, -SP_EBUSY,
+		return sp_explain(why, why_len, -SP_EBUSY,
 		               "region: the state slot was being written during each of %u read "
 		               "attempts",
 		               SP_REGION_READ_RETRIES_MAX);

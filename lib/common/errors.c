@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/errors.h"
+#include "common/verify.h"
 
 static const char *const sp_error_text[SP_ELAST - SP_EBASE] = {
         [0] = "unknown Shardplane error",
@@ -30,4 +33,18 @@ sp_strerror(int err)
 	if (err < SP_EBASE)
 		return strerror(err);
 	return sp_error_text[0];
+}
+
+int
+sp_explain(char *why, size_t why_len, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	ASSERT(err < 0);
+	if (why == NULL || why_len == 0)
+		return err;
+	va_start(ap, fmt);
+	vsnprintf(why, why_len, fmt, ap);
+	va_end(ap);
+	return err;
 }

@@ -8,6 +8,8 @@
 #ifndef SP_COMMON_ERRORS_H
 #define SP_COMMON_ERRORS_H
 
+#include <stddef.h>
+
 enum sp_error {
 	SP_EBASE = 4096,
 	SP_ECORRUPT,   /* stored or received data failed its checksum or invariants */
@@ -29,5 +31,14 @@ enum sp_error {
  * value or an SP_E* code. Never returns NULL.
  */
 const char *sp_strerror(int err);
+
+/*
+ * Writes a formatted sentence into why (when why is not NULL and why_len > 0) and returns
+ * err, so a failing function can explain itself in one line:
+ *   return sp_explain(why, why_len, -EINVAL, "--partitions %u is not a power of two", p);
+ * err must be negative.
+ */
+int sp_explain(char *why, size_t why_len, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 #endif
