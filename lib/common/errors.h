@@ -39,6 +39,6 @@ const char *sp_strerror(int err);
  * err must be negative.
  */
 int sp_explain(char *why, size_t why_len, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 #endif
