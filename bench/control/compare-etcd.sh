@@ -63,27 +63,46 @@ start_etcd() {
 		disown
 	done
 }
-sp_leader() { # prints the index of the leader
+sp_leader() { # the member most of the running members name as leader
 	local n out
 	for _ in $(seq 100); do
+		out=""
 		for n in 1 2 3; do
-			out=$("$CTL" --endpoints "${SP_CLIENT[$n]}" --secret-file "$WORK/secret" -w json \
-				endpoint status 2>/dev/null || true)
-			if echo "$out" | grep -q '"role":"leader"'; then echo "$n"; return; fi
+			out+=$("$CTL" --endpoints "${SP_CLIENT[$n]}" --secret-file "$WORK/secret" -w json \
+				endpoint status 2>/dev/null | python3 -c 'import json,sys
+s=json.load(sys.stdin)[0]
+print(sys.argv[1], s["id"], s["leader"])' "$n" 2>/dev/null || true)$'\n'
 		done
+		n=$(echo "$out" | python3 -c 'import sys, collections
+rows=[l.split() for l in sys.stdin if l.strip()]
+votes=collections.Counter(r[2] for r in rows if r[2] != "0")
+if votes:
+    lead, cnt = votes.most_common(1)[0]
+    if cnt >= 2:
+        print(next((r[0] for r in rows if r[1] == lead), ""))')
+		if [ -n "$n" ]; then echo "$n"; return; fi
 		sleep 0.1
 	done
 	echo "no shardplane leader" >&2; exit 1
 }
-etcd_leader() {
-	local n
+etcd_leader() { # the member most of the running members name as leader
+	local n out
 	for _ in $(seq 100); do
+		out=""
 		for n in 1 2 3; do
-			if ETCDCTL_API=3 etcdctl --endpoints "${ETCD_CLIENT[$n]}" endpoint status -w json 2>/dev/null |
-				python3 -c 'import json,sys; s=json.load(sys.stdin)[0]["Status"]; sys.exit(0 if s["leader"]==s["header"]["member_id"] else 1)'; then
-				echo "$n"; return
-			fi
+			out+=$(ETCDCTL_API=3 etcdctl --endpoints "${ETCD_CLIENT[$n]}" endpoint status -w json \
+				2>/dev/null | python3 -c 'import json,sys
+s=json.load(sys.stdin)[0]["Status"]
+print(sys.argv[1], s["header"]["member_id"], s["leader"])' "$n" 2>/dev/null || true)$'\n'
 		done
+		n=$(echo "$out" | python3 -c 'import sys, collections
+rows=[l.split() for l in sys.stdin if l.strip()]
+votes=collections.Counter(r[2] for r in rows)
+if votes:
+    lead, cnt = votes.most_common(1)[0]
+    if cnt >= 2:
+        print(next((r[0] for r in rows if r[1] == lead), ""))')
+		if [ -n "$n" ]; then echo "$n"; return; fi
 		sleep 0.1
 	done
 	echo "no etcd leader" >&2; exit 1
