@@ -192,13 +192,6 @@ parse_options(int argc, char **argv, int sep)
 		dp_config_usage(stdout, usage_prog);
 		exit(0);
 	}
-	if (rt.cfg.memcached_port != 0) {
-		fprintf(stderr,
-		        "%s: --memcached-port %u: this build has no memcached protocol yet "
-		        "(dataplane/memcache); drop the flag\n",
-		        usage_prog, rt.cfg.memcached_port);
-		exit(EXIT_USAGE);
-	}
 	sp_log_set_level(rt.cfg.log_level);
 }
 

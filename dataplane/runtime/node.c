@@ -25,6 +25,7 @@
 #include "common/verify.h"
 #include "dataplane/route/route.h"
 #include "dataplane/store/store.h"
+#include "mcport.h"
 #include "telemetry.h"
 #include "worker.h"
 
@@ -298,6 +299,11 @@ dp_node_setup(struct dp_runtime *rt, const struct dp_hugepages *huge)
 	}
 	rt->tsc_hz = rte_get_tsc_hz();
 	rt->tsc_base = rte_rdtsc();
+	if (rt->cfg.memcached_port != 0) {
+		rt->mc = dp_mc_create(rt);
+		if (rt->mc == NULL)
+			return -ENOMEM;
+	}
 	return dp_telemetry_register(rt);
 }
 
@@ -327,6 +333,10 @@ dp_node_teardown(struct dp_runtime *rt, bool launched)
 	}
 	dp_port_close(&rt->port);
 	ring_mbufs = dp_handoff_destroy(&rt->handoff);
+	if (launched)
+		dp_mc_print(stdout, rt->mc);
+	dp_mc_destroy(rt->mc);
+	rt->mc = NULL;
 	for (i = 0; i < rt->workers; i++) {
 		dp_worker_free(rt->w[i]);
 		rt->w[i] = NULL;

@@ -21,6 +21,7 @@
 
 struct store;
 struct dp_worker;
+struct dp_mc;
 
 struct dp_runtime {
 	struct dp_config cfg;
@@ -40,6 +41,7 @@ struct dp_runtime {
 	uint64_t tsc_base;        /* the stores' clock: seconds since start-up, from the TSC */
 	struct sp_region *region; /* --state-region, or NULL */
 	_Atomic uint64_t epoch;   /* epoch of the routing table in use, for telemetry */
+	struct dp_mc *mc; /* the memcached protocol (mcport.h), NULL without --memcached-port */
 	struct route_watch watch;
 	bool watch_ready;
 	atomic_bool stop;

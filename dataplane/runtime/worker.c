@@ -15,6 +15,7 @@
 #include "common/verify.h"
 #include "dataplane/binexec/binexec.h"
 #include "dataplane/store/store.h"
+#include "mcport.h"
 
 #define MOD "worker"
 
@@ -51,6 +52,7 @@ struct iter {
 };
 
 static void flush_handoffs(struct dp_worker *w, const struct iter *it, uint16_t to);
+static void serve_mc(struct dp_worker *w, const struct iter *it, struct rte_mbuf *m, bool here);
 
 static uint32_t
 store_now_s(const struct dp_runtime *rt)
@@ -433,6 +435,10 @@ serve_dgram(struct dp_worker *w, const struct iter *it, struct rte_mbuf *m)
 	struct rte_mbuf *copy;
 	uint16_t to;
 
+	if (dp_mc_owns_mbuf(w->rt, m)) {
+		serve_mc(w, it, m, false);
+		return;
+	}
 	d.m = m;
 	if (!decode(w, &d))
 		return;
@@ -507,12 +513,35 @@ flush_handoffs(struct dp_worker *w, const struct iter *it, uint16_t to)
 	for (i = sent; i < n; i++) {
 		d.m = w->out[to][i];
 		DP_STAT_ADD(w->stats, ring_full_drops, reqs[i]);
+		if (dp_mc_owns_mbuf(w->rt, d.m)) {
+			/* memcached has no busy reply: run it here (mcport.h). */
+			serve_mc(w, it, d.m, true);
+			continue;
+		}
 		if (!decode(w, &d))
 			continue;
 		serve_local(w, it, &d, true, SP_BP_ST_SERVER_BUSY);
 		rte_pktmbuf_free(d.m);
 	}
 	w->out_count[to] = 0;
+}
+
+/* A memcached datagram or message (mcport.h): queues its replies, stages its hand-offs. */
+static void
+serve_mc(struct dp_worker *w, const struct iter *it, struct rte_mbuf *m, bool here)
+{
+	struct dp_mc_result res;
+	uint32_t i;
+
+	dp_mc_serve(w, it->t, it->now_s, m, here, &res);
+	ASSERT(res.tx_count <= DP_MC_REPLY_DGRAMS_MAX);
+	ASSERT(res.handoff_count <= DP_MC_HANDOFFS_MAX);
+	/* Staging from inside flush_handoffs (here) would reenter it. */
+	ASSERT(!here || res.handoff_count == 0);
+	for (i = 0; i < res.tx_count; i++)
+		tx_queue(w, res.tx[i]);
+	for (i = 0; i < res.handoff_count; i++)
+		stage_handoff(w, it, res.handoff_to[i], res.handoff[i]);
 }
 
 /* Reads the NIC's checksum verdicts from the mbuf into NET_RX_* flags. */
@@ -578,7 +607,7 @@ handle_frame(struct dp_worker *w, const struct iter *it, struct rte_mbuf *m)
 		drop_frame(w, m, DP_DROP_FRAGMENT);
 		return;
 	case NET_UDP:
-		if (!is_binary_port(rt, pkt.dst_port)) {
+		if (!is_binary_port(rt, pkt.dst_port) && !dp_mc_is_port(rt, pkt.dst_port)) {
 			drop_frame(w, m, DP_DROP_NO_SERVICE);
 			return;
 		}
@@ -685,6 +714,8 @@ iterate(struct dp_worker *w)
 	}
 	worked |= n > 0;
 
+	if (rt->mc != NULL)
+		dp_mc_poll(w, it.t, it.now_s);
 	for (to = 0; to < rt->workers; to++)
 		flush_handoffs(w, &it, to);
 	worked |= tx_flush(w) > 0;

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The memcached UDP protocol on the worker loop (--memcached-port): placement of each
+ * datagram (mcexec_route), execution with mcexec_udp on the chosen worker, reply frames,
+ * flush_all on every partition, gat touches for keys owned elsewhere, and "stats" over all
+ * workers. docs/memcache.md ("Placement on the dataplane") describes the rules.
+ *
+ * The worker calls dp_mc_serve() for every datagram whose destination port is the
+ * memcached port (from the NIC, its ring or its defer queue) and does what the result
+ * says: queue the reply frames on its TX queue and stage the hand-offs for their rings.
+ * dp_mc_poll() runs once per loop iteration. Nothing here allocates after dp_mc_create,
+ * locks, or makes a system call per packet.
+ */
+#ifndef SP_DP_MCPORT_H
+#define SP_DP_MCPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <rte_mbuf.h>
+
+#include "dataplane/memcache/mcexec.h"
+#include "dataplane/route/route.h"
+#include "handoff.h"
+#include "runtime.h"
+
+struct dp_worker;
+
+/* Reply datagrams one request may produce: a get of up to ~89 KB of values. */
+#define DP_MC_REPLY_DGRAMS_MAX 64u
+/* gat/gats touches one datagram may forward to other workers (one message each). */
+#define DP_MC_TOUCH_FORWARD_MAX 32u
+/* Hand-offs one dp_mc_serve call may ask for: the datagram itself, or its touches. */
+#define DP_MC_HANDOFFS_MAX DP_MC_TOUCH_FORWARD_MAX
+/* How often a worker publishes its stores' item, byte and eviction totals for "stats". */
+#define DP_MC_PUBLISH_INTERVAL_MS 100u
+
+/* What the runtime counts per worker besides mcexec's own counters. */
+struct dp_mc_stats {
+	uint64_t datagrams_in;  /* memcached datagrams served by this worker */
+	uint64_t run_owner;     /* executed here as the key's owner */
+	uint64_t run_multi;     /* multi-key gets executed here */
+	uint64_t run_any;       /* keyless or bad datagrams executed here */
+	uint64_t run_fallback;  /* executed here although owned elsewhere (hops, ring) */
+	uint64_t handoff_out;   /* datagrams handed to their owner's ring */
+	uint64_t deferred;      /* datagrams held while their partition arrives */
+	uint64_t wrong_node;    /* keys owned by another node: answered SERVER_ERROR */
+	uint64_t reply_dgrams;  /* reply datagrams queued for TX */
+	uint64_t nombuf;        /* replies or messages lost: the mbuf pool was dry */
+	uint64_t touch_out;     /* gat touch messages sent to other workers */
+	uint64_t touch_in;      /* touches applied for other workers */
+	uint64_t touch_dropped; /* touches lost: over the bound, no mbuf, ring full */
+	uint64_t flush_remote;  /* flush_all requests posted to the other workers */
+	uint64_t flush_applied; /* flush_all requests from others applied here */
+	uint64_t bad_message;   /* internal messages that failed their checks */
+};
+
+/* What dp_mc_serve asks the worker to do. */
+struct dp_mc_result {
+	uint32_t tx_count;
+	struct rte_mbuf *tx[DP_MC_REPLY_DGRAMS_MAX]; /* queue for TX, in order */
+	uint32_t handoff_count;
+	struct rte_mbuf *handoff[DP_MC_HANDOFFS_MAX]; /* stage for worker handoff_to[i] */
+	uint16_t handoff_to[DP_MC_HANDOFFS_MAX];
+};
+
+struct dp_mc;
+
+/*
+ * Builds the memcached state of every worker of rt (rt->workers, stores, route, pool and
+ * tsc_base must be set): per-worker output arrays and copy buffers on the worker's socket.
+ * Returns NULL (logged) when memory is short.
+ */
+struct dp_mc *dp_mc_create(struct dp_runtime *rt);
+
+/* Frees what dp_mc_create built (after the workers stopped). NULL is allowed. */
+void dp_mc_destroy(struct dp_mc *mc);
+
+/* Whether a UDP destination port is the memcached port. */
+static inline bool
+dp_mc_is_port(const struct dp_runtime *rt, uint16_t dst_port)
+{
+	return rt->mc != NULL && dst_port == rt->cfg.memcached_port;
+}
+
+/* Whether mbuf m (its meta filled) holds a memcached datagram or message. */
+static inline bool
+dp_mc_owns_mbuf(const struct dp_runtime *rt, struct rte_mbuf *m)
+{
+	return dp_mc_is_port(rt, dp_meta_of(m)->pkt.dst_port);
+}
+
+/*
+ * Serves mbuf m (a memcached datagram, or a message from another worker) on worker w with
+ * the routing table t and the stores' clock now_s: places it (here, or handed to its
+ * owner), runs it and fills res with the reply frames and hand-offs. With here == true it
+ * runs on this worker whatever the placement (the owner's ring was full). Consumes m (it
+ * is reused as a reply, handed on, deferred or freed). Never fails: what cannot be done is
+ * counted.
+ */
+void dp_mc_serve(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
+                 struct rte_mbuf *m, bool here, struct dp_mc_result *res);
+
+/*
+ * Once per loop iteration: applies a flush_all another worker posted, and publishes the
+ * stores' totals every DP_MC_PUBLISH_INTERVAL_MS. Can't fail.
+ */
+void dp_mc_poll(struct dp_worker *w, const struct route_table *t, uint32_t now_s);
+
+/* Sums the runtime counters and mcexec's counters of every worker (relaxed reads). */
+void dp_mc_totals(const struct dp_mc *mc, struct dp_mc_stats *rt_out,
+                  struct mcexec_counters *mc_out);
+
+/* Prints the memcached lines of the exit report. Can't fail. */
+void dp_mc_print(FILE *out, const struct dp_mc *mc);
+
+#endif
