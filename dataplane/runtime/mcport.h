@@ -27,8 +27,11 @@
 
 struct dp_worker;
 
-/* Reply datagrams one request may produce: a get of up to ~89 KB of values. */
-#define DP_MC_REPLY_DGRAMS_MAX 64u
+/*
+ * Reply datagrams one request may produce (memcached sends one response per key of a get,
+ * each in its own datagrams): a get of up to 127 keys, or of ~176 KB of values.
+ */
+#define DP_MC_REPLY_DGRAMS_MAX 128u
 /* gat/gats touches one datagram may forward to other workers (one message each). */
 #define DP_MC_TOUCH_FORWARD_MAX 32u
 /* Hand-offs one dp_mc_serve call may ask for: the datagram itself, or its touches. */
