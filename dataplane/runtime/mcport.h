@@ -29,7 +29,7 @@ struct dp_worker;
 
 /*
  * Reply datagrams one request may produce (memcached sends one response per key of a get,
- * each in its own datagrams): a get of up to 127 keys, or of ~176 KB of values.
+ * each in its own datagrams): a get of up to 128 keys, or of ~176 KB of values.
  */
 #define DP_MC_REPLY_DGRAMS_MAX 128u
 /* gat/gats touches one datagram may forward to other workers (one message each). */
