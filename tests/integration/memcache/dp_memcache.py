@@ -6,8 +6,11 @@ Usage: dp_memcache.py --dp SHARDPLANE_DP --memcaslap MEMCASLAP
 
 Starts shardplane-dp on a tap interface (the node class of the dataplane integration test:
 own file prefix, hugepages or --no-huge as SP_NO_HUGE says), then runs the conformance
-cases (conformance.py --target) and memcaslap with full verification against it, and stops
-it checking that no mbuf leaked and that the node counted memcached datagrams.
+cases (conformance.py --target, one sentinel per worker) and memcaslap with full
+verification against it, then checks mcport's bounds over the wire (a value that fills the
+reply array comes back whole, a larger one is refused; a gat forwards at most
+DP_MC_TOUCH_FORWARD_MAX touches), and stops it checking that no mbuf leaked and that the
+exit report shows hand-offs, owner and multi-key runs and a remote flush.
 """
 import argparse
 import os
