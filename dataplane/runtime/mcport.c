@@ -17,6 +17,7 @@
 #include <rte_cycles.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
+#include <rte_telemetry.h>
 
 #include "common/clock.h"
 #include "common/errors.h"
@@ -83,6 +84,9 @@ struct dp_mc {
 	_Atomic uint32_t flush_gen;
 	struct mc_worker *wk[DP_WORKERS_MAX];
 };
+
+/* The node's memcached state, for the telemetry command (NULL once it is gone). */
+static _Atomic(struct dp_mc *) tel_mc;
 
 #define COUNTER_WORDS (sizeof(struct mcexec_counters) / sizeof(uint64_t))
 #define STATS_WORDS   (sizeof(struct dp_mc_stats) / sizeof(uint64_t))
@@ -294,6 +298,92 @@ stats_reset_cb(void *ctx)
 	}
 }
 
+/* A named uint64_t of a counter block, for telemetry. */
+struct named {
+	const char *name;
+	size_t offset;
+};
+
+#define RT_FIELD(f)                                 \
+	{                                           \
+#f, offsetof(struct dp_mc_stats, f) \
+	}
+static const struct named rt_fields[] = {
+        RT_FIELD(datagrams_in),  RT_FIELD(run_owner),    RT_FIELD(run_multi),
+        RT_FIELD(run_any),       RT_FIELD(run_fallback), RT_FIELD(handoff_out),
+        RT_FIELD(deferred),      RT_FIELD(wrong_node),   RT_FIELD(reply_dgrams),
+        RT_FIELD(nombuf),        RT_FIELD(touch_out),    RT_FIELD(touch_in),
+        RT_FIELD(touch_dropped), RT_FIELD(flush_remote), RT_FIELD(flush_applied),
+        RT_FIELD(bad_message),
+};
+SP_STATIC_ASSERT(SP_ARRAY_SIZE(rt_fields) == STATS_WORDS, "every dp_mc_stats field is named");
+
+#define MC_FIELD(f)                                     \
+	{                                               \
+#f, offsetof(struct mcexec_counters, f) \
+	}
+static const struct named mc_fields[] = {
+        MC_FIELD(datagrams),
+        MC_FIELD(dropped_frame),
+        MC_FIELD(commands),
+        MC_FIELD(truncated),
+        MC_FIELD(error_replies),
+        MC_FIELD(out_full),
+        MC_FIELD(cross_partition),
+        MC_FIELD(gat_remote_untouched),
+        MC_FIELD(gat_remote_forwarded),
+        MC_FIELD(concurrent_busy),
+        MC_FIELD(bytes_read),
+        MC_FIELD(bytes_written),
+        MC_FIELD(cmd_get),
+        MC_FIELD(cmd_set),
+        MC_FIELD(cmd_flush),
+        MC_FIELD(cmd_touch),
+        MC_FIELD(get_hits),
+        MC_FIELD(get_misses),
+        MC_FIELD(delete_hits),
+        MC_FIELD(delete_misses),
+        MC_FIELD(incr_hits),
+        MC_FIELD(incr_misses),
+        MC_FIELD(decr_hits),
+        MC_FIELD(decr_misses),
+        MC_FIELD(cas_hits),
+        MC_FIELD(cas_misses),
+        MC_FIELD(cas_badval),
+        MC_FIELD(touch_hits),
+        MC_FIELD(touch_misses),
+        MC_FIELD(store_too_large),
+        MC_FIELD(store_no_memory),
+        MC_FIELD(total_items),
+};
+SP_STATIC_ASSERT(SP_ARRAY_SIZE(mc_fields) == COUNTER_WORDS, "every mcexec_counters field is named");
+
+/* Telemetry "/shardplane/memcached": every counter summed over the workers since start. */
+static int
+tel_memcached(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	struct dp_mc *mc = atomic_load(&tel_mc);
+	struct dp_mc_stats s;
+	struct mcexec_counters c;
+
+	(void)cmd;
+	(void)params;
+	if (mc == NULL)
+		return -1;
+	dp_mc_totals(mc, &s, &c);
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "port", mc->rt->cfg.memcached_port);
+	for (size_t i = 0; i < SP_ARRAY_SIZE(rt_fields); i++)
+		rte_tel_data_add_dict_u64(
+		        d, rt_fields[i].name,
+		        *(const uint64_t *)((const char *)&s + rt_fields[i].offset));
+	for (size_t i = 0; i < SP_ARRAY_SIZE(mc_fields); i++)
+		rte_tel_data_add_dict_u64(
+		        d, mc_fields[i].name,
+		        *(const uint64_t *)((const char *)&c + mc_fields[i].offset));
+	return 0;
+}
+
 struct dp_mc *
 dp_mc_create(struct dp_runtime *rt)
 {
@@ -339,6 +429,10 @@ dp_mc_create(struct dp_runtime *rt)
 		wk->env.copy_buf_len = STORE_VALUE_MAX;
 		sp_mc_out_init(&wk->out, wk->out_buf, wk->out_lens, DP_MC_REPLY_DGRAMS_MAX, 0);
 	}
+	atomic_store(&tel_mc, mc);
+	/* Registered once per process; a second node in the same process reuses it. */
+	(void)rte_telemetry_register_cmd("/shardplane/memcached", tel_memcached,
+	                                 "memcached protocol counters, summed over workers");
 	SP_LOG_INFO(MOD, "udp port %u: %u workers, %u reply datagrams (%u KiB) per worker",
 	            rt->cfg.memcached_port, rt->workers, DP_MC_REPLY_DGRAMS_MAX,
 	            DP_MC_REPLY_DGRAMS_MAX * SP_MC_DGRAM_BYTES_MAX >> 10);
@@ -357,6 +451,7 @@ dp_mc_destroy(struct dp_mc *mc)
 {
 	if (mc == NULL)
 		return;
+	atomic_store(&tel_mc, NULL);
 	for (uint32_t i = 0; i < DP_WORKERS_MAX; i++) {
 		if (mc->wk[i] == NULL)
 			continue;

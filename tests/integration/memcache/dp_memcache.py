@@ -192,6 +192,12 @@ def main():
                 dpi.fail("%s failed (exit %d); node output:\n%s" %
                          (os.path.basename(cmd[0]), res.returncode, node.output()))
         check_bounds(node.ip)
+        tel = node.telemetry("/shardplane/memcached")
+        if tel.get("port") != MC_PORT or tel.get("datagrams_in", 0) < 1000 or \
+                tel.get("commands", 0) < 1000:
+            dpi.fail("telemetry /shardplane/memcached: %r" % tel)
+        print("telemetry: datagrams_in %d commands %d handoff_out %d errors %d" %
+              (tel["datagrams_in"], tel["commands"], tel["handoff_out"], tel["error_replies"]))
         out = node.stop()
         print("\n".join(l for l in out.splitlines()
                         if l.startswith(("stats total", "mbufs", "memcached"))))
