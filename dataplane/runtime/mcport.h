@@ -41,7 +41,7 @@ struct dp_worker;
 
 /* What the runtime counts per worker besides mcexec's own counters. */
 struct dp_mc_stats {
-	uint64_t datagrams_in;  /* memcached datagrams served by this worker */
+	uint64_t datagrams_in;  /* datagrams placed here (one handed on counts twice) */
 	uint64_t run_owner;     /* executed here as the key's owner */
 	uint64_t run_multi;     /* multi-key gets executed here */
 	uint64_t run_any;       /* keyless or bad datagrams executed here */
