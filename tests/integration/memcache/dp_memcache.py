@@ -21,6 +21,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree from the import below
 sys.path.insert(0, os.path.join(HERE, "..", "dataplane"))
 import dp_integration as dpi  # noqa: E402  (the dataplane test's node and tap helpers)
 import conformance  # noqa: E402  (key owners under the default routing table)
