@@ -381,6 +381,37 @@ test_reply_array_bound(void **state)
 	}
 }
 
+/* A dry pool: a reply needing fresh mbufs sends nothing, counts it, and leaks nothing. */
+static void
+test_dry_pool_counted(void **state)
+{
+	static struct rte_mbuf *held[65536];
+	struct dp_mc_stats s0, s1;
+	struct mcexec_counters c;
+	struct dp_mc_result res;
+	struct rte_mbuf *m;
+	unsigned int in_use = rte_mempool_in_use_count(rt.port.pool);
+	uint32_t n = 0;
+	char k0[32], k1[32], cmd[96];
+
+	(void)state;
+	key_of(k0, sizeof(k0), "dry", 0, 0);
+	key_of(k1, sizeof(k1), "dry", 0, 1);
+	/* Two responses: one in the request's mbuf, one needing a fresh one. */
+	snprintf(cmd, sizeof(cmd), "get %s %s\r\n", k0, k1);
+	m = frame(cmd, 71);
+	while (n < SP_ARRAY_SIZE(held) && (held[n] = rte_pktmbuf_alloc(rt.port.pool)) != NULL)
+		n++;
+	assert_true(n < SP_ARRAY_SIZE(held));
+	totals(&s0, &c);
+	serve(0, m, false, &res);
+	assert_int_equal(res.tx_count, 0);
+	totals(&s1, &c);
+	assert_int_equal(s1.nombuf - s0.nombuf, 1);
+	rte_pktmbuf_free_bulk(held, n);
+	assert_int_equal(rte_mempool_in_use_count(rt.port.pool), in_use);
+}
+
 static void
 test_stats_sum_and_reset(void **state)
 {
@@ -429,6 +460,7 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_gat_touch_bound),
 	        cmocka_unit_test(test_forged_message_refused),
 	        cmocka_unit_test(test_reply_array_bound),
+	        cmocka_unit_test(test_dry_pool_counted),
 	        cmocka_unit_test(test_stats_sum_and_reset),
 	};
 	struct rte_ring *rx[2], *tx[2];
