@@ -27,6 +27,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "cluster/partmap.h"
 #include "common/keyhash.h"
 #include "mcport.h"
 #include "node.h"
@@ -436,6 +437,48 @@ test_stats_sum_and_reset(void **state)
 	assert_non_null(strstr(reply, "STAT cmd_set 0\r\n"));
 }
 
+/* Cluster mode: a single-key command for another node's partition is refused, counted. */
+static void
+test_other_node_refused(void **state)
+{
+	struct sp_cluster_state *st = sp_cluster_state_new(PARTITIONS);
+	struct dp_mc_stats s0, s1;
+	struct mcexec_counters c;
+	struct dp_mc_result res;
+	char why[ROUTE_WHY_MAX];
+	char key[32], cmd[96];
+	uint32_t i = 0;
+
+	(void)state;
+	assert_non_null(st);
+	assert_int_equal(sp_cluster_state_single(st, PARTITIONS, 1, 2, "a"), 0);
+	st->member_count = 2;
+	st->members[1] = st->members[0];
+	st->members[1].node_id = 2;
+	st->members[1].ipv4_be = inet_addr("10.1.2.3");
+	st->members[1].mac[5] = 0x22;
+	memcpy(st->members[1].name, "b", 2);
+	/* Partitions 1, 5, 9, 13 (owned by worker 1 before) move to node 2. */
+	for (uint32_t p = 1; p < PARTITIONS; p += 4)
+		st->map[p].node_id = 2;
+	st->epoch = 2;
+	assert_int_equal(route_switch(rt.route, st, why, sizeof(why)), 0);
+	for (;; i++) {
+		snprintf(key, sizeof(key), "far%u", i);
+		if (sp_key_partition(sp_key_hash(key, strlen(key)), PARTITIONS) % 4 == 1)
+			break;
+	}
+	totals(&s0, &c);
+	snprintf(cmd, sizeof(cmd), "incr %s 1\r\n", key);
+	serve(0, frame(cmd, 81), false, &res);
+	assert_int_equal(res.handoff_count, 0);
+	assert_int_equal(collect(&res, 81), 1);
+	assert_string_equal(reply, "SERVER_ERROR key is owned by another node\r\n");
+	totals(&s1, &c);
+	assert_int_equal(s1.wrong_node - s0.wrong_node, 1);
+	sp_cluster_state_free(st);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -462,6 +505,7 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_reply_array_bound),
 	        cmocka_unit_test(test_dry_pool_counted),
 	        cmocka_unit_test(test_stats_sum_and_reset),
+	        cmocka_unit_test(test_other_node_refused),
 	};
 	struct rte_ring *rx[2], *tx[2];
 	struct dp_hugepages huge;
