@@ -125,7 +125,7 @@ ref_parse(const uint8_t *v, uint32_t len, uint64_t *out)
 	buf[len] = '\0';
 	errno = 0;
 	unsigned long long ull = strtoull(buf, &end, 10);
-	if (errno == ERANGE)
+	if (errno == ERANGE || end == buf) /* no digits: memcached refuses */
 		return false;
 	if (isspace((unsigned char)*end) || (*end == '\0' && end != buf)) {
 		if ((long long)ull < 0 && memchr(buf, '-', (size_t)(end - buf)) != NULL)
