@@ -778,8 +778,9 @@ test_item_overhead(void **state)
 	            STORE_ITEM_OVERHEAD_MAX);
 	uint64_t written = 0;
 	for (uint64_t i = 0; i < budget / 16; i++) {
-		snprintf(key, sizeof(key), "%08" PRIx64, i);
-		snprintf(value, sizeof(value), "%08" PRIx64, ~i & 0xffffffffu);
+		/* i < 2^32 here (budget / 16 items): 8 hex digits each. */
+		snprintf(key, sizeof(key), "%08" PRIx32, (uint32_t)i);
+		snprintf(value, sizeof(value), "%08" PRIx32, (uint32_t)~i);
 		struct store_key k = test_key(key, 8);
 		struct store_write w = {.value = value, .value_len = 8};
 		assert_int_equal(store_set(s, STORE_SET, &k, &w, 1, NULL), 0);
