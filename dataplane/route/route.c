@@ -333,9 +333,9 @@ state_fits(const struct route_private *p, const struct sp_cluster_state *st, cha
 		return rc;
 	if (st->partitions != p->cfg.partitions)
 		return sp_explain(why, why_len, -EINVAL,
-		               "map has %u partitions, this dataplane was started with %u; "
-		               "restart it with --partitions %u",
-		               st->partitions, p->cfg.partitions, st->partitions);
+		                  "map has %u partitions, this dataplane was started with %u; "
+		                  "restart it with --partitions %u",
+		                  st->partitions, p->cfg.partitions, st->partitions);
 	self = sp_cluster_find_member(st, st->self_node_id);
 	ASSERT(self != NULL);
 	if (self->worker_count > p->cfg.workers)
@@ -443,10 +443,11 @@ route_switch(struct route_ctx *ctx, const struct sp_cluster_state *st, char *why
 	ASSERT(st != NULL);
 	rc = settle(ctx);
 	if (rc < 0)
-		return sp_explain(why, why_len, rc,
-		               "the previous switch still waits for a worker to pass a quiescent "
-		               "state (grace period over %" PRIu64 " ms)",
-		               (uint64_t)(p->grace_timeout_ns / SP_NS_PER_MS));
+		return sp_explain(
+		        why, why_len, rc,
+		        "the previous switch still waits for a worker to pass a quiescent "
+		        "state (grace period over %" PRIu64 " ms)",
+		        (uint64_t)(p->grace_timeout_ns / SP_NS_PER_MS));
 	rc = state_fits(p, st, why, why_len);
 	if (rc < 0) {
 		p->stats.rejected++;
@@ -480,9 +481,10 @@ route_switch(struct route_ctx *ctx, const struct sp_cluster_state *st, char *why
 	            fin->epoch, p->move_count);
 	if (grace_wait(ctx, p->pending_token) < 0)
 		return sp_explain(why, why_len, -SP_EBUSY,
-		               "epoch %" PRIu64 " is pending: a worker has not passed a quiescent "
-		               "state within %" PRIu64 " ms; route_poll will finish the switch",
-		               fin->epoch, (uint64_t)(p->grace_timeout_ns / SP_NS_PER_MS));
+		                  "epoch %" PRIu64
+		                  " is pending: a worker has not passed a quiescent "
+		                  "state within %" PRIu64 " ms; route_poll will finish the switch",
+		                  fin->epoch, (uint64_t)(p->grace_timeout_ns / SP_NS_PER_MS));
 	finish_pending(ctx);
 	token = p->retired[p->retired_count - 1].token;
 	grace_wait(ctx, token);

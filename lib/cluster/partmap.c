@@ -178,26 +178,28 @@ validate_member(const struct sp_cluster_state *st, uint32_t i, char *why, size_t
 	ASSERT(i < st->member_count);
 	if (m->node_id == 0)
 		return sp_explain(why, why_len, -SP_EMALFORMED,
-		               "member %u has node id 0 (ids start at 1)", i);
+		                  "member %u has node id 0 (ids start at 1)", i);
 	for (uint32_t j = 0; j < i; j++) {
 		if (st->members[j].node_id == m->node_id)
 			return sp_explain(why, why_len, -SP_EMALFORMED,
-			               "members %u and %u both have node id %u", j, i, m->node_id);
+			                  "members %u and %u both have node id %u", j, i,
+			                  m->node_id);
 	}
 	if (memchr(m->name, '\0', sizeof(m->name)) == NULL)
 		return sp_explain(why, why_len, -SP_EMALFORMED,
-		               "member %u (node %u): name is not NUL-terminated within %u bytes", i,
-		               m->node_id, SP_MEMBER_NAME_MAX);
+		                  "member %u (node %u): name is not NUL-terminated within %u bytes",
+		                  i, m->node_id, SP_MEMBER_NAME_MAX);
 	if (m->worker_count == 0 || m->worker_count > SP_WORKERS_MAX)
 		return sp_explain(why, why_len, -SP_EMALFORMED,
-		               "member %u (node %u): worker count %u is outside [1, %u]", i,
-		               m->node_id, m->worker_count, SP_WORKERS_MAX);
+		                  "member %u (node %u): worker count %u is outside [1, %u]", i,
+		                  m->node_id, m->worker_count, SP_WORKERS_MAX);
 	if (m->state == SP_MEMBER_NONE || m->state >= SP_MEMBER_STATE_LAST)
-		return sp_explain(why, why_len, -SP_EMALFORMED, "member %u (node %u): bad state %u", i,
-		               m->node_id, m->state);
+		return sp_explain(why, why_len, -SP_EMALFORMED, "member %u (node %u): bad state %u",
+		                  i, m->node_id, m->state);
 	if (!all_zero(m->reserved, sizeof(m->reserved)))
 		return sp_explain(why, why_len, -SP_EMALFORMED,
-		               "member %u (node %u): reserved bytes are not zero", i, m->node_id);
+		                  "member %u (node %u): reserved bytes are not zero", i,
+		                  m->node_id);
 	return 0;
 }
 
@@ -213,17 +215,19 @@ sp_cluster_state_validate(const struct sp_cluster_state *st, char *why, size_t w
 		return sp_explain(why, why_len, -SP_EMALFORMED, "epoch is 0 (epochs start at 1)");
 	if (!sp_is_power_of_two(st->partitions))
 		return sp_explain(why, why_len, -SP_EMALFORMED,
-		               "partition count %u is not a power of two", st->partitions);
+		                  "partition count %u is not a power of two", st->partitions);
 	if (st->partitions > SP_PARTITIONS_MAX)
-		return sp_explain(why, why_len, -SP_ETOOBIG, "partition count %u is over the limit %u",
-		               st->partitions, SP_PARTITIONS_MAX);
+		return sp_explain(why, why_len, -SP_ETOOBIG,
+		                  "partition count %u is over the limit %u", st->partitions,
+		                  SP_PARTITIONS_MAX);
 	if (st->partitions > st->map_capacity || st->map == NULL)
 		return sp_explain(why, why_len, -SP_ETOOBIG,
-		               "partition count %u is over the map capacity %u", st->partitions,
-		               st->map_capacity);
+		                  "partition count %u is over the map capacity %u", st->partitions,
+		                  st->map_capacity);
 	if (st->member_count == 0 || st->member_count > SP_MEMBERS_MAX)
-		return sp_explain(why, why_len, -SP_EMALFORMED, "member count %u is outside [1, %u]",
-		               st->member_count, SP_MEMBERS_MAX);
+		return sp_explain(why, why_len, -SP_EMALFORMED,
+		                  "member count %u is outside [1, %u]", st->member_count,
+		                  SP_MEMBERS_MAX);
 	for (uint32_t i = 0; i < st->member_count; i++) {
 		rc = validate_member(st, i, why, why_len);
 		if (rc < 0)
@@ -231,7 +235,8 @@ sp_cluster_state_validate(const struct sp_cluster_state *st, char *why, size_t w
 	}
 	if (sp_cluster_find_member(st, st->self_node_id) == NULL)
 		return sp_explain(why, why_len, -SP_EMALFORMED,
-		               "this node's id %u is not in the members table", st->self_node_id);
+		                  "this node's id %u is not in the members table",
+		                  st->self_node_id);
 	sp_member_index_build(&ix, st);
 	for (uint32_t p = 0; p < st->partitions; p++) {
 		const struct sp_map_entry *e = &st->map[p];
@@ -240,8 +245,8 @@ sp_cluster_state_validate(const struct sp_cluster_state *st, char *why, size_t w
 		m = at < 0 ? NULL : &st->members[at];
 		if (m == NULL)
 			return sp_explain(why, why_len, -SP_EMALFORMED,
-			               "partition %u maps to node %u, which is not a member", p,
-			               e->node_id);
+			                  "partition %u maps to node %u, which is not a member", p,
+			                  e->node_id);
 		if (e->worker >= m->worker_count)
 			return sp_explain(
 			        why, why_len, -SP_EMALFORMED,
@@ -249,7 +254,8 @@ sp_cluster_state_validate(const struct sp_cluster_state *st, char *why, size_t w
 			        p, e->worker, e->node_id, m->worker_count);
 		if (e->reserved != 0)
 			return sp_explain(why, why_len, -SP_EMALFORMED,
-			               "partition %u: reserved field is %u, not 0", p, e->reserved);
+			                  "partition %u: reserved field is %u, not 0", p,
+			                  e->reserved);
 	}
 	return 0;
 }

@@ -176,8 +176,8 @@ sp_region_create(const char *path, uint32_t partitions_max, struct sp_region **o
 	*out = NULL;
 	if (!sp_is_power_of_two(partitions_max) || partitions_max > SP_PARTITIONS_MAX)
 		return sp_explain(why, why_len, -EINVAL,
-		               "region %s: partition capacity %u must be a power of two <= %u",
-		               path, partitions_max, SP_PARTITIONS_MAX);
+		                  "region %s: partition capacity %u must be a power of two <= %u",
+		                  path, partitions_max, SP_PARTITIONS_MAX);
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
 		return sp_explain(why, why_len, -ENAMETOOLONG, "region %s: path is too long", path);
 	layout_compute(partitions_max, &l);
@@ -187,20 +187,20 @@ sp_region_create(const char *path, uint32_t partitions_max, struct sp_region **o
 	if (fd < 0) {
 		rc = -errno;
 		return sp_explain(why, why_len, rc, "region %s: cannot create %s: %s", path, tmp,
-		               strerror(-rc));
+		                  strerror(-rc));
 	}
 	total = align_up(l.end, fs_granule(fd));
 	if (ftruncate(fd, (off_t)total) != 0) {
 		rc = -errno;
 		sp_explain(why, why_len, rc, "region %s: cannot size to %llu bytes: %s", path,
-		        (unsigned long long)total, strerror(-rc));
+		           (unsigned long long)total, strerror(-rc));
 		goto fail;
 	}
 	base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) {
 		rc = -errno;
 		sp_explain(why, why_len, rc, "region %s: cannot map %llu bytes: %s", path,
-		        (unsigned long long)total, strerror(-rc));
+		           (unsigned long long)total, strerror(-rc));
 		goto fail;
 	}
 	r = region_new(base, total, true, fd, path);
@@ -226,8 +226,8 @@ sp_region_create(const char *path, uint32_t partitions_max, struct sp_region **o
 	atomic_store_explicit(&h->state_generation, 0, memory_order_release);
 	if (rename(tmp, path) != 0) {
 		rc = -errno;
-		sp_explain(why, why_len, rc, "region %s: cannot rename %s into place: %s", path, tmp,
-		        strerror(-rc));
+		sp_explain(why, why_len, rc, "region %s: cannot rename %s into place: %s", path,
+		           tmp, strerror(-rc));
 		goto fail;
 	}
 	close(fd);
@@ -261,41 +261,42 @@ header_check(const struct sp_region_header *h, uint64_t file_size, const char *p
 		        "with shardplane-region create)",
 		        path, (unsigned long long)h->magic);
 	if (h->version != SP_REGION_VERSION)
-		return sp_explain(why, why_len, -SP_EVERSION,
-		               "region %s: layout version %u, this build reads version %u; restart "
-		               "the control plane of the same release to recreate it",
-		               path, h->version, SP_REGION_VERSION);
+		return sp_explain(
+		        why, why_len, -SP_EVERSION,
+		        "region %s: layout version %u, this build reads version %u; restart "
+		        "the control plane of the same release to recreate it",
+		        path, h->version, SP_REGION_VERSION);
 	if (h->header_crc != header_crc(h))
 		return sp_explain(
 		        why, why_len, -SP_ECORRUPT,
 		        "region %s: header checksum 0x%08x does not match its content 0x%08x", path,
 		        h->header_crc, header_crc(h));
 	if (h->header_size != SP_REGION_HEADER_SIZE || h->members_max != SP_MEMBERS_MAX)
-		return sp_explain(why, why_len, -SP_ECORRUPT,
-		               "region %s: header size %u / member capacity %u, expected %u / %u",
-		               path, h->header_size, h->members_max, SP_REGION_HEADER_SIZE,
-		               SP_MEMBERS_MAX);
+		return sp_explain(
+		        why, why_len, -SP_ECORRUPT,
+		        "region %s: header size %u / member capacity %u, expected %u / %u", path,
+		        h->header_size, h->members_max, SP_REGION_HEADER_SIZE, SP_MEMBERS_MAX);
 	if (!sp_is_power_of_two(h->partitions_max) || h->partitions_max > SP_PARTITIONS_MAX)
 		return sp_explain(why, why_len, -SP_ECORRUPT,
-		               "region %s: partition capacity %u is not a power of two <= %u", path,
-		               h->partitions_max, SP_PARTITIONS_MAX);
+		                  "region %s: partition capacity %u is not a power of two <= %u",
+		                  path, h->partitions_max, SP_PARTITIONS_MAX);
 	layout_compute(h->partitions_max, &l);
 	if (h->state_offset[0] != l.state_offset[0] || h->state_offset[1] != l.state_offset[1] ||
 	    h->state_size != l.state_size || h->dp_offset != l.dp_offset || h->dp_size != l.dp_size)
 		return sp_explain(why, why_len, -SP_ECORRUPT,
-		               "region %s: section offsets/sizes do not match the layout for %u "
-		               "partitions",
-		               path, h->partitions_max);
+		                  "region %s: section offsets/sizes do not match the layout for %u "
+		                  "partitions",
+		                  path, h->partitions_max);
 	if (h->total_size < l.end || h->total_size > SP_REGION_SIZE_MAX)
 		return sp_explain(why, why_len, -SP_ECORRUPT,
-		               "region %s: total size %llu is outside [%llu, %llu]", path,
-		               (unsigned long long)h->total_size, (unsigned long long)l.end,
-		               (unsigned long long)SP_REGION_SIZE_MAX);
+		                  "region %s: total size %llu is outside [%llu, %llu]", path,
+		                  (unsigned long long)h->total_size, (unsigned long long)l.end,
+		                  (unsigned long long)SP_REGION_SIZE_MAX);
 	if (h->total_size > file_size)
-		return sp_explain(why, why_len, -SP_ETRUNCATED,
-		               "region %s: file is %llu bytes but its header says %llu (truncated)",
-		               path, (unsigned long long)file_size,
-		               (unsigned long long)h->total_size);
+		return sp_explain(
+		        why, why_len, -SP_ETRUNCATED,
+		        "region %s: file is %llu bytes but its header says %llu (truncated)", path,
+		        (unsigned long long)file_size, (unsigned long long)h->total_size);
 	return 0;
 }
 
@@ -313,7 +314,8 @@ sp_region_open(const char *path, bool writable, struct sp_region **out, char *wh
 	fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		return sp_explain(why, why_len, rc, "region %s: cannot open: %s", path, strerror(-rc));
+		return sp_explain(why, why_len, rc, "region %s: cannot open: %s", path,
+		                  strerror(-rc));
 	}
 	if (fstat(fd, &stbuf) != 0 || !S_ISREG(stbuf.st_mode)) {
 		close(fd);
@@ -322,21 +324,22 @@ sp_region_open(const char *path, bool writable, struct sp_region **out, char *wh
 	if ((uint64_t)stbuf.st_size < SP_REGION_HEADER_SIZE) {
 		close(fd);
 		return sp_explain(why, why_len, -SP_ETRUNCATED,
-		               "region %s: file is %lld bytes, shorter than the %u-byte header",
-		               path, (long long)stbuf.st_size, SP_REGION_HEADER_SIZE);
+		                  "region %s: file is %lld bytes, shorter than the %u-byte header",
+		                  path, (long long)stbuf.st_size, SP_REGION_HEADER_SIZE);
 	}
 	if ((uint64_t)stbuf.st_size > SP_REGION_SIZE_MAX) {
 		close(fd);
 		return sp_explain(why, why_len, -SP_ECORRUPT,
-		               "region %s: file is %lld bytes, over the %llu-byte limit", path,
-		               (long long)stbuf.st_size, (unsigned long long)SP_REGION_SIZE_MAX);
+		                  "region %s: file is %lld bytes, over the %llu-byte limit", path,
+		                  (long long)stbuf.st_size, (unsigned long long)SP_REGION_SIZE_MAX);
 	}
 	base = mmap(NULL, (size_t)stbuf.st_size, PROT_READ | (writable ? PROT_WRITE : 0),
 	            MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) {
 		rc = -errno;
 		close(fd);
-		return sp_explain(why, why_len, rc, "region %s: cannot map: %s", path, strerror(-rc));
+		return sp_explain(why, why_len, rc, "region %s: cannot map: %s", path,
+		                  strerror(-rc));
 	}
 	rc = header_check(base, (uint64_t)stbuf.st_size, path, why, why_len);
 	r = rc < 0 ? NULL : region_new(base, (size_t)stbuf.st_size, writable, fd, path);
@@ -436,20 +439,21 @@ sp_region_publish(struct sp_region *r, const struct sp_cluster_state *st, char *
 		return rc;
 	if (st->partitions > r->partitions_max)
 		return sp_explain(why, why_len, -SP_ETOOBIG,
-		               "%u partitions do not fit this region (capacity %u); recreate it "
-		               "with a larger capacity",
-		               st->partitions, r->partitions_max);
+		                  "%u partitions do not fit this region (capacity %u); recreate it "
+		                  "with a larger capacity",
+		                  st->partitions, r->partitions_max);
 	gen = atomic_load_explicit(&h->state_generation, memory_order_relaxed);
 	active = atomic_load_explicit(&h->state_active, memory_order_relaxed);
 	if (active > 1)
 		return sp_explain(why, why_len, -SP_ECORRUPT,
-		               "region: active slot index %u is not 0/1", active);
+		                  "region: active slot index %u is not 0/1", active);
 	cur = slot_at(r, active);
 	if (gen != 0 && st->epoch < cur->epoch)
-		return sp_explain(why, why_len, -SP_EVERSION,
-		               "epoch %llu is older than the published epoch %llu (epochs never go "
-		               "back)",
-		               (unsigned long long)st->epoch, (unsigned long long)cur->epoch);
+		return sp_explain(
+		        why, why_len, -SP_EVERSION,
+		        "epoch %llu is older than the published epoch %llu (epochs never go "
+		        "back)",
+		        (unsigned long long)st->epoch, (unsigned long long)cur->epoch);
 	next = slot_at(r, active ^ 1u);
 	/* Odd while writing; (seq | 1) also repairs a slot left odd by a writer that died. */
 	seq = atomic_load_explicit(&next->seq, memory_order_relaxed) | 1u;
@@ -486,7 +490,7 @@ read_attempt(struct sp_region *r, struct sp_region_state *copy, struct sp_cluste
 	active = atomic_load_explicit(&r->hdr->state_active, memory_order_acquire);
 	if (active > 1)
 		return sp_explain(why, why_len, -SP_ECORRUPT,
-		               "region: active slot index %u is not 0 or 1", active);
+		                  "region: active slot index %u is not 0 or 1", active);
 	slot = slot_at(r, active);
 	seq1 = atomic_load_explicit(&((struct sp_region_state *)slot)->seq, memory_order_acquire);
 	if (seq1 % 2 != 0)
@@ -503,16 +507,16 @@ read_attempt(struct sp_region *r, struct sp_region_state *copy, struct sp_cluste
 	/* The copy is one whole version; from here on problems are in the data itself. */
 	if (partitions > r->partitions_max)
 		return sp_explain(why, why_len, -SP_ECORRUPT,
-		               "region: published partition count %u is over the capacity %u",
-		               partitions, r->partitions_max);
+		                  "region: published partition count %u is over the capacity %u",
+		                  partitions, r->partitions_max);
 	if (partitions > st->map_capacity)
 		return sp_explain(why, why_len, -SP_ETOOBIG,
-		               "region: %u partitions do not fit the reader's map of %u",
-		               partitions, st->map_capacity);
+		                  "region: %u partitions do not fit the reader's map of %u",
+		                  partitions, st->map_capacity);
 	if (slot_crc(copy, st->map, partitions) != copy->crc)
 		return sp_explain(why, why_len, -SP_ECORRUPT,
-		               "region: state slot %u (generation %llu) fails its checksum", active,
-		               (unsigned long long)copy->generation);
+		                  "region: state slot %u (generation %llu) fails its checksum",
+		                  active, (unsigned long long)copy->generation);
 	return 0;
 }
 
@@ -527,7 +531,7 @@ sp_region_read(struct sp_region *r, struct sp_cluster_state *st, char *why, size
 	ASSERT(st != NULL);
 	if (sp_region_generation(r) == 0)
 		return sp_explain(why, why_len, -SP_ENOTFOUND,
-		               "region: no cluster state has been published yet");
+		                  "region: no cluster state has been published yet");
 	for (attempt = 0; attempt < SP_REGION_READ_RETRIES_MAX; attempt++) {
 		rc = read_attempt(r, &copy, st, why, why_len);
 		if (rc <= 0)
@@ -537,9 +541,9 @@ sp_region_read(struct sp_region *r, struct sp_cluster_state *st, char *why, size
 	}
 	if (rc > 0)
 		return sp_explain(why, why_len, -SP_EBUSY,
-		               "region: the state slot was being written during each of %u read "
-		               "attempts",
-		               SP_REGION_READ_RETRIES_MAX);
+		                  "region: the state slot was being written during each of %u read "
+		                  "attempts",
+		                  SP_REGION_READ_RETRIES_MAX);
 	if (rc < 0)
 		return rc;
 	st->epoch = copy.epoch;

@@ -308,7 +308,7 @@ test_incr_not_numeric(void **state)
 		const char *text;
 		uint64_t value;
 	} good[] = {
-	        {" 7", 7}, {"7 ", 7}, {"7\r\n", 7},  {"+7", 7},
+	        {" 7", 7}, {"7 ", 7},     {"7\r\n", 7},   {"+7", 7},
 	        {"-0", 0}, {"00012", 12}, {"12 abc", 12},
 	};
 	uint64_t v;
