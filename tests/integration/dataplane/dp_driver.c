@@ -337,7 +337,13 @@ main(int argc, char **argv)
 		return 2;
 	}
 	params.host = host;
-	seed = env != NULL ? strtoull(env, NULL, 10) : (uint64_t)time(NULL) ^ (uint64_t)getpid();
+	/* Runs against one node must not share keys: time ^ pid collides for runs a second
+	 * apart, so the seed takes the nanosecond clock and the pid in separate bits. */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	seed = env != NULL ? strtoull(env, NULL, 10)
+	                   : ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
+	                             ((uint64_t)getpid() << 40);
 	rng_state = seed | 1;
 	printf("dp_driver: seed %" PRIu64 " (replay with SP_TEST_SEED=%" PRIu64 "), %lu keys, %s\n",
 	       seed, seed, keys, params.no_route ? "no routing table" : "partition-aware");
