@@ -679,18 +679,34 @@ value_fits(const struct store *s, const struct store_key *key, uint64_t value_le
 	return 0;
 }
 
+/*
+ * The start every keyed read, touch and delete shares: counts the operation, refuses a bad
+ * key (or bad_arg) as a counted error, applies a due flush_all and looks the key up.
+ * Returns 1 with *loc when the key is live, 0 when it is not, or a negative counted error.
+ */
+static inline int
+op_lookup(struct store *s, enum store_op op, const struct store_key *key, bool bad_arg,
+          uint32_t now_s, struct loc *loc)
+{
+	int rc = key_check(key);
+
+	ASSERT(s->magic == STORE_MAGIC);
+	s->st.ops[op]++;
+	if (rc != 0 || bad_arg)
+		return count_error(s, rc != 0 ? rc : -EINVAL);
+	flush_apply(s, now_s);
+	return find_live(s, key, now_s, loc) ? 1 : 0;
+}
+
 int
 store_get(struct store *s, const struct store_key *key, uint32_t now_s, struct store_value *out)
 {
 	struct loc loc;
-	int rc = key_check(key);
+	int rc = op_lookup(s, STORE_OP_GET, key, out == NULL, now_s, &loc);
 
-	ASSERT(s->magic == STORE_MAGIC);
-	s->st.ops[STORE_OP_GET]++;
-	if (rc != 0 || out == NULL)
-		return count_error(s, rc != 0 ? rc : -EINVAL);
-	flush_apply(s, now_s);
-	if (!find_live(s, key, now_s, &loc)) {
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
 		s->st.misses++;
 		return -SP_ENOTFOUND;
 	}
@@ -715,14 +731,11 @@ store_gat(struct store *s, const struct store_key *key, uint32_t expire_s, uint3
           struct store_value *out)
 {
 	struct loc loc;
-	int rc = key_check(key);
+	int rc = op_lookup(s, STORE_OP_GAT, key, out == NULL, now_s, &loc);
 
-	ASSERT(s->magic == STORE_MAGIC);
-	s->st.ops[STORE_OP_GAT]++;
-	if (rc != 0 || out == NULL)
-		return count_error(s, rc != 0 ? rc : -EINVAL);
-	flush_apply(s, now_s);
-	if (!find_live(s, key, now_s, &loc)) {
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
 		s->st.misses++;
 		return -SP_ENOTFOUND;
 	}
@@ -737,15 +750,10 @@ int
 store_touch(struct store *s, const struct store_key *key, uint32_t expire_s, uint32_t now_s)
 {
 	struct loc loc;
-	int rc = key_check(key);
+	int rc = op_lookup(s, STORE_OP_TOUCH, key, false, now_s, &loc);
 
-	ASSERT(s->magic == STORE_MAGIC);
-	s->st.ops[STORE_OP_TOUCH]++;
-	if (rc != 0)
-		return count_error(s, rc);
-	flush_apply(s, now_s);
-	if (!find_live(s, key, now_s, &loc))
-		return -SP_ENOTFOUND;
+	if (rc <= 0)
+		return rc < 0 ? rc : -SP_ENOTFOUND;
 	expire_set(&loc, expire_s);
 	return 0;
 }
@@ -842,15 +850,10 @@ int
 store_delete(struct store *s, const struct store_key *key, uint64_t cas_expected, uint32_t now_s)
 {
 	struct loc loc;
-	int rc = key_check(key);
+	int rc = op_lookup(s, STORE_OP_DELETE, key, false, now_s, &loc);
 
-	ASSERT(s->magic == STORE_MAGIC);
-	s->st.ops[STORE_OP_DELETE]++;
-	if (rc != 0)
-		return count_error(s, rc);
-	flush_apply(s, now_s);
-	if (!find_live(s, key, now_s, &loc))
-		return -SP_ENOTFOUND;
+	if (rc <= 0)
+		return rc < 0 ? rc : -SP_ENOTFOUND;
 	if (cas_expected != 0 && cas_expected != loc.it->cas)
 		return -SP_EVERSION;
 	unlink_loc(s, &loc);
