@@ -77,11 +77,23 @@ net_csum_add(uint64_t sum, const void *buf, uint32_t len)
 {
 	const uint8_t *p = buf;
 
-	/* 32-bit words into a 64-bit accumulator: carries fold at the end. */
-	while (len >= 4) {
+	/*
+	 * 64-bit words with the carry added back (end-around): the same ones'-complement
+	 * sum as 16-bit words (RFC 1071), four at a time. Tails of 4, 2 and 1 bytes.
+	 */
+	while (len >= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		sum += w;
+		sum += sum < w;
+		p += 8;
+		len -= 8;
+	}
+	if (len >= 4) {
 		uint32_t w;
 		memcpy(&w, p, 4);
 		sum += w;
+		sum += sum < w;
 		p += 4;
 		len -= 4;
 	}
@@ -89,6 +101,7 @@ net_csum_add(uint64_t sum, const void *buf, uint32_t len)
 		uint16_t w;
 		memcpy(&w, p, 2);
 		sum += w;
+		sum += sum < w;
 		p += 2;
 		len -= 2;
 	}
@@ -98,6 +111,7 @@ net_csum_add(uint64_t sum, const void *buf, uint32_t len)
 		uint16_t w;
 		memcpy(&w, last, 2);
 		sum += w;
+		sum += sum < w;
 	}
 	return sum;
 }
