@@ -26,7 +26,7 @@ const struct dp_stat_field dp_stats_fields[] = {
         FIELD(handoff_copies), FIELD(handoff_in_mbufs), FIELD(ring_full_drops),
         FIELD(deferred),       FIELD(wrong_node),       FIELD(store_evictions),
         FIELD(store_items),    FIELD(idle_sleeps),      FIELD(loops),
-        FIELD(bad_pkts),
+        FIELD(busy_cycles),    FIELD(bad_pkts),
 };
 #undef FIELD
 const unsigned int dp_stats_field_count = SP_ARRAY_SIZE(dp_stats_fields);

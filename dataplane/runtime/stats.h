@@ -56,7 +56,8 @@ struct dp_worker_stats {
 	uint64_t store_items;
 	uint64_t idle_sleeps;
 	uint64_t loops;
-	uint64_t bad_pkts; /* sum of the three arrays below */
+	uint64_t busy_cycles; /* TSC cycles of loop iterations that found work */
+	uint64_t bad_pkts;    /* sum of the three arrays below */
 	uint64_t net_drop[NET_DROP_REASON_COUNT];
 	uint64_t bp_err[SP_BP_ERR_COUNT];
 	uint64_t dp_drop[DP_DROP_COUNT];

@@ -20,6 +20,8 @@
 #include "idle.h"
 #include "runtime.h"
 
+struct dgram_ctx;
+
 struct dp_worker {
 	struct dp_runtime *rt;
 	struct dp_worker_stats *stats;
@@ -41,6 +43,12 @@ struct dp_worker {
 	/* Partition -> worker of the table route_owner_table, for ROUTE replies. */
 	uint16_t *route_owner;
 	const struct route_table *route_owner_table;
+	/* DP_BURST datagrams being served in passes (worker.c's struct dgram_ctx). */
+	struct dgram_ctx *ctx;
+	/* An mbuf held for a reply datagram that cannot go in its request's mbuf. */
+	struct rte_mbuf *spare;
+	/* Where reply payloads are built before they go into an mbuf. */
+	uint8_t scratch[SP_BP_PAYLOAD_MAX] __rte_cache_aligned;
 };
 
 /*
