@@ -9,9 +9,17 @@
  *
  *   dp-ringbench [EAL options: -l 0-1, --no-pci, --file-prefix, --no-huge -m N] --
  *                [--seconds S] [--keys K] [--batch B] [--workers W] [--steer]
+ *                [--partitions P]
  *
  * The generator marks its frames' checksums as verified (as a NIC's offload would) and
  * leaves the UDP checksum 0; replies are checksummed in software (net_ring has no offload).
+ * For single-request GETs it stamps a prepared frame with the key and the datagram id
+ * and reuses each reply's mbuf for the next request, so that one generator core can keep
+ * a worker core busy; every reply is still decoded and its status checked.
+ *
+ * Besides wall-clock rates it prints the workers' busy time per request (TSC cycles of
+ * loop iterations that found work, the busy_cycles counter): what one request costs a
+ * worker core, whether or not the generator kept it saturated.
  * With W > 1 and no --steer every datagram goes to queue 0, so requests owned by other
  * workers take the ring hand-off; --steer sends each to its owner's queue.
  */
@@ -44,6 +52,8 @@
 #define SECONDS_MAX    60u
 #define KEYS_DEF       (1u << 20)
 #define KEYS_MAX       (1u << 24)
+#define PARTITIONS_DEF 256u
+#define PARTITIONS_MAX 4096u
 #define BATCH_MAX      SP_BP_REQS_MAX
 #define INFLIGHT_MAX   2048u /* requests sent and not yet answered */
 #define GEN_POOL_MBUFS 16383u
@@ -72,6 +82,12 @@ struct gen {
 	uint64_t got_dgrams;
 	uint64_t got_replies;
 	uint64_t bad_status;
+	/* The prepared single-GET frame (tmpl_len bytes) and where its fields sit. */
+	uint8_t tmpl[128];
+	uint32_t tmpl_len;
+	uint32_t tmpl_key_off;
+	uint32_t tmpl_id_off;
+	bool fast;
 };
 
 static uint64_t
@@ -217,14 +233,32 @@ workers_cpu_ns(void)
 	return total;
 }
 
-/* Takes replies from every queue; counts datagrams, replies and non-OK statuses. */
+/* TSC cycles the workers spent in loop iterations that found work, so far. */
+static uint64_t
+workers_busy_cycles(void)
+{
+	uint64_t total = 0;
+
+	for (uint32_t i = 0; i < rt.workers; i++)
+		total += __atomic_load_n(&worker_stats[i].busy_cycles, __ATOMIC_RELAXED);
+	return total;
+}
+
+/*
+ * Takes replies from every queue; counts datagrams, replies and non-OK statuses. Up to
+ * *kept (on entry, the room in keep) reply mbufs go to keep for reuse, the rest are freed;
+ * *kept says how many were kept. keep may be NULL.
+ */
 static unsigned int
-collect(struct gen *g)
+collect(struct gen *g, struct rte_mbuf **keep, unsigned int *kept)
 {
 	struct rte_mbuf *m[DP_BURST];
+	unsigned int room = keep != NULL ? *kept : 0;
 	unsigned int total = 0;
 	uint16_t q;
 
+	if (kept != NULL)
+		*kept = 0;
 	for (q = 0; q < g->queues; q++) {
 		uint16_t n = rte_eth_rx_burst(g->port_id, q, m, DP_BURST);
 
@@ -244,30 +278,127 @@ collect(struct gen *g)
 		}
 		g->got_dgrams += n;
 		total += n;
-		rte_pktmbuf_free_bulk(m, n);
+		for (uint16_t i = 0; i < n; i++) {
+			if (kept != NULL && *kept < room)
+				keep[(*kept)++] = m[i];
+			else
+				rte_pktmbuf_free(m[i]);
+		}
 	}
 	return total;
 }
 
-/* Sends one burst of datagrams of `batch` requests each (fewer when keys run out). */
+/*
+ * Prepares the single-GET frame the fast path stamps: built once by build_frame(), with
+ * the key's and the datagram id's offsets found by building it twice. Returns false when
+ * the frame does not have the expected shape (then the general path is used).
+ */
+static bool
+prepare_template(struct gen *g)
+{
+	struct rte_mbuf *a = rte_pktmbuf_alloc(g->pool);
+	struct rte_mbuf *b = rte_pktmbuf_alloc(g->pool);
+	uint8_t key[KEY_BYTES];
+	uint32_t k = 0x00abcdefu;
+	uint64_t sent = g->sent_dgrams;
+	const uint8_t *fa;
+	const uint8_t *fb;
+	uint32_t first = UINT32_MAX;
+	uint32_t last = 0;
+	bool ok = false;
+
+	if (a == NULL || b == NULL)
+		goto out;
+	g->sent_dgrams = 0;
+	build_frame(g, a, SP_BP_OP_GET, &k, 1);
+	g->sent_dgrams = UINT64_MAX;
+	build_frame(g, b, SP_BP_OP_GET, &k, 1);
+	g->sent_dgrams = sent;
+	fa = rte_pktmbuf_mtod(a, const uint8_t *);
+	fb = rte_pktmbuf_mtod(b, const uint8_t *);
+	if (rte_pktmbuf_data_len(a) != rte_pktmbuf_data_len(b) ||
+	    rte_pktmbuf_data_len(a) > sizeof(g->tmpl))
+		goto out;
+	g->tmpl_len = rte_pktmbuf_data_len(a);
+	for (uint32_t i = 0; i < g->tmpl_len; i++) {
+		if (fa[i] != fb[i]) {
+			first = SP_MIN(first, i);
+			last = i;
+		}
+	}
+	key_of(k, key);
+	for (uint32_t i = 0; i + KEY_BYTES <= g->tmpl_len; i++) {
+		if (memcmp(fa + i, key, KEY_BYTES) == 0) {
+			g->tmpl_key_off = i;
+			ok = true;
+		}
+	}
+	ok = ok && first != UINT32_MAX && last - first + 1 == sizeof(uint64_t);
+	g->tmpl_id_off = first;
+	memcpy(g->tmpl, fa, g->tmpl_len);
+out:
+	rte_pktmbuf_free(a);
+	rte_pktmbuf_free(b);
+	return ok;
+}
+
+/* Writes a single GET of key k into m from the template. Returns its queue. */
+static uint16_t
+stamp_frame(struct gen *g, struct rte_mbuf *m, uint32_t k)
+{
+	uint8_t *f = rte_pktmbuf_mtod(m, uint8_t *);
+	uint64_t id = g->sent_dgrams;
+	uint16_t queue = 0;
+
+	memcpy(f, g->tmpl, g->tmpl_len);
+	key_of(k, f + g->tmpl_key_off);
+	memcpy(f + g->tmpl_id_off, &id, sizeof(id));
+	if (g->steer) {
+		queue = (uint16_t)(sp_key_partition(sp_key_hash(f + g->tmpl_key_off, KEY_BYTES),
+		                                    rt.partitions) %
+		                   rt.workers);
+		f[14 + 20 + 2] = (uint8_t)((rt.cfg.port_base + queue) >> 8);
+		f[14 + 20 + 3] = (uint8_t)(rt.cfg.port_base + queue);
+	}
+	m->data_len = (uint16_t)g->tmpl_len;
+	m->pkt_len = g->tmpl_len;
+	m->ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+	return queue;
+}
+
+/*
+ * Sends up to `want` datagrams of `batch` requests each (fewer when keys run out), in the
+ * reply mbufs of reuse[0..nreuse) first, then in fresh ones; frees the unused reuse ones.
+ */
 static void
-send_burst(struct gen *g, uint8_t op, uint32_t *next_key, bool random)
+send_burst(struct gen *g, uint8_t op, uint32_t *next_key, bool random, unsigned int want,
+           struct rte_mbuf **reuse, unsigned int nreuse)
 {
 	struct rte_mbuf *m[DP_BURST];
 	uint32_t keys[BATCH_MAX];
 	uint16_t q;
-	unsigned int n = DP_BURST;
+	unsigned int n = SP_MIN(want, DP_BURST);
 	unsigned int i;
 
-	if (rte_pktmbuf_alloc_bulk(g->pool, m, n) != 0)
-		return;
+	for (i = 0; i < n && i < nreuse; i++)
+		m[i] = reuse[i];
+	if (nreuse > i)
+		rte_pktmbuf_free_bulk(&reuse[i], nreuse - i);
+	if (i < n && rte_pktmbuf_alloc_bulk(g->pool, &m[i], n - i) != 0) {
+		n = i;
+		if (n == 0)
+			return;
+	}
 	for (i = 0; i < n; i++) {
 		uint32_t c;
 
 		for (c = 0; c < g->batch; c++)
-			keys[c] = random ? (uint32_t)(next_rand(g) % g->keys)
+			keys[c] = random ? (uint32_t)(((next_rand(g) >> 32) * g->keys) >> 32)
 			                 : (*next_key)++ % g->keys;
-		q = build_frame(g, m[i], op, keys, g->batch);
+		if (g->fast && op == SP_BP_OP_GET && g->batch == 1)
+			q = stamp_frame(g, m[i], keys[0]);
+		else
+			q = build_frame(g, m[i], op, keys, g->batch);
 		/* One datagram at a time per queue keeps steering simple; bursts stay intact
 		 * when not steering. */
 		if (g->steer) {
@@ -276,12 +407,14 @@ send_burst(struct gen *g, uint8_t op, uint32_t *next_key, bool random)
 				g->sent_reqs += g->batch;
 			} else
 				rte_pktmbuf_free(m[i]);
+		} else {
+			g->sent_dgrams++;
 		}
 	}
 	if (!g->steer) {
 		uint16_t sent = rte_eth_tx_burst(g->port_id, 0, m, (uint16_t)n);
 
-		g->sent_dgrams += sent;
+		g->sent_dgrams -= n - sent;
 		g->sent_reqs += (uint64_t)sent * g->batch;
 		if (sent < n)
 			rte_pktmbuf_free_bulk(&m[sent], n - sent);
@@ -302,16 +435,27 @@ run_load(struct gen *g, uint8_t op, bool random, uint64_t seconds, uint64_t dgra
 	uint64_t got0 = g->got_replies;
 	uint64_t sent0 = g->sent_dgrams;
 	uint32_t next_key = 0;
+	struct rte_mbuf *reuse[DP_BURST];
 
 	while (rte_rdtsc() < end && g->sent_dgrams - sent0 < dgrams_max) {
-		if (g->sent_reqs - g->got_replies + (uint64_t)DP_BURST * g->batch <= INFLIGHT_MAX)
-			send_burst(g, op, &next_key, random);
-		collect(g);
+		uint64_t inflight = g->sent_reqs - g->got_replies;
+		unsigned int kept = DP_BURST;
+		unsigned int want = 0;
+
+		collect(g, reuse, &kept);
+		if (inflight + g->batch <= INFLIGHT_MAX)
+			want = (unsigned int)SP_MIN((INFLIGHT_MAX - inflight) / g->batch,
+			                            (uint64_t)DP_BURST);
+		want = (unsigned int)SP_MIN((uint64_t)want, dgrams_max - (g->sent_dgrams - sent0));
+		if (want > 0)
+			send_burst(g, op, &next_key, random, want, reuse, kept);
+		else if (kept > 0)
+			rte_pktmbuf_free_bulk(reuse, kept);
 	}
 	/* Drain what is still in flight, bounded. */
 	end = rte_rdtsc() + DRAIN_MS * hz / 1000;
 	while (g->got_replies < g->sent_reqs && rte_rdtsc() < end)
-		collect(g);
+		collect(g, NULL, NULL);
 	return (double)(g->got_replies - got0) / g->batch /
 	       ((double)(rte_rdtsc() - start) / (double)hz);
 }
@@ -344,8 +488,8 @@ make_ports(struct gen *g, uint16_t queues)
 	rt.cfg.eth_port = (uint16_t)node_port;
 	g->port_id = (uint16_t)gen_port;
 	g->queues = queues;
-	g->pool = rte_pktmbuf_pool_create("rb_gen_pool", GEN_POOL_MBUFS, DP_MBUF_CACHE, 0,
-	                                  RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+	g->pool = rte_pktmbuf_pool_create("rb_gen_pool", GEN_POOL_MBUFS, DP_MBUF_CACHE,
+	                                  DP_META_PRIV_SIZE, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
 	if (g->pool == NULL)
 		return -ENOMEM;
 	memset(&conf, 0, sizeof(conf));
@@ -368,12 +512,14 @@ main(int argc, char **argv)
 	        {"batch", required_argument, NULL, 'b'},
 	        {"workers", required_argument, NULL, 'w'},
 	        {"steer", no_argument, NULL, 't'},
+	        {"partitions", required_argument, NULL, 'p'},
 	        {NULL, 0, NULL, 0},
 	};
 	struct dp_hugepages huge;
 	struct gen g;
 	unsigned long seconds = SECONDS_DEF;
 	unsigned long workers = 1;
+	unsigned long partitions = PARTITIONS_DEF;
 	double set_rate;
 	double get_rate;
 	int consumed;
@@ -411,26 +557,31 @@ main(int argc, char **argv)
 		case 't':
 			g.steer = true;
 			break;
+		case 'p':
+			partitions = strtoul(optarg, NULL, 10);
+			break;
 		default:
 			fprintf(stderr, "usage: dp-ringbench [EAL] -- [--seconds S] [--keys K] "
-			                "[--batch B] [--workers W] [--steer]\n");
+			                "[--batch B] [--workers W] [--steer] [--partitions P]\n");
 			return 2;
 		}
 	}
 	if (seconds < 1 || seconds > SECONDS_MAX || g.keys < 1 || g.keys > KEYS_MAX ||
 	    g.batch < 1 || g.batch > BATCH_MAX || workers < 1 || workers > DP_WORKERS_MAX ||
-	    (g.steer && g.batch != 1)) {
+	    (g.steer && g.batch != 1) || partitions < workers || partitions > PARTITIONS_MAX ||
+	    !rte_is_power_of_2((uint32_t)partitions)) {
 		fprintf(stderr,
 		        "dp-ringbench: --seconds 1..%u, --keys 1..%u, --batch 1..%u, "
-		        "--workers 1..%u; --steer needs --batch 1\n",
-		        SECONDS_MAX, KEYS_MAX, BATCH_MAX, DP_WORKERS_MAX);
+		        "--workers 1..%u, --partitions a power of two in workers..%u; --steer "
+		        "needs --batch 1\n",
+		        SECONDS_MAX, KEYS_MAX, BATCH_MAX, DP_WORKERS_MAX, PARTITIONS_MAX);
 		return 2;
 	}
 	dp_config_defaults(&rt.cfg);
 	rt.cfg.ip_be = htonl(0x0a630001);
 	rt.cfg.prefix_len = 24;
 	rt.cfg.workers = (uint32_t)workers;
-	rt.cfg.partitions = 256;
+	rt.cfg.partitions = (uint32_t)partitions;
 	/* 8-byte keys and values take 48 bytes of log each: size the stores for 2x the keys. */
 	rt.cfg.memory_mb = (uint32_t)SP_MAX(64ull, (uint64_t)g.keys * 2 * 96 / workers >> 20);
 	rt.stats = worker_stats;
@@ -450,6 +601,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	memcpy(g.node_mac, rt.port.mac.addr_bytes, 6);
+	g.fast = prepare_template(&g);
 	{
 		uint32_t batch = g.batch;
 
@@ -465,10 +617,13 @@ main(int argc, char **argv)
 		uint64_t r0 = g.got_replies;
 		uint64_t t0 = rte_rdtsc();
 		uint64_t cpu0 = workers_cpu_ns();
+		uint64_t busy0 = workers_busy_cycles();
 		uint64_t cpu_ns;
+		uint64_t busy;
 
 		get_rate = run_load(&g, SP_BP_OP_GET, true, seconds, UINT64_MAX);
 		cpu_ns = workers_cpu_ns() - cpu0;
+		busy = workers_busy_cycles() - busy0;
 		printf("ringbench: GET %u-byte keys, %u-byte values, %u keys, batch %u, %lu "
 		       "worker(s)%s: %.0f datagrams/s, %.0f requests/s, %" PRIu64
 		       " non-OK replies\n",
@@ -485,6 +640,13 @@ main(int argc, char **argv)
 			       (double)(rte_rdtsc() - t0) / (double)rte_get_tsc_hz(),
 			       (double)cpu_ns / (double)(g.got_replies - r0),
 			       (double)(g.got_replies - r0) * 1e9 / (double)cpu_ns);
+		if (g.got_replies > r0 && busy > 0)
+			printf("ringbench: workers were busy %.1f ns per request: %.2f M requests "
+			       "per busy worker-core-second\n",
+			       (double)busy * 1e9 / (double)rte_get_tsc_hz() /
+			               (double)(g.got_replies - r0),
+			       (double)(g.got_replies - r0) * (double)rte_get_tsc_hz() /
+			               (double)busy / 1e6);
 	}
 	atomic_store(&rt.stop, true);
 	code = dp_node_teardown(&rt, true);

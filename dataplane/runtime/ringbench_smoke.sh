@@ -1,0 +1,44 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
+# dp-ringbench as a correctness check, not a speed one: short runs over net_ring that must
+# answer every request OK and give every mbuf back. Covers the single-request fast path of
+# the generator, batched datagrams split over two workers (hand-off copies) and steering.
+# Uses hugepages when some are free (and SP_NO_HUGE is not 1), else --no-huge.
+#   ringbench_smoke.sh PATH-TO-dp-ringbench
+set -u
+bench=${1:?usage: ringbench_smoke.sh PATH-TO-dp-ringbench}
+free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)
+prefix=sp-rbsmoke-$$
+if [ "${SP_NO_HUGE:-0}" != 1 ] && [ "$free" -ge 256 ]; then
+	mem="--in-memory"
+	echo "ringbench_smoke: hugepages ($free free)"
+else
+	mem="--file-prefix $prefix --no-huge -m 512"
+	echo "ringbench_smoke: --no-huge"
+fi
+out=$(mktemp)
+trap 'rm -f "$out"; rm -rf "/var/run/dpdk/$prefix"' EXIT
+status=0
+run() {
+	# $1: lcores, rest: dp-ringbench options
+	lcores=$1
+	shift
+	# shellcheck disable=SC2086
+	timeout 120 "$bench" --no-pci --lcores "$lcores" $mem -- --seconds 1 "$@" >"$out" 2>&1
+	rc=$?
+	grep '^ringbench:\|^mbufs:' "$out"
+	if [ $rc -ne 0 ]; then
+		echo "FAIL ($*): exit status $rc"
+		tail -20 "$out"
+		status=1
+	elif ! grep -q 'bad statuses 0$' "$out" || ! grep -q ' 0 non-OK replies$' "$out" ||
+		! grep -q '^mbufs: 0 in use' "$out"; then
+		echo "FAIL ($*): a request was not answered OK, or an mbuf was not given back"
+		status=1
+	fi
+}
+run 0@0,1@1 --keys 4096 --batch 1
+run 0@0,1@1,2@1 --keys 4096 --batch 8 --workers 2 --partitions 16
+run 0@0,1@1,2@1 --keys 4096 --batch 1 --workers 2 --steer
+[ $status -eq 0 ] && echo "ringbench_smoke: PASS"
+exit $status
