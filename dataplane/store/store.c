@@ -294,6 +294,23 @@ key_equal(const uint8_t *a, const void *b_, uint32_t len)
 	return true;
 }
 
+/*
+ * Bit i set when slot i of b holds an entry tagged tag. Computed without a branch per
+ * slot (where a match sits is random, so those branches mispredict); empty slots (0)
+ * never match because no tag is 0.
+ */
+static inline unsigned
+tag_matches(const struct store_bucket *b, uint64_t tag)
+{
+	unsigned mask = 0;
+
+	ASSERT(tag != 0);
+	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++)
+		mask |= (unsigned)(entry_tag(LD(&b->slot[i])) == tag) << i;
+	ASSERT(mask < (1u << STORE_BUCKET_SLOTS));
+	return mask;
+}
+
 /* Finds key's index entry, live or not. Returns true and fills *loc when present. */
 static bool
 lookup(const struct store *s, const struct store_key *key, struct loc *loc)
@@ -303,11 +320,11 @@ lookup(const struct store *s, const struct store_key *key, struct loc *loc)
 
 	for (unsigned c = 0; c < STORE_BUCKET_CHOICES; c++) {
 		struct store_bucket *b = bucket_choice(s, home, c);
-		for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
+		for (unsigned m = tag_matches(b, tag); m != 0; m &= m - 1) {
+			unsigned i = (unsigned)__builtin_ctz(m);
 			uint64_t e = LD(&b->slot[i]);
 
-			if (e == 0 || entry_tag(e) != tag)
-				continue;
+			ASSERT(e != 0);
 			uint64_t off = entry_off(e);
 			struct store_item *it = item_at(s, off);
 
@@ -1205,12 +1222,10 @@ store_prefetch_item(const struct store *s, uint64_t hash)
 
 	for (unsigned c = 0; c < STORE_BUCKET_CHOICES; c++) {
 		const struct store_bucket *b = bucket_choice(s, home, c);
-		for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
-			uint64_t e = LD(&b->slot[i]);
+		for (unsigned m = tag_matches(b, tag); m != 0; m &= m - 1) {
+			uint64_t e = LD(&b->slot[__builtin_ctz(m)]);
 
-			if (e != 0 && entry_tag(e) == tag)
-				__builtin_prefetch(s->log + SP_MIN(entry_off(e), s->log_bytes - 1),
-				                   0, 3);
+			__builtin_prefetch(s->log + SP_MIN(entry_off(e), s->log_bytes - 1), 0, 3);
 		}
 	}
 }
