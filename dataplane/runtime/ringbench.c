@@ -9,7 +9,7 @@
  *
  *   dp-ringbench [EAL options: -l 0-1, --no-pci, --file-prefix, --no-huge -m N] --
  *                [--seconds S] [--keys K] [--batch B] [--workers W] [--steer]
- *                [--partitions P]
+ *                [--partitions P] [--repetitions N]
  *
  * The generator marks its frames' checksums as verified (as a NIC's offload would) and
  * leaves the UDP checksum 0; replies are checksummed in software (net_ring has no offload).
@@ -48,20 +48,21 @@
 
 #define MOD "ringbench"
 
-#define SECONDS_DEF    5u
-#define SECONDS_MAX    60u
-#define KEYS_DEF       (1u << 20)
-#define KEYS_MAX       (1u << 24)
-#define PARTITIONS_DEF 256u
-#define PARTITIONS_MAX 4096u
-#define BATCH_MAX      SP_BP_REQS_MAX
-#define INFLIGHT_MAX   2048u /* requests sent and not yet answered */
-#define GEN_POOL_MBUFS 16383u
-#define RING_SLOTS     4096u
-#define KEY_BYTES      8u
-#define VALUE_BYTES    8u
-#define DRAIN_MS       500u
-#define GEN_SRC_PORT   40000u
+#define SECONDS_DEF     5u
+#define SECONDS_MAX     60u
+#define KEYS_DEF        (1u << 20)
+#define KEYS_MAX        (1u << 24)
+#define PARTITIONS_DEF  256u
+#define PARTITIONS_MAX  4096u
+#define REPETITIONS_MAX 20u
+#define BATCH_MAX       SP_BP_REQS_MAX
+#define INFLIGHT_MAX    2048u /* requests sent and not yet answered */
+#define GEN_POOL_MBUFS  16383u
+#define RING_SLOTS      4096u
+#define KEY_BYTES       8u
+#define VALUE_BYTES     8u
+#define DRAIN_MS        500u
+#define GEN_SRC_PORT    40000u
 
 static struct dp_runtime rt;
 static struct dp_worker_stats worker_stats[DP_WORKERS_MAX];
@@ -460,6 +461,88 @@ run_load(struct gen *g, uint8_t op, bool random, uint64_t seconds, uint64_t dgra
 	       ((double)(rte_rdtsc() - start) / (double)hz);
 }
 
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: dp-ringbench [EAL options] -- [options]\n"
+	        "Serves GETs from a node on a net_ring port, the generator on the main lcore.\n"
+	        "  --seconds S       length of each measured GET phase (1..%u, default %u)\n"
+	        "  --keys K          keys stored and read at random (1..%u, default %u)\n"
+	        "  --batch B         requests per datagram (1..%u, default 1)\n"
+	        "  --workers W       worker lcores (1..%u, default 1); EAL needs W + 1 lcores\n"
+	        "  --steer           send each datagram to its owner's queue (--batch 1)\n"
+	        "  --partitions P    store partitions, a power of two >= W (default %u)\n"
+	        "  --repetitions N   measured phases (1..%u, default 1); prints min/median/max\n"
+	        "  --help            this text\n",
+	        SECONDS_MAX, SECONDS_DEF, KEYS_MAX, KEYS_DEF, BATCH_MAX, DP_WORKERS_MAX,
+	        PARTITIONS_DEF, REPETITIONS_MAX);
+}
+
+/* Parses a whole decimal count into *out. Returns false on anything else. */
+static bool
+parse_count(const char *s, unsigned long *out)
+{
+	char *end = NULL;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	return errno == 0 && end != s && *end == '\0';
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a;
+	double y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * One measured GET phase of `seconds`: prints the wall rate, the workers' CPU time and
+ * their busy time per request. Returns the busy ns per request (0 when nothing came back).
+ */
+static double
+measure_get(struct gen *g, unsigned long seconds, unsigned long workers)
+{
+	uint64_t r0 = g->got_replies;
+	uint64_t t0 = rte_rdtsc();
+	uint64_t cpu0 = workers_cpu_ns();
+	uint64_t busy0 = workers_busy_cycles();
+	double hz = (double)rte_get_tsc_hz();
+	double get_rate;
+	double wall_s;
+	double replies;
+	uint64_t cpu_ns;
+	uint64_t busy;
+
+	g->bad_status = 0;
+	get_rate = run_load(g, SP_BP_OP_GET, true, seconds, UINT64_MAX);
+	cpu_ns = workers_cpu_ns() - cpu0;
+	busy = workers_busy_cycles() - busy0;
+	wall_s = (double)(rte_rdtsc() - t0) / hz;
+	replies = (double)(g->got_replies - r0);
+	printf("ringbench: GET %u-byte keys, %u-byte values, %u keys, batch %u, %lu "
+	       "worker(s)%s: %.0f datagrams/s, %.0f requests/s, %" PRIu64 " non-OK replies\n",
+	       KEY_BYTES, VALUE_BYTES, g->keys, g->batch, workers,
+	       g->steer ? " steered" : (workers > 1 ? " all to queue 0" : ""), get_rate,
+	       replies / wall_s, g->bad_status);
+	if (cpu_ns > 0 && replies > 0)
+		printf("ringbench: workers ran %.2f s of CPU in %.2f s: %.0f ns of worker CPU per "
+		       "request, %.0f requests per worker-CPU-second\n",
+		       (double)cpu_ns / 1e9, wall_s, (double)cpu_ns / replies,
+		       replies * 1e9 / (double)cpu_ns);
+	if (busy == 0 || replies == 0)
+		return 0;
+	printf("ringbench: workers were busy %.1f ns per request: %.2f M requests per busy "
+	       "worker-core-second\n",
+	       (double)busy * 1e9 / hz / replies, replies * hz / (double)busy / 1e6);
+	return (double)busy * 1e9 / hz / replies;
+}
+
 static int
 make_ports(struct gen *g, uint16_t queues)
 {
@@ -513,6 +596,8 @@ main(int argc, char **argv)
 	        {"workers", required_argument, NULL, 'w'},
 	        {"steer", no_argument, NULL, 't'},
 	        {"partitions", required_argument, NULL, 'p'},
+	        {"repetitions", required_argument, NULL, 'r'},
+	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	struct dp_hugepages huge;
@@ -521,15 +606,17 @@ main(int argc, char **argv)
 	unsigned long workers = 1;
 	unsigned long partitions = PARTITIONS_DEF;
 	double set_rate;
-	double get_rate;
+	double busy_ns[REPETITIONS_MAX];
+	unsigned long repetitions = 1;
+	unsigned long keys = KEYS_DEF;
+	unsigned long batch = 1;
+	bool ok = true;
 	int consumed;
 	int opt;
 	int rc;
 	int code;
 
 	memset(&g, 0, sizeof(g));
-	g.keys = KEYS_DEF;
-	g.batch = 1;
 	g.rng = 0x9e3779b97f4a7c15ull;
 	dp_hugepages_read(&huge);
 	consumed = rte_eal_init(argc, argv);
@@ -543,40 +630,52 @@ main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			seconds = strtoul(optarg, NULL, 10);
+			ok = ok && parse_count(optarg, &seconds);
 			break;
 		case 'k':
-			g.keys = (uint32_t)strtoul(optarg, NULL, 10);
+			ok = ok && parse_count(optarg, &keys);
 			break;
 		case 'b':
-			g.batch = (uint32_t)strtoul(optarg, NULL, 10);
+			ok = ok && parse_count(optarg, &batch);
 			break;
 		case 'w':
-			workers = strtoul(optarg, NULL, 10);
+			ok = ok && parse_count(optarg, &workers);
 			break;
 		case 't':
 			g.steer = true;
 			break;
 		case 'p':
-			partitions = strtoul(optarg, NULL, 10);
+			ok = ok && parse_count(optarg, &partitions);
 			break;
+		case 'r':
+			ok = ok && parse_count(optarg, &repetitions);
+			break;
+		case 'h':
+			usage(stdout);
+			rte_eal_cleanup();
+			return 0;
 		default:
-			fprintf(stderr, "usage: dp-ringbench [EAL] -- [--seconds S] [--keys K] "
-			                "[--batch B] [--workers W] [--steer] [--partitions P]\n");
+			usage(stderr);
+			rte_eal_cleanup();
 			return 2;
 		}
 	}
-	if (seconds < 1 || seconds > SECONDS_MAX || g.keys < 1 || g.keys > KEYS_MAX ||
-	    g.batch < 1 || g.batch > BATCH_MAX || workers < 1 || workers > DP_WORKERS_MAX ||
-	    (g.steer && g.batch != 1) || partitions < workers || partitions > PARTITIONS_MAX ||
-	    !rte_is_power_of_2((uint32_t)partitions)) {
+	if (!ok || seconds < 1 || seconds > SECONDS_MAX || keys < 1 || keys > KEYS_MAX ||
+	    batch < 1 || batch > BATCH_MAX || workers < 1 || workers > DP_WORKERS_MAX ||
+	    (g.steer && batch != 1) || partitions < workers || partitions > PARTITIONS_MAX ||
+	    !rte_is_power_of_2((uint32_t)partitions) || repetitions < 1 ||
+	    repetitions > REPETITIONS_MAX) {
 		fprintf(stderr,
 		        "dp-ringbench: --seconds 1..%u, --keys 1..%u, --batch 1..%u, "
-		        "--workers 1..%u, --partitions a power of two in workers..%u; --steer "
-		        "needs --batch 1\n",
-		        SECONDS_MAX, KEYS_MAX, BATCH_MAX, DP_WORKERS_MAX, PARTITIONS_MAX);
+		        "--workers 1..%u, --partitions a power of two in workers..%u, "
+		        "--repetitions 1..%u; --steer needs --batch 1\n",
+		        SECONDS_MAX, KEYS_MAX, BATCH_MAX, DP_WORKERS_MAX, PARTITIONS_MAX,
+		        REPETITIONS_MAX);
+		rte_eal_cleanup();
 		return 2;
 	}
+	g.keys = (uint32_t)keys;
+	g.batch = (uint32_t)batch;
 	dp_config_defaults(&rt.cfg);
 	rt.cfg.ip_be = htonl(0x0a630001);
 	rt.cfg.prefix_len = 24;
@@ -590,6 +689,7 @@ main(int argc, char **argv)
 	rc = make_ports(&g, (uint16_t)workers);
 	if (rc != 0) {
 		fprintf(stderr, "dp-ringbench: net_ring ports: %s\n", rte_strerror(-rc));
+		rte_eal_cleanup();
 		return 1;
 	}
 	rc = dp_node_setup(&rt, &huge);
@@ -602,51 +702,21 @@ main(int argc, char **argv)
 	}
 	memcpy(g.node_mac, rt.port.mac.addr_bytes, 6);
 	g.fast = prepare_template(&g);
-	{
-		uint32_t batch = g.batch;
-
-		g.batch = g.steer ? 1 : SP_MIN(16u, BATCH_MAX);
-		set_rate = run_load(&g, SP_BP_OP_SET, false, SECONDS_MAX,
-		                    (g.keys + g.batch - 1) / g.batch);
-		g.batch = batch;
-	}
+	/* Stores every key once, 16 per datagram (1 when steering). */
+	g.batch = g.steer ? 1 : SP_MIN(16u, BATCH_MAX);
+	set_rate = run_load(&g, SP_BP_OP_SET, false, SECONDS_MAX, (g.keys + g.batch - 1) / g.batch);
+	g.batch = (uint32_t)batch;
 	printf("ringbench: stored %u keys (%.0f datagrams/s), bad statuses %" PRIu64 "\n", g.keys,
 	       set_rate, g.bad_status);
 	g.bad_status = 0;
-	{
-		uint64_t r0 = g.got_replies;
-		uint64_t t0 = rte_rdtsc();
-		uint64_t cpu0 = workers_cpu_ns();
-		uint64_t busy0 = workers_busy_cycles();
-		uint64_t cpu_ns;
-		uint64_t busy;
-
-		get_rate = run_load(&g, SP_BP_OP_GET, true, seconds, UINT64_MAX);
-		cpu_ns = workers_cpu_ns() - cpu0;
-		busy = workers_busy_cycles() - busy0;
-		printf("ringbench: GET %u-byte keys, %u-byte values, %u keys, batch %u, %lu "
-		       "worker(s)%s: %.0f datagrams/s, %.0f requests/s, %" PRIu64
-		       " non-OK replies\n",
-		       KEY_BYTES, VALUE_BYTES, g.keys, g.batch, workers,
-		       g.steer ? " steered" : (workers > 1 ? " all to queue 0" : ""), get_rate,
-		       (double)(g.got_replies - r0) /
-		               ((double)(rte_rdtsc() - t0) / (double)rte_get_tsc_hz()),
-		       g.bad_status);
-		if (cpu_ns > 0)
-			printf("ringbench: workers ran %.2f s of CPU in %.2f s: %.0f ns of worker "
-			       "CPU "
-			       "per request, %.0f requests per worker-CPU-second\n",
-			       (double)cpu_ns / 1e9,
-			       (double)(rte_rdtsc() - t0) / (double)rte_get_tsc_hz(),
-			       (double)cpu_ns / (double)(g.got_replies - r0),
-			       (double)(g.got_replies - r0) * 1e9 / (double)cpu_ns);
-		if (g.got_replies > r0 && busy > 0)
-			printf("ringbench: workers were busy %.1f ns per request: %.2f M requests "
-			       "per busy worker-core-second\n",
-			       (double)busy * 1e9 / (double)rte_get_tsc_hz() /
-			               (double)(g.got_replies - r0),
-			       (double)(g.got_replies - r0) * (double)rte_get_tsc_hz() /
-			               (double)busy / 1e6);
+	for (rc = 0; rc < (int)repetitions; rc++)
+		busy_ns[rc] = measure_get(&g, seconds, workers);
+	if (repetitions > 1) {
+		qsort(busy_ns, repetitions, sizeof(busy_ns[0]), cmp_double);
+		printf("ringbench: busy ns per request over %lu repetitions: min %.1f, median "
+		       "%.1f, "
+		       "max %.1f\n",
+		       repetitions, busy_ns[0], busy_ns[repetitions / 2], busy_ns[repetitions - 1]);
 	}
 	atomic_store(&rt.stop, true);
 	code = dp_node_teardown(&rt, true);
