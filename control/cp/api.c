@@ -155,56 +155,131 @@ member_json(const struct cluster_member *m, const struct raft_membership *rm)
 	return o;
 }
 
+/*
+ * The ops of the client API. A table entry says how an op is served; handle() looks the
+ * op up and does what is common to its kind (the leader check, the ReadIndex round), so
+ * each handler holds only what is particular to its op.
+ */
+enum api_kind {
+	API_LOCAL = 1, /* answered at once from this member's state, leader or not */
+	API_READ,      /* linearizable through ReadIndex on the leader, or serializable */
+	API_WRITE,     /* changes the cluster: the leader only */
+};
+
+struct api_op;
+
+/*
+ * An API_LOCAL or API_WRITE op: checks the request's arguments and replies, or hands the
+ * request to Raft with a pending entry that replies later. Every path sends exactly one
+ * reply or leaves exactly one pending entry.
+ */
+typedef void api_handle_fn(struct cp *cp, struct cp_conn *c, uint64_t req_id,
+                           const struct api_op *op, json_object *req);
+
+/*
+ * An API_READ op: adds the result to r from this member's applied state. Returns 0, or
+ * -SP_ENOTFOUND when what arg names does not exist (r is then dropped). Never blocks.
+ */
+typedef int api_read_fn(struct cp *cp, const char *arg, json_object *r);
+
+struct api_op {
+	const char *name;
+	enum api_kind kind;
+	api_handle_fn *handle; /* API_LOCAL, API_WRITE */
+	api_read_fn *read;     /* API_READ */
+	/* API_READ: the request field read passes as arg ("" when the op takes none). */
+	const char *arg_field;
+	/* API_READ: the reply when arg_field is missing, or NULL when it is optional. */
+	const char *arg_missing;
+	/* API_READ: the reply when read returns -SP_ENOTFOUND. */
+	const char *not_found;
+	/* API_WRITE: what the handler does, when one handler serves several ops. */
+	uint32_t param;
+};
+
+static int
+read_member_list(struct cp *cp, const char *arg, json_object *r)
+{
+	(void)arg;
+	json_object *a = json_object_new_array();
+	struct raft_status st;
+	cp_node_status(cp, &st);
+	for (uint32_t i = 0; i < cp->sm->n_members; i++)
+		json_object_array_add(a, member_json(&cp->sm->members[i], &st.membership));
+	json_object_object_add(r, "members", a);
+	return 0;
+}
+
+static int
+read_config_get(struct cp *cp, const char *arg, json_object *r)
+{
+	const struct cluster_config_item *it = cluster_sm_config_get(cp->sm, arg);
+	if (it == NULL)
+		return -SP_ENOTFOUND;
+	json_object_object_add(r, "key", json_object_new_string(it->key));
+	json_object_object_add(r, "value",
+	                       json_object_new_string_len(it->value, (int)it->value_len));
+	return 0;
+}
+
+static int
+read_config_list(struct cp *cp, const char *arg, json_object *r)
+{
+	json_object *a = json_object_new_array();
+	size_t pl = strlen(arg);
+	for (uint32_t i = 0; i < cp->sm->n_config; i++) {
+		const struct cluster_config_item *it = &cp->sm->config[i];
+		if (strncmp(it->key, arg, pl) != 0)
+			continue;
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "key", json_object_new_string(it->key));
+		json_object_object_add(o, "value",
+		                       json_object_new_string_len(it->value, (int)it->value_len));
+		json_object_array_add(a, o);
+	}
+	json_object_object_add(r, "items", a);
+	return 0;
+}
+
+static int
+read_partitions_show(struct cp *cp, const char *arg, json_object *r)
+{
+	(void)arg;
+	json_object *a = json_object_new_array();
+	for (uint32_t p = 0; p < cp->sm->partitions && cp->sm->epoch; p++) {
+		json_object *e = json_object_new_array();
+		json_object_array_add(e, json_object_new_uint64(cp->sm->map[p].node_id));
+		json_object_array_add(e, json_object_new_int(cp->sm->map[p].worker));
+		json_object_array_add(a, e);
+	}
+	json_object_object_add(r, "epoch", json_object_new_uint64(cp->sm->epoch));
+	json_object_object_add(r, "partitions", json_object_new_int64(cp->sm->partitions));
+	json_object_object_add(r, "map", a);
+	return 0;
+}
+
+static int
+read_endpoint_health(struct cp *cp, const char *arg, json_object *r)
+{
+	(void)cp;
+	(void)arg;
+	json_object_object_add(r, "health", json_object_new_boolean(1));
+	return 0;
+}
+
 /* The answer to a read, from this member's applied state. */
 static void
-answer_read(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *op, const char *arg)
+answer_read(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+            const char *arg)
 {
+	ASSERT(op->kind == API_READ);
+	ASSERT(op->read != NULL);
 	json_object *r = json_object_new_object();
-	if (strcmp(op, "member.list") == 0) {
-		json_object *a = json_object_new_array();
-		struct raft_status st;
-		cp_node_status(cp, &st);
-		for (uint32_t i = 0; i < cp->sm->n_members; i++)
-			json_object_array_add(a, member_json(&cp->sm->members[i], &st.membership));
-		json_object_object_add(r, "members", a);
-	} else if (strcmp(op, "config.get") == 0) {
-		const struct cluster_config_item *it = cluster_sm_config_get(cp->sm, arg);
-		if (it == NULL) {
-			json_object_put(r);
-			respond_err(cp, c, req_id, -SP_ENOTFOUND, "no such key");
-			return;
-		}
-		json_object_object_add(r, "key", json_object_new_string(it->key));
-		json_object_object_add(r, "value",
-		                       json_object_new_string_len(it->value, (int)it->value_len));
-	} else if (strcmp(op, "config.list") == 0) {
-		json_object *a = json_object_new_array();
-		size_t pl = strlen(arg);
-		for (uint32_t i = 0; i < cp->sm->n_config; i++) {
-			const struct cluster_config_item *it = &cp->sm->config[i];
-			if (strncmp(it->key, arg, pl) != 0)
-				continue;
-			json_object *o = json_object_new_object();
-			json_object_object_add(o, "key", json_object_new_string(it->key));
-			json_object_object_add(
-			        o, "value",
-			        json_object_new_string_len(it->value, (int)it->value_len));
-			json_object_array_add(a, o);
-		}
-		json_object_object_add(r, "items", a);
-	} else if (strcmp(op, "partitions.show") == 0) {
-		json_object *a = json_object_new_array();
-		for (uint32_t p = 0; p < cp->sm->partitions && cp->sm->epoch; p++) {
-			json_object *e = json_object_new_array();
-			json_object_array_add(e, json_object_new_uint64(cp->sm->map[p].node_id));
-			json_object_array_add(e, json_object_new_int(cp->sm->map[p].worker));
-			json_object_array_add(a, e);
-		}
-		json_object_object_add(r, "epoch", json_object_new_uint64(cp->sm->epoch));
-		json_object_object_add(r, "partitions", json_object_new_int64(cp->sm->partitions));
-		json_object_object_add(r, "map", a);
-	} else if (strcmp(op, "endpoint.health") == 0) {
-		json_object_object_add(r, "health", json_object_new_boolean(1));
+	int err = op->read(cp, arg, r);
+	if (err) {
+		json_object_put(r);
+		respond_err(cp, c, req_id, err, op->not_found);
+		return;
 	}
 	respond_ok(c, req_id, r);
 }
@@ -324,170 +399,273 @@ submit_conf(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *op, u
 }
 
 static void
-handle(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *op, json_object *req)
+op_endpoint_status(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+                   json_object *req)
 {
+	(void)op;
+	(void)req;
+	respond_ok(c, req_id, status_json(cp));
+}
+
+static void
+op_snapshot_save(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+                 json_object *req)
+{
+	(void)op;
+	(void)req;
+	uint8_t *img;
+	size_t len;
+	if (cluster_sm_snapshot(cp->sm, &img, &len)) {
+		respond_err(cp, c, req_id, -ENOMEM, NULL);
+		return;
+	}
+	size_t b64_len = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+	char *b64 = malloc(b64_len);
+	if (b64 == NULL) {
+		free(img);
+		respond_err(cp, c, req_id, -ENOMEM, NULL);
+		return;
+	}
+	sodium_bin2base64(b64, b64_len, img, len, sodium_base64_VARIANT_ORIGINAL);
+	json_object *r = json_object_new_object();
+	json_object_object_add(r, "index", json_object_new_uint64(cp->applied));
+	json_object_object_add(r, "term", json_object_new_uint64(cp->applied_term));
+	json_object_object_add(r, "data", json_object_new_string(b64));
+	free(b64);
+	free(img);
+	respond_ok(c, req_id, r);
+}
+
+/* config.set and config.del; op->param is CLUSTER_CMD_CONFIG_SET or CLUSTER_CMD_CONFIG_DEL. */
+static void
+op_config_write(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+                json_object *req)
+{
+	ASSERT(op->param == CLUSTER_CMD_CONFIG_SET || op->param == CLUSTER_CMD_CONFIG_DEL);
+	struct cluster_cmd cmd = {0};
+	const char *key = jstr(req, "key");
+	const char *val = jstr(req, "value");
+	bool set = op->param == CLUSTER_CMD_CONFIG_SET;
+	if (key == NULL || (set && val == NULL)) {
+		respond_err(cp, c, req_id, -EINVAL,
+		            set ? "config.set needs \"key\" and "
+		                  "\"value\""
+		                : "config.del needs \"key\"");
+		return;
+	}
+	if (strlen(key) > CLUSTER_CONFIG_KEY_MAX ||
+	    (val && strlen(val) > CLUSTER_CONFIG_VALUE_MAX)) {
+		respond_err(cp, c, req_id, -SP_ETOOBIG,
+		            "key or value over its limit (128 / 4096 bytes)");
+		return;
+	}
+	cmd.type = op->param;
+	cmd.key = key;
+	cmd.key_len = (uint32_t)strlen(key);
+	cmd.value = val;
+	cmd.value_len = val ? (uint32_t)strlen(val) : 0;
+	submit_cmd(cp, c, req_id, op->name, &cmd, true);
+}
+
+static void
+op_member_add(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+              json_object *req)
+{
+	struct cluster_cmd cmd = {0};
+	const char *name = jstr(req, "name"), *peer = jstr(req, "peer");
+	const char *client = jstr(req, "client") ? jstr(req, "client") : "";
+	struct sockaddr_in sa;
+	if (name == NULL || peer == NULL || name[0] == '\0' || strlen(name) >= SP_MEMBER_NAME_MAX ||
+	    cp_parse_addr(peer, &sa) || strlen(client) >= CLUSTER_ADDR_MAX) {
+		respond_err(cp, c, req_id, -EINVAL,
+		            "member.add needs \"name\" (< 32 bytes) and \"peer\" (IPv4:port)");
+		return;
+	}
+	uint64_t id = cp_member_id(name);
+	if (cluster_sm_member(cp->sm, id)) {
+		respond_err(cp, c, req_id, -SP_EEXISTS, "a member with that name exists");
+		return;
+	}
+	cmd.type = CLUSTER_CMD_MEMBER_UPSERT;
+	cmd.member.id = id;
+	snprintf(cmd.member.name, sizeof(cmd.member.name), "%s", name);
+	snprintf(cmd.member.peer_addr, sizeof(cmd.member.peer_addr), "%s", peer);
+	snprintf(cmd.member.client_addr, sizeof(cmd.member.client_addr), "%s", client);
+	submit_cmd(cp, c, req_id, op->name, &cmd, false);
+	cp_peer_upsert(cp, id, name, peer);
+	submit_conf(cp, c, req_id, op->name, RAFT_CONF_ADD_LEARNER, id);
+}
+
+/* member.remove and member.promote; op->param is RAFT_CONF_REMOVE or RAFT_CONF_PROMOTE. */
+static void
+op_member_conf(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+               json_object *req)
+{
+	ASSERT(op->param == RAFT_CONF_REMOVE || op->param == RAFT_CONF_PROMOTE);
+	uint64_t id = member_arg(cp, req);
+	struct raft_status st;
+	cp_node_status(cp, &st);
+	if (id == 0 || !raft_membership_contains(&st.membership, id)) {
+		respond_err(cp, c, req_id, -SP_ENOTFOUND, "no such member");
+		return;
+	}
+	submit_conf(cp, c, req_id, op->name, op->param, id);
+}
+
+static void
+op_move_leader(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+               json_object *req)
+{
+	uint64_t id = member_arg(cp, req);
+	struct raft_status st;
+	cp_node_status(cp, &st);
+	if (id == 0 || !raft_membership_is_voter(&st.membership, id)) {
+		respond_err(cp, c, req_id, -SP_ENOTFOUND, "target is not a voting member");
+		return;
+	}
+	submit_write(cp, c, req_id, op->name, CP_SUB_TRANSFER, id, NULL, 0);
+}
+
+static void
+op_partitions_rebalance(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+                        json_object *req)
+{
+	(void)op;
+	(void)req;
+	uint32_t moved = 0;
+	int err = cp_node_rebalance(cp, true, &moved);
+	if (err) {
+		respond_err(cp, c, req_id, err,
+		            "no members with a dataplane to place partitions on");
+		return;
+	}
+	json_object *r = json_object_new_object();
+	json_object_object_add(r, "epoch", json_object_new_uint64(cp->sm->epoch + (moved > 0)));
+	json_object_object_add(r, "moved", json_object_new_int64(moved));
+	respond_ok(c, req_id, r);
+}
+
+/* Every op the API serves (docs/control-api.md lists them with their arguments). */
+static const struct api_op api_ops[] = {
+        {.name = "member.list", .kind = API_READ, .read = read_member_list},
+        {.name = "config.get",
+         .kind = API_READ,
+         .read = read_config_get,
+         .arg_field = "key",
+         .arg_missing = "config.get needs \"key\"",
+         .not_found = "no such key"},
+        {.name = "config.list", .kind = API_READ, .read = read_config_list, .arg_field = "prefix"},
+        {.name = "partitions.show", .kind = API_READ, .read = read_partitions_show},
+        {.name = "endpoint.health", .kind = API_READ, .read = read_endpoint_health},
+        {.name = "endpoint.status", .kind = API_LOCAL, .handle = op_endpoint_status},
+        {.name = "snapshot.save", .kind = API_LOCAL, .handle = op_snapshot_save},
+        {.name = "config.set",
+         .kind = API_WRITE,
+         .handle = op_config_write,
+         .param = CLUSTER_CMD_CONFIG_SET},
+        {.name = "config.del",
+         .kind = API_WRITE,
+         .handle = op_config_write,
+         .param = CLUSTER_CMD_CONFIG_DEL},
+        {.name = "member.add", .kind = API_WRITE, .handle = op_member_add},
+        {.name = "member.remove",
+         .kind = API_WRITE,
+         .handle = op_member_conf,
+         .param = RAFT_CONF_REMOVE},
+        {.name = "member.promote",
+         .kind = API_WRITE,
+         .handle = op_member_conf,
+         .param = RAFT_CONF_PROMOTE},
+        {.name = "move-leader", .kind = API_WRITE, .handle = op_move_leader},
+        {.name = "partitions.rebalance", .kind = API_WRITE, .handle = op_partitions_rebalance},
+};
+
+/* The table entry of the op called name, or NULL when there is none. Can't fail. */
+static const struct api_op *
+api_op_find(const char *name)
+{
+	for (size_t i = 0; i < SP_ARRAY_SIZE(api_ops); i++)
+		if (strcmp(api_ops[i].name, name) == 0)
+			return &api_ops[i];
+	return NULL;
+}
+
+/*
+ * A read: answered from this member's applied state when the request says
+ * "serializable", else queued as a pending read on the leader until a ReadIndex round
+ * confirms it and the state has applied that far (cp_api_serve_reads answers it then).
+ */
+static void
+start_read(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+           json_object *req)
+{
+	ASSERT(op->kind == API_READ);
 	json_object *v;
 	bool serializable =
 	        json_object_object_get_ex(req, "serializable", &v) && json_object_get_boolean(v);
-	bool is_read = strcmp(op, "member.list") == 0 || strcmp(op, "config.get") == 0 ||
-	               strcmp(op, "config.list") == 0 || strcmp(op, "partitions.show") == 0 ||
-	               strcmp(op, "endpoint.health") == 0;
-
-	if (strcmp(op, "endpoint.status") == 0) {
-		respond_ok(c, req_id, status_json(cp));
+	const char *arg = op->arg_field != NULL ? jstr(req, op->arg_field) : "";
+	if (arg == NULL && op->arg_missing != NULL) {
+		respond_err(cp, c, req_id, -EINVAL, op->arg_missing);
 		return;
 	}
-	if (strcmp(op, "snapshot.save") == 0) {
-		uint8_t *img;
-		size_t len;
-		if (cluster_sm_snapshot(cp->sm, &img, &len)) {
-			respond_err(cp, c, req_id, -ENOMEM, NULL);
-			return;
-		}
-		size_t b64_len = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
-		char *b64 = malloc(b64_len);
-		if (b64 == NULL) {
-			free(img);
-			respond_err(cp, c, req_id, -ENOMEM, NULL);
-			return;
-		}
-		sodium_bin2base64(b64, b64_len, img, len, sodium_base64_VARIANT_ORIGINAL);
-		json_object *r = json_object_new_object();
-		json_object_object_add(r, "index", json_object_new_uint64(cp->applied));
-		json_object_object_add(r, "term", json_object_new_uint64(cp->applied_term));
-		json_object_object_add(r, "data", json_object_new_string(b64));
-		free(b64);
-		free(img);
-		respond_ok(c, req_id, r);
-		return;
-	}
-	const char *arg = "";
-	if (strcmp(op, "config.get") == 0) {
-		arg = jstr(req, "key");
-		if (arg == NULL) {
-			respond_err(cp, c, req_id, -EINVAL, "config.get needs \"key\"");
-			return;
-		}
-	} else if (strcmp(op, "config.list") == 0) {
-		arg = jstr(req, "prefix") ? jstr(req, "prefix") : "";
-	}
-	if (is_read && serializable) {
+	if (arg == NULL)
+		arg = "";
+	if (serializable) {
 		answer_read(cp, c, req_id, op, arg);
 		return;
 	}
-	if (is_read) {
-		if (!is_leader(cp)) {
-			respond_err(cp, c, req_id, -SP_ENOTLEADER, NULL);
-			return;
-		}
-		if (strlen(arg) > CLUSTER_CONFIG_KEY_MAX) {
-			respond_err(cp, c, req_id, -SP_ETOOBIG, "key longer than its limit");
-			return;
-		}
-		int32_t pend = pending_new(cp, CP_PEND_READ, c, req_id, op);
-		if (pend < 0) {
-			respond_err(cp, c, req_id, -SP_EFULL, "too many requests in flight");
-			return;
-		}
-		struct cp_pending *p = &cp->pending[pend];
-		snprintf(p->arg, sizeof(p->arg), "%s", arg);
-		p->read_ctx = ++cp->next_read_ctx;
-		int err = cp_node_submit(cp, CP_SUB_READ, p->read_ctx, NULL, 0, pend);
-		if (err) {
-			pending_free(cp, p);
-			respond_err(cp, c, req_id, err, NULL);
-		}
-		return;
-	}
-	/* Everything below changes the cluster: the leader only. */
 	if (!is_leader(cp)) {
 		respond_err(cp, c, req_id, -SP_ENOTLEADER, NULL);
 		return;
 	}
-	struct cluster_cmd cmd = {0};
-	if (strcmp(op, "config.set") == 0 || strcmp(op, "config.del") == 0) {
-		const char *key = jstr(req, "key");
-		const char *val = jstr(req, "value");
-		bool set = op[7] == 's';
-		if (key == NULL || (set && val == NULL)) {
-			respond_err(cp, c, req_id, -EINVAL,
-			            set ? "config.set needs \"key\" and "
-			                  "\"value\""
-			                : "config.del needs \"key\"");
-			return;
-		}
-		if (strlen(key) > CLUSTER_CONFIG_KEY_MAX ||
-		    (val && strlen(val) > CLUSTER_CONFIG_VALUE_MAX)) {
-			respond_err(cp, c, req_id, -SP_ETOOBIG,
-			            "key or value over its limit (128 / 4096 bytes)");
-			return;
-		}
-		cmd.type = set ? CLUSTER_CMD_CONFIG_SET : CLUSTER_CMD_CONFIG_DEL;
-		cmd.key = key;
-		cmd.key_len = (uint32_t)strlen(key);
-		cmd.value = val;
-		cmd.value_len = val ? (uint32_t)strlen(val) : 0;
-		submit_cmd(cp, c, req_id, op, &cmd, true);
-	} else if (strcmp(op, "member.add") == 0) {
-		const char *name = jstr(req, "name"), *peer = jstr(req, "peer");
-		const char *client = jstr(req, "client") ? jstr(req, "client") : "";
-		struct sockaddr_in sa;
-		if (name == NULL || peer == NULL || name[0] == '\0' ||
-		    strlen(name) >= SP_MEMBER_NAME_MAX || cp_parse_addr(peer, &sa) ||
-		    strlen(client) >= CLUSTER_ADDR_MAX) {
-			respond_err(
-			        cp, c, req_id, -EINVAL,
-			        "member.add needs \"name\" (< 32 bytes) and \"peer\" (IPv4:port)");
-			return;
-		}
-		uint64_t id = cp_member_id(name);
-		if (cluster_sm_member(cp->sm, id)) {
-			respond_err(cp, c, req_id, -SP_EEXISTS, "a member with that name exists");
-			return;
-		}
-		cmd.type = CLUSTER_CMD_MEMBER_UPSERT;
-		cmd.member.id = id;
-		snprintf(cmd.member.name, sizeof(cmd.member.name), "%s", name);
-		snprintf(cmd.member.peer_addr, sizeof(cmd.member.peer_addr), "%s", peer);
-		snprintf(cmd.member.client_addr, sizeof(cmd.member.client_addr), "%s", client);
-		submit_cmd(cp, c, req_id, op, &cmd, false);
-		cp_peer_upsert(cp, id, name, peer);
-		submit_conf(cp, c, req_id, op, RAFT_CONF_ADD_LEARNER, id);
-	} else if (strcmp(op, "member.remove") == 0 || strcmp(op, "member.promote") == 0) {
-		uint64_t id = member_arg(cp, req);
-		struct raft_status st;
-		cp_node_status(cp, &st);
-		if (id == 0 || !raft_membership_contains(&st.membership, id)) {
-			respond_err(cp, c, req_id, -SP_ENOTFOUND, "no such member");
-			return;
-		}
-		submit_conf(cp, c, req_id, op, op[7] == 'r' ? RAFT_CONF_REMOVE : RAFT_CONF_PROMOTE,
-		            id);
-	} else if (strcmp(op, "move-leader") == 0) {
-		uint64_t id = member_arg(cp, req);
-		struct raft_status st;
-		cp_node_status(cp, &st);
-		if (id == 0 || !raft_membership_is_voter(&st.membership, id)) {
-			respond_err(cp, c, req_id, -SP_ENOTFOUND, "target is not a voting member");
-			return;
-		}
-		submit_write(cp, c, req_id, op, CP_SUB_TRANSFER, id, NULL, 0);
-	} else if (strcmp(op, "partitions.rebalance") == 0) {
-		uint32_t moved = 0;
-		int err = cp_node_rebalance(cp, true, &moved);
-		if (err) {
-			respond_err(cp, c, req_id, err,
-			            "no members with a dataplane to place partitions on");
-			return;
-		}
-		json_object *r = json_object_new_object();
-		json_object_object_add(r, "epoch",
-		                       json_object_new_uint64(cp->sm->epoch + (moved > 0)));
-		json_object_object_add(r, "moved", json_object_new_int64(moved));
-		respond_ok(c, req_id, r);
-	} else {
-		respond_err(cp, c, req_id, -EINVAL, "unknown op");
+	if (strlen(arg) > CLUSTER_CONFIG_KEY_MAX) {
+		respond_err(cp, c, req_id, -SP_ETOOBIG, "key longer than its limit");
+		return;
 	}
+	int32_t pend = pending_new(cp, CP_PEND_READ, c, req_id, op->name);
+	if (pend < 0) {
+		respond_err(cp, c, req_id, -SP_EFULL, "too many requests in flight");
+		return;
+	}
+	struct cp_pending *p = &cp->pending[pend];
+	snprintf(p->arg, sizeof(p->arg), "%s", arg);
+	p->read_ctx = ++cp->next_read_ctx;
+	int err = cp_node_submit(cp, CP_SUB_READ, p->read_ctx, NULL, 0, pend);
+	if (err) {
+		pending_free(cp, p);
+		respond_err(cp, c, req_id, err, NULL);
+	}
+}
+
+/*
+ * Serves one request: looks its op up in api_ops and sends the reply, or leaves a pending
+ * entry that replies later. An op the table does not know is refused as a write would be:
+ * NOT_LEADER on a follower (the client retries at the leader), BAD_REQUEST on the leader.
+ */
+static void
+handle(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *name, json_object *req)
+{
+	const struct api_op *op = api_op_find(name);
+
+	if (op != NULL && op->kind == API_LOCAL) {
+		op->handle(cp, c, req_id, op, req);
+		return;
+	}
+	if (op != NULL && op->kind == API_READ) {
+		start_read(cp, c, req_id, op, req);
+		return;
+	}
+	/* Everything else changes the cluster: the leader only. */
+	if (!is_leader(cp)) {
+		respond_err(cp, c, req_id, -SP_ENOTLEADER, NULL);
+		return;
+	}
+	if (op == NULL) {
+		respond_err(cp, c, req_id, -EINVAL, "unknown op");
+		return;
+	}
+	ASSERT(op->kind == API_WRITE);
+	op->handle(cp, c, req_id, op, req);
 }
 
 void
@@ -589,8 +767,13 @@ cp_api_serve_reads(struct cp *cp)
 		struct cp_pending *p = &cp->pending[i];
 		if (p->kind != CP_PEND_READ || !p->read_ready || cp->applied < p->index)
 			continue;
-		if (pending_conn_ok(cp, p))
-			answer_read(cp, p->conn, p->req_id, p->op, p->arg);
+		if (pending_conn_ok(cp, p)) {
+			/* p->op was copied from the entry start_read() served. */
+			const struct api_op *op = api_op_find(p->op);
+			VERIFY(op != NULL);
+			VERIFY(op->kind == API_READ);
+			answer_read(cp, p->conn, p->req_id, op, p->arg);
+		}
 		pending_free(cp, p);
 	}
 }
