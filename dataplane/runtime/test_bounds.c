@@ -4,8 +4,13 @@
  *   tx    a node whose reply ring nobody drains keeps exactly DP_TX_PENDING_MAX replies
  *         waiting, drops and counts the rest, and frees its backlog when it stops;
  *   ring  with worker 1 never running, worker 0 hands it exactly DP_RING_SIZE datagrams
- *         and answers the rest SERVER_BUSY, counted as ring-full drops.
- * Both end with every mbuf back in the pool.
+ *         and answers the rest SERVER_BUSY, counted as ring-full drops;
+ *   reply a datagram of GETs whose replies need several datagrams is answered in full,
+ *         the last reply datagram written over the request's own mbuf, the others in
+ *         fresh ones; a request with IPv4 options (which cannot carry its reply in place)
+ *         gets every reply datagram in a fresh mbuf; and with the node's pool drained no
+ *         request of such a datagram runs unanswered.
+ * All end with every mbuf back in the pool.
  */
 #include <arpa/inet.h>
 #include <setjmp.h>
@@ -37,12 +42,73 @@
 #define RING_REQUESTS    1500u /* single-GET datagrams for worker 1's partitions (ring) */
 #define BIG_RING_SLOTS   4096u
 #define SETTLE_MS_MAX    10000u
+#define REPLY_KEYS       SP_BP_REQS_MAX /* GETs in one datagram (reply) */
+#define REPLY_VALUE_LEN  200u           /* 32 x (24 + 200) bytes: 5 reply datagrams */
+#define IP_OPT_BYTES     4u             /* one word of IPv4 options: NOP NOP NOP EOL */
 
 static struct dp_runtime rt;
 static struct dp_worker_stats worker_stats[DP_WORKERS_MAX];
 static struct rte_mempool *gen_pool;
 static struct rte_ring *req_ring;
 static struct rte_ring *rep_ring;
+
+/*
+ * Builds a datagram of n requests of opcode op over keys first.. (SETs carry value)
+ * addressed to the node, with IP_OPT_BYTES of IPv4 options when ip_opts.
+ */
+static void
+build_dgram(struct rte_mbuf *m, uint8_t op, uint32_t first, uint32_t n, const uint8_t *value,
+            uint32_t value_len, bool ip_opts)
+{
+	uint32_t hlen = 20 + (ip_opts ? IP_OPT_BYTES : 0);
+	uint8_t *f = rte_pktmbuf_mtod(m, uint8_t *);
+	uint8_t *ip = f + 14;
+	uint8_t *udp = ip + hlen;
+	uint32_t keys[SP_BP_REQS_MAX];
+	struct sp_bp_builder b;
+	struct sp_bp_req req;
+	uint32_t len;
+
+	assert_true(n <= SP_BP_REQS_MAX);
+	sp_bp_builder_init(&b, udp + 8, SP_BP_PAYLOAD_MAX - IP_OPT_BYTES, false, first);
+	for (uint32_t i = 0; i < n; i++) {
+		keys[i] = first + i;
+		memset(&req, 0, sizeof(req));
+		req.opcode = op;
+		req.request_id = i;
+		req.key = (const uint8_t *)&keys[i];
+		req.key_len = sizeof(keys[i]);
+		if (op == SP_BP_OP_SET) {
+			req.value = value;
+			req.value_len = value_len;
+		}
+		assert_int_equal(sp_bp_add_request(&b, &req), 0);
+	}
+	len = sp_bp_builder_finish(&b);
+	memcpy(f, rt.port.mac.addr_bytes, 6);
+	memset(f + 6, 0x02, 6);
+	f[12] = 0x08;
+	f[13] = 0x00;
+	memset(ip, 0, hlen);
+	ip[0] = (uint8_t)(0x40 | hlen / 4);
+	ip[2] = (uint8_t)((hlen + 8 + len) >> 8);
+	ip[3] = (uint8_t)(hlen + 8 + len);
+	ip[8] = 64;
+	ip[9] = 17;
+	ip[12] = 10;
+	ip[15] = 2;
+	memcpy(ip + 16, &rt.cfg.ip_be, 4);
+	if (ip_opts)
+		memset(ip + 20, 1, IP_OPT_BYTES - 1); /* NOPs, then EOL (0) */
+	udp[0] = 0x9c;
+	udp[2] = (uint8_t)(rt.cfg.port_base >> 8);
+	udp[3] = (uint8_t)rt.cfg.port_base;
+	udp[4] = (uint8_t)((8 + len) >> 8);
+	udp[5] = (uint8_t)(8 + len);
+	m->data_len = (uint16_t)(14 + hlen + 8 + len);
+	m->pkt_len = m->data_len;
+	m->ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+}
 
 /* Builds a GET datagram for key i addressed to the node. */
 static void
@@ -194,6 +260,152 @@ test_ring_bound(void **state)
 	assert_int_equal(rte_mempool_in_use_count(gen_pool), 0);
 }
 
+/* Waits (bounded) until the node has executed `requests` requests in all. */
+static void
+wait_requests(uint64_t requests)
+{
+	uint64_t waited_ms = 0;
+
+	while (total(offsetof(struct dp_worker_stats, requests)) < requests &&
+	       waited_ms < SETTLE_MS_MAX) {
+		rte_delay_ms(10);
+		waited_ms += 10;
+	}
+	rte_delay_ms(20);
+	assert_int_equal(total(offsetof(struct dp_worker_stats, requests)), requests);
+}
+
+/*
+ * Takes the reply datagrams waiting on the reply ring; checks each reply is OK and carries
+ * the value, marks its request id in *seen, frees the mbufs. Returns how many datagrams,
+ * and how many of them came back in a request mbuf (from gen_pool).
+ */
+static uint32_t
+take_replies(const uint8_t *value, uint64_t *seen, uint32_t *in_request_mbuf)
+{
+	struct rte_mbuf *m;
+	uint32_t dgrams = 0;
+
+	*in_request_mbuf = 0;
+	while (rte_ring_dequeue(rep_ring, (void **)&m) == 0) {
+		struct sp_bp_reply replies[SP_BP_REQS_MAX];
+		struct sp_bp_dgram dg;
+
+		assert_int_equal(sp_bp_decode_replies(rte_pktmbuf_mtod(m, uint8_t *) + 42,
+		                                      rte_pktmbuf_data_len(m) - 42, replies,
+		                                      SP_BP_REQS_MAX, &dg),
+		                 SP_BP_ERR_OK);
+		for (uint32_t r = 0; r < dg.count; r++) {
+			assert_int_equal(replies[r].status, SP_BP_ST_OK);
+			assert_int_equal(replies[r].value_len, REPLY_VALUE_LEN);
+			assert_memory_equal(replies[r].value, value, REPLY_VALUE_LEN);
+			assert_true(replies[r].request_id < REPLY_KEYS);
+			assert_false(*seen & (UINT64_C(1) << replies[r].request_id));
+			*seen |= UINT64_C(1) << replies[r].request_id;
+		}
+		*in_request_mbuf += m->pool == gen_pool;
+		dgrams++;
+		rte_pktmbuf_free(m);
+	}
+	return dgrams;
+}
+
+static void
+test_multi_datagram_replies(void **state)
+{
+	uint8_t value[REPLY_VALUE_LEN];
+	struct rte_mbuf *m;
+	struct rte_mbuf *held[8192];
+	uint64_t all = (UINT64_C(1) << REPLY_KEYS) - 1;
+	uint64_t seen = 0;
+	uint64_t executed = 0;
+	uint32_t in_req = 0;
+	uint32_t dgrams;
+	uint32_t nheld = 0;
+	uint32_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(value); i++)
+		value[i] = (uint8_t)(i * 7 + 1);
+	/* Store the keys, 4 to a datagram, and drop those replies. */
+	for (i = 0; i < REPLY_KEYS; i += 4) {
+		m = rte_pktmbuf_alloc(gen_pool);
+		assert_non_null(m);
+		build_dgram(m, SP_BP_OP_SET, i, 4, value, sizeof(value), false);
+		assert_int_equal(rte_ring_enqueue(req_ring, m), 0);
+	}
+	executed += REPLY_KEYS;
+	wait_requests(executed);
+	while (rte_ring_dequeue(rep_ring, (void **)&m) == 0)
+		rte_pktmbuf_free(m);
+
+	/*
+	 * The node's pool drained before the worker ever took from it (so its lcore cache is
+	 * empty): the first reply datagram goes in the request's mbuf, the second finds no
+	 * mbuf, so the requests after the first datagram's worth do not run. Whatever ran is
+	 * answered.
+	 */
+	while (nheld < SP_ARRAY_SIZE(held) && (m = rte_pktmbuf_alloc(rt.port.pool)) != NULL)
+		held[nheld++] = m;
+	assert_true(nheld < SP_ARRAY_SIZE(held));
+	seen = 0;
+	m = rte_pktmbuf_alloc(gen_pool);
+	assert_non_null(m);
+	build_dgram(m, SP_BP_OP_GET, 0, REPLY_KEYS, NULL, 0, false);
+	assert_int_equal(rte_ring_enqueue(req_ring, m), 0);
+	{
+		uint64_t nomb = offsetof(struct dp_worker_stats, dp_drop) +
+		                DP_DROP_NOMBUF * sizeof(uint64_t);
+		uint64_t waited_ms = 0;
+
+		while (total(nomb) == 0 && waited_ms < SETTLE_MS_MAX) {
+			rte_delay_ms(10);
+			waited_ms += 10;
+		}
+		assert_true(total(nomb) > 0);
+	}
+	rte_delay_ms(20);
+	take_replies(value, &seen, &in_req);
+	/* Every executed request was answered, and no more than were answered ran. */
+	assert_int_equal(total(offsetof(struct dp_worker_stats, requests)) - executed,
+	                 (uint64_t)__builtin_popcountll(seen));
+	assert_true(seen != 0);
+	assert_true(seen != all);
+	executed = total(offsetof(struct dp_worker_stats, requests));
+	rte_pktmbuf_free_bulk(held, nheld);
+
+	/* Plain request: five reply datagrams, the last one in the request's mbuf. */
+	seen = 0;
+	m = rte_pktmbuf_alloc(gen_pool);
+	assert_non_null(m);
+	build_dgram(m, SP_BP_OP_GET, 0, REPLY_KEYS, NULL, 0, false);
+	assert_int_equal(rte_ring_enqueue(req_ring, m), 0);
+	executed += REPLY_KEYS;
+	wait_requests(executed);
+	dgrams = take_replies(value, &seen, &in_req);
+	assert_int_equal(seen, all);
+	assert_true(dgrams >= 2);
+	assert_int_equal(in_req, 1);
+
+	/* With IPv4 options the request's mbuf cannot carry a reply: all fresh ones. */
+	seen = 0;
+	m = rte_pktmbuf_alloc(gen_pool);
+	assert_non_null(m);
+	build_dgram(m, SP_BP_OP_GET, 0, REPLY_KEYS, NULL, 0, true);
+	assert_int_equal(rte_ring_enqueue(req_ring, m), 0);
+	executed += REPLY_KEYS;
+	wait_requests(executed);
+	dgrams = take_replies(value, &seen, &in_req);
+	assert_int_equal(seen, all);
+	assert_true(dgrams >= 2);
+	assert_int_equal(in_req, 0);
+
+	atomic_store(&rt.stop, true);
+	rte_eal_mp_wait_lcore();
+	assert_int_equal(dp_node_teardown(&rt, true), 0);
+	assert_int_equal(rte_mempool_in_use_count(gen_pool), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -216,8 +428,12 @@ main(int argc, char **argv)
 	const struct CMUnitTest ring_tests[] = {
 	        cmocka_unit_test(test_ring_bound),
 	};
+	const struct CMUnitTest reply_tests[] = {
+	        cmocka_unit_test(test_multi_datagram_replies),
+	};
 	struct dp_hugepages huge;
 	bool ring = argc > 1 && strcmp(argv[1], "ring") == 0;
+	bool reply = argc > 1 && strcmp(argv[1], "reply") == 0;
 	int node_port;
 	int rc;
 	snprintf(prefix, sizeof(prefix), "sp_test_bounds_%d", (int)getpid());
@@ -230,7 +446,8 @@ main(int argc, char **argv)
 	req_ring = rte_ring_create("tb_req", REQ_RING_SLOTS, 0, RING_F_EXACT_SZ);
 	rep_ring = rte_ring_create("tb_rep", ring ? BIG_RING_SLOTS : REPLY_RING_SLOTS, 0,
 	                           RING_F_EXACT_SZ);
-	gen_pool = rte_pktmbuf_pool_create("tb_gen", 2 * RING_REQUESTS, 0, 0,
+	/* Room for dp_meta: on net_ring the node serves the generator's own mbufs. */
+	gen_pool = rte_pktmbuf_pool_create("tb_gen", 2 * RING_REQUESTS, 0, DP_META_PRIV_SIZE,
 	                                   RTE_MBUF_DEFAULT_BUF_SIZE, 0);
 	if (req_ring == NULL || rep_ring == NULL || gen_pool == NULL)
 		return 1;
@@ -265,8 +482,15 @@ main(int argc, char **argv)
 		fprintf(stderr, "test_bounds: launch failed\n");
 		return 1;
 	}
-	rc = ring ? cmocka_run_group_tests(ring_tests, NULL, NULL)
-	          : cmocka_run_group_tests(tx_tests, NULL, NULL);
+	if (ring)
+		rc = cmocka_run_group_tests(ring_tests, NULL, NULL);
+	else if (reply)
+		rc = cmocka_run_group_tests(reply_tests, NULL, NULL);
+	else
+		rc = cmocka_run_group_tests(tx_tests, NULL, NULL);
+	/* A failed test may have left the workers running. */
+	atomic_store(&rt.stop, true);
+	rte_eal_mp_wait_lcore();
 	rte_mempool_free(gen_pool);
 	rte_ring_free(req_ring);
 	rte_ring_free(rep_ring);

@@ -262,6 +262,10 @@ answer(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d, uint32_t
 			if (!spare_ready(w))
 				return false;
 			reply_send(w, r, d, false);
+			/* The next datagram needs an mbuf of its own too when d->m cannot
+			 * carry it: secured now, before anything else runs. */
+			if (!reusable(d->m, &d->meta->pkt) && !spare_ready(w))
+				return false;
 		}
 		if (!r->open)
 			reply_start(w, r, d->dg.datagram_id);
