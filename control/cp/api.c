@@ -160,16 +160,10 @@ member_json(const struct cluster_member *m, const struct raft_membership *rm)
  * op up and does what is common to its kind (the leader check, the ReadIndex round), so
  * each handler holds only what is particular to its op.
  */
-enum api_kind {
-	API_LOCAL = 1, /* answered at once from this member's state, leader or not */
-	API_READ,      /* linearizable through ReadIndex on the leader, or serializable */
-	API_WRITE,     /* changes the cluster: the leader only */
-};
-
 struct api_op;
 
 /*
- * An API_LOCAL or API_WRITE op: checks the request's arguments and replies, or hands the
+ * A local or a write op: checks the request's arguments and replies, or hands the
  * request to Raft with a pending entry that replies later. Every path sends exactly one
  * reply or leaves exactly one pending entry.
  */
@@ -177,24 +171,25 @@ typedef void api_handle_fn(struct cp *cp, struct cp_conn *c, uint64_t req_id,
                            const struct api_op *op, json_object *req);
 
 /*
- * An API_READ op: adds the result to r from this member's applied state. Returns 0, or
+ * A read op: adds the result to r from this member's applied state. Returns 0, or
  * -SP_ENOTFOUND when what arg names does not exist (r is then dropped). Never blocks.
  */
 typedef int api_read_fn(struct cp *cp, const char *arg, json_object *r);
 
 struct api_op {
 	const char *name;
-	enum api_kind kind;
-	api_handle_fn *handle; /* API_LOCAL, API_WRITE */
-	api_read_fn *read;     /* API_READ */
-	/* API_READ: the request field read passes as arg ("" when the op takes none). */
-	const char *arg_field;
-	/* API_READ: the reply when arg_field is missing, or NULL when it is optional. */
-	const char *arg_missing;
-	/* API_READ: the reply when read returns -SP_ENOTFOUND. */
-	const char *not_found;
-	/* API_WRITE: what the handler does, when one handler serves several ops. */
+	/* Exactly one of local, read and write is set: it says how the op is served. */
+	api_handle_fn *local; /* answered at once from this member's state, leader or not */
+	api_read_fn *read;    /* linearizable through ReadIndex on the leader, or serializable */
+	api_handle_fn *write; /* changes the cluster: the leader only */
+	/* write: what the handler does, when one handler serves several ops. */
 	uint32_t param;
+	/* read: the request field read gets as arg ("" when the op takes none). */
+	const char *arg_field;
+	/* read: the reply when arg_field is missing, or NULL when it is optional. */
+	const char *arg_missing;
+	/* read: the reply when read returns -SP_ENOTFOUND. */
+	const char *not_found;
 };
 
 static int
@@ -272,7 +267,6 @@ static void
 answer_read(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
             const char *arg)
 {
-	ASSERT(op->kind == API_READ);
 	ASSERT(op->read != NULL);
 	json_object *r = json_object_new_object();
 	int err = op->read(cp, arg, r);
@@ -353,6 +347,21 @@ member_arg(struct cp *cp, json_object *req)
 	char *end;
 	uint64_t id = strtoull(s, &end, 16);
 	return *end == '\0' ? id : 0;
+}
+
+/* The member a request names in "member" (see member_arg()) when it is in the Raft
+ * membership, and a voter when voter_only. Returns 0 otherwise. */
+static uint64_t
+member_arg_in_raft(struct cp *cp, json_object *req, bool voter_only)
+{
+	uint64_t id = member_arg(cp, req);
+	struct raft_status st;
+	cp_node_status(cp, &st);
+	if (id == 0)
+		return 0;
+	if (voter_only)
+		return raft_membership_is_voter(&st.membership, id) ? id : 0;
+	return raft_membership_contains(&st.membership, id) ? id : 0;
 }
 
 static void
@@ -502,10 +511,8 @@ op_member_conf(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct a
                json_object *req)
 {
 	ASSERT(op->param == RAFT_CONF_REMOVE || op->param == RAFT_CONF_PROMOTE);
-	uint64_t id = member_arg(cp, req);
-	struct raft_status st;
-	cp_node_status(cp, &st);
-	if (id == 0 || !raft_membership_contains(&st.membership, id)) {
+	uint64_t id = member_arg_in_raft(cp, req, false);
+	if (id == 0) {
 		respond_err(cp, c, req_id, -SP_ENOTFOUND, "no such member");
 		return;
 	}
@@ -516,10 +523,8 @@ static void
 op_move_leader(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
                json_object *req)
 {
-	uint64_t id = member_arg(cp, req);
-	struct raft_status st;
-	cp_node_status(cp, &st);
-	if (id == 0 || !raft_membership_is_voter(&st.membership, id)) {
+	uint64_t id = member_arg_in_raft(cp, req, true);
+	if (id == 0) {
 		respond_err(cp, c, req_id, -SP_ENOTFOUND, "target is not a voting member");
 		return;
 	}
@@ -547,46 +552,37 @@ op_partitions_rebalance(struct cp *cp, struct cp_conn *c, uint64_t req_id, const
 
 /* Every op the API serves (docs/control-api.md lists them with their arguments). */
 static const struct api_op api_ops[] = {
-        {.name = "member.list", .kind = API_READ, .read = read_member_list},
+        {.name = "member.list", .read = read_member_list},
         {.name = "config.get",
-         .kind = API_READ,
          .read = read_config_get,
          .arg_field = "key",
          .arg_missing = "config.get needs \"key\"",
          .not_found = "no such key"},
-        {.name = "config.list", .kind = API_READ, .read = read_config_list, .arg_field = "prefix"},
-        {.name = "partitions.show", .kind = API_READ, .read = read_partitions_show},
-        {.name = "endpoint.health", .kind = API_READ, .read = read_endpoint_health},
-        {.name = "endpoint.status", .kind = API_LOCAL, .handle = op_endpoint_status},
-        {.name = "snapshot.save", .kind = API_LOCAL, .handle = op_snapshot_save},
-        {.name = "config.set",
-         .kind = API_WRITE,
-         .handle = op_config_write,
-         .param = CLUSTER_CMD_CONFIG_SET},
-        {.name = "config.del",
-         .kind = API_WRITE,
-         .handle = op_config_write,
-         .param = CLUSTER_CMD_CONFIG_DEL},
-        {.name = "member.add", .kind = API_WRITE, .handle = op_member_add},
-        {.name = "member.remove",
-         .kind = API_WRITE,
-         .handle = op_member_conf,
-         .param = RAFT_CONF_REMOVE},
-        {.name = "member.promote",
-         .kind = API_WRITE,
-         .handle = op_member_conf,
-         .param = RAFT_CONF_PROMOTE},
-        {.name = "move-leader", .kind = API_WRITE, .handle = op_move_leader},
-        {.name = "partitions.rebalance", .kind = API_WRITE, .handle = op_partitions_rebalance},
+        {.name = "config.list", .read = read_config_list, .arg_field = "prefix"},
+        {.name = "partitions.show", .read = read_partitions_show},
+        {.name = "endpoint.health", .read = read_endpoint_health},
+        {.name = "endpoint.status", .local = op_endpoint_status},
+        {.name = "snapshot.save", .local = op_snapshot_save},
+        {.name = "config.set", .write = op_config_write, .param = CLUSTER_CMD_CONFIG_SET},
+        {.name = "config.del", .write = op_config_write, .param = CLUSTER_CMD_CONFIG_DEL},
+        {.name = "member.add", .write = op_member_add},
+        {.name = "member.remove", .write = op_member_conf, .param = RAFT_CONF_REMOVE},
+        {.name = "member.promote", .write = op_member_conf, .param = RAFT_CONF_PROMOTE},
+        {.name = "move-leader", .write = op_move_leader},
+        {.name = "partitions.rebalance", .write = op_partitions_rebalance},
 };
 
 /* The table entry of the op called name, or NULL when there is none. Can't fail. */
 static const struct api_op *
 api_op_find(const char *name)
 {
-	for (size_t i = 0; i < SP_ARRAY_SIZE(api_ops); i++)
-		if (strcmp(api_ops[i].name, name) == 0)
-			return &api_ops[i];
+	for (size_t i = 0; i < SP_ARRAY_SIZE(api_ops); i++) {
+		const struct api_op *op = &api_ops[i];
+		if (strcmp(op->name, name) != 0)
+			continue;
+		ASSERT((op->local != NULL) + (op->read != NULL) + (op->write != NULL) == 1);
+		return op;
+	}
 	return NULL;
 }
 
@@ -599,7 +595,7 @@ static void
 start_read(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
            json_object *req)
 {
-	ASSERT(op->kind == API_READ);
+	ASSERT(op->read != NULL);
 	json_object *v;
 	bool serializable =
 	        json_object_object_get_ex(req, "serializable", &v) && json_object_get_boolean(v);
@@ -647,11 +643,11 @@ handle(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *name, json
 {
 	const struct api_op *op = api_op_find(name);
 
-	if (op != NULL && op->kind == API_LOCAL) {
-		op->handle(cp, c, req_id, op, req);
+	if (op != NULL && op->local != NULL) {
+		op->local(cp, c, req_id, op, req);
 		return;
 	}
-	if (op != NULL && op->kind == API_READ) {
+	if (op != NULL && op->read != NULL) {
 		start_read(cp, c, req_id, op, req);
 		return;
 	}
@@ -664,8 +660,8 @@ handle(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *name, json
 		respond_err(cp, c, req_id, -EINVAL, "unknown op");
 		return;
 	}
-	ASSERT(op->kind == API_WRITE);
-	op->handle(cp, c, req_id, op, req);
+	ASSERT(op->write != NULL);
+	op->write(cp, c, req_id, op, req);
 }
 
 void
@@ -771,7 +767,7 @@ cp_api_serve_reads(struct cp *cp)
 			/* p->op was copied from the entry start_read() served. */
 			const struct api_op *op = api_op_find(p->op);
 			VERIFY(op != NULL);
-			VERIFY(op->kind == API_READ);
+			VERIFY(op->read != NULL);
 			answer_read(cp, p->conn, p->req_id, op, p->arg);
 		}
 		pending_free(cp, p);
