@@ -22,13 +22,13 @@
 #include "common/verify.h"
 #include "dataplane/binexec/binexec.h"
 #include "dataplane/store/store.h"
+#include "tests/unit/store_fixture.h"
 #include "wire/binproto.h"
 
 #define STORE_BYTES (1u << 20)
 #define NOW_S       1000u
 
 struct fixture {
-	void *mem;
 	struct store *store;
 	struct sp_binexec_stats stats;
 	uint16_t owner[1024];
@@ -42,13 +42,9 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct store_params p = {.bytes = STORE_BYTES};
 
 	assert_non_null(f);
-	f->mem = aligned_alloc(STORE_MEM_ALIGN, STORE_BYTES);
-	assert_non_null(f->mem);
-	f->store = store_init(f->mem, STORE_BYTES, &p);
-	assert_non_null(f->store);
+	f->store = store_fixture_new(STORE_BYTES);
 	for (unsigned i = 0; i < SP_ARRAY_SIZE(f->owner); i++)
 		f->owner[i] = (uint16_t)(i % 4);
 	f->route = (struct sp_binexec_route){
@@ -62,8 +58,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(store_check(f->store), 0);
-	free(f->mem);
+	store_fixture_free(f->store);
 	free(f);
 	return 0;
 }

@@ -19,6 +19,7 @@
 #include "common/errors.h"
 #include "common/keyhash.h"
 #include "dataplane/memcache/mcexec.h"
+#include "tests/unit/store_fixture.h"
 
 #define PARTS      4u
 #define STORE_MEM  (1u << 20)
@@ -26,7 +27,6 @@
 #define WALL_START 1800000000ull
 
 struct fx {
-	void *mem[PARTS];
 	struct store *stores[PARTS];
 	bool owned[PARTS];
 	uint32_t remote_flush_calls;
@@ -80,14 +80,10 @@ static int
 fx_setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct store_params params = {.bytes = STORE_MEM, .item_bytes_avg = 0};
 
 	assert_non_null(f);
 	for (uint32_t p = 0; p < PARTS; p++) {
-		f->mem[p] = aligned_alloc(STORE_MEM_ALIGN, STORE_MEM);
-		assert_non_null(f->mem[p]);
-		f->stores[p] = store_init(f->mem[p], STORE_MEM, &params);
-		assert_non_null(f->stores[p]);
+		f->stores[p] = store_fixture_new(STORE_MEM);
 		f->owned[p] = true;
 	}
 	f->env.partitions = PARTS;
@@ -110,10 +106,8 @@ fx_teardown(void **state)
 {
 	struct fx *f = *state;
 
-	for (uint32_t p = 0; p < PARTS; p++) {
-		assert_int_equal(store_check(f->stores[p]), 0);
-		free(f->mem[p]);
-	}
+	for (uint32_t p = 0; p < PARTS; p++)
+		store_fixture_free(f->stores[p]);
 	free(f);
 	return 0;
 }

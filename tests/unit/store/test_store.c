@@ -15,6 +15,7 @@
 
 #include "common/errors.h"
 #include "store_test_util.h"
+#include "tests/unit/store_fixture.h"
 
 #define SMALL_BYTES (256u * 1024u)
 #define BIG_BYTES   (4u * 1024u * 1024u)
@@ -22,18 +23,14 @@
 static int
 setup_small(void **state)
 {
-	*state = test_store_new(SMALL_BYTES, 0);
-	return *state == NULL ? -1 : 0;
+	*state = store_fixture_new(SMALL_BYTES);
+	return 0;
 }
 
 static int
 teardown(void **state)
 {
-	struct store *s = *state;
-
-	if (s != NULL)
-		assert_int_equal(store_check(s), 0);
-	free(s);
+	store_fixture_free(*state);
 	return 0;
 }
 
