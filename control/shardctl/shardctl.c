@@ -233,7 +233,8 @@ jget_str(json_object *o, const char *k)
 
 /*
  * Sends req to the endpoints (following NOT_LEADER hints). Returns the result object
- * (owned by the returned response, *resp_out) or exits with the server's error.
+ * (owned by the returned response, *resp_out) or exits with the server's error. Consumes
+ * req.
  */
 static json_object *
 call(json_object *req, json_object **resp_out)
@@ -251,6 +252,7 @@ call(json_object *req, json_object **resp_out)
 			    json_object_get_boolean(ok)) {
 				json_object_object_get_ex(resp, "result", &result);
 				*resp_out = resp;
+				json_object_put(req);
 				return result;
 			}
 			const char *code = jget_str(resp, "code");
@@ -269,9 +271,12 @@ call(json_object *req, json_object **resp_out)
 			}
 			fprintf(stderr, "Error: %s (%s)\n", jget_str(resp, "error"),
 			        code ? code : "?");
+			json_object_put(resp);
+			json_object_put(req);
 			exit(1);
 		}
 	}
+	json_object_put(req);
 	die("%s", why);
 }
 
