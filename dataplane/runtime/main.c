@@ -143,82 +143,113 @@ install_signals(void)
 /*
  * Starts EAL with argv[0..eal_argc). Unless the user chose otherwise (--huge-unlink=...,
  * --in-memory, --no-huge), adds --huge-unlink so that no hugepage file outlives the
- * process, even one that crashes. Returns rte_eal_init's result.
+ * process, even one that crashes. EAL runs on a copy of the argument array, stored in
+ * *eal_argv whether EAL starts or not: the caller frees it after rte_eal_cleanup (EAL
+ * reorders the copy and keeps pointers to its strings, which belong to argv). Returns
+ * rte_eal_init's result.
  */
 static int
-eal_start(int eal_argc, char **argv)
+eal_start(int eal_argc, char **argv, char ***eal_argv)
 {
 	static char huge_unlink[] = "--huge-unlink";
-	char **eal_argv;
+	char **copy;
 	int n = eal_argc;
 	int rc;
 
 	ASSERT(eal_argc >= 1);
-	eal_argv = calloc((size_t)eal_argc + 2, sizeof(*eal_argv));
-	VERIFY(eal_argv != NULL);
-	memcpy(eal_argv, argv, (size_t)eal_argc * sizeof(*eal_argv));
+	ASSERT(*eal_argv == NULL);
+	copy = calloc((size_t)eal_argc + 2, sizeof(*copy));
+	VERIFY(copy != NULL);
+	memcpy(copy, argv, (size_t)eal_argc * sizeof(*copy));
 	if (!has_arg(eal_argc, argv, "--huge-unlink") && !has_arg(eal_argc, argv, "--in-memory") &&
 	    !has_arg(eal_argc, argv, "--no-huge"))
-		eal_argv[n++] = huge_unlink;
-	eal_argv[n] = NULL;
-	/* EAL keeps pointers into argv (e.g. the program name), so eal_argv lives on. */
-	rc = rte_eal_init(n, eal_argv);
+		copy[n++] = huge_unlink;
+	copy[n] = NULL;
+	*eal_argv = copy;
+	rc = rte_eal_init(n, copy);
 	ASSERT(rc <= n);
 	return rc;
 }
 
-/* Parses Shardplane's options (after "--"). Exits on --help and on errors. */
-static void
+/*
+ * Parses Shardplane's options (after "--") into rt.cfg and applies the log level. Prints
+ * the usage on --help and the reason on an error. Returns -1 when the process should go on,
+ * otherwise the exit status (0 after --help, EXIT_USAGE after an error). Allocates nothing
+ * that outlives the call, so every exit path of main() stays leak-free.
+ */
+static int
 parse_options(int argc, char **argv, int sep)
 {
 	char err[DP_ERRBUF_LEN] = "";
 	char **sp_argv;
 	int sp_argc = argc - sep;
 	bool help = has_arg(sep, argv, "--help") || has_arg(sep, argv, "-h");
+	int rc;
 
+	ASSERT(sep >= 1);
+	ASSERT(sep <= argc);
+	/* Without "--" there are no Shardplane options: the program name alone. */
+	if (sp_argc < 1)
+		sp_argc = 1;
 	sp_argv = calloc((size_t)sp_argc + 1, sizeof(*sp_argv));
 	VERIFY(sp_argv != NULL);
 	sp_argv[0] = argv[0];
 	for (int i = 1; i < sp_argc; i++)
 		sp_argv[i] = argv[sep + i];
 	dp_config_defaults(&rt.cfg);
-	if (dp_config_parse(&rt.cfg, sp_argc, sp_argv, err, sizeof(err)) != 0 && !help) {
-		fprintf(stderr, "%s: %s\n", usage_prog, err);
-		free(sp_argv);
-		exit(EXIT_USAGE);
-	}
+	rc = dp_config_parse(&rt.cfg, sp_argc, sp_argv, err, sizeof(err));
 	free(sp_argv);
 	if (help || rt.cfg.help) {
 		dp_config_usage(stdout, usage_prog);
-		exit(0);
+		return 0;
+	}
+	if (rc != 0) {
+		fprintf(stderr, "%s: %s\n", usage_prog, err);
+		return EXIT_USAGE;
 	}
 	sp_log_set_level(rt.cfg.log_level);
+	return -1;
 }
 
+/*
+ * One exit path: whatever started (EAL, the node) is stopped in reverse order and what
+ * main() allocated is freed, on success, on --help and on every start-up failure.
+ */
 int
 main(int argc, char **argv)
 {
 	struct dp_hugepages huge;
 	char err[DP_ERRBUF_LEN];
+	char **eal_argv = NULL;
 	int sep = find_separator(argc, argv);
 	bool launched = false;
 	int code;
 	int rc;
 
+	if (argc < 1 || argv[0] == NULL) {
+		fprintf(stderr,
+		        "%s: started with an empty argument list; run it with its name "
+		        "as argv[0]\n",
+		        usage_prog);
+		return EXIT_USAGE;
+	}
 	usage_prog = argv[0];
-	parse_options(argc, argv, sep);
+	code = parse_options(argc, argv, sep);
+	if (code >= 0)
+		goto out;
+	code = 1;
 	dp_hugepages_read(&huge);
 	if (!has_arg(sep, argv, "--no-huge") &&
 	    dp_check_hugepages_present(&huge, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s: %s\n", usage_prog, err);
-		return 1;
+		goto out;
 	}
 	rte_set_application_usage_hook(eal_usage_hook);
-	rc = eal_start(sep, argv);
+	rc = eal_start(sep, argv, &eal_argv);
 	if (rc < 0) {
 		fprintf(stderr, "%s: EAL start-up failed: %s; check the EAL options before '--'\n",
 		        usage_prog, rte_strerror(rte_errno));
-		return 1;
+		goto out;
 	}
 	rt.stats = worker_stats;
 	rc = install_signals();
@@ -240,6 +271,10 @@ main(int argc, char **argv)
 		housekeeping();
 	}
 	code = dp_node_teardown(&rt, launched);
+	if (rc != 0)
+		code = 1;
 	rte_eal_cleanup();
-	return rc != 0 ? 1 : code;
+out:
+	free(eal_argv);
+	return code;
 }
