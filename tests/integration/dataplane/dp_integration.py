@@ -10,12 +10,18 @@ Scenarios: tap (1 worker), tap2 (2 workers: ring hand-off, bad input), afpacket 
 a netns), startup (flag and environment checks), region (routing from the shared region,
 epoch switch under load). SP_NO_HUGE=1 forces --no-huge. Every
 process, interface and namespace created here is removed on exit, by pid or by name.
+
+Against a build with -Db_sanitize=address,undefined, any AddressSanitizer, LeakSanitizer or
+UBSan report in the output of a process started here fails the test, also where the
+process is expected to fail (the start-up checks); UBSan is told to stop at its first
+report unless UBSAN_OPTIONS already says otherwise.
 """
 
 import argparse
 import glob
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -39,6 +45,30 @@ ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
 
+# What a sanitizer prints: ASan and LSan open with "==PID==ERROR: ...Sanitizer", every
+# sanitizer ends with "SUMMARY: ...Sanitizer", UBSan reports "file:line:col: runtime error:".
+SANITIZER_REPORT = re.compile(r"^==\d+==ERROR: \w*Sanitizer|^SUMMARY: \w*Sanitizer|"
+                              r": runtime error: ", re.M)
+SANITIZER_LINES_MAX = 60
+# Defaults for sanitized children; an option already in the environment wins.
+SANITIZER_DEFAULTS = {
+    "ASAN_OPTIONS": ("detect_leaks=1", "print_summary=1"),
+    "UBSAN_OPTIONS": ("halt_on_error=1", "print_stacktrace=1", "print_summary=1"),
+}
+
+
+def sanitizer_environment():
+    """Adds SANITIZER_DEFAULTS to os.environ (inherited by every child) without overriding
+    an option the caller set."""
+    for var, opts in SANITIZER_DEFAULTS.items():
+        have = [o for o in os.environ.get(var, "").split(":") if o]
+        names = {o.split("=")[0] for o in have}
+        have += [o for o in opts if o.split("=")[0] not in names]
+        os.environ[var] = ":".join(have)
+
+
+sanitizer_environment()
+
 
 def log(msg):
     print("dp_integration: " + msg, flush=True)
@@ -48,10 +78,22 @@ def fail(msg):
     raise AssertionError(msg)
 
 
+def check_sanitizer(what, text):
+    """Fails when text holds a sanitizer report, quoting it from its first line."""
+    m = SANITIZER_REPORT.search(text or "")
+    if m is None:
+        return
+    start = text.rfind("\n", 0, m.start()) + 1
+    lines = text[start:].splitlines()[:SANITIZER_LINES_MAX]
+    fail("%s: sanitizer report:\n%s" % (what, "\n".join(lines)))
+
+
 def run(cmd, check=True, timeout=30, **kw):
-    """Runs a short command; returns its CompletedProcess."""
+    """Runs a short command; returns its CompletedProcess. A sanitizer report in its
+    output fails the test whatever the exit status."""
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          timeout=timeout, **kw)
+    check_sanitizer(" ".join(cmd), res.stdout)
     if check and res.returncode != 0:
         fail("%s: exit %d\n%s" % (" ".join(cmd), res.returncode, res.stdout))
     return res
@@ -185,6 +227,7 @@ class Node:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                check_sanitizer("shardplane-dp start-up", self.output())
                 fail("shardplane-dp exited %d during start-up:\n%s" %
                      (self.proc.returncode, self.output()))
             if "ready:" in self.output():
@@ -227,6 +270,7 @@ class Node:
             self.proc.wait()
             fail("shardplane-dp did not stop within %d s of SIGTERM" % EXIT_TIMEOUT_S)
         out = self.output()
+        check_sanitizer("shardplane-dp (exit %d)" % code, out)
         if code != 0:
             fail("shardplane-dp exited %d:\n%s" % (code, out))
         if "mbufs: 0 in use of" not in out:
@@ -241,11 +285,16 @@ class Node:
         return out
 
     def kill(self):
+        """Kills the process if it still runs, removes its hugepage files and its log
+        (every failure message quotes the log already)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
         for f in hugepage_files(self.prefix):
             os.unlink(f)
+        self.logf.close()
+        if os.path.exists(self.logf.name):
+            os.unlink(self.logf.name)
 
 
 def ping(ip, netns=None, count=3):
@@ -492,6 +541,7 @@ def scenario_region(args):
         wait_epoch(node, 6)
         out, _ = bg.communicate(timeout=DRIVER_TIMEOUT_S)
         print(out, end="")
+        check_sanitizer("driver across the epoch switch", out)
         if bg.returncode != 0:
             fail("driver across the epoch switch failed:\n%s" % node.output())
         mid = node.telemetry("/shardplane/workers")["requests"]
@@ -526,6 +576,7 @@ def scenario_startup(args):
     if res.returncode != 0 or "--memory-mb" not in res.stdout or "--ip" not in res.stdout:
         fail("--help: exit %d\n%s" % (res.returncode, res.stdout))
     cases = [
+        ([], "--ip"),
         (["--", "--port", "9000"], "--ip"),
         (["--", "--ip", "10.0.0.1/24", "--partitions", "3"], "power of two"),
         (["--", "--ip", "10.0.0.1/33"], "--ip"),
@@ -548,6 +599,8 @@ def scenario_startup(args):
                  "--memory-mb", "1024"], "pass -m"),
         (base + ["--lcores", "0@0,1@1,2@1", "--vdev", "net_af_packet0,iface=lo,qpairs=1", "--", "--ip",
                  "10.0.0.1/24", "--workers", "2"], "queues available"),
+        (base + ["-l", "0-1", "--no-such-eal-option", "--", "--ip", "10.0.0.1/24"],
+         "EAL start-up failed"),
     ]
     for argv, needle in checks:
         res = run(argv, check=False)

@@ -31,6 +31,10 @@ WORKERS = 2
 PARTITIONS = 64  # what dp_integration.Node passes
 CHECK_TIMEOUT_S = 180
 REPLY_WAIT_S = 3.0
+# A get of REPLY_DGRAMS_MAX datagrams arrives in one burst: about 128 x 2.3 KiB of socket
+# buffer (truesize), more than the kernel's default 208 KiB, so the client asks for more.
+CLIENT_RCVBUF_BYTES = 4 << 20
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux; not every Python names it
 REPLY_DGRAMS_MAX = 128      # DP_MC_REPLY_DGRAMS_MAX (mcport.h)
 TOUCH_FORWARD_MAX = 32      # DP_MC_TOUCH_FORWARD_MAX (mcport.h)
 DGRAM_DATA_MAX = 1392       # reply bytes per datagram after the frame header
@@ -45,6 +49,12 @@ class Client:
         self.addr = (host, port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("0.0.0.0", 0))
+        # SO_RCVBUFFORCE passes net.core.rmem_max (the test runs as root); SO_RCVBUF is
+        # capped by it.
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, CLIENT_RCVBUF_BYTES)
+        except OSError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CLIENT_RCVBUF_BYTES)
         self.sock.settimeout(REPLY_WAIT_S)
         self.rid = 0
 
