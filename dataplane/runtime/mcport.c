@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 #include <unistd.h>
@@ -85,8 +86,13 @@ struct dp_mc {
 	struct mc_worker *wk[DP_WORKERS_MAX];
 };
 
-/* The node's memcached state, for the telemetry command (NULL once it is gone). */
-static _Atomic(struct dp_mc *) tel_mc;
+/*
+ * The node's memcached state, for the telemetry command (NULL once it is gone). The
+ * command runs on an EAL telemetry thread and holds tel_lock while it reads *tel_mc, so
+ * dp_mc_destroy, which clears tel_mc under the lock, never frees what it is reading.
+ */
+static pthread_mutex_t tel_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dp_mc *tel_mc;
 
 #define COUNTER_WORDS (sizeof(struct mcexec_counters) / sizeof(uint64_t))
 #define STATS_WORDS   (sizeof(struct dp_mc_stats) / sizeof(uint64_t))
@@ -362,17 +368,24 @@ SP_STATIC_ASSERT(SP_ARRAY_SIZE(mc_fields) == COUNTER_WORDS, "every mcexec_counte
 static int
 tel_memcached(const char *cmd, const char *params, struct rte_tel_data *d)
 {
-	struct dp_mc *mc = atomic_load(&tel_mc);
+	struct dp_mc *mc;
 	struct dp_mc_stats s;
 	struct mcexec_counters c;
+	uint16_t port = 0;
 
 	(void)cmd;
 	(void)params;
+	VERIFY(pthread_mutex_lock(&tel_lock) == 0);
+	mc = tel_mc;
+	if (mc != NULL) {
+		dp_mc_totals(mc, &s, &c);
+		port = mc->rt->cfg.memcached_port;
+	}
+	VERIFY(pthread_mutex_unlock(&tel_lock) == 0);
 	if (mc == NULL)
-		return -1;
-	dp_mc_totals(mc, &s, &c);
+		return -ENODEV;
 	rte_tel_data_start_dict(d);
-	rte_tel_data_add_dict_u64(d, "port", mc->rt->cfg.memcached_port);
+	rte_tel_data_add_dict_u64(d, "port", port);
 	for (size_t i = 0; i < SP_ARRAY_SIZE(rt_fields); i++)
 		rte_tel_data_add_dict_u64(
 		        d, rt_fields[i].name,
@@ -429,7 +442,9 @@ dp_mc_create(struct dp_runtime *rt)
 		wk->env.copy_buf_len = STORE_VALUE_MAX;
 		sp_mc_out_init(&wk->out, wk->out_buf, wk->out_lens, DP_MC_REPLY_DGRAMS_MAX, 0);
 	}
-	atomic_store(&tel_mc, mc);
+	VERIFY(pthread_mutex_lock(&tel_lock) == 0);
+	tel_mc = mc;
+	VERIFY(pthread_mutex_unlock(&tel_lock) == 0);
 	/* Registered once per process; a second node in the same process reuses it. */
 	(void)rte_telemetry_register_cmd("/shardplane/memcached", tel_memcached,
 	                                 "memcached protocol counters, summed over workers");
@@ -451,7 +466,11 @@ dp_mc_destroy(struct dp_mc *mc)
 {
 	if (mc == NULL)
 		return;
-	atomic_store(&tel_mc, NULL);
+	/* Waits for a telemetry command in progress; another node's state stays served. */
+	VERIFY(pthread_mutex_lock(&tel_lock) == 0);
+	if (tel_mc == mc)
+		tel_mc = NULL;
+	VERIFY(pthread_mutex_unlock(&tel_lock) == 0);
 	for (uint32_t i = 0; i < DP_WORKERS_MAX; i++) {
 		if (mc->wk[i] == NULL)
 			continue;

@@ -6,7 +6,8 @@
  *   /shardplane/workers         every scalar counter as an array indexed by worker
  *   /shardplane/worker,<i>      every counter of worker i
  *   /shardplane/config          the flags the node runs with
- * The callbacks run on EAL's telemetry thread and only read relaxed counters.
+ * The callbacks run on EAL's telemetry threads and only read relaxed counters, under a
+ * lock that dp_telemetry_detach also takes.
  */
 #ifndef SP_DP_TELEMETRY_H
 #define SP_DP_TELEMETRY_H
@@ -16,7 +17,10 @@
 /* Registers the commands, serving rt. Returns 0 or a negative errno (logged). */
 int dp_telemetry_register(struct dp_runtime *rt);
 
-/* Makes the commands answer "stopping" from now on (before rt is torn down). */
+/*
+ * Makes the commands answer an error from now on; waits for a command in progress, so that
+ * rt may be torn down as soon as it returns.
+ */
 void dp_telemetry_detach(void);
 
 /* Reads the port-level counters (rx_nombuf, imissed, ...) into *out; zeros when closed. */

@@ -239,7 +239,8 @@ class Node:
         with open(self.logf.name) as f:
             return f.read()
 
-    def telemetry(self, cmd):
+    def telemetry_reply(self, cmd):
+        """Sends one telemetry command; returns the decoded JSON reply as it is."""
         path = "/var/run/dpdk/%s/dpdk_telemetry.v2" % self.prefix
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         s.settimeout(5)
@@ -247,9 +248,12 @@ class Node:
             s.connect(path)
             s.recv(TELEMETRY_RECV_MAX)  # the greeting
             s.send(cmd.encode())
-            reply = json.loads(s.recv(TELEMETRY_RECV_MAX).decode())
+            return json.loads(s.recv(TELEMETRY_RECV_MAX).decode())
         finally:
             s.close()
+
+    def telemetry(self, cmd):
+        reply = self.telemetry_reply(cmd)
         key = cmd.split(",")[0]
         if key not in reply or reply[key] is None:
             fail("telemetry %s: %r" % (cmd, reply))
@@ -421,6 +425,21 @@ def bad_input(node, iface):
              (after["bad_pkts"] - before["bad_pkts"], 3 * len(frames)))
     log("bad input: %d kinds of malformed frame counted by reason, oversized and over-long "
         "handled" % len(frames))
+    bad_telemetry(node)
+
+
+def bad_telemetry(node):
+    """Telemetry parameters that name no worker are refused (a null reply), and the node
+    keeps answering."""
+    bad = ["", "abc", "-1", "1x", str(node.workers), "99999999999999999999999", "0,0"]
+    for param in bad:
+        cmd = "/shardplane/worker," + param if param else "/shardplane/worker"
+        reply = node.telemetry_reply(cmd)
+        if reply.get("/shardplane/worker", "missing") is not None:
+            fail("telemetry %r: expected a null reply, got %r" % (cmd, reply))
+    if node.telemetry("/shardplane/worker,%d" % (node.workers - 1))["worker"] != node.workers - 1:
+        fail("telemetry /shardplane/worker,%d after bad parameters" % (node.workers - 1))
+    log("telemetry: %d bad worker parameters refused" % len(bad))
 
 
 def scenario_tap(args, workers):
