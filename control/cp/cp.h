@@ -34,6 +34,8 @@
 #define CP_ELECTION_TICKS        12u         /* 300-600 ms election timeout */
 #define CP_HEARTBEAT_TICKS       2u
 #define CP_RECONNECT_TICKS       8u     /* 200 ms between connection attempts to a peer */
+#define CP_LISTEN_RETRY_MS       50u    /* start-up: wait between binds of a port still in use */
+#define CP_LISTEN_RETRIES_MAX    60u    /* ... for up to 3 s */
 #define CP_REQUEST_TIMEOUT_TICKS 400u   /* 10 s for a client request */
 #define CP_SNAPSHOT_ENTRIES      10000u /* applied entries between snapshots */
 #define CP_RECV_CHUNK            65536u

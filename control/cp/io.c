@@ -133,8 +133,22 @@ listen_on(struct cp *cp, struct cp_listener *l, const char *addr, uint32_t kind)
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128)) {
+	/*
+	 * A member restarted right after it died may find its port still taken: the kernel
+	 * releases a dead process's io_uring (and the listening socket its pending accept
+	 * holds) from a work queue, after the process is gone. Wait for that, bounded.
+	 */
+	for (uint32_t tries = 0;; tries++) {
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 128) == 0)
+			break;
 		int err = -errno;
+		if (err == -EADDRINUSE && tries < CP_LISTEN_RETRIES_MAX) {
+			if (tries == 0)
+				SP_LOG_WARN(MOD, "%s is still in use; retrying for up to %u ms",
+				            addr, CP_LISTEN_RETRIES_MAX * CP_LISTEN_RETRY_MS);
+			usleep(CP_LISTEN_RETRY_MS * 1000u);
+			continue;
+		}
 		SP_LOG_ERR(MOD, "cannot listen on %s: %s", addr, strerror(-err));
 		close(fd);
 		return err;

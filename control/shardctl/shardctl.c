@@ -24,7 +24,10 @@
 
 #define ENDPOINTS_MAX   16
 #define LEADER_HOPS_MAX 3
-#define RESP_MAX        (96u << 20)
+/* No member knows a leader: the endpoints are asked again for this long. */
+#define ELECTION_WAIT_MS 3000u
+#define ELECTION_POLL_MS 100u
+#define RESP_MAX         (96u << 20)
 
 enum out_fmt { OUT_TABLE, OUT_JSON, OUT_SIMPLE };
 
@@ -232,49 +235,61 @@ jget_str(json_object *o, const char *k)
 }
 
 /*
- * Sends req to the endpoints (following NOT_LEADER hints). Returns the result object
- * (owned by the returned response, *resp_out) or exits with the server's error. Consumes
- * req.
+ * Sends req to the endpoints (following NOT_LEADER hints). While members answer but none
+ * knows a leader (an election is under way), tries the round again every
+ * ELECTION_POLL_MS for up to ELECTION_WAIT_MS. Returns the result object (owned by the
+ * returned response, *resp_out) or exits with the server's error. Consumes req.
  */
 static json_object *
 call(json_object *req, json_object **resp_out)
 {
 	char why[512] = "no endpoints";
-	for (int e = 0; e < g.n_endpoints; e++) {
-		const char *addr = g.endpoints[e];
-		char leader[128];
-		for (int hop = 0; hop <= LEADER_HOPS_MAX; hop++) {
-			json_object *resp = call_one(addr, req, why, sizeof(why));
-			if (resp == NULL)
-				break;
-			json_object *ok, *result;
-			if (json_object_object_get_ex(resp, "ok", &ok) &&
-			    json_object_get_boolean(ok)) {
-				json_object_object_get_ex(resp, "result", &result);
-				*resp_out = resp;
+	uint64_t deadline_ns = sp_mono_ns() + (uint64_t)ELECTION_WAIT_MS * 1000000u;
+
+	for (;;) {
+		bool answered = false;
+
+		for (int e = 0; e < g.n_endpoints; e++) {
+			const char *addr = g.endpoints[e];
+			char leader[128];
+			for (int hop = 0; hop <= LEADER_HOPS_MAX; hop++) {
+				json_object *resp = call_one(addr, req, why, sizeof(why));
+				if (resp == NULL)
+					break;
+				json_object *ok, *result;
+				if (json_object_object_get_ex(resp, "ok", &ok) &&
+				    json_object_get_boolean(ok)) {
+					json_object_object_get_ex(resp, "result", &result);
+					*resp_out = resp;
+					json_object_put(req);
+					return result;
+				}
+				const char *code = jget_str(resp, "code");
+				const char *hint = jget_str(resp, "leader");
+				if (code && strcmp(code, "NOT_LEADER") == 0 && hint) {
+					snprintf(leader, sizeof(leader), "%s", hint);
+					addr = leader;
+					json_object_put(resp);
+					continue;
+				}
+				if (code && (strcmp(code, "NOT_LEADER") == 0 ||
+				             strcmp(code, "UNAVAILABLE") == 0)) {
+					snprintf(why, sizeof(why), "%s: %s", addr,
+					         jget_str(resp, "error"));
+					json_object_put(resp);
+					answered = true;
+					break;
+				}
+				fprintf(stderr, "Error: %s (%s)\n", jget_str(resp, "error"),
+				        code ? code : "?");
+				json_object_put(resp);
 				json_object_put(req);
-				return result;
+				exit(1);
 			}
-			const char *code = jget_str(resp, "code");
-			const char *hint = jget_str(resp, "leader");
-			if (code && strcmp(code, "NOT_LEADER") == 0 && hint) {
-				snprintf(leader, sizeof(leader), "%s", hint);
-				addr = leader;
-				json_object_put(resp);
-				continue;
-			}
-			if (code &&
-			    (strcmp(code, "NOT_LEADER") == 0 || strcmp(code, "UNAVAILABLE") == 0)) {
-				snprintf(why, sizeof(why), "%s: %s", addr, jget_str(resp, "error"));
-				json_object_put(resp);
-				break;
-			}
-			fprintf(stderr, "Error: %s (%s)\n", jget_str(resp, "error"),
-			        code ? code : "?");
-			json_object_put(resp);
-			json_object_put(req);
-			exit(1);
 		}
+		if (!answered || sp_mono_ns() >= deadline_ns)
+			break;
+		usleep(ELECTION_POLL_MS * 1000u);
 	}
 	json_object_put(req);
 	die("%s", why);

@@ -8,6 +8,7 @@ kills exactly the processes it started.
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,10 +21,37 @@ CP, CTL, REGION = sys.argv[1], sys.argv[2], sys.argv[3]
 DEADLINE_S = 30  # any single wait
 
 
+def ephemeral_low():
+    """The lowest port the kernel hands out as a connection's local port."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+PORTS_GIVEN = set()
+PORT_TRIES_MAX = 1000
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the ephemeral range. A port the kernel picked (bind to 0) can be
+    taken by any outgoing connection's local end while its member is down, and the member
+    then cannot listen on it again when it restarts."""
+    low = max(ephemeral_low(), 12000)
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(PORT_TRIES_MAX):
+        port = rng.randrange(10000, low)
+        if port in PORTS_GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        PORTS_GIVEN.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class Cluster:
