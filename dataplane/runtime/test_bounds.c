@@ -114,44 +114,7 @@ build_dgram(struct rte_mbuf *m, uint8_t op, uint32_t first, uint32_t n, const ui
 static void
 build_get(struct rte_mbuf *m, uint32_t i)
 {
-	uint8_t *f = rte_pktmbuf_mtod(m, uint8_t *);
-	uint8_t *ip = f + 14;
-	uint8_t *udp = ip + 20;
-	struct sp_bp_builder b;
-	struct sp_bp_req req;
-	uint32_t len;
-
-	memset(&req, 0, sizeof(req));
-	req.opcode = SP_BP_OP_GET;
-	req.key = (const uint8_t *)&i;
-	req.key_len = sizeof(i);
-	sp_bp_builder_init(&b, udp + 8, SP_BP_PAYLOAD_MAX, false, i);
-	assert_int_equal(sp_bp_add_request(&b, &req), 0);
-	len = sp_bp_builder_finish(&b);
-	memcpy(f, rt.port.mac.addr_bytes, 6);
-	memset(f + 6, 0x02, 6);
-	f[12] = 0x08;
-	f[13] = 0x00;
-	memset(ip, 0, 20);
-	ip[0] = 0x45;
-	ip[2] = (uint8_t)((28 + len) >> 8);
-	ip[3] = (uint8_t)(28 + len);
-	ip[8] = 64;
-	ip[9] = 17;
-	ip[12] = 10;
-	ip[15] = 2;
-	memcpy(ip + 16, &rt.cfg.ip_be, 4);
-	udp[0] = 0x9c;
-	udp[2] = (uint8_t)(rt.cfg.port_base >> 8);
-	udp[3] = (uint8_t)rt.cfg.port_base;
-	udp[4] = (uint8_t)((8 + len) >> 8);
-	udp[5] = (uint8_t)(8 + len);
-	udp[6] = 0;
-	udp[7] = 0;
-	m->data_len = (uint16_t)(42 + len);
-	m->pkt_len = m->data_len;
-	/* As a NIC's checksum offload would report; the IPv4 checksum is not computed here. */
-	m->ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+	build_dgram(m, SP_BP_OP_GET, i, 1, NULL, 0, false);
 }
 
 static uint64_t
