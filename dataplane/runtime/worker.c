@@ -587,7 +587,8 @@ serve_prepared(struct dp_worker *w, const struct iter *it, unsigned int k)
 
 /*
  * Serves a burst of datagrams whose meta is filled (from the NIC after classify_frame, from
- * our ring or from the defer queue): memcached ones at once, binary ones in the three passes of dgram_ctx.
+ * our ring or from the defer queue), in arrival order: binary ones in the passes of
+ * dgram_ctx, a group at a time; a memcached one after the binary ones before it are done.
  * Consumes every mbuf.
  */
 static void
@@ -602,6 +603,9 @@ serve_burst(struct dp_worker *w, const struct iter *it, struct rte_mbuf **pkts, 
 		struct dgram_ctx *d = &w->ctx[k];
 
 		if (dp_mc_owns_mbuf(w->rt, pkts[i])) {
+			serve_prepared(w, it, k);
+			k = 0;
+			reqs = 0;
 			serve_mc(w, it, pkts[i], false);
 			continue;
 		}
