@@ -37,22 +37,6 @@ sp_binexec_status(int store_rc)
 	}
 }
 
-void
-sp_binexec_prefetch(const struct store *s, const struct sp_bp_req *req)
-{
-	ASSERT(req != NULL);
-	if (s != NULL && req->err == SP_BP_ERR_OK && sp_bp_op_has_key(req->opcode))
-		store_prefetch(s, req->hash);
-}
-
-void
-sp_binexec_prefetch_item(const struct store *s, const struct sp_bp_req *req)
-{
-	ASSERT(req != NULL);
-	if (s != NULL && req->err == SP_BP_ERR_OK && sp_bp_op_has_key(req->opcode))
-		store_prefetch_item(s, req->hash);
-}
-
 /* Converts a relative expiry to the store's absolute clock, saturating at UINT32_MAX. */
 static uint32_t
 expire_at(uint32_t now_s, uint32_t expiry_s)

@@ -65,13 +65,4 @@ int sp_binexec_refuse(const struct sp_bp_req *req, enum sp_bp_status status,
 /* Maps a store return code (0 or negative) to a reply status, as in the table above. */
 enum sp_bp_status sp_binexec_status(int store_rc);
 
-/* Prefetches what executing req will touch first (its index bucket). Can't fail. */
-void sp_binexec_prefetch(const struct store *s, const struct sp_bp_req *req);
-
-/*
- * Prefetches req's item, read through its index bucket: call it once the bucket that
- * sp_binexec_prefetch() asked for has had time to arrive. Can't fail.
- */
-void sp_binexec_prefetch_item(const struct store *s, const struct sp_bp_req *req);
-
 #endif

@@ -129,7 +129,9 @@ create_stores(struct dp_runtime *rt)
 	}
 	rt->stores = rte_zmalloc("sp_stores", rt->partitions * sizeof(rt->stores[0]), 0);
 	rt->store_mem = rte_zmalloc("sp_store_mem", rt->partitions * sizeof(rt->store_mem[0]), 0);
-	if (rt->stores == NULL || rt->store_mem == NULL)
+	rt->layouts = rte_zmalloc("sp_store_layouts", rt->partitions * sizeof(rt->layouts[0]),
+	                          RTE_CACHE_LINE_SIZE);
+	if (rt->stores == NULL || rt->store_mem == NULL || rt->layouts == NULL)
 		return -ENOMEM;
 	for (p = 0; p < rt->partitions; p++) {
 		unsigned int lc = rt->lcore_of[p % rt->workers];
@@ -150,6 +152,7 @@ create_stores(struct dp_runtime *rt)
 			           rt->partition_bytes, strerror(errno));
 			return -EINVAL;
 		}
+		store_layout_get(rt->stores[p], &rt->layouts[p]);
 	}
 	SP_LOG_INFO(MOD,
 	            "stores: %u partitions x %zu KiB (--memory-mb %u per worker over up to "
@@ -166,6 +169,8 @@ free_stores(struct dp_runtime *rt, struct dp_store_totals *totals)
 	uint32_t p;
 
 	memset(totals, 0, sizeof(*totals));
+	rte_free(rt->layouts);
+	rt->layouts = NULL;
 	if (rt->store_mem == NULL)
 		return;
 	for (p = 0; p < rt->partitions; p++) {

@@ -19,6 +19,8 @@
 #include "port.h"
 #include "stats.h"
 
+struct store_layout;
+
 struct store;
 struct dp_worker;
 struct dp_mc;
@@ -33,6 +35,8 @@ struct dp_runtime {
 	struct dp_handoff handoff;
 	struct store **stores; /* [partitions], indexed by partition */
 	void **store_mem;      /* [partitions], the rte_malloc'd memory of each */
+	/* [partitions]: where each store's index and log are, for the workers' prefetching */
+	struct store_layout *layouts;
 	size_t partition_bytes;
 	struct dp_worker *w[DP_WORKERS_MAX];
 	unsigned int lcore_of[DP_WORKERS_MAX];

@@ -499,8 +499,14 @@ prepare_dgram(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d)
 		return false;
 	route_requests(w, it, d, &d->c);
 	for (i = 0; i < d->count; i++) {
-		if (d->kind[i] == DEST_EXECUTE)
-			sp_binexec_prefetch(w->rt->stores[d->reqs[i].partition], &d->reqs[i]);
+		const struct sp_bp_req *req = &d->reqs[i];
+
+		if (d->kind[i] != DEST_EXECUTE || !sp_bp_op_has_key(req->opcode))
+			continue;
+		/* From the compact layout array: no wait for the store's descriptor, which
+		 * is only needed when the request runs. */
+		store_layout_prefetch(&w->rt->layouts[req->partition], req->hash);
+		rte_prefetch0(w->rt->stores[req->partition]);
 	}
 	return true;
 }
@@ -512,8 +518,10 @@ prefetch_items(struct dp_worker *w, const struct dgram_ctx *d)
 	uint32_t i;
 
 	for (i = 0; i < d->count; i++) {
-		if (d->kind[i] == DEST_EXECUTE)
-			sp_binexec_prefetch_item(w->rt->stores[d->reqs[i].partition], &d->reqs[i]);
+		const struct sp_bp_req *req = &d->reqs[i];
+
+		if (d->kind[i] == DEST_EXECUTE && sp_bp_op_has_key(req->opcode))
+			store_layout_prefetch_item(&w->rt->layouts[req->partition], req->hash);
 	}
 }
 

@@ -140,9 +140,15 @@ item_size(const struct store_item *it)
 
 /* Home bucket of a key from its hash's high 32 bits; its pair is the bucket index ^ 1. */
 static inline uint32_t
+home_in(uint32_t nbuckets, uint32_t hash_hi)
+{
+	return (uint32_t)(((uint64_t)hash_hi * nbuckets) >> 32);
+}
+
+static inline uint32_t
 home_index(const struct store *s, uint32_t hash_hi)
 {
-	return (uint32_t)(((uint64_t)hash_hi * s->nbuckets) >> 32);
+	return home_in(s->nbuckets, hash_hi);
 }
 
 static inline uint32_t
@@ -1205,29 +1211,79 @@ store_get_copy_concurrent(const struct store *s, const struct store_key *key, ui
 	return -SP_EBUSY;
 }
 
+/* Bucket choice c of the key whose home bucket is home, in an index of nbuckets. */
+static inline const struct store_bucket *
+layout_bucket(const struct store_bucket *buckets, uint32_t nbuckets, uint32_t home, unsigned c)
+{
+	ASSERT(c < STORE_BUCKET_CHOICES);
+	ASSERT((home ^ 1u) < nbuckets);
+	(void)nbuckets;
+	return &buckets[home ^ c];
+}
+
+/* The bucket pair of hash. */
+static inline void
+prefetch_buckets(const struct store_bucket *buckets, uint32_t nbuckets, uint64_t hash)
+{
+	uint32_t home = home_in(nbuckets, sp_key_hash_hi(hash));
+
+	__builtin_prefetch(layout_bucket(buckets, nbuckets, home, 0), 0, 3);
+	__builtin_prefetch(layout_bucket(buckets, nbuckets, home, 1), 0, 3);
+}
+
+/* The items of hash's bucket pair whose tag matches. */
+static inline void
+prefetch_items(const struct store_bucket *buckets, uint32_t nbuckets, const uint8_t *log,
+               uint64_t log_bytes, uint64_t hash)
+{
+	uint32_t home = home_in(nbuckets, sp_key_hash_hi(hash));
+	uint64_t tag = hash_tag(hash);
+
+	ASSERT(log_bytes > 0);
+	for (unsigned c = 0; c < STORE_BUCKET_CHOICES; c++) {
+		const struct store_bucket *b = layout_bucket(buckets, nbuckets, home, c);
+		for (unsigned m = tag_matches(b, tag); m != 0; m &= m - 1) {
+			uint64_t e = LD(&b->slot[__builtin_ctz(m)]);
+
+			__builtin_prefetch(log + SP_MIN(entry_off(e), log_bytes - 1), 0, 3);
+		}
+	}
+}
+
 void
 store_prefetch(const struct store *s, uint64_t hash)
 {
-	uint32_t home = bucket_index(s, hash);
-
-	__builtin_prefetch(bucket_choice(s, home, 0), 0, 3);
-	__builtin_prefetch(bucket_choice(s, home, 1), 0, 3);
+	ASSERT(bucket_index(s, hash) < s->nbuckets);
+	prefetch_buckets(s->buckets, s->nbuckets, hash);
 }
 
 void
 store_prefetch_item(const struct store *s, uint64_t hash)
 {
-	uint32_t home = bucket_index(s, hash);
-	uint64_t tag = hash_tag(hash);
+	prefetch_items(s->buckets, s->nbuckets, s->log, s->log_bytes, hash);
+}
 
-	for (unsigned c = 0; c < STORE_BUCKET_CHOICES; c++) {
-		const struct store_bucket *b = bucket_choice(s, home, c);
-		for (unsigned m = tag_matches(b, tag); m != 0; m &= m - 1) {
-			uint64_t e = LD(&b->slot[__builtin_ctz(m)]);
+void
+store_layout_get(const struct store *s, struct store_layout *out)
+{
+	ASSERT(s->magic == STORE_MAGIC);
+	out->buckets = s->buckets;
+	out->log = s->log;
+	out->log_bytes = s->log_bytes;
+	out->nbuckets = s->nbuckets;
+	ASSERT(out->nbuckets >= 2);
+}
 
-			__builtin_prefetch(s->log + SP_MIN(entry_off(e), s->log_bytes - 1), 0, 3);
-		}
-	}
+void
+store_layout_prefetch(const struct store_layout *l, uint64_t hash)
+{
+	prefetch_buckets(l->buckets, l->nbuckets, hash);
+}
+
+void
+store_layout_prefetch_item(const struct store_layout *l, uint64_t hash)
+{
+	prefetch_items(l->buckets, l->nbuckets, l->log, l->log_bytes, hash);
 }
 
 void

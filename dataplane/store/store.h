@@ -265,6 +265,24 @@ int store_get_copy_concurrent(const struct store *s, const struct store_key *key
 void store_prefetch(const struct store *s, uint64_t hash);
 
 /*
+ * Where a store keeps its index and its log: all the prefetch stages read. A store never
+ * moves them, so a caller that prefetches for many stores at once can copy them into one
+ * compact array and prefetch without waiting for each store's descriptor.
+ */
+struct store_layout {
+	const void *buckets;
+	const uint8_t *log;
+	uint64_t log_bytes;
+	uint32_t nbuckets;
+};
+
+void store_layout_get(const struct store *s, struct store_layout *out);
+
+/* store_prefetch and store_prefetch_item from a layout (store_layout_get). */
+void store_layout_prefetch(const struct store_layout *l, uint64_t hash);
+void store_layout_prefetch_item(const struct store_layout *l, uint64_t hash);
+
+/*
  * Second prefetch stage: reads the buckets of hash (prefetch them a few requests earlier with
  * store_prefetch) and prefetches the items whose tag matches. Batch as MICA does: bucket
  * for request i + 2d, items for request i + d, execute request i. Can't fail; never

@@ -863,12 +863,16 @@ test_copy_concurrent_single_thread(void **state)
 	assert_int_equal(store_get_copy_concurrent(s, &k, 1, NULL, 8, &v), -EINVAL);
 }
 
-/* The prefetch hooks read only: results, stats and invariants are unchanged by them. */
+/*
+ * The prefetch hooks, on the store or on its layout, read only: results, stats and
+ * invariants are unchanged by them. The layout says what the stats say of the index and log.
+ */
 static void
 test_prefetch_hooks(void **state)
 {
 	struct store *s = *state;
 	struct store_stats before, after;
+	struct store_layout l;
 	char key[16];
 
 	for (int i = 0; i < 100; i++) {
@@ -876,12 +880,21 @@ test_prefetch_hooks(void **state)
 		assert_int_equal(set(s, key, key, 1), 0);
 	}
 	store_stats_get(s, &before);
+	store_layout_get(s, &l);
+	assert_non_null(l.buckets);
+	assert_non_null(l.log);
+	assert_int_equal(l.log_bytes, before.log_bytes);
+	assert_int_equal(l.nbuckets, before.index_buckets);
+	assert_true((const uint8_t *)l.buckets < l.log);
 	for (int i = 0; i < 200; i++) {
 		snprintf(key, sizeof(key), "pf%d", i);
 		struct store_key k = test_key_str(key);
 		store_prefetch(s, k.hash);
 		store_prefetch_item(s, k.hash);
 		store_prefetch_item(s, ~k.hash);
+		store_layout_prefetch(&l, k.hash);
+		store_layout_prefetch_item(&l, k.hash);
+		store_layout_prefetch_item(&l, ~k.hash);
 	}
 	store_stats_get(s, &after);
 	assert_memory_equal(&before, &after, sizeof(before));
