@@ -33,6 +33,7 @@
 
 #include "common/keyhash.h"
 #include "node.h"
+#include "test_eal.h"
 #include "worker.h"
 #include "wire/binproto.h"
 
@@ -364,19 +365,6 @@ test_multi_datagram_replies(void **state)
 int
 main(int argc, char **argv)
 {
-	char prefix[64];
-	char *eal_argv[] = {argv[0],
-	                    (char *)"--no-huge",
-	                    (char *)"-m",
-	                    (char *)"256",
-	                    (char *)"--no-pci",
-	                    (char *)"--lcores",
-	                    (char *)"0@0,1@0,2@0",
-	                    (char *)"--no-telemetry",
-	                    (char *)"--log-level",
-	                    (char *)"error",
-	                    (char *)"--file-prefix",
-	                    prefix};
 	const struct CMUnitTest tx_tests[] = {
 	        cmocka_unit_test(test_tx_backlog_bound),
 	};
@@ -391,13 +379,9 @@ main(int argc, char **argv)
 	bool reply = argc > 1 && strcmp(argv[1], "reply") == 0;
 	int node_port;
 	int rc;
-	snprintf(prefix, sizeof(prefix), "sp_test_bounds_%d", (int)getpid());
 	memset(&huge, 0, sizeof(huge));
-	if (rte_eal_init((int)SP_ARRAY_SIZE(eal_argv), eal_argv) < 0) {
-		fprintf(stderr, "test_bounds: EAL start-up failed\n");
+	if (test_eal_start("test_bounds", argv[0]) != 0)
 		return 1;
-	}
-	sp_log_set_level(SP_LOG_WARN);
 	req_ring = rte_ring_create("tb_req", REQ_RING_SLOTS, 0, RING_F_EXACT_SZ);
 	rep_ring = rte_ring_create("tb_rep", ring ? BIG_RING_SLOTS : REPLY_RING_SLOTS, 0,
 	                           RING_F_EXACT_SZ);

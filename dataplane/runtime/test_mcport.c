@@ -31,6 +31,7 @@
 #include "common/keyhash.h"
 #include "mcport.h"
 #include "node.h"
+#include "test_eal.h"
 #include "worker.h"
 
 #define MC_PORT     11211u
@@ -482,19 +483,6 @@ test_other_node_refused(void **state)
 int
 main(int argc, char **argv)
 {
-	char prefix[64];
-	char *eal_argv[] = {argv[0],
-	                    (char *)"--no-huge",
-	                    (char *)"-m",
-	                    (char *)"256",
-	                    (char *)"--no-pci",
-	                    (char *)"--lcores",
-	                    (char *)"0@0,1@0,2@0",
-	                    (char *)"--no-telemetry",
-	                    (char *)"--log-level",
-	                    (char *)"error",
-	                    (char *)"--file-prefix",
-	                    prefix};
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_owner_handoff),
 	        cmocka_unit_test(test_hops_and_ring_full_run_here),
@@ -513,13 +501,9 @@ main(int argc, char **argv)
 	int rc;
 
 	(void)argc;
-	snprintf(prefix, sizeof(prefix), "sp_test_mcport_%d", (int)getpid());
 	memset(&huge, 0, sizeof(huge));
-	if (rte_eal_init((int)SP_ARRAY_SIZE(eal_argv), eal_argv) < 0) {
-		fprintf(stderr, "test_mcport: EAL start-up failed\n");
+	if (test_eal_start("test_mcport", argv[0]) != 0)
 		return 1;
-	}
-	sp_log_set_level(SP_LOG_WARN);
 	for (int i = 0; i < 2; i++) {
 		char name[32];
 
