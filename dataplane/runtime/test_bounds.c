@@ -127,11 +127,32 @@ total(size_t offset)
 	return *(const uint64_t *)((const char *)&sum + offset);
 }
 
+#define NO_COUNTER     SIZE_MAX
+#define SETTLE_STEP_MS 10u
+
+/*
+ * Waits, up to SETTLE_MS_MAX, until the counter at offset a plus the one at offset b
+ * (NO_COUNTER: none) reach target, summed over the workers. Returns that sum.
+ */
+static uint64_t
+wait_total(size_t a, size_t b, uint64_t target)
+{
+	uint64_t waited_ms = 0;
+	uint64_t sum;
+
+	for (;;) {
+		sum = total(a) + (b == NO_COUNTER ? 0 : total(b));
+		if (sum >= target || waited_ms >= SETTLE_MS_MAX)
+			return sum;
+		rte_delay_ms(SETTLE_STEP_MS);
+		waited_ms += SETTLE_STEP_MS;
+	}
+}
+
 static void
 test_tx_backlog_bound(void **state)
 {
 	struct rte_mbuf *m;
-	uint64_t waited_ms = 0;
 	uint32_t i;
 
 	(void)state;
@@ -142,11 +163,7 @@ test_tx_backlog_bound(void **state)
 		assert_int_equal(rte_ring_enqueue(req_ring, m), 0);
 	}
 	/* Every request is answered or dropped: replies = ring + backlog + drops. */
-	while (total(offsetof(struct dp_worker_stats, requests)) < REQUESTS &&
-	       waited_ms < SETTLE_MS_MAX) {
-		rte_delay_ms(10);
-		waited_ms += 10;
-	}
+	wait_total(offsetof(struct dp_worker_stats, requests), NO_COUNTER, REQUESTS);
 	rte_delay_ms(50);
 	assert_int_equal(total(offsetof(struct dp_worker_stats, requests)), REQUESTS);
 	assert_int_equal(total(offsetof(struct dp_worker_stats, reply_dgrams)), REQUESTS);
@@ -181,7 +198,6 @@ static void
 test_ring_bound(void **state)
 {
 	struct rte_mbuf *m;
-	uint64_t waited_ms = 0;
 	uint32_t next = 0;
 	uint32_t i;
 
@@ -193,13 +209,8 @@ test_ring_bound(void **state)
 		while (rte_ring_enqueue(req_ring, m) != 0)
 			rte_delay_us_block(100);
 	}
-	while (total(offsetof(struct dp_worker_stats, handoff_out)) +
-	                       total(offsetof(struct dp_worker_stats, ring_full_drops)) <
-	               RING_REQUESTS &&
-	       waited_ms < SETTLE_MS_MAX) {
-		rte_delay_ms(10);
-		waited_ms += 10;
-	}
+	wait_total(offsetof(struct dp_worker_stats, handoff_out),
+	           offsetof(struct dp_worker_stats, ring_full_drops), RING_REQUESTS);
 	rte_delay_ms(50);
 	assert_int_equal(total(offsetof(struct dp_worker_stats, handoff_out)), DP_RING_SIZE);
 	assert_int_equal(total(offsetof(struct dp_worker_stats, ring_full_drops)),
@@ -228,13 +239,7 @@ test_ring_bound(void **state)
 static void
 wait_requests(uint64_t requests)
 {
-	uint64_t waited_ms = 0;
-
-	while (total(offsetof(struct dp_worker_stats, requests)) < requests &&
-	       waited_ms < SETTLE_MS_MAX) {
-		rte_delay_ms(10);
-		waited_ms += 10;
-	}
+	wait_total(offsetof(struct dp_worker_stats, requests), NO_COUNTER, requests);
 	rte_delay_ms(20);
 	assert_int_equal(total(offsetof(struct dp_worker_stats, requests)), requests);
 }
@@ -320,13 +325,8 @@ test_multi_datagram_replies(void **state)
 	{
 		uint64_t nomb = offsetof(struct dp_worker_stats, dp_drop) +
 		                DP_DROP_NOMBUF * sizeof(uint64_t);
-		uint64_t waited_ms = 0;
 
-		while (total(nomb) == 0 && waited_ms < SETTLE_MS_MAX) {
-			rte_delay_ms(10);
-			waited_ms += 10;
-		}
-		assert_true(total(nomb) > 0);
+		assert_true(wait_total(nomb, NO_COUNTER, 1) > 0);
 	}
 	rte_delay_ms(20);
 	take_replies(value, &seen, &in_req);
