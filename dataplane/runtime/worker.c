@@ -61,6 +61,7 @@ struct dgram_ctx {
 	struct dp_meta *meta;
 	struct sp_bp_dgram dg;
 	uint32_t count;
+	bool in_place; /* serve_local: m can carry its own last reply datagram (reusable()) */
 	struct dest_counts c;
 	uint8_t kind[SP_BP_REQS_MAX];
 	uint16_t target[SP_BP_REQS_MAX];
@@ -211,7 +212,7 @@ reply_send(struct dp_worker *w, struct reply *r, struct dgram_ctx *d, bool last)
 	ASSERT(payload_len <= SP_BP_PAYLOAD_MAX);
 	if (r->b.count == 0)
 		return;
-	if (last && reusable(d->m, &d->meta->pkt)) {
+	if (last && d->in_place) {
 		m = d->m;
 		d->m = NULL;
 	} else {
@@ -264,7 +265,7 @@ answer(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d, uint32_t
 			reply_send(w, r, d, false);
 			/* The next datagram needs an mbuf of its own too when d->m cannot
 			 * carry it: secured now, before anything else runs. */
-			if (!reusable(d->m, &d->meta->pkt) && !spare_ready(w))
+			if (!d->in_place && !spare_ready(w))
 				return false;
 		}
 		if (!r->open)
@@ -307,7 +308,8 @@ serve_local(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d, boo
 
 	ASSERT(d->count <= SP_BP_REQS_MAX);
 	ASSERT(d->meta != NULL);
-	if (!reusable(d->m, &d->meta->pkt) && !spare_ready(w)) {
+	d->in_place = reusable(d->m, &d->meta->pkt);
+	if (!d->in_place && !spare_ready(w)) {
 		/* Nothing runs without an mbuf for its reply (counted); the client retries. */
 		rte_pktmbuf_free(d->m);
 		d->m = NULL;
