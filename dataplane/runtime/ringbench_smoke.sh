@@ -37,6 +37,28 @@ run() {
 		status=1
 	fi
 }
+# Bad flags are refused with exit status 2, before any load; --help exits 0.
+flags() {
+	want=$1
+	shift
+	# shellcheck disable=SC2086
+	timeout 60 "$bench" --no-pci -l 0-1 $mem -- "$@" >"$out" 2>&1
+	rc=$?
+	if [ $rc -ne "$want" ]; then
+		echo "FAIL (flags $*): exit status $rc, expected $want"
+		tail -5 "$out"
+		status=1
+	fi
+}
+flags 2 --keys 12x
+flags 2 --keys 0
+flags 2 --repetitions 21
+flags 2 --partitions 3
+flags 2 --batch 33
+flags 2 --seconds 61
+flags 2 --steer --batch 2
+flags 2 --bogus
+flags 0 --help
 run 0@0,1@1 --keys 4096 --batch 1
 run 0@0,1@1,2@1 --keys 4096 --batch 8 --workers 2 --partitions 16
 run 0@0,1@1,2@1 --keys 4096 --batch 1 --workers 2 --steer

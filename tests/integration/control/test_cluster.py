@@ -278,6 +278,39 @@ def scenario_corrupt_tail_truncated():
         c.stop()
 
 
+def scenario_no_leader_and_busy_port():
+    """Bounds at their limits: shardctl gives up after ELECTION_WAIT_MS (3 s) when members
+    answer but none knows a leader; a member whose peer port stays taken gives up after
+    CP_LISTEN_RETRIES_MAX x CP_LISTEN_RETRY_MS (3 s) with a clear error."""
+    c = Cluster(3)
+    holder = socket.socket()
+    try:
+        c.start("n1")  # one of three: never a quorum, never a leader
+        c.wait("n1 serving", lambda: c.status("n1"))
+        t0 = time.time()
+        r = c.ctl("config", "set", "k", "v", endpoints=c.members["n1"]["client"], check=False)
+        took = time.time() - t0
+        assert r.returncode == 1 and "not the leader" in r.stderr, r.stderr
+        assert 2.9 <= took < 10, f"shardctl gave up after {took:.1f} s, not ~3 s"
+        host, port = c.members["n2"]["peer"].split(":")
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind((host, int(port)))
+        holder.listen(1)
+        t0 = time.time()
+        c.start("n2")
+        rc = c.procs["n2"].wait(timeout=20)
+        took = time.time() - t0
+        c.procs.pop("n2")
+        log = open(os.path.join(c.dir, "n2.log")).read()
+        assert rc != 0, "a member that cannot listen must not run"
+        assert "still in use" in log and "cannot listen on" in log, log[-500:]
+        assert 2.9 <= took < 15, f"the member gave up after {took:.1f} s, not ~3 s"
+        print("  no leader: shardctl gave up after ~3 s; busy peer port: member refused after ~3 s: ok")
+    finally:
+        holder.close()
+        c.stop()
+
+
 def scenario_wrong_secret_refused():
     c = Cluster(3)
     try:
@@ -343,6 +376,7 @@ def main():
                      ("cut member", scenario_cut_member_catches_up),
                      ("corrupt tail", scenario_corrupt_tail_truncated),
                      ("wrong secret", scenario_wrong_secret_refused),
+                     ("no leader, busy port", scenario_no_leader_and_busy_port),
                      ("shared region", scenario_region_published_and_heartbeat_read)]:
         print(f"scenario: {name}", flush=True)
         try:
