@@ -78,19 +78,24 @@ fi
 tmp=$(mktemp -d /tmp/sp-compare.XXXXXX)
 pids=()
 
+# Sends signal $2 to started process $1, waits up to $3 tenths of a second for it to end,
+# then KILLs and reaps it.
+end_pid() {
+	local pid=$1
+	kill -"$2" "$pid" 2>/dev/null || true
+	for _ in $(seq "$3"); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
 # Stops every process this script started, by pid: TERM, then KILL after 10 s.
 cleanup() {
 	local pid
 	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		for _ in $(seq 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
+		end_pid "$pid" TERM 100
 	done
 	pids=()
 	exec 3>&- 2>/dev/null || true
@@ -102,13 +107,7 @@ trap 'exit 130' INT TERM
 # Stops one started process by pid (INT first: DPDK programs print their counters).
 stop_pid() {
 	local pid=$1
-	kill -INT "$pid" 2>/dev/null || true
-	for _ in $(seq 150); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	end_pid "$pid" INT 150
 	local keep=()
 	for p in "${pids[@]}"; do
 		[[ $p == "$pid" ]] || keep+=("$p")
