@@ -283,6 +283,27 @@ test_flush_all_reaches_other_worker(void **state)
 	assert_int_equal(s0.flush_applied, s1.flush_applied);
 }
 
+/*
+ * Stores the first n keys of stem `stem` owned by worker w (key_of) with the set command
+ * set_fmt (one %s for the key), and writes into cmd the command `head key0 key1 ...\r\n`.
+ */
+static void
+stored_keys_command(char *cmd, size_t cap, const char *head, const char *stem, uint16_t w,
+                    uint32_t n, const char *set_fmt)
+{
+	char key[32], one[96];
+	size_t at = (size_t)snprintf(cmd, cap, "%s", head);
+
+	for (uint32_t i = 0; i < n; i++) {
+		key_of(key, sizeof(key), stem, w, i);
+		snprintf(one, sizeof(one), set_fmt, key);
+		run_on_owner(one, key, "STORED\r\n");
+		at += (size_t)snprintf(cmd + at, cap - at, " %s", key);
+		assert_true(at < cap);
+	}
+	snprintf(cmd + at, cap - at, "\r\n");
+}
+
 static void
 test_gat_touch_bound(void **state)
 {
@@ -290,19 +311,10 @@ test_gat_touch_bound(void **state)
 	struct mcexec_counters c;
 	struct dp_mc_result res;
 	static char cmd[8192];
-	char key[32], one[96];
-	size_t at;
 	uint32_t n = DP_MC_TOUCH_FORWARD_MAX + 5;
 
 	(void)state;
-	at = (size_t)snprintf(cmd, sizeof(cmd), "gat 0");
-	for (uint32_t i = 0; i < n; i++) {
-		key_of(key, sizeof(key), "touch", 1, i);
-		snprintf(one, sizeof(one), "set %s 0 100 1\r\nt\r\n", key);
-		run_on_owner(one, key, "STORED\r\n");
-		at += (size_t)snprintf(cmd + at, sizeof(cmd) - at, " %s", key);
-	}
-	snprintf(cmd + at, sizeof(cmd) - at, "\r\n");
+	stored_keys_command(cmd, sizeof(cmd), "gat 0", "touch", 1, n, "set %s 0 100 1\r\nt\r\n");
 	totals(&s0, &c);
 	serve(0, frame(cmd, 41), false, &res);
 	assert_int_equal(res.handoff_count, DP_MC_TOUCH_FORWARD_MAX);
@@ -354,18 +366,10 @@ test_reply_array_bound(void **state)
 {
 	struct dp_mc_result res;
 	static char cmd[8192];
-	char key[32], one[96];
-	size_t at;
 	uint32_t n = DP_MC_REPLY_DGRAMS_MAX + 1;
 
 	(void)state;
-	at = (size_t)snprintf(cmd, sizeof(cmd), "get");
-	for (uint32_t i = 0; i < n; i++) {
-		key_of(key, sizeof(key), "bound", 0, i);
-		snprintf(one, sizeof(one), "set %s 0 0 1\r\nv\r\n", key);
-		run_on_owner(one, key, "STORED\r\n");
-		at += (size_t)snprintf(cmd + at, sizeof(cmd) - at, " %s", key);
-	}
+	stored_keys_command(cmd, sizeof(cmd), "get", "bound", 0, n, "set %s 0 0 1\r\nv\r\n");
 	/* n - 1 hits: one datagram each (END rides on the last) fills the array exactly. */
 	{
 		static char all[8192 + 2];
