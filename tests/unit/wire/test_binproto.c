@@ -691,10 +691,11 @@ static void
 test_random_roundtrip(void **state)
 {
 	(void)state;
-	static uint8_t keys[SP_BP_REQS_MAX][SP_BP_KEY_MAX];
-	static uint8_t vals[SP_BP_REQS_MAX][1000];
+	/* One slot past the limit: the request that finds a full datagram is built there. */
+	static uint8_t keys[SP_BP_REQS_MAX + 1][SP_BP_KEY_MAX];
+	static uint8_t vals[SP_BP_REQS_MAX + 1][1000];
 	uint8_t buf[SP_BP_PAYLOAD_MAX];
-	struct sp_bp_req in[SP_BP_REQS_MAX];
+	struct sp_bp_req in[SP_BP_REQS_MAX + 1];
 	struct sp_bp_req out[SP_BP_REQS_MAX];
 	struct sp_bp_dgram d;
 	const char *env = getenv("SP_TEST_SEED");
@@ -713,6 +714,7 @@ test_random_roundtrip(void **state)
 			if (rc == -SP_EFULL)
 				break;
 			assert_int_equal(rc, 0);
+			assert_true(n < SP_BP_REQS_MAX);
 			n++;
 			if (rng() % 16 == 0)
 				break;
