@@ -22,6 +22,13 @@
  * worker core, whether or not the generator kept it saturated.
  * With W > 1 and no --steer every datagram goes to queue 0, so requests owned by other
  * workers take the ring hand-off; --steer sends each to its owner's queue.
+ *
+ * --echo measures the floor under those figures: the node is not started, and a bare loop
+ * on the worker lcore answers every GET OK with a constant value, checking and writing
+ * frames as the node does (net_classify, sp_bp_decode_requests, the reply over the request
+ * in its own mbuf with software checksums) but with no store, routing, hand-off or
+ * counters. Its busy time per request is what feeding one core over net_ring costs on this
+ * machine before any key is looked up.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -43,7 +50,9 @@
 #include "common/keyhash.h"
 #include "common/log.h"
 #include "common/verify.h"
+#include "dataplane/net/net.h"
 #include "node.h"
+#include "prefetch.h"
 #include "wire/binproto.h"
 
 #define MOD "ringbench"
@@ -66,6 +75,7 @@
 
 static struct dp_runtime rt;
 static struct dp_worker_stats worker_stats[DP_WORKERS_MAX];
+static atomic_bool echo_stop;
 
 struct gen {
 	uint16_t port_id;
@@ -461,6 +471,145 @@ run_load(struct gen *g, uint8_t op, bool random, uint64_t seconds, uint64_t dgra
 	       ((double)(rte_rdtsc() - start) / (double)hz);
 }
 
+/*
+ * --echo: answers every request of the datagram in m OK with a constant value, over the
+ * request in place. Returns false (m untouched for the caller to free) when the frame is
+ * not a well-formed request datagram to us that m can carry the reply of.
+ */
+static bool
+echo_answer(struct rte_mbuf *m, uint16_t ip_id)
+{
+	static const uint8_t value[VALUE_BYTES] = {'e', 'c', 'h', 'o', 'e', 'c', 'h', 'o'};
+	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+	struct sp_bp_req reqs[SP_BP_REQS_MAX];
+	uint8_t reply[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_builder b;
+	struct sp_bp_dgram dg;
+	struct net_pkt pkt;
+	uint32_t rx_flags = 0;
+	uint32_t len;
+
+	if ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD)
+		rx_flags |= NET_RX_IP_CSUM_GOOD;
+	if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
+		rx_flags |= NET_RX_L4_CSUM_GOOD;
+	if (m->nb_segs != 1 ||
+	    net_classify(&rt.net, frame, rte_pktmbuf_data_len(m), rx_flags, &pkt) != NET_UDP ||
+	    pkt.l4_off != NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN ||
+	    rte_pktmbuf_tailroom(m) + rte_pktmbuf_data_len(m) < NET_UDP_REPLY_HDRS + sizeof(reply))
+		return false;
+	if (sp_bp_decode_requests(frame + pkt.payload_off, pkt.payload_len, rt.partitions, reqs,
+	                          SP_BP_REQS_MAX, &dg) != SP_BP_ERR_OK)
+		return false;
+	sp_bp_builder_init(&b, reply, sizeof(reply), true, dg.datagram_id);
+	for (uint32_t i = 0; i < dg.count; i++) {
+		uint8_t *dst = sp_bp_add_reply(&b, reqs[i].request_id, reqs[i].opcode, SP_BP_ST_OK,
+		                               1, 0, VALUE_BYTES);
+
+		if (dst == NULL)
+			return false;
+		memcpy(dst, value, VALUE_BYTES);
+	}
+	len = sp_bp_builder_finish(&b);
+	memcpy(frame + NET_UDP_REPLY_HDRS, reply, len);
+	len = net_udp_reply(frame, frame, &pkt, (uint16_t)len, ip_id, 0);
+	m->data_len = (uint16_t)len;
+	m->pkt_len = len;
+	m->ol_flags = 0;
+	return true;
+}
+
+/*
+ * --echo: the worker lcore's loop. Counts busy cycles as the node's workers do (whole
+ * iterations that received something) into worker_stats[0], and frames it could not
+ * answer or send as bad packets and TX drops.
+ */
+static int
+echo_main(void *arg)
+{
+	struct rte_mbuf *pkts[DP_BURST];
+	struct dp_worker_stats *st = &worker_stats[0];
+	uint16_t port = rt.port.port_id;
+	uint16_t ip_id = 0;
+
+	(void)arg;
+	while (!atomic_load_explicit(&echo_stop, memory_order_relaxed)) {
+		uint64_t t0 = rte_rdtsc();
+		uint16_t n = rte_eth_rx_burst(port, 0, pkts, DP_BURST);
+		uint16_t k = 0;
+		uint16_t sent;
+		uint16_t i;
+
+		if (n == 0)
+			continue;
+		/* As the node's workers do: every line is written before it goes back. */
+		for (i = 0; i < n; i++)
+			dp_prefetch_for_write(pkts[i]);
+		for (i = 0; i < n; i++) {
+			const uint8_t *data = rte_pktmbuf_mtod(pkts[i], const uint8_t *);
+
+			dp_prefetch_for_write(data);
+			dp_prefetch_for_write(data + RTE_CACHE_LINE_SIZE);
+		}
+		for (i = 0; i < n; i++) {
+			if (echo_answer(pkts[i], ip_id++)) {
+				pkts[k++] = pkts[i];
+			} else {
+				rte_pktmbuf_free(pkts[i]);
+				DP_STAT_INC(st, bad_pkts);
+			}
+		}
+		sent = rte_eth_tx_burst(port, 0, pkts, k);
+		if (sent < k) {
+			DP_STAT_ADD(st, tx_drops, k - sent);
+			rte_pktmbuf_free_bulk(&pkts[sent], k - sent);
+		}
+		DP_STAT_ADD(st, busy_cycles, rte_rdtsc() - t0);
+	}
+	return 0;
+}
+
+/* --echo: opens the node's port for one queue and starts echo_main on the next lcore. */
+static int
+echo_start(void)
+{
+	unsigned int lcore = rte_get_next_lcore(-1, 1, 0);
+	int rc;
+
+	if (lcore >= RTE_MAX_LCORE) {
+		fprintf(stderr, "dp-ringbench: --echo needs a second lcore (-l 0-1)\n");
+		return -EINVAL;
+	}
+	rt.workers = 1;
+	rc = dp_port_open(&rt.port, &rt.cfg, 1);
+	if (rc != 0)
+		return rc;
+	memcpy(rt.net.mac, rt.port.mac.addr_bytes, sizeof(rt.net.mac));
+	rt.net.ip_be = rt.cfg.ip_be;
+	rt.partitions = rt.cfg.partitions;
+	atomic_store(&echo_stop, false);
+	return rte_eal_remote_launch(echo_main, NULL, lcore);
+}
+
+/*
+ * --echo, after echo_main stopped: takes what the rings still hold back to the generator's
+ * pool and reports, as the node's teardown does, whether every mbuf came back. Returns the
+ * exit status: 1 when one did not or a frame went unanswered.
+ */
+static int
+echo_finish(struct gen *g)
+{
+	const struct dp_worker_stats *st = &worker_stats[0];
+	unsigned int in_use;
+
+	collect(g, NULL, NULL);
+	in_use = rte_mempool_in_use_count(g->pool);
+	printf("mbufs: %u in use of %u at exit (generator pool; %" PRIu64 " frames unanswered, "
+	       "%" PRIu64 " replies not sent)\n",
+	       in_use, g->pool->size, st->bad_pkts, st->tx_drops);
+	return in_use == 0 && st->bad_pkts == 0 && st->tx_drops == 0 ? 0 : 1;
+}
+
 static void
 usage(FILE *out)
 {
@@ -474,6 +623,8 @@ usage(FILE *out)
 	        "  --steer           send each datagram to its owner's queue (--batch 1)\n"
 	        "  --partitions P    store partitions, a power of two >= W (default %u)\n"
 	        "  --repetitions N   measured phases (1..%u, default 1); prints min/median/max\n"
+	        "  --echo            no node: a bare loop answers every GET with a constant\n"
+	        "                    (the floor of feeding a core over net_ring; --workers 1)\n"
 	        "  --help            this text\n",
 	        SECONDS_MAX, SECONDS_DEF, KEYS_MAX, KEYS_DEF, BATCH_MAX, DP_WORKERS_MAX,
 	        PARTITIONS_DEF, REPETITIONS_MAX);
@@ -597,6 +748,7 @@ main(int argc, char **argv)
 	        {"steer", no_argument, NULL, 't'},
 	        {"partitions", required_argument, NULL, 'p'},
 	        {"repetitions", required_argument, NULL, 'r'},
+	        {"echo", no_argument, NULL, 'e'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -611,6 +763,7 @@ main(int argc, char **argv)
 	unsigned long keys = KEYS_DEF;
 	unsigned long batch = 1;
 	bool ok = true;
+	bool echo = false;
 	int consumed;
 	int opt;
 	int rc;
@@ -650,6 +803,9 @@ main(int argc, char **argv)
 		case 'r':
 			ok = ok && parse_count(optarg, &repetitions);
 			break;
+		case 'e':
+			echo = true;
+			break;
 		case 'h':
 			usage(stdout);
 			rte_eal_cleanup();
@@ -664,11 +820,12 @@ main(int argc, char **argv)
 	    batch < 1 || batch > BATCH_MAX || workers < 1 || workers > DP_WORKERS_MAX ||
 	    (g.steer && batch != 1) || partitions < workers || partitions > PARTITIONS_MAX ||
 	    !rte_is_power_of_2((uint32_t)partitions) || repetitions < 1 ||
-	    repetitions > REPETITIONS_MAX) {
+	    repetitions > REPETITIONS_MAX || (echo && (workers != 1 || g.steer))) {
 		fprintf(stderr,
 		        "dp-ringbench: --seconds 1..%u, --keys 1..%u, --batch 1..%u, "
 		        "--workers 1..%u, --partitions a power of two in workers..%u, "
-		        "--repetitions 1..%u; --steer needs --batch 1\n",
+		        "--repetitions 1..%u; --steer needs --batch 1; --echo needs --workers 1 "
+		        "and no --steer\n",
 		        SECONDS_MAX, KEYS_MAX, BATCH_MAX, DP_WORKERS_MAX, PARTITIONS_MAX,
 		        REPETITIONS_MAX);
 		rte_eal_cleanup();
@@ -692,22 +849,38 @@ main(int argc, char **argv)
 		rte_eal_cleanup();
 		return 1;
 	}
-	rc = dp_node_setup(&rt, &huge);
-	if (rc == 0)
-		rc = dp_node_launch(&rt);
-	if (rc != 0) {
-		dp_node_teardown(&rt, false);
-		rte_eal_cleanup();
-		return 1;
+	if (echo) {
+		rc = echo_start();
+		if (rc != 0) {
+			dp_port_close(&rt.port);
+			dp_port_free_pool(&rt.port);
+			rte_eal_cleanup();
+			return 1;
+		}
+	} else {
+		rc = dp_node_setup(&rt, &huge);
+		if (rc == 0)
+			rc = dp_node_launch(&rt);
+		if (rc != 0) {
+			dp_node_teardown(&rt, false);
+			rte_eal_cleanup();
+			return 1;
+		}
 	}
 	memcpy(g.node_mac, rt.port.mac.addr_bytes, 6);
 	g.fast = prepare_template(&g);
-	/* Stores every key once, 16 per datagram (1 when steering). */
-	g.batch = g.steer ? 1 : SP_MIN(16u, BATCH_MAX);
-	set_rate = run_load(&g, SP_BP_OP_SET, false, SECONDS_MAX, (g.keys + g.batch - 1) / g.batch);
+	if (echo) {
+		printf("ringbench: echo floor: no node and no store; every GET is answered OK "
+		       "with a constant value, bad statuses 0\n");
+	} else {
+		/* Stores every key once, 16 per datagram (1 when steering). */
+		g.batch = g.steer ? 1 : SP_MIN(16u, BATCH_MAX);
+		set_rate = run_load(&g, SP_BP_OP_SET, false, SECONDS_MAX,
+		                    (g.keys + g.batch - 1) / g.batch);
+		printf("ringbench: stored %u keys (%.0f datagrams/s), bad statuses %" PRIu64 "\n",
+		       g.keys, set_rate, g.bad_status);
+	}
 	g.batch = (uint32_t)batch;
-	printf("ringbench: stored %u keys (%.0f datagrams/s), bad statuses %" PRIu64 "\n", g.keys,
-	       set_rate, g.bad_status);
 	g.bad_status = 0;
 	for (rc = 0; rc < (int)repetitions; rc++)
 		busy_ns[rc] = measure_get(&g, seconds, workers);
@@ -718,8 +891,16 @@ main(int argc, char **argv)
 		       "max %.1f\n",
 		       repetitions, busy_ns[0], busy_ns[repetitions / 2], busy_ns[repetitions - 1]);
 	}
-	atomic_store(&rt.stop, true);
-	code = dp_node_teardown(&rt, true);
+	if (echo) {
+		atomic_store(&echo_stop, true);
+		rte_eal_mp_wait_lcore();
+		dp_port_close(&rt.port);
+		code = echo_finish(&g);
+		dp_port_free_pool(&rt.port);
+	} else {
+		atomic_store(&rt.stop, true);
+		code = dp_node_teardown(&rt, true);
+	}
 	rte_eth_dev_stop(g.port_id);
 	rte_eth_dev_close(g.port_id);
 	rte_mempool_free(g.pool);

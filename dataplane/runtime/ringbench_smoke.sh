@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # dp-ringbench as a correctness check, not a speed one: short runs over net_ring that must
 # answer every request OK and give every mbuf back. Covers the single-request fast path of
-# the generator, batched datagrams split over two workers (hand-off copies) and steering.
+# the generator, batched datagrams split over two workers (hand-off copies) and steering,
+# and the --echo floor (every request answered, every frame back in the generator's pool).
 # Uses hugepages when some are free (and SP_NO_HUGE is not 1), else --no-huge.
 #   ringbench_smoke.sh PATH-TO-dp-ringbench
 set -u
@@ -57,10 +58,14 @@ flags 2 --partitions 3
 flags 2 --batch 33
 flags 2 --seconds 61
 flags 2 --steer --batch 2
+flags 2 --echo --workers 2
+flags 2 --echo --steer
 flags 2 --bogus
 flags 0 --help
 run 0@0,1@1 --keys 4096 --batch 1
 run 0@0,1@1,2@1 --keys 4096 --batch 8 --workers 2 --partitions 16
 run 0@0,1@1,2@1 --keys 4096 --batch 1 --workers 2 --steer
+run 0@0,1@1 --echo --keys 4096 --batch 1
+run 0@0,1@1 --echo --keys 4096 --batch 32
 [ $status -eq 0 ] && echo "ringbench_smoke: PASS"
 exit $status

@@ -16,6 +16,7 @@
 #include "dataplane/binexec/binexec.h"
 #include "dataplane/store/store.h"
 #include "mcport.h"
+#include "prefetch.h"
 
 #define MOD "worker"
 
@@ -690,28 +691,13 @@ serve_mc(struct dp_worker *w, const struct iter *it, struct rte_mbuf *m, bool he
 		stage_handoff(w, it, res.handoff_to[i], res.handoff[i]);
 }
 
-/*
- * Asks for a cache line in exclusive state: a line the other side of a ring wrote last is
- * fetched once, not once for reading and again for writing. PREFETCHW is a no-op on x86
- * CPUs that lack it; -march=corei7 does not let the compiler emit it, hence the asm.
- */
-static inline void
-prefetch_for_write(const void *p)
-{
-#if defined(__x86_64__)
-	__asm__ volatile("prefetchw %0" : : "m"(*(const volatile char *)p));
-#else
-	__builtin_prefetch(p, 1, 3);
-#endif
-}
-
 /* Starts loading a received mbuf's header and its private area (dp_meta). */
 static inline void
 prefetch_mbuf(struct rte_mbuf *m)
 {
 	/* For writing: the meta and the header are written before the frame goes out. */
-	prefetch_for_write(m);
-	prefetch_for_write(rte_mbuf_to_priv(m));
+	dp_prefetch_for_write(m);
+	dp_prefetch_for_write(rte_mbuf_to_priv(m));
 }
 
 /*
@@ -724,8 +710,8 @@ prefetch_data(struct rte_mbuf *m)
 	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
 
 	/* For writing: the reply is written over the request (serve_local). */
-	prefetch_for_write(data);
-	prefetch_for_write(data + RTE_CACHE_LINE_SIZE);
+	dp_prefetch_for_write(data);
+	dp_prefetch_for_write(data + RTE_CACHE_LINE_SIZE);
 }
 
 /* Reads the NIC's checksum verdicts from the mbuf into NET_RX_* flags. */
