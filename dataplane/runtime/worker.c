@@ -524,7 +524,8 @@ prefetch_items(struct dp_worker *w, const struct dgram_ctx *d)
 		const struct sp_bp_req *req = &d->reqs[i];
 
 		if (d->kind[i] == DEST_EXECUTE && sp_bp_op_has_key(req->opcode))
-			store_layout_prefetch_item(&w->rt->layouts[req->partition], req->hash);
+			store_layout_prefetch_item(&w->rt->layouts[req->partition], req->hash,
+			                           req->key_len);
 	}
 }
 

@@ -1231,10 +1231,13 @@ prefetch_buckets(const struct store_bucket *buckets, uint32_t nbuckets, uint64_t
 	__builtin_prefetch(layout_bucket(buckets, nbuckets, home, 1), 0, 3);
 }
 
-/* The items of hash's bucket pair whose tag matches. */
+/*
+ * The items of hash's bucket pair whose tag matches: the header's line, and the line where
+ * the value starts behind a key of key_len bytes when that is the next one.
+ */
 static inline void
 prefetch_items(const struct store_bucket *buckets, uint32_t nbuckets, const uint8_t *log,
-               uint64_t log_bytes, uint64_t hash)
+               uint64_t log_bytes, uint64_t hash, uint32_t key_len)
 {
 	uint32_t home = home_in(nbuckets, sp_key_hash_hi(hash));
 	uint64_t tag = hash_tag(hash);
@@ -1243,9 +1246,13 @@ prefetch_items(const struct store_bucket *buckets, uint32_t nbuckets, const uint
 	for (unsigned c = 0; c < STORE_BUCKET_CHOICES; c++) {
 		const struct store_bucket *b = layout_bucket(buckets, nbuckets, home, c);
 		for (unsigned m = tag_matches(b, tag); m != 0; m &= m - 1) {
-			uint64_t e = LD(&b->slot[__builtin_ctz(m)]);
+			uint64_t off = entry_off(LD(&b->slot[__builtin_ctz(m)]));
+			uint64_t value_off = off + STORE_ITEM_HEADER_BYTES + key_len;
 
-			__builtin_prefetch(log + SP_MIN(entry_off(e), log_bytes - 1), 0, 3);
+			/* An entry is never past the log; the clamps keep a torn read harmless. */
+			__builtin_prefetch(log + SP_MIN(off, log_bytes - 1), 0, 3);
+			if ((value_off ^ off) >= 64)
+				__builtin_prefetch(log + SP_MIN(value_off, log_bytes - 1), 0, 3);
 		}
 	}
 }
@@ -1258,9 +1265,9 @@ store_prefetch(const struct store *s, uint64_t hash)
 }
 
 void
-store_prefetch_item(const struct store *s, uint64_t hash)
+store_prefetch_item(const struct store *s, uint64_t hash, uint32_t key_len)
 {
-	prefetch_items(s->buckets, s->nbuckets, s->log, s->log_bytes, hash);
+	prefetch_items(s->buckets, s->nbuckets, s->log, s->log_bytes, hash, key_len);
 }
 
 void
@@ -1281,9 +1288,9 @@ store_layout_prefetch(const struct store_layout *l, uint64_t hash)
 }
 
 void
-store_layout_prefetch_item(const struct store_layout *l, uint64_t hash)
+store_layout_prefetch_item(const struct store_layout *l, uint64_t hash, uint32_t key_len)
 {
-	prefetch_items(l->buckets, l->nbuckets, l->log, l->log_bytes, hash);
+	prefetch_items(l->buckets, l->nbuckets, l->log, l->log_bytes, hash, key_len);
 }
 
 void

@@ -280,15 +280,17 @@ void store_layout_get(const struct store *s, struct store_layout *out);
 
 /* store_prefetch and store_prefetch_item from a layout (store_layout_get). */
 void store_layout_prefetch(const struct store_layout *l, uint64_t hash);
-void store_layout_prefetch_item(const struct store_layout *l, uint64_t hash);
+void store_layout_prefetch_item(const struct store_layout *l, uint64_t hash, uint32_t key_len);
 
 /*
  * Second prefetch stage: reads the buckets of hash (prefetch them a few requests earlier with
- * store_prefetch) and prefetches the items whose tag matches. Batch as MICA does: bucket
+ * store_prefetch) and prefetches the items whose tag matches: the line of the item's header
+ * and, when a key of key_len bytes pushes it into the next line, the line where its value
+ * starts (a small item straddles two lines half of the time). Batch as MICA does: bucket
  * for request i + 2d, items for request i + d, execute request i. Can't fail; never
  * writes.
  */
-void store_prefetch_item(const struct store *s, uint64_t hash);
+void store_prefetch_item(const struct store *s, uint64_t hash, uint32_t key_len);
 
 /* Copies the counters into *out. Owner only (other threads may read torn counters). */
 void store_stats_get(const struct store *s, struct store_stats *out);
