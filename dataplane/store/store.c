@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "common/errors.h"
@@ -52,23 +53,30 @@ struct store_item {
 	uint64_t cas;
 };
 
+/*
+ * What a GET reads and the two counters it bumps fill the first cache line, the one the
+ * worker prefetches with the buckets: a GET that hits touches no other line of it.
+ */
 struct store {
-	uint64_t magic;
 	uint64_t log_bytes;
 	struct store_bucket *buckets;
 	uint8_t *log;
 	uint32_t nbuckets;
 	_Atomic uint32_t flush_at_s; /* pending flush_all time, 0 = none */
-	_Atomic uint64_t head;       /* log bytes ever written */
-	_Atomic uint64_t tail;       /* log bytes ever reclaimed */
+	_Atomic uint64_t flush_cas;  /* items with cas <= this are flushed */
 	uint64_t head_off;           /* head % log_bytes (owner only) */
-	uint64_t tail_off;           /* tail % log_bytes (owner only) */
+	uint64_t gets;               /* st.ops[STORE_OP_GET], counted here */
+	uint64_t hits;               /* st.hits, counted here */
+	uint64_t magic;
+	_Atomic uint64_t head; /* log bytes ever written */
+	_Atomic uint64_t tail; /* log bytes ever reclaimed */
+	uint64_t tail_off;     /* tail % log_bytes (owner only) */
 	_Atomic uint64_t cas_last;
-	_Atomic uint64_t flush_cas; /* items with cas <= this are flushed */
-	struct store_stats st;
+	struct store_stats st; /* but for ops[STORE_OP_GET] and hits (gets, hits above) */
 };
 
 SP_STATIC_ASSERT(sizeof(struct store_bucket) == 64, "a bucket is one cache line");
+SP_STATIC_ASSERT(offsetof(struct store, magic) == 64, "a GET's fields fill the first line");
 SP_STATIC_ASSERT(sizeof(struct store_item) == STORE_ITEM_HEADER_BYTES, "item header size");
 SP_STATIC_ASSERT(alignof(struct store_item) == 8, "items are 8-byte aligned");
 SP_STATIC_ASSERT(STORE_ITEM_HEADER_BYTES + 7 + 64 / STORE_BUCKET_ITEMS_PLAN <=
@@ -714,7 +722,10 @@ op_lookup(struct store *s, enum store_op op, const struct store_key *key, bool b
 	int rc = key_check(key);
 
 	ASSERT(s->magic == STORE_MAGIC);
-	s->st.ops[op]++;
+	if (op == STORE_OP_GET)
+		s->gets++;
+	else
+		s->st.ops[op]++;
 	if (rc != 0 || bad_arg)
 		return count_error(s, rc != 0 ? rc : -EINVAL);
 	flush_apply(s, now_s);
@@ -733,7 +744,7 @@ store_get(struct store *s, const struct store_key *key, uint32_t now_s, struct s
 		s->st.misses++;
 		return -SP_ENOTFOUND;
 	}
-	s->st.hits++;
+	s->hits++;
 	maybe_reinsert(s, key, &loc, now_s);
 	value_out(loc.it, out);
 	return 0;
@@ -762,7 +773,7 @@ store_gat(struct store *s, const struct store_key *key, uint32_t expire_s, uint3
 		s->st.misses++;
 		return -SP_ENOTFOUND;
 	}
-	s->st.hits++;
+	s->hits++;
 	expire_set(&loc, expire_s);
 	maybe_reinsert(s, key, &loc, now_s);
 	value_out(loc.it, out);
@@ -1298,6 +1309,8 @@ store_stats_get(const struct store *s, struct store_stats *out)
 {
 	ASSERT(s->magic == STORE_MAGIC);
 	*out = s->st;
+	out->ops[STORE_OP_GET] = s->gets;
+	out->hits = s->hits;
 	out->cas_last = LD(&s->cas_last);
 	ASSERT(out->items <= out->ops[STORE_OP_SET] + out->ops[STORE_OP_ADD] +
 	                             out->ops[STORE_OP_INCR] + out->ops[STORE_OP_DECR]);
