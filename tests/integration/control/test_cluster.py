@@ -4,7 +4,9 @@
 
 Usage: test_cluster.py CP_BINARY SHARDCTL_BINARY REGION_TOOL
 Each scenario starts its own members on free ports in a fresh temporary directory and
-kills exactly the processes it started.
+kills exactly the processes it started. A member stopped with SIGTERM (every one still
+running when a scenario ends) must exit 0 with no sanitizer report in its log, so a
+sanitizer build checks the members' leaks and undefined behaviour at exit too.
 """
 import json
 import os
@@ -19,6 +21,8 @@ import time
 
 CP, CTL, REGION = sys.argv[1], sys.argv[2], sys.argv[3]
 DEADLINE_S = 30  # any single wait
+STOP_WAIT_S = 10  # for a member to exit after SIGTERM
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 def ephemeral_low():
@@ -77,7 +81,7 @@ class Cluster:
     def start(self, name, state="new", names=None, extra=()):
         m = self.members[name]
         names = names or [n for n in self.members]
-        log = open(os.path.join(self.dir, f"{name}.log"), "a")
+        log = open(self.log_path(name), "a")
         args = [CP, "--name", name, "--data-dir", os.path.join(self.dir, name),
                 "--listen-peer", m["peer"], "--listen-client", m["client"],
                 "--initial-cluster", self.initial(names), "--initial-cluster-state", state,
@@ -89,10 +93,28 @@ class Cluster:
         for n in self.members:
             self.start(n)
 
+    def log_path(self, name):
+        return os.path.join(self.dir, f"{name}.log")
+
     def kill(self, name, sig=signal.SIGKILL):
+        """Ends a member. After SIGTERM it must exit 0 and its log hold no sanitizer
+        report; raises AssertionError (with the log's tail) when not."""
         p = self.procs.pop(name)
         p.send_signal(sig)
-        p.wait(timeout=10)
+        try:
+            p.wait(timeout=STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise AssertionError(f"{name} did not exit within {STOP_WAIT_S} s of {sig.name}")
+        if sig != signal.SIGTERM:
+            return
+        with open(self.log_path(name), errors="replace") as f:
+            log = f.read()
+        bad = [m for m in SANITIZER_MARKS if m in log]
+        if p.returncode != 0 or bad:
+            raise AssertionError(f"{name} after SIGTERM: exit status {p.returncode}, "
+                                 f"sanitizer reports {bad}; log ends:\n{log[-3000:]}")
 
     def ctl(self, *args, endpoints=None, check=True, secret=None, timeout=20):
         eps = endpoints or ",".join(self.members[n]["client"] for n in self.procs)
@@ -145,9 +167,18 @@ class Cluster:
         return r.stdout.strip() if r.returncode == 0 else None
 
     def stop(self):
+        """Stops every member still running with SIGTERM (each one, whatever the others
+        did) and removes the directory. The first member that did not stop cleanly fails
+        the scenario, unless it is already failing."""
+        problems = []
         for n in list(self.procs):
-            self.kill(n)
+            try:
+                self.kill(n, signal.SIGTERM)
+            except AssertionError as e:
+                problems.append(e)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if problems and sys.exc_info()[0] is None:
+            raise problems[0]
 
 
 def scenario_bootstrap_config_and_move_leader(n):
@@ -269,7 +300,7 @@ def scenario_corrupt_tail_truncated():
             f.write(b"\x11\x22\x33\x44\x40\x00\x00\x00torn-write-garbage")
         c.start(victim)
         c.wait("n2 restarted and caught up", lambda: c.local_get(victim, "t9") == "9")
-        log = open(os.path.join(c.dir, f"{victim}.log")).read()
+        log = open(c.log_path(victim)).read()
         assert "torn tail" in log, "restart did not report the truncated tail"
         c.ctl("config", "set", "after-torn", "ok")
         c.wait("n2 follows", lambda: c.local_get(victim, "after-torn") == "ok")
@@ -301,7 +332,7 @@ def scenario_no_leader_and_busy_port():
         rc = c.procs["n2"].wait(timeout=20)
         took = time.time() - t0
         c.procs.pop("n2")
-        log = open(os.path.join(c.dir, "n2.log")).read()
+        log = open(c.log_path("n2")).read()
         assert rc != 0, "a member that cannot listen must not run"
         assert "still in use" in log and "cannot listen on" in log, log[-500:]
         assert 2.9 <= took < 15, f"the member gave up after {took:.1f} s, not ~3 s"
