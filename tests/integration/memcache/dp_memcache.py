@@ -179,6 +179,15 @@ def check_report(out):
             dpi.fail("memcached placement %s is not 0:\n%s" % (name, out))
 
 
+def counters_now(node):
+    """The node's counters and memcached counters, for a failure message: whether it
+    dropped (and why) or never saw what the client says went missing."""
+    try:
+        return "stats %s; memcached %s" % (node.stats(), node.telemetry("/shardplane/memcached"))
+    except (OSError, ValueError, AssertionError) as e:
+        return "unreadable (%r)" % e
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dp", required=True)
@@ -200,8 +209,9 @@ def main():
                                  text=True, timeout=CHECK_TIMEOUT_S)
             print(res.stdout, end="", flush=True)
             if res.returncode != 0:
-                dpi.fail("%s failed (exit %d); node output:\n%s" %
-                         (os.path.basename(cmd[0]), res.returncode, node.output()))
+                dpi.fail("%s failed (exit %d); node counters now: %s\nnode output:\n%s" %
+                         (os.path.basename(cmd[0]), res.returncode, counters_now(node),
+                          node.output()))
         check_bounds(node.ip)
         tel = node.telemetry("/shardplane/memcached")
         if tel.get("port") != MC_PORT or tel.get("datagrams_in", 0) < 1000 or \
