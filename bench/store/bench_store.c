@@ -232,16 +232,18 @@ BM_store_get_hit(struct cbench_state *st)
 static void
 BM_store_get_hit_prefetch(struct cbench_state *st)
 {
+	struct store_layout layout;
 	struct store_value v;
 	uint32_t i = 0;
 
 	if (!table_ready(st))
 		return;
+	store_layout_get(table.s, &layout);
 	while (cbench_keep_running(st)) {
 		uint32_t ahead = (i + BENCH_PREFETCH_AHEAD) & (BENCH_PROBES - 1);
 		uint32_t ahead2 = (i + 2 * BENCH_PREFETCH_AHEAD) & (BENCH_PROBES - 1);
-		store_prefetch(table.s, table.hit_hash[ahead2]);
-		store_prefetch_item(table.s, table.hit_hash[ahead], BENCH_KEY_LEN);
+		store_layout_prefetch(&layout, table.hit_hash[ahead2]);
+		store_layout_prefetch_item(&layout, table.hit_hash[ahead], BENCH_KEY_LEN);
 		struct store_key key = {
 		        .data = &table.hit_key[i], .len = BENCH_KEY_LEN, .hash = table.hit_hash[i]};
 		int rc = store_get(table.s, &key, BENCH_NOW_S, &v);

@@ -165,13 +165,24 @@ bucket_index(const struct store *s, uint64_t hash)
 	return home_index(s, sp_key_hash_hi(hash));
 }
 
-/* Bucket choice c (0 = home, 1 = its pair) of a key whose home bucket index is home. */
+/*
+ * Bucket choice c (0 = home, 1 = its pair) of the key whose home bucket is home, in an
+ * index of nbuckets at buckets (a store's, or a store_layout's copy of where it is).
+ */
+static inline const struct store_bucket *
+layout_bucket(const void *buckets, uint32_t nbuckets, uint32_t home, unsigned c)
+{
+	ASSERT(c < STORE_BUCKET_CHOICES);
+	ASSERT((home ^ 1u) < nbuckets);
+	(void)nbuckets;
+	return (const struct store_bucket *)buckets + (home ^ c);
+}
+
+/* layout_bucket() of the store itself, for its owner to write. */
 static inline struct store_bucket *
 bucket_choice(const struct store *s, uint32_t home, unsigned c)
 {
-	ASSERT(c < STORE_BUCKET_CHOICES);
-	ASSERT((home ^ 1u) < s->nbuckets);
-	return &s->buckets[home ^ c];
+	return (struct store_bucket *)layout_bucket(s->buckets, s->nbuckets, home, c);
 }
 
 /* Tag from hash bits 16..31: independent of the partition bits (P <= 2^16) and of hash_hi. */
@@ -1222,63 +1233,40 @@ store_get_copy_concurrent(const struct store *s, const struct store_key *key, ui
 	return -SP_EBUSY;
 }
 
-/* Bucket choice c of the key whose home bucket is home, in an index of nbuckets. */
-static inline const struct store_bucket *
-layout_bucket(const struct store_bucket *buckets, uint32_t nbuckets, uint32_t home, unsigned c)
-{
-	ASSERT(c < STORE_BUCKET_CHOICES);
-	ASSERT((home ^ 1u) < nbuckets);
-	(void)nbuckets;
-	return &buckets[home ^ c];
-}
-
 /* The bucket pair of hash. */
-static inline void
-prefetch_buckets(const struct store_bucket *buckets, uint32_t nbuckets, uint64_t hash)
+void
+store_layout_prefetch(const struct store_layout *l, uint64_t hash)
 {
-	uint32_t home = home_in(nbuckets, sp_key_hash_hi(hash));
+	uint32_t home = home_in(l->nbuckets, sp_key_hash_hi(hash));
 
-	__builtin_prefetch(layout_bucket(buckets, nbuckets, home, 0), 0, 3);
-	__builtin_prefetch(layout_bucket(buckets, nbuckets, home, 1), 0, 3);
+	__builtin_prefetch(layout_bucket(l->buckets, l->nbuckets, home, 0), 0, 3);
+	__builtin_prefetch(layout_bucket(l->buckets, l->nbuckets, home, 1), 0, 3);
 }
 
 /*
  * The items of hash's bucket pair whose tag matches: the header's line, and the line where
  * the value starts behind a key of key_len bytes when that is the next one.
  */
-static inline void
-prefetch_items(const struct store_bucket *buckets, uint32_t nbuckets, const uint8_t *log,
-               uint64_t log_bytes, uint64_t hash, uint32_t key_len)
+void
+store_layout_prefetch_item(const struct store_layout *l, uint64_t hash, uint32_t key_len)
 {
-	uint32_t home = home_in(nbuckets, sp_key_hash_hi(hash));
+	uint32_t home = home_in(l->nbuckets, sp_key_hash_hi(hash));
 	uint64_t tag = hash_tag(hash);
 
-	ASSERT(log_bytes > 0);
+	ASSERT(l->log_bytes > 0);
 	for (unsigned c = 0; c < STORE_BUCKET_CHOICES; c++) {
-		const struct store_bucket *b = layout_bucket(buckets, nbuckets, home, c);
+		const struct store_bucket *b = layout_bucket(l->buckets, l->nbuckets, home, c);
 		for (unsigned m = tag_matches(b, tag); m != 0; m &= m - 1) {
 			uint64_t off = entry_off(LD(&b->slot[__builtin_ctz(m)]));
 			uint64_t value_off = off + STORE_ITEM_HEADER_BYTES + key_len;
 
 			/* An entry is never past the log; the clamps keep a torn read harmless. */
-			__builtin_prefetch(log + SP_MIN(off, log_bytes - 1), 0, 3);
+			__builtin_prefetch(l->log + SP_MIN(off, l->log_bytes - 1), 0, 3);
 			if ((value_off ^ off) >= 64)
-				__builtin_prefetch(log + SP_MIN(value_off, log_bytes - 1), 0, 3);
+				__builtin_prefetch(l->log + SP_MIN(value_off, l->log_bytes - 1), 0,
+				                   3);
 		}
 	}
-}
-
-void
-store_prefetch(const struct store *s, uint64_t hash)
-{
-	ASSERT(bucket_index(s, hash) < s->nbuckets);
-	prefetch_buckets(s->buckets, s->nbuckets, hash);
-}
-
-void
-store_prefetch_item(const struct store *s, uint64_t hash, uint32_t key_len)
-{
-	prefetch_items(s->buckets, s->nbuckets, s->log, s->log_bytes, hash, key_len);
 }
 
 void
@@ -1293,15 +1281,12 @@ store_layout_get(const struct store *s, struct store_layout *out)
 }
 
 void
-store_layout_prefetch(const struct store_layout *l, uint64_t hash)
+store_prefetch(const struct store *s, uint64_t hash)
 {
-	prefetch_buckets(l->buckets, l->nbuckets, hash);
-}
+	struct store_layout l;
 
-void
-store_layout_prefetch_item(const struct store_layout *l, uint64_t hash, uint32_t key_len)
-{
-	prefetch_items(l->buckets, l->nbuckets, l->log, l->log_bytes, hash, key_len);
+	store_layout_get(s, &l);
+	store_layout_prefetch(&l, hash);
 }
 
 void

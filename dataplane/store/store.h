@@ -188,7 +188,7 @@ size_t store_value_max(const struct store *s, size_t key_len);
 /*
  * Looks up key. On success fills *out; out->data points into the store and stays valid
  * until the next mutating call on this store (every call except store_get_copy_concurrent,
- * store_prefetch, store_stats_get and store_check; note store_get itself may move a cold
+ * store_layout_*, store_prefetch, store_stats_get and store_check; note store_get itself may move a cold
  * item to the log head, which is why it is not const). SP_ENOTFOUND when absent, expired
  * or flushed. Owner only.
  */
@@ -261,13 +261,11 @@ void store_flush_all(struct store *s, uint32_t at_s, uint32_t now_s);
 int store_get_copy_concurrent(const struct store *s, const struct store_key *key, uint32_t now_s,
                               void *buf, size_t buf_len, struct store_value *out);
 
-/* Prefetches the index buckets (the pair) of hash, for a later request of a batch. */
-void store_prefetch(const struct store *s, uint64_t hash);
-
 /*
  * Where a store keeps its index and its log: all the prefetch stages read. A store never
- * moves them, so a caller that prefetches for many stores at once can copy them into one
- * compact array and prefetch without waiting for each store's descriptor.
+ * moves them, so a caller copies them once (store_layout_get) and prefetches from the copy,
+ * without waiting for the store's own descriptor; a caller that spreads a batch over many
+ * stores keeps the copies in one compact array.
  */
 struct store_layout {
 	const void *buckets;
@@ -278,19 +276,21 @@ struct store_layout {
 
 void store_layout_get(const struct store *s, struct store_layout *out);
 
-/* store_prefetch and store_prefetch_item from a layout (store_layout_get). */
+/* First prefetch stage: the index buckets (the pair) of hash, for a later request. */
 void store_layout_prefetch(const struct store_layout *l, uint64_t hash);
-void store_layout_prefetch_item(const struct store_layout *l, uint64_t hash, uint32_t key_len);
+
+/* store_layout_prefetch for a caller that holds only the store (it reads the descriptor). */
+void store_prefetch(const struct store *s, uint64_t hash);
 
 /*
- * Second prefetch stage: reads the buckets of hash (prefetch them a few requests earlier with
- * store_prefetch) and prefetches the items whose tag matches: the line of the item's header
- * and, when a key of key_len bytes pushes it into the next line, the line where its value
- * starts (a small item straddles two lines half of the time). Batch as MICA does: bucket
- * for request i + 2d, items for request i + d, execute request i. Can't fail; never
- * writes.
+ * Second prefetch stage: reads the buckets of hash (prefetched a few requests earlier with
+ * store_layout_prefetch) and prefetches the items whose tag matches: the line of the item's
+ * header and, when a key of key_len bytes pushes it into the next line, the line where its
+ * value starts (a small item straddles two lines half of the time). Batch as MICA does:
+ * bucket for request i + 2d, items for request i + d, execute request i. Can't fail;
+ * never writes.
  */
-void store_prefetch_item(const struct store *s, uint64_t hash, uint32_t key_len);
+void store_layout_prefetch_item(const struct store_layout *l, uint64_t hash, uint32_t key_len);
 
 /* Copies the counters into *out. Owner only (other threads may read torn counters). */
 void store_stats_get(const struct store *s, struct store_stats *out);

@@ -890,8 +890,6 @@ test_prefetch_hooks(void **state)
 		snprintf(key, sizeof(key), "pf%d", i);
 		struct store_key k = test_key_str(key);
 		store_prefetch(s, k.hash);
-		store_prefetch_item(s, k.hash, k.len);
-		store_prefetch_item(s, ~k.hash, STORE_KEY_MAX);
 		store_layout_prefetch(&l, k.hash);
 		store_layout_prefetch_item(&l, k.hash, k.len);
 		store_layout_prefetch_item(&l, ~k.hash, STORE_KEY_MAX);
