@@ -16,7 +16,9 @@
 #include <rte_mempool.h>
 
 #include "bounds.h"
+#include "common/verify.h"
 #include "config.h"
+#include "dataplane/net/net.h"
 
 struct dp_port {
 	uint16_t port_id;
@@ -65,5 +67,26 @@ void dp_port_free_pool(struct dp_port *p);
 
 /* Mbufs currently taken from the pool (0 once every queue and worker gave theirs back). */
 uint32_t dp_port_mbufs_in_use(const struct dp_port *p);
+
+/* Reads the NIC's checksum verdicts on a received mbuf as net_classify's NET_RX_* flags. */
+static inline uint32_t
+dp_rx_csum_flags(const struct rte_mbuf *m)
+{
+	uint64_t ip = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+	uint64_t l4 = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+	uint32_t flags = 0;
+
+	if (ip == RTE_MBUF_F_RX_IP_CKSUM_GOOD)
+		flags |= NET_RX_IP_CSUM_GOOD;
+	else if (ip == RTE_MBUF_F_RX_IP_CKSUM_BAD)
+		flags |= NET_RX_IP_CSUM_BAD;
+	if (l4 == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
+		flags |= NET_RX_L4_CSUM_GOOD;
+	else if (l4 == RTE_MBUF_F_RX_L4_CKSUM_BAD)
+		flags |= NET_RX_L4_CSUM_BAD;
+	ASSERT((flags & (NET_RX_IP_CSUM_GOOD | NET_RX_IP_CSUM_BAD)) !=
+	       (NET_RX_IP_CSUM_GOOD | NET_RX_IP_CSUM_BAD));
+	return flags;
+}
 
 #endif

@@ -486,15 +486,11 @@ echo_answer(struct rte_mbuf *m, uint16_t ip_id)
 	struct sp_bp_builder b;
 	struct sp_bp_dgram dg;
 	struct net_pkt pkt;
-	uint32_t rx_flags = 0;
 	uint32_t len;
 
-	if ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD)
-		rx_flags |= NET_RX_IP_CSUM_GOOD;
-	if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
-		rx_flags |= NET_RX_L4_CSUM_GOOD;
 	if (m->nb_segs != 1 ||
-	    net_classify(&rt.net, frame, rte_pktmbuf_data_len(m), rx_flags, &pkt) != NET_UDP ||
+	    net_classify(&rt.net, frame, rte_pktmbuf_data_len(m), dp_rx_csum_flags(m), &pkt) !=
+	            NET_UDP ||
 	    pkt.l4_off != NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN ||
 	    rte_pktmbuf_tailroom(m) + rte_pktmbuf_data_len(m) < NET_UDP_REPLY_HDRS + sizeof(reply))
 		return false;

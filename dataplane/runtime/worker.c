@@ -488,6 +488,13 @@ route_requests(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d,
 	ASSERT(c->local + c->deferred + c->handoff == d->count);
 }
 
+/* Whether request i of d runs here on a store (what the prefetch passes load for). */
+static inline bool
+runs_on_store(const struct dgram_ctx *d, uint32_t i)
+{
+	return d->kind[i] == DEST_EXECUTE && sp_bp_op_has_key(d->reqs[i].opcode);
+}
+
 /*
  * First pass over a binary-protocol datagram in d->m: decodes and routes it, and starts
  * loading the index buckets of the requests this worker will run. Returns false when the
@@ -504,7 +511,7 @@ prepare_dgram(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d)
 	for (i = 0; i < d->count; i++) {
 		const struct sp_bp_req *req = &d->reqs[i];
 
-		if (d->kind[i] != DEST_EXECUTE || !sp_bp_op_has_key(req->opcode))
+		if (!runs_on_store(d, i))
 			continue;
 		/* From the compact layout array: no wait for the store's descriptor, which
 		 * is only needed when the request runs. */
@@ -523,7 +530,7 @@ prefetch_items(struct dp_worker *w, const struct dgram_ctx *d)
 	for (i = 0; i < d->count; i++) {
 		const struct sp_bp_req *req = &d->reqs[i];
 
-		if (d->kind[i] == DEST_EXECUTE && sp_bp_op_has_key(req->opcode))
+		if (runs_on_store(d, i))
 			store_layout_prefetch_item(&w->rt->layouts[req->partition], req->hash,
 			                           req->key_len);
 	}
@@ -715,27 +722,6 @@ prefetch_data(struct rte_mbuf *m)
 	dp_prefetch_for_write(data + RTE_CACHE_LINE_SIZE);
 }
 
-/* Reads the NIC's checksum verdicts from the mbuf into NET_RX_* flags. */
-static uint32_t
-rx_flags_of(const struct rte_mbuf *m)
-{
-	uint64_t ip = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
-	uint64_t l4 = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
-	uint32_t flags = 0;
-
-	if (ip == RTE_MBUF_F_RX_IP_CKSUM_GOOD)
-		flags |= NET_RX_IP_CSUM_GOOD;
-	else if (ip == RTE_MBUF_F_RX_IP_CKSUM_BAD)
-		flags |= NET_RX_IP_CSUM_BAD;
-	if (l4 == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
-		flags |= NET_RX_L4_CSUM_GOOD;
-	else if (l4 == RTE_MBUF_F_RX_L4_CKSUM_BAD)
-		flags |= NET_RX_L4_CSUM_BAD;
-	ASSERT((flags & (NET_RX_IP_CSUM_GOOD | NET_RX_IP_CSUM_BAD)) !=
-	       (NET_RX_IP_CSUM_GOOD | NET_RX_IP_CSUM_BAD));
-	return flags;
-}
-
 /*
  * The service a UDP destination port selects: the binary protocol on port_base..
  * port_base+workers-1. This is the one dispatch point by port; the memcached protocol
@@ -768,7 +754,7 @@ classify_frame(struct dp_worker *w, struct rte_mbuf *m)
 		drop_frame(w, m, DP_DROP_SEGMENTED);
 		return false;
 	}
-	v = net_classify(&rt->net, frame, rte_pktmbuf_data_len(m), rx_flags_of(m), &pkt);
+	v = net_classify(&rt->net, frame, rte_pktmbuf_data_len(m), dp_rx_csum_flags(m), &pkt);
 	switch (v) {
 	case NET_REPLY:
 		if (frame[12] == 0x08 && frame[13] == 0x06)
