@@ -62,6 +62,15 @@ flags 2 --echo --workers 2
 flags 2 --echo --steer
 flags 2 --bogus
 flags 0 --help
+# --echo with no lcore for its loop is refused, naming the need.
+# shellcheck disable=SC2086
+timeout 60 "$bench" --no-pci -l 0 $mem -- --echo >"$out" 2>&1
+rc=$?
+if [ $rc -ne 1 ] || ! grep -q 'needs a second lcore' "$out"; then
+	echo "FAIL (--echo on one lcore): exit status $rc, expected 1 and a clear message"
+	tail -5 "$out"
+	status=1
+fi
 run 0@0,1@1 --keys 4096 --batch 1
 run 0@0,1@1,2@1 --keys 4096 --batch 8 --workers 2 --partitions 16
 run 0@0,1@1,2@1 --keys 4096 --batch 1 --workers 2 --steer
