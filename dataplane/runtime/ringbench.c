@@ -867,7 +867,7 @@ main(int argc, char **argv)
 	g.fast = prepare_template(&g);
 	if (echo) {
 		printf("ringbench: echo floor: no node and no store; every GET is answered OK "
-		       "with a constant value, bad statuses 0\n");
+		       "with a constant value\n");
 	} else {
 		/* Stores every key once, 16 per datagram (1 when steering). */
 		g.batch = g.steer ? 1 : SP_MIN(16u, BATCH_MAX);
