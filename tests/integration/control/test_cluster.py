@@ -19,10 +19,14 @@ import sys
 import tempfile
 import time
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree from the import below
+sys.path.insert(0, os.path.join(HERE, "..", "dataplane"))
+import dp_integration as dpi  # noqa: E402  (check_sanitizer: what a sanitizer report looks like)
+
 CP, CTL, REGION = sys.argv[1], sys.argv[2], sys.argv[3]
 DEADLINE_S = 30  # any single wait
 STOP_WAIT_S = 10  # for a member to exit after SIGTERM
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 def ephemeral_low():
@@ -111,10 +115,10 @@ class Cluster:
             return
         with open(self.log_path(name), errors="replace") as f:
             log = f.read()
-        bad = [m for m in SANITIZER_MARKS if m in log]
-        if p.returncode != 0 or bad:
-            raise AssertionError(f"{name} after SIGTERM: exit status {p.returncode}, "
-                                 f"sanitizer reports {bad}; log ends:\n{log[-3000:]}")
+        dpi.check_sanitizer(f"{name} after SIGTERM", log)
+        if p.returncode != 0:
+            raise AssertionError(f"{name} after SIGTERM: exit status {p.returncode}; "
+                                 f"log ends:\n{log[-3000:]}")
 
     def ctl(self, *args, endpoints=None, check=True, secret=None, timeout=20):
         eps = endpoints or ",".join(self.members[n]["client"] for n in self.procs)
