@@ -15,7 +15,8 @@ for byte: request id, sequence number, datagram count and payload. Documented di
   - "stats": only the names Shardplane prints must appear, in memcached's order; values and
     memcached's extra names are not compared;
   - CAS unique values: each server numbers its own versions; the cas field of VALUE lines
-    is compared as "a number", and cas commands use the value that server handed out.
+    is compared as "a number", cas commands use the value that server handed out, and a
+    deliberately wrong one is a value neither server reaches (WRONG_CAS).
 After the fixed cases come RANDOM_CASES datagrams of random commands, valid and bent
 (bad numbers, bad data chunks, noreply, pipelines). A random seed (printed; replay with
 SP_TEST_SEED) chooses them, the request ids and the key prefix.
@@ -380,6 +381,10 @@ def build_cases(p):
 
 RANDOM_CASES = 300        # randomized datagrams after the fixed cases
 RANDOM_CMDS_MAX = 4       # commands per randomized datagram
+# A cas unique neither server hands out during a run, for "cas with a wrong version". Each
+# server numbers its own versions (Shardplane per partition store, from 1), so a small
+# literal such as 1 can be the item's real version on one server and not on the other.
+WRONG_CAS = b"9223372036854775807"
 
 
 def random_command(rnd, p):
@@ -405,7 +410,7 @@ def random_command(rnd, p):
             length = rnd.choice([b"-1", b"x"])
         cas = b""
         if word == "cas":
-            cas = b" " + rnd.choice([b"{cas:%s}" % key[len(p):], b"1", b"0", b"x"])
+            cas = b" " + rnd.choice([b"{cas:%s}" % key[len(p):], WRONG_CAS, b"0", b"x"])
         data = value + rnd.choice([b"\r\n"] * 9 + [b"!\r\n"])
         return b"%s %s %s %s %s%s%s\r\n%s" % (word.encode(), key, flags, exptime, length, cas,
                                               noreply, data)
