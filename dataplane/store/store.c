@@ -330,6 +330,7 @@ tag_matches(const struct store_bucket *b, uint64_t tag)
 	unsigned mask = 0;
 
 	ASSERT(tag != 0);
+#pragma GCC unroll 7
 	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++)
 		mask |= (unsigned)(entry_tag(LD(&b->slot[i])) == tag) << i;
 	ASSERT(mask < (1u << STORE_BUCKET_SLOTS));
@@ -1244,29 +1245,41 @@ store_layout_prefetch(const struct store_layout *l, uint64_t hash)
 }
 
 /*
- * The items of hash's bucket pair whose tag matches: the header's line, and the line where
- * the value starts behind a key of key_len bytes when that is the next one.
+ * The item of hash's bucket pair whose tag matches first (home before pair): the header's
+ * line and the line where the value starts behind a key of key_len bytes (the same line
+ * again when it does not straddle). No branch depends on the data: whether the item sits
+ * in the home bucket or its pair, and whether it straddles two lines, are random, and
+ * mispredicting them cost more than the prefetch saves on a table in cache. A second match
+ * (a 16-bit tag collision) is not prefetched; with none, the home bucket is prefetched
+ * again (a line already loaded).
  */
 void
 store_layout_prefetch_item(const struct store_layout *l, uint64_t hash, uint32_t key_len)
 {
 	uint32_t home = home_in(l->nbuckets, sp_key_hash_hi(hash));
 	uint64_t tag = hash_tag(hash);
+	const struct store_bucket *b0 = layout_bucket(l->buckets, l->nbuckets, home, 0);
+	unsigned m = tag_matches(b0, tag) |
+	             tag_matches(layout_bucket(l->buckets, l->nbuckets, home, 1), tag)
+	                     << STORE_BUCKET_SLOTS;
+	/* j: the first match over home's slots then its pair's; the pair's last when none. */
+	unsigned j = (unsigned)__builtin_ctz(m | 1u << (2 * STORE_BUCKET_SLOTS - 1));
+	unsigned in_pair = (unsigned)(j >= STORE_BUCKET_SLOTS);
+	const struct store_bucket *b = layout_bucket(l->buckets, l->nbuckets, home, in_pair);
+	uint64_t off =
+	        SP_MIN(entry_off(LD(&b->slot[j - in_pair * STORE_BUCKET_SLOTS])), l->log_bytes - 1);
+	uint64_t value_off = SP_MIN(off + STORE_ITEM_HEADER_BYTES + key_len, l->log_bytes - 1);
+	/* All ones when an entry matched: selects by mask, not by a branch. */
+	uintptr_t hit = (uintptr_t)0 - (uintptr_t)(m != 0);
+	/* An entry is never past the log; the clamps keep a torn read harmless. */
+	const void *item =
+	        (const void *)(((uintptr_t)(l->log + off) & hit) | ((uintptr_t)b0 & ~hit));
+	const void *value =
+	        (const void *)(((uintptr_t)(l->log + value_off) & hit) | ((uintptr_t)b0 & ~hit));
 
 	ASSERT(l->log_bytes > 0);
-	for (unsigned c = 0; c < STORE_BUCKET_CHOICES; c++) {
-		const struct store_bucket *b = layout_bucket(l->buckets, l->nbuckets, home, c);
-		for (unsigned m = tag_matches(b, tag); m != 0; m &= m - 1) {
-			uint64_t off = entry_off(LD(&b->slot[__builtin_ctz(m)]));
-			uint64_t value_off = off + STORE_ITEM_HEADER_BYTES + key_len;
-
-			/* An entry is never past the log; the clamps keep a torn read harmless. */
-			__builtin_prefetch(l->log + SP_MIN(off, l->log_bytes - 1), 0, 3);
-			if ((value_off ^ off) >= 64)
-				__builtin_prefetch(l->log + SP_MIN(value_off, l->log_bytes - 1), 0,
-				                   3);
-		}
-	}
+	__builtin_prefetch(item, 0, 3);
+	__builtin_prefetch(value, 0, 3);
 }
 
 void
