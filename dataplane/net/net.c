@@ -12,6 +12,7 @@
 #define ARP_OP_REPLY          2
 #define IPPROTO_ICMP_         1
 #define IPPROTO_UDP_          17
+#define IPV4_DF               0x4000 /* flags and fragment offset: don't fragment */
 #define ICMP_ECHO_REPLY       0
 #define ICMP_ECHO_REQUEST     8
 #define IPV4_FLAG_MF          0x2000
@@ -47,6 +48,16 @@ static inline uint16_t
 rd16(const uint8_t *p)
 {
 	return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+/* The host-order value of a 32-bit field held in network order. */
+static inline uint32_t
+be32_host(uint32_t be)
+{
+	uint8_t b[4];
+
+	memcpy(b, &be, 4);
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
 static inline void
@@ -341,27 +352,46 @@ net_udp_reply(uint8_t *out, const uint8_t *req_frame, const struct net_pkt *req,
 	memcpy(out + NET_ETH_ADDR_LEN, mac_src, NET_ETH_ADDR_LEN);
 	wr16(out + 12, ETHERTYPE_IPV4);
 
+	/*
+	 * The checksums are summed from the values written (as 16-bit words in host order),
+	 * not read back from the header: a wide load over bytes just stored by narrow stores
+	 * cannot be forwarded from the store buffer and waits for them to commit.
+	 */
+	uint32_t from = be32_host(req->dst_ip_be);
+	uint32_t to = be32_host(req->src_ip_be);
+	uint32_t addr_sum = (from >> 16) + (from & 0xffffu) + (to >> 16) + (to & 0xffffu);
 	uint8_t *ip = out + NET_ETH_HDR_LEN;
 	ip[0] = 0x45;
 	ip[1] = 0;
 	wr16(ip + 2, (uint16_t)(NET_IPV4_HDR_LEN + udp_len));
 	wr16(ip + 4, ip_id);
-	wr16(ip + 6, 0x4000); /* don't fragment */
+	wr16(ip + 6, IPV4_DF);
 	ip[8] = NET_REPLY_TTL;
 	ip[9] = IPPROTO_UDP_;
 	memcpy(ip + 12, &req->dst_ip_be, 4);
 	memcpy(ip + 16, &req->src_ip_be, 4);
-	put_csum(ip + 10, 0);
+	wr16(ip + 10, 0);
 	if (!(tx_flags & NET_TX_IP_CSUM_OFFLOAD))
-		put_csum(ip + 10, net_ipv4_csum(ip, NET_IPV4_HDR_LEN));
+		wr16(ip + 10, (uint16_t)~net_csum_fold(
+		                      0x4500u + NET_IPV4_HDR_LEN + udp_len + ip_id + IPV4_DF +
+		                      ((uint32_t)NET_REPLY_TTL << 8 | IPPROTO_UDP_) + addr_sum));
 
 	uint8_t *udp = ip + NET_IPV4_HDR_LEN;
+	uint64_t pseudo = addr_sum + IPPROTO_UDP_ + udp_len;
 	wr16(udp, req->dst_port);
 	wr16(udp + 2, req->src_port);
 	wr16(udp + 4, udp_len);
-	if (tx_flags & NET_TX_UDP_CSUM_OFFLOAD)
-		put_csum(udp + 6, net_udp_pseudo_sum(req->dst_ip_be, req->src_ip_be, udp_len));
-	else
-		put_csum(udp + 6, net_udp_csum(req->dst_ip_be, req->src_ip_be, udp, udp_len));
+	if (tx_flags & NET_TX_UDP_CSUM_OFFLOAD) {
+		wr16(udp + 6, net_csum_fold(pseudo));
+	} else {
+		/* The payload's sum is in memory order: as bytes, it is the big-endian word. */
+		uint16_t payload =
+		        net_csum_fold(net_csum_add(0, udp + NET_UDP_HDR_LEN, payload_len));
+		uint8_t pb[2];
+		memcpy(pb, &payload, 2);
+		uint16_t c = (uint16_t)~net_csum_fold(pseudo + req->dst_port + req->src_port +
+		                                      udp_len + rd16(pb));
+		wr16(udp + 6, c == 0 ? 0xffff : c); /* 0 means "no checksum" in UDP over IPv4 */
+	}
 	return NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN + udp_len;
 }

@@ -357,6 +357,64 @@ test_csum_matches_reference(void **state)
 	}
 }
 
+/*
+ * net_udp_reply sums its headers from the values it writes: over random addresses, ports,
+ * ids and payloads (odd and even lengths, all-ones bytes for the worst carries), the
+ * headers it wrote must sum to all ones under the reference sum, with and without the
+ * pseudo-header, and the offload form must hold the pseudo-header sum.
+ */
+static void
+test_udp_reply_csums_random(void **state)
+{
+	(void)state;
+	const char *env = getenv("SP_TEST_SEED");
+	unsigned seed = env ? (unsigned)strtoul(env, NULL, 0) : 0x7e91u;
+	uint8_t out[1600];
+	uint8_t req[64];
+
+	printf("test_udp_reply_csums_random: seed %u (replay: SP_TEST_SEED=%u)\n", seed, seed);
+	srand(seed);
+	memset(req, 0, sizeof(req));
+	memcpy(req, our_mac, 6);
+	memcpy(req + 6, peer_mac, 6);
+	for (int round = 0; round < 3000; round++) {
+		struct net_pkt pkt = {.l3_off = 14, .l4_off = 34, .payload_off = 42};
+		uint16_t plen = (uint16_t)((uint32_t)rand() % (sizeof(out) - NET_UDP_REPLY_HDRS));
+		uint16_t ip_id = (uint16_t)rand();
+		uint8_t ph[12];
+
+		pkt.src_ip_be = (uint32_t)rand() << 16 ^ (uint32_t)rand();
+		pkt.dst_ip_be =
+		        (round & 3) == 0 ? 0xffffffffu : (uint32_t)rand() << 1 ^ (uint32_t)rand();
+		pkt.src_port = (uint16_t)rand();
+		pkt.dst_port = (round & 3) == 0 ? 0xffff : (uint16_t)rand();
+		for (uint32_t i = 0; i < plen; i++)
+			out[NET_UDP_REPLY_HDRS + i] = (round & 1) ? 0xff : (uint8_t)rand();
+		uint32_t len = net_udp_reply(out, req, &pkt, plen, ip_id, 0);
+		assert_int_equal(len, NET_UDP_REPLY_HDRS + plen);
+		assert_int_equal(reference_csum(out + 14, 20), 0xffff);
+		/* The UDP sum: pseudo-header (ours as source), then header and payload. */
+		memcpy(ph, &pkt.dst_ip_be, 4);
+		memcpy(ph + 4, &pkt.src_ip_be, 4);
+		ph[8] = 0;
+		ph[9] = 17;
+		put16(ph + 10, (uint16_t)(8 + plen));
+		uint32_t sum =
+		        (uint32_t)reference_csum(ph, 12) + reference_csum(out + 34, 8u + plen);
+		sum = (sum & 0xffff) + (sum >> 16);
+		assert_int_equal(sum, 0xffff);
+		assert_false(out[40] == 0 && out[41] == 0); /* 0 would mean "no checksum" */
+
+		len = net_udp_reply(out, req, &pkt, plen, ip_id,
+		                    NET_TX_IP_CSUM_OFFLOAD | NET_TX_UDP_CSUM_OFFLOAD);
+		assert_int_equal(out[24], 0);
+		assert_int_equal(out[25], 0);
+		uint16_t want =
+		        net_udp_pseudo_sum(pkt.dst_ip_be, pkt.src_ip_be, (uint16_t)(8 + plen));
+		assert_memory_equal(out + 40, &want, 2);
+	}
+}
+
 static void
 test_random_frames_never_misbehave(void **state)
 {
@@ -401,6 +459,7 @@ main(void)
 	        cmocka_unit_test(test_icmp_echo_answered),
 	        cmocka_unit_test(test_random_frames_never_misbehave),
 	        cmocka_unit_test(test_csum_matches_reference),
+	        cmocka_unit_test(test_udp_reply_csums_random),
 	};
 	return cmocka_run_group_tests_name("net", tests, NULL, NULL);
 }
