@@ -90,8 +90,8 @@ buffer_map(size_t bytes)
 
 /*
  * Links `lines` slots `stride` bytes apart (slot i at i * stride + its in-page offset)
- * into one random cycle (Sattolo's shuffle): each slot's first 8 bytes hold the offset of
- * the next.
+ * into one cycle in a shuffled order: each slot's first 8 bytes hold the offset of the
+ * next slot in that order.
  */
 static void
 buffer_link(uint64_t lines, uint64_t stride)
@@ -103,7 +103,7 @@ buffer_link(uint64_t lines, uint64_t stride)
 	for (uint64_t i = 0; i < lines; i++)
 		order[i] = (uint32_t)i;
 	for (uint64_t i = lines - 1; i > 0; i--) {
-		uint64_t j = next_rand(&x) % i;
+		uint64_t j = next_rand(&x) % (i + 1);
 		uint32_t t = order[i];
 		order[i] = order[j];
 		order[j] = t;
