@@ -307,6 +307,17 @@ test_icmp_echo_answered(void **state)
 	assert_int_equal(pkt.drop, NET_DROP_ICMP_IGNORED);
 }
 
+/* The seed of a random test: SP_TEST_SEED when set, else def; printed for a replay. */
+static unsigned
+test_seed(const char *test, unsigned def)
+{
+	const char *env = getenv("SP_TEST_SEED");
+	unsigned seed = env ? (unsigned)strtoul(env, NULL, 0) : def;
+
+	printf("%s: seed %u (replay: SP_TEST_SEED=%u)\n", test, seed, seed);
+	return seed;
+}
+
 /* RFC 1071 the slow way: 16-bit words in memory order, carries folded as they come. */
 static uint16_t
 reference_csum(const uint8_t *p, uint32_t len)
@@ -334,12 +345,9 @@ static void
 test_csum_matches_reference(void **state)
 {
 	(void)state;
-	const char *env = getenv("SP_TEST_SEED");
-	unsigned seed = env ? (unsigned)strtoul(env, NULL, 0) : 0xc5c5u;
 	uint8_t buf[1600];
 
-	printf("test_csum_matches_reference: seed %u (replay: SP_TEST_SEED=%u)\n", seed, seed);
-	srand(seed);
+	srand(test_seed("test_csum_matches_reference", 0xc5c5u));
 	for (int round = 0; round < 4000; round++) {
 		uint32_t len = (uint32_t)rand() % sizeof(buf);
 		uint32_t off = (uint32_t)rand() % 8;
@@ -367,13 +375,10 @@ static void
 test_udp_reply_csums_random(void **state)
 {
 	(void)state;
-	const char *env = getenv("SP_TEST_SEED");
-	unsigned seed = env ? (unsigned)strtoul(env, NULL, 0) : 0x7e91u;
 	uint8_t out[1600];
 	uint8_t req[64];
 
-	printf("test_udp_reply_csums_random: seed %u (replay: SP_TEST_SEED=%u)\n", seed, seed);
-	srand(seed);
+	srand(test_seed("test_udp_reply_csums_random", 0x7e91u));
 	memset(req, 0, sizeof(req));
 	memcpy(req, our_mac, 6);
 	memcpy(req + 6, peer_mac, 6);
@@ -419,11 +424,7 @@ static void
 test_random_frames_never_misbehave(void **state)
 {
 	(void)state;
-	const char *env = getenv("SP_TEST_SEED");
-	unsigned seed = env ? (unsigned)strtoul(env, NULL, 0) : 0x5eed1234u;
-	printf("test_random_frames_never_misbehave: seed %u (replay: SP_TEST_SEED=%u)\n", seed,
-	       seed);
-	srand(seed);
+	srand(test_seed("test_random_frames_never_misbehave", 0x5eed1234u));
 	struct net_config cfg = our_cfg();
 	uint8_t base[256];
 	uint32_t full = make_udp(base, "0123456789abcdef", 16, 9000, 1);
