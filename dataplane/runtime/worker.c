@@ -361,8 +361,9 @@ copy_group(struct dp_worker *w, const struct dgram_ctx *d, uint8_t kind, uint16_
 	for (i = 0; i < d->count; i++) {
 		if (d->kind[i] != kind || (kind == DEST_HANDOFF && d->target[i] != target))
 			continue;
-		/* A subset of a datagram that fitted always fits. */
-		VERIFY(sp_bp_add_request(&b, &d->reqs[i]) == 0);
+		/* The record as it arrived (d->m is still intact): no re-encoding. A subset
+		 * of a datagram that fitted always fits; bad requests are never copied. */
+		VERIFY(sp_bp_add_record(&b, &d->reqs[i]) == 0);
 		n++;
 	}
 	len = sp_bp_builder_finish(&b);
