@@ -19,7 +19,8 @@
 #              1,048,576 keys, at 1 and 32 requests per datagram. Each run is
 #              --seconds 1 --repetitions 3; the table gives the min / median / max over the
 #              runs of each row of the per-run minima (busy ns per request).
-# Environment: SP_FLOORS_ROUNDS, SP_NO_HUGE=1 (--no-huge for the DPDK runs).
+# Environment: SP_FLOORS_ROUNDS; SP_NO_HUGE=1 forces --no-huge (the default when fewer than
+# 256 hugepages are free). The first line says which.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,7 +32,8 @@ bs=$build/bench/store/bench_store
 bm=$build/bench/memory/bench_memory
 
 usage() {
-	sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'
+	# The comment block under the licence line, without the '# ' marks.
+	awk 'NR > 3 && /^#/ {sub(/^# ?/, ""); print; next} NR > 3 {exit}' "$0"
 }
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
 	usage
@@ -52,9 +54,13 @@ if ! command -v dpdk-testpmd >/dev/null; then
 	exit 2
 fi
 
-eal=(--no-pci --in-memory -l 0-1)
-if [[ ${SP_NO_HUGE:-0} == 1 ]]; then
-	eal+=(--no-huge -m 1024)
+# Hugepages when at least 256 are free (and SP_NO_HUGE is not 1), else --no-huge.
+# (--no-huge cannot go with --in-memory: a file prefix of our own, removed at exit.)
+free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)
+prefix=sp-floors-$$
+eal=(--no-pci -l 0-1 --in-memory)
+if [[ ${SP_NO_HUGE:-0} == 1 || $free -lt 256 ]]; then
+	eal=(--no-pci -l 0-1 --file-prefix "$prefix" --no-huge -m 1024)
 fi
 
 # Mpps per port of testpmd io forwarding between two net_null ports (the last report).
@@ -82,9 +88,9 @@ spread() {
 }
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp" "/var/run/dpdk/$prefix"' EXIT
 
-echo "floors.sh: $(uname -n), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "floors.sh: $(uname -n), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown), EAL ${eal[*]}"
 ref_before=$(reference)
 echo "reference: testpmd io forwarding, two net_null ports: $ref_before Mpps per port"
 
