@@ -16,6 +16,7 @@ killed by its pid.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,8 @@ RUN_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 15
 DP_IP = "10.77.0.1"
 HUGEPAGES_NEEDED = 300  # 2 MiB pages for both processes
+DPDK_RUN_DIR = "/var/run/dpdk"
+prefixes = []  # every EAL file prefix handed out; main() removes their runtime directories
 
 CONTEXT_FIELDS = ["date", "host_name", "executable", "num_cpus", "mhz_per_cpu",
                   "cpu_scaling_enabled", "caches", "load_avg", "library_build_type",
@@ -58,9 +61,19 @@ def no_huge():
 
 
 def eal_mem(prefix, mb):
+    """EAL memory flags under a file prefix of this test's own: --in-memory creates a
+    runtime directory too (under the shared default prefix "rte" without one)."""
+    prefixes.append(prefix)
     if no_huge():
         return ["--file-prefix", prefix, "--no-huge", "-m", str(mb)]
-    return ["--in-memory"]
+    return ["--file-prefix", prefix, "--in-memory"]
+
+
+def remove_runtime_dirs():
+    """Removes the runtime directory (config, fbarrays, sockets) that DPDK leaves behind
+    for each prefix handed out. Only once every process has ended."""
+    for prefix in prefixes:
+        shutil.rmtree(os.path.join(DPDK_RUN_DIR, prefix), ignore_errors=True)
 
 
 def start_dp(dp, sock, tag, errpath, outpath):
@@ -172,8 +185,9 @@ def main():
     expect_failure([lg, "--", "--dst-ip", DP_IP, "--rpd", "33"], 2, r"--rpd")
     expect_failure([lg, "--", "--keys", "5"], 2, r"--dst-ip is required")
 
-    proc = start_dp(dp, sock, tag, dp_err, dp_out)
+    proc = None
     try:
+        proc = start_dp(dp, sock, tag, dp_err, dp_out)
         seed = os.environ.get("SP_TEST_SEED", str(int(time.time())))
         print("seed %s (replay with SP_TEST_SEED=%s)" % (seed, seed))
         common = ["--dst-ip", DP_IP, "--keys", "2000", "--preload", "--duration-s", "1", "--timeout-ms",
@@ -190,7 +204,11 @@ def main():
                                                          "--duration-s", "1"]),
                        1, r"no ARP reply from 10\.77\.0\.99")
     finally:
-        stop(proc)
+        if proc is not None:
+            stop(proc)
+        # The generators ran to their end (subprocess.run waits, and kills on a timeout),
+        # start_dp killed a dp that was not ready, stop() waited for this one.
+        remove_runtime_dirs()
     out = open(dp_out).read()
     if proc.returncode != 0:
         fail("shardplane-dp exited %d:\n%s" % (proc.returncode, open(dp_err).read()))

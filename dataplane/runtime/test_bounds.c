@@ -433,6 +433,6 @@ main(int argc, char **argv)
 	rte_mempool_free(gen_pool);
 	rte_ring_free(req_ring);
 	rte_ring_free(rep_ring);
-	rte_eal_cleanup();
+	test_eal_stop();
 	return rc;
 }

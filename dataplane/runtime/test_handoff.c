@@ -19,6 +19,7 @@
 #include <rte_mbuf.h>
 
 #include "handoff.h"
+#include "test_eal.h"
 
 #define POOL_MBUFS (2 * DP_RING_SIZE + 2 * DP_BURST)
 
@@ -133,11 +134,11 @@ main(int argc, char **argv)
 	                               RTE_MBUF_DEFAULT_BUF_SIZE, 0);
 	if (pool == NULL) {
 		fprintf(stderr, "test_handoff: no mbuf pool\n");
-		rte_eal_cleanup();
+		test_eal_stop();
 		return 1;
 	}
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	rte_mempool_free(pool);
-	rte_eal_cleanup();
+	test_eal_stop();
 	return rc;
 }

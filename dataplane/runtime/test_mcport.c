@@ -538,6 +538,6 @@ main(int argc, char **argv)
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	if (dp_node_teardown(&rt, false) != 0)
 		rc = 1;
-	rte_eal_cleanup();
+	test_eal_stop();
 	return rc;
 }
