@@ -1249,7 +1249,7 @@ store_layout_prefetch(const struct store_layout *l, uint64_t hash)
  * line and the line where the value starts behind a key of key_len bytes (the same line
  * again when it does not straddle). No branch depends on the data: whether the item sits
  * in the home bucket or its pair, and whether it straddles two lines, are random, and
- * mispredicting them cost more than the prefetch saves on a table in cache. A second match
+ * mispredicting them costs more than the prefetch saves on a table in cache. A second match
  * (a 16-bit tag collision) is not prefetched; with none, the home bucket is prefetched
  * again (a line already loaded).
  */

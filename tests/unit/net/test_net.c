@@ -412,6 +412,7 @@ test_udp_reply_csums_random(void **state)
 
 		len = net_udp_reply(out, req, &pkt, plen, ip_id,
 		                    NET_TX_IP_CSUM_OFFLOAD | NET_TX_UDP_CSUM_OFFLOAD);
+		assert_int_equal(len, NET_UDP_REPLY_HDRS + plen);
 		assert_int_equal(out[24], 0);
 		assert_int_equal(out[25], 0);
 		uint16_t want =
