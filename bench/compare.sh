@@ -100,6 +100,8 @@ cleanup() {
 	pids=()
 	exec 3>&- 2>/dev/null || true
 	rm -rf "$tmp"
+	# The EAL runtime directories of our --no-huge file prefixes (eal_mem), left at exit.
+	rm -rf /var/run/dpdk/sp-cmp-tp-$$ /var/run/dpdk/sp-cmp-lg-$$ /var/run/dpdk/sp-cmp-dp-$$
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
