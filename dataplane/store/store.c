@@ -22,6 +22,9 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "common/errors.h"
 #include "common/keyhash.h"
@@ -76,6 +79,8 @@ struct store {
 };
 
 SP_STATIC_ASSERT(sizeof(struct store_bucket) == 64, "a bucket is one cache line");
+SP_STATIC_ASSERT(STORE_BUCKET_SLOTS == 7 && offsetof(struct store_bucket, slot) == 8,
+                 "tag_matches: the version, then seven slots, as eight words");
 SP_STATIC_ASSERT(offsetof(struct store, magic) == 64, "a GET's fields fill the first line");
 SP_STATIC_ASSERT(sizeof(struct store_item) == STORE_ITEM_HEADER_BYTES, "item header size");
 SP_STATIC_ASSERT(alignof(struct store_item) == 8, "items are 8-byte aligned");
@@ -322,17 +327,38 @@ key_equal(const uint8_t *a, const void *b_, uint32_t len)
 /*
  * Bit i set when slot i of b holds an entry tagged tag. Computed without a branch per
  * slot (where a match sits is random, so those branches mispredict); empty slots (0)
- * never match because no tag is 0.
+ * never match because no tag is 0. Owner only (or a prefetch, which tolerates a torn
+ * read): the SSE2 form reads the slots with plain vector loads.
  */
 static inline unsigned
 tag_matches(const struct store_bucket *b, uint64_t tag)
 {
-	unsigned mask = 0;
+	unsigned mask;
 
 	ASSERT(tag != 0);
-#pragma GCC unroll 7
+#if defined(__SSE2__)
+	/*
+	 * The bucket's eight words (the version, then the slots) in four vectors. Compared
+	 * as 16-bit lanes, a word whose tag (top 16 bits) matches has a negative high half;
+	 * the high halves are gathered and packed down to one sign bit per word. The
+	 * version's bit is dropped.
+	 */
+	const __m128i *w = (const __m128i *)(const void *)b;
+	__m128i t = _mm_set1_epi16((short)tag);
+	__m128 c0 = _mm_castsi128_ps(_mm_cmpeq_epi16(_mm_load_si128(w), t));
+	__m128 c1 = _mm_castsi128_ps(_mm_cmpeq_epi16(_mm_load_si128(w + 1), t));
+	__m128 c2 = _mm_castsi128_ps(_mm_cmpeq_epi16(_mm_load_si128(w + 2), t));
+	__m128 c3 = _mm_castsi128_ps(_mm_cmpeq_epi16(_mm_load_si128(w + 3), t));
+	__m128i hi =
+	        _mm_packs_epi32(_mm_castps_si128(_mm_shuffle_ps(c0, c1, _MM_SHUFFLE(3, 1, 3, 1))),
+	                        _mm_castps_si128(_mm_shuffle_ps(c2, c3, _MM_SHUFFLE(3, 1, 3, 1))));
+
+	mask = ((unsigned)_mm_movemask_epi8(_mm_packs_epi16(hi, hi)) & 0xffu) >> 1;
+#else
+	mask = 0;
 	for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++)
 		mask |= (unsigned)(entry_tag(LD(&b->slot[i])) == tag) << i;
+#endif
 	ASSERT(mask < (1u << STORE_BUCKET_SLOTS));
 	return mask;
 }

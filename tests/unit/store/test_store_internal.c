@@ -2,8 +2,8 @@
 /*
  * White-box tests of the store: this file includes store.c to reach its internals. It
  * checks the concurrent reader's retry bound, the log position arithmetic across the
- * 48-bit wrap of index entries, pads at the end of a lap, and that store_check() notices
- * damage.
+ * 48-bit wrap of index entries, pads at the end of a lap, that store_check() notices
+ * damage, and that tag_matches() (vector form on x86) agrees with its definition.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -229,6 +229,56 @@ test_check_detects_damage(void **state)
 	free(s);
 }
 
+/*
+ * tag_matches() against its definition (bit i: slot i's top 16 bits equal the tag), over
+ * random buckets built to mislead it: empty slots, the tag in other 16-bit lanes of a
+ * slot, tags with the top bit set (negative as 16-bit lanes), a version whose high bits
+ * look like the tag, and several matching slots.
+ */
+static void
+test_tag_matches_definition(void **state)
+{
+	(void)state;
+	uint64_t rng = test_seed("test_tag_matches_definition");
+	struct store_bucket b __attribute__((aligned(64)));
+
+	for (unsigned round = 0; round < 200000; round++) {
+		uint64_t tag = test_rand(&rng) & 0xffffu;
+		unsigned want = 0;
+
+		if (tag == 0)
+			tag = (round & 1) ? 0xffffu : 0x8000u;
+		/* The version is not a slot: its high bits may look like anything. */
+		ST(&b.version, (round & 3) == 0 ? tag << ENTRY_TAG_SHIFT : test_rand(&rng));
+		for (unsigned i = 0; i < STORE_BUCKET_SLOTS; i++) {
+			uint64_t r = test_rand(&rng);
+			uint64_t e;
+
+			switch (r % 5) {
+			case 0:
+				e = 0;
+				break;
+			case 1: /* matching tag */
+				e = tag << ENTRY_TAG_SHIFT | (r >> 16 & POS_MASK);
+				break;
+			case 2: /* the tag in every other lane, not the top one */
+				e = (tag ^ 1u) << ENTRY_TAG_SHIFT | tag << 32 | tag << 16 | tag;
+				break;
+			default:
+				e = r;
+				break;
+			}
+			ST(&b.slot[i], e);
+			if (e != 0 && entry_tag(e) == tag)
+				want |= 1u << i;
+		}
+		if (tag_matches(&b, tag) != want) {
+			fail_msg("round %u: tag %#" PRIx64 ", mask %#x, want %#x", round, tag,
+			         tag_matches(&b, tag), want);
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -238,6 +288,7 @@ main(void)
 	        cmocka_unit_test(test_position_wrap),
 	        cmocka_unit_test(test_lap_end_pads),
 	        cmocka_unit_test(test_check_detects_damage),
+	        cmocka_unit_test(test_tag_matches_definition),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
