@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# Instructions the node executes per request, by function: a figure that, unlike time,
+# does not drift with a shared host, so it judges a change to the request path in one run.
+#
+#   bench/instructions.sh BUILD_DIR [-- DP_RINGBENCH_ARGS...]
+#
+# Runs BUILD_DIR's dp-ringbench under valgrind's callgrind (Debian package valgrind),
+# counting only inside the workers' serve_burst() (everything a received datagram costs
+# from classification to its reply being queued; not the receive and transmit calls), and
+# prints instructions per request for the node's main functions, inclusive of what they
+# call. Default arguments: --keys 1024 --batch 32 (the transport's per-datagram costs
+# spread thin, the store in cache); --seconds SP_INSTR_SECONDS (8) --repetitions 1 are
+# always given. Use a release build with the compiler flags of the build being judged;
+# valgrind runs it about 50 times slower, without hugepages. Memory stalls are not
+# counted: read time figures (bench/ab.sh) for those.
+set -euo pipefail
+
+usage() {
+	# The comment block under the licence line, without the '# ' marks.
+	awk 'NR > 3 && /^#/ {sub(/^# ?/, ""); print; next} NR > 3 {exit}' "$0"
+}
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+	usage
+	exit 0
+fi
+if [[ $# -lt 1 ]]; then
+	usage >&2
+	exit 2
+fi
+rb=$1/dataplane/runtime/dp-ringbench
+shift
+if [[ $# -gt 0 ]]; then
+	if [[ $1 != -- ]]; then
+		echo "instructions.sh: expected -- before the dp-ringbench arguments, got '$1'" >&2
+		exit 2
+	fi
+	shift
+fi
+args=("$@")
+if [[ ${#args[@]} -eq 0 ]]; then
+	args=(--keys 1024 --batch 32)
+fi
+seconds=${SP_INSTR_SECONDS:-8}
+if ! [[ $seconds =~ ^[1-9][0-9]?$ ]]; then
+	echo "instructions.sh: SP_INSTR_SECONDS must be 1..99, not '$seconds'" >&2
+	exit 2
+fi
+if [[ ! -x $rb ]]; then
+	echo "instructions.sh: $rb not found: build first (ninja -C BUILD dataplane/runtime/dp-ringbench)" >&2
+	exit 2
+fi
+for tool in valgrind callgrind_annotate; do
+	if ! command -v "$tool" >/dev/null; then
+		echo "instructions.sh: $tool not found (Debian package valgrind; scripts/setup installs it)" >&2
+		exit 2
+	fi
+done
+
+prefix=sp-instr-$$
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp" "/var/run/dpdk/$prefix"' EXIT
+
+# --fair-sched: the generator thread gets its turns while the worker busy-polls.
+if ! timeout 600 valgrind --tool=callgrind --fair-sched=yes --callgrind-out-file="$tmp/out" \
+	--toggle-collect='serve_burst*' "$rb" --no-pci --no-huge -m 1024 --file-prefix "$prefix" \
+	-l 0-1 -- --seconds "$seconds" --repetitions 1 "${args[@]}" >"$tmp/log" 2>&1; then
+	echo "instructions.sh: dp-ringbench under valgrind failed:" >&2
+	tail -20 "$tmp/log" >&2
+	exit 1
+fi
+requests=$(grep -o 'stats worker0: .* requests=[0-9]*' "$tmp/log" | grep -o 'requests=[0-9]*$' |
+	cut -d= -f2 || true)
+if [[ -z $requests || $requests -eq 0 ]]; then
+	echo "instructions.sh: the run served no request:" >&2
+	tail -20 "$tmp/log" >&2
+	exit 1
+fi
+echo "instructions.sh: $rb, dp-ringbench ${args[*]}, $requests requests served under callgrind"
+echo "instructions per request (inclusive), function"
+callgrind_annotate --inclusive=yes "$tmp/out" 2>/dev/null |
+	grep -E 'PROGRAM TOTALS|:(serve_local|answer|sp_binexec_run|store_get|find_live|sp_bp_decode_requests|store_layout_prefetch_item|store_layout_prefetch|sp_bp_add_reply|reply_send|net_udp_reply|net_classify|route_decide) ' |
+	awk -v r="$requests" '{
+		n = $1; gsub(",", "", n)
+		name = $0; sub(/.*:/, "", name); sub(/ .*/, "", name)
+		if ($0 ~ /PROGRAM TOTALS/) name = "serve_burst (all)"
+		printf "%10.1f  %s\n", n / r, name
+	}'
