@@ -859,7 +859,9 @@ iterate(struct dp_worker *w)
 		pkts[i] = deferred[i];
 		prefetch_mbuf(pkts[i]);
 	}
-	serve_burst(w, &it, pkts, n);
+	/* Empty bursts are the rule on two of these three sources: no call for them. */
+	if (n > 0)
+		serve_burst(w, &it, pkts, n);
 	worked |= n > 0;
 
 	n = rte_eth_rx_burst(w->port_id, w->queue, pkts, DP_BURST);
@@ -873,14 +875,16 @@ iterate(struct dp_worker *w)
 		if (classify_frame(w, pkts[i]))
 			pkts[k++] = pkts[i];
 	}
-	serve_burst(w, &it, pkts, k);
+	if (k > 0)
+		serve_burst(w, &it, pkts, k);
 	worked |= n > 0;
 
 	n = dp_handoff_recv(&rt->handoff, w->index, pkts, DP_BURST);
 	DP_STAT_ADD(w->stats, handoff_in_mbufs, n);
 	for (i = 0; i < n; i++)
 		prefetch_mbuf(pkts[i]);
-	serve_burst(w, &it, pkts, n);
+	if (n > 0)
+		serve_burst(w, &it, pkts, n);
 	worked |= n > 0;
 
 	if (rt->mc != NULL)
