@@ -593,10 +593,18 @@ collect(struct sp_client *c, struct sp_client_op *ops, uint32_t n, uint32_t base
 					c->st.stale_replies++;
 					continue;
 				}
-				complete(c, &ops[idx], r);
-				c->state[idx] = OP_DONE;
 				c->st.replies++;
 				waiting--;
+				if (r->status == SP_BP_ST_SERVER_BUSY &&
+				    ops[idx].attempts <= c->retries) {
+					/* Refused without being executed (protocol.md), so it is
+					 * sent again whatever the operation. */
+					c->state[idx] = OP_SEND;
+					c->st.busy++;
+					continue;
+				}
+				complete(c, &ops[idx], r);
+				c->state[idx] = OP_DONE;
 			}
 		}
 	}
@@ -611,7 +619,7 @@ static int
 run_round(struct sp_client *c, struct sp_client_op *ops, uint32_t n)
 {
 	uint32_t base_id = c->next_id;
-	uint32_t waiting = 0;
+	uint32_t pending = 0;
 	int rc = 0;
 
 	ASSERT(n <= SP_CLIENT_BATCH_MAX);
@@ -630,31 +638,37 @@ run_round(struct sp_client *c, struct sp_client_op *ops, uint32_t n)
 		op->rc = -ETIMEDOUT;
 		c->port[i] = sp_client_port_for_key(c, op->key, op->key_len);
 		c->state[i] = OP_SEND;
-		waiting++;
+		pending++;
 	}
 
-	for (uint32_t attempt = 0; waiting > 0; attempt++) {
+	/*
+	 * Rounds until no op is to be sent: an op goes back to OP_SEND only while it has been
+	 * sent at most c->retries times (after a timeout, or a SERVER_BUSY reply in
+	 * collect()), so every op is sent at most c->retries + 1 times.
+	 */
+	while (pending > 0) {
 		rc = send_pending(c, ops, n, base_id);
 		if (rc < 0)
 			goto fail;
 		uint64_t deadline = sp_mono_ns() + (uint64_t)c->timeout_ms * SP_NS_PER_MS;
-		rc = collect(c, ops, n, base_id, waiting, deadline);
+		rc = collect(c, ops, n, base_id, pending, deadline);
 		if (rc < 0)
 			goto fail;
-		waiting = (uint32_t)rc;
-		for (uint32_t i = 0; i < n && waiting > 0; i++) {
-			if (c->state[i] != OP_WAIT)
-				continue;
-			if (attempt < c->retries && (c->retry_all || op_idempotent(&ops[i]))) {
-				c->state[i] = OP_SEND;
-				c->st.retries++;
-			} else {
-				c->state[i] = OP_DONE; /* rc stays -ETIMEDOUT */
-				c->st.timeouts++;
-				waiting--;
+		pending = 0;
+		for (uint32_t i = 0; i < n; i++) {
+			if (c->state[i] == OP_WAIT) {
+				if (ops[i].attempts <= c->retries &&
+				    (c->retry_all || op_idempotent(&ops[i]))) {
+					c->state[i] = OP_SEND;
+					c->st.retries++;
+				} else {
+					c->state[i] = OP_DONE; /* rc stays -ETIMEDOUT */
+					c->st.timeouts++;
+				}
 			}
+			ASSERT(c->state[i] != OP_SEND || ops[i].attempts <= c->retries);
+			pending += c->state[i] == OP_SEND;
 		}
-		ASSERT(attempt <= c->retries);
 	}
 	c->st.ops += n;
 	return 0;

@@ -71,6 +71,7 @@ struct sp_client_stats {
 	uint64_t send_errors;          /* sendto failures (the datagram counts as lost) */
 	uint64_t route_refreshes;      /* routing tables fetched */
 	uint64_t wrong_partition;      /* WRONG_PARTITION replies */
+	uint64_t busy; /* SERVER_BUSY replies answered by sending the request again */
 };
 
 /*
@@ -118,8 +119,11 @@ void sp_client_destroy(struct sp_client *c);
 /*
  * Runs n operations as one batch (internally in rounds of SP_CLIENT_BATCH_MAX): encodes,
  * routes, sends, collects replies and retries until each has a result or its attempts run
- * out. Returns 0 when every op has its rc filled in, or a negative errno when the socket
- * failed (ops without a result then have rc -EIO).
+ * out. A request without a reply in time is sent again when it is idempotent (or with
+ * retry_all); one answered SERVER_BUSY was refused without being executed and is sent
+ * again whatever it is. Either way an op is sent at most retries + 1 times; a last
+ * SERVER_BUSY is its result. Returns 0 when every op has its rc filled in, or a negative
+ * errno when the socket failed (ops without a result then have rc -EIO).
  */
 int sp_client_execute(struct sp_client *c, struct sp_client_op *ops, size_t n);
 

@@ -61,6 +61,7 @@ struct server {
 	atomic_uint replies_per_dgram; /* 0 = as many as fit */
 	atomic_bool epoch_flip;        /* a new routing epoch before every ROUTE answer */
 	atomic_bool garbage;           /* send a malformed datagram before every reply */
+	atomic_uint busy_next;         /* refuse this many key requests SERVER_BUSY */
 
 	/* What the server saw. */
 	atomic_ulong datagrams[WORKERS];
@@ -146,9 +147,14 @@ serve(struct server *s, unsigned w, const uint8_t *buf, size_t len, const struct
 			if (atomic_load(&s->epoch_flip))
 				s->route.epoch++;
 		}
+		unsigned busy = atomic_load(&s->busy_next);
 		if (keyed && s->owner[q->partition] != w) {
 			atomic_fetch_add(&s->misrouted, 1);
 			rc = sp_binexec_refuse(q, SP_BP_ST_WRONG_PARTITION, &b, NULL);
+		} else if (keyed && busy > 0) {
+			/* As the node does: refused, not executed. */
+			atomic_store(&s->busy_next, busy - 1);
+			rc = sp_binexec_refuse(q, SP_BP_ST_SERVER_BUSY, &b, NULL);
 		} else {
 			rc = sp_binexec_run(s->store[w], q, now_s, &s->route, &b, NULL);
 		}
@@ -260,6 +266,7 @@ faults_off(void **state)
 	atomic_store(&s->replies_per_dgram, 0);
 	atomic_store(&s->epoch_flip, false);
 	atomic_store(&s->garbage, false);
+	atomic_store(&s->busy_next, 0);
 	atomic_store(&s->misrouted, 0);
 	return 0;
 }
@@ -663,6 +670,65 @@ test_retry_after_drop(void **state)
 	sp_client_destroy(c);
 }
 
+/*
+ * SERVER_BUSY means refused, not executed: the client sends the request again, even a
+ * non-idempotent one, while attempts remain, and reports the status when they run out.
+ */
+static void
+test_busy_is_retried(void **state)
+{
+	struct server *s = *state;
+	struct sp_client *c = connect_client(s, false, 2, false);
+	struct sp_client_stats st;
+	char buf[16];
+	uint32_t len = 0;
+
+	assert_int_equal(sp_client_set(c, "b1", 2, "busy", 4, 0, 0), 0);
+	atomic_store(&s->busy_next, 2);
+	struct sp_client_op op = {.opcode = SP_BP_OP_GET,
+	                          .key = "b1",
+	                          .key_len = 2,
+	                          .out_buf = buf,
+	                          .out_cap = sizeof(buf)};
+	assert_int_equal(sp_client_execute(c, &op, 1), 0);
+	assert_int_equal(op.rc, 0);
+	assert_int_equal(op.status, SP_BP_ST_OK);
+	assert_int_equal(op.attempts, 3);
+	assert_memory_equal(buf, "busy", 4);
+	sp_client_stats_get(c, &st);
+	assert_int_equal(st.busy, 2);
+	assert_int_equal(st.retries, 0);
+	assert_int_equal(st.timeouts, 0);
+
+	/* incr is not idempotent, but a refused one never ran: it runs exactly once. */
+	uint64_t initial = 40;
+	uint64_t v = 0;
+	atomic_store(&s->busy_next, 1);
+	assert_int_equal(sp_client_incr(c, "bctr", 4, 2, &initial, &v), 0);
+	assert_true(v == 40);
+	assert_int_equal(sp_client_incr(c, "bctr", 4, 2, NULL, &v), 0);
+	assert_true(v == 42);
+
+	/* Busy on every attempt: the last answer is the result. */
+	atomic_store(&s->busy_next, 3);
+	assert_int_equal(sp_client_get(c, "b1", 2, buf, sizeof(buf), &len, NULL, NULL), -SP_EBUSY);
+	assert_int_equal(atomic_load(&s->busy_next), 0);
+	sp_client_stats_get(c, &st);
+	assert_int_equal(st.busy, 2 + 1 + 2);
+	assert_int_equal(st.timeouts, 0);
+	sp_client_destroy(c);
+
+	/* No retries allowed: the first SERVER_BUSY is the result. */
+	c = connect_client(s, false, 0, false);
+	atomic_store(&s->busy_next, 1);
+	op.attempts = 0;
+	assert_int_equal(sp_client_execute(c, &op, 1), 0);
+	assert_int_equal(op.rc, 0);
+	assert_int_equal(op.status, SP_BP_ST_SERVER_BUSY);
+	assert_int_equal(op.attempts, 1);
+	sp_client_destroy(c);
+}
+
 static void
 test_timeout_is_bounded(void **state)
 {
@@ -961,6 +1027,7 @@ main(void)
 	        cmocka_unit_test_setup(test_queue_and_flush, faults_off),
 	        cmocka_unit_test_setup(test_more_than_one_round, faults_off),
 	        cmocka_unit_test_setup(test_retry_after_drop, faults_off),
+	        cmocka_unit_test_setup(test_busy_is_retried, faults_off),
 	        cmocka_unit_test_setup(test_timeout_is_bounded, faults_off),
 	        cmocka_unit_test_setup(test_route_fetch_retry_and_keep, faults_off),
 	        cmocka_unit_test_setup(test_route_mixed_epochs_bounded, faults_off),
