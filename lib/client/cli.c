@@ -601,8 +601,10 @@ cmd_bench(struct cli *cli, struct sp_client *c, int n)
 	sp_client_stats_get(c, &st);
 
 	printf("bench: done=%" PRIu64 " ok=%" PRIu64 " hits=%" PRIu64 " misses=%" PRIu64
-	       " errors=%" PRIu64 " timeouts=%" PRIu64 " retries=%" PRIu64 "\n",
-	       t.done, t.ok, t.hits, t.misses, t.errors, t.timeouts, st.retries - st0.retries);
+	       " errors=%" PRIu64 " timeouts=%" PRIu64 " retries=%" PRIu64 " busy_resent=%" PRIu64
+	       "\n",
+	       t.done, t.ok, t.hits, t.misses, t.errors, t.timeouts, st.retries - st0.retries,
+	       st.busy - st0.busy);
 	printf("bench: elapsed_s=%.3f throughput_ops=%.0f latency_us_p50=%.1f "
 	       "latency_us_p99=%.1f latency_us_max=%.1f datagrams_sent=%" PRIu64 "\n",
 	       secs, secs > 0 ? (double)t.done / secs : 0.0, p50, p99, pmax,

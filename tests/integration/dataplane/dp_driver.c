@@ -366,8 +366,9 @@ main(int argc, char **argv)
 	phase_semantics(c, quick);
 	sp_client_stats_get(c, &st);
 	printf("dp_driver: PASS %" PRIu64 " checks; datagrams sent %" PRIu64 " received %" PRIu64
-	       ", retries %" PRIu64 ", timeouts %" PRIu64 ", route refreshes %" PRIu64 "\n",
-	       checks, st.datagrams_sent, st.datagrams_recv, st.retries, st.timeouts,
+	       ", retries %" PRIu64 ", busy resent %" PRIu64 ", timeouts %" PRIu64
+	       ", route refreshes %" PRIu64 "\n",
+	       checks, st.datagrams_sent, st.datagrams_recv, st.retries, st.busy, st.timeouts,
 	       st.route_refreshes);
 	free(items);
 	free(ops);
