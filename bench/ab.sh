@@ -17,18 +17,9 @@
 # with SP_NO_HUGE=1); the first line says which.
 set -euo pipefail
 
-usage() {
-	# The comment block under the licence line, without the '# ' marks.
-	awk 'NR > 3 && /^#/ {sub(/^# ?/, ""); print; next} NR > 3 {exit}' "$0"
-}
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	usage
-	exit 0
-fi
-if [[ $# -lt 2 ]]; then
-	usage >&2
-	exit 2
-fi
+# shellcheck source=bench/bench_lib.sh
+source "$(dirname "$0")/bench_lib.sh"
+bench_args "$0" 2 "$@"
 old=$1/dataplane/runtime/dp-ringbench
 new=$2/dataplane/runtime/dp-ringbench
 shift 2
@@ -59,14 +50,8 @@ for bin in "$old" "$new"; do
 	fi
 done
 
-# Hugepages when at least 256 are free (and SP_NO_HUGE is not 1), else --no-huge.
-# (--no-huge cannot go with --in-memory: a file prefix of our own, removed at exit.)
-free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)
 prefix=sp-ab-$$
-eal=(--no-pci -l 0-1 --in-memory)
-if [[ ${SP_NO_HUGE:-0} == 1 || $free -lt 256 ]]; then
-	eal=(--no-pci -l 0-1 --file-prefix "$prefix" --no-huge -m 1024)
-fi
+bench_eal "$prefix"
 log=$(mktemp)
 trap 'rm -f "$log"; rm -rf "/var/run/dpdk/$prefix"' EXIT
 

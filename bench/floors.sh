@@ -31,14 +31,9 @@ rb=$build/dataplane/runtime/dp-ringbench
 bs=$build/bench/store/bench_store
 bm=$build/bench/memory/bench_memory
 
-usage() {
-	# The comment block under the licence line, without the '# ' marks.
-	awk 'NR > 3 && /^#/ {sub(/^# ?/, ""); print; next} NR > 3 {exit}' "$0"
-}
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	usage
-	exit 0
-fi
+# shellcheck source=bench/bench_lib.sh
+source "$(dirname "$0")/bench_lib.sh"
+bench_args "$0" 0 "$@"
 if ! [[ $rounds =~ ^[1-9][0-9]?$ ]]; then
 	echo "floors.sh: SP_FLOORS_ROUNDS must be 1..99, not '$rounds'" >&2
 	exit 2
@@ -54,14 +49,8 @@ if ! command -v dpdk-testpmd >/dev/null; then
 	exit 2
 fi
 
-# Hugepages when at least 256 are free (and SP_NO_HUGE is not 1), else --no-huge.
-# (--no-huge cannot go with --in-memory: a file prefix of our own, removed at exit.)
-free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)
 prefix=sp-floors-$$
-eal=(--no-pci -l 0-1 --in-memory)
-if [[ ${SP_NO_HUGE:-0} == 1 || $free -lt 256 ]]; then
-	eal=(--no-pci -l 0-1 --file-prefix "$prefix" --no-huge -m 1024)
-fi
+bench_eal "$prefix"
 
 # Mpps per port of testpmd io forwarding between two net_null ports (the last report).
 reference() {

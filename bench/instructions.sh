@@ -17,18 +17,9 @@
 # counted: read time figures (bench/ab.sh) for those.
 set -euo pipefail
 
-usage() {
-	# The comment block under the licence line, without the '# ' marks.
-	awk 'NR > 3 && /^#/ {sub(/^# ?/, ""); print; next} NR > 3 {exit}' "$0"
-}
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	usage
-	exit 0
-fi
-if [[ $# -lt 1 ]]; then
-	usage >&2
-	exit 2
-fi
+# shellcheck source=bench/bench_lib.sh
+source "$(dirname "$0")/bench_lib.sh"
+bench_args "$0" 1 "$@"
 rb=$1/dataplane/runtime/dp-ringbench
 shift
 if [[ $# -gt 0 ]]; then

@@ -1,0 +1,36 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Shared by bench/ab.sh, bench/floors.sh and bench/instructions.sh; sourced, not run.
+
+# Handles -h/--help (prints the script's header comment, exits 0) and too few arguments
+# (prints it to stderr, exits 2). Usage: bench_args SCRIPT MIN_ARGS "$@".
+bench_args() {
+	local script=$1 min=$2
+	shift 2
+	if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+		bench_usage "$script"
+		exit 0
+	fi
+	if [[ $# -lt $min ]]; then
+		bench_usage "$script" >&2
+		exit 2
+	fi
+}
+
+# The comment block under a script's licence line, without the '# ' marks.
+bench_usage() {
+	awk 'NR > 3 && /^#/ {sub(/^# ?/, ""); print; next} NR > 3 {exit}' "$1"
+}
+
+# Sets the array eal to the EAL options of a run on lcores 0-1: hugepages (--in-memory)
+# when at least 256 are free and SP_NO_HUGE is not 1, else --no-huge with the file prefix
+# $1 (--no-huge cannot go with --in-memory), whose runtime directory the caller removes.
+# shellcheck disable=SC2034 # eal is the callers'
+bench_eal() {
+	local free
+	free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)
+	eal=(--no-pci -l 0-1 --in-memory)
+	if [[ ${SP_NO_HUGE:-0} == 1 || $free -lt 256 ]]; then
+		eal=(--no-pci -l 0-1 --file-prefix "$1" --no-huge -m 1024)
+	fi
+}
