@@ -615,6 +615,18 @@ test_more_than_one_round(void **state)
 	sp_client_destroy(c);
 }
 
+/* A GET of the NUL-terminated key into buf. */
+static struct sp_client_op
+get_op(const char *key, char *buf, uint32_t cap)
+{
+	struct sp_client_op op = {.opcode = SP_BP_OP_GET,
+	                          .key = key,
+	                          .key_len = (uint16_t)strlen(key),
+	                          .out_buf = buf,
+	                          .out_cap = cap};
+	return op;
+}
+
 static void
 test_retry_after_drop(void **state)
 {
@@ -626,11 +638,7 @@ test_retry_after_drop(void **state)
 
 	assert_int_equal(sp_client_set(c, "r1", 2, "one", 3, 0, 0), 0);
 	atomic_store(&s->drop_next, 1);
-	struct sp_client_op op = {.opcode = SP_BP_OP_GET,
-	                          .key = "r1",
-	                          .key_len = 2,
-	                          .out_buf = buf,
-	                          .out_cap = sizeof(buf)};
+	struct sp_client_op op = get_op("r1", buf, sizeof(buf));
 	assert_int_equal(sp_client_execute(c, &op, 1), 0);
 	assert_int_equal(op.rc, 0);
 	assert_int_equal(op.status, SP_BP_ST_OK);
@@ -685,11 +693,7 @@ test_busy_is_retried(void **state)
 
 	assert_int_equal(sp_client_set(c, "b1", 2, "busy", 4, 0, 0), 0);
 	atomic_store(&s->busy_next, 2);
-	struct sp_client_op op = {.opcode = SP_BP_OP_GET,
-	                          .key = "b1",
-	                          .key_len = 2,
-	                          .out_buf = buf,
-	                          .out_cap = sizeof(buf)};
+	struct sp_client_op op = get_op("b1", buf, sizeof(buf));
 	assert_int_equal(sp_client_execute(c, &op, 1), 0);
 	assert_int_equal(op.rc, 0);
 	assert_int_equal(op.status, SP_BP_ST_OK);
@@ -740,11 +744,7 @@ test_timeout_is_bounded(void **state)
 	atomic_store(&s->silent, true);
 	unsigned long seen = total_datagrams(s);
 	uint64_t t0 = sp_mono_ns();
-	struct sp_client_op op = {.opcode = SP_BP_OP_GET,
-	                          .key = "t",
-	                          .key_len = 1,
-	                          .out_buf = buf,
-	                          .out_cap = sizeof(buf)};
+	struct sp_client_op op = get_op("t", buf, sizeof(buf));
 	assert_int_equal(sp_client_execute(c, &op, 1), 0);
 	uint64_t elapsed_ms = (sp_mono_ns() - t0) / SP_NS_PER_MS;
 	assert_int_equal(op.rc, -ETIMEDOUT);
