@@ -188,6 +188,14 @@ def K(prefix, name):
     return prefix + name
 
 
+# Debian's memcached (1.6.18) now and then answers incr/decr of a value of 2^63 or more with
+# this error, at random (3 times in 8,000 tries of the same request on a fresh server): its
+# check for a minus sign in numbers that large scans the item's data past its end, into
+# whatever the slab holds next. Cases marked big=True do not count such an answer against
+# Shardplane, which reads the value it stored.
+MC_BIG_QUIRK = b"CLIENT_ERROR cannot increment or decrement non-numeric value"
+
+
 def build_cases(p):
     """Each case: (label, payload bytes) or (label, payload, options)."""
     k = lambda n: (p + n).encode()
@@ -287,7 +295,7 @@ def build_cases(p):
     add("get padded", b"get " + k("n") + b"\r\n")
     add("incr after padding", b"incr " + k("n") + b" 7\r\n")
     add("incr wraps", b"set " + k("w") + b" 0 0 20\r\n18446744073709551615\r\nincr " + k("w") +
-        b" 2\r\n")
+        b" 2\r\n", big=True)
     add("incr bad delta", b"incr " + k("n") + b" abc\r\n")
     add("incr negative delta", b"incr " + k("n") + b" -1\r\n")
     add("incr missing", b"incr " + k("nope") + b" 1\r\n")
@@ -299,10 +307,16 @@ def build_cases(p):
     for name, val in [("empty", b""), ("lead", b" 5"), ("trail", b"5 "), ("neg", b"-5"),
                       ("d20", b"12345678901234567890"), ("d21", b"123456789012345678901"),
                       ("zero", b"0"), ("plus", b"+5"), ("tab", b"7\t"), ("nl", b"8\r\n")]:
+        # Values of 2^63 and more: memcached misreads them now and then (see MC_BIG_QUIRK),
+        # so their cases set the value again rather than build on the case before.
+        big = len(val) >= 19 and val.isdigit() and int(val) >= 1 << 63
         add("incr on %s value" % name, b"set " + k("iv" + name) + b" 0 0 %d\r\n" % len(val) +
-            val + b"\r\nincr " + k("iv" + name) + b" 1\r\nget " + k("iv" + name) + b"\r\n")
-        add("decr on %s value" % name, b"decr " + k("iv" + name) + b" 3\r\nget " +
-            k("iv" + name) + b"\r\n")
+            val + b"\r\nincr " + k("iv" + name) + b" 1\r\nget " + k("iv" + name) + b"\r\n",
+            big=big)
+        add("decr on %s value" % name,
+            (b"set " + k("iv" + name) + b" 0 0 %d\r\n" % len(val) + val + b"\r\n"
+             if big else b"") +
+            b"decr " + k("iv" + name) + b" 3\r\nget " + k("iv" + name) + b"\r\n", big=big)
     add("incr 0", b"set " + k("z") + b" 0 0 1\r\n9\r\nincr " + k("z") + b" 0\r\n")
     add("set 24 tokens", b"set " + k("a") + b" 0 0 1" + b" x" * 19 + b"\r\nq\r\n")
     add("delete key named noreply", b"delete noreply\r\n")
@@ -515,6 +529,11 @@ def main():
                 continue
             a = normalise(mc, replies[0])
             b = normalise(sh, replies[1])
+            if a != b and opts.get("big") and any(MC_BIG_QUIRK in r for r in replies[0]):
+                skipped += 1
+                print("skip %s: memcached misread a value of 2^63 or more as non-numeric "
+                      "(MC_BIG_QUIRK)" % label)
+                continue
             if a != b:
                 failures += 1
                 print("FAIL %s\n  request:    %r\n  memcached:  %r\n  shardplane: %r" %
