@@ -191,8 +191,8 @@ def K(prefix, name):
 # Debian's memcached (1.6.18) now and then answers incr/decr of a value of 2^63 or more with
 # this error, at random (3 times in 8,000 tries of the same request on a fresh server): its
 # check for a minus sign in numbers that large scans the item's data past its end, into
-# whatever the slab holds next. Cases marked big=True do not count such an answer against
-# Shardplane, which reads the value it stored.
+# whatever the slab holds next. memcached_misread() tells that apart from a real
+# non-numeric value, in any case, fixed or random.
 MC_BIG_QUIRK = b"CLIENT_ERROR cannot increment or decrement non-numeric value"
 
 
@@ -295,7 +295,7 @@ def build_cases(p):
     add("get padded", b"get " + k("n") + b"\r\n")
     add("incr after padding", b"incr " + k("n") + b" 7\r\n")
     add("incr wraps", b"set " + k("w") + b" 0 0 20\r\n18446744073709551615\r\nincr " + k("w") +
-        b" 2\r\n", big=True)
+        b" 2\r\n")
     add("incr bad delta", b"incr " + k("n") + b" abc\r\n")
     add("incr negative delta", b"incr " + k("n") + b" -1\r\n")
     add("incr missing", b"incr " + k("nope") + b" 1\r\n")
@@ -307,16 +307,10 @@ def build_cases(p):
     for name, val in [("empty", b""), ("lead", b" 5"), ("trail", b"5 "), ("neg", b"-5"),
                       ("d20", b"12345678901234567890"), ("d21", b"123456789012345678901"),
                       ("zero", b"0"), ("plus", b"+5"), ("tab", b"7\t"), ("nl", b"8\r\n")]:
-        # Values of 2^63 and more: memcached misreads them now and then (see MC_BIG_QUIRK),
-        # so their cases set the value again rather than build on the case before.
-        big = len(val) >= 19 and val.isdigit() and int(val) >= 1 << 63
         add("incr on %s value" % name, b"set " + k("iv" + name) + b" 0 0 %d\r\n" % len(val) +
-            val + b"\r\nincr " + k("iv" + name) + b" 1\r\nget " + k("iv" + name) + b"\r\n",
-            big=big)
-        add("decr on %s value" % name,
-            (b"set " + k("iv" + name) + b" 0 0 %d\r\n" % len(val) + val + b"\r\n"
-             if big else b"") +
-            b"decr " + k("iv" + name) + b" 3\r\nget " + k("iv" + name) + b"\r\n", big=big)
+            val + b"\r\nincr " + k("iv" + name) + b" 1\r\nget " + k("iv" + name) + b"\r\n")
+        add("decr on %s value" % name, b"decr " + k("iv" + name) + b" 3\r\nget " +
+            k("iv" + name) + b"\r\n")
     add("incr 0", b"set " + k("z") + b" 0 0 1\r\n9\r\nincr " + k("z") + b" 0\r\n")
     add("set 24 tokens", b"set " + k("a") + b" 0 0 1" + b" x" * 19 + b"\r\nq\r\n")
     add("delete key named noreply", b"delete noreply\r\n")
@@ -459,6 +453,24 @@ def substitute(payload, target, now):
     return payload.replace(b"{now+100}", str(now + 100).encode())
 
 
+def memcached_misread(mc, next_rid, payload, replies):
+    """The keys of payload's incr/decr commands that memcached answered MC_BIG_QUIRK for
+    although it holds a number of 2^63 or more under them (read back from memcached): its
+    random misreading, not a difference. A key holding a real non-numeric value is not
+    listed, so a Shardplane that computed on it still fails the case."""
+    if not any(MC_BIG_QUIRK in d for d in replies):
+        return []
+    keys = sorted({ln.split()[1] for ln in payload.split(b"\r\n")
+                   if ln.startswith((b"incr ", b"decr ")) and len(ln.split()) >= 2})
+    misread = []
+    for key in keys:
+        got = b"".join(d[8:] for d in mc.exchange(next_rid(), b"get " + key + b"\r\n"))
+        m = re.match(rb"VALUE \S+ \d+ \d+\r\n(\d+)\r\nEND\r\n$", got)
+        if m and int(m.group(1)) >= 1 << 63:
+            misread.append(key)
+    return misread
+
+
 def main():
     seed = int(os.environ.get("SP_TEST_SEED", random.randrange(1, 1 << 31)))
     print("conformance: seed %d (replay with SP_TEST_SEED=%d)" % (seed, seed), flush=True)
@@ -503,6 +515,12 @@ def main():
              b"\r\nquit\r\ndelete " + (prefix + "zz").encode() + b"\r\n", {})]
         rid = rnd.randrange(2, 60000)
         step = 1 + max(len(mc.sentinels), len(sh.sentinels))
+
+        def next_rid():
+            nonlocal rid
+            rid = (rid + step) & 0xFFFF
+            return rid
+
         for label, payload, opts in cases:
             if opts.get("sleep"):
                 time.sleep(opts["sleep"])
@@ -512,7 +530,7 @@ def main():
                 skipped += 1
                 print("skip %s: %s" % (label, why))
                 continue
-            rid = (rid + step) & 0xFFFF
+            next_rid()
             replies = []
             for t in (mc, sh):
                 got = t.exchange(rid, substitute(payload, t, now), opts.get("count", 1))
@@ -529,10 +547,15 @@ def main():
                 continue
             a = normalise(mc, replies[0])
             b = normalise(sh, replies[1])
-            if a != b and opts.get("big") and any(MC_BIG_QUIRK in r for r in replies[0]):
+            misread = memcached_misread(mc, next_rid, payload, replies[0]) if a != b else []
+            if misread:
+                # The servers now disagree on those keys: both forget them.
+                for key in misread:
+                    for t in (mc, sh):
+                        t.exchange(next_rid(), b"delete " + key + b"\r\n")
                 skipped += 1
-                print("skip %s: memcached misread a value of 2^63 or more as non-numeric "
-                      "(MC_BIG_QUIRK)" % label)
+                print("skip %s: memcached misread %s as non-numeric (MC_BIG_QUIRK)" %
+                      (label, b", ".join(misread).decode()))
                 continue
             if a != b:
                 failures += 1
