@@ -39,9 +39,8 @@ struct buffer {
 	uint8_t *mem;
 	size_t bytes;
 	bool hugetlb;
-	uint64_t lines;  /* lines in the cycle or the index */
-	uint64_t stride; /* bytes between consecutive line slots */
-	int kind;        /* which benchmark built it */
+	uint64_t lines;  /* slots in the cycle */
+	uint64_t stride; /* bytes between consecutive slots */
 	uint32_t index[RANDOM_INDEXES];
 };
 
@@ -124,14 +123,16 @@ buffer_link(uint64_t lines, uint64_t stride)
 	buf.stride = stride;
 }
 
-/* Makes buf hold `lines` slots `stride` apart for benchmark `kind`; false when skipped. */
+/*
+ * Makes buf hold `lines` slots `stride` apart, linked into one cycle (the chases follow it;
+ * BM_memory_prefetched reads the same memory in its own random order). False when skipped.
+ */
 static bool
-buffer_ready(struct cbench_state *st, int kind, int64_t lines, uint64_t stride)
+buffer_ready(struct cbench_state *st, int64_t lines, uint64_t stride)
 {
 	char msg[CBENCH_LABEL_MAX];
 
-	if (buf.mem != NULL && buf.kind == kind && buf.lines == (uint64_t)lines &&
-	    buf.stride == stride)
+	if (buf.mem != NULL && buf.lines == (uint64_t)lines && buf.stride == stride)
 		return true;
 	buffer_free();
 	if (lines < 2 || (uint64_t)lines > UINT32_MAX) {
@@ -143,7 +144,6 @@ buffer_ready(struct cbench_state *st, int kind, int64_t lines, uint64_t stride)
 		cbench_skip_with_error(st, "cannot map the buffer");
 		return false;
 	}
-	buf.kind = kind;
 	buffer_link((uint64_t)lines, stride);
 	return true;
 }
@@ -172,16 +172,23 @@ chase(struct cbench_state *st)
 	report(st);
 }
 
-static void
-BM_memory_chase(struct cbench_state *st)
+/* buffer_ready() for the run's argument in bytes, a slot per line. False when skipped. */
+static bool
+bytes_ready(struct cbench_state *st)
 {
 	int64_t bytes = cbench_range(st, 0);
 
 	if (bytes < 2 * (int64_t)LINE || bytes > BENCH_BYTES_MAX) {
 		cbench_skip_with_error(st, "bytes outside 128 .. 1 GiB");
-		return;
+		return false;
 	}
-	if (buffer_ready(st, 0, bytes / LINE, LINE))
+	return buffer_ready(st, bytes / LINE, LINE);
+}
+
+static void
+BM_memory_chase(struct cbench_state *st)
+{
+	if (bytes_ready(st))
 		chase(st);
 }
 
@@ -194,23 +201,18 @@ BM_memory_pages(struct cbench_state *st)
 		cbench_skip_with_error(st, "pages over 262,144");
 		return;
 	}
-	if (buffer_ready(st, 1, pages, PAGE))
+	if (buffer_ready(st, pages, PAGE))
 		chase(st);
 }
 
 static void
 BM_memory_prefetched(struct cbench_state *st)
 {
-	int64_t bytes = cbench_range(st, 0);
 	uint64_t sum = 0;
 	uint32_t i = 0;
 	uint64_t x = BENCH_SEED;
 
-	if (bytes < 2 * (int64_t)LINE || bytes > BENCH_BYTES_MAX) {
-		cbench_skip_with_error(st, "bytes outside 128 .. 1 GiB");
-		return;
-	}
-	if (!buffer_ready(st, 2, bytes / LINE, LINE))
+	if (!bytes_ready(st))
 		return;
 	for (uint32_t k = 0; k < RANDOM_INDEXES; k++)
 		buf.index[k] = (uint32_t)(next_rand(&x) % buf.lines);
