@@ -78,8 +78,6 @@ struct iter {
 
 static void flush_handoffs(struct dp_worker *w, const struct iter *it, uint16_t to);
 static void serve_mc(struct dp_worker *w, const struct iter *it, struct rte_mbuf *m, bool here);
-static void serve_burst(struct dp_worker *w, const struct iter *it, struct rte_mbuf **pkts,
-                        unsigned int n);
 
 static uint32_t
 store_now_s(const struct dp_runtime *rt)
@@ -609,16 +607,17 @@ serve_prepared(struct dp_worker *w, const struct iter *it, unsigned int k)
  * Serves a burst of datagrams whose meta is filled (from the NIC after classify_frame, from
  * our ring or from the defer queue), in arrival order: binary ones in the passes of
  * dgram_ctx, a group at a time; a memcached one after the binary ones before it are done.
- * Consumes every mbuf.
+ * Consumes every mbuf. n >= 1: serve_burst() takes empty bursts.
  */
 static void
-serve_burst(struct dp_worker *w, const struct iter *it, struct rte_mbuf **pkts, unsigned int n)
+serve_burst_frames(struct dp_worker *w, const struct iter *it, struct rte_mbuf **pkts,
+                   unsigned int n)
 {
 	unsigned int reqs = 0;
 	unsigned int k = 0;
 	unsigned int i;
 
-	ASSERT(n <= DP_BURST);
+	ASSERT(n >= 1 && n <= DP_BURST);
 	for (i = 0; i < n; i++) {
 		struct dgram_ctx *d = &w->ctx[k];
 
@@ -642,6 +641,17 @@ serve_burst(struct dp_worker *w, const struct iter *it, struct rte_mbuf **pkts, 
 		}
 	}
 	serve_prepared(w, it, k);
+}
+
+/*
+ * serve_burst_frames() for a burst that may be empty: most are, on the defer queue and the
+ * hand-off ring, and an idle iteration then makes no call.
+ */
+static inline void
+serve_burst(struct dp_worker *w, const struct iter *it, struct rte_mbuf **pkts, unsigned int n)
+{
+	if (n > 0)
+		serve_burst_frames(w, it, pkts, n);
 }
 
 /*
@@ -859,9 +869,7 @@ iterate(struct dp_worker *w)
 		pkts[i] = deferred[i];
 		prefetch_mbuf(pkts[i]);
 	}
-	/* Empty bursts are the rule on two of these three sources: no call for them. */
-	if (n > 0)
-		serve_burst(w, &it, pkts, n);
+	serve_burst(w, &it, pkts, n);
 	worked |= n > 0;
 
 	n = rte_eth_rx_burst(w->port_id, w->queue, pkts, DP_BURST);
@@ -875,16 +883,14 @@ iterate(struct dp_worker *w)
 		if (classify_frame(w, pkts[i]))
 			pkts[k++] = pkts[i];
 	}
-	if (k > 0)
-		serve_burst(w, &it, pkts, k);
+	serve_burst(w, &it, pkts, k);
 	worked |= n > 0;
 
 	n = dp_handoff_recv(&rt->handoff, w->index, pkts, DP_BURST);
 	DP_STAT_ADD(w->stats, handoff_in_mbufs, n);
 	for (i = 0; i < n; i++)
 		prefetch_mbuf(pkts[i]);
-	if (n > 0)
-		serve_burst(w, &it, pkts, n);
+	serve_burst(w, &it, pkts, n);
 	worked |= n > 0;
 
 	if (rt->mc != NULL)
