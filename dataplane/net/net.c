@@ -50,16 +50,6 @@ rd16(const uint8_t *p)
 	return (uint16_t)((p[0] << 8) | p[1]);
 }
 
-/* The host-order value of a 32-bit field held in network order. */
-static inline uint32_t
-be32_host(uint32_t be)
-{
-	uint8_t b[4];
-
-	memcpy(b, &be, 4);
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
 static inline void
 wr16(uint8_t *p, uint16_t v)
 {
@@ -145,17 +135,35 @@ net_ipv4_csum(const uint8_t *ip, uint32_t hdr_len)
 	return (uint16_t)~net_csum_fold(sum);
 }
 
+/*
+ * What a 16-bit field holding v in network order adds to a ones'-complement sum taken in
+ * memory order, as net_csum_add takes it.
+ */
+static inline uint64_t
+word_be(uint16_t v)
+{
+	uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+	uint16_t w;
+
+	memcpy(&w, b, 2);
+	return w;
+}
+
+/* The two addresses' share of a sum in memory order: each is two such words already. */
+static inline uint64_t
+addr_words(uint32_t a_be, uint32_t b_be)
+{
+	return (a_be & 0xffffu) + (a_be >> 16) + (b_be & 0xffffu) + (b_be >> 16);
+}
+
+/*
+ * The pseudo-header's sum, from the values rather than from bytes stored and read back
+ * (a wide load over bytes just written by narrow stores waits for them to commit).
+ */
 static uint64_t
 pseudo_sum(uint32_t src_ip_be, uint32_t dst_ip_be, uint16_t udp_len)
 {
-	uint8_t ph[12];
-
-	memcpy(ph, &src_ip_be, 4);
-	memcpy(ph + 4, &dst_ip_be, 4);
-	ph[8] = 0;
-	ph[9] = IPPROTO_UDP_;
-	wr16(ph + 10, udp_len);
-	return net_csum_add(0, ph, sizeof(ph));
+	return addr_words(src_ip_be, dst_ip_be) + word_be(IPPROTO_UDP_) + word_be(udp_len);
 }
 
 uint16_t
@@ -352,14 +360,7 @@ net_udp_reply(uint8_t *out, const uint8_t *req_frame, const struct net_pkt *req,
 	memcpy(out + NET_ETH_ADDR_LEN, mac_src, NET_ETH_ADDR_LEN);
 	wr16(out + 12, ETHERTYPE_IPV4);
 
-	/*
-	 * The checksums are summed from the values written (as 16-bit words in host order),
-	 * not read back from the header: a wide load over bytes just stored by narrow stores
-	 * cannot be forwarded from the store buffer and waits for them to commit.
-	 */
-	uint32_t from = be32_host(req->dst_ip_be);
-	uint32_t to = be32_host(req->src_ip_be);
-	uint32_t addr_sum = (from >> 16) + (from & 0xffffu) + (to >> 16) + (to & 0xffffu);
+	/* The checksums are summed from the values written, not read back (pseudo_sum). */
 	uint8_t *ip = out + NET_ETH_HDR_LEN;
 	ip[0] = 0x45;
 	ip[1] = 0;
@@ -370,28 +371,27 @@ net_udp_reply(uint8_t *out, const uint8_t *req_frame, const struct net_pkt *req,
 	ip[9] = IPPROTO_UDP_;
 	memcpy(ip + 12, &req->dst_ip_be, 4);
 	memcpy(ip + 16, &req->src_ip_be, 4);
-	wr16(ip + 10, 0);
+	put_csum(ip + 10, 0);
 	if (!(tx_flags & NET_TX_IP_CSUM_OFFLOAD))
-		wr16(ip + 10, (uint16_t)~net_csum_fold(
-		                      0x4500u + NET_IPV4_HDR_LEN + udp_len + ip_id + IPV4_DF +
-		                      ((uint32_t)NET_REPLY_TTL << 8 | IPPROTO_UDP_) + addr_sum));
+		put_csum(ip + 10,
+		         (uint16_t)~net_csum_fold(word_be(0x4500) +
+		                                  word_be((uint16_t)(NET_IPV4_HDR_LEN + udp_len)) +
+		                                  word_be(ip_id) + word_be(IPV4_DF) +
+		                                  word_be(NET_REPLY_TTL << 8 | IPPROTO_UDP_) +
+		                                  addr_words(req->dst_ip_be, req->src_ip_be)));
 
 	uint8_t *udp = ip + NET_IPV4_HDR_LEN;
-	uint64_t pseudo = addr_sum + IPPROTO_UDP_ + udp_len;
 	wr16(udp, req->dst_port);
 	wr16(udp + 2, req->src_port);
 	wr16(udp + 4, udp_len);
 	if (tx_flags & NET_TX_UDP_CSUM_OFFLOAD) {
-		wr16(udp + 6, net_csum_fold(pseudo));
+		put_csum(udp + 6, net_udp_pseudo_sum(req->dst_ip_be, req->src_ip_be, udp_len));
 	} else {
-		/* The payload's sum is in memory order: as bytes, it is the big-endian word. */
-		uint16_t payload =
-		        net_csum_fold(net_csum_add(0, udp + NET_UDP_HDR_LEN, payload_len));
-		uint8_t pb[2];
-		memcpy(pb, &payload, 2);
-		uint16_t c = (uint16_t)~net_csum_fold(pseudo + req->dst_port + req->src_port +
-		                                      udp_len + rd16(pb));
-		wr16(udp + 6, c == 0 ? 0xffff : c); /* 0 means "no checksum" in UDP over IPv4 */
+		uint64_t sum = pseudo_sum(req->dst_ip_be, req->src_ip_be, udp_len) +
+		               word_be(req->dst_port) + word_be(req->src_port) + word_be(udp_len);
+		uint16_t c = (uint16_t)~net_csum_fold(
+		        net_csum_add(sum, udp + NET_UDP_HDR_LEN, payload_len));
+		put_csum(udp + 6, c == 0 ? 0xffff : c); /* 0 means "no checksum" in UDP over IPv4 */
 	}
 	return NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN + udp_len;
 }
