@@ -188,9 +188,9 @@ size_t store_value_max(const struct store *s, size_t key_len);
 /*
  * Looks up key. On success fills *out; out->data points into the store and stays valid
  * until the next mutating call on this store (every call except store_get_copy_concurrent,
- * store_layout_*, store_prefetch, store_stats_get and store_check; note store_get itself may move a cold
- * item to the log head, which is why it is not const). SP_ENOTFOUND when absent, expired
- * or flushed. Owner only.
+ * store_layout_*, store_prefetch, store_stats_get and store_check; note store_get itself
+ * may move a cold item to the log head, which is why it is not const). SP_ENOTFOUND when
+ * absent, expired or flushed. Owner only.
  */
 int store_get(struct store *s, const struct store_key *key, uint32_t now_s,
               struct store_value *out);
@@ -284,11 +284,11 @@ void store_prefetch(const struct store *s, uint64_t hash);
 
 /*
  * Second prefetch stage: reads the buckets of hash (prefetched a few requests earlier with
- * store_layout_prefetch) and prefetches the items whose tag matches: the line of the item's
- * header and, when a key of key_len bytes pushes it into the next line, the line where its
- * value starts (a small item straddles two lines half of the time). Batch as MICA does:
- * bucket for request i + 2d, items for request i + d, execute request i. Can't fail;
- * never writes.
+ * store_layout_prefetch) and prefetches the first item whose tag matches (home bucket
+ * before its pair): the line of the item's header and the line where its value starts
+ * behind a key of key_len bytes (a small item straddles two lines half of the time). A
+ * second match, a 16-bit tag collision, is not prefetched. Batch as MICA does: bucket for
+ * request i + 2d, item for request i + d, execute request i. Can't fail; never writes.
  */
 void store_layout_prefetch_item(const struct store_layout *l, uint64_t hash, uint32_t key_len);
 
