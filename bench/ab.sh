@@ -28,21 +28,11 @@ if [[ $# -gt 0 && $1 != -- ]]; then
 	pairs=$1
 	shift
 fi
-if [[ $# -gt 0 ]]; then
-	if [[ $1 != -- ]]; then
-		echo "ab.sh: expected -- before the dp-ringbench arguments, got '$1'" >&2
-		exit 2
-	fi
-	shift
-fi
-args=("$@")
+bench_ringbench_args "$0" "$@"
 if [[ ${#args[@]} -eq 0 ]]; then
 	args=(--keys 1048576 --batch 1)
 fi
-if ! [[ $pairs =~ ^[1-9][0-9]?$ ]]; then
-	echo "ab.sh: PAIRS must be 1..99, not '$pairs'" >&2
-	exit 2
-fi
+bench_count "$0" PAIRS "$pairs"
 for bin in "$old" "$new"; do
 	if [[ ! -x $bin ]]; then
 		echo "ab.sh: $bin not found: build both first (ninja -C BUILD dataplane/runtime/dp-ringbench)" >&2

@@ -17,6 +17,28 @@ bench_args() {
 	fi
 }
 
+# Sets the array args to the dp-ringbench arguments that follow "--" (the rest of a
+# script's arguments must be empty or start with it; else exit 2). Usage:
+# bench_ringbench_args SCRIPT "$@".
+# shellcheck disable=SC2034 # args is the callers'
+bench_ringbench_args() {
+	local script=$1
+	shift
+	if [[ $# -gt 0 && $1 != -- ]]; then
+		echo "${script##*/}: expected -- before the dp-ringbench arguments, got '$1'" >&2
+		exit 2
+	fi
+	args=("${@:2}")
+}
+
+# Exits 2 with a message unless $3 is a count 1..99. Usage: bench_count SCRIPT NAME VALUE.
+bench_count() {
+	if ! [[ $3 =~ ^[1-9][0-9]?$ ]]; then
+		echo "${1##*/}: $2 must be 1..99, not '$3'" >&2
+		exit 2
+	fi
+}
+
 # The comment block under a script's licence line, without the '# ' marks.
 bench_usage() {
 	awk 'NR > 3 && /^#/ {sub(/^# ?/, ""); print; next} NR > 3 {exit}' "$1"

@@ -34,10 +34,7 @@ bm=$build/bench/memory/bench_memory
 # shellcheck source=bench/bench_lib.sh
 source "$(dirname "$0")/bench_lib.sh"
 bench_args "$0" 0 "$@"
-if ! [[ $rounds =~ ^[1-9][0-9]?$ ]]; then
-	echo "floors.sh: SP_FLOORS_ROUNDS must be 1..99, not '$rounds'" >&2
-	exit 2
-fi
+bench_count "$0" SP_FLOORS_ROUNDS "$rounds"
 for bin in "$rb" "$bs" "$bm"; do
 	if [[ ! -x $bin ]]; then
 		echo "floors.sh: $bin not found: build first (meson setup $build -Dbuildtype=release && ninja -C $build)" >&2

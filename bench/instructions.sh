@@ -22,22 +22,12 @@ source "$(dirname "$0")/bench_lib.sh"
 bench_args "$0" 1 "$@"
 rb=$1/dataplane/runtime/dp-ringbench
 shift
-if [[ $# -gt 0 ]]; then
-	if [[ $1 != -- ]]; then
-		echo "instructions.sh: expected -- before the dp-ringbench arguments, got '$1'" >&2
-		exit 2
-	fi
-	shift
-fi
-args=("$@")
+bench_ringbench_args "$0" "$@"
 if [[ ${#args[@]} -eq 0 ]]; then
 	args=(--keys 1024 --batch 32)
 fi
 seconds=${SP_INSTR_SECONDS:-8}
-if ! [[ $seconds =~ ^[1-9][0-9]?$ ]]; then
-	echo "instructions.sh: SP_INSTR_SECONDS must be 1..99, not '$seconds'" >&2
-	exit 2
-fi
+bench_count "$0" SP_INSTR_SECONDS "$seconds"
 if [[ ! -x $rb ]]; then
 	echo "instructions.sh: $rb not found: build first (ninja -C BUILD dataplane/runtime/dp-ringbench)" >&2
 	exit 2
