@@ -211,6 +211,24 @@ exec_get(struct run *r, const struct sp_mc_cmd *cmd)
 		emit(r, &end, 1);
 		return STEP_FLUSH;
 	}
+	if (r->env->elsewhere != NULL) {
+		const char *refuse = NULL;
+
+		/* A key this node cannot answer fails the whole command, before any output. */
+		while (refuse == NULL && sp_mc_next_key(cmd, &pos, &key, &key_len)) {
+			uint32_t p =
+			        sp_key_partition(sp_key_hash(key, key_len), r->env->partitions);
+
+			refuse = r->env->elsewhere(r->env->ctx, p);
+		}
+		if (refuse != NULL) {
+			r->c->elsewhere_refused++;
+			r->c->error_replies++;
+			emit_line(r, cmd, refuse, strlen(refuse));
+			return STEP_FLUSH;
+		}
+		pos = 0;
+	}
 	while (sp_mc_next_key(cmd, &pos, &key, &key_len)) {
 		uint32_t ahead = pos, next_len;
 		const char *next;

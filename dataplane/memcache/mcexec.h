@@ -40,6 +40,7 @@ struct mcexec_counters {
 	uint64_t gat_remote_untouched; /* gat/gats keys read from another core, not touched */
 	uint64_t gat_remote_forwarded; /* gat/gats touches handed to env.touch_remote */
 	uint64_t concurrent_busy;      /* concurrent reads that gave up (answered as misses) */
+	uint64_t elsewhere_refused;    /* gets refused: a key's partition is not on this node */
 	uint64_t bytes_read;           /* request payload bytes */
 	uint64_t bytes_written;        /* reply payload bytes */
 	/* memcached's names */
@@ -79,6 +80,11 @@ struct mcexec_env {
 	 * key bytes are only valid during the call. */
 	void (*touch_remote)(void *ctx, uint32_t partition, const char *key, uint32_t key_len,
 	                     uint32_t expire_s);
+	/* Cluster mode: NULL when the partition's data lives on this node (any core), else
+	 * the SERVER_ERROR line (without CRLF) a get of one of its keys must answer instead
+	 * of a miss. A get/gets/gat/gats naming such a key answers that one line for the whole
+	 * command (no VALUE blocks, no END): never a silent miss. May be NULL (single node). */
+	const char *(*elsewhere)(void *ctx, uint32_t partition);
 	/* Fills the general stats. NULL: only this core's counters are printed. */
 	void (*stats)(void *ctx, struct mcexec_stats *out);
 	/* "stats reset": zero the counters of every core. NULL: only this core's. */

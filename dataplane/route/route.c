@@ -21,6 +21,10 @@
 #include "common/log.h"
 #include "common/verify.h"
 #include "dataplane/route/route.h"
+#include "wire/binproto.h"
+
+SP_STATIC_ASSERT(ROUTE_WORKERS_MAX < ROUTE_WORKER_NONE, "worker indices stay below the markers");
+SP_STATIC_ASSERT(ROUTE_WORKER_NONE < ROUTE_WORKER_REMOTE, "route_decide tests one bound");
 
 /* A table no worker may use any more once the QSBR token has been passed by all. */
 struct retired_table {
@@ -68,6 +72,7 @@ table_alloc(struct route_private *p)
 	t->partitions = p->cfg.partitions;
 	t->mask = p->cfg.partitions - 1;
 	t->workers = p->cfg.workers;
+	t->unserved_status = SP_BP_ST_NOT_READY;
 	p->stats.tables_built++;
 	ASSERT(sp_is_power_of_two(t->partitions));
 	return t;
@@ -91,10 +96,13 @@ table_valid(const struct route_table *t)
 		return false;
 	if (t->node_count == 0 || t->self_index >= t->node_count)
 		return false;
+	if (t->unserved_status != SP_BP_ST_NOT_READY && t->unserved_status != SP_BP_ST_NOT_SERVING)
+		return false;
 	for (uint32_t i = 0; i < t->partitions; i++) {
 		const struct route_entry *e = &t->entries[i];
 
-		if (e->worker != ROUTE_WORKER_REMOTE && e->worker >= t->workers)
+		if (e->worker != ROUTE_WORKER_REMOTE && e->worker != ROUTE_WORKER_NONE &&
+		    e->worker >= t->workers)
 			return false;
 		if (e->node >= t->node_count)
 			return false;
@@ -398,7 +406,7 @@ find_moves(struct route_private *p, const struct route_table *cur, const struct 
 		uint16_t from = cur->entries[i].worker;
 		uint16_t to = fin->entries[i].worker;
 
-		if (from == ROUTE_WORKER_REMOTE || to == ROUTE_WORKER_REMOTE || from == to)
+		if (from >= ROUTE_WORKER_NONE || to >= ROUTE_WORKER_NONE || from == to)
 			continue;
 		p->moves[n].partition = i;
 		p->moves[n].from_worker = from;

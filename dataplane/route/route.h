@@ -22,7 +22,12 @@
  *   HANDOFF  owner is another local worker: enqueue to its inbound ring (this includes a
  *            request received from a ring for a partition this worker no longer owns);
  *   REMOTE   owner is another node: the runtime answers WRONG_NODE with that node's
- *            address (table->nodes[target]) so a partition-aware client re-sends there.
+ *            address (table->nodes[target]) so a partition-aware client re-sends there;
+ *   UNSERVED nobody serves the partition here (entry.worker ROUTE_WORKER_NONE): the node
+ *            has no map yet, its ownership lease ran out, or it left the cluster. The
+ *            runtime answers table->unserved_status (binary protocol NOT_READY or
+ *            NOT_SERVING; memcached "SERVER_ERROR not ready" / "SERVER_ERROR not serving")
+ *            and never touches the partition's store.
  */
 #ifndef SP_DATAPLANE_ROUTE_H
 #define SP_DATAPLANE_ROUTE_H
@@ -46,6 +51,7 @@
 
 #define ROUTE_WORKERS_MAX      SP_WORKERS_MAX
 #define ROUTE_WORKER_REMOTE    UINT16_C(0xffff) /* entry.worker of a remote partition */
+#define ROUTE_WORKER_NONE      UINT16_C(0xfffe) /* entry.worker: nobody serves it here */
 #define ROUTE_F_PENDING        UINT8_C(0x01)    /* moved here; the new owner defers it */
 #define ROUTE_GRACE_TIMEOUT_MS 2000u            /* default bound of one grace-period wait */
 #define ROUTE_GRACE_POLL_US    50u              /* sleep between grace-period checks */
@@ -55,7 +61,7 @@
 
 /* Where one partition goes: 4 bytes, so a 64 KiB-partition table is 256 KiB. */
 struct route_entry {
-	uint16_t worker; /* local worker index, or ROUTE_WORKER_REMOTE */
+	uint16_t worker; /* local worker index, ROUTE_WORKER_REMOTE or ROUTE_WORKER_NONE */
 	uint8_t flags;   /* ROUTE_F_* */
 	uint8_t node;    /* index into route_table.nodes (the owning node) */
 };
@@ -80,6 +86,10 @@ struct route_table {
 	uint32_t node_count;
 	uint32_t self_index; /* this node's index in nodes */
 	uint32_t pending_count;
+	/* What UNSERVED partitions answer: enum sp_bp_status SP_BP_ST_NOT_READY or
+	 * SP_BP_ST_NOT_SERVING (wire/binproto.h). Tables set it whether or not they have
+	 * ROUTE_WORKER_NONE entries; new tables start with NOT_READY. */
+	uint8_t unserved_status;
 	struct route_node nodes[SP_MEMBERS_MAX];
 	struct route_entry entries[]; /* P entries */
 };
@@ -89,6 +99,7 @@ enum route_action {
 	ROUTE_DEFER,
 	ROUTE_HANDOFF,
 	ROUTE_REMOTE,
+	ROUTE_UNSERVED,
 };
 
 /* Called once per moved partition while no worker executes it (between the grace
@@ -181,16 +192,17 @@ route_lookup(const struct route_table *t, uint32_t partition)
 
 /*
  * Hot path: what worker `self` does with a request for `partition`. *target receives the
- * worker (HANDOFF) or the node index (REMOTE).
+ * worker (HANDOFF) or the node index (REMOTE, and UNSERVED, where it means nothing).
  */
 static inline enum route_action
 route_decide(const struct route_table *t, uint32_t partition, uint16_t self, uint16_t *target)
 {
 	struct route_entry e = route_lookup(t, partition);
 
-	if (e.worker == ROUTE_WORKER_REMOTE) {
+	/* One compare on the common path: both markers sit above every worker index. */
+	if (e.worker >= ROUTE_WORKER_NONE) {
 		*target = e.node;
-		return ROUTE_REMOTE;
+		return e.worker == ROUTE_WORKER_REMOTE ? ROUTE_REMOTE : ROUTE_UNSERVED;
 	}
 	*target = e.worker;
 	if (e.worker != self)

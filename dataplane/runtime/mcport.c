@@ -38,6 +38,11 @@
 #define TOUCH_MSG_MAGIC 0x4d43544fu /* "MCTO" */
 /* Answer to a single-key command whose partition another node owns. */
 #define WRONG_NODE_LINE "SERVER_ERROR key is owned by another node"
+/* Answers for partitions nobody serves here (route.h, ROUTE_UNSERVED), by the table's
+ * unserved_status, and for a forwarded request whose owner did not answer. */
+#define NOT_SERVING_LINE "SERVER_ERROR not serving"
+#define NOT_READY_LINE   "SERVER_ERROR not ready"
+#define UNAVAILABLE_LINE "SERVER_ERROR owner unavailable"
 
 /* A gat touch for the owner of key: payload of a message mbuf (payload_off == 0). */
 struct touch_msg {
@@ -121,6 +126,43 @@ owns(const struct mc_worker *wk, const struct route_table *t, uint32_t p)
 	ASSERT(t != NULL);
 	ASSERT(p < t->partitions);
 	return route_decide(t, p, wk->index, &target) == ROUTE_EXECUTE;
+}
+
+/* The memcached line for a binary-protocol cluster status (NOT_SERVING, NOT_READY,
+ * UNAVAILABLE); any other status reads as not serving. Never NULL. */
+static const char *
+status_line(uint8_t status)
+{
+	switch (status) {
+	case SP_BP_ST_NOT_READY:
+		return NOT_READY_LINE;
+	case SP_BP_ST_UNAVAILABLE:
+		return UNAVAILABLE_LINE;
+	case SP_BP_ST_NOT_SERVING:
+	default:
+		return NOT_SERVING_LINE;
+	}
+}
+
+/* mcexec_env.elsewhere: NULL when partition p is on this node, else the line to answer. */
+static const char *
+elsewhere_cb(void *ctx, uint32_t partition)
+{
+	struct mc_worker *wk = ctx;
+	uint16_t target = 0;
+
+	ASSERT(wk->t != NULL);
+	VERIFY(partition < wk->t->partitions);
+	switch (route_decide(wk->t, partition, wk->index, &target)) {
+	case ROUTE_REMOTE:
+		DP_STAT_INC(&wk->st, wrong_node);
+		return WRONG_NODE_LINE;
+	case ROUTE_UNSERVED:
+		DP_STAT_INC(&wk->st, unserved);
+		return status_line(wk->t->unserved_status);
+	default:
+		return NULL;
+	}
 }
 
 /* mcexec_env.part: the partition's store, and whether this worker may write it. */
@@ -315,12 +357,12 @@ struct named {
 #f, offsetof(struct dp_mc_stats, f) \
 	}
 static const struct named rt_fields[] = {
-        RT_FIELD(datagrams_in),  RT_FIELD(run_owner),    RT_FIELD(run_multi),
-        RT_FIELD(run_any),       RT_FIELD(run_fallback), RT_FIELD(handoff_out),
-        RT_FIELD(deferred),      RT_FIELD(wrong_node),   RT_FIELD(reply_dgrams),
-        RT_FIELD(nombuf),        RT_FIELD(touch_out),    RT_FIELD(touch_in),
-        RT_FIELD(touch_dropped), RT_FIELD(flush_remote), RT_FIELD(flush_applied),
-        RT_FIELD(bad_message),
+        RT_FIELD(datagrams_in),  RT_FIELD(run_owner),     RT_FIELD(run_multi),
+        RT_FIELD(run_any),       RT_FIELD(run_fallback),  RT_FIELD(handoff_out),
+        RT_FIELD(deferred),      RT_FIELD(wrong_node),    RT_FIELD(unserved),
+        RT_FIELD(reply_dgrams),  RT_FIELD(nombuf),        RT_FIELD(touch_out),
+        RT_FIELD(touch_in),      RT_FIELD(touch_dropped), RT_FIELD(flush_remote),
+        RT_FIELD(flush_applied), RT_FIELD(bad_message),
 };
 SP_STATIC_ASSERT(SP_ARRAY_SIZE(rt_fields) == STATS_WORDS, "every dp_mc_stats field is named");
 
@@ -339,6 +381,7 @@ static const struct named mc_fields[] = {
         MC_FIELD(gat_remote_untouched),
         MC_FIELD(gat_remote_forwarded),
         MC_FIELD(concurrent_busy),
+        MC_FIELD(elsewhere_refused),
         MC_FIELD(bytes_read),
         MC_FIELD(bytes_written),
         MC_FIELD(cmd_get),
@@ -433,6 +476,7 @@ dp_mc_create(struct dp_runtime *rt)
 		wk->env.part = part_cb;
 		wk->env.flush_remote = flush_remote_cb;
 		wk->env.touch_remote = touch_remote_cb;
+		wk->env.elsewhere = elsewhere_cb;
 		wk->env.stats = stats_cb;
 		wk->env.stats_reset = stats_reset_cb;
 		wk->env.ctx = wk;
@@ -543,19 +587,19 @@ send_replies(struct mc_worker *wk, struct rte_mbuf *m, uint32_t n, struct dp_mc_
 	DP_STAT_ADD(&wk->st, reply_dgrams, n);
 }
 
-/* Answers a single-key datagram whose key another node owns, in m. */
+/* Answers a single-key datagram this node does not serve with one line (no CRLF), in m. */
 static void
-answer_wrong_node(struct mc_worker *wk, struct rte_mbuf *m, const uint8_t *udp, size_t len,
-                  struct dp_mc_result *res)
+answer_line(struct mc_worker *wk, struct rte_mbuf *m, const uint8_t *udp, size_t len,
+            const char *line, struct dp_mc_result *res)
 {
 	struct sp_mc_frame f;
 
 	ASSERT(len >= SP_MC_FRAME_BYTES);
+	ASSERT(line != NULL);
 	VERIFY(sp_mc_frame_decode(udp, len, &f) == 0);
-	DP_STAT_INC(&wk->st, wrong_node);
 	wk->counters.error_replies++;
 	sp_mc_out_init(&wk->out, wk->out_buf, wk->out_lens, DP_MC_REPLY_DGRAMS_MAX, f.request_id);
-	VERIFY(sp_mc_out_line(&wk->out, WRONG_NODE_LINE, sizeof(WRONG_NODE_LINE) - 1) == 0);
+	VERIFY(sp_mc_out_line(&wk->out, line, strlen(line)) == 0);
 	sp_mc_out_flush(&wk->out);
 	send_replies(wk, m, wk->out.n, res);
 }
@@ -623,7 +667,12 @@ dp_mc_serve(struct dp_worker *w, const struct route_table *t, uint32_t now_s, st
 			DP_STAT_INC(&wk->st, run_owner);
 			break;
 		case ROUTE_REMOTE:
-			answer_wrong_node(wk, m, udp, len, res);
+			DP_STAT_INC(&wk->st, wrong_node);
+			answer_line(wk, m, udp, len, WRONG_NODE_LINE, res);
+			return;
+		case ROUTE_UNSERVED:
+			DP_STAT_INC(&wk->st, unserved);
+			answer_line(wk, m, udp, len, status_line(t->unserved_status), res);
 			return;
 		case ROUTE_DEFER:
 			if (meta->hops < DP_HANDOFF_HOPS_MAX &&
@@ -711,10 +760,10 @@ dp_mc_print(FILE *out, const struct dp_mc *mc)
 	fprintf(out,
 	        "memcached placement: owner %" PRIu64 " multi %" PRIu64 " any %" PRIu64
 	        " fallback %" PRIu64 " handoff_out %" PRIu64 " deferred %" PRIu64
-	        " wrong_node %" PRIu64 " nombuf %" PRIu64 " touch_out %" PRIu64 " touch_in %" PRIu64
-	        " touch_dropped %" PRIu64 " flush_remote %" PRIu64 " flush_applied %" PRIu64
-	        " bad_message %" PRIu64 "\n",
+	        " wrong_node %" PRIu64 " unserved %" PRIu64 " nombuf %" PRIu64 " touch_out %" PRIu64
+	        " touch_in %" PRIu64 " touch_dropped %" PRIu64 " flush_remote %" PRIu64
+	        " flush_applied %" PRIu64 " bad_message %" PRIu64 "\n",
 	        s.run_owner, s.run_multi, s.run_any, s.run_fallback, s.handoff_out, s.deferred,
-	        s.wrong_node, s.nombuf, s.touch_out, s.touch_in, s.touch_dropped, s.flush_remote,
-	        s.flush_applied, s.bad_message);
+	        s.wrong_node, s.unserved, s.nombuf, s.touch_out, s.touch_in, s.touch_dropped,
+	        s.flush_remote, s.flush_applied, s.bad_message);
 }

@@ -49,6 +49,7 @@ struct dp_mc_stats {
 	uint64_t handoff_out;   /* datagrams handed to their owner's ring */
 	uint64_t deferred;      /* datagrams held while their partition arrives */
 	uint64_t wrong_node;    /* keys owned by another node: answered SERVER_ERROR */
+	uint64_t unserved;      /* keys nobody serves here (no map, no lease): SERVER_ERROR */
 	uint64_t reply_dgrams;  /* reply datagrams queued for TX */
 	uint64_t nombuf;        /* replies or messages lost: the mbuf pool was dry */
 	uint64_t touch_out;     /* gat touch messages sent to other workers */

@@ -52,6 +52,8 @@ struct dp_worker_stats {
 	uint64_t ring_full_drops;  /* requests dropped: the owner's ring was full */
 	uint64_t deferred;         /* requests held while their partition moved here */
 	uint64_t wrong_node;       /* requests for another node's partition */
+	uint64_t unserved;         /* requests for a partition nobody serves here (no map,
+	                            * no lease): answered NOT_READY / NOT_SERVING */
 	uint64_t store_evictions;  /* copied from the owned stores every ~100 ms */
 	uint64_t store_items;
 	uint64_t idle_sleeps;

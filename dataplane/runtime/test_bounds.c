@@ -9,7 +9,10 @@
  *         the last reply datagram written over the request's own mbuf, the others in
  *         fresh ones; a request with IPv4 options (which cannot carry its reply in place)
  *         gets every reply datagram in a fresh mbuf; and with the node's pool drained no
- *         request of such a datagram runs unanswered.
+ *         request of such a datagram runs unanswered;
+ *   unserved  with a table whose partitions are ROUTE_WORKER_NONE (route.h), every request
+ *         for them is answered the table's unserved_status (NOT_READY, NOT_SERVING) without
+ *         touching a store, and the other requests of the same datagram are served.
  * All end with every mbuf back in the pool.
  */
 #include <arpa/inet.h>
@@ -18,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -362,6 +366,127 @@ test_multi_datagram_replies(void **state)
 	assert_int_equal(rte_mempool_in_use_count(gen_pool), 0);
 }
 
+/*
+ * Publishes (under the running worker: RCU-safe, the old table is kept) a copy of the
+ * current table whose even partitions, or all when all, are ROUTE_WORKER_NONE with the
+ * given unserved_status. Returns the replaced table.
+ */
+static struct route_table *
+publish_unserved(bool all, uint8_t status)
+{
+	struct route_table *cur = atomic_load(&rt.route->current);
+	size_t bytes = sizeof(*cur) + cur->partitions * sizeof(cur->entries[0]);
+	struct route_table *u = malloc(bytes);
+
+	assert_non_null(u);
+	memcpy(u, cur, bytes);
+	for (uint32_t p = 0; p < u->partitions; p++)
+		if (all || p % 2 == 0)
+			u->entries[p].worker = ROUTE_WORKER_NONE;
+	u->unserved_status = status;
+	atomic_store(&rt.route->current, u);
+	/* As route_switch does: once the worker has passed a quiescent state, it uses u. */
+	rte_rcu_qsbr_synchronize(rt.route->qsbr, RTE_QSBR_THRID_INVALID);
+	return cur;
+}
+
+/* Puts old back and frees the test's table once the worker has left it. */
+static void
+unpublish(struct route_table *old)
+{
+	struct route_table *u = atomic_exchange(&rt.route->current, old);
+
+	rte_rcu_qsbr_synchronize(rt.route->qsbr, RTE_QSBR_THRID_INVALID);
+	free(u);
+}
+
+/*
+ * Sends one datagram of SET (value "v") or GET requests over keys 0..n-1, waits for all
+ * n replies and writes each request's status into status[request_id].
+ */
+static void
+exchange(uint8_t op, uint32_t n, uint8_t *status)
+{
+	static const uint8_t v[1] = {'v'};
+	struct rte_mbuf *m = rte_pktmbuf_alloc(gen_pool);
+	uint32_t got = 0;
+	uint32_t waited_ms = 0;
+
+	assert_non_null(m);
+	build_dgram(m, op, 0, n, v, sizeof(v), false);
+	memset(status, 0xff, n);
+	assert_int_equal(rte_ring_enqueue(req_ring, m), 0);
+	while (got < n && waited_ms < SETTLE_MS_MAX) {
+		struct sp_bp_reply replies[SP_BP_REQS_MAX];
+		struct sp_bp_dgram dg;
+
+		if (rte_ring_dequeue(rep_ring, (void **)&m) != 0) {
+			rte_delay_ms(1);
+			waited_ms++;
+			continue;
+		}
+		assert_int_equal(sp_bp_decode_replies(rte_pktmbuf_mtod(m, uint8_t *) + 42,
+		                                      rte_pktmbuf_data_len(m) - 42, replies,
+		                                      SP_BP_REQS_MAX, &dg),
+		                 SP_BP_ERR_OK);
+		for (uint32_t r = 0; r < dg.count; r++) {
+			assert_true(replies[r].request_id < n);
+			assert_int_equal(status[replies[r].request_id], 0xff);
+			status[replies[r].request_id] = replies[r].status;
+			got++;
+		}
+		rte_pktmbuf_free(m);
+	}
+	assert_int_equal(got, n);
+}
+
+static void
+test_unserved_statuses(void **state)
+{
+	uint8_t status[SP_BP_REQS_MAX];
+	struct route_table *old;
+	uint32_t n = 16;
+	uint64_t executed;
+	uint32_t served = 0;
+
+	(void)state;
+	exchange(SP_BP_OP_SET, n, status);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(status[i], SP_BP_ST_OK);
+	executed = total(offsetof(struct dp_worker_stats, requests));
+
+	/* No map yet: nothing runs, everything says so. */
+	old = publish_unserved(true, SP_BP_ST_NOT_READY);
+	exchange(SP_BP_OP_GET, n, status);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(status[i], SP_BP_ST_NOT_READY);
+	assert_int_equal(total(offsetof(struct dp_worker_stats, requests)), executed);
+	assert_int_equal(total(offsetof(struct dp_worker_stats, unserved)), n);
+	unpublish(old);
+
+	/* Lease lost on the even partitions: the odd ones are served in the same datagram. */
+	old = publish_unserved(false, SP_BP_ST_NOT_SERVING);
+	exchange(SP_BP_OP_GET, n, status);
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t p = sp_key_partition(sp_key_hash(&k, sizeof(k)), rt.partitions);
+
+		if (p % 2 == 0) {
+			assert_int_equal(status[k], SP_BP_ST_NOT_SERVING);
+		} else {
+			assert_int_equal(status[k], SP_BP_ST_OK);
+			served++;
+		}
+	}
+	assert_true(served > 0 && served < n);
+	assert_int_equal(total(offsetof(struct dp_worker_stats, requests)), executed + served);
+	unpublish(old);
+
+	atomic_store(&rt.stop, true);
+	rte_eal_mp_wait_lcore();
+	assert_int_equal(dp_node_teardown(&rt, true), 0);
+	assert_int_equal(rte_mempool_in_use_count(gen_pool), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -374,9 +499,13 @@ main(int argc, char **argv)
 	const struct CMUnitTest reply_tests[] = {
 	        cmocka_unit_test(test_multi_datagram_replies),
 	};
+	const struct CMUnitTest unserved_tests[] = {
+	        cmocka_unit_test(test_unserved_statuses),
+	};
 	struct dp_hugepages huge;
 	bool ring = argc > 1 && strcmp(argv[1], "ring") == 0;
 	bool reply = argc > 1 && strcmp(argv[1], "reply") == 0;
+	bool unserved = argc > 1 && strcmp(argv[1], "unserved") == 0;
 	int node_port;
 	int rc;
 	memset(&huge, 0, sizeof(huge));
@@ -425,6 +554,8 @@ main(int argc, char **argv)
 		rc = cmocka_run_group_tests(ring_tests, NULL, NULL);
 	else if (reply)
 		rc = cmocka_run_group_tests(reply_tests, NULL, NULL);
+	else if (unserved)
+		rc = cmocka_run_group_tests(unserved_tests, NULL, NULL);
 	else
 		rc = cmocka_run_group_tests(tx_tests, NULL, NULL);
 	/* A failed test may have left the workers running. */

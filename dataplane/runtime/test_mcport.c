@@ -484,6 +484,123 @@ test_other_node_refused(void **state)
 	sp_cluster_state_free(st);
 }
 
+/*
+ * Swaps in (workers are not running: no grace period needed) a copy of the current table
+ * whose partitions p with p % 4 == 2 are ROUTE_WORKER_NONE (all of them when all), with
+ * the given unserved_status. Returns the table it replaced, to be put back.
+ */
+static struct route_table *
+swap_unserved(bool all, uint8_t status)
+{
+	struct route_table *cur = atomic_load(&rt.route->current);
+	size_t bytes = sizeof(*cur) + cur->partitions * sizeof(cur->entries[0]);
+	struct route_table *u = malloc(bytes);
+
+	assert_non_null(u);
+	memcpy(u, cur, bytes);
+	for (uint32_t p = 0; p < u->partitions; p++)
+		if (all || p % 4 == 2)
+			u->entries[p].worker = ROUTE_WORKER_NONE;
+	u->unserved_status = status;
+	atomic_store(&rt.route->current, u);
+	return cur;
+}
+
+static void
+swap_back(struct route_table *old)
+{
+	struct route_table *u = atomic_exchange(&rt.route->current, old);
+
+	free(u);
+}
+
+/* Sends payload to worker 0 and checks its whole answer. */
+static void
+expect_answer(const char *payload, const char *want)
+{
+	struct dp_mc_result res;
+
+	serve(0, frame(payload, 33), false, &res);
+	assert_int_equal(res.handoff_count, 0);
+	assert_int_equal(collect(&res, 33), 1);
+	assert_string_equal(reply, want);
+}
+
+/*
+ * Partitions nobody serves here (route.h ROUTE_UNSERVED) answer the table's status as a
+ * SERVER_ERROR line, for single-key commands and for a multi-key get naming one of them
+ * (never a silent miss), and never touch a store; a multi-key get naming another node's
+ * key is refused the same way. Runs after test_other_node_refused (partitions 1, 5, 9, 13
+ * on node 2).
+ */
+static void
+test_unserved_answered(void **state)
+{
+	struct route_table *old;
+	struct dp_mc_stats s0, s1;
+	struct mcexec_counters c0, c1;
+	char k_none[32], k_ok[32], k_far[32], cmd[160], want[160];
+	uint32_t found = 0;
+
+	(void)state;
+	k_none[0] = k_ok[0] = k_far[0] = '\0';
+	for (uint32_t i = 0; i < KEY_TRIES && found != 7; i++) {
+		char key[32];
+		uint32_t p;
+
+		snprintf(key, sizeof(key), "uns%u", i);
+		p = sp_key_partition(sp_key_hash(key, strlen(key)), PARTITIONS);
+		if (p % 4 == 2 && (found & 1) == 0) {
+			strcpy(k_none, key);
+			found |= 1;
+		} else if (p % 4 == 0 && (found & 2) == 0) {
+			strcpy(k_ok, key);
+			found |= 2;
+		} else if (p % 4 == 1 && (found & 4) == 0) {
+			strcpy(k_far, key);
+			found |= 4;
+		}
+	}
+	assert_int_equal(found, 7);
+	snprintf(cmd, sizeof(cmd), "set %s 0 0 2\r\nok\r\n", k_ok);
+	run_on_owner(cmd, k_ok, "STORED\r\n");
+
+	/* Not ready: every partition. */
+	totals(&s0, &c0);
+	old = swap_unserved(true, SP_BP_ST_NOT_READY);
+	snprintf(cmd, sizeof(cmd), "get %s\r\n", k_ok);
+	expect_answer(cmd, "SERVER_ERROR not ready\r\n");
+	snprintf(cmd, sizeof(cmd), "set %s 0 0 1\r\nx\r\n", k_none);
+	expect_answer(cmd, "SERVER_ERROR not ready\r\n");
+	snprintf(cmd, sizeof(cmd), "get %s %s\r\n", k_ok, k_none);
+	expect_answer(cmd, "SERVER_ERROR not ready\r\n");
+	swap_back(old);
+	totals(&s1, &c1);
+	assert_int_equal(s1.unserved - s0.unserved, 3);
+	assert_int_equal(c1.elsewhere_refused - c0.elsewhere_refused, 1);
+	assert_int_equal(c1.get_misses - c0.get_misses, 0);
+	assert_int_equal(c1.get_hits - c0.get_hits, 0);
+
+	/* Lease lost on some partitions: the others are served as before. */
+	old = swap_unserved(false, SP_BP_ST_NOT_SERVING);
+	snprintf(cmd, sizeof(cmd), "delete %s\r\n", k_none);
+	expect_answer(cmd, "SERVER_ERROR not serving\r\n");
+	snprintf(cmd, sizeof(cmd), "gets %s %s\r\n", k_none, k_ok);
+	expect_answer(cmd, "SERVER_ERROR not serving\r\n");
+	snprintf(cmd, sizeof(cmd), "get %s\r\n", k_ok);
+	snprintf(want, sizeof(want), "VALUE %s 0 2\r\nok\r\nEND\r\n", k_ok);
+	run_on_owner(cmd, k_ok, want);
+	swap_back(old);
+
+	/* Another node's key in a multi-key get: an error, not a miss. */
+	totals(&s0, &c0);
+	snprintf(cmd, sizeof(cmd), "get %s %s\r\n", k_ok, k_far);
+	expect_answer(cmd, "SERVER_ERROR key is owned by another node\r\n");
+	totals(&s1, &c1);
+	assert_int_equal(s1.wrong_node - s0.wrong_node, 1);
+	assert_int_equal(c1.get_misses - c0.get_misses, 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -498,6 +615,7 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_dry_pool_counted),
 	        cmocka_unit_test(test_stats_sum_and_reset),
 	        cmocka_unit_test(test_other_node_refused),
+	        cmocka_unit_test(test_unserved_answered),
 	};
 	struct rte_ring *rx[2], *tx[2];
 	struct dp_hugepages huge;

@@ -39,13 +39,14 @@ enum dest_kind {
 	DEST_EXECUTE = 0, /* owned here: run it */
 	DEST_ANSWER,      /* answer here without a store: bad request or ROUTE */
 	DEST_WRONG_NODE,  /* another node owns it: answer WRONG_PARTITION */
+	DEST_UNSERVED,    /* nobody serves it here: answer the table's unserved_status */
 	DEST_DEFER,       /* owned here but arriving: hold it */
 	DEST_HANDOFF,     /* another local worker: its ring */
 };
 
 /* Per-request destinations, and how many requests go where. */
 struct dest_counts {
-	uint32_t local;    /* EXECUTE, ANSWER, WRONG_NODE */
+	uint32_t local;    /* EXECUTE, ANSWER, WRONG_NODE, UNSERVED */
 	uint32_t deferred; /* DEFER */
 	uint32_t handoff;  /* HANDOFF, to any worker */
 	uint64_t targets;  /* bit per worker receiving a hand-off */
@@ -293,8 +294,8 @@ answer(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d, uint32_t
 }
 
 /*
- * Answers the requests of d that stay here (all == false: EXECUTE, ANSWER and WRONG_NODE
- * ones) or every request with status `refuse` (all == true: a datagram that cannot be
+ * Answers the requests of d that stay here (all == false: EXECUTE, ANSWER, WRONG_NODE and
+ * UNSERVED ones) or every request with status `refuse` (all == true: a datagram that cannot be
  * handed on), then consumes d->m (it carries the last reply datagram, or is freed).
  * prepare_dgram() has prefetched the stores' memory.
  */
@@ -318,10 +319,12 @@ serve_local(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d, boo
 		enum sp_bp_status st = refuse;
 
 		if (!all && d->kind[i] != DEST_EXECUTE && d->kind[i] != DEST_ANSWER &&
-		    d->kind[i] != DEST_WRONG_NODE)
+		    d->kind[i] != DEST_WRONG_NODE && d->kind[i] != DEST_UNSERVED)
 			continue;
 		if (!all && d->kind[i] == DEST_WRONG_NODE)
 			st = SP_BP_ST_WRONG_PARTITION;
+		else if (!all && d->kind[i] == DEST_UNSERVED)
+			st = (enum sp_bp_status)it->t->unserved_status;
 		if (!answer(w, it, d, i, &r, st))
 			break;
 	}
@@ -467,6 +470,11 @@ route_requests(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d,
 		case ROUTE_REMOTE:
 			d->kind[i] = DEST_WRONG_NODE;
 			DP_STAT_INC(w->stats, wrong_node);
+			c->local++;
+			break;
+		case ROUTE_UNSERVED:
+			d->kind[i] = DEST_UNSERVED;
+			DP_STAT_INC(w->stats, unserved);
 			c->local++;
 			break;
 		case ROUTE_DEFER:
@@ -807,7 +815,7 @@ refresh_route_owner(struct dp_worker *w, struct iter *it)
 	if (w->route_owner_table != it->t) {
 		for (p = 0; p < it->t->partitions; p++) {
 			struct route_entry e = route_lookup(it->t, p);
-			w->route_owner[p] = e.worker == ROUTE_WORKER_REMOTE ? 0 : e.worker;
+			w->route_owner[p] = e.worker >= ROUTE_WORKER_NONE ? 0 : e.worker;
 		}
 		w->route_owner_table = it->t;
 	}

@@ -89,7 +89,13 @@ sp_client_status_error(uint8_t status)
 	case SP_BP_ST_SERVER_FULL:
 		return -SP_EFULL;
 	case SP_BP_ST_WRONG_PARTITION:
-		return -ESTALE;
+		return -SP_EWRONGNODE;
+	case SP_BP_ST_NOT_SERVING:
+		return -SP_ENOTSERVING;
+	case SP_BP_ST_NOT_READY:
+		return -SP_ENOTREADY;
+	case SP_BP_ST_UNAVAILABLE:
+		return -SP_EUNAVAIL;
 	default:
 		return -EIO;
 	}

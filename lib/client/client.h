@@ -164,7 +164,9 @@ void sp_client_stats_get(const struct sp_client *c, struct sp_client_stats *out)
 /* Maps a reply status to 0 or a negative SP_E* / errno code (NOT_FOUND -> -SP_ENOTFOUND,
  * EXISTS -> -SP_EEXISTS, CAS_MISMATCH -> -SP_EVERSION, TOO_BIG -> -SP_ETOOBIG, NOT_NUMBER ->
  * -SP_ENOTNUM, BAD_REQUEST -> -SP_EMALFORMED, SERVER_BUSY -> -SP_EBUSY, SERVER_FULL ->
- * -SP_EFULL, WRONG_PARTITION -> -ESTALE, INTERNAL and unknown -> -EIO). */
+ * -SP_EFULL, WRONG_PARTITION -> -SP_EWRONGNODE, NOT_SERVING -> -SP_ENOTSERVING, NOT_READY ->
+ * -SP_ENOTREADY, UNAVAILABLE -> -SP_EUNAVAIL, INTERNAL and unknown -> -EIO); sp_strerror()
+ * gives each a sentence. */
 int sp_client_status_error(uint8_t status);
 
 /* ---- One operation at a time: each is a batch of one. Return 0 or a negative code as

@@ -19,6 +19,13 @@ static const char *const sp_error_text[SP_ELAST - SP_EBASE] = {
         [SP_ENOTLEADER - SP_EBASE] = "not the leader",
         [SP_EBUSY - SP_EBASE] = "another operation of this kind is in progress",
         [SP_ENOTNUM - SP_EBASE] = "value is not a number",
+        [SP_EWRONGNODE - SP_EBASE] = "the key's partition is owned by another node (the "
+                                     "cluster map changed; try again)",
+        [SP_ENOTSERVING - SP_EBASE] = "the node is not serving (no ownership lease, or "
+                                      "removed from the cluster); ask another node",
+        [SP_ENOTREADY - SP_EBASE] = "the node has no cluster map yet; try again shortly "
+                                    "or ask another node",
+        [SP_EUNAVAIL - SP_EBASE] = "the key's owner node did not answer in time",
 };
 
 const char *

@@ -23,6 +23,11 @@ enum sp_error {
 	SP_ENOTLEADER, /* the request needs the Raft leader */
 	SP_EBUSY,      /* one operation of this kind is already in progress */
 	SP_ENOTNUM,    /* the value is not a number where one is required */
+	/* Cluster answers (binary protocol statuses WRONG_PARTITION .. UNAVAILABLE). */
+	SP_EWRONGNODE,  /* the key's partition is owned by another node */
+	SP_ENOTSERVING, /* the node holds no ownership lease or left the cluster */
+	SP_ENOTREADY,   /* the node has not installed its first cluster map */
+	SP_EUNAVAIL,    /* the partition's owner did not answer in time */
 	SP_ELAST,
 };
 

@@ -170,6 +170,9 @@ static const char *const status_names[SP_BP_ST_LAST] = {
         [SP_BP_ST_SERVER_FULL] = "server_full",
         [SP_BP_ST_WRONG_PARTITION] = "wrong_partition",
         [SP_BP_ST_INTERNAL] = "internal",
+        [SP_BP_ST_NOT_SERVING] = "not_serving",
+        [SP_BP_ST_NOT_READY] = "not_ready",
+        [SP_BP_ST_UNAVAILABLE] = "unavailable",
 };
 
 static const char *const op_names[SP_BP_OP_LAST] = {

@@ -87,6 +87,13 @@ enum sp_bp_status {
 	SP_BP_ST_SERVER_FULL = 8,     /* out of memory and nothing could be evicted */
 	SP_BP_ST_WRONG_PARTITION = 9, /* this node does not own the key: refresh the map */
 	SP_BP_ST_INTERNAL = 10,       /* unexpected server error */
+	/* Cluster mode. NOT_SERVING: this node holds no valid ownership lease or was removed
+	 * from the cluster; fetch the map from another node. NOT_READY: the dataplane has not
+	 * installed its first cluster map yet; retry later or ask another node. UNAVAILABLE: the
+	 * partition's owner did not answer a forwarded request in time (or is unreachable). */
+	SP_BP_ST_NOT_SERVING = 11,
+	SP_BP_ST_NOT_READY = 12,
+	SP_BP_ST_UNAVAILABLE = 13,
 	SP_BP_ST_LAST,
 };
 

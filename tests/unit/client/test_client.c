@@ -449,7 +449,7 @@ test_no_route_gets_wrong_partition(void **state)
 		if (s->owner[p] == 0) {
 			assert_int_equal(rc, 0);
 		} else {
-			assert_int_equal(rc, -ESTALE);
+			assert_int_equal(rc, -SP_EWRONGNODE);
 			wrong++;
 		}
 	}
@@ -459,6 +459,30 @@ test_no_route_gets_wrong_partition(void **state)
 	sp_client_stats_get(c, &st);
 	assert_int_equal(st.wrong_partition, wrong);
 	sp_client_destroy(c);
+}
+
+/* Every status maps to its own code, and each code reads as a sentence, not errno text. */
+static void
+test_status_errors(void **state)
+{
+	(void)state;
+	assert_int_equal(sp_client_status_error(SP_BP_ST_OK), 0);
+	assert_int_equal(sp_client_status_error(SP_BP_ST_WRONG_PARTITION), -SP_EWRONGNODE);
+	assert_int_equal(sp_client_status_error(SP_BP_ST_NOT_SERVING), -SP_ENOTSERVING);
+	assert_int_equal(sp_client_status_error(SP_BP_ST_NOT_READY), -SP_ENOTREADY);
+	assert_int_equal(sp_client_status_error(SP_BP_ST_UNAVAILABLE), -SP_EUNAVAIL);
+	assert_int_equal(sp_client_status_error(SP_BP_ST_INTERNAL), -EIO);
+	assert_int_equal(sp_client_status_error(SP_BP_ST_LAST), -EIO);
+	assert_non_null(strstr(sp_strerror(-SP_EWRONGNODE), "another node"));
+	assert_non_null(strstr(sp_strerror(-SP_ENOTSERVING), "not serving"));
+	assert_non_null(strstr(sp_strerror(-SP_ENOTREADY), "no cluster map"));
+	assert_non_null(strstr(sp_strerror(-SP_EUNAVAIL), "did not answer"));
+	/* Distinct codes for distinct statuses. */
+	for (int a = SP_BP_ST_NOT_FOUND; a < SP_BP_ST_LAST; a++)
+		for (int b = a + 1; b < SP_BP_ST_LAST; b++)
+			if (a != SP_BP_ST_INTERNAL && b != SP_BP_ST_INTERNAL)
+				assert_int_not_equal(sp_client_status_error((uint8_t)a),
+				                     sp_client_status_error((uint8_t)b));
 }
 
 /* Builds n ops on keys "<prefix>:<i>" into ops/keys. */
@@ -1020,6 +1044,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_create_rejects_bad_params),
+	        cmocka_unit_test(test_status_errors),
 	        cmocka_unit_test_setup(test_sync_ops, faults_off),
 	        cmocka_unit_test_setup(test_routing_to_owner_ports, faults_off),
 	        cmocka_unit_test_setup(test_no_route_gets_wrong_partition, faults_off),

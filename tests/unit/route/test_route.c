@@ -36,6 +36,7 @@
 #include "common/errors.h"
 #include "common/log.h"
 #include "dataplane/route/route.h"
+#include "wire/binproto.h"
 
 #define SIM_WORKERS      2u
 #define SIM_PARTITIONS   64u
@@ -118,6 +119,55 @@ test_default_table_and_decide(void **state)
 	cfg.node_id = 0;
 	assert_null(route_create(&cfg));
 	assert_null(route_create(NULL));
+}
+
+/*
+ * ROUTE_WORKER_NONE entries: UNSERVED for every worker, never a hand-off or an execution,
+ * whatever the flags; REMOTE and local entries beside them are unchanged. New tables answer
+ * NOT_READY until their builder says otherwise.
+ */
+static void
+test_unserved_partitions(void **state)
+{
+	struct route_config cfg = {.workers = 2, .partitions = 16, .node_id = 1};
+	struct route_ctx *ctx = route_create(&cfg);
+	const struct route_table *t;
+	struct route_table *u;
+	size_t bytes = sizeof(*u) + 16 * sizeof(u->entries[0]);
+	uint16_t target = 7;
+
+	(void)state;
+	assert_non_null(ctx);
+	t = route_current(ctx);
+	assert_int_equal(t->unserved_status, SP_BP_ST_NOT_READY);
+	u = malloc(bytes);
+	assert_non_null(u);
+	memcpy(u, t, bytes);
+	u->node_count = 2;
+	u->nodes[1].node_id = 2;
+	for (uint32_t p = 0; p < 16; p += 2)
+		u->entries[p].worker = ROUTE_WORKER_NONE;
+	u->entries[3].worker = ROUTE_WORKER_REMOTE;
+	u->entries[3].node = 1;
+	u->entries[4].flags = ROUTE_F_PENDING; /* a marker wins over a stale flag */
+	u->unserved_status = SP_BP_ST_NOT_SERVING;
+	for (uint16_t w = 0; w < 2; w++) {
+		for (uint32_t p = 0; p < 16; p += 2) {
+			target = 7;
+			assert_int_equal(route_decide(u, p, w, &target), ROUTE_UNSERVED);
+			assert_int_equal(target, u->entries[p].node);
+		}
+		assert_int_equal(route_decide(u, 3, w, &target), ROUTE_REMOTE);
+		assert_int_equal(target, 1);
+	}
+	assert_int_equal(route_decide(u, 1, 1, &target), ROUTE_EXECUTE);
+	assert_int_equal(route_decide(u, 5, 0, &target), ROUTE_HANDOFF);
+	assert_int_equal(target, 1);
+	/* The markers sit above every worker index the table can name. */
+	assert_true(ROUTE_WORKERS_MAX < ROUTE_WORKER_NONE);
+	assert_int_equal(ROUTE_WORKER_NONE, 0xfffe);
+	free(u);
+	route_destroy(ctx);
 }
 
 static void
@@ -532,6 +582,7 @@ sim_handle(struct sim *s, unsigned int w, struct route_defer *d, const struct ro
 			atomic_fetch_add(&s->violations, 1);
 		break;
 	case ROUTE_REMOTE:
+	case ROUTE_UNSERVED:
 		atomic_fetch_add(&s->violations, 1);
 		break;
 	}
@@ -719,6 +770,7 @@ main(void)
 	const char *env = getenv("SP_TEST_SEED");
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_default_table_and_decide),
+	        cmocka_unit_test(test_unserved_partitions),
 	        cmocka_unit_test(test_remote_partitions_and_refusals),
 	        cmocka_unit_test(test_grace_period_holds_tables),
 	        cmocka_unit_test(test_defer_queue_bound_and_order),

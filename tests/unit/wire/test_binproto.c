@@ -873,6 +873,13 @@ test_names(void **state)
 		assert_string_not_equal(sp_bp_op_name((enum sp_bp_op)o), "unknown");
 	assert_string_equal(sp_bp_err_name(SP_BP_ERR_COUNT), "unknown");
 	assert_string_equal(sp_bp_status_name(SP_BP_ST_LAST), "unknown");
+	/* Wire values of the cluster statuses, and their names. */
+	assert_int_equal(SP_BP_ST_NOT_SERVING, 11);
+	assert_int_equal(SP_BP_ST_NOT_READY, 12);
+	assert_int_equal(SP_BP_ST_UNAVAILABLE, 13);
+	assert_string_equal(sp_bp_status_name(SP_BP_ST_NOT_SERVING), "not_serving");
+	assert_string_equal(sp_bp_status_name(SP_BP_ST_NOT_READY), "not_ready");
+	assert_string_equal(sp_bp_status_name(SP_BP_ST_UNAVAILABLE), "unavailable");
 	assert_string_equal(sp_bp_op_name(0), "unknown");
 }
 
