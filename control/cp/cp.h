@@ -37,7 +37,7 @@
 #define CP_LISTEN_RETRY_MS       50u    /* start-up: wait between binds of a port still in use */
 #define CP_LISTEN_RETRIES_MAX    60u    /* ... for up to 3 s */
 #define CP_REQUEST_TIMEOUT_TICKS 400u   /* 10 s for a client request */
-#define CP_SNAPSHOT_ENTRIES      10000u /* applied entries between snapshots */
+#define CP_SNAPSHOT_ENTRIES      10000u /* default of --snapshot-entries */
 #define CP_RECV_CHUNK            65536u
 #define CP_SEND_IOV_MAX          64u /* frames in one sendmsg */
 #define CP_JSON_MAX              (1u << 20)
@@ -193,6 +193,7 @@ struct cp_config {
 	char state_region[512];
 	char metrics[CLUSTER_ADDR_MAX];
 	uint32_t partitions;
+	uint32_t snapshot_entries; /* applied entries between snapshots */
 	/* This node's dataplane, as the cluster should know it. */
 	bool dp_set;
 	uint32_t dp_ipv4_be;

@@ -52,14 +52,19 @@ usage(FILE *out)
 	        "  --listen-client IP:PORT       address for shardctl (default 127.0.0.1:2379)\n"
 	        "  --advertise-client IP:PORT    client address told to others (default: listen)\n"
 	        "  --initial-cluster LIST        NAME=IP:PORT of every member's peer address\n"
-	        "  --initial-cluster-state S     'new' to form a cluster (default), 'existing' to\n"
-	        "                                join one after `shardctl member add`\n"
+	        "  --initial-cluster-state S     with an empty data directory: 'new' to form a\n"
+	        "                                cluster (default), 'existing' to join one after\n"
+	        "                                `shardctl member add`; a member with data "
+	        "restarts\n"
+	        "                                from it whatever this says\n"
 	        "  --secret-file FILE            the cluster secret (>= 16 bytes, mode 600); "
 	        "every\n"
 	        "                                member and client proves it before anything else\n"
 	        "  --partitions P                partitions when the cluster is formed (power of "
 	        "two,\n"
 	        "                                default 256)\n"
+	        "  --snapshot-entries N          applied entries between snapshots (default "
+	        "10000)\n"
 	        "\n"
 	        "Dataplane of this node (so the partition map can place partitions on it):\n"
 	        "  --state-region PATH           shared region file to publish the state to\n"
@@ -127,6 +132,7 @@ parse_args(int argc, char **argv, struct cp_config *c)
 		O_DPMC,
 		O_DPW,
 		O_LOG,
+		O_SNAP,
 	};
 	static const struct option opts[] = {
 	        {"name", required_argument, NULL, O_NAME},
@@ -146,6 +152,7 @@ parse_args(int argc, char **argv, struct cp_config *c)
 	        {"dp-memcached-port", required_argument, NULL, O_DPMC},
 	        {"dp-workers", required_argument, NULL, O_DPW},
 	        {"log-level", required_argument, NULL, O_LOG},
+	        {"snapshot-entries", required_argument, NULL, O_SNAP},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -156,6 +163,7 @@ parse_args(int argc, char **argv, struct cp_config *c)
 	strcpy(c->listen_client, "127.0.0.1:2379");
 	c->initial_new = true;
 	c->partitions = 256;
+	c->snapshot_entries = CP_SNAPSHOT_ENTRIES;
 	c->dp_port = 9000;
 	c->dp_memcached_port = 11211;
 	c->dp_workers = 1;
@@ -203,6 +211,10 @@ parse_args(int argc, char **argv, struct cp_config *c)
 			break;
 		case O_METRICS:
 			rc = copy_arg(c->metrics, sizeof(c->metrics), "--metrics", optarg);
+			break;
+		case O_SNAP:
+			rc = parse_u32("--snapshot-entries", optarg, 1, 1000000000u,
+			               &c->snapshot_entries);
 			break;
 		case O_PARTS:
 			rc = parse_u32("--partitions", optarg, 1, SP_PARTITIONS_MAX,

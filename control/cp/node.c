@@ -11,6 +11,7 @@
 #include "common/verify.h"
 #include "cp.h"
 #include "state/placement.h"
+#include "storage/boot_record.h"
 
 #define MOD                 "cp"
 #define SNAP_MAGIC          0x4e535053u /* "SPSN" */
@@ -159,7 +160,7 @@ snapshot_parse(const uint8_t *img, size_t len, struct raft_membership *m)
 static void
 maybe_snapshot(struct cp *cp, bool force)
 {
-	if (cp->applied < cp->snap_index + (force ? 1 : CP_SNAPSHOT_ENTRIES))
+	if (cp->applied < cp->snap_index + (force ? 1 : cp->cfg.snapshot_entries))
 		return;
 	uint8_t *img;
 	size_t len;
@@ -677,37 +678,41 @@ cp_node_tick(struct cp *cp)
 	cp_node_drive(cp);
 }
 
-/* Parses --initial-cluster "n1=host:port,n2=host:port" into peers and a membership. */
+/* Parses --initial-cluster "n1=host:port,n2=host:port" into a bootstrap record. */
 static int
-parse_initial_cluster(struct cp *cp, struct raft_membership *m)
+parse_initial_cluster(struct cp *cp, struct boot_record *b)
 {
 	char buf[sizeof(cp->cfg.initial_cluster)];
 	char *save = NULL;
 	bool self_found = false;
 
-	memset(m, 0, sizeof(*m));
+	memset(b, 0, sizeof(*b));
+	snprintf(b->self, sizeof(b->self), "%s", cp->cfg.name);
 	snprintf(buf, sizeof(buf), "%s", cp->cfg.initial_cluster);
 	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(tok, '=');
 		struct sockaddr_in sa;
 		if (eq == NULL || eq == tok || (size_t)(eq - tok) >= SP_MEMBER_NAME_MAX ||
-		    cp_parse_addr(eq + 1, &sa)) {
+		    strlen(eq + 1) >= BOOT_ADDR_MAX || cp_parse_addr(eq + 1, &sa)) {
 			SP_LOG_ERR(MOD, "--initial-cluster: '%s' is not NAME=IPv4:PORT", tok);
 			return -EINVAL;
 		}
 		*eq = '\0';
 		uint64_t id = cp_member_id(tok);
-		if (raft_membership_contains(m, id)) {
-			SP_LOG_ERR(MOD, "--initial-cluster: member '%s' appears twice", tok);
-			return -EINVAL;
-		}
-		if (m->n_voters == RAFT_NODES_MAX) {
+		for (uint32_t i = 0; i < b->n; i++)
+			if (b->members[i].id == id) {
+				SP_LOG_ERR(MOD, "--initial-cluster: member '%s' appears twice",
+				           tok);
+				return -EINVAL;
+			}
+		if (b->n == RAFT_NODES_MAX) {
 			SP_LOG_ERR(MOD, "--initial-cluster: more than %d members", RAFT_NODES_MAX);
 			return -EINVAL;
 		}
-		m->voters[m->n_voters++] = id;
-		if (cp_peer_upsert(cp, id, tok, eq + 1) == NULL)
-			return -SP_EFULL;
+		struct boot_member *m = &b->members[b->n++];
+		m->id = id;
+		snprintf(m->name, sizeof(m->name), "%s", tok);
+		snprintf(m->addr, sizeof(m->addr), "%s", eq + 1);
 		if (strcmp(tok, cp->cfg.name) == 0)
 			self_found = true;
 	}
@@ -719,14 +724,121 @@ parse_initial_cluster(struct cp *cp, struct raft_membership *m)
 	return 0;
 }
 
+/* Makes b's members known peers; *m receives them as the bootstrap voters. */
+static int
+use_boot_record(struct cp *cp, const struct boot_record *b, struct raft_membership *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (b->n > RAFT_NODES_MAX)
+		return -SP_ETOOBIG;
+	for (uint32_t i = 0; i < b->n; i++) {
+		m->voters[m->n_voters++] = b->members[i].id;
+		if (cp_peer_upsert(cp, b->members[i].id, b->members[i].name, b->members[i].addr) ==
+		    NULL)
+			return -SP_EFULL;
+	}
+	return 0;
+}
+
+/* Prints a record's members as "a=addr,b=addr" for messages. */
+static void
+boot_members_text(const struct boot_record *b, char *out, size_t cap)
+{
+	size_t off = 0;
+	out[0] = '\0';
+	for (uint32_t i = 0; i < b->n && off < cap; i++)
+		off += (size_t)snprintf(out + off, cap - off, "%s%s=%s", i ? "," : "",
+		                        b->members[i].name, b->members[i].addr);
+}
+
+/*
+ * Decides the bootstrap membership (*boot, empty for a member that joins a running
+ * cluster) from the data directory and the flags:
+ *   - a bootstrap record in the data directory wins, whatever --initial-cluster-state
+ *     says: the member restarts with the membership it formed the cluster with. A record
+ *     of another member, or --initial-cluster-state new with a different
+ *     --initial-cluster, is an error that says what to do;
+ *   - no record and an empty data directory: 'new' writes one from --initial-cluster
+ *     before Raft starts; 'existing' is a member joining a running cluster, which learns
+ *     the membership from the leader's snapshot;
+ *   - no record but data (a directory from before the record existed, or a joined
+ *     member): 'new' takes --initial-cluster as before and writes the record; 'existing'
+ *     relies on the snapshot it holds.
+ */
+static int
+bootstrap_membership(struct cp *cp, bool has_data, struct raft_membership *boot)
+{
+	struct boot_record flags, disk;
+	char why[SP_CLUSTER_WHY_MAX], a[1024], b[1024];
+	int err = parse_initial_cluster(cp, &flags);
+	if (err)
+		return err;
+	memset(boot, 0, sizeof(*boot));
+	err = boot_record_read(cp->cfg.data_dir, &disk, why, sizeof(why));
+	if (err == 0) {
+		if (strcmp(disk.self, cp->cfg.name) != 0) {
+			SP_LOG_ERR(
+			        MOD,
+			        "%s belongs to member '%s', not '%s': start it with --name %s, or "
+			        "give this member a data directory of its own",
+			        cp->cfg.data_dir, disk.self, cp->cfg.name, disk.self);
+			return -EINVAL;
+		}
+		if (cp->cfg.initial_new && !boot_record_same_members(&disk, &flags)) {
+			boot_members_text(&disk, a, sizeof(a));
+			boot_members_text(&flags, b, sizeof(b));
+			SP_LOG_ERR(
+			        MOD,
+			        "%s holds a member of the cluster formed as '%s', but "
+			        "--initial-cluster-state new asks for '%s': to restart this member "
+			        "use --initial-cluster-state existing (or the original "
+			        "--initial-cluster); to form a new cluster, empty the data "
+			        "directory",
+			        cp->cfg.data_dir, a, b);
+			return -EINVAL;
+		}
+		/* The flags still name how to reach today's members (addresses may move). */
+		for (uint32_t i = 0; i < flags.n; i++)
+			if (cp_peer_upsert(cp, flags.members[i].id, flags.members[i].name,
+			                   flags.members[i].addr) == NULL)
+				return -SP_EFULL;
+		SP_LOG_INFO(MOD, "bootstrap membership from %s/%s (%u members)", cp->cfg.data_dir,
+		            BOOT_RECORD_FILE, disk.n);
+		return use_boot_record(cp, &disk, boot);
+	}
+	if (err != -ENOENT) {
+		SP_LOG_ERR(MOD,
+		           "%s; restore this member from another one (remove and add it "
+		           "again with an empty data directory)",
+		           why);
+		return err;
+	}
+	if (!cp->cfg.initial_new) {
+		/* Joining (or a joined member): the leader's snapshot brings the membership;
+		 * the flags say only where the others are. */
+		for (uint32_t i = 0; i < flags.n; i++)
+			if (cp_peer_upsert(cp, flags.members[i].id, flags.members[i].name,
+			                   flags.members[i].addr) == NULL)
+				return -SP_EFULL;
+		if (has_data)
+			SP_LOG_INFO(MOD, "no bootstrap record in %s: membership from the snapshot",
+			            cp->cfg.data_dir);
+		return 0;
+	}
+	err = boot_record_write(cp->cfg.data_dir, &flags, why, sizeof(why));
+	if (err) {
+		SP_LOG_ERR(MOD, "%s", why);
+		return err;
+	}
+	return use_boot_record(cp, &flags, boot);
+}
+
 int
 cp_node_start(struct cp *cp)
 {
 	struct raft_membership boot;
 	struct log_recovered rec;
-	int err = parse_initial_cluster(cp, &boot);
-	if (err)
-		return err;
+	int err;
 	cp->sm = cluster_sm_new();
 	cp->deferred = calloc(CP_DEFERRED_MAX, sizeof(cp->deferred[0]));
 	if (cp->sm == NULL || cp->deferred == NULL)
@@ -744,6 +856,11 @@ cp_node_start(struct cp *cp)
 		           sp_strerror(err));
 		return err;
 	}
+
+	bool fresh = rec.n_entries == 0 && rec.snap_index == 0 && !rec.have_hs;
+	err = bootstrap_membership(cp, !fresh, &boot);
+	if (err)
+		return err;
 
 	struct raft_storage rs = {0};
 	struct raft_entry *ents = NULL;
@@ -789,9 +906,7 @@ cp_node_start(struct cp *cp)
 	rc.heartbeat_tick = CP_HEARTBEAT_TICKS;
 	rc.seed = cp->id ^ sp_mono_ns();
 	/* A joining member starts with no membership and learns it from the leader. */
-	if (cp->cfg.initial_new)
-		rc.bootstrap = boot;
-	bool fresh = rec.n_entries == 0 && rec.snap_index == 0 && !rec.have_hs;
+	rc.bootstrap = boot;
 	cp->raft = raft_create(&rc, fresh ? NULL : &rs, &err);
 	free(ents);
 	if (cp->raft == NULL) {

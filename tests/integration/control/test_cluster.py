@@ -3,6 +3,7 @@
 """Integration tests of shardplane-cp and shardctl with real processes on loopback.
 
 Usage: test_cluster.py CP_BINARY SHARDCTL_BINARY REGION_TOOL
+SP_CP_SCENARIO=TEXT runs only the scenarios whose name contains TEXT.
 Each scenario starts its own members on free ports in a fresh temporary directory and
 kills exactly the processes it started. A member stopped with SIGTERM (every one still
 running when a scenario ends) must exit 0 with no sanitizer report in its log, so a
@@ -400,9 +401,104 @@ def scenario_region_published_and_heartbeat_read():
             os.unlink(region)
 
 
+def snapshots_in(c, name):
+    return [f for f in os.listdir(os.path.join(c.dir, name)) if f.endswith(".snap")]
+
+
+def scenario_restarts_keep_a_leader(snapshot_entries):
+    """Every member killed (-9) and restarted in turn with --initial-cluster-state
+    existing, again with new, then all at once, twice over; each time a leader must be
+    elected and accept a write, and every acknowledged write must be on every member.
+    snapshot_entries > 0 starts the members with that snapshot threshold and checks that
+    every member took a snapshot before the restarts; 0 keeps the default (no snapshot in
+    this short run), where the bootstrap membership comes from the data directory only."""
+    c = Cluster(3)
+    extra = ["--snapshot-entries", str(snapshot_entries)] if snapshot_entries else []
+    acked = {}
+    seq = [0]
+
+    def write():
+        key = f"r{seq[0]}"
+        c.wait(f"a leader accepting {key}",
+               lambda: c.ctl("--command-timeout", "1000", "config", "set", key, str(seq[0]),
+                             check=False).returncode == 0)
+        acked[key] = str(seq[0])
+        seq[0] += 1
+
+    try:
+        for n in c.members:
+            c.start(n, extra=extra)
+        c.leader()
+        for _ in range(max(snapshot_entries * 2, 5)):
+            write()
+        if snapshot_entries:
+            for n in c.members:
+                c.wait(f"a snapshot on {n}", lambda n=n: snapshots_in(c, n))
+        else:
+            assert not any(snapshots_in(c, n) for n in c.members), "unexpected snapshot"
+        restarts = 0
+        for state in ["existing", "new", "existing"]:
+            for n in c.members:
+                c.kill(n, signal.SIGKILL)
+                c.start(n, state=state, extra=extra)
+                restarts += 1
+                write()
+        for state in ["existing", "existing"]:
+            for n in list(c.procs):
+                c.kill(n, signal.SIGKILL)
+            for n in c.members:
+                c.start(n, state=state, extra=extra)
+            restarts += 3
+            c.leader()
+            write()
+        last = f"r{seq[0] - 1}"
+        for n in c.members:
+            c.wait(f"{n} has {last}", lambda n=n: c.local_get(n, last) == acked[last])
+            for k, v in acked.items():
+                got = c.local_get(n, k)
+                assert got == v, f"{n}: {k} = {got!r}, acknowledged {v!r}"
+        print(f"  snapshot threshold {snapshot_entries or 'default'}: {restarts} restarts "
+              f"(kill -9, existing/new, one by one and all at once), {len(acked)} "
+              f"acknowledged writes on every member")
+    finally:
+        c.stop()
+
+
+def scenario_data_dir_mismatch_refused():
+    """A data directory remembers whose it is and the cluster it formed: starting it under
+    another name, or with 'new' and another --initial-cluster, is a clear error."""
+    c = Cluster(3)
+    try:
+        c.start_all()
+        c.leader()
+        c.ctl("config", "set", "k", "v")
+        c.kill("n1", signal.SIGKILL)
+        c.define("n9")
+        c.start("n1", state="new", names=["n1", "n2", "n9"])
+        rc = c.procs.pop("n1").wait(timeout=20)
+        log = open(c.log_path("n1")).read()
+        assert rc != 0 and "--initial-cluster-state existing" in log, log[-800:]
+        data = os.path.join(c.dir, "n1")
+        p = subprocess.run([CP, "--name", "n2", "--data-dir", data, "--initial-cluster",
+                            c.initial(["n1", "n2", "n3"]), "--initial-cluster-state",
+                            "existing", "--secret-file", c.secret, "--listen-peer",
+                            f"127.0.0.1:{free_port()}", "--listen-client",
+                            f"127.0.0.1:{free_port()}"],
+                           capture_output=True, text=True, timeout=20)
+        assert p.returncode != 0 and "belongs to member 'n1'" in p.stderr + p.stdout, \
+            p.stderr + p.stdout
+        c.start("n1", state="existing")
+        c.wait("n1 back", lambda: c.local_get("n1", "k") == "v")
+        print("  data dir of another member, and 'new' with another cluster: refused "
+              "with a clear error; the right flags restart it: ok")
+    finally:
+        c.stop()
+
+
 def main():
     t0 = time.time()
     passed = failed = 0
+    only = os.environ.get("SP_CP_SCENARIO")  # run only the scenarios whose name has this
     for name, fn in [("bootstrap/config/move-leader (3)", lambda: scenario_bootstrap_config_and_move_leader(3)),
                      ("bootstrap/config/move-leader (5)", lambda: scenario_bootstrap_config_and_move_leader(5)),
                      ("add/promote/remove", scenario_add_promote_remove),
@@ -412,7 +508,12 @@ def main():
                      ("corrupt tail", scenario_corrupt_tail_truncated),
                      ("wrong secret", scenario_wrong_secret_refused),
                      ("no leader, busy port", scenario_no_leader_and_busy_port),
-                     ("shared region", scenario_region_published_and_heartbeat_read)]:
+                     ("shared region", scenario_region_published_and_heartbeat_read),
+                     ("restarts before a snapshot", lambda: scenario_restarts_keep_a_leader(0)),
+                     ("restarts after snapshots", lambda: scenario_restarts_keep_a_leader(8)),
+                     ("data dir mismatch", scenario_data_dir_mismatch_refused)]:
+        if only and only not in name:
+            continue
         print(f"scenario: {name}", flush=True)
         try:
             fn()
