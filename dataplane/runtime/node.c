@@ -220,6 +220,11 @@ dp_node_heartbeat(struct dp_runtime *rt, uint32_t state)
 	s.state = state;
 	s.workers = rt->workers;
 	s.partitions = rt->partitions;
+	s.ipv4_be = rt->cfg.ip_be;
+	memcpy(s.mac, rt->net.mac, sizeof(s.mac));
+	s.binary_port = rt->cfg.port_base;
+	s.memcached_port = rt->cfg.memcached_port;
+	s.refused_generation = rt->watch_ready ? rt->watch.failed_generation : 0;
 	s.counters.rx_pkts = sum.rx_pkts;
 	s.counters.tx_pkts = sum.tx_pkts;
 	s.counters.requests = sum.requests;

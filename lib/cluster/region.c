@@ -595,6 +595,52 @@ sp_region_status_read(struct sp_region *r, struct sp_dp_status *s)
 	return -SP_EBUSY;
 }
 
+int
+sp_region_lease_write(struct sp_region *r, uint64_t expiry_mono_ns, uint32_t membership)
+{
+	ASSERT(r != NULL);
+	if (!r->writable)
+		return -EROFS;
+	if (membership >= SP_REGION_MEMBER_LAST)
+		return -EINVAL;
+	atomic_store_explicit(&r->hdr->membership, membership, memory_order_release);
+	atomic_store_explicit(&r->hdr->lease_expiry_mono_ns, expiry_mono_ns, memory_order_release);
+	return 0;
+}
+
+void
+sp_region_lease_read(const struct sp_region *r, uint64_t *expiry_mono_ns, uint32_t *membership)
+{
+	ASSERT(r != NULL);
+	*expiry_mono_ns = atomic_load_explicit(&r->hdr->lease_expiry_mono_ns, memory_order_acquire);
+	*membership = atomic_load_explicit(&r->hdr->membership, memory_order_acquire);
+}
+
+enum sp_dp_serving
+sp_region_serving(bool map_installed, uint64_t expiry_mono_ns, uint32_t membership,
+                  uint64_t now_mono_ns)
+{
+	if (membership == SP_REGION_MEMBER_REMOVED)
+		return SP_DP_REMOVED;
+	if (!map_installed)
+		return SP_DP_NOT_READY;
+	if (membership == SP_REGION_MEMBER_IN && now_mono_ns < expiry_mono_ns)
+		return SP_DP_SERVING;
+	return SP_DP_NO_LEASE;
+}
+
+const char *
+sp_dp_serving_name(uint32_t serving)
+{
+	static const char *const names[SP_DP_SERVING_LAST] = {
+	        [SP_DP_NOT_READY] = "not ready",     [SP_DP_SERVING] = "serving",
+	        [SP_DP_NO_LEASE] = "no lease",       [SP_DP_REMOVED] = "removed",
+	        [SP_DP_UNCLUSTERED] = "single-node",
+	};
+
+	return serving < SP_DP_SERVING_LAST ? names[serving] : "invalid";
+}
+
 const char *
 sp_dp_state_name(uint32_t state)
 {

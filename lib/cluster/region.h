@@ -35,7 +35,7 @@
 #include "cluster/partmap.h"
 
 #define SP_REGION_MAGIC            UINT64_C(0x4e4f494745525053) /* "SPREGION" little-endian */
-#define SP_REGION_VERSION          1u
+#define SP_REGION_VERSION          2u
 #define SP_REGION_HEADER_SIZE      4096u
 #define SP_REGION_ALIGN            4096u /* every section starts on a page */
 #define SP_REGION_READ_RETRIES_MAX 1000u /* torn or in-progress copies before -SP_EBUSY */
@@ -59,6 +59,19 @@ struct sp_region_header {
 	_Atomic uint64_t state_generation; /* publications so far; 0 = none yet */
 	_Atomic uint32_t state_active;     /* slot (0 or 1) of the latest publication */
 	uint32_t reserved1;
+	/* The node's ownership lease, written by the control plane only (renewed without a
+	 * new publication; docs/control-plane.md "Leases"). */
+	_Atomic uint64_t lease_expiry_mono_ns; /* CLOCK_MONOTONIC; 0 = no lease */
+	_Atomic uint32_t membership;           /* enum sp_region_membership */
+	uint32_t reserved2;
+};
+
+/* What the control plane says of this node's place in the cluster. */
+enum sp_region_membership {
+	SP_REGION_MEMBER_UNKNOWN = 0, /* not said yet (fresh region) */
+	SP_REGION_MEMBER_IN = 1,      /* a member: serve while the lease is valid */
+	SP_REGION_MEMBER_REMOVED = 2, /* removed from the cluster: never serve again */
+	SP_REGION_MEMBER_LAST,
 };
 
 /* One state slot; map[partitions_max] follows it. */
@@ -106,7 +119,17 @@ struct sp_dp_counters {
 	uint64_t reserved[9];
 };
 
-/* The dataplane's heartbeat and counters. */
+/* Whether the dataplane serves keys, and if not why (its routing table's mode). */
+enum sp_dp_serving {
+	SP_DP_NOT_READY = 0,   /* no map installed yet: every key answered NOT_READY */
+	SP_DP_SERVING = 1,     /* the map is installed and the lease valid */
+	SP_DP_NO_LEASE = 2,    /* the lease expired: every key answered NOT_SERVING */
+	SP_DP_REMOVED = 3,     /* the node was removed: every key answered NOT_SERVING */
+	SP_DP_UNCLUSTERED = 4, /* no region: single-node mode, serves its default map */
+	SP_DP_SERVING_LAST,
+};
+
+/* The dataplane's heartbeat, its configuration and counters. */
 struct sp_dp_status {
 	uint64_t heartbeat_mono_ns; /* CLOCK_MONOTONIC (system-wide) at the last beat */
 	uint64_t heartbeat_wall_ns; /* CLOCK_REALTIME at the last beat */
@@ -116,6 +139,13 @@ struct sp_dp_status {
 	uint32_t state; /* enum sp_dp_state */
 	uint32_t workers;
 	uint32_t partitions;
+	/* The configuration it runs with, which the cluster must match (version 2). */
+	uint32_t ipv4_be; /* network byte order */
+	uint8_t mac[6];
+	uint16_t binary_port;
+	uint16_t memcached_port;     /* 0 = none */
+	uint16_t serving;            /* enum sp_dp_serving */
+	uint64_t refused_generation; /* last publication it refused (0 = none) */
 	struct sp_dp_counters counters;
 };
 
@@ -126,11 +156,13 @@ struct sp_region_dataplane {
 };
 
 /* The layout is an interface between two processes: any change is a new version. */
-_Static_assert(sizeof(struct sp_region_header) == 96, "header layout (docs/region.md)");
+_Static_assert(sizeof(struct sp_region_header) == 112, "header layout (docs/region.md)");
+_Static_assert(offsetof(struct sp_region_header, lease_expiry_mono_ns) == 96, "header layout");
 _Static_assert(offsetof(struct sp_region_header, state_generation) == 80, "header layout");
 _Static_assert(sizeof(struct sp_region_state) == 4160, "state slot layout (docs/region.md)");
 _Static_assert(offsetof(struct sp_region_state, members) == 64, "state slot layout");
-_Static_assert(sizeof(struct sp_region_dataplane) == 256, "dataplane layout (docs/region.md)");
+_Static_assert(sizeof(struct sp_region_dataplane) == 280, "dataplane layout (docs/region.md)");
+_Static_assert(offsetof(struct sp_dp_status, refused_generation) == 64, "dataplane layout");
 _Static_assert(sizeof(struct sp_region_header) <= SP_REGION_HEADER_SIZE, "header fits");
 _Static_assert(sizeof(struct sp_region_state) % 8 == 0, "map entries stay aligned");
 _Static_assert(sizeof(struct sp_dp_counters) == 24 * 8, "counters are part of the layout");
@@ -226,8 +258,28 @@ int sp_region_status_write(struct sp_region *r, const struct sp_dp_status *s);
  */
 int sp_region_status_read(struct sp_region *r, struct sp_dp_status *s);
 
+/*
+ * The lease (control plane only): expiry_mono_ns is a CLOCK_MONOTONIC time (0 revokes it)
+ * and membership an enum sp_region_membership. Two release stores; no system call.
+ * Returns 0, or -EROFS on a read-only mapping, -EINVAL for a bad membership value.
+ */
+int sp_region_lease_write(struct sp_region *r, uint64_t expiry_mono_ns, uint32_t membership);
+
+/* The lease as last written: two acquire loads, cheap enough for every housekeeping step. */
+void sp_region_lease_read(const struct sp_region *r, uint64_t *expiry_mono_ns,
+                          uint32_t *membership);
+
+/*
+ * What a dataplane whose map is installed (map_installed) does at now_mono_ns with the
+ * lease (expiry, membership) it read: SP_DP_NOT_READY before its first map, SP_DP_REMOVED
+ * once removed, SP_DP_SERVING while now < expiry, SP_DP_NO_LEASE otherwise. Pure.
+ */
+enum sp_dp_serving sp_region_serving(bool map_installed, uint64_t expiry_mono_ns,
+                                     uint32_t membership, uint64_t now_mono_ns);
+
 /* Name of a dp state or member state for messages ("running", "active"); never NULL. */
 const char *sp_dp_state_name(uint32_t state);
+const char *sp_dp_serving_name(uint32_t serving);
 const char *sp_member_state_name(uint32_t state);
 
 #endif

@@ -43,9 +43,14 @@ static const char usage_text[] =
         "  show PATH [--map]\n"
         "      print the header, the published state (and with --map every partition),\n"
         "      and the dataplane's heartbeat.\n"
-        "  heartbeat PATH [--state S] [--epoch E] [--pid N]\n"
+        "  heartbeat PATH [--state S] [--epoch E] [--pid N] [--workers W] [--partitions P]\n"
+        "               [--serving S]\n"
         "      write a dataplane heartbeat now (S: starting|running|switching|stopping|\n"
-        "      stopped, default running), as a dataplane would.\n"
+        "      stopped, default running; serving: serving|not ready|no lease|removed,\n"
+        "      default serving), as a dataplane would.\n"
+        "  lease PATH (--ms N | --forever | --revoke | --removed)\n"
+        "      write the node's ownership lease as the control plane does: valid for N ms\n"
+        "      from now, without end (tests), revoked now, or the node removed.\n"
         "\n"
         "Exit status: 0 on success, 1 on failure, 2 on a usage error.\n";
 
@@ -571,14 +576,27 @@ cmd_show(const char *path, int argc, char **argv)
 		fprintf(stderr, "shardplane-region: %s\n", why);
 		ret = 1;
 	}
+	uint64_t expiry, now = sp_mono_ns();
+	uint32_t membership;
+	sp_region_lease_read(r, &expiry, &membership);
+	if (membership == SP_REGION_MEMBER_REMOVED)
+		printf("lease: removed from the cluster\n");
+	else if (expiry == UINT64_MAX)
+		printf("lease: without end\n");
+	else if (expiry > now)
+		printf("lease: valid for %" PRIu64 " ms\n",
+		       (uint64_t)((expiry - now) / SP_NS_PER_MS));
+	else
+		printf("lease: none\n");
 	rc = sp_region_status_read(r, &s);
 	if (rc == 0)
-		printf("dataplane: state=%s pid=%u epoch=%" PRIu64 " workers=%u age_ms=%" PRIu64
-		       " rx=%" PRIu64 " tx=%" PRIu64 " requests=%" PRIu64 " switches=%" PRIu64 "\n",
-		       sp_dp_state_name(s.state), s.pid, s.applied_epoch, s.workers,
-		       (uint64_t)((sp_mono_ns() - s.heartbeat_mono_ns) / SP_NS_PER_MS),
-		       s.counters.rx_pkts, s.counters.tx_pkts, s.counters.requests,
-		       s.counters.epoch_switches);
+		printf("dataplane: state=%s serving=%s pid=%u epoch=%" PRIu64
+		       " workers=%u partitions=%u age_ms=%" PRIu64 " rx=%" PRIu64 " tx=%" PRIu64
+		       " requests=%" PRIu64 " switches=%" PRIu64 "\n",
+		       sp_dp_state_name(s.state), sp_dp_serving_name(s.serving), s.pid,
+		       s.applied_epoch, s.workers, s.partitions,
+		       (uint64_t)((now - s.heartbeat_mono_ns) / SP_NS_PER_MS), s.counters.rx_pkts,
+		       s.counters.tx_pkts, s.counters.requests, s.counters.epoch_switches);
 	else
 		printf("dataplane: %s\n",
 		       rc == -SP_ENOTFOUND ? "no heartbeat yet" : sp_strerror(rc));
@@ -602,13 +620,78 @@ parse_dp_state(const char *text, uint32_t *out)
 }
 
 static int
+parse_serving(const char *text, uint16_t *out)
+{
+	ASSERT(text != NULL);
+	ASSERT(out != NULL);
+	for (uint16_t s = 0; s < SP_DP_SERVING_LAST; s++) {
+		if (strcmp(text, sp_dp_serving_name(s)) == 0) {
+			*out = s;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int
+cmd_lease(const char *path, int argc, char **argv)
+{
+	static const struct option opts[] = {{"ms", required_argument, NULL, 'm'},
+	                                     {"forever", no_argument, NULL, 'f'},
+	                                     {"revoke", no_argument, NULL, 'r'},
+	                                     {"removed", no_argument, NULL, 'R'},
+	                                     {NULL, 0, NULL, 0}};
+	uint32_t membership = SP_REGION_MEMBER_IN;
+	uint64_t expiry = 0, ms;
+	struct sp_region *r;
+	int c, given = 0, rc;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		given++;
+		if (c == 'm' && parse_u64(optarg, 1, UINT32_MAX, &ms) == 0) {
+			expiry = sp_mono_ns() + ms * SP_NS_PER_MS;
+		} else if (c == 'f') {
+			expiry = UINT64_MAX;
+		} else if (c == 'r') {
+			expiry = 0;
+		} else if (c == 'R') {
+			membership = SP_REGION_MEMBER_REMOVED;
+		} else {
+			fprintf(stderr, "shardplane-region: lease: bad '%s' (see --help)\n",
+			        argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (given != 1) {
+		fprintf(stderr, "shardplane-region: lease: give exactly one of --ms N, --forever, "
+		                "--revoke, --removed\n");
+		return 2;
+	}
+	if (no_extra_args(argc, argv, "lease") != 0)
+		return 2;
+	if (open_region(path, true, &r) < 0)
+		return 1;
+	rc = sp_region_lease_write(r, expiry, membership);
+	sp_region_close(r);
+	if (rc < 0) {
+		fprintf(stderr, "shardplane-region: lease: %s\n", sp_strerror(rc));
+		return 1;
+	}
+	return 0;
+}
+
+static int
 cmd_heartbeat(const char *path, int argc, char **argv)
 {
 	static const struct option opts[] = {{"state", required_argument, NULL, 's'},
 	                                     {"epoch", required_argument, NULL, 'e'},
 	                                     {"pid", required_argument, NULL, 'p'},
+	                                     {"workers", required_argument, NULL, 'w'},
+	                                     {"partitions", required_argument, NULL, 'P'},
+	                                     {"serving", required_argument, NULL, 'S'},
 	                                     {NULL, 0, NULL, 0}};
-	struct sp_dp_status s = {.state = SP_DP_RUNNING, .pid = (uint32_t)getpid()};
+	struct sp_dp_status s = {
+	        .state = SP_DP_RUNNING, .pid = (uint32_t)getpid(), .serving = SP_DP_SERVING};
 	struct sp_region *r;
 	uint64_t v;
 	int c, rc = 0;
@@ -620,7 +703,13 @@ cmd_heartbeat(const char *path, int argc, char **argv)
 			s.applied_epoch = v;
 		else if (c == 'p' && (rc = parse_u64(optarg, 1, UINT32_MAX, &v)) == 0)
 			s.pid = (uint32_t)v;
-		else if (c != 'e' && c != 'p')
+		else if (c == 'w' && (rc = parse_u64(optarg, 1, SP_WORKERS_MAX, &v)) == 0)
+			s.workers = (uint32_t)v;
+		else if (c == 'P' && (rc = parse_u64(optarg, 1, SP_PARTITIONS_MAX, &v)) == 0)
+			s.partitions = (uint32_t)v;
+		else if (c == 'S')
+			rc = parse_serving(optarg, &s.serving);
+		else if (c != 'e' && c != 'p' && c != 'w' && c != 'P')
 			rc = -EINVAL;
 		if (rc < 0) {
 			fprintf(stderr, "shardplane-region: heartbeat: bad '%s' (see --help)\n",
@@ -672,9 +761,11 @@ main(int argc, char **argv)
 		return cmd_show(path, argc, argv);
 	if (strcmp(cmd, "heartbeat") == 0)
 		return cmd_heartbeat(path, argc, argv);
+	if (strcmp(cmd, "lease") == 0)
+		return cmd_lease(path, argc, argv);
 	fprintf(stderr,
 	        "shardplane-region: unknown command '%s' (create, set-map, show, "
-	        "heartbeat; see --help)\n",
+	        "heartbeat, lease; see --help)\n",
 	        cmd);
 	return 2;
 }

@@ -847,6 +847,76 @@ test_region_tool(void **state)
 	sp_cluster_state_free(got);
 }
 
+/* The lease: written by the control plane, read by the dataplane, and what it decides. */
+static void
+test_region_lease(void **state)
+{
+	char why[SP_CLUSTER_WHY_MAX];
+	struct sp_region *w, *ro;
+	uint64_t expiry;
+	uint32_t membership;
+
+	(void)state;
+	make_path("lease");
+	assert_int_equal(sp_region_create(region_path, 64, &w, why, sizeof(why)), 0);
+	assert_int_equal(sp_region_open(region_path, false, &ro, why, sizeof(why)), 0);
+	/* A fresh region holds no lease and says nothing of membership. */
+	sp_region_lease_read(ro, &expiry, &membership);
+	assert_int_equal(expiry, 0);
+	assert_int_equal(membership, SP_REGION_MEMBER_UNKNOWN);
+	assert_int_equal(sp_region_lease_write(w, 5000, SP_REGION_MEMBER_IN), 0);
+	sp_region_lease_read(ro, &expiry, &membership);
+	assert_int_equal(expiry, 5000);
+	assert_int_equal(membership, SP_REGION_MEMBER_IN);
+	assert_int_equal(sp_region_lease_write(ro, 1, SP_REGION_MEMBER_IN), -EROFS);
+	assert_int_equal(sp_region_lease_write(w, 1, SP_REGION_MEMBER_LAST), -EINVAL);
+	sp_region_lease_read(ro, &expiry, &membership);
+	assert_int_equal(expiry, 5000); /* refused writes change nothing */
+
+	/* The decision: no map -> not ready; removed wins over everything; otherwise the
+	 * lease decides, and its expiry instant is already outside it. */
+	assert_int_equal(sp_region_serving(false, 5000, SP_REGION_MEMBER_IN, 10), SP_DP_NOT_READY);
+	assert_int_equal(sp_region_serving(true, 5000, SP_REGION_MEMBER_IN, 10), SP_DP_SERVING);
+	assert_int_equal(sp_region_serving(true, 5000, SP_REGION_MEMBER_IN, 4999), SP_DP_SERVING);
+	assert_int_equal(sp_region_serving(true, 5000, SP_REGION_MEMBER_IN, 5000), SP_DP_NO_LEASE);
+	assert_int_equal(sp_region_serving(true, 0, SP_REGION_MEMBER_IN, 0), SP_DP_NO_LEASE);
+	assert_int_equal(sp_region_serving(true, 5000, SP_REGION_MEMBER_UNKNOWN, 10),
+	                 SP_DP_NO_LEASE);
+	assert_int_equal(sp_region_serving(true, 5000, SP_REGION_MEMBER_REMOVED, 10),
+	                 SP_DP_REMOVED);
+	assert_int_equal(sp_region_serving(false, 5000, SP_REGION_MEMBER_REMOVED, 10),
+	                 SP_DP_REMOVED);
+	assert_string_equal(sp_dp_serving_name(SP_DP_NO_LEASE), "no lease");
+	assert_string_equal(sp_dp_serving_name(99), "invalid");
+
+	/* The tool writes it as the control plane does. */
+	assert_int_equal(tool("lease %s", region_path), 2);
+	assert_int_equal(tool("lease %s --ms 0", region_path), 2);
+	assert_int_equal(tool("lease %s --forever --revoke", region_path), 2);
+	assert_int_equal(tool("lease %s --forever", region_path), 0);
+	sp_region_lease_read(ro, &expiry, &membership);
+	assert_int_equal(expiry, UINT64_MAX);
+	assert_int_equal(membership, SP_REGION_MEMBER_IN);
+	assert_int_equal(tool("lease %s --ms 60000", region_path), 0);
+	sp_region_lease_read(ro, &expiry, &membership);
+	assert_true(expiry > sp_mono_ns() + 50 * SP_NS_PER_S);
+	assert_int_equal(tool("lease %s --removed", region_path), 0);
+	sp_region_lease_read(ro, &expiry, &membership);
+	assert_int_equal(membership, SP_REGION_MEMBER_REMOVED);
+	assert_int_equal(
+	        tool("heartbeat %s --workers 3 --partitions 64 --serving removed", region_path), 0);
+	struct sp_dp_status s;
+	assert_int_equal(sp_region_status_read(ro, &s), 0);
+	assert_int_equal(s.workers, 3);
+	assert_int_equal(s.partitions, 64);
+	assert_int_equal(s.serving, SP_DP_REMOVED);
+	assert_int_equal(tool("heartbeat %s --serving maybe", region_path), 2);
+	assert_int_equal(tool("show %s", region_path), 0);
+	sp_region_close(ro);
+	sp_region_close(w);
+	unlink(region_path);
+}
+
 /* Version v of the race test: every field derives from v, so a mix is detectable. */
 static void
 race_fill(struct sp_cluster_state *st, uint64_t v)
@@ -1033,6 +1103,7 @@ main(void)
 	        cmocka_unit_test_teardown(test_region_full_capacity, remove_files),
 	        cmocka_unit_test_teardown(test_region_replace_and_reuse, remove_files),
 	        cmocka_unit_test_teardown(test_region_tool, remove_files),
+	        cmocka_unit_test_teardown(test_region_lease, remove_files),
 	        cmocka_unit_test_teardown(test_region_no_torn_reads, remove_files),
 	        cmocka_unit_test_teardown(test_region_no_torn_reads_across_processes, remove_files),
 	};
