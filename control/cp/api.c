@@ -223,7 +223,7 @@ read_config_list(struct cp *cp, const char *arg, json_object *r)
 	json_object *a = json_object_new_array();
 	size_t pl = strlen(arg);
 	for (uint32_t i = 0; i < cp->sm->n_config; i++) {
-		const struct cluster_config_item *it = &cp->sm->config[i];
+		const struct cluster_config_item *it = cp->sm->config[i];
 		if (strncmp(it->key, arg, pl) != 0)
 			continue;
 		json_object *o = json_object_new_object();
@@ -445,6 +445,48 @@ op_snapshot_save(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct
 	respond_ok(c, req_id, r);
 }
 
+/*
+ * The operator's limits on the configuration store (--config-max-keys, --config-max-value,
+ * --config-max-bytes), checked against this member's applied state when it takes a
+ * request. Writes in flight are not counted, so a burst can pass a limit by what is in
+ * flight; the store's hard limits (cluster_sm.h), checked at apply, still hold.
+ */
+static bool
+config_over_limits(struct cp *cp, const char *key, const char *val, char *why, size_t len)
+{
+	size_t kl = strlen(key), vl = strlen(val);
+	if (kl > CLUSTER_CONFIG_KEY_MAX) {
+		snprintf(why, len, "key of %zu bytes is longer than %u", kl,
+		         CLUSTER_CONFIG_KEY_MAX);
+		return true;
+	}
+	if (vl > cp->cfg.config_max_value) {
+		snprintf(why, len,
+		         "value of %zu bytes is over the limit of %u (--config-max-value)", vl,
+		         cp->cfg.config_max_value);
+		return true;
+	}
+	const struct cluster_config_item *old = cluster_sm_config_get(cp->sm, key);
+	if (old == NULL && cp->sm->n_config >= cp->cfg.config_max_keys) {
+		snprintf(why, len,
+		         "the configuration holds its limit of %u keys (--config-max-keys)",
+		         cp->cfg.config_max_keys);
+		return true;
+	}
+	uint64_t bytes =
+	        cp->sm->config_bytes + cluster_config_item_bytes((uint32_t)kl, (uint32_t)vl);
+	if (old)
+		bytes -= cluster_config_item_bytes(old->key_len, old->value_len);
+	if (bytes > cp->cfg.config_max_bytes) {
+		snprintf(why, len,
+		         "the configuration would hold %" PRIu64
+		         " bytes, over its limit of %" PRIu64 " (--config-max-bytes)",
+		         bytes, cp->cfg.config_max_bytes);
+		return true;
+	}
+	return false;
+}
+
 /* config.set and config.del; op->param is CLUSTER_CMD_CONFIG_SET or CLUSTER_CMD_CONFIG_DEL. */
 static void
 op_config_write(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
@@ -462,10 +504,13 @@ op_config_write(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct 
 		                : "config.del needs \"key\"");
 		return;
 	}
-	if (strlen(key) > CLUSTER_CONFIG_KEY_MAX ||
-	    (val && strlen(val) > CLUSTER_CONFIG_VALUE_MAX)) {
-		respond_err(cp, c, req_id, -SP_ETOOBIG,
-		            "key or value over its limit (128 / 4096 bytes)");
+	char why[160];
+	if (set && config_over_limits(cp, key, val, why, sizeof(why))) {
+		respond_err(cp, c, req_id, -SP_ETOOBIG, why);
+		return;
+	}
+	if (!set && strlen(key) > CLUSTER_CONFIG_KEY_MAX) {
+		respond_err(cp, c, req_id, -SP_ETOOBIG, "key longer than 128 bytes");
 		return;
 	}
 	cmd.type = op->param;
@@ -724,7 +769,9 @@ cp_api_on_applied(struct cp *cp, uint64_t index, uint64_t term, int status)
 				            "leader changed before the change committed; retry");
 			else if (status == -SP_EFULL)
 				respond_err(cp, p->conn, p->req_id, -SP_ETOOBIG,
-				            "the configuration holds its limit of 1024 keys");
+				            "the configuration store is full (its hard limits: "
+				            "1,000,000 "
+				            "keys, 48 MiB)");
 			else if (status)
 				respond_err(cp, p->conn, p->req_id, status, NULL);
 			else {

@@ -194,6 +194,9 @@ struct cp_config {
 	char metrics[CLUSTER_ADDR_MAX];
 	uint32_t partitions;
 	uint32_t snapshot_entries; /* applied entries between snapshots */
+	uint32_t config_max_keys;  /* the operator's limits on the configuration store */
+	uint32_t config_max_value;
+	uint64_t config_max_bytes;
 	/* This node's dataplane, as the cluster should know it. */
 	bool dp_set;
 	uint32_t dp_ipv4_be;

@@ -65,6 +65,13 @@ usage(FILE *out)
 	        "                                default 256)\n"
 	        "  --snapshot-entries N          applied entries between snapshots (default "
 	        "10000)\n"
+	        "  --config-max-keys N           keys the configuration store holds (default "
+	        "100000,\n"
+	        "                                at most 1000000)\n"
+	        "  --config-max-value BYTES      longest value (default 65536, at most 262144)\n"
+	        "  --config-max-bytes BYTES      keys and values together, 16 bytes more per "
+	        "key\n"
+	        "                                (default 33554432, at most 50331648)\n"
 	        "\n"
 	        "Dataplane of this node (so the partition map can place partitions on it):\n"
 	        "  --state-region PATH           shared region file to publish the state to\n"
@@ -133,6 +140,9 @@ parse_args(int argc, char **argv, struct cp_config *c)
 		O_DPW,
 		O_LOG,
 		O_SNAP,
+		O_CFG_KEYS,
+		O_CFG_VALUE,
+		O_CFG_BYTES,
 	};
 	static const struct option opts[] = {
 	        {"name", required_argument, NULL, O_NAME},
@@ -153,6 +163,9 @@ parse_args(int argc, char **argv, struct cp_config *c)
 	        {"dp-workers", required_argument, NULL, O_DPW},
 	        {"log-level", required_argument, NULL, O_LOG},
 	        {"snapshot-entries", required_argument, NULL, O_SNAP},
+	        {"config-max-keys", required_argument, NULL, O_CFG_KEYS},
+	        {"config-max-value", required_argument, NULL, O_CFG_VALUE},
+	        {"config-max-bytes", required_argument, NULL, O_CFG_BYTES},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -164,6 +177,9 @@ parse_args(int argc, char **argv, struct cp_config *c)
 	c->initial_new = true;
 	c->partitions = 256;
 	c->snapshot_entries = CP_SNAPSHOT_ENTRIES;
+	c->config_max_keys = CLUSTER_CONFIG_KEYS_DEFAULT;
+	c->config_max_value = CLUSTER_CONFIG_VALUE_DEFAULT;
+	c->config_max_bytes = CLUSTER_CONFIG_BYTES_DEFAULT;
 	c->dp_port = 9000;
 	c->dp_memcached_port = 11211;
 	c->dp_workers = 1;
@@ -215,6 +231,19 @@ parse_args(int argc, char **argv, struct cp_config *c)
 		case O_SNAP:
 			rc = parse_u32("--snapshot-entries", optarg, 1, 1000000000u,
 			               &c->snapshot_entries);
+			break;
+		case O_CFG_KEYS:
+			rc = parse_u32("--config-max-keys", optarg, 1, CLUSTER_CONFIG_KEYS_MAX,
+			               &c->config_max_keys);
+			break;
+		case O_CFG_VALUE:
+			rc = parse_u32("--config-max-value", optarg, 0, CLUSTER_CONFIG_VALUE_MAX,
+			               &c->config_max_value);
+			break;
+		case O_CFG_BYTES:
+			rc = parse_u32("--config-max-bytes", optarg, 1, CLUSTER_CONFIG_BYTES_MAX,
+			               &v);
+			c->config_max_bytes = v;
 			break;
 		case O_PARTS:
 			rc = parse_u32("--partitions", optarg, 1, SP_PARTITIONS_MAX,

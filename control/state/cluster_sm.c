@@ -184,8 +184,43 @@ static void
 config_clear(struct cluster_sm *sm)
 {
 	for (uint32_t i = 0; i < sm->n_config; i++)
-		free(sm->config[i].value);
-	sm->n_config = 0;
+		free(sm->config[i]);
+	free(sm->config);
+	sm->config = NULL;
+	sm->n_config = sm->config_cap = 0;
+	sm->config_bytes = 0;
+}
+
+/* A new item holding key and value. Returns NULL on ENOMEM. */
+static struct cluster_config_item *
+config_item_new(const char *key, uint32_t key_len, const void *value, uint32_t value_len)
+{
+	struct cluster_config_item *it = malloc(sizeof(*it) + key_len + 1u + value_len + 1u);
+	if (it == NULL)
+		return NULL;
+	it->key_len = key_len;
+	it->value_len = value_len;
+	memcpy(it->key, key, key_len);
+	it->key[key_len] = '\0';
+	it->value = it->key + key_len + 1;
+	memcpy(it->value, value, value_len);
+	it->value[value_len] = '\0';
+	return it;
+}
+
+/* Room for one more item pointer. Returns 0 or -ENOMEM. */
+static int
+config_reserve(struct cluster_sm *sm)
+{
+	if (sm->n_config < sm->config_cap)
+		return 0;
+	uint32_t cap = sm->config_cap ? sm->config_cap * 2 : 64;
+	struct cluster_config_item **a = realloc(sm->config, (size_t)cap * sizeof(*a));
+	if (a == NULL)
+		return -ENOMEM;
+	sm->config = a;
+	sm->config_cap = cap;
+	return 0;
 }
 
 void
@@ -333,8 +368,8 @@ config_find(const struct cluster_sm *sm, const char *key, uint32_t n, bool *foun
 	*found = false;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		const char *k = sm->config[mid].key;
-		size_t kl = strlen(k);
+		const char *k = sm->config[mid]->key;
+		size_t kl = sm->config[mid]->key_len;
 		int c = memcmp(k, key, SP_MIN(kl, n));
 		if (c == 0)
 			c = kl < n ? -1 : kl > n;
@@ -355,7 +390,7 @@ cluster_sm_config_get(const struct cluster_sm *sm, const char *key)
 {
 	bool found;
 	uint32_t i = config_find(sm, key, (uint32_t)strlen(key), &found);
-	return found ? &sm->config[i] : NULL;
+	return found ? sm->config[i] : NULL;
 }
 
 static int
@@ -387,30 +422,35 @@ apply_config(struct cluster_sm *sm, const struct cluster_cmd *cmd)
 	if (cmd->type == CLUSTER_CMD_CONFIG_DEL) {
 		if (!found)
 			return -SP_ENOTFOUND;
-		free(sm->config[i].value);
+		struct cluster_config_item *old = sm->config[i];
+		sm->config_bytes -= cluster_config_item_bytes(old->key_len, old->value_len);
+		free(old);
 		memmove(&sm->config[i], &sm->config[i + 1],
 		        (sm->n_config - i - 1) * sizeof(sm->config[0]));
 		sm->n_config--;
 		return 0;
 	}
-	if (!found && sm->n_config == CLUSTER_CONFIG_KEYS_MAX)
+	uint64_t bytes = sm->config_bytes + cluster_config_item_bytes(cmd->key_len, cmd->value_len);
+	if (found)
+		bytes -=
+		        cluster_config_item_bytes(sm->config[i]->key_len, sm->config[i]->value_len);
+	if ((!found && sm->n_config == CLUSTER_CONFIG_KEYS_MAX) || bytes > CLUSTER_CONFIG_BYTES_MAX)
 		return -SP_EFULL;
-	char *v = malloc(cmd->value_len + 1u);
-	if (v == NULL)
+	if (!found && config_reserve(sm))
 		return -ENOMEM;
-	memcpy(v, cmd->value, cmd->value_len);
-	v[cmd->value_len] = '\0';
+	struct cluster_config_item *it =
+	        config_item_new(cmd->key, cmd->key_len, cmd->value, cmd->value_len);
+	if (it == NULL)
+		return -ENOMEM;
 	if (found) {
-		free(sm->config[i].value);
+		free(sm->config[i]);
 	} else {
 		memmove(&sm->config[i + 1], &sm->config[i],
 		        (sm->n_config - i) * sizeof(sm->config[0]));
 		sm->n_config++;
-		memcpy(sm->config[i].key, cmd->key, cmd->key_len);
-		sm->config[i].key[cmd->key_len] = '\0';
 	}
-	sm->config[i].value = v;
-	sm->config[i].value_len = cmd->value_len;
+	sm->config[i] = it;
+	sm->config_bytes = bytes;
 	return 0;
 }
 
@@ -503,7 +543,7 @@ cluster_sm_snapshot(const struct cluster_sm *sm, uint8_t **out, size_t *len)
 {
 	size_t cap = 64 + (size_t)sm->n_members * 256 + (size_t)sm->partitions * sizeof(sm->map[0]);
 	for (uint32_t i = 0; i < sm->n_config; i++)
-		cap += 8 + strlen(sm->config[i].key) + sm->config[i].value_len;
+		cap += 8 + sm->config[i]->key_len + sm->config[i]->value_len;
 	uint8_t *buf = malloc(cap);
 	if (buf == NULL)
 		return -ENOMEM;
@@ -521,9 +561,10 @@ cluster_sm_snapshot(const struct cluster_sm *sm, uint8_t **out, size_t *len)
 	w_bytes(&w, sm->map, (size_t)sm->partitions * sizeof(sm->map[0]));
 	w_u32(&w, sm->n_config);
 	for (uint32_t i = 0; i < sm->n_config; i++) {
-		w_str(&w, sm->config[i].key, strlen(sm->config[i].key));
-		w_u32(&w, sm->config[i].value_len);
-		w_bytes(&w, sm->config[i].value, sm->config[i].value_len);
+		const struct cluster_config_item *it = sm->config[i];
+		w_str(&w, it->key, it->key_len);
+		w_u32(&w, it->value_len);
+		w_bytes(&w, it->value, it->value_len);
 	}
 	VERIFY(w.err == 0); /* cap was computed from the same fields */
 	uint32_t crc = sp_crc32c(0, buf + 12, w.len - 12);
@@ -573,24 +614,26 @@ cluster_sm_restore(struct cluster_sm *sm, const uint8_t *buf, size_t len)
 	if (r.err || n_config > CLUSTER_CONFIG_KEYS_MAX)
 		goto out;
 	for (uint32_t i = 0; i < n_config && !r.err; i++) {
-		struct cluster_config_item *it = &tmp->config[i];
-		r_str(&r, it->key, sizeof(it->key));
-		it->value_len = (uint32_t)r_uint(&r, 4);
-		if (r.err || it->value_len > CLUSTER_CONFIG_VALUE_MAX ||
-		    !config_key_ok(it->key, (uint32_t)strlen(it->key)) ||
-		    (i > 0 && strcmp(tmp->config[i - 1].key, it->key) >= 0))
+		char key[CLUSTER_CONFIG_KEY_MAX + 1];
+		r_str(&r, key, sizeof(key));
+		uint32_t key_len = (uint32_t)strlen(key);
+		uint32_t value_len = (uint32_t)r_uint(&r, 4);
+		if (r.err || value_len > CLUSTER_CONFIG_VALUE_MAX || !config_key_ok(key, key_len) ||
+		    (i > 0 && strcmp(tmp->config[i - 1]->key, key) >= 0))
 			goto out;
-		const uint8_t *v = r_bytes(&r, it->value_len);
+		const uint8_t *v = r_bytes(&r, value_len);
 		if (v == NULL)
 			goto out;
-		it->value = malloc(it->value_len + 1u);
-		if (it->value == NULL) {
+		tmp->config_bytes += cluster_config_item_bytes(key_len, value_len);
+		if (tmp->config_bytes > CLUSTER_CONFIG_BYTES_MAX)
+			goto out;
+		struct cluster_config_item *it = config_item_new(key, key_len, v, value_len);
+		if (it == NULL || config_reserve(tmp)) {
+			free(it);
 			err = -ENOMEM;
 			goto out;
 		}
-		memcpy(it->value, v, it->value_len);
-		it->value[it->value_len] = '\0';
-		tmp->n_config = i + 1;
+		tmp->config[tmp->n_config++] = it;
 	}
 	if (r.err || r.off != len)
 		goto out;

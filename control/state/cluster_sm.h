@@ -18,11 +18,24 @@
 
 #include "cluster/partmap.h"
 
-#define CLUSTER_ADDR_MAX         64u /* "host:port" including NUL */
-#define CLUSTER_CONFIG_KEYS_MAX  1024u
-#define CLUSTER_CONFIG_KEY_MAX   128u /* bytes, printable ASCII, no spaces or '=' */
-#define CLUSTER_CONFIG_VALUE_MAX 4096u
-#define CLUSTER_CMD_BYTES_MAX    (16u + SP_PARTITIONS_MAX * 8u)
+#define CLUSTER_ADDR_MAX 64u /* "host:port" including NUL */
+/*
+ * The configuration store's hard limits, the same on every member (apply refuses past
+ * them, deterministically). The operator's limits (shardplane-cp --config-max-*, at most
+ * these) are checked when a member takes a client's request. CLUSTER_CONFIG_BYTES_MAX
+ * keeps a snapshot (keys, values and CLUSTER_CONFIG_ITEM_BYTES per item, plus members and
+ * map) well inside one log record.
+ */
+#define CLUSTER_CONFIG_KEYS_MAX   1000000u
+#define CLUSTER_CONFIG_KEY_MAX    128u /* bytes, printable ASCII, no spaces or '=' */
+#define CLUSTER_CONFIG_VALUE_MAX  262144u
+#define CLUSTER_CONFIG_BYTES_MAX  (48u << 20)
+#define CLUSTER_CONFIG_ITEM_BYTES 16u /* what one item counts beyond its key and value */
+/* Defaults of the operator's limits. */
+#define CLUSTER_CONFIG_KEYS_DEFAULT  100000u
+#define CLUSTER_CONFIG_VALUE_DEFAULT 65536u
+#define CLUSTER_CONFIG_BYTES_DEFAULT (32u << 20)
+#define CLUSTER_CMD_BYTES_MAX        (16u + SP_PARTITIONS_MAX * 8u)
 
 enum cluster_cmd_type {
 	CLUSTER_CMD_INIT = 1,      /* set P once: u32 partitions */
@@ -63,10 +76,13 @@ struct cluster_cmd {
 	uint32_t value_len;
 };
 
+/* One configuration item: one allocation holding the key and the value (each
+ * NUL-terminated; value points into the same block). */
 struct cluster_config_item {
-	char key[CLUSTER_CONFIG_KEY_MAX + 1];
+	uint32_t key_len;
 	uint32_t value_len;
 	char *value;
+	char key[];
 };
 
 struct cluster_sm {
@@ -75,8 +91,10 @@ struct cluster_sm {
 	uint32_t n_members;
 	struct cluster_member members[SP_MEMBERS_MAX];
 	struct sp_map_entry *map; /* SP_PARTITIONS_MAX entries */
-	uint32_t n_config;        /* sorted by key */
-	struct cluster_config_item config[CLUSTER_CONFIG_KEYS_MAX];
+	uint32_t n_config;        /* items, sorted by key */
+	uint32_t config_cap;
+	uint64_t config_bytes; /* sum of cluster_config_item_bytes() */
+	struct cluster_config_item **config;
 	uint64_t applied_cmds;
 	uint64_t refused_cmds;
 };
@@ -104,6 +122,13 @@ int cluster_cmd_decode(const uint8_t *buf, size_t len, struct cluster_cmd *cmd,
  * advance, -SP_EFULL, -SP_ETOOBIG), with the state unchanged.
  */
 int cluster_sm_apply(struct cluster_sm *sm, const uint8_t *buf, size_t len);
+
+/* What one item counts against CLUSTER_CONFIG_BYTES_MAX and --config-max-bytes. */
+static inline uint64_t
+cluster_config_item_bytes(uint32_t key_len, uint32_t value_len)
+{
+	return (uint64_t)key_len + value_len + CLUSTER_CONFIG_ITEM_BYTES;
+}
 
 const struct cluster_member *cluster_sm_member(const struct cluster_sm *sm, uint64_t id);
 const struct cluster_config_item *cluster_sm_config_get(const struct cluster_sm *sm,

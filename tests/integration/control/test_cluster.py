@@ -495,6 +495,34 @@ def scenario_data_dir_mismatch_refused():
         c.stop()
 
 
+def scenario_config_limits():
+    """The configuration store's limits are flags, refused at the limit with the flag's
+    name; an overwrite or a delete at the limit still works."""
+    c = Cluster(3)
+    lim = ["--config-max-keys", "5", "--config-max-value", "10", "--config-max-bytes", "120"]
+    try:
+        for n in c.members:
+            c.start(n, extra=lim)
+        c.leader()
+        for i in range(5):  # each key counts 2 + 1 + 16 bytes: 95 in all
+            c.ctl("config", "set", f"k{i}", "v")
+        r = c.ctl("config", "set", "k5", "v", check=False)
+        assert r.returncode != 0 and "--config-max-keys" in r.stderr, r.stderr
+        c.ctl("config", "set", "k0", "0123456789")  # overwrite at the key limit: 104
+        r = c.ctl("config", "set", "k1", "0123456789a", check=False)
+        assert r.returncode != 0 and "--config-max-value" in r.stderr, r.stderr
+        c.ctl("config", "set", "k1", "0123456789")  # 113
+        r = c.ctl("config", "set", "k2", "0123456789", check=False)  # would be 122
+        assert r.returncode != 0 and "--config-max-bytes" in r.stderr, r.stderr
+        c.ctl("config", "del", "k4")  # 94
+        c.ctl("config", "set", "k2", "0123456789")  # 103
+        assert c.ctl("-w", "simple", "config", "get", "k2").stdout.strip() == "0123456789"
+        print("  key, value and byte limits refused with the flag named; overwrite and "
+              "delete at the limit: ok")
+    finally:
+        c.stop()
+
+
 def main():
     t0 = time.time()
     passed = failed = 0
@@ -511,7 +539,8 @@ def main():
                      ("shared region", scenario_region_published_and_heartbeat_read),
                      ("restarts before a snapshot", lambda: scenario_restarts_keep_a_leader(0)),
                      ("restarts after snapshots", lambda: scenario_restarts_keep_a_leader(8)),
-                     ("data dir mismatch", scenario_data_dir_mismatch_refused)]:
+                     ("data dir mismatch", scenario_data_dir_mismatch_refused),
+                     ("config limits", scenario_config_limits)]:
         if only and only not in name:
             continue
         print(f"scenario: {name}", flush=True)

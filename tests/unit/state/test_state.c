@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "../test_seed.h"
 #include "common/errors.h"
 #include "state/cluster_sm.h"
 #include "state/placement.h"
@@ -202,7 +203,7 @@ test_sm_members_map_config(void **state)
 	cs.value = "uno";
 	assert_int_equal(apply(sm, &cs), 0);
 	assert_int_equal(sm->n_config, 2);
-	assert_string_equal(sm->config[0].key, "a.key");
+	assert_string_equal(sm->config[0]->key, "a.key");
 	assert_string_equal(cluster_sm_config_get(sm, "a.key")->value, "uno");
 	cs.key = "bad key";
 	cs.key_len = 7;
@@ -327,6 +328,149 @@ test_sm_snapshot_restore(void **state)
 	cluster_sm_free(sm);
 }
 
+static int
+config_set(struct cluster_sm *sm, const char *key, const char *value, uint32_t value_len)
+{
+	struct cluster_cmd cs = {.type = CLUSTER_CMD_CONFIG_SET,
+	                         .key = key,
+	                         .key_len = (uint32_t)strlen(key),
+	                         .value = value,
+	                         .value_len = value_len};
+	return apply(sm, &cs);
+}
+
+/* Sorted order, the item count and the byte count agree with the items. */
+static void
+check_config(const struct cluster_sm *sm)
+{
+	uint64_t bytes = 0;
+	for (uint32_t i = 0; i < sm->n_config; i++) {
+		const struct cluster_config_item *it = sm->config[i];
+		assert_int_equal(strlen(it->key), it->key_len);
+		assert_int_equal(it->value[it->value_len], '\0');
+		if (i > 0)
+			assert_true(strcmp(sm->config[i - 1]->key, it->key) < 0);
+		bytes += cluster_config_item_bytes(it->key_len, it->value_len);
+	}
+	assert_int_equal(bytes, sm->config_bytes);
+}
+
+/* Random sets and deletes over more keys than the old fixed table held, against a model;
+ * then a snapshot round trip. */
+static void
+test_sm_config_random(void **state)
+{
+	(void)state;
+	enum { KEYS = 3000, OPS = 20000 };
+	static uint32_t model_len[KEYS]; /* value length + 1; 0 = absent */
+	static uint32_t model_ver[KEYS];
+	static char value[600];
+	uint64_t seed = test_seed("test_sm_config_random");
+	struct cluster_sm *sm = cluster_sm_new();
+	uint32_t live = 0;
+	memset(model_len, 0, sizeof(model_len));
+	for (int op = 0; op < OPS; op++) {
+		uint32_t k = (uint32_t)(lcg(&seed) % KEYS);
+		char key[32];
+		snprintf(key, sizeof(key), "cfg/%u", k * 2654435761u);
+		if (lcg(&seed) % 4 == 0) {
+			struct cluster_cmd cd = {.type = CLUSTER_CMD_CONFIG_DEL,
+			                         .key = key,
+			                         .key_len = (uint32_t)strlen(key)};
+			assert_int_equal(apply(sm, &cd), model_len[k] ? 0 : -SP_ENOTFOUND);
+			live -= model_len[k] != 0;
+			model_len[k] = 0;
+			continue;
+		}
+		uint32_t len = (uint32_t)(lcg(&seed) % sizeof(value));
+		memset(value, 'a' + (int)(op % 26), len);
+		assert_int_equal(config_set(sm, key, value, len), 0);
+		live += model_len[k] == 0;
+		model_len[k] = len + 1;
+		model_ver[k] = (uint32_t)op;
+	}
+	assert_int_equal(sm->n_config, live);
+	check_config(sm);
+	for (uint32_t k = 0; k < KEYS; k++) {
+		char key[32];
+		snprintf(key, sizeof(key), "cfg/%u", k * 2654435761u);
+		const struct cluster_config_item *it = cluster_sm_config_get(sm, key);
+		if (model_len[k] == 0) {
+			assert_null(it);
+			continue;
+		}
+		assert_non_null(it);
+		assert_int_equal(it->value_len, model_len[k] - 1);
+		if (it->value_len)
+			assert_int_equal(it->value[0], 'a' + (int)(model_ver[k] % 26));
+	}
+	uint8_t *img;
+	size_t len;
+	assert_int_equal(cluster_sm_snapshot(sm, &img, &len), 0);
+	struct cluster_sm *back = cluster_sm_new();
+	assert_int_equal(cluster_sm_restore(back, img, len), 0);
+	assert_int_equal(back->n_config, sm->n_config);
+	assert_int_equal(back->config_bytes, sm->config_bytes);
+	check_config(back);
+	for (uint32_t i = 0; i < sm->n_config; i++) {
+		assert_string_equal(back->config[i]->key, sm->config[i]->key);
+		assert_memory_equal(back->config[i]->value, sm->config[i]->value,
+		                    sm->config[i]->value_len + 1);
+	}
+	free(img);
+	cluster_sm_free(back);
+	cluster_sm_free(sm);
+}
+
+/* The hard limits, at the limit: CLUSTER_CONFIG_KEYS_MAX keys, CLUSTER_CONFIG_BYTES_MAX
+ * bytes; past them a set is refused and the state is unchanged, an overwrite or a delete
+ * still works. */
+static void
+test_sm_config_hard_limits(void **state)
+{
+	(void)state;
+	struct cluster_sm *sm = cluster_sm_new();
+	char key[32];
+	for (uint32_t i = 0; i < CLUSTER_CONFIG_KEYS_MAX; i++) {
+		snprintf(key, sizeof(key), "k%07u", i); /* ascending: appends */
+		assert_int_equal(config_set(sm, key, "", 0), 0);
+	}
+	assert_int_equal(sm->n_config, CLUSTER_CONFIG_KEYS_MAX);
+	assert_int_equal(config_set(sm, "k9999999", "", 0), -SP_EFULL);
+	assert_int_equal(config_set(sm, "k0000007", "v", 1), 0); /* overwrite */
+	assert_int_equal(sm->n_config, CLUSTER_CONFIG_KEYS_MAX);
+	check_config(sm);
+	cluster_sm_free(sm);
+
+	sm = cluster_sm_new();
+	static char big[CLUSTER_CONFIG_VALUE_MAX];
+	memset(big, 'x', sizeof(big));
+	uint32_t n = 0;
+	for (;; n++) {
+		snprintf(key, sizeof(key), "big%u", n);
+		int err = config_set(sm, key, big, sizeof(big));
+		if (err) {
+			assert_int_equal(err, -SP_EFULL);
+			break;
+		}
+	}
+	uint64_t item = cluster_config_item_bytes((uint32_t)strlen("big100"), sizeof(big));
+	assert_true(sm->config_bytes <= CLUSTER_CONFIG_BYTES_MAX);
+	assert_true(sm->config_bytes + item > CLUSTER_CONFIG_BYTES_MAX);
+	assert_int_equal(sm->n_config, n);
+	struct cluster_cmd cd = {.type = CLUSTER_CMD_CONFIG_DEL, .key = "big0", .key_len = 4};
+	assert_int_equal(apply(sm, &cd), 0);
+	assert_int_equal(config_set(sm, key, big, sizeof(big)), 0); /* room again */
+	check_config(sm);
+	/* The full store snapshots into one log record. */
+	uint8_t *img;
+	size_t len;
+	assert_int_equal(cluster_sm_snapshot(sm, &img, &len), 0);
+	assert_true(len < (64u << 20));
+	free(img);
+	cluster_sm_free(sm);
+}
+
 int
 main(void)
 {
@@ -336,6 +480,8 @@ main(void)
 	        cmocka_unit_test(test_sm_members_map_config),
 	        cmocka_unit_test(test_sm_malformed_commands),
 	        cmocka_unit_test(test_sm_snapshot_restore),
+	        cmocka_unit_test(test_sm_config_random),
+	        cmocka_unit_test(test_sm_config_hard_limits),
 	};
 	return cmocka_run_group_tests_name("state", tests, NULL, NULL);
 }

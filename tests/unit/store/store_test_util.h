@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../test_seed.h"
 #include "common/keyhash.h"
 #include "dataplane/store/store.h"
 
@@ -44,25 +45,6 @@ static inline struct store_key
 test_key_str(const char *s)
 {
 	return test_key(s, strlen(s));
-}
-
-/* Seed from SP_TEST_SEED, else from the clock; printed so a failure can be replayed. */
-static inline uint64_t
-test_seed(const char *test_name)
-{
-	const char *env = getenv("SP_TEST_SEED");
-	uint64_t seed;
-
-	if (env != NULL && *env != '\0') {
-		seed = strtoull(env, NULL, 0);
-	} else {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20);
-	}
-	printf("%s: seed %" PRIu64 " (replay: SP_TEST_SEED=%" PRIu64 ")\n", test_name, seed, seed);
-	fflush(stdout);
-	return seed;
 }
 
 /* splitmix64: small, seedable, good enough for test data. */
