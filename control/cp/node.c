@@ -208,6 +208,8 @@ publish_region(struct cp *cp)
 	}
 	cp->region_published_epoch = cp->sm->epoch;
 	cp->region_published_members = digest;
+	/* Until lease renewal lands, a published member holds an open-ended lease. */
+	sp_region_lease_write(cp->region, UINT64_MAX, SP_REGION_MEMBER_IN);
 	SP_LOG_INFO(MOD, "published epoch %" PRIu64 " to %s", cp->sm->epoch, cp->cfg.state_region);
 }
 
@@ -660,6 +662,8 @@ check_removed(struct cp *cp)
 	if (cp->removed_tick == 0) {
 		cp->removed_tick = cp->tick + REMOVED_GRACE_TICKS;
 		SP_LOG_WARN(MOD, "this member was removed from the cluster; stopping");
+		if (cp->region != NULL) /* its dataplane stops serving at once */
+			sp_region_lease_write(cp->region, 0, SP_REGION_MEMBER_REMOVED);
 	} else if (cp->tick >= cp->removed_tick) {
 		cp->stopping = true;
 	}

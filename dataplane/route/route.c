@@ -49,6 +49,10 @@ struct route_private {
 	struct retired_table retired[ROUTE_RETIRED_MAX];
 	uint32_t retired_count;
 	struct route_stats stats;
+	/* The latest map installed by route_switch (a private copy, never published itself),
+	 * and what the current table does with it. */
+	struct route_table *latest;
+	enum route_mode mode;
 };
 
 static size_t
@@ -131,6 +135,36 @@ table_default(struct route_private *p)
 	return t;
 }
 
+/* A table that serves nothing: every entry ROUTE_WORKER_NONE answered `status`. Its
+ * header (epoch, nodes) comes from the latest map when there is one. */
+static struct route_table *
+table_unserved(struct route_private *p, uint8_t status)
+{
+	struct route_table *t = table_alloc(p);
+
+	if (t == NULL)
+		return NULL;
+	if (p->latest != NULL) {
+		t->epoch = p->latest->epoch;
+		t->generation = p->latest->generation;
+		t->node_count = p->latest->node_count;
+		t->self_index = p->latest->self_index;
+		memcpy(t->nodes, p->latest->nodes, sizeof(t->nodes));
+	} else {
+		t->node_count = 1;
+		t->self_index = 0;
+		t->nodes[0].node_id = p->cfg.node_id;
+		t->nodes[0].worker_count = (uint16_t)p->cfg.workers;
+	}
+	t->unserved_status = status;
+	for (uint32_t i = 0; i < t->partitions; i++) {
+		t->entries[i].worker = ROUTE_WORKER_NONE;
+		t->entries[i].node = (uint8_t)t->self_index;
+	}
+	ASSERT(table_valid(t));
+	return t;
+}
+
 struct route_ctx *
 route_create(const struct route_config *cfg)
 {
@@ -162,7 +196,8 @@ route_create(const struct route_config *cfg)
 		goto fail;
 	if (rte_rcu_qsbr_init(ctx->qsbr, cfg->workers) != 0)
 		goto fail;
-	t = table_default(p);
+	p->mode = cfg->clustered ? ROUTE_MODE_NOT_READY : ROUTE_MODE_SERVE;
+	t = cfg->clustered ? table_unserved(p, SP_BP_ST_NOT_READY) : table_default(p);
 	if (t == NULL)
 		goto fail;
 	atomic_store_explicit(&ctx->current, t, memory_order_release);
@@ -190,6 +225,7 @@ route_destroy(struct route_ctx *ctx)
 	for (uint32_t i = 0; i < p->retired_count; i++)
 		free(p->retired[i].table);
 	free(p->final);
+	free(p->latest);
 	free(atomic_load_explicit(&ctx->current, memory_order_relaxed));
 	free(p->moves);
 	free(ctx->qsbr);
@@ -440,6 +476,85 @@ settle(struct route_ctx *ctx)
 	return p->retired_count + 2 > ROUTE_RETIRED_MAX ? -SP_EBUSY : 0;
 }
 
+/* Keeps a private copy of t as the latest installed map. Returns 0 or -ENOMEM. */
+static int
+remember_latest(struct route_private *p, const struct route_table *t)
+{
+	size_t bytes = table_bytes(p->cfg.partitions);
+	struct route_table *copy = aligned_alloc(RTE_CACHE_LINE_SIZE, bytes);
+
+	if (copy == NULL)
+		return -ENOMEM;
+	memcpy(copy, t, bytes);
+	ASSERT(copy->pending_count == 0);
+	free(p->latest);
+	p->latest = copy;
+	return 0;
+}
+
+int
+route_set_mode(struct route_ctx *ctx, enum route_mode mode)
+{
+	struct route_private *p = ctx->priv;
+	struct route_table *t;
+	uint8_t status = mode == ROUTE_MODE_NOT_READY ? SP_BP_ST_NOT_READY : SP_BP_ST_NOT_SERVING;
+	uint64_t token;
+	int rc;
+
+	ASSERT(mode <= ROUTE_MODE_NOT_SERVING);
+	if (mode == p->mode)
+		return 0;
+	if (mode == ROUTE_MODE_SERVE && p->latest == NULL)
+		return -SP_ENOTFOUND;
+	rc = settle(ctx);
+	if (rc < 0)
+		return rc;
+	/* Back to serving after an unserving table: every table before the unserving one is
+	 * out of use already (route_set_mode waited for its grace period, and settle made
+	 * sure of every retired one), so no worker can still execute a partition that the
+	 * latest map gives to another worker. */
+	if (mode == ROUTE_MODE_SERVE) {
+		t = table_alloc(p);
+		if (t == NULL)
+			return -ENOMEM;
+		memcpy(t, p->latest, table_bytes(p->cfg.partitions));
+	} else {
+		t = table_unserved(p, status);
+		if (t == NULL)
+			return -ENOMEM;
+	}
+	token = publish(ctx, t);
+	p->mode = mode;
+	SP_LOG_INFO("route", "epoch %" PRIu64 ": %s", t->epoch,
+	            mode == ROUTE_MODE_SERVE       ? "serving"
+	            : mode == ROUTE_MODE_NOT_READY ? "serving nothing (not ready)"
+	                                           : "serving nothing (not serving)");
+	rc = grace_wait(ctx, token);
+	reclaim(ctx);
+	return rc;
+}
+
+enum route_mode
+route_mode(const struct route_ctx *ctx)
+{
+	ASSERT(ctx != NULL);
+	return ctx->priv->mode;
+}
+
+bool
+route_has_map(const struct route_ctx *ctx)
+{
+	ASSERT(ctx != NULL);
+	return ctx->priv->latest != NULL;
+}
+
+uint64_t
+route_latest_epoch(const struct route_ctx *ctx)
+{
+	ASSERT(ctx != NULL);
+	return ctx->priv->latest != NULL ? ctx->priv->latest->epoch : 0;
+}
+
 int
 route_switch(struct route_ctx *ctx, const struct sp_cluster_state *st, char *why, size_t why_len)
 {
@@ -465,6 +580,27 @@ route_switch(struct route_ctx *ctx, const struct sp_cluster_state *st, char *why
 	fin = table_from_state(p, st);
 	if (fin == NULL)
 		return sp_explain(why, why_len, -ENOMEM, "no memory for a routing table");
+	rc = remember_latest(p, fin);
+	if (rc < 0) {
+		table_free(p, fin);
+		return sp_explain(why, why_len, rc, "no memory for a routing table");
+	}
+	if (p->mode != ROUTE_MODE_SERVE) {
+		/* Nothing is served: record the map, and show its epoch in a new unserving
+		 * table; route_set_mode(SERVE) publishes it. */
+		uint8_t status = cur->unserved_status;
+
+		table_free(p, fin);
+		fin = table_unserved(p, status);
+		if (fin == NULL)
+			return sp_explain(why, why_len, -ENOMEM, "no memory for a routing table");
+		token = publish(ctx, fin);
+		p->stats.switches++;
+		SP_LOG_INFO("route", "epoch %" PRIu64 " installed, not served yet", fin->epoch);
+		grace_wait(ctx, token);
+		reclaim(ctx);
+		return 0;
+	}
 	p->move_count = find_moves(p, cur, fin);
 	if (p->move_count == 0) {
 		token = publish(ctx, fin);

@@ -112,7 +112,12 @@ struct route_config {
 	uint32_t partitions;       /* P: power of two, [1, SP_PARTITIONS_MAX] */
 	uint32_t node_id;          /* this node's id in single-node mode (nonzero) */
 	uint32_t grace_timeout_ms; /* 0 = ROUTE_GRACE_TIMEOUT_MS */
-	route_move_fn on_move;     /* may be NULL */
+	/* Clustered (a region is configured): the first table serves nothing (every partition
+	 * ROUTE_WORKER_NONE, answered NOT_READY) until a map is installed and
+	 * route_set_serving says so. Otherwise the first table is the default single-node
+	 * map and the context serves from the start. */
+	bool clustered;
+	route_move_fn on_move; /* may be NULL */
 	void *on_move_arg;
 };
 
@@ -232,6 +237,34 @@ int route_poll(struct route_ctx *ctx);
 bool route_switch_pending(const struct route_ctx *ctx);
 
 void route_stats_get(const struct route_ctx *ctx, struct route_stats *out);
+
+/* What the current table does with keys: serve the installed map, or answer every key
+ * with a status (the node has no map yet, no valid lease, or was removed). */
+enum route_mode {
+	ROUTE_MODE_SERVE = 0,
+	ROUTE_MODE_NOT_READY,   /* every partition unserved, answered NOT_READY */
+	ROUTE_MODE_NOT_SERVING, /* every partition unserved, answered NOT_SERVING */
+};
+
+/*
+ * Main lcore: switches between serving the latest installed map and serving nothing. The
+ * lease check of the data path is this table swap, done by the main lcore (workers never
+ * read a clock for it). Going to NOT_READY / NOT_SERVING publishes a table whose every
+ * entry is ROUTE_WORKER_NONE with that status and waits for its grace period, so on return
+ * no worker executes anything; going back to SERVE publishes the latest map installed by
+ * route_switch (which, while not serving, only records it). Returns 0 (also when already
+ * in that mode); -SP_ENOTFOUND for SERVE before any map was installed; -SP_EBUSY when a
+ * grace period timed out (the unserving table is published all the same: retry later);
+ * -ENOMEM.
+ */
+int route_set_mode(struct route_ctx *ctx, enum route_mode mode);
+
+/* The mode of the current table, and whether a map was ever installed (route_switch). */
+enum route_mode route_mode(const struct route_ctx *ctx);
+bool route_has_map(const struct route_ctx *ctx);
+
+/* Epoch of the latest installed map, served or not (0 before the first). */
+uint64_t route_latest_epoch(const struct route_ctx *ctx);
 
 /* Watches a shared region for new publications (main lcore). */
 struct route_watch {

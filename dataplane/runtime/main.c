@@ -40,6 +40,8 @@
 
 /* The main lcore's housekeeping period. */
 #define HOUSEKEEPING_PERIOD_US 10000u
+/* The lease is taken to end this much early: a housekeeping period plus the table swap. */
+#define LEASE_MARGIN_NS (20u * SP_NS_PER_MS)
 /* How often the heartbeat goes to the shared region. */
 #define HEARTBEAT_INTERVAL_MS 100u
 /* Exit codes. */
@@ -90,6 +92,43 @@ eal_usage_hook(const char *prog)
 	dp_config_usage(stdout, usage_prog);
 }
 
+/*
+ * The lease check of the data path (docs/control-plane.md, "Leases"): at every housekeeping
+ * step the main lcore reads the lease the control plane keeps in the region and, when what
+ * the node may do changed, swaps the routing table (serve the installed map, or answer
+ * every key NOT_READY / NOT_SERVING). The lease is taken to end LEASE_MARGIN_NS early, so
+ * the swap and its grace period finish before it really does. Returns true when the mode
+ * changed.
+ */
+static bool
+follow_lease(void)
+{
+	uint64_t expiry;
+	uint32_t membership;
+	enum sp_dp_serving want;
+	enum route_mode mode;
+	int rc;
+
+	sp_region_lease_read(rt.region, &expiry, &membership);
+	want = sp_region_serving(route_has_map(rt.route), expiry, membership,
+	                         sp_mono_ns() + LEASE_MARGIN_NS);
+	if (want == rt.serving)
+		return false;
+	mode = want == SP_DP_SERVING     ? ROUTE_MODE_SERVE
+	       : want == SP_DP_NOT_READY ? ROUTE_MODE_NOT_READY
+	                                 : ROUTE_MODE_NOT_SERVING;
+	rc = route_set_mode(rt.route, mode);
+	if (rc < 0 && rc != -SP_EBUSY) {
+		SP_LOG_WARN(MOD, "cannot switch to %s: %s", sp_dp_serving_name(want),
+		            sp_strerror(rc));
+		return false;
+	}
+	SP_LOG_INFO(MOD, "%s -> %s (epoch %" PRIu64 ")", sp_dp_serving_name(rt.serving),
+	            sp_dp_serving_name(want), route_latest_epoch(rt.route));
+	rt.serving = want;
+	return true;
+}
+
 /* The main lcore's loop: until a signal, switch tables, beat, print stats. */
 static void
 housekeeping(void)
@@ -110,6 +149,8 @@ housekeeping(void)
 				SP_LOG_INFO(MOD, "routing table: epoch %" PRIu64 " installed",
 				            t->epoch);
 			}
+			if (follow_lease())
+				next_beat_ms = 0; /* tell the control plane at once */
 			if (now_ms >= next_beat_ms) {
 				dp_node_heartbeat(&rt, SP_DP_RUNNING);
 				next_beat_ms = now_ms + HEARTBEAT_INTERVAL_MS;

@@ -214,7 +214,7 @@ dp_node_heartbeat(struct dp_runtime *rt, uint32_t state)
 	dp_port_totals_get(rt, &port);
 	s.heartbeat_mono_ns = sp_mono_ns();
 	s.heartbeat_wall_ns = sp_wall_s() * SP_NS_PER_S;
-	s.applied_epoch = t->epoch;
+	s.applied_epoch = route_has_map(rt->route) ? route_latest_epoch(rt->route) : t->epoch;
 	s.applied_generation = t->generation;
 	s.pid = (uint32_t)getpid();
 	s.state = state;
@@ -224,6 +224,7 @@ dp_node_heartbeat(struct dp_runtime *rt, uint32_t state)
 	memcpy(s.mac, rt->net.mac, sizeof(s.mac));
 	s.binary_port = rt->cfg.port_base;
 	s.memcached_port = rt->cfg.memcached_port;
+	s.serving = (uint16_t)rt->serving;
 	s.refused_generation = rt->watch_ready ? rt->watch.failed_generation : 0;
 	s.counters.rx_pkts = sum.rx_pkts;
 	s.counters.tx_pkts = sum.tx_pkts;
@@ -278,6 +279,9 @@ dp_node_setup(struct dp_runtime *rt, const struct dp_hugepages *huge)
 	rc_cfg.partitions = rt->partitions;
 	rc_cfg.node_id = 1;
 	rc_cfg.on_move = on_partition_move;
+	/* With a region the node serves nothing until its first map and a valid lease. */
+	rc_cfg.clustered = rt->cfg.state_region != NULL;
+	rt->serving = rc_cfg.clustered ? SP_DP_NOT_READY : SP_DP_UNCLUSTERED;
 	rt->route = route_create(&rc_cfg);
 	if (rt->route == NULL) {
 		SP_LOG_ERR(MOD, "routing table: %s", strerror(errno));

@@ -48,6 +48,7 @@ struct dp_runtime {
 	struct dp_mc *mc; /* the memcached protocol (mcport.h), NULL without --memcached-port */
 	struct route_watch watch;
 	bool watch_ready;
+	uint32_t serving; /* enum sp_dp_serving of the table in use (main lcore only) */
 	atomic_bool stop;
 };
 

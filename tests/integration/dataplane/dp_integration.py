@@ -539,6 +539,29 @@ def wait_epoch(node, epoch):
     fail("epoch %d not installed:\n%s" % (epoch, node.output()))
 
 
+def expect_refused(client, node, words):
+    """A GET and a SET through the client are refused with an error containing words."""
+    for op in (["get", "k1"], ["set", "k1", "v"]):
+        res = run([client, "--server", "%s:%d" % (node.ip, BASE_PORT)] + op, check=False,
+                  timeout=30)
+        text = res.stdout + (res.stderr or "")
+        if res.returncode == 0 or words not in text:
+            fail("%s: expected a refusal saying '%s', got exit %d:\n%s\n%s" %
+                 (" ".join(op), words, res.returncode, text, node.output()))
+
+
+def wait_serving(tool, path, serving):
+    """Waits until the dataplane's heartbeat in the region says serving=<serving>."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    shown = ""
+    while time.monotonic() < deadline:
+        shown = run([tool, "show", path]).stdout
+        if "serving=%s " % serving in shown:
+            return
+        time.sleep(0.05)
+    fail("dataplane never reported serving=%s:\n%s" % (serving, shown))
+
+
 def scenario_region(args):
     """Routing from the shared region: the node installs the published map, and a new
     epoch that moves every partition to worker 1 is switched to while a driver runs, with
@@ -551,14 +574,22 @@ def scenario_region(args):
     node = None
     try:
         run([tool, "create", path, "--partitions-max", "64"])
-        run([tool, "set-map", path, "--self", "1", "--partitions", "64", "--workers", "2",
-             "--epoch", "5"])
         node = Node(args.dp, "rg", "net_tap0,iface=%s" % iface, 2,
                     extra=["--state-region", path])
         node.start()
-        wait_epoch(node, 5)
         setup_tap(node, iface)
         ping(node.ip)
+        # No map yet: every key is answered NOT_READY (no epoch-0 fallback with a region).
+        if args.client:
+            expect_refused(args.client, node, "no cluster map yet")
+        run([tool, "set-map", path, "--self", "1", "--partitions", "64", "--workers", "2",
+             "--epoch", "5"])
+        wait_epoch(node, 5)
+        # A map but no lease: NOT_SERVING.
+        if args.client:
+            expect_refused(args.client, node, "not serving")
+        run([tool, "lease", path, "--forever"])
+        wait_serving(tool, path, "serving")
         drive(args.driver, node, keys=1000)
         before = node.telemetry("/shardplane/workers")["requests"]
         # Move every partition to worker 1 while a driver is running.
@@ -592,6 +623,20 @@ def scenario_region(args):
             fail("no running heartbeat in the region:\n" + shown)
         log("region: epoch 5 installed, switched to 6 under load; requests per worker %s "
             "-> %s -> %s" % (before, mid, after))
+        # The lease is revoked, then the node removed: every key NOT_SERVING; a lease
+        # again serves again, but never after removal.
+        if args.client:
+            run([tool, "lease", path, "--revoke"])
+            wait_serving(tool, path, "no lease")
+            expect_refused(args.client, node, "not serving")
+            run([tool, "lease", path, "--ms", "60000"])
+            wait_serving(tool, path, "serving")
+            drive(args.driver, node, extra=["--quick"], keys=200)
+            run([tool, "lease", path, "--removed"])
+            wait_serving(tool, path, "removed")
+            expect_refused(args.client, node, "not serving")
+            log("region: not ready before the map, not serving without a lease or once "
+                "removed, serving with one")
         node.stop()
     finally:
         if node is not None:

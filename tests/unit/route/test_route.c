@@ -170,6 +170,93 @@ test_unserved_partitions(void **state)
 	route_destroy(ctx);
 }
 
+/* Asserts that every partition of the current table is unserved with status. */
+static void
+assert_all_unserved(const struct route_ctx *ctx, uint8_t status)
+{
+	const struct route_table *t = route_current(ctx);
+	uint16_t target;
+
+	assert_int_equal(t->unserved_status, status);
+	for (uint32_t p = 0; p < t->partitions; p++)
+		for (uint16_t w = 0; w < t->workers; w++)
+			assert_int_equal(route_decide(t, p, w, &target), ROUTE_UNSERVED);
+}
+
+/*
+ * A clustered context (a region is configured) serves nothing until a map is installed and
+ * it is told to serve; it can be told to stop (lease gone, node removed) and to serve again,
+ * and maps installed while it serves nothing are recorded and served later, with no grace
+ * period skipped (no worker is registered, so every wait is immediate).
+ */
+static void
+test_clustered_modes(void **state)
+{
+	struct route_config cfg = {.workers = 2, .partitions = 16, .node_id = 1, .clustered = true};
+	struct route_ctx *ctx = route_create(&cfg);
+	struct sp_cluster_state *st = single_state(16, 2, 3);
+	char why[ROUTE_WHY_MAX];
+	uint16_t target;
+	struct route_stats rs;
+
+	(void)state;
+	assert_non_null(ctx);
+	assert_int_equal(route_mode(ctx), ROUTE_MODE_NOT_READY);
+	assert_false(route_has_map(ctx));
+	assert_int_equal(route_latest_epoch(ctx), 0);
+	assert_all_unserved(ctx, SP_BP_ST_NOT_READY);
+	assert_int_equal(route_set_mode(ctx, ROUTE_MODE_SERVE), -SP_ENOTFOUND);
+	assert_int_equal(route_mode(ctx), ROUTE_MODE_NOT_READY);
+
+	/* A map arrives: recorded, its epoch shown, still nothing served. */
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), 0);
+	assert_true(route_has_map(ctx));
+	assert_int_equal(route_latest_epoch(ctx), 3);
+	assert_int_equal(route_current(ctx)->epoch, 3);
+	assert_all_unserved(ctx, SP_BP_ST_NOT_READY);
+
+	/* Serve it. */
+	assert_int_equal(route_set_mode(ctx, ROUTE_MODE_SERVE), 0);
+	assert_int_equal(route_mode(ctx), ROUTE_MODE_SERVE);
+	assert_int_equal(route_decide(route_current(ctx), 5, 1, &target), ROUTE_EXECUTE);
+	assert_int_equal(route_set_mode(ctx, ROUTE_MODE_SERVE), 0); /* no-op */
+
+	/* The lease runs out: nothing served, NOT_SERVING. */
+	assert_int_equal(route_set_mode(ctx, ROUTE_MODE_NOT_SERVING), 0);
+	assert_all_unserved(ctx, SP_BP_ST_NOT_SERVING);
+	assert_int_equal(route_current(ctx)->epoch, 3);
+
+	/* A new map while not serving moves every partition to worker 0: recorded only. */
+	st->epoch = 4;
+	for (uint32_t p = 0; p < 16; p++)
+		st->map[p].worker = 0;
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), 0);
+	assert_all_unserved(ctx, SP_BP_ST_NOT_SERVING);
+	assert_int_equal(route_latest_epoch(ctx), 4);
+	assert_int_equal(route_set_mode(ctx, ROUTE_MODE_SERVE), 0);
+	for (uint32_t p = 0; p < 16; p++) {
+		assert_int_equal(route_decide(route_current(ctx), p, 0, &target), ROUTE_EXECUTE);
+		assert_int_equal(route_decide(route_current(ctx), p, 1, &target), ROUTE_HANDOFF);
+	}
+	assert_int_equal(route_current(ctx)->epoch, 4);
+	assert_int_equal(route_current(ctx)->pending_count, 0);
+
+	/* While serving, a new map switches as before. */
+	st->epoch = 5;
+	for (uint32_t p = 0; p < 16; p++)
+		st->map[p].worker = (uint16_t)(p % 2);
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), 0);
+	assert_int_equal(route_decide(route_current(ctx), 5, 1, &target), ROUTE_EXECUTE);
+	assert_int_equal(route_set_mode(ctx, ROUTE_MODE_NOT_READY), 0);
+	assert_all_unserved(ctx, SP_BP_ST_NOT_READY);
+	route_poll(ctx);
+	route_stats_get(ctx, &rs);
+	assert_true(rs.tables_built >= rs.tables_freed);
+	assert_true(rs.tables_built - rs.tables_freed <= ROUTE_RETIRED_MAX + 1);
+	sp_cluster_state_free(st);
+	route_destroy(ctx);
+}
+
 static void
 test_remote_partitions_and_refusals(void **state)
 {
@@ -771,6 +858,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_default_table_and_decide),
 	        cmocka_unit_test(test_unserved_partitions),
+	        cmocka_unit_test(test_clustered_modes),
 	        cmocka_unit_test(test_remote_partitions_and_refusals),
 	        cmocka_unit_test(test_grace_period_holds_tables),
 	        cmocka_unit_test(test_defer_queue_bound_and_order),
