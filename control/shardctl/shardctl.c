@@ -4,10 +4,10 @@
  * It speaks the client API of docs/control-api.md to shardplane-cp. See `shardctl --help`.
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <json-c/json.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -20,25 +20,24 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "ctl_args.h"
+#include "ctl_retry.h"
 #include "transport/frame.h"
 
-#define ENDPOINTS_MAX   16
-#define LEADER_HOPS_MAX 3
-/* No member knows a leader: the endpoints are asked again for this long. */
-#define ELECTION_WAIT_MS 3000u
-#define ELECTION_POLL_MS 100u
-#define RESP_MAX         (96u << 20)
+#define RESP_MAX (96u << 20)
 
 enum out_fmt { OUT_TABLE, OUT_JSON, OUT_SIMPLE };
 
 static struct {
-	char *endpoints[ENDPOINTS_MAX];
+	const char *endpoints[CTL_ENDPOINTS_MAX];
 	int n_endpoints;
 	uint8_t secret[FRAME_SECRET_MAX];
 	size_t secret_len;
 	enum out_fmt fmt;
 	bool serializable;
 	bool cluster;
+	const char *peer_urls; /* member add's flags */
+	const char *client_urls;
 	int dial_timeout_ms;
 	int command_timeout_ms;
 	uint64_t next_id;
@@ -122,9 +121,13 @@ write_frame(int fd, uint8_t type, const void *p, uint32_t len, uint64_t deadline
 	return err ? err : io_full(fd, (void *)p, len, false, deadline_ms);
 }
 
-/* Connects and authenticates. Returns the socket or a negative error with a message. */
+/*
+ * Connects and authenticates within --dial-timeout, and never after deadline_ms. Returns
+ * the socket, or with a message in why: -EINVAL (not IP:PORT), -EACCES (the secret was
+ * refused or not proven), another negative errno (no connection or no challenge).
+ */
 static int
-dial(const char *addr, char *why, size_t why_len)
+dial(const char *addr, uint64_t deadline_ms, char *why, size_t why_len)
 {
 	char host[64];
 	const char *colon = strrchr(addr, ':');
@@ -143,9 +146,13 @@ dial(const char *addr, char *why, size_t why_len)
 		return -EINVAL;
 	}
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		snprintf(why, why_len, "%s: socket: %s", addr, strerror(errno));
 		return -errno;
+	}
 	uint64_t deadline = sp_mono_ms() + (uint64_t)g.dial_timeout_ms;
+	if (deadline > deadline_ms)
+		deadline = deadline_ms;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) && errno != EINPROGRESS) {
 		snprintf(why, why_len, "%s: %s", addr, strerror(errno));
 		close(fd);
@@ -154,8 +161,11 @@ dial(const char *addr, char *why, size_t why_len)
 	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
 	int soerr = 0;
 	socklen_t sl = sizeof(soerr);
-	if (poll(&pfd, 1, g.dial_timeout_ms) != 1 ||
-	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) || soerr) {
+	int64_t wait_ms = (int64_t)deadline - (int64_t)sp_mono_ms();
+	if (wait_ms < 0)
+		wait_ms = 0;
+	if (poll(&pfd, 1, (int)wait_ms) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) ||
+	    soerr) {
 		snprintf(why, why_len, "%s: %s", addr, soerr ? strerror(soerr) : "dial timeout");
 		close(fd);
 		return -ECONNREFUSED;
@@ -198,14 +208,23 @@ dial(const char *addr, char *why, size_t why_len)
 	return fd;
 }
 
-/* One request to one endpoint. Returns the parsed response or NULL with why. */
+/*
+ * One request to one endpoint, answered by deadline_ms. Returns the parsed response (what
+ * the server said, ok or not), or NULL with a message in why and in *outcome whether the
+ * request was sent (CTL_LOST), not sent (CTL_UNREACHABLE), or will never be (CTL_DENIED:
+ * authentication refused, or addr is not IP:PORT).
+ */
 static json_object *
-call_one(const char *addr, json_object *req, char *why, size_t why_len)
+call_one(const char *addr, json_object *req, uint64_t deadline_ms, enum ctl_outcome *outcome,
+         char *why, size_t why_len)
 {
-	int fd = dial(addr, why, why_len);
-	if (fd < 0)
+	int fd = dial(addr, deadline_ms, why, why_len);
+	if (fd < 0) {
+		*outcome = fd == -EACCES || fd == -EINVAL ? CTL_DENIED : CTL_UNREACHABLE;
 		return NULL;
-	uint64_t deadline = sp_mono_ms() + (uint64_t)g.command_timeout_ms;
+	}
+	uint64_t deadline = deadline_ms;
+	*outcome = CTL_LOST;
 	json_object_object_add(req, "id", json_object_new_uint64(++g.next_id));
 	size_t len;
 	const char *s = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &len);
@@ -224,6 +243,8 @@ call_one(const char *addr, json_object *req, char *why, size_t why_len)
 	free(p);
 	if (resp == NULL)
 		snprintf(why, why_len, "%s: malformed response", addr);
+	else
+		*outcome = CTL_ANSWERED;
 	return resp;
 }
 
@@ -234,65 +255,99 @@ jget_str(json_object *o, const char *k)
 	return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : NULL;
 }
 
+/* Whether op only reads, so that asking again after a lost answer is safe. */
+static bool
+op_is_read(const char *op)
+{
+	static const char *const writes[] = {
+	        "member.add", "member.remove", "member.promote",      "move-leader",
+	        "config.set", "config.del",    "partitions.rebalance"};
+	for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++)
+		if (strcmp(op, writes[i]) == 0)
+			return false;
+	return true;
+}
+
 /*
- * Sends req to the endpoints (following NOT_LEADER hints). While members answer but none
- * knows a leader (an election is under way), tries the round again every
- * ELECTION_POLL_MS for up to ELECTION_WAIT_MS. Returns the result object (owned by the
- * returned response, *resp_out) or exits with the server's error. Consumes req.
+ * Sends req to the cluster by the policy of ctl_retry.h: every endpoint in turn, the
+ * leader a member names, rounds with backoff while an election is under way, all within
+ * --command-timeout. Returns the result object (owned by the returned response,
+ * *resp_out), or exits 1 with the server's error, or with the last failure when the
+ * deadline passed. Consumes req.
  */
 static json_object *
 call(json_object *req, json_object **resp_out)
 {
 	char why[512] = "no endpoints";
-	uint64_t deadline_ns = sp_mono_ns() + (uint64_t)ELECTION_WAIT_MS * 1000000u;
+	const char *op = jget_str(req, "op");
+	struct ctl_retry r;
+	uint64_t t0_ms = sp_mono_ms();
 
+	assert(op != NULL);
+	assert(g.n_endpoints >= 1);
+	ctl_retry_init(&r, g.endpoints, (uint32_t)g.n_endpoints, op_is_read(op), t0_ms,
+	               (uint32_t)g.command_timeout_ms, sp_mono_ns() ^ ((uint64_t)getpid() << 32));
 	for (;;) {
-		bool answered = false;
-
-		for (int e = 0; e < g.n_endpoints; e++) {
-			const char *addr = g.endpoints[e];
-			char leader[128];
-			for (int hop = 0; hop <= LEADER_HOPS_MAX; hop++) {
-				json_object *resp = call_one(addr, req, why, sizeof(why));
-				if (resp == NULL)
-					break;
-				json_object *ok, *result;
-				if (json_object_object_get_ex(resp, "ok", &ok) &&
-				    json_object_get_boolean(ok)) {
-					json_object_object_get_ex(resp, "result", &result);
-					*resp_out = resp;
-					json_object_put(req);
-					return result;
-				}
-				const char *code = jget_str(resp, "code");
-				const char *hint = jget_str(resp, "leader");
-				if (code && strcmp(code, "NOT_LEADER") == 0 && hint) {
-					snprintf(leader, sizeof(leader), "%s", hint);
-					addr = leader;
-					json_object_put(resp);
-					continue;
-				}
-				if (code && (strcmp(code, "NOT_LEADER") == 0 ||
-				             strcmp(code, "UNAVAILABLE") == 0)) {
-					snprintf(why, sizeof(why), "%s: %s", addr,
-					         jget_str(resp, "error"));
-					json_object_put(resp);
-					answered = true;
-					break;
-				}
-				fprintf(stderr, "Error: %s (%s)\n", jget_str(resp, "error"),
-				        code ? code : "?");
-				json_object_put(resp);
-				json_object_put(req);
-				exit(1);
-			}
-		}
-		if (!answered || sp_mono_ns() >= deadline_ns)
+		uint32_t pause_ms;
+		const char *addr = ctl_retry_next(&r, sp_mono_ms(), &pause_ms);
+		if (addr == NULL)
 			break;
-		usleep(ELECTION_POLL_MS * 1000u);
+		if (pause_ms)
+			usleep(pause_ms * 1000u);
+		enum ctl_outcome o;
+		char before[sizeof(why)];
+		memcpy(before, why, sizeof(why));
+		json_object *resp = call_one(addr, req, r.deadline_ms, &o, why, sizeof(why));
+		const char *hint = NULL;
+		if (resp) {
+			json_object *ok;
+			const char *code = jget_str(resp, "code");
+			if (json_object_object_get_ex(resp, "ok", &ok) &&
+			    json_object_get_boolean(ok))
+				o = CTL_ANSWERED;
+			else if (code && strcmp(code, "NOT_LEADER") == 0)
+				o = CTL_NOT_LEADER, hint = jget_str(resp, "leader");
+			else if (code && strcmp(code, "UNAVAILABLE") == 0)
+				o = CTL_UNAVAILABLE;
+			else if (code && strcmp(code, "TIMEOUT") == 0)
+				o = CTL_LOST;
+			if (o != CTL_ANSWERED)
+				snprintf(why, sizeof(why), "%s: %s", addr, jget_str(resp, "error"));
+		}
+		if (ctl_retry_record(&r, o, hint) == CTL_RETRY) {
+			if (resp)
+				json_object_put(resp);
+			continue;
+		}
+		json_object_put(req);
+		if (o == CTL_ANSWERED) {
+			json_object *ok, *result = NULL;
+			if (json_object_object_get_ex(resp, "ok", &ok) &&
+			    json_object_get_boolean(ok)) {
+				json_object_object_get_ex(resp, "result", &result);
+				*resp_out = resp;
+				return result;
+			}
+			const char *code = jget_str(resp, "code");
+			fprintf(stderr, "Error: %s (%s)\n", jget_str(resp, "error"),
+			        code ? code : "?");
+			json_object_put(resp);
+			exit(1);
+		}
+		if (resp)
+			json_object_put(resp);
+		if (o == CTL_LOST && sp_mono_ms() >= r.deadline_ms)
+			die("%s: no answer within --command-timeout %d ms (before: %s); the "
+			    "request was sent, so it may or may not have been applied",
+			    addr, g.command_timeout_ms, before);
+		if (o == CTL_LOST)
+			die("%s; the request was sent, so it may or may not have been applied",
+			    why);
+		die("%s", why);
 	}
 	json_object_put(req);
-	die("%s", why);
+	die("%s (gave up after %u attempts in %llu ms; --command-timeout %d)", why, r.attempts,
+	    (unsigned long long)(sp_mono_ms() - t0_ms), g.command_timeout_ms);
 }
 
 static json_object *
@@ -425,21 +480,8 @@ cmd_member(int argc, char **argv)
 			free_rows(rows, n, 6);
 		}
 	} else if (strcmp(sub, "add") == 0) {
-		const char *name = NULL, *peer = NULL, *client = "";
-		for (int i = 1; i < argc; i++) {
-			if (strncmp(argv[i], "--peer-urls=", 12) == 0)
-				peer = argv[i] + 12;
-			else if (strcmp(argv[i], "--peer-urls") == 0 && i + 1 < argc)
-				peer = argv[++i];
-			else if (strncmp(argv[i], "--client-urls=", 14) == 0)
-				client = argv[i] + 14;
-			else if (strcmp(argv[i], "--client-urls") == 0 && i + 1 < argc)
-				client = argv[++i];
-			else if (argv[i][0] != '-' && name == NULL)
-				name = argv[i];
-			else
-				die("member add: unexpected '%s'", argv[i]);
-		}
+		const char *name = argc == 2 ? argv[1] : NULL;
+		const char *peer = g.peer_urls, *client = g.client_urls ? g.client_urls : "";
 		if (name == NULL || peer == NULL)
 			die("member add NAME --peer-urls IP:PORT [--client-urls IP:PORT]");
 		req = request("member.add");
@@ -498,7 +540,7 @@ status_rows(const char *ep, json_object *s, char **row)
 
 /* The endpoints to ask: the flags', or with --cluster every member's client address. */
 static int
-target_endpoints(char ***out)
+target_endpoints(const char ***out)
 {
 	if (!g.cluster) {
 		*out = g.endpoints;
@@ -511,7 +553,7 @@ target_endpoints(char ***out)
 	g.serializable = saved;
 	json_object_object_get_ex(res, "members", &arr);
 	int n = (int)json_object_array_length(arr);
-	char **eps = calloc((size_t)n + 1, sizeof(char *));
+	const char **eps = calloc((size_t)n + 1, sizeof(char *));
 	int k = 0;
 	for (int i = 0; i < n; i++) {
 		const char *c = jget_str(json_object_array_get_idx(arr, i), "client");
@@ -528,14 +570,10 @@ cmd_endpoint(int argc, char **argv)
 {
 	if (argc < 1 || (strcmp(argv[0], "status") && strcmp(argv[0], "health")))
 		die("endpoint needs status or health");
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--cluster") == 0)
-			g.cluster = true;
-		else
-			die("endpoint %s: unexpected '%s'", argv[0], argv[i]);
-	}
+	if (argc > 1)
+		die("endpoint %s: unexpected '%s'", argv[0], argv[1]);
 	bool health = argv[0][0] == 'h';
-	char **eps;
+	const char **eps;
 	int n = target_endpoints(&eps);
 	int failures = 0;
 	char ***rows = calloc((size_t)n + 1, sizeof(*rows));
@@ -545,7 +583,10 @@ cmd_endpoint(int argc, char **argv)
 		char why[512];
 		json_object *req = request(health ? "endpoint.health" : "endpoint.status");
 		uint64_t t0 = sp_mono_ns();
-		json_object *resp = call_one(eps[i], req, why, sizeof(why));
+		enum ctl_outcome outcome;
+		json_object *resp =
+		        call_one(eps[i], req, sp_mono_ms() + (uint64_t)g.command_timeout_ms,
+		                 &outcome, why, sizeof(why));
 		double took_ms = (double)(sp_mono_ns() - t0) / 1e6;
 		json_object_put(req);
 		json_object *ok = NULL, *res = NULL;
@@ -608,6 +649,11 @@ cmd_endpoint(int argc, char **argv)
 	}
 	free_rows(rows, nrows, 10);
 	json_object_put(all);
+	if (g.cluster) {
+		for (int i = 0; i < n; i++)
+			free((char *)eps[i]);
+		free(eps);
+	}
 	if (failures)
 		exit(1);
 }
@@ -771,7 +817,7 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	        "Usage: shardctl [global options] COMMAND [args]\n"
+	        "Usage: shardctl [global options] COMMAND [args] [global options]\n"
 	        "\n"
 	        "Commands:\n"
 	        "  member list                          members and their roles\n"
@@ -794,8 +840,13 @@ usage(FILE *out)
 	        "  -w, --write-out FMT       table (default), json or simple\n"
 	        "  --consistency l|s         linearizable (default) or serializable reads\n"
 	        "  --dial-timeout MS         connect and authenticate within MS (default 2000)\n"
-	        "  --command-timeout MS      a request's answer within MS (default 10000)\n"
+	        "  --command-timeout MS      a request's answer within MS (default 10000),\n"
+	        "                            trying every endpoint, following the leader and\n"
+	        "                            waiting out an election until then\n"
 	        "  -h, --help                this text\n"
+	        "\n"
+	        "Flags go before or after the command; `--` ends them. An unknown flag is an\n"
+	        "error.\n"
 	        "\n"
 	        "Exit status is 0 on success, 1 when the command failed (message on stderr),\n"
 	        "2 for a usage error.\n");
@@ -804,72 +855,65 @@ usage(FILE *out)
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	        {"endpoints", required_argument, NULL, 'e'},
-	        {"secret-file", required_argument, NULL, 's'},
-	        {"write-out", required_argument, NULL, 'w'},
-	        {"consistency", required_argument, NULL, 'c'},
-	        {"dial-timeout", required_argument, NULL, 'd'},
-	        {"command-timeout", required_argument, NULL, 't'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
 	const char *endpoints = getenv("SHARDCTL_ENDPOINTS");
 	const char *secret = getenv("SHARDCTL_SECRET_FILE");
-	int o;
+	struct ctl_args a;
+	char why[256];
 
+	/* Flags anywhere: before the command, after it, between its words (ctl_args.h). */
+	if (ctl_args_parse(argc, argv, &a, why, sizeof(why))) {
+		fprintf(stderr, "Error: %s\n", why);
+		return 2;
+	}
+	if (a.set[CTL_OPT_HELP]) {
+		usage(stdout);
+		return 0;
+	}
+	if (a.set[CTL_OPT_ENDPOINTS])
+		endpoints = a.value[CTL_OPT_ENDPOINTS];
 	if (endpoints == NULL)
 		endpoints = "127.0.0.1:2379";
-	/* Options stop at the command, so its own flags (--cluster, --peer-urls) pass. */
-	while ((o = getopt_long(argc, argv, "+w:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'e':
-			endpoints = optarg;
-			break;
-		case 's':
-			secret = optarg;
-			break;
-		case 'w':
-			if (strcmp(optarg, "table") == 0)
-				g.fmt = OUT_TABLE;
-			else if (strcmp(optarg, "json") == 0)
-				g.fmt = OUT_JSON;
-			else if (strcmp(optarg, "simple") == 0)
-				g.fmt = OUT_SIMPLE;
-			else {
-				fprintf(stderr, "Error: --write-out '%s': table, json or simple\n",
-				        optarg);
-				return 2;
-			}
-			break;
-		case 'c':
-			if (strcmp(optarg, "l") && strcmp(optarg, "s")) {
-				fprintf(stderr, "Error: --consistency '%s': l or s\n", optarg);
-				return 2;
-			}
-			g.serializable = optarg[0] == 's';
-			break;
-		case 'd':
-		case 't': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (*end || v <= 0 || v > 600000) {
-				fprintf(stderr, "Error: --%s '%s': milliseconds in [1, 600000]\n",
-				        o == 'd' ? "dial-timeout" : "command-timeout", optarg);
-				return 2;
-			}
-			*(o == 'd' ? &g.dial_timeout_ms : &g.command_timeout_ms) = (int)v;
-			break;
-		}
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
+	if (a.set[CTL_OPT_SECRET_FILE])
+		secret = a.value[CTL_OPT_SECRET_FILE];
+	if (a.set[CTL_OPT_WRITE_OUT]) {
+		const char *v = a.value[CTL_OPT_WRITE_OUT];
+		if (strcmp(v, "table") == 0)
+			g.fmt = OUT_TABLE;
+		else if (strcmp(v, "json") == 0)
+			g.fmt = OUT_JSON;
+		else if (strcmp(v, "simple") == 0)
+			g.fmt = OUT_SIMPLE;
+		else {
+			fprintf(stderr, "Error: --write-out '%s': table, json or simple\n", v);
 			return 2;
 		}
 	}
-	if (optind >= argc) {
+	if (a.set[CTL_OPT_CONSISTENCY]) {
+		const char *v = a.value[CTL_OPT_CONSISTENCY];
+		if (strcmp(v, "l") && strcmp(v, "s")) {
+			fprintf(stderr, "Error: --consistency '%s': l or s\n", v);
+			return 2;
+		}
+		g.serializable = v[0] == 's';
+	}
+	static const enum ctl_opt timeouts[] = {CTL_OPT_DIAL_TIMEOUT, CTL_OPT_COMMAND_TIMEOUT};
+	for (int i = 0; i < 2; i++) {
+		if (!a.set[timeouts[i]])
+			continue;
+		const char *v = a.value[timeouts[i]];
+		char *end;
+		long ms = strtol(v, &end, 10);
+		if (*v == '\0' || *end || ms <= 0 || ms > 600000) {
+			fprintf(stderr, "Error: --%s '%s': milliseconds in [1, 600000]\n",
+			        ctl_args_name(timeouts[i]), v);
+			return 2;
+		}
+		*(i == 0 ? &g.dial_timeout_ms : &g.command_timeout_ms) = (int)ms;
+	}
+	g.cluster = a.set[CTL_OPT_CLUSTER];
+	g.peer_urls = a.value[CTL_OPT_PEER_URLS];
+	g.client_urls = a.value[CTL_OPT_CLIENT_URLS];
+	if (a.n_words == 0) {
 		usage(stderr);
 		return 2;
 	}
@@ -877,7 +921,6 @@ main(int argc, char **argv)
 		fprintf(stderr, "Error: --secret-file is required (or SHARDCTL_SECRET_FILE)\n");
 		return 2;
 	}
-	char why[256];
 	int n = frame_read_secret(secret, g.secret, sizeof(g.secret), why, sizeof(why));
 	if (n < 0) {
 		fprintf(stderr, "Error: %s\n", why);
@@ -885,12 +928,23 @@ main(int argc, char **argv)
 	}
 	g.secret_len = (size_t)n;
 	char *eps = strdup(endpoints), *save = NULL;
-	for (char *t = strtok_r(eps, ",", &save); t && g.n_endpoints < ENDPOINTS_MAX;
-	     t = strtok_r(NULL, ",", &save))
+	for (char *t = strtok_r(eps, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (g.n_endpoints == CTL_ENDPOINTS_MAX || strlen(t) >= CTL_ADDR_MAX) {
+			fprintf(stderr,
+			        "Error: --endpoints: at most %d endpoints of at most %d characters "
+			        "('%s')\n",
+			        CTL_ENDPOINTS_MAX, CTL_ADDR_MAX - 1, t);
+			return 2;
+		}
 		g.endpoints[g.n_endpoints++] = t;
-	const char *cmd = argv[optind];
-	int cargc = argc - optind - 1;
-	char **cargv = argv + optind + 1;
+	}
+	if (g.n_endpoints == 0) {
+		fprintf(stderr, "Error: --endpoints: no endpoint given ('%s')\n", endpoints);
+		return 2;
+	}
+	const char *cmd = a.words[0];
+	int cargc = (int)a.n_words - 1;
+	char **cargv = (char **)a.words + 1;
 	if (strcmp(cmd, "member") == 0)
 		cmd_member(cargc, cargv);
 	else if (strcmp(cmd, "endpoint") == 0)

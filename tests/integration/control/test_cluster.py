@@ -12,6 +12,7 @@ sanitizer build checks the members' leaks and undefined behaviour at exit too.
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -271,6 +272,152 @@ def scenario_kill_leader_no_loss(n):
         c.stop()
 
 
+def scenario_kill_leader_dead_endpoint_first():
+    """kill -9 of the leader, then writes at once through shardctl with every endpoint
+    listed, the dead one first: each write tries the others, follows the leader they name
+    and waits out the election, and succeeds within --command-timeout."""
+    c = Cluster(3)
+    writes, timeout_ms = 20, 10000
+    try:
+        c.start_all()
+        lead = c.leader()
+        c.ctl("config", "set", "before", "kill")
+        others = [n for n in c.members if n != lead]
+        eps = ",".join([c.members[lead]["client"]] + [c.members[n]["client"] for n in others])
+        c.kill(lead)
+        t0 = time.time()
+        took = []
+        for i in range(writes):
+            t = time.time()
+            r = c.ctl("--command-timeout", str(timeout_ms), "config", "set", f"dead{i}",
+                      str(i), endpoints=eps, check=False, timeout=timeout_ms / 1000 + 10)
+            took.append(time.time() - t)
+            assert r.returncode == 0, f"write {i} after kill -9 failed: {r.stderr}"
+            assert took[-1] < timeout_ms / 1000 + 1, f"write {i} took {took[-1]:.1f} s"
+        # Reads too, through the same list, and every write is there.
+        for i in range(writes):
+            r = c.ctl("-w", "simple", "config", "get", f"dead{i}", endpoints=eps)
+            assert r.stdout.strip() == str(i), r.stdout
+        print(f"  kill -9 leader, {writes} writes with the dead endpoint first: all ok, first "
+              f"{took[0] * 1000:.0f} ms (election), slowest after it "
+              f"{max(took[1:]) * 1000:.0f} ms, {(time.time() - t0):.1f} s in all")
+    finally:
+        c.stop()
+
+
+def scenario_flags_before_and_after():
+    """Every command gives the same output (and exit status) with the global flags before
+    the command and after it; unknown flags and another command's flags are usage errors
+    (exit status 2) with a message naming them."""
+    c = Cluster(3)
+    try:
+        c.start_all()
+        lead = c.leader()
+        c.ctl("config", "set", "fk", "fv")
+        c.wait("fk on every member", lambda: all(c.local_get(n, "fk") == "fv" for n in c.members))
+        other = next(n for n in c.members if n != lead)
+        # The placement and promotions that follow a bootstrap are committed before the
+        # comparisons start, so that status shows the same indexes twice.
+        def settled(prev=[None]):
+            st = [(s["commit"], s["applied"], s["log_bytes"])
+                  for s in c.ctl_json("endpoint", "status", "--cluster")]
+            same = st == prev[0] and all(x[0] == x[1] for x in st)
+            prev[0] = st
+            time.sleep(0.5)
+            return same
+        c.wait("the cluster settled", settled)
+        snap = [os.path.join(c.dir, "snap-before"), os.path.join(c.dir, "snap-after")]
+
+        def masked(out):
+            # What may differ between two runs of a command: timing and Raft indexes.
+            try:
+                return json.dumps(mask(json.loads(out)), sort_keys=True)
+            except json.JSONDecodeError:
+                out = re.sub(r"took = [0-9.]+ms", "took = Xms", out)
+                out = re.sub(r"\(index [0-9]+,", "(index X,", out)
+                return out.replace(snap[0], "FILE").replace(snap[1], "FILE")
+
+        def mask(o):
+            if isinstance(o, dict):
+                return {k: ("X" if k in ("took_ms", "index", "memory") else mask(v))
+                        for k, v in o.items()}
+            if isinstance(o, list):
+                return [mask(v) for v in o]
+            return o
+
+        g = ["--command-timeout", "5000", "--dial-timeout=2000"]
+        # (words, global flags) for every command; writes leave the state as it was.
+        cases = [
+            (["member", "list"], ["-w", "json"] + g),
+            (["member", "list"], ["-w", "simple"]),
+            (["member", "list"], ["--write-out=table", "--consistency=s"]),
+            (["endpoint", "status", "--cluster"], ["-w", "json"] + g),
+            (["endpoint", "status"], ["-w", "table"]),
+            (["endpoint", "health", "--cluster"], ["-w", "json"]),
+            (["endpoint", "health"], g),
+            (["config", "get", "fk"], ["--consistency=s", "-w", "simple"]),
+            (["config", "get", "fk"], ["-w", "json"] + g),
+            (["config", "get", "missing"], ["-w", "json"]),
+            (["config", "set", "fk", "fv"], ["-w", "json"] + g),
+            (["config", "set", "fk", "fv"], []),
+            (["config", "list"], ["-w", "json", "--consistency", "s"]),
+            (["config", "list", "f"], ["-w", "simple"]),
+            (["config", "del", "nokey"], ["-w", "json"]),
+            (["partitions", "show"], ["-w", "json"] + g),
+            (["partitions", "show"], ["-w", "table", "--consistency=s"]),
+            (["partitions", "rebalance"], ["-w", "json"]),
+            (["move-leader", lead], g),
+            (["member", "promote", other], ["-w", "json"]),
+        ]
+        for words, flags in cases:
+            before = c.ctl(*flags, *words, check=False)
+            after = c.ctl(*words, *flags, check=False)
+            what = f"{' '.join(words)} with {' '.join(flags) or 'no flags'}"
+            assert before.returncode == after.returncode, \
+                f"{what}: exit {before.returncode} before, {after.returncode} after"
+            assert masked(before.stdout) == masked(after.stdout), \
+                f"{what}: before:\n{before.stdout}\nafter:\n{after.stdout}"
+            assert masked(before.stderr) == masked(after.stderr), \
+                f"{what}: before:\n{before.stderr}\nafter:\n{after.stderr}"
+            assert before.stdout or before.stderr, f"{what}: no output at all"
+        # Flags between the words too, and the json is really json (not a silent table).
+        out = json.loads(c.ctl("member", "-w", "json", "list").stdout)
+        assert len(out["members"]) == 3, out
+        # snapshot save, member add and remove: the same output both ways.
+        a = c.ctl("-w", "table", "snapshot", "save", snap[0])
+        b = c.ctl("snapshot", "save", snap[1], "-w", "table")
+        assert masked(a.stdout) == masked(b.stdout), (a.stdout, b.stdout)
+        c.define("n4")
+        add = ["member", "add", "n4", "--peer-urls", c.members["n4"]["peer"],
+               "--client-urls", c.members["n4"]["client"]]
+        outs = []
+        for before in (True, False):
+            flags = ["-w", "json", "--command-timeout", "5000"]
+            r = c.ctl(*(flags + add if before else add + flags))
+            outs.append(masked(r.stdout))
+            rm = ["member", "remove", "n4"]
+            r2 = c.ctl(*(g + rm if before else rm + g))
+            outs.append(r2.stdout)
+            c.wait("n4 gone", lambda: all(m["name"] != "n4" for m in
+                                          c.ctl_json("member", "list")["members"]))
+        assert outs[0] == outs[2] and outs[1] == outs[3], outs
+        # Unknown flags, flags of another command, missing values: exit status 2.
+        for args, msg in [(["member", "list", "--bogus"], "unknown flag '--bogus'"),
+                          (["--bogus", "member", "list"], "unknown flag '--bogus'"),
+                          (["member", "list", "--cluster"], "--cluster is not a flag"),
+                          (["config", "get", "fk", "--peer-urls", "x"], "--peer-urls"),
+                          (["member", "list", "-w"], "--write-out needs a value"),
+                          (["member", "list", "-w", "yaml"], "--write-out 'yaml'"),
+                          (["config", "get", "fk", "--consistency=x"], "--consistency 'x'")]:
+            r = c.ctl(*args, check=False)
+            assert r.returncode == 2 and msg in r.stderr, (args, r.returncode, r.stderr)
+            assert r.stdout == "", (args, r.stdout)
+        print(f"  {len(cases) + 3} commands: same output with global flags before and after; "
+              "unknown and misplaced flags refused with exit status 2: ok")
+    finally:
+        c.stop()
+
+
 def scenario_cut_member_catches_up():
     c = Cluster(3)
     try:
@@ -315,19 +462,21 @@ def scenario_corrupt_tail_truncated():
 
 
 def scenario_no_leader_and_busy_port():
-    """Bounds at their limits: shardctl gives up after ELECTION_WAIT_MS (3 s) when members
-    answer but none knows a leader; a member whose peer port stays taken gives up after
-    CP_LISTEN_RETRIES_MAX x CP_LISTEN_RETRY_MS (3 s) with a clear error."""
+    """Bounds at their limits: shardctl gives up at --command-timeout (3 s here) when
+    members answer but none knows a leader; a member whose peer port stays taken gives up
+    after CP_LISTEN_RETRIES_MAX x CP_LISTEN_RETRY_MS (3 s) with a clear error."""
     c = Cluster(3)
     holder = socket.socket()
     try:
         c.start("n1")  # one of three: never a quorum, never a leader
         c.wait("n1 serving", lambda: c.status("n1"))
         t0 = time.time()
-        r = c.ctl("config", "set", "k", "v", endpoints=c.members["n1"]["client"], check=False)
+        r = c.ctl("config", "set", "k", "v", "--command-timeout", "3000",
+                  endpoints=c.members["n1"]["client"], check=False)
         took = time.time() - t0
         assert r.returncode == 1 and "not the leader" in r.stderr, r.stderr
-        assert 2.9 <= took < 10, f"shardctl gave up after {took:.1f} s, not ~3 s"
+        assert "--command-timeout 3000" in r.stderr, r.stderr
+        assert 2.9 <= took < 6, f"shardctl gave up after {took:.1f} s, not ~3 s"
         host, port = c.members["n2"]["peer"].split(":")
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         holder.bind((host, int(port)))
@@ -341,7 +490,8 @@ def scenario_no_leader_and_busy_port():
         assert rc != 0, "a member that cannot listen must not run"
         assert "still in use" in log and "cannot listen on" in log, log[-500:]
         assert 2.9 <= took < 15, f"the member gave up after {took:.1f} s, not ~3 s"
-        print("  no leader: shardctl gave up after ~3 s; busy peer port: member refused after ~3 s: ok")
+        print("  no leader: shardctl gave up after ~3 s (--command-timeout); busy peer port: "
+              "member refused after ~3 s: ok")
     finally:
         holder.close()
         c.stop()
@@ -532,6 +682,8 @@ def main():
                      ("add/promote/remove", scenario_add_promote_remove),
                      ("kill leader (3)", lambda: scenario_kill_leader_no_loss(3)),
                      ("kill leader (5)", lambda: scenario_kill_leader_no_loss(5)),
+                     ("kill leader, dead endpoint first", scenario_kill_leader_dead_endpoint_first),
+                     ("flags before and after the command", scenario_flags_before_and_after),
                      ("cut member", scenario_cut_member_catches_up),
                      ("corrupt tail", scenario_corrupt_tail_truncated),
                      ("wrong secret", scenario_wrong_secret_refused),
