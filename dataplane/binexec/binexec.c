@@ -85,6 +85,26 @@ sp_binexec_refuse(const struct sp_bp_req *req, enum sp_bp_status status,
 	return reply_plain(reply, req, (uint8_t)status, 0, stats);
 }
 
+int
+sp_binexec_redirect(const struct sp_bp_req *req, const struct sp_bp_redirect *r,
+                    struct sp_bp_builder *reply, struct sp_binexec_stats *stats)
+{
+	uint8_t *dst;
+
+	ASSERT(req != NULL);
+	ASSERT(r != NULL);
+	dst = sp_bp_add_reply(reply, req->request_id, req->opcode, SP_BP_ST_WRONG_PARTITION, 0, 0,
+	                      SP_BP_REDIRECT_SIZE);
+	if (dst == NULL) {
+		if (stats != NULL)
+			stats->reply_full++;
+		return -SP_EFULL;
+	}
+	sp_bp_redirect_encode(dst, r);
+	count(stats, req->opcode, SP_BP_ST_WRONG_PARTITION);
+	return 0;
+}
+
 static struct store_key
 key_of(const struct sp_bp_req *req)
 {
@@ -185,22 +205,25 @@ exec_route(const struct sp_bp_req *req, const struct sp_binexec_route *route,
 	if (req->route_first >= route->partitions)
 		return reply_plain(b, req, SP_BP_ST_BAD_REQUEST, 0, stats);
 
+	VERIFY(route->node_count >= 1 && route->node_count <= SP_BP_ROUTE_NODES_MAX);
+	VERIFY(route->self < route->node_count);
 	struct sp_bp_route page = {
 	        .epoch = route->epoch,
 	        .partitions = route->partitions,
-	        .workers = route->workers,
 	        .first = req->route_first,
-	        .count = SP_MIN(SP_BP_ROUTE_PAGE_MAX, route->partitions - req->route_first),
-	        .base_port = route->base_port,
+	        .count = SP_MIN(sp_bp_route_page_max(route->node_count),
+	                        route->partitions - req->route_first),
+	        .node_count = (uint16_t)route->node_count,
+	        .self = (uint16_t)route->self,
 	};
-	uint32_t size = sp_bp_route_value_size(page.count);
+	uint32_t size = sp_bp_route_value_size(page.node_count, page.count);
 	uint8_t *dst = sp_bp_add_reply(b, req->request_id, req->opcode, SP_BP_ST_OK, 0, 0, size);
 	if (dst == NULL) {
 		if (stats != NULL)
 			stats->reply_full++;
 		return -SP_EFULL;
 	}
-	sp_bp_route_encode(dst, &page, route->owner);
+	sp_bp_route_encode(dst, &page, route->nodes, route->owner);
 	count(stats, req->opcode, SP_BP_ST_OK);
 	return 0;
 }

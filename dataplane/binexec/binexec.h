@@ -22,13 +22,14 @@
 #include "dataplane/store/store.h"
 #include "wire/binproto.h"
 
-/* What a ROUTE request is answered with: the node's current routing table. */
+/* What a ROUTE request is answered with: the node's current map. */
 struct sp_binexec_route {
 	uint64_t epoch;
-	uint32_t partitions;   /* P, a power of two, <= SP_BP_PARTITIONS_MAX */
-	uint32_t workers;      /* owners are < workers */
-	uint16_t base_port;    /* worker i serves UDP port base_port + i */
-	const uint16_t *owner; /* partitions entries: partition -> worker index */
+	uint32_t partitions;                  /* P, a power of two, <= SP_BP_PARTITIONS_MAX */
+	uint32_t node_count;                  /* 1 .. SP_BP_ROUTE_NODES_MAX */
+	uint32_t self;                        /* index of this node in nodes */
+	const struct sp_bp_route_node *nodes; /* node_count nodes */
+	const uint16_t *owner; /* partitions entries: sp_bp_route_entry(node, worker) */
 };
 
 /* Counters of one executor (one per worker). All monotonic. */
@@ -61,6 +62,13 @@ int sp_binexec_run(struct store *s, const struct sp_bp_req *req, uint32_t now_s,
  */
 int sp_binexec_refuse(const struct sp_bp_req *req, enum sp_bp_status status,
                       struct sp_bp_builder *reply, struct sp_binexec_stats *stats);
+
+/*
+ * Answers req WRONG_PARTITION naming the owner (r), without executing it. Returns 0, or
+ * -SP_EFULL when the reply does not fit (nothing written).
+ */
+int sp_binexec_redirect(const struct sp_bp_req *req, const struct sp_bp_redirect *r,
+                        struct sp_bp_builder *reply, struct sp_binexec_stats *stats);
 
 /* Maps a store return code (0 or negative) to a reply status, as in the table above. */
 enum sp_bp_status sp_binexec_status(int store_rc);

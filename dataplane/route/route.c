@@ -58,9 +58,7 @@ struct route_private {
 static size_t
 table_bytes(uint32_t partitions)
 {
-	size_t n = sizeof(struct route_table) + (size_t)partitions * sizeof(struct route_entry);
-
-	return RTE_ALIGN_CEIL(n, RTE_CACHE_LINE_SIZE);
+	return RTE_ALIGN_CEIL(route_table_size(partitions), RTE_CACHE_LINE_SIZE);
 }
 
 /* Allocates a zeroed table for P partitions. Returns NULL when out of memory. */
@@ -80,6 +78,13 @@ table_alloc(struct route_private *p)
 	p->stats.tables_built++;
 	ASSERT(sp_is_power_of_two(t->partitions));
 	return t;
+}
+
+/* The writable owner-worker array of a table being built (route_owner_workers). */
+static uint16_t *
+owner_workers_of(struct route_table *t)
+{
+	return (uint16_t *)(void *)&t->entries[t->partitions];
 }
 
 static void
@@ -130,6 +135,7 @@ table_default(struct route_private *p)
 	for (uint32_t i = 0; i < t->partitions; i++) {
 		t->entries[i].worker = (uint16_t)(i % p->cfg.workers);
 		t->entries[i].node = 0;
+		owner_workers_of(t)[i] = t->entries[i].worker;
 	}
 	ASSERT(table_valid(t));
 	return t;
@@ -426,6 +432,7 @@ table_from_state(struct route_private *p, const struct sp_cluster_state *st)
 		t->entries[i].node = node;
 		t->entries[i].worker =
 		        node == t->self_index ? st->map[i].worker : ROUTE_WORKER_REMOTE;
+		owner_workers_of(t)[i] = st->map[i].worker;
 	}
 	ASSERT(table_valid(t));
 	return t;

@@ -94,6 +94,26 @@ struct route_table {
 	struct route_entry entries[]; /* P entries */
 };
 
+/* Bytes of a table of P partitions: the header, P entries, then P owner workers. */
+static inline size_t
+route_table_size(uint32_t partitions)
+{
+	return sizeof(struct route_table) + (size_t)partitions * sizeof(struct route_entry) +
+	       (size_t)partitions * sizeof(uint16_t);
+}
+
+/*
+ * For each partition, the owning worker's index on its own node, whichever node owns it
+ * (entries[] only knows local workers): what ROUTE replies and WRONG_PARTITION redirects
+ * tell clients. P values stored after entries[] in the same allocation, so a table copied
+ * with route_table_size() bytes carries them.
+ */
+static inline const uint16_t *
+route_owner_workers(const struct route_table *t)
+{
+	return (const uint16_t *)(const void *)&t->entries[t->partitions];
+}
+
 enum route_action {
 	ROUTE_EXECUTE = 0,
 	ROUTE_DEFER,

@@ -375,7 +375,7 @@ static struct route_table *
 publish_unserved(bool all, uint8_t status)
 {
 	struct route_table *cur = atomic_load(&rt.route->current);
-	size_t bytes = sizeof(*cur) + cur->partitions * sizeof(cur->entries[0]);
+	size_t bytes = route_table_size(cur->partitions);
 	struct route_table *u = malloc(bytes);
 
 	assert_non_null(u);
@@ -399,6 +399,9 @@ unpublish(struct route_table *old)
 	rte_rcu_qsbr_synchronize(rt.route->qsbr, RTE_QSBR_THRID_INVALID);
 	free(u);
 }
+
+/* The owner each WRONG_PARTITION reply of the last exchange() named, by request id. */
+static struct sp_bp_redirect redirects[SP_BP_REQS_MAX];
 
 /*
  * Sends one datagram of SET (value "v") or GET requests over keys 0..n-1, waits for all
@@ -433,6 +436,11 @@ exchange(uint8_t op, uint32_t n, uint8_t *status)
 			assert_true(replies[r].request_id < n);
 			assert_int_equal(status[replies[r].request_id], 0xff);
 			status[replies[r].request_id] = replies[r].status;
+			if (replies[r].status == SP_BP_ST_WRONG_PARTITION)
+				assert_int_equal(sp_bp_redirect_decode(
+				                         replies[r].value, replies[r].value_len,
+				                         &redirects[replies[r].request_id]),
+				                 1);
 			got++;
 		}
 		rte_pktmbuf_free(m);
@@ -479,6 +487,52 @@ test_unserved_statuses(void **state)
 	}
 	assert_true(served > 0 && served < n);
 	assert_int_equal(total(offsetof(struct dp_worker_stats, requests)), executed + served);
+	unpublish(old);
+
+	/* Odd partitions on another node: WRONG_PARTITION naming it, its port and epoch. */
+	{
+		struct route_table *cur = atomic_load(&rt.route->current);
+		struct route_table *u = malloc(route_table_size(cur->partitions));
+		uint16_t *ow;
+
+		assert_non_null(u);
+		memcpy(u, cur, route_table_size(cur->partitions));
+		ow = (uint16_t *)(void *)&u->entries[u->partitions];
+		u->epoch = 77;
+		u->node_count = 2;
+		u->nodes[1] = (struct route_node){.node_id = 2,
+		                                  .ipv4_be = htonl(0x0a090909),
+		                                  .binary_port = 7000,
+		                                  .worker_count = 3};
+		for (uint32_t p = 1; p < u->partitions; p += 2) {
+			u->entries[p].worker = ROUTE_WORKER_REMOTE;
+			u->entries[p].node = 1;
+			ow[p] = (uint16_t)(p % 3);
+		}
+		atomic_store(&rt.route->current, u);
+		rte_rcu_qsbr_synchronize(rt.route->qsbr, RTE_QSBR_THRID_INVALID);
+		old = cur;
+	}
+	exchange(SP_BP_OP_GET, n, status);
+	served = 0;
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t p = sp_key_partition(sp_key_hash(&k, sizeof(k)), rt.partitions);
+
+		if (p % 2 == 0) {
+			assert_int_equal(status[k], SP_BP_ST_OK);
+			continue;
+		}
+		served++;
+		assert_int_equal(status[k], SP_BP_ST_WRONG_PARTITION);
+		assert_true(redirects[k].epoch == 77);
+		assert_int_equal(redirects[k].node_id, 2);
+		assert_int_equal(redirects[k].ipv4_be, htonl(0x0a090909));
+		assert_int_equal(redirects[k].port, 7000 + p % 3);
+		assert_int_equal(redirects[k].worker, p % 3);
+		assert_int_equal(redirects[k].partition, p);
+	}
+	assert_true(served > 0);
+	assert_int_equal(total(offsetof(struct dp_worker_stats, wrong_node)), served);
 	unpublish(old);
 
 	atomic_store(&rt.stop, true);

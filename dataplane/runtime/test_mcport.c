@@ -493,7 +493,7 @@ static struct route_table *
 swap_unserved(bool all, uint8_t status)
 {
 	struct route_table *cur = atomic_load(&rt.route->current);
-	size_t bytes = sizeof(*cur) + cur->partitions * sizeof(cur->entries[0]);
+	size_t bytes = route_table_size(cur->partitions);
 	struct route_table *u = malloc(bytes);
 
 	assert_non_null(u);

@@ -237,6 +237,23 @@ reply_send(struct dp_worker *w, struct reply *r, struct dgram_ctx *d, bool last)
 	tx_queue(w, m);
 }
 
+/* Where table t says partition p lives: node index `node` (< t->node_count). */
+static void
+redirect_of(const struct route_table *t, uint32_t p, uint16_t node, struct sp_bp_redirect *rd)
+{
+	const struct route_node *n = &t->nodes[node];
+	uint16_t worker = route_owner_workers(t)[p];
+
+	ASSERT(node < t->node_count);
+	ASSERT(p < t->partitions);
+	rd->epoch = t->epoch;
+	rd->node_id = n->node_id;
+	rd->ipv4_be = n->ipv4_be;
+	rd->port = (uint16_t)(n->binary_port + worker);
+	rd->worker = worker;
+	rd->partition = p;
+}
+
 /*
  * Runs (or refuses with `refuse` when it is not SP_BP_ST_OK) one request, appending its
  * reply; when the reply datagram is full it is sent (in the spare mbuf) and another
@@ -270,6 +287,13 @@ answer(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d, uint32_t
 		}
 		if (!r->open)
 			reply_start(w, r, d->dg.datagram_id);
+		if (refuse == SP_BP_ST_WRONG_PARTITION && d->kind[i] == DEST_WRONG_NODE) {
+			struct sp_bp_redirect rd;
+
+			redirect_of(it->t, req->partition, d->target[i], &rd);
+			rc = sp_binexec_redirect(req, &rd, &r->b, bx);
+			continue;
+		}
 		if (refuse != SP_BP_ST_OK) {
 			rc = sp_binexec_refuse(req, refuse, &r->b, bx);
 			continue;
@@ -458,7 +482,8 @@ route_requests(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d,
 			continue;
 		}
 		if (req->partition == SP_BP_PARTITION_ANY) {
-			d->kind[i] = DEST_ANSWER;
+			/* ROUTE: answered here, or refused like a partition nobody serves. */
+			d->kind[i] = w->route_ok ? DEST_ANSWER : DEST_UNSERVED;
 			c->local++;
 			continue;
 		}
@@ -469,6 +494,7 @@ route_requests(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d,
 			break;
 		case ROUTE_REMOTE:
 			d->kind[i] = DEST_WRONG_NODE;
+			d->target[i] = target; /* the owner's node index, for the redirect */
 			DP_STAT_INC(w->stats, wrong_node);
 			c->local++;
 			break;
@@ -805,24 +831,59 @@ classify_frame(struct dp_worker *w, struct rte_mbuf *m)
 	}
 }
 
-/* Rebuilds the partition -> worker array a ROUTE reply carries, when the table changed. */
+/*
+ * Rebuilds what a ROUTE reply carries (every node, and partition -> node and worker) when
+ * the table changed. The node's own record falls back to its configuration for what a
+ * single-node table does not know (address, ports). A table whose entries do not name a
+ * valid node and worker (e.g. no map installed yet) leaves route_ok false.
+ */
 static void
 refresh_route_owner(struct dp_worker *w, struct iter *it)
 {
+	const struct route_table *t = it->t;
+	const struct dp_config *cfg = &w->rt->cfg;
 	uint32_t p;
 
-	ASSERT(it->t != NULL);
-	if (w->route_owner_table != it->t) {
-		for (p = 0; p < it->t->partitions; p++) {
-			struct route_entry e = route_lookup(it->t, p);
-			w->route_owner[p] = e.worker >= ROUTE_WORKER_NONE ? 0 : e.worker;
+	ASSERT(t != NULL);
+	ASSERT(t->node_count <= SP_MEMBERS_MAX);
+	if (w->route_owner_table != t) {
+		const uint16_t *ow = route_owner_workers(t);
+		bool ok = t->node_count >= 1 && t->node_count <= SP_BP_ROUTE_NODES_MAX;
+
+		for (uint32_t n = 0; n < t->node_count; n++) {
+			struct sp_bp_route_node *rn = &w->route_nodes[n];
+
+			rn->node_id = t->nodes[n].node_id;
+			rn->ipv4_be = t->nodes[n].ipv4_be;
+			rn->binary_port = t->nodes[n].binary_port;
+			rn->memcached_port = t->nodes[n].memcached_port;
+			rn->worker_count = t->nodes[n].worker_count;
+			if (n == t->self_index) {
+				if (rn->ipv4_be == 0)
+					rn->ipv4_be = cfg->ip_be;
+				if (rn->binary_port == 0)
+					rn->binary_port = cfg->port_base;
+				if (rn->memcached_port == 0)
+					rn->memcached_port = cfg->memcached_port;
+			}
+			ok = ok && rn->worker_count >= 1 &&
+			     rn->worker_count <= SP_BP_ROUTE_WORKERS_MAX;
 		}
-		w->route_owner_table = it->t;
+		for (p = 0; p < t->partitions; p++) {
+			struct route_entry e = route_lookup(t, p);
+
+			ok = ok && e.node < t->node_count &&
+			     ow[p] < w->route_nodes[e.node].worker_count;
+			w->route_owner[p] = sp_bp_route_entry(e.node, ow[p]);
+		}
+		w->route_ok = ok;
+		w->route_owner_table = t;
 	}
-	it->route.epoch = it->t->epoch;
-	it->route.partitions = it->t->partitions;
-	it->route.workers = w->rt->workers;
-	it->route.base_port = w->rt->cfg.port_base;
+	it->route.epoch = t->epoch;
+	it->route.partitions = t->partitions;
+	it->route.node_count = t->node_count;
+	it->route.self = t->self_index;
+	it->route.nodes = w->route_nodes;
 	it->route.owner = w->route_owner;
 }
 

@@ -40,9 +40,13 @@ struct dp_worker {
 	struct route_defer defer;
 	/* Executor counters (requests by opcode, replies by status). */
 	struct sp_binexec_stats bx;
-	/* Partition -> worker of the table route_owner_table, for ROUTE replies. */
+	/* Partition -> sp_bp_route_entry(node, worker) and the nodes of the table
+	 * route_owner_table, for ROUTE replies; route_ok is false when that table cannot
+	 * describe the map (no map yet: ROUTE is then answered its unserved_status). */
 	uint16_t *route_owner;
 	const struct route_table *route_owner_table;
+	bool route_ok;
+	struct sp_bp_route_node route_nodes[SP_MEMBERS_MAX];
 	/* DP_BURST datagrams being served in passes (worker.c's struct dgram_ctx). */
 	struct dgram_ctx *ctx;
 	/* An mbuf held for a reply datagram that cannot go in its request's mbuf. */

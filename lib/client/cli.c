@@ -81,7 +81,10 @@ static const struct option long_opts[] = {
 
 struct cli {
 	struct sp_client_params params;
-	char host[64];
+	char host[64]; /* the first seed, for messages */
+	char seed_hosts[SP_CLIENT_SEEDS_MAX][64];
+	struct sp_client_seed seeds[SP_CLIENT_SEEDS_MAX];
+	uint32_t seed_count;
 	uint32_t flags;
 	uint32_t expiry_s;
 	uint64_t cas;
@@ -112,12 +115,16 @@ usage(FILE *out, const char *prog)
 	        "present)\n"
 	        "  del KEY                  delete\n"
 	        "  incr|decr KEY DELTA      add/subtract; prints the new value\n"
-	        "  route                    print the node's routing table\n"
+	        "  route                    print the cluster map: nodes, partitions per node\n"
 	        "  bench                    bounded load; prints throughput, latency, errors\n"
 	        "\n"
 	        "options:\n"
-	        "  --server IP[:PORT]       node address (default %s:%u; PORT is the node's "
-	        "--port)\n"
+	        "  --server IP[:PORT][,IP[:PORT]...]  a node's address (default %s:%u; PORT is "
+	        "its --port);\n"
+	        "                           any node of a cluster serves every key; more "
+	        "addresses\n"
+	        "                           (repeat --server or a comma list, up to 16) are "
+	        "fallback seeds\n"
 	        "  --timeout-ms N           per-attempt timeout (default %u, max %u)\n"
 	        "  --retries N              extra attempts for idempotent ops (default %u, max "
 	        "%u)\n"
@@ -179,32 +186,59 @@ parse_u32(const char *name, const char *text, uint32_t max, uint32_t *out)
 	return rc;
 }
 
-/* Splits IP[:PORT] into cli->host and params.port. */
+/* Adds the seeds of IP[:PORT][,IP[:PORT]...] (PORT defaults to DEFAULT_PORT). */
 static int
 parse_server(struct cli *cli, const char *text)
 {
-	const char *colon = strrchr(text, ':');
-	size_t host_len = colon != NULL ? (size_t)(colon - text) : strlen(text);
+	const char *at = text;
 
 	ASSERT(cli != NULL);
 	ASSERT(text != NULL);
-	if (host_len == 0 || host_len >= sizeof(cli->host)) {
-		fprintf(stderr, "--server: '%s' is not IP[:PORT]\n", text);
-		return -EINVAL;
-	}
-	memcpy(cli->host, text, host_len);
-	cli->host[host_len] = '\0';
-	if (colon != NULL) {
-		uint32_t port;
-		if (parse_u32("--server port", colon + 1, UINT16_MAX, &port) != 0)
-			return -EINVAL;
-		if (port == 0) {
-			fprintf(stderr, "--server: port 0 is not a port\n");
+	for (;;) {
+		const char *comma = strchr(at, ',');
+		size_t item_len = comma != NULL ? (size_t)(comma - at) : strlen(at);
+		const char *colon = memchr(at, ':', item_len);
+		size_t host_len = colon != NULL ? (size_t)(colon - at) : item_len;
+		uint32_t port = DEFAULT_PORT;
+
+		if (cli->seed_count == SP_CLIENT_SEEDS_MAX) {
+			fprintf(stderr, "--server: more than %u addresses\n", SP_CLIENT_SEEDS_MAX);
 			return -EINVAL;
 		}
-		cli->params.port = (uint16_t)port;
+		if (host_len == 0 || host_len >= sizeof(cli->seed_hosts[0])) {
+			fprintf(stderr, "--server: '%s' is not IP[:PORT]\n", text);
+			return -EINVAL;
+		}
+		if (colon != NULL) {
+			char num[16];
+			size_t num_len = item_len - host_len - 1;
+
+			if (num_len == 0 || num_len >= sizeof(num)) {
+				fprintf(stderr, "--server: '%s' is not IP[:PORT]\n", text);
+				return -EINVAL;
+			}
+			memcpy(num, colon + 1, num_len);
+			num[num_len] = '\0';
+			if (parse_u32("--server port", num, UINT16_MAX, &port) != 0)
+				return -EINVAL;
+			if (port == 0) {
+				fprintf(stderr, "--server: port 0 is not a port\n");
+				return -EINVAL;
+			}
+		}
+		memcpy(cli->seed_hosts[cli->seed_count], at, host_len);
+		cli->seed_hosts[cli->seed_count][host_len] = '\0';
+		cli->seeds[cli->seed_count].host = cli->seed_hosts[cli->seed_count];
+		cli->seeds[cli->seed_count].port = (uint16_t)port;
+		if (cli->seed_count == 0) {
+			snprintf(cli->host, sizeof(cli->host), "%s", cli->seed_hosts[0]);
+			cli->params.port = (uint16_t)port;
+		}
+		cli->seed_count++;
+		if (comma == NULL)
+			return 0;
+		at = comma + 1;
 	}
-	return 0;
 }
 
 static int
@@ -412,10 +446,23 @@ cmd_arith(struct cli *cli, struct sp_client *c, bool incr, char **args, int n)
 	return 0;
 }
 
+/* Writes a.b.c.d of an address in network byte order into buf (>= 16 bytes). */
+static const char *
+ipv4_text(uint32_t ipv4_be, char *buf)
+{
+	const uint8_t *b = (const uint8_t *)&ipv4_be;
+
+	snprintf(buf, 16, "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
+	return buf;
+}
+
 static int
 cmd_route(struct cli *cli, struct sp_client *c, int n)
 {
+	uint32_t owned[SP_BP_ROUTE_NODES_MAX] = {0};
+	struct sp_bp_route_node nd;
 	struct sp_bp_route r;
+	char ip[16];
 
 	if (need_args("route", n, 0) != 0)
 		return 2;
@@ -427,26 +474,31 @@ cmd_route(struct cli *cli, struct sp_client *c, int n)
 	if (rc != 0)
 		return fail_op("route", "", rc);
 	VERIFY(sp_client_route(c, &r));
-	printf("epoch=%" PRIu64 " partitions=%" PRIu32 " workers=%" PRIu32 " base_port=%u\n",
-	       r.epoch, r.partitions, r.workers, r.base_port);
-	/* Partitions per worker, then (verbose) the whole map. */
-	uint32_t *owned = calloc(r.workers, sizeof(*owned));
-	if (owned == NULL) {
-		fprintf(stderr, "route: cannot allocate %" PRIu32 " counters\n", r.workers);
-		return 1;
-	}
+	printf("epoch=%" PRIu64 " partitions=%" PRIu32 " nodes=%u answered_by=%u\n", r.epoch,
+	       r.partitions, r.node_count, r.self);
 	for (uint32_t p = 0; p < r.partitions; p++) {
-		int w = sp_client_route_owner(c, p);
-		VERIFY(w >= 0);
-		VERIFY((uint32_t)w < r.workers);
-		owned[w]++;
+		uint16_t node, worker;
+
+		VERIFY(sp_client_route_entry(c, p, &node, &worker) == 0);
+		VERIFY(node < r.node_count);
+		owned[node]++;
 	}
-	for (uint32_t w = 0; w < r.workers; w++)
-		printf("worker %" PRIu32 " port %" PRIu32 " partitions %" PRIu32 "\n", w,
-		       r.base_port + w, owned[w]);
-	free(owned);
-	for (uint32_t p = 0; cli->verbose && p < r.partitions; p++)
-		printf("partition %" PRIu32 " worker %d\n", p, sp_client_route_owner(c, p));
+	/* One line per node: where it is, its ports, and how many partitions it owns. */
+	for (uint32_t i = 0; i < r.node_count; i++) {
+		VERIFY(sp_client_route_node(c, i, &nd) == 0);
+		printf("node %u id %" PRIu32 " ip %s port %u workers %u memcached_port %u "
+		       "partitions %" PRIu32 "\n",
+		       i, nd.node_id, ipv4_text(nd.ipv4_be, ip), nd.binary_port, nd.worker_count,
+		       nd.memcached_port, owned[i]);
+	}
+	for (uint32_t p = 0; cli->verbose && p < r.partitions; p++) {
+		uint16_t node, worker;
+
+		VERIFY(sp_client_route_entry(c, p, &node, &worker) == 0);
+		VERIFY(sp_client_route_node(c, node, &nd) == 0);
+		printf("partition %" PRIu32 " node %u worker %u port %u\n", p, node, worker,
+		       nd.binary_port + worker);
+	}
 	return 0;
 }
 
@@ -614,6 +666,28 @@ cmd_bench(struct cli *cli, struct sp_client *c, int n)
 	       st.datagrams_recv - st0.datagrams_recv, st.stale_replies - st0.stale_replies,
 	       st.bad_datagrams - st0.bad_datagrams, st.send_errors - st0.send_errors,
 	       st.route_refreshes - st0.route_refreshes);
+	printf("bench: wrong_partition=%" PRIu64 " redirects=%" PRIu64 " not_serving=%" PRIu64
+	       " route_failures=%" PRIu64 " seed_failovers=%" PRIu64 "\n",
+	       st.wrong_partition - st0.wrong_partition, st.redirects - st0.redirects,
+	       st.not_serving - st0.not_serving, st.route_failures - st0.route_failures,
+	       st.seed_failovers - st0.seed_failovers);
+	{
+		/* Per node of the map (counters since the client started, preload included). */
+		struct sp_bp_route r;
+		struct sp_bp_route_node nd;
+		char ip[16];
+
+		for (uint32_t i = 0; sp_client_route(c, &r) && i < r.node_count; i++) {
+			uint64_t replies = 0, errs = 0;
+
+			VERIFY(sp_client_route_node(c, i, &nd) == 0);
+			VERIFY(sp_client_node_ops(c, i, &replies, &errs) == 0);
+			printf("bench: node %u id %" PRIu32 " ip %s replies=%" PRIu64
+			       " errors=%" PRIu64 " replies_per_s=%.0f\n",
+			       i, nd.node_id, ipv4_text(nd.ipv4_be, ip), replies, errs,
+			       secs > 0 ? (double)replies / secs : 0.0);
+		}
+	}
 	free(samples);
 
 	uint64_t failed = t.errors + t.timeouts;
@@ -671,6 +745,10 @@ main(int argc, char **argv)
 	}
 
 	cli.params.host = cli.host;
+	if (cli.seed_count > 1) {
+		cli.params.seeds = cli.seeds;
+		cli.params.seed_count = cli.seed_count;
+	}
 	int err = 0;
 	struct sp_client *c = sp_client_create(&cli.params, &err);
 	if (c == NULL) {

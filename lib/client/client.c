@@ -26,26 +26,43 @@ enum op_state {
 	OP_WAIT,     /* sent, waiting for its reply */
 };
 
+/* Where a request goes: an address (network byte order) and a UDP port. */
+struct dest {
+	uint32_t ipv4_be;
+	uint16_t port;
+	int16_t node; /* index in the map, or -1 (a seed, a redirect outside the map) */
+};
+
 struct sp_client {
 	int fd;
-	struct sockaddr_in node; /* host and its configured port */
+	struct sockaddr_in seeds[SP_CLIENT_SEEDS_MAX]; /* addresses and base ports */
+	uint32_t seed_count;
+	uint32_t seed_cur; /* the seed that answered last (or the first) */
 	uint32_t timeout_ms;
 	uint32_t retries;
 	bool no_route;
 	bool retry_all;
 
-	/* Routing table (valid when have_route). */
+	/* The map (valid when have_route). */
 	bool have_route;
 	bool route_stale;
 	uint64_t epoch;
+	uint64_t epoch_seen; /* newest epoch any reply mentioned */
 	uint32_t partitions;
-	uint32_t workers;
-	uint16_t base_port;
-	uint16_t *owner; /* partitions entries */
+	uint32_t node_count;
+	uint32_t self;
+	struct sp_bp_route_node nodes[SP_BP_ROUTE_NODES_MAX];
+	uint64_t node_replies[SP_BP_ROUTE_NODES_MAX];
+	uint64_t node_errors[SP_BP_ROUTE_NODES_MAX];
+	uint16_t *owner; /* partitions entries: sp_bp_route_entry(node, worker) */
 	uint32_t owner_cap;
-	/* A refresh fills this table and swaps it in only when complete and consistent. */
+	/* A refresh fills these and swaps them in only when complete and consistent. */
 	uint16_t *fetch;
 	uint32_t fetch_cap;
+	struct sp_bp_route_node fetch_nodes[SP_BP_ROUTE_NODES_MAX];
+	/* Node records of the first page and of the page being checked against it. */
+	uint8_t head_nodes[SP_BP_ROUTE_NODES_MAX * SP_BP_ROUTE_NODE_SIZE];
+	uint8_t page_nodes[SP_BP_ROUTE_NODES_MAX * SP_BP_ROUTE_NODE_SIZE];
 	uint64_t route_next_ns; /* when to fetch again (periodic refresh or retry) */
 	uint64_t route_refresh_ns;
 
@@ -60,7 +77,8 @@ struct sp_client {
 
 	/* Scratch for one round, sized at create so execute never allocates. */
 	uint8_t state[SP_CLIENT_BATCH_MAX];
-	uint16_t port[SP_CLIENT_BATCH_MAX];
+	uint8_t redirects_left[SP_CLIENT_BATCH_MAX];
+	struct dest dest[SP_CLIENT_BATCH_MAX];
 	uint8_t txbuf[SP_BP_PAYLOAD_MAX];
 	uint8_t rxbuf[SP_BP_PAYLOAD_MAX + 1];
 	struct sp_bp_reply replies[SP_BP_REQS_MAX];
@@ -103,14 +121,15 @@ sp_client_status_error(uint8_t status)
 
 /* ---- Socket helpers ------------------------------------------------------------------- */
 
-/* Sends one datagram to the node's port `port`. Returns 0 or a negative errno. */
+/* Sends one datagram to ipv4_be:port. Returns 0 or a negative errno. */
 static int
-send_to(struct sp_client *c, const void *buf, uint32_t len, uint16_t port)
+send_to(struct sp_client *c, const void *buf, uint32_t len, uint32_t ipv4_be, uint16_t port)
 {
-	struct sockaddr_in to = c->node;
+	struct sockaddr_in to = {.sin_family = AF_INET};
 
 	ASSERT(len >= SP_BP_DGRAM_HDR_SIZE);
 	ASSERT(len <= SP_BP_PAYLOAD_MAX);
+	to.sin_addr.s_addr = ipv4_be;
 	to.sin_port = htons(port);
 	ssize_t n = sendto(c->fd, buf, len, 0, (const struct sockaddr *)&to, sizeof(to));
 	if (n < 0) {
@@ -157,7 +176,7 @@ recv_replies(struct sp_client *c, bool *more)
 		c->st.bad_datagrams++;
 		return 0;
 	}
-	if (from.sin_addr.s_addr != c->node.sin_addr.s_addr)
+	if (from.sin_addr.s_addr != c->seeds[c->seed_cur].sin_addr.s_addr)
 		c->st.datagrams_other_host++;
 	return d.count;
 }
@@ -184,14 +203,41 @@ wait_readable(struct sp_client *c, uint64_t deadline_ns)
 
 /* ---- Routing -------------------------------------------------------------------------- */
 
-static uint16_t
-port_for_hash(const struct sp_client *c, uint64_t hash)
+static bool
+same_dest(const struct dest *a, const struct dest *b)
 {
+	return a->ipv4_be == b->ipv4_be && a->port == b->port;
+}
+
+/* The first seed's address and base port: where requests go without a map. */
+static struct dest
+seed_dest(const struct sp_client *c)
+{
+	const struct sockaddr_in *s = &c->seeds[c->seed_cur];
+	struct dest d = {.ipv4_be = s->sin_addr.s_addr, .port = ntohs(s->sin_port), .node = -1};
+
+	ASSERT(c->seed_cur < c->seed_count);
+	return d;
+}
+
+static struct dest
+dest_for_hash(const struct sp_client *c, uint64_t hash)
+{
+	struct dest d;
+
 	if (!c->have_route)
-		return ntohs(c->node.sin_port);
+		return seed_dest(c);
 	uint32_t p = sp_key_partition(hash, c->partitions);
 	ASSERT(p < c->partitions);
-	return (uint16_t)(c->base_port + c->owner[p]);
+	uint16_t e = c->owner[p];
+	uint16_t node = e & 0xffu;
+	uint16_t worker = e >> 8;
+	ASSERT(node < c->node_count);
+	ASSERT(worker < c->nodes[node].worker_count);
+	d.ipv4_be = c->nodes[node].ipv4_be;
+	d.port = (uint16_t)(c->nodes[node].binary_port + worker);
+	d.node = (int16_t)node;
+	return d;
 }
 
 uint16_t
@@ -199,7 +245,19 @@ sp_client_port_for_key(const struct sp_client *c, const void *key, size_t key_le
 {
 	ASSERT(c != NULL);
 	ASSERT(key != NULL || key_len == 0);
-	return port_for_hash(c, sp_key_hash(key, key_len));
+	return dest_for_hash(c, sp_key_hash(key, key_len)).port;
+}
+
+int
+sp_client_dest_for_key(const struct sp_client *c, const void *key, size_t key_len,
+                       uint32_t *ipv4_be, uint16_t *port)
+{
+	ASSERT(c != NULL);
+	ASSERT(key != NULL || key_len == 0);
+	struct dest d = dest_for_hash(c, sp_key_hash(key, key_len));
+	*ipv4_be = d.ipv4_be;
+	*port = d.port;
+	return d.node;
 }
 
 bool
@@ -212,30 +270,78 @@ sp_client_route(const struct sp_client *c, struct sp_bp_route *route)
 	memset(route, 0, sizeof(*route));
 	route->epoch = c->epoch;
 	route->partitions = c->partitions;
-	route->workers = c->workers;
-	route->base_port = c->base_port;
+	route->node_count = (uint16_t)c->node_count;
+	route->self = (uint16_t)c->self;
 	route->first = 0;
 	route->count = c->partitions;
 	return true;
 }
 
 int
-sp_client_route_owner(const struct sp_client *c, uint32_t partition)
+sp_client_route_node(const struct sp_client *c, uint32_t i, struct sp_bp_route_node *out)
+{
+	ASSERT(c != NULL);
+	ASSERT(out != NULL);
+	if (!c->have_route || i >= c->node_count)
+		return -ENOENT;
+	*out = c->nodes[i];
+	return 0;
+}
+
+int
+sp_client_route_entry(const struct sp_client *c, uint32_t partition, uint16_t *node,
+                      uint16_t *worker)
 {
 	ASSERT(c != NULL);
 	if (!c->have_route || partition >= c->partitions)
 		return -ENOENT;
-	ASSERT(c->owner[partition] < c->workers);
-	return c->owner[partition];
+	*node = c->owner[partition] & 0xffu;
+	*worker = c->owner[partition] >> 8;
+	ASSERT(*node < c->node_count);
+	return 0;
+}
+
+int
+sp_client_route_owner(const struct sp_client *c, uint32_t partition)
+{
+	uint16_t node, worker;
+
+	if (sp_client_route_entry(c, partition, &node, &worker) != 0)
+		return -ENOENT;
+	return worker;
+}
+
+int
+sp_client_node_ops(const struct sp_client *c, uint32_t i, uint64_t *replies, uint64_t *errors)
+{
+	ASSERT(c != NULL);
+	if (!c->have_route || i >= c->node_count)
+		return -ENOENT;
+	*replies = c->node_replies[i];
+	*errors = c->node_errors[i];
+	return 0;
+}
+
+/* Whether two pages describe the same map (the head and every node). */
+static bool
+same_map(const struct sp_bp_route *a, const struct sp_bp_route *b)
+{
+	if (a->epoch != b->epoch || a->partitions != b->partitions ||
+	    a->node_count != b->node_count || a->self != b->self)
+		return false;
+	return memcmp(a->nodes, b->nodes, (size_t)a->node_count * SP_BP_ROUTE_NODE_SIZE) == 0;
 }
 
 /*
- * Fetches one ROUTE page starting at `first` and copies its owners into c->fetch (grown
- * as needed). *page gets the page's header fields. Returns 0, -ETIMEDOUT, -SP_EMALFORMED,
- * -ENOMEM or a socket error. Never touches the table in use.
+ * Fetches one ROUTE page starting at `first` from `to` and copies its entries into c->fetch
+ * (grown as needed) and its nodes into c->fetch_nodes. *page gets the page; its node
+ * records are copied into *node_bytes (the page's own pointers are into the receive buffer
+ * and die with the next datagram). Returns 0, -ETIMEDOUT, -SP_EMALFORMED, -ENOMEM, a status
+ * error (NOT_READY, ...) or a socket error. Never touches the map in use.
  */
 static int
-fetch_page(struct sp_client *c, uint32_t first, struct sp_bp_route *page)
+fetch_page(struct sp_client *c, const struct dest *to, uint32_t first, struct sp_bp_route *page,
+           uint8_t *node_bytes)
 {
 	struct sp_bp_req q = {.opcode = SP_BP_OP_ROUTE, .route_first = first};
 	struct sp_bp_builder b;
@@ -245,7 +351,7 @@ fetch_page(struct sp_client *c, uint32_t first, struct sp_bp_route *page)
 		sp_bp_builder_init(&b, c->txbuf, sizeof(c->txbuf), false, c->next_dgram++);
 		VERIFY(sp_bp_add_request(&b, &q) == 0);
 		uint32_t len = sp_bp_builder_finish(&b);
-		(void)send_to(c, c->txbuf, len, ntohs(c->node.sin_port));
+		(void)send_to(c, c->txbuf, len, to->ipv4_be, to->port);
 		if (attempt > 0)
 			c->st.retries++;
 
@@ -274,9 +380,16 @@ fetch_page(struct sp_client *c, uint32_t first, struct sp_bp_route *page)
 						return -SP_EMALFORMED;
 					if (page->first != first)
 						return -SP_EMALFORMED;
-					if ((uint32_t)page->base_port + page->workers - 1 >
-					    UINT16_MAX)
-						return -SP_EMALFORMED;
+					for (uint32_t n = 0; n < page->node_count; n++) {
+						struct sp_bp_route_node *nd = &c->fetch_nodes[n];
+
+						sp_bp_route_node_get(page, n, nd);
+						if ((uint32_t)nd->binary_port + nd->worker_count -
+						                    1 >
+						            UINT16_MAX ||
+						    nd->binary_port == 0 || nd->ipv4_be == 0)
+							return -SP_EMALFORMED;
+					}
 					if (page->partitions > c->fetch_cap) {
 						uint16_t *o = realloc(c->fetch, page->partitions *
 						                                        sizeof(*o));
@@ -286,8 +399,17 @@ fetch_page(struct sp_client *c, uint32_t first, struct sp_bp_route *page)
 						c->fetch_cap = page->partitions;
 					}
 					ASSERT(first + page->count <= c->fetch_cap);
-					for (uint32_t j = 0; j < page->count; j++)
-						c->fetch[first + j] = sp_bp_route_owner(page, j);
+					for (uint32_t j = 0; j < page->count; j++) {
+						uint16_t node, worker;
+
+						sp_bp_route_entry_get(page, j, &node, &worker);
+						c->fetch[first + j] =
+						        sp_bp_route_entry(node, worker);
+					}
+					memcpy(node_bytes, page->nodes,
+					       (size_t)page->node_count * SP_BP_ROUTE_NODE_SIZE);
+					page->nodes = node_bytes;
+					page->entries = NULL;
 					return 0;
 				}
 			}
@@ -296,36 +418,32 @@ fetch_page(struct sp_client *c, uint32_t first, struct sp_bp_route *page)
 	return -ETIMEDOUT;
 }
 
-/* Fetches every page of the table into c->fetch. Returns 0 with *head filled, or an error. */
+/* Fetches every page of the map from `to` into c->fetch. Returns 0 with *head filled (its
+ * node records in c->head_nodes). */
 static int
-fetch_table(struct sp_client *c, struct sp_bp_route *head)
+fetch_table(struct sp_client *c, const struct dest *to, struct sp_bp_route *head)
 {
 	ASSERT(c != NULL);
 	ASSERT(!c->no_route);
-	/* Pages from two epochs would mix two tables: start over, a bounded number of times. */
+	/* Pages from two epochs would mix two maps: start over, a bounded number of times. */
 	for (uint32_t round = 0; round <= SP_CLIENT_RETRIES_MAX; round++) {
 		struct sp_bp_route page;
 		bool mixed = false;
 
-		int rc = fetch_page(c, 0, head);
+		int rc = fetch_page(c, to, 0, head, c->head_nodes);
 		if (rc != 0)
 			return rc;
-		if (head->count == 0)
-			return -SP_EMALFORMED;
 		uint32_t pages = 1;
 		for (uint32_t first = head->count; first < head->partitions; first += page.count) {
-			if (++pages > SP_CLIENT_ROUTE_PAGES_MAX)
+			if (++pages > SP_BP_PARTITIONS_MAX)
 				return -SP_EMALFORMED;
-			rc = fetch_page(c, first, &page);
+			rc = fetch_page(c, to, first, &page, c->page_nodes);
 			if (rc != 0)
 				return rc;
-			if (page.epoch != head->epoch || page.partitions != head->partitions ||
-			    page.workers != head->workers || page.base_port != head->base_port) {
+			if (!same_map(head, &page)) {
 				mixed = true;
 				break;
 			}
-			if (page.count == 0)
-				return -SP_EMALFORMED;
 		}
 		if (!mixed)
 			return 0;
@@ -333,37 +451,98 @@ fetch_table(struct sp_client *c, struct sp_bp_route *head)
 	return -SP_EMALFORMED;
 }
 
-int
-sp_client_route_refresh(struct sp_client *c)
+/* Installs c->fetch (just filled from head) as the map in use; per-node counters follow
+ * their node by id. */
+static void
+install_map(struct sp_client *c, const struct sp_bp_route *head)
 {
-	struct sp_bp_route head;
+	uint64_t replies[SP_BP_ROUTE_NODES_MAX] = {0};
+	uint64_t errors[SP_BP_ROUTE_NODES_MAX] = {0};
 
-	ASSERT(c != NULL);
-	if (c->no_route)
-		return -ENOTSUP;
-	c->st.route_refreshes++;
-	int rc = fetch_table(c, &head);
-	uint64_t now = sp_mono_ns();
-	if (rc != 0) {
-		/* Keep the table in use (if any); try again after a short pause. */
-		c->route_next_ns = now + (uint64_t)SP_CLIENT_ROUTE_RETRY_MS * SP_NS_PER_MS;
-		return rc;
+	ASSERT(head->node_count >= 1 && head->node_count <= SP_BP_ROUTE_NODES_MAX);
+	for (uint32_t n = 0; n < head->node_count; n++) {
+		struct sp_bp_route_node nd;
+
+		sp_bp_route_node_get(head, n, &nd);
+		for (uint32_t o = 0; c->have_route && o < c->node_count; o++) {
+			if (c->nodes[o].node_id == nd.node_id) {
+				replies[n] = c->node_replies[o];
+				errors[n] = c->node_errors[o];
+			}
+		}
+		c->nodes[n] = nd;
 	}
+	memcpy(c->node_replies, replies, sizeof(replies));
+	memcpy(c->node_errors, errors, sizeof(errors));
 	uint16_t *old = c->owner;
 	uint32_t old_cap = c->owner_cap;
 	c->owner = c->fetch;
 	c->owner_cap = c->fetch_cap;
 	c->fetch = old;
 	c->fetch_cap = old_cap;
-	c->epoch = head.epoch;
-	c->partitions = head.partitions;
-	c->workers = head.workers;
-	c->base_port = head.base_port;
+	c->epoch = head->epoch;
+	if (c->epoch_seen < c->epoch)
+		c->epoch_seen = c->epoch;
+	c->partitions = head->partitions;
+	c->node_count = head->node_count;
+	c->self = head->self;
 	c->have_route = true;
 	c->route_stale = false;
-	c->route_next_ns = now + c->route_refresh_ns;
 	ASSERT(c->partitions <= c->owner_cap);
-	return 0;
+}
+
+int
+sp_client_route_refresh(struct sp_client *c)
+{
+	struct sp_bp_route head;
+	struct dest cands[SP_CLIENT_SEEDS_MAX + SP_BP_ROUTE_NODES_MAX];
+	uint32_t n = 0;
+	int rc = -ETIMEDOUT;
+
+	ASSERT(c != NULL);
+	if (c->no_route)
+		return -ENOTSUP;
+	c->st.route_refreshes++;
+	/* The seeds from the one that answered last, then the nodes of the map in use. */
+	for (uint32_t i = 0; i < c->seed_count; i++) {
+		const struct sockaddr_in *s = &c->seeds[(c->seed_cur + i) % c->seed_count];
+
+		cands[n++] = (struct dest){s->sin_addr.s_addr, ntohs(s->sin_port), -1};
+	}
+	for (uint32_t i = 0; c->have_route && i < c->node_count; i++) {
+		struct dest d = {c->nodes[i].ipv4_be, c->nodes[i].binary_port, (int16_t)i};
+		bool seed = false;
+
+		for (uint32_t k = 0; k < c->seed_count; k++)
+			seed = seed || same_dest(&d, &cands[k]);
+		if (!seed)
+			cands[n++] = d;
+	}
+	ASSERT(n <= SP_ARRAY_SIZE(cands));
+	for (uint32_t i = 0; i < n; i++) {
+		if (i > 0)
+			c->st.seed_failovers++;
+		rc = fetch_table(c, &cands[i], &head);
+		if (rc == 0) {
+			if (i < c->seed_count)
+				c->seed_cur = (c->seed_cur + i) % c->seed_count;
+			/* Never go back to an older map than the one in use. */
+			if (c->have_route && head.epoch < c->epoch &&
+			    head.partitions == c->partitions) {
+				rc = -SP_EVERSION;
+				continue;
+			}
+			install_map(c, &head);
+			c->route_next_ns = sp_mono_ns() + c->route_refresh_ns;
+			return 0;
+		}
+		if (rc == -ENOMEM)
+			break;
+	}
+	/* Keep the map in use (if any); try again after a short pause. */
+	c->st.route_failures++;
+	c->route_next_ns = sp_mono_ns() + (uint64_t)SP_CLIENT_ROUTE_RETRY_MS * SP_NS_PER_MS;
+	return rc;
 }
 
 /* ---- Create / destroy ------------------------------------------------------------------- */
@@ -374,7 +553,12 @@ sp_client_create(const struct sp_client_params *params, int *err)
 	struct sp_client *c = NULL;
 	int rc = -EINVAL;
 
-	if (params == NULL || params->host == NULL || params->port == 0)
+	if (params == NULL)
+		goto fail;
+	if (params->seed_count == 0 && (params->host == NULL || params->port == 0))
+		goto fail;
+	if (params->seed_count > SP_CLIENT_SEEDS_MAX ||
+	    (params->seed_count > 0 && params->seeds == NULL))
 		goto fail;
 	if (params->timeout_ms > SP_CLIENT_TIMEOUT_MS_MAX)
 		goto fail;
@@ -388,10 +572,25 @@ sp_client_create(const struct sp_client_params *params, int *err)
 		goto fail;
 	}
 	c->fd = -1;
-	c->node.sin_family = AF_INET;
-	c->node.sin_port = htons(params->port);
-	if (inet_pton(AF_INET, params->host, &c->node.sin_addr) != 1)
-		goto fail;
+	if (params->seed_count == 0) {
+		c->seed_count = 1;
+		c->seeds[0].sin_family = AF_INET;
+		c->seeds[0].sin_port = htons(params->port);
+		if (inet_pton(AF_INET, params->host, &c->seeds[0].sin_addr) != 1)
+			goto fail;
+	}
+	for (uint32_t i = 0; i < params->seed_count; i++) {
+		const struct sp_client_seed *sd = &params->seeds[i];
+
+		if (sd->host == NULL || sd->port == 0)
+			goto fail;
+		c->seeds[i].sin_family = AF_INET;
+		c->seeds[i].sin_port = htons(sd->port);
+		if (inet_pton(AF_INET, sd->host, &c->seeds[i].sin_addr) != 1)
+			goto fail;
+		c->seed_count++;
+	}
+	ASSERT(c->seed_count >= 1 && c->seed_count <= SP_CLIENT_SEEDS_MAX);
 	c->timeout_ms = params->timeout_ms != 0 ? params->timeout_ms : SP_CLIENT_TIMEOUT_MS_DEF;
 	c->retries = params->retries < 0 ? SP_CLIENT_RETRIES_DEF : (uint32_t)params->retries;
 	c->no_route = params->no_route;
@@ -504,7 +703,10 @@ op_request(const struct sp_client_op *op, uint32_t request_id)
 	return q;
 }
 
-/* Sends every op in state OP_SEND, packed per destination port. Returns 0 or -errno. */
+/*
+ * Sends every op in state OP_SEND, packed per destination (address and port). Returns 0
+ * or -errno when the socket itself is unusable.
+ */
 static int
 send_pending(struct sp_client *c, struct sp_client_op *ops, uint32_t n, uint32_t base_id)
 {
@@ -512,11 +714,11 @@ send_pending(struct sp_client *c, struct sp_client_op *ops, uint32_t n, uint32_t
 		if (c->state[i] != OP_SEND)
 			continue;
 		struct sp_bp_builder b;
-		uint16_t port = c->port[i];
+		struct dest to = c->dest[i];
 
 		sp_bp_builder_init(&b, c->txbuf, sizeof(c->txbuf), false, c->next_dgram++);
 		for (uint32_t j = i; j < n; j++) {
-			if (c->state[j] != OP_SEND || c->port[j] != port)
+			if (c->state[j] != OP_SEND || !same_dest(&c->dest[j], &to))
 				continue;
 			struct sp_bp_req q = op_request(&ops[j], base_id + j);
 			int rc = sp_bp_add_request(&b, &q);
@@ -524,17 +726,16 @@ send_pending(struct sp_client *c, struct sp_client_op *ops, uint32_t n, uint32_t
 				break;
 			VERIFY(rc == 0); /* validated before the round */
 			c->state[j] = OP_WAIT;
-			ops[j].attempts++;
 		}
 		/* Op i always fits in an empty datagram, so each pass makes progress. */
 		VERIFY(c->state[i] == OP_WAIT);
 		uint32_t len = sp_bp_builder_finish(&b);
-		int rc = send_to(c, c->txbuf, len, port);
+		int rc = send_to(c, c->txbuf, len, to.ipv4_be, to.port);
 		if (rc == -EBADF || rc == -ENOTSOCK)
 			return rc;
 		/* Any other send failure counts as a lost datagram: the retry path covers it.
-		 * Ops after i still in OP_SEND (other ports, or a full datagram) are picked up
-		 * as the scan reaches them. */
+		 * Ops after i still in OP_SEND (other destinations, or a full datagram) are
+		 * picked up as the scan reaches them. */
 	}
 	return 0;
 }
@@ -550,8 +751,10 @@ complete(struct sp_client *c, struct sp_client_op *op, const struct sp_bp_reply 
 	op->cas_out = r->cas;
 	op->flags_out = r->flags;
 	op->value_len_out = 0;
-	if (r->status == SP_BP_ST_WRONG_PARTITION) {
-		c->st.wrong_partition++;
+	if (r->status == SP_BP_ST_WRONG_PARTITION)
+		c->route_stale = true;
+	if (r->status == SP_BP_ST_NOT_SERVING || r->status == SP_BP_ST_NOT_READY) {
+		c->st.not_serving++;
 		c->route_stale = true;
 	}
 	if (r->status == SP_BP_ST_OK && op->opcode == SP_BP_OP_GET) {
@@ -571,6 +774,40 @@ complete(struct sp_client *c, struct sp_client_op *op, const struct sp_bp_reply 
 			v |= (uint64_t)r->value[i] << (8 * i);
 		op->number = v;
 	}
+}
+
+/*
+ * A WRONG_PARTITION reply to op idx: counts it, notes a newer epoch (the map is then
+ * fetched again before the next batch) and, when the reply names an owner other than
+ * where the op went and the op has a redirect left for this attempt, points the op there.
+ * Returns true when the op is to be sent again.
+ */
+static bool
+follow_redirect(struct sp_client *c, uint32_t idx, const struct sp_bp_reply *r)
+{
+	struct sp_bp_redirect rd;
+	struct dest to;
+
+	ASSERT(idx < SP_CLIENT_BATCH_MAX);
+	ASSERT(r->status == SP_BP_ST_WRONG_PARTITION);
+	c->st.wrong_partition++;
+	c->route_stale = true;
+	if (sp_bp_redirect_decode(r->value, r->value_len, &rd) != 1)
+		return false;
+	if (rd.epoch > c->epoch_seen) {
+		c->epoch_seen = rd.epoch;
+		c->st.newer_epochs++;
+	}
+	to = (struct dest){.ipv4_be = rd.ipv4_be, .port = rd.port, .node = -1};
+	if (rd.ipv4_be == 0 || same_dest(&to, &c->dest[idx]) || c->redirects_left[idx] == 0)
+		return false;
+	for (uint32_t n = 0; c->have_route && n < c->node_count; n++)
+		if (c->nodes[n].node_id == rd.node_id)
+			to.node = (int16_t)n;
+	c->redirects_left[idx]--;
+	c->dest[idx] = to;
+	c->st.redirects++;
+	return true;
 }
 
 /* Receives until every op has a reply or deadline_ns passes. Returns ops still waiting. */
@@ -601,11 +838,26 @@ collect(struct sp_client *c, struct sp_client_op *ops, uint32_t n, uint32_t base
 				}
 				c->st.replies++;
 				waiting--;
+				if (c->dest[idx].node >= 0) {
+					ASSERT((uint32_t)c->dest[idx].node < c->node_count);
+					c->node_replies[c->dest[idx].node]++;
+					c->node_errors[c->dest[idx].node] +=
+					        r->status != SP_BP_ST_OK &&
+					        r->status != SP_BP_ST_NOT_FOUND;
+				}
+				if (r->status == SP_BP_ST_WRONG_PARTITION &&
+				    follow_redirect(c, idx, r)) {
+					/* Not executed there: sent to the owner it named. */
+					c->state[idx] = OP_SEND;
+					continue;
+				}
 				if (r->status == SP_BP_ST_SERVER_BUSY &&
 				    ops[idx].attempts <= c->retries) {
 					/* Refused without being executed (protocol.md), so it is
 					 * sent again whatever the operation. */
 					c->state[idx] = OP_SEND;
+					c->redirects_left[idx] = SP_CLIENT_REDIRECTS_PER_ATTEMPT;
+					ops[idx].attempts++;
 					c->st.busy++;
 					continue;
 				}
@@ -642,8 +894,10 @@ run_round(struct sp_client *c, struct sp_client_op *ops, uint32_t n)
 			continue;
 		}
 		op->rc = -ETIMEDOUT;
-		c->port[i] = sp_client_port_for_key(c, op->key, op->key_len);
+		c->dest[i] = dest_for_hash(c, sp_key_hash(op->key, op->key_len));
 		c->state[i] = OP_SEND;
+		c->redirects_left[i] = SP_CLIENT_REDIRECTS_PER_ATTEMPT;
+		op->attempts = 1;
 		pending++;
 	}
 
@@ -666,13 +920,15 @@ run_round(struct sp_client *c, struct sp_client_op *ops, uint32_t n)
 				if (ops[i].attempts <= c->retries &&
 				    (c->retry_all || op_idempotent(&ops[i]))) {
 					c->state[i] = OP_SEND;
+					c->redirects_left[i] = SP_CLIENT_REDIRECTS_PER_ATTEMPT;
+					ops[i].attempts++;
 					c->st.retries++;
 				} else {
 					c->state[i] = OP_DONE; /* rc stays -ETIMEDOUT */
 					c->st.timeouts++;
 				}
 			}
-			ASSERT(c->state[i] != OP_SEND || ops[i].attempts <= c->retries);
+			ASSERT(c->state[i] != OP_SEND || ops[i].attempts <= c->retries + 1);
 			pending += c->state[i] == OP_SEND;
 		}
 	}
@@ -696,7 +952,8 @@ sp_client_execute(struct sp_client *c, struct sp_client_op *ops, size_t n)
 	ASSERT(ops != NULL || n == 0);
 	/* Without a table every request goes to the base port, which still works (the node
 	 * hands requests to their owners), so a failed refresh is not an error here. */
-	if (!c->no_route && (c->route_stale || sp_mono_ns() >= c->route_next_ns))
+	if (!c->no_route &&
+	    (c->route_stale || c->epoch_seen > c->epoch || sp_mono_ns() >= c->route_next_ns))
 		(void)sp_client_route_refresh(c);
 	for (size_t done = 0; done < n;) {
 		uint32_t k = (uint32_t)SP_MIN(n - done, (size_t)SP_CLIENT_BATCH_MAX);

@@ -6,13 +6,20 @@
  *   operations into as few datagrams as it can (up to SP_BP_REQS_MAX requests each), sends
  *   them all, then collects replies matched by request id. Replies to one datagram may
  *   arrive in several datagrams, from any port.
- * - Partition-aware routing: the client fetches the node's routing table with ROUTE
- *   (partition count, workers, base UDP port, epoch, partition -> worker map) and sends each
- *   request to its owner's port, base_port + worker. It fetches the table again every
- *   route_refresh_ms, before the next batch after a WRONG_PARTITION reply, and
- *   SP_CLIENT_ROUTE_RETRY_MS after a failed fetch; until it has a table (or with no_route)
- *   everything goes to the node's base port, which the node hands on to the owner. A
- *   failed refresh keeps the previous table.
+ * - Partition-aware routing, one node or a cluster: the client fetches the map with ROUTE
+ *   from a seed (every node of the map with its address, binary-protocol base port and
+ *   worker count, the epoch, and partition -> node and worker) and sends each request to
+ *   its owner, at the node's address on port binary_port + worker, packing the requests
+ *   of one destination into shared datagrams. A WRONG_PARTITION reply names the owner as
+ *   the answering node knows it: the request is sent there at once, at most once per
+ *   attempt (so it can never loop), and a newer epoch in it marks the map stale. The map
+ *   is fetched again every route_refresh_ms, before the next batch after a
+ *   WRONG_PARTITION / NOT_SERVING / NOT_READY reply or a newer epoch, and
+ *   SP_CLIENT_ROUTE_RETRY_MS after a failed fetch. A fetch tries the seeds in turn from
+ *   the last one that answered, then the nodes of the map it has, so one seed being down
+ *   is not fatal. Until it has a map (or with no_route) everything goes to the first seed's
+ *   port, which hands requests on to their owner worker (on that node). A failed refresh
+ *   keeps the previous map.
  * - Timeouts and retries: each attempt waits timeout_ms; operations without a reply are
  *   sent again, at most `retries` more times (bounded by SP_CLIENT_RETRIES_MAX). Only
  *   idempotent operations are retried by default: GET, ROUTE, and SET without CAS. ADD,
@@ -44,12 +51,26 @@
 #define SP_CLIENT_ROUTE_REFRESH_MS_DEF 10000u
 #define SP_CLIENT_ROUTE_REFRESH_MS_MAX 3600000u
 #define SP_CLIENT_ROUTE_RETRY_MS       1000u
+/* Seed addresses one client takes. */
+#define SP_CLIENT_SEEDS_MAX 16u
+/* Redirects (WRONG_PARTITION naming an owner) followed per attempt of one operation. */
+#define SP_CLIENT_REDIRECTS_PER_ATTEMPT 1u
 
 struct sp_client;
 
+/* A node to start from: its address and binary-protocol base port. */
+struct sp_client_seed {
+	const char *host; /* IPv4 address, dotted quad */
+	uint16_t port;
+};
+
 struct sp_client_params {
-	const char *host;          /* IPv4 address of the node, dotted quad */
-	uint16_t port;             /* the node's binary-protocol UDP port (its base port) */
+	const char *host; /* IPv4 address of the node, dotted quad */
+	uint16_t port;    /* the node's binary-protocol UDP port (its base port) */
+	/* More seeds (cluster mode): when seed_count > 0 these are the seeds and host/port
+	 * are ignored; at most SP_CLIENT_SEEDS_MAX. */
+	const struct sp_client_seed *seeds;
+	uint32_t seed_count;
 	uint32_t timeout_ms;       /* per attempt; 0 = SP_CLIENT_TIMEOUT_MS_DEF */
 	int32_t retries;           /* extra attempts; < 0 = SP_CLIENT_RETRIES_DEF */
 	bool no_route;             /* never fetch the routing table: send everything to port */
@@ -69,8 +90,13 @@ struct sp_client_stats {
 	uint64_t retries;              /* requests sent again after a timeout */
 	uint64_t timeouts;             /* operations that ran out of attempts */
 	uint64_t send_errors;          /* sendto failures (the datagram counts as lost) */
-	uint64_t route_refreshes;      /* routing tables fetched */
+	uint64_t route_refreshes;      /* map fetches attempted */
+	uint64_t route_failures;       /* map fetches that got no valid map from any seed */
+	uint64_t seed_failovers;       /* fetches that moved on to another seed or node */
 	uint64_t wrong_partition;      /* WRONG_PARTITION replies */
+	uint64_t redirects;            /* requests re-sent to the owner a redirect named */
+	uint64_t newer_epochs;         /* replies that revealed a newer map epoch */
+	uint64_t not_serving;          /* NOT_SERVING / NOT_READY replies */
 	uint64_t busy; /* SERVER_BUSY replies answered by sending the request again */
 };
 
@@ -102,7 +128,7 @@ struct sp_client_op {
 	uint32_t flags_out;
 	uint64_t cas_out;  /* the item's version after the operation */
 	uint64_t number;   /* incr/decr: the new value */
-	uint32_t attempts; /* how many times it was sent */
+	uint32_t attempts; /* how many times it was sent (redirects not counted) */
 };
 
 /*
@@ -147,17 +173,35 @@ uint32_t sp_client_queued(const struct sp_client *c);
 int sp_client_route_refresh(struct sp_client *c);
 
 /*
- * The routing table in use: fills the scalar fields of *route (owner is NULL) and returns
- * true, or returns false when the client has none (no_route, or no fetch succeeded).
+ * The map in use: fills the scalar fields of *route (epoch, partitions, node_count, self,
+ * first 0, count P; the pointers are NULL) and returns true, or returns false when the
+ * client has none (no_route, or no fetch succeeded).
  */
 bool sp_client_route(const struct sp_client *c, struct sp_bp_route *route);
 
-/* Worker owning partition p under the current table, or -ENOENT without a table or when
- * p is out of range. */
+/* Node i (< node_count) of the map in use. Returns 0, or -ENOENT. */
+int sp_client_route_node(const struct sp_client *c, uint32_t i, struct sp_bp_route_node *out);
+
+/* Owner of partition p under the map in use: its node index and worker. Returns 0, or
+ * -ENOENT without a map or when p is out of range. */
+int sp_client_route_entry(const struct sp_client *c, uint32_t partition, uint16_t *node,
+                          uint16_t *worker);
+
+/* Worker (on its node) owning partition p under the current map, or -ENOENT without a
+ * map or when p is out of range. */
 int sp_client_route_owner(const struct sp_client *c, uint32_t partition);
 
-/* UDP port a key is sent to under the current table. */
+/* UDP port a key is sent to under the current map. */
 uint16_t sp_client_port_for_key(const struct sp_client *c, const void *key, size_t key_len);
+
+/* Address (network byte order) and UDP port a key is sent to under the current map;
+ * returns the map's node index of that destination, or -1 without a map (the seed). */
+int sp_client_dest_for_key(const struct sp_client *c, const void *key, size_t key_len,
+                           uint32_t *ipv4_be, uint16_t *port);
+
+/* Operations completed per node of the current map (index as in the map): replies
+ * received from requests sent to node i. Returns 0, or -ENOENT for i past the map. */
+int sp_client_node_ops(const struct sp_client *c, uint32_t i, uint64_t *replies, uint64_t *errors);
 
 void sp_client_stats_get(const struct sp_client *c, struct sp_client_stats *out);
 

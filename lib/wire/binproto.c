@@ -53,27 +53,52 @@ enum {
 	RP_END = 24,
 
 	RT_PARTITIONS = 0,
-	RT_WORKERS = 4,
-	RT_FIRST = 8,
-	RT_COUNT = 12,
+	RT_FIRST = 4,
+	RT_COUNT = 8,
+	RT_NODE_COUNT = 12,
+	RT_SELF = 14,
 	RT_EPOCH = 16,
-	RT_BASE_PORT = 24,
-	RT_RESERVED16 = 26,
-	RT_RESERVED32 = 28,
-	RT_END = 32,
+	RT_END = 24,
+
+	RN_NODE_ID = 0,
+	RN_IPV4 = 4, /* network byte order */
+	RN_BINARY_PORT = 8,
+	RN_MEMCACHED_PORT = 10,
+	RN_WORKERS = 12,
+	RN_RESERVED = 14,
+	RN_END = 16,
+
+	RD_EPOCH = 0,
+	RD_NODE_ID = 8,
+	RD_IPV4 = 12, /* network byte order */
+	RD_PORT = 16,
+	RD_WORKER = 18,
+	RD_PARTITION = 20,
+	RD_END = 24,
 };
 
 SP_STATIC_ASSERT(DG_END == SP_BP_DGRAM_HDR_SIZE, "datagram header layout");
 SP_STATIC_ASSERT(RQ_END == SP_BP_REQ_HDR_SIZE, "request header layout");
 SP_STATIC_ASSERT(RP_END == SP_BP_REPLY_HDR_SIZE, "reply header layout");
 SP_STATIC_ASSERT(RT_END == SP_BP_ROUTE_HEAD_SIZE, "route head layout");
+SP_STATIC_ASSERT(RN_END == SP_BP_ROUTE_NODE_SIZE, "route node layout");
+SP_STATIC_ASSERT(RD_END == SP_BP_REDIRECT_SIZE, "redirect layout");
+SP_STATIC_ASSERT(SP_BP_ROUTE_NODES_MAX <= 256u, "an entry's node index is a u8");
+SP_STATIC_ASSERT(SP_BP_ROUTE_WORKERS_MAX <= 256u, "an entry's worker index is a u8");
+/* With the most nodes a page still carries entries. */
+SP_STATIC_ASSERT(SP_BP_DGRAM_HDR_SIZE + SP_BP_REPLY_HDR_SIZE + SP_BP_ROUTE_HEAD_SIZE +
+                                 SP_BP_ROUTE_NODES_MAX * SP_BP_ROUTE_NODE_SIZE +
+                                 64u * SP_BP_ROUTE_ENTRY_SIZE <=
+                         SP_BP_PAYLOAD_MAX,
+                 "a page of the largest map carries at least 64 entries");
 SP_STATIC_ASSERT(SP_BP_VALUE_MAX == 1423u, "value max for a 1472-byte payload");
 SP_STATIC_ASSERT(SP_BP_DGRAM_HDR_SIZE + SP_BP_REPLY_HDR_SIZE + SP_BP_VALUE_MAX <= SP_BP_PAYLOAD_MAX,
                  "a reply carrying the largest value fits in one datagram");
 SP_STATIC_ASSERT(SP_BP_DGRAM_HDR_SIZE + SP_BP_REPLY_HDR_SIZE + SP_BP_ROUTE_HEAD_SIZE +
-                                 2u * SP_BP_ROUTE_PAGE_MAX <=
+                                 SP_BP_ROUTE_NODE_SIZE +
+                                 SP_BP_ROUTE_ENTRY_SIZE * SP_BP_ROUTE_PAGE_MAX <=
                          SP_BP_PAYLOAD_MAX,
-                 "a full route page fits in one datagram");
+                 "a full page of a one-node map fits in one reply datagram");
 SP_STATIC_ASSERT(SP_BP_REQS_MAX <= UINT16_MAX, "count is a u16");
 SP_STATIC_ASSERT(SP_BP_KEY_MAX <= UINT16_MAX, "key_len is a u16");
 SP_STATIC_ASSERT(SP_BP_ERR_COUNT < 256, "reasons fit the u8 err field");
@@ -464,44 +489,102 @@ int
 sp_bp_route_decode(const void *value, uint32_t value_len, struct sp_bp_route *route)
 {
 	const uint8_t *p = value;
+	struct sp_bp_route_node n;
 
 	ASSERT(route != NULL);
 	ASSERT(p != NULL || value_len == 0);
 	if (value_len < SP_BP_ROUTE_HEAD_SIZE)
 		return -SP_EMALFORMED;
 	route->partitions = ld32(p + RT_PARTITIONS);
-	route->workers = ld32(p + RT_WORKERS);
 	route->first = ld32(p + RT_FIRST);
 	route->count = ld32(p + RT_COUNT);
+	route->node_count = ld16(p + RT_NODE_COUNT);
+	route->self = ld16(p + RT_SELF);
 	route->epoch = ld64(p + RT_EPOCH);
-	route->base_port = ld16(p + RT_BASE_PORT);
-	route->owner = p + SP_BP_ROUTE_HEAD_SIZE;
+	route->nodes = p + SP_BP_ROUTE_HEAD_SIZE;
 
 	if (!is_pow2(route->partitions) || route->partitions > SP_BP_PARTITIONS_MAX)
 		return -SP_EMALFORMED;
-	if (route->workers == 0 || route->workers > UINT16_MAX)
+	if (route->node_count == 0 || route->node_count > SP_BP_ROUTE_NODES_MAX)
 		return -SP_EMALFORMED;
-	if (route->count > SP_BP_ROUTE_PAGE_MAX)
+	if (route->self >= route->node_count)
 		return -SP_EMALFORMED;
-	if (route->first > route->partitions || route->count > route->partitions - route->first)
+	if (route->count == 0 || route->count > sp_bp_route_page_max(route->node_count))
 		return -SP_EMALFORMED;
-	if (ld16(p + RT_RESERVED16) != 0 || ld32(p + RT_RESERVED32) != 0)
+	if (route->first >= route->partitions || route->count > route->partitions - route->first)
 		return -SP_EMALFORMED;
-	if (value_len != sp_bp_route_value_size(route->count))
+	if (value_len != sp_bp_route_value_size(route->node_count, route->count))
 		return -SP_EMALFORMED;
+	route->entries = route->nodes + (uint32_t)route->node_count * SP_BP_ROUTE_NODE_SIZE;
+	for (uint32_t i = 0; i < route->node_count; i++) {
+		const uint8_t *r = route->nodes + i * SP_BP_ROUTE_NODE_SIZE;
+
+		if (ld16(r + RN_RESERVED) != 0)
+			return -SP_EMALFORMED;
+		sp_bp_route_node_get(route, i, &n);
+		if (n.worker_count == 0 || n.worker_count > SP_BP_ROUTE_WORKERS_MAX)
+			return -SP_EMALFORMED;
+	}
 	for (uint32_t i = 0; i < route->count; i++) {
-		if (sp_bp_route_owner(route, i) >= route->workers)
+		uint16_t node, worker;
+
+		sp_bp_route_entry_get(route, i, &node, &worker);
+		if (node >= route->node_count)
+			return -SP_EMALFORMED;
+		sp_bp_route_node_get(route, node, &n);
+		if (worker >= n.worker_count)
 			return -SP_EMALFORMED;
 	}
 	return 0;
 }
 
-uint16_t
-sp_bp_route_owner(const struct sp_bp_route *route, uint32_t i)
+void
+sp_bp_route_node_get(const struct sp_bp_route *route, uint32_t i, struct sp_bp_route_node *out)
 {
+	const uint8_t *r;
+
+	ASSERT(route != NULL);
+	ASSERT(i < route->node_count);
+	r = route->nodes + i * SP_BP_ROUTE_NODE_SIZE;
+	out->node_id = ld32(r + RN_NODE_ID);
+	memcpy(&out->ipv4_be, r + RN_IPV4, 4);
+	out->binary_port = ld16(r + RN_BINARY_PORT);
+	out->memcached_port = ld16(r + RN_MEMCACHED_PORT);
+	out->worker_count = ld16(r + RN_WORKERS);
+}
+
+void
+sp_bp_route_entry_get(const struct sp_bp_route *route, uint32_t i, uint16_t *node, uint16_t *worker)
+{
+	const uint8_t *e;
+
 	ASSERT(route != NULL);
 	ASSERT(i < route->count);
-	return ld16(route->owner + 2u * i);
+	e = route->entries + i * SP_BP_ROUTE_ENTRY_SIZE;
+	*node = e[0];
+	*worker = e[1];
+}
+
+int
+sp_bp_redirect_decode(const void *value, uint32_t value_len, struct sp_bp_redirect *out)
+{
+	const uint8_t *p = value;
+
+	ASSERT(out != NULL);
+	if (value_len == 0)
+		return 0;
+	if (value_len != SP_BP_REDIRECT_SIZE || p == NULL)
+		return -SP_EMALFORMED;
+	out->epoch = ld64(p + RD_EPOCH);
+	out->node_id = ld32(p + RD_NODE_ID);
+	memcpy(&out->ipv4_be, p + RD_IPV4, 4);
+	out->port = ld16(p + RD_PORT);
+	out->worker = ld16(p + RD_WORKER);
+	out->partition = ld32(p + RD_PARTITION);
+	if (out->node_id == 0 || out->port == 0 || out->worker >= SP_BP_ROUTE_WORKERS_MAX ||
+	    out->partition >= SP_BP_PARTITIONS_MAX)
+		return -SP_EMALFORMED;
+	return 1;
 }
 
 /* ---- Building ---------------------------------------------------------------------------- */
@@ -676,27 +759,66 @@ sp_bp_builder_finish(struct sp_bp_builder *b)
 }
 
 uint32_t
-sp_bp_route_value_size(uint32_t count)
+sp_bp_route_page_max(uint32_t node_count)
 {
-	ASSERT(count <= SP_BP_ROUTE_PAGE_MAX);
-	return SP_BP_ROUTE_HEAD_SIZE + 2u * count;
+	uint32_t room = SP_BP_PAYLOAD_MAX - SP_BP_DGRAM_HDR_SIZE - SP_BP_REPLY_HDR_SIZE -
+	                SP_BP_ROUTE_HEAD_SIZE - node_count * SP_BP_ROUTE_NODE_SIZE;
+
+	ASSERT(node_count >= 1 && node_count <= SP_BP_ROUTE_NODES_MAX);
+	return SP_MIN(SP_BP_ROUTE_PAGE_MAX, room / SP_BP_ROUTE_ENTRY_SIZE);
+}
+
+uint32_t
+sp_bp_route_value_size(uint32_t node_count, uint32_t count)
+{
+	ASSERT(node_count >= 1 && node_count <= SP_BP_ROUTE_NODES_MAX);
+	ASSERT(count <= sp_bp_route_page_max(node_count));
+	return SP_BP_ROUTE_HEAD_SIZE + node_count * SP_BP_ROUTE_NODE_SIZE +
+	       count * SP_BP_ROUTE_ENTRY_SIZE;
 }
 
 void
-sp_bp_route_encode(uint8_t *out, const struct sp_bp_route *route, const uint16_t *owner)
+sp_bp_route_encode(uint8_t *out, const struct sp_bp_route *route,
+                   const struct sp_bp_route_node *nodes, const uint16_t *owner)
 {
+	uint8_t *e;
+
 	ASSERT(out != NULL);
-	ASSERT(route->count <= SP_BP_ROUTE_PAGE_MAX);
+	VERIFY(route->node_count >= 1 && route->node_count <= SP_BP_ROUTE_NODES_MAX);
+	VERIFY(route->self < route->node_count);
+	VERIFY(route->count <= sp_bp_route_page_max(route->node_count));
 	VERIFY(route->first <= route->partitions);
 	VERIFY(route->count <= route->partitions - route->first);
 	st32(out + RT_PARTITIONS, route->partitions);
-	st32(out + RT_WORKERS, route->workers);
 	st32(out + RT_FIRST, route->first);
 	st32(out + RT_COUNT, route->count);
+	st16(out + RT_NODE_COUNT, route->node_count);
+	st16(out + RT_SELF, route->self);
 	st64(out + RT_EPOCH, route->epoch);
-	st16(out + RT_BASE_PORT, route->base_port);
-	st16(out + RT_RESERVED16, 0);
-	st32(out + RT_RESERVED32, 0);
+	for (uint32_t i = 0; i < route->node_count; i++) {
+		uint8_t *r = out + SP_BP_ROUTE_HEAD_SIZE + i * SP_BP_ROUTE_NODE_SIZE;
+
+		st32(r + RN_NODE_ID, nodes[i].node_id);
+		memcpy(r + RN_IPV4, &nodes[i].ipv4_be, 4);
+		st16(r + RN_BINARY_PORT, nodes[i].binary_port);
+		st16(r + RN_MEMCACHED_PORT, nodes[i].memcached_port);
+		st16(r + RN_WORKERS, nodes[i].worker_count);
+		st16(r + RN_RESERVED, 0);
+	}
+	e = out + SP_BP_ROUTE_HEAD_SIZE + (uint32_t)route->node_count * SP_BP_ROUTE_NODE_SIZE;
 	for (uint32_t i = 0; i < route->count; i++)
-		st16(out + SP_BP_ROUTE_HEAD_SIZE + 2u * i, owner[route->first + i]);
+		st16(e + i * SP_BP_ROUTE_ENTRY_SIZE, owner[route->first + i]);
+}
+
+void
+sp_bp_redirect_encode(uint8_t *out, const struct sp_bp_redirect *r)
+{
+	ASSERT(out != NULL);
+	ASSERT(r->node_id != 0);
+	st64(out + RD_EPOCH, r->epoch);
+	st32(out + RD_NODE_ID, r->node_id);
+	memcpy(out + RD_IPV4, &r->ipv4_be, 4);
+	st16(out + RD_PORT, r->port);
+	st16(out + RD_WORKER, r->worker);
+	st32(out + RD_PARTITION, r->partition);
 }

@@ -22,7 +22,7 @@
 /* ---- Wire constants ------------------------------------------------------------------ */
 
 #define SP_BP_MAGIC   0x5053u /* bytes 'S' 'P' on the wire */
-#define SP_BP_VERSION 1u
+#define SP_BP_VERSION 2u      /* 2: ROUTE names every node; WRONG_PARTITION names the owner */
 
 #define SP_BP_DGRAM_HDR_SIZE 16u
 #define SP_BP_REQ_HDR_SIZE   32u
@@ -43,12 +43,24 @@
 #define SP_BP_KEY_MAX 250u
 /* Largest value: what a set with a one-byte key can carry in one datagram (1423 bytes). */
 #define SP_BP_VALUE_MAX (SP_BP_PAYLOAD_MAX - SP_BP_DGRAM_HDR_SIZE - SP_BP_REQ_HDR_SIZE - 1u)
-/* Most partition->worker entries one ROUTE reply carries; larger maps are paged. */
-#define SP_BP_ROUTE_PAGE_MAX 512u
+/*
+ * ROUTE reply value (docs/protocol.md): a 24-byte head, node_count 16-byte node records
+ * (every node of the map), then count 2-byte entries (u8 node index, u8 worker) for
+ * partitions first .. first+count-1. A page carries at most SP_BP_ROUTE_PAGE_MAX entries,
+ * fewer when many nodes leave less room (sp_bp_route_page_max); larger maps are paged.
+ */
+#define SP_BP_ROUTE_PAGE_MAX   512u
+#define SP_BP_ROUTE_HEAD_SIZE  24u
+#define SP_BP_ROUTE_NODE_SIZE  16u
+#define SP_BP_ROUTE_ENTRY_SIZE 2u
+/* Most nodes a map may name (an entry's node index is a u8; every page lists them all). */
+#define SP_BP_ROUTE_NODES_MAX 64u
+/* Most workers of one node (an entry's worker index is a u8). */
+#define SP_BP_ROUTE_WORKERS_MAX 256u
 /* Most partitions the protocol can describe (route entries address them with a u32). */
 #define SP_BP_PARTITIONS_MAX 65536u
-/* Value carried by a ROUTE reply: a 32-byte head, then one u16 worker index per entry. */
-#define SP_BP_ROUTE_HEAD_SIZE 32u
+/* Value of a WRONG_PARTITION reply that names the owner (it may also be empty). */
+#define SP_BP_REDIRECT_SIZE 24u
 /* Value of an incr/decr request: u64 delta [, u64 initial]. Reply value: u64 result. */
 #define SP_BP_COUNTER_DELTA_SIZE 8u
 #define SP_BP_COUNTER_INIT_SIZE  16u
@@ -173,15 +185,35 @@ struct sp_bp_reply {
 	uint8_t opcode; /* echo of the request's opcode; 0 when that opcode was invalid */
 };
 
+/* One node of a ROUTE page. Its worker i serves the binary protocol on binary_port + i. */
+struct sp_bp_route_node {
+	uint32_t node_id;
+	uint32_t ipv4_be; /* network byte order, as on the wire */
+	uint16_t binary_port;
+	uint16_t memcached_port; /* 0: none */
+	uint16_t worker_count;   /* 1 .. SP_BP_ROUTE_WORKERS_MAX */
+};
+
 /* The routing information a ROUTE reply carries (one page of the map). */
 struct sp_bp_route {
-	uint64_t epoch;       /* routing epoch: changes whenever the map changes */
-	uint32_t partitions;  /* P, a power of two */
-	uint32_t workers;     /* worker count; owners are < workers */
-	uint32_t first;       /* first partition described by this page */
-	uint32_t count;       /* entries in this page (<= SP_BP_ROUTE_PAGE_MAX) */
-	uint16_t base_port;   /* worker i listens on base_port + i */
-	const uint8_t *owner; /* count little-endian u16 worker indices (unaligned) */
+	uint64_t epoch;         /* routing epoch: changes whenever the map changes */
+	uint32_t partitions;    /* P, a power of two */
+	uint32_t first;         /* first partition described by this page */
+	uint32_t count;         /* entries in this page (<= sp_bp_route_page_max(node_count)) */
+	uint16_t node_count;    /* nodes of the map, 1 .. SP_BP_ROUTE_NODES_MAX */
+	uint16_t self;          /* index of the node that answered */
+	const uint8_t *nodes;   /* decoder output: node_count records (unaligned) */
+	const uint8_t *entries; /* decoder output: count entries (unaligned) */
+};
+
+/* Where a WRONG_PARTITION reply says the key's partition lives (as the node knows it). */
+struct sp_bp_redirect {
+	uint64_t epoch;     /* the answering node's map epoch */
+	uint32_t node_id;   /* the owner */
+	uint32_t ipv4_be;   /* its dataplane address (network byte order) */
+	uint16_t port;      /* the owning worker's binary-protocol port */
+	uint16_t worker;    /* the owning worker's index on its node */
+	uint32_t partition; /* the key's partition */
 };
 
 /* ---- Decoding -------------------------------------------------------------------------- */
@@ -210,12 +242,25 @@ enum sp_bp_err sp_bp_decode_replies(const void *buf, size_t len, struct sp_bp_re
 
 /*
  * Decodes a ROUTE reply value. Returns 0, or -SP_EMALFORMED when the value is not a
- * well-formed route page (short, bad counts, owner >= workers, page past P).
+ * well-formed route page (short or wrong length, no or too many nodes, self or an entry's
+ * node past node_count, a node with no workers or a worker index past its node's count,
+ * an empty page or one past P, a non-zero reserved field).
  */
 int sp_bp_route_decode(const void *value, uint32_t value_len, struct sp_bp_route *route);
 
-/* Owner of entry i (0 <= i < route->count) of a decoded page. */
-uint16_t sp_bp_route_owner(const struct sp_bp_route *route, uint32_t i);
+/* Node i (< route->node_count) of a decoded page. */
+void sp_bp_route_node_get(const struct sp_bp_route *route, uint32_t i,
+                          struct sp_bp_route_node *out);
+
+/* Entry i (< route->count) of a decoded page: the owner's node index and worker. */
+void sp_bp_route_entry_get(const struct sp_bp_route *route, uint32_t i, uint16_t *node,
+                           uint16_t *worker);
+
+/*
+ * Decodes the value of a WRONG_PARTITION reply. Returns 1 with *out filled when it names
+ * the owner, 0 when the value is empty (no owner known), -SP_EMALFORMED otherwise.
+ */
+int sp_bp_redirect_decode(const void *value, uint32_t value_len, struct sp_bp_redirect *out);
 
 /* ---- Building ---------------------------------------------------------------------------- */
 
@@ -282,16 +327,32 @@ uint8_t *sp_bp_add_reply(struct sp_bp_builder *b, uint32_t request_id, uint8_t o
  */
 uint32_t sp_bp_builder_finish(struct sp_bp_builder *b);
 
-/* Size of a ROUTE reply value describing count entries. */
-uint32_t sp_bp_route_value_size(uint32_t count);
+/* Entries a ROUTE page may carry when the map has node_count nodes (it must fit in one
+ * reply datagram): SP_BP_ROUTE_PAGE_MAX, or fewer for many nodes; always >= 1. */
+uint32_t sp_bp_route_page_max(uint32_t node_count);
+
+/* Size of a ROUTE reply value with node_count nodes and count entries. */
+uint32_t sp_bp_route_value_size(uint32_t node_count, uint32_t count);
+
+/* An entry as the wire and owner[] below carry it: node index (low byte), worker (high). */
+static inline uint16_t
+sp_bp_route_entry(uint16_t node, uint16_t worker)
+{
+	return (uint16_t)((node & 0xffu) | (worker & 0xffu) << 8);
+}
 
 /*
- * Encodes one ROUTE page: entries first .. first+count-1 of owner[] (owner has
- * route->partitions entries), into out (space for sp_bp_route_value_size(count) bytes).
- * Reads epoch, partitions, workers, base_port, first and count from route; route->owner is
- * ignored. Can't fail given valid arguments.
+ * Encodes one ROUTE page into out (space for sp_bp_route_value_size(node_count, count)
+ * bytes): the head from route (epoch, partitions, first, count, node_count, self; its
+ * pointers are ignored), the node_count records of nodes[], and entries first ..
+ * first+count-1 of owner[] (route->partitions values made by sp_bp_route_entry()). Can't
+ * fail given valid arguments (checked).
  */
-void sp_bp_route_encode(uint8_t *out, const struct sp_bp_route *route, const uint16_t *owner);
+void sp_bp_route_encode(uint8_t *out, const struct sp_bp_route *route,
+                        const struct sp_bp_route_node *nodes, const uint16_t *owner);
+
+/* Encodes a WRONG_PARTITION value (SP_BP_REDIRECT_SIZE bytes) into out. Can't fail. */
+void sp_bp_redirect_encode(uint8_t *out, const struct sp_bp_redirect *r);
 
 /* ---- Names --------------------------------------------------------------------------- */
 

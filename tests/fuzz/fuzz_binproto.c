@@ -44,6 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct store *fz_store;
 static uint16_t fz_owner[PARTITIONS];
+static struct sp_bp_route_node fz_node;
 static struct sp_binexec_route fz_route;
 static uint32_t fz_now_s = 1000;
 static uint64_t fz_executed;
@@ -61,11 +62,14 @@ fz_init_once(void)
 	fz_store = store_init(mem, STORE_BYTES, &p);
 	VERIFY(fz_store != NULL);
 	for (unsigned i = 0; i < PARTITIONS; i++)
-		fz_owner[i] = (uint16_t)(i % WORKERS);
+		fz_owner[i] = sp_bp_route_entry(0, (uint16_t)(i % WORKERS));
+	fz_node = (struct sp_bp_route_node){
+	        .node_id = 1, .ipv4_be = 0x0100007fu, .binary_port = 9000, .worker_count = WORKERS};
 	fz_route = (struct sp_binexec_route){.epoch = 1,
 	                                     .partitions = PARTITIONS,
-	                                     .workers = WORKERS,
-	                                     .base_port = 9000,
+	                                     .node_count = 1,
+	                                     .self = 0,
+	                                     .nodes = &fz_node,
 	                                     .owner = fz_owner};
 }
 
@@ -263,9 +267,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	enum sp_bp_err re = sp_bp_decode_replies(data, size, reps, SP_BP_REQS_MAX, &d);
 	VERIFY(re < SP_BP_ERR_COUNT);
 	if (size <= UINT32_MAX && sp_bp_route_decode(data, (uint32_t)size, &page) == 0) {
-		VERIFY(page.count <= SP_BP_ROUTE_PAGE_MAX);
-		for (uint32_t i = 0; i < page.count; i++)
-			VERIFY(sp_bp_route_owner(&page, i) < page.workers);
+		VERIFY(page.count <= sp_bp_route_page_max(page.node_count));
+		for (uint32_t i = 0; i < page.count; i++) {
+			struct sp_bp_route_node nd;
+			uint16_t node, worker;
+
+			sp_bp_route_entry_get(&page, i, &node, &worker);
+			VERIFY(node < page.node_count);
+			sp_bp_route_node_get(&page, node, &nd);
+			VERIFY(worker < nd.worker_count);
+		}
+	}
+	{
+		struct sp_bp_redirect rd;
+		int rr = size <= UINT32_MAX ? sp_bp_redirect_decode(data, (uint32_t)size, &rd) : -1;
+
+		VERIFY(rr <= 1);
+		VERIFY(rr != 1 || (rd.node_id != 0 && rd.port != 0));
 	}
 
 	/* The bytes as they came. */

@@ -185,7 +185,7 @@ def eth(dst, src, ethertype, payload):
     return dst + src + struct.pack("!H", ethertype) + payload
 
 
-def bp_request(opcode, key, value=b"", count=None, magic=0x5053, version=1, flags=0,
+def bp_request(opcode, key, value=b"", count=None, magic=0x5053, version=2, flags=0,
                request_id=7, dgram_id=99):
     rec = struct.pack("<BBHIIIIIQ", opcode, 0, len(key), request_id, len(value), 0, 0, 0, 0)
     hdr = struct.pack("<HBBHHQ", magic, version, flags, 1 if count is None else count, 0,

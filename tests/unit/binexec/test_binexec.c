@@ -31,7 +31,8 @@
 struct fixture {
 	struct store *store;
 	struct sp_binexec_stats stats;
-	uint16_t owner[1024];
+	uint16_t owner[1024]; /* sp_bp_route_entry(node, worker) */
+	struct sp_bp_route_node nodes[2];
 	struct sp_binexec_route route;
 	/* The last reply, decoded; its value points into reply_buf. */
 	uint8_t reply_buf[SP_BP_PAYLOAD_MAX];
@@ -45,10 +46,20 @@ setup(void **state)
 
 	assert_non_null(f);
 	f->store = store_fixture_new(STORE_BYTES);
+	/* Two nodes: even partitions on node 0 (4 workers), odd ones on node 1 (2 workers). */
+	f->nodes[0] = (struct sp_bp_route_node){
+	        .node_id = 1, .ipv4_be = 0x0100000au, .binary_port = 7000, .worker_count = 4};
+	f->nodes[1] = (struct sp_bp_route_node){
+	        .node_id = 2, .ipv4_be = 0x0200000au, .binary_port = 7100, .worker_count = 2};
 	for (unsigned i = 0; i < SP_ARRAY_SIZE(f->owner); i++)
-		f->owner[i] = (uint16_t)(i % 4);
-	f->route = (struct sp_binexec_route){
-	        .epoch = 3, .partitions = 1024, .workers = 4, .base_port = 7000, .owner = f->owner};
+		f->owner[i] =
+		        sp_bp_route_entry((uint16_t)(i % 2), (uint16_t)(i / 2 % (4 - 2 * (i % 2))));
+	f->route = (struct sp_binexec_route){.epoch = 3,
+	                                     .partitions = 1024,
+	                                     .node_count = 2,
+	                                     .self = 0,
+	                                     .nodes = f->nodes,
+	                                     .owner = f->owner};
 	*state = f;
 	return 0;
 }
@@ -382,6 +393,49 @@ test_value_too_big_for_any_reply(void **state)
 	assert_int_equal(f->reply.value_len, 0);
 }
 
+/* A redirect answers WRONG_PARTITION with the owner, without touching the store. */
+static void
+test_redirect_reply(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_builder b;
+	struct sp_bp_req q = {.opcode = SP_BP_OP_SET,
+	                      .request_id = 9,
+	                      .key = (const uint8_t *)"k",
+	                      .key_len = 1,
+	                      .value = (const uint8_t *)"v",
+	                      .value_len = 1};
+	struct sp_bp_redirect rd = {.epoch = 5,
+	                            .node_id = 2,
+	                            .ipv4_be = 0x0200000au,
+	                            .port = 7101,
+	                            .worker = 1,
+	                            .partition = 17};
+	struct sp_bp_redirect got;
+	struct sp_bp_reply rep;
+	struct sp_bp_dgram d;
+	uint64_t wrong = f->stats.status[SP_BP_ST_WRONG_PARTITION];
+
+	sp_bp_builder_init(&b, buf, sizeof(buf), true, 1);
+	assert_int_equal(sp_binexec_redirect(&q, &rd, &b, &f->stats), 0);
+	uint32_t len = sp_bp_builder_finish(&b);
+	assert_int_equal(sp_bp_decode_replies(buf, len, &rep, 1, &d), SP_BP_ERR_OK);
+	assert_int_equal(rep.status, SP_BP_ST_WRONG_PARTITION);
+	assert_int_equal(rep.request_id, 9);
+	assert_int_equal(sp_bp_redirect_decode(rep.value, rep.value_len, &got), 1);
+	assert_memory_equal(&got, &rd, sizeof(got));
+	assert_int_equal(f->stats.status[SP_BP_ST_WRONG_PARTITION], wrong + 1);
+	/* Nothing was stored. */
+	struct store_key k = {.data = "k", .len = 1, .hash = sp_key_hash("k", 1)};
+	struct store_value v;
+	assert_int_equal(store_get(f->store, &k, NOW_S, &v), -SP_ENOTFOUND);
+	/* No room: nothing written. */
+	sp_bp_builder_init(&b, buf, SP_BP_DGRAM_HDR_SIZE + SP_BP_REPLY_HDR_SIZE + 4, true, 1);
+	assert_int_equal(sp_binexec_redirect(&q, &rd, &b, &f->stats), -SP_EFULL);
+	assert_int_equal(b.count, 0);
+}
+
 static void
 test_route_pages(void **state)
 {
@@ -396,12 +450,22 @@ test_route_pages(void **state)
 		assert_int_equal(sp_bp_route_decode(f->reply.value, f->reply.value_len, &page), 0);
 		assert_int_equal(page.first, first);
 		assert_int_equal(page.partitions, 1024);
-		assert_int_equal(page.workers, 4);
-		assert_int_equal(page.base_port, 7000);
+		assert_int_equal(page.node_count, 2);
+		assert_int_equal(page.self, 0);
 		assert_true(page.epoch == 3);
 		assert_true(page.count > 0);
-		for (uint32_t i = 0; i < page.count; i++)
-			assert_int_equal(sp_bp_route_owner(&page, i), f->owner[first + i]);
+		for (uint32_t n = 0; n < 2; n++) {
+			struct sp_bp_route_node nd;
+
+			sp_bp_route_node_get(&page, n, &nd);
+			assert_memory_equal(&nd, &f->nodes[n], sizeof(nd));
+		}
+		for (uint32_t i = 0; i < page.count; i++) {
+			uint16_t node, worker;
+
+			sp_bp_route_entry_get(&page, i, &node, &worker);
+			assert_int_equal(sp_bp_route_entry(node, worker), f->owner[first + i]);
+		}
 		seen += page.count;
 	}
 	assert_int_equal(seen, 1024);
@@ -603,6 +667,7 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_value_too_big_for_any_reply, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_route_pages, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_redirect_reply, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_random_against_model, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,7 +47,9 @@
 struct server {
 	int fd[WORKERS];
 	uint16_t base_port;
-	uint16_t owner[PARTITIONS];
+	uint16_t owner[PARTITIONS];   /* partition -> worker */
+	uint16_t entries[PARTITIONS]; /* the same as ROUTE entries: node 0, worker */
+	struct sp_bp_route_node node;
 	struct sp_binexec_route route;
 	void *mem[WORKERS];
 	struct store *store[WORKERS];
@@ -218,13 +220,20 @@ server_start(void **state)
 	memset(s, 0, sizeof(*s));
 	if (bind_workers(s) != 0)
 		return -1;
-	for (unsigned i = 0; i < PARTITIONS; i++)
+	for (unsigned i = 0; i < PARTITIONS; i++) {
 		s->owner[i] = (uint16_t)((i * 7u) % WORKERS); /* not simply i % WORKERS */
+		s->entries[i] = sp_bp_route_entry(0, s->owner[i]);
+	}
+	s->node = (struct sp_bp_route_node){.node_id = 1,
+	                                    .ipv4_be = htonl(INADDR_LOOPBACK),
+	                                    .binary_port = s->base_port,
+	                                    .worker_count = WORKERS};
 	s->route = (struct sp_binexec_route){.epoch = 11,
 	                                     .partitions = PARTITIONS,
-	                                     .workers = WORKERS,
-	                                     .base_port = s->base_port,
-	                                     .owner = s->owner};
+	                                     .node_count = 1,
+	                                     .self = 0,
+	                                     .nodes = &s->node,
+	                                     .owner = s->entries};
 	for (unsigned w = 0; w < WORKERS; w++) {
 		s->mem[w] = aligned_alloc(STORE_MEM_ALIGN, STORE_BYTES);
 		if (s->mem[w] == NULL)
@@ -407,8 +416,14 @@ test_routing_to_owner_ports(void **state)
 	assert_true(sp_client_route(c, &r));
 	assert_true(r.epoch == s->route.epoch);
 	assert_int_equal(r.partitions, PARTITIONS);
-	assert_int_equal(r.workers, WORKERS);
-	assert_int_equal(r.base_port, s->base_port);
+	assert_int_equal(r.node_count, 1);
+	assert_int_equal(r.self, 0);
+	struct sp_bp_route_node nd;
+	assert_int_equal(sp_client_route_node(c, 0, &nd), 0);
+	assert_int_equal(nd.binary_port, s->base_port);
+	assert_int_equal(nd.worker_count, WORKERS);
+	assert_int_equal(nd.ipv4_be, htonl(INADDR_LOOPBACK));
+	assert_int_equal(sp_client_route_node(c, 1, &nd), -ENOENT);
 	for (uint32_t p = 0; p < PARTITIONS; p++)
 		assert_int_equal(sp_client_route_owner(c, p), s->owner[p]);
 	assert_int_equal(sp_client_route_owner(c, PARTITIONS), -ENOENT);
@@ -995,20 +1010,13 @@ test_cli(void **state)
 	assert_int_equal(run_cli(s, "del cli:k", out, sizeof(out)), 1);
 
 	assert_int_equal(run_cli(s, "route", out, sizeof(out)), 0);
-	snprintf(want, sizeof(want), "epoch=%" PRIu64 " partitions=%u workers=%u base_port=%u\n",
-	         s->route.epoch, PARTITIONS, WORKERS, s->base_port);
+	snprintf(want, sizeof(want), "epoch=%" PRIu64 " partitions=%u nodes=1 answered_by=0\n",
+	         s->route.epoch, PARTITIONS);
 	assert_memory_equal(out, want, strlen(want));
-	unsigned owned_total = 0;
-	for (unsigned w = 0; w < WORKERS; w++) {
-		unsigned owned = 0;
-		for (unsigned p = 0; p < PARTITIONS; p++)
-			owned += s->owner[p] == w;
-		snprintf(want, sizeof(want), "worker %u port %u partitions %u\n", w,
-		         s->base_port + w, owned);
-		assert_non_null(strstr(out, want));
-		owned_total += owned;
-	}
-	assert_int_equal(owned_total, PARTITIONS);
+	snprintf(want, sizeof(want),
+	         "node 0 id 1 ip 127.0.0.1 port %u workers %u memcached_port 0 partitions %u\n",
+	         s->base_port, WORKERS, PARTITIONS);
+	assert_non_null(strstr(out, want));
 
 	assert_int_equal(run_cli(s,
 	                         "bench --requests 3000 --keys 200 --value-size 16 --batch 16 "

@@ -133,7 +133,7 @@ test_unserved_partitions(void **state)
 	struct route_ctx *ctx = route_create(&cfg);
 	const struct route_table *t;
 	struct route_table *u;
-	size_t bytes = sizeof(*u) + 16 * sizeof(u->entries[0]);
+	size_t bytes = route_table_size(16);
 	uint16_t target = 7;
 
 	(void)state;

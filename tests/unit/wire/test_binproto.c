@@ -259,7 +259,13 @@ test_malformed_header_classes(void **state)
 	raw_bytes(&r, 'k', 1);
 	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_BAD_MAGIC);
 
-	raw_header(&r, SP_BP_MAGIC, 2, 0, 1);
+	raw_header(&r, SP_BP_MAGIC, SP_BP_VERSION + 1, 0, 1);
+	raw_req(&r, SP_BP_OP_GET, 1, 7, 0, 0);
+	raw_bytes(&r, 'k', 1);
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_BAD_VERSION);
+
+	/* Version 1 (before ROUTE named the nodes) is refused, not misread. */
+	raw_header(&r, SP_BP_MAGIC, 1, 0, 1);
 	raw_req(&r, SP_BP_OP_GET, 1, 7, 0, 0);
 	raw_bytes(&r, 'k', 1);
 	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_BAD_VERSION);
@@ -574,55 +580,118 @@ test_reply_builder_exact_capacity(void **state)
 
 /* ---- ROUTE pages ------------------------------------------------------------------------ */
 
+/* Three nodes with 2, 3 and 1 workers: partition i -> node i % 3, worker i % workers. */
+static const struct sp_bp_route_node test_nodes[3] = {
+        {.node_id = 11,
+         .ipv4_be = 0x0100000au,
+         .binary_port = 9000,
+         .memcached_port = 11211,
+         .worker_count = 2},
+        {.node_id = 12,
+         .ipv4_be = 0x0200000au,
+         .binary_port = 9100,
+         .memcached_port = 0,
+         .worker_count = 3},
+        {.node_id = 13,
+         .ipv4_be = 0x0300000au,
+         .binary_port = 9200,
+         .memcached_port = 11213,
+         .worker_count = 1},
+};
+
 static void
 test_route_pages(void **state)
 {
 	(void)state;
 	static uint16_t owner[1024];
-	uint8_t value[SP_BP_ROUTE_HEAD_SIZE + 2 * SP_BP_ROUTE_PAGE_MAX];
-	struct sp_bp_route in = {.epoch = 7, .partitions = 1024, .workers = 3, .base_port = 9000};
+	uint8_t value[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_route in = {.epoch = 7, .partitions = 1024, .node_count = 3, .self = 1};
 	struct sp_bp_route got;
+	struct sp_bp_route_node nd;
+	uint32_t pages = 0;
 
 	for (unsigned i = 0; i < SP_ARRAY_SIZE(owner); i++)
-		owner[i] = (uint16_t)(i % 3);
-	for (uint32_t first = 0; first < in.partitions; first += SP_BP_ROUTE_PAGE_MAX) {
+		owner[i] = sp_bp_route_entry((uint16_t)(i % 3),
+		                             (uint16_t)(i % test_nodes[i % 3].worker_count));
+	assert_int_equal(sp_bp_route_page_max(3), SP_BP_ROUTE_PAGE_MAX);
+	for (uint32_t first = 0; first < in.partitions; first += in.count, pages++) {
 		in.first = first;
-		in.count = SP_BP_ROUTE_PAGE_MAX;
-		sp_bp_route_encode(value, &in, owner);
-		uint32_t len = sp_bp_route_value_size(in.count);
+		in.count = SP_MIN(sp_bp_route_page_max(3), in.partitions - first);
+		sp_bp_route_encode(value, &in, test_nodes, owner);
+		uint32_t len = sp_bp_route_value_size(3, in.count);
+		assert_int_equal(len, 24 + 3 * 16 + 2 * in.count);
 		assert_int_equal(sp_bp_route_decode(value, len, &got), 0);
 		assert_true(got.epoch == 7);
 		assert_int_equal(got.partitions, 1024);
-		assert_int_equal(got.workers, 3);
-		assert_int_equal(got.base_port, 9000);
+		assert_int_equal(got.node_count, 3);
+		assert_int_equal(got.self, 1);
 		assert_int_equal(got.first, first);
-		assert_int_equal(got.count, SP_BP_ROUTE_PAGE_MAX);
-		for (uint32_t i = 0; i < got.count; i++)
-			assert_int_equal(sp_bp_route_owner(&got, i), owner[first + i]);
-		assert_int_equal(sp_bp_route_decode(value, len - 1, &got), -SP_EMALFORMED);
-	}
+		assert_int_equal(got.count, in.count);
+		for (uint32_t n = 0; n < 3; n++) {
+			sp_bp_route_node_get(&got, n, &nd);
+			assert_memory_equal(&nd, &test_nodes[n], sizeof(nd));
+		}
+		for (uint32_t i = 0; i < got.count; i++) {
+			uint16_t node, worker;
 
-	/* Malformed pages: short, non-power-of-two P, owner out of range, page past P. */
+			sp_bp_route_entry_get(&got, i, &node, &worker);
+			assert_int_equal(sp_bp_route_entry(node, worker), owner[first + i]);
+		}
+		assert_int_equal(sp_bp_route_decode(value, len - 1, &got), -SP_EMALFORMED);
+		assert_int_equal(sp_bp_route_decode(value, len + 1, &got), -SP_EMALFORMED);
+	}
+	assert_int_equal(pages, 2);
+	/* Many nodes leave room for fewer entries; a page of the largest map still fits. */
+	assert_true(sp_bp_route_page_max(SP_BP_ROUTE_NODES_MAX) >= 64);
+	assert_true(sp_bp_route_page_max(SP_BP_ROUTE_NODES_MAX) < SP_BP_ROUTE_PAGE_MAX);
+	assert_true(SP_BP_DGRAM_HDR_SIZE + SP_BP_REPLY_HDR_SIZE +
+	                    sp_bp_route_value_size(SP_BP_ROUTE_NODES_MAX,
+	                                           sp_bp_route_page_max(SP_BP_ROUTE_NODES_MAX)) <=
+	            SP_BP_PAYLOAD_MAX);
+
+	/* Malformed pages, one field at a time. */
 	in.first = 0;
 	in.count = 4;
-	sp_bp_route_encode(value, &in, owner);
-	uint32_t len = sp_bp_route_value_size(4);
+	uint32_t len = sp_bp_route_value_size(3, 4);
+	uint8_t *nodes = value + SP_BP_ROUTE_HEAD_SIZE;
+	uint8_t *entries = nodes + 3 * SP_BP_ROUTE_NODE_SIZE;
+#define REENCODE() sp_bp_route_encode(value, &in, test_nodes, owner)
+	REENCODE();
+	assert_int_equal(sp_bp_route_decode(value, len, &got), 0);
 	assert_int_equal(sp_bp_route_decode(value, SP_BP_ROUTE_HEAD_SIZE - 1, &got),
 	                 -SP_EMALFORMED);
-	value[0] = 3;
+	value[0] = 3; /* P not a power of two */
 	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
-	sp_bp_route_encode(value, &in, owner);
-	value[SP_BP_ROUTE_HEAD_SIZE] = 3; /* owner 3 of 3 workers */
+	REENCODE();
+	value[4] = 0xff; /* first = 1023 + count 4 > P */
+	value[5] = 0x03;
 	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
-	sp_bp_route_encode(value, &in, owner);
-	value[8] = 0xff; /* first = 1023 + count 4 > P */
-	value[9] = 0x03;
+	REENCODE();
+	value[8] = 0; /* an empty page */
 	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
-	sp_bp_route_encode(value, &in, owner);
-	value[4] = 0; /* zero workers */
+	REENCODE();
+	value[12] = 0; /* no nodes */
+	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
+	REENCODE();
+	value[12] = SP_BP_ROUTE_NODES_MAX + 1;
+	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
+	REENCODE();
+	value[14] = 3; /* self past the nodes */
+	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
+	REENCODE();
+	nodes[12] = 0; /* node 0 with no workers */
+	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
+	REENCODE();
+	nodes[14] = 1; /* node reserved field */
+	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
+	REENCODE();
+	entries[0] = 3; /* entry names node 3 of 3 */
+	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
+	REENCODE();
+	entries[2 * 2 + 1] = 1; /* partition 2 -> node 2 (1 worker), worker 1 */
 	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
 	/* P at its limit is accepted, twice the limit is not. */
-	sp_bp_route_encode(value, &in, owner);
+	REENCODE();
 	uint32_t p_max = SP_BP_PARTITIONS_MAX;
 	memcpy(value, &p_max, 4);
 	assert_int_equal(sp_bp_route_decode(value, len, &got), 0);
@@ -630,11 +699,45 @@ test_route_pages(void **state)
 	p_max *= 2;
 	memcpy(value, &p_max, 4);
 	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
-	/* A page over SP_BP_ROUTE_PAGE_MAX entries. */
-	sp_bp_route_encode(value, &in, owner);
+	/* A page over the entries its node count allows. */
+	REENCODE();
 	uint32_t count_over = SP_BP_ROUTE_PAGE_MAX + 1;
-	memcpy(value + 12, &count_over, 4);
+	memcpy(value + 8, &count_over, 4);
 	assert_int_equal(sp_bp_route_decode(value, len, &got), -SP_EMALFORMED);
+#undef REENCODE
+}
+
+/* A WRONG_PARTITION value round-trips; empty means "owner unknown"; junk is refused. */
+static void
+test_redirect(void **state)
+{
+	(void)state;
+	struct sp_bp_redirect in = {.epoch = 42,
+	                            .node_id = 3,
+	                            .ipv4_be = 0x0300000au,
+	                            .port = 9002,
+	                            .worker = 2,
+	                            .partition = 61};
+	struct sp_bp_redirect out;
+	uint8_t v[SP_BP_REDIRECT_SIZE + 1];
+
+	sp_bp_redirect_encode(v, &in);
+	assert_int_equal(sp_bp_redirect_decode(v, SP_BP_REDIRECT_SIZE, &out), 1);
+	assert_true(out.epoch == 42);
+	assert_int_equal(out.node_id, 3);
+	assert_int_equal(out.ipv4_be, 0x0300000au);
+	assert_int_equal(out.port, 9002);
+	assert_int_equal(out.worker, 2);
+	assert_int_equal(out.partition, 61);
+	assert_memory_equal(v + 12, "\x0a\x00\x00\x03", 4); /* the address as on the wire */
+	assert_int_equal(sp_bp_redirect_decode(NULL, 0, &out), 0);
+	assert_int_equal(sp_bp_redirect_decode(v, SP_BP_REDIRECT_SIZE - 1, &out), -SP_EMALFORMED);
+	assert_int_equal(sp_bp_redirect_decode(v, SP_BP_REDIRECT_SIZE + 1, &out), -SP_EMALFORMED);
+	v[8] = v[9] = v[10] = v[11] = 0; /* node 0 */
+	assert_int_equal(sp_bp_redirect_decode(v, SP_BP_REDIRECT_SIZE, &out), -SP_EMALFORMED);
+	sp_bp_redirect_encode(v, &in);
+	v[16] = v[17] = 0; /* port 0 */
+	assert_int_equal(sp_bp_redirect_decode(v, SP_BP_REDIRECT_SIZE, &out), -SP_EMALFORMED);
 }
 
 /* ---- Randomized round trip and truncation ---------------------------------------------- */
@@ -834,11 +937,11 @@ test_documented_example(void **state)
 {
 	(void)state;
 	static const uint8_t want_req[] = {
-	        0x53, 0x50, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+	        0x53, 0x50, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
 	        0x00, 0x00, 0x00, 0x01, 0x00, 0x02, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00,
 	        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x61, 0x62};
-	static const uint8_t want_reply[] = {0x53, 0x50, 0x01, 0x01, 0x01, 0x00, 0x00, 0x00, 0x01,
+	static const uint8_t want_reply[] = {0x53, 0x50, 0x02, 0x01, 0x01, 0x00, 0x00, 0x00, 0x01,
 	                                     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x00,
 	                                     0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x00,
 	                                     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
@@ -896,6 +999,7 @@ main(void)
 	        cmocka_unit_test(test_request_builder_limits),
 	        cmocka_unit_test(test_reply_builder_exact_capacity),
 	        cmocka_unit_test(test_route_pages),
+	        cmocka_unit_test(test_redirect),
 	        cmocka_unit_test(test_random_roundtrip),
 	        cmocka_unit_test(test_add_record),
 	        cmocka_unit_test(test_documented_example),
