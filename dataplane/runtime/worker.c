@@ -834,8 +834,9 @@ classify_frame(struct dp_worker *w, struct rte_mbuf *m)
 /*
  * Rebuilds what a ROUTE reply carries (every node, and partition -> node and worker) when
  * the table changed. The node's own record falls back to its configuration for what a
- * single-node table does not know (address, ports). A table whose entries do not name a
- * valid node and worker (e.g. no map installed yet) leaves route_ok false.
+ * single-node table does not know (address, ports). A table with an unserved partition
+ * (route.h ROUTE_WORKER_NONE: no map yet, no lease, removed) or an entry that does not name
+ * a valid node and worker leaves route_ok false: ROUTE is answered unserved_status.
  */
 static void
 refresh_route_owner(struct dp_worker *w, struct iter *it)
@@ -872,7 +873,9 @@ refresh_route_owner(struct dp_worker *w, struct iter *it)
 		for (p = 0; p < t->partitions; p++) {
 			struct route_entry e = route_lookup(t, p);
 
-			ok = ok && e.node < t->node_count &&
+			/* A node that serves nothing here (no map yet, lease lost) sends the
+			 * client elsewhere rather than hand out a map it does not act on. */
+			ok = ok && e.worker != ROUTE_WORKER_NONE && e.node < t->node_count &&
 			     ow[p] < w->route_nodes[e.node].worker_count;
 			w->route_owner[p] = sp_bp_route_entry(e.node, ow[p]);
 		}
