@@ -21,27 +21,35 @@
 #include <sys/uio.h>
 
 #include "cluster/region.h"
+#include "common/log.h"
 #include "raft/raft.h"
 #include "state/cluster_sm.h"
 #include "storage/log_store.h"
 #include "transport/frame.h"
 
-#define CP_CONNS_MAX             256u        /* open connections of all kinds */
-#define CP_SENDQ_BYTES_MAX       (96u << 20) /* queued output per connection before it is dropped */
-#define CP_PENDING_MAX           4096u       /* client requests waiting for a commit or a read */
-#define CP_QUEUED_MSGS_MAX       8192u       /* Raft messages received while a ready persists */
-#define CP_TICK_MS               25u         /* one Raft tick */
-#define CP_ELECTION_TICKS        12u         /* 300-600 ms election timeout */
-#define CP_HEARTBEAT_TICKS       2u
-#define CP_RECONNECT_TICKS       8u     /* 200 ms between connection attempts to a peer */
-#define CP_LISTEN_RETRY_MS       50u    /* start-up: wait between binds of a port still in use */
-#define CP_LISTEN_RETRIES_MAX    60u    /* ... for up to 3 s */
-#define CP_REQUEST_TIMEOUT_TICKS 400u   /* 10 s for a client request */
-#define CP_SNAPSHOT_ENTRIES      10000u /* default of --snapshot-entries */
-#define CP_RECV_CHUNK            65536u
-#define CP_SEND_IOV_MAX          64u /* frames in one sendmsg */
-#define CP_JSON_MAX              (1u << 20)
-#define CP_OP_MAGIC              0x43504f50u
+/* Connection slots: members and clients have pools of their own, so no number of client
+ * connections can keep a member out, nor the reverse. */
+#define CP_PEER_CONNS_MAX         (2u * SP_MEMBERS_MAX + 64u) /* in and out, + handshakes */
+#define CP_CLIENT_CONNS_MAX       512u
+#define CP_CONNS_MAX              (CP_PEER_CONNS_MAX + CP_CLIENT_CONNS_MAX)
+#define CP_PREAUTH_PER_SOURCE_MAX 32u   /* unauthenticated connections of one address, a pool */
+#define CP_AUTH_TIMEOUT_MS        1000u /* default of --auth-timeout-ms */
+#define CP_SENDQ_BYTES_MAX        (96u << 20) /* queued output per connection before it is dropped */
+#define CP_PENDING_MAX            4096u       /* client requests waiting for a commit or a read */
+#define CP_QUEUED_MSGS_MAX        8192u       /* Raft messages received while a ready persists */
+#define CP_TICK_MS                25u         /* one Raft tick */
+#define CP_ELECTION_TICKS         12u         /* 300-600 ms election timeout */
+#define CP_HEARTBEAT_TICKS        2u
+#define CP_RECONNECT_TICKS        8u     /* 200 ms between connection attempts to a peer */
+#define CP_LISTEN_RETRY_MS        50u    /* start-up: wait between binds of a port still in use */
+#define CP_LISTEN_RETRIES_MAX     60u    /* ... for up to 3 s */
+#define CP_REQUEST_TIMEOUT_TICKS  400u   /* 10 s for a client request */
+#define CP_SNAPSHOT_ENTRIES       10000u /* default of --snapshot-entries */
+#define CP_RECV_CHUNK             65536u
+#define CP_RECV_PREAUTH           (2u * (FRAME_HDR + FRAME_PREAUTH_MAX)) /* before auth */
+#define CP_SEND_IOV_MAX           64u                                    /* frames in one sendmsg */
+#define CP_JSON_MAX               (1u << 20)
+#define CP_OP_MAGIC               0x43504f50u
 
 enum cp_op_kind {
 	CP_OP_ACCEPT = 1,
@@ -88,8 +96,10 @@ struct cp_conn {
 	int fd;
 	uint32_t kind;
 	uint32_t state;
-	uint64_t peer_id; /* PEER_*: the member; 0 for clients */
-	uint64_t serial;  /* distinguishes reuses of a slot */
+	uint64_t peer_id;             /* PEER_*: the member; 0 for clients */
+	uint64_t serial;              /* distinguishes reuses of a slot */
+	uint64_t opened_ns;           /* accepted or connect started (monotonic) */
+	struct cp_conn *next_closing; /* on cp->closing once out of the table */
 	uint8_t nonce_mine[FRAME_NONCE_LEN];
 	uint8_t nonce_peer[FRAME_NONCE_LEN];
 	uint8_t *rbuf;
@@ -178,6 +188,9 @@ struct cp_metrics {
 	uint32_t n_peers;
 	int64_t dp_heartbeat_age_ms; /* -1: no dataplane */
 	uint64_t frames_bad, auth_failures, conns_accepted;
+	uint64_t conns_refused; /* no slot: the pool held only authenticated connections */
+	uint64_t conns_evicted; /* unauthenticated, closed to make room for a newer one */
+	uint64_t auth_timeouts; /* not authenticated within --auth-timeout-ms */
 	uint64_t mem_allocated, mem_resident;
 };
 
@@ -194,6 +207,7 @@ struct cp_config {
 	char metrics[CLUSTER_ADDR_MAX];
 	uint32_t partitions;
 	uint32_t snapshot_entries; /* applied entries between snapshots */
+	uint32_t auth_timeout_ms;  /* a connection must authenticate within this */
 	uint32_t config_max_keys;  /* the operator's limits on the configuration store */
 	uint32_t config_max_value;
 	uint64_t config_max_bytes;
@@ -219,8 +233,10 @@ struct cp {
 	bool stopping;
 	bool isolated; /* fault switch: drop all Raft traffic (SIGUSR1 toggles) */
 
-	struct cp_conn *conns[CP_CONNS_MAX];
+	struct cp_conn *conns[CP_CONNS_MAX]; /* [0, CP_PEER_CONNS_MAX): members' */
+	struct cp_conn *closing;             /* out of the table, waiting for their I/O */
 	uint64_t conn_serial;
+	struct sp_log_limit lim_refused, lim_bad; /* log lines outsiders can cause */
 	struct cp_peer peers[SP_MEMBERS_MAX];
 	uint32_t n_peers;
 

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/errors.h"
 #include "common/keyhash.h"
 #include "common/log.h"
@@ -169,11 +170,20 @@ cp_io_init(struct cp *cp)
 	return listen_on(cp, &cp->lclient, cp->cfg.listen_client, CP_CONN_CLIENT);
 }
 
+/* The slots of a connection kind: members' and clients' pools never mix. */
+static void
+slot_range(uint32_t kind, uint32_t *lo, uint32_t *hi)
+{
+	*lo = kind == CP_CONN_CLIENT ? CP_PEER_CONNS_MAX : 0;
+	*hi = kind == CP_CONN_CLIENT ? CP_CONNS_MAX : CP_PEER_CONNS_MAX;
+}
+
 static struct cp_conn *
 conn_new(struct cp *cp, int fd, uint32_t kind)
 {
-	uint32_t slot = CP_CONNS_MAX;
-	for (uint32_t i = 0; i < CP_CONNS_MAX; i++) {
+	uint32_t lo, hi, slot = CP_CONNS_MAX;
+	slot_range(kind, &lo, &hi);
+	for (uint32_t i = lo; i < hi; i++) {
 		if (cp->conns[i] == NULL) {
 			slot = i;
 			break;
@@ -184,7 +194,7 @@ conn_new(struct cp *cp, int fd, uint32_t kind)
 	struct cp_conn *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
-	c->rcap = CP_RECV_CHUNK;
+	c->rcap = CP_RECV_PREAUTH; /* grows to CP_RECV_CHUNK once authenticated */
 	c->rbuf = malloc(c->rcap);
 	if (c->rbuf == NULL) {
 		free(c);
@@ -194,6 +204,7 @@ conn_new(struct cp *cp, int fd, uint32_t kind)
 	c->fd = fd;
 	c->kind = kind;
 	c->serial = ++cp->conn_serial;
+	c->opened_ns = sp_mono_ns();
 	c->op_recv = (struct cp_op){CP_OP_MAGIC, CP_OP_RECV, c};
 	c->op_send = (struct cp_op){CP_OP_MAGIC, CP_OP_SEND, c};
 	c->op_connect = (struct cp_op){CP_OP_MAGIC, CP_OP_CONNECT, c};
@@ -201,6 +212,21 @@ conn_new(struct cp *cp, int fd, uint32_t kind)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	cp->conns[slot] = c;
 	return c;
+}
+
+/* Takes c out of the connection table (its slot is free at once); it waits on
+ * cp->closing for its last I/O. */
+static void
+conn_detach(struct cp_conn *c)
+{
+	struct cp *cp = c->cp;
+	for (uint32_t i = 0; i < CP_CONNS_MAX; i++)
+		if (cp->conns[i] == c) {
+			cp->conns[i] = NULL;
+			c->next_closing = cp->closing;
+			cp->closing = c;
+			return;
+		}
 }
 
 static void
@@ -211,6 +237,11 @@ conn_free(struct cp_conn *c)
 	for (uint32_t i = 0; i < CP_CONNS_MAX; i++)
 		if (cp->conns[i] == c)
 			cp->conns[i] = NULL;
+	for (struct cp_conn **pp = &cp->closing; *pp; pp = &(*pp)->next_closing)
+		if (*pp == c) {
+			*pp = c->next_closing;
+			break;
+		}
 	cp_api_on_conn_closed(cp, c);
 	for (uint32_t i = 0; i < cp->n_peers; i++)
 		if (cp->peers[i].out == c)
@@ -233,6 +264,7 @@ conn_close(struct cp_conn *c, const char *why)
 		             (unsigned long long)c->peer_id, why);
 		c->state = CP_CS_CLOSING;
 		shutdown(c->fd, SHUT_RDWR); /* completes what is in flight */
+		conn_detach(c);
 	}
 	if (!c->send_inflight && !c->recv_inflight && !c->connect_inflight)
 		conn_free(c);
@@ -243,8 +275,9 @@ submit_recv(struct cp_conn *c)
 {
 	if (c->recv_inflight || c->state == CP_CS_CLOSING)
 		return;
-	if (c->rcap - c->rlen < CP_RECV_CHUNK / 4) {
-		size_t cap = c->rcap * 2;
+	bool ready = c->state == CP_CS_READY;
+	if (ready && c->rcap - c->rlen < CP_RECV_CHUNK / 4) {
+		size_t cap = c->rcap < CP_RECV_CHUNK ? CP_RECV_CHUNK : c->rcap * 2;
 		uint8_t *p = realloc(c->rbuf, cap);
 		if (p == NULL) {
 			conn_close(c, "out of memory for the receive buffer");
@@ -335,8 +368,9 @@ bad_frame(struct cp_conn *c, const char *why, bool auth)
 	else
 		cp->metrics.frames_bad++;
 	pthread_mutex_unlock(&cp->metrics_lock);
-	SP_LOG_WARN(MOD, "connection from %s:%u closed: %s", inet_ntoa(c->addr.sin_addr),
-	            ntohs(c->addr.sin_port), why);
+	if (sp_log_limit_hit(&cp->lim_bad, sp_mono_ns()))
+		SP_LOG_WARN(MOD, "connection from %s:%u closed: %s", inet_ntoa(c->addr.sin_addr),
+		            ntohs(c->addr.sin_port), why);
 	conn_close(c, why);
 }
 
@@ -520,22 +554,73 @@ on_send(struct cp_conn *c, int res)
 }
 
 static void
+count(struct cp *cp, uint64_t *counter)
+{
+	pthread_mutex_lock(&cp->metrics_lock);
+	(*counter)++;
+	pthread_mutex_unlock(&cp->metrics_lock);
+}
+
+/*
+ * Makes room for a connection from src on a listener of this kind: when src already holds
+ * CP_PREAUTH_PER_SOURCE_MAX unauthenticated connections of the pool, its oldest one is
+ * closed; when the pool is full, the oldest unauthenticated connection of any address is.
+ * A client that knows the secret authenticates within a round trip, so only connections
+ * that have not (idle or hostile ones) are ever closed for room.
+ */
+static void
+make_room(struct cp *cp, uint32_t kind, struct in_addr src)
+{
+	uint32_t lo, hi, free_slots = 0, same = 0;
+	struct cp_conn *oldest = NULL, *oldest_same = NULL;
+	slot_range(kind, &lo, &hi);
+	for (uint32_t i = lo; i < hi; i++) {
+		struct cp_conn *c = cp->conns[i];
+		if (c == NULL) {
+			free_slots++;
+			continue;
+		}
+		if (c->state != CP_CS_WAIT_AUTH)
+			continue;
+		if (oldest == NULL || c->opened_ns < oldest->opened_ns)
+			oldest = c;
+		if (c->addr.sin_addr.s_addr == src.s_addr) {
+			same++;
+			if (oldest_same == NULL || c->opened_ns < oldest_same->opened_ns)
+				oldest_same = c;
+		}
+	}
+	struct cp_conn *victim = same >= CP_PREAUTH_PER_SOURCE_MAX ? oldest_same
+	                         : free_slots == 0                 ? oldest
+	                                                           : NULL;
+	if (victim) {
+		count(cp, &cp->metrics.conns_evicted);
+		conn_close(victim, "unauthenticated; closed to make room");
+	}
+}
+
+static void
 on_accept(struct cp *cp, struct cp_listener *l, int res)
 {
 	if (!cp->stopping)
 		submit_accept(cp, l);
 	if (res < 0)
 		return;
+	make_room(cp, l->kind, l->peer.sin_addr);
 	struct cp_conn *c = conn_new(cp, res, l->kind);
 	if (c == NULL) {
-		SP_LOG_WARN(MOD, "refusing a connection: %u connections open", CP_CONNS_MAX);
+		count(cp, &cp->metrics.conns_refused);
+		if (sp_log_limit_hit(&cp->lim_refused, sp_mono_ns()))
+			SP_LOG_WARN(MOD,
+			            "refusing a %s connection from %s: every slot holds an "
+			            "authenticated connection",
+			            l->kind == CP_CONN_CLIENT ? "client" : "member",
+			            inet_ntoa(l->peer.sin_addr));
 		close(res);
 		return;
 	}
 	c->addr = l->peer;
-	pthread_mutex_lock(&cp->metrics_lock);
-	cp->metrics.conns_accepted++;
-	pthread_mutex_unlock(&cp->metrics_lock);
+	count(cp, &cp->metrics.conns_accepted);
 	send_challenge(c);
 	submit_recv(c);
 }
@@ -602,9 +687,45 @@ cp_io_complete(struct cp *cp, struct io_uring_cqe *cqe)
 	}
 }
 
+/* Closes connections that have not authenticated within --auth-timeout-ms (ours to
+ * members included: a member that accepts but never answers is tried again later). */
+static void
+expire_handshakes(struct cp *cp, uint64_t now)
+{
+	uint64_t limit = (uint64_t)cp->cfg.auth_timeout_ms * 1000000u;
+	for (uint32_t i = 0; i < CP_CONNS_MAX; i++) {
+		struct cp_conn *c = cp->conns[i];
+		if (c == NULL || c->state == CP_CS_READY || c->state == CP_CS_CLOSING ||
+		    now - c->opened_ns < limit)
+			continue;
+		if (c->kind != CP_CONN_PEER_OUT)
+			count(cp, &cp->metrics.auth_timeouts);
+		conn_close(c, "not authenticated in time");
+	}
+}
+
+/* The counts behind the log lines that were held back in the last second. */
+static void
+flush_log_limits(struct cp *cp, uint64_t now)
+{
+	uint64_t n = sp_log_limit_flush(&cp->lim_refused, now);
+	if (n)
+		SP_LOG_WARN(MOD, "refused %llu more connections in the last second",
+		            (unsigned long long)n);
+	n = sp_log_limit_flush(&cp->lim_bad, now);
+	if (n)
+		SP_LOG_WARN(MOD,
+		            "closed %llu more connections for bad frames or authentication "
+		            "in the last second",
+		            (unsigned long long)n);
+}
+
 void
 cp_io_tick(struct cp *cp)
 {
+	uint64_t now = sp_mono_ns();
+	expire_handshakes(cp, now);
+	flush_log_limits(cp, now);
 	for (uint32_t i = 0; i < cp->n_peers; i++) {
 		struct cp_peer *p = &cp->peers[i];
 		if (p->id == cp->id || p->addr[0] == '\0')
@@ -631,6 +752,11 @@ cp_io_fini(struct cp *cp)
 			c->state = CP_CS_CLOSING;
 			conn_free(c);
 		}
+	}
+	while (cp->closing) {
+		struct cp_conn *c = cp->closing;
+		c->send_inflight = c->recv_inflight = c->connect_inflight = false;
+		conn_free(c);
 	}
 	if (cp->lpeer.fd > 0)
 		close(cp->lpeer.fd);

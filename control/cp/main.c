@@ -60,6 +60,8 @@ usage(FILE *out)
 	        "  --secret-file FILE            the cluster secret (>= 16 bytes, mode 600); "
 	        "every\n"
 	        "                                member and client proves it before anything else\n"
+	        "  --auth-timeout-ms MS          a connection that has not proved it by then is\n"
+	        "                                closed (default 1000)\n"
 	        "  --partitions P                partitions when the cluster is formed (power of "
 	        "two,\n"
 	        "                                default 256)\n"
@@ -140,6 +142,7 @@ parse_args(int argc, char **argv, struct cp_config *c)
 		O_DPW,
 		O_LOG,
 		O_SNAP,
+		O_AUTH_TIMEOUT,
 		O_CFG_KEYS,
 		O_CFG_VALUE,
 		O_CFG_BYTES,
@@ -163,6 +166,7 @@ parse_args(int argc, char **argv, struct cp_config *c)
 	        {"dp-workers", required_argument, NULL, O_DPW},
 	        {"log-level", required_argument, NULL, O_LOG},
 	        {"snapshot-entries", required_argument, NULL, O_SNAP},
+	        {"auth-timeout-ms", required_argument, NULL, O_AUTH_TIMEOUT},
 	        {"config-max-keys", required_argument, NULL, O_CFG_KEYS},
 	        {"config-max-value", required_argument, NULL, O_CFG_VALUE},
 	        {"config-max-bytes", required_argument, NULL, O_CFG_BYTES},
@@ -177,6 +181,7 @@ parse_args(int argc, char **argv, struct cp_config *c)
 	c->initial_new = true;
 	c->partitions = 256;
 	c->snapshot_entries = CP_SNAPSHOT_ENTRIES;
+	c->auth_timeout_ms = CP_AUTH_TIMEOUT_MS;
 	c->config_max_keys = CLUSTER_CONFIG_KEYS_DEFAULT;
 	c->config_max_value = CLUSTER_CONFIG_VALUE_DEFAULT;
 	c->config_max_bytes = CLUSTER_CONFIG_BYTES_DEFAULT;
@@ -231,6 +236,9 @@ parse_args(int argc, char **argv, struct cp_config *c)
 		case O_SNAP:
 			rc = parse_u32("--snapshot-entries", optarg, 1, 1000000000u,
 			               &c->snapshot_entries);
+			break;
+		case O_AUTH_TIMEOUT:
+			rc = parse_u32("--auth-timeout-ms", optarg, 50, 60000, &c->auth_timeout_ms);
 			break;
 		case O_CFG_KEYS:
 			rc = parse_u32("--config-max-keys", optarg, 1, CLUSTER_CONFIG_KEYS_MAX,

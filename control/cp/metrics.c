@@ -82,8 +82,14 @@ render(struct cp *cp, char *b, size_t cap)
 	       "# TYPE sp_cp_bad_frames_total counter\nsp_cp_bad_frames_total %" PRIu64 "\n"
 	       "# TYPE sp_cp_auth_failures_total counter\nsp_cp_auth_failures_total %" PRIu64 "\n"
 	       "# TYPE sp_cp_connections_accepted_total counter\n"
-	       "sp_cp_connections_accepted_total %" PRIu64 "\n",
-	       m.frames_bad, m.auth_failures, m.conns_accepted);
+	       "sp_cp_connections_accepted_total %" PRIu64 "\n"
+	       "# TYPE sp_cp_connections_refused_total counter\n"
+	       "sp_cp_connections_refused_total %" PRIu64 "\n"
+	       "# TYPE sp_cp_connections_evicted_total counter\n"
+	       "sp_cp_connections_evicted_total %" PRIu64 "\n"
+	       "# TYPE sp_cp_auth_timeouts_total counter\nsp_cp_auth_timeouts_total %" PRIu64 "\n",
+	       m.frames_bad, m.auth_failures, m.conns_accepted, m.conns_refused, m.conns_evicted,
+	       m.auth_timeouts);
 	append(b, cap, &n,
 	       "# TYPE sp_cp_memory_allocated_bytes gauge\nsp_cp_memory_allocated_bytes %" PRIu64
 	       "\n# TYPE sp_cp_memory_resident_bytes gauge\nsp_cp_memory_resident_bytes %" PRIu64

@@ -83,3 +83,28 @@ sp_verify_failed(const char *expr, const char *file, int line, const char *func)
 	       func);
 	abort();
 }
+
+bool
+sp_log_limit_hit(struct sp_log_limit *l, uint64_t now_ns)
+{
+	if (l->window_start_ns == 0 || now_ns - l->window_start_ns >= SP_LOG_LIMIT_WINDOW_NS) {
+		l->window_start_ns = now_ns;
+		l->logged = false;
+	}
+	if (!l->logged) {
+		l->logged = true;
+		return true;
+	}
+	l->suppressed++;
+	return false;
+}
+
+uint64_t
+sp_log_limit_flush(struct sp_log_limit *l, uint64_t now_ns)
+{
+	if (l->suppressed == 0 || now_ns - l->window_start_ns < SP_LOG_LIMIT_WINDOW_NS)
+		return 0;
+	uint64_t n = l->suppressed;
+	l->suppressed = 0;
+	return n;
+}

@@ -118,6 +118,30 @@ test_keyhash_spreads_partitions(void **state)
 	assert_int_equal(sp_key_hash("", 0), 0x2D06800538D394C2ull);
 }
 
+/* The log limiter: one line per window, the rest counted and reported after it. */
+static void
+test_log_limit(void **state)
+{
+	(void)state;
+	struct sp_log_limit l = {0};
+	const uint64_t s = SP_LOG_LIMIT_WINDOW_NS, t0 = 5 * s;
+	assert_true(sp_log_limit_hit(&l, t0));
+	for (int i = 0; i < 643; i++)
+		assert_false(sp_log_limit_hit(&l, t0 + (uint64_t)i * 1000));
+	assert_int_equal(sp_log_limit_flush(&l, t0 + s / 2), 0); /* window not over */
+	assert_int_equal(sp_log_limit_flush(&l, t0 + s), 643);
+	assert_int_equal(sp_log_limit_flush(&l, t0 + s + 1), 0); /* reported once */
+	/* A new window logs its first event again. */
+	assert_true(sp_log_limit_hit(&l, t0 + s + 2));
+	assert_false(sp_log_limit_hit(&l, t0 + s + 3));
+	assert_int_equal(sp_log_limit_flush(&l, t0 + 3 * s), 1);
+	/* Nothing suppressed: nothing to report. */
+	struct sp_log_limit q = {0};
+	assert_true(sp_log_limit_hit(&q, t0));
+	assert_int_equal(sp_log_limit_flush(&q, t0 + 10 * s), 0);
+	assert_true(sp_log_limit_hit(&q, t0 + 10 * s));
+}
+
 int
 main(void)
 {
@@ -126,6 +150,7 @@ main(void)
 	        cmocka_unit_test(test_crc32c_known_vectors),
 	        cmocka_unit_test(test_crc32c_hw_matches_sw_and_chains),
 	        cmocka_unit_test(test_log_levels_parse),
+	        cmocka_unit_test(test_log_limit),
 	        cmocka_unit_test(test_mono_time_moves_forward),
 	        cmocka_unit_test(test_keyhash_spreads_partitions),
 	};
