@@ -53,6 +53,7 @@ struct route_private {
 	 * and what the current table does with it. */
 	struct route_table *latest;
 	enum route_mode mode;
+	uint64_t publications; /* tables published so far (route_table.publication) */
 };
 
 static size_t
@@ -294,6 +295,9 @@ publish(struct route_ctx *ctx, struct route_table *t)
 
 	VERIFY(p->retired_count < ROUTE_RETIRED_MAX);
 	ASSERT(table_valid(t));
+	/* A new number per publication: a table allocated where a freed one lived is still
+	 * told apart by readers that cache what they derived from a table. */
+	t->publication = ++p->publications;
 	old = atomic_exchange_explicit(&ctx->current, t, memory_order_acq_rel);
 	token = rte_rcu_qsbr_start(ctx->qsbr);
 	p->retired[p->retired_count].table = old;

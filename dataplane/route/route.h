@@ -80,6 +80,10 @@ struct route_node {
 struct route_table {
 	uint64_t epoch;
 	uint64_t generation; /* region publication it came from; 0 for the default table */
+	/* Set when the table is published, unique per context (0 for the first, default
+	 * table): what a reader caching state derived from a table compares, since a new
+	 * table may be allocated at a freed one's address. */
+	uint64_t publication;
 	uint32_t partitions; /* P, a power of two */
 	uint32_t mask;       /* P - 1 */
 	uint32_t workers;    /* local workers */

@@ -847,7 +847,7 @@ refresh_route_owner(struct dp_worker *w, struct iter *it)
 
 	ASSERT(t != NULL);
 	ASSERT(t->node_count <= SP_MEMBERS_MAX);
-	if (w->route_owner_table != t) {
+	if (w->route_owner_table != t || w->route_owner_publication != t->publication) {
 		const uint16_t *ow = route_owner_workers(t);
 		bool ok = t->node_count >= 1 && t->node_count <= SP_BP_ROUTE_NODES_MAX;
 
@@ -881,6 +881,7 @@ refresh_route_owner(struct dp_worker *w, struct iter *it)
 		}
 		w->route_ok = ok;
 		w->route_owner_table = t;
+		w->route_owner_publication = t->publication;
 	}
 	it->route.epoch = t->epoch;
 	it->route.partitions = t->partitions;

@@ -45,6 +45,7 @@ struct dp_worker {
 	 * describe the map (no map yet: ROUTE is then answered its unserved_status). */
 	uint16_t *route_owner;
 	const struct route_table *route_owner_table;
+	uint64_t route_owner_publication; /* route_owner_table's publication number */
 	bool route_ok;
 	struct sp_bp_route_node route_nodes[SP_MEMBERS_MAX];
 	/* DP_BURST datagrams being served in passes (worker.c's struct dgram_ctx). */

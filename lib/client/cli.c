@@ -14,6 +14,7 @@
 #include "client/client.h"
 #include "common/clock.h"
 #include "common/errors.h"
+#include "common/keyhash.h"
 #include "common/verify.h"
 
 #define DEFAULT_HOST "127.0.0.1"
@@ -116,6 +117,7 @@ usage(FILE *out, const char *prog)
 	        "  del KEY                  delete\n"
 	        "  incr|decr KEY DELTA      add/subtract; prints the new value\n"
 	        "  route                    print the cluster map: nodes, partitions per node\n"
+	        "  where KEY...             print each key's partition and owner (node, address)\n"
 	        "  bench                    bounded load; prints throughput, latency, errors\n"
 	        "\n"
 	        "options:\n"
@@ -502,6 +504,33 @@ cmd_route(struct cli *cli, struct sp_client *c, int n)
 	return 0;
 }
 
+/* where KEY...: the partition and owner of each key under the map (no request sent). */
+static int
+cmd_where(struct sp_client *c, char **args, int n)
+{
+	struct sp_bp_route r;
+	char ip[16];
+
+	if (n < 1) {
+		fprintf(stderr, "where: needs at least one KEY\n");
+		return 2;
+	}
+	if (!sp_client_route(c, &r)) {
+		fprintf(stderr, "where: no map (no node answered ROUTE, or --no-route)\n");
+		return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(args[i]);
+		uint32_t ipv4 = 0;
+		uint16_t port = 0;
+		uint32_t p = sp_key_partition(sp_key_hash(args[i], len), r.partitions);
+		int node = sp_client_dest_for_key(c, args[i], len, &ipv4, &port);
+
+		printf("%s %" PRIu32 " %d %s:%u\n", args[i], p, node, ipv4_text(ipv4, ip), port);
+	}
+	return 0;
+}
+
 /* ---- bench ------------------------------------------------------------------------------ */
 
 static uint64_t bench_rng;
@@ -734,7 +763,7 @@ main(int argc, char **argv)
 	char **args = argv + optind + 1;
 	int nargs = argc - optind - 1;
 	static const char *const cmds[] = {"get",  "set",  "add",   "replace", "del",
-	                                   "incr", "decr", "route", "bench"};
+	                                   "incr", "decr", "route", "where",   "bench"};
 	bool known = false;
 	for (size_t i = 0; i < SP_ARRAY_SIZE(cmds); i++)
 		known = known || strcmp(cmd, cmds[i]) == 0;
@@ -772,6 +801,8 @@ main(int argc, char **argv)
 		status = cmd_arith(&cli, c, cmd[0] == 'i', args, nargs);
 	else if (strcmp(cmd, "route") == 0)
 		status = cmd_route(&cli, c, nargs);
+	else if (strcmp(cmd, "where") == 0)
+		status = cmd_where(c, args, nargs);
 	else
 		status = cmd_bench(&cli, c, nargs);
 	sp_client_destroy(c);

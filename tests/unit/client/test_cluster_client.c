@@ -743,6 +743,17 @@ test_cli_any_node(void **state)
 			assert_int_equal(run_cli(args, out, sizeof(out)), 0);
 		}
 	}
+	/* where: each key's partition and owner, without a request. */
+	key_on(key, sizeof(key), 2, 7);
+	snprintf(args, sizeof(args), "--server 127.0.0.1:%u where %s", c->base_port, key);
+	assert_int_equal(run_cli(args, out, sizeof(out)), 0);
+	{
+		uint32_t p = sp_key_partition(sp_key_hash(key, strlen(key)), PARTITIONS);
+
+		snprintf(want, sizeof(want), "%s %u 2 127.0.0.3:%u\n", key, p,
+		         c->base_port + (p / NODES) % NODE_WORKERS);
+		assert_string_equal(out, want);
+	}
 	/* Errors read as sentences. */
 	key_on(key, sizeof(key), 1, 40);
 	atomic_store(&c->node[1].not_serving, true);

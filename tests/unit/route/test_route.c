@@ -283,9 +283,11 @@ test_remote_partitions_and_refusals(void **state)
 	for (uint32_t p = 1; p < 16; p += 2)
 		st->map[p].node_id = 2;
 	st->epoch = 3;
+	assert_int_equal(route_current(ctx)->publication, 0); /* the default table */
 	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), 0);
 	t = route_current(ctx);
 	assert_int_equal(t->epoch, 3);
+	assert_true(t->publication >= 1); /* every published table gets a new number */
 	assert_int_equal(t->node_count, 2);
 	assert_int_equal(route_decide(t, 5, 1, &target), ROUTE_REMOTE);
 	assert_int_equal(t->nodes[target].node_id, 2);
