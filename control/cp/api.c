@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/errors.h"
 #include "common/log.h"
 #include "common/verify.h"
@@ -127,7 +128,7 @@ is_leader(struct cp *cp)
 }
 
 static json_object *
-member_json(const struct cluster_member *m, const struct raft_membership *rm)
+member_json(struct cp *cp, const struct cluster_member *m, const struct raft_membership *rm)
 {
 	char ip[INET_ADDRSTRLEN];
 	json_object *o = json_object_new_object();
@@ -152,6 +153,19 @@ member_json(const struct cluster_member *m, const struct raft_membership *rm)
 		json_object_object_add(d, "workers", json_object_new_int(m->workers));
 		json_object_object_add(o, "dataplane", d);
 	}
+	/* The dataplane's state: committed down, or the leader's verdict (only the leader
+	 * judges: on another member it says so). */
+	struct health_verdict vd;
+	cp_liveness_judge(cp, m->id, &vd);
+	const char *dp = m->down                               ? "down"
+	                 : !m->dp_known                        ? "none"
+	                 : vd.healthy                          ? "up"
+	                 : cp->lv.h.leader_since_ns == 0       ? "unknown"
+	                 : strncmp(vd.why, "mismatch", 8) == 0 ? "mismatch"
+	                                                       : "unhealthy";
+	json_object_object_add(o, "dp_state", json_object_new_string(dp));
+	if (!vd.healthy && vd.why[0])
+		json_object_object_add(o, "dp_why", json_object_new_string(vd.why));
 	return o;
 }
 
@@ -200,7 +214,7 @@ read_member_list(struct cp *cp, const char *arg, json_object *r)
 	struct raft_status st;
 	cp_node_status(cp, &st);
 	for (uint32_t i = 0; i < cp->sm->n_members; i++)
-		json_object_array_add(a, member_json(&cp->sm->members[i], &st.membership));
+		json_object_array_add(a, member_json(cp, &cp->sm->members[i], &st.membership));
 	json_object_object_add(r, "members", a);
 	return 0;
 }
@@ -241,12 +255,25 @@ read_partitions_show(struct cp *cp, const char *arg, json_object *r)
 {
 	(void)arg;
 	json_object *a = json_object_new_array();
+	json_object *counts = json_object_new_object();
+	uint32_t fenced = 0;
 	for (uint32_t p = 0; p < cp->sm->partitions && cp->sm->epoch; p++) {
 		json_object *e = json_object_new_array();
 		json_object_array_add(e, json_object_new_uint64(cp->sm->map[p].node_id));
 		json_object_array_add(e, json_object_new_int(cp->sm->map[p].worker));
+		json_object_array_add(e, json_object_new_int(cp->sm->map[p].flags));
 		json_object_array_add(a, e);
+		fenced += (cp->sm->map[p].flags & SP_MAP_F_FENCED) != 0;
 	}
+	/* Per-node counts, by member name (a removed owner by its id). */
+	for (uint32_t i = 0; i < cp->sm->n_members; i++) {
+		uint32_t n = 0;
+		for (uint32_t p = 0; p < cp->sm->partitions && cp->sm->epoch; p++)
+			n += cp->sm->map[p].node_id == cp->sm->members[i].id;
+		json_object_object_add(counts, cp->sm->members[i].name, json_object_new_int64(n));
+	}
+	json_object_object_add(r, "counts", counts);
+	json_object_object_add(r, "fenced", json_object_new_int64(fenced));
 	json_object_object_add(r, "epoch", json_object_new_uint64(cp->sm->epoch));
 	json_object_object_add(r, "partitions", json_object_new_int64(cp->sm->partitions));
 	json_object_object_add(r, "map", a);
@@ -310,10 +337,26 @@ status_json(struct cp *cp)
 		json_object_object_add(d, "epoch", json_object_new_uint64(ds.applied_epoch));
 		json_object_object_add(d, "workers", json_object_new_int64(ds.workers));
 		json_object_object_add(d, "requests", json_object_new_uint64(ds.counters.requests));
+		json_object_object_add(d, "serving",
+		                       json_object_new_string(sp_dp_serving_name(ds.serving)));
+		json_object_object_add(d, "partitions", json_object_new_int64(ds.partitions));
 	} else {
 		json_object_object_add(
 		        d, "state", json_object_new_string(cp->region ? "no heartbeat" : "none"));
 	}
+	char why[HEALTH_WHY_MAX + 64];
+	json_object_object_add(d, "dp_state",
+	                       json_object_new_string(cp_liveness_dp_state(cp, why, sizeof(why))));
+	if (why[0])
+		json_object_object_add(d, "why", json_object_new_string(why));
+	uint64_t now = sp_mono_ns();
+	json_object_object_add(
+	        d, "lease_ms",
+	        json_object_new_int64(
+	                cp->lv.written_expiry > now
+	                        ? (int64_t)((cp->lv.written_expiry - now) / SP_NS_PER_MS)
+	                        : 0));
+	json_object_object_add(r, "cluster_epoch", json_object_new_uint64(cp->sm->epoch));
 	json_object_object_add(r, "dataplane", d);
 	json_object *m = json_object_new_object();
 	pthread_mutex_lock(&cp->metrics_lock);

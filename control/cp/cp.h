@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "raft/raft.h"
 #include "state/cluster_sm.h"
+#include "state/health.h"
 #include "storage/log_store.h"
 #include "transport/frame.h"
 
@@ -50,6 +51,11 @@
 #define CP_SEND_IOV_MAX           64u                                    /* frames in one sendmsg */
 #define CP_JSON_MAX               (1u << 20)
 #define CP_OP_MAGIC               0x43504f50u
+#define CP_LEASE_MS_DEFAULT       500u  /* --lease-ms */
+#define CP_FAILURE_TIMEOUT_MS     1000u /* --failure-timeout-ms */
+#define CP_HOLD_DOWN_MS           2000u /* --hold-down-ms */
+#define CP_LEASE_MARGIN_MS        50u   /* the dataplane's check period + table swap, doubled */
+#define CP_AUTO_REBALANCE_KEY     "rebalance.auto" /* config key: "off" disables */
 
 enum cp_op_kind {
 	CP_OP_ACCEPT = 1,
@@ -218,6 +224,25 @@ struct cp_config {
 	uint16_t dp_port;
 	uint16_t dp_memcached_port;
 	uint16_t dp_workers;
+	uint32_t lease_ms;           /* --lease-ms */
+	uint32_t failure_timeout_ms; /* --failure-timeout-ms */
+	uint32_t hold_down_ms;       /* --hold-down-ms */
+};
+
+/* Liveness (liveness.c): pings, this node's lease, the leader's failure detector. */
+struct cp_liveness {
+	struct health h;
+	struct health_report self; /* this node's report on its dataplane */
+	uint64_t term;
+	uint64_t leader_id;
+	uint64_t leader_lease_ns; /* leader only: the quorum lease */
+	uint64_t lease_expiry_ns; /* this node's lease, own clock */
+	uint64_t revoked_at_ns;   /* dataplane found dead then; 0 = not revoked */
+	uint64_t revoke_floor_ns; /* grants of pings sent before this do not count */
+	uint64_t written_expiry;
+	uint32_t written_membership;
+	bool removed;
+	uint64_t sent, grants, bad, not_member;
 };
 
 struct cp {
@@ -273,6 +298,9 @@ struct cp {
 	uint64_t duty_index; /* index of the last own proposal for membership/map duties */
 	uint32_t duty_tick;
 
+	struct cp_liveness lv;
+	bool rebalance_requested; /* shardctl partitions rebalance: joiners too, once */
+
 	struct sp_region *region;
 	struct sp_cluster_state *region_state;
 	uint64_t region_published_epoch;
@@ -315,6 +343,22 @@ int cp_node_submit(struct cp *cp, uint32_t kind, uint64_t arg, const void *data,
 void cp_node_status(struct cp *cp, struct raft_status *st);
 /* Computes a balanced map; proposes it when it moves something (or none exists yet). */
 int cp_node_rebalance(struct cp *cp, bool propose, uint32_t *moved);
+
+/* liveness.c */
+void cp_liveness_init(struct cp *cp);
+void cp_liveness_tick(struct cp *cp);
+void cp_liveness_duties(struct cp *cp);
+void cp_liveness_on_frame(struct cp *cp, uint64_t from_peer, const uint8_t *buf, uint32_t len);
+void cp_liveness_removed(struct cp *cp);
+bool cp_liveness_auto(const struct cp *cp);
+/* The next map (moves whose old owner stopped; the rest fenced first). everyone: nodes
+ * without partitions take some even with auto rebalance off. Returns 0 or -SP_ENOTFOUND. */
+int cp_liveness_plan(struct cp *cp, bool everyone, struct sp_map_entry *next, uint32_t *moved,
+                     uint32_t *fenced);
+/* The leader's verdict on a member (why empty when healthy). */
+void cp_liveness_judge(struct cp *cp, uint64_t id, struct health_verdict *vd);
+/* This node's dataplane: "up", "down", "not ready", "mismatch", "none"; why when not up. */
+const char *cp_liveness_dp_state(struct cp *cp, char *why, size_t why_len);
 
 /* api.c */
 void cp_api_on_request(struct cp *cp, struct cp_conn *c, const uint8_t *payload, uint32_t len);

@@ -458,12 +458,18 @@ on_frame(struct cp_conn *c, const struct frame *f)
 			cp_node_on_raft_frame(cp, f->payload, f->len);
 			return true;
 		}
+		if (c->kind == CP_CONN_PEER_IN && f->type == FRAME_LIVENESS) {
+			if (!peer_was_removed(cp, c->peer_id))
+				cp_liveness_on_frame(cp, c->peer_id, f->payload, f->len);
+			return true;
+		}
 		if (c->kind == CP_CONN_PEER_OUT && f->type == FRAME_REMOVED && f->len == 8 &&
 		    memcmp(f->payload, &cp->id, 8) == 0) {
 			SP_LOG_WARN(MOD,
 			            "member %llu says this member was removed from the cluster; "
 			            "stopping",
 			            (unsigned long long)c->peer_id);
+			cp_liveness_removed(cp);
 			cp->stopping = true;
 			return true;
 		}

@@ -81,7 +81,15 @@ usage(FILE *out)
 	        "  --dp-mac XX:XX:XX:XX:XX:XX    its MAC address (default 00:00:00:00:00:00)\n"
 	        "  --dp-port N                   its binary-protocol base UDP port (default 9000)\n"
 	        "  --dp-memcached-port N         its memcached UDP port (default 11211)\n"
-	        "  --dp-workers N                its worker cores (default 1)\n"
+	        "  --dp-workers N                its worker cores (default 1; the dataplane's\n"
+	        "                                heartbeat overrides the --dp-* values)\n"
+	        "\n"
+	        "Failure handling (docs/control-plane.md):\n"
+	        "  --lease-ms N                  ownership lease a grant gives (default 500)\n"
+	        "  --failure-timeout-ms N        silence or dataplane heartbeat age that is a\n"
+	        "                                failure (default 1000)\n"
+	        "  --hold-down-ms N              healthy this long before a down node is up\n"
+	        "                                again (default 2000)\n"
 	        "\n"
 	        "Other:\n"
 	        "  --metrics IP:PORT             serve Prometheus metrics at "
@@ -146,6 +154,9 @@ parse_args(int argc, char **argv, struct cp_config *c)
 		O_CFG_KEYS,
 		O_CFG_VALUE,
 		O_CFG_BYTES,
+		O_LEASE,
+		O_FAILTO,
+		O_HOLD,
 	};
 	static const struct option opts[] = {
 	        {"name", required_argument, NULL, O_NAME},
@@ -170,6 +181,9 @@ parse_args(int argc, char **argv, struct cp_config *c)
 	        {"config-max-keys", required_argument, NULL, O_CFG_KEYS},
 	        {"config-max-value", required_argument, NULL, O_CFG_VALUE},
 	        {"config-max-bytes", required_argument, NULL, O_CFG_BYTES},
+	        {"lease-ms", required_argument, NULL, O_LEASE},
+	        {"failure-timeout-ms", required_argument, NULL, O_FAILTO},
+	        {"hold-down-ms", required_argument, NULL, O_HOLD},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -188,6 +202,9 @@ parse_args(int argc, char **argv, struct cp_config *c)
 	c->dp_port = 9000;
 	c->dp_memcached_port = 11211;
 	c->dp_workers = 1;
+	c->lease_ms = CP_LEASE_MS_DEFAULT;
+	c->failure_timeout_ms = CP_FAILURE_TIMEOUT_MS;
+	c->hold_down_ms = CP_HOLD_DOWN_MS;
 	while (rc == 0 && (o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case O_NAME:
@@ -301,6 +318,16 @@ parse_args(int argc, char **argv, struct cp_config *c)
 		case O_DPW:
 			rc = parse_u32("--dp-workers", optarg, 1, SP_WORKERS_MAX, &v);
 			c->dp_workers = (uint16_t)v;
+			break;
+		case O_LEASE:
+			rc = parse_u32("--lease-ms", optarg, 50, 60000, &c->lease_ms);
+			break;
+		case O_FAILTO:
+			rc = parse_u32("--failure-timeout-ms", optarg, 100, 600000,
+			               &c->failure_timeout_ms);
+			break;
+		case O_HOLD:
+			rc = parse_u32("--hold-down-ms", optarg, 0, 3600000, &c->hold_down_ms);
 			break;
 		case O_LOG: {
 			enum sp_log_level l;

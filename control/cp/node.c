@@ -10,7 +10,6 @@
 #include "common/log.h"
 #include "common/verify.h"
 #include "cp.h"
-#include "state/placement.h"
 #include "storage/boot_record.h"
 
 #define MOD                 "cp"
@@ -208,8 +207,6 @@ publish_region(struct cp *cp)
 	}
 	cp->region_published_epoch = cp->sm->epoch;
 	cp->region_published_members = digest;
-	/* Until lease renewal lands, a published member holds an open-ended lease. */
-	sp_region_lease_write(cp->region, UINT64_MAX, SP_REGION_MEMBER_IN);
 	SP_LOG_INFO(MOD, "published epoch %" PRIu64 " to %s", cp->sm->epoch, cp->cfg.state_region);
 }
 
@@ -517,15 +514,45 @@ member_needs_upsert(struct cp *cp)
 	       strcmp(m->peer_addr, cp->cfg.listen_peer) != 0 || strcmp(m->name, cp->cfg.name);
 }
 
+/*
+ * This node's dataplane as the cluster should know it: from its heartbeat when a live
+ * dataplane reports through the region (so no second flag has to agree with it by hand),
+ * otherwise from the --dp-* flags. Returns false when there is nothing to report.
+ */
 static bool
-member_needs_dp(struct cp *cp)
+dp_fields(struct cp *cp, struct cluster_member *out)
+{
+	const struct health_report *r = &cp->lv.self;
+	if (r->has_region && r->dp_alive && r->workers >= 1 && r->workers <= SP_WORKERS_MAX &&
+	    r->ipv4_be != 0) {
+		out->ipv4_be = r->ipv4_be;
+		memcpy(out->mac, r->mac, 6);
+		out->binary_port = r->binary_port;
+		out->memcached_port = r->memcached_port;
+		out->workers = (uint16_t)r->workers;
+		return true;
+	}
+	if (!cp->cfg.dp_set)
+		return false;
+	out->ipv4_be = cp->cfg.dp_ipv4_be;
+	memcpy(out->mac, cp->cfg.dp_mac, 6);
+	out->binary_port = cp->cfg.dp_port;
+	out->memcached_port = cp->cfg.dp_memcached_port;
+	out->workers = cp->cfg.dp_workers;
+	return true;
+}
+
+static bool
+member_needs_dp(struct cp *cp, struct cluster_member *want)
 {
 	const struct cluster_member *m = cluster_sm_member(cp->sm, cp->id);
-	if (!cp->cfg.dp_set || m == NULL)
+	if (m == NULL || !dp_fields(cp, want))
 		return false;
-	return !m->dp_known || m->ipv4_be != cp->cfg.dp_ipv4_be ||
-	       memcmp(m->mac, cp->cfg.dp_mac, 6) || m->binary_port != cp->cfg.dp_port ||
-	       m->memcached_port != cp->cfg.dp_memcached_port || m->workers != cp->cfg.dp_workers;
+	if (m->dp_known && cp->lv.self.has_region && !cp->lv.self.dp_alive)
+		return false; /* keep what is known while the dataplane is away */
+	return !m->dp_known || m->ipv4_be != want->ipv4_be || memcmp(m->mac, want->mac, 6) ||
+	       m->binary_port != want->binary_port || m->memcached_port != want->memcached_port ||
+	       m->workers != want->workers;
 }
 
 static void
@@ -540,32 +567,18 @@ propose_cmd(struct cp *cp, const struct cluster_cmd *cmd)
 int
 cp_node_rebalance(struct cp *cp, bool propose, uint32_t *moved_out)
 {
-	struct placement_node nodes[SP_MEMBERS_MAX];
-	uint32_t n = 0;
 	static struct sp_map_entry map[SP_PARTITIONS_MAX];
+	uint32_t moved = 0, fenced = 0;
 
-	if (cp->sm->partitions == 0)
-		return -SP_ENOTFOUND;
-	for (uint32_t i = 0; i < cp->sm->n_members; i++) {
-		const struct cluster_member *m = &cp->sm->members[i];
-		if (m->dp_known)
-			nodes[n++] = (struct placement_node){(uint32_t)m->id, m->workers};
-	}
-	if (n == 0)
-		return -SP_ENOTFOUND;
-	memcpy(map, cp->sm->map, cp->sm->partitions * sizeof(map[0]));
-	int moved = placement_rebalance(map, cp->sm->partitions, nodes, n);
-	if (moved < 0)
-		return moved;
+	int err = cp_liveness_plan(cp, true, map, &moved, &fenced);
+	if (err)
+		return err;
 	if (moved_out)
-		*moved_out = (uint32_t)moved;
-	if ((moved == 0 && cp->sm->epoch != 0) || !propose)
-		return 0;
-	struct cluster_cmd cmd = {.type = CLUSTER_CMD_MAP_SET,
-	                          .epoch = cp->sm->epoch + 1,
-	                          .partitions = cp->sm->partitions,
-	                          .map = map};
-	propose_cmd(cp, &cmd);
+		*moved_out = moved + fenced;
+	/* The liveness duties propose it (fencing partitions whose owner still serves them
+	 * first); this asks them to include members that hold no partitions yet. */
+	if (propose)
+		cp->rebalance_requested = true;
 	return 0;
 }
 
@@ -589,14 +602,9 @@ duties(struct cp *cp)
 		snprintf(cmd.member.client_addr, sizeof(cmd.member.client_addr), "%s",
 		         cp->cfg.advertise_client);
 		propose_cmd(cp, &cmd);
-	} else if (member_needs_dp(cp)) {
+	} else if (member_needs_dp(cp, &cmd.member)) {
 		cmd.type = CLUSTER_CMD_MEMBER_DP;
 		cmd.member.id = cp->id;
-		cmd.member.ipv4_be = cp->cfg.dp_ipv4_be;
-		memcpy(cmd.member.mac, cp->cfg.dp_mac, 6);
-		cmd.member.binary_port = cp->cfg.dp_port;
-		cmd.member.memcached_port = cp->cfg.dp_memcached_port;
-		cmd.member.workers = cp->cfg.dp_workers;
 		propose_cmd(cp, &cmd);
 	}
 	if (st.role != RAFT_LEADER || st.commit < st.last_index)
@@ -623,10 +631,7 @@ duties(struct cp *cp)
 	}
 	if (roles_fixed)
 		return;
-	/* A new map when members with dataplanes come or go; none when balanced. */
-	uint32_t moved = 0;
-	if (cp_node_rebalance(cp, true, &moved) == 0 && (moved || cp->sm->epoch == 0))
-		return;
+	/* Maps (failover, joins, rebalances) are liveness duties, run every tick. */
 	/* Promote a learner that has caught up. */
 	for (uint32_t i = 0; i < st.n_progress && !st.conf_pending; i++) {
 		const struct raft_progress *p = &st.progress[i];
@@ -662,8 +667,7 @@ check_removed(struct cp *cp)
 	if (cp->removed_tick == 0) {
 		cp->removed_tick = cp->tick + REMOVED_GRACE_TICKS;
 		SP_LOG_WARN(MOD, "this member was removed from the cluster; stopping");
-		if (cp->region != NULL) /* its dataplane stops serving at once */
-			sp_region_lease_write(cp->region, 0, SP_REGION_MEMBER_REMOVED);
+		cp_liveness_removed(cp); /* its dataplane stops serving at once */
 	} else if (cp->tick >= cp->removed_tick) {
 		cp->stopping = true;
 	}
@@ -677,8 +681,11 @@ cp_node_tick(struct cp *cp)
 	cp->ticks_owed++;
 	if (!cp->ready_inflight)
 		step_deferred(cp);
+	cp_liveness_tick(cp);
 	if (!cp->ready_inflight)
 		duties(cp);
+	if (!cp->ready_inflight)
+		cp_liveness_duties(cp);
 	cp_node_drive(cp);
 }
 
@@ -843,6 +850,7 @@ cp_node_start(struct cp *cp)
 	struct raft_membership boot;
 	struct log_recovered rec;
 	int err;
+	cp_liveness_init(cp);
 	cp->sm = cluster_sm_new();
 	cp->deferred = calloc(CP_DEFERRED_MAX, sizeof(cp->deferred[0]));
 	if (cp->sm == NULL || cp->deferred == NULL)

@@ -117,7 +117,7 @@ w_member(struct wcur *w, const struct cluster_member *m, bool with_dp)
 	w_str(w, m->client_addr, strlen(m->client_addr));
 	if (!with_dp)
 		return;
-	w_u8(w, (uint8_t)((m->voter ? 1 : 0) | (m->dp_known ? 2 : 0)));
+	w_u8(w, (uint8_t)((m->voter ? 1 : 0) | (m->dp_known ? 2 : 0) | (m->down ? 4 : 0)));
 	w_u32(w, m->ipv4_be);
 	w_bytes(w, m->mac, 6);
 	w_u16(w, m->binary_port);
@@ -138,6 +138,7 @@ r_member(struct rcur *r, struct cluster_member *m, bool with_dp)
 	uint8_t flags = (uint8_t)r_uint(r, 1);
 	m->voter = flags & 1;
 	m->dp_known = flags & 2;
+	m->down = flags & 4;
 	m->ipv4_be = (uint32_t)r_uint(r, 4);
 	const uint8_t *mac = r_bytes(r, 6);
 	if (mac)
@@ -145,7 +146,7 @@ r_member(struct rcur *r, struct cluster_member *m, bool with_dp)
 	m->binary_port = (uint16_t)r_uint(r, 2);
 	m->memcached_port = (uint16_t)r_uint(r, 2);
 	m->workers = (uint16_t)r_uint(r, 2);
-	if (!r->err && (flags & ~3u))
+	if (!r->err && (flags & ~7u))
 		r->err = -SP_EMALFORMED;
 }
 
@@ -256,6 +257,10 @@ cluster_cmd_encode(const struct cluster_cmd *cmd, uint8_t *buf, size_t cap)
 		w_u64(&w, cmd->member.id);
 		w_u8(&w, cmd->member.voter ? 1 : 0);
 		break;
+	case CLUSTER_CMD_MEMBER_HEALTH:
+		w_u64(&w, cmd->member.id);
+		w_u8(&w, cmd->member.down ? 1 : 0);
+		break;
 	case CLUSTER_CMD_MAP_SET:
 		if (cmd->partitions > SP_PARTITIONS_MAX)
 			return -EINVAL;
@@ -310,6 +315,14 @@ cluster_cmd_decode(const uint8_t *buf, size_t len, struct cluster_cmd *cmd,
 		if (!r.err && v > 1)
 			return -SP_EMALFORMED;
 		cmd->member.voter = v;
+		break;
+	}
+	case CLUSTER_CMD_MEMBER_HEALTH: {
+		cmd->member.id = r_uint(&r, 8);
+		uint8_t v = (uint8_t)r_uint(&r, 1);
+		if (!r.err && v > 1)
+			return -SP_EMALFORMED;
+		cmd->member.down = v;
 		break;
 	}
 	case CLUSTER_CMD_MAP_SET: {
@@ -403,7 +416,7 @@ apply_map(struct cluster_sm *sm, const struct cluster_cmd *cmd)
 	for (uint32_t p = 0; p < cmd->partitions; p++) {
 		const struct cluster_member *m = find_member(sm, cmd->map[p].node_id);
 		if (m == NULL || !m->dp_known || cmd->map[p].worker >= m->workers ||
-		    cmd->map[p].reserved != 0)
+		    (cmd->map[p].flags & ~SP_MAP_F_ALL) != 0)
 			return -SP_EMALFORMED;
 	}
 	memcpy(sm->map, cmd->map, (size_t)cmd->partitions * sizeof(sm->map[0]));
@@ -510,6 +523,14 @@ apply_cmd(struct cluster_sm *sm, const struct cluster_cmd *cmd)
 		if (m == NULL)
 			return -SP_ENOTFOUND;
 		m->voter = cmd->member.voter;
+		return 0;
+	case CLUSTER_CMD_MEMBER_HEALTH:
+		m = find_member(sm, cmd->member.id);
+		if (m == NULL)
+			return -SP_ENOTFOUND;
+		if (m->down == cmd->member.down)
+			return -SP_EEXISTS; /* a stale duty proposal: nothing changes */
+		m->down = cmd->member.down;
 		return 0;
 	case CLUSTER_CMD_MAP_SET:
 		return apply_map(sm, cmd);
@@ -637,8 +658,11 @@ cluster_sm_restore(struct cluster_sm *sm, const uint8_t *buf, size_t len)
 	}
 	if (r.err || r.off != len)
 		goto out;
-	if (tmp->epoch && !cluster_sm_map_valid(tmp))
-		goto out;
+	/* A map may name a member removed since (the leader moves its partitions once its
+	 * lease is void), so only the entries' own fields are checked here. */
+	for (uint32_t p = 0; p < tmp->partitions; p++)
+		if (tmp->map[p].flags & ~SP_MAP_F_ALL)
+			goto out;
 	/* Swap contents: sm gets tmp's, tmp (freed below) gets sm's old ones. */
 	struct cluster_sm swap = *sm;
 	*sm = *tmp;
@@ -683,9 +707,44 @@ cluster_sm_to_region_state(const struct cluster_sm *sm, uint64_t self, struct sp
 		d->binary_port = m->binary_port;
 		d->memcached_port = m->memcached_port;
 		d->worker_count = m->workers;
-		d->state = m->voter ? SP_MEMBER_ACTIVE : SP_MEMBER_LEARNER;
+		d->state = m->down    ? SP_MEMBER_DOWN
+		           : m->voter ? SP_MEMBER_ACTIVE
+		                      : SP_MEMBER_LEARNER;
 		memcpy(d->name, m->name, sizeof(d->name));
 	}
 	memcpy(st->map, sm->map, (size_t)sm->partitions * sizeof(sm->map[0]));
+	/* A partition whose owner left (or has no dataplane) is served by nobody until the
+	 * leader moves it: the region names this node for it, fenced. */
+	for (uint32_t p = 0; p < sm->partitions; p++) {
+		const struct cluster_member *m = cluster_sm_member(sm, st->map[p].node_id);
+		if (m == NULL || !m->dp_known || st->map[p].worker >= m->workers)
+			st->map[p] = (struct sp_map_entry){
+			        .node_id = (uint32_t)self, .worker = 0, .flags = SP_MAP_F_FENCED};
+	}
 	return 0;
+}
+
+bool
+cluster_sm_check_invariants(const struct cluster_sm *sm)
+{
+	if (sm->n_members > SP_MEMBERS_MAX)
+		return false;
+	if (sm->partitions != 0 && !sp_is_power_of_two(sm->partitions))
+		return false;
+	if (sm->partitions == 0 && sm->epoch != 0)
+		return false;
+	for (uint32_t i = 0; i < sm->n_members; i++) {
+		const struct cluster_member *m = &sm->members[i];
+		if (!member_id_ok(m->id) || m->name[0] == '\0')
+			return false;
+		if (m->dp_known && (m->workers == 0 || m->workers > SP_WORKERS_MAX))
+			return false;
+		for (uint32_t j = i + 1; j < sm->n_members; j++)
+			if (sm->members[j].id == m->id || strcmp(sm->members[j].name, m->name) == 0)
+				return false;
+	}
+	for (uint32_t p = 0; p < sm->partitions && sm->epoch != 0; p++)
+		if (sm->map[p].flags & ~SP_MAP_F_ALL)
+			return false;
+	return true;
 }

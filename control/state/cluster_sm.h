@@ -46,6 +46,7 @@ enum cluster_cmd_type {
 	CLUSTER_CMD_MAP_SET,       /* epoch, partition map */
 	CLUSTER_CMD_CONFIG_SET,    /* key, value */
 	CLUSTER_CMD_CONFIG_DEL,    /* key */
+	CLUSTER_CMD_MEMBER_HEALTH, /* id, down (the leader's failure detector) */
 	CLUSTER_CMD_TYPE_END,
 };
 
@@ -56,6 +57,7 @@ struct cluster_member {
 	char client_addr[CLUSTER_ADDR_MAX];
 	bool voter;
 	bool dp_known; /* the dataplane fields below have been reported */
+	bool down;     /* the leader found it failed; it gets no partitions until up again */
 	uint32_t ipv4_be;
 	uint8_t mac[6];
 	uint16_t binary_port;
@@ -153,6 +155,10 @@ int cluster_sm_restore(struct cluster_sm *sm, const uint8_t *buf, size_t len);
  */
 int cluster_sm_to_region_state(const struct cluster_sm *sm, uint64_t self,
                                struct sp_cluster_state *st);
+
+/* Checks the state's invariants (ids and names unique and valid, worker counts, P a power
+ * of two, map flags); for asserts and tests. */
+bool cluster_sm_check_invariants(const struct cluster_sm *sm);
 
 /* True when every member with known dataplane fields and the map agree (all map entries
  * name such members and valid workers). */

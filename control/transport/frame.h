@@ -41,6 +41,7 @@ enum frame_type {
 	FRAME_REQUEST,  /* shardctl -> cp: u64 request id | u8 op | op-specific body */
 	FRAME_RESPONSE, /* cp -> shardctl: JSON */
 	FRAME_REMOVED,  /* member -> a removed member: u64 its id; it then stops */
+	FRAME_LIVENESS, /* member <-> member: health_msg_encode() bytes (ping or echo) */
 	FRAME_TYPE_END,
 };
 

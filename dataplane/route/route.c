@@ -54,7 +54,23 @@ struct route_private {
 	struct route_table *latest;
 	enum route_mode mode;
 	uint64_t publications; /* tables published so far (route_table.publication) */
+	uint64_t served_epoch; /* epoch of the map last served (SERVE mode) */
 };
+
+/* Empties the store of each partition t serves locally that prev did not (prev NULL: all
+ * of t's). Only while no worker executes those partitions. */
+static void
+acquire(struct route_private *p, const struct route_table *prev, const struct route_table *t)
+{
+	for (uint32_t i = 0; i < t->partitions && p->cfg.on_acquire != NULL; i++) {
+		bool now_local = t->entries[i].worker < ROUTE_WORKER_NONE;
+		bool was_local = prev != NULL && prev->entries[i].worker < ROUTE_WORKER_NONE;
+		if (now_local && !was_local) {
+			p->cfg.on_acquire(p->cfg.on_move_arg, i);
+			p->stats.acquired++;
+		}
+	}
+}
 
 static size_t
 table_bytes(uint32_t partitions)
@@ -413,6 +429,7 @@ table_from_state(struct route_private *p, const struct sp_cluster_state *st)
 	t->epoch = st->epoch;
 	t->generation = st->generation;
 	t->node_count = st->member_count;
+	t->unserved_status = SP_BP_ST_NOT_SERVING; /* only fenced partitions are unserved */
 	for (uint32_t i = 0; i < st->member_count; i++) {
 		const struct sp_member *m = &st->members[i];
 		struct route_node *n = &t->nodes[i];
@@ -437,6 +454,10 @@ table_from_state(struct route_private *p, const struct sp_cluster_state *st)
 		t->entries[i].worker =
 		        node == t->self_index ? st->map[i].worker : ROUTE_WORKER_REMOTE;
 		owner_workers_of(t)[i] = st->map[i].worker;
+		/* A partition being moved between nodes is served by nobody until the move is
+		 * final (docs/control-plane.md, "Moving partitions between nodes"). */
+		if (st->map[i].flags & SP_MAP_F_FENCED)
+			t->entries[i].worker = ROUTE_WORKER_NONE;
 	}
 	ASSERT(table_valid(t));
 	return t;
@@ -529,6 +550,11 @@ route_set_mode(struct route_ctx *ctx, enum route_mode mode)
 		if (t == NULL)
 			return -ENOMEM;
 		memcpy(t, p->latest, table_bytes(p->cfg.partitions));
+		/* Nothing is executed under the unserving table: a map that changed meanwhile
+		 * may have moved partitions away and back, so their data is not trusted. */
+		if (p->served_epoch != 0 && p->served_epoch != t->epoch)
+			acquire(p, NULL, t);
+		p->served_epoch = t->epoch;
 	} else {
 		t = table_unserved(p, status);
 		if (t == NULL)
@@ -613,6 +639,10 @@ route_switch(struct route_ctx *ctx, const struct sp_cluster_state *st, char *why
 		return 0;
 	}
 	p->move_count = find_moves(p, cur, fin);
+	/* Partitions arriving from another node (or from nobody) are served by no local
+	 * worker under cur: empty their stores before any table gives them one. */
+	acquire(p, cur, fin);
+	p->served_epoch = fin->epoch;
 	if (p->move_count == 0) {
 		token = publish(ctx, fin);
 		p->stats.switches++;

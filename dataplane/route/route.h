@@ -143,6 +143,12 @@ struct route_config {
 	bool clustered;
 	route_move_fn on_move; /* may be NULL */
 	void *on_move_arg;
+	/* Called (main lcore, on_move_arg) for each partition this node starts to serve that
+	 * it did not serve in the table before, while no worker executes it: the partition's
+	 * data may be older than writes acknowledged elsewhere meanwhile, so the store is
+	 * emptied. Also for every local partition when serving resumes at another epoch than
+	 * the one served before (maps may have moved it away and back meanwhile). May be NULL. */
+	void (*on_acquire)(void *arg, uint32_t partition);
 };
 
 struct route_stats {
@@ -151,6 +157,7 @@ struct route_stats {
 	uint64_t tables_freed;
 	uint64_t partitions_moved; /* worker-to-worker moves completed */
 	uint64_t grace_timeouts;   /* grace waits that hit grace_timeout_ms */
+	uint64_t acquired;         /* partitions whose store on_acquire emptied */
 	uint64_t rejected;         /* states refused (wrong P, workers, missing node) */
 };
 

@@ -199,6 +199,21 @@ on_partition_move(void *arg, uint32_t partition, uint16_t from_worker, uint16_t 
 	SP_LOG_INFO(MOD, "partition %u: worker %u -> %u", partition, from_worker, to_worker);
 }
 
+/* A partition arrives at this node: what its store holds may be older than writes
+ * acknowledged by its owner meanwhile (a cache loses, it never serves stale data). */
+static void
+on_partition_acquire(void *arg, uint32_t partition)
+{
+	struct dp_runtime *rt = arg;
+
+	uint32_t now_s = 1;
+
+	ASSERT(partition < rt->partitions);
+	if (rt->tsc_hz > 0) /* the workers' store clock (worker.c, store_now_s) */
+		now_s = (uint32_t)((rte_rdtsc() - rt->tsc_base) / rt->tsc_hz) + 1;
+	store_flush_all(rt->stores[partition], 0, now_s);
+}
+
 void
 dp_node_heartbeat(struct dp_runtime *rt, uint32_t state)
 {
@@ -279,6 +294,8 @@ dp_node_setup(struct dp_runtime *rt, const struct dp_hugepages *huge)
 	rc_cfg.partitions = rt->partitions;
 	rc_cfg.node_id = 1;
 	rc_cfg.on_move = on_partition_move;
+	rc_cfg.on_move_arg = rt;
+	rc_cfg.on_acquire = on_partition_acquire;
 	/* With a region the node serves nothing until its first map and a valid lease. */
 	rc_cfg.clustered = rt->cfg.state_region != NULL;
 	rt->serving = rc_cfg.clustered ? SP_DP_NOT_READY : SP_DP_UNCLUSTERED;

@@ -70,7 +70,7 @@ sp_partmap_default(struct sp_map_entry *map, uint32_t partitions, uint32_t node_
 	for (uint32_t p = 0; p < partitions; p++) {
 		map[p].node_id = node_id;
 		map[p].worker = (uint16_t)(p % workers);
-		map[p].reserved = 0;
+		map[p].flags = 0;
 	}
 	ASSERT(map[partitions - 1].worker < workers);
 	return 0;
@@ -252,10 +252,9 @@ sp_cluster_state_validate(const struct sp_cluster_state *st, char *why, size_t w
 			        why, why_len, -SP_EMALFORMED,
 			        "partition %u maps to worker %u of node %u, which has %u workers",
 			        p, e->worker, e->node_id, m->worker_count);
-		if (e->reserved != 0)
+		if (e->flags & ~SP_MAP_F_ALL)
 			return sp_explain(why, why_len, -SP_EMALFORMED,
-			                  "partition %u: reserved field is %u, not 0", p,
-			                  e->reserved);
+			                  "partition %u: flags 0x%x has unknown bits", p, e->flags);
 	}
 	return 0;
 }

@@ -43,11 +43,14 @@ struct sp_member {
 	uint8_t reserved[8];           /* zero */
 };
 
+#define SP_MAP_F_FENCED UINT16_C(0x0001) /* being moved: nobody serves it (NOT_SERVING) */
+#define SP_MAP_F_ALL    SP_MAP_F_FENCED
+
 /* Where one partition lives: 8 bytes. */
 struct sp_map_entry {
-	uint32_t node_id; /* a member's node_id */
+	uint32_t node_id; /* a member's node_id (the owner, or the owner it is leaving) */
 	uint16_t worker;  /* worker index on that node, < its worker_count */
-	uint16_t reserved;
+	uint16_t flags;   /* SP_MAP_F_*; other bits zero */
 };
 
 _Static_assert(sizeof(struct sp_member) == 64, "sp_member is part of the region layout");

@@ -217,7 +217,7 @@ set_entry(struct sp_cluster_state *st, uint32_t p, uint32_t node, uint32_t worke
 	}
 	st->map[p].node_id = node;
 	st->map[p].worker = (uint16_t)worker;
-	st->map[p].reserved = 0;
+	st->map[p].flags = 0;
 	return 0;
 }
 
@@ -279,7 +279,7 @@ spread_map(struct sp_cluster_state *st)
 
 		st->map[p].node_id = mem->node_id;
 		st->map[p].worker = (uint16_t)((p / m) % mem->worker_count);
-		st->map[p].reserved = 0;
+		st->map[p].flags = 0;
 	}
 	ASSERT(st->map[0].node_id == st->members[0].node_id);
 }

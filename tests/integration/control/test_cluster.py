@@ -210,7 +210,7 @@ def scenario_bootstrap_config_and_move_leader(n):
         pm = c.wait("map over all members", lambda: (lambda m: m if len(
             {e[0] for e in m["map"]}) == n else None)(c.ctl_json("partitions", "show")))
         counts = {}
-        for node, worker in pm["map"]:
+        for node, worker, *_ in pm["map"]:
             counts[(node, worker)] = counts.get((node, worker), 0) + 1
         assert max(counts.values()) - min(counts.values()) <= 1, counts
         print(f"  {n} members: bootstrap, config on all, move-leader to {target}, map ok")

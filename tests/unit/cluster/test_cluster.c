@@ -102,7 +102,7 @@ test_default_map(void **state)
 	for (uint32_t p = 0; p < 64; p++) {
 		assert_int_equal(map[p].node_id, 5);
 		assert_int_equal(map[p].worker, p % 3);
-		assert_int_equal(map[p].reserved, 0);
+		assert_int_equal(map[p].flags, 0);
 	}
 	assert_int_equal(sp_partmap_default(map, 48, 5, 3), -EINVAL);
 	assert_int_equal(sp_partmap_default(map, 0, 5, 3), -EINVAL);
@@ -246,9 +246,11 @@ test_validate_every_error(void **state)
 	st->map[11].worker = 5; /* node 3 has 3 workers */
 	expect_invalid(st, -SP_EMALFORMED, "worker 5");
 	st->map[11] = e;
-	st->map[12].reserved = 1;
-	expect_invalid(st, -SP_EMALFORMED, "reserved");
-	st->map[12].reserved = 0;
+	st->map[12].flags = 2;
+	expect_invalid(st, -SP_EMALFORMED, "unknown bits");
+	st->map[12].flags = SP_MAP_F_FENCED; /* a partition being moved is valid */
+	assert_int_equal(sp_cluster_state_validate(st, NULL, 0), 0);
+	st->map[12].flags = 0;
 #undef RESTORE
 	assert_int_equal(sp_cluster_state_validate(st, NULL, 0), 0);
 	sp_cluster_state_free(st);

@@ -297,11 +297,31 @@ test_remote_partitions_and_refusals(void **state)
 	assert_int_equal(route_decide(t, 4, 0, &target), ROUTE_EXECUTE);
 	assert_int_equal(t->nodes[t->self_index].node_id, 1);
 
+	/* Fenced partitions (moving between nodes) are served by nobody: a local one and a
+	 * remote one answer NOT_SERVING; the others are unchanged. */
+	st->map[4].flags = SP_MAP_F_FENCED;
+	st->map[5].flags = SP_MAP_F_FENCED;
+	st->epoch = 4;
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), 0);
+	t = route_current(ctx);
+	assert_int_equal(route_decide(t, 4, 0, &target), ROUTE_UNSERVED);
+	assert_int_equal(route_decide(t, 5, 0, &target), ROUTE_UNSERVED);
+	assert_int_equal(t->unserved_status, SP_BP_ST_NOT_SERVING);
+	assert_int_equal(route_decide(t, 6, 0, &target), ROUTE_EXECUTE);
+	assert_int_equal(route_decide(t, 7, 0, &target), ROUTE_REMOTE);
+	st->map[4].flags = 0;
+	st->map[5].flags = 0;
+	st->epoch = 5;
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), 0);
+	t = route_current(ctx);
+	assert_int_equal(route_decide(t, 4, 0, &target), ROUTE_EXECUTE);
+	assert_int_equal(route_decide(t, 5, 0, &target), ROUTE_REMOTE);
+
 	/* Refusals keep the current table and say why. */
 	assert_int_equal(route_switch(ctx, other, why, sizeof(why)), -EINVAL);
 	assert_non_null(strstr(why, "--partitions 32"));
 	st->members[0].worker_count = 3;
-	st->epoch = 4;
+	st->epoch = 6;
 	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), -EINVAL);
 	assert_non_null(strstr(why, "3 workers"));
 	st->members[0].worker_count = 2;
@@ -310,7 +330,7 @@ test_remote_partitions_and_refusals(void **state)
 	assert_ptr_equal(route_current(ctx), t);
 	route_stats_get(ctx, &stats);
 	assert_int_equal(stats.rejected, 3);
-	assert_int_equal(stats.switches, 1);
+	assert_int_equal(stats.switches, 3);
 	route_destroy(ctx);
 	sp_cluster_state_free(st);
 	sp_cluster_state_free(other);

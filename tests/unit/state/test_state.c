@@ -12,7 +12,9 @@
 
 #include "../test_seed.h"
 #include "common/errors.h"
+#include "cluster/region.h"
 #include "state/cluster_sm.h"
+#include "state/health.h"
 #include "state/placement.h"
 
 static uint8_t cmdbuf[CLUSTER_CMD_BYTES_MAX];
@@ -471,6 +473,373 @@ test_sm_config_hard_limits(void **state)
 	cluster_sm_free(sm);
 }
 
+/*
+ * MEMBER_HEALTH (the detector's "down"/"up"), fenced map entries, a removed owner's
+ * partitions in the region state, and the snapshot of all of it; invariants after each step.
+ */
+static void
+test_sm_health_and_fences(void **state)
+{
+	(void)state;
+	struct cluster_sm *sm = cluster_sm_new();
+	struct cluster_cmd c = {.type = CLUSTER_CMD_INIT, .partitions = 16};
+	assert_int_equal(apply(sm, &c), 0);
+	add_member(sm, 1, 1);
+	add_member(sm, 2, 2);
+	add_member(sm, 3, 1);
+	static struct sp_map_entry map[16];
+	struct placement_node nodes[3] = {{1, 1}, {2, 2}, {3, 1}};
+	assert_int_equal(placement_rebalance(map, 16, nodes, 3), 16);
+	struct cluster_cmd ms = {
+	        .type = CLUSTER_CMD_MAP_SET, .epoch = 1, .partitions = 16, .map = map};
+	assert_int_equal(apply(sm, &ms), 0);
+	assert_true(cluster_sm_check_invariants(sm));
+
+	/* Down, then refused as a no-op, then up; unknown members refused. */
+	struct cluster_cmd h = {.type = CLUSTER_CMD_MEMBER_HEALTH};
+	h.member.id = 3;
+	h.member.down = true;
+	assert_int_equal(apply(sm, &h), 0);
+	assert_true(cluster_sm_member(sm, 3)->down);
+	assert_int_equal(apply(sm, &h), -SP_EEXISTS);
+	h.member.id = 9;
+	assert_int_equal(apply(sm, &h), -SP_ENOTFOUND);
+	assert_true(cluster_sm_check_invariants(sm));
+	/* A malformed down byte is refused by the decoder. */
+	h.member.id = 3;
+	int n = cluster_cmd_encode(&h, cmdbuf, sizeof(cmdbuf));
+	assert_true(n > 0);
+	cmdbuf[n - 1] = 2;
+	assert_int_equal(cluster_sm_apply(sm, cmdbuf, (size_t)n), -SP_EMALFORMED);
+
+	/* The region state names a down member DOWN. */
+	struct sp_cluster_state *st = sp_cluster_state_new(16);
+	assert_non_null(st);
+	assert_int_equal(cluster_sm_to_region_state(sm, 1, st), 0);
+	assert_int_equal(sp_cluster_find_member(st, 3)->state, SP_MEMBER_DOWN);
+	assert_int_equal(sp_cluster_state_validate(st, NULL, 0), 0);
+
+	/* Fenced entries apply; unknown flag bits do not. */
+	uint32_t p3 = 0;
+	while (map[p3].node_id != 3)
+		p3++;
+	map[p3].flags = SP_MAP_F_FENCED;
+	ms.epoch = 2;
+	assert_int_equal(apply(sm, &ms), 0);
+	map[p3].flags = 4;
+	ms.epoch = 3;
+	assert_int_equal(apply(sm, &ms), -SP_EMALFORMED);
+	map[p3].flags = SP_MAP_F_FENCED;
+	assert_int_equal(sm->epoch, 2);
+
+	/* The snapshot keeps down and fences. */
+	uint8_t *img;
+	size_t len;
+	assert_int_equal(cluster_sm_snapshot(sm, &img, &len), 0);
+	struct cluster_sm *back = cluster_sm_new();
+	assert_int_equal(cluster_sm_restore(back, img, len), 0);
+	assert_true(cluster_sm_member(back, 3)->down);
+	assert_false(cluster_sm_member(back, 2)->down);
+	assert_int_equal(back->map[p3].flags, SP_MAP_F_FENCED);
+	assert_true(cluster_sm_check_invariants(back));
+
+	/* A removed owner: its partitions are fenced at this node in the region state, and a
+	 * snapshot taken before the move restores. */
+	struct cluster_cmd rm = {.type = CLUSTER_CMD_MEMBER_REMOVE};
+	rm.member.id = 3;
+	assert_int_equal(apply(sm, &rm), 0);
+	assert_int_equal(cluster_sm_to_region_state(sm, 1, st), 0);
+	assert_int_equal(st->map[p3].node_id, 1);
+	assert_int_equal(st->map[p3].flags, SP_MAP_F_FENCED);
+	assert_int_equal(sp_cluster_state_validate(st, NULL, 0), 0);
+	free(img);
+	assert_int_equal(cluster_sm_snapshot(sm, &img, &len), 0);
+	assert_int_equal(cluster_sm_restore(back, img, len), 0);
+	assert_true(cluster_sm_check_invariants(back));
+	free(img);
+	cluster_sm_free(back);
+	sp_cluster_state_free(st);
+	cluster_sm_free(sm);
+}
+
+/* Placement when a node goes down and comes back: only its partitions move, each way. */
+static void
+test_placement_down_and_up(void **state)
+{
+	(void)state;
+	enum { P = 256 };
+	static struct sp_map_entry map[P], before[P];
+	struct placement_node all[3] = {{1, 2}, {2, 2}, {3, 2}};
+	assert_int_equal(placement_rebalance(map, P, all, 3), P);
+	memcpy(before, map, sizeof(map));
+	uint32_t of3 = 0;
+	for (uint32_t p = 0; p < P; p++)
+		of3 += map[p].node_id == 3;
+	/* Down: exactly node 3's partitions move, to the others. */
+	assert_int_equal(placement_rebalance(map, P, all, 2), (int)of3);
+	for (uint32_t p = 0; p < P; p++) {
+		assert_int_not_equal(map[p].node_id, 3);
+		if (before[p].node_id != 3)
+			assert_memory_equal(&map[p], &before[p], sizeof(map[p]));
+	}
+	uint32_t lo, hi;
+	placement_spread(map, P, all, 2, &lo, &hi);
+	assert_true(hi - lo <= 1);
+	/* Up again: it gets its share back, nothing else moves between the survivors. */
+	int moved = placement_rebalance(map, P, all, 3);
+	assert_true(moved >= (int)(P / 3 - 1) && moved <= (int)(P / 3 + 1));
+	for (uint32_t p = 0; p < P; p++)
+		if (map[p].node_id != 3)
+			assert_true(map[p].node_id == before[p].node_id || before[p].node_id == 3);
+	placement_spread(map, P, all, 3, &lo, &hi);
+	assert_true(hi - lo <= 1);
+}
+
+static struct health_params prm = {
+        .lease_ns = 300000000,
+        .failure_timeout_ns = 500000000,
+        .hold_down_ns = 1000000000,
+        .margin_ns = 50000000,
+};
+#define MS 1000000ull
+
+static struct health_report
+good_report(uint64_t epoch)
+{
+	struct health_report r = {.has_region = true,
+	                          .dp_alive = true,
+	                          .serving = SP_DP_SERVING,
+	                          .hb_age_ms = 10,
+	                          .workers = 2,
+	                          .partitions = 64,
+	                          .applied_epoch = epoch};
+	return r;
+}
+
+/* Ping and echo messages: round trip, and every malformed byte refused. */
+static void
+test_health_msg_codec(void **state)
+{
+	(void)state;
+	uint8_t buf[HEALTH_MSG_BYTES];
+	struct health_msg m = {.kind = HEALTH_PING,
+	                       .from = 7,
+	                       .term = 3,
+	                       .send_ns = 12345,
+	                       .report = good_report(9)};
+	struct health_msg d;
+	m.report.mac[5] = 0xab;
+	m.report.revoked = true;
+	health_msg_encode(&m, buf);
+	assert_int_equal(health_msg_decode(buf, sizeof(buf), &d), 0);
+	assert_int_equal(d.from, 7);
+	assert_int_equal(d.term, 3);
+	assert_int_equal(d.send_ns, 12345);
+	assert_true(d.report.revoked);
+	assert_true(d.report.dp_alive);
+	assert_int_equal(d.report.applied_epoch, 9);
+	assert_int_equal(d.report.mac[5], 0xab);
+	assert_false(d.grant);
+	assert_int_equal(health_msg_decode(buf, sizeof(buf) - 1, &d), -SP_EMALFORMED);
+	uint8_t bad[HEALTH_MSG_BYTES];
+	size_t offs[] = {0, 1, 2, 3, 4, 70};
+	uint8_t vals[] = {9, 2, 0x80, 1, 200, 1};
+	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+		memcpy(bad, buf, sizeof(buf));
+		bad[offs[i]] = vals[i];
+		assert_int_equal(health_msg_decode(bad, sizeof(bad), &d), -SP_EMALFORMED);
+	}
+	memcpy(bad, buf, sizeof(buf));
+	bad[2] |= 1; /* a ping never grants */
+	assert_int_equal(health_msg_decode(bad, sizeof(bad), &d), -SP_EMALFORMED);
+	m.kind = HEALTH_ECHO;
+	m.grant = true;
+	health_msg_encode(&m, buf);
+	assert_int_equal(health_msg_decode(buf, sizeof(buf), &d), 0);
+	assert_true(d.grant);
+	m.from = 0;
+	health_msg_encode(&m, buf);
+	assert_int_equal(health_msg_decode(buf, sizeof(buf), &d), -SP_EMALFORMED);
+	/* Stretch: never shorter, about 2% longer at 1% drift. */
+	assert_true(health_stretch(1000000) >= 1020000);
+	assert_true(health_stretch(1000000) <= 1020410);
+	assert_int_equal(health_stretch(0), 0);
+	assert_int_equal(health_stretch(UINT64_MAX), UINT64_MAX);
+}
+
+/* The leader lease is the quorum-th most recent echoed send time plus the lease. */
+static void
+test_health_leader_lease(void **state)
+{
+	(void)state;
+	struct health h;
+	uint64_t voters[5] = {1, 2, 3, 4, 5};
+	health_init(&h, &prm);
+	assert_int_equal(health_leader_lease(&h, 1, voters, 3, 1000 * MS), 0); /* not leader */
+	health_become_leader(&h, 4, 1000 * MS);
+	assert_int_equal(health_leader_lease(&h, 1, voters, 3, 1000 * MS), 0); /* no echo */
+	health_on_echo(&h, 2, 900 * MS);
+	assert_int_equal(health_leader_lease(&h, 1, voters, 3, 1000 * MS), 900 * MS + prm.lease_ns);
+	health_on_echo(&h, 3, 950 * MS);
+	assert_int_equal(health_leader_lease(&h, 1, voters, 3, 1000 * MS), 950 * MS + prm.lease_ns);
+	health_on_echo(&h, 3, 940 * MS); /* an older echo does not go back */
+	assert_int_equal(health_leader_lease(&h, 1, voters, 3, 1000 * MS), 950 * MS + prm.lease_ns);
+	/* Five voters: three needed (self, 950, 900). */
+	assert_int_equal(health_leader_lease(&h, 1, voters, 5, 1000 * MS), 900 * MS + prm.lease_ns);
+	/* A new term forgets echoes of the old one. */
+	health_become_leader(&h, 5, 1100 * MS);
+	assert_int_equal(health_leader_lease(&h, 1, voters, 3, 1100 * MS), 0);
+	assert_true(health_check_invariants(&h));
+}
+
+/*
+ * The detector: a silent member is suspected after the failure timeout, gets no grant,
+ * and is proposed down only once its lease is void (never before a new leader settled);
+ * up after the hold-down; a dataplane reported dead with its lease revoked is void at
+ * once; a mismatched dataplane is unhealthy with a reason; a stale epoch gets no grant.
+ */
+static void
+test_health_detector(void **state)
+{
+	(void)state;
+	struct health h;
+	struct health_verdict v;
+	struct health_member_view m2 = {.id = 2, .workers = 2, .partitions = 64, .epoch = 5};
+	struct health_report r = good_report(5);
+	uint64_t t = 1000 * MS;
+
+	health_init(&h, &prm);
+	health_become_leader(&h, 1, t);
+	health_on_ping(&h, 2, t, &r);
+	health_judge(&h, &m2, t, &v);
+	assert_true(v.healthy);
+	assert_true(v.grant);
+	assert_false(v.lease_void);
+	health_granted(&h, 2, t);
+
+	/* Silent for the failure timeout: suspected, no grant, but not void until settled
+	 * (2 x lease stretched + margin after leadership began) and lease + margin after the
+	 * last grant. */
+	t += prm.failure_timeout_ns;
+	health_judge(&h, &m2, t, &v);
+	assert_false(v.healthy);
+	assert_false(v.grant);
+	assert_non_null(strstr(v.why, "no word"));
+	assert_false(health_settled(&h, t));
+	assert_false(v.propose_down);
+	uint64_t settle = 1000 * MS + health_stretch(2 * prm.lease_ns) + prm.margin_ns;
+	health_judge(&h, &m2, settle, &v);
+	assert_true(v.propose_down);
+	assert_true(v.lease_void);
+	assert_true(health_check_invariants(&h));
+
+	/* Committed down: healthy again, up only after the hold-down, no grant meanwhile. */
+	m2.down = true;
+	t = settle + 10 * MS;
+	health_on_ping(&h, 2, t, &r);
+	health_judge(&h, &m2, t, &v);
+	assert_true(v.healthy);
+	assert_false(v.grant);
+	assert_false(v.propose_up);
+	health_on_ping(&h, 2, t + prm.hold_down_ns, &r);
+	health_judge(&h, &m2, t + prm.hold_down_ns, &v);
+	assert_true(v.propose_up);
+	m2.down = false;
+
+	/* Granted, then its control plane reports the dataplane dead and the lease revoked:
+	 * void at once, though the lease would run on. */
+	t += prm.hold_down_ns + 10 * MS;
+	health_on_ping(&h, 2, t, &r);
+	health_judge(&h, &m2, t, &v);
+	assert_true(v.grant);
+	health_granted(&h, 2, t);
+	struct health_report dead = r;
+	dead.dp_alive = false;
+	dead.revoked = true;
+	dead.hb_age_ms = 700;
+	health_on_ping(&h, 2, t + 5 * MS, &dead);
+	health_judge(&h, &m2, t + 5 * MS, &v);
+	assert_false(v.healthy);
+	assert_non_null(strstr(v.why, "700 ms"));
+	assert_true(v.lease_void);
+	assert_true(v.propose_down);
+	/* The same without the revocation: void only after lease (stretched) + margin. */
+	struct health_report stale = dead;
+	stale.revoked = false;
+	health_on_ping(&h, 2, t + 10 * MS, &r);
+	health_judge(&h, &m2, t + 10 * MS, &v);
+	health_granted(&h, 2, t + 10 * MS);
+	health_on_ping(&h, 2, t + 20 * MS, &stale);
+	health_judge(&h, &m2, t + 20 * MS, &v);
+	assert_false(v.lease_void);
+	uint64_t end = t + 10 * MS + health_stretch(prm.lease_ns) + prm.margin_ns;
+	health_on_ping(&h, 2, end - 1, &stale);
+	health_judge(&h, &m2, end - 1, &v);
+	assert_false(v.lease_void);
+	health_on_ping(&h, 2, end, &stale);
+	health_judge(&h, &m2, end, &v);
+	assert_true(v.lease_void);
+
+	/* Mismatch and stale epochs. */
+	struct health_report mis = r;
+	mis.partitions = 32;
+	health_on_ping(&h, 2, end + MS, &mis);
+	health_judge(&h, &m2, end + MS, &v);
+	assert_false(v.healthy);
+	assert_non_null(strstr(v.why, "--partitions 64"));
+	struct health_report old = r;
+	old.applied_epoch = 4;
+	health_on_ping(&h, 2, end + 2 * MS, &old);
+	health_judge(&h, &m2, end + 2 * MS, &v);
+	assert_true(v.healthy);
+	assert_false(v.grant); /* it has not installed the current map */
+	/* A member that was never granted by this leader is void once settled. */
+	assert_true(health_lease_void(&h, 77, end));
+	health_step_down(&h);
+	assert_false(health_lease_void(&h, 77, end));
+	assert_true(health_check_invariants(&h));
+}
+
+/* A random sequence of pings, silences and grants: the detector never calls a lease void
+ * sooner than lease (stretched) + margin after its last grant unless the member revoked
+ * it, and never proposes down a member it would grant. Seeded (SP_TEST_SEED). */
+static void
+test_health_random(void **state)
+{
+	(void)state;
+	uint64_t seed = test_seed("health");
+	uint64_t x = seed | 1;
+	struct health h;
+	struct health_verdict v;
+	struct health_member_view m = {.id = 2, .workers = 2, .partitions = 64, .epoch = 5};
+	uint64_t t = 1000 * MS, last_grant = 0, last_revoke = 0;
+
+	health_init(&h, &prm);
+	health_become_leader(&h, 1, t);
+	for (int i = 0; i < 20000; i++) {
+		t += (lcg(&x) % 60) * MS;
+		uint64_t r = lcg(&x) % 10;
+		struct health_report rep = good_report(5);
+		if (r < 6) {
+			rep.dp_alive = r != 5;
+			rep.revoked = r == 5 && (lcg(&x) & 1);
+			if (rep.revoked)
+				last_revoke = t;
+			health_on_ping(&h, 2, t, &rep);
+		}
+		m.down = (lcg(&x) % 50) == 0 ? !m.down : m.down;
+		health_judge(&h, &m, t, &v);
+		if (v.grant) {
+			health_granted(&h, 2, t);
+			last_grant = t;
+		}
+		if (v.lease_void && last_grant != 0 && last_revoke <= last_grant)
+			assert_true(t >= last_grant + health_stretch(prm.lease_ns) + prm.margin_ns);
+		assert_false(v.grant && v.propose_down);
+		assert_true(health_check_invariants(&h));
+	}
+}
+
 int
 main(void)
 {
@@ -480,6 +849,12 @@ main(void)
 	        cmocka_unit_test(test_sm_members_map_config),
 	        cmocka_unit_test(test_sm_malformed_commands),
 	        cmocka_unit_test(test_sm_snapshot_restore),
+	        cmocka_unit_test(test_sm_health_and_fences),
+	        cmocka_unit_test(test_placement_down_and_up),
+	        cmocka_unit_test(test_health_msg_codec),
+	        cmocka_unit_test(test_health_leader_lease),
+	        cmocka_unit_test(test_health_detector),
+	        cmocka_unit_test(test_health_random),
 	        cmocka_unit_test(test_sm_config_random),
 	        cmocka_unit_test(test_sm_config_hard_limits),
 	};

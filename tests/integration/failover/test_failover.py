@@ -1,0 +1,469 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""Cluster membership reaches the data path: three nodes, each a shardplane-cp and a
+shardplane-dp, with failures injected.
+
+Usage: test_failover.py CP DP SHARDCTL REGION_TOOL
+SP_FO_SCENARIO=TEXT runs only the scenarios whose name contains TEXT.
+
+Topology (all created here, named with this process's pid, removed at the end even when a
+check fails): a hub network namespace with a bridge and the test's own address
+10.X.0.100/24; one namespace per dataplane, joined to the bridge by a veth pair, the
+dataplane on af_packet over its end (10.X.0.i). The control planes run in the hub
+namespace on its loopback, each publishing to its node's region in /dev/shm. The test
+process itself moves into the hub namespace (setns) and talks memcached UDP to the
+dataplanes, sending each key to the owner the partition map names (xxh3 of the key, low
+bits, as lib/common/keyhash.h).
+
+Short timeouts: --failure-timeout-ms 500, --lease-ms 300, --hold-down-ms 1000.
+"""
+import ctypes
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(HERE, "..", "dataplane"))
+import dp_integration as dpi  # noqa: E402  (hugepages, sanitizer reports)
+
+CP, DP, CTL, REGION = sys.argv[1:5]
+PID = os.getpid()
+NET = 20 + PID % 200  # 10.NET.0.0/24
+HUB = f"sphub{PID}"
+MC_PORT = 11211
+BIN_PORT = 9000
+PARTITIONS = 64
+FAIL_MS, LEASE_MS, HOLD_MS = 500, 300, 1000
+DEADLINE_S = 30           # any single wait
+OP_TIMEOUT_S = 0.3        # one memcached request
+STOP_WAIT_S = 10
+CLONE_NEWNET = 0x40000000
+
+_xxh = ctypes.CDLL("libxxhash.so.0")
+_xxh.XXH3_64bits.restype = ctypes.c_uint64
+_xxh.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+
+
+def partition_of(key):
+    k = key.encode()
+    return _xxh.XXH3_64bits(k, len(k)) & (PARTITIONS - 1)
+
+
+def log(msg):
+    print(f"  [{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def sh(cmd, check=True, timeout=30):
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         timeout=timeout)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)}: exit {res.returncode}\n{res.stdout}")
+    return res
+
+
+def wait(what, fn, timeout=DEADLINE_S, every=0.05):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last})")
+
+
+class Mc:
+    """memcached UDP requests from the hub namespace, one at a time."""
+
+    def __init__(self):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.s.settimeout(OP_TIMEOUT_S)
+        self.rid = random.Random(PID).randrange(1, 60000)
+
+    def request(self, ip, text):
+        """Returns the reply text, or None when nothing came back in time."""
+        self.rid = (self.rid + 1) & 0xffff
+        self.s.sendto(struct.pack("!HHHH", self.rid, 0, 1, 0) + text.encode(), (ip, MC_PORT))
+        deadline = time.monotonic() + OP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                data, _ = self.s.recvfrom(65536)
+            except socket.timeout:
+                return None
+            rid, seq, count, _ = struct.unpack("!HHHH", data[:8])
+            if rid == self.rid:
+                return data[8:].decode(errors="replace")
+        return None
+
+    def set(self, ip, key, value):
+        return self.request(ip, f"set {key} 0 0 {len(value)}\r\n{value}\r\n")
+
+    def get(self, ip, key):
+        """('hit', value) / ('miss', None) / ('err', line) / ('timeout', None)."""
+        r = self.request(ip, f"get {key}\r\n")
+        if r is None:
+            return ("timeout", None)
+        if r.startswith("VALUE "):
+            return ("hit", r.split("\r\n")[1])
+        if r.startswith("END"):
+            return ("miss", None)
+        return ("err", r.strip())
+
+
+class Cluster:
+    def __init__(self, n=3):
+        self.dir = tempfile.mkdtemp(prefix="sp-fo-")
+        self.secret = os.path.join(self.dir, "secret")
+        with open(self.secret, "w") as f:
+            f.write(os.urandom(24).hex() + "\n")
+        os.chmod(self.secret, 0o600)
+        self.names = [f"n{i}" for i in range(1, n + 1)]
+        self.cps, self.dps, self.nets = {}, {}, []
+        self.huge = dpi.hugepages_usable()
+        self.mc = None
+        self.hub_fd = None
+        self.orig_fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+        self.base_port = 20000 + (PID % 400) * 20
+
+    # --- topology -------------------------------------------------------------------
+    def net_up(self):
+        sh(["ip", "netns", "add", HUB])
+        self.nets.append(HUB)
+        sh(["ip", "-n", HUB, "link", "set", "lo", "up"])
+        sh(["ip", "-n", HUB, "link", "add", "br0", "type", "bridge"])
+        sh(["ip", "-n", HUB, "addr", "add", f"10.{NET}.0.100/24", "dev", "br0"])
+        sh(["ip", "-n", HUB, "link", "set", "br0", "up"])
+        for i, _ in enumerate(self.names, 1):
+            self.add_node_net(i)
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        self.hub_fd = os.open(f"/var/run/netns/{HUB}", os.O_RDONLY)
+        if libc.setns(self.hub_fd, CLONE_NEWNET) != 0:
+            raise AssertionError(f"setns into {HUB}: errno {ctypes.get_errno()}")
+        self.mc = Mc()
+
+    def add_node_net(self, i):
+        ns, v, b = f"spn{PID}x{i}", f"spv{PID % 100000}x{i}", f"spb{PID % 100000}x{i}"
+        sh(["ip", "netns", "add", ns])
+        self.nets.append(ns)
+        sh(["ip", "link", "add", v, "type", "veth", "peer", "name", b])
+        sh(["ip", "link", "set", v, "netns", ns])
+        sh(["ip", "link", "set", b, "netns", HUB])
+        sh(["ip", "-n", HUB, "link", "set", b, "master", "br0"])
+        sh(["ip", "-n", HUB, "link", "set", b, "up"])
+        sh(["ip", "-n", ns, "link", "set", v, "up"])
+        sh(["ip", "netns", "exec", ns, "ethtool", "-K", v, "tx", "off"], check=False)
+        sh(["ip", "netns", "exec", HUB, "ethtool", "-K", b, "tx", "off"], check=False)
+
+    def link(self, i, up):
+        sh(["ip", "-n", f"spn{PID}x{i}", "link", "set", f"spv{PID % 100000}x{i}",
+            "up" if up else "down"])
+
+    # --- processes ------------------------------------------------------------------
+    def peer(self, name):
+        return f"127.0.0.1:{self.base_port + int(name[1:])}"
+
+    def client(self, name):
+        return f"127.0.0.1:{self.base_port + 10 + int(name[1:])}"
+
+    def region(self, name):
+        return f"/dev/shm/sp-fo-{PID}-{name}"
+
+    def ip(self, name):
+        return f"10.{NET}.0.{int(name[1:])}"
+
+    def start_cp(self, name, state="new", names=None):
+        names = names or self.names
+        ic = ",".join(f"{n}={self.peer(n)}" for n in names)
+        logf = open(os.path.join(self.dir, f"cp-{name}.log"), "a")
+        args = [CP, "--name", name, "--data-dir", os.path.join(self.dir, f"data-{name}"),
+                "--listen-peer", self.peer(name), "--listen-client", self.client(name),
+                "--initial-cluster", ic, "--initial-cluster-state", state,
+                "--secret-file", self.secret, "--partitions", str(PARTITIONS),
+                "--state-region", self.region(name), "--failure-timeout-ms", str(FAIL_MS),
+                "--lease-ms", str(LEASE_MS), "--hold-down-ms", str(HOLD_MS)]
+        self.cps[name] = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
+
+    def start_dp(self, name, partitions=PARTITIONS):
+        i = int(name[1:])
+        wait(f"{name}'s region", lambda: os.path.exists(self.region(name)))
+        prefix = f"spfo{PID}{name}"
+        self.dps[name] = prefix
+        cmd = ["ip", "netns", "exec", f"spn{PID}x{i}", DP, "--no-pci", "--file-prefix", prefix,
+               "-l", "0-1", "--vdev", f"net_af_packet0,iface=spv{PID % 100000}x{i}"]
+        cmd += [] if self.huge else ["--no-huge", "-m", "256"]
+        cmd += ["--", "--ip", f"{self.ip(name)}/24", "--port", str(BIN_PORT),
+                "--memcached-port", str(MC_PORT), "--partitions", str(partitions),
+                "--workers", "1", "--memory-mb", "16", "--state-region", self.region(name)]
+        logf = open(os.path.join(self.dir, f"dp-{name}.log"), "a")
+        self.dps[name] = (prefix, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT))
+
+    def kill_dp(self, name, sig=signal.SIGKILL):
+        prefix, p = self.dps.pop(name)
+        p.send_signal(sig)
+        try:
+            p.wait(timeout=STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
+
+    def kill_cp(self, name, sig=signal.SIGKILL):
+        p = self.cps.pop(name)
+        p.send_signal(sig)
+        try:
+            p.wait(timeout=STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+    def stop(self):
+        for n in list(self.dps):
+            self.kill_dp(n, signal.SIGTERM)
+        for n in list(self.cps):
+            self.kill_cp(n, signal.SIGTERM)
+        if self.orig_fd is not None:
+            ctypes.CDLL("libc.so.6").setns(self.orig_fd, CLONE_NEWNET)
+        for ns in reversed(self.nets):
+            sh(["ip", "netns", "del", ns], check=False)
+        for n in self.names + ["n4"]:
+            for path in (self.region(n),):
+                if os.path.exists(path):
+                    os.unlink(path)
+        if os.environ.get("SP_FO_KEEP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def logs(self, names=None):
+        out = []
+        for f in sorted(os.listdir(self.dir)):
+            if f.endswith(".log") and (names is None or any(n in f for n in names)):
+                with open(os.path.join(self.dir, f), errors="replace") as fh:
+                    out.append(f"--- {f} (tail)\n" + "".join(fh.readlines()[-25:]))
+        return "\n".join(out)
+
+    # --- control-plane views --------------------------------------------------------
+    def ctl(self, *args, endpoints=None, check=True, glob=()):
+        eps = endpoints or ",".join(self.client(n) for n in self.cps)
+        return sh([CTL, "--endpoints", eps, "--secret-file", self.secret] + list(glob) +
+                  list(args), check=check)
+
+    def ctl_json(self, *args, serializable=False, **kw):
+        glob = ["-w", "json"] + (["--consistency", "s"] if serializable else [])
+        r = self.ctl(*args, glob=glob, **kw)
+        return json.loads(r.stdout)
+
+    def map(self):
+        """(epoch, [(node_id, worker, flags)]) from a member, or None."""
+        try:
+            j = self.ctl_json("partitions", "show", serializable=True)
+        except (AssertionError, ValueError):
+            return None
+        return j.get("epoch", 0), j.get("map", [])
+
+    def ids(self):
+        try:
+            j = self.ctl_json("member", "list", serializable=True)
+        except (AssertionError, ValueError):
+            return {}
+        return {m["name"]: m["id"] for m in j["members"]}
+
+    def show(self, name):
+        return sh([REGION, "show", self.region(name)], check=False).stdout
+
+    def serving(self, name):
+        s = self.show(name)
+        for tok in s.split():
+            if tok.startswith("serving="):
+                return tok.split("=", 1)[1]
+        return None
+
+
+def owners(c, ids_by_name):
+    m = c.map()
+    if not m or not m[1]:
+        return None
+    names = {v: k for k, v in ids_by_name.items()}
+    return m[0], [(names.get(e[0], str(e[0])), e[2]) for e in m[1]]
+
+
+def settled_map(c, ids, expect_names):
+    """Waits until the map uses exactly expect_names, nothing fenced, and every one of
+    those dataplanes serves it. Returns (epoch, owner name per partition)."""
+    def ok():
+        o = owners(c, ids)
+        if o is None:
+            return None
+        epoch, ent = o
+        if any(f for _, f in ent) or {n for n, _ in ent} != set(expect_names):
+            return None
+        if any(c.serving(n) != "serving" for n in expect_names):
+            return None
+        return epoch, [n for n, _ in ent]
+    return wait(f"a settled map over {sorted(expect_names)}", ok)
+
+
+def write_all(c, own, keys, model, tag, timeout=DEADLINE_S):
+    """Writes every key at its owner until acknowledged (STORED); records the model."""
+    for k in keys:
+        name = own[partition_of(k)]
+        v = f"{tag}-{k}"
+        deadline = time.monotonic() + timeout
+        while True:
+            r = c.mc.set(c.ip(name), k, v)
+            if r is not None and r.startswith("STORED"):
+                model[k] = v
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"set {k} at {name}: {r!r}\n{c.logs()}")
+            time.sleep(0.02)
+
+
+def check_reads(c, own, keys, model):
+    """Every read of a key at its owner returns its last acknowledged value or a miss (a
+    failed node's data is lost), never an older value."""
+    for k in keys:
+        name = own[partition_of(k)]
+        deadline = time.monotonic() + 5  # a healed link may need ARP again
+        while True:
+            kind, v = c.mc.get(c.ip(name), k)
+            if kind == "hit" and v != model.get(k):
+                raise AssertionError(f"{k} at {name}: read {v!r}, last acknowledged "
+                                     f"{model.get(k)!r}")
+            if kind in ("hit", "miss"):
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{k} at {name}: {kind} {v!r}")
+            time.sleep(0.05)
+
+
+def keys_of(own, name, keys):
+    return [k for k in keys if own[partition_of(k)] == name]
+
+
+def scenario_failover(c):
+    """Start-up (NOT_READY until the first map), then kill -9 of a dataplane, restart and
+    rejoin; a network cut of a node (it stops within its lease, partitions move only
+    after); kill -9 of the leader's whole node."""
+    for n in c.names:
+        c.start_cp(n)
+    for n in c.names:
+        c.start_dp(n)
+    ids = wait("members with ids", lambda: (lambda d: d if len(d) == 3 else None)(c.ids()))
+    epoch, own = settled_map(c, ids, c.names)
+    keys = [f"k{i}" for i in range(90)]
+    model = {}
+    write_all(c, own, keys, model, "v1")
+    check_reads(c, own, keys, model)
+    log(f"3 nodes serving epoch {epoch}: 90 keys written and read at their owners")
+
+    # kill -9 of n3's dataplane: its keys are served by the others within the failure
+    # timeout plus a map switch.
+    victim = "n3"
+    vkeys = keys_of(own, victim, keys)
+    t0 = time.monotonic()
+    c.kill_dp(victim)
+    epoch2, own2 = settled_map(c, ids, ["n1", "n2"])
+    took = time.monotonic() - t0
+    write_all(c, own2, vkeys[:10], model, "v2")
+    took_w = time.monotonic() - t0
+    log(f"kill -9 dp {victim}: map epoch {epoch2} without it after {took:.2f} s, its keys "
+        f"written through the survivors after {took_w:.2f} s")
+    if took_w > FAIL_MS / 1000 + 2.5:
+        raise AssertionError(f"failover took {took_w:.2f} s (failure timeout {FAIL_MS} ms)")
+    check_reads(c, own2, keys, model)
+    # Restart: it rejoins after the hold-down, with partitions again.
+    c.start_dp(victim)
+    epoch3, own3 = settled_map(c, ids, c.names)
+    write_all(c, own3, keys, model, "v3")
+    check_reads(c, own3, keys, model)
+    log(f"dp {victim} restarted: back in the map at epoch {epoch3}")
+
+    # Network cut of n2 (its dataplane's link down, its control plane cut off): it stops
+    # serving within its lease; its partitions move only after that.
+    victim = "n2"
+    c.link(2, False)
+    c.cps[victim].send_signal(signal.SIGUSR1)
+    t0 = time.monotonic()
+    wait("the cut dataplane to stop serving", lambda: c.serving(victim) != "serving")
+    t_stop = time.monotonic() - t0
+    first_move = None
+    def moved():
+        nonlocal first_move
+        o = owners(c, ids)
+        if o is None:
+            return None
+        if first_move is None and any(n != victim and own3[p] == victim
+                                      for p, (n, _) in enumerate(o[1])):
+            first_move = time.monotonic() - t0
+        return first_move
+    wait("n2's partitions to move", moved)
+    log(f"cut {victim}: stopped serving after {t_stop:.2f} s (lease {LEASE_MS} ms), first "
+        f"partition moved after {first_move:.2f} s")
+    if t_stop > LEASE_MS / 1000 + 0.5:
+        raise AssertionError(f"the cut node served {t_stop:.2f} s into the cut")
+    if first_move < t_stop:
+        raise AssertionError(f"partitions moved ({first_move:.2f} s) before the cut node "
+                             f"stopped serving ({t_stop:.2f} s)")
+    epoch4, own4 = settled_map(c, ids, ["n1", "n3"])
+    check_reads(c, own4, keys, model)
+    write_all(c, own4, keys, model, "v4")
+    check_reads(c, own4, keys, model)
+    # Heal: it rejoins.
+    c.cps[victim].send_signal(signal.SIGUSR1)
+    c.link(2, True)
+    epoch5, own5 = settled_map(c, ids, c.names)
+    check_reads(c, own5, keys, model)
+    log(f"cut healed: {victim} back at epoch {epoch5}; no read older than the last "
+        f"acknowledged write")
+
+    # kill -9 of the leader's whole node.
+    st = c.ctl_json("endpoint", "status", "--cluster")
+    leader_id = st[0]["leader"] if isinstance(st, list) else None
+    names = {v: k for k, v in ids.items()}
+    leader = names.get(leader_id, "n1")
+    t0 = time.monotonic()
+    c.kill_cp(leader)
+    c.kill_dp(leader)
+    rest = [n for n in c.names if n != leader]
+    epoch6, own6 = settled_map(c, ids, rest)
+    write_all(c, own6, keys, model, "v6")
+    log(f"kill -9 of the leader's node ({leader}): map over {rest} at epoch {epoch6} and "
+        f"every key written after {time.monotonic() - t0:.2f} s")
+    check_reads(c, own6, keys, model)
+
+
+SCENARIOS = [("failover", scenario_failover)]
+
+
+def main():
+    want = os.environ.get("SP_FO_SCENARIO", "")
+    t0 = time.time()
+    failed = 0
+    for name, fn in SCENARIOS:
+        if want and want not in name:
+            continue
+        print(f"scenario: {name}", flush=True)
+        c = Cluster()
+        try:
+            c.net_up()
+            fn(c)
+            print(f"  ok ({time.time() - t0:.1f} s)", flush=True)
+        except Exception as e:  # one report per failure, with the logs
+            failed += 1
+            print(f"  FAILED: {e}\n{c.logs()}", flush=True)
+        finally:
+            c.stop()
+    print(f"{'FAILED' if failed else 'passed'} in {time.time() - t0:.1f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
