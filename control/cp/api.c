@@ -157,12 +157,13 @@ member_json(struct cp *cp, const struct cluster_member *m, const struct raft_mem
 	 * judges: on another member it says so). */
 	struct health_verdict vd;
 	cp_liveness_judge(cp, m->id, &vd);
-	const char *dp = m->down                               ? "down"
-	                 : !m->dp_known                        ? "none"
-	                 : vd.healthy                          ? "up"
-	                 : cp->lv.h.leader_since_ns == 0       ? "unknown"
-	                 : strncmp(vd.why, "mismatch", 8) == 0 ? "mismatch"
-	                                                       : "unhealthy";
+	bool mismatch = !vd.healthy && strncmp(vd.why, "mismatch", 8) == 0;
+	const char *dp = mismatch                        ? "mismatch"
+	                 : m->down                       ? "down"
+	                 : !m->dp_known                  ? "none"
+	                 : vd.healthy                    ? "up"
+	                 : cp->lv.h.leader_since_ns == 0 ? "unknown"
+	                                                 : "unhealthy";
 	json_object_object_add(o, "dp_state", json_object_new_string(dp));
 	if (!vd.healthy && vd.why[0])
 		json_object_object_add(o, "dp_why", json_object_new_string(vd.why));

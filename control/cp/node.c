@@ -76,6 +76,12 @@ apply_conf(struct cp *cp, const struct raft_entry *e)
 	cmd.member.id = cc.node_id;
 	switch (cc.op) {
 	case RAFT_CONF_ADD_LEARNER:
+		/* A removed name added again (with a fresh data directory) is a member: it
+		 * must not be told it was removed when it calls. */
+		for (uint32_t i = 0; i < RAFT_NODES_MAX; i++)
+			if (cp->removed_ids[i] == cc.node_id)
+				cp->removed_ids[i] = 0;
+		/* fall through */
 	case RAFT_CONF_PROMOTE:
 		cmd.type = CLUSTER_CMD_MEMBER_ROLE;
 		cmd.member.voter = cc.op == RAFT_CONF_PROMOTE;

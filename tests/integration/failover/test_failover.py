@@ -440,7 +440,82 @@ def scenario_failover(c):
     check_reads(c, own6, keys, model)
 
 
-SCENARIOS = [("failover", scenario_failover)]
+def scenario_membership(c):
+    """member remove: the removed dataplane answers every key NOT_SERVING and its control
+    plane stops; member add of the same name with a fresh data directory: partitions only
+    once its dataplane is up; a dataplane with another partition count gets none, and
+    member list says why."""
+    for n in c.names:
+        c.start_cp(n)
+    for n in c.names:
+        c.start_dp(n)
+    ids = wait("members with ids", lambda: (lambda d: d if len(d) == 3 else None)(c.ids()))
+    epoch, own = settled_map(c, ids, c.names)
+    keys = [f"m{i}" for i in range(60)]
+    model = {}
+    write_all(c, own, keys, model, "v1")
+
+    c.ctl("member", "remove", "n3")
+    wait("the removed dataplane to say so", lambda: c.serving("n3") == "removed")
+    for k in keys:
+        r = c.mc.get(c.ip("n3"), k)
+        if r != ("err", "SERVER_ERROR not serving"):
+            raise AssertionError(f"removed n3 answered {k}: {r}")
+    wait("n3's control plane to stop", lambda: c.cps["n3"].poll() is not None, timeout=15)
+    c.cps.pop("n3")
+    epoch2, own2 = settled_map(c, ids, ["n1", "n2"])
+    write_all(c, own2, keys, model, "v2")
+    check_reads(c, own2, keys, model)
+    log(f"member remove n3: its dataplane answers every key NOT_SERVING, its control "
+        f"plane stopped, map epoch {epoch2} over n1 and n2")
+
+    # Add it back with a fresh data directory; its old dataplane (removed) is restarted.
+    shutil.rmtree(os.path.join(c.dir, "data-n3"))
+    c.kill_dp("n3")
+    os.unlink(c.region("n3"))
+    c.ctl("member", "add", "n3", "--peer-urls", c.peer("n3"), "--client-urls", c.client("n3"))
+    c.start_cp("n3", state="existing")
+    time.sleep(1.0)  # the member is in; its dataplane is not up yet: no partitions
+    o = owners(c, ids)
+    if o and any(n == "n3" for n, _ in o[1]):
+        raise AssertionError("n3 got partitions before its dataplane was up")
+    c.start_dp("n3")
+    epoch3, own3 = settled_map(c, ids, c.names)
+    write_all(c, own3, keys, model, "v3")
+    check_reads(c, own3, keys, model)
+    log(f"member add n3 (fresh data dir): no partitions before its dataplane was up, "
+        f"then back at epoch {epoch3}")
+
+    # A fourth node whose dataplane runs --partitions 32: no partitions, status says why.
+    c.names.append("n4")
+    c.add_node_net(4)
+    c.ctl("member", "add", "n4", "--peer-urls", c.peer("n4"), "--client-urls", c.client("n4"))
+    c.start_cp("n4", state="existing")
+    c.start_dp("n4", partitions=32)
+    def why():
+        try:
+            j = c.ctl_json("member", "list")
+        except (AssertionError, ValueError):
+            return None
+        for m in j["members"]:
+            if m["name"] == "n4" and m.get("dp_state") == "mismatch":
+                return m.get("dp_why")
+        return None
+    reason = wait("member list to show n4's mismatch", why)
+    if "--partitions 64" not in reason:
+        raise AssertionError(f"mismatch reason does not say what to change: {reason}")
+    ids = c.ids()
+    o = owners(c, ids)
+    if any(n == "n4" for n, _ in o[1]):
+        raise AssertionError("the mismatched n4 got partitions")
+    st = c.ctl_json("endpoint", "status", endpoints=c.client("n4"))
+    dp = (st[0] if isinstance(st, list) else st)["dataplane"]
+    if dp.get("dp_state") != "mismatch" or "--partitions 64" not in dp.get("why", ""):
+        raise AssertionError(f"n4's endpoint status: {dp}")
+    log(f"n4 with --partitions 32: no partitions; member list says: {reason}")
+
+
+SCENARIOS = [("failover", scenario_failover), ("membership", scenario_membership)]
 
 
 def main():
