@@ -449,11 +449,21 @@ cmd_member(int argc, char **argv)
 			json_object_object_get_ex(res, "members", &arr);
 			int n = (int)json_object_array_length(arr);
 			static const char *head[] = {"ID",        "NAME",        "ROLE",
-			                             "PEER ADDR", "CLIENT ADDR", "DATAPLANE"};
+			                             "PEER ADDR", "CLIENT ADDR", "DATAPLANE",
+			                             "DP STATE"};
 			char ***rows = calloc((size_t)n + 1, sizeof(*rows));
 			for (int i = 0; i < n; i++) {
-				json_object *m = json_object_array_get_idx(arr, i), *d;
-				rows[i] = calloc(6, sizeof(char *));
+				json_object *m = json_object_array_get_idx(arr, i), *d, *dw;
+				rows[i] = calloc(7, sizeof(char *));
+				/* The leader's verdict on its dataplane, with the reason. */
+				if (json_object_object_get_ex(m, "dp_why", &dw)) {
+					char st[320];
+					snprintf(st, sizeof(st), "%s: %s", jget_str(m, "dp_state"),
+					         json_object_get_string(dw));
+					rows[i][6] = strdup(st);
+				} else {
+					rows[i][6] = xstr(m, "dp_state");
+				}
 				char idhex[32];
 				json_object *idv;
 				json_object_object_get_ex(m, "id", &idv);
@@ -476,8 +486,8 @@ cmd_member(int argc, char **argv)
 					rows[i][5] = strdup("-");
 				}
 			}
-			print_rows(head, 6, rows, n);
-			free_rows(rows, n, 6);
+			print_rows(head, 7, rows, n);
+			free_rows(rows, n, 7);
 		}
 	} else if (strcmp(sub, "add") == 0) {
 		const char *name = argc == 2 ? argv[1] : NULL;
@@ -531,11 +541,31 @@ status_rows(const char *ep, json_object *s, char **row)
 	json_object_object_get_ex(s, "log_bytes", &v);
 	snprintf(buf, sizeof(buf), "%.1f kB", (double)json_object_get_uint64(v) / 1000.0);
 	row[8] = strdup(buf);
-	json_object *d;
-	if (json_object_object_get_ex(s, "dataplane", &d))
-		row[9] = xstr(d, "state");
-	else
+	json_object *d, *age, *why;
+	if (json_object_object_get_ex(s, "dataplane", &d)) {
+		/* Its real state (up, down, not ready, no lease, mismatch, removed), heartbeat
+		 * age, and the epoch it installed against the cluster's. */
+		char dp[512];
+		int n = snprintf(dp, sizeof(dp), "%s", jget_str(d, "dp_state"));
+		if (json_object_object_get_ex(d, "heartbeat_age_ms", &age))
+			n += snprintf(dp + n, sizeof(dp) - (size_t)n, ", hb %lld ms, epoch %s/%s",
+			              (long long)json_object_get_int64(age), jget_str(d, "epoch"),
+			              jget_str(s, "cluster_epoch"));
+		if (json_object_object_get_ex(d, "why", &why) && n < (int)sizeof(dp))
+			snprintf(dp + n, sizeof(dp) - (size_t)n, " (%s)",
+			         json_object_get_string(why));
+		row[9] = strdup(dp);
+	} else {
 		row[9] = strdup("-");
+	}
+}
+
+/* A node's dataplane is unhealthy unless it is up (or there is none to judge). */
+static bool
+dp_state_healthy(const char *st)
+{
+	return st == NULL || strcmp(st, "up") == 0 || strcmp(st, "none") == 0 ||
+	       strcmp(st, "unmanaged") == 0;
 }
 
 /* The endpoints to ask: the flags', or with --cluster every member's client address. */
@@ -599,6 +629,27 @@ cmd_endpoint(int argc, char **argv)
 			const char *code = resp ? jget_str(resp, "code") : NULL;
 			bool healthy = good || (code && strcmp(code, "NOT_LEADER") == 0 &&
 			                        jget_str(resp, "leader"));
+			/* ... and its dataplane must be up too. */
+			char dpwhy[400] = "";
+			if (healthy) {
+				json_object *sreq = request("endpoint.status"), *sres = NULL, *d;
+				enum ctl_outcome so;
+				json_object *sresp = call_one(
+				        eps[i], sreq, sp_mono_ms() + (uint64_t)g.command_timeout_ms,
+				        &so, why, sizeof(why));
+				json_object_put(sreq);
+				if (sresp && json_object_object_get_ex(sresp, "result", &sres) &&
+				    json_object_object_get_ex(sres, "dataplane", &d) &&
+				    !dp_state_healthy(jget_str(d, "dp_state"))) {
+					healthy = false;
+					snprintf(dpwhy, sizeof(dpwhy), "dataplane %s%s%s",
+					         jget_str(d, "dp_state"),
+					         jget_str(d, "why") ? ": " : "",
+					         jget_str(d, "why") ? jget_str(d, "why") : "");
+				}
+				if (sresp)
+					json_object_put(sresp);
+			}
 			if (!healthy)
 				failures++;
 			if (g.fmt == OUT_JSON) {
@@ -613,14 +664,18 @@ cmd_endpoint(int argc, char **argv)
 					json_object_object_add(
 					        o, "error",
 					        json_object_new_string(
-					                resp ? jget_str(resp, "error") : why));
+					                dpwhy[0] ? dpwhy
+					                : resp   ? jget_str(resp, "error")
+					                         : why));
 				json_object_array_add(all, o);
 			} else if (healthy) {
 				printf("%s is healthy: successfully answered; took = %.3fms\n",
 				       eps[i], took_ms);
 			} else {
 				fprintf(stderr, "%s is unhealthy: %s\n", eps[i],
-				        resp ? jget_str(resp, "error") : why);
+				        dpwhy[0] ? dpwhy
+				        : resp   ? jget_str(resp, "error")
+				                 : why);
 			}
 		} else if (good) {
 			if (g.fmt == OUT_JSON) {
@@ -655,6 +710,169 @@ cmd_endpoint(int argc, char **argv)
 		free(eps);
 	}
 	if (failures)
+		exit(1);
+}
+
+/* check perf: a short write load against the cluster's leader, as etcdctl's. */
+#define PERF_SECONDS      3u      /* length of the load */
+#define PERF_WRITES_MAX   200000u /* writes at most, whatever the speed */
+#define PERF_KEYS         64u     /* keys written in turn (perf-check/0..63), deleted after */
+#define PERF_VALUE_BYTES  64u
+#define PERF_MIN_WPS      100.0 /* pass: at least this many writes per second ... */
+#define PERF_MAX_P99_MS   100.0 /* ... a p99 latency at most this ... */
+#define PERF_LEADER_TRIES 8u    /* endpoints tried to find the leader */
+
+/* One request on an open connection; returns the parsed response or NULL. */
+static json_object *
+perf_call(int fd, json_object *req, uint64_t deadline_ms)
+{
+	uint8_t type, *p;
+	uint32_t plen;
+	size_t len;
+	json_object_object_add(req, "id", json_object_new_uint64(++g.next_id));
+	const char *s = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &len);
+	int err = write_frame(fd, FRAME_REQUEST, s, (uint32_t)len, deadline_ms);
+	if (err == 0)
+		err = read_frame(fd, &type, &p, &plen, RESP_MAX, deadline_ms);
+	if (err)
+		return NULL;
+	json_object *resp = type == FRAME_RESPONSE ? json_tokener_parse((char *)p) : NULL;
+	free(p);
+	return resp;
+}
+
+static json_object *
+perf_set(int fd, uint32_t i, uint64_t deadline_ms)
+{
+	char key[32], value[PERF_VALUE_BYTES + 1];
+	json_object *req = request("config.set");
+	snprintf(key, sizeof(key), "perf-check/%u", i % PERF_KEYS);
+	memset(value, 'v', PERF_VALUE_BYTES);
+	value[PERF_VALUE_BYTES] = '\0';
+	json_object_object_add(req, "key", json_object_new_string(key));
+	json_object_object_add(req, "value", json_object_new_string(value));
+	json_object *resp = perf_call(fd, req, deadline_ms);
+	json_object_put(req);
+	return resp;
+}
+
+static bool
+resp_ok(json_object *resp)
+{
+	json_object *ok;
+	return resp && json_object_object_get_ex(resp, "ok", &ok) && json_object_get_boolean(ok);
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void
+cmd_check(int argc, char **argv)
+{
+	static double lat_ms[PERF_WRITES_MAX];
+	char why[512] = "no endpoint answered";
+	const char *addr = g.endpoints[0];
+	char leader[CTL_ADDR_MAX] = "";
+	int fd = -1;
+
+	if (argc != 1 || strcmp(argv[0], "perf") != 0)
+		die("usage: check perf");
+	/* Find the leader: a follower names it. */
+	for (uint32_t t = 0; t < PERF_LEADER_TRIES && fd < 0; t++) {
+		if (leader[0] == '\0')
+			addr = g.endpoints[t % (uint32_t)g.n_endpoints];
+		else
+			addr = leader;
+		uint64_t deadline = sp_mono_ms() + (uint64_t)g.command_timeout_ms;
+		int c = dial(addr, sp_mono_ms() + (uint64_t)g.dial_timeout_ms, why, sizeof(why));
+		if (c < 0)
+			continue;
+		/* One request at a time: no Nagle delay between a frame's header and body. */
+		int one = 1;
+		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		json_object *resp = perf_set(c, 0, deadline);
+		const char *code = resp ? jget_str(resp, "code") : NULL;
+		const char *hint = resp ? jget_str(resp, "leader") : NULL;
+		if (resp_ok(resp)) {
+			fd = c;
+		} else {
+			close(c);
+			if (code && strcmp(code, "NOT_LEADER") == 0 && hint && hint[0] &&
+			    strlen(hint) < sizeof(leader))
+				snprintf(leader, sizeof(leader), "%s", hint);
+			else
+				snprintf(why, sizeof(why), "%s: %s", addr,
+				         resp ? jget_str(resp, "error") : "no answer");
+		}
+		if (resp)
+			json_object_put(resp);
+	}
+	if (fd < 0)
+		die("check perf: cannot write to the leader (%s)", why);
+	uint32_t n = 0, errors = 0;
+	uint64_t t0 = sp_mono_ns(), end = t0 + (uint64_t)PERF_SECONDS * 1000000000ull;
+	while (n < PERF_WRITES_MAX && sp_mono_ns() < end) {
+		uint64_t s = sp_mono_ns();
+		json_object *resp = perf_set(fd, n, sp_mono_ms() + (uint64_t)g.command_timeout_ms);
+		uint64_t e = sp_mono_ns();
+		if (resp_ok(resp))
+			lat_ms[n++] = (double)(e - s) / 1e6;
+		else
+			errors++;
+		if (resp)
+			json_object_put(resp);
+		else
+			break; /* the connection failed: report what was measured */
+		if (errors > 100)
+			break;
+	}
+	double secs = (double)(sp_mono_ns() - t0) / 1e9;
+	for (uint32_t k = 0; k < PERF_KEYS; k++) {
+		json_object *req = request("config.del");
+		char key[32];
+		snprintf(key, sizeof(key), "perf-check/%u", k);
+		json_object_object_add(req, "key", json_object_new_string(key));
+		json_object *resp =
+		        perf_call(fd, req, sp_mono_ms() + (uint64_t)g.command_timeout_ms);
+		json_object_put(req);
+		if (resp)
+			json_object_put(resp);
+	}
+	close(fd);
+	qsort(lat_ms, n, sizeof(lat_ms[0]), cmp_double);
+	double wps = secs > 0 ? n / secs : 0;
+	double p50 = n ? lat_ms[(n - 1) * 50 / 100] : 0, p90 = n ? lat_ms[(n - 1) * 90 / 100] : 0;
+	double p99 = n ? lat_ms[(n - 1) * 99 / 100] : 0, mx = n ? lat_ms[n - 1] : 0;
+	bool pass = n > 0 && errors == 0 && wps >= PERF_MIN_WPS && p99 <= PERF_MAX_P99_MS;
+	if (g.fmt == OUT_JSON) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "leader", json_object_new_string(addr));
+		json_object_object_add(o, "writes", json_object_new_int64(n));
+		json_object_object_add(o, "errors", json_object_new_int64(errors));
+		json_object_object_add(o, "seconds", json_object_new_double(secs));
+		json_object_object_add(o, "writes_per_s", json_object_new_double(wps));
+		json_object_object_add(o, "p50_ms", json_object_new_double(p50));
+		json_object_object_add(o, "p90_ms", json_object_new_double(p90));
+		json_object_object_add(o, "p99_ms", json_object_new_double(p99));
+		json_object_object_add(o, "max_ms", json_object_new_double(mx));
+		json_object_object_add(o, "pass", json_object_new_boolean(pass));
+		print_json(o);
+		json_object_put(o);
+	} else {
+		printf("%u writes of %u-byte values to %u keys through the leader %s in %.2f s, "
+		       "%u errors\n",
+		       n, PERF_VALUE_BYTES, PERF_KEYS, addr, secs, errors);
+		printf("throughput: %.0f writes/s (pass: >= %.0f)\n", wps, PERF_MIN_WPS);
+		printf("latency: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms (pass: <= %.0f), max %.2f "
+		       "ms\n",
+		       p50, p90, p99, PERF_MAX_P99_MS, mx);
+		printf("%s\n", pass ? "PASS" : "FAIL");
+	}
+	if (!pass)
 		exit(1);
 }
 
@@ -768,6 +986,17 @@ cmd_partitions(int argc, char **argv)
 			static const char *head[] = {"NODE", "WORKER", "PARTITIONS"};
 			print_rows(head, 3, rows, nk);
 			free_rows(rows, nk, 3);
+			/* Per member, by name; fenced partitions are being moved (nobody serves
+			 * them until the move is final). */
+			json_object *per_node;
+			if (json_object_object_get_ex(res, "counts", &per_node)) {
+				json_object_object_foreach(per_node, name, cnt)
+				{
+					printf("%s: %d partitions\n", name,
+					       json_object_get_int(cnt));
+				}
+				printf("fenced (moving): %s\n", jget_str(res, "fenced"));
+			}
 		}
 	} else {
 		die("usage: partitions show | rebalance");
@@ -832,6 +1061,12 @@ usage(FILE *out)
 	        "  config get KEY | set KEY VALUE | del KEY | list [PREFIX]\n"
 	        "  partitions show | rebalance          the partition map\n"
 	        "  snapshot save FILE                   save the cluster state to FILE\n"
+	        "  check perf                           3 s of writes through the leader: "
+	        "throughput,\n"
+	        "                                       p50/p90/p99/max latency, PASS (>= 100 "
+	        "writes/s,\n"
+	        "                                       p99 <= 100 ms, no error) or FAIL (exit "
+	        "1)\n"
 	        "\n"
 	        "Global options:\n"
 	        "  --endpoints IP:PORT,...   control planes to ask (default 127.0.0.1:2379;\n"
@@ -957,6 +1192,8 @@ main(int argc, char **argv)
 		cmd_move_leader(cargc, cargv);
 	else if (strcmp(cmd, "snapshot") == 0)
 		cmd_snapshot(cargc, cargv);
+	else if (strcmp(cmd, "check") == 0)
+		cmd_check(cargc, cargv);
 	else {
 		fprintf(stderr, "Error: unknown command '%s'; see --help\n", cmd);
 		return 2;
