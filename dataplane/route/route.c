@@ -55,7 +55,32 @@ struct route_private {
 	enum route_mode mode;
 	uint64_t publications; /* tables published so far (route_table.publication) */
 	uint64_t served_epoch; /* epoch of the map last served (SERVE mode) */
+	uint32_t *released;    /* partitions a switch takes from this node (cfg.partitions) */
+	uint32_t released_count;
 };
+
+/* Records the partitions cur serves locally and t does not. */
+static void
+find_released(struct route_private *p, const struct route_table *cur, const struct route_table *t)
+{
+	p->released_count = 0;
+	for (uint32_t i = 0; i < t->partitions; i++)
+		if (cur->entries[i].worker < ROUTE_WORKER_NONE &&
+		    t->entries[i].worker >= ROUTE_WORKER_NONE)
+			p->released[p->released_count++] = i;
+	ASSERT(p->released_count <= t->partitions);
+}
+
+/* Empties the stores of released partitions once no worker executes them any more (the
+ * grace period after the table that took them away passed): nothing stale stays behind
+ * to be read by a request spanning partitions. */
+static void
+empty_released(struct route_private *p)
+{
+	for (uint32_t i = 0; i < p->released_count && p->cfg.on_acquire != NULL; i++)
+		p->cfg.on_acquire(p->cfg.on_move_arg, p->released[i]);
+	p->released_count = 0;
+}
 
 /* Empties the store of each partition t serves locally that prev did not (prev NULL: all
  * of t's). Only while no worker executes those partitions. */
@@ -180,6 +205,7 @@ table_unserved(struct route_private *p, uint8_t status)
 		t->nodes[0].worker_count = (uint16_t)p->cfg.workers;
 	}
 	t->unserved_status = status;
+	t->serves_nothing = 1;
 	for (uint32_t i = 0; i < t->partitions; i++) {
 		t->entries[i].worker = ROUTE_WORKER_NONE;
 		t->entries[i].node = (uint8_t)t->self_index;
@@ -212,10 +238,11 @@ route_create(const struct route_config *cfg)
 	        (uint64_t)(cfg->grace_timeout_ms ? cfg->grace_timeout_ms : ROUTE_GRACE_TIMEOUT_MS) *
 	        SP_NS_PER_MS;
 	p->moves = calloc(cfg->partitions, sizeof(p->moves[0]));
+	p->released = calloc(cfg->partitions, sizeof(p->released[0]));
 	qsbr_bytes = rte_rcu_qsbr_get_memsize(cfg->workers);
 	ctx->qsbr =
 	        aligned_alloc(RTE_CACHE_LINE_SIZE, RTE_ALIGN_CEIL(qsbr_bytes, RTE_CACHE_LINE_SIZE));
-	if (p->moves == NULL || ctx->qsbr == NULL)
+	if (p->moves == NULL || p->released == NULL || ctx->qsbr == NULL)
 		goto fail;
 	if (rte_rcu_qsbr_init(ctx->qsbr, cfg->workers) != 0)
 		goto fail;
@@ -227,8 +254,10 @@ route_create(const struct route_config *cfg)
 	ASSERT(route_current(ctx) == t);
 	return ctx;
 fail:
-	if (p != NULL)
+	if (p != NULL) {
 		free(p->moves);
+		free(p->released);
+	}
 	if (ctx != NULL)
 		free(ctx->qsbr);
 	free(p);
@@ -251,6 +280,7 @@ route_destroy(struct route_ctx *ctx)
 	free(p->latest);
 	free(atomic_load_explicit(&ctx->current, memory_order_relaxed));
 	free(p->moves);
+	free(p->released);
 	free(ctx->qsbr);
 	free(p);
 	free(ctx);
@@ -642,12 +672,14 @@ route_switch(struct route_ctx *ctx, const struct sp_cluster_state *st, char *why
 	/* Partitions arriving from another node (or from nobody) are served by no local
 	 * worker under cur: empty their stores before any table gives them one. */
 	acquire(p, cur, fin);
+	find_released(p, cur, fin);
 	p->served_epoch = fin->epoch;
 	if (p->move_count == 0) {
 		token = publish(ctx, fin);
 		p->stats.switches++;
 		SP_LOG_INFO("route", "epoch %" PRIu64 " installed, no partition moved", fin->epoch);
-		grace_wait(ctx, token);
+		if (grace_wait(ctx, token) == 0)
+			empty_released(p);
 		reclaim(ctx);
 		return 0;
 	}
@@ -670,6 +702,7 @@ route_switch(struct route_ctx *ctx, const struct sp_cluster_state *st, char *why
 		                  " is pending: a worker has not passed a quiescent "
 		                  "state within %" PRIu64 " ms; route_poll will finish the switch",
 		                  fin->epoch, (uint64_t)(p->grace_timeout_ns / SP_NS_PER_MS));
+	empty_released(p); /* the pending table already took them away, and cur is gone */
 	finish_pending(ctx);
 	token = p->retired[p->retired_count - 1].token;
 	grace_wait(ctx, token);

@@ -94,6 +94,9 @@ struct route_table {
 	 * SP_BP_ST_NOT_SERVING (wire/binproto.h). Tables set it whether or not they have
 	 * ROUTE_WORKER_NONE entries; new tables start with NOT_READY. */
 	uint8_t unserved_status;
+	/* Every entry is ROUTE_WORKER_NONE (no map yet, no lease, removed): requests that
+	 * span partitions (memcached multi-key get) are refused with unserved_status too. */
+	uint8_t serves_nothing;
 	struct route_node nodes[SP_MEMBERS_MAX];
 	struct route_entry entries[]; /* P entries */
 };

@@ -700,6 +700,11 @@ dp_mc_serve(struct dp_worker *w, const struct route_table *t, uint32_t now_s, st
 		}
 	} else if (here) {
 		DP_STAT_INC(&wk->st, run_fallback);
+	} else if (kind == MCEXEC_ROUTE_MULTI && t->serves_nothing) {
+		/* No map, no lease or removed: not even keys of several partitions. */
+		DP_STAT_INC(&wk->st, unserved);
+		answer_line(wk, m, udp, len, status_line(t->unserved_status), res);
+		return;
 	} else if (kind == MCEXEC_ROUTE_MULTI) {
 		DP_STAT_INC(&wk->st, run_multi);
 	} else {

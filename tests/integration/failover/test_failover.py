@@ -461,6 +461,9 @@ def scenario_membership(c):
         r = c.mc.get(c.ip("n3"), k)
         if r != ("err", "SERVER_ERROR not serving"):
             raise AssertionError(f"removed n3 answered {k}: {r}")
+    r = c.mc.request(c.ip("n3"), "get " + " ".join(keys[:8]) + "\r\n")
+    if r is None or not r.startswith("SERVER_ERROR not serving"):
+        raise AssertionError(f"removed n3 answered a multi-key get: {r!r}")
     wait("n3's control plane to stop", lambda: c.cps["n3"].poll() is not None, timeout=15)
     c.cps.pop("n3")
     epoch2, own2 = settled_map(c, ids, ["n1", "n2"])

@@ -170,6 +170,84 @@ test_unserved_partitions(void **state)
 	route_destroy(ctx);
 }
 
+/* on_acquire hook of the tests: counts calls per partition. */
+static uint32_t emptied[64];
+
+static void
+count_emptied(void *arg, uint32_t partition)
+{
+	(void)arg;
+	assert_true(partition < 64);
+	emptied[partition]++;
+}
+
+/*
+ * Stores are emptied when a partition arrives from another node (or from nobody), and
+ * when it leaves for another node (after the grace period), never for a move between
+ * local workers; and all local ones when serving resumes at another epoch.
+ */
+static void
+test_partition_data_emptied(void **state)
+{
+	struct route_config cfg = {.workers = 2,
+	                           .partitions = 16,
+	                           .node_id = 1,
+	                           .clustered = true,
+	                           .on_acquire = count_emptied};
+	struct route_ctx *ctx = route_create(&cfg);
+	struct sp_cluster_state *st = sp_cluster_state_new(16);
+	char why[ROUTE_WHY_MAX];
+	struct route_stats rs;
+
+	(void)state;
+	memset(emptied, 0, sizeof(emptied));
+	assert_non_null(ctx);
+	assert_int_equal(sp_cluster_state_single(st, 16, 1, 2, "a"), 0);
+	st->member_count = 2;
+	st->members[1] = st->members[0];
+	st->members[1].node_id = 2;
+	memcpy(st->members[1].name, "b", 2);
+	for (uint32_t p = 8; p < 16; p++)
+		st->map[p].node_id = 2; /* node 2 owns 8..15 */
+	st->epoch = 2;
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), 0);
+	assert_int_equal(route_set_mode(ctx, ROUTE_MODE_SERVE), 0);
+	for (uint32_t p = 0; p < 16; p++)
+		assert_int_equal(emptied[p], 0); /* first serving: nothing was there before */
+
+	/* 8 arrives from node 2, 0 leaves for node 2, 1 moves between local workers. */
+	st->epoch = 3;
+	st->map[8].node_id = 1;
+	st->map[0].node_id = 2;
+	st->map[1].worker = (uint16_t)(1 - st->map[1].worker);
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), 0);
+	assert_int_equal(emptied[8], 1);
+	assert_int_equal(emptied[0], 1);
+	assert_int_equal(emptied[1], 0);
+	for (uint32_t p = 2; p < 16; p++)
+		if (p != 8)
+			assert_int_equal(emptied[p], 0);
+
+	/* Lease lost, a new map meanwhile, serving again: every local partition emptied. */
+	assert_int_equal(route_set_mode(ctx, ROUTE_MODE_NOT_SERVING), 0);
+	st->epoch = 4;
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), 0);
+	memset(emptied, 0, sizeof(emptied));
+	assert_int_equal(route_set_mode(ctx, ROUTE_MODE_SERVE), 0);
+	for (uint32_t p = 0; p < 16; p++)
+		assert_int_equal(emptied[p], st->map[p].node_id == 1 ? 1u : 0u);
+	/* Lost and regained at the same epoch: nothing emptied. */
+	memset(emptied, 0, sizeof(emptied));
+	assert_int_equal(route_set_mode(ctx, ROUTE_MODE_NOT_SERVING), 0);
+	assert_int_equal(route_set_mode(ctx, ROUTE_MODE_SERVE), 0);
+	for (uint32_t p = 0; p < 16; p++)
+		assert_int_equal(emptied[p], 0);
+	route_stats_get(ctx, &rs);
+	assert_true(rs.acquired >= 2);
+	sp_cluster_state_free(st);
+	route_destroy(ctx);
+}
+
 /* Asserts that every partition of the current table is unserved with status. */
 static void
 assert_all_unserved(const struct route_ctx *ctx, uint8_t status)
@@ -178,6 +256,7 @@ assert_all_unserved(const struct route_ctx *ctx, uint8_t status)
 	uint16_t target;
 
 	assert_int_equal(t->unserved_status, status);
+	assert_int_equal(t->serves_nothing, 1);
 	for (uint32_t p = 0; p < t->partitions; p++)
 		for (uint16_t w = 0; w < t->workers; w++)
 			assert_int_equal(route_decide(t, p, w, &target), ROUTE_UNSERVED);
@@ -218,6 +297,7 @@ test_clustered_modes(void **state)
 	/* Serve it. */
 	assert_int_equal(route_set_mode(ctx, ROUTE_MODE_SERVE), 0);
 	assert_int_equal(route_mode(ctx), ROUTE_MODE_SERVE);
+	assert_int_equal(route_current(ctx)->serves_nothing, 0);
 	assert_int_equal(route_decide(route_current(ctx), 5, 1, &target), ROUTE_EXECUTE);
 	assert_int_equal(route_set_mode(ctx, ROUTE_MODE_SERVE), 0); /* no-op */
 
@@ -881,6 +961,7 @@ main(void)
 	        cmocka_unit_test(test_default_table_and_decide),
 	        cmocka_unit_test(test_unserved_partitions),
 	        cmocka_unit_test(test_clustered_modes),
+	        cmocka_unit_test(test_partition_data_emptied),
 	        cmocka_unit_test(test_remote_partitions_and_refusals),
 	        cmocka_unit_test(test_grace_period_holds_tables),
 	        cmocka_unit_test(test_defer_queue_bound_and_order),
