@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/verify.h"
 #include "dataplane/store/store.h"
+#include "forward.h"
 #include "worker.h"
 
 #define MOD "memcached"
@@ -43,6 +44,8 @@
 #define NOT_SERVING_LINE "SERVER_ERROR not serving"
 #define NOT_READY_LINE   "SERVER_ERROR not ready"
 #define UNAVAILABLE_LINE "SERVER_ERROR owner unavailable"
+/* The forward table is full: memcached has no busy reply, so an error line. */
+#define BUSY_LINE "SERVER_ERROR busy, try again"
 
 /* A gat touch for the owner of key: payload of a message mbuf (payload_off == 0). */
 struct touch_msg {
@@ -73,6 +76,7 @@ struct mc_worker {
 	/* Per-call context for the mcexec callbacks. */
 	const struct route_table *t;
 	struct dp_mc_result *res;
+	struct dp_mc_result fwd_res; /* res while running a forwarded datagram (unused) */
 	uint32_t touches;
 	bool no_forward; /* running a datagram its owner's ring refused: no touch messages */
 	struct mcexec_env env;
@@ -357,12 +361,13 @@ struct named {
 #f, offsetof(struct dp_mc_stats, f) \
 	}
 static const struct named rt_fields[] = {
-        RT_FIELD(datagrams_in),  RT_FIELD(run_owner),     RT_FIELD(run_multi),
-        RT_FIELD(run_any),       RT_FIELD(run_fallback),  RT_FIELD(handoff_out),
-        RT_FIELD(deferred),      RT_FIELD(wrong_node),    RT_FIELD(unserved),
-        RT_FIELD(reply_dgrams),  RT_FIELD(nombuf),        RT_FIELD(touch_out),
-        RT_FIELD(touch_in),      RT_FIELD(touch_dropped), RT_FIELD(flush_remote),
-        RT_FIELD(flush_applied), RT_FIELD(bad_message),
+        RT_FIELD(datagrams_in),  RT_FIELD(run_owner),    RT_FIELD(run_multi),
+        RT_FIELD(run_any),       RT_FIELD(run_fallback), RT_FIELD(handoff_out),
+        RT_FIELD(deferred),      RT_FIELD(wrong_node),   RT_FIELD(unserved),
+        RT_FIELD(forwarded),     RT_FIELD(forward_busy), RT_FIELD(reply_dgrams),
+        RT_FIELD(nombuf),        RT_FIELD(touch_out),    RT_FIELD(touch_in),
+        RT_FIELD(touch_dropped), RT_FIELD(flush_remote), RT_FIELD(flush_applied),
+        RT_FIELD(bad_message),
 };
 SP_STATIC_ASSERT(SP_ARRAY_SIZE(rt_fields) == STATS_WORDS, "every dp_mc_stats field is named");
 
@@ -667,9 +672,20 @@ dp_mc_serve(struct dp_worker *w, const struct route_table *t, uint32_t now_s, st
 			DP_STAT_INC(&wk->st, run_owner);
 			break;
 		case ROUTE_REMOTE:
-			DP_STAT_INC(&wk->st, wrong_node);
-			answer_line(wk, m, udp, len, WRONG_NODE_LINE, res);
-			return;
+			/* To the owner node; its reply is relayed from here (forward.h). */
+			switch (dp_fwd_mc_request(w, t, m, to, partition)) {
+			case DP_FWD_SENT:
+				DP_STAT_INC(&wk->st, forwarded);
+				return;
+			case DP_FWD_FULL:
+				DP_STAT_INC(&wk->st, forward_busy);
+				answer_line(wk, m, udp, len, BUSY_LINE, res);
+				return;
+			default:
+				DP_STAT_INC(&wk->st, wrong_node);
+				answer_line(wk, m, udp, len, WRONG_NODE_LINE, res);
+				return;
+			}
 		case ROUTE_UNSERVED:
 			DP_STAT_INC(&wk->st, unserved);
 			answer_line(wk, m, udp, len, status_line(t->unserved_status), res);
@@ -727,6 +743,40 @@ dp_mc_poll(struct dp_worker *w, const struct route_table *t, uint32_t now_s)
 		wk->next_publish_tsc =
 		        rte_rdtsc() + w->rt->tsc_hz * DP_MC_PUBLISH_INTERVAL_MS / 1000;
 	}
+}
+
+uint32_t
+dp_mc_run_forwarded(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
+                    const uint8_t *udp, size_t len)
+{
+	struct dp_mc *mc = w->rt->mc;
+	struct mc_worker *wk;
+
+	if (mc == NULL)
+		return 0;
+	wk = mc->wk[w->index];
+	ASSERT(wk->w == w);
+	wk->t = t;
+	wk->res = &wk->fwd_res;
+	wk->fwd_res.tx_count = 0;
+	wk->fwd_res.handoff_count = 0;
+	wk->touches = 0;
+	wk->no_forward = true; /* gat touches of other workers' keys are not sent on */
+	wk->env.now_s = now_s;
+	wk->env.wall_s = mc->wall_base_s + now_s - 1;
+	apply_flush(wk, t, now_s);
+	DP_STAT_INC(&wk->st, datagrams_in);
+	return mcexec_udp(&wk->env, udp, len, &wk->out);
+}
+
+const uint8_t *
+dp_mc_out_dgram(struct dp_worker *w, uint32_t i, uint16_t *len)
+{
+	struct mc_worker *wk = w->rt->mc->wk[w->index];
+
+	ASSERT(i < wk->out.n);
+	*len = wk->out.lens[i];
+	return sp_mc_out_dgram(&wk->out, i);
 }
 
 void

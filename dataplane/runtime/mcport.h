@@ -50,6 +50,8 @@ struct dp_mc_stats {
 	uint64_t deferred;      /* datagrams held while their partition arrives */
 	uint64_t wrong_node;    /* keys owned by another node: answered SERVER_ERROR */
 	uint64_t unserved;      /* keys nobody serves here (no map, no lease): SERVER_ERROR */
+	uint64_t forwarded;     /* single-key datagrams forwarded to their owner node */
+	uint64_t forward_busy;  /* not forwarded: the in-flight table was full */
 	uint64_t reply_dgrams;  /* reply datagrams queued for TX */
 	uint64_t nombuf;        /* replies or messages lost: the mbuf pool was dry */
 	uint64_t touch_out;     /* gat touch messages sent to other workers */
@@ -115,6 +117,18 @@ void dp_mc_poll(struct dp_worker *w, const struct route_table *t, uint32_t now_s
 /* Sums the runtime counters and mcexec's counters of every worker (relaxed reads). */
 void dp_mc_totals(const struct dp_mc *mc, struct dp_mc_stats *rt_out,
                   struct mcexec_counters *mc_out);
+
+/*
+ * Runs a memcached datagram another node forwarded (udp: frame header + commands) on
+ * worker w, as if it had arrived here; never hands anything to another worker. Returns
+ * the number of reply datagrams, each read with dp_mc_out_dgram() until the next call.
+ * Returns 0 when the memcached protocol is off here.
+ */
+uint32_t dp_mc_run_forwarded(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
+                             const uint8_t *udp, size_t len);
+
+/* Reply datagram i (< what dp_mc_run_forwarded returned) and its length. */
+const uint8_t *dp_mc_out_dgram(struct dp_worker *w, uint32_t i, uint16_t *len);
 
 /* Prints the memcached lines of the exit report. Can't fail. */
 void dp_mc_print(FILE *out, const struct dp_mc *mc);

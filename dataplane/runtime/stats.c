@@ -18,15 +18,20 @@ static const char *const drop_names[] = {
 #f, offsetof(struct dp_worker_stats, f) \
 	}
 const struct dp_stat_field dp_stats_fields[] = {
-        FIELD(rx_pkts),         FIELD(rx_bytes),         FIELD(tx_pkts),
-        FIELD(tx_bytes),        FIELD(tx_drops),         FIELD(tx_retries),
-        FIELD(arp_replies),     FIELD(icmp_replies),     FIELD(dgrams),
-        FIELD(reply_dgrams),    FIELD(requests),         FIELD(hits),
-        FIELD(misses),          FIELD(handoff_out),      FIELD(handoff_out_mbufs),
-        FIELD(handoff_copies),  FIELD(handoff_in_mbufs), FIELD(ring_full_drops),
-        FIELD(deferred),        FIELD(wrong_node),       FIELD(unserved),
-        FIELD(store_evictions), FIELD(store_items),      FIELD(idle_sleeps),
-        FIELD(loops),           FIELD(busy_cycles),      FIELD(bad_pkts),
+        FIELD(rx_pkts),        FIELD(rx_bytes),         FIELD(tx_pkts),
+        FIELD(tx_bytes),       FIELD(tx_drops),         FIELD(tx_retries),
+        FIELD(arp_replies),    FIELD(icmp_replies),     FIELD(dgrams),
+        FIELD(reply_dgrams),   FIELD(requests),         FIELD(hits),
+        FIELD(misses),         FIELD(handoff_out),      FIELD(handoff_out_mbufs),
+        FIELD(handoff_copies), FIELD(handoff_in_mbufs), FIELD(ring_full_drops),
+        FIELD(deferred),       FIELD(wrong_node),       FIELD(unserved),
+        FIELD(fwd_out),        FIELD(fwd_in),           FIELD(fwd_relayed),
+        FIELD(fwd_timeouts),   FIELD(fwd_table_full),   FIELD(fwd_refused),
+        FIELD(fwd_no_peer),    FIELD(fwd_too_big),      FIELD(fwd_rej_malformed),
+        FIELD(fwd_rej_member), FIELD(fwd_rej_mac),      FIELD(fwd_rej_slot),
+        FIELD(fwd_rej_source), FIELD(fwd_rej_kind),     FIELD(store_evictions),
+        FIELD(store_items),    FIELD(idle_sleeps),      FIELD(loops),
+        FIELD(busy_cycles),    FIELD(bad_pkts),
 };
 #undef FIELD
 const unsigned int dp_stats_field_count = SP_ARRAY_SIZE(dp_stats_fields);

@@ -54,7 +54,22 @@ struct dp_worker_stats {
 	uint64_t wrong_node;       /* requests for another node's partition */
 	uint64_t unserved;         /* requests for a partition nobody serves here (no map,
 	                            * no lease): answered NOT_READY / NOT_SERVING */
-	uint64_t store_evictions;  /* copied from the owned stores every ~100 ms */
+	/* Forwarding between dataplanes (forward.h). */
+	uint64_t fwd_out;           /* client requests forwarded to their owner node */
+	uint64_t fwd_in;            /* forwarded requests executed here for another node */
+	uint64_t fwd_relayed;       /* owner reply datagrams relayed to the client */
+	uint64_t fwd_timeouts;      /* forwarded requests answered "owner unavailable" */
+	uint64_t fwd_table_full;    /* not forwarded: the in-flight table was full (busy) */
+	uint64_t fwd_refused;       /* the owner refused (not the owner any more): error */
+	uint64_t fwd_no_peer;       /* not forwarded: the owner has no address or MAC */
+	uint64_t fwd_too_big;       /* not forwarded: the request does not fit a message */
+	uint64_t fwd_rej_malformed; /* forward messages dropped: bad header */
+	uint64_t fwd_rej_member;    /* dropped: source address is no current member */
+	uint64_t fwd_rej_mac;       /* dropped: source MAC is not that member's */
+	uint64_t fwd_rej_slot;      /* dropped: reply for no request in flight (late, forged) */
+	uint64_t fwd_rej_source;    /* dropped: reply from another node than the owner asked */
+	uint64_t fwd_rej_kind;      /* dropped: a kind or protocol this node does not take */
+	uint64_t store_evictions;   /* copied from the owned stores every ~100 ms */
 	uint64_t store_items;
 	uint64_t idle_sleeps;
 	uint64_t loops;

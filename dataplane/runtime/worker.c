@@ -15,6 +15,7 @@
 #include "common/verify.h"
 #include "dataplane/binexec/binexec.h"
 #include "dataplane/store/store.h"
+#include "forward.h"
 #include "mcport.h"
 #include "prefetch.h"
 
@@ -143,6 +144,26 @@ tx_queue(struct dp_worker *w, struct rte_mbuf *m)
 		return;
 	}
 	w->tx[w->tx_count++] = m;
+}
+
+void
+dp_worker_tx(struct dp_worker *w, struct rte_mbuf *m)
+{
+	tx_queue(w, m);
+}
+
+void
+dp_worker_handoff(struct dp_worker *w, uint16_t to, struct rte_mbuf *m)
+{
+	ASSERT(to < w->rt->workers);
+	ASSERT(to != w->index);
+	if (w->out_count[to] == DP_BURST) {
+		DP_STAT_INC(w->stats, ring_full_drops);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	dp_meta_of(m)->reqs = 1;
+	w->out[to][w->out_count[to]++] = m;
 }
 
 /*
@@ -662,6 +683,14 @@ serve_burst_frames(struct dp_worker *w, const struct iter *it, struct rte_mbuf *
 			serve_mc(w, it, pkts[i], false);
 			continue;
 		}
+		if (dp_fwd_is_message(pkts[i])) {
+			/* Another node's forwarded request, or an owner's answer to ours. */
+			serve_prepared(w, it, k);
+			k = 0;
+			reqs = 0;
+			dp_fwd_input(w, it->t, it->now_s, pkts[i]);
+			continue;
+		}
 		d->m = pkts[i];
 		if (!prepare_dgram(w, it, d))
 			continue;
@@ -968,6 +997,7 @@ iterate(struct dp_worker *w)
 
 	if (rt->mc != NULL)
 		dp_mc_poll(w, it.t, it.now_s);
+	dp_fwd_poll(w);
 	for (to = 0; to < rt->workers; to++)
 		flush_handoffs(w, &it, to);
 	worked |= tx_flush(w) > 0;
@@ -989,6 +1019,7 @@ drain_on_exit(struct dp_worker *w)
 	unsigned int tries;
 	uint16_t to;
 
+	dp_fwd_drain(w);
 	for (tries = 0; tries < EXIT_TX_TRIES_MAX && w->tx_count > 0; tries++)
 		tx_flush(w);
 	if (w->tx_count > 0) {
@@ -1099,6 +1130,7 @@ dp_worker_create(struct dp_runtime *rt, uint16_t index)
 	w->port_id = rt->port.port_id;
 	dp_idle_init(&w->idle, rt->cfg.busy_poll);
 	route_defer_init(&w->defer);
+	sp_fwd_table_init(&w->fwd);
 	return w;
 }
 

@@ -16,6 +16,7 @@
 
 #include "bounds.h"
 #include "dataplane/binexec/binexec.h"
+#include "dataplane/forward/fwd.h"
 #include "dataplane/route/route.h"
 #include "idle.h"
 #include "runtime.h"
@@ -52,9 +53,18 @@ struct dp_worker {
 	struct dgram_ctx *ctx;
 	/* An mbuf held for a reply datagram that cannot go in its request's mbuf. */
 	struct rte_mbuf *spare;
+	/* Requests this worker forwarded to other nodes, in flight (forward.h). */
+	struct sp_fwd_table fwd;
 	/* Where reply payloads are built before they go into an mbuf. */
 	uint8_t scratch[SP_BP_PAYLOAD_MAX] __rte_cache_aligned;
 };
+
+/* Queues a frame on w's TX backlog (at the bound: flushes, then drops and counts). */
+void dp_worker_tx(struct dp_worker *w, struct rte_mbuf *m);
+
+/* Stages mbuf m (meta filled) for worker `to`'s inbound ring; when this burst's staging
+ * for `to` is full, m is dropped and counted. */
+void dp_worker_handoff(struct dp_worker *w, uint16_t to, struct rte_mbuf *m);
 
 /*
  * Allocates and prepares worker `index` on the socket of its lcore. Returns NULL (logged)

@@ -23,6 +23,8 @@ API (import with sys.path.insert(0, <this directory>); import harness):
         c.node(i)              # .ip .port .mc_port .ns .name .region .prefix .mac
         c.hub(cmd)             # subprocess.run in the hub namespace (text, capture)
         c.client(args)         # shardplane-client in the hub; args after --server
+        c.hub_socket(family, type)               # a socket that lives in the hub namespace
+        c.mc(i, b"get k\r\n")  # one memcached UDP request to node i; the joined reply
         c.ctl(args)            # shardctl against every running control plane
         c.dp_telemetry(i, "/shardplane/stats")   # DPDK telemetry of dataplane i
         c.kill_dp(i) / c.start_dp(i)             # SIGKILL (default) and start again
@@ -40,6 +42,7 @@ Every wait is bounded (WAIT_S). Nothing here sends outside the namespaces it cre
 """
 
 import atexit
+import ctypes
 import json
 import os
 import random
@@ -69,6 +72,8 @@ PORT_TRIES_MAX = 1000
 TELEMETRY_RECV_MAX = 1 << 20
 
 _LIVE = []  # clusters not cleaned up yet, for atexit and signals
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 
 def log(msg):
@@ -175,6 +180,48 @@ class Cluster:
         srv = ",".join("%s:%d" % (self.nodes[i].ip, self.nodes[i].port) for i in seeds)
         return self.hub([self.bins.client, "--server", srv] + list(args), check=check,
                         timeout=timeout)
+
+    def hub_socket(self, family=socket.AF_INET, kind=socket.SOCK_DGRAM, proto=0):
+        """A socket created in the hub namespace (this thread enters it and comes back)."""
+        with open("/proc/self/ns/net") as orig, open("/var/run/netns/" + self.hub_ns) as hub:
+            if _libc.setns(hub.fileno(), CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns into " + self.hub_ns)
+            try:
+                return socket.socket(family, kind, proto)
+            finally:
+                if _libc.setns(orig.fileno(), CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back")
+
+    def mc(self, i, payload, timeout=2.0, sock=None):
+        """Sends one memcached UDP request to node i from the hub; returns the reply's
+        datagrams joined in sequence order (frame headers removed), or None when no
+        complete reply came within timeout."""
+        own = sock is None
+        s = sock or self.hub_socket()
+        try:
+            rid = random.randrange(1, 65535)
+            s.settimeout(timeout)
+            s.sendto(rid.to_bytes(2, "big") + b"\0\0\0\1\0\0" + payload,
+                     (self.nodes[i].ip, self.nodes[i].mc_port))
+            parts, total = {}, None
+            deadline = time.monotonic() + timeout
+            while total is None or len(parts) < total:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                s.settimeout(left)
+                try:
+                    data, _ = s.recvfrom(2048)
+                except socket.timeout:
+                    return None
+                if len(data) < 8 or int.from_bytes(data[0:2], "big") != rid:
+                    continue
+                parts[int.from_bytes(data[2:4], "big")] = data[8:]
+                total = int.from_bytes(data[4:6], "big")
+            return b"".join(parts[k] for k in sorted(parts))
+        finally:
+            if own:
+                s.close()
 
     def ctl(self, args, check=True, timeout=30):
         eps = ",".join(n.client for n in self.nodes if n.cp is not None)

@@ -15,12 +15,19 @@ Scenario, on one cluster:
   3. a request for another node's key sent to the wrong node (the client's --no-route
      mode sends everything to its seed) is refused WRONG_PARTITION naming the owner,
      counted there, and the client's one redirect makes the write land on the owner;
+  3b. memcached get/gets/set/cas/incr/delete through every node for keys of every node
+     (forwarded to the owner, the reply relayed from the entry node), answers byte-exact;
+     a multi-key get across nodes answers SERVER_ERROR (never silent misses);
+  3c. forged node-to-node messages from a non-member address, and from a member's address
+     with another MAC, are dropped and counted by reason;
   4. owner kill -9: requests for the dead node's keys fail within the client's timeout
-     (never a hang) while every other node's keys keep being served;
+     (never a hang), memcached ones with SERVER_ERROR owner unavailable within the forward
+     timeout, while every other node's keys keep being served;
   5. every surviving dataplane stops with exit 0 and no mbuf in use.
 SP_NO_HUGE=1 runs the dataplanes with --no-huge.
 """
 import os
+import socket
 import sys
 import time
 
@@ -28,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 import harness  # noqa: E402
+import dp_integration as dpi  # noqa: E402  (frame builders; harness put it on the path)
 
 PARTITIONS = 64
 KEY_TRIES_MAX = 100000
@@ -79,7 +87,7 @@ def main():
                     [s["requests"] for s in st])
 
         # 2. The CLI: every node's keys through every node.
-        owners = key_owners(c, 2)
+        owners = key_owners(c, 3)
         for via in range(3):
             for n in range(3):
                 key = owners[n][0]
@@ -124,6 +132,96 @@ def main():
         check(r.stdout == "redirected\n", "get after the redirect: %r" % r.stdout)
         harness.log("3. wrong node: WRONG_PARTITION naming the owner, followed once")
 
+        # 3b. memcached through every node for keys of every node: forwarded to the owner,
+        # its reply relayed from the entry node's address and port, byte for byte what one
+        # node answers.
+        sock = c.hub_socket()
+        try:
+            for via in range(3):
+                for n in range(3):
+                    k = owners[n][2].encode()
+                    exp = [(b"set %s 5 0 2\r\nvv\r\n" % k, b"STORED\r\n"),
+                           (b"get %s\r\n" % k, b"VALUE %s 5 2\r\nvv\r\nEND\r\n" % k),
+                           (b"incr %s:c 1\r\n" % k, b"NOT_FOUND\r\n"),
+                           (b"set %s:c 0 0 1\r\n5\r\n" % k, b"STORED\r\n"),
+                           (b"incr %s:c 3\r\n" % k, b"8\r\n"),
+                           (b"delete %s:c\r\n" % k, b"DELETED\r\n")]
+                    for req, want in exp:
+                        got = c.mc(via, req, sock=sock)
+                        check(got == want, "memcached %r via node %d (owner %d): %r, want %r" %
+                              (req, via, n, got, want))
+                    got = c.mc(via, b"gets %s\r\n" % k, sock=sock)
+                    check(got is not None and got.startswith(b"VALUE %s 5 2 " % k),
+                          "gets via node %d: %r" % (via, got))
+                    cas = int(got.split(b"\r\n")[0].split()[-1])
+                    got = c.mc(via, b"cas %s 5 0 2 %d\r\nww\r\n" % (k, cas), sock=sock)
+                    check(got == b"STORED\r\n", "cas via node %d: %r" % (via, got))
+                    got = c.mc(via, b"cas %s 5 0 2 %d\r\nxx\r\n" % (k, cas), sock=sock)
+                    check(got == b"EXISTS\r\n", "stale cas via node %d: %r" % (via, got))
+                    got = c.mc((via + 1) % 3, b"get %s\r\n" % k, sock=sock)
+                    check(got == b"VALUE %s 5 2\r\nww\r\nEND\r\n" % k, "get after cas: %r" %
+                          got)
+                    check(c.mc(via, b"delete %s\r\n" % k, sock=sock) == b"DELETED\r\n",
+                          "delete via node %d" % via)
+                    check(c.mc(via, b"get %s\r\n" % k, sock=sock) == b"END\r\n",
+                          "get after delete via node %d" % via)
+            # A multi-key get across the nodes: an error line, never silent misses.
+            multi = b"get " + b" ".join(owners[n][0].encode() for n in range(3)) + b"\r\n"
+            got = c.mc(0, multi, sock=sock)
+            check(got is not None and got.startswith(b"SERVER_ERROR"),
+                  "multi-key get across nodes: %r" % got)
+        finally:
+            sock.close()
+        st = [c.dp_telemetry(i, "/shardplane/stats") for i in range(3)]
+        for i in range(3):
+            check(st[i]["fwd_out"] > 0 and st[i]["fwd_in"] > 0 and st[i]["fwd_relayed"] > 0,
+                  "node %d forwarding counters: out %d in %d relayed %d" %
+                  (i, st[i]["fwd_out"], st[i]["fwd_in"], st[i]["fwd_relayed"]))
+        harness.log("3b. memcached through every node for keys of every node: forwarded %s, "
+                    "relayed %s" % ([x["fwd_out"] for x in st], [x["fwd_relayed"] for x in st]))
+
+        # 3c. Forged node-to-node messages: from a non-member address, and from a member's
+        # address with another MAC: dropped and counted, nothing answered.
+        before = c.dp_telemetry(0, "/shardplane/stats")
+        fwd = (b"NF\x01\x01\x02\x00\x00\x00" + (1).to_bytes(4, "little") +
+               (1).to_bytes(4, "little") + (0).to_bytes(8, "little") +
+               (99).to_bytes(4, "little") + b"\0\0" + (0).to_bytes(2, "little"))
+        fwd = fwd[:30] + len(b"\0\1\0\0\0\1\0\0get x\r\n").to_bytes(2, "little") + \
+            b"\0\1\0\0\0\1\0\0get x\r\n"
+        u = c.hub_socket()
+        try:
+            for _ in range(5):
+                u.sendto(fwd, (c.node(0).ip, c.node(0).port))
+        finally:
+            u.close()
+        raw = c.hub_socket(socket.AF_PACKET, socket.SOCK_RAW)
+        try:
+            raw.bind(("br0", 0))
+            hub_mac = raw.getsockname()[4]
+            node0_mac = bytes(int(x, 16) for x in c.node(0).mac.split(":"))
+            frame = dpi.eth(node0_mac, hub_mac, dpi.ETH_P_IP,
+                            dpi.ipv4(c.node(1).ip, c.node(0).ip, 17,
+                                     dpi.udp(c.node(1).ip, c.node(0).ip, c.node(1).port,
+                                             c.node(0).port, fwd)))
+            for _ in range(5):
+                raw.send(frame)
+        finally:
+            raw.close()
+        deadline = time.monotonic() + 5
+        while True:
+            after = c.dp_telemetry(0, "/shardplane/stats")
+            got_member = after["fwd_rej_member"] - before["fwd_rej_member"]
+            got_mac = after["fwd_rej_mac"] - before["fwd_rej_mac"]
+            if (got_member >= 5 and got_mac >= 5) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        check(got_member == 5 and got_mac == 5,
+              "forged messages: rejected not-member %d, wrong MAC %d (want 5 and 5)" %
+              (got_member, got_mac))
+        check(after["fwd_in"] == before["fwd_in"], "a forged request was executed")
+        harness.log("3c. forged node-to-node messages dropped: 5 from a non-member, "
+                    "5 with a member's address and another MAC")
+
         # 4. The owner of node 2's partitions is killed: its keys fail fast, others work.
         c.kill_dp(2)
         t = time.monotonic()
@@ -137,7 +235,20 @@ def main():
             c.client(["set", key, "alive"], seeds=[n ^ 1], check=True)
             r = c.client(["get", key], seeds=[0], check=True)
             check(r.stdout == "alive\n", "get %s after the kill: %r" % (key, r.stdout))
-        harness.log("4. owner killed: its keys fail in %.2f s, the others are served" % took)
+        # memcached to a dead owner through another node: an error within the forward
+        # timeout, never a hang and never a miss; live owners keep answering.
+        t = time.monotonic()
+        got = c.mc(0, b"get %s\r\n" % owners[2][0].encode(), timeout=5)
+        took_mc = time.monotonic() - t
+        check(got == b"SERVER_ERROR owner unavailable\r\n" and took_mc < 2,
+              "memcached get of a dead owner's key: %r after %.2f s" % (got, took_mc))
+        check(c.dp_telemetry(0, "/shardplane/stats")["fwd_timeouts"] >= 1,
+              "node 0 counted no forward timeout")
+        got = c.mc(0, b"get %s\r\n" % owners[1][1].encode())
+        check(got == b"VALUE %s 0 5\r\nalive\r\nEND\r\n" % owners[1][1].encode(),
+              "memcached get of a live owner's key after the kill: %r" % got)
+        harness.log("4. owner killed: its keys fail in %.2f s (binary) and %.2f s "
+                    "(memcached: owner unavailable), the others are served" % (took, took_mc))
         # 5. c.stop() (end of the with-block) checks the survivors' clean exit.
     harness.log("done in %.1f s" % (time.monotonic() - t0))
 
