@@ -17,9 +17,10 @@ hugepages are not usable (SP_NO_HUGE=1 or none free).
 API (import with sys.path.insert(0, <this directory>); import harness):
 
     bins = harness.Binaries.from_build(build_dir)      # or Binaries(cp=..., ctl=..., ...)
-    with harness.Cluster(bins, nodes=3, partitions=64, workers=1) as c:
+    with harness.Cluster(bins, nodes=3, partitions=64, workers=1, cp_args=()) as c:
         c.start()              # network, control planes, regions, dataplanes; then
-                               # wait_map(): every dataplane serves one epoch naming all
+                               # wait_map(): every dataplane serves one epoch, for
+                               # STABLE_S, whose map gives every node partitions
         c.node(i)              # .ip .port .mc_port .ns .name .region .prefix .mac
         c.hub(cmd)             # subprocess.run in the hub namespace (text, capture)
         c.client(args)         # shardplane-client in the hub; args after --server
@@ -29,6 +30,7 @@ API (import with sys.path.insert(0, <this directory>); import harness):
         c.dp_telemetry(i, "/shardplane/stats")   # DPDK telemetry of dataplane i
         c.kill_dp(i) / c.start_dp(i)             # SIGKILL (default) and start again
         c.kill_cp(i) / c.start_cp(i)
+        c.pause_dp(i) / c.resume_dp(i)           # SIGSTOP / SIGCONT (a hung dataplane)
         c.stop_dp(i)           # SIGTERM; checks exit 0, "mbufs: 0 in use", no sanitizer
                                # report, no hugepage file left; returns its output
         c.stop()               # stop_dp for every running dataplane, SIGTERM the
@@ -60,6 +62,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "dataplane"))
 import dp_integration as dpi  # noqa: E402  (sanitizer checks, hugepages, telemetry)
 
 WAIT_S = 30          # any single wait
+STABLE_S = 1.0       # wait_map: the epoch must not change for this long
 STOP_WAIT_S = 20     # a process to exit after SIGTERM
 SUBNET = "10.99.0"   # inside the hub namespace only
 HUB_IP = SUBNET + ".254"
@@ -127,12 +130,13 @@ def _tail(path, n=4000):
 
 
 class Cluster:
-    def __init__(self, bins, nodes=3, partitions=64, workers=1, memcached=True):
+    def __init__(self, bins, nodes=3, partitions=64, workers=1, memcached=True, cp_args=()):
         self.bins = bins
         self.n = nodes
         self.partitions = partitions
         self.workers = workers
         self.memcached = memcached
+        self.cp_args = list(cp_args)  # extra shardplane-cp flags, e.g. --failure-timeout-ms
         self.tag = str(os.getpid())
         self.hub_ns = "sph" + self.tag
         self.dir = tempfile.mkdtemp(prefix="sp-cluster-")
@@ -286,6 +290,7 @@ class Cluster:
                 "--partitions", str(self.partitions), "--state-region", n.region,
                 "--dp-ip", n.ip, "--dp-mac", n.mac, "--dp-port", str(n.port),
                 "--dp-memcached-port", str(n.mc_port), "--dp-workers", str(self.workers)]
+        args += self.cp_args
         logf = open(n.cp_log, "a")
         n.cp = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
         logf.close()
@@ -371,6 +376,13 @@ class Cluster:
         n.dp = None
         self._dp_files_gone(n)
 
+    def pause_dp(self, i):
+        """SIGSTOP dataplane i: alive but silent (its peers see it hang)."""
+        self.nodes[i].dp.send_signal(signal.SIGSTOP)
+
+    def resume_dp(self, i):
+        self.nodes[i].dp.send_signal(signal.SIGCONT)
+
     def stop_dp(self, i):
         """SIGTERM; the dataplane must exit 0 with every mbuf back and no sanitizer
         report. Returns its output."""
@@ -449,25 +461,39 @@ class Cluster:
 
     def wait_map(self, nodes=None, min_epoch=1):
         """Waits until every running dataplane (or those listed) serves the same epoch
-        >= min_epoch and the map a client fetches through node 0's... any running node
-        names every node of the cluster. Returns the epoch."""
+        >= min_epoch, unchanged for STABLE_S (the control plane settles the map as nodes
+        join: several epochs), and a client's ROUTE through the first of them names every
+        node of the cluster, each owning partitions. Returns the epoch."""
         idx = [i for i in (nodes if nodes is not None else range(self.n))
                if self.nodes[i].dp is not None]
         deadline = time.monotonic() + WAIT_S
         last = None
+        stable_since, stable_epoch = None, None
         while time.monotonic() < deadline:
             try:
                 epochs = {self.dp_telemetry(i, "/shardplane/config")["epoch"] for i in idx}
                 modes = {self.serving(i) for i in idx}
                 last = (epochs, modes)
-                if len(epochs) == 1 and min(epochs) >= min_epoch and modes == {"serving"}:
+                ok = len(epochs) == 1 and min(epochs) >= min_epoch and modes == {"serving"}
+                if ok:
                     r = self.client(["--timeout-ms", "200", "route"], seeds=[idx[0]])
+                    counts = [int(l.split()[-1]) for l in r.stdout.splitlines()
+                              if l.startswith("node ")]
                     last = (epochs, modes, r.stdout + r.stderr)
-                    if r.returncode == 0 and ("nodes=%d " % self.n) in r.stdout:
-                        return epochs.pop()
+                    ok = (r.returncode == 0 and len(counts) == self.n and
+                          min(counts) > 0)
+                if not ok:
+                    stable_since = None
+                else:
+                    epoch = min(epochs)
+                    if stable_epoch != epoch or stable_since is None:
+                        stable_epoch, stable_since = epoch, time.monotonic()
+                    elif time.monotonic() - stable_since >= STABLE_S:
+                        return epoch
             except (OSError, ValueError, AssertionError) as e:
                 last = e
-            time.sleep(0.2)
+                stable_since = None
+            time.sleep(0.1)
         raise AssertionError("map not installed on every dataplane within %d s: %s\n%s" %
                              (WAIT_S, last, "\n".join(_tail(n.dp_log, 1500)
                                                       for n in self.nodes)))
@@ -504,6 +530,7 @@ class Cluster:
             for p in (n.dp, n.cp):
                 if p is not None and p.poll() is None:
                     try:
+                        p.send_signal(signal.SIGCONT)
                         p.kill()
                         p.wait(STOP_WAIT_S)
                     except (OSError, subprocess.TimeoutExpired):
