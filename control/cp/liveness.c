@@ -23,6 +23,10 @@
 
 /* Each control plane pings every other member this often (2 ticks: 50 ms). */
 #define PING_TICKS 2u
+/* A dataplane whose process is gone is dead once its heartbeat (every 100 ms) is this old:
+ * soon after a kill -9, yet never for a live dataplane whose pid this process cannot see
+ * (another pid namespace), which keeps heartbeating. */
+#define DP_GONE_AGE_NS (250u * SP_NS_PER_MS)
 
 static uint64_t
 lv_now(void)
@@ -62,8 +66,9 @@ self_report(struct cp *cp, uint64_t now, struct health_report *r)
 		return;
 	uint64_t age_ns = now > s.heartbeat_mono_ns ? now - s.heartbeat_mono_ns : 0;
 	r->hb_age_ms = (uint32_t)SP_MIN(age_ns / SP_NS_PER_MS, (uint64_t)UINT32_MAX - 1);
-	bool process = s.pid != 0 && (kill((pid_t)s.pid, 0) == 0 || errno == EPERM);
-	r->dp_alive = process && age_ns < cp->lv.h.prm.failure_timeout_ns &&
+	bool gone = s.pid == 0 || (kill((pid_t)s.pid, 0) != 0 && errno == ESRCH);
+	r->dp_alive = !(gone && age_ns >= DP_GONE_AGE_NS) &&
+	              age_ns < cp->lv.h.prm.failure_timeout_ns &&
 	              (s.state == SP_DP_RUNNING || s.state == SP_DP_SWITCHING ||
 	               s.state == SP_DP_STARTING);
 	r->serving = s.serving < SP_DP_SERVING_LAST ? s.serving : SP_DP_NOT_READY;

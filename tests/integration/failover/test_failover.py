@@ -225,11 +225,14 @@ class Cluster:
             p.kill()
             p.wait()
 
-    def stop(self):
+    def stop_processes(self):
         for n in list(self.dps):
             self.kill_dp(n, signal.SIGTERM)
         for n in list(self.cps):
             self.kill_cp(n, signal.SIGTERM)
+
+    def stop(self):
+        self.stop_processes()
         if self.orig_fd is not None:
             ctypes.CDLL("libc.so.6").setns(self.orig_fd, CLONE_NEWNET)
         for ns in reversed(self.nets):
@@ -240,6 +243,20 @@ class Cluster:
                     os.unlink(path)
         if os.environ.get("SP_FO_KEEP") != "1":
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def sanitizer_reports(self):
+        """Sanitizer reports in any process's log (a sanitizer build), or ''."""
+        out = []
+        for f in sorted(os.listdir(self.dir)):
+            if not f.endswith(".log"):
+                continue
+            with open(os.path.join(self.dir, f), errors="replace") as fh:
+                text = fh.read()
+            m = dpi.SANITIZER_REPORT.search(text)
+            if m:
+                start = text.rfind("\n", 0, m.start()) + 1
+                out.append(f"{f}:\n" + "\n".join(text[start:].splitlines()[:30]))
+        return "\n".join(out)
 
     def logs(self, names=None):
         out = []
@@ -579,6 +596,11 @@ def main():
             failed += 1
             print(f"  FAILED: {e}\n{c.logs()}", flush=True)
         finally:
+            c.stop_processes()
+            reports = c.sanitizer_reports()
+            if reports:
+                failed += 1
+                print(f"  FAILED: sanitizer reports:\n{reports}", flush=True)
             c.stop()
     print(f"{'FAILED' if failed else 'passed'} in {time.time() - t0:.1f} s")
     return 1 if failed else 0
