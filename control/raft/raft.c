@@ -410,8 +410,13 @@ reads_check(struct raft *r)
 
 			if (!pr->voter)
 				continue;
+#ifdef RAFT_BUG_READ_STALE_ACK
+			if (pr->id == r->id || pr->read_ack_round + 1 >= rd->round)
+				acks++; /* an answer to the round before counts too */
+#else
 			if (pr->id == r->id || pr->read_ack_round >= rd->round)
 				acks++;
+#endif
 		}
 		if (acks >= quorum(r)) {
 			rd->state = READ_DONE;
@@ -553,6 +558,9 @@ log_up_to_date(const struct raft *r, uint64_t index, uint64_t term)
 	(void)r;
 	return true;
 #else
+#ifdef RAFT_BUG_VOTE_INDEX_ONLY
+	return index >= last_index(r); /* the last terms are not compared first */
+#endif
 	return term > last_term(r) || (term == last_term(r) && index >= last_index(r));
 #endif
 }
@@ -594,6 +602,9 @@ handle_vote_resp(struct raft *r, const struct raft_msg *m)
 
 	ASSERT(r->role == RAFT_CANDIDATE || r->role == RAFT_PRE_CANDIDATE);
 	vote_tally(r, m->from, !m->reject, &yes, &no);
+#ifdef RAFT_BUG_LEADER_WITHOUT_QUORUM
+	yes++; /* one vote short of a majority is taken for a majority */
+#endif
 	if (yes >= quorum(r)) {
 		if (r->role == RAFT_PRE_CANDIDATE)
 			campaign(r, false, false);
@@ -653,6 +664,9 @@ handle_vote_req(struct raft *r, const struct raft_msg *m)
 	bool pre = m->type == RAFT_MSG_PRE_VOTE;
 	bool can_vote = r->vote == m->from || (r->vote == 0 && r->leader == 0) ||
 	                (pre && m->term > r->term);
+#ifdef RAFT_BUG_VOTE_TWICE
+	can_vote = can_vote || r->leader == 0; /* votedFor is not consulted */
+#endif
 	struct raft_msg resp = {0};
 
 	ASSERT(m->term >= r->term);
@@ -821,7 +835,11 @@ send_heartbeat(struct raft *r, const struct progress *pr, uint64_t ctx)
 	ASSERT(r->role == RAFT_LEADER);
 	m.type = RAFT_MSG_HEARTBEAT;
 	m.to = pr->id;
+#ifdef RAFT_BUG_HEARTBEAT_COMMIT_UNBOUNDED
+	m.commit = r->commit; /* not bounded by what the follower is known to hold */
+#else
 	m.commit = SP_MIN(pr->match, r->commit);
+#endif
 	m.ctx = ctx;
 	outbox_push(r, &m);
 }
@@ -888,8 +906,10 @@ maybe_commit(struct raft *r)
 
 	ASSERT(r->role == RAFT_LEADER);
 	for (uint32_t i = 0; i < r->n_prs; i++) {
+#ifndef RAFT_BUG_LEARNER_COMMIT_COUNTED
 		if (!r->prs[i].voter)
 			continue;
+#endif
 		matches[n++] = r->prs[i].id == r->id ? r->stable_index : r->prs[i].match;
 	}
 	if (n == 0)
@@ -903,6 +923,9 @@ maybe_commit(struct raft *r)
 			matches[j - 1] = t;
 		}
 	idx = matches[quorum(r) - 1];
+#ifdef RAFT_BUG_COMMIT_HALF_QUORUM
+	idx = matches[SP_MAX(r->conf.n_voters / 2, 1u) - 1]; /* half the voters, not a majority */
+#endif
 	if (idx <= r->commit)
 		return false;
 #ifndef RAFT_BUG_OLD_TERM_COMMIT
@@ -958,6 +981,9 @@ handle_append_resp(struct raft *r, const struct raft_msg *m)
 		return; /* acknowledges entries we never had: not from our term */
 	if (m->index > pr->match) {
 		pr->match = m->index;
+#ifdef RAFT_BUG_MATCH_FROM_NEXT
+		pr->match = SP_MAX(m->index, pr->next - 1); /* in-flight appends count too */
+#endif
 		pr->next = SP_MAX(pr->next, m->index + 1);
 	}
 	if (pr->state == RAFT_PROGRESS_PROBE)
@@ -1108,8 +1134,10 @@ propose(struct raft *r, const struct raft_entry *ents, size_t n, struct raft_pro
 	/* The uncommitted tail is bounded, so a partitioned leader's log stays bounded. */
 	if (cost > r->cfg.max_uncommitted_bytes)
 		return -SP_ETOOBIG;
+#ifndef RAFT_BUG_UNCOMMITTED_UNBOUNDED
 	if (r->uncommitted_bytes + cost > r->cfg.max_uncommitted_bytes)
 		return -SP_EFULL;
+#endif
 	first = last_index(r) + 1;
 	rc = append_local(r, ents, n, RAFT_ENTRY_NORMAL);
 	if (rc < 0)
@@ -1133,8 +1161,10 @@ conf_change(struct raft *r, const struct raft_conf_change *cc, struct raft_propo
 		return -SP_ENOTLEADER;
 	if (r->transfer_target != 0)
 		return -SP_EBUSY;
+#ifndef RAFT_BUG_CONF_CONCURRENT
 	if (r->conf_index > r->commit)
 		return -SP_EBUSY; /* one change at a time */
+#endif
 #ifndef RAFT_BUG_EARLY_MEMBERSHIP
 	if (!committed_own_term(r))
 		return -SP_EBUSY; /* the single-server-change fix: own-term commit first */
@@ -1244,7 +1274,11 @@ handle_append(struct raft *r, const struct raft_msg *m)
 		outbox_push(r, &resp);
 		return;
 	}
+#ifdef RAFT_BUG_APPEND_SKIP_PREV_CHECK
+	if (m->index > last_index(r)) { /* the previous entry's term is not compared */
+#else
 	if (term_at(r, m->index) != m->log_term || m->index > last_index(r)) {
+#endif
 		uint64_t hint = find_conflict_by_term(r, m->index, m->log_term);
 
 		resp.reject = true;
@@ -1255,9 +1289,17 @@ handle_append(struct raft *r, const struct raft_msg *m)
 		return;
 	}
 	/* Skip what we already hold; the first conflict truncates our tail. */
+#ifdef RAFT_BUG_APPEND_KEEP_CONFLICTS
+	while (i < m->n_entries && m->entries[i].index <= last_index(r)) /* terms not compared */
+		i++;
+#else
 	while (i < m->n_entries && m->entries[i].index <= last_index(r) &&
 	       term_at(r, m->entries[i].index) == m->entries[i].term)
 		i++;
+#endif
+#ifdef RAFT_BUG_APPEND_TRUNCATE_MATCHING
+	i = 0; /* the append replaces the tail from its first entry, conflict or not */
+#endif
 	if (i < m->n_entries && m->entries[i].index <= last_index(r)) {
 		uint64_t from = m->entries[i].index;
 
@@ -1276,7 +1318,11 @@ handle_append(struct raft *r, const struct raft_msg *m)
 		r->stable_index = SP_MIN(r->stable_index, from - 1);
 		outbox_purge(r, true);
 		if (r->conf_index >= from)
+#ifdef RAFT_BUG_CONF_NO_ROLLBACK
+			(void)conf_reload; /* the truncated change stays in force */
+#else
 			conf_reload(r);
+#endif
 	}
 	for (; i < m->n_entries; i++) {
 		const struct raft_entry *e = &m->entries[i];
@@ -1343,12 +1389,18 @@ handle_snapshot(struct raft *r, const struct raft_msg *m)
 	ASSERT(m->term == r->term);
 	resp.type = RAFT_MSG_APPEND_RESP;
 	resp.to = m->from;
+#ifndef RAFT_BUG_SNAPSHOT_OLDER_INSTALLED
 	if (s->index <= r->commit) {
 		resp.index = r->commit;
 		outbox_push(r, &resp);
 		return;
 	}
+#endif
+#ifdef RAFT_BUG_SNAPSHOT_DISCARDS_TAIL
+	if (false) { /* the log after a snapshot we already hold is dropped with it */
+#else
 	if (term_at(r, s->index) == s->term) {
+#endif
 		/* We already hold the covered log: just learn the commit. */
 		commit_to(r, s->index);
 		resp.index = s->index;
@@ -1430,6 +1482,13 @@ static bool
 step_term(struct raft *r, const struct raft_msg *m)
 {
 	if (m->term > r->term) {
+#ifdef RAFT_BUG_HIGHER_TERM_KEEPS_LEADING
+		if (r->role == RAFT_LEADER &&
+		    (m->type == RAFT_MSG_APPEND_RESP || m->type == RAFT_MSG_HEARTBEAT_RESP)) {
+			r->term = m->term; /* adopts the term but does not step down */
+			return false;
+		}
+#endif
 		if (m->type == RAFT_MSG_PRE_VOTE || m->type == RAFT_MSG_VOTE) {
 			bool force = m->type == RAFT_MSG_VOTE && m->ctx == RAFT_VOTE_CTX_TRANSFER;
 			bool in_lease = r->cfg.check_quorum && r->leader != 0 &&
@@ -1459,6 +1518,21 @@ step_term(struct raft *r, const struct raft_msg *m)
 		return true;
 	}
 	if (m->term < r->term) {
+#ifdef RAFT_BUG_STALE_VOTE_COUNTED
+		if (m->type == RAFT_MSG_VOTE_RESP && r->role == RAFT_CANDIDATE) {
+			handle_vote_resp(r, m); /* a vote from an earlier election counts */
+			return false;
+		}
+#endif
+#ifdef RAFT_BUG_APPEND_STALE_TERM
+		if (m->type == RAFT_MSG_APPEND && r->role == RAFT_FOLLOWER) {
+			struct raft_msg cur = *m; /* an old leader's append taken as current */
+
+			cur.term = r->term;
+			handle_append(r, &cur);
+			return false;
+		}
+#endif
 		r->counters.msgs_dropped_stale++;
 		if ((r->cfg.check_quorum || r->cfg.pre_vote) &&
 		    (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT)) {
@@ -2043,7 +2117,11 @@ raft_ready_get(struct raft *r, struct raft_ready *rd)
 	rd->n_msgs = n_now;
 	rd->msgs_after_persist = r->rd_msgs + n_now;
 	rd->n_msgs_after_persist = n_after;
+#ifdef RAFT_BUG_APPLY_UNCOMMITTED
+	apply_to = SP_MIN(r->rd_last_index, r->applied + RAFT_READY_APPLY_MAX); /* not commit */
+#else
 	apply_to = SP_MIN(r->commit, r->applied + RAFT_READY_APPLY_MAX);
+#endif
 	if (apply_to > r->applied) {
 		rd->committed = raft_log_get(&r->log, r->applied + 1);
 		VERIFY(rd->committed != NULL);

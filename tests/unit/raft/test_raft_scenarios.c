@@ -1172,6 +1172,522 @@ test_read_queue_bound(void **state)
 	net_free(&net);
 }
 
+/* ---- One test per rule (docs/raft.md, "Every rule and the test that breaks it") ---- */
+
+/* Builds an append from leader `from` in `term` after (prev, prev_term) carrying n entries. */
+static struct raft_msg
+append_msg(uint64_t from, uint64_t term, uint64_t prev, uint64_t prev_term, uint64_t commit,
+           const struct raft_entry *ents, uint32_t n)
+{
+	return (struct raft_msg){.type = RAFT_MSG_APPEND,
+	                         .from = from,
+	                         .term = term,
+	                         .index = prev,
+	                         .log_term = prev_term,
+	                         .commit = commit,
+	                         .entries = ents,
+	                         .n_entries = n};
+}
+
+/* Makes isolated node id (no pre-vote) a leader of the next term with one injected vote. */
+static void
+elect_by_hand(struct net *net, uint64_t id, uint64_t voter)
+{
+	struct raft_msg m;
+
+	net_step(net, id, &(struct raft_event){.type = RAFT_EV_CAMPAIGN});
+	net_flush(net, id);
+	assert_int_equal(status_of(net, id).role, RAFT_CANDIDATE);
+	m = (struct raft_msg){
+	        .type = RAFT_MSG_VOTE_RESP, .from = voter, .term = status_of(net, id).term};
+	inject(net, id, m);
+	net_flush(net, id);
+	assert_int_equal(status_of(net, id).role, RAFT_LEADER);
+}
+
+/* AppendEntries rule 1: an append from an older term is refused and answered with ours. */
+static void
+test_append_from_older_term_refused(void **state)
+{
+	const uint64_t log[] = {1, 1};
+	struct raft_entry ents[RAFT_MSG_ENTRIES_MAX];
+	struct raft_entry e = {.term = 2, .index = 3, .type = RAFT_ENTRY_NORMAL};
+	struct raft_msg m;
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, NULL);
+	net_set_log(&net, 2, log, 2, 3, 1);
+	net_isolate(&net, 2);
+	assert_int_equal(inject(&net, 2, append_msg(1, 2, 2, 1, 2, &e, 1)), 0);
+	net_flush(&net, 2);
+	assert_int_equal(status_of(&net, 2).last_index, 2);
+	assert_int_equal(status_of(&net, 2).commit, 1);
+	assert_int_equal(status_of(&net, 2).term, 3);
+	assert_int_equal(status_of(&net, 2).leader_id, 0);
+	assert_int_equal(status_of(&net, 2).counters.msgs_dropped_stale, 1);
+	last_queued(&net, &m, ents);
+	assert_int_equal(m.type, RAFT_MSG_APPEND_RESP);
+	assert_int_equal(m.term, 3); /* the old leader learns the term and steps down */
+	net_free(&net);
+}
+
+/*
+ * AppendEntries rules 3 and 4: a delayed copy of an old append, whose entries the follower
+ * already holds, truncates nothing; an entry that conflicts deletes it and all that follow.
+ */
+static void
+test_append_truncates_only_from_a_conflict(void **state)
+{
+	const uint64_t log[] = {1, 1, 1, 1};
+	struct raft_entry old = {.term = 1, .index = 2, .type = RAFT_ENTRY_NORMAL};
+	struct raft_entry fresh = {.term = 2, .index = 3, .type = RAFT_ENTRY_NORMAL};
+	struct raft_entry ents[RAFT_MSG_ENTRIES_MAX];
+	struct raft_msg m;
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, NULL);
+	net_set_log(&net, 2, log, 4, 1, 1);
+	net_isolate(&net, 2);
+	/* The delayed duplicate: entry 2 of term 1, which 2 holds. */
+	assert_int_equal(inject(&net, 2, append_msg(1, 1, 1, 1, 1, &old, 1)), 0);
+	net_flush(&net, 2);
+	last_queued(&net, &m, ents);
+	assert_false(m.reject);
+	assert_int_equal(m.index, 2);
+	assert_int_equal(status_of(&net, 2).last_index, 4);
+	assert_int_equal(term_at(&net, 2, 4), 1);
+	/* A leader of term 2 whose entry 3 conflicts: 3 and 4 go, its entry takes 3. */
+	assert_int_equal(inject(&net, 2, append_msg(3, 2, 2, 1, 1, &fresh, 1)), 0);
+	net_flush(&net, 2);
+	assert_int_equal(status_of(&net, 2).last_index, 3);
+	assert_int_equal(term_at(&net, 2, 3), 2);
+	assert_int_equal(net_node(&net, 2)->n_log, 3); /* durable log truncated too */
+	net_free(&net);
+}
+
+/*
+ * AppendEntries rule 5: commitIndex = min(leaderCommit, index of the last new entry). A
+ * follower whose log goes on past the append with entries of a deposed leader must not
+ * commit them because the leader's commit index is higher.
+ */
+static void
+test_follower_commits_only_what_the_append_verified(void **state)
+{
+	const uint64_t log[] = {1, 1, 2, 2}; /* 3 and 4: a term-2 leader's, never committed */
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, NULL);
+	net_set_log(&net, 2, log, 4, 3, 1);
+	net_isolate(&net, 2);
+	/* The term-3 leader holds 1, 1, 3 and has committed 3; it probes at index 2. */
+	assert_int_equal(inject(&net, 2, append_msg(1, 3, 2, 1, 3, NULL, 0)), 0);
+	net_flush(&net, 2);
+	assert_int_equal(status_of(&net, 2).commit, 2);
+	assert_int_equal(status_of(&net, 2).applied, 2);
+	net_free(&net);
+}
+
+/*
+ * The same rule on the heartbeat path: a heartbeat carries no entries, so the commit index
+ * it tells a follower is bounded by what that follower is known to hold. A follower still
+ * holding a deposed leader's entries must not commit them.
+ */
+static void
+test_heartbeat_commit_bounded_by_match(void **state)
+{
+	const uint64_t common[] = {1};
+	const uint64_t stale[] = {1, 2, 2}; /* 2 and 3: a term-2 leader's, never committed */
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, no_prevote);
+	net_set_log(&net, 1, common, 1, 2, 1);
+	net_set_log(&net, 2, common, 1, 2, 1);
+	net_set_log(&net, 3, stale, 3, 2, 1);
+	net_isolate(&net, 3);
+	assert_int_equal(net_elect(&net, 1), 1);
+	assert_int_equal(net_propose(&net, 1, "x"), 0);
+	net_deliver(&net);
+	assert_int_equal(status_of(&net, 1).commit, 3);
+	/* Only heartbeats reach 3: its log is not repaired, so nothing new may commit. */
+	net_heal(&net);
+	net.drop_type_mask = 1u << RAFT_MSG_APPEND;
+	net_tick(&net, 1, 2);
+	assert_true(net.sent[RAFT_MSG_HEARTBEAT][3] >= 1);
+	assert_int_equal(status_of(&net, 3).commit, 1);
+	assert_int_equal(term_at(&net, 3, 2), 2);
+	net.drop_type_mask = 0;
+	net_tick_all(&net, 2);
+	assert_int_equal(status_of(&net, 3).commit, 3);
+	assert_int_equal(term_at(&net, 3, 2), 3);
+	net_free(&net);
+}
+
+/* RequestVote rule 2: one vote per term; a second candidate of the same term is refused. */
+static void
+test_one_vote_per_term(void **state)
+{
+	struct raft_entry ents[RAFT_MSG_ENTRIES_MAX];
+	struct raft_msg m;
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, no_prevote);
+	net_isolate(&net, 2);
+	inject(&net, 2, (struct raft_msg){.type = RAFT_MSG_VOTE, .from = 1, .term = 1});
+	net_flush(&net, 2);
+	last_queued(&net, &m, ents);
+	assert_int_equal(m.type, RAFT_MSG_VOTE_RESP);
+	assert_false(m.reject);
+	assert_int_equal(status_of(&net, 2).vote, 1);
+	inject(&net, 2, (struct raft_msg){.type = RAFT_MSG_VOTE, .from = 3, .term = 1});
+	net_flush(&net, 2);
+	last_queued(&net, &m, ents);
+	assert_int_equal(m.type, RAFT_MSG_VOTE_RESP);
+	assert_int_equal(m.to, 3);
+	assert_true(m.reject);
+	assert_int_equal(status_of(&net, 2).vote, 1);
+	net_free(&net);
+}
+
+/* Section 5.4.1: the last terms are compared first; a longer log of an older term loses. */
+static void
+test_vote_compares_last_term_before_length(void **state)
+{
+	const uint64_t voter_log[] = {1, 2};
+	struct raft_entry ents[RAFT_MSG_ENTRIES_MAX];
+	struct raft_msg m;
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, no_prevote);
+	net_set_log(&net, 2, voter_log, 2, 2, 1);
+	net_isolate(&net, 2);
+	m = (struct raft_msg){
+	        .type = RAFT_MSG_VOTE, .from = 1, .term = 3, .index = 3, .log_term = 1};
+	inject(&net, 2, m);
+	net_flush(&net, 2);
+	last_queued(&net, &m, ents);
+	assert_int_equal(m.type, RAFT_MSG_VOTE_RESP);
+	assert_true(m.reject);
+	assert_int_equal(status_of(&net, 2).vote, 0);
+	assert_int_equal(status_of(&net, 2).term, 3);
+	net_free(&net);
+}
+
+/* Candidates: leader only with votes from a majority; one refusal and a self-vote are not. */
+static void
+test_candidate_needs_a_majority_of_votes(void **state)
+{
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, no_prevote);
+	net_isolate(&net, 1);
+	net_step(&net, 1, &(struct raft_event){.type = RAFT_EV_CAMPAIGN});
+	net_flush(&net, 1);
+	inject(&net, 1,
+	       (struct raft_msg){.type = RAFT_MSG_VOTE_RESP, .from = 2, .term = 1, .reject = true});
+	net_flush(&net, 1);
+	assert_int_equal(status_of(&net, 1).role, RAFT_CANDIDATE);
+	inject(&net, 1, (struct raft_msg){.type = RAFT_MSG_VOTE_RESP, .from = 3, .term = 1});
+	net_flush(&net, 1);
+	assert_int_equal(status_of(&net, 1).role, RAFT_LEADER);
+	net_free(&net);
+}
+
+/* A vote granted in an earlier election does not count in this one. */
+static void
+test_stale_vote_response_not_counted(void **state)
+{
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, no_prevote);
+	net_isolate(&net, 1);
+	net_step(&net, 1, &(struct raft_event){.type = RAFT_EV_CAMPAIGN});
+	net_step(&net, 1, &(struct raft_event){.type = RAFT_EV_CAMPAIGN});
+	net_flush(&net, 1);
+	assert_int_equal(status_of(&net, 1).term, 2);
+	/* Node 2's vote for term 1 arrives late; in term 2 it may vote for someone else. */
+	inject(&net, 1, (struct raft_msg){.type = RAFT_MSG_VOTE_RESP, .from = 2, .term = 1});
+	net_flush(&net, 1);
+	assert_int_equal(status_of(&net, 1).role, RAFT_CANDIDATE);
+	assert_int_equal(status_of(&net, 1).counters.msgs_dropped_stale, 1);
+	inject(&net, 1, (struct raft_msg){.type = RAFT_MSG_VOTE_RESP, .from = 2, .term = 2});
+	net_flush(&net, 1);
+	assert_int_equal(status_of(&net, 1).role, RAFT_LEADER);
+	net_free(&net);
+}
+
+/* All servers: a leader that sees a higher term in a response becomes a follower of it. */
+static void
+test_leader_steps_down_on_higher_term_response(void **state)
+{
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, NULL);
+	assert_int_equal(net_elect(&net, 1), 1);
+	net_isolate(&net, 1);
+	inject(&net, 1, (struct raft_msg){.type = RAFT_MSG_APPEND_RESP, .from = 2, .term = 5});
+	net_flush(&net, 1);
+	assert_int_equal(status_of(&net, 1).role, RAFT_FOLLOWER);
+	assert_int_equal(status_of(&net, 1).term, 5);
+	assert_int_equal(status_of(&net, 1).vote, 0);
+	net_free(&net);
+}
+
+/* All servers: only committed entries are applied. */
+static void
+test_entries_applied_only_once_committed(void **state)
+{
+	struct raft_entry e[2] = {{.term = 1, .index = 1, .type = RAFT_ENTRY_NORMAL},
+	                          {.term = 1, .index = 2, .type = RAFT_ENTRY_NORMAL}};
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, NULL);
+	net_isolate(&net, 2);
+	inject(&net, 2, append_msg(1, 1, 0, 0, 0, e, 2));
+	net_flush(&net, 2);
+	assert_int_equal(status_of(&net, 2).last_index, 2);
+	assert_int_equal(status_of(&net, 2).applied, 0);
+	assert_int_equal(net_node(&net, 2)->n_applied, 0);
+	inject(&net, 2, append_msg(1, 1, 2, 1, 1, NULL, 0));
+	net_flush(&net, 2);
+	assert_int_equal(status_of(&net, 2).applied, 1);
+	assert_int_equal(net_node(&net, 2)->n_applied, 1);
+	net_free(&net);
+}
+
+/* Leaders: commit needs a majority of voters; the leader's own copy is not one. */
+static void
+test_leader_alone_does_not_commit(void **state)
+{
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, no_prevote);
+	net_isolate(&net, 1);
+	elect_by_hand(&net, 1, 2);
+	net_flush(&net, 1);
+	assert_int_equal(status_of(&net, 1).last_index, 1);
+	assert_int_equal(status_of(&net, 1).commit, 0);
+	inject(&net, 1,
+	       (struct raft_msg){.type = RAFT_MSG_APPEND_RESP, .from = 2, .term = 1, .index = 1});
+	net_flush(&net, 1);
+	assert_int_equal(status_of(&net, 1).commit, 1);
+	net_free(&net);
+}
+
+/* The leader counts its own copy toward a commit only once it is durable. */
+static void
+test_leader_counts_itself_only_when_durable(void **state)
+{
+	uint64_t x;
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, NULL);
+	assert_int_equal(net_elect(&net, 1), 1);
+	net_tick_all(&net, 1);
+	net_isolate(&net, 1);
+	assert_int_equal(net_propose(&net, 1, "x"), 0); /* not persisted yet */
+	x = status_of(&net, 1).last_index;
+	inject(&net, 1,
+	       (struct raft_msg){.type = RAFT_MSG_APPEND_RESP, .from = 2, .term = 1, .index = x});
+	assert_int_equal(status_of(&net, 1).commit, x - 1); /* one durable copy of x */
+	net_flush(&net, 1);
+	assert_int_equal(status_of(&net, 1).commit, x);
+	net_free(&net);
+}
+
+/* Leaders: matchIndex moves to what the follower acknowledged, not to what is in flight. */
+static void
+test_match_index_only_from_acknowledgements(void **state)
+{
+	struct raft_status st;
+	uint64_t a, b;
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, NULL);
+	assert_int_equal(net_elect(&net, 1), 1);
+	net_tick_all(&net, 1);
+	net_isolate(&net, 1);
+	assert_int_equal(net_propose(&net, 1, "a"), 0);
+	net_flush(&net, 1);
+	a = status_of(&net, 1).last_index;
+	assert_int_equal(net_propose(&net, 1, "b"), 0);
+	net_flush(&net, 1);
+	b = status_of(&net, 1).last_index;
+	assert_int_equal(b, a + 1);
+	inject(&net, 1,
+	       (struct raft_msg){.type = RAFT_MSG_APPEND_RESP, .from = 2, .term = 1, .index = a});
+	net_flush(&net, 1);
+	st = status_of(&net, 1);
+	for (uint32_t i = 0; i < st.n_progress; i++)
+		if (st.progress[i].id == 2)
+			assert_int_equal(st.progress[i].match, a);
+	assert_int_equal(st.commit, a);
+	net_free(&net);
+}
+
+/* Section 6: a membership change truncated from a follower's log is undone there. */
+static void
+test_truncated_conf_entry_reverts_membership(void **state)
+{
+	struct raft_conf_change cc = {.op = RAFT_CONF_REMOVE, .node_id = 2};
+	uint8_t payload[RAFT_CONF_CHANGE_BYTES];
+	struct raft_entry conf_e = {.term = 1, .index = 1, .type = RAFT_ENTRY_CONF};
+	struct raft_entry other = {.term = 2, .index = 1, .type = RAFT_ENTRY_NORMAL};
+	struct net net;
+
+	(void)state;
+	raft_conf_change_encode(&cc, payload);
+	conf_e.data = payload;
+	conf_e.len = sizeof(payload);
+	net_init(&net, 3, 0, NULL);
+	net_isolate(&net, 3);
+	inject(&net, 3, append_msg(1, 1, 0, 0, 0, &conf_e, 1));
+	net_flush(&net, 3);
+	assert_false(is_member(&net, 3, 2)); /* effective on append */
+	assert_true(status_of(&net, 3).conf_pending);
+	/* The term-2 leader never had it: the entry goes, and with it the change. */
+	inject(&net, 3, append_msg(2, 2, 0, 0, 0, &other, 1));
+	net_flush(&net, 3);
+	assert_true(is_voter(&net, 3, 2));
+	assert_int_equal(status_of(&net, 3).membership.n_voters, 3);
+	assert_false(status_of(&net, 3).conf_pending);
+	net_free(&net);
+}
+
+/* Learners: their acknowledgements never count toward a commit. */
+static void
+test_learner_acks_do_not_commit(void **state)
+{
+	uint64_t x;
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 1, NULL);
+	assert_int_equal(net_elect(&net, 1), 1);
+	net_tick_all(&net, 1);
+	net_isolate(&net, 1);
+	assert_int_equal(net_propose(&net, 1, "x"), 0);
+	net_flush(&net, 1);
+	x = status_of(&net, 1).last_index;
+	inject(&net, 1,
+	       (struct raft_msg){.type = RAFT_MSG_APPEND_RESP, .from = 4, .term = 1, .index = x});
+	net_flush(&net, 1);
+	assert_int_equal(status_of(&net, 1).commit, x - 1);
+	inject(&net, 1,
+	       (struct raft_msg){.type = RAFT_MSG_APPEND_RESP, .from = 3, .term = 1, .index = x});
+	net_flush(&net, 1);
+	assert_int_equal(status_of(&net, 1).commit, x);
+	net_free(&net);
+}
+
+/* ReadIndex: each read needs a heartbeat round of its own, answered by a quorum. */
+static void
+test_read_index_needs_a_fresh_heartbeat_round(void **state)
+{
+	struct net_node *n1;
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, NULL);
+	n1 = net_node(&net, 1);
+	assert_int_equal(net_elect(&net, 1), 1);
+	net_tick_all(&net, 1);
+	assert_int_equal(read_index(&net, 1, 1), 0);
+	net_deliver(&net);
+	assert_int_equal(n1->n_reads, 1);
+	assert_int_equal(n1->reads[0].status, 0);
+	/* Cut off (a new leader may be committing elsewhere): the next read must wait. */
+	net_isolate(&net, 1);
+	assert_int_equal(read_index(&net, 1, 2), 0);
+	net_deliver(&net);
+	assert_int_equal(n1->n_reads, 1);
+	net_tick(&net, 1, 3 * ELECTION); /* check-quorum: it steps down, the read fails */
+	assert_int_equal(n1->n_reads, 2);
+	assert_int_equal(n1->reads[1].ctx, 2);
+	assert_int_equal(n1->reads[1].status, -SP_ENOTLEADER);
+	net_free(&net);
+}
+
+/* InstallSnapshot: a snapshot older than what the follower committed changes nothing. */
+static void
+test_older_snapshot_ignored(void **state)
+{
+	static const char data[] = "old-image";
+	struct raft_event ev = {.type = RAFT_EV_COMPACT};
+	struct raft_msg m = {.type = RAFT_MSG_SNAPSHOT, .from = 1};
+	struct raft_status before, after;
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, NULL);
+	assert_int_equal(net_elect(&net, 1), 1);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(net_propose(&net, 1, "e"), 0);
+	net_deliver(&net);
+	net_tick_all(&net, 1);
+	before = status_of(&net, 2);
+	assert_int_equal(before.applied, before.last_index);
+	ev.compact.index = before.applied;
+	ev.compact.data = "new-image";
+	ev.compact.len = 9;
+	assert_int_equal(net_step(&net, 2, &ev), 0);
+	net_isolate(&net, 2);
+	/* A delayed snapshot taken at index 3 arrives. */
+	m.term = before.term;
+	m.snapshot.meta.index = 3;
+	m.snapshot.meta.term = before.term;
+	m.snapshot.meta.membership = before.membership;
+	m.snapshot.data = data;
+	m.snapshot.len = sizeof(data);
+	assert_int_equal(inject(&net, 2, m), 0);
+	net_flush(&net, 2);
+	after = status_of(&net, 2);
+	assert_int_equal(after.commit, before.commit);
+	assert_int_equal(after.applied, before.applied);
+	assert_int_equal(after.snapshot_index, before.applied);
+	assert_int_equal(after.last_index, before.last_index);
+	assert_int_equal(net_node(&net, 2)->snap_meta.index, 0); /* nothing to persist */
+	net_free(&net);
+}
+
+/* InstallSnapshot: a snapshot of entries the follower holds keeps the log that follows. */
+static void
+test_snapshot_keeps_log_after_it(void **state)
+{
+	const uint64_t log[] = {1, 1, 1, 1, 1};
+	struct raft_msg m = {.type = RAFT_MSG_SNAPSHOT, .from = 1, .term = 1};
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, NULL);
+	net_set_log(&net, 2, log, 5, 1, 1);
+	net_isolate(&net, 2);
+	m.snapshot.meta.index = 3;
+	m.snapshot.meta.term = 1;
+	m.snapshot.meta.membership = status_of(&net, 2).membership;
+	m.snapshot.data = "s";
+	m.snapshot.len = 1;
+	assert_int_equal(inject(&net, 2, m), 0);
+	net_flush(&net, 2);
+	assert_int_equal(status_of(&net, 2).last_index, 5);
+	assert_int_equal(status_of(&net, 2).commit, 3);
+	assert_int_equal(status_of(&net, 2).snapshot_index, 0);
+	assert_int_equal(net_node(&net, 2)->n_log, 5);
+	net_free(&net);
+}
+
 /*
  * Random faults on five nodes: ticks, proposals, drops, partitions, crashes and restarts.
  * The harness checks safety after every step; at the end the healed cluster must make
@@ -1272,6 +1788,24 @@ main(void)
 	        cmocka_unit_test(test_ready_apply_bound),
 	        cmocka_unit_test(test_append_entries_bound),
 	        cmocka_unit_test(test_payload_bounds),
+	        cmocka_unit_test(test_append_from_older_term_refused),
+	        cmocka_unit_test(test_append_truncates_only_from_a_conflict),
+	        cmocka_unit_test(test_follower_commits_only_what_the_append_verified),
+	        cmocka_unit_test(test_heartbeat_commit_bounded_by_match),
+	        cmocka_unit_test(test_one_vote_per_term),
+	        cmocka_unit_test(test_vote_compares_last_term_before_length),
+	        cmocka_unit_test(test_candidate_needs_a_majority_of_votes),
+	        cmocka_unit_test(test_stale_vote_response_not_counted),
+	        cmocka_unit_test(test_leader_steps_down_on_higher_term_response),
+	        cmocka_unit_test(test_entries_applied_only_once_committed),
+	        cmocka_unit_test(test_leader_alone_does_not_commit),
+	        cmocka_unit_test(test_leader_counts_itself_only_when_durable),
+	        cmocka_unit_test(test_match_index_only_from_acknowledgements),
+	        cmocka_unit_test(test_truncated_conf_entry_reverts_membership),
+	        cmocka_unit_test(test_learner_acks_do_not_commit),
+	        cmocka_unit_test(test_read_index_needs_a_fresh_heartbeat_round),
+	        cmocka_unit_test(test_older_snapshot_ignored),
+	        cmocka_unit_test(test_snapshot_keeps_log_after_it),
 	        cmocka_unit_test(test_random_faults),
 	};
 
