@@ -80,6 +80,11 @@ struct sim_node {
 	struct sim_read_wait reads[SIM_READ_WAIT_MAX];
 	uint32_t n_reads;
 
+	/* The highest index this incarnation acknowledged to a leader of promise_term: while
+	 * it stays in that term, its stored log must keep reaching that far. */
+	uint64_t promise_id;
+	uint64_t promise_term;
+	uint64_t promise_index;
 	uint64_t reported_commit; /* commits reported to the checker */
 	uint64_t checked_lead_term;
 	uint32_t last_role;
@@ -137,6 +142,10 @@ struct sim_profile {
 	uint64_t max_size_per_msg;
 	uint32_t max_inflight_msgs;
 	bool pre_vote;
+	/* Off: an isolated leader keeps its role and grows a long divergent log. */
+	bool check_quorum;
+	/* Small budgets make leaders refuse writes at the bound (checked after every write). */
+	uint64_t max_uncommitted_bytes;
 };
 
 /*
@@ -328,7 +337,32 @@ check_durable_promise(struct sim *s, struct sim_node *n, const struct raft_msg *
 			               "node %" PRIu64 " acknowledges index %" PRIu64
 			               " term %" PRIu64 " but storage ends at %" PRIu64,
 			               n->id, m->index, m->term, sim_storage_last_index(&n->st));
+		if (n->promise_id != n->id || n->promise_term != m->term) {
+			n->promise_id = n->id;
+			n->promise_term = m->term;
+			n->promise_index = 0;
+		}
+		n->promise_index = SP_MAX(n->promise_index, m->index);
 	}
+}
+
+/*
+ * An acknowledgement is a promise for the rest of its term: the leader counts it toward
+ * commits from then on. Only a leader of a later term may take those entries away again
+ * (by truncating a conflict); within the term the stored log must keep reaching them,
+ * whatever arrives (old duplicates, snapshots) and across restarts.
+ */
+static void
+check_promise_kept(struct sim *s, struct sim_node *n)
+{
+	uint64_t last = sim_storage_last_index(&n->st);
+
+	s->ck.checks++;
+	if (n->promise_id == n->id && n->st.hs.term == n->promise_term && last < n->promise_index)
+		sim_check_fail(&s->ck, "append durability",
+		               "node %" PRIu64 " acknowledged index %" PRIu64 " in term %" PRIu64
+		               " and its stored log now ends at %" PRIu64 " in that term",
+		               n->id, n->promise_index, n->promise_term, last);
 }
 
 /* Sends a ready's messages in order, checking the durability promise of each. */
@@ -491,6 +525,7 @@ node_persist_done(struct sim *s, struct sim_node *n)
 	}
 	if (rd->hard_state_changed)
 		n->st.hs = rd->hard_state;
+	check_promise_kept(s, n);
 	for (size_t i = 0; i < rd->n_entries && ok(s); i++) {
 		const struct raft_entry *e = &rd->entries[i];
 
@@ -768,6 +803,8 @@ node_boot(struct sim *s, struct sim_node *n)
 	cfg.max_size_per_msg = s->prof.max_size_per_msg;
 	cfg.max_inflight_msgs = s->prof.max_inflight_msgs;
 	cfg.pre_vote = s->prof.pre_vote;
+	cfg.check_quorum = s->prof.check_quorum;
+	cfg.max_uncommitted_bytes = s->prof.max_uncommitted_bytes;
 	sim_storage_view(&n->st, &view, s->restore_entries, snap_data);
 	n->r = raft_create(&cfg, &view, &err);
 	if (n->r == NULL)
@@ -1299,6 +1336,25 @@ fault_step(struct sim *s)
 	}
 }
 
+/*
+ * The uncommitted bound: a leader that accepted a write holds at most max_uncommitted_bytes
+ * of uncommitted entries (each costs its length + 32). A new leader may inherit more, but
+ * then it accepts nothing until it is back under the bound.
+ */
+static void
+check_uncommitted_bound(struct sim *s, struct sim_node *n)
+{
+	struct raft_status st;
+
+	raft_status(n->r, &st);
+	s->ck.checks++;
+	if (st.role == RAFT_LEADER && st.uncommitted_bytes > s->prof.max_uncommitted_bytes)
+		sim_check_fail(&s->ck, "uncommitted bound",
+		               "leader %" PRIu64 " accepted a write with %" PRIu64
+		               " uncommitted bytes, over max_uncommitted_bytes %" PRIu64,
+		               n->id, st.uncommitted_bytes, s->prof.max_uncommitted_bytes);
+}
+
 /* Starts client ci's next operation at the node it believes leads (or any up node). */
 static void
 client_start(struct sim *s, struct sim_client *c, unsigned ci)
@@ -1349,6 +1405,8 @@ client_start(struct sim *s, struct sim_client *c, unsigned ci)
 		client_abort(s, c, sp_strerror(rc));
 	} else {
 		c->leader_hint = n->slot + 1;
+		if (c->kind == SIM_OP_WRITE)
+			check_uncommitted_bound(s, n);
 		if (c->kind == SIM_OP_WRITE && !s->healed && !s->prof.fig8 &&
 		    sim_rng_chance(&s->rng, s->prof.isolate_ppm))
 			isolate(s, n);
@@ -1563,6 +1621,13 @@ profile_draw(struct sim *s)
 	p->max_size_per_msg = sizes[sim_rng_below(&s->rng, SP_ARRAY_SIZE(sizes))];
 	p->max_inflight_msgs = windows[sim_rng_below(&s->rng, SP_ARRAY_SIZE(windows))];
 	p->pre_vote = sim_rng_chance(&s->rng, SIM_PPM * 3 / 4);
+	/* Drawn last, so that the draws above keep their meaning. */
+	static const uint32_t late_dups[] = {0, 2000, 20000, 100000};
+	static const uint64_t budgets[] = {8u << 20, 8u << 20, 4096, 100};
+
+	p->net.late_dup_ppm = late_dups[sim_rng_below(&s->rng, SP_ARRAY_SIZE(late_dups))];
+	p->check_quorum = sim_rng_chance(&s->rng, SIM_PPM * 3 / 4);
+	p->max_uncommitted_bytes = budgets[sim_rng_below(&s->rng, SP_ARRAY_SIZE(budgets))];
 }
 
 /* Frees a run, whatever state it stopped in. */

@@ -46,7 +46,7 @@ sim_net_set_faults(struct sim_net *net, const struct sim_net_faults *faults)
 {
 	ASSERT(net != NULL);
 	if (faults->drop_ppm > SIM_PPM || faults->dup_ppm > SIM_PPM ||
-	    faults->reorder_ppm > SIM_PPM)
+	    faults->reorder_ppm > SIM_PPM || faults->late_dup_ppm > SIM_PPM)
 		return -EINVAL;
 	if (faults->delay_ticks_min > faults->delay_ticks_max)
 		return -EINVAL;
@@ -56,10 +56,14 @@ sim_net_set_faults(struct sim_net *net, const struct sim_net_faults *faults)
 	return 0;
 }
 
-/* Appends one copy to a link; returns 1 (and releases) when the queue is full. */
+/*
+ * Appends one copy to a link; returns 1 (and releases) when the queue is full. A late copy
+ * is delivered SIM_NET_DELAY_TICKS_MAX..SIM_NET_LATE_TICKS_MAX ticks from now, overtaken
+ * by everything sent after it, and does not hold back the link's FIFO order.
+ */
 static int
 link_enqueue(struct sim_net *net, struct sim_rng *rng, uint64_t now, unsigned from, unsigned to,
-             void *payload)
+             void *payload, bool late)
 {
 	struct sim_net_link *l = &net->links[from][to];
 	const struct sim_net_faults *f = &net->faults;
@@ -71,14 +75,18 @@ link_enqueue(struct sim_net *net, struct sim_rng *rng, uint64_t now, unsigned fr
 	}
 	uint64_t deliver = now + sim_rng_range(rng, f->delay_ticks_min, f->delay_ticks_max);
 
-	if (sim_rng_chance(rng, f->reorder_ppm)) {
+	if (late) {
+		deliver = now + sim_rng_range(rng, SIM_NET_DELAY_TICKS_MAX, SIM_NET_LATE_TICKS_MAX);
+		ASSERT(deliver > now + f->delay_ticks_max);
+	} else if (sim_rng_chance(rng, f->reorder_ppm)) {
 		/* Free to overtake: keep the drawn tick even if it is before earlier ones. */
 		if (deliver < l->last_deliver_tick)
 			net->stats.reordered++;
 	} else if (deliver < l->last_deliver_tick) {
 		deliver = l->last_deliver_tick;
 	}
-	l->last_deliver_tick = SP_MAX(l->last_deliver_tick, deliver);
+	if (!late)
+		l->last_deliver_tick = SP_MAX(l->last_deliver_tick, deliver);
 	l->q[l->len++] = (struct sim_net_msg){
 	        .deliver_tick = deliver,
 	        .seq = net->seq_next++,
@@ -114,10 +122,16 @@ sim_net_send(struct sim_net *net, struct sim_rng *rng, uint64_t now, unsigned fr
 	if (sim_rng_chance(rng, net->faults.dup_ppm) && net->hooks.clone != NULL) {
 		void *copy = net->hooks.clone(net->hooks.ctx, payload);
 
-		if (copy != NULL && link_enqueue(net, rng, now, from, to, copy) == 0)
+		if (copy != NULL && link_enqueue(net, rng, now, from, to, copy, false) == 0)
 			net->stats.duplicated++;
 	}
-	return link_enqueue(net, rng, now, from, to, payload);
+	if (sim_rng_chance(rng, net->faults.late_dup_ppm) && net->hooks.clone != NULL) {
+		void *copy = net->hooks.clone(net->hooks.ctx, payload);
+
+		if (copy != NULL && link_enqueue(net, rng, now, from, to, copy, true) == 0)
+			net->stats.late_duplicated++;
+	}
+	return link_enqueue(net, rng, now, from, to, payload, false);
 }
 
 bool

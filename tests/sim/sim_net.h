@@ -21,6 +21,9 @@
 #define SIM_NET_NODES_MAX       9   /* nodes the network can connect */
 #define SIM_NET_LINK_QUEUE_MAX  128 /* messages in flight per directed link; more are dropped */
 #define SIM_NET_DELAY_TICKS_MAX 64  /* upper bound of any configured delay */
+/* A late duplicate arrives SIM_NET_DELAY_TICKS_MAX..SIM_NET_LATE_TICKS_MAX ticks after it
+ * was sent, long after the original: an old append, vote or snapshot replayed. */
+#define SIM_NET_LATE_TICKS_MAX 400
 
 struct sim_net_msg {
 	uint64_t deliver_tick;
@@ -40,7 +43,8 @@ struct sim_net_hooks {
 struct sim_net_faults {
 	uint32_t drop_ppm;
 	uint32_t dup_ppm;
-	uint32_t reorder_ppm; /* chance a message ignores FIFO order on its link */
+	uint32_t reorder_ppm;  /* chance a message ignores FIFO order on its link */
+	uint32_t late_dup_ppm; /* chance of one more copy, delivered late (out of order) */
 	uint32_t delay_ticks_min;
 	uint32_t delay_ticks_max;
 };
@@ -53,6 +57,7 @@ struct sim_net_stats {
 	uint64_t dropped_full; /* link queue at SIM_NET_LINK_QUEUE_MAX */
 	uint64_t dropped_down; /* destination node down */
 	uint64_t duplicated;
+	uint64_t late_duplicated;
 	uint64_t reordered;
 };
 

@@ -193,6 +193,57 @@ test_net_delay_reorder_and_duplicate(void **state)
 	net_free(net);
 }
 
+/* Late duplicates arrive SIM_NET_DELAY_TICKS_MAX..SIM_NET_LATE_TICKS_MAX ticks after their
+ * send, behind later messages, and do not hold back the link's FIFO order. */
+static void
+test_net_late_duplicates(void **state)
+{
+	(void)state;
+	struct sim_net *net = net_new(2);
+	struct sim_rng rng;
+	struct sim_net_faults f = {
+	        .late_dup_ppm = 100000, .delay_ticks_min = 1, .delay_ticks_max = 1};
+	static uint64_t sent_at[PAYLOADS_MAX];
+	unsigned sent = 0, got = 0, late = 0;
+	uint32_t last_on_time = 0;
+
+	sim_rng_seed(&rng, 11);
+	assert_int_equal(sim_net_set_faults(net, &f), 0);
+	for (uint64_t t = 0; t < 2 * SIM_NET_LATE_TICKS_MAX; t++) {
+		if (t < 300 && sim_net_in_flight(net) + 2 <= SIM_NET_LINK_QUEUE_MAX) {
+			sent_at[sent] = t;
+			assert_int_equal(sim_net_send(net, &rng, t, 0, 1, payload_new(sent)), 0);
+			sent++;
+		}
+		struct sim_net_msg m;
+
+		while (sim_net_pop(net, t, &m)) {
+			uint32_t v = *(uint32_t *)m.payload;
+			uint64_t age = t - sent_at[v];
+
+			if (age >= SIM_NET_DELAY_TICKS_MAX) {
+				assert_true(age <= SIM_NET_LATE_TICKS_MAX);
+				late++;
+			} else {
+				/* On-time copies keep FIFO order and their one-tick delay. */
+				assert_int_equal(age, 1);
+				assert_true(v >= last_on_time);
+				last_on_time = v;
+			}
+			got++;
+			payload_release(NULL, m.payload);
+		}
+	}
+	assert_int_equal(sim_net_in_flight(net), 0);
+	assert_int_equal(got, sent + net->stats.late_duplicated);
+	assert_int_equal(late, net->stats.late_duplicated);
+	assert_true(late > sent / 20);
+	struct sim_net_faults bad = {.late_dup_ppm = SIM_PPM + 1, .delay_ticks_max = 1};
+
+	assert_int_equal(sim_net_set_faults(net, &bad), -EINVAL);
+	net_free(net);
+}
+
 static void
 test_net_delay_bounds(void **state)
 {
@@ -552,6 +603,7 @@ main(void)
 	        cmocka_unit_test(test_rng_replays_and_stays_in_range),
 	        cmocka_unit_test(test_net_fifo_without_faults),
 	        cmocka_unit_test(test_net_delay_reorder_and_duplicate),
+	        cmocka_unit_test(test_net_late_duplicates),
 	        cmocka_unit_test(test_net_delay_bounds),
 	        cmocka_unit_test(test_net_drop_rate),
 	        cmocka_unit_test(test_net_queue_bound),
