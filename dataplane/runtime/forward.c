@@ -244,14 +244,16 @@ serve_request(struct dp_worker *w, const struct route_table *t, uint32_t now_s, 
 		enum route_action a = route_decide(t, partition, w->index, &to);
 
 		if (a == ROUTE_REMOTE || a == ROUTE_UNSERVED) {
+			/* The request goes back with the refusal, so the entry node can try
+			 * once more on a newer map without having kept a copy. */
 			h->kind = SP_FWD_REFUSED;
 			h->status =
 			        a == ROUTE_REMOTE ? SP_BP_ST_WRONG_PARTITION : t->unserved_status;
-			h->payload_len = 0;
 			h->epoch = t->epoch;
 			sp_fwd_encode(frame + NET_UDP_REPLY_HDRS, h);
 			frame_done(w, m,
-			           net_udp_reply(frame, frame, &meta->pkt, SP_FWD_HDR_SIZE,
+			           net_udp_reply(frame, frame, &meta->pkt,
+			                         (uint16_t)(SP_FWD_HDR_SIZE + h->payload_len),
 			                         w->ip_id++, w->rt->port.tx_flags));
 			DP_STAT_INC(w->stats, fwd_refused);
 			dp_worker_tx(w, m);
@@ -287,6 +289,45 @@ serve_request(struct dp_worker *w, const struct route_table *t, uint32_t now_s, 
 		rte_pktmbuf_free(m); /* noreply: nothing goes back; the entry times out quietly */
 }
 
+/*
+ * Entry side, the owner refused (its map says someone else, or nobody here, serves the
+ * key): rebuilds the client's datagram in m, as if it had just arrived, and puts it on this
+ * worker's own ring, so it is placed again on this worker's map, which may be newer (run
+ * here, or forwarded to the new owner). Marked refused, it is never forwarded a second
+ * time. Releases s. Returns false (nothing done) when the ring is full.
+ */
+static bool
+retry_refused(struct dp_worker *w, struct rte_mbuf *m, const struct sp_fwd_hdr *h,
+              struct sp_fwd_slot *s, const uint8_t *payload)
+{
+	struct dp_meta *meta = dp_meta_of(m);
+	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+	struct rte_mbuf *one = m;
+
+	memmove(frame + NET_UDP_REPLY_HDRS, payload, h->payload_len);
+	memcpy(frame, w->rt->port.mac.addr_bytes, NET_ETH_ADDR_LEN);
+	memcpy(frame + NET_ETH_ADDR_LEN, s->client_mac, NET_ETH_ADDR_LEN);
+	memset(&meta->pkt, 0, sizeof(meta->pkt));
+	meta->pkt.l3_off = NET_ETH_HDR_LEN;
+	meta->pkt.l4_off = NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN;
+	meta->pkt.payload_off = NET_UDP_REPLY_HDRS;
+	meta->pkt.payload_len = h->payload_len;
+	meta->pkt.src_ip_be = s->client_ip_be;
+	meta->pkt.dst_ip_be = w->rt->cfg.ip_be;
+	meta->pkt.src_port = s->client_port;
+	meta->pkt.dst_port = s->local_port;
+	meta->hops = 0;
+	meta->reqs = 1;
+	meta->refused = 1;
+	m->data_len = (uint16_t)(NET_UDP_REPLY_HDRS + h->payload_len);
+	m->pkt_len = m->data_len;
+	if (dp_handoff_send(&w->rt->handoff, w->index, &one, 1) != 1)
+		return false;
+	DP_STAT_INC(w->stats, fwd_retried);
+	sp_fwd_release(&w->fwd, s);
+	return true;
+}
+
 /* Entry side: a REPLY or REFUSED for slot s from its owner, in m. Consumes m. */
 static void
 serve_answer(struct dp_worker *w, struct rte_mbuf *m, const struct sp_fwd_hdr *h,
@@ -297,6 +338,8 @@ serve_answer(struct dp_worker *w, struct rte_mbuf *m, const struct sp_fwd_hdr *h
 
 	if (h->kind == SP_FWD_REFUSED) {
 		DP_STAT_INC(w->stats, fwd_refused);
+		if (h->payload_len > SP_MC_FRAME_BYTES && retry_refused(w, m, h, s, payload))
+			return;
 		answer_mc_line(w, s, m, refusal_line(h->status));
 		sp_fwd_release(&w->fwd, s);
 		return;

@@ -24,7 +24,7 @@ struct dp_meta {
 	struct net_pkt pkt; /* offsets and addresses of the request datagram in the frame */
 	uint16_t reqs;      /* requests in the datagram, for counting drops */
 	uint8_t hops;       /* hand-offs so far */
-	uint8_t reserved;
+	uint8_t refused;    /* forwarded once and refused by the owner: never forward again */
 };
 
 /*

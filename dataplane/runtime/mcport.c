@@ -273,6 +273,7 @@ touch_remote_cb(void *ctx, uint32_t partition, const char *key, uint32_t key_len
 	meta->pkt.payload_len = m->data_len; /* payload_off 0: a message, never a frame */
 	meta->reqs = 1;
 	meta->hops = 0;
+	meta->refused = 0;
 	wk->touches++;
 	res->handoff[res->handoff_count] = m;
 	res->handoff_to[res->handoff_count] = to;
@@ -672,7 +673,13 @@ dp_mc_serve(struct dp_worker *w, const struct route_table *t, uint32_t now_s, st
 			DP_STAT_INC(&wk->st, run_owner);
 			break;
 		case ROUTE_REMOTE:
-			/* To the owner node; its reply is relayed from here (forward.h). */
+			/* To the owner node; its reply is relayed from here (forward.h). A
+			 * datagram an owner already refused is not forwarded twice. */
+			if (meta->refused) {
+				DP_STAT_INC(&wk->st, wrong_node);
+				answer_line(wk, m, udp, len, WRONG_NODE_LINE, res);
+				return;
+			}
 			switch (dp_fwd_mc_request(w, t, m, to, partition)) {
 			case DP_FWD_SENT:
 				DP_STAT_INC(&wk->st, forwarded);

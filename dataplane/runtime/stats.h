@@ -60,7 +60,8 @@ struct dp_worker_stats {
 	uint64_t fwd_relayed;       /* owner reply datagrams relayed to the client */
 	uint64_t fwd_timeouts;      /* forwarded requests answered "owner unavailable" */
 	uint64_t fwd_table_full;    /* not forwarded: the in-flight table was full (busy) */
-	uint64_t fwd_refused;       /* the owner refused (not the owner any more): error */
+	uint64_t fwd_refused;       /* the owner refused (not the owner any more) */
+	uint64_t fwd_retried;       /* refused ones placed again once on this node's map */
 	uint64_t fwd_no_peer;       /* not forwarded: the owner has no address or MAC */
 	uint64_t fwd_too_big;       /* not forwarded: the request does not fit a message */
 	uint64_t fwd_rej_malformed; /* forward messages dropped: bad header */

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
@@ -29,6 +30,7 @@
 
 #include "cluster/partmap.h"
 #include "common/keyhash.h"
+#include "forward.h"
 #include "mcport.h"
 #include "node.h"
 #include "test_eal.h"
@@ -601,6 +603,320 @@ test_unserved_answered(void **state)
 	assert_int_equal(c1.get_misses - c0.get_misses, 0);
 }
 
+/* ---- Forwarding (forward.h): runs after test_other_node_refused (node 2 = 10.1.2.3) -- */
+
+#define PEER_IP   "10.1.2.3"
+#define PEER_PORT 9000u
+
+static const uint8_t peer_mac[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x22};
+
+/* A classified frame from mac/ip:sport to the node's port dport carrying payload. */
+static struct rte_mbuf *
+raw_frame(const uint8_t *mac, const char *ip_text, uint16_t sport, uint16_t dport,
+          const uint8_t *payload, size_t len)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(rt.port.pool);
+	uint32_t src = inet_addr(ip_text);
+	uint16_t udp_len = (uint16_t)(8 + len);
+	struct net_pkt pkt;
+	uint8_t *f, *ip, *udp;
+
+	assert_non_null(m);
+	f = rte_pktmbuf_mtod(m, uint8_t *);
+	ip = f + NET_ETH_HDR_LEN;
+	udp = ip + NET_IPV4_HDR_LEN;
+	memcpy(f, rt.port.mac.addr_bytes, 6);
+	memcpy(f + 6, mac, 6);
+	f[12] = 0x08;
+	f[13] = 0x00;
+	memset(ip, 0, NET_IPV4_HDR_LEN);
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)((20 + udp_len) >> 8);
+	ip[3] = (uint8_t)(20 + udp_len);
+	ip[8] = 64;
+	ip[9] = 17;
+	memcpy(ip + 12, &src, 4);
+	memcpy(ip + 16, &rt.cfg.ip_be, 4);
+	udp[0] = (uint8_t)(sport >> 8);
+	udp[1] = (uint8_t)sport;
+	udp[2] = (uint8_t)(dport >> 8);
+	udp[3] = (uint8_t)dport;
+	udp[4] = (uint8_t)(udp_len >> 8);
+	udp[5] = (uint8_t)udp_len;
+	udp[6] = udp[7] = 0;
+	memcpy(udp + 8, payload, len);
+	m->data_len = (uint16_t)(NET_UDP_REPLY_HDRS + len);
+	m->pkt_len = m->data_len;
+	assert_int_equal(net_classify(&rt.net, f, m->data_len,
+	                              NET_RX_IP_CSUM_GOOD | NET_RX_L4_CSUM_GOOD, &pkt),
+	                 NET_UDP);
+	dp_meta_of(m)->pkt = pkt;
+	dp_meta_of(m)->hops = 0;
+	dp_meta_of(m)->reqs = 0;
+	dp_meta_of(m)->refused = 0;
+	return m;
+}
+
+/* Takes the one frame worker w queued for TX; checks its destination; returns it. */
+static struct rte_mbuf *
+take_tx(uint16_t w, const char *dst_ip, uint16_t dst_port, uint16_t src_port)
+{
+	struct dp_worker *wk = rt.w[w];
+	struct rte_mbuf *m;
+	const uint8_t *f;
+	uint32_t dst = inet_addr(dst_ip);
+
+	assert_int_equal(wk->tx_count, 1);
+	m = wk->tx[0];
+	wk->tx_count = 0;
+	f = rte_pktmbuf_mtod(m, const uint8_t *);
+	assert_memory_equal(f + NET_ETH_HDR_LEN + 16, &dst, 4);
+	assert_memory_equal(f + NET_ETH_HDR_LEN + 12, &rt.cfg.ip_be, 4);
+	assert_int_equal((f[36] << 8) | f[37], dst_port);
+	assert_int_equal((f[34] << 8) | f[35], src_port);
+	return m;
+}
+
+static uint64_t
+wstat(size_t offset)
+{
+	struct dp_worker_stats sum;
+
+	dp_stats_sum(rt.stats, rt.workers, &sum);
+	return *(const uint64_t *)((const char *)&sum + offset);
+}
+
+#define WSTAT(f) wstat(offsetof(struct dp_worker_stats, f))
+
+/* A key of node 2 (partition % 4 == 1 after test_other_node_refused). */
+static void
+far_key(char *buf, size_t len, uint32_t n)
+{
+	uint32_t found = 0;
+
+	for (uint32_t i = 0; i < KEY_TRIES; i++) {
+		snprintf(buf, len, "fw%u", i);
+		if (sp_key_partition(sp_key_hash(buf, strlen(buf)), PARTITIONS) % 4 == 1 &&
+		    found++ == n)
+			return;
+	}
+	fail();
+}
+
+/*
+ * Entry side: a single-key command for node 2's key goes out to node 2's owning worker
+ * in a forward message; node 2's reply is relayed to the client from the memcached port;
+ * a second copy, a reply from a non-member, or from node 2's address with another MAC are
+ * dropped and counted; an unanswered one times out into "owner unavailable"; a refused
+ * one is placed again once, then answered.
+ */
+static void
+test_forward_entry(void **state)
+{
+	struct sp_cluster_state *st = sp_cluster_state_new(PARTITIONS);
+	char why[ROUTE_WHY_MAX];
+	struct dp_mc_result res;
+	struct sp_fwd_hdr h;
+	char key[32], cmd[96];
+	uint8_t msg[SP_BP_PAYLOAD_MAX];
+	struct rte_mbuf *m, *fm;
+	const uint8_t *p;
+
+	(void)state;
+	/* The two-node map again, now with node 2's port and MAC (forwarding needs both). */
+	assert_int_equal(sp_cluster_state_single(st, PARTITIONS, 1, 2, "a"), 0);
+	st->member_count = 2;
+	st->members[1] = st->members[0];
+	st->members[1].node_id = 2;
+	st->members[1].ipv4_be = inet_addr(PEER_IP);
+	st->members[1].binary_port = PEER_PORT;
+	memcpy(st->members[1].mac, peer_mac, 6);
+	memcpy(st->members[1].name, "b", 2);
+	for (uint32_t q = 1; q < PARTITIONS; q += 4)
+		st->map[q].node_id = 2;
+	st->epoch = 9;
+	assert_int_equal(route_switch(rt.route, st, why, sizeof(why)), 0);
+	sp_cluster_state_free(st);
+	far_key(key, sizeof(key), 0);
+	uint32_t part = sp_key_partition(sp_key_hash(key, strlen(key)), PARTITIONS);
+	uint16_t ow = route_owner_workers(route_current(rt.route))[part];
+
+	/* Out: a REQUEST to 10.1.2.3:9000+worker from worker 0's binary port. */
+	snprintf(cmd, sizeof(cmd), "get %s\r\n", key);
+	serve(0, frame(cmd, 41), false, &res);
+	assert_int_equal(res.tx_count, 0);
+	assert_int_equal(res.handoff_count, 0);
+	fm = take_tx(0, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base);
+	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
+	assert_int_equal(sp_fwd_decode(p, rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS, &h), 0);
+	assert_int_equal(h.kind, SP_FWD_REQUEST);
+	assert_int_equal(h.proto, SP_FWD_MEMCACHED);
+	assert_int_equal(h.entry_worker, 0);
+	assert_int_equal(h.entry_node, 1);
+	assert_true(h.epoch == 9);
+	assert_int_equal(h.payload_len, SP_MC_FRAME_BYTES + strlen(cmd));
+	assert_memory_equal(p + SP_FWD_HDR_SIZE + SP_MC_FRAME_BYTES, cmd, strlen(cmd));
+	assert_int_equal(rt.w[0]->fwd.live, 1);
+	rte_pktmbuf_free(fm);
+
+	/* Back: node 2's reply datagram, relayed as it is to the client. */
+	static const char value[] = "VALUE x 0 1\r\nv\r\nEND\r\n";
+	h.kind = SP_FWD_REPLY;
+	h.payload_len = (uint16_t)(SP_MC_FRAME_BYTES + sizeof(value) - 1);
+	sp_fwd_encode(msg, &h);
+	sp_mc_frame_encode(msg + SP_FWD_HDR_SIZE,
+	                   &(struct sp_mc_frame){.request_id = 41, .seq = 0, .count = 1});
+	memcpy(msg + SP_FWD_HDR_SIZE + SP_MC_FRAME_BYTES, value, sizeof(value) - 1);
+	size_t msg_len = SP_FWD_HDR_SIZE + h.payload_len;
+	uint64_t relayed = WSTAT(fwd_relayed);
+	m = raw_frame(peer_mac, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base, msg,
+	              msg_len);
+	assert_true(dp_fwd_is_message(m));
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S, m);
+	fm = take_tx(0, "10.0.0.2", CLIENT_PORT, MC_PORT);
+	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
+	assert_int_equal(rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS, h.payload_len);
+	assert_memory_equal(p, msg + SP_FWD_HDR_SIZE, h.payload_len);
+	rte_pktmbuf_free(fm);
+	assert_int_equal(WSTAT(fwd_relayed), relayed + 1);
+	assert_int_equal(rt.w[0]->fwd.live, 0);
+
+	/* The same reply again (its slot is gone), from a stranger, from a wrong MAC. */
+	uint64_t rej_slot = WSTAT(fwd_rej_slot), rej_member = WSTAT(fwd_rej_member);
+	uint64_t rej_mac = WSTAT(fwd_rej_mac);
+	static const uint8_t other_mac[6] = {0x02, 0, 0, 0, 0, 0x99};
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, PEER_PORT, rt.cfg.port_base, msg, msg_len));
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, "10.9.9.9", PEER_PORT, rt.cfg.port_base, msg, msg_len));
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(other_mac, PEER_IP, PEER_PORT, rt.cfg.port_base, msg, msg_len));
+	assert_int_equal(rt.w[0]->tx_count, 0);
+	assert_int_equal(WSTAT(fwd_rej_slot), rej_slot + 1);
+	assert_int_equal(WSTAT(fwd_rej_member), rej_member + 1);
+	assert_int_equal(WSTAT(fwd_rej_mac), rej_mac + 1);
+
+	/* No answer: "owner unavailable" after DP_FWD_TIMEOUT_MS, not before. */
+	uint64_t timeouts = WSTAT(fwd_timeouts);
+	serve(0, frame(cmd, 42), false, &res);
+	rte_pktmbuf_free(take_tx(0, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base));
+	dp_fwd_poll(rt.w[0]);
+	assert_int_equal(rt.w[0]->tx_count, 0);
+	rte_delay_ms(DP_FWD_TIMEOUT_MS + 20);
+	dp_fwd_poll(rt.w[0]);
+	fm = take_tx(0, "10.0.0.2", CLIENT_PORT, MC_PORT);
+	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
+	assert_memory_equal(p + SP_MC_FRAME_BYTES, "SERVER_ERROR owner unavailable\r\n", 32);
+	assert_int_equal(p[1], 42);
+	rte_pktmbuf_free(fm);
+	assert_int_equal(WSTAT(fwd_timeouts), timeouts + 1);
+
+	/* Refused (the map changed under it): placed again once on our ring, then answered
+	 * with an error since our map still says node 2, never forwarded a second time. */
+	serve(0, frame(cmd, 43), false, &res);
+	fm = take_tx(0, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base);
+	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
+	assert_int_equal(sp_fwd_decode(p, rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS, &h), 0);
+	h.kind = SP_FWD_REFUSED;
+	h.status = SP_BP_ST_WRONG_PARTITION;
+	sp_fwd_encode(msg, &h);
+	memcpy(msg + SP_FWD_HDR_SIZE, p + SP_FWD_HDR_SIZE, h.payload_len);
+	msg_len = SP_FWD_HDR_SIZE + h.payload_len;
+	rte_pktmbuf_free(fm);
+	uint64_t retried = WSTAT(fwd_retried);
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, PEER_PORT, rt.cfg.port_base, msg, msg_len));
+	assert_int_equal(WSTAT(fwd_retried), retried + 1);
+	assert_int_equal(rt.w[0]->tx_count, 0);
+	struct rte_mbuf *back[4];
+	assert_int_equal(dp_handoff_recv(&rt.handoff, 0, back, 4), 1);
+	assert_int_equal(dp_meta_of(back[0])->refused, 1);
+	serve(0, back[0], false, &res);
+	assert_int_equal(rt.w[0]->tx_count, 0);
+	assert_int_equal(collect(&res, 43), 1);
+	assert_string_equal(reply, "SERVER_ERROR key is owned by another node\r\n");
+	assert_int_equal(rt.w[0]->fwd.live, 0);
+}
+
+/*
+ * Owner side: node 2 forwards a command for a key this node owns: it runs here and the
+ * reply goes back to node 2 in a REPLY naming node 2's slot; one for a key this node does
+ * not own is refused with the request in it; one whose sender is not the node it claims is
+ * dropped.
+ */
+static void
+test_forward_owner(void **state)
+{
+	struct sp_fwd_hdr h = {.kind = SP_FWD_REQUEST,
+	                       .proto = SP_FWD_MEMCACHED,
+	                       .entry_worker = 3,
+	                       .slot = 17,
+	                       .tag = 99,
+	                       .entry_node = 2,
+	                       .epoch = 9};
+	uint8_t msg[SP_BP_PAYLOAD_MAX];
+	struct sp_fwd_hdr got;
+	char near[32], far[32], cmd[96];
+	struct rte_mbuf *fm;
+	const uint8_t *p;
+	size_t n;
+
+	(void)state;
+	key_of(near, sizeof(near), "own", 0, 0);
+	far_key(far, sizeof(far), 1);
+	/* A set of our key, run here, answered back to node 2. */
+	snprintf(cmd, sizeof(cmd), "set %s 0 0 2\r\nhi\r\n", near);
+	n = strlen(cmd);
+	h.payload_len = (uint16_t)(SP_MC_FRAME_BYTES + n);
+	sp_fwd_encode(msg, &h);
+	sp_mc_frame_encode(msg + SP_FWD_HDR_SIZE,
+	                   &(struct sp_mc_frame){.request_id = 5, .seq = 0, .count = 1});
+	memcpy(msg + SP_FWD_HDR_SIZE + SP_MC_FRAME_BYTES, cmd, n);
+	uint64_t in = WSTAT(fwd_in);
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, 9003, rt.cfg.port_base, msg,
+	                       SP_FWD_HDR_SIZE + h.payload_len));
+	fm = take_tx(0, PEER_IP, 9003, rt.cfg.port_base);
+	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
+	assert_int_equal(sp_fwd_decode(p, rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS, &got), 0);
+	assert_int_equal(got.kind, SP_FWD_REPLY);
+	assert_int_equal(got.slot, 17);
+	assert_int_equal(got.tag, 99);
+	assert_int_equal(got.entry_worker, 3);
+	assert_int_equal(got.payload_len, SP_MC_FRAME_BYTES + 8);
+	assert_memory_equal(p + SP_FWD_HDR_SIZE + SP_MC_FRAME_BYTES, "STORED\r\n", 8);
+	assert_int_equal(p[SP_FWD_HDR_SIZE + 1], 5); /* the client's request id */
+	rte_pktmbuf_free(fm);
+	assert_int_equal(WSTAT(fwd_in), in + 1);
+
+	/* Node 2's own key comes back refused, request included. */
+	snprintf(cmd, sizeof(cmd), "get %s\r\n", far);
+	n = strlen(cmd);
+	h.payload_len = (uint16_t)(SP_MC_FRAME_BYTES + n);
+	sp_fwd_encode(msg, &h);
+	memcpy(msg + SP_FWD_HDR_SIZE + SP_MC_FRAME_BYTES, cmd, n);
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, 9003, rt.cfg.port_base, msg,
+	                       SP_FWD_HDR_SIZE + h.payload_len));
+	fm = take_tx(0, PEER_IP, 9003, rt.cfg.port_base);
+	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
+	assert_int_equal(sp_fwd_decode(p, rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS, &got), 0);
+	assert_int_equal(got.kind, SP_FWD_REFUSED);
+	assert_int_equal(got.status, SP_BP_ST_WRONG_PARTITION);
+	assert_memory_equal(p + SP_FWD_HDR_SIZE + SP_MC_FRAME_BYTES, cmd, n);
+	rte_pktmbuf_free(fm);
+
+	/* A sender claiming to be node 7: dropped, nothing runs. */
+	h.entry_node = 7;
+	sp_fwd_encode(msg, &h);
+	uint64_t rej = WSTAT(fwd_rej_member);
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, 9003, rt.cfg.port_base, msg,
+	                       SP_FWD_HDR_SIZE + h.payload_len));
+	assert_int_equal(rt.w[0]->tx_count, 0);
+	assert_int_equal(WSTAT(fwd_rej_member), rej + 1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -616,6 +932,8 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_stats_sum_and_reset),
 	        cmocka_unit_test(test_other_node_refused),
 	        cmocka_unit_test(test_unserved_answered),
+	        cmocka_unit_test(test_forward_entry),
+	        cmocka_unit_test(test_forward_owner),
 	};
 	struct rte_ring *rx[2], *tx[2];
 	struct dp_hugepages huge;

@@ -849,6 +849,7 @@ classify_frame(struct dp_worker *w, struct rte_mbuf *m)
 		dp_meta_of(m)->pkt = pkt;
 		dp_meta_of(m)->hops = 0;
 		dp_meta_of(m)->reqs = 0;
+		dp_meta_of(m)->refused = 0;
 		return true;
 	case NET_DROP:
 	default:
