@@ -193,6 +193,10 @@ struct cp_metrics {
 	uint64_t peer_lag[RAFT_NODES_MAX];
 	uint32_t n_peers;
 	int64_t dp_heartbeat_age_ms; /* -1: no dataplane */
+	/* Liveness (liveness.c): pings sent, grants given (leader), malformed pings/echoes,
+	 * pings from non-members dropped, this node's lease left (ms; 0: none). */
+	uint64_t lv_sent, lv_grants, lv_bad, lv_not_member;
+	int64_t lease_left_ms;
 	uint64_t frames_bad, auth_failures, conns_accepted;
 	uint64_t conns_refused; /* no slot: the pool held only authenticated connections */
 	uint64_t conns_evicted; /* unauthenticated, closed to make room for a newer one */

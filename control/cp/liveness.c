@@ -248,8 +248,13 @@ cp_liveness_on_frame(struct cp *cp, uint64_t from_peer, const uint8_t *buf, uint
 		if (st.role == RAFT_LEADER && lv->h.leader_since_ns != 0) {
 			health_on_ping(&lv->h, m.from, now, &m.report);
 			p = health_peer_find(&lv->h, m.from);
+			/* The verdict is from the last tick: this very ping may report the
+			 * dataplane dead. */
+			bool report_ok =
+			        !m.report.has_region || (m.report.dp_alive && !m.report.revoked);
 			e.grant = m.term == st.term && now < lv->leader_lease_ns && p != NULL &&
-			          p->grant_ok && cluster_sm_member(cp->sm, m.from) != NULL;
+			          p->grant_ok && report_ok &&
+			          cluster_sm_member(cp->sm, m.from) != NULL;
 			if (e.grant) {
 				health_granted(&lv->h, m.from, now);
 				lv->grants++;
@@ -411,6 +416,10 @@ cp_liveness_duties(struct cp *cp)
 	if (cp_liveness_plan(cp, everyone, next, &moved, &fenced) != 0 || moved + fenced == 0)
 		return;
 	cp->rebalance_requested = false;
+	/* Nodes losing partitions (moved or fenced) get no more grants until they run it. */
+	for (uint32_t p = 0; p < cp->sm->partitions && cp->sm->epoch != 0; p++)
+		if (memcmp(&next[p], &cp->sm->map[p], sizeof(next[p])) != 0)
+			health_took(&lv->h, cp->sm->map[p].node_id, cp->sm->epoch + 1);
 	struct cluster_cmd cmd = {.type = CLUSTER_CMD_MAP_SET,
 	                          .epoch = cp->sm->epoch + 1,
 	                          .partitions = cp->sm->partitions,

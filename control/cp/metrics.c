@@ -91,6 +91,16 @@ render(struct cp *cp, char *b, size_t cap)
 	       m.frames_bad, m.auth_failures, m.conns_accepted, m.conns_refused, m.conns_evicted,
 	       m.auth_timeouts);
 	append(b, cap, &n,
+	       "# TYPE sp_cp_liveness_pings_sent_total counter\n"
+	       "sp_cp_liveness_pings_sent_total %" PRIu64 "\n"
+	       "# TYPE sp_cp_liveness_grants_total counter\nsp_cp_liveness_grants_total %" PRIu64
+	       "\n"
+	       "# TYPE sp_cp_liveness_bad_total counter\nsp_cp_liveness_bad_total %" PRIu64 "\n"
+	       "# TYPE sp_cp_liveness_not_member_total counter\n"
+	       "sp_cp_liveness_not_member_total %" PRIu64 "\n"
+	       "# TYPE sp_cp_lease_remaining_seconds gauge\nsp_cp_lease_remaining_seconds %.3f\n",
+	       m.lv_sent, m.lv_grants, m.lv_bad, m.lv_not_member, (double)m.lease_left_ms / 1e3);
+	append(b, cap, &n,
 	       "# TYPE sp_cp_memory_allocated_bytes gauge\nsp_cp_memory_allocated_bytes %" PRIu64
 	       "\n# TYPE sp_cp_memory_resident_bytes gauge\nsp_cp_memory_resident_bytes %" PRIu64
 	       "\n",
@@ -211,6 +221,14 @@ cp_metrics_update(struct cp *cp)
 		                                  : 0;
 	}
 	cp->metrics.dp_heartbeat_age_ms = age;
+	cp->metrics.lv_sent = cp->lv.sent;
+	cp->metrics.lv_grants = cp->lv.grants;
+	cp->metrics.lv_bad = cp->lv.bad;
+	cp->metrics.lv_not_member = cp->lv.not_member;
+	uint64_t lnow = sp_mono_ns();
+	cp->metrics.lease_left_ms = cp->lv.written_expiry > lnow
+	                                    ? (int64_t)((cp->lv.written_expiry - lnow) / 1000000)
+	                                    : 0;
 	cp->metrics.mem_allocated = allocated;
 	cp->metrics.mem_resident = resident;
 	pthread_mutex_unlock(&cp->metrics_lock);

@@ -166,6 +166,7 @@ health_become_leader(struct health *h, uint64_t term, uint64_t now)
 		p->suspect_since_ns = 0;
 		p->healthy_since_ns = 0;
 		p->echo_send_ns = 0;
+		p->need_current = true;
 	}
 	ASSERT(health_check_invariants(h));
 }
@@ -202,6 +203,7 @@ health_peer_get(struct health *h, uint64_t id)
 	p->id = id;
 	/* A member first seen by a leader gets a full failure timeout from then. */
 	p->last_ping_ns = h->leader_since_ns;
+	p->need_current = true;
 	return p;
 }
 
@@ -312,8 +314,14 @@ health_judge(struct health *h, const struct health_member_view *m, uint64_t now,
 		if (p->suspect_since_ns == 0)
 			p->suspect_since_ns = now;
 	}
-	v->grant = v->healthy && !m->down && h->leader_since_ns != 0 &&
-	           (!r->has_region || r->applied_epoch >= m->epoch);
+	/* It must run every map that took partitions from it (else it could still serve
+	 * them with an older one). */
+	if (p->need_current && r->has_region && r->applied_epoch >= m->epoch) {
+		p->need_current = false;
+		p->need_epoch = SP_MAX(p->need_epoch, m->epoch);
+	}
+	bool epoch_ok = !r->has_region || (!p->need_current && r->applied_epoch >= p->need_epoch);
+	v->grant = v->healthy && !m->down && h->leader_since_ns != 0 && epoch_ok;
 	p->grant_ok = v->grant;
 	v->lease_void = !v->grant && void_since_grant(h, p, now);
 	v->propose_down = !m->down && !v->healthy && v->lease_void;
@@ -329,6 +337,15 @@ health_granted(struct health *h, uint64_t id, uint64_t now)
 
 	if (p != NULL)
 		p->last_grant_ns = now;
+}
+
+void
+health_took(struct health *h, uint64_t id, uint64_t epoch)
+{
+	struct health_peer *p = id != 0 ? health_peer_get(h, id) : NULL;
+
+	if (p != NULL && epoch > p->need_epoch)
+		p->need_epoch = epoch;
 }
 
 void

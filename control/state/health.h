@@ -92,6 +92,11 @@ struct health_peer {
 	uint64_t healthy_since_ns; /* 0: not healthy now */
 	uint64_t echo_send_ns;     /* latest send time it echoed in our term (leader lease) */
 	bool grant_ok;             /* the latest verdict would grant it */
+	/* Its dataplane must have installed this map epoch to be granted: the latest map that
+	 * took partitions from it (health_took). need_current: until it reports the cluster's
+	 * epoch once (a new leader does not know which maps took what). */
+	uint64_t need_epoch;
+	bool need_current;
 };
 
 /* What the leader decides about one member now. */
@@ -153,6 +158,10 @@ bool health_settled(const struct health *h, uint64_t now);
 void health_judge(struct health *h, const struct health_member_view *m, uint64_t now,
                   struct health_verdict *v);
 void health_granted(struct health *h, uint64_t id, uint64_t now);
+
+/* The leader proposes map `epoch`, which takes partitions from id (moved or fenced): id
+ * gets no grant until its dataplane installed it. */
+void health_took(struct health *h, uint64_t id, uint64_t epoch);
 
 /*
  * Whether a node that is no longer judged (removed) can still hold a lease: false once

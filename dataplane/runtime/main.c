@@ -148,6 +148,7 @@ housekeeping(void)
 				atomic_store(&rt.epoch, t->epoch);
 				SP_LOG_INFO(MOD, "routing table: epoch %" PRIu64 " installed",
 				            t->epoch);
+				next_beat_ms = 0; /* the control plane reports the epoch at once */
 			}
 			if (follow_lease())
 				next_beat_ms = 0; /* tell the control plane at once */

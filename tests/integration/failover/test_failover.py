@@ -174,6 +174,30 @@ class Cluster:
     def client(self, name):
         return f"127.0.0.1:{self.base_port + 10 + int(name[1:])}"
 
+    def metrics_addr(self, name):
+        return f"127.0.0.1:{self.base_port + 30 + int(name[1:])}"
+
+    def metrics(self, name):
+        """The member's Prometheus text as {name: value}."""
+        host, port = self.metrics_addr(name).split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        out = {}
+        for line in data.decode(errors="replace").split("\r\n\r\n", 1)[-1].splitlines():
+            if line and not line.startswith("#") and " " in line:
+                k, v = line.rsplit(" ", 1)
+                try:
+                    out[k] = float(v)
+                except ValueError:
+                    pass
+        return out
+
     def region(self, name):
         return f"/dev/shm/sp-fo-{PID}-{name}"
 
@@ -189,7 +213,8 @@ class Cluster:
                 "--initial-cluster", ic, "--initial-cluster-state", state,
                 "--secret-file", self.secret, "--partitions", str(PARTITIONS),
                 "--state-region", self.region(name), "--failure-timeout-ms", str(FAIL_MS),
-                "--lease-ms", str(LEASE_MS), "--hold-down-ms", str(HOLD_MS)]
+                "--lease-ms", str(LEASE_MS), "--hold-down-ms", str(HOLD_MS),
+                "--metrics", self.metrics_addr(name)]
         self.cps[name] = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
 
     def start_dp(self, name, partitions=PARTITIONS):
@@ -441,6 +466,26 @@ def scenario_failover(c):
     log(f"cut healed: {victim} back at epoch {epoch5}; no read older than the last "
         f"acknowledged write")
 
+    # kill -9 of a whole node that is not the leader (control plane and dataplane): the
+    # others take its partitions; restarted with its data directory, it rejoins.
+    st = c.ctl_json("endpoint", "status", "--cluster")
+    names = {v: k for k, v in ids.items()}
+    leader = names.get(st[0]["leader"], "n1")
+    victim = [n for n in c.names if n != leader][0]
+    t0 = time.monotonic()
+    c.kill_cp(victim)
+    c.kill_dp(victim)
+    rest = [n for n in c.names if n != victim]
+    epoch6, own6 = settled_map(c, ids, rest)
+    write_all(c, own6, keys, model, "v5")
+    log(f"kill -9 of node {victim} (cp and dp): map over {rest} at epoch {epoch6}, every "
+        f"key written after {time.monotonic() - t0:.2f} s")
+    c.start_cp(victim, state="existing")
+    c.start_dp(victim)
+    epoch7, own7 = settled_map(c, ids, c.names)
+    check_reads(c, own7, keys, model)
+    log(f"node {victim} restarted: back at epoch {epoch7}")
+
     # kill -9 of the leader's whole node.
     st = c.ctl_json("endpoint", "status", "--cluster")
     leader_id = st[0]["leader"] if isinstance(st, list) else None
@@ -471,6 +516,12 @@ def scenario_membership(c):
     keys = [f"m{i}" for i in range(60)]
     model = {}
     write_all(c, own, keys, model, "v1")
+    m = c.metrics("n1")
+    if m.get("sp_cp_liveness_pings_sent_total", 0) <= 0 or \
+            m.get("sp_cp_lease_remaining_seconds", 0) <= 0 or \
+            m.get("sp_cp_liveness_bad_total", -1) != 0:
+        raise AssertionError(f"liveness metrics of n1: "
+                             f"{ {k: v for k, v in m.items() if 'liveness' in k or 'lease' in k} }")
 
     c.ctl("member", "remove", "n3")
     wait("the removed dataplane to say so", lambda: c.serving("n3") == "removed")

@@ -793,10 +793,37 @@ test_health_detector(void **state)
 	health_judge(&h, &m2, end + 2 * MS, &v);
 	assert_true(v.healthy);
 	assert_false(v.grant); /* it has not installed the current map */
+	/* A map that takes partitions from it: no grant until its dataplane runs that map,
+	 * whatever the cluster's epoch. */
+	health_took(&h, 2, 7);
+	struct health_report at6 = r;
+	at6.applied_epoch = 6;
+	health_on_ping(&h, 2, end + 3 * MS, &at6);
+	health_judge(&h, &m2, end + 3 * MS, &v);
+	assert_true(v.healthy);
+	assert_false(v.grant);
+	struct health_report at7 = r;
+	at7.applied_epoch = 7;
+	health_on_ping(&h, 2, end + 4 * MS, &at7);
+	health_judge(&h, &m2, end + 4 * MS, &v);
+	assert_true(v.grant);
+	/* A new leader wants the cluster's epoch once before any grant. */
+	health_become_leader(&h, 2, end + 5 * MS);
+	m2.epoch = 9;
+	health_on_ping(&h, 2, end + 6 * MS, &at7);
+	health_judge(&h, &m2, end + 6 * MS, &v);
+	assert_false(v.grant);
+	struct health_report at9 = r;
+	at9.applied_epoch = 9;
+	health_on_ping(&h, 2, end + 7 * MS, &at9);
+	health_judge(&h, &m2, end + 7 * MS, &v);
+	assert_true(v.grant);
 	/* A member that was never granted by this leader is void once settled. */
-	assert_true(health_lease_void(&h, 77, end));
+	uint64_t settled = end + 7 * MS + health_stretch(2 * prm.lease_ns) + prm.margin_ns;
+	assert_false(health_lease_void(&h, 77, end + 7 * MS));
+	assert_true(health_lease_void(&h, 77, settled));
 	health_step_down(&h);
-	assert_false(health_lease_void(&h, 77, end));
+	assert_false(health_lease_void(&h, 77, settled));
 	assert_true(health_check_invariants(&h));
 }
 
