@@ -680,6 +680,10 @@ handle_vote_req(struct raft *r, const struct raft_msg *m)
 			r->vote = m->from;
 			r->election_elapsed = 0;
 		}
+#ifdef RAFT_BUG_PREVOTE_RECORDS_VOTE
+		if (pre)
+			r->vote = m->from; /* a pre-vote grant kept as a vote in our own term */
+#endif
 	} else {
 		resp.term = r->term;
 		resp.reject = true;
@@ -1129,8 +1133,10 @@ propose(struct raft *r, const struct raft_entry *ents, size_t n, struct raft_pro
 			*res = (struct raft_propose_result){.forwarded = true};
 		return rc;
 	}
+#ifndef RAFT_BUG_TRANSFER_ACCEPTS_PROPOSALS
 	if (r->transfer_target != 0)
 		return -SP_EBUSY;
+#endif
 	/* The uncommitted tail is bounded, so a partitioned leader's log stays bounded. */
 	if (cost > r->cfg.max_uncommitted_bytes)
 		return -SP_ETOOBIG;
@@ -1201,10 +1207,14 @@ transfer(struct raft *r, uint64_t target)
 	VERIFY(pr != NULL);
 	r->transfer_target = target;
 	r->transfer_elapsed = 0;
+#ifdef RAFT_BUG_TRANSFER_TIMEOUT_NOW_EARLY
+	send_timeout_now(r, target); /* before the target holds the whole log */
+#else
 	if (pr->match == last_index(r))
 		send_timeout_now(r, target);
 	else
 		send_append(r, pr, true);
+#endif
 	return 0;
 }
 

@@ -95,6 +95,12 @@ rule snapshot_discards_tail "InstallSnapshot 6: keep the log that follows a held
 	test_snapshot_keeps_log_after_it
 rule uncommitted_unbounded "Bound: a leader accepts at most max_uncommitted_bytes" \
 	test_bounded_log_growth_of_partitioned_leader
+rule prevote_records_vote "Pre-vote: a grant changes neither term nor vote" \
+	test_pre_vote_changes_neither_term_nor_vote
+rule transfer_timeout_now_early "Transfer: timeout-now only to a target holding the whole log" \
+	test_transfer_to_slow_follower
+rule transfer_accepts_proposals "Transfer: no proposals while a transfer is under way" \
+	test_transfer_to_slow_follower
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 ROOT=$PWD

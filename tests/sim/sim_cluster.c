@@ -365,12 +365,37 @@ check_promise_kept(struct sim *s, struct sim_node *n)
 		               n->id, n->promise_index, n->promise_term, last);
 }
 
+/*
+ * Leadership transfer: timeout-now goes to a target that holds the leader's whole log, so
+ * that it can win at once (docs/raft.md). The removed leader's own hand-over is made after
+ * it stepped down and is not a transfer.
+ */
+static void
+check_transfer_target(struct sim *s, struct sim_node *n, const struct raft_msg *m)
+{
+	struct raft_status st;
+
+	if (m->type != RAFT_MSG_TIMEOUT_NOW)
+		return;
+	raft_status(n->r, &st);
+	s->ck.checks++;
+	if (st.role != RAFT_LEADER || st.transfer_target != m->to)
+		return;
+	for (uint32_t i = 0; i < st.n_progress; i++)
+		if (st.progress[i].id == m->to && st.progress[i].match != st.last_index)
+			sim_check_fail(&s->ck, "transfer contract",
+			               "leader %" PRIu64 " sends timeout-now to %" PRIu64
+			               ", which holds %" PRIu64 " of its %" PRIu64 " entries",
+			               n->id, m->to, st.progress[i].match, st.last_index);
+}
+
 /* Sends a ready's messages in order, checking the durability promise of each. */
 static void
 send_all(struct sim *s, struct sim_node *n, const struct raft_msg *msgs, size_t count)
 {
 	for (size_t i = 0; i < count && n->up; i++) {
 		check_durable_promise(s, n, &msgs[i]);
+		check_transfer_target(s, n, &msgs[i]);
 		send_msg(s, n, &msgs[i]);
 	}
 }
@@ -1337,17 +1362,22 @@ fault_step(struct sim *s)
 }
 
 /*
- * The uncommitted bound: a leader that accepted a write holds at most max_uncommitted_bytes
- * of uncommitted entries (each costs its length + 32). A new leader may inherit more, but
- * then it accepts nothing until it is back under the bound.
+ * What a leader that just accepted a write must be true of: it is not transferring its
+ * leadership (proposals wait until the transfer ends), and it holds at most
+ * max_uncommitted_bytes of uncommitted entries (each costs its length + 32; a new leader
+ * may inherit more, but then it accepts nothing until it is back under the bound).
  */
 static void
-check_uncommitted_bound(struct sim *s, struct sim_node *n)
+check_accepted_write(struct sim *s, struct sim_node *n)
 {
 	struct raft_status st;
 
 	raft_status(n->r, &st);
 	s->ck.checks++;
+	if (st.role == RAFT_LEADER && st.transfer_target != 0)
+		sim_check_fail(&s->ck, "transfer contract",
+		               "leader %" PRIu64 " accepted a write while it transfers to %" PRIu64,
+		               n->id, st.transfer_target);
 	if (st.role == RAFT_LEADER && st.uncommitted_bytes > s->prof.max_uncommitted_bytes)
 		sim_check_fail(&s->ck, "uncommitted bound",
 		               "leader %" PRIu64 " accepted a write with %" PRIu64
@@ -1406,7 +1436,7 @@ client_start(struct sim *s, struct sim_client *c, unsigned ci)
 	} else {
 		c->leader_hint = n->slot + 1;
 		if (c->kind == SIM_OP_WRITE)
-			check_uncommitted_bound(s, n);
+			check_accepted_write(s, n);
 		if (c->kind == SIM_OP_WRITE && !s->healed && !s->prof.fig8 &&
 		    sim_rng_chance(&s->rng, s->prof.isolate_ppm))
 			isolate(s, n);

@@ -1378,6 +1378,42 @@ test_vote_compares_last_term_before_length(void **state)
 	net_free(&net);
 }
 
+/*
+ * Pre-vote: granting a pre-vote changes neither the term nor the vote. A voter that kept
+ * it as a vote would then grant a late request of that candidate in a term where it had
+ * already voted for someone else.
+ */
+static void
+test_pre_vote_changes_neither_term_nor_vote(void **state)
+{
+	struct raft_entry ents[RAFT_MSG_ENTRIES_MAX];
+	struct raft_msg m;
+	struct net net;
+
+	(void)state;
+	net_init(&net, 3, 0, NULL);
+	net_isolate(&net, 2);
+	inject(&net, 2, (struct raft_msg){.type = RAFT_MSG_VOTE, .from = 1, .term = 1});
+	net_flush(&net, 2);
+	assert_int_equal(status_of(&net, 2).vote, 1);
+	inject(&net, 2, (struct raft_msg){.type = RAFT_MSG_PRE_VOTE, .from = 3, .term = 2});
+	net_flush(&net, 2);
+	last_queued(&net, &m, ents);
+	assert_int_equal(m.type, RAFT_MSG_PRE_VOTE_RESP);
+	assert_false(m.reject);
+	assert_int_equal(m.term, 2);
+	assert_int_equal(status_of(&net, 2).term, 1);
+	assert_int_equal(status_of(&net, 2).vote, 1);
+	/* Node 3's vote request of term 1, delayed, is refused: 2 voted for 1 then. */
+	inject(&net, 2, (struct raft_msg){.type = RAFT_MSG_VOTE, .from = 3, .term = 1});
+	net_flush(&net, 2);
+	last_queued(&net, &m, ents);
+	assert_int_equal(m.type, RAFT_MSG_VOTE_RESP);
+	assert_true(m.reject);
+	assert_int_equal(status_of(&net, 2).vote, 1);
+	net_free(&net);
+}
+
 /* Candidates: leader only with votes from a majority; one refusal and a self-vote are not. */
 static void
 test_candidate_needs_a_majority_of_votes(void **state)
@@ -1794,6 +1830,7 @@ main(void)
 	        cmocka_unit_test(test_heartbeat_commit_bounded_by_match),
 	        cmocka_unit_test(test_one_vote_per_term),
 	        cmocka_unit_test(test_vote_compares_last_term_before_length),
+	        cmocka_unit_test(test_pre_vote_changes_neither_term_nor_vote),
 	        cmocka_unit_test(test_candidate_needs_a_majority_of_votes),
 	        cmocka_unit_test(test_stale_vote_response_not_counted),
 	        cmocka_unit_test(test_leader_steps_down_on_higher_term_response),
