@@ -76,13 +76,13 @@ def remove_runtime_dirs():
         shutil.rmtree(os.path.join(DPDK_RUN_DIR, prefix), ignore_errors=True)
 
 
-def start_dp(dp, sock, tag, errpath, outpath):
+def start_dp(dp, sock, tag, errpath, outpath, extra=()):
     lcores = "0@0,1@1" if (os.cpu_count() or 1) >= 2 else "0@0,1@0"
     cmd = [dp, "--no-pci", "--lcores", lcores,
            "--vdev", "net_memif0,role=server,socket=" + sock] + \
         eal_mem("sp-lgt-dp-" + tag, 256) + \
         ["--", "--ip", DP_IP + "/24", "--port", "9000", "--partitions", "16",
-         "--memory-mb", "16"]
+         "--memory-mb", "16"] + list(extra)
     print("+ " + " ".join(cmd))
     proc = subprocess.Popen(cmd, stdout=open(outpath, "w"), stderr=open(errpath, "w"))
     deadline = time.monotonic() + READY_TIMEOUT_S

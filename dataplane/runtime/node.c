@@ -28,6 +28,7 @@
 #include "mcport.h"
 #include "telemetry.h"
 #include "worker.h"
+#include "unmap_guard.h"
 
 #define MOD "node"
 
@@ -352,6 +353,7 @@ dp_node_teardown(struct dp_runtime *rt, bool launched)
 	atomic_store(&rt->stop, true);
 	if (launched)
 		rte_eal_mp_wait_lcore();
+	dp_unmap_guard_remove();
 	dp_port_totals_get(rt, &port);
 	dp_telemetry_detach();
 	if (rt->region != NULL) {
@@ -380,6 +382,11 @@ dp_node_teardown(struct dp_runtime *rt, bool launched)
 	if (!launched)
 		return 0;
 	dp_stats_print(stdout, rt->stats, rt->workers, &port, &store);
+	struct dp_unmap_guard_stats ug;
+	dp_unmap_guard_stats_get(&ug);
+	printf("unmap guard: %" PRIu64 " unmaps waited for the workers (%" PRIu64
+	       " timed out), %" PRIu64 " direct\n",
+	       ug.waits, ug.timeouts, ug.direct);
 	printf("mbufs: %u in use of %u at exit (%u were still in hand-off rings)\n", in_use,
 	       pool_size, ring_mbufs);
 	if (in_use != 0) {
@@ -400,6 +407,9 @@ dp_node_launch(struct dp_runtime *rt)
 
 	ASSERT(rt->workers > 0);
 	ASSERT(rt->w[0] != NULL);
+	/* From here on, a port's memory is unmapped only once no worker is in a burst
+	 * (unmap_guard.h: memif tears regions down under a running rx burst). */
+	dp_unmap_guard_install(rt->route->qsbr, 0);
 	RTE_LCORE_FOREACH_WORKER(lc)
 	{
 		if (i < rt->workers && rc == 0)
