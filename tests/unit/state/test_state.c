@@ -667,6 +667,41 @@ test_health_msg_codec(void **state)
 	assert_int_equal(health_stretch(UINT64_MAX), UINT64_MAX);
 }
 
+/* Random bytes and random lengths never crash the decoder, and whatever it accepts
+ * encodes back to the same bytes (nothing is accepted loosely). Seeded (SP_TEST_SEED). */
+static void
+test_health_msg_random(void **state)
+{
+	(void)state;
+	uint64_t seed = test_seed("health_msg");
+	uint64_t x = seed | 1;
+	uint8_t buf[HEALTH_MSG_BYTES + 8], again[HEALTH_MSG_BYTES];
+	struct health_msg m;
+	uint32_t accepted = 0;
+	for (int i = 0; i < 200000; i++) {
+		size_t len = (lcg(&x) % 8) == 0 ? lcg(&x) % sizeof(buf) : HEALTH_MSG_BYTES;
+		for (size_t k = 0; k < len; k++)
+			buf[k] = (uint8_t)lcg(&x);
+		/* Bias towards valid headers and zero tails so deep fields are reached. */
+		if (len == HEALTH_MSG_BYTES && (lcg(&x) & 1)) {
+			buf[0] = (uint8_t)(1 + lcg(&x) % 2);
+			buf[1] = HEALTH_MSG_VERSION;
+			buf[2] &= 0x0f;
+			buf[3] = 0;
+			buf[4] = (uint8_t)(lcg(&x) % 6);
+			buf[5] = 0;
+			memset(buf + 12, 0, 4);
+			memset(buf + 64, 0, HEALTH_MSG_BYTES - 64);
+		}
+		if (health_msg_decode(buf, len, &m) != 0)
+			continue;
+		accepted++;
+		health_msg_encode(&m, again);
+		assert_memory_equal(again, buf, HEALTH_MSG_BYTES);
+	}
+	assert_true(accepted > 1000);
+}
+
 /* The leader lease is the quorum-th most recent echoed send time plus the lease. */
 static void
 test_health_leader_lease(void **state)
@@ -879,6 +914,7 @@ main(void)
 	        cmocka_unit_test(test_sm_health_and_fences),
 	        cmocka_unit_test(test_placement_down_and_up),
 	        cmocka_unit_test(test_health_msg_codec),
+	        cmocka_unit_test(test_health_msg_random),
 	        cmocka_unit_test(test_health_leader_lease),
 	        cmocka_unit_test(test_health_detector),
 	        cmocka_unit_test(test_health_random),
