@@ -19,7 +19,8 @@ enum {
 	FH_TAG = 12,
 	FH_EPOCH = 16,
 	FH_ENTRY_NODE = 24,
-	FH_RESERVED = 28,
+	FH_INDEX = 28,
+	FH_TOTAL = 29,
 	FH_PAYLOAD_LEN = 30,
 	FH_END = 32,
 };
@@ -95,7 +96,11 @@ sp_fwd_decode(const uint8_t *buf, size_t len, struct sp_fwd_hdr *h)
 		return -SP_EMALFORMED;
 	if (h->slot >= SP_FWD_SLOTS || h->tag == 0 || h->entry_node == 0)
 		return -SP_EMALFORMED;
-	if (ld16(buf + FH_RESERVED) != 0)
+	h->index = buf[FH_INDEX];
+	h->total = buf[FH_TOTAL];
+	if (h->kind == SP_FWD_REPLY && (h->total == 0 || h->index >= h->total))
+		return -SP_EMALFORMED;
+	if (h->kind != SP_FWD_REPLY && (h->total != 0 || h->index != 0))
 		return -SP_EMALFORMED;
 	if (h->payload_len > SP_FWD_PAYLOAD_MAX || h->payload_len != len - SP_FWD_HDR_SIZE)
 		return -SP_EMALFORMED;
@@ -123,7 +128,9 @@ sp_fwd_encode(uint8_t *buf, const struct sp_fwd_hdr *h)
 	st32(buf + FH_TAG, h->tag);
 	st64(buf + FH_EPOCH, h->epoch);
 	st32(buf + FH_ENTRY_NODE, h->entry_node);
-	st16(buf + FH_RESERVED, 0);
+	VERIFY(h->kind != SP_FWD_REPLY || h->index < h->total);
+	buf[FH_INDEX] = h->kind == SP_FWD_REPLY ? h->index : 0;
+	buf[FH_TOTAL] = h->kind == SP_FWD_REPLY ? h->total : 0;
 	st16(buf + FH_PAYLOAD_LEN, h->payload_len);
 }
 

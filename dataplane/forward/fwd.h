@@ -52,6 +52,8 @@ struct sp_fwd_hdr {
 	uint8_t status;        /* REFUSED: enum sp_bp_status (WRONG_PARTITION, NOT_SERVING...) */
 	uint16_t entry_worker; /* the entry node's worker holding the slot */
 	uint16_t payload_len;  /* bytes after the header */
+	uint8_t index;         /* REPLY: this datagram's place in the owner's reply, < total */
+	uint8_t total;         /* REPLY: datagrams of the owner's reply (>= 1); else 0 */
 	uint32_t slot;         /* < SP_FWD_SLOTS */
 	uint32_t tag;          /* nonzero; the slot's current tag */
 	uint32_t entry_node;   /* the entry node's id */
@@ -63,7 +65,8 @@ bool sp_fwd_is(const uint8_t *buf, size_t len);
 
 /*
  * Decodes and checks a header: magic, version, kind, proto, slot < SP_FWD_SLOTS, tag != 0,
- * payload_len == len - SP_FWD_HDR_SIZE and <= SP_FWD_PAYLOAD_MAX, reserved bytes zero.
+ * payload_len == len - SP_FWD_HDR_SIZE and <= SP_FWD_PAYLOAD_MAX, index < total on a REPLY
+ * (both 0 on the others).
  * Returns 0 or -SP_EMALFORMED. Never reads outside buf[0, len).
  */
 int sp_fwd_decode(const uint8_t *buf, size_t len, struct sp_fwd_hdr *h);
@@ -77,6 +80,8 @@ struct sp_fwd_slot {
 	uint8_t proto; /* enum sp_fwd_proto */
 	uint8_t live;
 	uint16_t owner_node;    /* index in the routing table that sent it */
+	uint8_t gather;         /* part of a gathered multi-key get: its context + 1 (0: none) */
+	uint8_t part;           /* and which part of it */
 	uint32_t owner_ip_be;   /* where it went: replies must come from there */
 	uint64_t deadline;      /* in the caller's clock */
 	uint32_t client_ip_be;  /* where the answer goes */

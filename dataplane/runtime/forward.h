@@ -29,6 +29,59 @@ struct dp_worker;
 /* Slots answered per loop iteration when they time out (the rest wait one iteration). */
 #define DP_FWD_EXPIRE_PER_POLL 32u
 
+/* A memcached multi-key get whose keys live on several nodes is scattered (one request per
+ * node, this node's part run here) and gathered back in key order. Bounds: */
+#define DP_FWD_GATHERS      4u           /* gets being gathered per worker */
+#define DP_FWD_GATHER_KEYS  64u          /* keys of one gathered get */
+#define DP_FWD_GATHER_PARTS 8u           /* nodes one gathered get may span */
+#define DP_FWD_PART_DGRAMS  32u          /* reply datagrams of one part */
+#define DP_FWD_GATHER_BYTES (64u * 1024) /* reply bytes of all parts of one get */
+
+struct dp_fwd_part {
+	uint16_t node;   /* index in the routing table */
+	uint16_t expect; /* datagrams of its reply (0: none arrived yet) */
+	uint16_t got;
+	uint8_t done;
+	uint8_t slot_live; /* a forward slot waits for it */
+	uint32_t slot, tag;
+	uint32_t chunk_off[DP_FWD_PART_DGRAMS]; /* by seq: where its data sits in raw */
+	uint16_t chunk_len[DP_FWD_PART_DGRAMS];
+};
+
+/* One multi-key get being gathered. */
+struct dp_fwd_gather {
+	uint8_t live;
+	uint8_t kind; /* enum sp_mc_kind: get, gets, gat, gats */
+	uint8_t nparts;
+	uint8_t parts_done;
+	const char *fail_line; /* NULL, or the SERVER_ERROR line the whole get answers */
+	uint32_t client_ip_be;
+	uint16_t client_port, local_port;
+	uint8_t client_mac[6];
+	uint16_t request_id;
+	int32_t exptime;
+	uint16_t nkeys;
+	uint16_t key_off[DP_FWD_GATHER_KEYS]; /* into keytext */
+	uint8_t key_len[DP_FWD_GATHER_KEYS];
+	uint8_t key_part[DP_FWD_GATHER_KEYS];
+	uint32_t val_off[DP_FWD_GATHER_KEYS]; /* the key's VALUE block in raw, or UINT32_MAX */
+	uint32_t val_len[DP_FWD_GATHER_KEYS];
+	struct dp_fwd_part parts[DP_FWD_GATHER_PARTS];
+	uint32_t raw_used;
+	char keytext[SP_BP_PAYLOAD_MAX];
+	uint8_t raw[DP_FWD_GATHER_BYTES];
+};
+
+/*
+ * A memcached datagram in m (meta filled) that is one get/gets/gat/gats naming keys of
+ * other nodes: scatters it (consumes m) and returns true; the answer goes to the client
+ * when every part is in, in the request's key order, or one SERVER_ERROR line when a part
+ * failed or timed out. Returns false, m untouched, for anything else (several commands,
+ * no other node's key, a partition nobody serves, over the bounds): run it as before.
+ */
+bool dp_fwd_mc_gather(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
+                      struct rte_mbuf *m);
+
 /* What dp_fwd_mc_request did. */
 enum dp_fwd_rc {
 	DP_FWD_SENT = 0, /* forwarded; the mbuf is gone */

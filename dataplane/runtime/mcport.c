@@ -362,13 +362,13 @@ struct named {
 #f, offsetof(struct dp_mc_stats, f) \
 	}
 static const struct named rt_fields[] = {
-        RT_FIELD(datagrams_in),  RT_FIELD(run_owner),    RT_FIELD(run_multi),
-        RT_FIELD(run_any),       RT_FIELD(run_fallback), RT_FIELD(handoff_out),
-        RT_FIELD(deferred),      RT_FIELD(wrong_node),   RT_FIELD(unserved),
-        RT_FIELD(forwarded),     RT_FIELD(forward_busy), RT_FIELD(reply_dgrams),
-        RT_FIELD(nombuf),        RT_FIELD(touch_out),    RT_FIELD(touch_in),
-        RT_FIELD(touch_dropped), RT_FIELD(flush_remote), RT_FIELD(flush_applied),
-        RT_FIELD(bad_message),
+        RT_FIELD(datagrams_in),  RT_FIELD(run_owner),     RT_FIELD(run_multi),
+        RT_FIELD(run_any),       RT_FIELD(run_fallback),  RT_FIELD(handoff_out),
+        RT_FIELD(deferred),      RT_FIELD(wrong_node),    RT_FIELD(unserved),
+        RT_FIELD(forwarded),     RT_FIELD(forward_busy),  RT_FIELD(gathered),
+        RT_FIELD(reply_dgrams),  RT_FIELD(nombuf),        RT_FIELD(touch_out),
+        RT_FIELD(touch_in),      RT_FIELD(touch_dropped), RT_FIELD(flush_remote),
+        RT_FIELD(flush_applied), RT_FIELD(bad_message),
 };
 SP_STATIC_ASSERT(SP_ARRAY_SIZE(rt_fields) == STATS_WORDS, "every dp_mc_stats field is named");
 
@@ -729,6 +729,11 @@ dp_mc_serve(struct dp_worker *w, const struct route_table *t, uint32_t now_s, st
 		answer_line(wk, m, udp, len, status_line(t->unserved_status), res);
 		return;
 	} else if (kind == MCEXEC_ROUTE_MULTI) {
+		/* Keys of other nodes: scattered to them and gathered in key order. */
+		if (dp_fwd_mc_gather(w, t, now_s, m)) {
+			DP_STAT_INC(&wk->st, gathered);
+			return;
+		}
 		DP_STAT_INC(&wk->st, run_multi);
 	} else {
 		DP_STAT_INC(&wk->st, run_any);
@@ -774,6 +779,15 @@ dp_mc_run_forwarded(struct dp_worker *w, const struct route_table *t, uint32_t n
 	apply_flush(wk, t, now_s);
 	DP_STAT_INC(&wk->st, datagrams_in);
 	return mcexec_udp(&wk->env, udp, len, &wk->out);
+}
+
+struct sp_mc_out *
+dp_mc_writer(struct dp_worker *w, uint16_t request_id)
+{
+	struct mc_worker *wk = w->rt->mc->wk[w->index];
+
+	sp_mc_out_init(&wk->out, wk->out_buf, wk->out_lens, DP_MC_REPLY_DGRAMS_MAX, request_id);
+	return &wk->out;
 }
 
 const uint8_t *

@@ -52,6 +52,7 @@ struct dp_mc_stats {
 	uint64_t unserved;      /* keys nobody serves here (no map, no lease): SERVER_ERROR */
 	uint64_t forwarded;     /* single-key datagrams forwarded to their owner node */
 	uint64_t forward_busy;  /* not forwarded: the in-flight table was full */
+	uint64_t gathered;      /* multi-key gets scattered to other nodes and gathered */
 	uint64_t reply_dgrams;  /* reply datagrams queued for TX */
 	uint64_t nombuf;        /* replies or messages lost: the mbuf pool was dry */
 	uint64_t touch_out;     /* gat touch messages sent to other workers */
@@ -126,6 +127,10 @@ void dp_mc_totals(const struct dp_mc *mc, struct dp_mc_stats *rt_out,
  */
 uint32_t dp_mc_run_forwarded(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
                              const uint8_t *udp, size_t len);
+
+/* Worker w's memcached reply writer, emptied and started for request_id (its datagrams
+ * are read with dp_mc_out_dgram until the next use). */
+struct sp_mc_out *dp_mc_writer(struct dp_worker *w, uint16_t request_id);
 
 /* Reply datagram i (< what dp_mc_run_forwarded returned) and its length. */
 const uint8_t *dp_mc_out_dgram(struct dp_worker *w, uint32_t i, uint16_t *len);

@@ -594,12 +594,30 @@ test_unserved_answered(void **state)
 	run_on_owner(cmd, k_ok, want);
 	swap_back(old);
 
-	/* Another node's key in a multi-key get: an error, not a miss. */
+	/* Another node's key in a multi-key get, that node unreachable (no port in the map):
+	 * the whole get is an error, never a miss. */
 	totals(&s0, &c0);
 	snprintf(cmd, sizeof(cmd), "get %s %s\r\n", k_ok, k_far);
-	expect_answer(cmd, "SERVER_ERROR key is owned by another node\r\n");
+	{
+		struct dp_mc_result res;
+		struct rte_mbuf *r;
+		const uint8_t *rp;
+		static const char want_line[] = "SERVER_ERROR key is owned by another node\r\n";
+
+		serve(0, frame(cmd, 34), false, &res);
+		assert_int_equal(res.tx_count, 0);
+		assert_int_equal(rt.w[0]->tx_count, 1);
+		r = rt.w[0]->tx[0];
+		rt.w[0]->tx_count = 0;
+		rp = rte_pktmbuf_mtod(r, const uint8_t *) + NET_UDP_REPLY_HDRS;
+		assert_int_equal(rte_pktmbuf_data_len(r) - NET_UDP_REPLY_HDRS,
+		                 SP_MC_FRAME_BYTES + sizeof(want_line) - 1);
+		assert_memory_equal(rp + SP_MC_FRAME_BYTES, want_line, sizeof(want_line) - 1);
+		assert_int_equal(rp[1], 34);
+		rte_pktmbuf_free(r);
+	}
 	totals(&s1, &c1);
-	assert_int_equal(s1.wrong_node - s0.wrong_node, 1);
+	assert_int_equal(s1.gathered - s0.gathered, 1);
 	assert_int_equal(c1.get_misses - c0.get_misses, 0);
 }
 
@@ -762,6 +780,8 @@ test_forward_entry(void **state)
 	/* Back: node 2's reply datagram, relayed as it is to the client. */
 	static const char value[] = "VALUE x 0 1\r\nv\r\nEND\r\n";
 	h.kind = SP_FWD_REPLY;
+	h.index = 0;
+	h.total = 1;
 	h.payload_len = (uint16_t)(SP_MC_FRAME_BYTES + sizeof(value) - 1);
 	sp_fwd_encode(msg, &h);
 	sp_mc_frame_encode(msg + SP_FWD_HDR_SIZE,
@@ -819,6 +839,7 @@ test_forward_entry(void **state)
 	assert_int_equal(sp_fwd_decode(p, rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS, &h), 0);
 	h.kind = SP_FWD_REFUSED;
 	h.status = SP_BP_ST_WRONG_PARTITION;
+	h.index = h.total = 0;
 	sp_fwd_encode(msg, &h);
 	memcpy(msg + SP_FWD_HDR_SIZE, p + SP_FWD_HDR_SIZE, h.payload_len);
 	msg_len = SP_FWD_HDR_SIZE + h.payload_len;
@@ -880,6 +901,8 @@ test_forward_owner(void **state)
 	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
 	assert_int_equal(sp_fwd_decode(p, rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS, &got), 0);
 	assert_int_equal(got.kind, SP_FWD_REPLY);
+	assert_int_equal(got.index, 0);
+	assert_int_equal(got.total, 1);
 	assert_int_equal(got.slot, 17);
 	assert_int_equal(got.tag, 99);
 	assert_int_equal(got.entry_worker, 3);
@@ -917,6 +940,108 @@ test_forward_owner(void **state)
 	assert_int_equal(WSTAT(fwd_rej_member), rej + 1);
 }
 
+/* Joins the data of every frame worker w queued for the client (frame headers dropped). */
+static size_t
+take_client_text(uint16_t w, uint16_t request_id, char *out, size_t cap)
+{
+	struct dp_worker *wk = rt.w[w];
+	size_t at = 0;
+
+	for (uint32_t i = 0; i < wk->tx_count; i++) {
+		struct rte_mbuf *m = wk->tx[i];
+		const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+		size_t n = rte_pktmbuf_data_len(m) - NET_UDP_REPLY_HDRS - SP_MC_FRAME_BYTES;
+
+		assert_int_equal((f[36] << 8) | f[37], CLIENT_PORT);
+		assert_int_equal((f[34] << 8) | f[35], MC_PORT);
+		assert_int_equal((f[42] << 8) | f[43], request_id);
+		assert_true(at + n < cap);
+		memcpy(out + at, f + NET_UDP_REPLY_HDRS + SP_MC_FRAME_BYTES, n);
+		at += n;
+		rte_pktmbuf_free(m);
+	}
+	wk->tx_count = 0;
+	out[at] = '\0';
+	return at;
+}
+
+/*
+ * A multi-key get naming keys of this node and of node 2: node 2 gets one request for its
+ * keys only; the answer goes to the client in the request's key order once node 2's reply
+ * is in (a repeated key, a miss); without node 2's reply, "owner unavailable" after the
+ * timeout, never a partial answer. Runs after test_forward_entry (node 2 reachable).
+ */
+static void
+test_gather_multi_get(void **state)
+{
+	char near[32], far[32], far2[32], cmd[160], want[256], text[1024];
+	uint8_t msg[SP_BP_PAYLOAD_MAX];
+	struct dp_mc_result res;
+	struct sp_fwd_hdr h;
+	struct rte_mbuf *fm;
+	const uint8_t *p;
+
+	(void)state;
+	key_of(near, sizeof(near), "gnear", 0, 0);
+	far_key(far, sizeof(far), 3);
+	far_key(far2, sizeof(far2), 4);
+	snprintf(cmd, sizeof(cmd), "set %s 3 0 2\r\nnv\r\n", near);
+	run_on_owner(cmd, near, "STORED\r\n");
+	snprintf(cmd, sizeof(cmd), "get %s %s missing0 %s %s\r\n", far, near, far2, near);
+	serve(0, frame(cmd, 51), false, &res);
+	assert_int_equal(res.tx_count, 0);
+	/* One request to node 2, for its keys in order; the gather waits. */
+	uint16_t ow = route_owner_workers(route_current(
+	        rt.route))[sp_key_partition(sp_key_hash(far, strlen(far)), PARTITIONS)];
+	fm = take_tx(0, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base);
+	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
+	assert_int_equal(sp_fwd_decode(p, rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS, &h), 0);
+	snprintf(want, sizeof(want), "get %s %s\r\n", far, far2);
+	assert_int_equal(h.payload_len, SP_MC_FRAME_BYTES + strlen(want));
+	assert_memory_equal(p + SP_FWD_HDR_SIZE + SP_MC_FRAME_BYTES, want, strlen(want));
+	rte_pktmbuf_free(fm);
+	/* Node 2 answers in two datagrams, sent out of order. */
+	char r0[128], r1[128];
+	snprintf(r0, sizeof(r0), "VALUE %s 7 1\r\nx\r\n", far);
+	snprintf(r1, sizeof(r1), "END\r\n"); /* far2 missed */
+	for (int pass = 1; pass >= 0; pass--) {
+		const char *body = pass == 0 ? r0 : r1;
+		size_t n = strlen(body);
+
+		h.kind = SP_FWD_REPLY;
+		h.index = (uint8_t)pass;
+		h.total = 2;
+		h.payload_len = (uint16_t)(SP_MC_FRAME_BYTES + n);
+		sp_fwd_encode(msg, &h);
+		sp_mc_frame_encode(msg + SP_FWD_HDR_SIZE,
+		                   &(struct sp_mc_frame){.request_id = 51, .seq = 0, .count = 1});
+		memcpy(msg + SP_FWD_HDR_SIZE + SP_MC_FRAME_BYTES, body, n);
+		dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+		             raw_frame(peer_mac, PEER_IP, (uint16_t)(PEER_PORT + ow),
+		                       rt.cfg.port_base, msg, SP_FWD_HDR_SIZE + h.payload_len));
+		if (pass == 1)
+			assert_int_equal(rt.w[0]->tx_count, 0); /* not before the last part */
+	}
+	take_client_text(0, 51, text, sizeof(text));
+	snprintf(want, sizeof(want),
+	         "VALUE %s 7 1\r\nx\r\nVALUE %s 3 2\r\nnv\r\nVALUE %s 3 2\r\nnv\r\nEND\r\n", far,
+	         near, near);
+	assert_string_equal(text, want);
+	assert_int_equal(rt.w[0]->fwd.live, 0);
+
+	/* Node 2 silent: one error line after the timeout, and nothing before. */
+	snprintf(cmd, sizeof(cmd), "gets %s %s\r\n", near, far);
+	serve(0, frame(cmd, 52), false, &res);
+	rte_pktmbuf_free(take_tx(0, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base));
+	dp_fwd_poll(rt.w[0]);
+	assert_int_equal(rt.w[0]->tx_count, 0);
+	rte_delay_ms(DP_FWD_TIMEOUT_MS + 20);
+	dp_fwd_poll(rt.w[0]);
+	take_client_text(0, 52, text, sizeof(text));
+	assert_string_equal(text, "SERVER_ERROR owner unavailable\r\n");
+	assert_int_equal(rt.w[0]->fwd.live, 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -934,6 +1059,7 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_unserved_answered),
 	        cmocka_unit_test(test_forward_entry),
 	        cmocka_unit_test(test_forward_owner),
+	        cmocka_unit_test(test_gather_multi_get),
 	};
 	struct rte_ring *rx[2], *tx[2];
 	struct dp_hugepages huge;

@@ -1124,6 +1124,16 @@ dp_worker_create(struct dp_runtime *rt, uint16_t index)
 		rte_free(w);
 		return NULL;
 	}
+	w->gathers = rte_zmalloc_socket("sp_fwd_gathers", DP_FWD_GATHERS * sizeof(w->gathers[0]),
+	                                RTE_CACHE_LINE_SIZE, socket);
+	if (w->gathers == NULL) {
+		SP_LOG_ERR(MOD, "worker %u: cannot allocate %zu bytes of multi-get gathering",
+		           index, DP_FWD_GATHERS * sizeof(w->gathers[0]));
+		rte_free(w->ctx);
+		rte_free(w->route_owner);
+		rte_free(w);
+		return NULL;
+	}
 	w->rt = rt;
 	w->stats = &rt->stats[index];
 	w->index = index;
@@ -1143,6 +1153,7 @@ dp_worker_free(struct dp_worker *w)
 	ASSERT(w->tx_count == 0);
 	ASSERT(w->defer.count == 0);
 	ASSERT(w->spare == NULL);
+	rte_free(w->gathers);
 	rte_free(w->ctx);
 	rte_free(w->route_owner);
 	rte_free(w);

@@ -22,6 +22,7 @@
 #include "runtime.h"
 
 struct dgram_ctx;
+struct dp_fwd_gather;
 
 struct dp_worker {
 	struct dp_runtime *rt;
@@ -53,8 +54,10 @@ struct dp_worker {
 	struct dgram_ctx *ctx;
 	/* An mbuf held for a reply datagram that cannot go in its request's mbuf. */
 	struct rte_mbuf *spare;
-	/* Requests this worker forwarded to other nodes, in flight (forward.h). */
+	/* Requests this worker forwarded to other nodes, in flight (forward.h), and the
+	 * multi-key gets it is gathering. */
 	struct sp_fwd_table fwd;
+	struct dp_fwd_gather *gathers; /* DP_FWD_GATHERS, allocated with the worker */
 	/* Where reply payloads are built before they go into an mbuf. */
 	uint8_t scratch[SP_BP_PAYLOAD_MAX] __rte_cache_aligned;
 };

@@ -198,18 +198,20 @@ class Cluster:
 
     def mc(self, i, payload, timeout=2.0, sock=None):
         """Sends one memcached UDP request to node i from the hub; returns the reply's
-        datagrams joined in sequence order (frame headers removed), or None when no
-        complete reply came within timeout."""
+        data (frame headers removed): every response, each put together by its sequence
+        numbers, in arrival order, until a complete response ends the reply (for get-type
+        commands: one ending with END or an error line). None when the reply is not
+        complete within timeout."""
         own = sock is None
         s = sock or self.hub_socket()
+        getlike = payload.split(b" ", 1)[0] in (b"get", b"gets", b"gat", b"gats")
         try:
             rid = random.randrange(1, 65535)
-            s.settimeout(timeout)
             s.sendto(rid.to_bytes(2, "big") + b"\0\0\0\1\0\0" + payload,
                      (self.nodes[i].ip, self.nodes[i].mc_port))
-            parts, total = {}, None
+            text, parts, total = b"", {}, None
             deadline = time.monotonic() + timeout
-            while total is None or len(parts) < total:
+            while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
@@ -220,9 +222,17 @@ class Cluster:
                     return None
                 if len(data) < 8 or int.from_bytes(data[0:2], "big") != rid:
                     continue
-                parts[int.from_bytes(data[2:4], "big")] = data[8:]
-                total = int.from_bytes(data[4:6], "big")
-            return b"".join(parts[k] for k in sorted(parts))
+                seq = int.from_bytes(data[2:4], "big")
+                if seq == 0:
+                    parts, total = {}, int.from_bytes(data[4:6], "big")
+                parts[seq] = data[8:]
+                if total is None or len(parts) < total:
+                    continue
+                text += b"".join(parts[k] for k in sorted(parts))
+                parts, total = {}, None
+                if not getlike or text.endswith(b"END\r\n") or \
+                        text.startswith((b"SERVER_ERROR", b"CLIENT_ERROR", b"ERROR")):
+                    return text
         finally:
             if own:
                 s.close()

@@ -27,6 +27,8 @@ sample(void)
 	                           .proto = SP_FWD_MEMCACHED,
 	                           .entry_worker = 3,
 	                           .payload_len = 5,
+	                           .index = 1,
+	                           .total = 3,
 	                           .slot = 200,
 	                           .tag = 0x01020304,
 	                           .entry_node = 77,
@@ -48,6 +50,8 @@ test_header_roundtrip_and_refusals(void **state)
 	assert_int_equal(out.status, 0);
 	assert_int_equal(out.entry_worker, 3);
 	assert_int_equal(out.payload_len, 5);
+	assert_int_equal(out.index, 1);
+	assert_int_equal(out.total, 3);
 	assert_int_equal(out.slot, 200);
 	assert_int_equal(out.tag, 0x01020304);
 	assert_int_equal(out.entry_node, 77);
@@ -61,9 +65,9 @@ test_header_roundtrip_and_refusals(void **state)
 	struct {
 		size_t off;
 		uint8_t v;
-	} bad[] = {{0, 'X'}, {2, 2},  {3, 0},  {3, 4},  {4, 0},  {4, 3},
-	           {5, 1},   {8, 0},  {9, 1},  {12, 0}, {13, 0}, {14, 0},
-	           {15, 0},  {28, 1}, {24, 0}, {25, 0}, {26, 0}, {27, 0}};
+	} bad[] = {{0, 'X'}, {2, 2},  {3, 0},  {3, 4},  {4, 0},  {4, 3},  {5, 1},
+	           {8, 0},   {9, 1},  {12, 0}, {13, 0}, {14, 0}, {15, 0}, {28, 3},
+	           {29, 0},  {24, 0}, {25, 0}, {26, 0}, {27, 0}};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint8_t copy[sizeof(buf)];
 
@@ -91,6 +95,13 @@ test_header_roundtrip_and_refusals(void **state)
 	assert_int_equal(sp_fwd_decode(buf, sizeof(buf), &out), -SP_EMALFORMED);
 	in.status = SP_BP_ST_LAST;
 	sp_fwd_encode(buf, &in);
+	assert_int_equal(sp_fwd_decode(buf, sizeof(buf), &out), -SP_EMALFORMED);
+	/* index and total belong to REPLY only: written as 0 on the others, refused if set. */
+	in.status = SP_BP_ST_NOT_SERVING;
+	sp_fwd_encode(buf, &in);
+	assert_int_equal(buf[28], 0);
+	assert_int_equal(buf[29], 0);
+	buf[29] = 1;
 	assert_int_equal(sp_fwd_decode(buf, sizeof(buf), &out), -SP_EMALFORMED);
 	assert_false(sp_fwd_is(buf, SP_FWD_HDR_SIZE - 1));
 	assert_int_equal(sp_fwd_decode(NULL, 0, &out), -SP_EMALFORMED);
