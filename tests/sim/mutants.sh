@@ -12,33 +12,37 @@ usage() {
 usage: tests/sim/mutants.sh [options]
 
 Builds every Raft mutant (meson option raft_bug) in its own build directory, reusing
-directories that exist (build-mut-none is the correct core, used to confirm that a
-violation found on a mutant does not happen without it), and checks that both the scenario tests
+directories that exist, and checks that both the scenario tests
 (tests/unit/raft/test_raft_scenarios) and the simulator (tests/sim/raft-sim) catch it.
-Prints a markdown table; exits 1 if any mutant survives either, 2 on a usage or build error.
+build-mut-none, the correct core, confirms that a violation found on a mutant does not
+happen without it. Prints a markdown table; exits 1 if any mutant survives either, 2 on a
+usage or build error.
 
 options:
   --mutants a,b,...   only these mutants (default: every choice of raft_bug but none)
   --build-root DIR    where build-mut-NAME directories go (default: the current one)
   --seeds N           seeds searched per node count (default 20000, at most 20000)
   --nodes "3 5 7"     node counts, searched in this order until one catches (default "3 5 7")
+  --each-nodes        search every node count (first seed per count) instead of stopping
+                      at the first count that catches
   --chunk N           seeds per raft-sim process (default 500)
   --base DIR          a build of the correct core (raft_bug=none) to confirm violations
                       with, instead of building build-mut-none
   --no-sim            skip the simulator column
   --no-scenarios      skip the scenario column
   --keep-builds       (default) keep build directories; --clean removes each after use
+  --list              print the mutants' names, one a line, and exit
   -h, --help          this text
 
 Heavy: run it alone on a shared machine. Every build uses ninja -j1, every process runs
-under nice -n 19. Each mutant is one 'meson setup' (about 15 s) and one build of the Raft
-core, its scenario tests and raft-sim (about 30 s at -j1). A caught mutant costs seconds of
-simulation; one that survives costs the whole search (20,000 seeds of 3, 5 and 7 nodes is
-about 15 CPU-minutes).
+under nice -n 19. A mutant's first run sets up its build directory and builds the Raft
+core, the scenario tests and raft-sim (about 5 s on a 2-core machine); a caught mutant then
+costs seconds; one that survives costs the whole search (20,000 seeds each of 3, 5 and 7
+nodes is about 15 CPU-minutes).
 
 A row reads: mutant | the rule it breaks | the scenario test written for that rule, which
 must fail (+N other scenario tests that fail too) | the first simulator seed, node count
-and violated property, confirmed to pass on the correct core | verdict. Replay a simulator catch with
+and violated property, confirmed to pass on the correct core | verdict. Replay a catch with
   build-mut-NAME/tests/sim/raft-sim --seeds 1 --seed-start S --nodes K --trace
 EOF
 }
@@ -112,6 +116,8 @@ DO_SIM=1
 DO_SCEN=1
 CLEAN=0
 BASE=""
+LIST_ONLY=0
+EACH=0
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -125,6 +131,8 @@ while [ $# -gt 0 ]; do
 	--no-scenarios) DO_SCEN=0; shift ;;
 	--keep-builds) CLEAN=0; shift ;;
 	--clean) CLEAN=1; shift ;;
+	--list) LIST_ONLY=1; shift ;;
+	--each-nodes) EACH=1; shift ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "mutants.sh: unknown argument '$1'; see --help" >&2; exit 2 ;;
 	esac
@@ -140,6 +148,10 @@ fi
 # Every choice of raft_bug but 'none', in the order meson_options.txt lists them.
 ALL=$(sed -n "/option('raft_bug'/,/description/p" "$SRC/meson_options.txt" |
 	grep -o "'[a-z_]*'" | tr -d "'" | grep -v -e '^raft_bug$' -e '^combo$' -e '^none$')
+if [ $LIST_ONLY = 1 ]; then
+	echo "$ALL"
+	exit 0
+fi
 if [ -n "$ONLY" ]; then
 	LIST=$(echo "$ONLY" | tr ',' ' ')
 	for m in $LIST; do
@@ -190,42 +202,55 @@ base_passes() {
 }
 
 # sim MUTANT: prints "seed S (K nodes): property" for the first violation that the correct
-# core does not also show, or nothing.
+# core does not also show, or nothing; with --each-nodes, one such result per node count,
+# "; "-separated, and "none in N seeds (K nodes)" for a count that found nothing.
 sim() {
-	local bin="$ROOT/build-mut-$1/tests/sim/raft-sim" n start cnt out rc line s
+	local n res all="" pending=""
 	for n in $NODES; do
-		start=0
-		while [ $start -lt "$SEEDS" ]; do
-			cnt=$CHUNK
-			[ $((start + cnt)) -gt "$SEEDS" ] && cnt=$((SEEDS - start))
-			out=$($NICE "$bin" --seeds $cnt --seed-start $start --nodes $n 2>&1)
-			rc=$?
-			line=$(printf '%s\n' "$out" | grep -m1 '^VIOLATION')
-			if [ -n "$line" ]; then
-				s=$(echo "$line" | sed -E 's/^VIOLATION seed ([0-9]+) .*/\1/')
-				if ! base_passes "$s" "$n"; then
-					echo "mutants.sh: seed $s ($n nodes) fails on the correct core too;" \
-						"not counted (see docs/simulator.md)" >&2
-					start=$((s + 1))
-					continue
+		res=$(sim_nodes "$1" "$n")
+		if [ $EACH = 0 ]; then
+			[ -n "$res" ] && { echo "$res"; return; }
+			continue
+		fi
+		[ -n "$res" ] && all="$all${all:+; }$res"
+		[ -n "$res" ] || pending="$pending${pending:+; }none in $SEEDS seeds ($n nodes)"
+	done
+	[ -n "$all" ] && echo "$all${pending:+; $pending}"
+}
+
+# sim_nodes MUTANT NODES: the first confirmed violation at one node count, or nothing.
+sim_nodes() {
+	local bin="$ROOT/build-mut-$1/tests/sim/raft-sim" n=$2 start=0 cnt out rc line s
+	while [ $start -lt "$SEEDS" ]; do
+		cnt=$CHUNK
+		[ $((start + cnt)) -gt "$SEEDS" ] && cnt=$((SEEDS - start))
+		out=$($NICE "$bin" --seeds $cnt --seed-start $start --nodes $n 2>&1)
+		rc=$?
+		line=$(printf '%s\n' "$out" | grep -m1 '^VIOLATION')
+		if [ -n "$line" ]; then
+			s=$(echo "$line" | sed -E 's/^VIOLATION seed ([0-9]+) .*/\1/')
+			if ! base_passes "$s" "$n"; then
+				echo "mutants.sh: seed $s ($n nodes) fails on the correct core too;" \
+					"not counted (see docs/simulator.md)" >&2
+				start=$((s + 1))
+				continue
+			fi
+			echo "$line" | sed -E 's/^VIOLATION seed ([0-9]+) nodes ([0-9]+) tick [0-9]+: ([^:]*):.*/seed \1 (\2 nodes): \3/'
+			return
+		fi
+		if [ $rc -ne 0 ]; then
+			# The core stopped on one of its own assertions: find the seed.
+			for s in $(seq $start $((start + cnt - 1))); do
+				if ! $NICE "$bin" --seeds 1 --seed-start $s --nodes $n \
+					>/dev/null 2>&1; then
+					echo "seed $s ($n nodes): core assertion (exit $rc)"
+					return
 				fi
-				echo "$line" | sed -E 's/^VIOLATION seed ([0-9]+) nodes ([0-9]+) tick [0-9]+: ([^:]*):.*/seed \1 (\2 nodes): \3/'
-				return
-			fi
-			if [ $rc -ne 0 ]; then
-				# The core stopped on one of its own assertions: find the seed.
-				for s in $(seq $start $((start + cnt - 1))); do
-					if ! $NICE "$bin" --seeds 1 --seed-start $s --nodes $n \
-						>/dev/null 2>&1; then
-						echo "seed $s ($n nodes): core assertion (exit $rc)"
-						return
-					fi
-				done
-				echo "seeds $start..$((start + cnt - 1)) ($n nodes): exit $rc"
-				return
-			fi
-			start=$((start + cnt))
-		done
+			done
+			echo "seeds $start..$((start + cnt - 1)) ($n nodes): exit $rc"
+			return
+		fi
+		start=$((start + cnt))
 	done
 }
 
