@@ -413,9 +413,12 @@ cp_liveness_duties(struct cp *cp)
 		return; /* a new leader moves nothing until earlier grants are over */
 	uint32_t moved, fenced;
 	bool everyone = cp->rebalance_requested;
-	if (cp_liveness_plan(cp, everyone, next, &moved, &fenced) != 0 || moved + fenced == 0)
+	if (cp_liveness_plan(cp, everyone, next, &moved, &fenced) != 0 || moved + fenced == 0) {
+		/* A requested rebalance lasts until done: its moves take two maps (fence, then
+		 * move), and the second would otherwise undo the first. */
+		cp->rebalance_requested = false;
 		return;
-	cp->rebalance_requested = false;
+	}
 	/* Nodes losing partitions (moved or fenced) get no more grants until they run it. */
 	for (uint32_t p = 0; p < cp->sm->partitions && cp->sm->epoch != 0; p++)
 		if (memcmp(&next[p], &cp->sm->map[p], sizeof(next[p])) != 0)

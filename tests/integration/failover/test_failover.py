@@ -15,7 +15,8 @@ process itself moves into the hub namespace (setns) and talks memcached UDP to t
 dataplanes, sending each key to the owner the partition map names (xxh3 of the key, low
 bits, as lib/common/keyhash.h).
 
-Short timeouts: --failure-timeout-ms 500, --lease-ms 300, --hold-down-ms 1000.
+Short timeouts: --failure-timeout-ms 800, --lease-ms 400, --hold-down-ms 1000 (shorter
+ones make leases lapse when the machine is loaded: the control planes' pings come late).
 """
 import ctypes
 import json
@@ -42,9 +43,9 @@ HUB = f"sphub{PID}"
 MC_PORT = 11211
 BIN_PORT = 9000
 PARTITIONS = 64
-FAIL_MS, LEASE_MS, HOLD_MS = 500, 300, 1000
+FAIL_MS, LEASE_MS, HOLD_MS = 800, 400, 1000
 DEADLINE_S = 30           # any single wait
-OP_TIMEOUT_S = 0.3        # one memcached request
+OP_TIMEOUT_S = 0.5        # one memcached request
 STOP_WAIT_S = 10
 CLONE_NEWNET = 0x40000000
 
@@ -339,17 +340,25 @@ def owners(c, ids_by_name):
 def settled_map(c, ids, expect_names):
     """Waits until the map uses exactly expect_names, nothing fenced, and every one of
     those dataplanes serves it. Returns (epoch, owner name per partition)."""
+    seen = ["no map"]
+
     def ok():
         o = owners(c, ids)
         if o is None:
             return None
         epoch, ent = o
+        serving = {n: c.serving(n) for n in expect_names}
+        seen[0] = (f"epoch {epoch}, nodes {sorted({n for n, _ in ent})}, "
+                   f"{sum(1 for _, f in ent if f)} fenced, dataplanes {serving}")
         if any(f for _, f in ent) or {n for n, _ in ent} != set(expect_names):
             return None
-        if any(c.serving(n) != "serving" for n in expect_names):
+        if any(s != "serving" for s in serving.values()):
             return None
         return epoch, [n for n, _ in ent]
-    return wait(f"a settled map over {sorted(expect_names)}", ok)
+    try:
+        return wait(f"a settled map over {sorted(expect_names)}", ok)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last seen: {seen[0]}") from None
 
 
 def write_all(c, own, keys, model, tag, timeout=DEADLINE_S):
@@ -373,7 +382,9 @@ def check_reads(c, own, keys, model):
     failed node's data is lost), never an older value."""
     for k in keys:
         name = own[partition_of(k)]
-        deadline = time.monotonic() + 5  # a healed link may need ARP again
+        # A healed link may need ARP again, and on a loaded machine a dataplane's worker
+        # can be starved for seconds: only a wrong value fails at once.
+        deadline = time.monotonic() + 15
         while True:
             kind, v = c.mc.get(c.ip(name), k)
             if kind == "hit" and v != model.get(k):
@@ -449,7 +460,7 @@ def scenario_failover(c):
     wait("n2's partitions to move", moved)
     log(f"cut {victim}: stopped serving after {t_stop:.2f} s (lease {LEASE_MS} ms), first "
         f"partition moved after {first_move:.2f} s")
-    if t_stop > LEASE_MS / 1000 + 0.5:
+    if t_stop > LEASE_MS / 1000 + 1.0:
         raise AssertionError(f"the cut node served {t_stop:.2f} s into the cut")
     if first_move < t_stop:
         raise AssertionError(f"partitions moved ({first_move:.2f} s) before the cut node "
@@ -526,7 +537,10 @@ def scenario_membership(c):
     c.ctl("member", "remove", "n3")
     wait("the removed dataplane to say so", lambda: c.serving("n3") == "removed")
     for k in keys:
-        r = c.mc.get(c.ip("n3"), k)
+        for _ in range(5):  # an idle dataplane may be asleep: a timeout is retried
+            r = c.mc.get(c.ip("n3"), k)
+            if r[0] != "timeout":
+                break
         if r != ("err", "SERVER_ERROR not serving"):
             raise AssertionError(f"removed n3 answered {k}: {r}")
     r = c.mc.request(c.ip("n3"), "get " + " ".join(keys[:8]) + "\r\n")
@@ -614,6 +628,27 @@ def scenario_membership(c):
                 json.loads(after.stdout or "null", object_hook=strip_took):
             raise AssertionError(f"{args}: flags before and after differ:\n{before.stdout}\n"
                                  f"{after.stdout}")
+    # Auto rebalance off: a failed node's partitions still move, but the node gets none
+    # back when it recovers until 'partitions rebalance' asks for it.
+    c.names.remove("n4")
+    c.ctl("config", "set", "rebalance.auto", "off")
+    c.kill_dp("n3")
+    settled_map(c, ids, ["n1", "n2"])
+    c.start_dp("n3")
+    wait("n3's dataplane to run again", lambda: c.serving("n3") in ("serving", "no lease"))
+    time.sleep(HOLD_MS / 1000 + 1.0)
+    o = owners(c, ids)
+    if any(n == "n3" for n, _ in o[1]):
+        raise AssertionError("n3 got partitions back with rebalance.auto off")
+    rb = c.ctl("partitions", "rebalance").stdout.strip()
+    try:
+        settled_map(c, ids, ["n1", "n2", "n3"])
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nrebalance said: {rb}\n"
+                             f"{c.ctl('member', 'list', check=False).stdout}") from None
+    c.ctl("config", "del", "rebalance.auto")
+    log("rebalance.auto off: failover still moved n3's partitions; it got none back "
+        "until 'partitions rebalance'")
     perf = c.ctl("check", "perf", check=False)
     if perf.returncode != 0 or "PASS" not in perf.stdout or "p99" not in perf.stdout:
         raise AssertionError(f"check perf: exit {perf.returncode}\n{perf.stdout}")
