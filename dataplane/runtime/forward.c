@@ -10,6 +10,7 @@
 #include <rte_ethdev.h>
 
 #include "common/keyhash.h"
+#include "dataplane/binexec/binexec.h"
 #include "common/verify.h"
 #include "mcport.h"
 #include "net/net.h"
@@ -170,6 +171,75 @@ dp_fwd_mc_request(struct dp_worker *w, const struct route_table *t, struct rte_m
 	return DP_FWD_SENT;
 }
 
+enum dp_fwd_rc
+dp_fwd_bp_request(struct dp_worker *w, const struct route_table *t, const struct rte_mbuf *cm,
+                  uint64_t dgram_id, const struct sp_bp_req *const *reqs, uint32_t n, uint16_t node,
+                  uint16_t worker)
+{
+	const struct dp_meta *meta = dp_meta_of((struct rte_mbuf *)cm);
+	const uint8_t *cframe = rte_pktmbuf_mtod(cm, const uint8_t *);
+	const struct route_node *nd;
+	struct sp_bp_builder b;
+	struct sp_fwd_slot *s;
+	struct sp_fwd_hdr h;
+	struct rte_mbuf *m;
+	uint8_t *payload;
+	uint32_t idx, len;
+
+	ASSERT(n >= 1 && n <= SP_FWD_REQS_MAX);
+	ASSERT(node < t->node_count);
+	nd = &t->nodes[node];
+	if (node == t->self_index || nd->ipv4_be == 0 || mac_zero(nd->mac) ||
+	    nd->binary_port == 0 || worker >= nd->worker_count) {
+		DP_STAT_INC(w->stats, fwd_no_peer);
+		return DP_FWD_NO_PEER;
+	}
+	m = rte_pktmbuf_alloc(w->rt->port.pool);
+	if (m == NULL) {
+		DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
+		return DP_FWD_FULL;
+	}
+	s = sp_fwd_take(&w->fwd, rte_rdtsc() + w->rt->tsc_hz * DP_FWD_TIMEOUT_MS / 1000, &idx);
+	if (s == NULL) {
+		DP_STAT_INC(w->stats, fwd_table_full);
+		rte_pktmbuf_free(m);
+		return DP_FWD_FULL;
+	}
+	s->proto = SP_FWD_BINARY;
+	s->owner_node = node;
+	s->owner_ip_be = nd->ipv4_be;
+	s->client_ip_be = meta->pkt.src_ip_be;
+	s->client_port = meta->pkt.src_port;
+	s->local_port = meta->pkt.dst_port;
+	memcpy(s->client_mac, cframe + NET_ETH_ADDR_LEN, NET_ETH_ADDR_LEN);
+	s->bp_dgram_id = dgram_id;
+	s->bp_count = (uint16_t)n;
+	s->bp_pending = n == 32 ? UINT32_MAX : (UINT32_C(1) << n) - 1;
+	payload = rte_pktmbuf_mtod(m, uint8_t *) + NET_UDP_REPLY_HDRS;
+	sp_bp_builder_init(&b, payload + SP_FWD_HDR_SIZE, SP_FWD_PAYLOAD_MAX, false, dgram_id);
+	for (uint32_t k = 0; k < n; k++) {
+		s->bp_req_id[k] = reqs[k]->request_id;
+		s->bp_opcode[k] = reqs[k]->opcode;
+		/* The caller checked the sizes; the client datagram is intact. */
+		VERIFY(sp_bp_add_record(&b, reqs[k]) == 0);
+	}
+	len = sp_bp_builder_finish(&b);
+	h = (struct sp_fwd_hdr){.kind = SP_FWD_REQUEST,
+	                        .proto = SP_FWD_BINARY,
+	                        .entry_worker = w->index,
+	                        .payload_len = (uint16_t)len,
+	                        .slot = idx,
+	                        .tag = s->tag,
+	                        .entry_node = t->nodes[t->self_index].node_id,
+	                        .epoch = t->epoch};
+	sp_fwd_encode(payload, &h);
+	frame_to(w, m, nd->mac, nd->ipv4_be, (uint16_t)(nd->binary_port + worker),
+	         (uint16_t)(w->rt->cfg.port_base + w->index), (uint16_t)(SP_FWD_HDR_SIZE + len));
+	DP_STAT_ADD(w->stats, fwd_out, n);
+	dp_worker_tx(w, m);
+	return DP_FWD_SENT;
+}
+
 /*
  * The member of t that sent m: its index, or -1 (counted) when the source address is no
  * member's dataplane (or is this node), or its MAC is not the member's.
@@ -228,6 +298,130 @@ refusal_line(uint8_t status)
 	}
 }
 
+/* Puts the reply datagram in b (if any) into a fresh mbuf, after room for the headers. */
+static bool
+bp_flush(struct dp_worker *w, struct sp_bp_builder *b, struct rte_mbuf **out, uint32_t *nout)
+{
+	struct rte_mbuf *r;
+	uint32_t len = sp_bp_builder_finish(b);
+
+	if (b->count == 0)
+		return true;
+	if (*nout == SP_FWD_REQS_MAX)
+		return false;
+	r = rte_pktmbuf_alloc(w->rt->port.pool);
+	if (r == NULL) {
+		DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
+		return false;
+	}
+	memcpy(rte_pktmbuf_mtod(r, uint8_t *) + NET_UDP_REPLY_HDRS + SP_FWD_HDR_SIZE, b->buf, len);
+	r->data_len = (uint16_t)len; /* the payload length until the headers are written */
+	out[(*nout)++] = r;
+	return true;
+}
+
+/*
+ * Owner side, binary protocol: runs each forwarded request this worker owns; others get
+ * the answer this node gives (WRONG_PARTITION naming the owner, NOT_SERVING...,
+ * SERVER_BUSY for another local worker's): one hop, never forwarded again. The reply
+ * datagrams go back in REPLY messages, in order. Consumes m.
+ */
+static void
+serve_bp_request(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
+                 struct rte_mbuf *m, struct sp_fwd_hdr *h, const uint8_t *payload)
+{
+	const struct dp_meta *meta = dp_meta_of(m);
+	const uint8_t *frame = rte_pktmbuf_mtod(m, const uint8_t *);
+	struct sp_bp_req reqs[SP_BP_REQS_MAX];
+	struct rte_mbuf *out[SP_FWD_REQS_MAX];
+	struct sp_bp_builder b;
+	struct sp_bp_dgram dg;
+	uint32_t nout = 0, ran = 0;
+	bool ok = true;
+
+	if (sp_bp_decode_requests(payload, h->payload_len, t->partitions, reqs, SP_BP_REQS_MAX,
+	                          &dg) != SP_BP_ERR_OK ||
+	    meta->pkt.l4_off != NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN) {
+		DP_STAT_INC(w->stats, fwd_rej_malformed);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	sp_bp_builder_init(&b, w->scratch, SP_FWD_PAYLOAD_MAX, true, dg.datagram_id);
+	for (uint32_t i = 0; i < dg.count && ok; i++) {
+		const struct sp_bp_req *q = &reqs[i];
+		int rc = -SP_EFULL;
+
+		for (int attempt = 0; attempt < 2 && rc == -SP_EFULL; attempt++) {
+			uint16_t to = 0;
+
+			if (attempt > 0) {
+				ok = bp_flush(w, &b, out, &nout);
+				if (!ok)
+					break;
+				sp_bp_builder_init(&b, w->scratch, SP_FWD_PAYLOAD_MAX, true,
+				                   dg.datagram_id);
+			}
+			if (q->err != SP_BP_ERR_OK || q->partition == SP_BP_PARTITION_ANY) {
+				rc = sp_binexec_refuse(
+				        q,
+				        q->err != SP_BP_ERR_OK ? q->status : SP_BP_ST_BAD_REQUEST,
+				        &b, &w->bx);
+				continue;
+			}
+			switch (route_decide(t, q->partition, w->index, &to)) {
+			case ROUTE_EXECUTE:
+				rc = sp_binexec_run(w->rt->stores[q->partition], q, now_s, NULL, &b,
+				                    &w->bx);
+				ran += rc == 0;
+				break;
+			case ROUTE_REMOTE: {
+				const struct route_node *n = &t->nodes[to];
+				uint16_t ow = route_owner_workers(t)[q->partition];
+				struct sp_bp_redirect rd = {.epoch = t->epoch,
+				                            .node_id = n->node_id,
+				                            .ipv4_be = n->ipv4_be,
+				                            .port = (uint16_t)(n->binary_port + ow),
+				                            .worker = ow,
+				                            .partition = q->partition};
+				rc = sp_binexec_redirect(q, &rd, &b, &w->bx);
+				break;
+			}
+			case ROUTE_UNSERVED:
+				rc = sp_binexec_refuse(q, (enum sp_bp_status)t->unserved_status, &b,
+				                       &w->bx);
+				break;
+			default: /* another worker of this node, or arriving: not run here */
+				rc = sp_binexec_refuse(q, SP_BP_ST_SERVER_BUSY, &b, &w->bx);
+				break;
+			}
+		}
+		VERIFY(!ok || rc == 0);
+	}
+	if (ok)
+		ok = bp_flush(w, &b, out, &nout);
+	DP_STAT_ADD(w->stats, fwd_in, ran);
+	DP_STAT_ADD(w->stats, requests, ran);
+	/* Headers now that the count is known; a reply that lost a datagram is sent as far as
+	 * it goes (the entry answers the rest UNAVAILABLE when its time runs out). */
+	h->kind = SP_FWD_REPLY;
+	h->epoch = t->epoch;
+	h->total = (uint8_t)nout;
+	for (uint32_t k = 0; k < nout; k++) {
+		struct rte_mbuf *r = out[k];
+		uint8_t *rf = rte_pktmbuf_mtod(r, uint8_t *);
+		uint16_t len = r->data_len;
+
+		h->index = (uint8_t)k;
+		h->payload_len = len;
+		sp_fwd_encode(rf + NET_UDP_REPLY_HDRS, h);
+		frame_done(w, r,
+		           net_udp_reply(rf, frame, &meta->pkt, (uint16_t)(SP_FWD_HDR_SIZE + len),
+		                         w->ip_id++, w->rt->port.tx_flags));
+		dp_worker_tx(w, r);
+	}
+	rte_pktmbuf_free(m);
+}
+
 /*
  * Owner side: runs a forwarded memcached request that arrived in m (header h, payload at
  * `payload`) and sends each reply datagram back to the entry worker in its own message;
@@ -244,8 +438,12 @@ serve_request(struct dp_worker *w, const struct route_table *t, uint32_t now_s, 
 	uint16_t to = 0;
 	uint32_t n, i;
 
+	if (h->proto == SP_FWD_BINARY) {
+		serve_bp_request(w, t, now_s, m, h, payload);
+		return;
+	}
 	if (h->proto != SP_FWD_MEMCACHED || h->payload_len <= SP_MC_FRAME_BYTES ||
-	    meta->pkt.l4_off != NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN) {
+	    meta->pkt.l4_off != NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN || w->rt->mc == NULL) {
 		DP_STAT_INC(w->stats, fwd_rej_kind);
 		rte_pktmbuf_free(m);
 		return;
@@ -345,6 +543,50 @@ retry_refused(struct dp_worker *w, struct rte_mbuf *m, const struct sp_fwd_hdr *
 	return true;
 }
 
+/*
+ * Entry side, binary protocol: one reply datagram of the owner, relayed to the client as it
+ * is once every reply in it matches a request still waiting in s. Consumes m.
+ */
+static void
+serve_bp_answer(struct dp_worker *w, struct rte_mbuf *m, const struct sp_fwd_hdr *h,
+                struct sp_fwd_slot *s, const uint8_t *payload)
+{
+	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+	struct sp_bp_reply reps[SP_BP_REQS_MAX];
+	struct sp_bp_dgram dg;
+	uint32_t clear = 0;
+
+	if (h->kind != SP_FWD_REPLY ||
+	    sp_bp_decode_replies(payload, h->payload_len, reps, SP_BP_REQS_MAX, &dg) !=
+	            SP_BP_ERR_OK ||
+	    dg.datagram_id != s->bp_dgram_id) {
+		DP_STAT_INC(w->stats, fwd_rej_malformed);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	for (uint32_t i = 0; i < dg.count; i++) {
+		uint32_t k = 0;
+
+		while (k < s->bp_count && (s->bp_req_id[k] != reps[i].request_id ||
+		                           (s->bp_pending & ~clear & (UINT32_C(1) << k)) == 0))
+			k++;
+		if (k == s->bp_count) {
+			DP_STAT_INC(w->stats, fwd_rej_malformed);
+			rte_pktmbuf_free(m);
+			return;
+		}
+		clear |= UINT32_C(1) << k;
+	}
+	s->bp_pending &= ~clear;
+	memmove(frame + NET_UDP_REPLY_HDRS, payload, h->payload_len);
+	frame_to(w, m, s->client_mac, s->client_ip_be, s->client_port, s->local_port,
+	         h->payload_len);
+	DP_STAT_INC(w->stats, fwd_relayed);
+	dp_worker_tx(w, m);
+	if (s->bp_pending == 0)
+		sp_fwd_release(&w->fwd, s);
+}
+
 /* Entry side: a REPLY or REFUSED for slot s from its owner, in m. Consumes m. */
 static void
 serve_answer(struct dp_worker *w, struct rte_mbuf *m, const struct sp_fwd_hdr *h,
@@ -353,6 +595,10 @@ serve_answer(struct dp_worker *w, struct rte_mbuf *m, const struct sp_fwd_hdr *h
 	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
 	struct sp_mc_frame f;
 
+	if (s->proto == SP_FWD_BINARY) {
+		serve_bp_answer(w, m, h, s, payload);
+		return;
+	}
 	if (h->kind == SP_FWD_REFUSED) {
 		DP_STAT_INC(w->stats, fwd_refused);
 		if (h->payload_len > SP_MC_FRAME_BYTES && retry_refused(w, m, h, s, payload))
@@ -911,6 +1157,30 @@ dp_fwd_mc_gather(struct dp_worker *w, const struct route_table *t, uint32_t now_
 	return true;
 }
 
+/* Answers UNAVAILABLE, in one datagram, every request of binary slot s without a reply. */
+static void
+answer_bp_unavailable(struct dp_worker *w, const struct sp_fwd_slot *s)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(w->rt->port.pool);
+	struct sp_bp_builder b;
+	uint32_t len;
+
+	if (m == NULL) {
+		DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
+		return;
+	}
+	sp_bp_builder_init(&b, rte_pktmbuf_mtod(m, uint8_t *) + NET_UDP_REPLY_HDRS,
+	                   SP_BP_PAYLOAD_MAX, true, s->bp_dgram_id);
+	for (uint32_t k = 0; k < s->bp_count; k++)
+		if ((s->bp_pending & (UINT32_C(1) << k)) != 0)
+			VERIFY(sp_bp_add_reply(&b, s->bp_req_id[k], s->bp_opcode[k],
+			                       SP_BP_ST_UNAVAILABLE, 0, 0, 0) != NULL);
+	len = sp_bp_builder_finish(&b);
+	frame_to(w, m, s->client_mac, s->client_ip_be, s->client_port, s->local_port,
+	         (uint16_t)len);
+	dp_worker_tx(w, m);
+}
+
 void
 dp_fwd_poll(struct dp_worker *w)
 {
@@ -930,6 +1200,11 @@ dp_fwd_poll(struct dp_worker *w)
 			part_done(w, g, s->part, UNAVAILABLE_LINE); /* releases s */
 			if (g->parts_done == g->nparts)
 				gather_finish(w, g);
+			continue;
+		}
+		if (s->proto == SP_FWD_BINARY) {
+			answer_bp_unavailable(w, s);
+			sp_fwd_release(&w->fwd, s);
 			continue;
 		}
 		/* A response already partly relayed cannot be mended: the client times out. */

@@ -108,6 +108,19 @@ void dp_fwd_input(struct dp_worker *w, const struct route_table *t, uint32_t now
 enum dp_fwd_rc dp_fwd_mc_request(struct dp_worker *w, const struct route_table *t,
                                  struct rte_mbuf *m, uint16_t node, uint32_t partition);
 
+/*
+ * Forwards n binary-protocol requests of the client datagram in cm (meta filled; its
+ * datagram id dgram_id), all owned by worker `worker` of node `node` (an index in t), in
+ * one message, their records copied as they arrived (they fit: the caller checked
+ * record_len). The owner's reply datagrams are relayed to the client; requests without a
+ * reply in time are answered UNAVAILABLE. DP_FWD_FULL also when no mbuf was free. cm is
+ * only read.
+ */
+enum dp_fwd_rc dp_fwd_bp_request(struct dp_worker *w, const struct route_table *t,
+                                 const struct rte_mbuf *cm, uint64_t dgram_id,
+                                 const struct sp_bp_req *const *reqs, uint32_t n, uint16_t node,
+                                 uint16_t worker);
+
 /* Once per loop iteration: answers the requests whose owner did not reply in time. */
 void dp_fwd_poll(struct dp_worker *w);
 

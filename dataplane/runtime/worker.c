@@ -41,6 +41,9 @@ enum dest_kind {
 	DEST_ANSWER,      /* answer here without a store: bad request or ROUTE */
 	DEST_WRONG_NODE,  /* another node owns it: answer WRONG_PARTITION */
 	DEST_UNSERVED,    /* nobody serves it here: answer the table's unserved_status */
+	DEST_FORWARD,     /* another node owns it and the client asked: forward it there */
+	DEST_BUSY,        /* could not be forwarded now: answer SERVER_BUSY */
+	DEST_FORWARDED,   /* sent to its owner node: its reply is relayed (forward.h) */
 	DEST_DEFER,       /* owned here but arriving: hold it */
 	DEST_HANDOFF,     /* another local worker: its ring */
 };
@@ -50,6 +53,7 @@ struct dest_counts {
 	uint32_t local;    /* EXECUTE, ANSWER, WRONG_NODE, UNSERVED */
 	uint32_t deferred; /* DEFER */
 	uint32_t handoff;  /* HANDOFF, to any worker */
+	uint32_t forward;  /* FORWARD, to any node */
 	uint64_t targets;  /* bit per worker receiving a hand-off */
 	uint32_t first_defer_partition;
 };
@@ -364,10 +368,13 @@ serve_local(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d, boo
 		enum sp_bp_status st = refuse;
 
 		if (!all && d->kind[i] != DEST_EXECUTE && d->kind[i] != DEST_ANSWER &&
-		    d->kind[i] != DEST_WRONG_NODE && d->kind[i] != DEST_UNSERVED)
+		    d->kind[i] != DEST_WRONG_NODE && d->kind[i] != DEST_UNSERVED &&
+		    d->kind[i] != DEST_BUSY)
 			continue;
 		if (!all && d->kind[i] == DEST_WRONG_NODE)
 			st = SP_BP_ST_WRONG_PARTITION;
+		else if (!all && d->kind[i] == DEST_BUSY)
+			st = SP_BP_ST_SERVER_BUSY;
 		else if (!all && d->kind[i] == DEST_UNSERVED)
 			st = (enum sp_bp_status)it->t->unserved_status;
 		if (!answer(w, it, d, i, &r, st))
@@ -514,8 +521,13 @@ route_requests(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d,
 			c->local++;
 			break;
 		case ROUTE_REMOTE:
+			d->target[i] = target; /* the owner's node index */
+			if ((d->dg.flags & SP_BP_F_FORWARD) != 0 && !d->meta->refused) {
+				d->kind[i] = DEST_FORWARD;
+				c->forward++;
+				break;
+			}
 			d->kind[i] = DEST_WRONG_NODE;
-			d->target[i] = target; /* the owner's node index, for the redirect */
 			DP_STAT_INC(w->stats, wrong_node);
 			c->local++;
 			break;
@@ -539,7 +551,56 @@ route_requests(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d,
 			break;
 		}
 	}
-	ASSERT(c->local + c->deferred + c->handoff == d->count);
+	ASSERT(c->local + c->deferred + c->handoff + c->forward == d->count);
+}
+
+/*
+ * Sends the FORWARD requests of d to their owners, one message per owning node and worker
+ * (more when they do not fit one), their records copied as they arrived; those that cannot
+ * go now become BUSY (table full) or WRONG_NODE (owner unreachable) and are answered here.
+ */
+static void
+forward_requests(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d)
+{
+	struct dest_counts *c = &d->c;
+	const struct sp_bp_req *grp[SP_BP_REQS_MAX];
+	uint8_t idx[SP_BP_REQS_MAX];
+	const uint16_t *ow = route_owner_workers(it->t);
+
+	ASSERT(c->forward > 0);
+	for (uint32_t i = 0; i < d->count; i++) {
+		uint32_t n = 0, size = SP_BP_DGRAM_HDR_SIZE;
+		uint16_t node = d->target[i];
+		uint16_t worker;
+		enum dp_fwd_rc rc;
+
+		if (d->kind[i] != DEST_FORWARD)
+			continue;
+		worker = ow[d->reqs[i].partition];
+		for (uint32_t j = i; j < d->count; j++) {
+			const struct sp_bp_req *q = &d->reqs[j];
+
+			if (d->kind[j] != DEST_FORWARD || d->target[j] != node ||
+			    ow[q->partition] != worker || size + q->record_len > SP_FWD_PAYLOAD_MAX)
+				continue;
+			size += q->record_len;
+			grp[n] = q;
+			idx[n++] = (uint8_t)j;
+			d->kind[j] = DEST_ANSWER; /* placeholder: settled below */
+		}
+		ASSERT(n >= 1);
+		rc = dp_fwd_bp_request(w, it->t, d->m, d->dg.datagram_id, grp, n, node, worker);
+		for (uint32_t k = 0; k < n; k++) {
+			if (rc == DP_FWD_SENT) {
+				d->kind[idx[k]] = DEST_FORWARDED;
+				continue;
+			}
+			d->kind[idx[k]] = rc == DP_FWD_FULL ? DEST_BUSY : DEST_WRONG_NODE;
+			c->local++;
+		}
+		c->forward -= n;
+	}
+	ASSERT(c->forward == 0);
 }
 
 /* Whether request i of d runs here on a store (what the prefetch passes load for). */
@@ -597,7 +658,7 @@ prefetch_items(struct dp_worker *w, const struct dgram_ctx *d)
 static void
 finish_dgram(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d)
 {
-	const struct dest_counts *c = &d->c;
+	struct dest_counts *c = &d->c;
 	struct rte_mbuf *m = d->m;
 	struct rte_mbuf *copy;
 	uint16_t to;
@@ -611,6 +672,21 @@ finish_dgram(struct dp_worker *w, const struct iter *it, struct dgram_ctx *d)
 		DP_STAT_ADD(w->stats, dp_drop[DP_DROP_HANDOFF_HOPS], d->count);
 		serve_local(w, it, d, true, SP_BP_ST_SERVER_BUSY);
 		return;
+	}
+	if (c->forward > 0) {
+		/* Before anything reuses d->m: the records are copied from it. */
+		uint32_t sent;
+
+		forward_requests(w, it, d);
+		sent = d->count - c->local - c->deferred - c->handoff;
+		if (sent == d->count) {
+			rte_pktmbuf_free(m);
+			return;
+		}
+		if (c->local == d->count - sent && c->deferred == 0 && c->handoff == 0) {
+			serve_local(w, it, d, false, SP_BP_ST_OK);
+			return;
+		}
 	}
 	if (c->deferred == d->count || (c->handoff == d->count && rte_is_power_of_2(c->targets))) {
 		/* The whole datagram goes one way: move the frame itself. */

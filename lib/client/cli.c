@@ -40,6 +40,7 @@ enum {
 	OPT_TIMEOUT,
 	OPT_RETRIES,
 	OPT_NO_ROUTE,
+	OPT_FORWARD,
 	OPT_RETRY_ALL,
 	OPT_FLAGS,
 	OPT_EXPIRY,
@@ -62,6 +63,7 @@ static const struct option long_opts[] = {
         {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
         {"retries", required_argument, NULL, OPT_RETRIES},
         {"no-route", no_argument, NULL, OPT_NO_ROUTE},
+        {"forward", no_argument, NULL, OPT_FORWARD},
         {"retry-all", no_argument, NULL, OPT_RETRY_ALL},
         {"flags", required_argument, NULL, OPT_FLAGS},
         {"expiry", required_argument, NULL, OPT_EXPIRY},
@@ -132,6 +134,8 @@ usage(FILE *out, const char *prog)
 	        "%u)\n"
 	        "  --retry-all              retry non-idempotent ops too (at-least-once)\n"
 	        "  --no-route               do not fetch the routing table; send all to PORT\n"
+	        "  --forward                ask nodes to forward keys they do not own (with\n"
+	        "                           --no-route: the node at PORT answers every key)\n"
 	        "  --flags N, --expiry S    set/add/replace: client flags, relative expiry (s)\n"
 	        "  --cas N                  set/replace/del: only if the item's version is N\n"
 	        "  --initial N              incr/decr: create with N when the key is missing\n"
@@ -269,6 +273,9 @@ parse_opt(struct cli *cli, int opt, const char *arg)
 		return 0;
 	case OPT_NO_ROUTE:
 		cli->params.no_route = true;
+		return 0;
+	case OPT_FORWARD:
+		cli->params.forward = true;
 		return 0;
 	case OPT_RETRY_ALL:
 		cli->params.retry_all = true;

@@ -42,6 +42,7 @@ struct sp_client {
 	uint32_t retries;
 	bool no_route;
 	bool retry_all;
+	bool forward;
 
 	/* The map (valid when have_route). */
 	bool have_route;
@@ -594,6 +595,7 @@ sp_client_create(const struct sp_client_params *params, int *err)
 	c->timeout_ms = params->timeout_ms != 0 ? params->timeout_ms : SP_CLIENT_TIMEOUT_MS_DEF;
 	c->retries = params->retries < 0 ? SP_CLIENT_RETRIES_DEF : (uint32_t)params->retries;
 	c->no_route = params->no_route;
+	c->forward = params->forward;
 	c->retry_all = params->retry_all;
 	c->route_refresh_ns =
 	        (uint64_t)(params->route_refresh_ms != 0 ? params->route_refresh_ms
@@ -717,6 +719,8 @@ send_pending(struct sp_client *c, struct sp_client_op *ops, uint32_t n, uint32_t
 		struct dest to = c->dest[i];
 
 		sp_bp_builder_init(&b, c->txbuf, sizeof(c->txbuf), false, c->next_dgram++);
+		if (c->forward)
+			sp_bp_builder_set_flags(&b, SP_BP_F_FORWARD);
 		for (uint32_t j = i; j < n; j++) {
 			if (c->state[j] != OP_SEND || !same_dest(&c->dest[j], &to))
 				continue;

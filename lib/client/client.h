@@ -76,6 +76,9 @@ struct sp_client_params {
 	bool no_route;             /* never fetch the routing table: send everything to port */
 	uint32_t route_refresh_ms; /* refetch period; 0 = SP_CLIENT_ROUTE_REFRESH_MS_DEF */
 	bool retry_all;            /* also retry non-idempotent operations (see above) */
+	/* Ask nodes to forward what they do not own (SP_BP_F_FORWARD) rather than redirect:
+	 * for a client that does not route (no_route), any node answers for every key. */
+	bool forward;
 };
 
 /* Counters; all monotonic over the client's life. */

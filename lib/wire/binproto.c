@@ -273,6 +273,8 @@ decode_header(const uint8_t *p, size_t len, bool reply, uint32_t max, struct sp_
 		return SP_BP_ERR_BAD_FLAGS;
 	if (((flags & SP_BP_F_REPLY) != 0) != reply)
 		return SP_BP_ERR_BAD_FLAGS;
+	if (reply && (flags & SP_BP_F_FORWARD) != 0)
+		return SP_BP_ERR_BAD_FLAGS;
 	if (ld16(p + DG_RESERVED) != 0)
 		return SP_BP_ERR_BAD_RESERVED;
 
@@ -606,6 +608,16 @@ sp_bp_builder_init(struct sp_bp_builder *b, void *buf, size_t cap, bool reply, u
 	st16(b->buf + DG_COUNT, 0);
 	st16(b->buf + DG_RESERVED, 0);
 	st64(b->buf + DG_ID, datagram_id);
+}
+
+void
+sp_bp_builder_set_flags(struct sp_bp_builder *b, uint8_t flags)
+{
+	ASSERT(b != NULL);
+	VERIFY((b->flags & SP_BP_F_REPLY) == 0);
+	VERIFY((flags & ~SP_BP_F_FORWARD) == 0);
+	b->flags |= flags;
+	b->buf[DG_FLAGS] = b->flags;
 }
 
 /* Value bytes the encoder writes for a request (incr/decr and ROUTE synthesize theirs). */

@@ -68,7 +68,10 @@
 
 /* Datagram header flags. */
 #define SP_BP_F_REPLY 0x01u /* set on every reply datagram, clear on requests */
-#define SP_BP_F_MASK  0x01u /* any other bit set is malformed */
+/* Requests only: a node that does not own a request's partition forwards it to the owner
+ * and relays the reply, instead of answering WRONG_PARTITION (clients that do not route). */
+#define SP_BP_F_FORWARD 0x02u
+#define SP_BP_F_MASK    0x03u /* any other bit set is malformed */
 
 /* "No particular partition": for ROUTE and for requests rejected by the decoder. */
 #define SP_BP_PARTITION_ANY UINT32_MAX
@@ -282,6 +285,9 @@ struct sp_bp_builder {
  */
 void sp_bp_builder_init(struct sp_bp_builder *b, void *buf, size_t cap, bool reply,
                         uint64_t datagram_id);
+
+/* Sets flag bits (SP_BP_F_FORWARD) on a request datagram under construction. Can't fail. */
+void sp_bp_builder_set_flags(struct sp_bp_builder *b, uint8_t flags);
 
 /* Bytes of a request record (header + key + value) as the encoder would write it. */
 uint32_t sp_bp_request_size(const struct sp_bp_req *req);

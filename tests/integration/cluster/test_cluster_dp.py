@@ -15,6 +15,8 @@ Scenario, on one cluster:
   3. a request for another node's key sent to the wrong node (the client's --no-route
      mode sends everything to its seed) is refused WRONG_PARTITION naming the owner,
      counted there, and the client's one redirect makes the write land on the owner;
+  3a. a binary client that does not route but sets the FORWARD flag: every key of every
+     node through every node, forwarded by the node it talks to, never redirected;
   3b. memcached get/gets/set/cas/incr/delete through every node for keys of every node
      (forwarded to the owner, the reply relayed from the entry node), answers byte-exact;
      multi-key get/gets spanning the 3 nodes through every node: scattered to the owners
@@ -47,6 +49,14 @@ KEY_TRIES_MAX = 100000
 FAIL_WAIT_S = 5  # a request to a dead node: timeout 200 ms x (1 + 2 retries), and margin
 
 
+def cli(c, args, **kw):
+    """shardplane-client through the harness, with a per-attempt timeout that a node
+    descheduled for a while (three dataplanes on two shared cores) does not exceed."""
+    if "--timeout-ms" not in args:
+        args = ["--timeout-ms", "1500"] + list(args)
+    return c.client(args, **kw)
+
+
 def check(cond, msg):
     if not cond:
         raise AssertionError(msg)
@@ -56,7 +66,7 @@ def key_owners(c, count_per_node):
     """count_per_node keys per node: {node index in c.nodes: [keys]}, from the client's
     `where` (key partition node ip:port)."""
     want = {i: [] for i in range(c.n)}
-    r = c.client(["where"] + ["k%d" % i for i in range(200)], check=True)
+    r = cli(c, ["where"] + ["k%d" % i for i in range(200)], check=True)
     for line in r.stdout.splitlines():
         key, _part, _node, addr = line.split()
         ip = addr.split(":")[0]
@@ -99,25 +109,28 @@ def main():
         for via in range(3):
             for n in range(3):
                 key = owners[n][0]
-                c.client(["set", key, "v%d%d" % (via, n)], seeds=[via], check=True)
-                r = c.client(["get", key], seeds=[(via + 1) % 3], check=True)
+                cli(c, ["set", key, "v%d%d" % (via, n)], seeds=[via], check=True)
+                r = cli(c, ["get", key], seeds=[(via + 1) % 3], check=True)
                 check(r.stdout == "v%d%d\n" % (via, n), "get %s: %r" % (key, r.stdout))
-                r = c.client(["incr", key + ":n", "2", "--initial", "5"], seeds=[via],
+                r = cli(c, ["incr", key + ":n", "2", "--initial", "5"], seeds=[via],
                              check=True)
                 check(r.stdout == "5\n", "incr: %r" % r.stdout)
-                r = c.client(["incr", key + ":n", "2"], seeds=[(via + 2) % 3], check=True)
+                r = cli(c, ["incr", key + ":n", "2"], seeds=[(via + 2) % 3], check=True)
                 check(r.stdout == "7\n", "incr: %r" % r.stdout)
-                c.client(["del", key + ":n"], seeds=[via], check=True)
-                c.client(["del", key], seeds=[(via + 1) % 3], check=True)
-                r = c.client(["get", key], seeds=[via])
+                cli(c, ["del", key + ":n"], seeds=[via], check=True)
+                cli(c, ["del", key], seeds=[(via + 1) % 3], check=True)
+                r = cli(c, ["get", key], seeds=[via])
                 check(r.returncode == 1 and "not found" in r.stderr, "get after del: %r" %
                       (r.stdout + r.stderr))
-        r = c.client(["route"], seeds=[2], check=True)
+        r = cli(c, ["route"], seeds=[2], check=True)
         counts = [int(l.split()[-1]) for l in r.stdout.splitlines() if l.startswith("node ")]
         check(len(counts) == 3 and sum(counts) == PARTITIONS and min(counts) > 0,
               "route: %s" % r.stdout)
-        r = c.client(["bench", "--requests", "6000", "--keys", "500", "--duration-s", "20",
-                      "--batch", "16"], seeds=[0], timeout=120)
+        # A generous per-attempt timeout: three dataplanes share two cores with whatever
+        # else the machine runs, and a descheduled node must not count as a lost request.
+        r = cli(c, ["--timeout-ms", "1000", "--retries", "3", "bench", "--requests", "6000",
+                      "--keys", "500", "--duration-s", "30", "--batch", "16"], seeds=[0],
+                     timeout=150)
         print(r.stdout, end="")
         check(r.returncode == 0, "bench through node 0 failed:\n%s%s" % (r.stdout, r.stderr))
         check(r.stdout.count("bench: node ") == 3 and "redirects=0" in r.stdout,
@@ -129,16 +142,42 @@ def main():
         # the client follows the redirect once and the write lands on the owner.
         key = owners[2][1]
         before = [c.dp_telemetry(i, "/shardplane/stats") for i in range(3)]
-        r = c.client(["--no-route", "set", key, "redirected"], seeds=[0])
+        r = cli(c, ["--no-route", "set", key, "redirected"], seeds=[0])
         check(r.returncode == 0, "--no-route set of node 2's key via node 0: %r" %
               (r.stdout + r.stderr))
         after = [c.dp_telemetry(i, "/shardplane/stats") for i in range(3)]
         check(after[0]["wrong_node"] == before[0]["wrong_node"] + 1,
               "node 0 did not count one wrong-node request")
         check(after[2]["requests"] > before[2]["requests"], "node 2 did not execute it")
-        r = c.client(["get", key], seeds=[1], check=True)
+        r = cli(c, ["get", key], seeds=[1], check=True)
         check(r.stdout == "redirected\n", "get after the redirect: %r" % r.stdout)
         harness.log("3. wrong node: WRONG_PARTITION naming the owner, followed once")
+
+        # 3a. A binary client that does not route (--no-route) but asks for forwarding
+        # (--forward): the node it talks to forwards each request to its owner and relays
+        # the reply; no WRONG_PARTITION, every key of every node through every node.
+        before = [c.dp_telemetry(i, "/shardplane/stats") for i in range(3)]
+        for via in range(3):
+            for n in range(3):
+                key = owners[n][1]
+                cli(c, ["--no-route", "--forward", "set", key, "f%d%d" % (via, n)],
+                         seeds=[via], check=True)
+                r = cli(c, ["--no-route", "--forward", "get", key], seeds=[via], check=True)
+                check(r.stdout == "f%d%d\n" % (via, n), "forwarded get %s via node %d: %r" %
+                      (key, via, r.stdout))
+                r = cli(c, ["--no-route", "--forward", "incr", key + ":f", "1", "--initial",
+                              "1"], seeds=[via], check=True)
+        after = [c.dp_telemetry(i, "/shardplane/stats") for i in range(3)]
+        for i in range(3):
+            check(after[i]["wrong_node"] == before[i]["wrong_node"],
+                  "node %d answered WRONG_PARTITION to a forwarding client" % i)
+            check(after[i]["fwd_out"] - before[i]["fwd_out"] >= 6 and
+                  after[i]["fwd_in"] > before[i]["fwd_in"],
+                  "node %d binary forwarding counters: out %d in %d" %
+                  (i, after[i]["fwd_out"] - before[i]["fwd_out"],
+                   after[i]["fwd_in"] - before[i]["fwd_in"]))
+        harness.log("3a. binary --no-route --forward through every node: forwarded %s" %
+                    [after[i]["fwd_out"] - before[i]["fwd_out"] for i in range(3)])
 
         # 3b. memcached through every node for keys of every node: forwarded to the owner,
         # its reply relayed from the entry node's address and port, byte for byte what one
@@ -265,14 +304,14 @@ def main():
             check(c.dp_telemetry(0, "/shardplane/stats")["fwd_timeouts"] >= 1,
                   "node 0 counted no forward timeout")
             t = time.monotonic()
-            r = c.client(["--timeout-ms", "200", "get", owners[2][0]], seeds=[0], timeout=30)
+            r = cli(c, ["--timeout-ms", "200", "get", owners[2][0]], seeds=[0], timeout=30)
             took = time.monotonic() - t
             check(r.returncode == 1 and took < FAIL_WAIT_S,
                   "binary get of a hung owner's key: exit %d after %.1f s: %s" %
                   (r.returncode, took, r.stdout + r.stderr))
             for n in (0, 1):
                 key = owners[n][1]
-                c.client(["set", key, "alive"], seeds=[n ^ 1], check=True)
+                cli(c, ["set", key, "alive"], seeds=[n ^ 1], check=True)
                 got = c.mc(n ^ 1, b"get %s\r\n" % key.encode())
                 check(got == b"VALUE %s 0 5\r\nalive\r\nEND\r\n" % key.encode(),
                       "memcached get of a live owner's key while node 2 hangs: %r" % got)
@@ -292,13 +331,13 @@ def main():
                           b"SERVER_ERROR key is owned by another node\r\n",
                           b"SERVER_ERROR not serving\r\n"),
                   "memcached get of a killed owner's key: %r" % got)
-            r = c.client(["--timeout-ms", "200", "get", owners[2][0]], seeds=[1], timeout=30)
+            r = cli(c, ["--timeout-ms", "200", "get", owners[2][0]], seeds=[1], timeout=30)
             check(r.returncode == 1, "binary get of a killed owner's key succeeded: %r" %
                   r.stdout)
         took = (time.monotonic() - t) / 10
         for n in (0, 1):
             key = owners[n][1]
-            r = c.client(["get", key], seeds=[n], check=True)
+            r = cli(c, ["get", key], seeds=[n], check=True)
             check(r.stdout == "alive\n", "get %s after the kill: %r" % (key, r.stdout))
         harness.log("4b. owner killed: its keys answered (error or empty) in %.2f s per "
                     "round, the others kept their data" % took)

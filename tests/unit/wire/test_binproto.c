@@ -270,6 +270,29 @@ test_malformed_header_classes(void **state)
 	raw_bytes(&r, 'k', 1);
 	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_BAD_VERSION);
 
+	/* FORWARD is a request flag: accepted there, refused on a reply. */
+	raw_header(&r, SP_BP_MAGIC, SP_BP_VERSION, SP_BP_F_FORWARD, 1);
+	raw_req(&r, SP_BP_OP_GET, 1, 7, 0, 0);
+	raw_bytes(&r, 'k', 1);
+	assert_int_equal(decode(&r, reqs, &d), SP_BP_ERR_OK);
+	assert_int_equal(d.flags, SP_BP_F_FORWARD);
+	{
+		uint8_t rb[64];
+		struct sp_bp_builder rbld;
+		struct sp_bp_reply rep;
+		struct sp_bp_dgram rd;
+
+		sp_bp_builder_init(&rbld, rb, sizeof(rb), true, 1);
+		assert_non_null(sp_bp_add_reply(&rbld, 1, SP_BP_OP_GET, SP_BP_ST_OK, 0, 0, 0));
+		uint32_t rl = sp_bp_builder_finish(&rbld);
+		rb[3] |= SP_BP_F_FORWARD;
+		assert_int_equal(sp_bp_decode_replies(rb, rl, &rep, 1, &rd), SP_BP_ERR_BAD_FLAGS);
+		/* The builder sets it on requests. */
+		sp_bp_builder_init(&rbld, rb, sizeof(rb), false, 1);
+		sp_bp_builder_set_flags(&rbld, SP_BP_F_FORWARD);
+		assert_int_equal(rb[3], SP_BP_F_FORWARD);
+	}
+
 	raw_header(&r, SP_BP_MAGIC, SP_BP_VERSION, 0x80, 1);
 	raw_req(&r, SP_BP_OP_GET, 1, 7, 0, 0);
 	raw_bytes(&r, 'k', 1);
