@@ -114,6 +114,22 @@ load() { # target endpoint clients -> "throughput p50 p99"
 		python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.0f %.2f %.2f" % (d["throughput"], d["p50_us"]/1000, d["p99_us"]/1000))'
 }
 
+# The machine's fdatasync latency where the members write (the floor of a durable commit).
+FSYNC_P50=$(python3 - "$WORK" <<'PY'
+import os, sys, time
+fd = os.open(os.path.join(sys.argv[1], "fsync-probe"), os.O_WRONLY | os.O_CREAT, 0o600)
+lat = []
+for i in range(300):
+    os.pwrite(fd, b"x" * 4096, (i % 16) * 4096)
+    t = time.perf_counter()
+    os.fdatasync(fd)
+    lat.append((time.perf_counter() - t) * 1e6)
+os.close(fd)
+lat.sort()
+print("%.0f" % lat[len(lat) // 2])
+PY
+)
+echo "fdatasync p50 here: $FSYNC_P50 us (300 x 4 KiB writes)"
 echo "starting 3 shardplane-cp and 3 etcd members on loopback in $WORK"
 start_sp
 start_etcd
@@ -125,7 +141,9 @@ for c in 1 2 4 8 16 32 64; do
 	echo "  $c clients: shardplane ${R[sp,$c]} | etcd ${R[etcd,$c]}  (writes/s p50_ms p99_ms)"
 done
 
-failover() { # kind -> ms
+# Sets FAIL_MS. Runs in this shell (not in a $(...) subshell), so the pid of the member it
+# restarts is recorded in PIDS and cleanup ends it: no process outlives the script.
+failover() { # kind
 	local kind=$1 l eps="" n ms
 	if [ "$kind" = sp ]; then l=$(sp_leader); else l=$(etcd_leader); fi
 	for n in 1 2 3; do
@@ -134,16 +152,18 @@ failover() { # kind -> ms
 	done
 	if [ "$kind" = sp ]; then kill -9 "${SP_PID[$l]}"; else kill -9 "${ETCD_PID[$l]}"; fi
 	if [ "$kind" = sp ]; then
-		ms=$("$LOAD" --target shardplane --endpoint "$eps" --secret-file "$WORK/secret" --until-ok --duration 20)
+		ms=$("$LOAD" --target shardplane --endpoint "$eps" --secret-file "$WORK/secret" --until-ok --duration 20 || true)
 	else
-		ms=$("$LOAD" --target etcd --endpoint "$eps" --until-ok --duration 20)
+		ms=$("$LOAD" --target etcd --endpoint "$eps" --until-ok --duration 20 || true)
 	fi
-	echo "$ms" | awk '{print $(NF-1)}'
-	# Bring the member back for the next trial.
+	FAIL_MS=$(echo "$ms" | awk '/first successful write/ {print $(NF-1)}')
+	FAIL_MS=${FAIL_MS:-none}
+	# Bring the member back for the next trial (it restarts from its data directory).
 	if [ "$kind" = sp ]; then
 		"$CP" --name s$l --data-dir "$WORK/s$l" --listen-peer "${SP_PEER[$l]}" \
 			--listen-client "${SP_CLIENT[$l]}" \
 			--initial-cluster "s1=${SP_PEER[1]},s2=${SP_PEER[2]},s3=${SP_PEER[3]}" \
+			--initial-cluster-state existing \
 			--secret-file "$WORK/secret" >>"$WORK/s$l.log" 2>&1 &
 		SP_PID[$l]=$!
 	else
@@ -152,7 +172,7 @@ failover() { # kind -> ms
 			--listen-peer-urls "http://${ETCD_PEER[$l]}" \
 			--initial-advertise-peer-urls "http://${ETCD_PEER[$l]}" \
 			--initial-cluster "e1=http://${ETCD_PEER[1]},e2=http://${ETCD_PEER[2]},e3=http://${ETCD_PEER[3]}" \
-			--initial-cluster-state new >>"$WORK/e$l.log" 2>&1 &
+			--initial-cluster-state existing >>"$WORK/e$l.log" 2>&1 &
 		ETCD_PID[$l]=$!
 	fi
 	PIDS+=($!)
@@ -161,8 +181,10 @@ failover() { # kind -> ms
 }
 FS=(); FE=()
 for t in 1 2 3; do
-	FS+=("$(failover sp)")
-	FE+=("$(failover etcd)")
+	failover sp
+	FS+=("$FAIL_MS")
+	failover etcd
+	FE+=("$FAIL_MS")
 	echo "  failover trial $t: shardplane ${FS[-1]} ms | etcd ${FE[-1]} ms"
 done
 
@@ -173,6 +195,7 @@ done
 	echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)."
 	echo "3 members each on loopback, fsync on every commit for both, ${DURATION} s per point,"
 	echo "closed loop with one request in flight per client, 64-byte values."
+	echo "fdatasync p50 on this disk in the same run: $FSYNC_P50 us."
 	echo "etcd $(etcd --version | head -1 | awk '{print $3}') through its v3 JSON gateway."
 	echo "Command: \`bench/control/compare-etcd.sh $BUILD\`"
 	echo
