@@ -1042,6 +1042,155 @@ test_gather_multi_get(void **state)
 	assert_int_equal(rt.w[0]->fwd.live, 0);
 }
 
+/*
+ * Binary protocol forwarding (the FORWARD flag), both sides on worker 0 with the two-node
+ * map of test_forward_entry: as the entry, two GETs of node 2's keys go out in one
+ * message, node 2's reply datagram is relayed as it is to the client's port, and a request
+ * left without a reply is answered UNAVAILABLE after the timeout; as the owner, node 2's
+ * message is run here (a key of ours) or refused per request (WRONG_PARTITION naming the
+ * owner, for node 2's own key), and the replies go back in one REPLY.
+ */
+static void
+test_forward_binary(void **state)
+{
+	uint8_t buf[SP_BP_PAYLOAD_MAX], msg[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_req q[3], dec[SP_BP_REQS_MAX];
+	struct sp_bp_reply reps[SP_BP_REQS_MAX];
+	const struct sp_bp_req *grp[2];
+	char far0[32], far1[32], near[32];
+	struct sp_bp_builder b;
+	struct sp_bp_dgram dg;
+	struct sp_fwd_hdr h;
+	struct rte_mbuf *cm, *fm;
+	const uint8_t *p;
+	uint32_t len;
+
+	(void)state;
+	far_key(far0, sizeof(far0), 5);
+	far_key(far1, sizeof(far1), 6);
+	key_of(near, sizeof(near), "bnear", 0, 0);
+	uint32_t part = sp_key_partition(sp_key_hash(far0, strlen(far0)), PARTITIONS);
+	uint16_t ow = route_owner_workers(route_current(rt.route))[part];
+	uint32_t part1 = sp_key_partition(sp_key_hash(far1, strlen(far1)), PARTITIONS);
+	assert_int_equal(route_owner_workers(route_current(rt.route))[part1], ow);
+
+	/* The client's datagram: two GETs of node 2's keys, FORWARD set. */
+	sp_bp_builder_init(&b, buf, sizeof(buf), false, 777);
+	sp_bp_builder_set_flags(&b, SP_BP_F_FORWARD);
+	memset(q, 0, sizeof(q));
+	q[0] = (struct sp_bp_req){.opcode = SP_BP_OP_GET,
+	                          .request_id = 10,
+	                          .key = (const uint8_t *)far0,
+	                          .key_len = (uint16_t)strlen(far0)};
+	q[1] = (struct sp_bp_req){.opcode = SP_BP_OP_GET,
+	                          .request_id = 11,
+	                          .key = (const uint8_t *)far1,
+	                          .key_len = (uint16_t)strlen(far1)};
+	assert_int_equal(sp_bp_add_request(&b, &q[0]), 0);
+	assert_int_equal(sp_bp_add_request(&b, &q[1]), 0);
+	len = sp_bp_builder_finish(&b);
+	cm = raw_frame((const uint8_t[6]){0x02, 2, 2, 2, 2, 2}, "10.0.0.2", CLIENT_PORT,
+	               rt.cfg.port_base, buf, len);
+	assert_int_equal(sp_bp_decode_requests(rte_pktmbuf_mtod(cm, uint8_t *) + NET_UDP_REPLY_HDRS,
+	                                       len, PARTITIONS, dec, SP_BP_REQS_MAX, &dg),
+	                 SP_BP_ERR_OK);
+	grp[0] = &dec[0];
+	grp[1] = &dec[1];
+	assert_int_equal(
+	        dp_fwd_bp_request(rt.w[0], route_current(rt.route), cm, 777, grp, 2, 1, ow),
+	        DP_FWD_SENT);
+	rte_pktmbuf_free(cm);
+	fm = take_tx(0, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base);
+	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
+	assert_int_equal(sp_fwd_decode(p, rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS, &h), 0);
+	assert_int_equal(h.proto, SP_FWD_BINARY);
+	assert_int_equal(sp_bp_decode_requests(p + SP_FWD_HDR_SIZE, h.payload_len, PARTITIONS, dec,
+	                                       SP_BP_REQS_MAX, &dg),
+	                 SP_BP_ERR_OK);
+	assert_int_equal(dg.count, 2);
+	assert_true(dg.datagram_id == 777);
+	assert_int_equal(dec[1].request_id, 11);
+	rte_pktmbuf_free(fm);
+
+	/* Node 2 answers request 10 only: relayed as it is; 11 times out into UNAVAILABLE. */
+	sp_bp_builder_init(&b, msg + SP_FWD_HDR_SIZE, SP_FWD_PAYLOAD_MAX, true, 777);
+	uint8_t *v = sp_bp_add_reply(&b, 10, SP_BP_OP_GET, SP_BP_ST_OK, 5, 0, 3);
+	memcpy(v, "abc", 3);
+	h.kind = SP_FWD_REPLY;
+	h.index = 0;
+	h.total = 1;
+	h.payload_len = (uint16_t)sp_bp_builder_finish(&b);
+	sp_fwd_encode(msg, &h);
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base, msg,
+	                       SP_FWD_HDR_SIZE + h.payload_len));
+	fm = take_tx(0, "10.0.0.2", CLIENT_PORT, rt.cfg.port_base);
+	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
+	assert_int_equal(sp_bp_decode_replies(p, rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS,
+	                                      reps, SP_BP_REQS_MAX, &dg),
+	                 SP_BP_ERR_OK);
+	assert_int_equal(dg.count, 1);
+	assert_int_equal(reps[0].request_id, 10);
+	assert_memory_equal(reps[0].value, "abc", 3);
+	rte_pktmbuf_free(fm);
+	assert_int_equal(rt.w[0]->fwd.live, 1);
+	rte_delay_ms(DP_FWD_TIMEOUT_MS + 20);
+	dp_fwd_poll(rt.w[0]);
+	fm = take_tx(0, "10.0.0.2", CLIENT_PORT, rt.cfg.port_base);
+	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
+	assert_int_equal(sp_bp_decode_replies(p, rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS,
+	                                      reps, SP_BP_REQS_MAX, &dg),
+	                 SP_BP_ERR_OK);
+	assert_int_equal(dg.count, 1);
+	assert_int_equal(reps[0].request_id, 11);
+	assert_int_equal(reps[0].status, SP_BP_ST_UNAVAILABLE);
+	rte_pktmbuf_free(fm);
+	assert_int_equal(rt.w[0]->fwd.live, 0);
+
+	/* Owner side: node 2 forwards a SET of our key and a GET of its own. */
+	sp_bp_builder_init(&b, msg + SP_FWD_HDR_SIZE, SP_FWD_PAYLOAD_MAX, false, 99);
+	q[2] = (struct sp_bp_req){.opcode = SP_BP_OP_SET,
+	                          .request_id = 20,
+	                          .key = (const uint8_t *)near,
+	                          .key_len = (uint16_t)strlen(near),
+	                          .value = (const uint8_t *)"xy",
+	                          .value_len = 2};
+	assert_int_equal(sp_bp_add_request(&b, &q[2]), 0);
+	q[0].request_id = 21;
+	assert_int_equal(sp_bp_add_request(&b, &q[0]), 0);
+	h = (struct sp_fwd_hdr){.kind = SP_FWD_REQUEST,
+	                        .proto = SP_FWD_BINARY,
+	                        .entry_worker = 0,
+	                        .slot = 3,
+	                        .tag = 4,
+	                        .entry_node = 2,
+	                        .epoch = 9,
+	                        .payload_len = (uint16_t)sp_bp_builder_finish(&b)};
+	sp_fwd_encode(msg, &h);
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, 9001, rt.cfg.port_base, msg,
+	                       SP_FWD_HDR_SIZE + h.payload_len));
+	fm = take_tx(0, PEER_IP, 9001, rt.cfg.port_base);
+	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
+	assert_int_equal(sp_fwd_decode(p, rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS, &h), 0);
+	assert_int_equal(h.kind, SP_FWD_REPLY);
+	assert_int_equal(h.total, 1);
+	assert_int_equal(h.slot, 3);
+	assert_int_equal(
+	        sp_bp_decode_replies(p + SP_FWD_HDR_SIZE, h.payload_len, reps, SP_BP_REQS_MAX, &dg),
+	        SP_BP_ERR_OK);
+	assert_int_equal(dg.count, 2);
+	assert_int_equal(reps[0].request_id, 20);
+	assert_int_equal(reps[0].status, SP_BP_ST_OK);
+	assert_int_equal(reps[1].request_id, 21);
+	assert_int_equal(reps[1].status, SP_BP_ST_WRONG_PARTITION);
+	struct sp_bp_redirect rd;
+	assert_int_equal(sp_bp_redirect_decode(reps[1].value, reps[1].value_len, &rd), 1);
+	assert_int_equal(rd.node_id, 2);
+	assert_int_equal(rd.port, PEER_PORT + ow);
+	rte_pktmbuf_free(fm);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1060,6 +1209,7 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_forward_entry),
 	        cmocka_unit_test(test_forward_owner),
 	        cmocka_unit_test(test_gather_multi_get),
+	        cmocka_unit_test(test_forward_binary),
 	};
 	struct rte_ring *rx[2], *tx[2];
 	struct dp_hugepages huge;
