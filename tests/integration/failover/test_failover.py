@@ -363,18 +363,26 @@ def settled_map(c, ids, expect_names):
 
 def write_all(c, own, keys, model, tag, timeout=DEADLINE_S):
     """Writes every key at its owner until acknowledged (STORED); records the model."""
+    slow = []
     for k in keys:
         name = own[partition_of(k)]
         v = f"{tag}-{k}"
-        deadline = time.monotonic() + timeout
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        answers = {}
         while True:
             r = c.mc.set(c.ip(name), k, v)
             if r is not None and r.startswith("STORED"):
                 model[k] = v
                 break
+            answers[str(r).strip()] = answers.get(str(r).strip(), 0) + 1
             if time.monotonic() > deadline:
                 raise AssertionError(f"set {k} at {name}: {r!r}\n{c.logs()}")
             time.sleep(0.02)
+        if time.monotonic() - t0 > 1.0:
+            slow.append(f"{k}@{name} {time.monotonic() - t0:.1f}s {answers}")
+    if slow:
+        log(f"slow writes ({len(slow)}): " + "; ".join(slow[:4]))
 
 
 def check_reads(c, own, keys, model):
