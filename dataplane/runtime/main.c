@@ -159,6 +159,8 @@ housekeeping(void)
 		} else {
 			route_poll(rt.route);
 		}
+		if (dp_node_watch_port(&rt, now_ms) == 1)
+			next_beat_ms = 0;
 		if (rt.cfg.stats_interval_s != 0 && now_ms >= next_stats_ms) {
 			dp_port_totals_get(&rt, &port);
 			dp_stats_print_line(stdout, rt.stats, rt.workers, &port);

@@ -30,7 +30,8 @@
 #include "worker.h"
 #include "unmap_guard.h"
 
-#define MOD "node"
+#define PORT_CHECK_INTERVAL_MS 1000u /* dp_node_watch_port */
+#define MOD                    "node"
 
 /* Logs what EAL ended up with, and checks lcores against workers. Returns 0 or -EINVAL. */
 static int
@@ -416,4 +417,30 @@ dp_node_launch(struct dp_runtime *rt)
 			rc = rte_eal_remote_launch(dp_worker_main, rt->w[i++], lc);
 	}
 	return rc;
+}
+
+int
+dp_node_watch_port(struct dp_runtime *rt, uint64_t now_ms)
+{
+	uint32_t i;
+	int rc;
+
+	if (now_ms < rt->next_port_check_ms)
+		return 0;
+	rt->next_port_check_ms = now_ms + PORT_CHECK_INTERVAL_MS;
+	if (!atomic_load(&rt->port_paused) && !dp_port_iface_replaced(&rt->port))
+		return 0;
+	SP_LOG_WARN(MOD, "port %u (%s): interface %s was replaced; attaching the device again",
+	            rt->port.port_id, rt->port.name, rt->port.iface);
+	atomic_store_explicit(&rt->port_paused, true, memory_order_release);
+	/* Every worker passes a quiescent state after its bursts: then none is in one. */
+	rte_rcu_qsbr_synchronize(rt->route->qsbr, RTE_QSBR_THRID_INVALID);
+	rc = dp_port_reattach(&rt->port, &rt->cfg);
+	if (rc != 0)
+		return rc;
+	memcpy(rt->net.mac, rt->port.mac.addr_bytes, sizeof(rt->net.mac));
+	for (i = 0; i < rt->workers; i++)
+		dp_worker_set_port(rt->w[i], rt->port.port_id);
+	atomic_store_explicit(&rt->port_paused, false, memory_order_release);
+	return 1;
 }

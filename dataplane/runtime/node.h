@@ -37,4 +37,14 @@ int dp_node_teardown(struct dp_runtime *rt, bool launched);
 /* Writes the heartbeat and counters to the shared region (rt->region must be open). */
 void dp_node_heartbeat(struct dp_runtime *rt, uint32_t state);
 
+/*
+ * Main lcore, from housekeeping (it checks at most once a second): when the port's
+ * af_packet interface was replaced (deleted and created again under its name), pauses
+ * the workers' use of the port, waits until none is inside a burst, attaches the device
+ * again (dp_port_reattach) and resumes them. Returns 1 when it reattached, 0 when nothing
+ * was to do, a negative errno when the reattach failed (logged; the workers stay paused
+ * and it is tried again at the next check).
+ */
+int dp_node_watch_port(struct dp_runtime *rt, uint64_t now_ms);
+
 #endif

@@ -5,6 +5,9 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include <net/if.h>
+
+#include <rte_devargs.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 
@@ -190,7 +193,6 @@ configure_and_start(struct dp_port *p, const struct dp_config *cfg,
 	uint16_t q;
 	int rc;
 
-	ASSERT(p->pool == NULL);
 	ASSERT(p->queues > 0);
 	choose_offloads(p, info, &conf);
 	rc = rte_eth_dev_configure(p->port_id, p->queues, p->queues, &conf);
@@ -204,6 +206,14 @@ configure_and_start(struct dp_port *p, const struct dp_config *cfg,
 	rc = rte_eth_dev_adjust_nb_rx_tx_desc(p->port_id, &p->rx_desc, &p->tx_desc);
 	if (rc != 0)
 		return rc;
+	if (p->pool != NULL) { /* a reattach: the pool the workers' mbufs come from stays */
+		if (dp_port_pool_need(p->queues, p->rx_desc, p->tx_desc) > p->pool_size) {
+			SP_LOG_ERR(MOD, "port %u (%s): the device came back with larger rings",
+			           p->port_id, p->name);
+			return -EINVAL;
+		}
+		goto queues;
+	}
 	p->pool_size = dp_port_pool_need(p->queues, p->rx_desc, p->tx_desc);
 	p->pool =
 	        rte_pktmbuf_pool_create("sp_mbufs", p->pool_size, DP_MBUF_CACHE, DP_META_PRIV_SIZE,
@@ -222,6 +232,7 @@ configure_and_start(struct dp_port *p, const struct dp_config *cfg,
 	            "backlog + %u burst) + %u lcores x %u cache",
 	            p->pool_size, p->queues, p->rx_desc, p->tx_desc, DP_RING_SIZE,
 	            DP_TX_PENDING_MAX, 2 * DP_BURST, p->queues + 1, DP_MBUF_CACHE);
+queues:
 	for (q = 0; q < p->queues; q++) {
 		rxq = info->default_rxconf;
 		rxq.offloads = conf.rxmode.offloads;
@@ -250,6 +261,82 @@ configure_and_start(struct dp_port *p, const struct dp_config *cfg,
 		return rc;
 	}
 	p->started = true;
+	return 0;
+}
+
+/* af_packet: keeps the device's arguments and the interface it is bound to. */
+static void
+remember_devargs(struct dp_port *p, const struct rte_eth_dev_info *info)
+{
+	const struct rte_devargs *da = info->device ? rte_dev_devargs(info->device) : NULL;
+	const char *args = da && da->args ? da->args : "";
+	const char *at;
+
+	if (strcmp(p->driver, "net_af_packet") != 0)
+		return;
+	snprintf(p->devargs, sizeof(p->devargs), "%s", args);
+	for (at = args; (at = strstr(at, "iface=")) != NULL; at++) {
+		if (at != args && at[-1] != ',')
+			continue;
+		size_t n = strcspn(at + 6, ",");
+		if (n > 0 && n < sizeof(p->iface)) {
+			memcpy(p->iface, at + 6, n);
+			p->iface[n] = '\0';
+			p->ifindex = if_nametoindex(p->iface);
+		}
+		break;
+	}
+}
+
+bool
+dp_port_iface_replaced(const struct dp_port *p)
+{
+	if (p->iface[0] == '\0' || p->ifindex == 0)
+		return false;
+	unsigned int now = if_nametoindex(p->iface);
+	return now != 0 && now != p->ifindex;
+}
+
+int
+dp_port_reattach(struct dp_port *p, const struct dp_config *cfg)
+{
+	struct rte_eth_dev_info info;
+	struct rte_eth_stats es;
+	uint16_t id;
+	int rc;
+
+	ASSERT(p->pool != NULL);
+	if (p->started && rte_eth_stats_get(p->port_id, &es) == 0) {
+		p->base.rx_nombuf += es.rx_nombuf;
+		p->base.imissed += es.imissed;
+		p->base.ierrors += es.ierrors;
+		p->base.oerrors += es.oerrors;
+	}
+	dp_port_close(p);
+	rc = rte_eal_hotplug_remove("vdev", p->name);
+	if (rc != 0)
+		SP_LOG_WARN(MOD, "port %s: detach: %s", p->name, rte_strerror(-rc));
+	rc = rte_eal_hotplug_add("vdev", p->name, p->devargs);
+	if (rc != 0) {
+		SP_LOG_ERR(MOD, "port %s: attach again with '%s': %s", p->name, p->devargs,
+		           rte_strerror(-rc));
+		return rc;
+	}
+	rc = rte_eth_dev_get_port_by_name(p->name, &id);
+	if (rc != 0)
+		return rc;
+	p->port_id = id;
+	rc = rte_eth_dev_info_get(p->port_id, &info);
+	if (rc != 0)
+		return rc;
+	rc = configure_and_start(p, cfg, &info);
+	if (rc != 0)
+		return rc;
+	p->ifindex = if_nametoindex(p->iface);
+	p->reattaches++;
+	SP_LOG_INFO(MOD,
+	            "port %u (%s): attached again to %s (ifindex %u), mac " RTE_ETHER_ADDR_PRT_FMT,
+	            p->port_id, p->name, p->iface, p->ifindex, RTE_ETHER_ADDR_BYTES(&p->mac));
 	return 0;
 }
 
@@ -292,6 +379,7 @@ dp_port_open(struct dp_port *p, const struct dp_config *cfg, uint16_t queues)
 	p->socket_id = rte_eth_dev_socket_id(p->port_id);
 	if (p->socket_id < 0)
 		p->socket_id = (int)rte_socket_id();
+	remember_devargs(p, &info);
 	rc = configure_and_start(p, cfg, &info);
 	if (rc != 0)
 		goto fail;

@@ -37,6 +37,13 @@ struct dp_port {
 	uint32_t pool_size;
 	char name[RTE_ETH_NAME_MAX_LEN];
 	char driver[64];
+	/* af_packet: the kernel interface and its index when the socket was bound; the
+	 * device's arguments, to attach it again when the interface is replaced. */
+	char iface[32];
+	unsigned int ifindex;
+	char devargs[256];
+	uint32_t reattaches;
+	struct rte_eth_stats base; /* counters of the devices replaced by reattaches */
 	struct rte_flow *flows[DP_WORKERS_MAX];
 };
 
@@ -61,6 +68,25 @@ int dp_port_open(struct dp_port *p, const struct dp_config *cfg, uint16_t queues
  * its queues held). Safe on a port that never opened. The pool stays, for the leak check.
  */
 void dp_port_close(struct dp_port *p);
+
+/*
+ * af_packet binds its socket to an interface index. When the interface is deleted and
+ * created again under the same name (a veth whose peer namespace was deleted and made
+ * again), the port would stay bound to an index that no longer exists and never receive
+ * again. Returns true when that happened: the name resolves to another index than the
+ * one the port is bound to. One if_nametoindex(); for housekeeping, not the data path.
+ * Always false for other devices, and while the interface is missing.
+ */
+bool dp_port_iface_replaced(const struct dp_port *p);
+
+/*
+ * Detaches the device and attaches it again with the same arguments, so it binds to the
+ * interface as it is now; configures and starts it with the same queues and mbuf pool
+ * (the mbufs the workers hold stay valid). No worker may be polling the port: the caller
+ * pauses them first. p->port_id may change. The device's counters so far are kept in
+ * p->base. Returns 0 or a negative errno, logged; on failure the port is left stopped.
+ */
+int dp_port_reattach(struct dp_port *p, const struct dp_config *cfg);
 
 /* Frees the mbuf pool. Call after dp_port_close() and the leak check. */
 void dp_port_free_pool(struct dp_port *p);

@@ -50,6 +50,8 @@ struct dp_runtime {
 	bool watch_ready;
 	uint32_t serving; /* enum sp_dp_serving of the table in use (main lcore only) */
 	atomic_bool stop;
+	atomic_bool port_paused; /* workers leave the port alone (dp_node_watch_port) */
+	uint64_t next_port_check_ms;
 };
 
 #endif

@@ -50,12 +50,17 @@ dp_port_totals_get(const struct dp_runtime *rt, struct dp_port_totals *out)
 	ASSERT(rt != NULL);
 	ASSERT(out != NULL);
 	memset(out, 0, sizeof(*out));
+	/* Counters of the devices a reattach replaced, plus the current one's. */
+	out->rx_nombuf = rt->port.base.rx_nombuf;
+	out->imissed = rt->port.base.imissed;
+	out->ierrors = rt->port.base.ierrors;
+	out->oerrors = rt->port.base.oerrors;
 	if (!rt->port.started || rte_eth_stats_get(rt->port.port_id, &es) != 0)
 		return;
-	out->rx_nombuf = es.rx_nombuf;
-	out->imissed = es.imissed;
-	out->ierrors = es.ierrors;
-	out->oerrors = es.oerrors;
+	out->rx_nombuf += es.rx_nombuf;
+	out->imissed += es.imissed;
+	out->ierrors += es.ierrors;
+	out->oerrors += es.oerrors;
 }
 
 static void

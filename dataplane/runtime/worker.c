@@ -1039,6 +1039,11 @@ iterate(struct dp_worker *w)
 	bool worked = false;
 	uint16_t to;
 
+	if (unlikely(atomic_load_explicit(&rt->port_paused, memory_order_acquire))) {
+		/* The main lcore is attaching the port again (dp_node_watch_port). */
+		route_quiescent(rt->route, w->index);
+		return false;
+	}
 	it.t = route_current(rt->route);
 	it.now_s = store_now_s(rt);
 	refresh_route_owner(w, &it);
@@ -1233,4 +1238,11 @@ dp_worker_free(struct dp_worker *w)
 	rte_free(w->ctx);
 	rte_free(w->route_owner);
 	rte_free(w);
+}
+
+void
+dp_worker_set_port(struct dp_worker *w, uint16_t port_id)
+{
+	ASSERT(atomic_load(&w->rt->port_paused));
+	w->port_id = port_id;
 }

@@ -86,4 +86,7 @@ void dp_worker_free(struct dp_worker *w);
  */
 int dp_worker_main(void *arg);
 
+/* The port the worker polls, after the main lcore attached it again (workers paused). */
+void dp_worker_set_port(struct dp_worker *w, uint16_t port_id);
+
 #endif

@@ -2,13 +2,17 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Link flaps under load: shardplane-dp keeps serving through them.
 
-Usage: link_flaps.py tap|afpacket --dp DP --driver DRIVER --client CLIENT [--flaps N]
+Usage: link_flaps.py tap|afpacket|recreate --dp DP --driver DRIVER --client CLIENT
+                     [--flaps N]
 
 tap: a node on net_tap; af_packet: a node on one end of a veth pair whose other end is in a
 network namespace the test creates. While shardplane-client's bench loads the node from
 the kernel side, the link is set down and up again N times (default 10; for af_packet
 both ends in turn). Then: the node answers ping, dp_driver's checked workload (every
 answer against its model) passes, the node stops with exit status 0 and no mbuf leaked.
+recreate: the af_packet node's veth pair is destroyed (its peer namespace deleted) and made
+again under the same names, N times (default 3) under load: the node attaches the device
+again to the new interface (dp_node_watch_port) and serves as before.
 Requests lost while the link is down are the client's to retry, not errors of the node.
 Only the interfaces and namespace the test creates are touched; all is removed at the end.
 """
@@ -80,24 +84,47 @@ def scenario_tap(args):
         node.kill()
 
 
-def scenario_afpacket(args):
+def make_veth(node, ns, host_if, ns_if):
+    dpi.run(["ip", "netns", "add", ns])
+    dpi.run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if])
+    dpi.run(["ip", "link", "set", ns_if, "netns", ns])
+    dpi.run(["ip", "link", "set", host_if, "up"])
+    dpi.run(["ip", "netns", "exec", ns, "ip", "addr", "add", node.peer_ip + "/24", "dev",
+             ns_if])
+    dpi.run(["ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up"])
+    dpi.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"])
+
+
+def scenario_afpacket(args, recreate=False):
     tag = os.getpid() % 100000
     ns, host_if, ns_if = "spfl%d" % tag, "spfl%da" % tag, "spfl%db" % tag
     node = dpi.Node(args.dp, "flapafp", "net_af_packet0,iface=%s,qpairs=1" % host_if, 1)
     try:
-        dpi.run(["ip", "netns", "add", ns])
-        dpi.run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if])
-        dpi.run(["ip", "link", "set", ns_if, "netns", ns])
-        dpi.run(["ip", "link", "set", host_if, "up"])
-        dpi.run(["ip", "netns", "exec", ns, "ip", "addr", "add", node.peer_ip + "/24", "dev",
-                 ns_if])
-        dpi.run(["ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up"])
-        dpi.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"])
+        make_veth(node, ns, host_if, ns_if)
         node.start()
         dpi.ping(node.ip, netns=ns)
-        bench = load(args.client, node, ns, int(args.flaps * (DOWN_S + UP_S)) + 1)
-        flap([(None, host_if), (ns, ns_if)], args.flaps)
-        finish(args, node, ns, bench)
+        if not recreate:
+            bench = load(args.client, node, ns, int(args.flaps * (DOWN_S + UP_S)) + 1)
+            flap([(None, host_if), (ns, ns_if)], args.flaps)
+            finish(args, node, ns, bench)
+            return
+        for i in range(args.flaps):
+            bench = load(args.client, node, ns, 2)
+            time.sleep(0.5)
+            dpi.run(["ip", "netns", "del", ns])  # takes the veth pair with it
+            bench.kill()  # its namespace is gone
+            bench.communicate()
+            time.sleep(0.5)
+            make_veth(node, ns, host_if, ns_if)
+            if node.proc.poll() is not None:
+                dpi.fail("shardplane-dp died when its interface went away:\n" + node.output())
+            dpi.ping(node.ip, netns=ns)  # the node attached to the new interface
+            dpi.log("veth pair %d: deleted with its namespace and made again; served again"
+                    % (i + 1))
+        out = node.output()
+        if out.count("attached again to") < args.flaps:
+            dpi.fail("the node did not attach again after each recreation:\n" + out[-3000:])
+        finish(args, node, ns, load(args.client, node, ns, 2))
     finally:
         node.kill()
         dpi.run(["ip", "link", "del", host_if], check=False)
@@ -106,16 +133,21 @@ def scenario_afpacket(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("scenario", choices=["tap", "afpacket"])
+    ap.add_argument("scenario", choices=["tap", "afpacket", "recreate"])
     ap.add_argument("--dp", required=True)
     ap.add_argument("--driver", required=True)
     ap.add_argument("--client", required=True)
-    ap.add_argument("--flaps", type=int, default=10)
+    ap.add_argument("--flaps", type=int, default=None)
     args = ap.parse_args()
+    if args.flaps is None:
+        args.flaps = 3 if args.scenario == "recreate" else 10
     if not 1 <= args.flaps <= 10000:
         ap.error("--flaps: 1 to 10000")
     t0 = time.monotonic()
-    {"tap": scenario_tap, "afpacket": scenario_afpacket}[args.scenario](args)
+    if args.scenario == "tap":
+        scenario_tap(args)
+    else:
+        scenario_afpacket(args, recreate=args.scenario == "recreate")
     print("link flaps (%s): 1 passed, 0 failed in %.0f s" % (args.scenario,
                                                              time.monotonic() - t0))
     return 0
