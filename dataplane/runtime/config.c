@@ -23,6 +23,7 @@ enum {
 	OPT_BUSY_POLL,
 	OPT_MAC,
 	OPT_STATS_INTERVAL,
+	OPT_FORWARD_TIMEOUT,
 	OPT_LOG_LEVEL,
 	OPT_ETH_PORT,
 	OPT_HELP,
@@ -39,6 +40,7 @@ static const struct option long_options[] = {
         {"busy-poll", no_argument, NULL, OPT_BUSY_POLL},
         {"mac", required_argument, NULL, OPT_MAC},
         {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
+        {"forward-timeout-ms", required_argument, NULL, OPT_FORWARD_TIMEOUT},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"eth-port", required_argument, NULL, OPT_ETH_PORT},
         {"help", no_argument, NULL, OPT_HELP},
@@ -55,6 +57,7 @@ dp_config_defaults(struct dp_config *cfg)
 	cfg->memory_mb = DP_MEMORY_MB_DEFAULT;
 	cfg->log_level = SP_LOG_INFO;
 	cfg->eth_port = DP_ETH_PORT_DEFAULT;
+	cfg->forward_timeout_ms = DP_FWD_TIMEOUT_MS_DEFAULT;
 	ASSERT(cfg->partitions != 0);
 }
 
@@ -210,6 +213,11 @@ apply_option(struct dp_config *cfg, int opt, const char *arg, char *err, size_t 
 			goto bad;
 		cfg->stats_interval_s = (uint32_t)v;
 		return 0;
+	case OPT_FORWARD_TIMEOUT:
+		if (parse_u64(arg, DP_FWD_TIMEOUT_MS_MIN, DP_FWD_TIMEOUT_MS_MAX, &v) != 0)
+			goto bad;
+		cfg->forward_timeout_ms = (uint32_t)v;
+		return 0;
 	case OPT_LOG_LEVEL:
 		if (sp_log_parse_level(arg, &cfg->log_level) != 0)
 			goto bad;
@@ -342,9 +350,14 @@ dp_config_usage(FILE *out, const char *prog)
 	        "  --mac XX:XX:XX:XX:XX:XX  use this MAC instead of the port's own\n"
 	        "  --stats-interval S    print one stats line every S seconds, 0..%u (default\n"
 	        "                        0: only at exit)\n"
+	        "  --forward-timeout-ms T  cluster mode: how long to wait for the owner of a\n"
+	        "                        forwarded request before answering 'owner\n"
+	        "                        unavailable', %u..%u (default %u)\n"
 	        "  --log-level L         error, warn, info or debug (default info)\n"
 	        "  --eth-port ID         DPDK port id to serve (default %u)\n"
 	        "  --help                this text\n",
 	        prog, prog, DP_PORT_DEFAULT, DP_PARTITIONS_MAX, DP_PARTITIONS_DEFAULT,
-	        DP_MEMORY_MB_DEFAULT, DP_WORKERS_MAX, DP_STATS_INTERVAL_S_MAX, DP_ETH_PORT_DEFAULT);
+	        DP_MEMORY_MB_DEFAULT, DP_WORKERS_MAX, DP_STATS_INTERVAL_S_MAX,
+	        DP_FWD_TIMEOUT_MS_MIN, DP_FWD_TIMEOUT_MS_MAX, DP_FWD_TIMEOUT_MS_DEFAULT,
+	        DP_ETH_PORT_DEFAULT);
 }

@@ -19,8 +19,12 @@
 #define DP_MEMORY_MB_MAX        (1024u * 1024u)
 #define DP_WORKERS_MAX          64u
 #define DP_STATS_INTERVAL_S_MAX 86400u
-#define DP_ETH_PORT_DEFAULT     0u
-#define DP_ERRBUF_LEN           256u
+/* How long a node waits for the owner of a request it forwarded (--forward-timeout-ms). */
+#define DP_FWD_TIMEOUT_MS_DEFAULT 500u
+#define DP_FWD_TIMEOUT_MS_MIN     10u
+#define DP_FWD_TIMEOUT_MS_MAX     60000u
+#define DP_ETH_PORT_DEFAULT       0u
+#define DP_ERRBUF_LEN             256u
 
 struct dp_config {
 	uint32_t ip_be;           /* our IPv4 address, network byte order */
@@ -34,7 +38,8 @@ struct dp_config {
 	bool busy_poll;
 	bool mac_set;
 	uint8_t mac[6];
-	uint32_t stats_interval_s; /* 0: no periodic stats line */
+	uint32_t stats_interval_s;   /* 0: no periodic stats line */
+	uint32_t forward_timeout_ms; /* owner reply wait for a forwarded request */
 	enum sp_log_level log_level;
 	uint16_t eth_port; /* DPDK port id to serve */
 	bool help;         /* --help was given: print usage and exit 0 */

@@ -139,7 +139,8 @@ dp_fwd_mc_request(struct dp_worker *w, const struct route_table *t, struct rte_m
 		DP_STAT_INC(w->stats, fwd_too_big);
 		return DP_FWD_TOO_BIG;
 	}
-	s = sp_fwd_take(&w->fwd, rte_rdtsc() + w->rt->tsc_hz * DP_FWD_TIMEOUT_MS / 1000, &idx);
+	s = sp_fwd_take(&w->fwd, rte_rdtsc() + w->rt->tsc_hz * w->rt->cfg.forward_timeout_ms / 1000,
+	                &idx);
 	if (s == NULL) {
 		DP_STAT_INC(w->stats, fwd_table_full);
 		return DP_FWD_FULL;
@@ -199,7 +200,8 @@ dp_fwd_bp_request(struct dp_worker *w, const struct route_table *t, const struct
 		DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
 		return DP_FWD_FULL;
 	}
-	s = sp_fwd_take(&w->fwd, rte_rdtsc() + w->rt->tsc_hz * DP_FWD_TIMEOUT_MS / 1000, &idx);
+	s = sp_fwd_take(&w->fwd, rte_rdtsc() + w->rt->tsc_hz * w->rt->cfg.forward_timeout_ms / 1000,
+	                &idx);
 	if (s == NULL) {
 		DP_STAT_INC(w->stats, fwd_table_full);
 		rte_pktmbuf_free(m);
@@ -964,7 +966,8 @@ gather_send(struct dp_worker *w, const struct route_table *t, struct dp_fwd_gath
 	}
 	text[len++] = '\r';
 	text[len++] = '\n';
-	s = sp_fwd_take(&w->fwd, rte_rdtsc() + w->rt->tsc_hz * DP_FWD_TIMEOUT_MS / 1000, &idx);
+	s = sp_fwd_take(&w->fwd, rte_rdtsc() + w->rt->tsc_hz * w->rt->cfg.forward_timeout_ms / 1000,
+	                &idx);
 	if (s == NULL) {
 		DP_STAT_INC(w->stats, fwd_table_full);
 		rte_pktmbuf_free(m);

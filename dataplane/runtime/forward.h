@@ -5,7 +5,7 @@
  * (dataplane/forward/fwd.h messages); the owner runs it and sends its reply datagrams
  * back; this worker relays each to the client from its own address and port. One hop: the
  * owner never forwards again, it refuses. A fixed table of requests in flight per worker
- * (SP_FWD_SLOTS) with a timeout (DP_FWD_TIMEOUT_MS): full is answered at once, a timeout
+ * (SP_FWD_SLOTS) with a timeout (--forward-timeout-ms): full is answered at once, a timeout
  * answers the client "SERVER_ERROR owner unavailable". Messages are accepted only from the
  * dataplane address and MAC of a current member and sent only to members; everything else
  * is dropped and counted by reason. No allocation beyond the mbuf pool, no lock, no system
@@ -24,8 +24,6 @@
 
 struct dp_worker;
 
-/* How long an entry worker waits for the owner's reply. */
-#define DP_FWD_TIMEOUT_MS 250u
 /* Slots answered per loop iteration when they time out (the rest wait one iteration). */
 #define DP_FWD_EXPIRE_PER_POLL 32u
 

@@ -36,12 +36,13 @@
 #include "test_eal.h"
 #include "worker.h"
 
-#define MC_PORT     11211u
-#define CLIENT_PORT 40000u
-#define PARTITIONS  16u
-#define NOW_S       10u
-#define REPLY_MAX   (DP_MC_REPLY_DGRAMS_MAX * SP_MC_DGRAM_BYTES_MAX)
-#define KEY_TRIES   100000u
+#define MC_PORT        11211u
+#define CLIENT_PORT    40000u
+#define PARTITIONS     16u
+#define NOW_S          10u
+#define REPLY_MAX      (DP_MC_REPLY_DGRAMS_MAX * SP_MC_DGRAM_BYTES_MAX)
+#define KEY_TRIES      100000u
+#define FWD_TIMEOUT_MS 100u /* --forward-timeout-ms of the node under test */
 
 static struct dp_runtime rt;
 static struct dp_worker_stats worker_stats[DP_WORKERS_MAX];
@@ -816,13 +817,13 @@ test_forward_entry(void **state)
 	assert_int_equal(WSTAT(fwd_rej_member), rej_member + 1);
 	assert_int_equal(WSTAT(fwd_rej_mac), rej_mac + 1);
 
-	/* No answer: "owner unavailable" after DP_FWD_TIMEOUT_MS, not before. */
+	/* No answer: "owner unavailable" after the forward timeout, not before. */
 	uint64_t timeouts = WSTAT(fwd_timeouts);
 	serve(0, frame(cmd, 42), false, &res);
 	rte_pktmbuf_free(take_tx(0, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base));
 	dp_fwd_poll(rt.w[0]);
 	assert_int_equal(rt.w[0]->tx_count, 0);
-	rte_delay_ms(DP_FWD_TIMEOUT_MS + 20);
+	rte_delay_ms(FWD_TIMEOUT_MS + 20);
 	dp_fwd_poll(rt.w[0]);
 	fm = take_tx(0, "10.0.0.2", CLIENT_PORT, MC_PORT);
 	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
@@ -1035,7 +1036,7 @@ test_gather_multi_get(void **state)
 	rte_pktmbuf_free(take_tx(0, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base));
 	dp_fwd_poll(rt.w[0]);
 	assert_int_equal(rt.w[0]->tx_count, 0);
-	rte_delay_ms(DP_FWD_TIMEOUT_MS + 20);
+	rte_delay_ms(FWD_TIMEOUT_MS + 20);
 	dp_fwd_poll(rt.w[0]);
 	take_client_text(0, 52, text, sizeof(text));
 	assert_string_equal(text, "SERVER_ERROR owner unavailable\r\n");
@@ -1134,7 +1135,7 @@ test_forward_binary(void **state)
 	assert_memory_equal(reps[0].value, "abc", 3);
 	rte_pktmbuf_free(fm);
 	assert_int_equal(rt.w[0]->fwd.live, 1);
-	rte_delay_ms(DP_FWD_TIMEOUT_MS + 20);
+	rte_delay_ms(FWD_TIMEOUT_MS + 20);
 	dp_fwd_poll(rt.w[0]);
 	fm = take_tx(0, "10.0.0.2", CLIENT_PORT, rt.cfg.port_base);
 	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
@@ -1241,6 +1242,7 @@ main(int argc, char **argv)
 	rt.cfg.memory_mb = 4;
 	rt.cfg.busy_poll = true;
 	rt.cfg.memcached_port = MC_PORT;
+	rt.cfg.forward_timeout_ms = FWD_TIMEOUT_MS;
 	rt.cfg.eth_port = (uint16_t)node_port;
 	rt.stats = worker_stats;
 	if (dp_node_setup(&rt, &huge) != 0 || rt.mc == NULL) {

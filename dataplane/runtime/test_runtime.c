@@ -53,8 +53,10 @@ test_config_full(void **state)
 	                       "--partitions", "256", "--memory-mb", "32", "--workers", "2",
 	                       "--memcached-port", "11211", "--state-region", "/dev/shm/r",
 	                       "--busy-poll", "--mac", "02:00:00:00:00:01", "--stats-interval", "5",
-	                       "--log-level", "debug", "--eth-port", "1", NULL),
+	                       "--log-level", "debug", "--eth-port", "1", "--forward-timeout-ms",
+	                       "1500", NULL),
 	                 0);
+	assert_int_equal(cfg.forward_timeout_ms, 1500);
 	assert_int_equal(cfg.ip_be, htonl(0x0a010203));
 	assert_int_equal(cfg.prefix_len, 24);
 	assert_int_equal(cfg.port_base, 7000);

@@ -17,7 +17,8 @@ hugepages are not usable (SP_NO_HUGE=1 or none free).
 API (import with sys.path.insert(0, <this directory>); import harness):
 
     bins = harness.Binaries.from_build(build_dir)      # or Binaries(cp=..., ctl=..., ...)
-    with harness.Cluster(bins, nodes=3, partitions=64, workers=1, cp_args=()) as c:
+    with harness.Cluster(bins, nodes=3, partitions=64, workers=1, cp_args=(),
+                         dp_args=()) as c:
         c.start()              # network, control planes, regions, dataplanes; then
                                # wait_map(): every dataplane serves one epoch, for
                                # STABLE_S, whose map gives every node partitions
@@ -130,13 +131,15 @@ def _tail(path, n=4000):
 
 
 class Cluster:
-    def __init__(self, bins, nodes=3, partitions=64, workers=1, memcached=True, cp_args=()):
+    def __init__(self, bins, nodes=3, partitions=64, workers=1, memcached=True, cp_args=(),
+                 dp_args=()):
         self.bins = bins
         self.n = nodes
         self.partitions = partitions
         self.workers = workers
         self.memcached = memcached
         self.cp_args = list(cp_args)  # extra shardplane-cp flags, e.g. --failure-timeout-ms
+        self.dp_args = list(dp_args)  # extra shardplane-dp flags (after --)
         self.tag = str(os.getpid())
         self.hub_ns = "sph" + self.tag
         self.dir = tempfile.mkdtemp(prefix="sp-cluster-")
@@ -196,7 +199,7 @@ class Cluster:
                 if _libc.setns(orig.fileno(), CLONE_NEWNET) != 0:
                     raise OSError(ctypes.get_errno(), "setns back")
 
-    def mc(self, i, payload, timeout=2.0, sock=None):
+    def mc(self, i, payload, timeout=5.0, sock=None):
         """Sends one memcached UDP request to node i from the hub; returns the reply's
         data (frame headers removed): every response, each put together by its sequence
         numbers, in arrival order, until a complete response ends the reply (for get-type
@@ -339,6 +342,7 @@ class Cluster:
                str(MEMORY_MB), "--mac", n.mac, "--state-region", n.region]
         if self.memcached:
             app += ["--memcached-port", str(n.mc_port)]
+        app += self.dp_args
         return ["ip", "netns", "exec", n.ns] + eal + ["--"] + app
 
     def start_dp(self, i):
