@@ -189,7 +189,7 @@ def main():
     lg_bin = os.path.join(b, "bench/loadgen/shardplane-loadgen")
     print("soak: seed %d, %.0f minutes, a fault every %.0f s; machine: %d CPUs, %s" %
           (seed, args.minutes, args.fault_every, os.cpu_count() or 0,
-           open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": ")),
+           open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(" \t:")),
           flush=True)
     tmp = tempfile.mkdtemp(prefix="sp-soak-")
     sock = os.path.join(tmp, "memif.sock")
