@@ -288,8 +288,10 @@ enum route_mode {
  * no worker executes anything; going back to SERVE publishes the latest map installed by
  * route_switch (which, while not serving, only records it). Returns 0 (also when already
  * in that mode); -SP_ENOTFOUND for SERVE before any map was installed; -SP_EBUSY when a
- * grace period timed out (the unserving table is published all the same: retry later);
- * -ENOMEM.
+ * grace period timed out, either before the new table could be published (an earlier
+ * switch has not settled: nothing changed, route_mode() still says the old mode) or after
+ * it (the new table is current; its grace period is incomplete); -ENOMEM (nothing
+ * changed). Callers check route_mode() to know whether the switch happened.
  */
 int route_set_mode(struct route_ctx *ctx, enum route_mode mode);
 

@@ -118,9 +118,14 @@ follow_lease(void)
 	       : want == SP_DP_NOT_READY ? ROUTE_MODE_NOT_READY
 	                                 : ROUTE_MODE_NOT_SERVING;
 	rc = route_set_mode(rt.route, mode);
-	if (rc < 0 && rc != -SP_EBUSY) {
-		SP_LOG_WARN(MOD, "cannot switch to %s: %s", sp_dp_serving_name(want),
-		            sp_strerror(rc));
+	if (route_mode(rt.route) != mode) {
+		/* Nothing was published (an earlier switch still waits for its grace period, or
+		 * no memory): the table in use is unchanged, so is rt.serving; the next step
+		 * tries again. A grace period that timed out after the publication (-SP_EBUSY
+		 * with the mode changed) is a switch made. */
+		if (rc != -SP_EBUSY)
+			SP_LOG_WARN(MOD, "cannot switch to %s: %s", sp_dp_serving_name(want),
+			            sp_strerror(rc));
 		return false;
 	}
 	SP_LOG_INFO(MOD, "%s -> %s (epoch %" PRIu64 ")", sp_dp_serving_name(rt.serving),

@@ -644,7 +644,14 @@ def scenario_membership(c):
     settled_map(c, ids, ["n1", "n2"])
     c.start_dp("n3")
     wait("n3's dataplane to run again", lambda: c.serving("n3") in ("serving", "no lease"))
-    time.sleep(HOLD_MS / 1000 + 1.0)
+    def n3_up():
+        try:
+            j = c.ctl_json("member", "list")
+        except (AssertionError, ValueError):
+            return None
+        return any(m["name"] == "n3" and m.get("dp_state") == "up" for m in j["members"])
+    wait("n3 up again after its hold-down", n3_up)
+    time.sleep(1.0)
     o = owners(c, ids)
     if any(n == "n3" for n, _ in o[1]):
         raise AssertionError("n3 got partitions back with rebalance.auto off")

@@ -248,6 +248,51 @@ test_partition_data_emptied(void **state)
 	route_destroy(ctx);
 }
 
+/*
+ * A worker that never passes a quiescent state: mode switches time out. Once the retired
+ * tables are full, a switch publishes nothing and says so (-SP_EBUSY with route_mode()
+ * and the current table unchanged), which is how the dataplane knows it is still serving.
+ */
+static void
+test_mode_switch_busy(void **state)
+{
+	struct route_config cfg = {.workers = 1,
+	                           .partitions = 16,
+	                           .node_id = 1,
+	                           .clustered = true,
+	                           .grace_timeout_ms = 5};
+	struct route_ctx *ctx = route_create(&cfg);
+	struct sp_cluster_state *st = single_state(16, 1, 3);
+	char why[ROUTE_WHY_MAX];
+	bool unchanged_seen = false;
+
+	(void)state;
+	assert_non_null(ctx);
+	assert_int_equal(route_switch(ctx, st, why, sizeof(why)), 0);
+	assert_int_equal(route_worker_register(ctx, 0), 0); /* online, never quiescent */
+	for (int i = 0; i < 4 * (int)ROUTE_RETIRED_MAX && !unchanged_seen; i++) {
+		enum route_mode before = route_mode(ctx), want;
+		const struct route_table *t = route_current(ctx);
+		want = before == ROUTE_MODE_SERVE ? ROUTE_MODE_NOT_SERVING : ROUTE_MODE_SERVE;
+		int rc = route_set_mode(ctx, want);
+		assert_true(rc == 0 || rc == -SP_EBUSY);
+		if (route_mode(ctx) == before) {
+			assert_int_equal(rc, -SP_EBUSY);
+			assert_ptr_equal(route_current(ctx), t);
+			unchanged_seen = true;
+		} else {
+			assert_ptr_not_equal(route_current(ctx), t);
+		}
+	}
+	assert_true(unchanged_seen);
+	route_worker_unregister(ctx, 0);
+	assert_int_equal(route_set_mode(ctx, ROUTE_MODE_NOT_SERVING), 0);
+	assert_int_equal(route_set_mode(ctx, ROUTE_MODE_SERVE), 0);
+	assert_int_equal(route_mode(ctx), ROUTE_MODE_SERVE);
+	sp_cluster_state_free(st);
+	route_destroy(ctx);
+}
+
 /* Asserts that every partition of the current table is unserved with status. */
 static void
 assert_all_unserved(const struct route_ctx *ctx, uint8_t status)
@@ -962,6 +1007,7 @@ main(void)
 	        cmocka_unit_test(test_unserved_partitions),
 	        cmocka_unit_test(test_clustered_modes),
 	        cmocka_unit_test(test_partition_data_emptied),
+	        cmocka_unit_test(test_mode_switch_busy),
 	        cmocka_unit_test(test_remote_partitions_and_refusals),
 	        cmocka_unit_test(test_grace_period_holds_tables),
 	        cmocka_unit_test(test_defer_queue_bound_and_order),
