@@ -629,11 +629,18 @@ def scenario_membership(c):
     wait("endpoint health --cluster to pass once n4 is gone",
          lambda: c.ctl("endpoint", "health", "--cluster", check=False).returncode == 0)
     for args in (["member", "list"], ["partitions", "show"], ["endpoint", "health"]):
-        before = c.ctl(*args, glob=["-w", "json", "--consistency", "s"], check=False)
-        after = c.ctl(*(args + ["-w", "json", "--consistency", "s"]), check=False)
-        if before.returncode != after.returncode or \
-                json.loads(before.stdout or "null", object_hook=strip_took) != \
-                json.loads(after.stdout or "null", object_hook=strip_took):
+        # The two calls are moments apart and the cluster may change between them (a
+        # loaded machine makes dataplanes flap): a few tries, the same answer once.
+        for attempt in range(5):
+            before = c.ctl(*args, glob=["-w", "json", "--consistency", "s"], check=False)
+            after = c.ctl(*(args + ["-w", "json", "--consistency", "s"]), check=False)
+            same = before.returncode == after.returncode and \
+                json.loads(before.stdout or "null", object_hook=strip_took) == \
+                json.loads(after.stdout or "null", object_hook=strip_took)
+            if same:
+                break
+            time.sleep(0.5)
+        if not same:
             raise AssertionError(f"{args}: flags before and after differ:\n{before.stdout}\n"
                                  f"{after.stdout}")
     # Auto rebalance off: a failed node's partitions still move, but the node gets none
