@@ -37,9 +37,10 @@ ap.add_argument("cp_load")
 ap.add_argument("--seconds", type=float, default=4.0)
 ap.add_argument("--conns", type=int, default=1000)
 ARGS = ap.parse_args()
-sys.argv = [sys.argv[0], ARGS.cp, ARGS.ctl, ARGS.region]
 sys.path.insert(0, HERE)
-import test_cluster as tc  # noqa: E402
+import test_cluster as tc  # noqa: E402  (the Cluster of real members)
+
+tc.use_binaries(ARGS.cp, ARGS.ctl, ARGS.region)
 
 P99_FACTOR = 5
 P99_FLOOR_US = 2000  # a quiet p99 below this counts as this (timer and scheduler noise)

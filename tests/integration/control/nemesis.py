@@ -43,9 +43,10 @@ ap.add_argument("--snapshot-entries", type=int, default=40)
 ARGS = ap.parse_args()
 if ARGS.events < 1 or ARGS.seconds < 0 or ARGS.snapshot_entries < 1:
     ap.error("--events and --snapshot-entries must be >= 1, --seconds >= 0")
-sys.argv = [sys.argv[0], ARGS.cp, ARGS.ctl, ARGS.region]
 sys.path.insert(0, HERE)
 import test_cluster as tc  # noqa: E402  (the Cluster of real members)
+
+tc.use_binaries(ARGS.cp, ARGS.ctl, ARGS.region)
 
 WRITE_TIMEOUT_MS = 2000
 SETTLE_S = 60  # at the end: for the restarted members to catch up

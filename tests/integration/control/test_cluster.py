@@ -26,7 +26,14 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree from the imp
 sys.path.insert(0, os.path.join(HERE, "..", "dataplane"))
 import dp_integration as dpi  # noqa: E402  (check_sanitizer: what a sanitizer report looks like)
 
-CP, CTL, REGION = sys.argv[1], sys.argv[2], sys.argv[3]
+CP = CTL = REGION = None  # the binaries; main() or use_binaries() sets them
+
+
+def use_binaries(cp, ctl, region):
+    """For scripts that import this module (nemesis.py, hostile.py): the programs the
+    Cluster runs."""
+    global CP, CTL, REGION
+    CP, CTL, REGION = cp, ctl, region
 DEADLINE_S = 30  # any single wait
 STOP_WAIT_S = 10  # for a member to exit after SIGTERM
 
@@ -674,6 +681,10 @@ def scenario_config_limits():
 
 
 def main():
+    if len(sys.argv) != 4:
+        print(__doc__)
+        sys.exit(2)
+    use_binaries(*sys.argv[1:4])
     t0 = time.time()
     passed = failed = 0
     only = os.environ.get("SP_CP_SCENARIO")  # run only the scenarios whose name has this
