@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "addr.h"
 #include "cluster/region.h"
 #include "common/log.h"
 #include "raft/raft.h"
@@ -327,8 +328,6 @@ bool cp_conn_alive(struct cp *cp, struct cp_conn *c, uint64_t serial);
 struct cp_peer *cp_peer_find(struct cp *cp, uint64_t id);
 struct cp_peer *cp_peer_upsert(struct cp *cp, uint64_t id, const char *name, const char *addr);
 void cp_peer_remove(struct cp *cp, uint64_t id);
-int cp_parse_addr(const char *text, struct sockaddr_in *out);
-uint64_t cp_member_id(const char *name);
 
 /* node.c */
 int cp_node_start(struct cp *cp);

@@ -10,44 +10,11 @@
 
 #include "common/clock.h"
 #include "common/errors.h"
-#include "common/keyhash.h"
 #include "common/log.h"
 #include "common/verify.h"
 #include "cp.h"
 
 #define MOD "cp-io"
-
-uint64_t
-cp_member_id(const char *name)
-{
-	/* Ids come from names, so a joining member knows its id before it hears from anyone. */
-	uint64_t h = sp_key_hash(name, strlen(name));
-	uint32_t id = (uint32_t)(h ^ (h >> 32));
-	return id ? id : 1;
-}
-
-int
-cp_parse_addr(const char *text, struct sockaddr_in *out)
-{
-	char host[64];
-	const char *colon = strrchr(text, ':');
-	if (colon == NULL || (size_t)(colon - text) >= sizeof(host) || colon == text)
-		return -EINVAL;
-	memcpy(host, text, (size_t)(colon - text));
-	host[colon - text] = '\0';
-	if (strcmp(host, "localhost") == 0)
-		strcpy(host, "127.0.0.1");
-	char *end;
-	unsigned long port = strtoul(colon + 1, &end, 10);
-	if (*end != '\0' || port == 0 || port > 65535 || colon[1] == '\0')
-		return -EINVAL;
-	memset(out, 0, sizeof(*out));
-	out->sin_family = AF_INET;
-	out->sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, host, &out->sin_addr) != 1)
-		return -EINVAL;
-	return 0;
-}
 
 struct cp_peer *
 cp_peer_find(struct cp *cp, uint64_t id)
