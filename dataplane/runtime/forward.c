@@ -42,6 +42,21 @@ mac_zero(const uint8_t *mac)
 	return memcmp(mac, zero, NET_ETH_ADDR_LEN) == 0;
 }
 
+/* Sets m's lengths after net_udp_reply wrote a frame of len bytes into it. */
+static void
+frame_done(struct dp_worker *w, struct rte_mbuf *m, uint32_t len)
+{
+	const struct dp_port *port = &w->rt->port;
+
+	m->data_len = (uint16_t)len;
+	m->pkt_len = len;
+	m->ol_flags = port->tx_ol_flags;
+	if (port->tx_ol_flags != 0) {
+		m->l2_len = NET_ETH_HDR_LEN;
+		m->l3_len = NET_IPV4_HDR_LEN;
+	}
+}
+
 /*
  * Writes Ethernet/IPv4/UDP headers in front of the payload_len bytes already at
  * frame + NET_UDP_REPLY_HDRS: from this node (our_port) to peer_mac/peer_ip:peer_port, and
@@ -70,28 +85,7 @@ frame_to(struct dp_worker *w, struct rte_mbuf *m, const uint8_t *peer_mac, uint3
 	len = net_udp_reply(rte_pktmbuf_mtod(m, uint8_t *), fake, &p, payload_len, w->ip_id++,
 	                    port->tx_flags);
 	ASSERT(len == NET_UDP_REPLY_HDRS + (uint32_t)payload_len);
-	m->data_len = (uint16_t)len;
-	m->pkt_len = len;
-	m->ol_flags = port->tx_ol_flags;
-	if (port->tx_ol_flags != 0) {
-		m->l2_len = NET_ETH_HDR_LEN;
-		m->l3_len = NET_IPV4_HDR_LEN;
-	}
-}
-
-/* Sets m's lengths after net_udp_reply wrote a frame of len bytes into it. */
-static void
-frame_done(struct dp_worker *w, struct rte_mbuf *m, uint32_t len)
-{
-	const struct dp_port *port = &w->rt->port;
-
-	m->data_len = (uint16_t)len;
-	m->pkt_len = len;
-	m->ol_flags = port->tx_ol_flags;
-	if (port->tx_ol_flags != 0) {
-		m->l2_len = NET_ETH_HDR_LEN;
-		m->l3_len = NET_IPV4_HDR_LEN;
-	}
+	frame_done(w, m, len);
 }
 
 /* Whether m can be rewritten in place into a frame of NET_UDP_REPLY_HDRS + len bytes. */
