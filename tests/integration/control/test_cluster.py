@@ -680,6 +680,25 @@ def scenario_config_limits():
         c.stop()
 
 
+def scenario_flag_limits_refused():
+    """The limit flags are refused just past their ranges, naming the flag, before any
+    member starts (and accepted at their ends by the scenarios above and the defaults)."""
+    d = tempfile.mkdtemp(prefix="sp-cp-flags-")
+    try:
+        base = [CP, "--name", "n1", "--data-dir", os.path.join(d, "n1"), "--initial-cluster",
+                "n1=127.0.0.1:%d" % free_port(), "--secret-file", os.path.join(d, "none")]
+        for flag, value in [("--auth-timeout-ms", "49"), ("--auth-timeout-ms", "60001"),
+                            ("--snapshot-entries", "0"), ("--config-max-keys", "0"),
+                            ("--config-max-keys", "1000001"),
+                            ("--config-max-value", "262145"), ("--config-max-bytes", "0"),
+                            ("--config-max-bytes", "50331649")]:
+            r = subprocess.run(base + [flag, value], capture_output=True, text=True, timeout=10)
+            assert r.returncode != 0 and flag in r.stderr, (flag, value, r.stderr)
+        print("  limit flags just past their ranges: refused, naming the flag: ok")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     if len(sys.argv) != 4:
         print(__doc__)
@@ -703,7 +722,8 @@ def main():
                      ("restarts before a snapshot", lambda: scenario_restarts_keep_a_leader(0)),
                      ("restarts after snapshots", lambda: scenario_restarts_keep_a_leader(8)),
                      ("data dir mismatch", scenario_data_dir_mismatch_refused),
-                     ("config limits", scenario_config_limits)]:
+                     ("config limits", scenario_config_limits),
+                     ("flag limits", scenario_flag_limits_refused)]:
         if only and only not in name:
             continue
         print(f"scenario: {name}", flush=True)
