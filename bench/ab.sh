@@ -7,7 +7,8 @@
 #
 #   bench/ab.sh OLD_BUILD NEW_BUILD [PAIRS] [-- DP_RINGBENCH_ARGS...]
 #
-# OLD_BUILD and NEW_BUILD are build directories holding dataplane/runtime/dp-ringbench
+# OLD_BUILD and NEW_BUILD are build directories holding bench/ringbench/dp-ringbench (or,
+# built before it moved there, dataplane/runtime/dp-ringbench)
 # (release builds). Each of PAIRS (default 8) pairs runs the old binary, then the new one,
 # with the same arguments (default: --keys 1048576 --batch 1; --seconds 1 --repetitions 3
 # are always given); a run's figure is the minimum busy ns per request over its
@@ -20,8 +21,8 @@ set -euo pipefail
 # shellcheck source=bench/bench_lib.sh
 source "$(dirname "$0")/bench_lib.sh"
 bench_args "$0" 2 "$@"
-old=$1/dataplane/runtime/dp-ringbench
-new=$2/dataplane/runtime/dp-ringbench
+old=$(bench_ringbench_of "$1")
+new=$(bench_ringbench_of "$2")
 shift 2
 pairs=8
 if [[ $# -gt 0 && $1 != -- ]]; then
@@ -35,7 +36,7 @@ fi
 bench_count "$0" PAIRS "$pairs"
 for bin in "$old" "$new"; do
 	if [[ ! -x $bin ]]; then
-		echo "ab.sh: $bin not found: build both first (ninja -C BUILD dataplane/runtime/dp-ringbench)" >&2
+		echo "ab.sh: $bin not found: build both first (ninja -C BUILD bench/ringbench/dp-ringbench)" >&2
 		exit 2
 	fi
 done

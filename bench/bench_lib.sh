@@ -39,6 +39,18 @@ bench_count() {
 	fi
 }
 
+# Prints the dp-ringbench of build directory $1: bench/ringbench/dp-ringbench, or where
+# builds of older commits have it (dataplane/runtime/), so that alternating-pair runs can
+# compare across the move. Prints the new path when neither exists.
+bench_ringbench_of() {
+	local old=$1/dataplane/runtime/dp-ringbench
+	if [[ ! -x $1/bench/ringbench/dp-ringbench && -x $old ]]; then
+		echo "$old"
+	else
+		echo "$1/bench/ringbench/dp-ringbench"
+	fi
+}
+
 # The comment block under a script's licence line, without the '# ' marks.
 bench_usage() {
 	awk 'NR > 3 && /^#/ {sub(/^# ?/, ""); print; next} NR > 3 {exit}' "$1"

@@ -27,12 +27,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build=${1:-$root/build}
 rounds=${SP_FLOORS_ROUNDS:-3}
-rb=$build/dataplane/runtime/dp-ringbench
 bs=$build/bench/store/bench_store
 bm=$build/bench/memory/bench_memory
 
 # shellcheck source=bench/bench_lib.sh
 source "$(dirname "$0")/bench_lib.sh"
+rb=$(bench_ringbench_of "$build")
 bench_args "$0" 0 "$@"
 bench_count "$0" SP_FLOORS_ROUNDS "$rounds"
 for bin in "$rb" "$bs" "$bm"; do

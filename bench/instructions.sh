@@ -20,7 +20,7 @@ set -euo pipefail
 # shellcheck source=bench/bench_lib.sh
 source "$(dirname "$0")/bench_lib.sh"
 bench_args "$0" 1 "$@"
-rb=$1/dataplane/runtime/dp-ringbench
+rb=$(bench_ringbench_of "$1")
 shift
 bench_ringbench_args "$0" "$@"
 if [[ ${#args[@]} -eq 0 ]]; then
@@ -29,7 +29,7 @@ fi
 seconds=${SP_INSTR_SECONDS:-8}
 bench_count "$0" SP_INSTR_SECONDS "$seconds"
 if [[ ! -x $rb ]]; then
-	echo "instructions.sh: $rb not found: build first (ninja -C BUILD dataplane/runtime/dp-ringbench)" >&2
+	echo "instructions.sh: $rb not found: build first (ninja -C BUILD bench/ringbench/dp-ringbench)" >&2
 	exit 2
 fi
 for tool in valgrind callgrind_annotate; do

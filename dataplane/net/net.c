@@ -343,21 +343,16 @@ net_classify(const struct net_config *cfg, uint8_t *frame, uint32_t len, uint32_
 	return classify_udp(ip, ip_hlen, ip_total, rx_flags, pkt);
 }
 
-uint32_t
-net_udp_reply(uint8_t *out, const uint8_t *req_frame, const struct net_pkt *req,
-              uint16_t payload_len, uint16_t ip_id, uint32_t tx_flags)
+/* The body of net_udp_frame, inlined into net_udp_reply too: replies are the hot path. */
+static inline __attribute__((always_inline)) uint32_t
+udp_frame(uint8_t *out, const struct net_udp_ends *e, uint16_t payload_len, uint16_t ip_id,
+          uint32_t tx_flags)
 {
 	ASSERT(payload_len <= 65535 - NET_IPV4_HDR_LEN - NET_UDP_HDR_LEN);
-	ASSERT(req->l4_off >= NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN);
-	uint8_t mac_src[NET_ETH_ADDR_LEN], mac_dst[NET_ETH_ADDR_LEN];
 	uint16_t udp_len = (uint16_t)(NET_UDP_HDR_LEN + payload_len);
 
-	/* Read what is needed before out (possibly req_frame) is overwritten. */
-	memcpy(mac_dst, req_frame + NET_ETH_ADDR_LEN, NET_ETH_ADDR_LEN);
-	memcpy(mac_src, req_frame, NET_ETH_ADDR_LEN);
-
-	memcpy(out, mac_dst, NET_ETH_ADDR_LEN);
-	memcpy(out + NET_ETH_ADDR_LEN, mac_src, NET_ETH_ADDR_LEN);
+	memcpy(out, e->dst_mac, NET_ETH_ADDR_LEN);
+	memcpy(out + NET_ETH_ADDR_LEN, e->src_mac, NET_ETH_ADDR_LEN);
 	wr16(out + 12, ETHERTYPE_IPV4);
 
 	/* The checksums are summed from the values written, not read back (pseudo_sum). */
@@ -369,8 +364,8 @@ net_udp_reply(uint8_t *out, const uint8_t *req_frame, const struct net_pkt *req,
 	wr16(ip + 6, IPV4_DF);
 	ip[8] = NET_REPLY_TTL;
 	ip[9] = IPPROTO_UDP_;
-	memcpy(ip + 12, &req->dst_ip_be, 4);
-	memcpy(ip + 16, &req->src_ip_be, 4);
+	memcpy(ip + 12, &e->src_ip_be, 4);
+	memcpy(ip + 16, &e->dst_ip_be, 4);
 	put_csum(ip + 10, 0);
 	if (!(tx_flags & NET_TX_IP_CSUM_OFFLOAD))
 		put_csum(ip + 10,
@@ -378,20 +373,44 @@ net_udp_reply(uint8_t *out, const uint8_t *req_frame, const struct net_pkt *req,
 		                                  word_be((uint16_t)(NET_IPV4_HDR_LEN + udp_len)) +
 		                                  word_be(ip_id) + word_be(IPV4_DF) +
 		                                  word_be(NET_REPLY_TTL << 8 | IPPROTO_UDP_) +
-		                                  addr_words(req->dst_ip_be, req->src_ip_be)));
+		                                  addr_words(e->src_ip_be, e->dst_ip_be)));
 
 	uint8_t *udp = ip + NET_IPV4_HDR_LEN;
-	wr16(udp, req->dst_port);
-	wr16(udp + 2, req->src_port);
+	wr16(udp, e->src_port);
+	wr16(udp + 2, e->dst_port);
 	wr16(udp + 4, udp_len);
 	if (tx_flags & NET_TX_UDP_CSUM_OFFLOAD) {
-		put_csum(udp + 6, net_udp_pseudo_sum(req->dst_ip_be, req->src_ip_be, udp_len));
+		put_csum(udp + 6, net_udp_pseudo_sum(e->src_ip_be, e->dst_ip_be, udp_len));
 	} else {
-		uint64_t sum = pseudo_sum(req->dst_ip_be, req->src_ip_be, udp_len) +
-		               word_be(req->dst_port) + word_be(req->src_port) + word_be(udp_len);
+		uint64_t sum = pseudo_sum(e->src_ip_be, e->dst_ip_be, udp_len) +
+		               word_be(e->src_port) + word_be(e->dst_port) + word_be(udp_len);
 		uint16_t c = (uint16_t)~net_csum_fold(
 		        net_csum_add(sum, udp + NET_UDP_HDR_LEN, payload_len));
 		put_csum(udp + 6, c == 0 ? 0xffff : c); /* 0 means "no checksum" in UDP over IPv4 */
 	}
 	return NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN + udp_len;
+}
+
+uint32_t
+net_udp_frame(uint8_t *out, const struct net_udp_ends *e, uint16_t payload_len, uint16_t ip_id,
+              uint32_t tx_flags)
+{
+	return udp_frame(out, e, payload_len, ip_id, tx_flags);
+}
+
+uint32_t
+net_udp_reply(uint8_t *out, const uint8_t *req_frame, const struct net_pkt *req,
+              uint16_t payload_len, uint16_t ip_id, uint32_t tx_flags)
+{
+	ASSERT(req->l4_off >= NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN);
+	struct net_udp_ends e;
+
+	/* Read what is needed before out (possibly req_frame) is overwritten. */
+	memcpy(e.dst_mac, req_frame + NET_ETH_ADDR_LEN, NET_ETH_ADDR_LEN);
+	memcpy(e.src_mac, req_frame, NET_ETH_ADDR_LEN);
+	e.src_ip_be = req->dst_ip_be;
+	e.dst_ip_be = req->src_ip_be;
+	e.src_port = req->dst_port;
+	e.dst_port = req->src_port;
+	return udp_frame(out, &e, payload_len, ip_id, tx_flags);
 }

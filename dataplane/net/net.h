@@ -95,13 +95,32 @@ const char *net_drop_reason_name(enum net_drop_reason reason);
 enum net_verdict net_classify(const struct net_config *cfg, uint8_t *frame, uint32_t len,
                               uint32_t rx_flags, struct net_pkt *pkt);
 
+/* Both ends of a UDP datagram this node sends; addresses in network order, ports in host order. */
+struct net_udp_ends {
+	uint8_t src_mac[NET_ETH_ADDR_LEN];
+	uint8_t dst_mac[NET_ETH_ADDR_LEN];
+	uint32_t src_ip_be;
+	uint32_t dst_ip_be;
+	uint16_t src_port;
+	uint16_t dst_port;
+};
+
+/*
+ * Writes the Ethernet, IPv4 (20 bytes, no options, DF, TTL NET_REPLY_TTL) and UDP headers
+ * of a datagram from e->src to e->dst into out; the caller has already placed payload_len
+ * bytes of payload at out + NET_UDP_REPLY_HDRS. tx_flags (NET_TX_*) say which checksums
+ * the NIC computes. Returns the frame length. payload_len must be at most 65507.
+ */
+uint32_t net_udp_frame(uint8_t *out, const struct net_udp_ends *e, uint16_t payload_len,
+                       uint16_t ip_id, uint32_t tx_flags);
+
 /*
  * Writes the Ethernet, IPv4 (20 bytes, no options) and UDP headers of a reply to the
  * datagram described by req (whose headers are in req_frame) into out, swapping addresses
  * and ports; the caller has already placed payload_len bytes of payload at
  * out + NET_UDP_REPLY_HDRS. out may be req_frame itself when req had no IPv4 options.
  * tx_flags (NET_TX_*) say which checksums the NIC computes. ip_id is the IPv4 identifier.
- * Returns the frame length. payload_len must be at most 65507.
+ * Returns the frame length (net_udp_frame with the request's ends swapped).
  */
 uint32_t net_udp_reply(uint8_t *out, const uint8_t *req_frame, const struct net_pkt *req,
                        uint16_t payload_len, uint16_t ip_id, uint32_t tx_flags);

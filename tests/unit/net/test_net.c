@@ -421,6 +421,55 @@ test_udp_reply_csums_random(void **state)
 	}
 }
 
+/*
+ * net_udp_frame builds a datagram from one node to another: the receiver's net_classify
+ * accepts it (software checksums and the offload form flagged as checked) and finds the
+ * ends and payload it was given.
+ */
+static void
+test_udp_frame_classifies_at_receiver(void **state)
+{
+	(void)state;
+	struct net_config peer = {.ip_be = inet_addr("10.9.0.2")};
+	struct net_udp_ends e = {
+	        .src_ip_be = inet_addr("10.9.0.1"),
+	        .dst_ip_be = inet_addr("10.9.0.2"),
+	        .src_port = 9001,
+	        .dst_port = 40123,
+	};
+	uint8_t f[256];
+	struct net_pkt pkt;
+
+	memcpy(peer.mac, peer_mac, 6);
+	memcpy(e.src_mac, our_mac, 6);
+	memcpy(e.dst_mac, peer_mac, 6);
+	for (int offload = 0; offload < 2; offload++) {
+		uint32_t flags = offload ? NET_TX_UDP_CSUM_OFFLOAD : 0;
+		uint32_t rx = offload ? NET_RX_IP_CSUM_GOOD | NET_RX_L4_CSUM_GOOD : 0;
+
+		memset(f, 0xa5, sizeof(f));
+		memcpy(f + NET_UDP_REPLY_HDRS, "payload!", 8);
+		uint32_t len = net_udp_frame(f, &e, 8, 0x1234, flags);
+		assert_int_equal(len, NET_UDP_REPLY_HDRS + 8);
+		assert_memory_equal(f, peer_mac, 6);
+		assert_memory_equal(f + 6, our_mac, 6);
+		assert_int_equal(net_classify(&peer, f, len, rx, &pkt), NET_UDP);
+		assert_int_equal(pkt.src_ip_be, e.src_ip_be);
+		assert_int_equal(pkt.dst_ip_be, e.dst_ip_be);
+		assert_int_equal(pkt.src_port, 9001);
+		assert_int_equal(pkt.dst_port, 40123);
+		assert_int_equal(pkt.payload_len, 8);
+		assert_memory_equal(f + pkt.payload_off, "payload!", 8);
+		assert_int_equal(f[18] << 8 | f[19], 0x1234);
+	}
+	/* A corrupted byte is caught by the software checksum. */
+	memcpy(f + NET_UDP_REPLY_HDRS, "payload!", 8);
+	uint32_t len = net_udp_frame(f, &e, 8, 1, 0);
+	f[NET_UDP_REPLY_HDRS] ^= 1;
+	assert_int_equal(net_classify(&peer, f, len, 0, &pkt), NET_DROP);
+	assert_int_equal(pkt.drop, NET_DROP_UDP_CSUM);
+}
+
 static void
 test_random_frames_never_misbehave(void **state)
 {
@@ -462,6 +511,7 @@ main(void)
 	        cmocka_unit_test(test_random_frames_never_misbehave),
 	        cmocka_unit_test(test_csum_matches_reference),
 	        cmocka_unit_test(test_udp_reply_csums_random),
+	        cmocka_unit_test(test_udp_frame_classifies_at_receiver),
 	};
 	return cmocka_run_group_tests_name("net", tests, NULL, NULL);
 }

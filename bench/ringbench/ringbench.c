@@ -11,8 +11,9 @@
  *                [--seconds S] [--keys K] [--batch B] [--workers W] [--steer]
  *                [--partitions P] [--repetitions N]
  *
- * The generator marks its frames' checksums as verified (as a NIC's offload would) and
- * leaves the UDP checksum 0; replies are checksummed in software (net_ring has no offload).
+ * The generator builds its frames with the node's own net_udp_frame, marks their
+ * checksums as verified (as a NIC's offload would) and leaves the pseudo-header sum in the
+ * UDP checksum field; replies are checksummed in software (net_ring has no offload).
  * For single-request GETs it stamps a prepared frame with the key and the datagram id
  * and reuses each reply's mbuf for the next request, so that one generator core can keep
  * a worker core busy; every reply is still decoded and its status checked.
@@ -51,8 +52,8 @@
 #include "common/log.h"
 #include "common/verify.h"
 #include "dataplane/net/net.h"
-#include "node.h"
-#include "prefetch.h"
+#include "dataplane/runtime/node.h"
+#include "dataplane/runtime/prefetch.h"
 #include "wire/binproto.h"
 
 #define MOD "ringbench"
@@ -119,19 +120,6 @@ key_of(uint32_t k, uint8_t key[KEY_BYTES])
 	memcpy(key, &v, KEY_BYTES);
 }
 
-static uint16_t
-ip_csum(const uint8_t *ip)
-{
-	uint32_t sum = 0;
-	int i;
-
-	for (i = 0; i < 20; i += 2)
-		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
 /*
  * Builds one request datagram frame in m: `count` requests of opcode op over keys
  * first.. (SET carries an 8-byte value). Returns the queue it should go to.
@@ -140,8 +128,7 @@ static uint16_t
 build_frame(struct gen *g, struct rte_mbuf *m, uint8_t op, const uint32_t *keys, uint32_t count)
 {
 	uint8_t *f = rte_pktmbuf_mtod(m, uint8_t *);
-	uint8_t *ip = f + 14;
-	uint8_t *udp = ip + 20;
+	struct net_udp_ends e;
 	uint8_t key[KEY_BYTES];
 	uint8_t value[VALUE_BYTES] = {1, 2, 3, 4, 5, 6, 7, 8};
 	struct sp_bp_builder b;
@@ -151,7 +138,7 @@ build_frame(struct gen *g, struct rte_mbuf *m, uint8_t op, const uint32_t *keys,
 	uint16_t queue = 0;
 
 	ASSERT(count >= 1 && count <= BATCH_MAX);
-	sp_bp_builder_init(&b, udp + 8, SP_BP_PAYLOAD_MAX, false, g->sent_dgrams);
+	sp_bp_builder_init(&b, f + NET_UDP_REPLY_HDRS, SP_BP_PAYLOAD_MAX, false, g->sent_dgrams);
 	for (i = 0; i < count; i++) {
 		memset(&req, 0, sizeof(req));
 		key_of(keys[i], key);
@@ -169,32 +156,16 @@ build_frame(struct gen *g, struct rte_mbuf *m, uint8_t op, const uint32_t *keys,
 	if (g->steer)
 		queue = (uint16_t)(sp_key_partition(sp_key_hash(key, KEY_BYTES), rt.partitions) %
 		                   rt.workers);
-	memcpy(f, g->node_mac, 6);
-	memset(f + 6, 0x02, 6);
-	f[12] = 0x08;
-	f[13] = 0x00;
-	memset(ip, 0, 20);
-	ip[0] = 0x45;
-	ip[2] = (uint8_t)((20 + 8 + len) >> 8);
-	ip[3] = (uint8_t)(20 + 8 + len);
-	ip[8] = 64;
-	ip[9] = 17;
-	memcpy(ip + 12, &g->src_ip_be, 4);
-	memcpy(ip + 16, &g->node_ip_be, 4);
-	{
-		uint16_t c = ip_csum(ip);
-		ip[10] = (uint8_t)(c >> 8);
-		ip[11] = (uint8_t)c;
-	}
-	udp[0] = (uint8_t)(GEN_SRC_PORT >> 8);
-	udp[1] = (uint8_t)GEN_SRC_PORT;
-	udp[2] = (uint8_t)((rt.cfg.port_base + queue) >> 8);
-	udp[3] = (uint8_t)(rt.cfg.port_base + queue);
-	udp[4] = (uint8_t)((8 + len) >> 8);
-	udp[5] = (uint8_t)(8 + len);
-	udp[6] = 0;
-	udp[7] = 0;
-	m->data_len = (uint16_t)(14 + 20 + 8 + len);
+	memcpy(e.dst_mac, g->node_mac, NET_ETH_ADDR_LEN);
+	memset(e.src_mac, 0x02, NET_ETH_ADDR_LEN);
+	e.src_ip_be = g->src_ip_be;
+	e.dst_ip_be = g->node_ip_be;
+	e.src_port = GEN_SRC_PORT;
+	e.dst_port = (uint16_t)(rt.cfg.port_base + queue);
+	/* The UDP checksum field holds the pseudo-header sum; the frame is marked checked. */
+	VERIFY(net_udp_frame(f, &e, (uint16_t)len, 0, NET_TX_UDP_CSUM_OFFLOAD) ==
+	       NET_UDP_REPLY_HDRS + len);
+	m->data_len = (uint16_t)(NET_UDP_REPLY_HDRS + len);
 	m->pkt_len = m->data_len;
 	m->ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
 	return queue;
@@ -276,9 +247,9 @@ collect(struct gen *g, struct rte_mbuf **keep, unsigned int *kept)
 		for (uint16_t i = 0; i < n; i++) {
 			struct sp_bp_reply replies[SP_BP_REQS_MAX];
 			struct sp_bp_dgram dg;
-			const uint8_t *p = rte_pktmbuf_mtod(m[i], const uint8_t *) + 42;
+			const uint8_t *p = rte_pktmbuf_mtod(m[i], const uint8_t *) + NET_UDP_REPLY_HDRS;
 
-			if (sp_bp_decode_replies(p, rte_pktmbuf_data_len(m[i]) - 42, replies,
+			if (sp_bp_decode_replies(p, rte_pktmbuf_data_len(m[i]) - NET_UDP_REPLY_HDRS, replies,
 			                         SP_BP_REQS_MAX, &dg) == SP_BP_ERR_OK) {
 				g->got_replies += dg.count;
 				for (uint16_t r = 0; r < dg.count; r++)
@@ -368,8 +339,8 @@ stamp_frame(struct gen *g, struct rte_mbuf *m, uint32_t k)
 		queue = (uint16_t)(sp_key_partition(sp_key_hash(f + g->tmpl_key_off, KEY_BYTES),
 		                                    rt.partitions) %
 		                   rt.workers);
-		f[14 + 20 + 2] = (uint8_t)((rt.cfg.port_base + queue) >> 8);
-		f[14 + 20 + 3] = (uint8_t)(rt.cfg.port_base + queue);
+		f[NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN + 2] = (uint8_t)((rt.cfg.port_base + queue) >> 8);
+		f[NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN + 3] = (uint8_t)(rt.cfg.port_base + queue);
 	}
 	m->data_len = (uint16_t)g->tmpl_len;
 	m->pkt_len = g->tmpl_len;
