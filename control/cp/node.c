@@ -63,7 +63,7 @@ apply_cmd(struct cp *cp, const struct cluster_cmd *cmd)
 {
 	int n = cluster_cmd_encode(cmd, cmd_buf, sizeof(cmd_buf));
 	VERIFY(n > 0);
-	return cluster_sm_apply(cp->sm, cmd_buf, (size_t)n);
+	return cluster_sm_apply(cp->sm, cmd_buf, (size_t)n, NULL);
 }
 
 static void
@@ -107,11 +107,9 @@ apply_entry(struct cp *cp, const struct raft_entry *e)
 	if (e->index <= cp->applied)
 		return; /* already in the snapshot we restored */
 	if (e->type == RAFT_ENTRY_NORMAL) {
-		status = cluster_sm_apply(cp->sm, e->data, e->len);
-		struct cluster_cmd cmd;
-		static struct sp_map_entry map_buf[SP_PARTITIONS_MAX];
-		if (status == 0 && cluster_cmd_decode(e->data, e->len, &cmd, map_buf) == 0 &&
-		    cmd.type == CLUSTER_CMD_MEMBER_UPSERT && cmd.member.id != cp->id)
+		struct cluster_cmd cmd; /* decoded once, by the apply */
+		status = cluster_sm_apply(cp->sm, e->data, e->len, &cmd);
+		if (status == 0 && cmd.type == CLUSTER_CMD_MEMBER_UPSERT && cmd.member.id != cp->id)
 			cp_peer_upsert(cp, cmd.member.id, cmd.member.name, cmd.member.peer_addr);
 	} else if (e->type == RAFT_ENTRY_CONF) {
 		apply_conf(cp, e);

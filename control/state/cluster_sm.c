@@ -174,10 +174,14 @@ cluster_sm_new(void)
 	if (sm == NULL)
 		return NULL;
 	sm->map = calloc(SP_PARTITIONS_MAX, sizeof(sm->map[0]));
-	if (sm->map == NULL) {
+	sm->cmd_map = calloc(SP_PARTITIONS_MAX, sizeof(sm->cmd_map[0]));
+	if (sm->map == NULL || sm->cmd_map == NULL) {
+		free(sm->map);
+		free(sm->cmd_map);
 		free(sm);
 		return NULL;
 	}
+	ASSERT(cluster_sm_check_invariants(sm));
 	return sm;
 }
 
@@ -231,6 +235,7 @@ cluster_sm_free(struct cluster_sm *sm)
 		return;
 	config_clear(sm);
 	free(sm->map);
+	free(sm->cmd_map);
 	free(sm);
 }
 
@@ -543,19 +548,29 @@ apply_cmd(struct cluster_sm *sm, const struct cluster_cmd *cmd)
 }
 
 int
-cluster_sm_apply(struct cluster_sm *sm, const uint8_t *buf, size_t len)
+cluster_sm_apply(struct cluster_sm *sm, const uint8_t *buf, size_t len, struct cluster_cmd *applied)
 {
-	static struct sp_map_entry map_buf[SP_PARTITIONS_MAX];
 	struct cluster_cmd cmd;
 
 	ASSERT(sm != NULL);
-	int err = cluster_cmd_decode(buf, len, &cmd, map_buf);
-	if (err == 0)
+	ASSERT(buf != NULL || len == 0);
+	int err = cluster_cmd_decode(buf, len, &cmd, sm->cmd_map);
+	bool decoded = err == 0;
+	if (decoded)
 		err = apply_cmd(sm, &cmd);
 	if (err)
 		sm->refused_cmds++;
 	else
 		sm->applied_cmds++;
+	if (applied != NULL) {
+		/* A command that did not decode is reported as type 0: nothing to act on. */
+		if (!decoded)
+			memset(&cmd, 0, sizeof(cmd));
+		*applied = cmd;
+	}
+	/* Accepted or refused, the state holds every invariant: a refusal leaves it untouched,
+	 * an apply moves it from one valid state to the next. */
+	ASSERT(cluster_sm_check_invariants(sm));
 	return err;
 }
 
@@ -667,6 +682,7 @@ cluster_sm_restore(struct cluster_sm *sm, const uint8_t *buf, size_t len)
 	struct cluster_sm swap = *sm;
 	*sm = *tmp;
 	*tmp = swap;
+	ASSERT(cluster_sm_check_invariants(sm));
 	err = 0;
 out:
 	cluster_sm_free(tmp);

@@ -92,8 +92,9 @@ struct cluster_sm {
 	uint64_t epoch;      /* of the map; 0 until the first MAP_SET */
 	uint32_t n_members;
 	struct cluster_member members[SP_MEMBERS_MAX];
-	struct sp_map_entry *map; /* SP_PARTITIONS_MAX entries */
-	uint32_t n_config;        /* items, sorted by key */
+	struct sp_map_entry *map;     /* SP_PARTITIONS_MAX entries */
+	struct sp_map_entry *cmd_map; /* the map of the MAP_SET being applied (same size) */
+	uint32_t n_config;            /* items, sorted by key */
 	uint32_t config_cap;
 	uint64_t config_bytes; /* sum of cluster_config_item_bytes() */
 	struct cluster_config_item **config;
@@ -121,9 +122,14 @@ int cluster_cmd_decode(const uint8_t *buf, size_t len, struct cluster_cmd *cmd,
 /*
  * Applies an encoded command. Returns 0, or a negative code saying why it was refused
  * (-SP_EMALFORMED, -SP_ENOTFOUND, -SP_EEXISTS, -SP_EVERSION for a map epoch that does not
- * advance, -SP_EFULL, -SP_ETOOBIG), with the state unchanged.
+ * advance, -SP_EFULL, -SP_ETOOBIG), with the state unchanged. When applied is not NULL it
+ * receives the command as decoded (type 0 when the bytes did not decode), so a caller that
+ * acts on what was applied never decodes the entry again; its pointers point into buf and
+ * into sm (the map of a MAP_SET), valid until the next apply. Checks the state's invariants
+ * afterwards in builds with assertions.
  */
-int cluster_sm_apply(struct cluster_sm *sm, const uint8_t *buf, size_t len);
+int cluster_sm_apply(struct cluster_sm *sm, const uint8_t *buf, size_t len,
+                     struct cluster_cmd *applied);
 
 /* What one item counts against CLUSTER_CONFIG_BYTES_MAX and --config-max-bytes. */
 static inline uint64_t

@@ -24,7 +24,11 @@ apply(struct cluster_sm *sm, const struct cluster_cmd *cmd)
 {
 	int n = cluster_cmd_encode(cmd, cmdbuf, sizeof(cmdbuf));
 	assert_true(n > 0);
-	return cluster_sm_apply(sm, cmdbuf, (size_t)n);
+	int err = cluster_sm_apply(sm, cmdbuf, (size_t)n, NULL);
+	/* Every apply, accepted or refused, leaves a state that holds its invariants (checked
+	 * here even in a build without assertions). */
+	assert_true(cluster_sm_check_invariants(sm));
+	return err;
 }
 
 static void
@@ -244,8 +248,8 @@ test_sm_malformed_commands(void **state)
 {
 	(void)state;
 	struct cluster_sm *sm = cluster_sm_new();
-	assert_int_equal(cluster_sm_apply(sm, (const uint8_t *)"", 0), -SP_ETRUNCATED);
-	assert_int_equal(cluster_sm_apply(sm, (const uint8_t *)"\x63", 1), -SP_EMALFORMED);
+	assert_int_equal(cluster_sm_apply(sm, (const uint8_t *)"", 0, NULL), -SP_ETRUNCATED);
+	assert_int_equal(cluster_sm_apply(sm, (const uint8_t *)"\x63", 1, NULL), -SP_EMALFORMED);
 	struct cluster_cmd c = {.type = CLUSTER_CMD_INIT, .partitions = 48};
 	assert_int_equal(apply(sm, &c), -SP_EMALFORMED); /* not a power of two */
 	/* Every truncation of a valid command is refused, never half-applied. */
@@ -257,9 +261,9 @@ test_sm_malformed_commands(void **state)
 	                         .value_len = 1};
 	int n = cluster_cmd_encode(&cs, cmdbuf, sizeof(cmdbuf));
 	for (int len = 0; len < n; len++)
-		assert_int_not_equal(cluster_sm_apply(sm, cmdbuf, (size_t)len), 0);
+		assert_int_not_equal(cluster_sm_apply(sm, cmdbuf, (size_t)len, NULL), 0);
 	cmdbuf[n] = 0;
-	assert_int_equal(cluster_sm_apply(sm, cmdbuf, (size_t)n + 1), -SP_EMALFORMED);
+	assert_int_equal(cluster_sm_apply(sm, cmdbuf, (size_t)n + 1, NULL), -SP_EMALFORMED);
 	assert_int_equal(sm->n_config, 0);
 	assert_true(sm->refused_cmds >= (uint64_t)n + 3);
 	/* Encoding refuses what could never apply. */
@@ -267,6 +271,59 @@ test_sm_malformed_commands(void **state)
 	assert_int_equal(cluster_cmd_encode(&cs, cmdbuf, sizeof(cmdbuf)), -EINVAL);
 	cs.key_len = 1;
 	assert_int_equal(cluster_cmd_encode(&cs, cmdbuf, 3), -SP_ETOOBIG);
+	cluster_sm_free(sm);
+}
+
+/* cluster_sm_apply reports the command it decoded, so callers never decode an entry again:
+ * an upsert's member, a map's entries, a refused command as decoded, garbage as type 0. */
+static void
+test_sm_apply_reports_command(void **state)
+{
+	(void)state;
+	struct cluster_sm *sm = cluster_sm_new();
+	struct cluster_cmd got, c = {.type = CLUSTER_CMD_MEMBER_UPSERT};
+	assert_non_null(sm);
+	c.member.id = 7;
+	snprintf(c.member.name, sizeof(c.member.name), "seven");
+	snprintf(c.member.peer_addr, sizeof(c.member.peer_addr), "127.0.0.1:2387");
+	int n = cluster_cmd_encode(&c, cmdbuf, sizeof(cmdbuf));
+	assert_true(n > 0);
+	assert_int_equal(cluster_sm_apply(sm, cmdbuf, (size_t)n, &got), 0);
+	assert_int_equal(got.type, CLUSTER_CMD_MEMBER_UPSERT);
+	assert_int_equal(got.member.id, 7);
+	assert_string_equal(got.member.name, "seven");
+	assert_string_equal(got.member.peer_addr, "127.0.0.1:2387");
+	assert_true(cluster_sm_check_invariants(sm));
+
+	c = (struct cluster_cmd){.type = CLUSTER_CMD_INIT, .partitions = 4};
+	assert_int_equal(apply(sm, &c), 0);
+	/* The same INIT again is refused, and still reported as what it was. */
+	n = cluster_cmd_encode(&c, cmdbuf, sizeof(cmdbuf));
+	assert_int_equal(cluster_sm_apply(sm, cmdbuf, (size_t)n, &got), -SP_EEXISTS);
+	assert_int_equal(got.type, CLUSTER_CMD_INIT);
+	assert_int_equal(got.partitions, 4);
+
+	struct cluster_cmd dp = {.type = CLUSTER_CMD_MEMBER_DP};
+	dp.member.id = 7;
+	dp.member.workers = 2;
+	dp.member.ipv4_be = 0x0100000a;
+	assert_int_equal(apply(sm, &dp), 0);
+	struct sp_map_entry map[4] = {{7, 0, 0}, {7, 1, 0}, {7, 0, 0}, {7, 1, 0}};
+	c = (struct cluster_cmd){
+	        .type = CLUSTER_CMD_MAP_SET, .epoch = 1, .partitions = 4, .map = map};
+	n = cluster_cmd_encode(&c, cmdbuf, sizeof(cmdbuf));
+	assert_int_equal(cluster_sm_apply(sm, cmdbuf, (size_t)n, &got), 0);
+	assert_int_equal(got.type, CLUSTER_CMD_MAP_SET);
+	assert_int_equal(got.epoch, 1);
+	assert_int_equal(got.partitions, 4);
+	assert_memory_equal(got.map, map, sizeof(map));
+	assert_memory_equal(sm->map, map, sizeof(map));
+
+	memset(&got, 0xa5, sizeof(got));
+	assert_int_equal(cluster_sm_apply(sm, (const uint8_t *)"\x63", 1, &got), -SP_EMALFORMED);
+	assert_int_equal(got.type, 0);
+	assert_null(got.map);
+	assert_true(cluster_sm_check_invariants(sm));
 	cluster_sm_free(sm);
 }
 
@@ -510,7 +567,7 @@ test_sm_health_and_fences(void **state)
 	int n = cluster_cmd_encode(&h, cmdbuf, sizeof(cmdbuf));
 	assert_true(n > 0);
 	cmdbuf[n - 1] = 2;
-	assert_int_equal(cluster_sm_apply(sm, cmdbuf, (size_t)n), -SP_EMALFORMED);
+	assert_int_equal(cluster_sm_apply(sm, cmdbuf, (size_t)n, NULL), -SP_EMALFORMED);
 
 	/* The region state names a down member DOWN. */
 	struct sp_cluster_state *st = sp_cluster_state_new(16);
@@ -910,6 +967,7 @@ main(void)
 	        cmocka_unit_test(test_placement_random_minimal),
 	        cmocka_unit_test(test_sm_members_map_config),
 	        cmocka_unit_test(test_sm_malformed_commands),
+	        cmocka_unit_test(test_sm_apply_reports_command),
 	        cmocka_unit_test(test_sm_snapshot_restore),
 	        cmocka_unit_test(test_sm_health_and_fences),
 	        cmocka_unit_test(test_placement_down_and_up),
