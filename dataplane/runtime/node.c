@@ -117,7 +117,9 @@ check_memory(const struct dp_runtime *rt, const struct dp_hugepages *huge)
 static int
 create_stores(struct dp_runtime *rt)
 {
-	struct store_params params = {.bytes = rt->partition_bytes, .item_bytes_avg = 0};
+	/* CAS versions step by the partition count from the partition: unique node-wide. */
+	struct store_params params = {
+	        .bytes = rt->partition_bytes, .item_bytes_avg = 0, .cas_stride = rt->partitions};
 	uint32_t p;
 
 	ASSERT(rt->partitions > 0);
@@ -148,6 +150,7 @@ create_stores(struct dp_runtime *rt)
 			           rt->partition_bytes, p, socket);
 			return -ENOMEM;
 		}
+		params.cas_base = p;
 		rt->stores[p] = store_init(rt->store_mem[p], rt->partition_bytes, &params);
 		if (rt->stores[p] == NULL) {
 			SP_LOG_ERR(MOD, "store: init of partition %u (%zu bytes) failed: %s", p,

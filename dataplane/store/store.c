@@ -75,6 +75,8 @@ struct store {
 	_Atomic uint64_t tail; /* log bytes ever reclaimed */
 	uint64_t tail_off;     /* tail % log_bytes (owner only) */
 	_Atomic uint64_t cas_last;
+	uint32_t cas_stride; /* cas_next() steps by it from cas_base (store_params) */
+	uint32_t cas_base;
 	struct store_stats st; /* but for ops[STORE_OP_GET] and hits (gets, hits above) */
 };
 
@@ -287,9 +289,9 @@ item_dead(const struct store *s, const struct store_item *it, uint32_t now_s)
 static inline uint64_t
 cas_next(struct store *s)
 {
-	uint64_t cas = LD(&s->cas_last) + 1;
+	uint64_t cas = LD(&s->cas_last) + s->cas_stride;
 
-	ASSERT(cas != 0);
+	ASSERT(cas > LD(&s->cas_last));
 	ST(&s->cas_last, cas);
 	return cas;
 }
@@ -681,6 +683,8 @@ store_memsize(const struct store_params *params)
 		return 0;
 	if (params->item_bytes_avg > STORE_KEY_MAX + STORE_VALUE_MAX)
 		return 0;
+	if (params->cas_base >= SP_MAX(params->cas_stride, 1u))
+		return 0;
 	return params->bytes & ~(size_t)(STORE_MEM_ALIGN - 1);
 }
 
@@ -720,6 +724,11 @@ store_init(void *mem, size_t bytes, const struct store_params *params)
 	s->log_bytes = (total - hdr - nbuckets * sizeof(struct store_bucket)) & ~(uint64_t)15;
 	s->st.log_bytes = s->log_bytes;
 	s->st.index_buckets = nbuckets;
+	s->cas_stride = SP_MAX(params->cas_stride, 1u);
+	s->cas_base = params->cas_base;
+	/* Nothing is older than the first version, so nothing starts flushed. */
+	ST(&s->cas_last, params->cas_base);
+	ST(&s->flush_cas, params->cas_base);
 	ASSERT(s->log + s->log_bytes <= (uint8_t *)mem + total);
 	ASSERT(((uintptr_t)s->log & (STORE_MEM_ALIGN - 1)) == 0);
 	return s;
@@ -1418,7 +1427,8 @@ store_check(const struct store *s)
 		    indexed_at(bucket_choice(s, home, 1), phys)) {
 			items++;
 			bytes += size;
-			if (it->cas == 0 || it->cas > LD(&s->cas_last))
+			if (it->cas <= s->cas_base || it->cas > LD(&s->cas_last) ||
+			    (it->cas - s->cas_base) % s->cas_stride != 0)
 				return -SP_ECORRUPT;
 		}
 		pos += size;

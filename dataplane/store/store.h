@@ -67,6 +67,14 @@ struct store_params {
 	/* Expected key + value bytes of a typical item; sizes the index against the log.
 	 * 0 = STORE_ITEM_BYTES_AVG_DEFAULT. Must be <= STORE_KEY_MAX + STORE_VALUE_MAX. */
 	uint32_t item_bytes_avg;
+	/*
+	 * CAS versions: this store hands out cas_base + k * cas_stride for k = 1, 2, ... A
+	 * node's stores share a stride (its partition count) with distinct bases (the
+	 * partition, < stride), so no two items of the node ever show the same version, as in
+	 * memcached. cas_stride 0 means 1 (and cas_base must then be 0).
+	 */
+	uint32_t cas_base;
+	uint32_t cas_stride;
 };
 
 /* A key as every operation takes it. */
@@ -82,7 +90,7 @@ struct store_value {
 	uint32_t len;      /* value length in bytes */
 	uint32_t flags;    /* the client's 32-bit flags, opaque to the store */
 	uint32_t expire_s; /* absolute expiry on the caller's clock, 0 = never */
-	uint64_t cas;      /* version: unique in this store, never reused, never 0 */
+	uint64_t cas;      /* version: unique among its stores (cas_base/cas_stride), never reused, never 0 */
 };
 
 /* Storage commands, with memcached's semantics. */
@@ -163,7 +171,7 @@ struct store_stats {
 /*
  * Returns how many bytes store_init() will use for these params (the budget rounded down
  * to STORE_MEM_ALIGN), or 0 when the params are unusable (budget outside STORE_BYTES_MIN ..
- * STORE_BYTES_MAX, item_bytes_avg over its limit). Can't fail otherwise.
+ * STORE_BYTES_MAX, item_bytes_avg over its limit, cas_base not below the stride). Can't fail otherwise.
  */
 size_t store_memsize(const struct store_params *params);
 

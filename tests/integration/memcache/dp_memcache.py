@@ -38,6 +38,7 @@ SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux; not every Pytho
 REPLY_DGRAMS_MAX = 128      # DP_MC_REPLY_DGRAMS_MAX (mcport.h)
 TOUCH_FORWARD_MAX = 32      # DP_MC_TOUCH_FORWARD_MAX (mcport.h)
 DGRAM_DATA_MAX = 1392       # reply bytes per datagram after the frame header
+CAS_KEYS = 200              # keys whose cas uniques must all differ
 APPEND_CHUNK = 1300         # value bytes per append: one request stays in one frame
 OOM_GET = b"SERVER_ERROR out of memory writing get response\r\n"
 
@@ -151,6 +152,42 @@ def check_bounds(host):
           (len(every), TOUCH_FORWARD_MAX + 8))
 
 
+def check_cas_unique(host):
+    """CAS uniques are unique across the whole node, as memcached's are: keys set once
+    each, spread over every partition and worker, never show the same unique; an update
+    gives a key a unique no other key shows."""
+    cl = Client(host, MC_PORT)
+    keys = [b"casu_%d" % i for i in range(CAS_KEYS)]
+    for k in keys:
+        _, r = cl.call(b"set %s 0 0 1\r\nx\r\n" % k)
+        if r != b"STORED\r\n":
+            dpi.fail("set %s: %r" % (k, r))
+
+    def uniques():
+        seen = {}
+        for k in keys:
+            _, r = cl.call(b"gets %s\r\n" % k)
+            head = r.split(b"\r\n", 1)[0].split()
+            if len(head) != 5 or head[0] != b"VALUE" or head[1] != k:
+                dpi.fail("gets %s: %r" % (k, r))
+            seen[k] = int(head[4])
+        return seen
+
+    seen = uniques()
+    if len(set(seen.values())) != len(keys):
+        dups = sorted(v for v in seen.values() if list(seen.values()).count(v) > 1)
+        dpi.fail("cas uniques repeat across keys: %r" % dups[:10])
+    for k in keys[:CAS_KEYS // 4]:
+        _, r = cl.call(b"append %s 0 0 1\r\ny\r\n" % k)
+        if r != b"STORED\r\n":
+            dpi.fail("append %s: %r" % (k, r))
+    after = uniques()
+    if len(set(after.values())) != len(keys):
+        dpi.fail("cas uniques repeat across keys after updates")
+    print("cas: %d keys over %d partitions show %d distinct uniques, also after %d updates" %
+          (len(keys), PARTITIONS, len(set(after.values())), CAS_KEYS // 4))
+
+
 def report_field(out, line_prefix, name):
     """The number after `name` on the exit report line starting with line_prefix."""
     for line in out.splitlines():
@@ -213,6 +250,7 @@ def main():
                          (os.path.basename(cmd[0]), res.returncode, counters_now(node),
                           node.output()))
         check_bounds(node.ip)
+        check_cas_unique(node.ip)
         tel = node.telemetry("/shardplane/memcached")
         if tel.get("port") != MC_PORT or tel.get("datagrams_in", 0) < 1000 or \
                 tel.get("commands", 0) < 1000:

@@ -9,6 +9,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -16,6 +19,7 @@
 #include "common/errors.h"
 #include "store_test_util.h"
 #include "tests/unit/store_fixture.h"
+#include "tests/unit/test_seed.h"
 
 #define SMALL_BYTES (256u * 1024u)
 #define BIG_BYTES   (4u * 1024u * 1024u)
@@ -902,6 +906,110 @@ test_prefetch_hooks(void **state)
 	}
 }
 
+#define NODE_STORES 5u
+#define NODE_KEYS   64u
+
+/*
+ * A node's stores share a CAS stride (the partition count) with distinct bases, so the
+ * versions its items show are unique node-wide, as memcached's are: over random sets,
+ * appends, increments, CAS writes, deletes and a flush_all spread over five stores, no
+ * two live items of any store ever show the same version, every version of a store is its
+ * base plus a multiple of the stride, and each store's versions keep rising.
+ */
+static void
+test_cas_unique_across_stores(void **state)
+{
+	(void)state;
+	uint64_t rng = test_seed("test_cas_unique_across_stores");
+	struct store *st[NODE_STORES];
+	uint64_t last[NODE_STORES] = {0};
+	uint64_t shown[NODE_KEYS]; /* the version key k (in store k % NODE_STORES) shows, 0 = none */
+
+	struct store_params bad = {.bytes = SMALL_BYTES, .cas_base = 3, .cas_stride = 3};
+	assert_int_equal(store_memsize(&bad), 0);
+	bad.cas_stride = 0; /* stride 0 means 1: only base 0 */
+	assert_int_equal(store_memsize(&bad), 0);
+	bad.cas_base = 0;
+	assert_int_not_equal(store_memsize(&bad), 0);
+
+	for (uint32_t i = 0; i < NODE_STORES; i++) {
+		struct store_params p = {.bytes = SMALL_BYTES, .cas_base = i, .cas_stride = NODE_STORES};
+		void *mem = aligned_alloc(STORE_MEM_ALIGN, store_memsize(&p));
+
+		assert_non_null(mem);
+		st[i] = store_init(mem, store_memsize(&p), &p);
+		assert_non_null(st[i]);
+	}
+	memset(shown, 0, sizeof(shown));
+	for (uint32_t round = 0; round < 4000; round++) {
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		uint32_t k = (uint32_t)(rng >> 33) % NODE_KEYS;
+		uint32_t op = (uint32_t)(rng >> 20) % 6;
+		struct store *s = st[k % NODE_STORES];
+		char key[16];
+		uint64_t cas = 0;
+		int rc;
+
+		snprintf(key, sizeof(key), "k%u", k);
+		struct store_key sk = test_key_str(key);
+		switch (op) {
+		case 0:
+			rc = put(s, STORE_SET, key, "1", 0, 0, 0, 1, &cas);
+			break;
+		case 1:
+			rc = put(s, STORE_APPEND, key, "2", 0, 0, 0, 1, &cas);
+			break;
+		case 2:
+			rc = store_arith(s, &sk, &(struct store_arith){.op = STORE_INCR, .delta = 1}, 1,
+			                 NULL, &cas);
+			break;
+		case 3:
+			rc = put(s, STORE_CAS, key, "3", 0, 0, shown[k], 1, &cas);
+			break;
+		case 4:
+			rc = store_delete(s, &sk, 0, 1);
+			if (rc == 0)
+				shown[k] = 0;
+			continue;
+		default:
+			if (round % 1000 == 999) {
+				store_flush_all(s, 0, 1);
+				for (uint32_t j = k % NODE_STORES; j < NODE_KEYS; j += NODE_STORES)
+					shown[j] = 0;
+			}
+			continue;
+		}
+		if (rc != 0)
+			continue;
+		uint32_t si = k % NODE_STORES;
+		assert_true(cas > last[si]);
+		assert_int_equal(cas % NODE_STORES, si);
+		last[si] = cas;
+		shown[k] = cas;
+		for (uint32_t j = 0; j < NODE_KEYS; j++)
+			assert_true(j == k || shown[j] != cas);
+	}
+	/* Every live item reads back with the version the model holds. */
+	for (uint32_t k = 0; k < NODE_KEYS; k++) {
+		char key[16];
+		struct store_value v;
+
+		snprintf(key, sizeof(key), "k%u", k);
+		struct store_key sk = test_key_str(key);
+		int rc = store_get(st[k % NODE_STORES], &sk, 1, &v);
+		if (shown[k] == 0) {
+			assert_int_equal(rc, -SP_ENOTFOUND);
+		} else {
+			assert_int_equal(rc, 0);
+			assert_int_equal(v.cas, shown[k]);
+		}
+	}
+	for (uint32_t i = 0; i < NODE_STORES; i++) {
+		assert_int_equal(store_check(st[i]), 0);
+		free(st[i]);
+	}
+}
+
 int
 main(void)
 {
@@ -926,6 +1034,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_index_bucket_full, setup_small, teardown),
 	        cmocka_unit_test(test_item_overhead),
 	        cmocka_unit_test(test_init_validation),
+	        cmocka_unit_test(test_cas_unique_across_stores),
 	        cmocka_unit_test_setup_teardown(test_copy_concurrent_single_thread, setup_small,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_prefetch_hooks, setup_small, teardown),
