@@ -239,12 +239,10 @@ sp_binexec_run(struct store *s, const struct sp_bp_req *req, uint32_t now_s,
 	if (req->err != SP_BP_ERR_OK)
 		return reply_plain(reply, req, req->status, 0, stats);
 
-	/* Mutations must know their reply fits before they change the store. */
-	uint32_t room = req->opcode == SP_BP_OP_INCR || req->opcode == SP_BP_OP_DECR
-	                        ? SP_BP_COUNTER_REPLY_SIZE
-	                        : 0;
-	if (req->opcode != SP_BP_OP_GET && req->opcode != SP_BP_OP_ROUTE &&
-	    !sp_bp_reply_fits(reply, room)) {
+	/* Writes must know their reply fits before they change the store (the opcode
+	 * table's reply_room). */
+	const struct sp_bp_op_info *oi = sp_bp_op(req->opcode);
+	if ((oi->props & SP_BP_OPF_WRITE) != 0 && !sp_bp_reply_fits(reply, oi->reply_room)) {
 		if (stats != NULL)
 			stats->reply_full++;
 		return -SP_EFULL;

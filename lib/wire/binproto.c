@@ -200,11 +200,84 @@ static const char *const status_names[SP_BP_ST_LAST] = {
         [SP_BP_ST_UNAVAILABLE] = "unavailable",
 };
 
-static const char *const op_names[SP_BP_OP_LAST] = {
-        [SP_BP_OP_GET] = "get",         [SP_BP_OP_SET] = "set",       [SP_BP_OP_ADD] = "add",
-        [SP_BP_OP_REPLACE] = "replace", [SP_BP_OP_DELETE] = "delete", [SP_BP_OP_INCR] = "incr",
-        [SP_BP_OP_DECR] = "decr",       [SP_BP_OP_ROUTE] = "route",
-};
+/* ---- The opcode table ---------------------------------------------------------------- */
+
+/* Compile-time rules every built-in entry keeps (the same ones sp_bp_op_register checks). */
+#define OP_CHECK(op, name, props, value, room)                                                    \
+	SP_STATIC_ASSERT((op) > 0 && (op) < SP_BP_OP_LAST, #op ": a built-in opcode");            \
+	SP_STATIC_ASSERT(((props) & (SP_BP_OPF_VALID | SP_BP_OPF_USER)) == 0,                     \
+	                 #op ": VALID is implied, USER is for registered operations");            \
+	SP_STATIC_ASSERT(((props)&SP_BP_OPF_CAS) == 0 || ((props)&SP_BP_OPF_KEY) != 0,            \
+	                 #op ": a cas names a key's version");                                    \
+	SP_STATIC_ASSERT(((props)&SP_BP_OPF_FLAGS) == 0 || (value) == SP_BP_VALUE_BYTES,          \
+	                 #op ": flags are stored with a value");                                  \
+	SP_STATIC_ASSERT(((props)&SP_BP_OPF_EXPIRY) == 0 || ((props)&SP_BP_OPF_WRITE) != 0,       \
+	                 #op ": an expiry is set by a write");                                    \
+	SP_STATIC_ASSERT((value) != SP_BP_VALUE_COUNTER || ((room) == SP_BP_COUNTER_REPLY_SIZE && \
+	                                                    ((props)&SP_BP_OPF_WRITE) != 0),      \
+	                 #op ": a counter op writes and answers a u64");                          \
+	SP_STATIC_ASSERT((value) != SP_BP_VALUE_PAGE || ((props)&SP_BP_OPF_KEY) == 0,             \
+	                 #op ": a page request names no key");                                    \
+	SP_STATIC_ASSERT((room) <= SP_BP_VALUE_MAX, #op ": its reply fits a datagram");
+SP_BP_OP_LIST(OP_CHECK)
+#undef OP_CHECK
+
+#define OP_ONE(op, name, props, value, room) +1
+SP_STATIC_ASSERT(0 SP_BP_OP_LIST(OP_ONE) == SP_BP_OP_LAST - 1, "every built-in opcode is listed");
+#undef OP_ONE
+SP_STATIC_ASSERT(SP_BP_OP_LAST <= SP_BP_OP_USER_FIRST, "built-in opcodes are below the user range");
+SP_STATIC_ASSERT(SP_BP_OP_COUNT == 256u, "the table covers every u8");
+
+#define OP_ENTRY(op, nm, pr, val, room)                     \
+	[op] = {.name = (nm),                               \
+	        .props = (uint8_t)(SP_BP_OPF_VALID | (pr)), \
+	        .value = (val),                             \
+	        .reply_room = (room)},
+struct sp_bp_op_info sp_bp__ops[SP_BP_OP_COUNT] = {SP_BP_OP_LIST(OP_ENTRY)};
+#undef OP_ENTRY
+
+int
+sp_bp_op_register(uint8_t op, const char *name, uint8_t props, enum sp_bp_value_rule value,
+                  uint16_t reply_room)
+{
+	const uint8_t allowed = SP_BP_OPF_KEY | SP_BP_OPF_WRITE | SP_BP_OPF_FLAGS |
+	                        SP_BP_OPF_EXPIRY | SP_BP_OPF_CAS;
+	struct sp_bp_op_info *e = &sp_bp__ops[op];
+
+	if (op < SP_BP_OP_USER_FIRST || name == NULL || name[0] == '\0')
+		return -EINVAL;
+	if ((props & ~allowed) != 0 || (value != SP_BP_VALUE_NONE && value != SP_BP_VALUE_BYTES))
+		return -EINVAL;
+	if (reply_room > SP_BP_VALUE_MAX)
+		return -EINVAL;
+	/* The same rules as the built-in entries (OP_CHECK). */
+	if ((props & SP_BP_OPF_CAS) != 0 && (props & SP_BP_OPF_KEY) == 0)
+		return -EINVAL;
+	if ((props & SP_BP_OPF_FLAGS) != 0 && value != SP_BP_VALUE_BYTES)
+		return -EINVAL;
+	if ((props & SP_BP_OPF_EXPIRY) != 0 && (props & SP_BP_OPF_WRITE) == 0)
+		return -EINVAL;
+	if ((e->props & SP_BP_OPF_VALID) != 0)
+		return -EEXIST;
+	e->name = name;
+	e->value = (uint8_t)value;
+	e->reply_room = reply_room;
+	e->props = (uint8_t)(props | SP_BP_OPF_VALID | SP_BP_OPF_USER);
+	ASSERT(sp_bp_op(op)->props & SP_BP_OPF_USER);
+	return 0;
+}
+
+int
+sp_bp_op_unregister(uint8_t op)
+{
+	struct sp_bp_op_info *e = &sp_bp__ops[op];
+
+	if ((e->props & SP_BP_OPF_USER) == 0)
+		return -ENOENT;
+	ASSERT(op >= SP_BP_OP_USER_FIRST);
+	memset(e, 0, sizeof(*e));
+	return 0;
+}
 
 const char *
 sp_bp_err_name(enum sp_bp_err err)
@@ -225,21 +298,15 @@ sp_bp_status_name(enum sp_bp_status status)
 const char *
 sp_bp_op_name(enum sp_bp_op op)
 {
-	if ((unsigned)op >= SP_BP_OP_LAST || op_names[op] == NULL)
+	if ((unsigned)op >= SP_BP_OP_COUNT || sp_bp__ops[op].name == NULL)
 		return "unknown";
-	return op_names[op];
-}
-
-bool
-sp_bp_op_has_key(uint8_t op)
-{
-	return op >= SP_BP_OP_GET && op <= SP_BP_OP_DECR;
+	return sp_bp__ops[op].name;
 }
 
 static bool
 op_valid(uint8_t op)
 {
-	return op >= SP_BP_OP_GET && op < SP_BP_OP_LAST;
+	return (sp_bp_op(op)->props & SP_BP_OPF_VALID) != 0;
 }
 
 static bool
@@ -302,15 +369,19 @@ reject(struct sp_bp_req *r, enum sp_bp_err err)
 }
 
 /*
- * Applies the per-opcode rules to a request whose bytes are all inside the datagram.
- * rsv is true when a reserved header byte is non-zero. Sets r->err/status on violation.
+ * Applies the opcode table's rules (sp_bp_op) to a request whose bytes are all inside the
+ * datagram, in this order: opcode, reserved bytes (rsv: one is non-zero), key, value
+ * length, unused fields. Sets r->err/status on the first violation.
  */
 static void
 check_request(struct sp_bp_req *r, bool rsv)
 {
+	const struct sp_bp_op_info *oi = sp_bp_op(r->opcode);
+	uint32_t unused;
+
 	ASSERT(r != NULL);
 	ASSERT(r->err == SP_BP_ERR_OK);
-	if (!op_valid(r->opcode)) {
+	if ((oi->props & SP_BP_OPF_VALID) == 0) {
 		reject(r, SP_BP_ERR_BAD_OPCODE);
 		return;
 	}
@@ -318,65 +389,66 @@ check_request(struct sp_bp_req *r, bool rsv)
 		reject(r, SP_BP_ERR_BAD_REQ_FIELD);
 		return;
 	}
-	if (r->opcode == SP_BP_OP_ROUTE) {
-		if (r->key_len != 0 || r->flags != 0 || r->expiry_s != 0 || r->cas != 0)
+	if ((oi->props & SP_BP_OPF_KEY) == 0) {
+		if (r->key_len != 0) {
 			reject(r, SP_BP_ERR_BAD_REQ_FIELD);
-		else if (r->value_len != 0 && r->value_len != 4)
-			reject(r, SP_BP_ERR_BAD_VALUE_LEN);
-		return;
-	}
-	if (r->key_len == 0) {
+			return;
+		}
+	} else if (r->key_len == 0) {
 		reject(r, SP_BP_ERR_KEY_EMPTY);
 		return;
-	}
-	if (r->key_len > SP_BP_KEY_MAX) {
+	} else if (r->key_len > SP_BP_KEY_MAX) {
 		reject(r, SP_BP_ERR_KEY_TOO_LONG);
 		return;
 	}
-	switch (r->opcode) {
-	case SP_BP_OP_GET:
-	case SP_BP_OP_DELETE:
-		if (r->value_len != 0)
+	switch (oi->value) {
+	case SP_BP_VALUE_NONE:
+		if (r->value_len != 0) {
 			reject(r, SP_BP_ERR_BAD_VALUE_LEN);
-		else if (r->flags != 0 || r->expiry_s != 0)
-			reject(r, SP_BP_ERR_BAD_REQ_FIELD);
-		else if (r->opcode == SP_BP_OP_GET && r->cas != 0)
-			reject(r, SP_BP_ERR_BAD_REQ_FIELD);
+			return;
+		}
 		break;
-	case SP_BP_OP_ADD:
-		if (r->cas != 0)
-			reject(r, SP_BP_ERR_BAD_REQ_FIELD);
-		break;
-	case SP_BP_OP_INCR:
-	case SP_BP_OP_DECR:
+	case SP_BP_VALUE_COUNTER:
 		if (r->value_len != SP_BP_COUNTER_DELTA_SIZE &&
-		    r->value_len != SP_BP_COUNTER_INIT_SIZE)
+		    r->value_len != SP_BP_COUNTER_INIT_SIZE) {
 			reject(r, SP_BP_ERR_BAD_VALUE_LEN);
-		else if (r->cas != 0)
-			reject(r, SP_BP_ERR_BAD_REQ_FIELD);
-		else if (r->flags != 0) /* a created counter always has flags 0 */
-			reject(r, SP_BP_ERR_BAD_REQ_FIELD);
+			return;
+		}
 		break;
-	default: /* set, replace: every field is meaningful */
+	case SP_BP_VALUE_PAGE:
+		if (r->value_len != 0 && r->value_len != 4) {
+			reject(r, SP_BP_ERR_BAD_VALUE_LEN);
+			return;
+		}
+		break;
+	default: /* SP_BP_VALUE_BYTES: the framing bounded it */
 		break;
 	}
+	/* A field the opcode does not use must be zero (a created counter has flags 0). */
+	unused = ((oi->props & SP_BP_OPF_FLAGS) == 0 ? r->flags : 0) |
+	         ((oi->props & SP_BP_OPF_EXPIRY) == 0 ? r->expiry_s : 0) |
+	         ((oi->props & SP_BP_OPF_CAS) == 0 ? (uint32_t)(r->cas != 0) : 0);
+	if (unused != 0)
+		reject(r, SP_BP_ERR_BAD_REQ_FIELD);
 }
 
-/* Fills the opcode-specific decoded fields of a request that passed check_request. */
+/* Fills the decoded fields the opcode's value rule and key define (after check_request). */
 static void
 finish_request(struct sp_bp_req *r, uint32_t partitions)
 {
+	const struct sp_bp_op_info *oi = sp_bp_op(r->opcode);
+
 	ASSERT(r->err == SP_BP_ERR_OK);
 	ASSERT(partitions == 0 || is_pow2(partitions));
-	if (r->opcode == SP_BP_OP_ROUTE) {
+	if ((oi->props & SP_BP_OPF_KEY) != 0) {
+		r->hash = sp_key_hash(r->key, r->key_len);
+		r->partition = partitions != 0 ? sp_key_partition(r->hash, partitions) : 0;
+	}
+	if (oi->value == SP_BP_VALUE_PAGE) {
 		r->route_first = r->value_len == 4 ? ld32(r->value) : 0;
 		r->value = NULL;
 		r->value_len = 0;
-		return;
-	}
-	r->hash = sp_key_hash(r->key, r->key_len);
-	r->partition = partitions != 0 ? sp_key_partition(r->hash, partitions) : 0;
-	if (r->opcode == SP_BP_OP_INCR || r->opcode == SP_BP_OP_DECR) {
+	} else if (oi->value == SP_BP_VALUE_COUNTER) {
 		r->delta = ld64(r->value);
 		r->create = r->value_len == SP_BP_COUNTER_INIT_SIZE;
 		r->initial = r->create ? ld64(r->value + 8) : 0;
@@ -620,20 +692,17 @@ sp_bp_builder_set_flags(struct sp_bp_builder *b, uint8_t flags)
 	b->buf[DG_FLAGS] = b->flags;
 }
 
-/* Value bytes the encoder writes for a request (incr/decr and ROUTE synthesize theirs). */
+/* Value bytes the encoder writes for a request (counters and pages synthesize theirs). */
 static uint32_t
 request_value_len(const struct sp_bp_req *req)
 {
 	ASSERT(req != NULL);
-	switch (req->opcode) {
-	case SP_BP_OP_SET:
-	case SP_BP_OP_ADD:
-	case SP_BP_OP_REPLACE:
+	switch (sp_bp_op(req->opcode)->value) {
+	case SP_BP_VALUE_BYTES:
 		return req->value_len;
-	case SP_BP_OP_INCR:
-	case SP_BP_OP_DECR:
+	case SP_BP_VALUE_COUNTER:
 		return req->create ? SP_BP_COUNTER_INIT_SIZE : SP_BP_COUNTER_DELTA_SIZE;
-	case SP_BP_OP_ROUTE:
+	case SP_BP_VALUE_PAGE:
 		return req->route_first != 0 ? 4u : 0u;
 	default:
 		return 0;
@@ -654,9 +723,10 @@ sp_bp_add_request(struct sp_bp_builder *b, const struct sp_bp_req *req)
 	ASSERT(b != NULL);
 	ASSERT(req != NULL);
 	ASSERT((b->flags & SP_BP_F_REPLY) == 0);
-	if (!op_valid(req->opcode))
+	const struct sp_bp_op_info *oi = sp_bp_op(req->opcode);
+	if ((oi->props & SP_BP_OPF_VALID) == 0)
 		return -EINVAL;
-	bool has_key = sp_bp_op_has_key(req->opcode);
+	bool has_key = (oi->props & SP_BP_OPF_KEY) != 0;
 	if (has_key && req->key_len == 0)
 		return -EINVAL;
 	if (!has_key && req->key_len != 0)
@@ -670,35 +740,40 @@ sp_bp_add_request(struct sp_bp_builder *b, const struct sp_bp_req *req)
 	if (b->count >= SP_BP_REQS_MAX || size > b->cap - b->len)
 		return -SP_EFULL;
 
-	bool counter = req->opcode == SP_BP_OP_INCR || req->opcode == SP_BP_OP_DECR;
-	bool stores = req->opcode == SP_BP_OP_SET || req->opcode == SP_BP_OP_ADD ||
-	              req->opcode == SP_BP_OP_REPLACE;
-	bool conditional = req->opcode == SP_BP_OP_SET || req->opcode == SP_BP_OP_REPLACE ||
-	                   req->opcode == SP_BP_OP_DELETE;
+	/* The fields the table does not give the opcode are written as zero (the decoder
+	 * refuses them otherwise). */
 	uint8_t *h = b->buf + b->len;
 	h[RQ_OPCODE] = req->opcode;
 	h[RQ_RESERVED8] = 0;
 	st16(h + RQ_KEY_LEN, req->key_len);
 	st32(h + RQ_ID, req->request_id);
 	st32(h + RQ_VALUE_LEN, value_len);
-	st32(h + RQ_FLAGS, stores ? req->flags : 0);
-	st32(h + RQ_EXPIRY, stores || counter ? req->expiry_s : 0);
+	st32(h + RQ_FLAGS, (oi->props & SP_BP_OPF_FLAGS) != 0 ? req->flags : 0);
+	st32(h + RQ_EXPIRY, (oi->props & SP_BP_OPF_EXPIRY) != 0 ? req->expiry_s : 0);
 	st32(h + RQ_RESERVED32, 0);
-	st64(h + RQ_CAS, conditional ? req->cas : 0);
+	st64(h + RQ_CAS, (oi->props & SP_BP_OPF_CAS) != 0 ? req->cas : 0);
 
 	uint8_t *body = h + SP_BP_REQ_HDR_SIZE;
 	if (has_key) {
 		memcpy(body, req->key, req->key_len);
 		body += req->key_len;
 	}
-	if (stores && value_len != 0) {
-		memcpy(body, req->value, value_len);
-	} else if (counter) {
+	switch (oi->value) {
+	case SP_BP_VALUE_BYTES:
+		if (value_len != 0)
+			memcpy(body, req->value, value_len);
+		break;
+	case SP_BP_VALUE_COUNTER:
 		st64(body, req->delta);
 		if (req->create)
 			st64(body + 8, req->initial);
-	} else if (value_len == 4) {
-		st32(body, req->route_first);
+		break;
+	case SP_BP_VALUE_PAGE:
+		if (value_len == 4)
+			st32(body, req->route_first);
+		break;
+	default:
+		break;
 	}
 	b->len += size;
 	b->count++;

@@ -86,8 +86,97 @@ enum sp_bp_op {
 	SP_BP_OP_INCR = 6,    /* value: u64 delta [, u64 initial: create when missing] */
 	SP_BP_OP_DECR = 7,    /* as INCR, saturating at zero */
 	SP_BP_OP_ROUTE = 8,   /* no key; value: empty or u32 first partition of the page */
-	SP_BP_OP_LAST,
+	SP_BP_OP_LAST,        /* one past the built-in opcodes */
 };
+
+/*
+ * Opcodes SP_BP_OP_USER_FIRST .. 255 are registered operations (sp_bp_op_register below):
+ * defined by a program built on Shardplane (dataplane/tasks, docs/tasks.md), described at
+ * start-up in the same table as the built-in ones.
+ */
+#define SP_BP_OP_USER_FIRST 128u
+#define SP_BP_OP_COUNT      256u /* opcodes a u8 can name: the size of the table */
+
+/* ---- The opcode table ------------------------------------------------------------------
+ *
+ * One entry per opcode says what its request carries and does. The decoder, the encoder,
+ * the executor and the dataplane read only this table for an opcode's rules; the built-in
+ * entries are in SP_BP_OP_LIST (checked at compile time in binproto.c), registered ones
+ * are added with sp_bp_op_register.
+ */
+
+/* Properties (struct sp_bp_op_info.props). A field without its bit must be zero. */
+#define SP_BP_OPF_VALID 0x01u /* a known opcode; any other is answered BAD_REQUEST */
+#define SP_BP_OPF_KEY \
+	0x02u                  /* carries a key (1..SP_BP_KEY_MAX bytes) and runs on the owner
+                                * of its partition; without it: no key, any worker answers */
+#define SP_BP_OPF_WRITE  0x04u /* may change state: its reply's room is reserved before it runs */
+#define SP_BP_OPF_FLAGS  0x08u /* the flags field is meaningful */
+#define SP_BP_OPF_EXPIRY 0x10u /* the expiry field is meaningful */
+#define SP_BP_OPF_CAS    0x20u /* the cas field is meaningful */
+#define SP_BP_OPF_USER   0x40u /* a registered operation (not run by binexec) */
+
+/* What an opcode's value bytes are (struct sp_bp_op_info.value). */
+enum sp_bp_value_rule {
+	SP_BP_VALUE_NONE = 0, /* no value bytes */
+	SP_BP_VALUE_BYTES,    /* 0..SP_BP_VALUE_MAX opaque bytes: req->value, value_len */
+	SP_BP_VALUE_COUNTER,  /* u64 delta [, u64 initial]: req->delta, initial, create */
+	SP_BP_VALUE_PAGE,     /* empty, or u32 first partition: req->route_first */
+};
+
+struct sp_bp_op_info {
+	const char *name;    /* lower case, for logs and counters; NULL when not valid */
+	uint8_t props;       /* SP_BP_OPF_* */
+	uint8_t value;       /* enum sp_bp_value_rule */
+	uint16_t reply_room; /* value bytes a successful reply of a write needs */
+};
+
+/*
+ * The built-in opcodes: X(opcode, name, properties besides VALID, value rule, reply room).
+ * Adding one here is all the codec needs; binexec.c runs it.
+ */
+#define SP_BP_OP_LIST(X)                                                                           \
+	X(SP_BP_OP_GET, "get", SP_BP_OPF_KEY, SP_BP_VALUE_NONE, 0)                                 \
+	X(SP_BP_OP_SET, "set",                                                                     \
+	  SP_BP_OPF_KEY | SP_BP_OPF_WRITE | SP_BP_OPF_FLAGS | SP_BP_OPF_EXPIRY | SP_BP_OPF_CAS,    \
+	  SP_BP_VALUE_BYTES, 0)                                                                    \
+	X(SP_BP_OP_ADD, "add",                                                                     \
+	  SP_BP_OPF_KEY | SP_BP_OPF_WRITE | SP_BP_OPF_FLAGS | SP_BP_OPF_EXPIRY, SP_BP_VALUE_BYTES, \
+	  0)                                                                                       \
+	X(SP_BP_OP_REPLACE, "replace",                                                             \
+	  SP_BP_OPF_KEY | SP_BP_OPF_WRITE | SP_BP_OPF_FLAGS | SP_BP_OPF_EXPIRY | SP_BP_OPF_CAS,    \
+	  SP_BP_VALUE_BYTES, 0)                                                                    \
+	X(SP_BP_OP_DELETE, "delete", SP_BP_OPF_KEY | SP_BP_OPF_WRITE | SP_BP_OPF_CAS,              \
+	  SP_BP_VALUE_NONE, 0)                                                                     \
+	X(SP_BP_OP_INCR, "incr", SP_BP_OPF_KEY | SP_BP_OPF_WRITE | SP_BP_OPF_EXPIRY,               \
+	  SP_BP_VALUE_COUNTER, SP_BP_COUNTER_REPLY_SIZE)                                           \
+	X(SP_BP_OP_DECR, "decr", SP_BP_OPF_KEY | SP_BP_OPF_WRITE | SP_BP_OPF_EXPIRY,               \
+	  SP_BP_VALUE_COUNTER, SP_BP_COUNTER_REPLY_SIZE)                                           \
+	X(SP_BP_OP_ROUTE, "route", 0, SP_BP_VALUE_PAGE, 0)
+
+/* The table itself: read it through sp_bp_op(); written only by sp_bp_op_register. */
+extern struct sp_bp_op_info sp_bp__ops[SP_BP_OP_COUNT];
+
+/* The entry of opcode op (every u8 has one; props is 0 for an unknown opcode). */
+static inline const struct sp_bp_op_info *
+sp_bp_op(uint8_t op)
+{
+	return &sp_bp__ops[op];
+}
+
+/*
+ * Registers operation `op` (SP_BP_OP_USER_FIRST..255) with its name, properties (KEY,
+ * WRITE, FLAGS, EXPIRY, CAS; VALID and USER are added), value rule (NONE or BYTES) and
+ * reply room (<= SP_BP_VALUE_MAX). From then on the decoder accepts it, the encoder
+ * writes it and sp_bp_op(op) describes it. Returns 0, -EINVAL (an opcode outside the user
+ * range, a NULL or empty name, an unknown property or rule, a room too large) or -EEXIST
+ * (already registered). Not thread-safe: register at start-up, before any thread decodes.
+ */
+int sp_bp_op_register(uint8_t op, const char *name, uint8_t props, enum sp_bp_value_rule value,
+                      uint16_t reply_room);
+
+/* Forgets registered operation op (tests; start-up errors). Returns 0 or -ENOENT. */
+int sp_bp_op_unregister(uint8_t op);
 
 /* Reply status codes. Values are wire-stable. */
 enum sp_bp_status {
@@ -367,7 +456,11 @@ const char *sp_bp_err_name(enum sp_bp_err err);
 const char *sp_bp_status_name(enum sp_bp_status status);
 const char *sp_bp_op_name(enum sp_bp_op op);
 
-/* True for opcodes whose request carries a key. */
-bool sp_bp_op_has_key(uint8_t op);
+/* True for opcodes whose request carries a key (the table's SP_BP_OPF_KEY). */
+static inline bool
+sp_bp_op_has_key(uint8_t op)
+{
+	return (sp_bp_op(op)->props & SP_BP_OPF_KEY) != 0;
+}
 
 #endif
