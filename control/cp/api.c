@@ -16,8 +16,6 @@
 
 #define MOD "cp-api"
 
-static uint8_t cmd_buf[CLUSTER_CMD_BYTES_MAX];
-
 static const char *
 code_of(int err)
 {
@@ -100,6 +98,12 @@ pending_new(struct cp *cp, uint32_t kind, struct cp_conn *c, uint64_t req_id, co
 		p->req_id = req_id;
 		p->deadline_tick = cp->tick + CP_REQUEST_TIMEOUT_TICKS;
 		snprintf(p->op, sizeof(p->op), "%s", op);
+		/* The slot in the low bits, a serial above: an outcome for an earlier use of
+		 * the slot never finishes this request. */
+		p->token = (++cp->pending_serial << 16) | i;
+		SP_STATIC_ASSERT(CP_PENDING_MAX <= (1u << 16),
+		                 "a pending slot fits a token's low bits");
+		ASSERT(p->token != 0);
 		cp->n_pending++;
 		return (int32_t)i;
 	}
@@ -109,8 +113,38 @@ pending_new(struct cp *cp, uint32_t kind, struct cp_conn *c, uint64_t req_id, co
 static void
 pending_free(struct cp *cp, struct cp_pending *p)
 {
+	ASSERT(p->kind != 0);
+	ASSERT(cp->n_pending > 0);
 	p->kind = 0;
+	p->token = 0;
 	cp->n_pending--;
+}
+
+/* The pending entry an outcome's token names, or NULL when that request is gone. */
+static struct cp_pending *
+pending_by_token(struct cp *cp, uint64_t token)
+{
+	uint32_t slot = (uint32_t)(token & 0xffffu);
+	if (token == 0 || slot >= CP_PENDING_MAX)
+		return NULL;
+	struct cp_pending *p = &cp->pending[slot];
+	return p->kind != 0 && p->token == token ? p : NULL;
+}
+
+/* The answer to a submission node.c refused (its submission area full). */
+static void
+respond_submit_err(struct cp *cp, struct cp_conn *c, uint64_t req_id, int err)
+{
+	char why[200];
+	if (err != -SP_EFULL) {
+		respond_err(cp, c, req_id, err, NULL);
+		return;
+	}
+	snprintf(why, sizeof(why),
+	         "busy: %u requests and %zu bytes wait for a write to disk (bounds %u and %zu); "
+	         "retry",
+	         cp->subq.n, cp->subq.used, cp->subq.subs_max, cp->subq.bytes_max);
+	respond_err(cp, c, req_id, -SP_EBUSY, why);
 }
 
 static bool
@@ -417,12 +451,13 @@ submit_write(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *op, 
 		respond_err(cp, c, req_id, -SP_EFULL, "too many requests in flight");
 		return;
 	}
+	struct cp_pending *p = &cp->pending[pend];
 	if (kind == CP_SUB_TRANSFER)
-		cp->pending[pend].read_ctx = arg; /* the target, checked each tick */
-	int err = cp_node_submit(cp, kind, arg, data, len, pend);
+		p->read_ctx = arg; /* the target, checked each tick */
+	int err = cp_node_submit(cp, kind, arg, data, len, p->token);
 	if (err) {
-		pending_free(cp, &cp->pending[pend]);
-		respond_err(cp, c, req_id, err, NULL);
+		pending_free(cp, p);
+		respond_submit_err(cp, c, req_id, err);
 	}
 }
 
@@ -430,15 +465,15 @@ static void
 submit_cmd(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *op,
            const struct cluster_cmd *cmd, bool wait)
 {
-	int n = cluster_cmd_encode(cmd, cmd_buf, sizeof(cmd_buf));
+	int n = cluster_cmd_encode(cmd, cp->api_cmd_buf, CLUSTER_CMD_BYTES_MAX);
 	if (n < 0) {
 		respond_err(cp, c, req_id, n, "request over a size limit");
 		return;
 	}
 	if (wait)
-		submit_write(cp, c, req_id, op, CP_SUB_PROPOSE, 0, cmd_buf, (uint32_t)n);
+		submit_write(cp, c, req_id, op, CP_SUB_PROPOSE, 0, cp->api_cmd_buf, (uint32_t)n);
 	else
-		cp_node_submit(cp, CP_SUB_PROPOSE, 0, cmd_buf, (uint32_t)n, -1);
+		cp_node_submit(cp, CP_SUB_PROPOSE, 0, cp->api_cmd_buf, (uint32_t)n, 0);
 }
 
 static void
@@ -715,10 +750,10 @@ start_read(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_o
 	struct cp_pending *p = &cp->pending[pend];
 	snprintf(p->arg, sizeof(p->arg), "%s", arg);
 	p->read_ctx = ++cp->next_read_ctx;
-	int err = cp_node_submit(cp, CP_SUB_READ, p->read_ctx, NULL, 0, pend);
+	int err = cp_node_submit(cp, CP_SUB_READ, p->read_ctx, NULL, 0, p->token);
 	if (err) {
 		pending_free(cp, p);
-		respond_err(cp, c, req_id, err, NULL);
+		respond_submit_err(cp, c, req_id, err);
 	}
 }
 
@@ -779,14 +814,14 @@ cp_api_on_request(struct cp *cp, struct cp_conn *c, const uint8_t *payload, uint
 	json_object_put(req);
 }
 
-void
-cp_api_on_submitted(struct cp *cp, int32_t pend, int err, uint64_t index, uint64_t term)
+/* A submission was stepped: a refusal answers at once, else the write waits for its
+ * entry (index, term) to be applied. */
+static void
+on_submitted(struct cp *cp, uint64_t token, int err, uint64_t index, uint64_t term)
 {
-	if (pend < 0 || (uint32_t)pend >= CP_PENDING_MAX)
-		return;
-	struct cp_pending *p = &cp->pending[pend];
-	if (p->kind == 0)
-		return;
+	struct cp_pending *p = pending_by_token(cp, token);
+	if (p == NULL)
+		return; /* timed out meanwhile */
 	if (err) {
 		SP_LOG_DEBUG(MOD, "%s refused by Raft: %s", p->op, sp_strerror(err));
 		if (pending_conn_ok(cp, p))
@@ -800,8 +835,9 @@ cp_api_on_submitted(struct cp *cp, int32_t pend, int err, uint64_t index, uint64
 	}
 }
 
-void
-cp_api_on_applied(struct cp *cp, uint64_t index, uint64_t term, int status)
+/* Entry (index, term) was applied with status: answers the write waiting for it. */
+static void
+on_applied(struct cp *cp, uint64_t index, uint64_t term, int status)
 {
 	for (uint32_t i = 0; i < CP_PENDING_MAX && cp->n_pending; i++) {
 		struct cp_pending *p = &cp->pending[i];
@@ -828,8 +864,9 @@ cp_api_on_applied(struct cp *cp, uint64_t index, uint64_t term, int status)
 	}
 }
 
-void
-cp_api_on_read_ready(struct cp *cp, uint64_t ctx, uint64_t index, int status)
+/* The ReadIndex round of ctx ended: the read is answered once applied reaches index. */
+static void
+on_read_ready(struct cp *cp, uint64_t ctx, uint64_t index, int status)
 {
 	for (uint32_t i = 0; i < CP_PENDING_MAX && cp->n_pending; i++) {
 		struct cp_pending *p = &cp->pending[i];
@@ -847,8 +884,9 @@ cp_api_on_read_ready(struct cp *cp, uint64_t ctx, uint64_t index, int status)
 	}
 }
 
-void
-cp_api_serve_reads(struct cp *cp)
+/* Answers the confirmed reads the applied state now covers. */
+static void
+serve_reads(struct cp *cp)
 {
 	for (uint32_t i = 0; i < CP_PENDING_MAX && cp->n_pending; i++) {
 		struct cp_pending *p = &cp->pending[i];
@@ -863,6 +901,48 @@ cp_api_serve_reads(struct cp *cp)
 		}
 		pending_free(cp, p);
 	}
+}
+
+uint32_t
+cp_api_take_outcomes(struct cp *cp)
+{
+	struct cp_outcome o;
+	uint32_t n = 0;
+	while (cp_outq_pop(&cp->outq, &o)) {
+		n++;
+		switch (o.kind) {
+		case CP_OUT_SUBMITTED:
+			on_submitted(cp, o.token, o.status, o.index, o.term);
+			break;
+		case CP_OUT_APPLIED:
+			on_applied(cp, o.index, o.term, o.status);
+			break;
+		case CP_OUT_READ_READY:
+			on_read_ready(cp, o.ctx, o.index, o.status);
+			break;
+		default:
+			VERIFY(!"an outcome of no known kind"); /* outq checks kinds on push */
+		}
+	}
+	/* Applied may also have moved without an outcome (a snapshot installed). */
+	if (cp->n_pending > 0)
+		serve_reads(cp);
+	ASSERT(cp_outq_depth(&cp->outq) == 0);
+	return n;
+}
+
+int
+cp_api_init(struct cp *cp)
+{
+	cp->api_cmd_buf = malloc(CLUSTER_CMD_BYTES_MAX);
+	return cp->api_cmd_buf != NULL ? 0 : -ENOMEM;
+}
+
+void
+cp_api_fini(struct cp *cp)
+{
+	free(cp->api_cmd_buf);
+	cp->api_cmd_buf = NULL;
 }
 
 void

@@ -21,6 +21,8 @@
 #include <sys/uio.h>
 
 #include "addr.h"
+#include "outq.h"
+#include "subq.h"
 #include "cluster/region.h"
 #include "common/log.h"
 #include "raft/raft.h"
@@ -38,25 +40,39 @@
 #define CP_AUTH_TIMEOUT_MS        1000u /* default of --auth-timeout-ms */
 #define CP_SENDQ_BYTES_MAX        (96u << 20) /* queued output per connection before it is dropped */
 #define CP_PENDING_MAX            4096u       /* client requests waiting for a commit or a read */
-#define CP_QUEUED_MSGS_MAX        8192u       /* Raft messages received while a ready persists */
-#define CP_TICK_MS                25u         /* one Raft tick */
-#define CP_ELECTION_TICKS         12u         /* 300-600 ms election timeout */
-#define CP_HEARTBEAT_TICKS        2u
-#define CP_RECONNECT_TICKS        8u     /* 200 ms between connection attempts to a peer */
-#define CP_LISTEN_RETRY_MS        50u    /* start-up: wait between binds of a port still in use */
-#define CP_LISTEN_RETRIES_MAX     60u    /* ... for up to 3 s */
-#define CP_REQUEST_TIMEOUT_TICKS  400u   /* 10 s for a client request */
-#define CP_SNAPSHOT_ENTRIES       10000u /* default of --snapshot-entries */
-#define CP_RECV_CHUNK             65536u
-#define CP_RECV_PREAUTH           (2u * (FRAME_HDR + FRAME_PREAUTH_MAX)) /* before auth */
-#define CP_SEND_IOV_MAX           64u                                    /* frames in one sendmsg */
-#define CP_JSON_MAX               (1u << 20)
-#define CP_OP_MAGIC               0x43504f50u
-#define CP_LEASE_MS_DEFAULT       500u  /* --lease-ms */
-#define CP_FAILURE_TIMEOUT_MS     1000u /* --failure-timeout-ms */
-#define CP_HOLD_DOWN_MS           2000u /* --hold-down-ms */
-#define CP_LEASE_MARGIN_MS        50u   /* the dataplane's check period + table swap, doubled */
-#define CP_AUTO_REBALANCE_KEY     "rebalance.auto" /* config key: "off" disables */
+/* The submission area (subq.h): what waits while a ready is written to disk. The bytes hold
+ * one largest Raft message (a snapshot) and room besides; pages are touched only as far as
+ * the deepest backlog reaches. */
+#define CP_SUBMIT_MAX       8192u
+#define CP_SUBMIT_BYTES_MAX (FRAME_LEN_MAX + (8u << 20))
+/* The outcome queue (outq.h): room for a whole ready's outcomes (its applied entries and
+ * reads) with a backlog of submissions besides. */
+#define CP_OUTCOMES_MAX      16384u
+#define CP_READY_ENTRIES_MAX (RAFT_MSG_ENTRIES_MAX * 4u) /* entries one ready writes */
+_Static_assert(CP_OUTCOMES_MAX >= RAFT_READY_APPLY_MAX + RAFT_READS_PENDING_MAX,
+               "a whole ready's outcomes fit an empty outcome queue");
+_Static_assert(CP_SUBMIT_BYTES_MAX >= FRAME_LEN_MAX, "the largest Raft message fits the area");
+/* Rounds of driving the node and draining its outcomes after one turn of the event loop. */
+#define CP_DRIVE_ROUNDS_MAX      64u
+#define CP_QUEUED_MSGS_MAX       8192u /* Raft messages received while a ready persists */
+#define CP_TICK_MS               25u   /* one Raft tick */
+#define CP_ELECTION_TICKS        12u   /* 300-600 ms election timeout */
+#define CP_HEARTBEAT_TICKS       2u
+#define CP_RECONNECT_TICKS       8u     /* 200 ms between connection attempts to a peer */
+#define CP_LISTEN_RETRY_MS       50u    /* start-up: wait between binds of a port still in use */
+#define CP_LISTEN_RETRIES_MAX    60u    /* ... for up to 3 s */
+#define CP_REQUEST_TIMEOUT_TICKS 400u   /* 10 s for a client request */
+#define CP_SNAPSHOT_ENTRIES      10000u /* default of --snapshot-entries */
+#define CP_RECV_CHUNK            65536u
+#define CP_RECV_PREAUTH          (2u * (FRAME_HDR + FRAME_PREAUTH_MAX)) /* before auth */
+#define CP_SEND_IOV_MAX          64u                                    /* frames in one sendmsg */
+#define CP_JSON_MAX              (1u << 20)
+#define CP_OP_MAGIC              0x43504f50u
+#define CP_LEASE_MS_DEFAULT      500u  /* --lease-ms */
+#define CP_FAILURE_TIMEOUT_MS    1000u /* --failure-timeout-ms */
+#define CP_HOLD_DOWN_MS          2000u /* --hold-down-ms */
+#define CP_LEASE_MARGIN_MS       50u   /* the dataplane's check period + table swap, doubled */
+#define CP_AUTO_REBALANCE_KEY    "rebalance.auto" /* config key: "off" disables */
 
 enum cp_op_kind {
 	CP_OP_ACCEPT = 1,
@@ -160,6 +176,7 @@ struct cp_pending {
 	uint64_t index;
 	uint64_t term;
 	uint64_t read_ctx;
+	uint64_t token; /* what node.c's outcomes name this entry by: serial and slot */
 	bool read_ready;
 	uint32_t deadline_tick;
 	char op[32];
@@ -173,16 +190,6 @@ enum cp_submit_kind {
 	CP_SUB_READ,     /* arg = read context */
 	CP_SUB_TRANSFER, /* arg = target id */
 };
-#define CP_DEFERRED_MAX 8192u
-
-struct cp_deferred {
-	uint32_t kind;
-	int32_t pend; /* pending slot to tell the outcome, or -1 */
-	uint64_t arg;
-	uint32_t len;
-	uint8_t *data;
-};
-
 struct cp_metrics {
 	uint64_t term, leader, commit, applied, last_index;
 	uint32_t role;
@@ -202,6 +209,7 @@ struct cp_metrics {
 	uint64_t conns_refused; /* no slot: the pool held only authenticated connections */
 	uint64_t conns_evicted; /* unauthenticated, closed to make room for a newer one */
 	uint64_t auth_timeouts; /* not authenticated within --auth-timeout-ms */
+	uint64_t submit_busy;   /* submissions refused: the submission area was full */
 	uint64_t mem_allocated, mem_resident;
 };
 
@@ -278,16 +286,25 @@ struct cp {
 	uint64_t snap_term;
 
 	/* A ready being persisted: nothing is stepped until it is durable; what arrives
-	 * meanwhile waits in `deferred`, in order. */
+	 * meanwhile waits in the submission area, in order. A durable ready whose outcomes
+	 * do not fit the outcome queue waits (rd_durable) until the API has drained it. */
 	bool ready_inflight;
+	bool rd_durable;
 	struct raft_ready rd;
 	int64_t rd_seq;
 	struct raft_hard_state hs_synced;  /* term and vote known durable */
 	struct raft_hard_state hs_pending; /* of the ready being persisted */
-	struct cp_deferred *deferred;
-	uint32_t n_deferred;
+	struct cp_subq subq;
+	struct cp_outq outq; /* node.c's outcomes for the API, in order */
 	uint32_t ticks_owed;
-	uint64_t deferred_dropped;
+	/* node.c's buffers, sized at start. */
+	struct raft_entry *msg_entries; /* RAFT_MSG_ENTRIES_MAX: a decoded message's entries */
+	struct raft_entry *batch;       /* RAFT_PROPOSE_BATCH_MAX: proposals stepped together */
+	struct log_entry *ents;         /* CP_READY_ENTRIES_MAX: a ready's entries to write */
+	uint8_t *cmd_buf;               /* CLUSTER_CMD_BYTES_MAX: a command node.c builds */
+	uint8_t *send_buf;              /* send_cap: one encoded Raft message */
+	size_t send_cap;
+	struct sp_map_entry *plan_map; /* SP_PARTITIONS_MAX: cp_node_rebalance's plan */
 	uint64_t applied_term;
 	int fatal; /* storage failed: the process stops with this error */
 	bool was_member;
@@ -298,6 +315,8 @@ struct cp {
 	struct cp_pending pending[CP_PENDING_MAX];
 	uint32_t n_pending;
 	uint64_t next_read_ctx;
+	uint64_t pending_serial; /* tells reuses of a pending slot apart in tokens */
+	uint8_t *api_cmd_buf;    /* CLUSTER_CMD_BYTES_MAX: a command api.c encodes */
 
 	/* Leader duties: one proposal of each kind in flight at a time. */
 	uint64_t duty_index; /* index of the last own proposal for membership/map duties */
@@ -334,15 +353,21 @@ int cp_node_start(struct cp *cp);
 void cp_node_stop(struct cp *cp);
 void cp_node_tick(struct cp *cp);
 void cp_node_on_raft_frame(struct cp *cp, const uint8_t *buf, uint32_t len);
-void cp_node_drive(struct cp *cp);
+/*
+ * Moves Raft on: steps what waits, writes and sends readies, applies what is durable.
+ * Outcomes go to cp->outq; work whose outcomes do not fit waits there. Returns true when
+ * it stopped for lack of room in the outcome queue: drain it and call again.
+ */
+bool cp_node_drive(struct cp *cp);
 void cp_node_on_durable(void *arg, uint64_t seq, int err);
 /*
- * Steps kind (enum cp_submit_kind) now, or after the ready being persisted. The outcome of
- * a proposal, conf change, read or transfer goes to cp_api_on_submitted(pend, ...) when
- * pend >= 0. Returns 0, or -SP_EFULL when the deferred queue is full.
+ * Steps kind (enum cp_submit_kind) now, or after the ready being persisted (the bytes are
+ * copied into the submission area). When token is not 0, exactly one CP_OUT_SUBMITTED
+ * outcome names it later. Returns 0, or -SP_EFULL when the submission area is full
+ * (counted in metrics.submit_busy; no outcome then).
  */
 int cp_node_submit(struct cp *cp, uint32_t kind, uint64_t arg, const void *data, uint32_t len,
-                   int32_t pend);
+                   uint64_t token);
 void cp_node_status(struct cp *cp, struct raft_status *st);
 /* Computes a balanced map; proposes it when it moves something (or none exists yet). */
 int cp_node_rebalance(struct cp *cp, bool propose, uint32_t *moved);
@@ -365,10 +390,12 @@ const char *cp_liveness_dp_state(struct cp *cp, char *why, size_t why_len);
 
 /* api.c */
 void cp_api_on_request(struct cp *cp, struct cp_conn *c, const uint8_t *payload, uint32_t len);
-void cp_api_on_applied(struct cp *cp, uint64_t index, uint64_t term, int status);
-void cp_api_on_submitted(struct cp *cp, int32_t pend, int err, uint64_t index, uint64_t term);
-void cp_api_on_read_ready(struct cp *cp, uint64_t ctx, uint64_t index, int status);
-void cp_api_serve_reads(struct cp *cp);
+/* Takes node.c's outcomes (cp->outq) in order and answers the requests they finish, then
+ * the reads the applied state now covers. Returns how many outcomes it took. */
+uint32_t cp_api_take_outcomes(struct cp *cp);
+/* Sizes the API's buffers. Returns 0 or -ENOMEM. */
+int cp_api_init(struct cp *cp);
+void cp_api_fini(struct cp *cp);
 void cp_api_tick(struct cp *cp);
 void cp_api_on_conn_closed(struct cp *cp, struct cp_conn *c);
 

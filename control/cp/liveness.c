@@ -283,7 +283,7 @@ propose(struct cp *cp, const struct cluster_cmd *cmd)
 	static uint8_t buf[CLUSTER_CMD_BYTES_MAX];
 	int n = cluster_cmd_encode(cmd, buf, sizeof(buf));
 	if (n > 0)
-		cp_node_submit(cp, CP_SUB_PROPOSE, 0, buf, (uint32_t)n, -1);
+		cp_node_submit(cp, CP_SUB_PROPOSE, 0, buf, (uint32_t)n, 0);
 }
 
 bool

@@ -385,6 +385,21 @@ arm_tick(struct cp *cp)
 	io_uring_sqe_set_data(sqe, &cp->op_tick);
 }
 
+/*
+ * Moves the node on and hands its outcomes to the API, again while the node stopped for
+ * lack of room in the outcome queue (bounded: what is left goes on at the next turn).
+ */
+static void
+drive(struct cp *cp)
+{
+	for (uint32_t round = 0; round < CP_DRIVE_ROUNDS_MAX; round++) {
+		bool more = cp_node_drive(cp);
+		cp_api_take_outcomes(cp);
+		if (!more)
+			return;
+	}
+}
+
 static void
 run(struct cp *cp)
 {
@@ -410,6 +425,7 @@ run(struct cp *cp)
 				arm_tick(cp);
 				cp_io_tick(cp);
 				cp_node_tick(cp);
+				drive(cp);
 				cp_api_tick(cp);
 				cp_metrics_update(cp);
 			} else {
@@ -422,7 +438,7 @@ run(struct cp *cp)
 			SP_LOG_WARN(MOD, "fault switch: Raft traffic %s",
 			            cp->isolated ? "cut (SIGUSR1 again restores it)" : "restored");
 		}
-		cp_node_drive(cp);
+		drive(cp);
 	}
 }
 
@@ -458,7 +474,9 @@ main(int argc, char **argv)
 		        strerror(-err));
 		return 1;
 	}
-	err = cp_node_start(&cp);
+	err = cp_api_init(&cp);
+	if (err == 0)
+		err = cp_node_start(&cp);
 	if (err == 0)
 		err = cp_io_init(&cp);
 	if (err == 0)
@@ -474,6 +492,7 @@ main(int argc, char **argv)
 	cp_metrics_stop(&cp);
 	cp_io_fini(&cp);
 	cp_node_stop(&cp);
+	cp_api_fini(&cp);
 	io_uring_queue_exit(&cp.ring);
 	return err ? 1 : 0;
 }

@@ -87,9 +87,11 @@ render(struct cp *cp, char *b, size_t cap)
 	       "sp_cp_connections_refused_total %" PRIu64 "\n"
 	       "# TYPE sp_cp_connections_evicted_total counter\n"
 	       "sp_cp_connections_evicted_total %" PRIu64 "\n"
-	       "# TYPE sp_cp_auth_timeouts_total counter\nsp_cp_auth_timeouts_total %" PRIu64 "\n",
+	       "# TYPE sp_cp_auth_timeouts_total counter\nsp_cp_auth_timeouts_total %" PRIu64 "\n"
+	       "# TYPE sp_cp_submissions_busy_total counter\n"
+	       "sp_cp_submissions_busy_total %" PRIu64 "\n",
 	       m.frames_bad, m.auth_failures, m.conns_accepted, m.conns_refused, m.conns_evicted,
-	       m.auth_timeouts);
+	       m.auth_timeouts, m.submit_busy);
 	append(b, cap, &n,
 	       "# TYPE sp_cp_liveness_pings_sent_total counter\n"
 	       "sp_cp_liveness_pings_sent_total %" PRIu64 "\n"

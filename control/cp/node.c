@@ -19,11 +19,6 @@
 #define REMOVED_GRACE_TICKS 40u /* 1 s for a removal to reach the others */
 #define PROMOTE_LAG_MAX     8u  /* a learner this close to the leader's log is promoted */
 
-static struct raft_entry msg_entries[RAFT_MSG_ENTRIES_MAX];
-static uint8_t cmd_buf[CLUSTER_CMD_BYTES_MAX];
-static uint8_t *send_buf;
-static size_t send_cap;
-
 /* Sends one Raft message to its member, if we have a connection to it. */
 static void
 send_msg(struct cp *cp, const struct raft_msg *m)
@@ -37,21 +32,14 @@ send_msg(struct cp *cp, const struct raft_msg *m)
 			p->msgs_dropped++;
 		return; /* Raft retries; a lost message is never a correctness problem */
 	}
-	size_t n = raft_msg_encoded_size(m);
-	if (n > send_cap) {
-		uint8_t *b = realloc(send_buf, n);
-		if (b == NULL)
-			return;
-		send_buf = b;
-		send_cap = n;
-	}
-	int len = raft_msg_encode(m, send_buf, send_cap);
+	int len = raft_msg_encode(m, cp->send_buf, cp->send_cap);
 	if (len < 0) {
 		SP_LOG_WARN(MOD, "cannot encode %s to %" PRIu64 ": %s", raft_msg_type_name(m->type),
 		            m->to, sp_strerror(len));
 		return;
 	}
-	if (cp_conn_send_frame(p->out, FRAME_RAFT, send_buf, (uint32_t)len, NULL, 0) == 0)
+	ASSERT((size_t)len <= cp->send_cap);
+	if (cp_conn_send_frame(p->out, FRAME_RAFT, cp->send_buf, (uint32_t)len, NULL, 0) == 0)
 		p->msgs_sent++;
 	else
 		p->msgs_dropped++;
@@ -61,9 +49,9 @@ send_msg(struct cp *cp, const struct raft_msg *m)
 static int
 apply_cmd(struct cp *cp, const struct cluster_cmd *cmd)
 {
-	int n = cluster_cmd_encode(cmd, cmd_buf, sizeof(cmd_buf));
+	int n = cluster_cmd_encode(cmd, cp->cmd_buf, CLUSTER_CMD_BYTES_MAX);
 	VERIFY(n > 0);
-	return cluster_sm_apply(cp->sm, cmd_buf, (size_t)n, NULL);
+	return cluster_sm_apply(cp->sm, cp->cmd_buf, (size_t)n, NULL);
 }
 
 static void
@@ -116,7 +104,9 @@ apply_entry(struct cp *cp, const struct raft_entry *e)
 	}
 	cp->applied = e->index;
 	cp->applied_term = e->term;
-	cp_api_on_applied(cp, e->index, e->term, status);
+	struct cp_outcome o = {
+	        .kind = CP_OUT_APPLIED, .status = status, .index = e->index, .term = e->term};
+	cp_outq_push(&cp->outq, &o); /* finish_ready made room for every entry */
 }
 
 static int
@@ -214,13 +204,27 @@ publish_region(struct cp *cp)
 	SP_LOG_INFO(MOD, "published epoch %" PRIu64 " to %s", cp->sm->epoch, cp->cfg.state_region);
 }
 
-static void step_deferred(struct cp *cp);
+static bool step_deferred(struct cp *cp);
 
-/* The second half of a ready: after its entries and hard state are durable. */
+/* Outcome slots the second half of the ready in flight pushes: one per applied entry and
+ * one per read. */
+static uint32_t
+ready_outcomes(const struct cp *cp)
+{
+	ASSERT(cp->rd.n_committed <= RAFT_READY_APPLY_MAX);
+	ASSERT(cp->rd.n_reads <= RAFT_READS_PENDING_MAX);
+	return (uint32_t)(cp->rd.n_committed + cp->rd.n_reads);
+}
+
+/* The second half of a ready: after its entries and hard state are durable, and with room
+ * in the outcome queue for everything it reports. */
 static void
 finish_ready(struct cp *cp)
 {
 	struct raft_ready *rd = &cp->rd;
+	ASSERT(cp->ready_inflight);
+	ASSERT(cp->rd_durable);
+	VERIFY(cp_outq_room(&cp->outq) >= ready_outcomes(cp));
 
 	for (size_t i = 0; i < rd->n_msgs_after_persist; i++)
 		send_msg(cp, &rd->msgs_after_persist[i]);
@@ -247,11 +251,16 @@ finish_ready(struct cp *cp)
 	}
 	for (size_t i = 0; i < rd->n_committed; i++)
 		apply_entry(cp, &rd->committed[i]);
-	for (size_t i = 0; i < rd->n_reads; i++)
-		cp_api_on_read_ready(cp, rd->reads[i].ctx, rd->reads[i].index, rd->reads[i].status);
+	for (size_t i = 0; i < rd->n_reads; i++) {
+		struct cp_outcome o = {.kind = CP_OUT_READ_READY,
+		                       .status = rd->reads[i].status,
+		                       .index = rd->reads[i].index,
+		                       .ctx = rd->reads[i].ctx};
+		cp_outq_push(&cp->outq, &o);
+	}
 	raft_ready_advance(cp->raft);
 	cp->ready_inflight = false;
-	cp_api_serve_reads(cp);
+	cp->rd_durable = false;
 	publish_region(cp);
 	maybe_snapshot(cp, false);
 }
@@ -273,20 +282,26 @@ cp_node_on_durable(void *arg, uint64_t seq, int err)
 		cp_metrics_fsync_done(cp, sp_mono_ns() - cp->fsync_started_ns);
 		cp->fsync_started_ns = 0;
 	}
-	if (cp->ready_inflight && (int64_t)seq >= cp->rd_seq) {
+	if (cp->ready_inflight && !cp->rd_durable && (int64_t)seq >= cp->rd_seq) {
 		cp->hs_synced = cp->hs_pending;
-		finish_ready(cp);
-		cp_node_drive(cp);
+		cp->rd_durable = true;
+		cp_node_drive(cp); /* finishes it when its outcomes fit */
 	}
 }
 
-void
+bool
 cp_node_drive(struct cp *cp)
 {
+	if (cp->ready_inflight && cp->rd_durable) {
+		if (cp_outq_room(&cp->outq) < ready_outcomes(cp))
+			return true; /* the API drains the queue first */
+		finish_ready(cp);
+	}
 	for (int guard = 0; guard < 1000 && !cp->ready_inflight && !cp->stopping; guard++) {
-		step_deferred(cp);
+		if (step_deferred(cp))
+			return true;
 		if (cp->ready_inflight || !raft_ready_get(cp->raft, &cp->rd))
-			return;
+			return false;
 		struct raft_ready *rd = &cp->rd;
 		for (size_t i = 0; i < rd->n_msgs; i++)
 			send_msg(cp, &rd->msgs[i]);
@@ -296,7 +311,7 @@ cp_node_drive(struct cp *cp)
 			        rd->snapshot->data, (uint32_t)rd->snapshot->len);
 			if (err) {
 				cp_node_on_durable(cp, 0, err);
-				return;
+				return false;
 			}
 		}
 		/* Only entries and term/vote must be on disk before going on; a commit index
@@ -305,9 +320,9 @@ cp_node_drive(struct cp *cp)
 		        rd->hard_state_changed && (rd->hard_state.term != cp->hs_synced.term ||
 		                                   rd->hard_state.vote != cp->hs_synced.vote);
 		if (rd->n_entries || hs_sync) {
-			static struct log_entry ents[RAFT_MSG_ENTRIES_MAX * 4];
+			struct log_entry *ents = cp->ents;
 			size_t n = rd->n_entries;
-			VERIFY(n <= SP_ARRAY_SIZE(ents));
+			VERIFY(n <= CP_READY_ENTRIES_MAX);
 			for (size_t i = 0; i < n; i++)
 				ents[i] = (struct log_entry){
 				        .index = rd->entries[i].index,
@@ -322,14 +337,15 @@ cp_node_drive(struct cp *cp)
 			                               rd->hard_state_changed ? &hs : NULL);
 			if (seq < 0) {
 				cp_node_on_durable(cp, 0, (int)seq);
-				return;
+				return false;
 			}
 			cp->ready_inflight = true;
+			cp->rd_durable = false;
 			cp->rd_seq = seq;
 			cp->hs_pending = rd->hard_state;
 			cp->fsync_started_ns = sp_mono_ns();
 			log_store_flush(cp->log);
-			return; /* continues in cp_node_on_durable */
+			return false; /* continues in cp_node_on_durable */
 		}
 		if (rd->hard_state_changed) {
 			struct log_hard_state hs = {rd->hard_state.term, rd->hard_state.vote,
@@ -337,19 +353,40 @@ cp_node_drive(struct cp *cp)
 			int64_t seq = log_store_append(cp->log, NULL, 0, &hs);
 			if (seq < 0) {
 				cp_node_on_durable(cp, 0, (int)seq);
-				return;
+				return false;
 			}
 		}
 		cp->ready_inflight = true;
+		cp->rd_durable = true; /* nothing to wait for */
+		if (cp_outq_room(&cp->outq) < ready_outcomes(cp))
+			return true;
 		finish_ready(cp);
 	}
+	return false;
 }
 
-/* Steps one submission now; reports the outcome to the API. */
+/* Tells the submitter (token, when not 0) what Raft said to its submission. */
+static void
+report_submitted(struct cp *cp, uint64_t token, int err, uint64_t index, uint64_t term)
+{
+	if (token == 0)
+		return;
+	struct cp_outcome o = {.kind = CP_OUT_SUBMITTED,
+	                       .status = err,
+	                       .token = token,
+	                       .index = err ? 0 : index,
+	                       .term = err ? 0 : term};
+	cp_outq_push(&cp->outq, &o); /* the caller made room */
+}
+
+/* Steps one submission now; reports its outcome when token is not 0 (the caller made room
+ * for it in the outcome queue). */
 static void
 step_now(struct cp *cp, uint32_t kind, uint64_t arg, const uint8_t *data, uint32_t len,
-         int32_t pend)
+         uint64_t token)
 {
+	ASSERT(token == 0 || cp_outq_room(&cp->outq) > 0);
+	ASSERT(!cp->ready_inflight);
 	struct raft_event ev = {0};
 	struct raft_propose_result res = {0};
 	struct raft_entry ent = {.type = RAFT_ENTRY_NORMAL, .len = len, .data = data};
@@ -358,7 +395,7 @@ step_now(struct cp *cp, uint32_t kind, uint64_t arg, const uint8_t *data, uint32
 
 	switch (kind) {
 	case CP_SUB_MSG:
-		err = raft_msg_decode(data, len, &msg, msg_entries, RAFT_MSG_ENTRIES_MAX);
+		err = raft_msg_decode(data, len, &msg, cp->msg_entries, RAFT_MSG_ENTRIES_MAX);
 		if (err == 0) {
 			if (msg.to != cp->id)
 				return;
@@ -381,7 +418,7 @@ step_now(struct cp *cp, uint32_t kind, uint64_t arg, const uint8_t *data, uint32
 		ev.type = RAFT_EV_CONF_CHANGE;
 		err = raft_conf_change_decode(data, len, &ev.conf.change);
 		if (err) {
-			cp_api_on_submitted(cp, pend, err, 0, 0);
+			report_submitted(cp, token, err, 0, 0);
 			return;
 		}
 		/* A new member learns the membership (the bootstrap voters included) from a
@@ -409,37 +446,44 @@ step_now(struct cp *cp, uint32_t kind, uint64_t arg, const uint8_t *data, uint32
 			cp->metrics.proposals_failed++;
 	}
 	pthread_mutex_unlock(&cp->metrics_lock);
-	if (pend >= 0)
-		cp_api_on_submitted(cp, pend, err, res.first_index, res.term);
+	report_submitted(cp, token, err, res.first_index, res.term);
 }
 
-static void
+/*
+ * Steps the ticks owed and what waits in the submission area, oldest first; consecutive
+ * proposals go to Raft as one batch (one append per follower). Returns true when it
+ * stopped for lack of room in the outcome queue (the rest waits, in order).
+ */
+static bool
 step_deferred(struct cp *cp)
 {
-	static struct raft_entry batch[RAFT_PROPOSE_BATCH_MAX];
+	struct raft_entry *batch = cp->batch;
 
 	while (cp->ticks_owed && !cp->ready_inflight) {
 		struct raft_event ev = {.type = RAFT_EV_TICK};
 		raft_step(cp->raft, &ev);
 		cp->ticks_owed--;
 	}
-	uint32_t i = 0;
-	while (i < cp->n_deferred) {
-		struct cp_deferred *d = &cp->deferred[i];
+	while (cp->subq.n > 0) {
+		const struct cp_sub *d = cp_subq_peek(&cp->subq, 0);
+		uint32_t room = cp_outq_room(&cp->outq);
 		if (d->kind != CP_SUB_PROPOSE) {
-			step_now(cp, d->kind, d->arg, d->data, d->len, d->pend);
-			free(d->data);
-			i++;
+			if (d->token != 0 && room == 0)
+				return true;
+			step_now(cp, d->kind, d->arg, d->data, d->len, d->token);
+			cp_subq_pop(&cp->subq);
 			continue;
 		}
-		/* Consecutive proposals go to Raft as one batch: one append per follower. */
 		uint32_t n = 0;
-		while (i + n < cp->n_deferred && n < RAFT_PROPOSE_BATCH_MAX &&
-		       cp->deferred[i + n].kind == CP_SUB_PROPOSE) {
-			const struct cp_deferred *p = &cp->deferred[i + n];
+		while (n < cp->subq.n && n < RAFT_PROPOSE_BATCH_MAX && n < room) {
+			const struct cp_sub *p = cp_subq_peek(&cp->subq, n);
+			if (p->kind != CP_SUB_PROPOSE)
+				break;
 			batch[n++] = (struct raft_entry){
 			        .type = RAFT_ENTRY_NORMAL, .len = p->len, .data = p->data};
 		}
+		if (n == 0)
+			return true;
 		struct raft_propose_result res = {0};
 		struct raft_event ev = {.type = RAFT_EV_PROPOSE};
 		ev.propose.entries = batch;
@@ -452,45 +496,41 @@ step_deferred(struct cp *cp)
 			cp->metrics.proposals_failed += n;
 		pthread_mutex_unlock(&cp->metrics_lock);
 		for (uint32_t k = 0; k < n; k++) {
-			struct cp_deferred *p = &cp->deferred[i + k];
-			if (p->pend >= 0)
-				cp_api_on_submitted(cp, p->pend, err,
-				                    res.first_index ? res.first_index + k : 0,
-				                    res.term);
-			free(p->data);
+			const struct cp_sub *p = cp_subq_peek(&cp->subq, 0);
+			report_submitted(cp, p->token, err,
+			                 res.first_index ? res.first_index + k : 0, res.term);
+			cp_subq_pop(&cp->subq);
 		}
-		i += n;
 	}
-	cp->n_deferred = 0;
+	ASSERT(cp->subq.used == 0);
+	return false;
 }
 
 int
 cp_node_submit(struct cp *cp, uint32_t kind, uint64_t arg, const void *data, uint32_t len,
-               int32_t pend)
+               uint64_t token)
 {
-	if (!cp->ready_inflight) {
-		step_deferred(cp);
-		step_now(cp, kind, arg, data, len, pend);
+	ASSERT(kind >= CP_SUB_MSG && kind <= CP_SUB_TRANSFER);
+	ASSERT(data != NULL || len == 0);
+	/* Stepped at once when nothing is written and nothing older waits; else in order. */
+	if (!cp->ready_inflight && !step_deferred(cp) && cp->subq.n == 0 &&
+	    (token == 0 || cp_outq_room(&cp->outq) > 0)) {
+		step_now(cp, kind, arg, data, len, token);
 		return 0;
 	}
-	if (cp->n_deferred == CP_DEFERRED_MAX) {
-		if (cp->deferred_dropped++ % 1000 == 0)
-			SP_LOG_WARN(MOD,
-			            "%u events wait for a write to disk; dropping more (%" PRIu64
-			            " so far)",
-			            cp->n_deferred, cp->deferred_dropped);
-		return -SP_EFULL;
+	int err = cp_subq_push(&cp->subq, kind, arg, data, len, token);
+	if (err) {
+		pthread_mutex_lock(&cp->metrics_lock);
+		uint64_t busy = ++cp->metrics.submit_busy;
+		pthread_mutex_unlock(&cp->metrics_lock);
+		if (busy % 1000 == 1)
+			SP_LOG_WARN(
+			        MOD,
+			        "submission area full (%u submissions, %zu of %zu bytes wait for "
+			        "a write to disk): refused %" PRIu64 " so far",
+			        cp->subq.n, cp->subq.used, cp->subq.bytes_max, busy);
 	}
-	uint8_t *copy = NULL;
-	if (len) {
-		copy = malloc(len);
-		if (copy == NULL)
-			return -ENOMEM;
-		memcpy(copy, data, len);
-	}
-	cp->deferred[cp->n_deferred++] = (struct cp_deferred){
-	        .kind = kind, .pend = pend, .arg = arg, .len = len, .data = copy};
-	return 0;
+	return err;
 }
 
 void
@@ -498,7 +538,7 @@ cp_node_on_raft_frame(struct cp *cp, const uint8_t *buf, uint32_t len)
 {
 	if (cp->isolated)
 		return;
-	if (cp_node_submit(cp, CP_SUB_MSG, 0, buf, len, -1))
+	if (cp_node_submit(cp, CP_SUB_MSG, 0, buf, len, 0))
 		return; /* dropped while the queue is full; Raft retransmits */
 }
 
@@ -562,19 +602,18 @@ member_needs_dp(struct cp *cp, struct cluster_member *want)
 static void
 propose_cmd(struct cp *cp, const struct cluster_cmd *cmd)
 {
-	int n = cluster_cmd_encode(cmd, cmd_buf, sizeof(cmd_buf));
+	int n = cluster_cmd_encode(cmd, cp->cmd_buf, CLUSTER_CMD_BYTES_MAX);
 	if (n > 0)
-		cp_node_submit(cp, CP_SUB_PROPOSE, 0, cmd_buf, (uint32_t)n, -1);
+		cp_node_submit(cp, CP_SUB_PROPOSE, 0, cp->cmd_buf, (uint32_t)n, 0);
 }
 
 /* A new balanced map over members with known dataplanes, if it differs. */
 int
 cp_node_rebalance(struct cp *cp, bool propose, uint32_t *moved_out)
 {
-	static struct sp_map_entry map[SP_PARTITIONS_MAX];
 	uint32_t moved = 0, fenced = 0;
 
-	int err = cp_liveness_plan(cp, true, map, &moved, &fenced);
+	int err = cp_liveness_plan(cp, true, cp->plan_map, &moved, &fenced);
 	if (err)
 		return err;
 	if (moved_out)
@@ -647,7 +686,7 @@ duties(struct cp *cp)
 			            "promoting learner %" PRIu64 " (match %" PRIu64 " of %" PRIu64
 			            ")",
 			            p->id, p->match, st.last_index);
-			cp_node_submit(cp, CP_SUB_CONF, 0, b, sizeof(b), -1);
+			cp_node_submit(cp, CP_SUB_CONF, 0, b, sizeof(b), 0);
 			break;
 		}
 	}
@@ -856,9 +895,22 @@ cp_node_start(struct cp *cp)
 	int err;
 	cp_liveness_init(cp);
 	cp->sm = cluster_sm_new();
-	cp->deferred = calloc(CP_DEFERRED_MAX, sizeof(cp->deferred[0]));
-	if (cp->sm == NULL || cp->deferred == NULL)
+	/* Every buffer node.c uses, sized once; nothing on the way of a message allocates. */
+	cp->send_cap = FRAME_LEN_MAX - FRAME_HDR;
+	cp->send_buf = malloc(cp->send_cap);
+	cp->msg_entries = calloc(RAFT_MSG_ENTRIES_MAX, sizeof(cp->msg_entries[0]));
+	cp->batch = calloc(RAFT_PROPOSE_BATCH_MAX, sizeof(cp->batch[0]));
+	cp->ents = calloc(CP_READY_ENTRIES_MAX, sizeof(cp->ents[0]));
+	cp->cmd_buf = malloc(CLUSTER_CMD_BYTES_MAX);
+	cp->plan_map = calloc(SP_PARTITIONS_MAX, sizeof(cp->plan_map[0]));
+	if (cp->sm == NULL || cp->send_buf == NULL || cp->msg_entries == NULL ||
+	    cp->batch == NULL || cp->ents == NULL || cp->cmd_buf == NULL || cp->plan_map == NULL)
 		return -ENOMEM;
+	err = cp_subq_init(&cp->subq, CP_SUBMIT_MAX, CP_SUBMIT_BYTES_MAX);
+	if (err == 0)
+		err = cp_outq_init(&cp->outq, CP_OUTCOMES_MAX);
+	if (err)
+		return err;
 
 	struct log_store_params lp = {
 	        .dir = cp->cfg.data_dir,
@@ -962,12 +1014,16 @@ cp_node_stop(struct cp *cp)
 		log_store_close(cp->log);
 	raft_destroy(cp->raft);
 	cluster_sm_free(cp->sm);
-	for (uint32_t i = 0; i < cp->n_deferred; i++)
-		free(cp->deferred[i].data);
-	free(cp->deferred);
+	cp_subq_fini(&cp->subq);
+	cp_outq_fini(&cp->outq);
 	sp_cluster_state_free(cp->region_state);
 	sp_region_close(cp->region);
-	free(send_buf);
-	send_buf = NULL;
-	send_cap = 0;
+	free(cp->send_buf);
+	free(cp->msg_entries);
+	free(cp->batch);
+	free(cp->ents);
+	free(cp->cmd_buf);
+	free(cp->plan_map);
+	cp->send_buf = NULL;
+	cp->send_cap = 0;
 }
