@@ -75,11 +75,12 @@ sp_fwd_is(const uint8_t *buf, size_t len)
 	       buf[FH_VERSION] == SP_FWD_VERSION;
 }
 
-int
-sp_fwd_decode(const uint8_t *buf, size_t len, struct sp_fwd_hdr *h)
+/* Decodes the message at buf, avail bytes on: its payload must fill them when exact. */
+static int
+decode_at(const uint8_t *buf, size_t avail, bool exact, struct sp_fwd_hdr *h)
 {
 	ASSERT(h != NULL);
-	if (buf == NULL || !sp_fwd_is(buf, len))
+	if (buf == NULL || !sp_fwd_is(buf, avail))
 		return -SP_EMALFORMED;
 	h->kind = buf[FH_KIND];
 	h->proto = buf[FH_PROTO];
@@ -102,13 +103,40 @@ sp_fwd_decode(const uint8_t *buf, size_t len, struct sp_fwd_hdr *h)
 		return -SP_EMALFORMED;
 	if (h->kind != SP_FWD_REPLY && (h->total != 0 || h->index != 0))
 		return -SP_EMALFORMED;
-	if (h->payload_len > SP_FWD_PAYLOAD_MAX || h->payload_len != len - SP_FWD_HDR_SIZE)
+	if (h->payload_len > SP_FWD_PAYLOAD_MAX || h->payload_len > avail - SP_FWD_HDR_SIZE)
+		return -SP_EMALFORMED;
+	if (exact && h->payload_len != avail - SP_FWD_HDR_SIZE)
 		return -SP_EMALFORMED;
 	if (h->kind == SP_FWD_REFUSED && (h->status == SP_BP_ST_OK || h->status >= SP_BP_ST_LAST))
 		return -SP_EMALFORMED;
 	if (h->kind != SP_FWD_REFUSED && h->status != 0)
 		return -SP_EMALFORMED;
 	return 0;
+}
+
+int
+sp_fwd_decode(const uint8_t *buf, size_t len, struct sp_fwd_hdr *h)
+{
+	return decode_at(buf, len, true, h);
+}
+
+int
+sp_fwd_next(const uint8_t *buf, size_t len, size_t *off, uint32_t *count, struct sp_fwd_hdr *h)
+{
+	ASSERT(off != NULL);
+	ASSERT(count != NULL);
+	if (*off > len)
+		return -SP_EMALFORMED;
+	if (*off == len)
+		return *count > 0 ? 0 : -SP_EMALFORMED;
+	if (*count == SP_FWD_BATCH_MAX || buf == NULL)
+		return -SP_EMALFORMED;
+	if (decode_at(buf + *off, len - *off, false, h) != 0)
+		return -SP_EMALFORMED;
+	*off += SP_FWD_HDR_SIZE + (size_t)h->payload_len;
+	(*count)++;
+	ASSERT(*off <= len);
+	return 1;
 }
 
 void

@@ -5,10 +5,12 @@
  * "Forwarding"). DPDK-free, allocation-free, no system call: the runtime
  * (dataplane/runtime/forward.c) sends and receives the frames.
  *
- * A forward message is one UDP datagram from the entry node's worker port to the owning
- * worker's binary port (or back), its payload a 32-byte header and then the client's
- * request (REQUEST) or one reply datagram (REPLY). The header names the entry worker's
- * slot and a tag, so a late or forged reply can never complete another request.
+ * A forward message is a 32-byte header and then the client's request (REQUEST) or one reply
+ * datagram (REPLY). A forward datagram, from the entry node's worker port to the owning
+ * worker's binary port (or back), carries one to SP_FWD_BATCH_MAX messages back to back:
+ * a worker batches what it sends one peer port within one poll burst. The header names
+ * the entry worker's slot and a tag, so a late or forged reply can never complete another
+ * request.
  *
  * The table is a FIFO ring of SP_FWD_SLOTS slots: a slot is taken at the tail, released
  * when its replies are in (in any order), and the head advances over released slots; the
@@ -26,9 +28,11 @@
 #include "wire/binproto.h"
 
 #define SP_FWD_MAGIC       0x464eu /* bytes 'N' 'F' on the wire */
-#define SP_FWD_VERSION     1u
+#define SP_FWD_VERSION     2u      /* 2: several messages per datagram */
 #define SP_FWD_HDR_SIZE    32u
 #define SP_FWD_PAYLOAD_MAX (SP_BP_PAYLOAD_MAX - SP_FWD_HDR_SIZE) /* 1440 */
+/* Messages one forward datagram may carry (the smallest is a bare header). */
+#define SP_FWD_BATCH_MAX 32u
 /* Forwarded requests one worker keeps in flight. */
 #define SP_FWD_SLOTS 256u
 /* Binary requests one forwarded datagram carries (as a client datagram). */
@@ -66,13 +70,42 @@ bool sp_fwd_is(const uint8_t *buf, size_t len);
 /*
  * Decodes and checks a header: magic, version, kind, proto, slot < SP_FWD_SLOTS, tag != 0,
  * payload_len == len - SP_FWD_HDR_SIZE and <= SP_FWD_PAYLOAD_MAX, index < total on a REPLY
- * (both 0 on the others).
+ * (both 0 on the others): a datagram of exactly one message.
  * Returns 0 or -SP_EMALFORMED. Never reads outside buf[0, len).
  */
 int sp_fwd_decode(const uint8_t *buf, size_t len, struct sp_fwd_hdr *h);
 
+/*
+ * The next message of a forward datagram buf[0, len): decodes the header at *off with the
+ * checks of sp_fwd_decode except that its payload may end before len, and moves *off past
+ * its payload. Returns 1 (a message: its payload at buf + *off - h->payload_len), 0 at the
+ * end (*off == len, after at least one message), -SP_EMALFORMED when what is at *off is no
+ * message, is cut short, or would be message SP_FWD_BATCH_MAX + 1 (*count counts them;
+ * the caller starts it at 0). Never reads outside buf[0, len).
+ */
+int sp_fwd_next(const uint8_t *buf, size_t len, size_t *off, uint32_t *count, struct sp_fwd_hdr *h);
+
 /* Writes the header (SP_FWD_HDR_SIZE bytes). Can't fail given a valid h (checked). */
 void sp_fwd_encode(uint8_t *buf, const struct sp_fwd_hdr *h);
+
+/* Peer ports one worker batches for at once; a ninth sends the fullest batch first. */
+#define SP_FWD_BATCH_PEERS 8u
+
+/*
+ * A forward datagram being filled, within one poll burst, for one peer port: messages
+ * appended back to back, sent when the next does not fit, at SP_FWD_BATCH_MAX messages, or
+ * at the end of the burst (no timer: batching adds no latency). frame is the runtime's
+ * buffer (an mbuf), opaque here.
+ */
+struct sp_fwd_batch {
+	void *frame;         /* NULL: this entry is free */
+	uint32_t peer_ip_be; /* the destination (and its MAC) */
+	uint16_t peer_port;  /* host order */
+	uint16_t our_port;   /* the source port (host order) */
+	uint8_t peer_mac[6];
+	uint16_t used;  /* datagram payload bytes so far, <= SP_BP_PAYLOAD_MAX */
+	uint16_t count; /* messages so far, <= SP_FWD_BATCH_MAX */
+};
 
 /* One forwarded request in flight, as the entry worker remembers it. */
 struct sp_fwd_slot {

@@ -88,12 +88,119 @@ frame_to(struct dp_worker *w, struct rte_mbuf *m, const uint8_t *peer_mac, uint3
 	frame_done(w, m, len);
 }
 
-/* Whether m can be rewritten in place into a frame of NET_UDP_REPLY_HDRS + len bytes. */
-static bool
-rewritable(const struct rte_mbuf *m, uint32_t len)
+/* ---- Batches: forward datagrams filled within one poll burst (fwd.h) ----------------- */
+
+static uint8_t *
+batch_data(const struct sp_fwd_batch *b)
 {
-	return RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1 && m->nb_segs == 1 &&
-	       (uint32_t)m->buf_len - m->data_off >= NET_UDP_REPLY_HDRS + len;
+	ASSERT(b->frame != NULL);
+	return rte_pktmbuf_mtod((struct rte_mbuf *)b->frame, uint8_t *) + NET_UDP_REPLY_HDRS;
+}
+
+/* Sends batch b (one or more messages) and frees its entry. */
+static void
+batch_send(struct dp_worker *w, struct sp_fwd_batch *b)
+{
+	struct rte_mbuf *m = b->frame;
+
+	ASSERT(m != NULL);
+	ASSERT(b->count >= 1 && b->count <= SP_FWD_BATCH_MAX);
+	ASSERT(b->used <= SP_BP_PAYLOAD_MAX);
+	frame_to(w, m, b->peer_mac, b->peer_ip_be, b->peer_port, b->our_port, b->used);
+	DP_STAT_INC(w->stats, fwd_frames_out);
+	DP_STAT_ADD(w->stats, fwd_msgs_out, b->count);
+	b->frame = NULL;
+	dp_worker_tx(w, m);
+}
+
+void
+dp_fwd_flush(struct dp_worker *w)
+{
+	for (uint32_t i = 0; i < SP_FWD_BATCH_PEERS; i++)
+		if (w->fwd_batch[i].frame != NULL)
+			batch_send(w, &w->fwd_batch[i]);
+}
+
+/*
+ * The batch to peer_mac/peer_ip:peer_port from our_port with room for one more message of
+ * payload_len bytes: the open one, or a new one (the open one is sent first when the
+ * message does not fit it; the fullest batch is sent first when every entry is taken).
+ * NULL when no mbuf was free (counted): nothing was changed but what was sent.
+ */
+static struct sp_fwd_batch *
+batch_for(struct dp_worker *w, const uint8_t *peer_mac, uint32_t peer_ip_be, uint16_t peer_port,
+          uint16_t our_port, uint32_t payload_len)
+{
+	struct sp_fwd_batch *free_b = NULL, *fullest = NULL, *b;
+	uint32_t need = SP_FWD_HDR_SIZE + payload_len;
+	struct rte_mbuf *m;
+
+	ASSERT(payload_len <= SP_FWD_PAYLOAD_MAX);
+	for (uint32_t i = 0; i < SP_FWD_BATCH_PEERS; i++) {
+		b = &w->fwd_batch[i];
+		if (b->frame == NULL) {
+			if (free_b == NULL)
+				free_b = b;
+			continue;
+		}
+		if (b->peer_ip_be == peer_ip_be && b->peer_port == peer_port &&
+		    b->our_port == our_port &&
+		    memcmp(b->peer_mac, peer_mac, NET_ETH_ADDR_LEN) == 0) {
+			if (b->used + need <= SP_BP_PAYLOAD_MAX && b->count < SP_FWD_BATCH_MAX)
+				return b;
+			batch_send(w, b);
+			free_b = b;
+			break;
+		}
+		if (fullest == NULL || b->used > fullest->used)
+			fullest = b;
+	}
+	if (free_b == NULL) {
+		ASSERT(fullest != NULL);
+		batch_send(w, fullest);
+		free_b = fullest;
+	}
+	m = rte_pktmbuf_alloc(w->rt->port.pool);
+	if (m == NULL) {
+		DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
+		return NULL;
+	}
+	b = free_b;
+	b->frame = m;
+	b->peer_ip_be = peer_ip_be;
+	b->peer_port = peer_port;
+	b->our_port = our_port;
+	memcpy(b->peer_mac, peer_mac, NET_ETH_ADDR_LEN);
+	b->used = 0;
+	b->count = 0;
+	return b;
+}
+
+/* Ends the message whose payload the caller wrote after its header's place in b. */
+static void
+batch_commit(struct sp_fwd_batch *b, const struct sp_fwd_hdr *h)
+{
+	ASSERT(b->count < SP_FWD_BATCH_MAX);
+	ASSERT(b->used + SP_FWD_HDR_SIZE + h->payload_len <= SP_BP_PAYLOAD_MAX);
+	sp_fwd_encode(batch_data(b) + b->used, h);
+	b->used = (uint16_t)(b->used + SP_FWD_HDR_SIZE + h->payload_len);
+	b->count++;
+}
+
+/* Appends message h, its payload copied from payload, to the batch for that peer port.
+ * false when no mbuf was free (counted). */
+static bool
+batch_put(struct dp_worker *w, const uint8_t *peer_mac, uint32_t peer_ip_be, uint16_t peer_port,
+          uint16_t our_port, const struct sp_fwd_hdr *h, const void *payload)
+{
+	struct sp_fwd_batch *b =
+	        batch_for(w, peer_mac, peer_ip_be, peer_port, our_port, h->payload_len);
+
+	if (b == NULL)
+		return false;
+	memcpy(batch_data(b) + b->used + SP_FWD_HDR_SIZE, payload, h->payload_len);
+	batch_commit(b, h);
+	return true;
 }
 
 bool
@@ -128,7 +235,7 @@ dp_fwd_mc_request(struct dp_worker *w, const struct route_table *t, struct rte_m
 		DP_STAT_INC(w->stats, fwd_no_peer);
 		return DP_FWD_NO_PEER;
 	}
-	if (len > SP_FWD_PAYLOAD_MAX || !rewritable(m, SP_FWD_HDR_SIZE + len) ||
+	if (len > SP_FWD_PAYLOAD_MAX ||
 	    sp_mc_frame_decode(frame + meta->pkt.payload_off, len, &f) != 0) {
 		DP_STAT_INC(w->stats, fwd_too_big);
 		return DP_FWD_TOO_BIG;
@@ -139,14 +246,6 @@ dp_fwd_mc_request(struct dp_worker *w, const struct route_table *t, struct rte_m
 		DP_STAT_INC(w->stats, fwd_table_full);
 		return DP_FWD_FULL;
 	}
-	s->proto = SP_FWD_MEMCACHED;
-	s->owner_node = node;
-	s->owner_ip_be = n->ipv4_be;
-	s->client_ip_be = meta->pkt.src_ip_be;
-	s->client_port = meta->pkt.src_port;
-	s->local_port = meta->pkt.dst_port;
-	memcpy(s->client_mac, frame + NET_ETH_ADDR_LEN, NET_ETH_ADDR_LEN);
-	s->mc_request_id = f.request_id;
 	h = (struct sp_fwd_hdr){.kind = SP_FWD_REQUEST,
 	                        .proto = SP_FWD_MEMCACHED,
 	                        .entry_worker = w->index,
@@ -155,14 +254,23 @@ dp_fwd_mc_request(struct dp_worker *w, const struct route_table *t, struct rte_m
 	                        .tag = s->tag,
 	                        .entry_node = t->nodes[t->self_index].node_id,
 	                        .epoch = t->epoch};
-	/* The client's payload moves behind the message header; then the headers to the
-	 * owner are written in front. Same mbuf: nothing allocated. */
-	memmove(frame + NET_UDP_REPLY_HDRS + SP_FWD_HDR_SIZE, frame + meta->pkt.payload_off, len);
-	sp_fwd_encode(frame + NET_UDP_REPLY_HDRS, &h);
-	frame_to(w, m, n->mac, n->ipv4_be, (uint16_t)(n->binary_port + worker),
-	         (uint16_t)(w->rt->cfg.port_base + w->index), (uint16_t)(SP_FWD_HDR_SIZE + len));
+	/* The client's payload is copied into this peer's batch; the client's mbuf goes. */
+	if (!batch_put(w, n->mac, n->ipv4_be, (uint16_t)(n->binary_port + worker),
+	               (uint16_t)(w->rt->cfg.port_base + w->index), &h,
+	               frame + meta->pkt.payload_off)) {
+		sp_fwd_release(&w->fwd, s);
+		return DP_FWD_FULL;
+	}
+	s->proto = SP_FWD_MEMCACHED;
+	s->owner_node = node;
+	s->owner_ip_be = n->ipv4_be;
+	s->client_ip_be = meta->pkt.src_ip_be;
+	s->client_port = meta->pkt.src_port;
+	s->local_port = meta->pkt.dst_port;
+	memcpy(s->client_mac, frame + NET_ETH_ADDR_LEN, NET_ETH_ADDR_LEN);
+	s->mc_request_id = f.request_id;
 	DP_STAT_INC(w->stats, fwd_out);
-	dp_worker_tx(w, m);
+	rte_pktmbuf_free(m);
 	return DP_FWD_SENT;
 }
 
@@ -174,11 +282,10 @@ dp_fwd_bp_request(struct dp_worker *w, const struct route_table *t, const struct
 	const struct dp_meta *meta = dp_meta_of((struct rte_mbuf *)cm);
 	const uint8_t *cframe = rte_pktmbuf_mtod(cm, const uint8_t *);
 	const struct route_node *nd;
+	struct sp_fwd_batch *bt;
 	struct sp_bp_builder b;
 	struct sp_fwd_slot *s;
 	struct sp_fwd_hdr h;
-	struct rte_mbuf *m;
-	uint8_t *payload;
 	uint32_t idx, len;
 
 	ASSERT(n >= 1 && n <= SP_FWD_REQS_MAX);
@@ -189,16 +296,20 @@ dp_fwd_bp_request(struct dp_worker *w, const struct route_table *t, const struct
 		DP_STAT_INC(w->stats, fwd_no_peer);
 		return DP_FWD_NO_PEER;
 	}
-	m = rte_pktmbuf_alloc(w->rt->port.pool);
-	if (m == NULL) {
-		DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
-		return DP_FWD_FULL;
-	}
+	len = SP_BP_DGRAM_HDR_SIZE;
+	for (uint32_t k = 0; k < n; k++)
+		len += reqs[k]->record_len;
+	ASSERT(len <= SP_FWD_PAYLOAD_MAX); /* the caller checked the sizes */
 	s = sp_fwd_take(&w->fwd, rte_rdtsc() + w->rt->tsc_hz * w->rt->cfg.forward_timeout_ms / 1000,
 	                &idx);
 	if (s == NULL) {
 		DP_STAT_INC(w->stats, fwd_table_full);
-		rte_pktmbuf_free(m);
+		return DP_FWD_FULL;
+	}
+	bt = batch_for(w, nd->mac, nd->ipv4_be, (uint16_t)(nd->binary_port + worker),
+	               (uint16_t)(w->rt->cfg.port_base + w->index), len);
+	if (bt == NULL) {
+		sp_fwd_release(&w->fwd, s);
 		return DP_FWD_FULL;
 	}
 	s->proto = SP_FWD_BINARY;
@@ -211,15 +322,14 @@ dp_fwd_bp_request(struct dp_worker *w, const struct route_table *t, const struct
 	s->bp_dgram_id = dgram_id;
 	s->bp_count = (uint16_t)n;
 	s->bp_pending = n == 32 ? UINT32_MAX : (UINT32_C(1) << n) - 1;
-	payload = rte_pktmbuf_mtod(m, uint8_t *) + NET_UDP_REPLY_HDRS;
-	sp_bp_builder_init(&b, payload + SP_FWD_HDR_SIZE, SP_FWD_PAYLOAD_MAX, false, dgram_id);
+	sp_bp_builder_init(&b, batch_data(bt) + bt->used + SP_FWD_HDR_SIZE, len, false, dgram_id);
 	for (uint32_t k = 0; k < n; k++) {
 		s->bp_req_id[k] = reqs[k]->request_id;
 		s->bp_opcode[k] = reqs[k]->opcode;
 		/* The caller checked the sizes; the client datagram is intact. */
 		VERIFY(sp_bp_add_record(&b, reqs[k]) == 0);
 	}
-	len = sp_bp_builder_finish(&b);
+	VERIFY(sp_bp_builder_finish(&b) == len);
 	h = (struct sp_fwd_hdr){.kind = SP_FWD_REQUEST,
 	                        .proto = SP_FWD_BINARY,
 	                        .entry_worker = w->index,
@@ -228,11 +338,8 @@ dp_fwd_bp_request(struct dp_worker *w, const struct route_table *t, const struct
 	                        .tag = s->tag,
 	                        .entry_node = t->nodes[t->self_index].node_id,
 	                        .epoch = t->epoch};
-	sp_fwd_encode(payload, &h);
-	frame_to(w, m, nd->mac, nd->ipv4_be, (uint16_t)(nd->binary_port + worker),
-	         (uint16_t)(w->rt->cfg.port_base + w->index), (uint16_t)(SP_FWD_HDR_SIZE + len));
+	batch_commit(bt, &h);
 	DP_STAT_ADD(w->stats, fwd_out, n);
-	dp_worker_tx(w, m);
 	return DP_FWD_SENT;
 }
 
@@ -294,56 +401,125 @@ refusal_line(uint8_t status)
 	}
 }
 
-/* Puts the reply datagram in b (if any) into a fresh mbuf, after room for the headers. */
-static bool
-bp_flush(struct dp_worker *w, struct sp_bp_builder *b, struct rte_mbuf **out, uint32_t *nout)
+/*
+ * A forward datagram being read: who sent it, and its mbuf until the answer to one of its
+ * messages takes it over (only the last message's answer may: earlier payloads live in it).
+ */
+struct in_frame {
+	struct rte_mbuf *m; /* NULL once taken */
+	bool last;          /* the message being served is the datagram's last */
+	uint8_t src_mac[NET_ETH_ADDR_LEN];
+	uint32_t src_ip_be;
+	uint16_t src_port; /* host order, as the rest */
+	uint16_t dst_port;
+};
+
+/* An mbuf for an answer to the message being served: the datagram's own when it is the
+ * last message, else a fresh one. NULL when none was free (counted). */
+static struct rte_mbuf *
+out_mbuf(struct dp_worker *w, struct in_frame *in)
 {
-	struct rte_mbuf *r;
+	struct rte_mbuf *m;
+
+	if (in->last && in->m != NULL) {
+		m = in->m;
+		in->m = NULL;
+		return m;
+	}
+	m = rte_pktmbuf_alloc(w->rt->port.pool);
+	if (m == NULL)
+		DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
+	return m;
+}
+
+/* Appends a message to the batch going back to the sender of `in`. */
+static bool
+put_back(struct dp_worker *w, const struct in_frame *in, const struct sp_fwd_hdr *h,
+         const void *payload)
+{
+	return batch_put(w, in->src_mac, in->src_ip_be, in->src_port, in->dst_port, h, payload);
+}
+
+/* The binary reply datagram in b (if it holds any) goes back to the entry in a REPLY. */
+static void
+bp_reply_out(struct dp_worker *w, const struct in_frame *in, struct sp_fwd_hdr *h,
+             struct sp_bp_builder *b)
+{
 	uint32_t len = sp_bp_builder_finish(b);
 
 	if (b->count == 0)
-		return true;
-	if (*nout == SP_FWD_REQS_MAX)
-		return false;
-	r = rte_pktmbuf_alloc(w->rt->port.pool);
-	if (r == NULL) {
-		DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
-		return false;
-	}
-	memcpy(rte_pktmbuf_mtod(r, uint8_t *) + NET_UDP_REPLY_HDRS + SP_FWD_HDR_SIZE, b->buf, len);
-	r->data_len = (uint16_t)len; /* the payload length until the headers are written */
-	out[(*nout)++] = r;
-	return true;
+		return;
+	/* Binary replies are matched by request id: each message is whole (index 0 of 1). */
+	h->kind = SP_FWD_REPLY;
+	h->status = 0;
+	h->index = 0;
+	h->total = 1;
+	h->payload_len = (uint16_t)len;
+	(void)put_back(w, in, h, b->buf);
 }
 
 /*
- * Owner side, binary protocol: runs each forwarded request this worker owns; others get
- * the answer this node gives (WRONG_PARTITION naming the owner, NOT_SERVING...,
- * SERVER_BUSY for another local worker's): one hop, never forwarded again. The reply
- * datagrams go back in REPLY messages, in order. Consumes m.
+ * The requests of reqs marked in `mask` go back to the entry, their records as they came,
+ * in one REFUSED message with `status`, so it can place them again on its own map.
+ */
+static void
+bp_refuse_out(struct dp_worker *w, const struct in_frame *in, struct sp_fwd_hdr *h,
+              const struct sp_bp_req *reqs, uint32_t count, uint32_t mask, uint8_t status,
+              uint64_t dgram_id)
+{
+	struct sp_fwd_batch *bt;
+	struct sp_bp_builder b;
+	uint32_t len = SP_BP_DGRAM_HDR_SIZE;
+
+	if (mask == 0)
+		return;
+	for (uint32_t i = 0; i < count; i++)
+		if ((mask & (UINT32_C(1) << i)) != 0)
+			len += reqs[i].record_len;
+	/* They came in one message, so they fit in one. */
+	VERIFY(len <= SP_FWD_PAYLOAD_MAX);
+	bt = batch_for(w, in->src_mac, in->src_ip_be, in->src_port, in->dst_port, len);
+	if (bt == NULL)
+		return; /* the entry answers them UNAVAILABLE when its time runs out */
+	sp_bp_builder_init(&b, batch_data(bt) + bt->used + SP_FWD_HDR_SIZE, len, false, dgram_id);
+	for (uint32_t i = 0; i < count; i++)
+		if ((mask & (UINT32_C(1) << i)) != 0)
+			VERIFY(sp_bp_add_record(&b, &reqs[i]) == 0);
+	VERIFY(sp_bp_builder_finish(&b) == len);
+	h->kind = SP_FWD_REFUSED;
+	h->status = status;
+	h->index = 0;
+	h->total = 0;
+	h->payload_len = (uint16_t)len;
+	batch_commit(bt, h);
+	DP_STAT_ADD(w->stats, fwd_refused, __builtin_popcount(mask));
+}
+
+/*
+ * Owner side, binary protocol: runs each forwarded request this worker owns; one this node
+ * does not own (the map changed in flight) or does not serve goes back REFUSED with its
+ * record, so the entry places it again once on its own map (one hop: never forwarded
+ * again from here); SERVER_BUSY for another local worker's. A reply too large for a
+ * forward message (a value over 1400 bytes) is answered TOO_BIG (counted fwd_too_big).
+ * The reply datagrams go back in REPLY messages, batched with the rest for that entry.
  */
 static void
 serve_bp_request(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
-                 struct rte_mbuf *m, struct sp_fwd_hdr *h, const uint8_t *payload)
+                 const struct in_frame *in, struct sp_fwd_hdr *h, const uint8_t *payload)
 {
-	const struct dp_meta *meta = dp_meta_of(m);
-	const uint8_t *frame = rte_pktmbuf_mtod(m, const uint8_t *);
 	struct sp_bp_req reqs[SP_BP_REQS_MAX];
-	struct rte_mbuf *out[SP_FWD_REQS_MAX];
 	struct sp_bp_builder b;
 	struct sp_bp_dgram dg;
-	uint32_t nout = 0, ran = 0;
-	bool ok = true;
+	uint32_t ran = 0, remote = 0, unserved = 0;
 
 	if (sp_bp_decode_requests(payload, h->payload_len, t->partitions, reqs, SP_BP_REQS_MAX,
-	                          &dg) != SP_BP_ERR_OK ||
-	    meta->pkt.l4_off != NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN) {
+	                          &dg) != SP_BP_ERR_OK) {
 		DP_STAT_INC(w->stats, fwd_rej_malformed);
-		rte_pktmbuf_free(m);
 		return;
 	}
+	SP_STATIC_ASSERT(SP_BP_REQS_MAX <= 32, "refusals are a 32-bit mask");
 	sp_bp_builder_init(&b, w->scratch, SP_FWD_PAYLOAD_MAX, true, dg.datagram_id);
-	for (uint32_t i = 0; i < dg.count && ok; i++) {
+	for (uint32_t i = 0; i < dg.count; i++) {
 		const struct sp_bp_req *q = &reqs[i];
 		int rc = -SP_EFULL;
 
@@ -351,9 +527,7 @@ serve_bp_request(struct dp_worker *w, const struct route_table *t, uint32_t now_
 			uint16_t to = 0;
 
 			if (attempt > 0) {
-				ok = bp_flush(w, &b, out, &nout);
-				if (!ok)
-					break;
+				bp_reply_out(w, in, h, &b);
 				sp_bp_builder_init(&b, w->scratch, SP_FWD_PAYLOAD_MAX, true,
 				                   dg.datagram_id);
 			}
@@ -370,78 +544,53 @@ serve_bp_request(struct dp_worker *w, const struct route_table *t, uint32_t now_
 				                    &w->bx);
 				ran += rc == 0;
 				break;
-			case ROUTE_REMOTE: {
-				const struct route_node *n = &t->nodes[to];
-				uint16_t ow = route_owner_workers(t)[q->partition];
-				struct sp_bp_redirect rd = {.epoch = t->epoch,
-				                            .node_id = n->node_id,
-				                            .ipv4_be = n->ipv4_be,
-				                            .port = (uint16_t)(n->binary_port + ow),
-				                            .worker = ow,
-				                            .partition = q->partition};
-				rc = sp_binexec_redirect(q, &rd, &b, &w->bx);
+			case ROUTE_REMOTE:
+				remote |= UINT32_C(1) << i;
+				rc = 0;
 				break;
-			}
 			case ROUTE_UNSERVED:
-				rc = sp_binexec_refuse(q, (enum sp_bp_status)t->unserved_status, &b,
-				                       &w->bx);
+				unserved |= UINT32_C(1) << i;
+				rc = 0;
 				break;
 			default: /* another worker of this node, or arriving: not run here */
 				rc = sp_binexec_refuse(q, SP_BP_ST_SERVER_BUSY, &b, &w->bx);
 				break;
 			}
 		}
-		VERIFY(!ok || rc == 0);
+		if (rc == -SP_EFULL) {
+			/* Alone in a message and still too large: only a GET's value can be
+			 * (mutations check their room before they run). */
+			DP_STAT_INC(w->stats, fwd_too_big);
+			VERIFY(sp_binexec_refuse(q, SP_BP_ST_TOO_BIG, &b, &w->bx) == 0);
+		}
 	}
-	if (ok)
-		ok = bp_flush(w, &b, out, &nout);
+	bp_reply_out(w, in, h, &b);
+	bp_refuse_out(w, in, h, reqs, dg.count, remote, SP_BP_ST_WRONG_PARTITION, dg.datagram_id);
+	bp_refuse_out(w, in, h, reqs, dg.count, unserved, t->unserved_status, dg.datagram_id);
 	DP_STAT_ADD(w->stats, fwd_in, ran);
 	DP_STAT_ADD(w->stats, requests, ran);
-	/* Headers now that the count is known; a reply that lost a datagram is sent as far as
-	 * it goes (the entry answers the rest UNAVAILABLE when its time runs out). */
-	h->kind = SP_FWD_REPLY;
-	h->epoch = t->epoch;
-	h->total = (uint8_t)nout;
-	for (uint32_t k = 0; k < nout; k++) {
-		struct rte_mbuf *r = out[k];
-		uint8_t *rf = rte_pktmbuf_mtod(r, uint8_t *);
-		uint16_t len = r->data_len;
-
-		h->index = (uint8_t)k;
-		h->payload_len = len;
-		sp_fwd_encode(rf + NET_UDP_REPLY_HDRS, h);
-		frame_done(w, r,
-		           net_udp_reply(rf, frame, &meta->pkt, (uint16_t)(SP_FWD_HDR_SIZE + len),
-		                         w->ip_id++, w->rt->port.tx_flags));
-		dp_worker_tx(w, r);
-	}
-	rte_pktmbuf_free(m);
 }
 
 /*
- * Owner side: runs a forwarded memcached request that arrived in m (header h, payload at
- * `payload`) and sends each reply datagram back to the entry worker in its own message;
- * a key this node does not serve is refused (one hop: never forwarded again). Consumes m.
+ * Owner side: runs a forwarded memcached request (header h, payload at `payload`) and puts
+ * each reply datagram in a REPLY for the entry worker, batched; a key this node does not
+ * serve is refused with the request in it (one hop: never forwarded again).
  */
 static void
-serve_request(struct dp_worker *w, const struct route_table *t, uint32_t now_s, struct rte_mbuf *m,
-              struct sp_fwd_hdr *h, const uint8_t *payload)
+serve_request(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
+              const struct in_frame *in, struct sp_fwd_hdr *h, const uint8_t *payload)
 {
-	const struct dp_meta *meta = dp_meta_of(m);
-	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
-	struct rte_mbuf *out[DP_MC_REPLY_DGRAMS_MAX];
 	uint32_t partition = 0;
 	uint16_t to = 0;
-	uint32_t n, i;
+	uint32_t n;
 
 	if (h->proto == SP_FWD_BINARY) {
-		serve_bp_request(w, t, now_s, m, h, payload);
+		serve_bp_request(w, t, now_s, in, h, payload);
 		return;
 	}
 	if (h->proto != SP_FWD_MEMCACHED || h->payload_len <= SP_MC_FRAME_BYTES ||
-	    meta->pkt.l4_off != NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN || w->rt->mc == NULL) {
+	    w->rt->mc == NULL) {
 		DP_STAT_INC(w->stats, fwd_rej_kind);
-		rte_pktmbuf_free(m);
 		return;
 	}
 	if (mcexec_route(payload + SP_MC_FRAME_BYTES, h->payload_len - SP_MC_FRAME_BYTES,
@@ -455,13 +604,8 @@ serve_request(struct dp_worker *w, const struct route_table *t, uint32_t now_s, 
 			h->status =
 			        a == ROUTE_REMOTE ? SP_BP_ST_WRONG_PARTITION : t->unserved_status;
 			h->epoch = t->epoch;
-			sp_fwd_encode(frame + NET_UDP_REPLY_HDRS, h);
-			frame_done(w, m,
-			           net_udp_reply(frame, frame, &meta->pkt,
-			                         (uint16_t)(SP_FWD_HDR_SIZE + h->payload_len),
-			                         w->ip_id++, w->rt->port.tx_flags));
 			DP_STAT_INC(w->stats, fwd_refused);
-			dp_worker_tx(w, m);
+			(void)put_back(w, in, h, payload);
 			return;
 		}
 	}
@@ -470,51 +614,42 @@ serve_request(struct dp_worker *w, const struct route_table *t, uint32_t now_s, 
 	h->kind = SP_FWD_REPLY;
 	h->epoch = t->epoch;
 	h->total = (uint8_t)n;
-	/* Replies 1..n-1 in fresh mbufs built from m's headers, then reply 0 in m itself;
-	 * sent in order, each naming its place so the entry can put them back in order. */
-	for (i = n; i-- > 0;) {
+	/* In order, each naming its place so the entry can put them back in order; noreply
+	 * sends nothing back and the entry times out quietly. */
+	for (uint32_t i = 0; i < n; i++) {
 		uint16_t len = 0;
 		const uint8_t *dgram = dp_mc_out_dgram(w, i, &len);
-		struct rte_mbuf *r = i == 0 ? m : rte_pktmbuf_alloc(w->rt->port.pool);
-		uint8_t *rf;
 
-		out[i] = r;
-		if (r == NULL) {
-			DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
-			continue;
-		}
-		rf = rte_pktmbuf_mtod(r, uint8_t *);
 		ASSERT(len <= SP_MC_DGRAM_BYTES_MAX);
 		h->payload_len = len;
 		h->index = (uint8_t)i;
-		memcpy(rf + NET_UDP_REPLY_HDRS + SP_FWD_HDR_SIZE, dgram, len);
-		sp_fwd_encode(rf + NET_UDP_REPLY_HDRS, h);
-		frame_done(w, r,
-		           net_udp_reply(rf, frame, &meta->pkt, (uint16_t)(SP_FWD_HDR_SIZE + len),
-		                         w->ip_id++, w->rt->port.tx_flags));
+		if (!put_back(w, in, h, dgram))
+			break;
 	}
-	for (i = 0; i < n; i++)
-		if (out[i] != NULL)
-			dp_worker_tx(w, out[i]);
-	if (n == 0)
-		rte_pktmbuf_free(m); /* noreply: nothing goes back; the entry times out quietly */
 }
 
 /*
- * Entry side, the owner refused (its map says someone else, or nobody here, serves the
- * key): rebuilds the client's datagram in m, as if it had just arrived, and puts it on this
- * worker's own ring, so it is placed again on this worker's map, which may be newer (run
- * here, or forwarded to the new owner). Marked refused, it is never forwarded a second
- * time. Releases s. Returns false (nothing done) when the ring is full.
+ * Entry side, the owner refused (its map says someone else, or nobody here, serves it):
+ * rebuilds the client's datagram (payload: the refused request, memcached or binary) in
+ * an mbuf, as if it had just arrived, and puts it on this worker's own ring, so it is
+ * placed again on this worker's map, which may be newer: run here if this node now owns
+ * it; marked refused, it is never forwarded a second time, so otherwise the client gets
+ * the error this node gives (memcached "SERVER_ERROR key is owned by another node",
+ * binary WRONG_PARTITION naming the owner). Returns false (nothing sent) when no mbuf
+ * was free or the ring is full.
  */
 static bool
-retry_refused(struct dp_worker *w, struct rte_mbuf *m, const struct sp_fwd_hdr *h,
-              struct sp_fwd_slot *s, const uint8_t *payload)
+retry_refused(struct dp_worker *w, struct in_frame *in, const struct sp_fwd_hdr *h,
+              const struct sp_fwd_slot *s, const uint8_t *payload)
 {
-	struct dp_meta *meta = dp_meta_of(m);
-	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
-	struct rte_mbuf *one = m;
+	struct rte_mbuf *m = out_mbuf(w, in);
+	struct dp_meta *meta;
+	uint8_t *frame;
 
+	if (m == NULL)
+		return false;
+	meta = dp_meta_of(m);
+	frame = rte_pktmbuf_mtod(m, uint8_t *);
 	memmove(frame + NET_UDP_REPLY_HDRS, payload, h->payload_len);
 	memcpy(frame, w->rt->port.mac.addr_bytes, NET_ETH_ADDR_LEN);
 	memcpy(frame + NET_ETH_ADDR_LEN, s->client_mac, NET_ETH_ADDR_LEN);
@@ -532,92 +667,200 @@ retry_refused(struct dp_worker *w, struct rte_mbuf *m, const struct sp_fwd_hdr *
 	meta->refused = 1;
 	m->data_len = (uint16_t)(NET_UDP_REPLY_HDRS + h->payload_len);
 	m->pkt_len = m->data_len;
-	if (dp_handoff_send(&w->rt->handoff, w->index, &one, 1) != 1)
+	if (dp_handoff_send(&w->rt->handoff, w->index, &m, 1) != 1) {
+		rte_pktmbuf_free(m);
 		return false;
+	}
 	DP_STAT_INC(w->stats, fwd_retried);
-	sp_fwd_release(&w->fwd, s);
 	return true;
 }
 
 /*
- * Entry side, binary protocol: one reply datagram of the owner, relayed to the client as it
- * is once every reply in it matches a request still waiting in s. Consumes m.
+ * Answers `status`, in one datagram, every request of binary slot s marked in mask (in
+ * an mbuf from `in`, or a fresh one when in is NULL).
  */
 static void
-serve_bp_answer(struct dp_worker *w, struct rte_mbuf *m, const struct sp_fwd_hdr *h,
-                struct sp_fwd_slot *s, const uint8_t *payload)
+answer_bp_status(struct dp_worker *w, struct in_frame *in, const struct sp_fwd_slot *s,
+                 uint32_t mask, enum sp_bp_status status)
 {
-	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
-	struct sp_bp_reply reps[SP_BP_REQS_MAX];
-	struct sp_bp_dgram dg;
-	uint32_t clear = 0;
+	struct rte_mbuf *m = in != NULL ? out_mbuf(w, in) : rte_pktmbuf_alloc(w->rt->port.pool);
+	struct sp_bp_builder b;
+	uint32_t len;
 
-	if (h->kind != SP_FWD_REPLY ||
-	    sp_bp_decode_replies(payload, h->payload_len, reps, SP_BP_REQS_MAX, &dg) !=
-	            SP_BP_ERR_OK ||
-	    dg.datagram_id != s->bp_dgram_id) {
-		DP_STAT_INC(w->stats, fwd_rej_malformed);
-		rte_pktmbuf_free(m);
+	if (m == NULL) {
+		if (in == NULL)
+			DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
 		return;
 	}
-	for (uint32_t i = 0; i < dg.count; i++) {
+	sp_bp_builder_init(&b, rte_pktmbuf_mtod(m, uint8_t *) + NET_UDP_REPLY_HDRS,
+	                   SP_BP_PAYLOAD_MAX, true, s->bp_dgram_id);
+	for (uint32_t k = 0; k < s->bp_count; k++)
+		if ((mask & (UINT32_C(1) << k)) != 0)
+			VERIFY(sp_bp_add_reply(&b, s->bp_req_id[k], s->bp_opcode[k], status, 0, 0,
+			                       0) != NULL);
+	len = sp_bp_builder_finish(&b);
+	frame_to(w, m, s->client_mac, s->client_ip_be, s->client_port, s->local_port,
+	         (uint16_t)len);
+	dp_worker_tx(w, m);
+}
+
+/*
+ * The bits of s's pending requests that the n requests or replies with these ids answer,
+ * each id taking one pending request; false when one of them matches none.
+ */
+static bool
+match_pending(const struct sp_fwd_slot *s, const uint32_t *ids, uint32_t n, uint32_t *mask)
+{
+	uint32_t clear = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
 		uint32_t k = 0;
 
-		while (k < s->bp_count && (s->bp_req_id[k] != reps[i].request_id ||
+		while (k < s->bp_count && (s->bp_req_id[k] != ids[i] ||
 		                           (s->bp_pending & ~clear & (UINT32_C(1) << k)) == 0))
 			k++;
-		if (k == s->bp_count) {
-			DP_STAT_INC(w->stats, fwd_rej_malformed);
-			rte_pktmbuf_free(m);
-			return;
-		}
+		if (k == s->bp_count)
+			return false;
 		clear |= UINT32_C(1) << k;
 	}
+	*mask = clear;
+	return true;
+}
+
+/*
+ * Entry side, binary protocol: one reply datagram of the owner, relayed to the client as
+ * it is once every reply in it matches a request still waiting in s; or the owner's
+ * refusal of some of them, placed again once on this node's map (retry_refused; SERVER_BUSY
+ * when that cannot be done now).
+ */
+static void
+serve_bp_answer(struct dp_worker *w, struct in_frame *in, const struct route_table *t,
+                const struct sp_fwd_hdr *h, struct sp_fwd_slot *s, const uint8_t *payload)
+{
+	uint32_t ids[SP_BP_REQS_MAX];
+	struct sp_bp_dgram dg;
+	struct rte_mbuf *m;
+	uint32_t clear = 0;
+
+	if (h->kind == SP_FWD_REFUSED) {
+		struct sp_bp_req reqs[SP_BP_REQS_MAX];
+
+		if (sp_bp_decode_requests(payload, h->payload_len, t->partitions, reqs,
+		                          SP_BP_REQS_MAX, &dg) != SP_BP_ERR_OK ||
+		    dg.datagram_id != s->bp_dgram_id || (dg.flags & SP_BP_F_REPLY) != 0) {
+			DP_STAT_INC(w->stats, fwd_rej_malformed);
+			return;
+		}
+		for (uint32_t i = 0; i < dg.count; i++)
+			ids[i] = reqs[i].request_id;
+	} else {
+		struct sp_bp_reply reps[SP_BP_REQS_MAX];
+
+		if (sp_bp_decode_replies(payload, h->payload_len, reps, SP_BP_REQS_MAX, &dg) !=
+		            SP_BP_ERR_OK ||
+		    dg.datagram_id != s->bp_dgram_id) {
+			DP_STAT_INC(w->stats, fwd_rej_malformed);
+			return;
+		}
+		for (uint32_t i = 0; i < dg.count; i++)
+			ids[i] = reps[i].request_id;
+	}
+	if (!match_pending(s, ids, dg.count, &clear)) {
+		DP_STAT_INC(w->stats, fwd_rej_malformed);
+		return;
+	}
 	s->bp_pending &= ~clear;
-	memmove(frame + NET_UDP_REPLY_HDRS, payload, h->payload_len);
-	frame_to(w, m, s->client_mac, s->client_ip_be, s->client_port, s->local_port,
-	         h->payload_len);
-	DP_STAT_INC(w->stats, fwd_relayed);
-	dp_worker_tx(w, m);
+	if (h->kind == SP_FWD_REFUSED) {
+		if (!retry_refused(w, in, h, s, payload))
+			answer_bp_status(w, in, s, clear, SP_BP_ST_SERVER_BUSY);
+	} else {
+		m = out_mbuf(w, in);
+		if (m != NULL) {
+			uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+
+			memmove(frame + NET_UDP_REPLY_HDRS, payload, h->payload_len);
+			frame_to(w, m, s->client_mac, s->client_ip_be, s->client_port,
+			         s->local_port, h->payload_len);
+			DP_STAT_INC(w->stats, fwd_relayed);
+			dp_worker_tx(w, m);
+		}
+	}
 	if (s->bp_pending == 0)
 		sp_fwd_release(&w->fwd, s);
 }
 
-/* Entry side: a REPLY or REFUSED for slot s from its owner, in m. Consumes m. */
+/* Entry side: a REPLY or REFUSED for slot s from its owner. */
 static void
-serve_answer(struct dp_worker *w, struct rte_mbuf *m, const struct sp_fwd_hdr *h,
-             struct sp_fwd_slot *s, const uint8_t *payload)
+serve_answer(struct dp_worker *w, struct in_frame *in, const struct route_table *t,
+             const struct sp_fwd_hdr *h, struct sp_fwd_slot *s, const uint8_t *payload)
 {
-	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
 	struct sp_mc_frame f;
+	struct rte_mbuf *m;
 
 	if (s->proto == SP_FWD_BINARY) {
-		serve_bp_answer(w, m, h, s, payload);
+		serve_bp_answer(w, in, t, h, s, payload);
 		return;
 	}
 	if (h->kind == SP_FWD_REFUSED) {
 		DP_STAT_INC(w->stats, fwd_refused);
-		if (h->payload_len > SP_MC_FRAME_BYTES && retry_refused(w, m, h, s, payload))
-			return;
-		answer_mc_line(w, s, m, refusal_line(h->status));
+		if (h->payload_len <= SP_MC_FRAME_BYTES || !retry_refused(w, in, h, s, payload)) {
+			m = out_mbuf(w, in);
+			if (m != NULL)
+				answer_mc_line(w, s, m, refusal_line(h->status));
+		}
 		sp_fwd_release(&w->fwd, s);
 		return;
 	}
 	if (sp_mc_frame_decode(payload, h->payload_len, &f) != 0 ||
 	    f.request_id != s->mc_request_id || (s->mc_expect != 0 && s->mc_expect != h->total)) {
 		DP_STAT_INC(w->stats, fwd_rej_malformed);
-		rte_pktmbuf_free(m);
 		return;
 	}
 	s->mc_expect = h->total;
 	/* The owner's reply datagram, as it is, from this node's address and port. */
-	memmove(frame + NET_UDP_REPLY_HDRS, payload, h->payload_len);
-	frame_to(w, m, s->client_mac, s->client_ip_be, s->client_port, s->local_port,
-	         h->payload_len);
-	DP_STAT_INC(w->stats, fwd_relayed);
-	dp_worker_tx(w, m);
+	m = out_mbuf(w, in);
+	if (m != NULL) {
+		uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+
+		memmove(frame + NET_UDP_REPLY_HDRS, payload, h->payload_len);
+		frame_to(w, m, s->client_mac, s->client_ip_be, s->client_port, s->local_port,
+		         h->payload_len);
+		DP_STAT_INC(w->stats, fwd_relayed);
+		dp_worker_tx(w, m);
+	}
 	if (++s->mc_got >= s->mc_expect)
 		sp_fwd_release(&w->fwd, s);
+}
+
+/* One message of a datagram from member `member` (an index in t). */
+static void
+serve_message(struct dp_worker *w, const struct route_table *t, uint32_t now_s, struct in_frame *in,
+              int member, struct sp_fwd_hdr *h, const uint8_t *payload)
+{
+	struct sp_fwd_slot *s;
+
+	if (h->kind == SP_FWD_REQUEST) {
+		if (t->nodes[member].node_id != h->entry_node) {
+			DP_STAT_INC(w->stats, fwd_rej_member);
+			return;
+		}
+		serve_request(w, t, now_s, in, h, payload);
+		return;
+	}
+	s = h->entry_worker == w->index ? sp_fwd_find(&w->fwd, h->slot, h->tag) : NULL;
+	if (s == NULL || s->proto != h->proto) {
+		DP_STAT_INC(w->stats, fwd_rej_slot);
+		return;
+	}
+	if (s->owner_ip_be != in->src_ip_be) {
+		DP_STAT_INC(w->stats, fwd_rej_source);
+		return;
+	}
+	if (s->gather != 0) {
+		gather_answer(w, h, s, payload);
+		return;
+	}
+	serve_answer(w, in, t, h, s, payload);
 }
 
 void
@@ -626,11 +869,14 @@ dp_fwd_input(struct dp_worker *w, const struct route_table *t, uint32_t now_s, s
 	const struct dp_meta *meta = dp_meta_of(m);
 	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
 	const uint8_t *udp = frame + meta->pkt.payload_off;
-	struct sp_fwd_slot *s;
+	size_t len = meta->pkt.payload_len, off = 0;
+	struct in_frame in;
 	struct sp_fwd_hdr h;
-	int member;
+	uint32_t count = 0;
+	int member, rc;
 
-	if (sp_fwd_decode(udp, meta->pkt.payload_len, &h) != 0) {
+	if (sp_fwd_next(udp, len, &off, &count, &h) != 1 ||
+	    meta->pkt.l4_off != NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN) {
 		DP_STAT_INC(w->stats, fwd_rej_malformed);
 		rte_pktmbuf_free(m);
 		return;
@@ -640,17 +886,9 @@ dp_fwd_input(struct dp_worker *w, const struct route_table *t, uint32_t now_s, s
 		rte_pktmbuf_free(m);
 		return;
 	}
-	if (h.kind == SP_FWD_REQUEST) {
-		if (t->nodes[member].node_id != h.entry_node) {
-			DP_STAT_INC(w->stats, fwd_rej_member);
-			rte_pktmbuf_free(m);
-			return;
-		}
-		serve_request(w, t, now_s, m, &h, udp + SP_FWD_HDR_SIZE);
-		return;
-	}
-	if (h.entry_worker != w->index) {
-		/* The reply reached another queue than its slot's worker: hand it over. */
+	if (h.kind != SP_FWD_REQUEST && h.entry_worker != w->index) {
+		/* Answers for another worker's slots (a batch carries one entry worker's):
+		 * the datagram reached another queue than theirs; hand it over. */
 		if (h.entry_worker < w->rt->workers) {
 			dp_worker_handoff(w, h.entry_worker, m);
 			return;
@@ -659,23 +897,23 @@ dp_fwd_input(struct dp_worker *w, const struct route_table *t, uint32_t now_s, s
 		rte_pktmbuf_free(m);
 		return;
 	}
-	s = sp_fwd_find(&w->fwd, h.slot, h.tag);
-	if (s == NULL || s->proto != h.proto) {
-		DP_STAT_INC(w->stats, fwd_rej_slot);
-		rte_pktmbuf_free(m);
-		return;
-	}
-	if (s->owner_ip_be != meta->pkt.src_ip_be) {
-		DP_STAT_INC(w->stats, fwd_rej_source);
-		rte_pktmbuf_free(m);
-		return;
-	}
-	if (s->gather != 0) {
-		gather_answer(w, &h, s, udp + SP_FWD_HDR_SIZE);
-		rte_pktmbuf_free(m);
-		return;
-	}
-	serve_answer(w, m, &h, s, udp + SP_FWD_HDR_SIZE);
+	DP_STAT_INC(w->stats, fwd_frames_in);
+	in.m = m;
+	memcpy(in.src_mac, frame + NET_ETH_ADDR_LEN, NET_ETH_ADDR_LEN);
+	in.src_ip_be = meta->pkt.src_ip_be;
+	in.src_port = meta->pkt.src_port;
+	in.dst_port = meta->pkt.dst_port;
+	/* Each message in turn; a bad one drops it and the rest of the datagram (counted
+	 * once), those before it stand. */
+	do {
+		in.last = off == len;
+		serve_message(w, t, now_s, &in, member, &h, udp + off - h.payload_len);
+		rc = sp_fwd_next(udp, len, &off, &count, &h);
+	} while (rc == 1);
+	if (rc != 0)
+		DP_STAT_INC(w->stats, fwd_rej_malformed);
+	if (in.m != NULL)
+		rte_pktmbuf_free(in.m);
 }
 
 /* ---- Multi-key gets across nodes: scatter, gather in key order ------------------------ */
@@ -921,10 +1159,10 @@ gather_send(struct dp_worker *w, const struct route_table *t, struct dp_fwd_gath
 	struct dp_fwd_part *p = &g->parts[pi];
 	const struct route_node *n = &t->nodes[p->node];
 	uint16_t worker = route_owner_workers(t)[first_partition];
-	struct rte_mbuf *m;
+	uint8_t *payload = w->scratch; /* free: nothing is being built in this burst step */
+	uint8_t *text = payload + SP_MC_FRAME_BYTES;
 	struct sp_fwd_slot *s;
 	struct sp_fwd_hdr h;
-	uint8_t *payload, *text;
 	size_t len;
 	uint32_t idx;
 	int wrote;
@@ -934,13 +1172,7 @@ gather_send(struct dp_worker *w, const struct route_table *t, struct dp_fwd_gath
 		DP_STAT_INC(w->stats, fwd_no_peer);
 		return WRONG_NODE_LINE;
 	}
-	m = rte_pktmbuf_alloc(w->rt->port.pool);
-	if (m == NULL) {
-		DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
-		return BUSY_LINE;
-	}
-	payload = rte_pktmbuf_mtod(m, uint8_t *) + NET_UDP_REPLY_HDRS;
-	text = payload + SP_FWD_HDR_SIZE + SP_MC_FRAME_BYTES;
+	SP_STATIC_ASSERT(sizeof(w->scratch) >= SP_FWD_PAYLOAD_MAX, "a message payload fits");
 	if (g->kind == SP_MC_GAT || g->kind == SP_MC_GATS)
 		wrote = snprintf((char *)text, SP_FWD_PAYLOAD_MAX - SP_MC_FRAME_BYTES, "%s %d",
 		                 get_verb(g->kind), (int)g->exptime);
@@ -964,7 +1196,21 @@ gather_send(struct dp_worker *w, const struct route_table *t, struct dp_fwd_gath
 	                &idx);
 	if (s == NULL) {
 		DP_STAT_INC(w->stats, fwd_table_full);
-		rte_pktmbuf_free(m);
+		return BUSY_LINE;
+	}
+	sp_mc_frame_encode(
+	        payload, &(struct sp_mc_frame){.request_id = g->request_id, .seq = 0, .count = 1});
+	h = (struct sp_fwd_hdr){.kind = SP_FWD_REQUEST,
+	                        .proto = SP_FWD_MEMCACHED,
+	                        .entry_worker = w->index,
+	                        .payload_len = (uint16_t)(SP_MC_FRAME_BYTES + len),
+	                        .slot = idx,
+	                        .tag = s->tag,
+	                        .entry_node = t->nodes[t->self_index].node_id,
+	                        .epoch = t->epoch};
+	if (!batch_put(w, n->mac, n->ipv4_be, (uint16_t)(n->binary_port + worker),
+	               (uint16_t)(w->rt->cfg.port_base + w->index), &h, payload)) {
+		sp_fwd_release(&w->fwd, s);
 		return BUSY_LINE;
 	}
 	s->proto = SP_FWD_MEMCACHED;
@@ -976,23 +1222,7 @@ gather_send(struct dp_worker *w, const struct route_table *t, struct dp_fwd_gath
 	p->slot = idx;
 	p->tag = s->tag;
 	p->slot_live = 1;
-	sp_mc_frame_encode(
-	        payload + SP_FWD_HDR_SIZE,
-	        &(struct sp_mc_frame){.request_id = g->request_id, .seq = 0, .count = 1});
-	h = (struct sp_fwd_hdr){.kind = SP_FWD_REQUEST,
-	                        .proto = SP_FWD_MEMCACHED,
-	                        .entry_worker = w->index,
-	                        .payload_len = (uint16_t)(SP_MC_FRAME_BYTES + len),
-	                        .slot = idx,
-	                        .tag = s->tag,
-	                        .entry_node = t->nodes[t->self_index].node_id,
-	                        .epoch = t->epoch};
-	sp_fwd_encode(payload, &h);
-	frame_to(w, m, n->mac, n->ipv4_be, (uint16_t)(n->binary_port + worker),
-	         (uint16_t)(w->rt->cfg.port_base + w->index),
-	         (uint16_t)(SP_FWD_HDR_SIZE + h.payload_len));
 	DP_STAT_INC(w->stats, fwd_out);
-	dp_worker_tx(w, m);
 	return NULL;
 }
 
@@ -1154,36 +1384,14 @@ dp_fwd_mc_gather(struct dp_worker *w, const struct route_table *t, uint32_t now_
 	return true;
 }
 
-/* Answers UNAVAILABLE, in one datagram, every request of binary slot s without a reply. */
-static void
-answer_bp_unavailable(struct dp_worker *w, const struct sp_fwd_slot *s)
-{
-	struct rte_mbuf *m = rte_pktmbuf_alloc(w->rt->port.pool);
-	struct sp_bp_builder b;
-	uint32_t len;
-
-	if (m == NULL) {
-		DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
-		return;
-	}
-	sp_bp_builder_init(&b, rte_pktmbuf_mtod(m, uint8_t *) + NET_UDP_REPLY_HDRS,
-	                   SP_BP_PAYLOAD_MAX, true, s->bp_dgram_id);
-	for (uint32_t k = 0; k < s->bp_count; k++)
-		if ((s->bp_pending & (UINT32_C(1) << k)) != 0)
-			VERIFY(sp_bp_add_reply(&b, s->bp_req_id[k], s->bp_opcode[k],
-			                       SP_BP_ST_UNAVAILABLE, 0, 0, 0) != NULL);
-	len = sp_bp_builder_finish(&b);
-	frame_to(w, m, s->client_mac, s->client_ip_be, s->client_port, s->local_port,
-	         (uint16_t)len);
-	dp_worker_tx(w, m);
-}
-
 void
 dp_fwd_poll(struct dp_worker *w)
 {
 	uint64_t now = rte_rdtsc();
 	struct sp_fwd_slot *s;
 
+	/* The burst is over: what it batched leaves now. */
+	dp_fwd_flush(w);
 	for (uint32_t k = 0; k < DP_FWD_EXPIRE_PER_POLL; k++) {
 		struct rte_mbuf *m;
 
@@ -1200,7 +1408,7 @@ dp_fwd_poll(struct dp_worker *w)
 			continue;
 		}
 		if (s->proto == SP_FWD_BINARY) {
-			answer_bp_unavailable(w, s);
+			answer_bp_status(w, NULL, s, s->bp_pending, SP_BP_ST_UNAVAILABLE);
 			sp_fwd_release(&w->fwd, s);
 			continue;
 		}
@@ -1221,6 +1429,11 @@ dp_fwd_drain(struct dp_worker *w)
 {
 	struct sp_fwd_slot *s;
 
+	for (uint32_t i = 0; i < SP_FWD_BATCH_PEERS; i++) {
+		if (w->fwd_batch[i].frame != NULL)
+			rte_pktmbuf_free(w->fwd_batch[i].frame);
+		w->fwd_batch[i].frame = NULL;
+	}
 	for (uint32_t k = 0; k < SP_FWD_SLOTS && (s = sp_fwd_oldest(&w->fwd)) != NULL; k++) {
 		DP_STAT_INC(w->stats, fwd_timeouts);
 		sp_fwd_release(&w->fwd, s);

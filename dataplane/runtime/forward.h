@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Forwarding between dataplanes (docs/cluster.md, "Forwarding"): a memcached request whose
- * key another node owns is sent, in the same mbuf, to the owning worker of that node
- * (dataplane/forward/fwd.h messages); the owner runs it and sends its reply datagrams
- * back; this worker relays each to the client from its own address and port. One hop: the
- * owner never forwards again, it refuses. A fixed table of requests in flight per worker
+ * key another node owns is sent to the owning worker of that node (dataplane/forward/fwd.h
+ * messages), batched with the other messages this worker sends that port in the same poll
+ * burst (one datagram, sent at the end of the burst by dp_fwd_poll); the owner runs it and
+ * sends its reply datagrams back, batched the same way; this worker relays each to the
+ * client from its own address and port. One hop: the owner never forwards again, it
+ * refuses, and the entry places the request once more on its own map. A fixed table of requests in flight per worker
  * (SP_FWD_SLOTS) with a timeout (--forward-timeout-ms): full is answered at once, a timeout
  * answers the client "SERVER_ERROR owner unavailable". Messages are accepted only from the
  * dataplane address and MAC of a current member and sent only to members; everything else
@@ -92,16 +94,19 @@ enum dp_fwd_rc {
 bool dp_fwd_is_message(const struct rte_mbuf *m);
 
 /*
- * Serves a forward message that arrived on worker w: a REQUEST (runs it as the owner and
- * sends the replies back, or refuses), a REPLY (relays it to the client) or a REFUSED
- * (answers the client with the error). Consumes m. Never fails: what is wrong is counted.
+ * Serves a forward datagram that arrived on worker w, each of its messages in turn: a
+ * REQUEST (runs it as the owner and batches the replies back, or refuses), a REPLY
+ * (relays it to the client) or a REFUSED (places the request again once on this node's
+ * map, or answers the client with the error). Consumes m. Never fails: what is wrong is
+ * counted (a malformed message drops the rest of its datagram).
  */
 void dp_fwd_input(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
                   struct rte_mbuf *m);
 
 /*
  * Forwards the memcached datagram in m (meta filled) to the worker of node `node` (an
- * index in t) that owns `partition`. DP_FWD_SENT consumes m; otherwise m is untouched.
+ * index in t) that owns `partition`, in this burst's batch for it. DP_FWD_SENT consumes
+ * m; otherwise m is untouched (DP_FWD_FULL also when no mbuf was free).
  */
 enum dp_fwd_rc dp_fwd_mc_request(struct dp_worker *w, const struct route_table *t,
                                  struct rte_mbuf *m, uint16_t node, uint32_t partition);
@@ -119,7 +124,12 @@ enum dp_fwd_rc dp_fwd_bp_request(struct dp_worker *w, const struct route_table *
                                  const struct sp_bp_req *const *reqs, uint32_t n, uint16_t node,
                                  uint16_t worker);
 
-/* Once per loop iteration: answers the requests whose owner did not reply in time. */
+/* Sends every forward datagram being filled (the end of a poll burst). Never fails: no
+ * allocation, what the TX backlog cannot take is counted there. */
+void dp_fwd_flush(struct dp_worker *w);
+
+/* Once per loop iteration, after the bursts: dp_fwd_flush(), then answers the requests
+ * whose owner did not reply in time. */
 void dp_fwd_poll(struct dp_worker *w);
 
 /* At exit: forgets every request in flight (counted as timeouts; nothing is held). */

@@ -63,7 +63,11 @@ struct dp_worker_stats {
 	uint64_t fwd_refused;       /* the owner refused (not the owner any more) */
 	uint64_t fwd_retried;       /* refused ones placed again once on this node's map */
 	uint64_t fwd_no_peer;       /* not forwarded: the owner has no address or MAC */
-	uint64_t fwd_too_big;       /* not forwarded: the request does not fit a message */
+	uint64_t fwd_too_big;       /* a request (not forwarded) or a forwarded reply (answered
+	                             * TOO_BIG) that does not fit a message */
+	uint64_t fwd_frames_out;    /* forward datagrams sent (each 1..SP_FWD_BATCH_MAX msgs) */
+	uint64_t fwd_msgs_out;      /* forward messages in them */
+	uint64_t fwd_frames_in;     /* forward datagrams from members taken in */
 	uint64_t fwd_rej_malformed; /* forward messages dropped: bad header */
 	uint64_t fwd_rej_member;    /* dropped: source address is no current member */
 	uint64_t fwd_rej_mac;       /* dropped: source MAC is not that member's */

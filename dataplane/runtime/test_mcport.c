@@ -676,7 +676,8 @@ raw_frame(const uint8_t *mac, const char *ip_text, uint16_t sport, uint16_t dpor
 	return m;
 }
 
-/* Takes the one frame worker w queued for TX; checks its destination; returns it. */
+/* Takes the one frame worker w queued for TX (its forward batches sent first, as at the
+ * end of a burst); checks its destination; returns it. */
 static struct rte_mbuf *
 take_tx(uint16_t w, const char *dst_ip, uint16_t dst_port, uint16_t src_port)
 {
@@ -685,6 +686,7 @@ take_tx(uint16_t w, const char *dst_ip, uint16_t dst_port, uint16_t src_port)
 	const uint8_t *f;
 	uint32_t dst = inet_addr(dst_ip);
 
+	dp_fwd_flush(wk);
 	assert_int_equal(wk->tx_count, 1);
 	m = wk->tx[0];
 	wk->tx_count = 0;
@@ -1171,25 +1173,351 @@ test_forward_binary(void **state)
 	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
 	             raw_frame(peer_mac, PEER_IP, 9001, rt.cfg.port_base, msg,
 	                       SP_FWD_HDR_SIZE + h.payload_len));
+	/* Back in one datagram: a REPLY for the SET, then the GET REFUSED, its record in it. */
+	fm = take_tx(0, PEER_IP, 9001, rt.cfg.port_base);
+	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
+	size_t off = 0, flen = rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS;
+	uint32_t count = 0;
+	assert_int_equal(sp_fwd_next(p, flen, &off, &count, &h), 1);
+	assert_int_equal(h.kind, SP_FWD_REPLY);
+	assert_int_equal(h.total, 1);
+	assert_int_equal(h.slot, 3);
+	assert_int_equal(sp_bp_decode_replies(p + off - h.payload_len, h.payload_len, reps,
+	                                      SP_BP_REQS_MAX, &dg),
+	                 SP_BP_ERR_OK);
+	assert_int_equal(dg.count, 1);
+	assert_int_equal(reps[0].request_id, 20);
+	assert_int_equal(reps[0].status, SP_BP_ST_OK);
+	assert_int_equal(sp_fwd_next(p, flen, &off, &count, &h), 1);
+	assert_int_equal(h.kind, SP_FWD_REFUSED);
+	assert_int_equal(h.status, SP_BP_ST_WRONG_PARTITION);
+	assert_int_equal(h.slot, 3);
+	assert_int_equal(sp_bp_decode_requests(p + off - h.payload_len, h.payload_len, PARTITIONS,
+	                                       dec, SP_BP_REQS_MAX, &dg),
+	                 SP_BP_ERR_OK);
+	assert_int_equal(dg.count, 1);
+	assert_true(dg.datagram_id == 99);
+	assert_int_equal(dec[0].request_id, 21);
+	assert_int_equal(dec[0].key_len, strlen(far0));
+	assert_int_equal(sp_fwd_next(p, flen, &off, &count, &h), 0);
+	rte_pktmbuf_free(fm);
+}
+
+/*
+ * Entry side of a binary refusal: node 2 answers one of two forwarded GETs and refuses the
+ * other (its map moved): the answered one is relayed, the refused one is placed again once
+ * on this worker's ring as the client's datagram (refused: never forwarded again) and the
+ * slot is done; a refusal naming a request that is not waiting is dropped as malformed.
+ */
+static void
+test_forward_binary_refused(void **state)
+{
+	uint8_t buf[SP_BP_PAYLOAD_MAX], msg[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_req q[2], dec[SP_BP_REQS_MAX];
+	const struct sp_bp_req *grp[2];
+	char far0[32], far1[32];
+	struct sp_bp_builder b;
+	struct sp_bp_dgram dg;
+	struct sp_fwd_hdr h, h1;
+	struct rte_mbuf *cm, *fm, *back[4];
+	const uint8_t *p;
+	size_t mlen = 0;
+	uint32_t len;
+
+	(void)state;
+	far_key(far0, sizeof(far0), 5);
+	far_key(far1, sizeof(far1), 6);
+	uint16_t ow = route_owner_workers(route_current(
+	        rt.route))[sp_key_partition(sp_key_hash(far0, strlen(far0)), PARTITIONS)];
+	sp_bp_builder_init(&b, buf, sizeof(buf), false, 888);
+	sp_bp_builder_set_flags(&b, SP_BP_F_FORWARD);
+	q[0] = (struct sp_bp_req){.opcode = SP_BP_OP_GET,
+	                          .request_id = 30,
+	                          .key = (const uint8_t *)far0,
+	                          .key_len = (uint16_t)strlen(far0)};
+	q[1] = (struct sp_bp_req){.opcode = SP_BP_OP_GET,
+	                          .request_id = 31,
+	                          .key = (const uint8_t *)far1,
+	                          .key_len = (uint16_t)strlen(far1)};
+	assert_int_equal(sp_bp_add_request(&b, &q[0]), 0);
+	assert_int_equal(sp_bp_add_request(&b, &q[1]), 0);
+	len = sp_bp_builder_finish(&b);
+	cm = raw_frame((const uint8_t[6]){0x02, 2, 2, 2, 2, 2}, "10.0.0.2", CLIENT_PORT,
+	               rt.cfg.port_base, buf, len);
+	assert_int_equal(sp_bp_decode_requests(rte_pktmbuf_mtod(cm, uint8_t *) + NET_UDP_REPLY_HDRS,
+	                                       len, PARTITIONS, dec, SP_BP_REQS_MAX, &dg),
+	                 SP_BP_ERR_OK);
+	grp[0] = &dec[0];
+	grp[1] = &dec[1];
+	assert_int_equal(
+	        dp_fwd_bp_request(rt.w[0], route_current(rt.route), cm, 888, grp, 2, 1, ow),
+	        DP_FWD_SENT);
+	rte_pktmbuf_free(cm);
+	fm = take_tx(0, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base);
+	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
+	assert_int_equal(sp_fwd_decode(p, rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS, &h), 0);
+	assert_int_equal(sp_bp_decode_requests(p + SP_FWD_HDR_SIZE, h.payload_len, PARTITIONS, dec,
+	                                       SP_BP_REQS_MAX, &dg),
+	                 SP_BP_ERR_OK);
+	/* Node 2's answer, one datagram of two messages: 30 found, 31 refused. */
+	h1 = h;
+	h1.kind = SP_FWD_REPLY;
+	h1.index = 0;
+	h1.total = 1;
+	sp_bp_builder_init(&b, msg + SP_FWD_HDR_SIZE, SP_FWD_PAYLOAD_MAX, true, 888);
+	memcpy(sp_bp_add_reply(&b, 30, SP_BP_OP_GET, SP_BP_ST_OK, 1, 0, 2), "ok", 2);
+	h1.payload_len = (uint16_t)sp_bp_builder_finish(&b);
+	sp_fwd_encode(msg, &h1);
+	mlen = SP_FWD_HDR_SIZE + h1.payload_len;
+	h1.kind = SP_FWD_REFUSED;
+	h1.status = SP_BP_ST_WRONG_PARTITION;
+	h1.total = 0;
+	sp_bp_builder_init(&b, msg + mlen + SP_FWD_HDR_SIZE, SP_FWD_PAYLOAD_MAX, false, 888);
+	assert_int_equal(sp_bp_add_record(&b, &dec[1]), 0);
+	h1.payload_len = (uint16_t)sp_bp_builder_finish(&b);
+	sp_fwd_encode(msg + mlen, &h1);
+	mlen += SP_FWD_HDR_SIZE + h1.payload_len;
+	rte_pktmbuf_free(fm);
+	uint64_t retried = WSTAT(fwd_retried), relayed = WSTAT(fwd_relayed);
+	uint64_t frames_in = WSTAT(fwd_frames_in);
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base, msg,
+	                       mlen));
+	assert_int_equal(WSTAT(fwd_frames_in), frames_in + 1);
+	assert_int_equal(WSTAT(fwd_relayed), relayed + 1);
+	assert_int_equal(WSTAT(fwd_retried), retried + 1);
+	assert_int_equal(rt.w[0]->fwd.live, 0);
+	fm = take_tx(0, "10.0.0.2", CLIENT_PORT, rt.cfg.port_base);
+	rte_pktmbuf_free(fm);
+	assert_int_equal(dp_handoff_recv(&rt.handoff, 0, back, 4), 1);
+	assert_int_equal(dp_meta_of(back[0])->refused, 1);
+	assert_int_equal(dp_meta_of(back[0])->pkt.src_port, CLIENT_PORT);
+	assert_int_equal(dp_meta_of(back[0])->pkt.dst_port, rt.cfg.port_base);
+	p = rte_pktmbuf_mtod(back[0], const uint8_t *) + dp_meta_of(back[0])->pkt.payload_off;
+	assert_int_equal(sp_bp_decode_requests(p, dp_meta_of(back[0])->pkt.payload_len, PARTITIONS,
+	                                       dec, SP_BP_REQS_MAX, &dg),
+	                 SP_BP_ERR_OK);
+	assert_int_equal(dg.count, 1);
+	assert_true(dg.datagram_id == 888);
+	assert_int_equal(dec[0].request_id, 31);
+	rte_pktmbuf_free(back[0]);
+	/* The same datagram again: its slot is gone. */
+	uint64_t rej_slot = WSTAT(fwd_rej_slot);
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base, msg,
+	                       mlen));
+	assert_int_equal(WSTAT(fwd_rej_slot), rej_slot + 2);
+	assert_int_equal(rt.w[0]->tx_count, 0);
+
+	/* Owner side: a forwarded GET of a value too large for a forward message (1410 bytes:
+	 * a client datagram carries up to 1432) is answered TOO_BIG, not dropped. */
+	static uint8_t big[1410];
+	char near[32];
+	uint64_t cas = 0;
+	key_of(near, sizeof(near), "bigv", 0, 0);
+	uint32_t np = sp_key_partition(sp_key_hash(near, strlen(near)), PARTITIONS);
+	struct store_key sk = {.data = near,
+	                       .len = (uint32_t)strlen(near),
+	                       .hash = sp_key_hash(near, strlen(near))};
+	memset(big, 'b', sizeof(big));
+	assert_int_equal(store_set(rt.stores[np], STORE_SET, &sk,
+	                           &(struct store_write){.value = big, .value_len = sizeof(big)},
+	                           NOW_S, &cas),
+	                 0);
+	q[0] = (struct sp_bp_req){.opcode = SP_BP_OP_GET,
+	                          .request_id = 40,
+	                          .key = (const uint8_t *)near,
+	                          .key_len = (uint16_t)strlen(near)};
+	sp_bp_builder_init(&b, msg + SP_FWD_HDR_SIZE, SP_FWD_PAYLOAD_MAX, false, 41);
+	assert_int_equal(sp_bp_add_request(&b, &q[0]), 0);
+	h = (struct sp_fwd_hdr){.kind = SP_FWD_REQUEST,
+	                        .proto = SP_FWD_BINARY,
+	                        .entry_worker = 0,
+	                        .slot = 5,
+	                        .tag = 6,
+	                        .entry_node = 2,
+	                        .epoch = 9,
+	                        .payload_len = (uint16_t)sp_bp_builder_finish(&b)};
+	sp_fwd_encode(msg, &h);
+	uint64_t too_big = WSTAT(fwd_too_big);
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, 9001, rt.cfg.port_base, msg,
+	                       SP_FWD_HDR_SIZE + h.payload_len));
+	assert_int_equal(WSTAT(fwd_too_big), too_big + 1);
 	fm = take_tx(0, PEER_IP, 9001, rt.cfg.port_base);
 	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
 	assert_int_equal(sp_fwd_decode(p, rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS, &h), 0);
 	assert_int_equal(h.kind, SP_FWD_REPLY);
-	assert_int_equal(h.total, 1);
-	assert_int_equal(h.slot, 3);
+	struct sp_bp_reply reps[SP_BP_REQS_MAX];
 	assert_int_equal(
 	        sp_bp_decode_replies(p + SP_FWD_HDR_SIZE, h.payload_len, reps, SP_BP_REQS_MAX, &dg),
 	        SP_BP_ERR_OK);
-	assert_int_equal(dg.count, 2);
-	assert_int_equal(reps[0].request_id, 20);
-	assert_int_equal(reps[0].status, SP_BP_ST_OK);
-	assert_int_equal(reps[1].request_id, 21);
-	assert_int_equal(reps[1].status, SP_BP_ST_WRONG_PARTITION);
-	struct sp_bp_redirect rd;
-	assert_int_equal(sp_bp_redirect_decode(reps[1].value, reps[1].value_len, &rd), 1);
-	assert_int_equal(rd.node_id, 2);
-	assert_int_equal(rd.port, PEER_PORT + ow);
+	assert_int_equal(dg.count, 1);
+	assert_int_equal(reps[0].request_id, 40);
+	assert_int_equal(reps[0].status, SP_BP_ST_TOO_BIG);
 	rte_pktmbuf_free(fm);
+}
+
+/*
+ * Batching: three memcached GETs of node 2's keys (one owning worker) served in one burst
+ * leave in one datagram of three REQUEST messages, each its client's request as it came;
+ * node 2's three replies, one datagram back in another order, reach each client with its
+ * own request id and value. Forged datagrams: a good message then a bad header (the first
+ * stands, the rest is dropped, counted once), an answer for another worker's slot inside a
+ * batch (fwd_rej_slot), SP_FWD_BATCH_MAX + 1 messages (malformed after the bound).
+ */
+static void
+test_forward_batch(void **state)
+{
+	static const char *values[3] = {"one", "two2", "three"};
+	uint8_t msg[SP_BP_PAYLOAD_MAX];
+	struct dp_mc_result res;
+	struct sp_fwd_hdr h, got[3];
+	char key[3][32], cmd[128], text[256];
+	uint32_t count = 0, parts[3];
+	struct rte_mbuf *fm;
+	const uint8_t *p;
+	size_t off = 0, flen, mlen = 0;
+	uint16_t ow = 0;
+
+	(void)state;
+	/* Three keys of node 2 whose partitions one worker owns. */
+	for (uint32_t i = 0, k = 0; k < 3; i++) {
+		far_key(key[k], sizeof(key[k]), 10 + i);
+		parts[k] = sp_key_partition(sp_key_hash(key[k], strlen(key[k])), PARTITIONS);
+		uint16_t o = route_owner_workers(route_current(rt.route))[parts[k]];
+		if (k == 0)
+			ow = o;
+		if (o == ow)
+			k++;
+	}
+	uint64_t frames = WSTAT(fwd_frames_out), msgs = WSTAT(fwd_msgs_out);
+	for (uint32_t k = 0; k < 3; k++) {
+		snprintf(cmd, sizeof(cmd), "get %s\r\n", key[k]);
+		serve(0, frame(cmd, (uint16_t)(61 + k)), false, &res);
+		assert_int_equal(res.tx_count, 0);
+	}
+	assert_int_equal(rt.w[0]->tx_count, 0); /* batched until the burst ends */
+	assert_int_equal(rt.w[0]->fwd.live, 3);
+	fm = take_tx(0, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base);
+	assert_int_equal(WSTAT(fwd_frames_out), frames + 1);
+	assert_int_equal(WSTAT(fwd_msgs_out), msgs + 3);
+	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
+	flen = rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS;
+	for (uint32_t k = 0; k < 3; k++) {
+		assert_int_equal(sp_fwd_next(p, flen, &off, &count, &got[k]), 1);
+		assert_int_equal(got[k].kind, SP_FWD_REQUEST);
+		snprintf(cmd, sizeof(cmd), "get %s\r\n", key[k]);
+		assert_int_equal(got[k].payload_len, SP_MC_FRAME_BYTES + strlen(cmd));
+		assert_memory_equal(p + off - strlen(cmd), cmd, strlen(cmd));
+		assert_int_equal(p[off - got[k].payload_len + 1], 61 + k);
+	}
+	assert_int_equal(sp_fwd_next(p, flen, &off, &count, &h), 0);
+	rte_pktmbuf_free(fm);
+	/* The replies, 2, 0, 1, in one datagram. */
+	for (uint32_t j = 0; j < 3; j++) {
+		uint32_t k = (j + 2) % 3;
+		int n = snprintf(text, sizeof(text), "VALUE %s 0 %zu\r\n%s\r\nEND\r\n", key[k],
+		                 strlen(values[k]), values[k]);
+
+		h = got[k];
+		h.kind = SP_FWD_REPLY;
+		h.index = 0;
+		h.total = 1;
+		h.payload_len = (uint16_t)(SP_MC_FRAME_BYTES + (size_t)n);
+		sp_fwd_encode(msg + mlen, &h);
+		sp_mc_frame_encode(
+		        msg + mlen + SP_FWD_HDR_SIZE,
+		        &(struct sp_mc_frame){.request_id = (uint16_t)(61 + k), .count = 1});
+		memcpy(msg + mlen + SP_FWD_HDR_SIZE + SP_MC_FRAME_BYTES, text, (size_t)n);
+		mlen += SP_FWD_HDR_SIZE + h.payload_len;
+	}
+	uint64_t relayed = WSTAT(fwd_relayed);
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base, msg,
+	                       mlen));
+	assert_int_equal(WSTAT(fwd_relayed), relayed + 3);
+	assert_int_equal(rt.w[0]->fwd.live, 0);
+	assert_int_equal(rt.w[0]->tx_count, 3);
+	for (uint32_t j = 0; j < 3; j++) {
+		struct rte_mbuf *m = rt.w[0]->tx[j];
+		const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+		uint32_t k = (j + 2) % 3;
+		int n = snprintf(text, sizeof(text), "VALUE %s 0 %zu\r\n%s\r\nEND\r\n", key[k],
+		                 strlen(values[k]), values[k]);
+
+		assert_int_equal((f[36] << 8) | f[37], CLIENT_PORT);
+		assert_int_equal((f[34] << 8) | f[35], MC_PORT);
+		assert_int_equal((f[42] << 8) | f[43], 61 + k);
+		assert_int_equal(rte_pktmbuf_data_len(m),
+		                 NET_UDP_REPLY_HDRS + SP_MC_FRAME_BYTES + (size_t)n);
+		assert_memory_equal(f + NET_UDP_REPLY_HDRS + SP_MC_FRAME_BYTES, text, (size_t)n);
+		rte_pktmbuf_free(m);
+	}
+	rt.w[0]->tx_count = 0;
+
+	/* Forged: one good request of ours, then a header with a bad kind. */
+	char near[32];
+	key_of(near, sizeof(near), "bnear", 0, 1);
+	snprintf(cmd, sizeof(cmd), "get %s\r\n", near);
+	h = (struct sp_fwd_hdr){.kind = SP_FWD_REQUEST,
+	                        .proto = SP_FWD_MEMCACHED,
+	                        .entry_worker = 0,
+	                        .slot = 9,
+	                        .tag = 9,
+	                        .entry_node = 2,
+	                        .epoch = 9,
+	                        .payload_len = (uint16_t)(SP_MC_FRAME_BYTES + strlen(cmd))};
+	sp_fwd_encode(msg, &h);
+	sp_mc_frame_encode(msg + SP_FWD_HDR_SIZE,
+	                   &(struct sp_mc_frame){.request_id = 7, .count = 1});
+	memcpy(msg + SP_FWD_HDR_SIZE + SP_MC_FRAME_BYTES, cmd, strlen(cmd));
+	mlen = SP_FWD_HDR_SIZE + h.payload_len;
+	sp_fwd_encode(msg + mlen, &h);
+	msg[mlen + 3] = 7; /* kind */
+	memcpy(msg + mlen + SP_FWD_HDR_SIZE, msg + SP_FWD_HDR_SIZE, h.payload_len);
+	uint64_t mal = WSTAT(fwd_rej_malformed), in = WSTAT(fwd_in);
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, 9005, rt.cfg.port_base, msg, 2 * mlen));
+	assert_int_equal(WSTAT(fwd_rej_malformed), mal + 1);
+	assert_int_equal(WSTAT(fwd_in), in + 1);
+	fm = take_tx(0, PEER_IP, 9005, rt.cfg.port_base);
+	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
+	assert_int_equal(sp_fwd_decode(p, rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS, &h), 0);
+	assert_int_equal(h.kind, SP_FWD_REPLY);
+	assert_int_equal(h.slot, 9);
+	rte_pktmbuf_free(fm);
+
+	/* Forged: the bound: SP_FWD_BATCH_MAX + 1 bare REFUSED messages for slots of ours
+	 * (none in flight): each past the bound is not even looked at. */
+	h = (struct sp_fwd_hdr){.kind = SP_FWD_REFUSED,
+	                        .proto = SP_FWD_MEMCACHED,
+	                        .status = SP_BP_ST_WRONG_PARTITION,
+	                        .entry_worker = 0,
+	                        .slot = 1,
+	                        .tag = 1,
+	                        .entry_node = 2,
+	                        .epoch = 9};
+	SP_STATIC_ASSERT((SP_FWD_BATCH_MAX + 1) * SP_FWD_HDR_SIZE <= SP_BP_PAYLOAD_MAX,
+	                 "the bound is reachable in one datagram");
+	for (uint32_t i = 0; i <= SP_FWD_BATCH_MAX; i++)
+		sp_fwd_encode(msg + i * SP_FWD_HDR_SIZE, &h);
+	uint64_t rej_slot = WSTAT(fwd_rej_slot);
+	mal = WSTAT(fwd_rej_malformed);
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base, msg,
+	                       (SP_FWD_BATCH_MAX + 1) * SP_FWD_HDR_SIZE));
+	assert_int_equal(WSTAT(fwd_rej_slot), rej_slot + SP_FWD_BATCH_MAX);
+	assert_int_equal(WSTAT(fwd_rej_malformed), mal + 1);
+	/* Forged: inside a batch for worker 0, an answer naming worker 1's slot. */
+	h.entry_worker = 1;
+	sp_fwd_encode(msg + SP_FWD_HDR_SIZE, &h);
+	rej_slot = WSTAT(fwd_rej_slot);
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base, msg,
+	                       2 * SP_FWD_HDR_SIZE));
+	assert_int_equal(WSTAT(fwd_rej_slot), rej_slot + 2);
+	assert_int_equal(rt.w[0]->tx_count, 0);
 }
 
 int
@@ -1211,6 +1539,8 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_forward_owner),
 	        cmocka_unit_test(test_gather_multi_get),
 	        cmocka_unit_test(test_forward_binary),
+	        cmocka_unit_test(test_forward_binary_refused),
+	        cmocka_unit_test(test_forward_batch),
 	};
 	struct rte_ring *rx[2], *tx[2];
 	struct dp_hugepages huge;

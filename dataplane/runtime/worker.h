@@ -58,6 +58,7 @@ struct dp_worker {
 	 * multi-key gets it is gathering. */
 	struct sp_fwd_table fwd;
 	struct dp_fwd_gather *gathers; /* DP_FWD_GATHERS, allocated with the worker */
+	struct sp_fwd_batch fwd_batch[SP_FWD_BATCH_PEERS]; /* forward datagrams being filled */
 	/* Where reply payloads are built before they go into an mbuf. */
 	uint8_t scratch[SP_BP_PAYLOAD_MAX] __rte_cache_aligned;
 };

@@ -65,7 +65,7 @@ test_header_roundtrip_and_refusals(void **state)
 	struct {
 		size_t off;
 		uint8_t v;
-	} bad[] = {{0, 'X'}, {2, 2},  {3, 0},  {3, 4},  {4, 0},  {4, 3},  {5, 1},
+	} bad[] = {{0, 'X'}, {2, 1},  {3, 0},  {3, 4},  {4, 0},  {4, 3},  {5, 1},
 	           {8, 0},   {9, 1},  {12, 0}, {13, 0}, {14, 0}, {15, 0}, {28, 3},
 	           {29, 0},  {24, 0}, {25, 0}, {26, 0}, {27, 0}};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -105,6 +105,102 @@ test_header_roundtrip_and_refusals(void **state)
 	assert_int_equal(sp_fwd_decode(buf, sizeof(buf), &out), -SP_EMALFORMED);
 	assert_false(sp_fwd_is(buf, SP_FWD_HDR_SIZE - 1));
 	assert_int_equal(sp_fwd_decode(NULL, 0, &out), -SP_EMALFORMED);
+}
+
+/* Appends a message of kind REQUEST (slot i, payload i+1 bytes of value i) at buf + *at. */
+static void
+put_msg(uint8_t *buf, size_t *at, uint32_t i)
+{
+	struct sp_fwd_hdr h = sample();
+
+	h.kind = SP_FWD_REQUEST;
+	h.index = h.total = 0;
+	h.slot = i % SP_FWD_SLOTS;
+	h.payload_len = (uint16_t)(i % 40 + 1);
+	sp_fwd_encode(buf + *at, &h);
+	memset(buf + *at + SP_FWD_HDR_SIZE, (int)i, h.payload_len);
+	*at += SP_FWD_HDR_SIZE + h.payload_len;
+}
+
+/*
+ * A datagram of several messages: each comes back in order with its payload; the end is
+ * reported once; a cut-short last message, trailing bytes that are no message, a bad
+ * header in the middle, an empty datagram and message SP_FWD_BATCH_MAX + 1 are refused
+ * (after the good messages before them); sp_fwd_decode wants exactly one message.
+ */
+static void
+test_batch_walk_and_refusals(void **state)
+{
+	uint8_t buf[4096];
+	struct sp_fwd_hdr h;
+	size_t len = 0, off;
+	uint32_t count, seen;
+	int rc;
+
+	(void)state;
+	for (uint32_t i = 0; i < 5; i++)
+		put_msg(buf, &len, i);
+	off = 0;
+	count = 0;
+	seen = 0;
+	while ((rc = sp_fwd_next(buf, len, &off, &count, &h)) == 1) {
+		const uint8_t *p = buf + off - h.payload_len;
+
+		assert_int_equal(h.slot, seen);
+		assert_int_equal(h.payload_len, seen % 40 + 1);
+		for (uint32_t k = 0; k < h.payload_len; k++)
+			assert_int_equal(p[k], seen);
+		seen++;
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(seen, 5);
+	assert_int_equal(count, 5);
+	assert_int_equal(off, len);
+	/* A batch is not one message. */
+	assert_int_equal(sp_fwd_decode(buf, len, &h), -SP_EMALFORMED);
+	/* Every cut of the last message (and trailing garbage) stops the walk there. */
+	for (size_t cut = 1; cut < len; cut++) {
+		off = 0;
+		count = 0;
+		while ((rc = sp_fwd_next(buf, len - cut, &off, &count, &h)) == 1)
+			assert_true(off <= len - cut);
+		if (rc == 0) /* the cut fell on a message boundary */
+			assert_int_equal(off, len - cut);
+		else
+			assert_int_equal(rc, -SP_EMALFORMED);
+	}
+	buf[len] = 'N';
+	off = 0;
+	count = 0;
+	while ((rc = sp_fwd_next(buf, len + 1, &off, &count, &h)) == 1)
+		;
+	assert_int_equal(rc, -SP_EMALFORMED);
+	assert_int_equal(count, 5);
+	/* A bad third header: two messages, then refused. */
+	size_t third = 2 * SP_FWD_HDR_SIZE + 1 + 2;
+	buf[third + 3] = 9; /* kind */
+	off = 0;
+	count = 0;
+	assert_int_equal(sp_fwd_next(buf, len, &off, &count, &h), 1);
+	assert_int_equal(sp_fwd_next(buf, len, &off, &count, &h), 1);
+	assert_int_equal(off, third);
+	assert_int_equal(sp_fwd_next(buf, len, &off, &count, &h), -SP_EMALFORMED);
+	/* Nothing at all is no datagram. */
+	off = 0;
+	count = 0;
+	assert_int_equal(sp_fwd_next(buf, 0, &off, &count, &h), -SP_EMALFORMED);
+	/* The bound on messages per datagram. */
+	len = 0;
+	for (uint32_t i = 0; i < SP_FWD_BATCH_MAX + 1; i++)
+		put_msg(buf, &len, 0);
+	assert_true(len <= sizeof(buf));
+	off = 0;
+	count = 0;
+	seen = 0;
+	while ((rc = sp_fwd_next(buf, len, &off, &count, &h)) == 1)
+		seen++;
+	assert_int_equal(seen, SP_FWD_BATCH_MAX);
+	assert_int_equal(rc, -SP_EMALFORMED);
 }
 
 static void
@@ -226,6 +322,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_header_roundtrip_and_refusals),
+	        cmocka_unit_test(test_batch_walk_and_refusals),
 	        cmocka_unit_test(test_table_bound_order_and_tags),
 	        cmocka_unit_test(test_table_random),
 	};
