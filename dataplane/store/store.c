@@ -1461,6 +1461,63 @@ store_check(const struct store *s)
 	return entries == items ? 0 : -SP_ECORRUPT;
 }
 
+int
+store_counter_parse(const uint8_t *p, uint32_t len, uint64_t *out)
+{
+	ASSERT(out != NULL);
+	if (p == NULL)
+		return -SP_ENOTNUM;
+	return counter_parse(p, len, out);
+}
+
+int
+store_scan(const struct store *s, const uint8_t *prefix, uint32_t prefix_len, uint32_t now_s,
+           store_scan_fn fn, void *arg)
+{
+	uint64_t head = LD(&s->head);
+	uint64_t tail = LD(&s->tail);
+	uint64_t L = s->log_bytes;
+
+	ASSERT(fn != NULL);
+	ASSERT(prefix != NULL || prefix_len == 0);
+	ASSERT(tail <= head);
+	/* A pending flush_all whose time has come hides what it covers, as lookups do. */
+	uint32_t at_s = LD(&s->flush_at_s);
+	uint64_t flushed = at_s != 0 && now_s >= at_s ? LD(&s->cas_last) : LD(&s->flush_cas);
+
+	for (uint64_t pos = tail; pos < head;) {
+		uint64_t phys = pos % L;
+		uint64_t rest = L - phys;
+		struct store_item *it = (struct store_item *)(s->log + phys);
+
+		if (rest < STORE_ITEM_HEADER_BYTES || item_key_len(it->lens) == 0) {
+			pos += rest; /* the pad at the end of a lap */
+			continue;
+		}
+		uint64_t size = item_size(it);
+		VERIFY(size <= rest);
+		pos += size;
+		uint32_t key_len = item_key_len(it->lens);
+		if (key_len < prefix_len || memcmp(item_key(it), prefix, prefix_len) != 0)
+			continue;
+		if ((it->expire_s != 0 && it->expire_s <= now_s) || it->cas <= flushed)
+			continue;
+		/* Superseded and deleted items stay in the log until reclaimed: only the one
+		 * an index entry points at is the key's current item. */
+		uint32_t home = home_index(s, it->hash_hi);
+		if (!indexed_at(bucket_choice(s, home, 0), phys) &&
+		    !indexed_at(bucket_choice(s, home, 1), phys))
+			continue;
+		struct store_key k = {.data = item_key(it), .len = key_len, .hash = 0};
+		struct store_value v;
+		value_out(it, &v);
+		int rc = fn(arg, &k, &v);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
 const char *
 store_op_name(enum store_op op)
 {

@@ -309,6 +309,25 @@ void store_stats_get(const struct store *s, struct store_stats *out);
  */
 int store_check(const struct store *s);
 
+/*
+ * Calls fn(arg, &key, &value) for every live item (not expired, not flushed) whose key
+ * starts with the prefix_len bytes of prefix (prefix_len 0: every item), oldest first; fn
+ * returns 0 to go on or anything else to stop, which store_scan then returns. key->data and
+ * value->data point into the store and stay valid only during the call; fn must not call
+ * the store. Returns 0 after the last item. O(log size): for aggregates, not for the
+ * per-request path of GET/SET. Never changes the store, counts nothing. Owner only.
+ */
+typedef int (*store_scan_fn)(void *arg, const struct store_key *key,
+                             const struct store_value *value);
+int store_scan(const struct store *s, const uint8_t *prefix, uint32_t prefix_len, uint32_t now_s,
+               store_scan_fn fn, void *arg);
+
+/*
+ * Reads value bytes as a counter exactly as store_arith does (memcached's rules: leading
+ * blanks, decimal digits, then the end or a blank). Returns 0 with *out set, or -SP_ENOTNUM.
+ */
+int store_counter_parse(const uint8_t *p, uint32_t len, uint64_t *out);
+
 /* Name of an operation kind for stats output ("get", "set", ...). Never NULL. */
 const char *store_op_name(enum store_op op);
 

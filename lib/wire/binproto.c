@@ -198,6 +198,7 @@ static const char *const status_names[SP_BP_ST_LAST] = {
         [SP_BP_ST_NOT_SERVING] = "not_serving",
         [SP_BP_ST_NOT_READY] = "not_ready",
         [SP_BP_ST_UNAVAILABLE] = "unavailable",
+        [SP_BP_ST_PARTIAL] = "partial",
 };
 
 /* ---- The opcode table ---------------------------------------------------------------- */

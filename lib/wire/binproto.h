@@ -198,6 +198,10 @@ enum sp_bp_status {
 	SP_BP_ST_NOT_SERVING = 11,
 	SP_BP_ST_NOT_READY = 12,
 	SP_BP_ST_UNAVAILABLE = 13,
+	/* A registered operation that spans partitions (docs/tasks.md) answered with the
+	 * merged results of only the partitions whose owners answered in time; the reply's
+	 * flags say how many. */
+	SP_BP_ST_PARTIAL = 14,
 	SP_BP_ST_LAST,
 };
 
