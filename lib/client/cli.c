@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * shardplane-client: the command-line face of lib/client. One command per run (get, set,
- * add, replace, del, incr, decr, route) or a bounded load (bench). Exit status: 0 success,
- * 1 the operation failed (not found, timeout, ...), 2 usage error.
+ * add, replace, del, incr, decr, route, where, ratelimit, aggregate) or a bounded load
+ * (bench). Exit status: 0 success (ratelimit: ALLOWED or DENIED), 1 the operation failed
+ * (not found, timeout, ...; aggregate: a PARTIAL answer, printed), 2 usage error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -55,6 +56,7 @@ enum {
 	OPT_SEED,
 	OPT_NO_PRELOAD,
 	OPT_VERBOSE,
+	OPT_NODE,
 	OPT_HELP,
 };
 
@@ -78,6 +80,7 @@ static const struct option long_opts[] = {
         {"seed", required_argument, NULL, OPT_SEED},
         {"no-preload", no_argument, NULL, OPT_NO_PRELOAD},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
+        {"node", no_argument, NULL, OPT_NODE},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
 };
@@ -94,6 +97,7 @@ struct cli {
 	uint64_t initial;
 	bool has_initial;
 	bool verbose;
+	bool node_scope; /* aggregate --node */
 	uint64_t requests;
 	uint32_t keys;
 	uint32_t value_size;
@@ -120,6 +124,12 @@ usage(FILE *out, const char *prog)
 	        "  incr|decr KEY DELTA      add/subtract; prints the new value\n"
 	        "  route                    print the cluster map: nodes, partitions per node\n"
 	        "  where KEY...             print each key's partition and owner (node, address)\n"
+	        "  ratelimit KEY RATE BURST [COST]  token bucket: take COST (default 1) of BURST\n"
+	        "                           tokens refilled at RATE/s; prints ALLOWED or DENIED,\n"
+	        "                           the tokens left and the wait until COST are there\n"
+	        "  aggregate PREFIX [K]     count, sum and K (default 5, max 16) largest counters\n"
+	        "                           under PREFIX ('' for all), over every node (--node:\n"
+	        "                           the node asked); PARTIAL when owners did not answer\n"
 	        "  bench                    bounded load; prints throughput, latency, errors\n"
 	        "\n"
 	        "options:\n"
@@ -140,6 +150,7 @@ usage(FILE *out, const char *prog)
 	        "  --cas N                  set/replace/del: only if the item's version is N\n"
 	        "  --initial N              incr/decr: create with N when the key is missing\n"
 	        "  --verbose                print flags/cas with get, the full map with route\n"
+	        "  --node                   aggregate: only the partitions of the node asked\n"
 	        "bench options:\n"
 	        "  --requests N (default %llu, max %llu)   --keys N (default %u, max %u)\n"
 	        "  --value-size B (default %u, max %u)    --get-pct P (default %u)\n"
@@ -329,6 +340,9 @@ parse_opt(struct cli *cli, int opt, const char *arg)
 	case OPT_VERBOSE:
 		cli->verbose = true;
 		return 0;
+	case OPT_NODE:
+		cli->node_scope = true;
+		return 0;
 	default:
 		return -EINVAL;
 	}
@@ -453,6 +467,88 @@ cmd_arith(struct cli *cli, struct sp_client *c, bool incr, char **args, int n)
 		return fail_op(name, args[0], rc);
 	printf("%" PRIu64 "\n", value);
 	return 0;
+}
+
+static int
+cmd_ratelimit(struct sp_client *c, char **args, int n)
+{
+	uint32_t rate, burst, cost = 1;
+	struct sp_rl_result r;
+
+	if (n != 3 && n != 4) {
+		fprintf(stderr, "ratelimit: expects KEY RATE BURST [COST], got %d arguments\n", n);
+		return 2;
+	}
+	if (check_key("ratelimit", args[0]) != 0 ||
+	    parse_u32("ratelimit RATE", args[1], SP_RL_RATE_MAX, &rate) != 0 ||
+	    parse_u32("ratelimit BURST", args[2], UINT32_MAX, &burst) != 0 ||
+	    (n == 4 && parse_u32("ratelimit COST", args[3], UINT32_MAX, &cost) != 0))
+		return 2;
+	if (rate == 0 || burst == 0 || cost == 0 || cost > burst) {
+		fprintf(stderr,
+		        "ratelimit: RATE (1..%u), BURST (>= 1) and COST (1..BURST) must be "
+		        "positive, got %u %u %u\n",
+		        SP_RL_RATE_MAX, rate, burst, cost);
+		return 2;
+	}
+	int rc = sp_client_ratelimit(c, args[0], strlen(args[0]), rate, burst, cost, &r);
+	if (rc != 0)
+		return fail_op("ratelimit", args[0], rc);
+	printf("%s remaining=%" PRIu32 " wait_ns=%" PRIu64 "\n", r.allowed ? "ALLOWED" : "DENIED",
+	       r.remaining, r.wait_ns);
+	return 0;
+}
+
+/* Decimal text of the 128-bit number hi:lo into buf (>= 40 bytes). */
+static const char *
+u128_text(uint64_t hi, uint64_t lo, char *buf)
+{
+	unsigned __int128 v = (unsigned __int128)hi << 64 | lo;
+	char rev[40];
+	int n = 0;
+
+	do {
+		rev[n++] = (char)('0' + (int)(v % 10));
+		v /= 10;
+	} while (v != 0);
+	for (int i = 0; i < n; i++)
+		buf[i] = rev[n - 1 - i];
+	buf[n] = '\0';
+	return buf;
+}
+
+static int
+cmd_aggregate(struct cli *cli, struct sp_client *c, char **args, int n)
+{
+	uint32_t k = 5, partitions = 0;
+	bool partial = false;
+	struct sp_agg_result r;
+	char sum[40];
+
+	if (n != 1 && n != 2) {
+		fprintf(stderr, "aggregate: expects PREFIX [K], got %d arguments\n", n);
+		return 2;
+	}
+	if (strlen(args[0]) > SP_BP_KEY_MAX) {
+		fprintf(stderr, "aggregate: prefix length %zu; at most %u bytes\n", strlen(args[0]),
+		        SP_BP_KEY_MAX);
+		return 2;
+	}
+	if (n == 2 && parse_u32("aggregate K", args[1], SP_AGG_TOPK_MAX, &k) != 0)
+		return 2;
+	int rc = sp_client_aggregate(c, args[0], strlen(args[0]), (uint8_t)k,
+	                             cli->node_scope ? SP_BP_TASK_SCOPE_NODE
+	                                             : SP_BP_TASK_SCOPE_CLUSTER,
+	                             &r, &partitions, &partial);
+	if (rc != 0)
+		return fail_op("aggregate", args[0], rc);
+	printf("count=%" PRIu64 " sum=%s skipped=%" PRIu64 " partitions=%" PRIu32 "%s\n", r.count,
+	       u128_text(r.sum_hi, r.sum_lo, sum), r.skipped, partitions,
+	       partial ? " PARTIAL" : "");
+	for (uint32_t i = 0; i < r.n; i++)
+		printf("%" PRIu64 " %.*s%s\n", r.top[i].value, (int)r.top[i].key_len,
+		       (const char *)r.top[i].key, r.top[i].cut ? "..." : "");
+	return partial ? 1 : 0;
 }
 
 /* Writes a.b.c.d of an address in network byte order into buf (>= 16 bytes). */
@@ -769,8 +865,9 @@ main(int argc, char **argv)
 	const char *cmd = argv[optind];
 	char **args = argv + optind + 1;
 	int nargs = argc - optind - 1;
-	static const char *const cmds[] = {"get",  "set",  "add",   "replace", "del",
-	                                   "incr", "decr", "route", "where",   "bench"};
+	static const char *const cmds[] = {"get",   "set",   "add",       "replace",
+	                                   "del",   "incr",  "decr",      "route",
+	                                   "where", "bench", "ratelimit", "aggregate"};
 	bool known = false;
 	for (size_t i = 0; i < SP_ARRAY_SIZE(cmds); i++)
 		known = known || strcmp(cmd, cmds[i]) == 0;
@@ -810,6 +907,10 @@ main(int argc, char **argv)
 		status = cmd_route(&cli, c, nargs);
 	else if (strcmp(cmd, "where") == 0)
 		status = cmd_where(c, args, nargs);
+	else if (strcmp(cmd, "ratelimit") == 0)
+		status = cmd_ratelimit(c, args, nargs);
+	else if (strcmp(cmd, "aggregate") == 0)
+		status = cmd_aggregate(&cli, c, args, nargs);
 	else
 		status = cmd_bench(&cli, c, nargs);
 	sp_client_destroy(c);

@@ -15,6 +15,7 @@
 #include "common/errors.h"
 #include "common/keyhash.h"
 #include "common/verify.h"
+#include "wire/taskproto.h"
 
 /* Socket receive buffer the client asks for, so a burst of replies is not dropped. */
 #define RCVBUF_BYTES (1u << 20)
@@ -556,6 +557,11 @@ sp_client_create(const struct sp_client_params *params, int *err)
 
 	if (params == NULL)
 		goto fail;
+	/* The shipped registered operations, so that the codec knows their opcodes. */
+	rc = sp_taskproto_register();
+	if (rc != 0)
+		goto fail;
+	rc = -EINVAL;
 	if (params->seed_count == 0 && (params->host == NULL || params->port == 0))
 		goto fail;
 	if (params->seed_count > SP_CLIENT_SEEDS_MAX ||
@@ -652,11 +658,30 @@ sp_client_stats_get(const struct sp_client *c, struct sp_client_stats *out)
 
 /* ---- Batches ---------------------------------------------------------------------------- */
 
+/* Whether op is a registered operation (docs/tasks.md) this process's codec knows. */
+static bool
+op_user(const struct sp_client_op *op)
+{
+	return (sp_bp_op(op->opcode)->props & SP_BP_OPF_USER) != 0;
+}
+
 /* Checks an operation before it is sent. Returns 0, -EINVAL or -SP_ETOOBIG. */
 static int
 op_validate(const struct sp_client_op *op)
 {
 	ASSERT(op != NULL);
+	if (op_user(op)) {
+		/* A registered operation: the opcode table says whether it has a key. */
+		bool keyed = (sp_bp_op(op->opcode)->props & SP_BP_OPF_KEY) != 0;
+		if (keyed != (op->key_len != 0) || (keyed && op->key == NULL))
+			return -EINVAL;
+		if (op->key_len > SP_BP_KEY_MAX || op->value_len > SP_BP_VALUE_MAX)
+			return -SP_ETOOBIG;
+		if ((op->value == NULL && op->value_len != 0) ||
+		    (op->out_buf == NULL && op->out_cap != 0))
+			return -EINVAL;
+		return 0;
+	}
 	if (!sp_bp_op_has_key(op->opcode))
 		return -EINVAL;
 	if (op->key == NULL || op->key_len == 0)
@@ -680,6 +705,9 @@ op_validate(const struct sp_client_op *op)
 static bool
 op_idempotent(const struct sp_client_op *op)
 {
+	/* A registered operation that does not write (an aggregate) reads only. */
+	if (op_user(op))
+		return (sp_bp_op(op->opcode)->props & SP_BP_OPF_WRITE) == 0;
 	return op->opcode == SP_BP_OP_GET || (op->opcode == SP_BP_OP_SET && op->cas == 0);
 }
 
@@ -687,7 +715,7 @@ static struct sp_bp_req
 op_request(const struct sp_client_op *op, uint32_t request_id)
 {
 	ASSERT(op != NULL);
-	ASSERT(sp_bp_op_has_key(op->opcode));
+	ASSERT(sp_bp_op_has_key(op->opcode) || op_user(op));
 	struct sp_bp_req q = {
 	        .opcode = op->opcode,
 	        .request_id = request_id,
@@ -760,6 +788,14 @@ complete(struct sp_client *c, struct sp_client_op *op, const struct sp_bp_reply 
 	if (r->status == SP_BP_ST_NOT_SERVING || r->status == SP_BP_ST_NOT_READY) {
 		c->st.not_serving++;
 		c->route_stale = true;
+	}
+	if ((r->status == SP_BP_ST_OK || r->status == SP_BP_ST_PARTIAL) && op_user(op)) {
+		/* A registered operation's result (PARTIAL: of the partitions in flags). */
+		op->value_len_out = r->value_len;
+		uint32_t n = SP_MIN(r->value_len, op->out_cap);
+		if (n != 0)
+			memcpy(op->out_buf, r->value, n);
+		return;
 	}
 	if (r->status == SP_BP_ST_OK && op->opcode == SP_BP_OP_GET) {
 		op->value_len_out = r->value_len;
@@ -898,7 +934,10 @@ run_round(struct sp_client *c, struct sp_client_op *ops, uint32_t n)
 			continue;
 		}
 		op->rc = -ETIMEDOUT;
-		c->dest[i] = dest_for_hash(c, sp_key_hash(op->key, op->key_len));
+		/* An operation without a key (a registered one that spans partitions) goes to
+		 * the seed in use: any node answers it. */
+		c->dest[i] = op->key_len == 0 ? seed_dest(c)
+		                              : dest_for_hash(c, sp_key_hash(op->key, op->key_len));
 		c->state[i] = OP_SEND;
 		c->redirects_left[i] = SP_CLIENT_REDIRECTS_PER_ATTEMPT;
 		op->attempts = 1;
@@ -1115,4 +1154,79 @@ sp_client_decr(struct sp_client *c, const void *key, size_t key_len, uint64_t de
                const uint64_t *initial, uint64_t *value_out)
 {
 	return arith(c, SP_BP_OP_DECR, key, key_len, delta, initial, value_out);
+}
+
+int
+sp_client_ratelimit(struct sp_client *c, const void *key, size_t key_len, uint32_t rate_per_s,
+                    uint32_t burst, uint32_t cost, struct sp_rl_result *out)
+{
+	struct sp_rl_arg a = {.rate_per_s = rate_per_s, .burst = burst, .cost = cost};
+	uint8_t arg[SP_RL_ARG_SIZE], res[SP_RL_RESULT_SIZE];
+
+	ASSERT(c != NULL);
+	ASSERT(out != NULL);
+	if (key_len == 0 || key_len > SP_BP_KEY_MAX)
+		return key_len == 0 ? -EINVAL : -SP_ETOOBIG;
+	if (sp_rl_arg_encode(arg, &a) != 0)
+		return -EINVAL;
+	struct sp_client_op op = {.opcode = SP_TASK_OP_RATELIMIT,
+	                          .key = key,
+	                          .key_len = (uint16_t)key_len,
+	                          .value = arg,
+	                          .value_len = sizeof(arg),
+	                          .out_buf = res,
+	                          .out_cap = sizeof(res)};
+	int rc = sp_client_execute(c, &op, 1);
+	if (rc != 0)
+		return rc;
+	if (op.rc != 0)
+		return op.rc;
+	if (op.status != SP_BP_ST_OK)
+		return sp_client_status_error(op.status);
+	if (sp_rl_result_decode(res, op.value_len_out, out) != 0)
+		return -SP_EMALFORMED;
+	return 0;
+}
+
+int
+sp_client_aggregate(struct sp_client *c, const void *prefix, size_t prefix_len, uint8_t k,
+                    uint32_t scope, struct sp_agg_result *out, uint32_t *partitions, bool *partial)
+{
+	uint8_t arg[SP_AGG_ARG_MAX];
+	uint8_t res[SP_AGG_RESULT_MAX];
+
+	ASSERT(c != NULL);
+	ASSERT(out != NULL);
+	if (prefix_len > SP_BP_KEY_MAX)
+		return -SP_ETOOBIG;
+	if (scope != SP_BP_TASK_SCOPE_CLUSTER && scope != SP_BP_TASK_SCOPE_NODE)
+		return -EINVAL;
+	int arg_len = sp_agg_arg_encode(arg, k, prefix, (uint32_t)prefix_len);
+	if (arg_len < 0)
+		return arg_len;
+	struct sp_client_op op = {.opcode = SP_TASK_OP_AGGREGATE,
+	                          .value = arg,
+	                          .value_len = (uint32_t)arg_len,
+	                          .flags = scope,
+	                          .out_buf = res,
+	                          .out_cap = sizeof(res)};
+	int rc = sp_client_execute(c, &op, 1);
+	if (rc != 0)
+		return rc;
+	if (op.rc != 0)
+		return op.rc;
+	if (op.status != SP_BP_ST_OK && op.status != SP_BP_ST_PARTIAL)
+		return sp_client_status_error(op.status);
+	if (partitions != NULL)
+		*partitions = op.flags_out;
+	if (partial != NULL)
+		*partial = op.status == SP_BP_ST_PARTIAL;
+	if (op.value_len_out == 0 && op.status == SP_BP_ST_PARTIAL) {
+		/* No owner answered in time: an empty result over 0 partitions. */
+		memset(out, 0, sizeof(*out));
+		return 0;
+	}
+	if (op.value_len_out > sizeof(res) || sp_agg_result_decode(res, op.value_len_out, out) != 0)
+		return -SP_EMALFORMED;
+	return 0;
 }

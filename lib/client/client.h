@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "wire/binproto.h"
+#include "wire/taskproto.h"
 
 /* Bounds of the client's own queues and loops. */
 #define SP_CLIENT_BATCH_MAX       256u   /* operations per sp_client_execute() round */
@@ -241,5 +242,33 @@ int sp_client_incr(struct sp_client *c, const void *key, size_t key_len, uint64_
                    const uint64_t *initial, uint64_t *value_out);
 int sp_client_decr(struct sp_client *c, const void *key, size_t key_len, uint64_t delta,
                    const uint64_t *initial, uint64_t *value_out);
+
+/* ---- Registered operations (docs/tasks.md). A batch op may carry any opcode the codec
+ * knows (sp_bp_op_register; the client registers RATELIMIT and AGGREGATE itself): key as
+ * its registration says, value = its argument, flags = its scope; the result is copied to
+ * out_buf (value_len_out), reply flags (partitions covered) to flags_out, status OK or
+ * PARTIAL. Operations that do not write (AGGREGATE) are retried after a timeout, others
+ * (RATELIMIT: it takes tokens) only with retry_all. ---- */
+
+/*
+ * One token-bucket request: takes `cost` tokens (1..burst) from key's bucket (rate_per_s
+ * 1..SP_RL_RATE_MAX, burst >= 1). Returns 0 with *out filled (allowed or not, remaining
+ * tokens, wait_ns until `cost` tokens are there), or an error as above (-EINVAL for
+ * arguments out of range, -SP_EMALFORMED for a result that does not decode).
+ */
+int sp_client_ratelimit(struct sp_client *c, const void *key, size_t key_len, uint32_t rate_per_s,
+                        uint32_t burst, uint32_t cost, struct sp_rl_result *out);
+
+/*
+ * The count, sum and top k (<= SP_AGG_TOPK_MAX) of the counters under prefix, over the
+ * scope SP_BP_TASK_SCOPE_CLUSTER (every node) or _NODE (the node the client talks to).
+ * Returns 0 with *out filled, *partitions the partitions it covers and *partial true when
+ * some owners did not answer in time (status PARTIAL; either pointer may be NULL), or an
+ * error as above. Give the client a timeout longer than the dataplane's
+ * --forward-timeout-ms, or a slow owner turns into a client timeout instead of PARTIAL.
+ */
+int sp_client_aggregate(struct sp_client *c, const void *prefix, size_t prefix_len, uint8_t k,
+                        uint32_t scope, struct sp_agg_result *out, uint32_t *partitions,
+                        bool *partial);
 
 #endif
