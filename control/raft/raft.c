@@ -1746,7 +1746,38 @@ tick_leader(struct raft *r)
 	}
 }
 
-/* One tick at a non-leader: campaign when the randomized timeout expires. */
+/*
+ * Asks again, with the same pre-vote request, every voter that has not answered this
+ * pre-campaign. A voter that still heard from a leader within its election timeout drops
+ * a pre-vote without a word (the leader lease), and its lease may run out a tick after our
+ * own timer fired: without asking again we would wait a whole randomized timeout more
+ * while a leader is missing. A pre-vote changes no state anywhere, so asking twice is
+ * harmless; a voter's answer is counted once (vote_tally).
+ */
+static void
+prevote_resend(struct raft *r)
+{
+	ASSERT(r->role == RAFT_PRE_CANDIDATE);
+	for (uint32_t i = 0; i < r->conf.n_voters; i++) {
+		uint64_t id = r->conf.voters[i];
+		struct raft_msg m = {0};
+		bool answered = false;
+
+		for (uint32_t k = 0; k < r->n_votes; k++)
+			answered = answered || r->vote_ids[k] == id;
+		if (id == r->id || answered)
+			continue;
+		m.type = RAFT_MSG_PRE_VOTE;
+		m.to = id;
+		m.term = r->term + 1;
+		m.index = last_index(r);
+		m.log_term = last_term(r);
+		outbox_push(r, &m);
+	}
+}
+
+/* One tick at a non-leader: campaign when the randomized timeout expires; a
+ * pre-candidate asks the voters that have not answered again every heartbeat interval. */
 static void
 tick_election(struct raft *r)
 {
@@ -1756,6 +1787,9 @@ tick_election(struct raft *r)
 	if (promotable(r) && r->election_elapsed >= r->randomized_timeout) {
 		r->election_elapsed = 0;
 		campaign(r, r->cfg.pre_vote, false);
+	} else if (r->role == RAFT_PRE_CANDIDATE && promotable(r) &&
+	           r->election_elapsed % r->cfg.heartbeat_tick == 0) {
+		prevote_resend(r);
 	}
 }
 

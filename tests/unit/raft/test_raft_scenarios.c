@@ -512,6 +512,44 @@ test_pre_vote_rejoining_follower_does_not_disrupt(void **state)
 	net_free(&net);
 }
 
+/*
+ * Pre-vote after a leader dies: the first follower whose timer fires asks the other while
+ * the other still holds the dead leader's lease, and the other drops the request without
+ * an answer. The pre-candidate asks again every heartbeat interval, so it wins as soon as
+ * that lease runs out, not one whole randomized timeout later.
+ */
+static void
+test_pre_vote_asked_again_when_a_lease_runs_out(void **state)
+{
+	struct raft_status st;
+	struct net net;
+	int ticks = 0;
+
+	(void)state;
+	net_init(&net, 3, 0, NULL);
+	assert_int_equal(net_elect(&net, 1), 1);
+	net_crash(&net, 1);
+	/* Only node 2's clock runs: node 3 stays inside the lease and drops its pre-vote. */
+	while (status_of(&net, 2).role != RAFT_PRE_CANDIDATE && ticks < 2 * ELECTION) {
+		net_tick(&net, 2, 1);
+		ticks++;
+	}
+	assert_int_equal(status_of(&net, 2).role, RAFT_PRE_CANDIDATE);
+	assert_int_equal(status_of(&net, 2).term, 1);
+	/* Node 3's lease runs out (it does not campaign itself this early). */
+	net_tick(&net, 3, ELECTION);
+	st = status_of(&net, 3);
+	assert_int_equal(st.role, RAFT_FOLLOWER);
+	assert_int_equal(st.term, 1);
+	/* One heartbeat interval later node 2 has asked again and won. */
+	net_tick(&net, 2, 1);
+	assert_int_equal(net_leader(&net), 2);
+	st = status_of(&net, 2);
+	assert_int_equal(st.term, 2);
+	assert_int_equal(st.counters.elections_started, 1);
+	net_free(&net);
+}
+
 /* Learners never campaign, vote or count toward a quorum; once promoted they count. */
 static void
 test_learners_never_vote_and_are_promoted(void **state)
@@ -1801,6 +1839,7 @@ main(void)
 	        cmocka_unit_test(test_check_quorum_step_down),
 	        cmocka_unit_test(test_higher_term_candidate_frees_stuck_cluster),
 	        cmocka_unit_test(test_pre_vote_rejoining_follower_does_not_disrupt),
+	        cmocka_unit_test(test_pre_vote_asked_again_when_a_lease_runs_out),
 	        cmocka_unit_test(test_learners_never_vote_and_are_promoted),
 	        cmocka_unit_test(test_removing_the_leader),
 	        cmocka_unit_test(test_pending_entries_commit_after_removal_shrinks_quorum),
