@@ -54,10 +54,10 @@ _Static_assert(CP_OUTCOMES_MAX >= RAFT_READY_APPLY_MAX + RAFT_READS_PENDING_MAX,
 _Static_assert(CP_SUBMIT_BYTES_MAX >= FRAME_LEN_MAX, "the largest Raft message fits the area");
 /* Rounds of driving the node and draining its outcomes after one turn of the event loop. */
 #define CP_DRIVE_ROUNDS_MAX      64u
-#define CP_QUEUED_MSGS_MAX       8192u /* Raft messages received while a ready persists */
-#define CP_TICK_MS               25u   /* one Raft tick */
-#define CP_ELECTION_TICKS        6u    /* 150-300 ms election timeout: failover < 300 ms */
-#define CP_HEARTBEAT_TICKS       1u    /* 25 ms: six heartbeats per shortest timeout */
+#define CP_QUEUED_MSGS_MAX       8192u  /* Raft messages received while a ready persists */
+#define CP_TICK_MS               25u    /* one Raft tick */
+#define CP_ELECTION_TICKS        6u     /* 150-300 ms election timeout: failover < 300 ms */
+#define CP_HEARTBEAT_TICKS       1u     /* 25 ms: six heartbeats per shortest timeout */
 #define CP_RECONNECT_TICKS       8u     /* 200 ms between connection attempts to a peer */
 #define CP_LISTEN_RETRY_MS       50u    /* start-up: wait between binds of a port still in use */
 #define CP_LISTEN_RETRIES_MAX    60u    /* ... for up to 3 s */

@@ -314,8 +314,10 @@ cp_node_drive(struct cp *cp)
 				return false;
 			}
 		}
-		/* Only entries and term/vote must be on disk before going on; a commit index
-		 * that moved rides along with the next write (it only saves replay work). */
+		/* Only entries and term/vote must be on disk before going on. A commit index
+		 * that moved is never written by itself: it rides along with the next entries
+		 * (it only saves replay work at a restart). Written alone it cost an fsync per
+		 * commit, and the next entries' write waited behind it. */
 		bool hs_sync =
 		        rd->hard_state_changed && (rd->hard_state.term != cp->hs_synced.term ||
 		                                   rd->hard_state.vote != cp->hs_synced.vote);
@@ -333,8 +335,7 @@ cp_node_drive(struct cp *cp)
 				};
 			struct log_hard_state hs = {rd->hard_state.term, rd->hard_state.vote,
 			                            rd->hard_state.commit};
-			int64_t seq = log_store_append(cp->log, ents, n,
-			                               rd->hard_state_changed ? &hs : NULL);
+			int64_t seq = log_store_append(cp->log, ents, n, &hs);
 			if (seq < 0) {
 				cp_node_on_durable(cp, 0, (int)seq);
 				return false;
@@ -346,15 +347,6 @@ cp_node_drive(struct cp *cp)
 			cp->fsync_started_ns = sp_mono_ns();
 			log_store_flush(cp->log);
 			return false; /* continues in cp_node_on_durable */
-		}
-		if (rd->hard_state_changed) {
-			struct log_hard_state hs = {rd->hard_state.term, rd->hard_state.vote,
-			                            rd->hard_state.commit};
-			int64_t seq = log_store_append(cp->log, NULL, 0, &hs);
-			if (seq < 0) {
-				cp_node_on_durable(cp, 0, (int)seq);
-				return false;
-			}
 		}
 		cp->ready_inflight = true;
 		cp->rd_durable = true; /* nothing to wait for */
@@ -915,6 +907,7 @@ cp_node_start(struct cp *cp)
 	struct log_store_params lp = {
 	        .dir = cp->cfg.data_dir,
 	        .ring = &cp->ring,
+	        .preallocate = true,
 	        .on_durable = cp_node_on_durable,
 	        .arg = cp,
 	};

@@ -46,6 +46,8 @@ struct log_store {
 	struct io_uring *ring;
 	uint64_t segment_bytes_max;
 	uint64_t disk_bytes_max;
+	bool preallocate;
+	bool prealloc_warned;
 	log_store_durable_fn on_durable;
 	void *arg;
 
@@ -226,6 +228,16 @@ record_check(const uint8_t *buf, size_t size, size_t off)
 	return (int64_t)(REC_HDR + len);
 }
 
+/* True when the n bytes at p are all zero. */
+static bool
+all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
 struct recovery {
 	struct log_entry *ents;
 	size_t n;
@@ -301,6 +313,8 @@ recover_segment(struct log_store *ls, struct recovery *rc, unsigned si, bool new
 	size_t off = 0;
 	while (off < size) {
 		int64_t n = record_check(buf, size, off);
+		if (n <= 0 && newest && all_zero(buf + off, size - off))
+			break; /* the unwritten rest of a preallocated segment: the end */
 		if (n <= 0) {
 			bool later_valid = false;
 			if (n < 0) {
@@ -317,9 +331,15 @@ recover_segment(struct log_store *ls, struct recovery *rc, unsigned si, bool new
 				free(buf);
 				return -SP_ECORRUPT;
 			}
-			*torn = size - off;
+			/* In a preallocated segment the zeros after a torn record were never
+			 * written: only the bytes up to the last non-zero one count as torn. */
+			size_t end = size;
+			if (ls->preallocate && size >= ls->segment_bytes_max)
+				while (end > off && buf[end - 1] == 0)
+					end--;
+			*torn = end - off;
 			SP_LOG_WARN(MOD, "%s: torn tail of %zu bytes at offset %zu truncated", path,
-			            size - off, off);
+			            end - off, off);
 			break;
 		}
 		const uint8_t *body = buf + off + REC_HDR;
@@ -420,6 +440,25 @@ recover_snapshot(struct log_store *ls, struct log_recovered *rec)
 	return 0;
 }
 
+/*
+ * Extends the newest segment (fd, holding used bytes) to segment_bytes_max with unwritten
+ * blocks, when preallocation is on. A file system without fallocate keeps the segment as
+ * it is: appends then extend it, which is slower but just as correct.
+ */
+static void
+preallocate_segment(struct log_store *ls, int fd, uint64_t used)
+{
+	ASSERT(fd >= 0);
+	if (!ls->preallocate || used >= ls->segment_bytes_max)
+		return;
+	int err = posix_fallocate(fd, (off_t)used, (off_t)(ls->segment_bytes_max - used));
+	if (err && !ls->prealloc_warned) {
+		ls->prealloc_warned = true;
+		SP_LOG_WARN(MOD, "%s: cannot preallocate segments (%s); appends extend them",
+		            ls->dir, strerror(err));
+	}
+}
+
 static int
 open_segment(struct log_store *ls, uint64_t first_index)
 {
@@ -433,6 +472,7 @@ open_segment(struct log_store *ls, uint64_t first_index)
 		SP_LOG_ERR(MOD, "cannot create %s: %s", path, sp_strerror(err));
 		return err;
 	}
+	preallocate_segment(ls, fd, 0);
 	int err = fsync_dir(ls->dir);
 	if (err) {
 		close(fd);
@@ -472,6 +512,7 @@ log_store_open(const struct log_store_params *params, struct log_recovered *rec,
 	ls->segment_bytes_max =
 	        params->segment_bytes_max ? params->segment_bytes_max : LOG_STORE_SEGMENT_DEFAULT;
 	ls->disk_bytes_max = params->disk_bytes_max;
+	ls->preallocate = params->preallocate;
 	ls->on_durable = params->on_durable;
 	ls->arg = params->arg;
 	ls->op_write = (struct log_store_op){LOG_STORE_OP_MAGIC, OP_WRITE, ls};
@@ -507,6 +548,7 @@ log_store_open(const struct log_store_params *params, struct log_recovered *rec,
 			SP_LOG_ERR(MOD, "cannot reopen %s: %s", path, sp_strerror(e));
 			goto fail;
 		}
+		preallocate_segment(ls, ls->fd, valid_len);
 		ls->seg_size = valid_len;
 	}
 	rec->hs = rc.hs;

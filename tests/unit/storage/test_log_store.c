@@ -76,6 +76,20 @@ open_store(struct fixture *f, uint64_t seg_max, uint64_t disk_max, struct log_re
 	return log_store_open(&p, rec, err);
 }
 
+static struct log_store *
+open_prealloc(struct fixture *f, uint64_t seg_max, struct log_recovered *rec, int *err)
+{
+	struct log_store_params p = {
+	        .dir = f->dir,
+	        .ring = &f->ring,
+	        .segment_bytes_max = seg_max,
+	        .preallocate = true,
+	        .on_durable = on_durable,
+	        .arg = f,
+	};
+	return log_store_open(&p, rec, err);
+}
+
 /* Submits and reaps until the store is idle. */
 static void
 drain(struct fixture *f, struct log_store *ls)
@@ -403,6 +417,122 @@ test_record_limit(void **state)
 	log_store_close(ls);
 }
 
+/* A preallocated segment is created at its full size; the zeros after the last record are
+ * the end of the log, on every reopen, and appends go on after the last record. */
+static void
+test_preallocated_roundtrip(void **state)
+{
+	struct fixture *f = *state;
+	struct log_recovered rec;
+	int err = 0;
+	char path[256];
+	struct log_store *ls = open_prealloc(f, 1u << 20, &rec, &err);
+	assert_non_null(ls);
+	seg_file(f, 1, path, sizeof(path));
+	assert_int_equal(file_size(path), 1 << 20);
+	append_range(ls, 1, 50, 2);
+	struct log_hard_state hs = {.term = 2, .vote = 1, .commit = 45};
+	assert_true(log_store_append(ls, NULL, 0, &hs) > 0);
+	drain(f, ls);
+	assert_int_equal(f->durable_err, 0);
+	log_store_close(ls);
+	for (int round = 0; round < 2; round++) {
+		ls = open_prealloc(f, 1u << 20, &rec, &err);
+		assert_non_null(ls);
+		check_entries(&rec, 1, 50 + 10 * (uint64_t)round);
+		assert_true(rec.have_hs);
+		assert_int_equal(rec.hs.commit, 45);
+		assert_int_equal(rec.torn_bytes_truncated, 0);
+		assert_int_equal(file_size(path), 1 << 20);
+		append_range(ls, 51 + 10 * (uint64_t)round, 60 + 10 * (uint64_t)round, 2);
+		drain(f, ls);
+		log_store_close(ls);
+	}
+	/* A store opened without preallocation reads the same directory. */
+	ls = open_store(f, 1u << 20, 0, &rec, &err);
+	assert_non_null(ls);
+	check_entries(&rec, 1, 70);
+	assert_int_equal(rec.torn_bytes_truncated, 0);
+	log_store_close(ls);
+}
+
+/* A record that reached the disk only in part, followed by the preallocated zeros, is a
+ * torn tail: cut (only its own bytes are counted), and appends go on from there. */
+static void
+test_preallocated_torn_tail(void **state)
+{
+	struct fixture *f = *state;
+	struct log_recovered rec;
+	int err = 0;
+	char path[256];
+	const off_t rec_len = 8 + 18 + 4; /* "e5t1" */
+	struct log_store *ls = open_prealloc(f, 1u << 20, &rec, &err);
+	append_range(ls, 1, 5, 1);
+	drain(f, ls);
+	log_store_close(ls);
+	seg_file(f, 1, path, sizeof(path));
+	/* The last record's payload never arrived: zeros where "e5t1" should be. */
+	int fd = open(path, O_WRONLY);
+	assert_int_equal(pwrite(fd, "\0\0\0\0", 4, 5 * rec_len - 4), 4);
+	close(fd);
+	ls = open_prealloc(f, 1u << 20, &rec, &err);
+	assert_non_null(ls);
+	check_entries(&rec, 1, 4);
+	assert_int_equal(rec.torn_bytes_truncated, (uint64_t)(rec_len - 4));
+	assert_int_equal(file_size(path), 1 << 20);
+	append_range(ls, 5, 6, 1);
+	drain(f, ls);
+	log_store_close(ls);
+	/* Junk written after the last record inside the preallocated part is cut too. */
+	fd = open(path, O_WRONLY);
+	assert_int_equal(pwrite(fd, "\x13\x37\x00\x00\x10\x00\x00\x00junk", 12, 6 * rec_len), 12);
+	close(fd);
+	ls = open_prealloc(f, 1u << 20, &rec, &err);
+	assert_non_null(ls);
+	check_entries(&rec, 1, 6);
+	assert_int_equal(rec.torn_bytes_truncated, 12);
+	log_store_close(ls);
+	/* A bad record with a good one after it is still corruption, zeros or not. */
+	fd = open(path, O_RDWR);
+	uint8_t b;
+	assert_int_equal(pread(fd, &b, 1, 2 * rec_len + 10), 1);
+	b ^= 0x40;
+	assert_int_equal(pwrite(fd, &b, 1, 2 * rec_len + 10), 1);
+	close(fd);
+	ls = open_prealloc(f, 1u << 20, &rec, &err);
+	assert_null(ls);
+	assert_int_equal(err, -SP_ECORRUPT);
+}
+
+/* Segments roll with preallocation on; an older segment is full, so a zero tail there
+ * would be lost data, and a cut older segment is still refused. */
+static void
+test_preallocated_segments_roll(void **state)
+{
+	struct fixture *f = *state;
+	struct log_recovered rec;
+	int err = 0;
+	char path[256];
+	struct log_store *ls = open_prealloc(f, 256, &rec, &err);
+	for (uint64_t i = 1; i <= 40; i++) {
+		append_range(ls, i, i, 1);
+		drain(f, ls);
+	}
+	assert_true(log_store_segment_count(ls) > 2);
+	log_store_close(ls);
+	ls = open_prealloc(f, 256, &rec, &err);
+	assert_non_null(ls);
+	check_entries(&rec, 1, 40);
+	assert_int_equal(rec.torn_bytes_truncated, 0);
+	log_store_close(ls);
+	seg_file(f, 1, path, sizeof(path));
+	assert_true(file_size(path) >= 256);
+	assert_int_equal(truncate(path, file_size(path) - 3), 0);
+	ls = open_prealloc(f, 256, &rec, &err);
+	assert_null(ls);
+	assert_int_equal(err, -SP_ECORRUPT);
+}
+
 int
 main(void)
 {
@@ -420,6 +550,9 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_snapshot_compacts_and_recovers, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_record_limit, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_preallocated_roundtrip, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_preallocated_torn_tail, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_preallocated_segments_roll, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("log_store", tests, NULL, NULL);
 }
