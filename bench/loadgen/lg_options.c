@@ -38,6 +38,7 @@ enum {
 	OPT_SEED,
 	OPT_JSON,
 	OPT_NAME,
+	OPT_CLUSTER,
 	OPT_HELP,
 };
 
@@ -55,6 +56,7 @@ static const struct option lg_long_opts[] = {
         {"preload", no_argument, NULL, OPT_PRELOAD},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
         {"echo", no_argument, NULL, OPT_ECHO},
+        {"cluster", no_argument, NULL, OPT_CLUSTER},
         {"src-ip", required_argument, NULL, OPT_SRC_IP},
         {"dst-ip", required_argument, NULL, OPT_DST_IP},
         {"src-port", required_argument, NULL, OPT_SRC_PORT},
@@ -110,6 +112,12 @@ lg_options_usage(FILE *out, const char *prog)
 	        "  --echo             the peer reflects frames (dpdk-testpmd io forwarding): a\n"
 	        "                     request returned unchanged counts as answered; needs\n"
 	        "                     --dst-mac, excludes --preload\n"
+	        "  --cluster          --dst-ip/--dst-port name a seed node: fetch the map from it\n"
+	        "                     (lib/client, over a kernel UDP socket: the seed must be\n"
+	        "                     reachable from this host's stack too), send each datagram\n"
+	        "                     to the owner of its keys (node address, binary port +\n"
+	        "                     worker; each node's MAC by ARP, or --dst-mac for all) and\n"
+	        "                     report per-node figures; excludes --echo\n"
 	        "  --benchmark_*      passed to libcbench (e.g. --benchmark_format=json)\n"
 	        "  --help             this text\n",
 	        prog, LG_KEYS_MAX, LG_KEY_SIZE_MIN, SP_BP_KEY_MAX, SP_BP_VALUE_MAX,
@@ -273,6 +281,10 @@ check_combination(struct lg_options *o, FILE *err)
 		        "--echo needs --dst-mac (a reflector answers no ARP) and no --preload\n");
 		return -EINVAL;
 	}
+	if (o->cluster && o->echo) {
+		fprintf(err, "--cluster and --echo exclude each other: a reflector has no map\n");
+		return -EINVAL;
+	}
 	if (o->dist == LG_DIST_ZIPF && o->keys < 2) {
 		fprintf(err, "--dist zipf needs --keys of at least 2\n");
 		return -EINVAL;
@@ -344,6 +356,9 @@ apply_flag(int c, const char *arg, struct lg_options *o, FILE *err)
 		break;
 	case OPT_ECHO:
 		o->echo = true;
+		break;
+	case OPT_CLUSTER:
+		o->cluster = true;
 		break;
 	case OPT_SRC_IP:
 		rc = parse_ip(arg, &o->src_ip_be);

@@ -52,6 +52,7 @@ struct lg_options {
 	bool preload;      /* SET every key before the run */
 	bool progress;     /* one line a second on stderr */
 	bool echo;         /* the peer reflects our frames: the I/O baseline */
+	bool cluster;      /* dst is a seed: fetch the map, send each datagram to its owner */
 	enum lg_dist dist;
 	const char *json_path; /* libcbench JSON report file, or NULL */
 	const char *name;      /* benchmark name; NULL = built from the options */

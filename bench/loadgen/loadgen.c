@@ -34,7 +34,9 @@
 #include <rte_udp.h>
 
 #include "cbench/cbench.h"
+#include "client/client.h"
 #include "common/clock.h"
+#include "common/errors.h"
 #include "common/verify.h"
 #include "lg_dist.h"
 #include "lg_hist.h"
@@ -54,6 +56,10 @@
 #define LG_PRELOAD_S_MAX    600u  /* the preload phase gives up after this */
 #define LG_DRAIN_EXTRA_MS   1000u /* past deadline + timeout, a phase ends regardless */
 #define LG_NAME_MAX         240u
+#define LG_NODES_MAX        SP_BP_ROUTE_NODES_MAX
+/* Cluster mode: keys drawn per further request of a datagram to find one with the same
+ * owner as its first; past it the datagram goes with fewer requests (counted). */
+#define LG_CLUSTER_DRAWS_MAX 64u
 
 SP_STATIC_ASSERT(LG_SLOTS_MAX <= (1u << 11), "slot index has 11 bits in the request id");
 SP_STATIC_ASSERT(SP_BP_REQS_MAX <= 32u, "request index has 5 bits in the request id");
@@ -74,6 +80,16 @@ struct lg_slot {
 	uint16_t gen;
 	uint8_t nreq;
 	uint8_t state; /* enum lg_slot_state */
+	uint16_t node; /* cluster mode: the map's node the datagram went to */
+};
+
+/* Cluster mode: a node of the map and what it answered in the phase. */
+struct lg_node {
+	uint32_t ip_be;
+	struct rte_ether_addr mac;
+	uint64_t sent_reqs;
+	uint64_t replies;
+	uint64_t errors;
 };
 
 struct lg_counters {
@@ -91,7 +107,8 @@ struct lg_counters {
 	uint64_t rx_bad;    /* frames for us that failed a check (IP, UDP, protocol) */
 	uint64_t rx_other;  /* frames not for us */
 	uint64_t tx_retries;
-	uint64_t tx_busy; /* a slot's mbuf still held by the driver when due */
+	uint64_t tx_busy;      /* a slot's mbuf still held by the driver when due */
+	uint64_t short_dgrams; /* cluster mode: datagrams sent with fewer than rpd requests */
 	uint64_t status[SP_BP_ST_LAST];
 };
 
@@ -128,6 +145,10 @@ struct lg_engine {
 	struct lg_counters c;
 	struct lg_hist hist;
 	uint8_t value[SP_BP_VALUE_MAX];
+	/* Cluster mode: the map (lib/client, fetched from the seed) and its nodes. */
+	struct sp_client *client;
+	uint32_t node_count;
+	struct lg_node nodes[LG_NODES_MAX];
 	/* Results of the last phase. */
 	double elapsed_s;
 	uint64_t preload_losses;
@@ -174,6 +195,41 @@ next_request(struct lg_engine *e, uint8_t *op)
 }
 
 /*
+ * Cluster mode: request i of slot s is to use `key` (already named). The first one sets the
+ * datagram's destination (its owner under the map); a later one must have the same owner,
+ * so keys are drawn again (at most LG_CLUSTER_DRAWS_MAX times; the preload never draws:
+ * it sends one key per datagram). Returns false when none was found: the datagram goes
+ * with the requests it has.
+ */
+static bool
+cluster_key(struct lg_engine *e, struct lg_slot *s, uint32_t i, uint8_t *key, uint8_t *op,
+            uint32_t *dst_ip_be, uint16_t *dst_port)
+{
+	const struct lg_options *o = e->o;
+	uint32_t ip = 0;
+	uint16_t port = 0;
+	int node = sp_client_dest_for_key(e->client, key, o->key_size, &ip, &port);
+
+	/* The map was there at start and a client never forgets one. */
+	VERIFY(node >= 0 && (uint32_t)node < e->node_count);
+	if (i == 0) {
+		s->node = (uint16_t)node;
+		*dst_ip_be = ip;
+		*dst_port = port;
+		return true;
+	}
+	ASSERT(e->phase == LG_PHASE_MEASURE);
+	for (uint32_t d = 0; d < LG_CLUSTER_DRAWS_MAX; d++) {
+		if (ip == *dst_ip_be && port == *dst_port)
+			return true;
+		lg_key_name(key, o->key_size, next_request(e, op));
+		node = sp_client_dest_for_key(e->client, key, o->key_size, &ip, &port);
+		VERIFY(node >= 0 && (uint32_t)node < e->node_count);
+	}
+	return ip == *dst_ip_be && port == *dst_port;
+}
+
+/*
  * Writes up to `budget` requests (at most rpd) into slot idx's frame and fixes the IPv4
  * and UDP headers. Returns the requests written (>= 1). The options were checked so that
  * rpd requests always fit: a builder refusal is a bug.
@@ -188,6 +244,8 @@ fill_slot(struct lg_engine *e, uint32_t idx, uint64_t budget)
 	struct sp_bp_builder b;
 	uint32_t rpd = e->phase == LG_PHASE_PRELOAD ? e->preload_rpd : o->rpd;
 	uint32_t n = (uint32_t)SP_MIN((uint64_t)rpd, budget);
+	uint32_t dst_ip_be = 0;
+	uint16_t dst_port = 0;
 
 	ASSERT(n >= 1);
 	ASSERT(rte_mbuf_refcnt_read(s->m) == 1);
@@ -199,6 +257,11 @@ fill_slot(struct lg_engine *e, uint32_t idx, uint64_t budget)
 		struct sp_bp_req req;
 		memset(&req, 0, sizeof(req));
 		lg_key_name(key, o->key_size, next_request(e, &req.opcode));
+		if (o->cluster && !cluster_key(e, s, i, key, &req.opcode, &dst_ip_be, &dst_port)) {
+			e->c.short_dgrams++;
+			n = i;
+			break;
+		}
 		req.key = key;
 		req.key_len = (uint16_t)o->key_size;
 		req.request_id = ((uint32_t)s->gen << 16) | (idx << 5) | i;
@@ -211,11 +274,20 @@ fill_slot(struct lg_engine *e, uint32_t idx, uint64_t budget)
 		VERIFY(rc == 0);
 	}
 	uint32_t len = sp_bp_builder_finish(&b);
+	ASSERT(n >= 1);
 	s->nreq = (uint8_t)n;
 	s->mask = n == 32 ? UINT32_MAX : (1u << n) - 1u;
 
 	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(frame + RTE_ETHER_HDR_LEN);
 	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
+	if (o->cluster) {
+		struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
+
+		rte_ether_addr_copy(&e->nodes[s->node].mac, &eth->dst_addr);
+		ip->dst_addr = dst_ip_be;
+		udp->dst_port = rte_cpu_to_be_16(dst_port);
+		e->nodes[s->node].sent_reqs += n;
+	}
 	ip->total_length = rte_cpu_to_be_16((uint16_t)(20u + 8u + len));
 	ip->hdr_checksum = 0;
 	ip->hdr_checksum = rte_ipv4_cksum(ip);
@@ -322,6 +394,7 @@ on_reply(struct lg_engine *e, const struct sp_bp_reply *r, uint64_t now)
 	s->mask &= ~bit;
 	e->c.replies++;
 	e->last_reply_tsc = now;
+	uint64_t errors_before = e->c.errors;
 	ASSERT(r->status < SP_BP_ST_LAST);
 	e->c.status[r->status]++;
 
@@ -338,6 +411,10 @@ on_reply(struct lg_engine *e, const struct sp_bp_reply *r, uint64_t now)
 		e->c.misses++;
 	} else if (r->status != SP_BP_ST_OK) {
 		e->c.errors++;
+	}
+	if (o->cluster) {
+		e->nodes[s->node].replies++;
+		e->nodes[s->node].errors += e->c.errors - errors_before;
 	}
 	if (e->phase == LG_PHASE_MEASURE)
 		lg_hist_record(&e->hist, (uint64_t)((double)(now - s->sent_tsc) * e->ns_per_tsc));
@@ -387,6 +464,19 @@ on_echo(struct lg_engine *e, const struct rte_mbuf *m, uint64_t now)
 	}
 }
 
+/* Whether a reply from ip_be is from a node we sent to: the target, or in cluster mode any
+ * node of the map. */
+static bool
+from_node(const struct lg_engine *e, uint32_t ip_be)
+{
+	if (!e->o->cluster)
+		return ip_be == e->o->dst_ip_be;
+	for (uint32_t i = 0; i < e->node_count; i++)
+		if (e->nodes[i].ip_be == ip_be)
+			return true;
+	return false;
+}
+
 /*
  * Checks one received frame and, when it is a reply datagram for us, accounts its
  * replies. Every length is checked against the frame before it is used.
@@ -417,7 +507,7 @@ on_frame(struct lg_engine *e, struct rte_mbuf *m, uint64_t now)
 	uint32_t ihl = (uint32_t)(ip->version_ihl & 0x0f) * 4u;
 	uint32_t ip_len = rte_be_to_cpu_16(ip->total_length);
 	if ((ip->version_ihl >> 4) != 4 || ihl < 20 || ip_len < ihl + 8u ||
-	    RTE_ETHER_HDR_LEN + ip_len > m->data_len || ip->src_addr != o->dst_ip_be) {
+	    RTE_ETHER_HDR_LEN + ip_len > m->data_len || !from_node(e, ip->src_addr)) {
 		e->c.rx_bad++;
 		return;
 	}
@@ -509,6 +599,11 @@ run_phase(struct lg_engine *e, enum lg_phase phase)
 	uint64_t hz = e->tsc_hz;
 
 	memset(&e->c, 0, sizeof(e->c));
+	for (uint32_t i = 0; i < e->node_count; i++) {
+		e->nodes[i].sent_reqs = 0;
+		e->nodes[i].replies = 0;
+		e->nodes[i].errors = 0;
+	}
 	lg_hist_reset(&e->hist);
 	e->phase = phase;
 	e->stopping = false;
@@ -654,9 +749,9 @@ port_start(struct lg_engine *e)
 	return -ETIMEDOUT;
 }
 
-/* Sends one ARP request for the target. Returns 0 or -ENOBUFS. */
+/* Sends one ARP request for target_be. Returns 0 or -ENOBUFS. */
 static int
-arp_send(struct lg_engine *e)
+arp_send(struct lg_engine *e, uint32_t target_be)
 {
 	const struct lg_options *o = e->o;
 	struct rte_mbuf *m = rte_pktmbuf_alloc(e->pool);
@@ -676,7 +771,7 @@ arp_send(struct lg_engine *e)
 	rte_ether_addr_copy(&e->src_mac, &arp->arp_data.arp_sha);
 	arp->arp_data.arp_sip = o->src_ip_be;
 	memset(&arp->arp_data.arp_tha, 0, sizeof(arp->arp_data.arp_tha));
-	arp->arp_data.arp_tip = o->dst_ip_be;
+	arp->arp_data.arp_tip = target_be;
 	m->data_len = m->pkt_len = RTE_ETHER_HDR_LEN + sizeof(*arp);
 	if (rte_eth_tx_burst(e->port, 0, &m, 1) != 1) {
 		rte_pktmbuf_free(m);
@@ -685,9 +780,9 @@ arp_send(struct lg_engine *e)
 	return 0;
 }
 
-/* True when m is an ARP reply from the target; copies its MAC. */
+/* True when m is an ARP reply from target_be; copies its MAC to *mac. */
 static bool
-arp_take_reply(struct lg_engine *e, const struct rte_mbuf *m)
+arp_take_reply(const struct rte_mbuf *m, uint32_t target_be, struct rte_ether_addr *mac)
 {
 	if (m->data_len < RTE_ETHER_HDR_LEN + sizeof(struct rte_arp_hdr))
 		return false;
@@ -695,41 +790,92 @@ arp_take_reply(struct lg_engine *e, const struct rte_mbuf *m)
 	const struct rte_arp_hdr *arp = (const struct rte_arp_hdr *)(eth + 1);
 	if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP) ||
 	    arp->arp_opcode != rte_cpu_to_be_16(RTE_ARP_OP_REPLY) ||
-	    arp->arp_data.arp_sip != e->o->dst_ip_be)
+	    arp->arp_data.arp_sip != target_be)
 		return false;
 	if (!rte_is_unicast_ether_addr(&arp->arp_data.arp_sha))
 		return false;
-	rte_ether_addr_copy(&arp->arp_data.arp_sha, &e->dst_mac);
+	rte_ether_addr_copy(&arp->arp_data.arp_sha, mac);
 	return true;
 }
 
-/* Learns the target's MAC with ARP, LG_ARP_TRIES requests at most. Returns 0 or -ETIMEDOUT. */
+/* Learns target_be's MAC with ARP, LG_ARP_TRIES requests at most. Returns 0 or -ETIMEDOUT. */
 static int
-arp_resolve(struct lg_engine *e)
+arp_resolve(struct lg_engine *e, uint32_t target_be, struct rte_ether_addr *mac)
 {
 	struct rte_mbuf *pkts[LG_BURST];
 
 	for (uint32_t t = 0; t < LG_ARP_TRIES && !lg_stop_signal; t++) {
-		if (arp_send(e) != 0)
+		if (arp_send(e, target_be) != 0)
 			continue;
 		uint64_t until_ms = sp_mono_ms() + LG_ARP_WAIT_MS;
 		bool found = false;
 		while (!found && sp_mono_ms() < until_ms) {
 			uint16_t n = rte_eth_rx_burst(e->port, 0, pkts, LG_BURST);
 			for (uint16_t i = 0; i < n; i++)
-				found = found || arp_take_reply(e, pkts[i]);
+				found = found || arp_take_reply(pkts[i], target_be, mac);
 			rte_pktmbuf_free_bulk(pkts, n);
 		}
 		if (found)
 			return 0;
 	}
 	char ip[INET_ADDRSTRLEN] = "";
-	inet_ntop(AF_INET, &e->o->dst_ip_be, ip, sizeof(ip));
+	inet_ntop(AF_INET, &target_be, ip, sizeof(ip));
 	fprintf(stderr,
 	        "loadgen: no ARP reply from %s after %u tries: check --dst-ip (the dp's "
 	        "--ip) or pass --dst-mac\n",
 	        ip, LG_ARP_TRIES);
 	return -ETIMEDOUT;
+}
+
+/*
+ * Cluster mode: fetches the map from the seed (--dst-ip, --dst-port) with lib/client and
+ * learns every node's MAC (ARP, or --dst-mac for all). Returns 0 or a negative errno (said
+ * on stderr).
+ */
+static int
+cluster_init(struct lg_engine *e)
+{
+	const struct lg_options *o = e->o;
+	char seed[INET_ADDRSTRLEN] = "";
+	struct sp_client_params p;
+	struct sp_bp_route route;
+	int err = 0;
+
+	inet_ntop(AF_INET, &o->dst_ip_be, seed, sizeof(seed));
+	memset(&p, 0, sizeof(p));
+	p.host = seed;
+	p.port = o->dst_port;
+	p.timeout_ms = 1000;
+	p.retries = -1;
+	e->client = sp_client_create(&p, &err);
+	if (e->client == NULL) {
+		fprintf(stderr, "loadgen: --cluster: no client for seed %s:%u: %s\n", seed,
+		        o->dst_port, sp_strerror(err));
+		return err != 0 ? err : -EINVAL;
+	}
+	if (!sp_client_route(e->client, &route) || route.node_count == 0 ||
+	    route.node_count > LG_NODES_MAX) {
+		fprintf(stderr,
+		        "loadgen: --cluster: no map from seed %s:%u (over a kernel UDP socket): is "
+		        "the node up, and reachable from this host's stack?\n",
+		        seed, o->dst_port);
+		return -ETIMEDOUT;
+	}
+	e->node_count = route.node_count;
+	for (uint32_t i = 0; i < e->node_count; i++) {
+		struct sp_bp_route_node n;
+
+		VERIFY(sp_client_route_node(e->client, i, &n) == 0);
+		e->nodes[i].ip_be = n.ipv4_be;
+		if (o->have_dst_mac)
+			memcpy(e->nodes[i].mac.addr_bytes, o->dst_mac, RTE_ETHER_ADDR_LEN);
+		else if (arp_resolve(e, n.ipv4_be, &e->nodes[i].mac) != 0)
+			return -ETIMEDOUT;
+	}
+	e->dst_mac = e->nodes[0].mac;
+	fprintf(stderr, "loadgen: cluster: map epoch %" PRIu64 " from %s:%u, %u nodes\n",
+	        route.epoch, seed, o->dst_port, e->node_count);
+	return 0;
 }
 
 /* Sizes the pool, the slots and their frames. Returns 0 or a negative errno. */
@@ -741,7 +887,7 @@ engine_init(struct lg_engine *e, const struct lg_options *o)
 	e->o = o;
 	e->port = o->eth_port;
 	e->nslots = o->window / o->rpd;
-	e->preload_rpd = lg_preload_rpd(o);
+	e->preload_rpd = o->cluster ? 1 : lg_preload_rpd(o); /* cluster: a key per datagram */
 	VERIFY(e->nslots >= 1);
 	VERIFY(e->nslots <= LG_SLOTS_MAX);
 	e->tsc_hz = rte_get_tsc_hz();
@@ -796,6 +942,8 @@ engine_fini(struct lg_engine *e)
 		e->pool = NULL;
 	}
 	lg_zipf_free(&e->zipf);
+	sp_client_destroy(e->client);
+	e->client = NULL;
 }
 
 /* ---- The libcbench benchmark ----------------------------------------------------------- */
@@ -837,6 +985,22 @@ bm_loadgen(struct cbench_state *st)
 		snprintf(name, sizeof(name), "status_%s", sp_bp_status_name(s));
 		cbench_counter(st, name, (double)c->status[s], 0);
 	}
+	for (uint32_t i = 0; i < e->node_count; i++) {
+		char name[64], ip[INET_ADDRSTRLEN] = "";
+
+		snprintf(name, sizeof(name), "node%u_replies", i);
+		cbench_counter(st, name, (double)e->nodes[i].replies, 0);
+		snprintf(name, sizeof(name), "node%u_errors", i);
+		cbench_counter(st, name, (double)e->nodes[i].errors, 0);
+		inet_ntop(AF_INET, &e->nodes[i].ip_be, ip, sizeof(ip));
+		fprintf(stderr,
+		        "loadgen: node %u %s: %" PRIu64 " requests sent, %" PRIu64
+		        " replies (%.3f Mreq/s), %" PRIu64 " errors\n",
+		        i, ip, e->nodes[i].sent_reqs, e->nodes[i].replies,
+		        (double)e->nodes[i].replies / e->elapsed_s / 1e6, e->nodes[i].errors);
+	}
+	if (e->o->cluster)
+		cbench_counter(st, "short_datagrams", (double)c->short_dgrams, 0);
 	cbench_set_label(st, lg_label_g);
 	fprintf(stderr,
 	        "loadgen: done: %" PRIu64 " requests in %.3f s (%.3f Mreq/s, %.3f Mdgram/s), "
@@ -926,10 +1090,14 @@ main(int argc, char **argv)
 	int status = 1;
 	if (engine_init(e, &opts) != 0 || port_start(e) != 0)
 		goto out;
-	if (opts.have_dst_mac)
+	if (opts.cluster) {
+		if (cluster_init(e) != 0)
+			goto out;
+	} else if (opts.have_dst_mac) {
 		memcpy(e->dst_mac.addr_bytes, opts.dst_mac, RTE_ETHER_ADDR_LEN);
-	else if (arp_resolve(e) != 0)
+	} else if (arp_resolve(e, opts.dst_ip_be, &e->dst_mac) != 0) {
 		goto out;
+	}
 	if (engine_frames(e) != 0) {
 		fprintf(stderr, "loadgen: mbuf pool too small for %u slots\n", e->nslots);
 		goto out;
@@ -951,8 +1119,10 @@ main(int argc, char **argv)
 	if (rte_eth_dev_info_get(e->port, &info) != 0)
 		info.driver_name = "unknown";
 	snprintf(lg_label_g, sizeof(lg_label_g), "%s%s, %s, seed %" PRIu64, info.driver_name,
-	         opts.echo ? " echo" : "", rte_eal_has_hugepages() ? "hugepages" : "no-huge",
-	         opts.seed);
+	         opts.echo      ? " echo"
+	         : opts.cluster ? " cluster"
+	                        : "",
+	         rte_eal_has_hugepages() ? "hugepages" : "no-huge", opts.seed);
 	make_name(&opts);
 	struct cbench *b = cbench_register(lg_name_g, bm_loadgen);
 	cbench_set_iterations(b, 1);

@@ -160,6 +160,12 @@ test_options_combinations(void **state)
 	                 -EINVAL);
 	assert_int_equal(PARSE(&o, "--echo", "--dst-mac", "02:00:00:00:00:01"), 0);
 	assert_true(o.echo);
+	assert_false(o.cluster);
+	/* cluster mode: a seed, not a reflector */
+	assert_int_equal(PARSE(&o, "--cluster", "--preload"), 0);
+	assert_true(o.cluster);
+	assert_int_equal(PARSE(&o, "--cluster", "--echo", "--dst-mac", "02:00:00:00:00:01"),
+	                 -EINVAL);
 }
 
 static void
