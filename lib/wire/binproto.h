@@ -129,7 +129,36 @@ struct sp_bp_op_info {
 	uint8_t props;       /* SP_BP_OPF_* */
 	uint8_t value;       /* enum sp_bp_value_rule */
 	uint16_t reply_room; /* value bytes a successful reply of a write needs */
+	/* Derived from props and value (SP_BP_OP_DERIVED), for a decoder without branches on
+	 * the opcode: the key lengths allowed (key_min .. key_min + key_span), the value
+	 * lengths allowed (at most value_max, and bit n of value_lens set for n bytes, n < 32
+	 * taken modulo 32), and masks of the flags | expiry << 32 and cas fields that must be
+	 * zero. */
+	uint8_t key_min;
+	uint8_t key_span;
+	uint16_t value_max;
+	uint32_t value_lens;
+	uint32_t reserved;
+	uint64_t zero_flags_expiry;
+	uint64_t zero_cas;
 };
+
+/* The derived fields of an entry with properties p and value rule r (see above). */
+#define SP_BP_OP_DERIVED(p, r)                                                                   \
+	.key_min = ((p)&SP_BP_OPF_KEY) != 0 ? 1u : 0u,                                           \
+	.key_span = ((p)&SP_BP_OPF_KEY) != 0 ? SP_BP_KEY_MAX - 1u : 0u,                          \
+	.value_max = (r) == SP_BP_VALUE_BYTES     ? SP_BP_VALUE_MAX                              \
+	             : (r) == SP_BP_VALUE_COUNTER ? SP_BP_COUNTER_INIT_SIZE                      \
+	             : (r) == SP_BP_VALUE_PAGE    ? 4u                                           \
+	                                          : 0u,                                             \
+	.value_lens = (r) == SP_BP_VALUE_BYTES ? UINT32_MAX                                      \
+	              : (r) == SP_BP_VALUE_COUNTER                                               \
+	                      ? (1u << SP_BP_COUNTER_DELTA_SIZE | 1u << SP_BP_COUNTER_INIT_SIZE) \
+	              : (r) == SP_BP_VALUE_PAGE ? (1u << 0 | 1u << 4)                            \
+	                                        : 1u << 0,                                       \
+	.zero_flags_expiry = (((p)&SP_BP_OPF_FLAGS) != 0 ? 0 : UINT64_C(0xffffffff)) |           \
+	                     (((p)&SP_BP_OPF_EXPIRY) != 0 ? 0 : UINT64_C(0xffffffff) << 32),     \
+	.zero_cas = ((p)&SP_BP_OPF_CAS) != 0 ? 0 : UINT64_MAX
 
 /*
  * The built-in opcodes: X(opcode, name, properties besides VALID, value rule, reply room).
@@ -154,8 +183,9 @@ struct sp_bp_op_info {
 	  SP_BP_VALUE_COUNTER, SP_BP_COUNTER_REPLY_SIZE)                                           \
 	X(SP_BP_OP_ROUTE, "route", 0, SP_BP_VALUE_PAGE, 0)
 
-/* The table itself: read it through sp_bp_op(); written only by sp_bp_op_register. */
-extern struct sp_bp_op_info sp_bp__ops[SP_BP_OP_COUNT];
+/* The table itself: read it through sp_bp_op(); written only by sp_bp_op_register. Hidden: the libraries are static, and the decoder then reaches it
+ * without a GOT load. */
+extern struct sp_bp_op_info sp_bp__ops[SP_BP_OP_COUNT] __attribute__((visibility("hidden")));
 
 /* The entry of opcode op (every u8 has one; props is 0 for an unknown opcode). */
 static inline const struct sp_bp_op_info *
