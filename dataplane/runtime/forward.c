@@ -540,8 +540,7 @@ serve_bp_request(struct dp_worker *w, const struct route_table *t, uint32_t now_
 			}
 			switch (route_decide(t, q->partition, w->index, &to)) {
 			case ROUTE_EXECUTE:
-				rc = sp_binexec_run(w->rt->stores[q->partition], q, now_s, NULL, &b,
-				                    &w->bx);
+				rc = dp_bp_run(w, q, now_s, t->epoch, NULL, &b);
 				ran += rc == 0;
 				break;
 			case ROUTE_REMOTE:
@@ -665,6 +664,7 @@ retry_refused(struct dp_worker *w, struct in_frame *in, const struct sp_fwd_hdr 
 	meta->hops = 0;
 	meta->reqs = 1;
 	meta->refused = 1;
+	meta->kind = s->proto == SP_FWD_BINARY ? DP_MSG_BINARY : DP_MSG_MEMCACHED;
 	m->data_len = (uint16_t)(NET_UDP_REPLY_HDRS + h->payload_len);
 	m->pkt_len = m->data_len;
 	if (dp_handoff_send(&w->rt->handoff, w->index, &m, 1) != 1) {

@@ -3,8 +3,9 @@
  * Worker-to-worker hand-off. Every worker has one inbound rte_ring (multi-producer,
  * single-consumer, DP_RING_SIZE mbufs). The unit handed over is an mbuf holding a request
  * datagram whose requests all belong to the receiving worker: the original frame when the
- * whole datagram is for it, or a copy made for its share of a mixed datagram. The mbuf's
- * private area (struct dp_meta) says where the datagram sits and how often it moved.
+ * whole datagram is for it, or a copy made for its share of a mixed datagram, or a message
+ * one service sends its own kind on another worker. The mbuf's private area (struct
+ * dp_meta) says what kind of message it is, where the datagram sits and how often it moved.
  */
 #ifndef SP_DP_HANDOFF_H
 #define SP_DP_HANDOFF_H
@@ -23,8 +24,11 @@
 struct dp_meta {
 	struct net_pkt pkt; /* offsets and addresses of the request datagram in the frame */
 	uint16_t reqs;      /* requests in the datagram, for counting drops */
-	uint8_t hops;       /* hand-offs so far */
+	uint8_t hops;       /* moves between workers so far (hand-offs and defers) */
 	uint8_t refused;    /* forwarded once and refused by the owner: never forward again */
+	/* What the mbuf holds (enum dp_msg_kind, service.h): set where the mbuf is classified
+	 * or made, read by every worker that serves it; never guessed from ports or offsets. */
+	uint8_t kind;
 };
 
 /*

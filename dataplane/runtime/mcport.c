@@ -47,7 +47,8 @@
 /* The forward table is full: memcached has no busy reply, so an error line. */
 #define BUSY_LINE "SERVER_ERROR busy, try again"
 
-/* A gat touch for the owner of key: payload of a message mbuf (payload_off == 0). */
+/* A gat touch for the owner of key: the payload of a message mbuf of kind DP_MSG_MC_TOUCH
+ * (its pkt.payload_off is 0: no frame headers). */
 struct touch_msg {
 	uint32_t magic;
 	uint32_t expire_s;
@@ -76,7 +77,8 @@ struct mc_worker {
 	/* Per-call context for the mcexec callbacks. */
 	const struct route_table *t;
 	struct dp_mc_result *res;
-	struct dp_mc_result fwd_res; /* res while running a forwarded datagram (unused) */
+	struct dp_mc_result fwd_res;   /* res while running a forwarded datagram (unused) */
+	struct dp_mc_result serve_res; /* what the service's serve and busy queue */
 	uint32_t touches;
 	bool no_forward; /* running a datagram its owner's ring refused: no touch messages */
 	struct mcexec_env env;
@@ -270,10 +272,11 @@ touch_remote_cb(void *ctx, uint32_t partition, const char *key, uint32_t key_len
 	meta = dp_meta_of(m);
 	memset(&meta->pkt, 0, sizeof(meta->pkt));
 	meta->pkt.dst_port = wk->mc->rt->cfg.memcached_port;
-	meta->pkt.payload_len = m->data_len; /* payload_off 0: a message, never a frame */
+	meta->pkt.payload_len = m->data_len;
 	meta->reqs = 1;
 	meta->hops = 0;
 	meta->refused = 0;
+	meta->kind = DP_MSG_MC_TOUCH;
 	wk->touches++;
 	res->handoff[res->handoff_count] = m;
 	res->handoff_to[res->handoff_count] = to;
@@ -363,7 +366,7 @@ struct named {
 	}
 static const struct named rt_fields[] = {
         RT_FIELD(datagrams_in),  RT_FIELD(run_owner),     RT_FIELD(run_multi),
-        RT_FIELD(run_any),       RT_FIELD(run_fallback),  RT_FIELD(handoff_out),
+        RT_FIELD(run_any),       RT_FIELD(busy),          RT_FIELD(handoff_out),
         RT_FIELD(deferred),      RT_FIELD(wrong_node),    RT_FIELD(unserved),
         RT_FIELD(forwarded),     RT_FIELD(forward_busy),  RT_FIELD(gathered),
         RT_FIELD(reply_dgrams),  RT_FIELD(nombuf),        RT_FIELD(touch_out),
@@ -618,10 +621,10 @@ serve_touch(struct mc_worker *wk, struct rte_mbuf *m)
 	const struct touch_msg *msg = rte_pktmbuf_mtod(m, const struct touch_msg *);
 	uint32_t len = meta->pkt.payload_len;
 
-	ASSERT(meta->pkt.payload_off == 0);
-	if (len < offsetof(struct touch_msg, key) || len != rte_pktmbuf_data_len(m) ||
-	    msg->magic != TOUCH_MSG_MAGIC || msg->key_len == 0 || msg->key_len > SP_MC_KEY_MAX ||
-	    len != offsetof(struct touch_msg, key) + msg->key_len) {
+	ASSERT(meta->kind == DP_MSG_MC_TOUCH);
+	if (meta->pkt.payload_off != 0 || len < offsetof(struct touch_msg, key) ||
+	    len != rte_pktmbuf_data_len(m) || msg->magic != TOUCH_MSG_MAGIC || msg->key_len == 0 ||
+	    msg->key_len > SP_MC_KEY_MAX || len != offsetof(struct touch_msg, key) + msg->key_len) {
 		DP_STAT_INC(&wk->st, bad_message);
 		rte_pktmbuf_free(m);
 		return;
@@ -634,9 +637,28 @@ serve_touch(struct mc_worker *wk, struct rte_mbuf *m)
 	rte_pktmbuf_free(m);
 }
 
+/* Sets up worker wk's per-call context for serving with table t at now_s into res. */
+static void
+call_begin(struct mc_worker *wk, const struct route_table *t, uint32_t now_s,
+           struct dp_mc_result *res)
+{
+	struct dp_mc *mc = wk->mc;
+
+	ASSERT(t->partitions == mc->rt->partitions);
+	res->tx_count = 0;
+	res->handoff_count = 0;
+	wk->t = t;
+	wk->res = res;
+	wk->touches = 0;
+	wk->no_forward = false;
+	wk->env.now_s = now_s;
+	wk->env.wall_s = mc->wall_base_s + now_s - 1;
+	apply_flush(wk, t, now_s);
+}
+
 void
 dp_mc_serve(struct dp_worker *w, const struct route_table *t, uint32_t now_s, struct rte_mbuf *m,
-            bool here, struct dp_mc_result *res)
+            struct dp_mc_result *res)
 {
 	struct dp_mc *mc = w->rt->mc;
 	struct mc_worker *wk = mc->wk[w->index];
@@ -648,27 +670,21 @@ dp_mc_serve(struct dp_worker *w, const struct route_table *t, uint32_t now_s, st
 	uint16_t to = 0;
 	uint32_t n;
 
-	ASSERT(t->partitions == w->rt->partitions);
 	ASSERT(meta->pkt.payload_off + len <= rte_pktmbuf_data_len(m));
-	res->tx_count = 0;
-	res->handoff_count = 0;
-	wk->t = t;
-	wk->res = res;
-	wk->touches = 0;
-	wk->no_forward = here;
-	wk->env.now_s = now_s;
-	wk->env.wall_s = mc->wall_base_s + now_s - 1;
-	apply_flush(wk, t, now_s);
-	if (meta->pkt.payload_off == 0) {
+	call_begin(wk, t, now_s, res);
+	if (meta->kind == DP_MSG_MC_TOUCH) {
 		serve_touch(wk, m);
 		return;
 	}
+	ASSERT(meta->kind == DP_MSG_MEMCACHED);
 	DP_STAT_INC(&wk->st, datagrams_in);
 	if (len > SP_MC_FRAME_BYTES)
 		kind = mcexec_route(udp + SP_MC_FRAME_BYTES, len - SP_MC_FRAME_BYTES,
 		                    w->rt->partitions, &partition);
-	if (kind == MCEXEC_ROUTE_OWNER && !here) {
-		switch (route_decide(t, partition, w->index, &to)) {
+	if (kind == MCEXEC_ROUTE_OWNER) {
+		enum route_action a = route_decide(t, partition, w->index, &to);
+
+		switch (a) {
 		case ROUTE_EXECUTE:
 			DP_STAT_INC(&wk->st, run_owner);
 			break;
@@ -698,31 +714,32 @@ dp_mc_serve(struct dp_worker *w, const struct route_table *t, uint32_t now_s, st
 			answer_line(wk, m, udp, len, status_line(t->unserved_status), res);
 			return;
 		case ROUTE_DEFER:
-			if (meta->hops < DP_HANDOFF_HOPS_MAX &&
-			    route_defer_push(&w->defer, m, partition) == 0) {
-				meta->hops++;
-				DP_STAT_INC(&wk->st, deferred);
-				return;
-			}
-			DP_STAT_INC(&wk->st, run_fallback);
-			break;
 		case ROUTE_HANDOFF:
 		default:
-			if (meta->hops < DP_HANDOFF_HOPS_MAX) {
-				meta->hops++;
-				meta->reqs = 1;
-				res->handoff[0] = m;
-				res->handoff_to[0] = to;
-				res->handoff_count = 1;
-				DP_STAT_INC(&wk->st, handoff_out);
+			if (meta->hops >= DP_HANDOFF_HOPS_MAX) {
+				/* The hop limit (service.h): ownership kept moving. */
+				DP_STAT_INC(&wk->st, busy);
+				answer_line(wk, m, udp, len, BUSY_LINE, res);
 				return;
 			}
-			/* Ownership kept moving: run here; writes get SERVER_ERROR. */
-			DP_STAT_INC(&wk->st, run_fallback);
-			break;
+			meta->hops++;
+			meta->reqs = 1;
+			if (a == ROUTE_DEFER) {
+				if (route_defer_push(&w->defer, m, partition) == 0) {
+					DP_STAT_INC(&wk->st, deferred);
+					return;
+				}
+				/* The defer queue is full: busy, as for a full ring. */
+				DP_STAT_INC(&wk->st, busy);
+				answer_line(wk, m, udp, len, BUSY_LINE, res);
+				return;
+			}
+			res->handoff[0] = m;
+			res->handoff_to[0] = to;
+			res->handoff_count = 1;
+			DP_STAT_INC(&wk->st, handoff_out);
+			return;
 		}
-	} else if (here) {
-		DP_STAT_INC(&wk->st, run_fallback);
 	} else if (kind == MCEXEC_ROUTE_MULTI && t->serves_nothing) {
 		/* No map, no lease or removed: not even keys of several partitions. */
 		DP_STAT_INC(&wk->st, unserved);
@@ -740,6 +757,27 @@ dp_mc_serve(struct dp_worker *w, const struct route_table *t, uint32_t now_s, st
 	}
 	n = mcexec_udp(&wk->env, udp, len, &wk->out);
 	send_replies(wk, m, n, res);
+}
+
+void
+dp_mc_busy(struct dp_worker *w, const struct route_table *t, uint32_t now_s, struct rte_mbuf *m,
+           struct dp_mc_result *res)
+{
+	struct mc_worker *wk = w->rt->mc->wk[w->index];
+	const struct dp_meta *meta = dp_meta_of(m);
+
+	call_begin(wk, t, now_s, res);
+	if (meta->kind == DP_MSG_MC_TOUCH) {
+		/* A touch its owner's ring refused is lost like any dropped touch. */
+		DP_STAT_INC(&wk->st, touch_dropped);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	ASSERT(meta->kind == DP_MSG_MEMCACHED);
+	ASSERT(meta->pkt.payload_len > SP_MC_FRAME_BYTES); /* it was placed by its key */
+	DP_STAT_INC(&wk->st, busy);
+	answer_line(wk, m, rte_pktmbuf_mtod(m, const uint8_t *) + meta->pkt.payload_off,
+	            meta->pkt.payload_len, BUSY_LINE, res);
 }
 
 void
@@ -835,11 +873,76 @@ dp_mc_print(FILE *out, const struct dp_mc *mc)
 	        c.truncated, c.out_full, c.cross_partition, c.concurrent_busy);
 	fprintf(out,
 	        "memcached placement: owner %" PRIu64 " multi %" PRIu64 " any %" PRIu64
-	        " fallback %" PRIu64 " handoff_out %" PRIu64 " deferred %" PRIu64
-	        " wrong_node %" PRIu64 " unserved %" PRIu64 " nombuf %" PRIu64 " touch_out %" PRIu64
-	        " touch_in %" PRIu64 " touch_dropped %" PRIu64 " flush_remote %" PRIu64
-	        " flush_applied %" PRIu64 " bad_message %" PRIu64 "\n",
-	        s.run_owner, s.run_multi, s.run_any, s.run_fallback, s.handoff_out, s.deferred,
+	        " busy %" PRIu64 " handoff_out %" PRIu64 " deferred %" PRIu64 " wrong_node %" PRIu64
+	        " unserved %" PRIu64 " nombuf %" PRIu64 " touch_out %" PRIu64 " touch_in %" PRIu64
+	        " touch_dropped %" PRIu64 " flush_remote %" PRIu64 " flush_applied %" PRIu64
+	        " bad_message %" PRIu64 "\n",
+	        s.run_owner, s.run_multi, s.run_any, s.busy, s.handoff_out, s.deferred,
 	        s.wrong_node, s.unserved, s.nombuf, s.touch_out, s.touch_in, s.touch_dropped,
 	        s.flush_remote, s.flush_applied, s.bad_message);
 }
+
+/* ---- The memcached service (service.h) ------------------------------------------------ */
+
+static enum dp_msg_kind
+mc_classify(const struct dp_runtime *rt, const struct rte_mbuf *m, const struct net_pkt *pkt)
+{
+	(void)m;
+	return dp_mc_is_port(rt, pkt->dst_port) ? DP_MSG_MEMCACHED : DP_MSG_NONE;
+}
+
+/* Queues what one dp_mc_serve or dp_mc_busy call asks for. */
+static void
+mc_apply(struct dp_worker *w, const struct dp_iter *it, const struct dp_mc_result *res)
+{
+	ASSERT(res->tx_count <= DP_MC_REPLY_DGRAMS_MAX);
+	ASSERT(res->handoff_count <= DP_MC_HANDOFFS_MAX);
+	for (uint32_t i = 0; i < res->tx_count; i++)
+		dp_worker_tx(w, res->tx[i]);
+	for (uint32_t i = 0; i < res->handoff_count; i++)
+		dp_worker_stage(w, it, res->handoff_to[i], res->handoff[i]);
+}
+
+static void
+mc_serve(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf **m, unsigned int n)
+{
+	struct dp_mc_result *res = &w->rt->mc->wk[w->index]->serve_res;
+
+	ASSERT(n >= 1 && n <= DP_BURST);
+	for (unsigned int i = 0; i < n; i++) {
+		dp_mc_serve(w, it->t, it->now_s, m[i], res);
+		mc_apply(w, it, res);
+	}
+}
+
+static void
+mc_busy(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf *m)
+{
+	struct dp_mc_result *res = &w->rt->mc->wk[w->index]->serve_res;
+
+	dp_mc_busy(w, it->t, it->now_s, m, res);
+	/* A busy answer never hands anything on (flush_handoffs is running). */
+	ASSERT(res->handoff_count == 0);
+	mc_apply(w, it, res);
+}
+
+static void
+mc_poll(struct dp_worker *w, const struct dp_iter *it)
+{
+	dp_mc_poll(w, it->t, it->now_s);
+}
+
+static void
+mc_print(FILE *out, const struct dp_runtime *rt)
+{
+	dp_mc_print(out, rt->mc);
+}
+
+const struct dp_service_ops dp_mc_service = {
+        .name = "memcached",
+        .classify = mc_classify,
+        .serve = mc_serve,
+        .busy = mc_busy,
+        .poll = mc_poll,
+        .print = mc_print,
+};

@@ -5,11 +5,12 @@
  * flush_all on every partition, gat touches for keys owned elsewhere, and "stats" over all
  * workers. docs/memcache.md ("Placement on the dataplane") describes the rules.
  *
- * The worker calls dp_mc_serve() for every datagram whose destination port is the
- * memcached port (from the NIC, its ring or its defer queue) and does what the result
- * says: queue the reply frames on its TX queue and stage the hand-offs for their rings.
- * dp_mc_poll() runs once per loop iteration. Nothing here allocates after dp_mc_create,
- * locks, or makes a system call per packet.
+ * It is a service of the worker loop (service.h, dp_mc_service): datagrams to the
+ * memcached port get kind DP_MSG_MEMCACHED, touches between workers DP_MSG_MC_TOUCH; its
+ * serve calls dp_mc_serve() for each (from the NIC, the ring or the defer queue) and
+ * queues what the result says (reply frames, hand-offs); its busy calls dp_mc_busy(); its
+ * poll dp_mc_poll(). Nothing here allocates after dp_mc_create, locks, or makes a system
+ * call per packet.
  */
 #ifndef SP_DP_MCPORT_H
 #define SP_DP_MCPORT_H
@@ -24,6 +25,7 @@
 #include "dataplane/route/route.h"
 #include "handoff.h"
 #include "runtime.h"
+#include "service.h"
 
 struct dp_worker;
 
@@ -45,7 +47,8 @@ struct dp_mc_stats {
 	uint64_t run_owner;     /* executed here as the key's owner */
 	uint64_t run_multi;     /* multi-key gets executed here */
 	uint64_t run_any;       /* keyless or bad datagrams executed here */
-	uint64_t run_fallback;  /* executed here although owned elsewhere (hops, ring) */
+	uint64_t busy;          /* answered "busy, try again": the owner's ring was full, or
+	                         * the hop limit or the defer queue was reached (service.h) */
 	uint64_t handoff_out;   /* datagrams handed to their owner's ring */
 	uint64_t deferred;      /* datagrams held while their partition arrives */
 	uint64_t wrong_node;    /* keys owned by another node: answered SERVER_ERROR */
@@ -91,23 +94,24 @@ dp_mc_is_port(const struct dp_runtime *rt, uint16_t dst_port)
 	return rt->mc != NULL && dst_port == rt->cfg.memcached_port;
 }
 
-/* Whether mbuf m (its meta filled) holds a memcached datagram or message. */
-static inline bool
-dp_mc_owns_mbuf(const struct dp_runtime *rt, struct rte_mbuf *m)
-{
-	return dp_mc_is_port(rt, dp_meta_of(m)->pkt.dst_port);
-}
-
 /*
- * Serves mbuf m (a memcached datagram, or a message from another worker) on worker w with
- * the routing table t and the stores' clock now_s: places it (here, or handed to its
- * owner), runs it and fills res with the reply frames and hand-offs. With here == true it
- * runs on this worker whatever the placement (the owner's ring was full). Consumes m (it
- * is reused as a reply, handed on, deferred or freed). Never fails: what cannot be done is
- * counted.
+ * Serves mbuf m (kind DP_MSG_MEMCACHED: a datagram; DP_MSG_MC_TOUCH: a touch from another
+ * worker) on worker w with the routing table t and the stores' clock now_s: places it
+ * (here, handed to its owner, deferred, forwarded to the owner node), runs it and fills res
+ * with the reply frames and hand-offs. A datagram that has moved DP_HANDOFF_HOPS_MAX times
+ * and would move again is answered "SERVER_ERROR busy, try again" (the hop limit,
+ * service.h). Consumes m (reused as a reply, handed on, deferred or freed). Never fails:
+ * what cannot be done is counted.
  */
 void dp_mc_serve(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
-                 struct rte_mbuf *m, bool here, struct dp_mc_result *res);
+                 struct rte_mbuf *m, struct dp_mc_result *res);
+
+/*
+ * The busy answer for m, whose owner's ring was full: a datagram is answered "SERVER_ERROR
+ * busy, try again" (res gets its frame), a touch is dropped (counted). Consumes m.
+ */
+void dp_mc_busy(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
+                struct rte_mbuf *m, struct dp_mc_result *res);
 
 /*
  * Once per loop iteration: applies a flush_all another worker posted, and publishes the

@@ -26,6 +26,7 @@
 #include "dataplane/route/route.h"
 #include "dataplane/store/store.h"
 #include "mcport.h"
+#include "service.h"
 #include "telemetry.h"
 #include "worker.h"
 #include "unmap_guard.h"
@@ -370,8 +371,12 @@ dp_node_teardown(struct dp_runtime *rt, bool launched)
 	}
 	dp_port_close(&rt->port);
 	ring_mbufs = dp_handoff_destroy(&rt->handoff);
-	if (launched)
-		dp_mc_print(stdout, rt->mc);
+	for (unsigned int id = 0; launched && id < DP_SVC_COUNT; id++) {
+		const struct dp_service_ops *ops = dp_service_get((enum dp_service_id)id);
+
+		if (ops->print != NULL && dp_service_enabled(rt, (enum dp_service_id)id))
+			ops->print(stdout, rt);
+	}
 	dp_mc_destroy(rt->mc);
 	rt->mc = NULL;
 	for (i = 0; i < rt->workers; i++) {

@@ -24,6 +24,9 @@ struct store_layout;
 struct store;
 struct dp_worker;
 struct dp_mc;
+struct dp_bp_exec;
+struct sp_bp_req;
+struct sp_bp_builder;
 
 struct dp_runtime {
 	struct dp_config cfg;
@@ -46,6 +49,10 @@ struct dp_runtime {
 	struct sp_region *region; /* --state-region, or NULL */
 	_Atomic uint64_t epoch;   /* epoch of the routing table in use, for telemetry */
 	struct dp_mc *mc; /* the memcached protocol (mcport.h), NULL without --memcached-port */
+	/* Registered binary-protocol operations' hook (service.h, dp_bp_set_user_hook). */
+	int (*bp_user_fn)(void *ctx, const struct dp_bp_exec *x, const struct sp_bp_req *req,
+	                  struct sp_bp_builder *reply);
+	void *bp_user_ctx;
 	struct route_watch watch;
 	bool watch_ready;
 	uint32_t serving; /* enum sp_dp_serving of the table in use (main lcore only) */

@@ -6,8 +6,8 @@
  *   single-key commands go to the owner, multi-key gets run where they arrive, reply
  *   headers answer the request, flush_all reaches the other worker, gat touches travel to
  *   their owner (at most DP_MC_TOUCH_FORWARD_MAX per datagram), the reply array holds
- *   DP_MC_REPLY_DGRAMS_MAX datagrams, the hop bound and the ring-full fallback run a
- *   datagram where it is, forged messages are refused, and stats sum both workers.
+ *   DP_MC_REPLY_DGRAMS_MAX datagrams, the hop limit and a full ring answer busy, forged
+ *   messages are refused, and stats sum both workers.
  */
 #include <arpa/inet.h>
 #include <setjmp.h>
@@ -115,13 +115,24 @@ frame(const char *payload, uint16_t request_id)
 	dp_meta_of(m)->pkt = pkt;
 	dp_meta_of(m)->hops = 0;
 	dp_meta_of(m)->reqs = 0;
+	dp_meta_of(m)->refused = 0;
+	/* As the worker's classification gives it. */
+	dp_meta_of(m)->kind = (uint8_t)dp_service_classify(&rt, m, &pkt);
+	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_MEMCACHED);
 	return m;
 }
 
 static void
-serve(uint16_t worker, struct rte_mbuf *m, bool here, struct dp_mc_result *res)
+serve(uint16_t worker, struct rte_mbuf *m, struct dp_mc_result *res)
 {
-	dp_mc_serve(rt.w[worker], route_current(rt.route), NOW_S, m, here, res);
+	dp_mc_serve(rt.w[worker], route_current(rt.route), NOW_S, m, res);
+}
+
+/* What the worker does with m when its owner's ring was full. */
+static void
+busy(uint16_t worker, struct rte_mbuf *m, struct dp_mc_result *res)
+{
+	dp_mc_busy(rt.w[worker], route_current(rt.route), NOW_S, m, res);
 }
 
 /*
@@ -161,7 +172,7 @@ run_on_owner(const char *payload, const char *key, const char *want)
 {
 	struct dp_mc_result res;
 
-	serve(owner_of(key), frame(payload, 7), false, &res);
+	serve(owner_of(key), frame(payload, 7), &res);
 	assert_int_equal(res.handoff_count, 0);
 	assert_int_equal(collect(&res, 7), 1);
 	assert_string_equal(reply, want);
@@ -184,14 +195,14 @@ test_owner_handoff(void **state)
 	key_of(key, sizeof(key), "own", 1, 0);
 	snprintf(cmd, sizeof(cmd), "set %s 3 0 2\r\nhi\r\n", key);
 	m = frame(cmd, 11);
-	serve(0, m, false, &res);
+	serve(0, m, &res);
 	assert_int_equal(res.tx_count, 0);
 	assert_int_equal(res.handoff_count, 1);
 	assert_ptr_equal(res.handoff[0], m);
 	assert_int_equal(res.handoff_to[0], 1);
 	assert_int_equal(dp_meta_of(m)->hops, 1);
 	/* Worker 1 takes it from its ring and answers with the request's own mbuf. */
-	serve(1, m, false, &res);
+	serve(1, m, &res);
 	assert_int_equal(res.handoff_count, 0);
 	assert_int_equal(res.tx_count, 1);
 	assert_ptr_equal(res.tx[0], m);
@@ -202,36 +213,50 @@ test_owner_handoff(void **state)
 	run_on_owner(cmd, key, want);
 }
 
+/*
+ * The hop limit and a full ring mean one thing (service.h): a datagram that has moved
+ * DP_HANDOFF_HOPS_MAX times and would move again, or that its owner's ring refused, is
+ * answered "busy, try again" and runs nowhere (the key stays as it was).
+ */
 static void
-test_hops_and_ring_full_run_here(void **state)
+test_hops_and_ring_full_answer_busy(void **state)
 {
 	struct dp_mc_stats s0, s1;
 	struct mcexec_counters c;
 	struct dp_mc_result res;
 	struct rte_mbuf *m;
-	char key[32], cmd[96];
+	char key[32], cmd[96], want[96];
 
 	(void)state;
 	key_of(key, sizeof(key), "hop", 1, 0);
+	snprintf(cmd, sizeof(cmd), "set %s 3 0 2\r\nhi\r\n", key);
+	run_on_owner(cmd, key, "STORED\r\n");
 	totals(&s0, &c);
 	snprintf(cmd, sizeof(cmd), "delete %s\r\n", key);
 	m = frame(cmd, 12);
 	dp_meta_of(m)->hops = DP_HANDOFF_HOPS_MAX;
-	serve(0, m, false, &res);
+	serve(0, m, &res);
 	assert_int_equal(res.handoff_count, 0);
 	assert_int_equal(collect(&res, 12), 1);
-	assert_string_equal(reply,
-	                    "SERVER_ERROR key is owned by another core; send one command per "
-	                    "datagram\r\n");
-	/* A read runs exactly where it lands (concurrent read of worker 1's store). */
-	snprintf(cmd, sizeof(cmd), "get %s\r\n", key);
-	serve(0, frame(cmd, 13), true, &res);
+	assert_string_equal(reply, "SERVER_ERROR busy, try again\r\n");
+	/* One move short of the limit: handed to the owner as usual, its hop counted. */
+	m = frame(cmd, 14);
+	dp_meta_of(m)->hops = DP_HANDOFF_HOPS_MAX - 1;
+	serve(0, m, &res);
+	assert_int_equal(res.handoff_count, 1);
+	assert_int_equal(dp_meta_of(res.handoff[0])->hops, DP_HANDOFF_HOPS_MAX);
+	/* Its owner's ring was full: the same answer. */
+	busy(0, res.handoff[0], &res);
 	assert_int_equal(res.handoff_count, 0);
-	assert_int_equal(collect(&res, 13), 1);
-	assert_string_equal(reply, "END\r\n");
+	assert_int_equal(collect(&res, 14), 1);
+	assert_string_equal(reply, "SERVER_ERROR busy, try again\r\n");
 	totals(&s1, &c);
-	assert_int_equal(s1.run_fallback - s0.run_fallback, 2);
-	assert_int_equal(s1.handoff_out, s0.handoff_out);
+	assert_int_equal(s1.busy - s0.busy, 2);
+	assert_int_equal(s1.handoff_out - s0.handoff_out, 1);
+	/* Nothing ran: the item is still there. */
+	snprintf(cmd, sizeof(cmd), "get %s\r\n", key);
+	snprintf(want, sizeof(want), "VALUE %s 3 2\r\nhi\r\nEND\r\n", key);
+	run_on_owner(cmd, key, want);
 }
 
 static void
@@ -248,7 +273,7 @@ test_multi_get_runs_here(void **state)
 	snprintf(cmd, sizeof(cmd), "set %s 0 0 1\r\nb\r\n", k1);
 	run_on_owner(cmd, k1, "STORED\r\n");
 	snprintf(cmd, sizeof(cmd), "get %s %s\r\n", k1, k0);
-	serve(0, frame(cmd, 21), false, &res);
+	serve(0, frame(cmd, 21), &res);
 	assert_int_equal(res.handoff_count, 0);
 	/* One response per key, as memcached sends them. */
 	assert_int_equal(collect(&res, 21), 2);
@@ -269,7 +294,7 @@ test_flush_all_reaches_other_worker(void **state)
 	snprintf(cmd, sizeof(cmd), "set %s 0 0 1\r\nz\r\n", k1);
 	run_on_owner(cmd, k1, "STORED\r\n");
 	totals(&s0, &c);
-	serve(0, frame("flush_all\r\n", 31), false, &res);
+	serve(0, frame("flush_all\r\n", 31), &res);
 	assert_int_equal(collect(&res, 31), 1);
 	assert_string_equal(reply, "OK\r\n");
 	totals(&s1, &c);
@@ -319,7 +344,7 @@ test_gat_touch_bound(void **state)
 	(void)state;
 	stored_keys_command(cmd, sizeof(cmd), "gat 0", "touch", 1, n, "set %s 0 100 1\r\nt\r\n");
 	totals(&s0, &c);
-	serve(0, frame(cmd, 41), false, &res);
+	serve(0, frame(cmd, 41), &res);
 	assert_int_equal(res.handoff_count, DP_MC_TOUCH_FORWARD_MAX);
 	assert_int_equal(collect(&res, 41), n);
 	totals(&s1, &c);
@@ -330,7 +355,7 @@ test_gat_touch_bound(void **state)
 		struct dp_mc_result r2;
 
 		assert_int_equal(res.handoff_to[i], 1);
-		serve(1, res.handoff[i], false, &r2);
+		serve(1, res.handoff[i], &r2);
 		assert_int_equal(r2.tx_count, 0);
 		assert_int_equal(r2.handoff_count, 0);
 	}
@@ -355,9 +380,9 @@ test_forged_message_refused(void **state)
 	memset(&dp_meta_of(m)->pkt, 0, sizeof(dp_meta_of(m)->pkt));
 	dp_meta_of(m)->pkt.dst_port = MC_PORT;
 	dp_meta_of(m)->pkt.payload_len = 64;
-	assert_true(dp_mc_owns_mbuf(&rt, m));
+	dp_meta_of(m)->kind = DP_MSG_MC_TOUCH;
 	totals(&s0, &c);
-	serve(1, m, false, &res);
+	serve(1, m, &res);
 	assert_int_equal(res.tx_count, 0);
 	assert_int_equal(res.handoff_count, 0);
 	totals(&s1, &c);
@@ -381,10 +406,10 @@ test_reply_array_bound(void **state)
 		snprintf(all, sizeof(all), "%s\r\n", cmd);
 		*last = '\0';
 		strcat(cmd, "\r\n");
-		serve(0, frame(cmd, 51), false, &res);
+		serve(0, frame(cmd, 51), &res);
 		assert_int_equal(collect(&res, 51), n - 1);
 		assert_non_null(strstr(reply, "END\r\n"));
-		serve(0, frame(all, 52), false, &res);
+		serve(0, frame(all, 52), &res);
 		assert_int_equal(collect(&res, 52), 1);
 		assert_string_equal(reply, "SERVER_ERROR out of memory writing get response\r\n");
 	}
@@ -413,7 +438,7 @@ test_dry_pool_counted(void **state)
 		n++;
 	assert_true(n < SP_ARRAY_SIZE(held));
 	totals(&s0, &c);
-	serve(0, m, false, &res);
+	serve(0, m, &res);
 	assert_int_equal(res.tx_count, 0);
 	totals(&s1, &c);
 	assert_int_equal(s1.nombuf - s0.nombuf, 1);
@@ -428,7 +453,7 @@ test_stats_sum_and_reset(void **state)
 	const char *p;
 
 	(void)state;
-	serve(1, frame("stats\r\n", 61), false, &res);
+	serve(1, frame("stats\r\n", 61), &res);
 	assert_int_equal(collect(&res, 61), 1);
 	p = strstr(reply, "STAT threads 2\r\n");
 	assert_non_null(p);
@@ -436,10 +461,10 @@ test_stats_sum_and_reset(void **state)
 	p = strstr(reply, "STAT cmd_get ");
 	assert_non_null(p);
 	assert_true(strtoull(p + 13, NULL, 10) > DP_MC_REPLY_DGRAMS_MAX);
-	serve(0, frame("stats reset\r\n", 62), false, &res);
+	serve(0, frame("stats reset\r\n", 62), &res);
 	assert_int_equal(collect(&res, 62), 1);
 	assert_string_equal(reply, "RESET\r\n");
-	serve(1, frame("stats\r\n", 63), false, &res);
+	serve(1, frame("stats\r\n", 63), &res);
 	assert_int_equal(collect(&res, 63), 1);
 	assert_non_null(strstr(reply, "STAT cmd_get 0\r\n"));
 	assert_non_null(strstr(reply, "STAT cmd_set 0\r\n"));
@@ -478,7 +503,7 @@ test_other_node_refused(void **state)
 	}
 	totals(&s0, &c);
 	snprintf(cmd, sizeof(cmd), "incr %s 1\r\n", key);
-	serve(0, frame(cmd, 81), false, &res);
+	serve(0, frame(cmd, 81), &res);
 	assert_int_equal(res.handoff_count, 0);
 	assert_int_equal(collect(&res, 81), 1);
 	assert_string_equal(reply, "SERVER_ERROR key is owned by another node\r\n");
@@ -523,7 +548,7 @@ expect_answer(const char *payload, const char *want)
 {
 	struct dp_mc_result res;
 
-	serve(0, frame(payload, 33), false, &res);
+	serve(0, frame(payload, 33), &res);
 	assert_int_equal(res.handoff_count, 0);
 	assert_int_equal(collect(&res, 33), 1);
 	assert_string_equal(reply, want);
@@ -605,7 +630,7 @@ test_unserved_answered(void **state)
 		const uint8_t *rp;
 		static const char want_line[] = "SERVER_ERROR key is owned by another node\r\n";
 
-		serve(0, frame(cmd, 34), false, &res);
+		serve(0, frame(cmd, 34), &res);
 		assert_int_equal(res.tx_count, 0);
 		assert_int_equal(rt.w[0]->tx_count, 1);
 		r = rt.w[0]->tx[0];
@@ -673,6 +698,7 @@ raw_frame(const uint8_t *mac, const char *ip_text, uint16_t sport, uint16_t dpor
 	dp_meta_of(m)->hops = 0;
 	dp_meta_of(m)->reqs = 0;
 	dp_meta_of(m)->refused = 0;
+	dp_meta_of(m)->kind = (uint8_t)dp_service_classify(&rt, m, &pkt);
 	return m;
 }
 
@@ -764,7 +790,7 @@ test_forward_entry(void **state)
 
 	/* Out: a REQUEST to 10.1.2.3:9000+worker from worker 0's binary port. */
 	snprintf(cmd, sizeof(cmd), "get %s\r\n", key);
-	serve(0, frame(cmd, 41), false, &res);
+	serve(0, frame(cmd, 41), &res);
 	assert_int_equal(res.tx_count, 0);
 	assert_int_equal(res.handoff_count, 0);
 	fm = take_tx(0, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base);
@@ -821,7 +847,7 @@ test_forward_entry(void **state)
 
 	/* No answer: "owner unavailable" after the forward timeout, not before. */
 	uint64_t timeouts = WSTAT(fwd_timeouts);
-	serve(0, frame(cmd, 42), false, &res);
+	serve(0, frame(cmd, 42), &res);
 	rte_pktmbuf_free(take_tx(0, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base));
 	dp_fwd_poll(rt.w[0]);
 	assert_int_equal(rt.w[0]->tx_count, 0);
@@ -836,7 +862,7 @@ test_forward_entry(void **state)
 
 	/* Refused (the map changed under it): placed again once on our ring, then answered
 	 * with an error since our map still says node 2, never forwarded a second time. */
-	serve(0, frame(cmd, 43), false, &res);
+	serve(0, frame(cmd, 43), &res);
 	fm = take_tx(0, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base);
 	p = rte_pktmbuf_mtod(fm, const uint8_t *) + NET_UDP_REPLY_HDRS;
 	assert_int_equal(sp_fwd_decode(p, rte_pktmbuf_data_len(fm) - NET_UDP_REPLY_HDRS, &h), 0);
@@ -855,7 +881,7 @@ test_forward_entry(void **state)
 	struct rte_mbuf *back[4];
 	assert_int_equal(dp_handoff_recv(&rt.handoff, 0, back, 4), 1);
 	assert_int_equal(dp_meta_of(back[0])->refused, 1);
-	serve(0, back[0], false, &res);
+	serve(0, back[0], &res);
 	assert_int_equal(rt.w[0]->tx_count, 0);
 	assert_int_equal(collect(&res, 43), 1);
 	assert_string_equal(reply, "SERVER_ERROR key is owned by another node\r\n");
@@ -991,7 +1017,7 @@ test_gather_multi_get(void **state)
 	snprintf(cmd, sizeof(cmd), "set %s 3 0 2\r\nnv\r\n", near);
 	run_on_owner(cmd, near, "STORED\r\n");
 	snprintf(cmd, sizeof(cmd), "get %s %s missing0 %s %s\r\n", far, near, far2, near);
-	serve(0, frame(cmd, 51), false, &res);
+	serve(0, frame(cmd, 51), &res);
 	assert_int_equal(res.tx_count, 0);
 	/* One request to node 2, for its keys in order; the gather waits. */
 	uint16_t ow = route_owner_workers(route_current(
@@ -1034,7 +1060,7 @@ test_gather_multi_get(void **state)
 
 	/* Node 2 silent: one error line after the timeout, and nothing before. */
 	snprintf(cmd, sizeof(cmd), "gets %s %s\r\n", near, far);
-	serve(0, frame(cmd, 52), false, &res);
+	serve(0, frame(cmd, 52), &res);
 	rte_pktmbuf_free(take_tx(0, PEER_IP, (uint16_t)(PEER_PORT + ow), rt.cfg.port_base));
 	dp_fwd_poll(rt.w[0]);
 	assert_int_equal(rt.w[0]->tx_count, 0);
@@ -1394,7 +1420,7 @@ test_forward_batch(void **state)
 	uint64_t frames = WSTAT(fwd_frames_out), msgs = WSTAT(fwd_msgs_out);
 	for (uint32_t k = 0; k < 3; k++) {
 		snprintf(cmd, sizeof(cmd), "get %s\r\n", key[k]);
-		serve(0, frame(cmd, (uint16_t)(61 + k)), false, &res);
+		serve(0, frame(cmd, (uint16_t)(61 + k)), &res);
 		assert_int_equal(res.tx_count, 0);
 	}
 	assert_int_equal(rt.w[0]->tx_count, 0); /* batched until the burst ends */
@@ -1525,7 +1551,7 @@ main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_owner_handoff),
-	        cmocka_unit_test(test_hops_and_ring_full_run_here),
+	        cmocka_unit_test(test_hops_and_ring_full_answer_busy),
 	        cmocka_unit_test(test_multi_get_runs_here),
 	        cmocka_unit_test(test_flush_all_reaches_other_worker),
 	        cmocka_unit_test(test_gat_touch_bound),

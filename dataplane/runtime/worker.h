@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The worker lcore: one RX/TX queue pair, the partitions the routing table gives it, and
- * an inbound hand-off ring. One loop iteration: take deferred requests that may now run,
- * rx burst, classify, answer ARP/ICMP, decode binary protocol datagrams, execute what it
- * owns, hand the rest to their owners, drain its own ring, tx burst (retrying what did not
- * fit), report a quiescent state, back off when idle. No malloc, no locks, no system call
- * per packet (sleeping happens only when idle).
+ * an inbound hand-off ring. One loop iteration: take deferred messages that may now run,
+ * rx burst, classify (ARP and ICMP answered here, UDP datagrams given a kind by the
+ * services, service.h), serve each run of one kind through its service, drain its own
+ * ring the same way, send what is staged for other workers (a ring that refuses gets the
+ * service's busy answer), let every service poll, tx burst (retrying what did not fit),
+ * report a quiescent state, back off when idle. No malloc, no locks, no system call per
+ * packet (sleeping happens only when idle).
  */
 #ifndef SP_DP_WORKER_H
 #define SP_DP_WORKER_H
@@ -20,6 +22,7 @@
 #include "dataplane/route/route.h"
 #include "idle.h"
 #include "runtime.h"
+#include "service.h"
 
 struct dgram_ctx;
 struct dp_fwd_gather;
@@ -40,6 +43,7 @@ struct dp_worker {
 	uint16_t out_count[DP_WORKERS_MAX];
 	struct rte_mbuf *out[DP_WORKERS_MAX][DP_BURST];
 	struct route_defer defer;
+	/* The binary-protocol service's state (bpserve.c), also used by forward.c. */
 	/* Executor counters (requests by opcode, replies by status). */
 	struct sp_binexec_stats bx;
 	/* Partition -> sp_bp_route_entry(node, worker) and the nodes of the table
@@ -50,7 +54,8 @@ struct dp_worker {
 	uint64_t route_owner_publication; /* route_owner_table's publication number */
 	bool route_ok;
 	struct sp_bp_route_node route_nodes[SP_MEMBERS_MAX];
-	/* DP_BURST datagrams being served in passes (worker.c's struct dgram_ctx). */
+	struct sp_binexec_route route; /* what ROUTE answers, from the two above */
+	/* DP_BURST datagrams being served in passes (bpserve.c's struct dgram_ctx). */
 	struct dgram_ctx *ctx;
 	/* An mbuf held for a reply datagram that cannot go in its request's mbuf. */
 	struct rte_mbuf *spare;
@@ -69,6 +74,21 @@ void dp_worker_tx(struct dp_worker *w, struct rte_mbuf *m);
 /* Stages mbuf m (meta filled) for worker `to`'s inbound ring; when this burst's staging
  * for `to` is full, m is dropped and counted. */
 void dp_worker_handoff(struct dp_worker *w, uint16_t to, struct rte_mbuf *m);
+
+/*
+ * Stages mbuf m (meta filled: kind, reqs, hops already counting this move) for worker
+ * `to`'s ring, sent once per iteration; when the staging for `to` is full it is sent first.
+ * What the ring refuses gets the busy answer of m's service. Consumes m. Can't fail.
+ */
+void dp_worker_stage(struct dp_worker *w, const struct dp_iter *it, uint16_t to,
+                     struct rte_mbuf *m);
+
+/*
+ * Holds mbuf m (meta filled, hops counting this move) until partition `partition` has
+ * arrived at this worker; when the defer queue is full, puts it on the worker's own ring;
+ * when that is full too, drops it (counted). Consumes m.
+ */
+void dp_worker_defer(struct dp_worker *w, struct rte_mbuf *m, uint32_t partition);
 
 /*
  * Allocates and prepares worker `index` on the socket of its lcore. Returns NULL (logged)

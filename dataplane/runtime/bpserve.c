@@ -1,0 +1,827 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The binary-protocol service (service.h, docs/services.md): decodes each request datagram,
+ * routes every request to its partition's owner, runs what this worker owns (built-in
+ * opcodes through binexec, registered ones through the user hook), hands the rest to the
+ * owning workers, holds what is arriving, forwards what another node owns when the client
+ * asked, and answers the rest here. A burst is served in the passes of struct dgram_ctx so
+ * that the store's memory is on its way before a request runs.
+ */
+#include "service.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+
+#include "common/errors.h"
+#include "common/verify.h"
+#include "dataplane/binexec/binexec.h"
+#include "dataplane/store/store.h"
+#include "forward.h"
+#include "prefetch.h"
+#include "worker.h"
+
+/*
+ * Requests whose store memory is prefetched before the first of them runs: enough to
+ * overlap the misses of a burst of single-request datagrams, few enough that the lines
+ * they bring (two buckets and an item each) are still in L1 when they run. A burst of
+ * batched datagrams is served in groups of about this many requests.
+ */
+#define PIPELINE_REQS 32u
+
+/* Where one decoded request goes. */
+enum dest_kind {
+	DEST_EXECUTE = 0, /* owned here: run it */
+	DEST_ANSWER,      /* answer here without a store: bad request or ROUTE */
+	DEST_WRONG_NODE,  /* another node owns it: answer WRONG_PARTITION */
+	DEST_UNSERVED,    /* nobody serves it here: answer the table's unserved_status */
+	DEST_FORWARD,     /* another node owns it and the client asked: forward it there */
+	DEST_BUSY,        /* could not be forwarded now: answer SERVER_BUSY */
+	DEST_FORWARDED,   /* sent to its owner node: its reply is relayed (forward.h) */
+	DEST_DEFER,       /* owned here but arriving: hold it */
+	DEST_HANDOFF,     /* another local worker: its ring */
+};
+
+/* Per-request destinations, and how many requests go where. */
+struct dest_counts {
+	uint32_t local;    /* EXECUTE, ANSWER, WRONG_NODE, UNSERVED */
+	uint32_t deferred; /* DEFER */
+	uint32_t handoff;  /* HANDOFF, to any worker */
+	uint32_t forward;  /* FORWARD, to any node */
+	uint64_t targets;  /* bit per worker receiving a hand-off */
+	uint32_t first_defer_partition;
+};
+
+/*
+ * One datagram being served. A burst is served in three passes over an array of these
+ * (dp_worker.ctx): decode, route and prefetch the index buckets; prefetch the items; run.
+ * By the third pass the store's memory is on its way for every datagram of the burst.
+ */
+struct dgram_ctx {
+	struct rte_mbuf *m;
+	struct dp_meta *meta;
+	struct sp_bp_dgram dg;
+	uint32_t count;
+	bool in_place; /* serve_local: m can carry its own last reply datagram (reusable()) */
+	struct dest_counts c;
+	uint8_t kind[SP_BP_REQS_MAX];
+	uint16_t target[SP_BP_REQS_MAX];
+	struct sp_bp_req reqs[SP_BP_REQS_MAX];
+};
+
+static void refresh_route_owner(struct dp_worker *w, const struct route_table *t);
+
+/*
+ * A reply datagram under construction. Its payload is built in the worker's scratch
+ * buffer: the last reply datagram of a request datagram is then written over the request's
+ * own mbuf (no allocation, and its lines are already in cache); earlier ones, when the
+ * replies need several datagrams, go out in the worker's spare mbuf.
+ */
+struct reply {
+	bool open;
+	struct sp_bp_builder b;
+};
+
+/* Starts a reply datagram in the scratch buffer. */
+static void
+reply_start(struct dp_worker *w, struct reply *r, uint64_t datagram_id)
+{
+	ASSERT(!r->open);
+	sp_bp_builder_init(&r->b, w->scratch, SP_BP_PAYLOAD_MAX, true, datagram_id);
+	r->open = true;
+}
+
+/* Makes sure the worker holds a spare mbuf. Returns false (counted) when the pool is dry. */
+static bool
+spare_ready(struct dp_worker *w)
+{
+	ASSERT(w->rt->port.pool != NULL);
+	if (w->spare != NULL)
+		return true;
+	w->spare = rte_pktmbuf_alloc(w->rt->port.pool);
+	if (w->spare == NULL) {
+		DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
+		return false;
+	}
+	return true;
+}
+
+/* Whether the request mbuf m can carry its own reply: one direct, unshared segment with
+ * room for the largest reply, and a request without IPv4 options (net_udp_reply in place). */
+static bool
+reusable(const struct rte_mbuf *m, const struct net_pkt *pkt)
+{
+	return RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1 && m->nb_segs == 1 &&
+	       pkt->l4_off == NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN &&
+	       (uint32_t)m->buf_len - m->data_off >= NET_UDP_REPLY_HDRS + SP_BP_PAYLOAD_MAX;
+}
+
+/*
+ * Finishes the reply datagram in the scratch buffer and queues it, with Ethernet/IPv4/UDP
+ * headers answering the request datagram d. With last == true it goes in d->m when that
+ * can carry it (d->m is then consumed and set to NULL), else in the spare mbuf, which
+ * spare_ready() must have provided. An empty reply is dropped.
+ */
+static void
+reply_send(struct dp_worker *w, struct reply *r, struct dgram_ctx *d, bool last)
+{
+	const struct dp_port *port = &w->rt->port;
+	const uint8_t *req_frame = rte_pktmbuf_mtod(d->m, const uint8_t *);
+	struct rte_mbuf *m;
+	uint32_t payload_len;
+	uint32_t frame_len;
+
+	if (!r->open)
+		return;
+	r->open = false;
+	payload_len = sp_bp_builder_finish(&r->b);
+	ASSERT(payload_len <= SP_BP_PAYLOAD_MAX);
+	if (r->b.count == 0)
+		return;
+	if (last && d->in_place) {
+		m = d->m;
+		d->m = NULL;
+	} else {
+		ASSERT(w->spare != NULL);
+		m = w->spare;
+		w->spare = NULL;
+	}
+	ASSERT(rte_pktmbuf_tailroom(m) + rte_pktmbuf_data_len(m) >=
+	       NET_UDP_REPLY_HDRS + payload_len);
+	memcpy(rte_pktmbuf_mtod(m, uint8_t *) + NET_UDP_REPLY_HDRS, w->scratch, payload_len);
+	frame_len = net_udp_reply(rte_pktmbuf_mtod(m, uint8_t *), req_frame, &d->meta->pkt,
+	                          (uint16_t)payload_len, w->ip_id++, port->tx_flags);
+	ASSERT(frame_len == NET_UDP_REPLY_HDRS + payload_len);
+	m->data_len = (uint16_t)frame_len;
+	m->pkt_len = frame_len;
+	m->ol_flags = port->tx_ol_flags;
+	if (port->tx_ol_flags != 0) {
+		m->l2_len = NET_ETH_HDR_LEN;
+		m->l3_len = NET_IPV4_HDR_LEN;
+	}
+	DP_STAT_INC(w->stats, reply_dgrams);
+	dp_worker_tx(w, m);
+}
+
+/* Where table t says partition p lives: node index `node` (< t->node_count). */
+static void
+redirect_of(const struct route_table *t, uint32_t p, uint16_t node, struct sp_bp_redirect *rd)
+{
+	const struct route_node *n = &t->nodes[node];
+	uint16_t worker = route_owner_workers(t)[p];
+
+	ASSERT(node < t->node_count);
+	ASSERT(p < t->partitions);
+	rd->epoch = t->epoch;
+	rd->node_id = n->node_id;
+	rd->ipv4_be = n->ipv4_be;
+	rd->port = (uint16_t)(n->binary_port + worker);
+	rd->worker = worker;
+	rd->partition = p;
+}
+
+/* dp_bp_run (service.h): a built-in opcode through binexec, a registered one through the
+ * user hook. */
+static inline int
+bp_exec(struct dp_worker *w, const struct sp_bp_req *req, uint32_t now_s, uint64_t epoch,
+        const struct sp_binexec_route *route, struct sp_bp_builder *reply)
+{
+	const struct dp_runtime *rt = w->rt;
+	struct store *s = NULL;
+
+	ASSERT(req->err == SP_BP_ERR_OK);
+	ASSERT(req->partition == SP_BP_PARTITION_ANY || req->partition < rt->partitions);
+	if (likely((sp_bp_op(req->opcode)->props & SP_BP_OPF_USER) == 0)) {
+		if (req->partition != SP_BP_PARTITION_ANY)
+			s = rt->stores[req->partition];
+		return sp_binexec_run(s, req, now_s, route, reply, &w->bx);
+	}
+	if (rt->bp_user_fn == NULL) {
+		/* Registered in the table, but nothing here runs it. */
+		DP_STAT_INC(w->stats, bp_err[SP_BP_ERR_BAD_OPCODE]);
+		return sp_binexec_refuse(req, SP_BP_ST_BAD_REQUEST, reply, &w->bx);
+	}
+	const struct dp_bp_exec x = {
+	        .worker = w->index,
+	        .now_s = now_s,
+	        .epoch = epoch,
+	        .partition = req->partition,
+	};
+	uint32_t count_before = reply->count;
+	int rc = rt->bp_user_fn(rt->bp_user_ctx, &x, req, reply);
+
+	if (rc == -SP_EFULL) {
+		VERIFY(reply->count == count_before);
+		w->bx.reply_full++;
+		return rc;
+	}
+	if (rc == 0) {
+		VERIFY(reply->count == count_before + 1); /* one reply per request */
+		return 0;
+	}
+	/* The operation failed without answering: INTERNAL. */
+	VERIFY(reply->count == count_before);
+	return sp_binexec_refuse(req, SP_BP_ST_INTERNAL, reply, &w->bx);
+}
+
+/*
+ * Runs (or refuses with `refuse` when it is not SP_BP_ST_OK) one request, appending its
+ * reply; when the reply datagram is full it is sent (in the spare mbuf) and another
+ * started (bounded: a request's reply always fits an empty datagram). Returns false when
+ * a full reply datagram had no mbuf to go in (counted; the request is not executed).
+ */
+static bool
+answer(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, uint32_t i,
+       struct reply *r, enum sp_bp_status refuse)
+{
+	struct sp_binexec_stats *bx = &w->bx;
+	const struct sp_bp_req *req = &d->reqs[i];
+	uint32_t attempt;
+	uint64_t ok_before = bx->status[SP_BP_ST_OK];
+	uint64_t miss_before = bx->status[SP_BP_ST_NOT_FOUND];
+	int rc = -SP_EFULL;
+
+	ASSERT(i < d->count);
+	/* Two attempts: the second one with an empty datagram, where every reply fits. */
+	for (attempt = 0; attempt < 2 && rc == -SP_EFULL; attempt++) {
+		if (attempt > 0) {
+			/* Sent before the next request runs, so a dry pool loses no reply. */
+			if (!spare_ready(w))
+				return false;
+			reply_send(w, r, d, false);
+			/* The next datagram needs an mbuf of its own too when d->m cannot
+			 * carry it: secured now, before anything else runs. */
+			if (!d->in_place && !spare_ready(w))
+				return false;
+		}
+		if (!r->open)
+			reply_start(w, r, d->dg.datagram_id);
+		if (refuse == SP_BP_ST_WRONG_PARTITION && d->kind[i] == DEST_WRONG_NODE) {
+			struct sp_bp_redirect rd;
+
+			redirect_of(it->t, req->partition, d->target[i], &rd);
+			rc = sp_binexec_redirect(req, &rd, &r->b, bx);
+			continue;
+		}
+		if (refuse != SP_BP_ST_OK) {
+			rc = sp_binexec_refuse(req, refuse, &r->b, bx);
+			continue;
+		}
+		if (req->err != SP_BP_ERR_OK)
+			rc = sp_binexec_run(NULL, req, it->now_s, NULL, &r->b, bx);
+		else
+			rc = bp_exec(w, req, it->now_s, it->t->epoch, &w->route, &r->b);
+	}
+	VERIFY(rc == 0);
+	if (refuse == SP_BP_ST_OK && req->err == SP_BP_ERR_OK) {
+		DP_STAT_INC(w->stats, requests);
+		if (req->opcode < SP_BP_OP_LAST)
+			DP_STAT_INC(w->stats, ops[req->opcode]);
+		if (req->opcode == SP_BP_OP_GET) {
+			if (bx->status[SP_BP_ST_OK] != ok_before)
+				DP_STAT_INC(w->stats, hits);
+			else if (bx->status[SP_BP_ST_NOT_FOUND] != miss_before)
+				DP_STAT_INC(w->stats, misses);
+		}
+	}
+	return true;
+}
+
+/*
+ * Answers the requests of d that stay here (all == false: EXECUTE, ANSWER, WRONG_NODE and
+ * UNSERVED ones) or every request with status `refuse` (all == true: a datagram that cannot be
+ * handed on), then consumes d->m (it carries the last reply datagram, or is freed).
+ * prepare_dgram() has prefetched the stores' memory.
+ */
+static void
+serve_local(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, bool all,
+            enum sp_bp_status refuse)
+{
+	struct reply r = {.open = false};
+	uint32_t i;
+
+	ASSERT(d->count <= SP_BP_REQS_MAX);
+	ASSERT(d->meta != NULL);
+	d->in_place = reusable(d->m, &d->meta->pkt);
+	if (!d->in_place && !spare_ready(w)) {
+		/* Nothing runs without an mbuf for its reply (counted); the client retries. */
+		rte_pktmbuf_free(d->m);
+		d->m = NULL;
+		return;
+	}
+	for (i = 0; i < d->count; i++) {
+		enum sp_bp_status st = refuse;
+
+		if (!all && d->kind[i] != DEST_EXECUTE && d->kind[i] != DEST_ANSWER &&
+		    d->kind[i] != DEST_WRONG_NODE && d->kind[i] != DEST_UNSERVED &&
+		    d->kind[i] != DEST_BUSY)
+			continue;
+		if (!all && d->kind[i] == DEST_WRONG_NODE)
+			st = SP_BP_ST_WRONG_PARTITION;
+		else if (!all && d->kind[i] == DEST_BUSY)
+			st = SP_BP_ST_SERVER_BUSY;
+		else if (!all && d->kind[i] == DEST_UNSERVED)
+			st = (enum sp_bp_status)it->t->unserved_status;
+		if (!answer(w, it, d, i, &r, st))
+			break;
+	}
+	reply_send(w, &r, d, true);
+	if (d->m != NULL)
+		rte_pktmbuf_free(d->m);
+	d->m = NULL;
+}
+
+/*
+ * Builds a new mbuf holding the requests of d whose kind is `kind` (and, for hand-offs,
+ * whose target is `target`): the request's Ethernet header, then a fresh IPv4/UDP-free
+ * datagram at the reply offset (only addresses and ports are needed to answer it, and
+ * they travel in the meta). Returns NULL (counted) when the pool is dry.
+ */
+static struct rte_mbuf *
+copy_group(struct dp_worker *w, const struct dgram_ctx *d, uint8_t kind, uint16_t target)
+{
+	struct sp_bp_builder b;
+	struct rte_mbuf *c;
+	struct dp_meta *cm;
+	uint32_t len;
+	uint32_t i;
+	uint16_t n = 0;
+
+	ASSERT(kind == DEST_DEFER || kind == DEST_HANDOFF);
+	c = rte_pktmbuf_alloc(w->rt->port.pool);
+	if (c == NULL) {
+		DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
+		return NULL;
+	}
+	memcpy(rte_pktmbuf_mtod(c, uint8_t *), rte_pktmbuf_mtod(d->m, uint8_t *), NET_ETH_HDR_LEN);
+	sp_bp_builder_init(&b, rte_pktmbuf_mtod(c, uint8_t *) + NET_UDP_REPLY_HDRS,
+	                   SP_BP_PAYLOAD_MAX, false, d->dg.datagram_id);
+	for (i = 0; i < d->count; i++) {
+		if (d->kind[i] != kind || (kind == DEST_HANDOFF && d->target[i] != target))
+			continue;
+		/* The record as it arrived (d->m is still intact): no re-encoding. A subset
+		 * of a datagram that fitted always fits; bad requests are never copied. */
+		VERIFY(sp_bp_add_record(&b, &d->reqs[i]) == 0);
+		n++;
+	}
+	len = sp_bp_builder_finish(&b);
+	ASSERT(n > 0);
+	c->data_len = (uint16_t)(NET_UDP_REPLY_HDRS + len);
+	c->pkt_len = c->data_len;
+	cm = dp_meta_of(c);
+	cm->pkt = d->meta->pkt;
+	cm->pkt.l3_off = NET_ETH_HDR_LEN;
+	cm->pkt.l4_off = NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN;
+	cm->pkt.payload_off = NET_UDP_REPLY_HDRS;
+	cm->pkt.payload_len = (uint16_t)len;
+	cm->reqs = n;
+	cm->hops = (uint8_t)(d->meta->hops + 1);
+	cm->refused = d->meta->refused;
+	cm->kind = DP_MSG_BINARY;
+	DP_STAT_INC(w->stats, handoff_copies);
+	return c;
+}
+
+/* Stages mbuf m (carrying m's meta->reqs requests) for worker `to`'s ring. */
+/* Decodes the datagram in d->m into d. Returns false (counted, frame freed) when bad. */
+static bool
+decode(struct dp_worker *w, struct dgram_ctx *d)
+{
+	const uint8_t *payload;
+	enum sp_bp_err err;
+
+	d->meta = dp_meta_of(d->m);
+	ASSERT(d->meta->pkt.payload_off + d->meta->pkt.payload_len <= rte_pktmbuf_data_len(d->m));
+	payload = rte_pktmbuf_mtod(d->m, const uint8_t *) + d->meta->pkt.payload_off;
+	err = sp_bp_decode_requests(payload, d->meta->pkt.payload_len, w->rt->partitions, d->reqs,
+	                            SP_BP_REQS_MAX, &d->dg);
+	if (err != SP_BP_ERR_OK) {
+		ASSERT((unsigned int)err < SP_BP_ERR_COUNT);
+		DP_STAT_INC(w->stats, bp_err[err]);
+		DP_STAT_INC(w->stats, bad_pkts);
+		rte_pktmbuf_free(d->m);
+		return false;
+	}
+	d->count = d->dg.count;
+	ASSERT(d->count >= 1 && d->count <= SP_BP_REQS_MAX);
+	DP_STAT_INC(w->stats, dgrams);
+	return true;
+}
+
+/* Decides where each request of d goes, from the routing table of this iteration. */
+static void
+route_requests(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d,
+               struct dest_counts *c)
+{
+	uint32_t i;
+
+	ASSERT(it->t->partitions == w->rt->partitions);
+	memset(c, 0, sizeof(*c));
+	for (i = 0; i < d->count; i++) {
+		const struct sp_bp_req *req = &d->reqs[i];
+		uint16_t target = 0;
+
+		d->target[i] = 0;
+		if (req->err != SP_BP_ERR_OK) {
+			ASSERT(req->err < SP_BP_ERR_COUNT);
+			DP_STAT_INC(w->stats, bp_err[req->err]);
+			d->kind[i] = DEST_ANSWER;
+			c->local++;
+			continue;
+		}
+		if (req->partition == SP_BP_PARTITION_ANY) {
+			/* ROUTE: answered here, or refused like a partition nobody serves. */
+			d->kind[i] = w->route_ok ? DEST_ANSWER : DEST_UNSERVED;
+			c->local++;
+			continue;
+		}
+		switch (route_decide(it->t, req->partition, w->index, &target)) {
+		case ROUTE_EXECUTE:
+			d->kind[i] = DEST_EXECUTE;
+			c->local++;
+			break;
+		case ROUTE_REMOTE:
+			d->target[i] = target; /* the owner's node index */
+			if ((d->dg.flags & SP_BP_F_FORWARD) != 0 && !d->meta->refused) {
+				d->kind[i] = DEST_FORWARD;
+				c->forward++;
+				break;
+			}
+			d->kind[i] = DEST_WRONG_NODE;
+			DP_STAT_INC(w->stats, wrong_node);
+			c->local++;
+			break;
+		case ROUTE_UNSERVED:
+			d->kind[i] = DEST_UNSERVED;
+			DP_STAT_INC(w->stats, unserved);
+			c->local++;
+			break;
+		case ROUTE_DEFER:
+			d->kind[i] = DEST_DEFER;
+			if (c->deferred++ == 0)
+				c->first_defer_partition = req->partition;
+			break;
+		case ROUTE_HANDOFF:
+		default:
+			ASSERT(target < w->rt->workers);
+			d->kind[i] = DEST_HANDOFF;
+			d->target[i] = target;
+			c->targets |= UINT64_C(1) << target;
+			c->handoff++;
+			break;
+		}
+	}
+	ASSERT(c->local + c->deferred + c->handoff + c->forward == d->count);
+}
+
+/*
+ * Sends the FORWARD requests of d to their owners, one message per owning node and worker
+ * (more when they do not fit one), their records copied as they arrived; those that cannot
+ * go now become BUSY (table full) or WRONG_NODE (owner unreachable) and are answered here.
+ */
+static void
+forward_requests(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d)
+{
+	struct dest_counts *c = &d->c;
+	const struct sp_bp_req *grp[SP_BP_REQS_MAX];
+	uint8_t idx[SP_BP_REQS_MAX];
+	const uint16_t *ow = route_owner_workers(it->t);
+
+	ASSERT(c->forward > 0);
+	for (uint32_t i = 0; i < d->count; i++) {
+		uint32_t n = 0, size = SP_BP_DGRAM_HDR_SIZE;
+		uint16_t node = d->target[i];
+		uint16_t worker;
+		enum dp_fwd_rc rc;
+
+		if (d->kind[i] != DEST_FORWARD)
+			continue;
+		worker = ow[d->reqs[i].partition];
+		for (uint32_t j = i; j < d->count; j++) {
+			const struct sp_bp_req *q = &d->reqs[j];
+
+			if (d->kind[j] != DEST_FORWARD || d->target[j] != node ||
+			    ow[q->partition] != worker || size + q->record_len > SP_FWD_PAYLOAD_MAX)
+				continue;
+			size += q->record_len;
+			grp[n] = q;
+			idx[n++] = (uint8_t)j;
+			d->kind[j] = DEST_ANSWER; /* placeholder: settled below */
+		}
+		ASSERT(n >= 1);
+		rc = dp_fwd_bp_request(w, it->t, d->m, d->dg.datagram_id, grp, n, node, worker);
+		for (uint32_t k = 0; k < n; k++) {
+			if (rc == DP_FWD_SENT) {
+				d->kind[idx[k]] = DEST_FORWARDED;
+				continue;
+			}
+			d->kind[idx[k]] = rc == DP_FWD_FULL ? DEST_BUSY : DEST_WRONG_NODE;
+			c->local++;
+		}
+		c->forward -= n;
+	}
+	ASSERT(c->forward == 0);
+}
+
+/* Whether request i of d runs here on a store (what the prefetch passes load for). */
+static inline bool
+runs_on_store(const struct dgram_ctx *d, uint32_t i)
+{
+	return d->kind[i] == DEST_EXECUTE && sp_bp_op_has_key(d->reqs[i].opcode);
+}
+
+/*
+ * First pass over a binary-protocol datagram in d->m: decodes and routes it, and starts
+ * loading the index buckets of the requests this worker will run. Returns false when the
+ * datagram was bad (counted, freed).
+ */
+static bool
+prepare_dgram(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d)
+{
+	uint32_t i;
+
+	if (!decode(w, d))
+		return false;
+	route_requests(w, it, d, &d->c);
+	for (i = 0; i < d->count; i++) {
+		const struct sp_bp_req *req = &d->reqs[i];
+
+		if (!runs_on_store(d, i))
+			continue;
+		/* From the compact layout array: no wait for the store's descriptor, which
+		 * is only needed when the request runs. */
+		store_layout_prefetch(&w->rt->layouts[req->partition], req->hash);
+		rte_prefetch0(w->rt->stores[req->partition]);
+	}
+	return true;
+}
+
+/* Second pass: the buckets are (nearly) in cache; start loading the items they point at. */
+static void
+prefetch_items(struct dp_worker *w, const struct dgram_ctx *d)
+{
+	uint32_t i;
+
+	for (i = 0; i < d->count; i++) {
+		const struct sp_bp_req *req = &d->reqs[i];
+
+		if (runs_on_store(d, i))
+			store_layout_prefetch_item(&w->rt->layouts[req->partition], req->hash,
+			                           req->key_len);
+	}
+}
+
+/*
+ * The hop limit (service.h): d has moved between workers DP_HANDOFF_HOPS_MAX times, so its
+ * requests that would move again (hand-off or defer) are answered SERVER_BUSY here, counted
+ * as hop drops; the client retries. What this worker owns still runs.
+ */
+static void
+hop_limit(struct dp_worker *w, struct dgram_ctx *d)
+{
+	struct dest_counts *c = &d->c;
+
+	ASSERT(d->meta->hops >= DP_HANDOFF_HOPS_MAX);
+	DP_STAT_ADD(w->stats, dp_drop[DP_DROP_HANDOFF_HOPS], c->handoff + c->deferred);
+	for (uint32_t i = 0; i < d->count; i++) {
+		if (d->kind[i] == DEST_HANDOFF || d->kind[i] == DEST_DEFER)
+			d->kind[i] = DEST_BUSY;
+	}
+	c->local += c->handoff + c->deferred;
+	c->handoff = 0;
+	c->deferred = 0;
+	c->targets = 0;
+	ASSERT(c->local + c->forward == d->count);
+}
+
+/*
+ * Last pass over a prepared datagram: executes and answers what this worker owns, hands
+ * the rest to its owners, and consumes d->m (sent on, deferred or freed).
+ */
+static void
+finish_dgram(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d)
+{
+	struct dest_counts *c = &d->c;
+	struct rte_mbuf *m = d->m;
+	struct rte_mbuf *copy;
+	uint16_t to;
+
+	if (c->local == d->count) {
+		serve_local(w, it, d, false, SP_BP_ST_OK);
+		return;
+	}
+	if (d->meta->hops >= DP_HANDOFF_HOPS_MAX && c->handoff + c->deferred > 0)
+		hop_limit(w, d);
+	if (c->forward > 0) {
+		/* Before anything reuses d->m: the records are copied from it. */
+		uint32_t sent;
+
+		forward_requests(w, it, d);
+		sent = d->count - c->local - c->deferred - c->handoff;
+		if (sent == d->count) {
+			rte_pktmbuf_free(m);
+			return;
+		}
+		if (c->local == d->count - sent && c->deferred == 0 && c->handoff == 0) {
+			serve_local(w, it, d, false, SP_BP_ST_OK);
+			return;
+		}
+	}
+	if (c->deferred == d->count || (c->handoff == d->count && rte_is_power_of_2(c->targets))) {
+		/* The whole datagram goes one way: move the frame itself. */
+		d->meta->hops++;
+		d->meta->reqs = (uint16_t)d->count;
+		if (c->deferred == d->count) {
+			dp_worker_defer(w, m, c->first_defer_partition);
+		} else {
+			to = (uint16_t)rte_bsf64(c->targets);
+			DP_STAT_INC(w->stats, handoff_out_mbufs);
+			dp_worker_stage(w, it, to, m);
+		}
+		return;
+	}
+	for (to = 0; c->targets != 0 && to < w->rt->workers; to++) {
+		if ((c->targets & (UINT64_C(1) << to)) == 0)
+			continue;
+		copy = copy_group(w, d, DEST_HANDOFF, to);
+		if (copy != NULL) {
+			DP_STAT_INC(w->stats, handoff_out_mbufs);
+			dp_worker_stage(w, it, to, copy);
+		}
+	}
+	if (c->deferred > 0) {
+		copy = copy_group(w, d, DEST_DEFER, 0);
+		if (copy != NULL)
+			dp_worker_defer(w, copy, c->first_defer_partition);
+	}
+	if (c->local > 0)
+		serve_local(w, it, d, false, SP_BP_ST_OK);
+	else
+		rte_pktmbuf_free(m);
+}
+
+/* The second and third passes over the first k prepared datagrams of w->ctx. */
+static void
+serve_prepared(struct dp_worker *w, const struct dp_iter *it, unsigned int k)
+{
+	unsigned int i;
+
+	ASSERT(k <= DP_BURST);
+	for (i = 0; i < k; i++)
+		prefetch_items(w, &w->ctx[i]);
+	for (i = 0; i < k; i++)
+		finish_dgram(w, it, &w->ctx[i]);
+}
+
+/*
+ * The service's serve (service.h): n >= 1 binary-protocol request datagrams (meta filled,
+ * kind DP_MSG_BINARY), from the NIC, the worker's ring or its defer queue, in arrival order,
+ * in the passes of dgram_ctx a group of about PIPELINE_REQS requests at a time. Consumes
+ * every mbuf.
+ */
+static void
+bp_serve(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf **pkts, unsigned int n)
+{
+	unsigned int reqs = 0;
+	unsigned int k = 0;
+	unsigned int i;
+
+	ASSERT(n >= 1 && n <= DP_BURST);
+	refresh_route_owner(w, it->t);
+	for (i = 0; i < n; i++) {
+		struct dgram_ctx *d = &w->ctx[k];
+
+		ASSERT(dp_meta_of(pkts[i])->kind == DP_MSG_BINARY);
+		d->m = pkts[i];
+		if (!prepare_dgram(w, it, d))
+			continue;
+		k++;
+		reqs += d->count;
+		/* Enough requests in flight: finish these before their lines leave L1. */
+		if (reqs >= PIPELINE_REQS) {
+			serve_prepared(w, it, k);
+			k = 0;
+			reqs = 0;
+		}
+	}
+	serve_prepared(w, it, k);
+}
+
+/*
+ * The service's busy answer: a datagram (or share of one) whose owner's ring was full. Every
+ * request in it was bound for that owner: each is answered SERVER_BUSY (the client retries).
+ */
+static void
+bp_busy(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf *m)
+{
+	struct dgram_ctx d;
+
+	ASSERT(dp_meta_of(m)->kind == DP_MSG_BINARY);
+	d.m = m;
+	if (!decode(w, &d))
+		return;
+	serve_local(w, it, &d, true, SP_BP_ST_SERVER_BUSY);
+}
+
+/*
+ * The service's classify: the binary protocol is served on port_base .. port_base +
+ * workers - 1, where messages between nodes (forward.h) also arrive.
+ */
+static enum dp_msg_kind
+bp_classify(const struct dp_runtime *rt, const struct rte_mbuf *m, const struct net_pkt *pkt)
+{
+	if (pkt->dst_port < rt->cfg.port_base ||
+	    (uint32_t)(pkt->dst_port - rt->cfg.port_base) >= rt->workers)
+		return DP_MSG_NONE;
+	if (sp_fwd_is(rte_pktmbuf_mtod(m, const uint8_t *) + pkt->payload_off, pkt->payload_len))
+		return DP_MSG_FORWARD;
+	return DP_MSG_BINARY;
+}
+
+const struct dp_service_ops dp_bp_service = {
+        .name = "binary",
+        .classify = bp_classify,
+        .serve = bp_serve,
+        .busy = bp_busy,
+};
+
+size_t
+dp_bp_burst_state_bytes(void)
+{
+	return sizeof(struct dgram_ctx);
+}
+
+void
+dp_bp_set_user_hook(struct dp_runtime *rt, dp_bp_user_fn fn, void *ctx)
+{
+	ASSERT(rt != NULL);
+	rt->bp_user_fn = fn;
+	rt->bp_user_ctx = ctx;
+}
+
+int
+dp_bp_run(struct dp_worker *w, const struct sp_bp_req *req, uint32_t now_s, uint64_t epoch,
+          const struct sp_binexec_route *route, struct sp_bp_builder *reply)
+{
+	return bp_exec(w, req, now_s, epoch, route, reply);
+}
+
+/*
+ * Rebuilds what a ROUTE reply carries (every node, and partition -> node and worker) when
+ * the table changed. The node's own record falls back to its configuration for what a
+ * single-node table does not know (address, ports). A table with an unserved partition
+ * (route.h ROUTE_WORKER_NONE: no map yet, no lease, removed) or an entry that does not name
+ * a valid node and worker leaves route_ok false: ROUTE is answered unserved_status.
+ */
+static void
+refresh_route_owner(struct dp_worker *w, const struct route_table *t)
+{
+	const struct dp_config *cfg = &w->rt->cfg;
+	uint32_t p;
+
+	ASSERT(t != NULL);
+	ASSERT(t->node_count <= SP_MEMBERS_MAX);
+	if (likely(w->route_owner_table == t && w->route_owner_publication == t->publication))
+		return;
+	const uint16_t *ow = route_owner_workers(t);
+	bool ok = t->node_count >= 1 && t->node_count <= SP_BP_ROUTE_NODES_MAX;
+
+	for (uint32_t n = 0; n < t->node_count; n++) {
+		struct sp_bp_route_node *rn = &w->route_nodes[n];
+
+		rn->node_id = t->nodes[n].node_id;
+		rn->ipv4_be = t->nodes[n].ipv4_be;
+		rn->binary_port = t->nodes[n].binary_port;
+		rn->memcached_port = t->nodes[n].memcached_port;
+		rn->worker_count = t->nodes[n].worker_count;
+		if (n == t->self_index) {
+			if (rn->ipv4_be == 0)
+				rn->ipv4_be = cfg->ip_be;
+			if (rn->binary_port == 0)
+				rn->binary_port = cfg->port_base;
+			if (rn->memcached_port == 0)
+				rn->memcached_port = cfg->memcached_port;
+		}
+		ok = ok && rn->worker_count >= 1 && rn->worker_count <= SP_BP_ROUTE_WORKERS_MAX;
+	}
+	for (p = 0; p < t->partitions; p++) {
+		struct route_entry e = route_lookup(t, p);
+
+		/* A node that serves nothing here (no map yet, lease lost) sends the client
+		 * elsewhere rather than hand out a map it does not act on. */
+		ok = ok && e.worker != ROUTE_WORKER_NONE && e.node < t->node_count &&
+		     ow[p] < w->route_nodes[e.node].worker_count;
+		w->route_owner[p] = sp_bp_route_entry(e.node, ow[p]);
+	}
+	w->route_ok = ok;
+	w->route_owner_table = t;
+	w->route_owner_publication = t->publication;
+	w->route.epoch = t->epoch;
+	w->route.partitions = t->partitions;
+	w->route.node_count = t->node_count;
+	w->route.self = t->self_index;
+	w->route.nodes = w->route_nodes;
+	w->route.owner = w->route_owner;
+}

@@ -1,0 +1,485 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The services of the worker loop (service.h) on a real node (EAL --no-huge, net_ring, 2
+ * workers that are not launched; the test plays each worker in turn): which kind each
+ * datagram is classified as and which service serves each kind; the binary service's
+ * hand-offs carry their kind and hop count; the hop limit answers SERVER_BUSY for what
+ * would move and runs what is owned; the busy answer for a full ring; registered
+ * operations run through the hook on the owner only, and are refused without one.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <rte_eal.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "common/errors.h"
+#include "common/keyhash.h"
+#include "dataplane/forward/fwd.h"
+#include "node.h"
+#include "service.h"
+#include "test_eal.h"
+#include "worker.h"
+
+#define MC_PORT     11211u
+#define CLIENT_PORT 40000u
+#define PARTITIONS  16u
+#define KEY_TRIES   100000u
+#define USER_OP     200u /* a registered operation with a key */
+#define USER_OP_ANY 201u /* a registered operation without one */
+
+static struct dp_runtime rt;
+static struct dp_worker_stats worker_stats[DP_WORKERS_MAX];
+static const uint8_t client_mac[6] = {0x02, 0, 0, 0, 0, 0x33};
+
+/* The worker the default routing table gives key (partition p -> worker p % 2). */
+static uint16_t
+owner_of(const char *key)
+{
+	return (uint16_t)(sp_key_partition(sp_key_hash(key, strlen(key)), PARTITIONS) % 2);
+}
+
+/* Writes into buf the n-th key ("<stem><i>") owned by worker w. */
+static void
+key_of(char *buf, size_t len, const char *stem, uint16_t w, uint32_t n)
+{
+	uint32_t found = 0;
+
+	for (uint32_t i = 0; i < KEY_TRIES; i++) {
+		snprintf(buf, len, "%s%u", stem, i);
+		if (owner_of(buf) == w && found++ == n)
+			return;
+	}
+	fail_msg("no key %u of worker %u", n, w);
+}
+
+/* A frame from the client to the node's UDP port dport carrying payload, classified as the
+ * worker would (meta filled, its kind from the services). */
+static struct rte_mbuf *
+udp_frame(uint16_t dport, const uint8_t *payload, uint32_t len)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(rt.port.pool);
+	struct net_udp_ends e = {
+	        .src_ip_be = htonl(0x0a000002),
+	        .dst_ip_be = rt.cfg.ip_be,
+	        .src_port = CLIENT_PORT,
+	        .dst_port = dport,
+	};
+	struct dp_meta *meta;
+	struct net_pkt pkt;
+	uint8_t *f;
+	uint32_t flen;
+
+	assert_non_null(m);
+	memcpy(e.src_mac, client_mac, 6);
+	memcpy(e.dst_mac, rt.port.mac.addr_bytes, 6);
+	f = rte_pktmbuf_mtod(m, uint8_t *);
+	memcpy(f + NET_UDP_REPLY_HDRS, payload, len);
+	flen = net_udp_frame(f, &e, (uint16_t)len, 1, 0);
+	m->data_len = (uint16_t)flen;
+	m->pkt_len = flen;
+	assert_int_equal(
+	        net_classify(&rt.net, f, flen, NET_RX_IP_CSUM_GOOD | NET_RX_L4_CSUM_GOOD, &pkt),
+	        NET_UDP);
+	meta = dp_meta_of(m);
+	meta->pkt = pkt;
+	meta->hops = 0;
+	meta->reqs = 0;
+	meta->refused = 0;
+	meta->kind = (uint8_t)dp_service_classify(&rt, m, &pkt);
+	return m;
+}
+
+/* A binary request datagram (id 77) of n requests to worker 0's port. */
+static struct rte_mbuf *
+bp_frame(const struct sp_bp_req *reqs, uint32_t n)
+{
+	uint8_t buf[SP_BP_PAYLOAD_MAX];
+	struct sp_bp_builder b;
+
+	sp_bp_builder_init(&b, buf, sizeof(buf), false, 77);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(sp_bp_add_request(&b, &reqs[i]), 0);
+	return udp_frame(rt.cfg.port_base, buf, sp_bp_builder_finish(&b));
+}
+
+static struct sp_bp_req
+req_of(uint8_t op, const char *key, uint32_t id)
+{
+	struct sp_bp_req q = {.opcode = op, .request_id = id};
+
+	if (key != NULL) {
+		q.key = (const uint8_t *)key;
+		q.key_len = (uint16_t)strlen(key);
+	}
+	return q;
+}
+
+static struct dp_iter
+iter_now(void)
+{
+	struct dp_iter it = {.t = route_current(rt.route), .now_s = 10};
+
+	return it;
+}
+
+/* Serves m as worker w's loop would (its kind's service). */
+static void
+serve_on(uint16_t w, struct rte_mbuf *m)
+{
+	struct dp_iter it = iter_now();
+	const struct dp_service_ops *ops = dp_service_of_kind(dp_meta_of(m)->kind);
+
+	assert_non_null(ops);
+	ops->serve(rt.w[w], &it, &m, 1);
+}
+
+/*
+ * Takes the one reply frame worker w queued, decodes its replies into out (sorted by
+ * nothing: in request order) and returns how many; frees the frame.
+ */
+static uint32_t
+take_reply(uint16_t w, struct sp_bp_reply *out, uint32_t max)
+{
+	struct dp_worker *wk = rt.w[w];
+	struct sp_bp_dgram dg;
+	struct rte_mbuf *m;
+	const uint8_t *f;
+
+	assert_int_equal(wk->tx_count, 1);
+	m = wk->tx[0];
+	wk->tx_count = 0;
+	f = rte_pktmbuf_mtod(m, const uint8_t *);
+	assert_memory_equal(f, client_mac, 6);
+	assert_int_equal(sp_bp_decode_replies(f + NET_UDP_REPLY_HDRS,
+	                                      rte_pktmbuf_data_len(m) - NET_UDP_REPLY_HDRS, out,
+	                                      max, &dg),
+	                 SP_BP_ERR_OK);
+	assert_true(dg.datagram_id == 77);
+	rte_pktmbuf_free(m);
+	return dg.count;
+}
+
+/* Takes what worker w staged for worker `to` (exactly one mbuf). */
+static struct rte_mbuf *
+take_staged(uint16_t w, uint16_t to)
+{
+	struct dp_worker *wk = rt.w[w];
+
+	assert_int_equal(wk->out_count[to], 1);
+	wk->out_count[to] = 0;
+	return wk->out[to][0];
+}
+
+static void
+test_kinds_and_services(void **state)
+{
+	(void)state;
+	assert_null(dp_service_of_kind(DP_MSG_NONE));
+	assert_null(dp_service_of_kind(DP_MSG_KINDS));
+	assert_null(dp_service_of_kind(255));
+	assert_ptr_equal(dp_service_of_kind(DP_MSG_BINARY), &dp_bp_service);
+	assert_ptr_equal(dp_service_of_kind(DP_MSG_FORWARD), &dp_fwd_service);
+	assert_ptr_equal(dp_service_of_kind(DP_MSG_MEMCACHED), &dp_mc_service);
+	assert_ptr_equal(dp_service_of_kind(DP_MSG_MC_TOUCH), &dp_mc_service);
+	for (unsigned int k = DP_MSG_NONE + 1; k < DP_MSG_KINDS; k++)
+		assert_non_null(dp_service_of_kind((uint8_t)k)->serve);
+	for (unsigned int id = 0; id < DP_SVC_COUNT; id++) {
+		assert_non_null(dp_service_get((enum dp_service_id)id)->name);
+		assert_true(dp_service_enabled(&rt, (enum dp_service_id)id));
+	}
+	/* The busy answers the hop limit and full rings rely on. */
+	assert_non_null(dp_bp_service.busy);
+	assert_non_null(dp_mc_service.busy);
+}
+
+static void
+test_classify(void **state)
+{
+	struct sp_bp_req q = req_of(SP_BP_OP_GET, "k", 1);
+	uint8_t fwd[64];
+	struct sp_fwd_hdr h = {
+	        .kind = SP_FWD_REQUEST,
+	        .proto = SP_FWD_BINARY,
+	        .slot = 1,
+	        .tag = 1,
+	        .entry_node = 1,
+	        .payload_len = 8,
+	};
+	struct rte_mbuf *m;
+
+	(void)state;
+	m = bp_frame(&q, 1);
+	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BINARY);
+	rte_pktmbuf_free(m);
+	/* The last binary port, and one past it. */
+	m = udp_frame((uint16_t)(rt.cfg.port_base + 1), (const uint8_t *)"xxxxxxxxxxxxxxxxxxxx",
+	              20);
+	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BINARY);
+	rte_pktmbuf_free(m);
+	m = udp_frame((uint16_t)(rt.cfg.port_base + 2), (const uint8_t *)"x", 1);
+	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_NONE);
+	rte_pktmbuf_free(m);
+	/* A message between nodes arrives on a binary port: told apart by its header. */
+	memset(fwd, 0, sizeof(fwd));
+	sp_fwd_encode(fwd, &h);
+	m = udp_frame(rt.cfg.port_base, fwd, SP_FWD_HDR_SIZE + 8);
+	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_FORWARD);
+	rte_pktmbuf_free(m);
+	m = udp_frame(MC_PORT, (const uint8_t *)"\0\1\0\0\0\1\0\0get a\r\n", 15);
+	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_MEMCACHED);
+	rte_pktmbuf_free(m);
+	m = udp_frame(9, (const uint8_t *)"x", 1);
+	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_NONE);
+	rte_pktmbuf_free(m);
+}
+
+/* A whole datagram for another worker moves as it is; a mixed one's share is a copy; both
+ * carry DP_MSG_BINARY and one more hop, and what this worker owns is answered here. */
+static void
+test_handoff_carries_kind(void **state)
+{
+	char k0[32], k1[32], k1b[32];
+	struct sp_bp_req q[3];
+	struct sp_bp_reply r[4];
+	struct rte_mbuf *m, *s;
+
+	(void)state;
+	key_of(k0, sizeof(k0), "h", 0, 0);
+	key_of(k1, sizeof(k1), "h", 1, 0);
+	key_of(k1b, sizeof(k1b), "h", 1, 1);
+	q[0] = req_of(SP_BP_OP_GET, k1, 1);
+	q[1] = req_of(SP_BP_OP_GET, k1b, 2);
+	m = bp_frame(q, 2);
+	serve_on(0, m);
+	s = take_staged(0, 1);
+	assert_ptr_equal(s, m);
+	assert_int_equal(dp_meta_of(s)->kind, DP_MSG_BINARY);
+	assert_int_equal(dp_meta_of(s)->hops, 1);
+	assert_int_equal(dp_meta_of(s)->reqs, 2);
+	assert_int_equal(rt.w[0]->tx_count, 0);
+	/* The owner runs it: both misses, in one reply. */
+	serve_on(1, s);
+	assert_int_equal(take_reply(1, r, 4), 2);
+	assert_int_equal(r[0].status, SP_BP_ST_NOT_FOUND);
+	assert_int_equal(r[1].status, SP_BP_ST_NOT_FOUND);
+
+	q[0] = req_of(SP_BP_OP_GET, k0, 1);
+	q[1] = req_of(SP_BP_OP_GET, k1, 2);
+	q[2] = req_of(SP_BP_OP_GET, k1b, 3);
+	m = bp_frame(q, 3);
+	dp_meta_of(m)->refused = 1;
+	serve_on(0, m);
+	s = take_staged(0, 1);
+	assert_ptr_not_equal(s, m);
+	assert_int_equal(dp_meta_of(s)->kind, DP_MSG_BINARY);
+	assert_int_equal(dp_meta_of(s)->hops, 1);
+	assert_int_equal(dp_meta_of(s)->reqs, 2);
+	assert_int_equal(dp_meta_of(s)->refused, 1);
+	assert_int_equal(take_reply(0, r, 4), 1);
+	assert_int_equal(r[0].request_id, 1);
+	serve_on(1, s);
+	assert_int_equal(take_reply(1, r, 4), 2);
+	assert_int_equal(r[0].request_id, 2);
+	assert_int_equal(r[1].request_id, 3);
+}
+
+/* At the hop limit what would move is answered SERVER_BUSY; what is owned here runs. */
+static void
+test_hop_limit(void **state)
+{
+	char k0[32], k1[32];
+	struct sp_bp_req q[2];
+	struct sp_bp_reply r[4];
+	struct rte_mbuf *m;
+	uint64_t hops_before = worker_stats[0].dp_drop[DP_DROP_HANDOFF_HOPS];
+
+	(void)state;
+	key_of(k0, sizeof(k0), "hl", 0, 0);
+	key_of(k1, sizeof(k1), "hl", 1, 0);
+	q[0] = req_of(SP_BP_OP_GET, k0, 1);
+	q[1] = req_of(SP_BP_OP_GET, k1, 2);
+	m = bp_frame(q, 2);
+	dp_meta_of(m)->hops = DP_HANDOFF_HOPS_MAX;
+	serve_on(0, m);
+	assert_int_equal(rt.w[0]->out_count[1], 0);
+	assert_int_equal(take_reply(0, r, 4), 2);
+	assert_int_equal(r[0].request_id, 1);
+	assert_int_equal(r[0].status, SP_BP_ST_NOT_FOUND);
+	assert_int_equal(r[1].request_id, 2);
+	assert_int_equal(r[1].status, SP_BP_ST_SERVER_BUSY);
+	assert_int_equal(worker_stats[0].dp_drop[DP_DROP_HANDOFF_HOPS] - hops_before, 1);
+
+	/* One hop short of it: the share still moves. */
+	m = bp_frame(q, 2);
+	dp_meta_of(m)->hops = DP_HANDOFF_HOPS_MAX - 1;
+	serve_on(0, m);
+	m = take_staged(0, 1);
+	assert_int_equal(dp_meta_of(m)->hops, DP_HANDOFF_HOPS_MAX);
+	assert_int_equal(take_reply(0, r, 4), 1);
+	/* Its owner's ring was full: every request in it is answered SERVER_BUSY. */
+	{
+		struct dp_iter it = iter_now();
+
+		dp_bp_service.busy(rt.w[0], &it, m);
+	}
+	assert_int_equal(take_reply(0, r, 4), 1);
+	assert_int_equal(r[0].request_id, 2);
+	assert_int_equal(r[0].status, SP_BP_ST_SERVER_BUSY);
+}
+
+/* What the hook saw. */
+static struct {
+	uint32_t calls;
+	uint16_t worker;
+	uint32_t partition;
+	int rc; /* what it returns after answering (0), or instead of answering */
+} hook;
+
+static int
+user_hook(void *ctx, const struct dp_bp_exec *x, const struct sp_bp_req *req,
+          struct sp_bp_builder *reply)
+{
+	uint8_t *v;
+
+	assert_ptr_equal(ctx, &hook);
+	hook.calls++;
+	hook.worker = x->worker;
+	hook.partition = x->partition;
+	if (hook.rc != 0)
+		return hook.rc;
+	if (!sp_bp_reply_fits(reply, 8))
+		return -SP_EFULL;
+	v = sp_bp_add_reply(reply, req->request_id, req->opcode, SP_BP_ST_OK, 0, 0, 8);
+	memcpy(v, "answered", 8);
+	return 0;
+}
+
+static void
+test_registered_operation(void **state)
+{
+	char k0[32], k1[32];
+	struct sp_bp_req q[2];
+	struct sp_bp_reply r[4];
+	struct rte_mbuf *m;
+
+	(void)state;
+	key_of(k0, sizeof(k0), "u", 0, 0);
+	key_of(k1, sizeof(k1), "u", 1, 0);
+	assert_int_equal(sp_bp_op_register(USER_OP, "user", SP_BP_OPF_KEY | SP_BP_OPF_WRITE,
+	                                   SP_BP_VALUE_BYTES, 8),
+	                 0);
+	assert_int_equal(sp_bp_op_register(USER_OP_ANY, "user_any", 0, SP_BP_VALUE_NONE, 0), 0);
+
+	/* Without a hook: BAD_REQUEST. */
+	q[0] = req_of(USER_OP, k0, 1);
+	serve_on(0, bp_frame(q, 1));
+	assert_int_equal(take_reply(0, r, 4), 1);
+	assert_int_equal(r[0].status, SP_BP_ST_BAD_REQUEST);
+	assert_int_equal(r[0].opcode, USER_OP);
+
+	dp_bp_set_user_hook(&rt, user_hook, &hook);
+	memset(&hook, 0, sizeof(hook));
+	/* On the owner: the hook runs it, with the request's partition. */
+	serve_on(0, bp_frame(q, 1));
+	assert_int_equal(hook.calls, 1);
+	assert_int_equal(hook.worker, 0);
+	assert_int_equal(hook.partition, sp_key_partition(sp_key_hash(k0, strlen(k0)), PARTITIONS));
+	assert_int_equal(take_reply(0, r, 4), 1);
+	assert_int_equal(r[0].status, SP_BP_ST_OK);
+	assert_int_equal(r[0].value_len, 8);
+	assert_memory_equal(r[0].value, "answered", 8);
+	/* Not on another worker: handed to the owner, which runs it. */
+	q[0] = req_of(USER_OP, k1, 2);
+	serve_on(0, bp_frame(q, 1));
+	assert_int_equal(hook.calls, 1);
+	m = take_staged(0, 1);
+	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BINARY);
+	serve_on(1, m);
+	assert_int_equal(hook.calls, 2);
+	assert_int_equal(hook.worker, 1);
+	assert_int_equal(take_reply(1, r, 4), 1);
+	assert_int_equal(r[0].status, SP_BP_ST_OK);
+	/* Without a key: the receiving worker answers, no partition. */
+	q[0] = req_of(USER_OP_ANY, NULL, 3);
+	serve_on(1, bp_frame(q, 1));
+	assert_int_equal(hook.calls, 3);
+	assert_int_equal(hook.worker, 1);
+	assert_int_equal(hook.partition, SP_BP_PARTITION_ANY);
+	assert_int_equal(take_reply(1, r, 4), 1);
+	assert_int_equal(r[0].status, SP_BP_ST_OK);
+	/* A hook that fails without answering: INTERNAL; the other request still runs. */
+	hook.rc = -EIO;
+	q[0] = req_of(USER_OP, k0, 4);
+	q[1] = req_of(SP_BP_OP_GET, k0, 5);
+	serve_on(0, bp_frame(q, 2));
+	assert_int_equal(take_reply(0, r, 4), 2);
+	assert_int_equal(r[0].status, SP_BP_ST_INTERNAL);
+	assert_int_equal(r[1].status, SP_BP_ST_NOT_FOUND);
+
+	dp_bp_set_user_hook(&rt, NULL, NULL);
+	assert_int_equal(sp_bp_op_unregister(USER_OP), 0);
+	assert_int_equal(sp_bp_op_unregister(USER_OP_ANY), 0);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_kinds_and_services),   cmocka_unit_test(test_classify),
+	        cmocka_unit_test(test_handoff_carries_kind), cmocka_unit_test(test_hop_limit),
+	        cmocka_unit_test(test_registered_operation),
+	};
+	struct rte_ring *rx[2], *tx[2];
+	struct dp_hugepages huge;
+	int node_port;
+	int rc;
+
+	(void)argc;
+	memset(&huge, 0, sizeof(huge));
+	if (test_eal_start("test_service", argv[0]) != 0)
+		return 1;
+	for (int i = 0; i < 2; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "ts_rx%d", i);
+		rx[i] = rte_ring_create(name, 64, 0, 0);
+		snprintf(name, sizeof(name), "ts_tx%d", i);
+		tx[i] = rte_ring_create(name, 64, 0, 0);
+		if (rx[i] == NULL || tx[i] == NULL)
+			return 1;
+	}
+	node_port = rte_eth_from_rings("ts_node", rx, 2, tx, 2, 0);
+	if (node_port < 0)
+		return 1;
+	dp_config_defaults(&rt.cfg);
+	rt.cfg.ip_be = htonl(0x0a000001);
+	rt.cfg.prefix_len = 24;
+	rt.cfg.workers = 2;
+	rt.cfg.partitions = PARTITIONS;
+	rt.cfg.memory_mb = 4;
+	rt.cfg.busy_poll = true;
+	rt.cfg.memcached_port = MC_PORT;
+	rt.cfg.eth_port = (uint16_t)node_port;
+	rt.stats = worker_stats;
+	if (dp_node_setup(&rt, &huge) != 0 || rt.mc == NULL) {
+		fprintf(stderr, "test_service: node set-up failed\n");
+		return 1;
+	}
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	if (dp_node_teardown(&rt, false) != 0)
+		rc = 1;
+	test_eal_stop();
+	return rc;
+}
