@@ -12,7 +12,9 @@
 #include "common/errors.h"
 #include "common/log.h"
 #include "common/verify.h"
-#include "cp.h"
+#include "addr.h"
+#include "api.h"
+#include "validate.h"
 
 #define MOD "cp-api"
 
@@ -63,32 +65,34 @@ respond_ok(struct cp_conn *c, uint64_t id, json_object *result)
 }
 
 static const char *
-leader_client_addr(struct cp *cp)
+leader_client_addr(struct cp_api *api)
 {
+	const struct cluster_sm *sm = cp_node_sm(api->node);
 	struct raft_status st;
-	cp_node_status(cp, &st);
-	const struct cluster_member *m = cluster_sm_member(cp->sm, st.leader_id);
+	cp_node_status(api->node, &st);
+	const struct cluster_member *m = cluster_sm_member(sm, st.leader_id);
 	return m && m->client_addr[0] ? m->client_addr : NULL;
 }
 
 static void
-respond_err(struct cp *cp, struct cp_conn *c, uint64_t id, int err, const char *msg)
+respond_err(struct cp_api *api, struct cp_conn *c, uint64_t id, int err, const char *msg)
 {
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "id", json_object_new_uint64(id));
 	json_object_object_add(o, "ok", json_object_new_boolean(0));
 	json_object_object_add(o, "code", json_object_new_string(code_of(err)));
 	json_object_object_add(o, "error", json_object_new_string(msg ? msg : sp_strerror(err)));
-	if (err == -SP_ENOTLEADER && leader_client_addr(cp))
-		json_object_object_add(o, "leader", json_object_new_string(leader_client_addr(cp)));
+	if (err == -SP_ENOTLEADER && leader_client_addr(api))
+		json_object_object_add(o, "leader",
+		                       json_object_new_string(leader_client_addr(api)));
 	send_json(c, o);
 }
 
 static int32_t
-pending_new(struct cp *cp, uint32_t kind, struct cp_conn *c, uint64_t req_id, const char *op)
+pending_new(struct cp_api *api, uint32_t kind, struct cp_conn *c, uint64_t req_id, const char *op)
 {
 	for (uint32_t i = 0; i < CP_PENDING_MAX; i++) {
-		struct cp_pending *p = &cp->pending[i];
+		struct cp_pending *p = &api->pending[i];
 		if (p->kind)
 			continue;
 		memset(p, 0, sizeof(*p));
@@ -96,73 +100,74 @@ pending_new(struct cp *cp, uint32_t kind, struct cp_conn *c, uint64_t req_id, co
 		p->conn = c;
 		p->conn_serial = c->serial;
 		p->req_id = req_id;
-		p->deadline_tick = cp->tick + CP_REQUEST_TIMEOUT_TICKS;
+		p->deadline_tick = api->tick + CP_REQUEST_TIMEOUT_TICKS;
 		snprintf(p->op, sizeof(p->op), "%s", op);
 		/* The slot in the low bits, a serial above: an outcome for an earlier use of
 		 * the slot never finishes this request. */
-		p->token = (++cp->pending_serial << 16) | i;
+		p->token = (++api->pending_serial << 16) | i;
 		SP_STATIC_ASSERT(CP_PENDING_MAX <= (1u << 16),
 		                 "a pending slot fits a token's low bits");
 		ASSERT(p->token != 0);
-		cp->n_pending++;
+		api->n_pending++;
 		return (int32_t)i;
 	}
 	return -1;
 }
 
 static void
-pending_free(struct cp *cp, struct cp_pending *p)
+pending_free(struct cp_api *api, struct cp_pending *p)
 {
 	ASSERT(p->kind != 0);
-	ASSERT(cp->n_pending > 0);
+	ASSERT(api->n_pending > 0);
 	p->kind = 0;
 	p->token = 0;
-	cp->n_pending--;
+	api->n_pending--;
 }
 
 /* The pending entry an outcome's token names, or NULL when that request is gone. */
 static struct cp_pending *
-pending_by_token(struct cp *cp, uint64_t token)
+pending_by_token(struct cp_api *api, uint64_t token)
 {
 	uint32_t slot = (uint32_t)(token & 0xffffu);
 	if (token == 0 || slot >= CP_PENDING_MAX)
 		return NULL;
-	struct cp_pending *p = &cp->pending[slot];
+	struct cp_pending *p = &api->pending[slot];
 	return p->kind != 0 && p->token == token ? p : NULL;
 }
 
 /* The answer to a submission node.c refused (its submission area full). */
 static void
-respond_submit_err(struct cp *cp, struct cp_conn *c, uint64_t req_id, int err)
+respond_submit_err(struct cp_api *api, struct cp_conn *c, uint64_t req_id, int err)
 {
 	char why[200];
 	if (err != -SP_EFULL) {
-		respond_err(cp, c, req_id, err, NULL);
+		respond_err(api, c, req_id, err, NULL);
 		return;
 	}
 	snprintf(why, sizeof(why),
 	         "busy: %u requests and %zu bytes wait for a write to disk (bounds %u and %zu); "
 	         "retry",
-	         cp->subq.n, cp->subq.used, cp->subq.subs_max, cp->subq.bytes_max);
-	respond_err(cp, c, req_id, -SP_EBUSY, why);
+	         api->node->subq.n, api->node->subq.used, api->node->subq.subs_max,
+	         api->node->subq.bytes_max);
+	respond_err(api, c, req_id, -SP_EBUSY, why);
 }
 
 static bool
-pending_conn_ok(struct cp *cp, struct cp_pending *p)
+pending_conn_ok(struct cp_api *api, struct cp_pending *p)
 {
-	return p->conn && cp_conn_alive(cp, p->conn, p->conn_serial);
+	return p->conn && cp_conn_alive(api->io, p->conn, p->conn_serial);
 }
 
 static bool
-is_leader(struct cp *cp)
+is_leader(struct cp_api *api)
 {
 	struct raft_status st;
-	cp_node_status(cp, &st);
+	cp_node_status(api->node, &st);
 	return st.role == RAFT_LEADER;
 }
 
 static json_object *
-member_json(struct cp *cp, const struct cluster_member *m, const struct raft_membership *rm)
+member_json(struct cp_api *api, const struct cluster_member *m, const struct raft_membership *rm)
 {
 	char ip[INET_ADDRSTRLEN];
 	json_object *o = json_object_new_object();
@@ -190,14 +195,14 @@ member_json(struct cp *cp, const struct cluster_member *m, const struct raft_mem
 	/* The dataplane's state: committed down, or the leader's verdict (only the leader
 	 * judges: on another member it says so). */
 	struct health_verdict vd;
-	cp_liveness_judge(cp, m->id, &vd);
+	cp_liveness_judge(api->lv, m->id, &vd);
 	bool mismatch = !vd.healthy && strncmp(vd.why, "mismatch", 8) == 0;
-	const char *dp = mismatch                        ? "mismatch"
-	                 : m->down                       ? "down"
-	                 : !m->dp_known                  ? "none"
-	                 : vd.healthy                    ? "up"
-	                 : cp->lv.h.leader_since_ns == 0 ? "unknown"
-	                                                 : "unhealthy";
+	const char *dp = mismatch                          ? "mismatch"
+	                 : m->down                         ? "down"
+	                 : !m->dp_known                    ? "none"
+	                 : vd.healthy                      ? "up"
+	                 : api->lv->h.leader_since_ns == 0 ? "unknown"
+	                                                   : "unhealthy";
 	json_object_object_add(o, "dp_state", json_object_new_string(dp));
 	if (!vd.healthy && vd.why[0])
 		json_object_object_add(o, "dp_why", json_object_new_string(vd.why));
@@ -216,14 +221,14 @@ struct api_op;
  * request to Raft with a pending entry that replies later. Every path sends exactly one
  * reply or leaves exactly one pending entry.
  */
-typedef void api_handle_fn(struct cp *cp, struct cp_conn *c, uint64_t req_id,
+typedef void api_handle_fn(struct cp_api *api, struct cp_conn *c, uint64_t req_id,
                            const struct api_op *op, json_object *req);
 
 /*
  * A read op: adds the result to r from this member's applied state. Returns 0, or
  * -SP_ENOTFOUND when what arg names does not exist (r is then dropped). Never blocks.
  */
-typedef int api_read_fn(struct cp *cp, const char *arg, json_object *r);
+typedef int api_read_fn(struct cp_api *api, const char *arg, json_object *r);
 
 struct api_op {
 	const char *name;
@@ -242,22 +247,24 @@ struct api_op {
 };
 
 static int
-read_member_list(struct cp *cp, const char *arg, json_object *r)
+read_member_list(struct cp_api *api, const char *arg, json_object *r)
 {
+	const struct cluster_sm *sm = cp_node_sm(api->node);
 	(void)arg;
 	json_object *a = json_object_new_array();
 	struct raft_status st;
-	cp_node_status(cp, &st);
-	for (uint32_t i = 0; i < cp->sm->n_members; i++)
-		json_object_array_add(a, member_json(cp, &cp->sm->members[i], &st.membership));
+	cp_node_status(api->node, &st);
+	for (uint32_t i = 0; i < sm->n_members; i++)
+		json_object_array_add(a, member_json(api, &sm->members[i], &st.membership));
 	json_object_object_add(r, "members", a);
 	return 0;
 }
 
 static int
-read_config_get(struct cp *cp, const char *arg, json_object *r)
+read_config_get(struct cp_api *api, const char *arg, json_object *r)
 {
-	const struct cluster_config_item *it = cluster_sm_config_get(cp->sm, arg);
+	const struct cluster_sm *sm = cp_node_sm(api->node);
+	const struct cluster_config_item *it = cluster_sm_config_get(sm, arg);
 	if (it == NULL)
 		return -SP_ENOTFOUND;
 	json_object_object_add(r, "key", json_object_new_string(it->key));
@@ -267,12 +274,13 @@ read_config_get(struct cp *cp, const char *arg, json_object *r)
 }
 
 static int
-read_config_list(struct cp *cp, const char *arg, json_object *r)
+read_config_list(struct cp_api *api, const char *arg, json_object *r)
 {
+	const struct cluster_sm *sm = cp_node_sm(api->node);
 	json_object *a = json_object_new_array();
 	size_t pl = strlen(arg);
-	for (uint32_t i = 0; i < cp->sm->n_config; i++) {
-		const struct cluster_config_item *it = cp->sm->config[i];
+	for (uint32_t i = 0; i < sm->n_config; i++) {
+		const struct cluster_config_item *it = sm->config[i];
 		if (strncmp(it->key, arg, pl) != 0)
 			continue;
 		json_object *o = json_object_new_object();
@@ -286,39 +294,40 @@ read_config_list(struct cp *cp, const char *arg, json_object *r)
 }
 
 static int
-read_partitions_show(struct cp *cp, const char *arg, json_object *r)
+read_partitions_show(struct cp_api *api, const char *arg, json_object *r)
 {
+	const struct cluster_sm *sm = cp_node_sm(api->node);
 	(void)arg;
 	json_object *a = json_object_new_array();
 	json_object *counts = json_object_new_object();
 	uint32_t fenced = 0;
-	for (uint32_t p = 0; p < cp->sm->partitions && cp->sm->epoch; p++) {
+	for (uint32_t p = 0; p < sm->partitions && sm->epoch; p++) {
 		json_object *e = json_object_new_array();
-		json_object_array_add(e, json_object_new_uint64(cp->sm->map[p].node_id));
-		json_object_array_add(e, json_object_new_int(cp->sm->map[p].worker));
-		json_object_array_add(e, json_object_new_int(cp->sm->map[p].flags));
+		json_object_array_add(e, json_object_new_uint64(sm->map[p].node_id));
+		json_object_array_add(e, json_object_new_int(sm->map[p].worker));
+		json_object_array_add(e, json_object_new_int(sm->map[p].flags));
 		json_object_array_add(a, e);
-		fenced += (cp->sm->map[p].flags & SP_MAP_F_FENCED) != 0;
+		fenced += (sm->map[p].flags & SP_MAP_F_FENCED) != 0;
 	}
 	/* Per-node counts, by member name (a removed owner by its id). */
-	for (uint32_t i = 0; i < cp->sm->n_members; i++) {
+	for (uint32_t i = 0; i < sm->n_members; i++) {
 		uint32_t n = 0;
-		for (uint32_t p = 0; p < cp->sm->partitions && cp->sm->epoch; p++)
-			n += cp->sm->map[p].node_id == cp->sm->members[i].id;
-		json_object_object_add(counts, cp->sm->members[i].name, json_object_new_int64(n));
+		for (uint32_t p = 0; p < sm->partitions && sm->epoch; p++)
+			n += sm->map[p].node_id == sm->members[i].id;
+		json_object_object_add(counts, sm->members[i].name, json_object_new_int64(n));
 	}
 	json_object_object_add(r, "counts", counts);
 	json_object_object_add(r, "fenced", json_object_new_int64(fenced));
-	json_object_object_add(r, "epoch", json_object_new_uint64(cp->sm->epoch));
-	json_object_object_add(r, "partitions", json_object_new_int64(cp->sm->partitions));
+	json_object_object_add(r, "epoch", json_object_new_uint64(sm->epoch));
+	json_object_object_add(r, "partitions", json_object_new_int64(sm->partitions));
 	json_object_object_add(r, "map", a);
 	return 0;
 }
 
 static int
-read_endpoint_health(struct cp *cp, const char *arg, json_object *r)
+read_endpoint_health(struct cp_api *api, const char *arg, json_object *r)
 {
-	(void)cp;
+	(void)api;
 	(void)arg;
 	json_object_object_add(r, "health", json_object_new_boolean(1));
 	return 0;
@@ -326,48 +335,49 @@ read_endpoint_health(struct cp *cp, const char *arg, json_object *r)
 
 /* The answer to a read, from this member's applied state. */
 static void
-answer_read(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+answer_read(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
             const char *arg)
 {
 	ASSERT(op->read != NULL);
 	json_object *r = json_object_new_object();
-	int err = op->read(cp, arg, r);
+	int err = op->read(api, arg, r);
 	if (err) {
 		json_object_put(r);
-		respond_err(cp, c, req_id, err, op->not_found);
+		respond_err(api, c, req_id, err, op->not_found);
 		return;
 	}
 	respond_ok(c, req_id, r);
 }
 
 static json_object *
-status_json(struct cp *cp)
+status_json(struct cp_api *api)
 {
+	const struct cluster_sm *sm = cp_node_sm(api->node);
 	struct raft_status st;
-	cp_node_status(cp, &st);
+	cp_node_status(api->node, &st);
 	json_object *r = json_object_new_object();
-	json_object_object_add(r, "id", json_object_new_uint64(cp->id));
-	json_object_object_add(r, "name", json_object_new_string(cp->cfg.name));
+	json_object_object_add(r, "id", json_object_new_uint64(api->id));
+	json_object_object_add(r, "name", json_object_new_string(api->cfg->name));
 	json_object_object_add(r, "leader", json_object_new_uint64(st.leader_id));
 	json_object_object_add(r, "term", json_object_new_uint64(st.term));
 	json_object_object_add(r, "commit", json_object_new_uint64(st.commit));
-	json_object_object_add(r, "applied", json_object_new_uint64(cp->applied));
+	json_object_object_add(r, "applied", json_object_new_uint64(api->node->applied));
 	json_object_object_add(r, "last_index", json_object_new_uint64(st.last_index));
 	json_object_object_add(r, "role", json_object_new_string(raft_role_name(st.role)));
 	json_object_object_add(r, "log_bytes",
-	                       json_object_new_uint64(log_store_disk_bytes(cp->log)));
+	                       json_object_new_uint64(log_store_disk_bytes(api->node->log)));
 	json_object_object_add(r, "segments",
-	                       json_object_new_int64(log_store_segment_count(cp->log)));
-	json_object_object_add(r, "snapshot_index", json_object_new_uint64(cp->snap_index));
-	json_object_object_add(r, "epoch", json_object_new_uint64(cp->sm->epoch));
+	                       json_object_new_int64(log_store_segment_count(api->node->log)));
+	json_object_object_add(r, "snapshot_index", json_object_new_uint64(api->node->snap_index));
+	json_object_object_add(r, "epoch", json_object_new_uint64(sm->epoch));
 	json_object *d = json_object_new_object();
 	struct sp_dp_status ds;
-	if (cp->region && sp_region_status_read(cp->region, &ds) == 0) {
+	if (api->node->region && sp_region_status_read(api->node->region, &ds) == 0) {
 		json_object_object_add(d, "state",
 		                       json_object_new_string(sp_dp_state_name(ds.state)));
-		pthread_mutex_lock(&cp->metrics_lock);
-		int64_t age = cp->metrics.dp_heartbeat_age_ms;
-		pthread_mutex_unlock(&cp->metrics_lock);
+		pthread_mutex_lock(&api->stats->lock);
+		int64_t age = api->stats->m.dp_heartbeat_age_ms;
+		pthread_mutex_unlock(&api->stats->lock);
 		json_object_object_add(d, "heartbeat_age_ms", json_object_new_int64(age));
 		json_object_object_add(d, "epoch", json_object_new_uint64(ds.applied_epoch));
 		json_object_object_add(d, "workers", json_object_new_int64(ds.workers));
@@ -377,27 +387,29 @@ status_json(struct cp *cp)
 		json_object_object_add(d, "partitions", json_object_new_int64(ds.partitions));
 	} else {
 		json_object_object_add(
-		        d, "state", json_object_new_string(cp->region ? "no heartbeat" : "none"));
+		        d, "state",
+		        json_object_new_string(api->node->region ? "no heartbeat" : "none"));
 	}
 	char why[HEALTH_WHY_MAX + 64];
-	json_object_object_add(d, "dp_state",
-	                       json_object_new_string(cp_liveness_dp_state(cp, why, sizeof(why))));
+	json_object_object_add(
+	        d, "dp_state",
+	        json_object_new_string(cp_liveness_dp_state(api->lv, why, sizeof(why))));
 	if (why[0])
 		json_object_object_add(d, "why", json_object_new_string(why));
 	uint64_t now = sp_mono_ns();
 	json_object_object_add(
 	        d, "lease_ms",
 	        json_object_new_int64(
-	                cp->lv.written_expiry > now
-	                        ? (int64_t)((cp->lv.written_expiry - now) / SP_NS_PER_MS)
+	                api->lv->written_expiry > now
+	                        ? (int64_t)((api->lv->written_expiry - now) / SP_NS_PER_MS)
 	                        : 0));
-	json_object_object_add(r, "cluster_epoch", json_object_new_uint64(cp->sm->epoch));
+	json_object_object_add(r, "cluster_epoch", json_object_new_uint64(sm->epoch));
 	json_object_object_add(r, "dataplane", d);
 	json_object *m = json_object_new_object();
-	pthread_mutex_lock(&cp->metrics_lock);
-	json_object_object_add(m, "allocated", json_object_new_uint64(cp->metrics.mem_allocated));
-	json_object_object_add(m, "resident", json_object_new_uint64(cp->metrics.mem_resident));
-	pthread_mutex_unlock(&cp->metrics_lock);
+	pthread_mutex_lock(&api->stats->lock);
+	json_object_object_add(m, "allocated", json_object_new_uint64(api->stats->m.mem_allocated));
+	json_object_object_add(m, "resident", json_object_new_uint64(api->stats->m.mem_resident));
+	pthread_mutex_unlock(&api->stats->lock);
 	json_object_object_add(r, "memory", m);
 	return r;
 }
@@ -414,14 +426,15 @@ jstr(json_object *req, const char *key)
 /* The member a request names in "member": its name, or its id in hex as shardctl shows
  * it. Returns 0 when nothing matches. */
 static uint64_t
-member_arg(struct cp *cp, json_object *req)
+member_arg(struct cp_api *api, json_object *req)
 {
+	const struct cluster_sm *sm = cp_node_sm(api->node);
 	const char *s = jstr(req, "member");
 	if (s == NULL || s[0] == '\0')
 		return 0;
-	for (uint32_t i = 0; i < cp->sm->n_members; i++)
-		if (strcmp(cp->sm->members[i].name, s) == 0)
-			return cp->sm->members[i].id;
+	for (uint32_t i = 0; i < sm->n_members; i++)
+		if (strcmp(sm->members[i].name, s) == 0)
+			return sm->members[i].id;
 	char *end;
 	uint64_t id = strtoull(s, &end, 16);
 	return *end == '\0' ? id : 0;
@@ -430,11 +443,11 @@ member_arg(struct cp *cp, json_object *req)
 /* The member a request names in "member" (see member_arg()) when it is in the Raft
  * membership, and a voter when voter_only. Returns 0 otherwise. */
 static uint64_t
-member_arg_in_raft(struct cp *cp, json_object *req, bool voter_only)
+member_arg_in_raft(struct cp_api *api, json_object *req, bool voter_only)
 {
-	uint64_t id = member_arg(cp, req);
+	uint64_t id = member_arg(api, req);
 	struct raft_status st;
-	cp_node_status(cp, &st);
+	cp_node_status(api->node, &st);
 	if (id == 0)
 		return 0;
 	if (voter_only)
@@ -443,132 +456,91 @@ member_arg_in_raft(struct cp *cp, json_object *req, bool voter_only)
 }
 
 static void
-submit_write(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *op, uint32_t kind,
+submit_write(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const char *op, uint32_t kind,
              uint64_t arg, const void *data, uint32_t len)
 {
-	int32_t pend = pending_new(cp, CP_PEND_WRITE, c, req_id, op);
+	int32_t pend = pending_new(api, CP_PEND_WRITE, c, req_id, op);
 	if (pend < 0) {
-		respond_err(cp, c, req_id, -SP_EFULL, "too many requests in flight");
+		respond_err(api, c, req_id, -SP_EFULL, "too many requests in flight");
 		return;
 	}
-	struct cp_pending *p = &cp->pending[pend];
+	struct cp_pending *p = &api->pending[pend];
 	if (kind == CP_SUB_TRANSFER)
 		p->read_ctx = arg; /* the target, checked each tick */
-	int err = cp_node_submit(cp, kind, arg, data, len, p->token);
+	int err = cp_node_submit(api->node, kind, arg, data, len, p->token);
 	if (err) {
-		pending_free(cp, p);
-		respond_submit_err(cp, c, req_id, err);
+		pending_free(api, p);
+		respond_submit_err(api, c, req_id, err);
 	}
 }
 
 static void
-submit_cmd(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *op,
+submit_cmd(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const char *op,
            const struct cluster_cmd *cmd, bool wait)
 {
-	int n = cluster_cmd_encode(cmd, cp->api_cmd_buf, CLUSTER_CMD_BYTES_MAX);
+	int n = cluster_cmd_encode(cmd, api->cmd_buf, CLUSTER_CMD_BYTES_MAX);
 	if (n < 0) {
-		respond_err(cp, c, req_id, n, "request over a size limit");
+		respond_err(api, c, req_id, n, "request over a size limit");
 		return;
 	}
 	if (wait)
-		submit_write(cp, c, req_id, op, CP_SUB_PROPOSE, 0, cp->api_cmd_buf, (uint32_t)n);
+		submit_write(api, c, req_id, op, CP_SUB_PROPOSE, 0, api->cmd_buf, (uint32_t)n);
 	else
-		cp_node_submit(cp, CP_SUB_PROPOSE, 0, cp->api_cmd_buf, (uint32_t)n, 0);
+		cp_node_submit(api->node, CP_SUB_PROPOSE, 0, api->cmd_buf, (uint32_t)n, 0);
 }
 
 static void
-submit_conf(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *op, uint32_t conf_op,
-            uint64_t id)
+submit_conf(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const char *op,
+            uint32_t conf_op, uint64_t id)
 {
 	struct raft_conf_change cc = {.op = conf_op, .node_id = id};
 	uint8_t b[RAFT_CONF_CHANGE_BYTES];
 	raft_conf_change_encode(&cc, b);
-	submit_write(cp, c, req_id, op, CP_SUB_CONF, 0, b, sizeof(b));
+	submit_write(api, c, req_id, op, CP_SUB_CONF, 0, b, sizeof(b));
 }
 
 static void
-op_endpoint_status(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+op_endpoint_status(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
                    json_object *req)
 {
 	(void)op;
 	(void)req;
-	respond_ok(c, req_id, status_json(cp));
+	respond_ok(c, req_id, status_json(api));
 }
 
 static void
-op_snapshot_save(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+op_snapshot_save(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
                  json_object *req)
 {
+	const struct cluster_sm *sm = cp_node_sm(api->node);
 	(void)op;
 	(void)req;
 	uint8_t *img;
 	size_t len;
-	if (cluster_sm_snapshot(cp->sm, &img, &len)) {
-		respond_err(cp, c, req_id, -ENOMEM, NULL);
+	if (cluster_sm_snapshot(sm, &img, &len)) {
+		respond_err(api, c, req_id, -ENOMEM, NULL);
 		return;
 	}
 	size_t b64_len = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
 	char *b64 = malloc(b64_len);
 	if (b64 == NULL) {
 		free(img);
-		respond_err(cp, c, req_id, -ENOMEM, NULL);
+		respond_err(api, c, req_id, -ENOMEM, NULL);
 		return;
 	}
 	sodium_bin2base64(b64, b64_len, img, len, sodium_base64_VARIANT_ORIGINAL);
 	json_object *r = json_object_new_object();
-	json_object_object_add(r, "index", json_object_new_uint64(cp->applied));
-	json_object_object_add(r, "term", json_object_new_uint64(cp->applied_term));
+	json_object_object_add(r, "index", json_object_new_uint64(api->node->applied));
+	json_object_object_add(r, "term", json_object_new_uint64(api->node->applied_term));
 	json_object_object_add(r, "data", json_object_new_string(b64));
 	free(b64);
 	free(img);
 	respond_ok(c, req_id, r);
 }
 
-/*
- * The operator's limits on the configuration store (--config-max-keys, --config-max-value,
- * --config-max-bytes), checked against this member's applied state when it takes a
- * request. Writes in flight are not counted, so a burst can pass a limit by what is in
- * flight; the store's hard limits (cluster_sm.h), checked at apply, still hold.
- */
-static bool
-config_over_limits(struct cp *cp, const char *key, const char *val, char *why, size_t len)
-{
-	size_t kl = strlen(key), vl = strlen(val);
-	if (kl > CLUSTER_CONFIG_KEY_MAX) {
-		snprintf(why, len, "key of %zu bytes is longer than %u", kl,
-		         CLUSTER_CONFIG_KEY_MAX);
-		return true;
-	}
-	if (vl > cp->cfg.config_max_value) {
-		snprintf(why, len,
-		         "value of %zu bytes is over the limit of %u (--config-max-value)", vl,
-		         cp->cfg.config_max_value);
-		return true;
-	}
-	const struct cluster_config_item *old = cluster_sm_config_get(cp->sm, key);
-	if (old == NULL && cp->sm->n_config >= cp->cfg.config_max_keys) {
-		snprintf(why, len,
-		         "the configuration holds its limit of %u keys (--config-max-keys)",
-		         cp->cfg.config_max_keys);
-		return true;
-	}
-	uint64_t bytes =
-	        cp->sm->config_bytes + cluster_config_item_bytes((uint32_t)kl, (uint32_t)vl);
-	if (old)
-		bytes -= cluster_config_item_bytes(old->key_len, old->value_len);
-	if (bytes > cp->cfg.config_max_bytes) {
-		snprintf(why, len,
-		         "the configuration would hold %" PRIu64
-		         " bytes, over its limit of %" PRIu64 " (--config-max-bytes)",
-		         bytes, cp->cfg.config_max_bytes);
-		return true;
-	}
-	return false;
-}
-
 /* config.set and config.del; op->param is CLUSTER_CMD_CONFIG_SET or CLUSTER_CMD_CONFIG_DEL. */
 static void
-op_config_write(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+op_config_write(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
                 json_object *req)
 {
 	ASSERT(op->param == CLUSTER_CMD_CONFIG_SET || op->param == CLUSTER_CMD_CONFIG_DEL);
@@ -576,47 +548,36 @@ op_config_write(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct 
 	const char *key = jstr(req, "key");
 	const char *val = jstr(req, "value");
 	bool set = op->param == CLUSTER_CMD_CONFIG_SET;
-	if (key == NULL || (set && val == NULL)) {
-		respond_err(cp, c, req_id, -EINVAL,
-		            set ? "config.set needs \"key\" and "
-		                  "\"value\""
-		                : "config.del needs \"key\"");
-		return;
-	}
 	char why[160];
-	if (set && config_over_limits(cp, key, val, why, sizeof(why))) {
-		respond_err(cp, c, req_id, -SP_ETOOBIG, why);
+	int err = set ? cp_check_config_set(cp_node_sm(api->node), api->cfg, key, val, why,
+	                                    sizeof(why))
+	              : cp_check_config_del(key, why, sizeof(why));
+	if (err) {
+		respond_err(api, c, req_id, err, why);
 		return;
 	}
-	if (!set && strlen(key) > CLUSTER_CONFIG_KEY_MAX) {
-		respond_err(cp, c, req_id, -SP_ETOOBIG, "key longer than 128 bytes");
-		return;
-	}
+	ASSERT(key != NULL);
 	cmd.type = op->param;
 	cmd.key = key;
 	cmd.key_len = (uint32_t)strlen(key);
-	cmd.value = val;
-	cmd.value_len = val ? (uint32_t)strlen(val) : 0;
-	submit_cmd(cp, c, req_id, op->name, &cmd, true);
+	cmd.value = set ? val : NULL;
+	cmd.value_len = set ? (uint32_t)strlen(val) : 0;
+	submit_cmd(api, c, req_id, op->name, &cmd, true);
 }
 
 static void
-op_member_add(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+op_member_add(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
               json_object *req)
 {
 	struct cluster_cmd cmd = {0};
 	const char *name = jstr(req, "name"), *peer = jstr(req, "peer");
 	const char *client = jstr(req, "client") ? jstr(req, "client") : "";
-	struct sockaddr_in sa;
-	if (name == NULL || peer == NULL || name[0] == '\0' || strlen(name) >= SP_MEMBER_NAME_MAX ||
-	    cp_parse_addr(peer, &sa) || strlen(client) >= CLUSTER_ADDR_MAX) {
-		respond_err(cp, c, req_id, -EINVAL,
-		            "member.add needs \"name\" (< 32 bytes) and \"peer\" (IPv4:port)");
-		return;
-	}
-	uint64_t id = cp_member_id(name);
-	if (cluster_sm_member(cp->sm, id)) {
-		respond_err(cp, c, req_id, -SP_EEXISTS, "a member with that name exists");
+	char why[160];
+	uint64_t id = 0;
+	int err = cp_check_member_add(cp_node_sm(api->node), name, peer, client, &id, why,
+	                              sizeof(why));
+	if (err) {
+		respond_err(api, c, req_id, err, why);
 		return;
 	}
 	cmd.type = CLUSTER_CMD_MEMBER_UPSERT;
@@ -624,52 +585,60 @@ op_member_add(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct ap
 	snprintf(cmd.member.name, sizeof(cmd.member.name), "%s", name);
 	snprintf(cmd.member.peer_addr, sizeof(cmd.member.peer_addr), "%s", peer);
 	snprintf(cmd.member.client_addr, sizeof(cmd.member.client_addr), "%s", client);
-	submit_cmd(cp, c, req_id, op->name, &cmd, false);
-	cp_peer_upsert(cp, id, name, peer);
-	submit_conf(cp, c, req_id, op->name, RAFT_CONF_ADD_LEARNER, id);
+	submit_cmd(api, c, req_id, op->name, &cmd, false);
+	cp_peer_upsert(api->io, id, name, peer);
+	submit_conf(api, c, req_id, op->name, RAFT_CONF_ADD_LEARNER, id);
 }
 
 /* member.remove and member.promote; op->param is RAFT_CONF_REMOVE or RAFT_CONF_PROMOTE. */
 static void
-op_member_conf(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+op_member_conf(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
                json_object *req)
 {
 	ASSERT(op->param == RAFT_CONF_REMOVE || op->param == RAFT_CONF_PROMOTE);
-	uint64_t id = member_arg_in_raft(cp, req, false);
+	uint64_t id = member_arg_in_raft(api, req, false);
 	if (id == 0) {
-		respond_err(cp, c, req_id, -SP_ENOTFOUND, "no such member");
+		respond_err(api, c, req_id, -SP_ENOTFOUND, "no such member");
 		return;
 	}
-	submit_conf(cp, c, req_id, op->name, op->param, id);
+	submit_conf(api, c, req_id, op->name, op->param, id);
 }
 
 static void
-op_move_leader(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+op_move_leader(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
                json_object *req)
 {
-	uint64_t id = member_arg_in_raft(cp, req, true);
+	uint64_t id = member_arg_in_raft(api, req, true);
 	if (id == 0) {
-		respond_err(cp, c, req_id, -SP_ENOTFOUND, "target is not a voting member");
+		respond_err(api, c, req_id, -SP_ENOTFOUND, "target is not a voting member");
 		return;
 	}
-	submit_write(cp, c, req_id, op->name, CP_SUB_TRANSFER, id, NULL, 0);
+	submit_write(api, c, req_id, op->name, CP_SUB_TRANSFER, id, NULL, 0);
 }
 
 static void
-op_partitions_rebalance(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
-                        json_object *req)
+op_partitions_rebalance(struct cp_api *api, struct cp_conn *c, uint64_t req_id,
+                        const struct api_op *op, json_object *req)
 {
+	const struct cluster_sm *sm = cp_node_sm(api->node);
 	(void)op;
 	(void)req;
-	uint32_t moved = 0;
-	int err = cp_node_rebalance(cp, true, &moved);
+	uint32_t moved = 0, fenced = 0;
+	/* A balanced map over members with known dataplanes: the liveness duties propose it
+	 * (fencing partitions whose owner still serves them first); this asks them to include
+	 * members that hold no partitions yet. */
+	int err = cp_liveness_plan(api->lv, true, api->plan_map, &moved, &fenced);
+	if (err == 0) {
+		moved += fenced;
+		api->lv->rebalance_requested = true;
+	}
 	if (err) {
-		respond_err(cp, c, req_id, err,
+		respond_err(api, c, req_id, err,
 		            "no members with a dataplane to place partitions on");
 		return;
 	}
 	json_object *r = json_object_new_object();
-	json_object_object_add(r, "epoch", json_object_new_uint64(cp->sm->epoch + (moved > 0)));
+	json_object_object_add(r, "epoch", json_object_new_uint64(sm->epoch + (moved > 0)));
 	json_object_object_add(r, "moved", json_object_new_int64(moved));
 	respond_ok(c, req_id, r);
 }
@@ -716,7 +685,7 @@ api_op_find(const char *name)
  * confirms it and the state has applied that far (cp_api_serve_reads answers it then).
  */
 static void
-start_read(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
+start_read(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const struct api_op *op,
            json_object *req)
 {
 	ASSERT(op->read != NULL);
@@ -725,35 +694,35 @@ start_read(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_o
 	        json_object_object_get_ex(req, "serializable", &v) && json_object_get_boolean(v);
 	const char *arg = op->arg_field != NULL ? jstr(req, op->arg_field) : "";
 	if (arg == NULL && op->arg_missing != NULL) {
-		respond_err(cp, c, req_id, -EINVAL, op->arg_missing);
+		respond_err(api, c, req_id, -EINVAL, op->arg_missing);
 		return;
 	}
 	if (arg == NULL)
 		arg = "";
 	if (serializable) {
-		answer_read(cp, c, req_id, op, arg);
+		answer_read(api, c, req_id, op, arg);
 		return;
 	}
-	if (!is_leader(cp)) {
-		respond_err(cp, c, req_id, -SP_ENOTLEADER, NULL);
+	if (!is_leader(api)) {
+		respond_err(api, c, req_id, -SP_ENOTLEADER, NULL);
 		return;
 	}
 	if (strlen(arg) > CLUSTER_CONFIG_KEY_MAX) {
-		respond_err(cp, c, req_id, -SP_ETOOBIG, "key longer than its limit");
+		respond_err(api, c, req_id, -SP_ETOOBIG, "key longer than its limit");
 		return;
 	}
-	int32_t pend = pending_new(cp, CP_PEND_READ, c, req_id, op->name);
+	int32_t pend = pending_new(api, CP_PEND_READ, c, req_id, op->name);
 	if (pend < 0) {
-		respond_err(cp, c, req_id, -SP_EFULL, "too many requests in flight");
+		respond_err(api, c, req_id, -SP_EFULL, "too many requests in flight");
 		return;
 	}
-	struct cp_pending *p = &cp->pending[pend];
+	struct cp_pending *p = &api->pending[pend];
 	snprintf(p->arg, sizeof(p->arg), "%s", arg);
-	p->read_ctx = ++cp->next_read_ctx;
-	int err = cp_node_submit(cp, CP_SUB_READ, p->read_ctx, NULL, 0, p->token);
+	p->read_ctx = ++api->next_read_ctx;
+	int err = cp_node_submit(api->node, CP_SUB_READ, p->read_ctx, NULL, 0, p->token);
 	if (err) {
-		pending_free(cp, p);
-		respond_submit_err(cp, c, req_id, err);
+		pending_free(api, p);
+		respond_submit_err(api, c, req_id, err);
 	}
 }
 
@@ -763,33 +732,33 @@ start_read(struct cp *cp, struct cp_conn *c, uint64_t req_id, const struct api_o
  * NOT_LEADER on a follower (the client retries at the leader), BAD_REQUEST on the leader.
  */
 static void
-handle(struct cp *cp, struct cp_conn *c, uint64_t req_id, const char *name, json_object *req)
+handle(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const char *name, json_object *req)
 {
 	const struct api_op *op = api_op_find(name);
 
 	if (op != NULL && op->local != NULL) {
-		op->local(cp, c, req_id, op, req);
+		op->local(api, c, req_id, op, req);
 		return;
 	}
 	if (op != NULL && op->read != NULL) {
-		start_read(cp, c, req_id, op, req);
+		start_read(api, c, req_id, op, req);
 		return;
 	}
 	/* Everything else changes the cluster: the leader only. */
-	if (!is_leader(cp)) {
-		respond_err(cp, c, req_id, -SP_ENOTLEADER, NULL);
+	if (!is_leader(api)) {
+		respond_err(api, c, req_id, -SP_ENOTLEADER, NULL);
 		return;
 	}
 	if (op == NULL) {
-		respond_err(cp, c, req_id, -EINVAL, "unknown op");
+		respond_err(api, c, req_id, -EINVAL, "unknown op");
 		return;
 	}
 	ASSERT(op->write != NULL);
-	op->write(cp, c, req_id, op, req);
+	op->write(api, c, req_id, op, req);
 }
 
 void
-cp_api_on_request(struct cp *cp, struct cp_conn *c, const uint8_t *payload, uint32_t len)
+cp_api_on_request(struct cp_api *api, struct cp_conn *c, const uint8_t *payload, uint32_t len)
 {
 	struct json_tokener *tok = json_tokener_new();
 	json_object *req = tok ? json_tokener_parse_ex(tok, (const char *)payload, (int)len) : NULL;
@@ -799,7 +768,7 @@ cp_api_on_request(struct cp *cp, struct cp_conn *c, const uint8_t *payload, uint
 	if (tok)
 		json_tokener_free(tok);
 	if (req == NULL || !json_object_is_type(req, json_type_object)) {
-		respond_err(cp, c, 0, -EINVAL, "request is not a JSON object");
+		respond_err(api, c, 0, -EINVAL, "request is not a JSON object");
 		if (req)
 			json_object_put(req);
 		return;
@@ -808,25 +777,25 @@ cp_api_on_request(struct cp *cp, struct cp_conn *c, const uint8_t *payload, uint
 		req_id = (uint64_t)json_object_get_int64(v);
 	const char *op = jstr(req, "op");
 	if (op == NULL || strlen(op) >= sizeof(((struct cp_pending *)0)->op))
-		respond_err(cp, c, req_id, -EINVAL, "request needs \"op\"");
+		respond_err(api, c, req_id, -EINVAL, "request needs \"op\"");
 	else
-		handle(cp, c, req_id, op, req);
+		handle(api, c, req_id, op, req);
 	json_object_put(req);
 }
 
 /* A submission was stepped: a refusal answers at once, else the write waits for its
  * entry (index, term) to be applied. */
 static void
-on_submitted(struct cp *cp, uint64_t token, int err, uint64_t index, uint64_t term)
+on_submitted(struct cp_api *api, uint64_t token, int err, uint64_t index, uint64_t term)
 {
-	struct cp_pending *p = pending_by_token(cp, token);
+	struct cp_pending *p = pending_by_token(api, token);
 	if (p == NULL)
 		return; /* timed out meanwhile */
 	if (err) {
 		SP_LOG_DEBUG(MOD, "%s refused by Raft: %s", p->op, sp_strerror(err));
-		if (pending_conn_ok(cp, p))
-			respond_err(cp, p->conn, p->req_id, err, NULL);
-		pending_free(cp, p);
+		if (pending_conn_ok(api, p))
+			respond_err(api, p->conn, p->req_id, err, NULL);
+		pending_free(api, p);
 		return;
 	}
 	if (p->kind == CP_PEND_WRITE && strcmp(p->op, "move-leader") != 0) {
@@ -837,45 +806,45 @@ on_submitted(struct cp *cp, uint64_t token, int err, uint64_t index, uint64_t te
 
 /* Entry (index, term) was applied with status: answers the write waiting for it. */
 static void
-on_applied(struct cp *cp, uint64_t index, uint64_t term, int status)
+on_applied(struct cp_api *api, uint64_t index, uint64_t term, int status)
 {
-	for (uint32_t i = 0; i < CP_PENDING_MAX && cp->n_pending; i++) {
-		struct cp_pending *p = &cp->pending[i];
+	for (uint32_t i = 0; i < CP_PENDING_MAX && api->n_pending; i++) {
+		struct cp_pending *p = &api->pending[i];
 		if (p->kind != CP_PEND_WRITE || p->index != index || p->index == 0)
 			continue;
-		if (pending_conn_ok(cp, p)) {
+		if (pending_conn_ok(api, p)) {
 			if (p->term != term)
-				respond_err(cp, p->conn, p->req_id, -EAGAIN,
+				respond_err(api, p->conn, p->req_id, -EAGAIN,
 				            "leader changed before the change committed; retry");
 			else if (status == -SP_EFULL)
-				respond_err(cp, p->conn, p->req_id, -SP_ETOOBIG,
+				respond_err(api, p->conn, p->req_id, -SP_ETOOBIG,
 				            "the configuration store is full (its hard limits: "
 				            "1,000,000 "
 				            "keys, 48 MiB)");
 			else if (status)
-				respond_err(cp, p->conn, p->req_id, status, NULL);
+				respond_err(api, p->conn, p->req_id, status, NULL);
 			else {
 				json_object *r = json_object_new_object();
 				json_object_object_add(r, "index", json_object_new_uint64(index));
 				respond_ok(p->conn, p->req_id, r);
 			}
 		}
-		pending_free(cp, p);
+		pending_free(api, p);
 	}
 }
 
 /* The ReadIndex round of ctx ended: the read is answered once applied reaches index. */
 static void
-on_read_ready(struct cp *cp, uint64_t ctx, uint64_t index, int status)
+on_read_ready(struct cp_api *api, uint64_t ctx, uint64_t index, int status)
 {
-	for (uint32_t i = 0; i < CP_PENDING_MAX && cp->n_pending; i++) {
-		struct cp_pending *p = &cp->pending[i];
+	for (uint32_t i = 0; i < CP_PENDING_MAX && api->n_pending; i++) {
+		struct cp_pending *p = &api->pending[i];
 		if (p->kind != CP_PEND_READ || p->read_ctx != ctx)
 			continue;
 		if (status) {
-			if (pending_conn_ok(cp, p))
-				respond_err(cp, p->conn, p->req_id, status, NULL);
-			pending_free(cp, p);
+			if (pending_conn_ok(api, p))
+				respond_err(api, p->conn, p->req_id, status, NULL);
+			pending_free(api, p);
 			return;
 		}
 		p->read_ready = true;
@@ -886,94 +855,110 @@ on_read_ready(struct cp *cp, uint64_t ctx, uint64_t index, int status)
 
 /* Answers the confirmed reads the applied state now covers. */
 static void
-serve_reads(struct cp *cp)
+serve_reads(struct cp_api *api)
 {
-	for (uint32_t i = 0; i < CP_PENDING_MAX && cp->n_pending; i++) {
-		struct cp_pending *p = &cp->pending[i];
-		if (p->kind != CP_PEND_READ || !p->read_ready || cp->applied < p->index)
+	for (uint32_t i = 0; i < CP_PENDING_MAX && api->n_pending; i++) {
+		struct cp_pending *p = &api->pending[i];
+		if (p->kind != CP_PEND_READ || !p->read_ready || api->node->applied < p->index)
 			continue;
-		if (pending_conn_ok(cp, p)) {
+		if (pending_conn_ok(api, p)) {
 			/* p->op was copied from the entry start_read() served. */
 			const struct api_op *op = api_op_find(p->op);
 			VERIFY(op != NULL);
 			VERIFY(op->read != NULL);
-			answer_read(cp, p->conn, p->req_id, op, p->arg);
+			answer_read(api, p->conn, p->req_id, op, p->arg);
 		}
-		pending_free(cp, p);
+		pending_free(api, p);
 	}
 }
 
 uint32_t
-cp_api_take_outcomes(struct cp *cp)
+cp_api_take_outcomes(struct cp_api *api)
 {
 	struct cp_outcome o;
 	uint32_t n = 0;
-	while (cp_outq_pop(&cp->outq, &o)) {
+	while (cp_outq_pop(&api->node->outq, &o)) {
 		n++;
 		switch (o.kind) {
 		case CP_OUT_SUBMITTED:
-			on_submitted(cp, o.token, o.status, o.index, o.term);
+			on_submitted(api, o.token, o.status, o.index, o.term);
 			break;
 		case CP_OUT_APPLIED:
-			on_applied(cp, o.index, o.term, o.status);
+			on_applied(api, o.index, o.term, o.status);
 			break;
 		case CP_OUT_READ_READY:
-			on_read_ready(cp, o.ctx, o.index, o.status);
+			on_read_ready(api, o.ctx, o.index, o.status);
 			break;
 		default:
 			VERIFY(!"an outcome of no known kind"); /* outq checks kinds on push */
 		}
 	}
 	/* Applied may also have moved without an outcome (a snapshot installed). */
-	if (cp->n_pending > 0)
-		serve_reads(cp);
-	ASSERT(cp_outq_depth(&cp->outq) == 0);
+	if (api->n_pending > 0)
+		serve_reads(api);
+	ASSERT(cp_outq_depth(&api->node->outq) == 0);
 	return n;
 }
 
 int
-cp_api_init(struct cp *cp)
+cp_api_init(struct cp_api *api, const struct cp_config *cfg, uint64_t id, struct cp_node *node,
+            struct cp_io *io, struct cp_liveness *lv, struct cp_stats *stats)
 {
-	cp->api_cmd_buf = malloc(CLUSTER_CMD_BYTES_MAX);
-	return cp->api_cmd_buf != NULL ? 0 : -ENOMEM;
+	memset(api, 0, sizeof(*api));
+	api->cfg = cfg;
+	api->id = id;
+	api->node = node;
+	api->io = io;
+	api->lv = lv;
+	api->stats = stats;
+	api->cmd_buf = malloc(CLUSTER_CMD_BYTES_MAX);
+	api->plan_map = calloc(SP_PARTITIONS_MAX, sizeof(api->plan_map[0]));
+	if (api->cmd_buf == NULL || api->plan_map == NULL) {
+		cp_api_fini(api);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void
-cp_api_fini(struct cp *cp)
+cp_api_fini(struct cp_api *api)
 {
-	free(cp->api_cmd_buf);
-	cp->api_cmd_buf = NULL;
+	free(api->cmd_buf);
+	free(api->plan_map);
+	api->cmd_buf = NULL;
+	api->plan_map = NULL;
 }
 
 void
-cp_api_tick(struct cp *cp)
+cp_api_tick(struct cp_api *api)
 {
+	api->tick++;
 	struct raft_status st;
-	cp_node_status(cp, &st);
-	for (uint32_t i = 0; i < CP_PENDING_MAX && cp->n_pending; i++) {
-		struct cp_pending *p = &cp->pending[i];
+	cp_node_status(api->node, &st);
+	for (uint32_t i = 0; i < CP_PENDING_MAX && api->n_pending; i++) {
+		struct cp_pending *p = &api->pending[i];
 		if (p->kind == 0)
 			continue;
 		if (p->kind == CP_PEND_WRITE && strcmp(p->op, "move-leader") == 0 &&
 		    st.leader_id == p->read_ctx) {
-			if (pending_conn_ok(cp, p))
+			if (pending_conn_ok(api, p))
 				respond_ok(p->conn, p->req_id, NULL);
-			pending_free(cp, p);
+			pending_free(api, p);
 			continue;
 		}
-		if ((int32_t)(cp->tick - p->deadline_tick) >= 0) {
-			if (pending_conn_ok(cp, p))
-				respond_err(cp, p->conn, p->req_id, -ETIMEDOUT,
+		if ((int32_t)(api->tick - p->deadline_tick) >= 0) {
+			if (pending_conn_ok(api, p))
+				respond_err(api, p->conn, p->req_id, -ETIMEDOUT,
 				            "no answer within 10 s (no quorum?)");
-			pending_free(cp, p);
+			pending_free(api, p);
 		}
 	}
 }
 
 void
-cp_api_on_conn_closed(struct cp *cp, struct cp_conn *c)
+cp_api_on_conn_closed(struct cp_api *api, struct cp_conn *c)
 {
-	for (uint32_t i = 0; i < CP_PENDING_MAX && cp->n_pending; i++)
-		if (cp->pending[i].kind && cp->pending[i].conn == c)
-			cp->pending[i].conn = NULL;
+	for (uint32_t i = 0; i < CP_PENDING_MAX && api->n_pending; i++)
+		if (api->pending[i].kind && api->pending[i].conn == c)
+			api->pending[i].conn = NULL;
 }

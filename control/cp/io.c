@@ -12,27 +12,28 @@
 #include "common/errors.h"
 #include "common/log.h"
 #include "common/verify.h"
-#include "cp.h"
+#include "addr.h"
+#include "io.h"
 
 #define MOD "cp-io"
 
 struct cp_peer *
-cp_peer_find(struct cp *cp, uint64_t id)
+cp_peer_find(struct cp_io *io, uint64_t id)
 {
-	for (uint32_t i = 0; i < cp->n_peers; i++)
-		if (cp->peers[i].id == id)
-			return &cp->peers[i];
+	for (uint32_t i = 0; i < io->n_peers; i++)
+		if (io->peers[i].id == id)
+			return &io->peers[i];
 	return NULL;
 }
 
 struct cp_peer *
-cp_peer_upsert(struct cp *cp, uint64_t id, const char *name, const char *addr)
+cp_peer_upsert(struct cp_io *io, uint64_t id, const char *name, const char *addr)
 {
-	struct cp_peer *p = cp_peer_find(cp, id);
+	struct cp_peer *p = cp_peer_find(io, id);
 	if (p == NULL) {
-		if (cp->n_peers == SP_MEMBERS_MAX)
+		if (io->n_peers == SP_MEMBERS_MAX)
 			return NULL;
-		p = &cp->peers[cp->n_peers++];
+		p = &io->peers[io->n_peers++];
 		memset(p, 0, sizeof(*p));
 		p->id = id;
 	}
@@ -48,48 +49,81 @@ cp_peer_upsert(struct cp *cp, uint64_t id, const char *name, const char *addr)
 static void conn_close(struct cp_conn *c, const char *why);
 
 void
-cp_peer_remove(struct cp *cp, uint64_t id)
+cp_io_peer_removed(struct cp_io *io, uint64_t id)
 {
-	struct cp_peer *p = cp_peer_find(cp, id);
+	ASSERT(id != io->id);
+	io->removed_ids[io->n_removed++ % RAFT_NODES_MAX] = id;
+	struct cp_peer *p = cp_peer_find(io, id);
 	if (p == NULL)
 		return;
-	if (p->out && cp_conn_alive(cp, p->out, p->out_serial))
+	if (p->out && cp_conn_alive(io, p->out, p->out_serial))
 		conn_close(p->out, "member removed");
-	*p = cp->peers[--cp->n_peers];
+	*p = io->peers[--io->n_peers];
+	ASSERT(cp_peer_find(io, id) == NULL);
+}
+
+void
+cp_io_peer_readded(struct cp_io *io, uint64_t id)
+{
+	for (uint32_t i = 0; i < RAFT_NODES_MAX; i++)
+		if (io->removed_ids[i] == id)
+			io->removed_ids[i] = 0;
+}
+
+int
+cp_io_send_peer(struct cp_io *io, uint64_t id, uint8_t type, const void *buf, uint32_t len)
+{
+	ASSERT(type == FRAME_RAFT || type == FRAME_LIVENESS);
+	if (io->isolated)
+		return -EAGAIN; /* the fault switch (SIGUSR1) cuts this member off */
+	struct cp_peer *p = cp_peer_find(io, id);
+	if (p == NULL)
+		return -SP_ENOTFOUND;
+	if (p->out == NULL || !cp_conn_alive(io, p->out, p->out_serial) ||
+	    p->out->state != CP_CS_READY) {
+		p->msgs_dropped++;
+		return -EAGAIN; /* Raft retries; a lost message is never a correctness problem */
+	}
+	int err = cp_conn_send_frame(p->out, type, buf, len, NULL, 0);
+	if (err == 0)
+		p->msgs_sent++;
+	else
+		p->msgs_dropped++;
+	return err;
 }
 
 bool
-cp_conn_alive(struct cp *cp, struct cp_conn *c, uint64_t serial)
+cp_conn_alive(const struct cp_io *io, const struct cp_conn *c, uint64_t serial)
 {
 	for (uint32_t i = 0; i < CP_CONNS_MAX; i++)
-		if (cp->conns[i] == c)
+		if (io->conns[i] == c)
 			return c->serial == serial && c->state != CP_CS_CLOSING;
 	return false;
 }
 
 static struct io_uring_sqe *
-get_sqe(struct cp *cp)
+get_sqe(struct cp_io *io)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&cp->ring);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(io->ring);
 	if (sqe == NULL) {
-		io_uring_submit(&cp->ring);
-		sqe = io_uring_get_sqe(&cp->ring);
+		io_uring_submit(io->ring);
+		sqe = io_uring_get_sqe(io->ring);
 	}
 	VERIFY(sqe != NULL);
 	return sqe;
 }
 
 static void
-submit_accept(struct cp *cp, struct cp_listener *l)
+submit_accept(struct cp_io *io, struct cp_listener *l)
 {
-	struct io_uring_sqe *sqe = get_sqe(cp);
+	struct io_uring_sqe *sqe = get_sqe(io);
 	l->peer_len = sizeof(l->peer);
 	io_uring_prep_accept(sqe, l->fd, (struct sockaddr *)&l->peer, &l->peer_len, SOCK_CLOEXEC);
 	io_uring_sqe_set_data(sqe, &l->op);
 }
 
 static int
-listen_on(struct cp *cp, struct cp_listener *l, const char *addr, uint32_t kind)
+listen_on(struct cp_io *io, struct cp_listener *l, const char *addr, uint32_t kind)
 {
 	struct sockaddr_in sa;
 	if (cp_parse_addr(addr, &sa)) {
@@ -124,17 +158,36 @@ listen_on(struct cp *cp, struct cp_listener *l, const char *addr, uint32_t kind)
 	l->fd = fd;
 	l->kind = kind;
 	l->op = (struct cp_op){CP_OP_MAGIC, CP_OP_ACCEPT, l};
-	submit_accept(cp, l);
+	submit_accept(io, l);
 	return 0;
 }
 
-int
-cp_io_init(struct cp *cp)
+void
+cp_io_setup(struct cp_io *io, const struct cp_config *cfg, uint64_t id, const uint8_t *secret,
+            size_t secret_len, struct io_uring *ring, struct cp_stats *stats,
+            const struct cp_io_handlers *handlers)
 {
-	int err = listen_on(cp, &cp->lpeer, cp->cfg.listen_peer, CP_CONN_PEER_IN);
+	VERIFY(secret_len <= sizeof(io->secret));
+	ASSERT(handlers != NULL);
+	memset(io, 0, sizeof(*io));
+	io->cfg = cfg;
+	io->id = id;
+	memcpy(io->secret, secret, secret_len);
+	io->secret_len = secret_len;
+	io->ring = ring;
+	io->stats = stats;
+	io->handlers = *handlers;
+	io->lpeer.fd = -1;
+	io->lclient.fd = -1;
+}
+
+int
+cp_io_listen(struct cp_io *io)
+{
+	int err = listen_on(io, &io->lpeer, io->cfg->listen_peer, CP_CONN_PEER_IN);
 	if (err)
 		return err;
-	return listen_on(cp, &cp->lclient, cp->cfg.listen_client, CP_CONN_CLIENT);
+	return listen_on(io, &io->lclient, io->cfg->listen_client, CP_CONN_CLIENT);
 }
 
 /* The slots of a connection kind: members' and clients' pools never mix. */
@@ -146,12 +199,12 @@ slot_range(uint32_t kind, uint32_t *lo, uint32_t *hi)
 }
 
 static struct cp_conn *
-conn_new(struct cp *cp, int fd, uint32_t kind)
+conn_new(struct cp_io *io, int fd, uint32_t kind)
 {
 	uint32_t lo, hi, slot = CP_CONNS_MAX;
 	slot_range(kind, &lo, &hi);
 	for (uint32_t i = lo; i < hi; i++) {
-		if (cp->conns[i] == NULL) {
+		if (io->conns[i] == NULL) {
 			slot = i;
 			break;
 		}
@@ -167,31 +220,31 @@ conn_new(struct cp *cp, int fd, uint32_t kind)
 		free(c);
 		return NULL;
 	}
-	c->cp = cp;
+	c->io = io;
 	c->fd = fd;
 	c->kind = kind;
-	c->serial = ++cp->conn_serial;
+	c->serial = ++io->conn_serial;
 	c->opened_ns = sp_mono_ns();
 	c->op_recv = (struct cp_op){CP_OP_MAGIC, CP_OP_RECV, c};
 	c->op_send = (struct cp_op){CP_OP_MAGIC, CP_OP_SEND, c};
 	c->op_connect = (struct cp_op){CP_OP_MAGIC, CP_OP_CONNECT, c};
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	cp->conns[slot] = c;
+	io->conns[slot] = c;
 	return c;
 }
 
 /* Takes c out of the connection table (its slot is free at once); it waits on
- * cp->closing for its last I/O. */
+ * io->closing for its last I/O. */
 static void
 conn_detach(struct cp_conn *c)
 {
-	struct cp *cp = c->cp;
+	struct cp_io *io = c->io;
 	for (uint32_t i = 0; i < CP_CONNS_MAX; i++)
-		if (cp->conns[i] == c) {
-			cp->conns[i] = NULL;
-			c->next_closing = cp->closing;
-			cp->closing = c;
+		if (io->conns[i] == c) {
+			io->conns[i] = NULL;
+			c->next_closing = io->closing;
+			io->closing = c;
 			return;
 		}
 }
@@ -199,20 +252,21 @@ conn_detach(struct cp_conn *c)
 static void
 conn_free(struct cp_conn *c)
 {
-	struct cp *cp = c->cp;
+	struct cp_io *io = c->io;
 	ASSERT(!c->send_inflight && !c->recv_inflight && !c->connect_inflight);
 	for (uint32_t i = 0; i < CP_CONNS_MAX; i++)
-		if (cp->conns[i] == c)
-			cp->conns[i] = NULL;
-	for (struct cp_conn **pp = &cp->closing; *pp; pp = &(*pp)->next_closing)
+		if (io->conns[i] == c)
+			io->conns[i] = NULL;
+	for (struct cp_conn **pp = &io->closing; *pp; pp = &(*pp)->next_closing)
 		if (*pp == c) {
 			*pp = c->next_closing;
 			break;
 		}
-	cp_api_on_conn_closed(cp, c);
-	for (uint32_t i = 0; i < cp->n_peers; i++)
-		if (cp->peers[i].out == c)
-			cp->peers[i].out = NULL;
+	if (io->handlers.conn_closed != NULL)
+		io->handlers.conn_closed(io->handlers.arg, c);
+	for (uint32_t i = 0; i < io->n_peers; i++)
+		if (io->peers[i].out == c)
+			io->peers[i].out = NULL;
 	while (c->sq_head) {
 		struct cp_sendbuf *b = c->sq_head;
 		c->sq_head = b->next;
@@ -253,7 +307,7 @@ submit_recv(struct cp_conn *c)
 		c->rbuf = p;
 		c->rcap = cap;
 	}
-	struct io_uring_sqe *sqe = get_sqe(c->cp);
+	struct io_uring_sqe *sqe = get_sqe(c->io);
 	io_uring_prep_recv(sqe, c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
 	io_uring_sqe_set_data(sqe, &c->op_recv);
 	c->recv_inflight = true;
@@ -274,7 +328,7 @@ submit_send(struct cp_conn *c)
 	memset(&c->msg, 0, sizeof(c->msg));
 	c->msg.msg_iov = c->iov;
 	c->msg.msg_iovlen = n;
-	struct io_uring_sqe *sqe = get_sqe(c->cp);
+	struct io_uring_sqe *sqe = get_sqe(c->io);
 	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
 	io_uring_sqe_set_data(sqe, &c->op_send);
 	c->send_inflight = true;
@@ -328,24 +382,19 @@ send_challenge(struct cp_conn *c)
 static void
 bad_frame(struct cp_conn *c, const char *why, bool auth)
 {
-	struct cp *cp = c->cp;
-	pthread_mutex_lock(&cp->metrics_lock);
-	if (auth)
-		cp->metrics.auth_failures++;
-	else
-		cp->metrics.frames_bad++;
-	pthread_mutex_unlock(&cp->metrics_lock);
-	if (sp_log_limit_hit(&cp->lim_bad, sp_mono_ns()))
+	struct cp_io *io = c->io;
+	cp_stats_add(io->stats, auth ? &io->stats->m.auth_failures : &io->stats->m.frames_bad, 1);
+	if (sp_log_limit_hit(&io->lim_bad, sp_mono_ns()))
 		SP_LOG_WARN(MOD, "connection from %s:%u closed: %s", inet_ntoa(c->addr.sin_addr),
 		            ntohs(c->addr.sin_port), why);
 	conn_close(c, why);
 }
 
 static bool
-peer_was_removed(struct cp *cp, uint64_t id)
+peer_was_removed(struct cp_io *io, uint64_t id)
 {
-	for (uint32_t i = 0; i < SP_MIN(cp->n_removed, (uint32_t)RAFT_NODES_MAX); i++)
-		if (cp->removed_ids[i] == id)
+	for (uint32_t i = 0; i < SP_MIN(io->n_removed, (uint32_t)RAFT_NODES_MAX); i++)
+		if (io->removed_ids[i] == id)
 			return true;
 	return false;
 }
@@ -354,7 +403,7 @@ peer_was_removed(struct cp *cp, uint64_t id)
 static bool
 on_frame(struct cp_conn *c, const struct frame *f)
 {
-	struct cp *cp = c->cp;
+	struct cp_io *io = c->io;
 
 	switch (c->state) {
 	case CP_CS_WAIT_AUTH: {
@@ -366,13 +415,13 @@ on_frame(struct cp_conn *c, const struct frame *f)
 			bad_frame(c, "expected an AUTH frame for this port", true);
 			return false;
 		}
-		frame_mac_initiator(cp->secret, cp->secret_len, c->nonce_mine, a.nonce, a.role,
+		frame_mac_initiator(io->secret, io->secret_len, c->nonce_mine, a.nonce, a.role,
 		                    a.node_id, expect);
 		if (!frame_mac_equal(expect, a.mac)) {
 			bad_frame(c, "authentication failed (wrong cluster secret)", true);
 			return false;
 		}
-		frame_mac_acceptor(cp->secret, cp->secret_len, a.nonce, c->nonce_mine, reply);
+		frame_mac_acceptor(io->secret, io->secret_len, a.nonce, c->nonce_mine, reply);
 		cp_conn_send_frame(c, FRAME_AUTH_OK, reply, sizeof(reply), NULL, 0);
 		c->peer_id = a.node_id;
 		c->state = CP_CS_READY;
@@ -384,11 +433,11 @@ on_frame(struct cp_conn *c, const struct frame *f)
 			bad_frame(c, "expected a CHALLENGE frame", true);
 			return false;
 		}
-		struct frame_auth a = {.role = FRAME_ROLE_PEER, .node_id = cp->id};
+		struct frame_auth a = {.role = FRAME_ROLE_PEER, .node_id = io->id};
 		uint8_t body[FRAME_AUTH_LEN];
 		frame_random_nonce(c->nonce_mine);
 		memcpy(a.nonce, c->nonce_mine, FRAME_NONCE_LEN);
-		frame_mac_initiator(cp->secret, cp->secret_len, f->payload + 1, a.nonce, a.role,
+		frame_mac_initiator(io->secret, io->secret_len, f->payload + 1, a.nonce, a.role,
 		                    a.node_id, a.mac);
 		frame_auth_encode(&a, body);
 		cp_conn_send_frame(c, FRAME_AUTH, body, sizeof(body), NULL, 0);
@@ -403,7 +452,7 @@ on_frame(struct cp_conn *c, const struct frame *f)
 			bad_frame(c, "expected an AUTH_OK frame", true);
 			return false;
 		}
-		frame_mac_acceptor(cp->secret, cp->secret_len, c->nonce_mine, c->nonce_peer,
+		frame_mac_acceptor(io->secret, io->secret_len, c->nonce_mine, c->nonce_peer,
 		                   expect);
 		if (!frame_mac_equal(expect, f->payload)) {
 			bad_frame(c, "the member did not prove the cluster secret", true);
@@ -412,40 +461,26 @@ on_frame(struct cp_conn *c, const struct frame *f)
 		c->state = CP_CS_READY;
 		return true;
 	}
-	case CP_CS_READY:
-		if (c->kind == CP_CONN_PEER_IN && f->type == FRAME_RAFT) {
-			if (peer_was_removed(cp, c->peer_id)) {
-				/* It may never see its removal commit: tell it, once. */
-				if (!c->told_removed)
-					cp_conn_send_frame(c, FRAME_REMOVED, &c->peer_id, 8, NULL,
-					                   0);
-				c->told_removed = true;
-				return true;
-			}
-			cp_node_on_raft_frame(cp, f->payload, f->len);
+	case CP_CS_READY: {
+		enum cp_route r = cp_frame_route(c->kind, f->type);
+		if ((r == CP_ROUTE_RAFT || r == CP_ROUTE_LIVENESS) &&
+		    peer_was_removed(io, c->peer_id)) {
+			/* It may never see its removal commit: tell it, once; hear nothing else. */
+			if (r == CP_ROUTE_RAFT && !c->told_removed)
+				cp_conn_send_frame(c, FRAME_REMOVED, &c->peer_id, 8, NULL, 0);
+			c->told_removed = c->told_removed || r == CP_ROUTE_RAFT;
 			return true;
 		}
-		if (c->kind == CP_CONN_PEER_IN && f->type == FRAME_LIVENESS) {
-			if (!peer_was_removed(cp, c->peer_id))
-				cp_liveness_on_frame(cp, c->peer_id, f->payload, f->len);
-			return true;
+		if (r == CP_ROUTE_REMOVED && (f->len != 8 || memcmp(f->payload, &io->id, 8) != 0))
+			r = CP_ROUTE_NONE; /* a notice for someone else is a bad frame */
+		if (r == CP_ROUTE_NONE ||
+		    cp_dispatch(&io->handlers, c, c->kind, c->peer_id, f->type, f->payload,
+		                f->len) == CP_ROUTE_NONE) {
+			bad_frame(c, "unexpected frame type", false);
+			return false;
 		}
-		if (c->kind == CP_CONN_PEER_OUT && f->type == FRAME_REMOVED && f->len == 8 &&
-		    memcmp(f->payload, &cp->id, 8) == 0) {
-			SP_LOG_WARN(MOD,
-			            "member %llu says this member was removed from the cluster; "
-			            "stopping",
-			            (unsigned long long)c->peer_id);
-			cp_liveness_removed(cp);
-			cp->stopping = true;
-			return true;
-		}
-		if (c->kind == CP_CONN_CLIENT && f->type == FRAME_REQUEST) {
-			cp_api_on_request(cp, c, f->payload, f->len);
-			return c->state != CP_CS_CLOSING;
-		}
-		bad_frame(c, "unexpected frame type", false);
-		return false;
+		return c->state != CP_CS_CLOSING;
+	}
 	default:
 		bad_frame(c, "frame in an unexpected state", false);
 		return false;
@@ -526,14 +561,6 @@ on_send(struct cp_conn *c, int res)
 	submit_send(c);
 }
 
-static void
-count(struct cp *cp, uint64_t *counter)
-{
-	pthread_mutex_lock(&cp->metrics_lock);
-	(*counter)++;
-	pthread_mutex_unlock(&cp->metrics_lock);
-}
-
 /*
  * Makes room for a connection from src on a listener of this kind: when src already holds
  * CP_PREAUTH_PER_SOURCE_MAX unauthenticated connections of the pool, its oldest one is
@@ -542,13 +569,13 @@ count(struct cp *cp, uint64_t *counter)
  * that have not (idle or hostile ones) are ever closed for room.
  */
 static void
-make_room(struct cp *cp, uint32_t kind, struct in_addr src)
+make_room(struct cp_io *io, uint32_t kind, struct in_addr src)
 {
 	uint32_t lo, hi, free_slots = 0, same = 0;
 	struct cp_conn *oldest = NULL, *oldest_same = NULL;
 	slot_range(kind, &lo, &hi);
 	for (uint32_t i = lo; i < hi; i++) {
-		struct cp_conn *c = cp->conns[i];
+		struct cp_conn *c = io->conns[i];
 		if (c == NULL) {
 			free_slots++;
 			continue;
@@ -567,23 +594,22 @@ make_room(struct cp *cp, uint32_t kind, struct in_addr src)
 	                         : free_slots == 0                 ? oldest
 	                                                           : NULL;
 	if (victim) {
-		count(cp, &cp->metrics.conns_evicted);
+		cp_stats_add(io->stats, &io->stats->m.conns_evicted, 1);
 		conn_close(victim, "unauthenticated; closed to make room");
 	}
 }
 
 static void
-on_accept(struct cp *cp, struct cp_listener *l, int res)
+on_accept(struct cp_io *io, struct cp_listener *l, int res)
 {
-	if (!cp->stopping)
-		submit_accept(cp, l);
+	submit_accept(io, l);
 	if (res < 0)
 		return;
-	make_room(cp, l->kind, l->peer.sin_addr);
-	struct cp_conn *c = conn_new(cp, res, l->kind);
+	make_room(io, l->kind, l->peer.sin_addr);
+	struct cp_conn *c = conn_new(io, res, l->kind);
 	if (c == NULL) {
-		count(cp, &cp->metrics.conns_refused);
-		if (sp_log_limit_hit(&cp->lim_refused, sp_mono_ns()))
+		cp_stats_add(io->stats, &io->stats->m.conns_refused, 1);
+		if (sp_log_limit_hit(&io->lim_refused, sp_mono_ns()))
 			SP_LOG_WARN(MOD,
 			            "refusing a %s connection from %s: every slot holds an "
 			            "authenticated connection",
@@ -593,13 +619,13 @@ on_accept(struct cp *cp, struct cp_listener *l, int res)
 		return;
 	}
 	c->addr = l->peer;
-	count(cp, &cp->metrics.conns_accepted);
+	cp_stats_add(io->stats, &io->stats->m.conns_accepted, 1);
 	send_challenge(c);
 	submit_recv(c);
 }
 
 static void
-peer_connect(struct cp *cp, struct cp_peer *p)
+peer_connect(struct cp_io *io, struct cp_peer *p)
 {
 	struct sockaddr_in sa;
 	if (cp_parse_addr(p->addr, &sa))
@@ -607,7 +633,7 @@ peer_connect(struct cp *cp, struct cp_peer *p)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;
-	struct cp_conn *c = conn_new(cp, fd, CP_CONN_PEER_OUT);
+	struct cp_conn *c = conn_new(io, fd, CP_CONN_PEER_OUT);
 	if (c == NULL) {
 		close(fd);
 		return;
@@ -617,7 +643,7 @@ peer_connect(struct cp *cp, struct cp_peer *p)
 	c->state = CP_CS_CONNECTING;
 	p->out = c;
 	p->out_serial = c->serial;
-	struct io_uring_sqe *sqe = get_sqe(cp);
+	struct io_uring_sqe *sqe = get_sqe(io);
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&c->addr, sizeof(c->addr));
 	io_uring_sqe_set_data(sqe, &c->op_connect);
 	c->connect_inflight = true;
@@ -637,14 +663,14 @@ on_connect(struct cp_conn *c, int res)
 }
 
 void
-cp_io_complete(struct cp *cp, struct io_uring_cqe *cqe)
+cp_io_complete(struct cp_io *io, struct io_uring_cqe *cqe)
 {
 	struct cp_op *op = io_uring_cqe_get_data(cqe);
 	if (op == NULL || op->magic != CP_OP_MAGIC)
 		return;
 	switch (op->kind) {
 	case CP_OP_ACCEPT:
-		on_accept(cp, op->owner, cqe->res);
+		on_accept(io, op->owner, cqe->res);
 		break;
 	case CP_OP_RECV:
 		on_recv(op->owner, cqe->res);
@@ -663,29 +689,29 @@ cp_io_complete(struct cp *cp, struct io_uring_cqe *cqe)
 /* Closes connections that have not authenticated within --auth-timeout-ms (ours to
  * members included: a member that accepts but never answers is tried again later). */
 static void
-expire_handshakes(struct cp *cp, uint64_t now)
+expire_handshakes(struct cp_io *io, uint64_t now)
 {
-	uint64_t limit = (uint64_t)cp->cfg.auth_timeout_ms * 1000000u;
+	uint64_t limit = (uint64_t)io->cfg->auth_timeout_ms * 1000000u;
 	for (uint32_t i = 0; i < CP_CONNS_MAX; i++) {
-		struct cp_conn *c = cp->conns[i];
+		struct cp_conn *c = io->conns[i];
 		if (c == NULL || c->state == CP_CS_READY || c->state == CP_CS_CLOSING ||
 		    now - c->opened_ns < limit)
 			continue;
 		if (c->kind != CP_CONN_PEER_OUT)
-			count(cp, &cp->metrics.auth_timeouts);
+			cp_stats_add(io->stats, &io->stats->m.auth_timeouts, 1);
 		conn_close(c, "not authenticated in time");
 	}
 }
 
 /* The counts behind the log lines that were held back in the last second. */
 static void
-flush_log_limits(struct cp *cp, uint64_t now)
+flush_log_limits(struct cp_io *io, uint64_t now)
 {
-	uint64_t n = sp_log_limit_flush(&cp->lim_refused, now);
+	uint64_t n = sp_log_limit_flush(&io->lim_refused, now);
 	if (n)
 		SP_LOG_WARN(MOD, "refused %llu more connections in the last second",
 		            (unsigned long long)n);
-	n = sp_log_limit_flush(&cp->lim_bad, now);
+	n = sp_log_limit_flush(&io->lim_bad, now);
 	if (n)
 		SP_LOG_WARN(MOD,
 		            "closed %llu more connections for bad frames or authentication "
@@ -694,16 +720,16 @@ flush_log_limits(struct cp *cp, uint64_t now)
 }
 
 void
-cp_io_tick(struct cp *cp)
+cp_io_tick(struct cp_io *io)
 {
 	uint64_t now = sp_mono_ns();
-	expire_handshakes(cp, now);
-	flush_log_limits(cp, now);
-	for (uint32_t i = 0; i < cp->n_peers; i++) {
-		struct cp_peer *p = &cp->peers[i];
-		if (p->id == cp->id || p->addr[0] == '\0')
+	expire_handshakes(io, now);
+	flush_log_limits(io, now);
+	for (uint32_t i = 0; i < io->n_peers; i++) {
+		struct cp_peer *p = &io->peers[i];
+		if (p->id == io->id || p->addr[0] == '\0')
 			continue;
-		if (p->out && cp_conn_alive(cp, p->out, p->out_serial))
+		if (p->out && cp_conn_alive(io, p->out, p->out_serial))
 			continue;
 		p->out = NULL;
 		if (p->retry_ticks) {
@@ -711,28 +737,29 @@ cp_io_tick(struct cp *cp)
 			continue;
 		}
 		p->retry_ticks = CP_RECONNECT_TICKS;
-		peer_connect(cp, p);
+		peer_connect(io, p);
 	}
 }
 
 void
-cp_io_fini(struct cp *cp)
+cp_io_fini(struct cp_io *io)
 {
 	for (uint32_t i = 0; i < CP_CONNS_MAX; i++) {
-		struct cp_conn *c = cp->conns[i];
+		struct cp_conn *c = io->conns[i];
 		if (c) {
 			c->send_inflight = c->recv_inflight = c->connect_inflight = false;
 			c->state = CP_CS_CLOSING;
 			conn_free(c);
 		}
 	}
-	while (cp->closing) {
-		struct cp_conn *c = cp->closing;
+	while (io->closing) {
+		struct cp_conn *c = io->closing;
 		c->send_inflight = c->recv_inflight = c->connect_inflight = false;
 		conn_free(c);
 	}
-	if (cp->lpeer.fd > 0)
-		close(cp->lpeer.fd);
-	if (cp->lclient.fd > 0)
-		close(cp->lclient.fd);
+	if (io->lpeer.fd >= 0)
+		close(io->lpeer.fd);
+	if (io->lclient.fd >= 0)
+		close(io->lclient.fd);
+	io->lpeer.fd = io->lclient.fd = -1;
 }

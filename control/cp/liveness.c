@@ -10,13 +10,14 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
 #include "common/errors.h"
 #include "common/log.h"
 #include "common/verify.h"
-#include "cp.h"
+#include "liveness.h"
 #include "state/placement.h"
 
 #define MOD "liveness"
@@ -34,41 +35,66 @@ lv_now(void)
 	return sp_mono_ns();
 }
 
-void
-cp_liveness_init(struct cp *cp)
+int
+cp_liveness_init(struct cp_liveness *lv, const struct cp_config *cfg, uint64_t id,
+                 struct cp_node *node, struct cp_io *io, struct cp_stats *stats)
 {
+	memset(lv, 0, sizeof(*lv));
+	lv->cfg = cfg;
+	lv->id = id;
+	lv->node = node;
+	lv->io = io;
+	lv->stats = stats;
+	lv->cmd_buf = malloc(CLUSTER_CMD_BYTES_MAX);
+	lv->target = calloc(SP_PARTITIONS_MAX, sizeof(lv->target[0]));
+	lv->next = calloc(SP_PARTITIONS_MAX, sizeof(lv->next[0]));
+	if (lv->cmd_buf == NULL || lv->target == NULL || lv->next == NULL) {
+		cp_liveness_fini(lv);
+		return -ENOMEM;
+	}
 	struct health_params prm = {
-	        .lease_ns = (uint64_t)cp->cfg.lease_ms * SP_NS_PER_MS,
-	        .failure_timeout_ns = (uint64_t)cp->cfg.failure_timeout_ms * SP_NS_PER_MS,
-	        .hold_down_ns = (uint64_t)cp->cfg.hold_down_ms * SP_NS_PER_MS,
+	        .lease_ns = (uint64_t)lv->cfg->lease_ms * SP_NS_PER_MS,
+	        .failure_timeout_ns = (uint64_t)lv->cfg->failure_timeout_ms * SP_NS_PER_MS,
+	        .hold_down_ns = (uint64_t)lv->cfg->hold_down_ms * SP_NS_PER_MS,
 	        .margin_ns = CP_LEASE_MARGIN_MS * SP_NS_PER_MS,
 	};
-	health_init(&cp->lv.h, &prm);
+	health_init(&lv->h, &prm);
+	return 0;
+}
+
+void
+cp_liveness_fini(struct cp_liveness *lv)
+{
+	free(lv->cmd_buf);
+	free(lv->target);
+	free(lv->next);
+	lv->cmd_buf = NULL;
+	lv->target = lv->next = NULL;
 }
 
 /* This node's report on its dataplane, from the region. */
 static void
-self_report(struct cp *cp, uint64_t now, struct health_report *r)
+self_report(struct cp_liveness *lv, uint64_t now, struct health_report *r)
 {
 	struct sp_dp_status s;
 
 	memset(r, 0, sizeof(*r));
 	r->hb_age_ms = UINT32_MAX;
-	if (cp->region == NULL) {
+	if (lv->node->region == NULL) {
 		/* No region: the dataplane is what the flags say; nothing to check. */
-		r->dp_alive = cp->cfg.dp_set;
-		r->workers = cp->cfg.dp_workers;
-		r->partitions = cp->sm->partitions;
+		r->dp_alive = lv->cfg->dp_set;
+		r->workers = lv->cfg->dp_workers;
+		r->partitions = lv->node->sm->partitions;
 		return;
 	}
 	r->has_region = true;
-	if (sp_region_status_read(cp->region, &s) != 0)
+	if (sp_region_status_read(lv->node->region, &s) != 0)
 		return;
 	uint64_t age_ns = now > s.heartbeat_mono_ns ? now - s.heartbeat_mono_ns : 0;
 	r->hb_age_ms = (uint32_t)SP_MIN(age_ns / SP_NS_PER_MS, (uint64_t)UINT32_MAX - 1);
 	bool gone = s.pid == 0 || (kill((pid_t)s.pid, 0) != 0 && errno == ESRCH);
 	r->dp_alive = !(gone && age_ns >= DP_GONE_AGE_NS) &&
-	              age_ns < cp->lv.h.prm.failure_timeout_ns &&
+	              age_ns < lv->h.prm.failure_timeout_ns &&
 	              (s.state == SP_DP_RUNNING || s.state == SP_DP_SWITCHING ||
 	               s.state == SP_DP_STARTING);
 	r->serving = s.serving < SP_DP_SERVING_LAST ? s.serving : SP_DP_NOT_READY;
@@ -82,80 +108,79 @@ self_report(struct cp *cp, uint64_t now, struct health_report *r)
 }
 
 static void
-send_health(struct cp *cp, uint64_t to, const struct health_msg *m)
+send_health(struct cp_liveness *lv, uint64_t to, const struct health_msg *m)
 {
 	uint8_t buf[HEALTH_MSG_BYTES];
-	struct cp_peer *p;
 
-	if (cp->isolated)
-		return; /* the fault switch cuts liveness traffic too */
-	p = cp_peer_find(cp, to);
-	if (p == NULL || p->out == NULL || !cp_conn_alive(cp, p->out, p->out_serial) ||
-	    p->out->state != CP_CS_READY)
-		return;
+	ASSERT(to != lv->id);
 	health_msg_encode(m, buf);
-	if (cp_conn_send_frame(p->out, FRAME_LIVENESS, buf, sizeof(buf), NULL, 0) == 0)
-		cp->lv.sent++;
+	/* io.c drops it while the fault switch is on or without a connection to the member. */
+	if (cp_io_send_peer(lv->io, to, FRAME_LIVENESS, buf, sizeof(buf)) == 0)
+		lv->sent++;
 }
 
 /* Writes this node's lease to its region when it changed. */
 static void
-write_lease(struct cp *cp, uint64_t now)
+write_lease(struct cp_liveness *lv, uint64_t now)
 {
 	uint32_t membership;
-	uint64_t expiry = cp->lv.lease_expiry_ns;
+	uint64_t expiry = lv->lease_expiry_ns;
 
-	if (cp->region == NULL || cp->removed_tick != 0 || cp->lv.removed)
+	if (lv->node->region == NULL || cp_node_removed(lv->node) || lv->removed)
 		return;
-	membership = cluster_sm_member(cp->sm, cp->id) != NULL ? SP_REGION_MEMBER_IN
-	                                                       : SP_REGION_MEMBER_UNKNOWN;
-	if (cp->lv.self.has_region && !cp->lv.self.dp_alive)
+	membership = cluster_sm_member(lv->node->sm, lv->id) != NULL ? SP_REGION_MEMBER_IN
+	                                                             : SP_REGION_MEMBER_UNKNOWN;
+	if (lv->self.has_region && !lv->self.dp_alive)
 		expiry = 0;
-	if (expiry == cp->lv.written_expiry && membership == cp->lv.written_membership)
+	if (expiry == lv->written_expiry && membership == lv->written_membership)
 		return;
-	sp_region_lease_write(cp->region, expiry, membership);
-	if ((expiry > now) != (cp->lv.written_expiry > now))
+	sp_region_lease_write(lv->node->region, expiry, membership);
+	if ((expiry > now) != (lv->written_expiry > now))
 		SP_LOG_INFO(MOD, "lease %s", expiry > now ? "granted" : "lapsed or revoked");
-	cp->lv.written_expiry = expiry;
-	cp->lv.written_membership = membership;
+	lv->written_expiry = expiry;
+	lv->written_membership = membership;
 }
 
 void
-cp_liveness_removed(struct cp *cp)
+cp_liveness_removed(struct cp_liveness *lv)
 {
-	cp->lv.removed = true;
-	if (cp->region != NULL)
-		sp_region_lease_write(cp->region, 0, SP_REGION_MEMBER_REMOVED);
+	lv->removed = true;
+	if (lv->node->region != NULL)
+		sp_region_lease_write(lv->node->region, 0, SP_REGION_MEMBER_REMOVED);
 }
 
 /* The member view health_judge needs. */
 static void
-member_view(const struct cp *cp, const struct cluster_member *m, struct health_member_view *v)
+member_view(const struct cp_liveness *lv, const struct cluster_member *m,
+            struct health_member_view *v)
 {
 	v->id = m->id;
-	v->is_self = m->id == cp->id;
+	v->is_self = m->id == lv->id;
 	v->down = m->down;
 	v->workers = m->dp_known ? m->workers : 0;
-	v->partitions = cp->sm->partitions;
-	v->epoch = cp->sm->epoch;
+	v->partitions = lv->node->sm->partitions;
+	v->epoch = lv->node->sm->epoch;
 }
 
 void
-cp_liveness_tick(struct cp *cp)
+cp_liveness_tick(struct cp_liveness *lv)
 {
 	struct raft_status st;
 	uint64_t now = lv_now();
-	struct cp_liveness *lv = &cp->lv;
 
-	raft_status(cp->raft, &st);
-	self_report(cp, now, &lv->self);
+	lv->tick++;
+	/* The node saw its own removal: the dataplane stops serving at once. */
+	if (cp_node_removed(lv->node) && !lv->removed)
+		cp_liveness_removed(lv);
+	cp_node_status(lv->node, &st);
+	self_report(lv, now, &lv->self);
 	if (lv->self.has_region && !lv->self.dp_alive) {
 		if (lv->revoked_at_ns == 0) {
 			lv->revoked_at_ns = now; /* no grant for a ping sent before this counts */
 			lv->lease_expiry_ns = 0;
 			if (lv->self.hb_age_ms == UINT32_MAX)
 				SP_LOG_WARN(MOD, "no dataplane heartbeat in %s: no lease",
-				            cp->cfg.state_region);
+				            lv->cfg->state_region);
 			else
 				SP_LOG_WARN(
 				        MOD,
@@ -178,64 +203,61 @@ cp_liveness_tick(struct cp *cp)
 	lv->term = st.term;
 	lv->leader_id = st.leader_id;
 
-	if (cp->tick % PING_TICKS == 0) {
+	if (lv->tick % PING_TICKS == 0) {
 		struct health_msg m = {.kind = HEALTH_PING,
-		                       .from = cp->id,
+		                       .from = lv->id,
 		                       .term = st.term,
 		                       .send_ns = now,
 		                       .report = lv->self};
 		for (uint32_t i = 0; i < st.membership.n_voters; i++)
-			if (st.membership.voters[i] != cp->id)
-				send_health(cp, st.membership.voters[i], &m);
+			if (st.membership.voters[i] != lv->id)
+				send_health(lv, st.membership.voters[i], &m);
 		for (uint32_t i = 0; i < st.membership.n_learners; i++)
-			if (st.membership.learners[i] != cp->id)
-				send_health(cp, st.membership.learners[i], &m);
+			if (st.membership.learners[i] != lv->id)
+				send_health(lv, st.membership.learners[i], &m);
 	}
 
 	if (leader) {
-		health_on_self(&lv->h, cp->id, now, &lv->self);
-		lv->leader_lease_ns = health_leader_lease(&lv->h, cp->id, st.membership.voters,
+		health_on_self(&lv->h, lv->id, now, &lv->self);
+		lv->leader_lease_ns = health_leader_lease(&lv->h, lv->id, st.membership.voters,
 		                                          st.membership.n_voters, now);
 		/* Judge every member (the detector's clocks move), and this node's own lease is
 		 * the leader lease while the leader would grant itself. */
-		for (uint32_t i = 0; i < cp->sm->n_members; i++) {
-			const struct cluster_member *m = &cp->sm->members[i];
+		for (uint32_t i = 0; i < lv->node->sm->n_members; i++) {
+			const struct cluster_member *m = &lv->node->sm->members[i];
 			struct health_member_view v;
 			struct health_verdict vd;
-			member_view(cp, m, &v);
+			member_view(lv, m, &v);
 			health_judge(&lv->h, &v, now, &vd);
 			if (v.is_self) {
 				lv->lease_expiry_ns = vd.grant && now < lv->leader_lease_ns
 				                              ? lv->leader_lease_ns
 				                              : 0;
 				if (lv->lease_expiry_ns)
-					health_granted(&lv->h, cp->id, now);
+					health_granted(&lv->h, lv->id, now);
 			}
 		}
-		if (cluster_sm_member(cp->sm, cp->id) == NULL)
+		if (cluster_sm_member(lv->node->sm, lv->id) == NULL)
 			lv->lease_expiry_ns = 0;
 	}
-	write_lease(cp, now);
+	write_lease(lv, now);
 }
 
 void
-cp_liveness_on_frame(struct cp *cp, uint64_t from_peer, const uint8_t *buf, uint32_t len)
+cp_liveness_on_frame(struct cp_liveness *lv, uint64_t from_peer, const uint8_t *buf, uint32_t len)
 {
-	struct cp_liveness *lv = &cp->lv;
 	struct health_msg m;
 	struct raft_status st;
 	uint64_t now = lv_now();
 
-	if (cp->isolated)
+	if (lv->io->isolated)
 		return;
 	if (health_msg_decode(buf, len, &m) != 0 || m.from != from_peer) {
 		lv->bad++;
-		pthread_mutex_lock(&cp->metrics_lock);
-		cp->metrics.frames_bad++;
-		pthread_mutex_unlock(&cp->metrics_lock);
+		cp_stats_add(lv->stats, &lv->stats->m.frames_bad, 1);
 		return;
 	}
-	raft_status(cp->raft, &st);
+	cp_node_status(lv->node, &st);
 	/* Only members are heard: an authenticated but removed or unknown node is not. */
 	if (!raft_membership_contains(&st.membership, m.from)) {
 		lv->not_member++;
@@ -243,7 +265,7 @@ cp_liveness_on_frame(struct cp *cp, uint64_t from_peer, const uint8_t *buf, uint
 	}
 	if (m.kind == HEALTH_PING) {
 		struct health_msg e = {
-		        .kind = HEALTH_ECHO, .from = cp->id, .term = st.term, .send_ns = m.send_ns};
+		        .kind = HEALTH_ECHO, .from = lv->id, .term = st.term, .send_ns = m.send_ns};
 		const struct health_peer *p;
 		if (st.role == RAFT_LEADER && lv->h.leader_since_ns != 0) {
 			health_on_ping(&lv->h, m.from, now, &m.report);
@@ -254,13 +276,13 @@ cp_liveness_on_frame(struct cp *cp, uint64_t from_peer, const uint8_t *buf, uint
 			        !m.report.has_region || (m.report.dp_alive && !m.report.revoked);
 			e.grant = m.term == st.term && now < lv->leader_lease_ns && p != NULL &&
 			          p->grant_ok && report_ok &&
-			          cluster_sm_member(cp->sm, m.from) != NULL;
+			          cluster_sm_member(lv->node->sm, m.from) != NULL;
 			if (e.grant) {
 				health_granted(&lv->h, m.from, now);
 				lv->grants++;
 			}
 		}
-		send_health(cp, m.from, &e);
+		send_health(lv, m.from, &e);
 		return;
 	}
 	/* An echo of one of our pings. */
@@ -278,90 +300,90 @@ cp_liveness_on_frame(struct cp *cp, uint64_t from_peer, const uint8_t *buf, uint
 
 /* Proposes one command (liveness duties). */
 static void
-propose(struct cp *cp, const struct cluster_cmd *cmd)
+propose(struct cp_liveness *lv, const struct cluster_cmd *cmd)
 {
-	static uint8_t buf[CLUSTER_CMD_BYTES_MAX];
-	int n = cluster_cmd_encode(cmd, buf, sizeof(buf));
+	int n = cluster_cmd_encode(cmd, lv->cmd_buf, CLUSTER_CMD_BYTES_MAX);
 	if (n > 0)
-		cp_node_submit(cp, CP_SUB_PROPOSE, 0, buf, (uint32_t)n, 0);
+		cp_node_submit(lv->node, CP_SUB_PROPOSE, 0, lv->cmd_buf, (uint32_t)n, 0);
 }
 
 bool
-cp_liveness_auto(const struct cp *cp)
+cp_liveness_auto(const struct cp_liveness *lv)
 {
-	const struct cluster_config_item *it = cluster_sm_config_get(cp->sm, CP_AUTO_REBALANCE_KEY);
+	const struct cluster_config_item *it =
+	        cluster_sm_config_get(lv->node->sm, CP_AUTO_REBALANCE_KEY);
 	return it == NULL || strcmp(it->value, "off") != 0;
 }
 
 /* True when node `id` cannot be serving partition p of the current map now. */
 static bool
-old_owner_stopped(struct cp *cp, const struct sp_map_entry *e, uint64_t now)
+old_owner_stopped(struct cp_liveness *lv, const struct sp_map_entry *e, uint64_t now)
 {
-	const struct cluster_member *m = cluster_sm_member(cp->sm, e->node_id);
-	const struct health_peer *p = health_peer_find(&cp->lv.h, e->node_id);
+	const struct cluster_member *m = cluster_sm_member(lv->node->sm, e->node_id);
+	const struct health_peer *p = health_peer_find(&lv->h, e->node_id);
 
 	if (m == NULL || !m->dp_known)
-		return health_lease_void(&cp->lv.h, e->node_id, now);
+		return health_lease_void(&lv->h, e->node_id, now);
 	if (p != NULL && p->have_report && !p->rep.has_region)
 		return true; /* no region: its dataplane is not lease-managed (docs) */
-	if (health_lease_void(&cp->lv.h, e->node_id, now))
+	if (health_lease_void(&lv->h, e->node_id, now))
 		return true;
 	/* Fenced in the current map, and its dataplane installed that map. */
 	return (e->flags & SP_MAP_F_FENCED) && p != NULL && p->have_report &&
-	       p->rep.applied_epoch >= cp->sm->epoch &&
-	       now - p->last_ping_ns < cp->lv.h.prm.failure_timeout_ns;
+	       p->rep.applied_epoch >= lv->node->sm->epoch &&
+	       now - p->last_ping_ns < lv->h.prm.failure_timeout_ns;
 }
 
 int
-cp_liveness_plan(struct cp *cp, bool everyone, struct sp_map_entry *next, uint32_t *moved,
+cp_liveness_plan(struct cp_liveness *lv, bool everyone, struct sp_map_entry *next, uint32_t *moved,
                  uint32_t *fenced)
 {
-	static struct sp_map_entry target[SP_PARTITIONS_MAX];
-	static uint32_t held[SP_MEMBERS_MAX];
+	struct sp_map_entry *target = lv->target;
+	uint32_t *held = lv->held;
 	struct placement_node nodes[SP_MEMBERS_MAX];
-	uint32_t n = 0, P = cp->sm->partitions;
+	uint32_t n = 0, P = lv->node->sm->partitions;
 	uint64_t now = lv_now();
 
 	*moved = 0;
 	*fenced = 0;
 	if (P == 0)
 		return -SP_ENOTFOUND;
-	memset(held, 0, sizeof(held));
-	for (uint32_t p = 0; p < P && cp->sm->epoch != 0; p++)
-		for (uint32_t i = 0; i < cp->sm->n_members; i++)
-			if (cp->sm->members[i].id == cp->sm->map[p].node_id)
+	memset(lv->held, 0, sizeof(lv->held));
+	for (uint32_t p = 0; p < P && lv->node->sm->epoch != 0; p++)
+		for (uint32_t i = 0; i < lv->node->sm->n_members; i++)
+			if (lv->node->sm->members[i].id == lv->node->sm->map[p].node_id)
 				held[i]++;
-	for (uint32_t i = 0; i < cp->sm->n_members; i++) {
-		const struct cluster_member *m = &cp->sm->members[i];
-		const struct health_peer *hp = health_peer_find(&cp->lv.h, m->id);
+	for (uint32_t i = 0; i < lv->node->sm->n_members; i++) {
+		const struct cluster_member *m = &lv->node->sm->members[i];
+		const struct health_peer *hp = health_peer_find(&lv->h, m->id);
 		if (!m->dp_known || m->down)
 			continue;
 		/* A node takes new partitions only once its dataplane is up with a matching
 		 * configuration (and, without auto rebalance, only when asked). */
 		bool ready = hp != NULL && hp->healthy_since_ns != 0;
-		if (held[i] == 0 && !(ready && (everyone || cp_liveness_auto(cp))))
+		if (held[i] == 0 && !(ready && (everyone || cp_liveness_auto(lv))))
 			continue;
 		nodes[n++] = (struct placement_node){(uint32_t)m->id, m->workers};
 	}
 	if (n == 0)
 		return -SP_ENOTFOUND;
 	for (uint32_t p = 0; p < P; p++) {
-		target[p] = cp->sm->epoch ? cp->sm->map[p] : (struct sp_map_entry){0};
+		target[p] = lv->node->sm->epoch ? lv->node->sm->map[p] : (struct sp_map_entry){0};
 		target[p].flags = 0;
 	}
 	int rc = placement_rebalance(target, P, nodes, n);
 	if (rc < 0)
 		return rc;
-	if (cp->sm->epoch == 0) {
+	if (lv->node->sm->epoch == 0) {
 		memcpy(next, target, P * sizeof(next[0]));
 		*moved = P;
 		return 0;
 	}
 	for (uint32_t p = 0; p < P; p++) {
-		const struct sp_map_entry *cur = &cp->sm->map[p];
+		const struct sp_map_entry *cur = &lv->node->sm->map[p];
 		if (target[p].node_id == cur->node_id) {
 			next[p] = target[p]; /* same node (a worker move is the dataplane's) */
-		} else if (old_owner_stopped(cp, cur, now)) {
+		} else if (old_owner_stopped(lv, cur, now)) {
 			next[p] = target[p];
 		} else {
 			next[p] = *cur;
@@ -378,25 +400,26 @@ cp_liveness_plan(struct cp *cp, bool everyone, struct sp_map_entry *next, uint32
 }
 
 void
-cp_liveness_duties(struct cp *cp)
+cp_liveness_duties(struct cp_liveness *lv)
 {
-	static struct sp_map_entry next[SP_PARTITIONS_MAX];
+	struct sp_map_entry *next = lv->next;
 	struct raft_status st;
 	uint64_t now = lv_now();
-	struct cp_liveness *lv = &cp->lv;
 
-	raft_status(cp->raft, &st);
-	if (st.role != RAFT_LEADER || st.commit < st.last_index || cp->sm->partitions == 0 ||
+	if (cp_node_busy(lv->node))
+		return; /* proposals would only wait while a ready is written */
+	cp_node_status(lv->node, &st);
+	if (st.role != RAFT_LEADER || st.commit < st.last_index || lv->node->sm->partitions == 0 ||
 	    lv->h.leader_since_ns == 0)
 		return; /* one proposal at a time, on committed state */
 	/* Down and up first. */
-	for (uint32_t i = 0; i < cp->sm->n_members; i++) {
-		const struct cluster_member *m = &cp->sm->members[i];
+	for (uint32_t i = 0; i < lv->node->sm->n_members; i++) {
+		const struct cluster_member *m = &lv->node->sm->members[i];
 		struct health_member_view v;
 		struct health_verdict vd;
 		if (!m->dp_known)
 			continue;
-		member_view(cp, m, &v);
+		member_view(lv, m, &v);
 		health_judge(&lv->h, &v, now, &vd);
 		if (vd.propose_down || vd.propose_up) {
 			struct cluster_cmd cmd = {.type = CLUSTER_CMD_MEMBER_HEALTH};
@@ -405,77 +428,77 @@ cp_liveness_duties(struct cp *cp)
 			SP_LOG_WARN(MOD, "member %s (%" PRIu64 ") %s%s%s", m->name, m->id,
 			            vd.propose_down ? "down: " : "up again after the hold-down",
 			            vd.propose_down ? vd.why : "", "");
-			propose(cp, &cmd);
+			propose(lv, &cmd);
 			return;
 		}
 	}
-	if (!health_settled(&lv->h, now) && cp->sm->epoch != 0)
+	if (!health_settled(&lv->h, now) && lv->node->sm->epoch != 0)
 		return; /* a new leader moves nothing until earlier grants are over */
 	uint32_t moved, fenced;
-	bool everyone = cp->rebalance_requested;
-	if (cp_liveness_plan(cp, everyone, next, &moved, &fenced) != 0 || moved + fenced == 0) {
+	bool everyone = lv->rebalance_requested;
+	if (cp_liveness_plan(lv, everyone, next, &moved, &fenced) != 0 || moved + fenced == 0) {
 		/* A requested rebalance lasts until done: its moves take two maps (fence, then
 		 * move), and the second would otherwise undo the first. */
-		cp->rebalance_requested = false;
+		lv->rebalance_requested = false;
 		return;
 	}
 	/* Nodes losing partitions (moved or fenced) get no more grants until they run it. */
-	for (uint32_t p = 0; p < cp->sm->partitions && cp->sm->epoch != 0; p++)
-		if (memcmp(&next[p], &cp->sm->map[p], sizeof(next[p])) != 0)
-			health_took(&lv->h, cp->sm->map[p].node_id, cp->sm->epoch + 1);
+	for (uint32_t p = 0; p < lv->node->sm->partitions && lv->node->sm->epoch != 0; p++)
+		if (memcmp(&next[p], &lv->node->sm->map[p], sizeof(next[p])) != 0)
+			health_took(&lv->h, lv->node->sm->map[p].node_id, lv->node->sm->epoch + 1);
 	struct cluster_cmd cmd = {.type = CLUSTER_CMD_MAP_SET,
-	                          .epoch = cp->sm->epoch + 1,
-	                          .partitions = cp->sm->partitions,
+	                          .epoch = lv->node->sm->epoch + 1,
+	                          .partitions = lv->node->sm->partitions,
 	                          .map = next};
 	SP_LOG_INFO(MOD, "map epoch %" PRIu64 ": %u partitions move, %u fenced first", cmd.epoch,
 	            moved, fenced);
-	propose(cp, &cmd);
+	propose(lv, &cmd);
 }
 
 void
-cp_liveness_judge(struct cp *cp, uint64_t id, struct health_verdict *vd)
+cp_liveness_judge(struct cp_liveness *lv, uint64_t id, struct health_verdict *vd)
 {
-	const struct cluster_member *m = cluster_sm_member(cp->sm, id);
+	const struct cluster_member *m = cluster_sm_member(lv->node->sm, id);
 	struct health_member_view v;
 
 	memset(vd, 0, sizeof(*vd));
-	if (m == NULL || cp->lv.h.leader_since_ns == 0) {
+	if (m == NULL || lv->h.leader_since_ns == 0) {
 		snprintf(vd->why, sizeof(vd->why), "%s",
 		         m == NULL ? "not a member" : "not judged here (ask the leader)");
 		return;
 	}
-	member_view(cp, m, &v);
-	health_judge(&cp->lv.h, &v, lv_now(), vd);
+	member_view(lv, m, &v);
+	health_judge(&lv->h, &v, lv_now(), vd);
 }
 
 const char *
-cp_liveness_dp_state(struct cp *cp, char *why, size_t why_len)
+cp_liveness_dp_state(const struct cp_liveness *lv, char *why, size_t why_len)
 {
-	const struct health_report *r = &cp->lv.self;
-	const struct cluster_member *m = cluster_sm_member(cp->sm, cp->id);
+	const struct health_report *r = &lv->self;
+	const struct cluster_member *m = cluster_sm_member(lv->node->sm, lv->id);
 
 	why[0] = '\0';
 	if (!r->has_region)
-		return cp->cfg.dp_set ? "unmanaged" : "none";
+		return lv->cfg->dp_set ? "unmanaged" : "none";
 	if (r->hb_age_ms == UINT32_MAX) {
-		snprintf(why, why_len, "no dataplane heartbeat in %s", cp->cfg.state_region);
+		snprintf(why, why_len, "no dataplane heartbeat in %s", lv->cfg->state_region);
 		return "down";
 	}
 	if (!r->dp_alive) {
 		snprintf(why, why_len, "heartbeat %u ms old (timeout %u ms) or process gone",
-		         r->hb_age_ms, cp->cfg.failure_timeout_ms);
+		         r->hb_age_ms, lv->cfg->failure_timeout_ms);
 		return "down";
 	}
-	if (cp->sm->partitions != 0 && r->partitions != cp->sm->partitions) {
+	if (lv->node->sm->partitions != 0 && r->partitions != lv->node->sm->partitions) {
 		snprintf(why, why_len,
 		         "dataplane runs --partitions %u, the cluster has %u; restart it with "
 		         "--partitions %u",
-		         r->partitions, cp->sm->partitions, cp->sm->partitions);
+		         r->partitions, lv->node->sm->partitions, lv->node->sm->partitions);
 		return "mismatch";
 	}
 	if (m != NULL && m->down) {
 		snprintf(why, why_len, "marked down by the leader; up again after %u ms healthy",
-		         cp->cfg.hold_down_ms);
+		         lv->cfg->hold_down_ms);
 		return "down";
 	}
 	switch (r->serving) {

@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * shardplane-cp: the control plane of one node. See `shardplane-cp --help`.
+ *
+ * One process, one thread, one io_uring. main.c is the only file that knows every module:
+ * it owns them (struct cp), installs io.c's handler table, and runs the event loop that
+ * moves the node and hands its outcomes to the API. docs/control-plane.md ("Modules")
+ * draws who calls whom; scripts/check_module_graph.py keeps it without a circle.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <jemalloc/jemalloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +19,39 @@
 #include "common/errors.h"
 #include "common/log.h"
 #include "common/verify.h"
-#include "cp.h"
+#include "addr.h"
+#include "api.h"
+#include "common/clock.h"
+#include "config.h"
+#include "io.h"
+#include "liveness.h"
+#include "metrics.h"
+#include "node.h"
 
 #define MOD          "cp"
 #define RING_ENTRIES 512u
+/* Rounds of driving the node and draining its outcomes after one turn of the event loop. */
+#define CP_DRIVE_ROUNDS_MAX 64u
+
+/* The process: its modules, each owning its own state, and what is the loop's alone. */
+struct cp {
+	struct cp_config cfg;
+	uint64_t id;
+	uint8_t secret[FRAME_SECRET_MAX];
+	size_t secret_len;
+	struct io_uring ring;
+	struct cp_op op_tick;
+	struct __kernel_timespec tick_ts;
+	uint32_t tick;
+	bool stopping; /* a member told us we were removed */
+	int fatal;     /* the loop failed */
+
+	struct cp_stats stats;
+	struct cp_io io;
+	struct cp_node node;
+	struct cp_liveness lv;
+	struct cp_api api;
+};
 
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t isolate_toggles;
@@ -385,6 +420,52 @@ arm_tick(struct cp *cp)
 	io_uring_sqe_set_data(sqe, &cp->op_tick);
 }
 
+/* io.c's handler table: where each authenticated frame goes. */
+static void
+on_raft(void *arg, struct cp_conn *c, uint64_t peer_id, const uint8_t *buf, uint32_t len)
+{
+	struct cp *cp = arg;
+	(void)c;
+	(void)peer_id;
+	cp_node_on_raft_frame(&cp->node, buf, len);
+}
+
+static void
+on_liveness(void *arg, struct cp_conn *c, uint64_t peer_id, const uint8_t *buf, uint32_t len)
+{
+	struct cp *cp = arg;
+	(void)c;
+	cp_liveness_on_frame(&cp->lv, peer_id, buf, len);
+}
+
+static void
+on_request(void *arg, struct cp_conn *c, uint64_t peer_id, const uint8_t *buf, uint32_t len)
+{
+	struct cp *cp = arg;
+	ASSERT(peer_id == 0);
+	cp_api_on_request(&cp->api, c, buf, len);
+}
+
+static void
+on_removed(void *arg, struct cp_conn *c, uint64_t peer_id, const uint8_t *buf, uint32_t len)
+{
+	struct cp *cp = arg;
+	(void)c;
+	(void)buf;
+	(void)len;
+	SP_LOG_WARN(MOD, "member %llu says this member was removed from the cluster; stopping",
+	            (unsigned long long)peer_id);
+	cp_liveness_removed(&cp->lv);
+	cp->stopping = true;
+}
+
+static void
+on_conn_closed(void *arg, struct cp_conn *c)
+{
+	struct cp *cp = arg;
+	cp_api_on_conn_closed(&cp->api, c);
+}
+
 /*
  * Moves the node on and hands its outcomes to the API, again while the node stopped for
  * lack of room in the outcome queue (bounded: what is left goes on at the next turn).
@@ -393,18 +474,87 @@ static void
 drive(struct cp *cp)
 {
 	for (uint32_t round = 0; round < CP_DRIVE_ROUNDS_MAX; round++) {
-		bool more = cp_node_drive(cp);
-		cp_api_take_outcomes(cp);
+		bool more = cp_node_drive(&cp->node);
+		cp_api_take_outcomes(&cp->api);
 		if (!more)
 			return;
 	}
+}
+
+/* Copies the gauges of every module into the figures the HTTP thread serves. */
+static void
+metrics_update(struct cp *cp)
+{
+	struct raft_status st;
+	struct sp_dp_status ds;
+	int64_t age = -1;
+	size_t allocated = 0, resident = 0, sz = sizeof(size_t);
+	uint64_t epoch = 1;
+	struct cp_metrics *m = &cp->stats.m;
+
+	cp_node_status(&cp->node, &st);
+	if (cp->node.region && sp_region_status_read(cp->node.region, &ds) == 0) {
+		uint64_t now = sp_mono_ns();
+		age = now > ds.heartbeat_mono_ns ? (int64_t)((now - ds.heartbeat_mono_ns) / 1000000)
+		                                 : 0;
+	}
+	if (cp->tick % 40 == 0) {
+		/* jemalloc's figures refresh when its epoch advances: once a second. */
+		mallctl("epoch", NULL, NULL, &epoch, sizeof(epoch));
+	}
+	mallctl("stats.allocated", &allocated, &sz, NULL, 0);
+	mallctl("stats.resident", &resident, &sz, NULL, 0);
+	uint64_t lnow = sp_mono_ns();
+	pthread_mutex_lock(&cp->stats.lock);
+	m->term = st.term;
+	m->leader = st.leader_id;
+	m->role = st.role;
+	m->commit = st.commit;
+	m->applied = cp->node.applied;
+	m->last_index = st.last_index;
+	m->n_peers = 0;
+	for (uint32_t i = 0; i < st.n_progress; i++) {
+		if (st.progress[i].id == cp->id)
+			continue;
+		uint32_t k = m->n_peers++;
+		m->peer_ids[k] = st.progress[i].id;
+		m->peer_lag[k] = st.last_index > st.progress[i].match
+		                         ? st.last_index - st.progress[i].match
+		                         : 0;
+	}
+	m->dp_heartbeat_age_ms = age;
+	m->lv_sent = cp->lv.sent;
+	m->lv_grants = cp->lv.grants;
+	m->lv_bad = cp->lv.bad;
+	m->lv_not_member = cp->lv.not_member;
+	m->lease_left_ms = cp->lv.written_expiry > lnow
+	                           ? (int64_t)((cp->lv.written_expiry - lnow) / 1000000)
+	                           : 0;
+	m->mem_allocated = allocated;
+	m->mem_resident = resident;
+	pthread_mutex_unlock(&cp->stats.lock);
+}
+
+/* One tick, module by module, lowest first; then the node moves and the API hears. */
+static void
+tick(struct cp *cp)
+{
+	cp->tick++;
+	cp_io_tick(&cp->io);
+	cp_node_tick(&cp->node);
+	cp_liveness_tick(&cp->lv);
+	cp_node_duties(&cp->node, &cp->lv.self);
+	cp_liveness_duties(&cp->lv);
+	drive(cp);
+	cp_api_tick(&cp->api);
+	metrics_update(cp);
 }
 
 static void
 run(struct cp *cp)
 {
 	arm_tick(cp);
-	while (!cp->stopping && !stop_signal) {
+	while (!cp->stopping && !cp->node.stopping && !stop_signal) {
 		int rc = io_uring_submit_and_wait(&cp->ring, 1);
 		if (rc < 0 && rc != -EINTR && rc != -ETIME) {
 			SP_LOG_ERR(MOD, "io_uring: %s", strerror(-rc));
@@ -420,23 +570,20 @@ run(struct cp *cp)
 			if (op == NULL)
 				continue;
 			if (op->magic == LOG_STORE_OP_MAGIC) {
-				log_store_complete(cp->log, cqe);
+				log_store_complete(cp->node.log, cqe);
 			} else if (op->magic == CP_OP_MAGIC && op->kind == CP_OP_TICK) {
 				arm_tick(cp);
-				cp_io_tick(cp);
-				cp_node_tick(cp);
-				drive(cp);
-				cp_api_tick(cp);
-				cp_metrics_update(cp);
-			} else {
-				cp_io_complete(cp, cqe);
+				tick(cp);
+			} else if (op->magic == CP_OP_MAGIC) {
+				cp_io_complete(&cp->io, cqe);
 			}
 		}
 		io_uring_cq_advance(&cp->ring, seen);
-		if ((isolate_toggles & 1) != cp->isolated) {
-			cp->isolated = isolate_toggles & 1;
+		if ((isolate_toggles & 1) != cp->io.isolated) {
+			cp->io.isolated = isolate_toggles & 1;
 			SP_LOG_WARN(MOD, "fault switch: Raft traffic %s",
-			            cp->isolated ? "cut (SIGUSR1 again restores it)" : "restored");
+			            cp->io.isolated ? "cut (SIGUSR1 again restores it)"
+			                            : "restored");
 		}
 		drive(cp);
 	}
@@ -459,8 +606,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	cp.secret_len = (size_t)n;
-	pthread_mutex_init(&cp.metrics_lock, NULL);
-	cp.metrics.dp_heartbeat_age_ms = -1;
+	cp_stats_init(&cp.stats);
 	cp.op_tick = (struct cp_op){CP_OP_MAGIC, CP_OP_TICK, &cp};
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
@@ -474,25 +620,36 @@ main(int argc, char **argv)
 		        strerror(-err));
 		return 1;
 	}
-	err = cp_api_init(&cp);
+	struct cp_io_handlers h = {.arg = &cp, .conn_closed = on_conn_closed};
+	h.on[CP_ROUTE_RAFT] = on_raft;
+	h.on[CP_ROUTE_LIVENESS] = on_liveness;
+	h.on[CP_ROUTE_REQUEST] = on_request;
+	h.on[CP_ROUTE_REMOVED] = on_removed;
+	/* Lowest module first: each is given the ones below it. */
+	cp_io_setup(&cp.io, &cp.cfg, cp.id, cp.secret, cp.secret_len, &cp.ring, &cp.stats, &h);
+	err = cp_node_start(&cp.node, &cp.cfg, cp.id, &cp.ring, &cp.io, &cp.stats);
 	if (err == 0)
-		err = cp_node_start(&cp);
+		err = cp_liveness_init(&cp.lv, &cp.cfg, cp.id, &cp.node, &cp.io, &cp.stats);
 	if (err == 0)
-		err = cp_io_init(&cp);
+		err = cp_api_init(&cp.api, &cp.cfg, cp.id, &cp.node, &cp.io, &cp.lv, &cp.stats);
 	if (err == 0)
-		err = cp_metrics_start(&cp);
+		err = cp_io_listen(&cp.io);
+	if (err == 0)
+		err = cp_metrics_start(&cp.stats, cp.cfg.metrics);
 	if (err == 0) {
 		SP_LOG_INFO(MOD, "serving peers on %s, clients on %s", cp.cfg.listen_peer,
 		            cp.cfg.listen_client);
 		run(&cp);
-		err = cp.fatal;
+		err = cp.fatal ? cp.fatal : cp.node.fatal;
 	}
 	if (stop_signal)
 		SP_LOG_INFO(MOD, "signal %d: stopping", (int)stop_signal);
-	cp_metrics_stop(&cp);
-	cp_io_fini(&cp);
-	cp_node_stop(&cp);
-	cp_api_fini(&cp);
+	cp_metrics_stop(&cp.stats);
+	cp_io_fini(&cp.io);
+	cp_api_fini(&cp.api);
+	cp_liveness_fini(&cp.lv);
+	cp_node_stop(&cp.node);
+	cp_stats_fini(&cp.stats);
 	io_uring_queue_exit(&cp.ring);
 	return err ? 1 : 0;
 }

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The Prometheus text endpoint (--metrics host:port), served by libmicrohttpd on its own
- * thread. The event loop copies its figures into cp->metrics once a tick under
- * metrics_lock; the HTTP thread only reads that copy.
+ * thread. The modules count into stats->m under stats->lock; the HTTP thread reads a copy
+ * taken under the lock.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <jemalloc/jemalloc.h>
 #include <microhttpd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/verify.h"
-#include "cp.h"
+#include "addr.h"
+#include "metrics.h"
 
 #define MOD              "cp-metrics"
 #define METRICS_BODY_MAX 16384
@@ -39,14 +41,14 @@ append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
 }
 
 static size_t
-render(struct cp *cp, char *b, size_t cap)
+render(struct cp_stats *s, char *b, size_t cap)
 {
 	struct cp_metrics m;
 	size_t n = 0;
 
-	pthread_mutex_lock(&cp->metrics_lock);
-	m = cp->metrics;
-	pthread_mutex_unlock(&cp->metrics_lock);
+	pthread_mutex_lock(&s->lock);
+	m = s->m;
+	pthread_mutex_unlock(&s->lock);
 	append(b, cap, &n, "# TYPE sp_cp_term gauge\nsp_cp_term %" PRIu64 "\n", m.term);
 	append(b, cap, &n, "# TYPE sp_cp_leader gauge\nsp_cp_leader %" PRIu64 "\n", m.leader);
 	append(b, cap, &n, "# TYPE sp_cp_is_leader gauge\nsp_cp_is_leader %d\n",
@@ -62,7 +64,7 @@ render(struct cp *cp, char *b, size_t cap)
 	       m.proposals_total, m.proposals_failed);
 	append(b, cap, &n, "# TYPE sp_cp_fsync_seconds histogram\n");
 	uint64_t cum = 0;
-	for (int i = 0; i < 16; i++) {
+	for (uint32_t i = 0; i < CP_FSYNC_BUCKETS; i++) {
 		cum += m.fsync_hist[i];
 		append(b, cap, &n, "sp_cp_fsync_seconds_bucket{le=\"%.6f\"} %" PRIu64 "\n",
 		       (double)(64ull << i) / 1e6, cum);
@@ -114,7 +116,7 @@ static enum MHD_Result
 on_http(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
         const char *version, const char *upload, size_t *upload_len, void **ctx)
 {
-	struct cp *cp = cls;
+	struct cp_stats *s = cls;
 	(void)version;
 	(void)upload;
 	(void)upload_len;
@@ -132,7 +134,7 @@ on_http(void *cls, struct MHD_Connection *conn, const char *url, const char *met
 	char *body = malloc(METRICS_BODY_MAX);
 	if (body == NULL)
 		return MHD_NO;
-	size_t n = render(cp, body, METRICS_BODY_MAX);
+	size_t n = render(s, body, METRICS_BODY_MAX);
 	resp = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
 	ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
@@ -140,98 +142,70 @@ on_http(void *cls, struct MHD_Connection *conn, const char *url, const char *met
 	return ret;
 }
 
+void
+cp_stats_init(struct cp_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	s->m.dp_heartbeat_age_ms = -1;
+}
+
+void
+cp_stats_fini(struct cp_stats *s)
+{
+	ASSERT(s->mhd == NULL); /* cp_metrics_stop first: the HTTP thread reads s */
+	pthread_mutex_destroy(&s->lock);
+}
+
+void
+cp_stats_add(struct cp_stats *s, uint64_t *counter, uint64_t n)
+{
+	ASSERT((uint8_t *)counter >= (uint8_t *)&s->m);
+	ASSERT((uint8_t *)counter < (uint8_t *)(&s->m + 1));
+	pthread_mutex_lock(&s->lock);
+	*counter += n;
+	pthread_mutex_unlock(&s->lock);
+}
+
 int
-cp_metrics_start(struct cp *cp)
+cp_metrics_start(struct cp_stats *s, const char *addr)
 {
 	struct sockaddr_in sa;
-	if (cp->cfg.metrics[0] == '\0')
+	if (addr[0] == '\0')
 		return 0;
-	if (cp_parse_addr(cp->cfg.metrics, &sa)) {
-		SP_LOG_ERR(MOD, "--metrics '%s' is not IPv4:port", cp->cfg.metrics);
+	if (cp_parse_addr(addr, &sa)) {
+		SP_LOG_ERR(MOD, "--metrics '%s' is not IPv4:port", addr);
 		return -EINVAL;
 	}
-	cp->mhd =
-	        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-	                         ntohs(sa.sin_port), NULL, NULL, on_http, cp, MHD_OPTION_SOCK_ADDR,
-	                         (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 16u,
-	                         MHD_OPTION_CONNECTION_TIMEOUT, 5u, MHD_OPTION_END);
-	if (cp->mhd == NULL) {
-		SP_LOG_ERR(MOD, "cannot serve metrics on %s (port in use?)", cp->cfg.metrics);
+	s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+	                          ntohs(sa.sin_port), NULL, NULL, on_http, s, MHD_OPTION_SOCK_ADDR,
+	                          (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 16u,
+	                          MHD_OPTION_CONNECTION_TIMEOUT, 5u, MHD_OPTION_END);
+	if (s->mhd == NULL) {
+		SP_LOG_ERR(MOD, "cannot serve metrics on %s (port in use?)", addr);
 		return -EADDRINUSE;
 	}
 	return 0;
 }
 
 void
-cp_metrics_stop(struct cp *cp)
+cp_metrics_stop(struct cp_stats *s)
 {
-	if (cp->mhd)
-		MHD_stop_daemon(cp->mhd);
-	cp->mhd = NULL;
+	if (s->mhd)
+		MHD_stop_daemon(s->mhd);
+	s->mhd = NULL;
 }
 
 void
-cp_metrics_fsync_done(struct cp *cp, uint64_t took_ns)
+cp_metrics_fsync_done(struct cp_stats *s, uint64_t took_ns)
 {
 	uint64_t us = took_ns / 1000;
-	int b = 0;
-	while (b < 15 && us > (64ull << b))
+	uint32_t b = 0;
+	while (b < CP_FSYNC_BUCKETS - 1 && us > (64ull << b))
 		b++;
-	pthread_mutex_lock(&cp->metrics_lock);
-	cp->metrics.fsync_hist[b]++;
-	cp->metrics.fsync_count++;
-	cp->metrics.fsync_sum_us += us;
-	pthread_mutex_unlock(&cp->metrics_lock);
-}
-
-void
-cp_metrics_update(struct cp *cp)
-{
-	struct raft_status st;
-	struct sp_dp_status ds;
-	int64_t age = -1;
-	size_t allocated = 0, resident = 0, sz = sizeof(size_t);
-	uint64_t epoch = 1;
-
-	raft_status(cp->raft, &st);
-	if (cp->region && sp_region_status_read(cp->region, &ds) == 0) {
-		uint64_t now = sp_mono_ns();
-		age = now > ds.heartbeat_mono_ns ? (int64_t)((now - ds.heartbeat_mono_ns) / 1000000)
-		                                 : 0;
-	}
-	if (cp->tick % 40 == 0) {
-		/* jemalloc's figures refresh when its epoch advances: once a second. */
-		mallctl("epoch", NULL, NULL, &epoch, sizeof(epoch));
-	}
-	mallctl("stats.allocated", &allocated, &sz, NULL, 0);
-	mallctl("stats.resident", &resident, &sz, NULL, 0);
-	pthread_mutex_lock(&cp->metrics_lock);
-	cp->metrics.term = st.term;
-	cp->metrics.leader = st.leader_id;
-	cp->metrics.role = st.role;
-	cp->metrics.commit = st.commit;
-	cp->metrics.applied = cp->applied;
-	cp->metrics.last_index = st.last_index;
-	cp->metrics.n_peers = 0;
-	for (uint32_t i = 0; i < st.n_progress; i++) {
-		if (st.progress[i].id == cp->id)
-			continue;
-		uint32_t k = cp->metrics.n_peers++;
-		cp->metrics.peer_ids[k] = st.progress[i].id;
-		cp->metrics.peer_lag[k] = st.last_index > st.progress[i].match
-		                                  ? st.last_index - st.progress[i].match
-		                                  : 0;
-	}
-	cp->metrics.dp_heartbeat_age_ms = age;
-	cp->metrics.lv_sent = cp->lv.sent;
-	cp->metrics.lv_grants = cp->lv.grants;
-	cp->metrics.lv_bad = cp->lv.bad;
-	cp->metrics.lv_not_member = cp->lv.not_member;
-	uint64_t lnow = sp_mono_ns();
-	cp->metrics.lease_left_ms = cp->lv.written_expiry > lnow
-	                                    ? (int64_t)((cp->lv.written_expiry - lnow) / 1000000)
-	                                    : 0;
-	cp->metrics.mem_allocated = allocated;
-	cp->metrics.mem_resident = resident;
-	pthread_mutex_unlock(&cp->metrics_lock);
+	pthread_mutex_lock(&s->lock);
+	s->m.fsync_hist[b]++;
+	s->m.fsync_count++;
+	s->m.fsync_sum_us += us;
+	pthread_mutex_unlock(&s->lock);
 }

@@ -9,7 +9,8 @@
 #include "common/errors.h"
 #include "common/log.h"
 #include "common/verify.h"
-#include "cp.h"
+#include "addr.h"
+#include "node.h"
 #include "storage/boot_record.h"
 
 #define MOD                 "cp"
@@ -19,43 +20,33 @@
 #define REMOVED_GRACE_TICKS 40u /* 1 s for a removal to reach the others */
 #define PROMOTE_LAG_MAX     8u  /* a learner this close to the leader's log is promoted */
 
-/* Sends one Raft message to its member, if we have a connection to it. */
+/* Sends one Raft message to its member, if we have a connection to it (io.c counts what
+ * it drops; Raft retries, so a lost message is never a correctness problem). */
 static void
-send_msg(struct cp *cp, const struct raft_msg *m)
+send_msg(struct cp_node *node, const struct raft_msg *m)
 {
-	if (cp->isolated)
-		return; /* the fault switch (SIGUSR1) cuts this member off */
-	struct cp_peer *p = cp_peer_find(cp, m->to);
-	if (p == NULL || p->out == NULL || !cp_conn_alive(cp, p->out, p->out_serial) ||
-	    p->out->state != CP_CS_READY) {
-		if (p)
-			p->msgs_dropped++;
-		return; /* Raft retries; a lost message is never a correctness problem */
-	}
-	int len = raft_msg_encode(m, cp->send_buf, cp->send_cap);
+	ASSERT(m->to != node->id);
+	int len = raft_msg_encode(m, node->send_buf, node->send_cap);
 	if (len < 0) {
 		SP_LOG_WARN(MOD, "cannot encode %s to %" PRIu64 ": %s", raft_msg_type_name(m->type),
 		            m->to, sp_strerror(len));
 		return;
 	}
-	ASSERT((size_t)len <= cp->send_cap);
-	if (cp_conn_send_frame(p->out, FRAME_RAFT, cp->send_buf, (uint32_t)len, NULL, 0) == 0)
-		p->msgs_sent++;
-	else
-		p->msgs_dropped++;
+	ASSERT((size_t)len <= node->send_cap);
+	cp_io_send_peer(node->io, m->to, FRAME_RAFT, node->send_buf, (uint32_t)len);
 }
 
 /* Applies an internally built command (membership mirroring); returns its status. */
 static int
-apply_cmd(struct cp *cp, const struct cluster_cmd *cmd)
+apply_cmd(struct cp_node *node, const struct cluster_cmd *cmd)
 {
-	int n = cluster_cmd_encode(cmd, cp->cmd_buf, CLUSTER_CMD_BYTES_MAX);
+	int n = cluster_cmd_encode(cmd, node->cmd_buf, CLUSTER_CMD_BYTES_MAX);
 	VERIFY(n > 0);
-	return cluster_sm_apply(cp->sm, cp->cmd_buf, (size_t)n, NULL);
+	return cluster_sm_apply(node->sm, node->cmd_buf, (size_t)n, NULL);
 }
 
 static void
-apply_conf(struct cp *cp, const struct raft_entry *e)
+apply_conf(struct cp_node *node, const struct raft_entry *e)
 {
 	struct raft_conf_change cc;
 	struct cluster_cmd cmd = {0};
@@ -66,22 +57,18 @@ apply_conf(struct cp *cp, const struct raft_entry *e)
 	case RAFT_CONF_ADD_LEARNER:
 		/* A removed name added again (with a fresh data directory) is a member: it
 		 * must not be told it was removed when it calls. */
-		for (uint32_t i = 0; i < RAFT_NODES_MAX; i++)
-			if (cp->removed_ids[i] == cc.node_id)
-				cp->removed_ids[i] = 0;
+		cp_io_peer_readded(node->io, cc.node_id);
 		/* fall through */
 	case RAFT_CONF_PROMOTE:
 		cmd.type = CLUSTER_CMD_MEMBER_ROLE;
 		cmd.member.voter = cc.op == RAFT_CONF_PROMOTE;
-		apply_cmd(cp, &cmd);
+		apply_cmd(node, &cmd);
 		break;
 	case RAFT_CONF_REMOVE:
 		cmd.type = CLUSTER_CMD_MEMBER_REMOVE;
-		apply_cmd(cp, &cmd);
-		if (cc.node_id != cp->id) {
-			cp_peer_remove(cp, cc.node_id);
-			cp->removed_ids[cp->n_removed++ % RAFT_NODES_MAX] = cc.node_id;
-		}
+		apply_cmd(node, &cmd);
+		if (cc.node_id != node->id)
+			cp_io_peer_removed(node->io, cc.node_id);
 		break;
 	default:
 		break;
@@ -89,33 +76,35 @@ apply_conf(struct cp *cp, const struct raft_entry *e)
 }
 
 static void
-apply_entry(struct cp *cp, const struct raft_entry *e)
+apply_entry(struct cp_node *node, const struct raft_entry *e)
 {
 	int status = 0;
-	if (e->index <= cp->applied)
+	if (e->index <= node->applied)
 		return; /* already in the snapshot we restored */
 	if (e->type == RAFT_ENTRY_NORMAL) {
 		struct cluster_cmd cmd; /* decoded once, by the apply */
-		status = cluster_sm_apply(cp->sm, e->data, e->len, &cmd);
-		if (status == 0 && cmd.type == CLUSTER_CMD_MEMBER_UPSERT && cmd.member.id != cp->id)
-			cp_peer_upsert(cp, cmd.member.id, cmd.member.name, cmd.member.peer_addr);
+		status = cluster_sm_apply(node->sm, e->data, e->len, &cmd);
+		if (status == 0 && cmd.type == CLUSTER_CMD_MEMBER_UPSERT &&
+		    cmd.member.id != node->id)
+			cp_peer_upsert(node->io, cmd.member.id, cmd.member.name,
+			               cmd.member.peer_addr);
 	} else if (e->type == RAFT_ENTRY_CONF) {
-		apply_conf(cp, e);
+		apply_conf(node, e);
 	}
-	cp->applied = e->index;
-	cp->applied_term = e->term;
+	node->applied = e->index;
+	node->applied_term = e->term;
 	struct cp_outcome o = {
 	        .kind = CP_OUT_APPLIED, .status = status, .index = e->index, .term = e->term};
-	cp_outq_push(&cp->outq, &o); /* finish_ready made room for every entry */
+	cp_outq_push(&node->outq, &o); /* finish_ready made room for every entry */
 }
 
 static int
-snapshot_image(struct cp *cp, uint8_t **out, size_t *len)
+snapshot_image(struct cp_node *node, uint8_t **out, size_t *len)
 {
 	uint8_t *sm_img;
 	size_t sm_len;
 	struct raft_status st;
-	int err = cluster_sm_snapshot(cp->sm, &sm_img, &sm_len);
+	int err = cluster_sm_snapshot(node->sm, &sm_img, &sm_len);
 	if (err)
 		return err;
 	uint8_t *img = malloc(SNAP_HDR + sm_len);
@@ -123,7 +112,7 @@ snapshot_image(struct cp *cp, uint8_t **out, size_t *len)
 		free(sm_img);
 		return -ENOMEM;
 	}
-	raft_status(cp->raft, &st);
+	raft_status(node->raft, &st);
 	uint32_t magic = SNAP_MAGIC;
 	memcpy(img, &magic, 4);
 	memcpy(img + 4, &st.membership, sizeof(st.membership));
@@ -151,166 +140,169 @@ snapshot_parse(const uint8_t *img, size_t len, struct raft_membership *m)
 }
 
 static void
-maybe_snapshot(struct cp *cp, bool force)
+maybe_snapshot(struct cp_node *node, bool force)
 {
-	if (cp->applied < cp->snap_index + (force ? 1 : cp->cfg.snapshot_entries))
+	if (node->applied < node->snap_index + (force ? 1 : node->cfg->snapshot_entries))
 		return;
 	uint8_t *img;
 	size_t len;
-	if (snapshot_image(cp, &img, &len))
+	if (snapshot_image(node, &img, &len))
 		return;
-	int err =
-	        log_store_save_snapshot(cp->log, cp->applied, cp->applied_term, img, (uint32_t)len);
+	int err = log_store_save_snapshot(node->log, node->applied, node->applied_term, img,
+	                                  (uint32_t)len);
 	if (err == 0) {
 		struct raft_event ev = {.type = RAFT_EV_COMPACT};
-		ev.compact.index = cp->applied;
+		ev.compact.index = node->applied;
 		ev.compact.data = img;
 		ev.compact.len = len;
-		raft_step(cp->raft, &ev);
-		cp->snap_index = cp->applied;
-		cp->snap_term = cp->applied_term;
-		SP_LOG_INFO(MOD, "snapshot at %" PRIu64 " (%zu bytes); log compacted", cp->applied,
-		            len);
+		raft_step(node->raft, &ev);
+		node->snap_index = node->applied;
+		node->snap_term = node->applied_term;
+		SP_LOG_INFO(MOD, "snapshot at %" PRIu64 " (%zu bytes); log compacted",
+		            node->applied, len);
 	}
 	free(img);
 }
 
 static void
-publish_region(struct cp *cp)
+publish_region(struct cp_node *node)
 {
-	if (cp->region == NULL || cp->sm->epoch == 0)
+	if (node->region == NULL || node->sm->epoch == 0)
 		return;
-	uint64_t digest = cp->sm->n_members;
-	for (uint32_t i = 0; i < cp->sm->n_members; i++)
-		digest = digest * 31 + cp->sm->members[i].id + cp->sm->members[i].dp_known +
-		         cp->sm->members[i].voter * 7;
-	if (cp->sm->epoch == cp->region_published_epoch && digest == cp->region_published_members)
+	uint64_t digest = node->sm->n_members;
+	for (uint32_t i = 0; i < node->sm->n_members; i++)
+		digest = digest * 31 + node->sm->members[i].id + node->sm->members[i].dp_known +
+		         node->sm->members[i].voter * 7;
+	if (node->sm->epoch == node->region_published_epoch &&
+	    digest == node->region_published_members)
 		return;
-	if (cluster_sm_member(cp->sm, cp->id) == NULL ||
-	    !cluster_sm_member(cp->sm, cp->id)->dp_known)
+	if (cluster_sm_member(node->sm, node->id) == NULL ||
+	    !cluster_sm_member(node->sm, node->id)->dp_known)
 		return; /* the region describes this node's dataplane: it must be in the map */
 	char why[SP_CLUSTER_WHY_MAX];
-	int err = cluster_sm_to_region_state(cp->sm, cp->id, cp->region_state);
+	int err = cluster_sm_to_region_state(node->sm, node->id, node->region_state);
 	if (err == 0)
-		err = sp_region_publish(cp->region, cp->region_state, why, sizeof(why));
+		err = sp_region_publish(node->region, node->region_state, why, sizeof(why));
 	else
 		snprintf(why, sizeof(why), "%s", sp_strerror(err));
 	if (err) {
 		SP_LOG_WARN(MOD, "shared region not updated: %s", why);
 		return;
 	}
-	cp->region_published_epoch = cp->sm->epoch;
-	cp->region_published_members = digest;
-	SP_LOG_INFO(MOD, "published epoch %" PRIu64 " to %s", cp->sm->epoch, cp->cfg.state_region);
+	node->region_published_epoch = node->sm->epoch;
+	node->region_published_members = digest;
+	SP_LOG_INFO(MOD, "published epoch %" PRIu64 " to %s", node->sm->epoch,
+	            node->cfg->state_region);
 }
 
-static bool step_deferred(struct cp *cp);
+static bool step_deferred(struct cp_node *node);
 
 /* Outcome slots the second half of the ready in flight pushes: one per applied entry and
  * one per read. */
 static uint32_t
-ready_outcomes(const struct cp *cp)
+ready_outcomes(const struct cp_node *node)
 {
-	ASSERT(cp->rd.n_committed <= RAFT_READY_APPLY_MAX);
-	ASSERT(cp->rd.n_reads <= RAFT_READS_PENDING_MAX);
-	return (uint32_t)(cp->rd.n_committed + cp->rd.n_reads);
+	ASSERT(node->rd.n_committed <= RAFT_READY_APPLY_MAX);
+	ASSERT(node->rd.n_reads <= RAFT_READS_PENDING_MAX);
+	return (uint32_t)(node->rd.n_committed + node->rd.n_reads);
 }
 
 /* The second half of a ready: after its entries and hard state are durable, and with room
  * in the outcome queue for everything it reports. */
 static void
-finish_ready(struct cp *cp)
+finish_ready(struct cp_node *node)
 {
-	struct raft_ready *rd = &cp->rd;
-	ASSERT(cp->ready_inflight);
-	ASSERT(cp->rd_durable);
-	VERIFY(cp_outq_room(&cp->outq) >= ready_outcomes(cp));
+	struct raft_ready *rd = &node->rd;
+	ASSERT(node->ready_inflight);
+	ASSERT(node->rd_durable);
+	VERIFY(cp_outq_room(&node->outq) >= ready_outcomes(node));
 
 	for (size_t i = 0; i < rd->n_msgs_after_persist; i++)
-		send_msg(cp, &rd->msgs_after_persist[i]);
+		send_msg(node, &rd->msgs_after_persist[i]);
 	if (rd->snapshot) {
 		struct raft_membership m;
 		const uint8_t *img = rd->snapshot->data;
 		if (snapshot_parse(img, rd->snapshot->len, &m) == 0 &&
-		    cluster_sm_restore(cp->sm, img + SNAP_HDR, rd->snapshot->len - SNAP_HDR) == 0) {
-			cp->applied = rd->snapshot->meta.index;
-			cp->applied_term = rd->snapshot->meta.term;
-			cp->snap_index = cp->applied;
-			for (uint32_t i = 0; i < cp->sm->n_members; i++) {
-				const struct cluster_member *mm = &cp->sm->members[i];
-				if (mm->id != cp->id)
-					cp_peer_upsert(cp, mm->id, mm->name, mm->peer_addr);
+		    cluster_sm_restore(node->sm, img + SNAP_HDR, rd->snapshot->len - SNAP_HDR) ==
+		            0) {
+			node->applied = rd->snapshot->meta.index;
+			node->applied_term = rd->snapshot->meta.term;
+			node->snap_index = node->applied;
+			for (uint32_t i = 0; i < node->sm->n_members; i++) {
+				const struct cluster_member *mm = &node->sm->members[i];
+				if (mm->id != node->id)
+					cp_peer_upsert(node->io, mm->id, mm->name, mm->peer_addr);
 			}
-			SP_LOG_INFO(MOD, "installed snapshot at %" PRIu64, cp->applied);
+			SP_LOG_INFO(MOD, "installed snapshot at %" PRIu64, node->applied);
 		} else {
 			SP_LOG_ERR(MOD, "received snapshot at %" PRIu64 " is corrupt; stopping",
 			           rd->snapshot->meta.index);
-			cp->fatal = -SP_ECORRUPT;
-			cp->stopping = true;
+			node->fatal = -SP_ECORRUPT;
+			node->stopping = true;
 		}
 	}
 	for (size_t i = 0; i < rd->n_committed; i++)
-		apply_entry(cp, &rd->committed[i]);
+		apply_entry(node, &rd->committed[i]);
 	for (size_t i = 0; i < rd->n_reads; i++) {
 		struct cp_outcome o = {.kind = CP_OUT_READ_READY,
 		                       .status = rd->reads[i].status,
 		                       .index = rd->reads[i].index,
 		                       .ctx = rd->reads[i].ctx};
-		cp_outq_push(&cp->outq, &o);
+		cp_outq_push(&node->outq, &o);
 	}
-	raft_ready_advance(cp->raft);
-	cp->ready_inflight = false;
-	cp->rd_durable = false;
-	publish_region(cp);
-	maybe_snapshot(cp, false);
+	raft_ready_advance(node->raft);
+	node->ready_inflight = false;
+	node->rd_durable = false;
+	publish_region(node);
+	maybe_snapshot(node, false);
 }
 
 void
 cp_node_on_durable(void *arg, uint64_t seq, int err)
 {
-	struct cp *cp = arg;
+	struct cp_node *node = arg;
 	if (err) {
 		SP_LOG_ERR(MOD,
 		           "storage failed in %s: %s; this member stops (no entry is "
 		           "acknowledged that is not on disk)",
-		           cp->cfg.data_dir, sp_strerror(err));
-		cp->fatal = err;
-		cp->stopping = true;
+		           node->cfg->data_dir, sp_strerror(err));
+		node->fatal = err;
+		node->stopping = true;
 		return;
 	}
-	if (cp->fsync_started_ns) {
-		cp_metrics_fsync_done(cp, sp_mono_ns() - cp->fsync_started_ns);
-		cp->fsync_started_ns = 0;
+	if (node->fsync_started_ns) {
+		cp_metrics_fsync_done(node->stats, sp_mono_ns() - node->fsync_started_ns);
+		node->fsync_started_ns = 0;
 	}
-	if (cp->ready_inflight && !cp->rd_durable && (int64_t)seq >= cp->rd_seq) {
-		cp->hs_synced = cp->hs_pending;
-		cp->rd_durable = true;
-		cp_node_drive(cp); /* finishes it when its outcomes fit */
+	if (node->ready_inflight && !node->rd_durable && (int64_t)seq >= node->rd_seq) {
+		node->hs_synced = node->hs_pending;
+		node->rd_durable = true;
+		cp_node_drive(node); /* finishes it when its outcomes fit */
 	}
 }
 
 bool
-cp_node_drive(struct cp *cp)
+cp_node_drive(struct cp_node *node)
 {
-	if (cp->ready_inflight && cp->rd_durable) {
-		if (cp_outq_room(&cp->outq) < ready_outcomes(cp))
+	if (node->ready_inflight && node->rd_durable) {
+		if (cp_outq_room(&node->outq) < ready_outcomes(node))
 			return true; /* the API drains the queue first */
-		finish_ready(cp);
+		finish_ready(node);
 	}
-	for (int guard = 0; guard < 1000 && !cp->ready_inflight && !cp->stopping; guard++) {
-		if (step_deferred(cp))
+	for (int guard = 0; guard < 1000 && !node->ready_inflight && !node->stopping; guard++) {
+		if (step_deferred(node))
 			return true;
-		if (cp->ready_inflight || !raft_ready_get(cp->raft, &cp->rd))
+		if (node->ready_inflight || !raft_ready_get(node->raft, &node->rd))
 			return false;
-		struct raft_ready *rd = &cp->rd;
+		struct raft_ready *rd = &node->rd;
 		for (size_t i = 0; i < rd->n_msgs; i++)
-			send_msg(cp, &rd->msgs[i]);
+			send_msg(node, &rd->msgs[i]);
 		if (rd->snapshot) {
 			int err = log_store_save_snapshot(
-			        cp->log, rd->snapshot->meta.index, rd->snapshot->meta.term,
+			        node->log, rd->snapshot->meta.index, rd->snapshot->meta.term,
 			        rd->snapshot->data, (uint32_t)rd->snapshot->len);
 			if (err) {
-				cp_node_on_durable(cp, 0, err);
+				cp_node_on_durable(node, 0, err);
 				return false;
 			}
 		}
@@ -319,10 +311,10 @@ cp_node_drive(struct cp *cp)
 		 * (it only saves replay work at a restart). Written alone it cost an fsync per
 		 * commit, and the next entries' write waited behind it. */
 		bool hs_sync =
-		        rd->hard_state_changed && (rd->hard_state.term != cp->hs_synced.term ||
-		                                   rd->hard_state.vote != cp->hs_synced.vote);
+		        rd->hard_state_changed && (rd->hard_state.term != node->hs_synced.term ||
+		                                   rd->hard_state.vote != node->hs_synced.vote);
 		if (rd->n_entries || hs_sync) {
-			struct log_entry *ents = cp->ents;
+			struct log_entry *ents = node->ents;
 			size_t n = rd->n_entries;
 			VERIFY(n <= CP_READY_ENTRIES_MAX);
 			for (size_t i = 0; i < n; i++)
@@ -335,31 +327,31 @@ cp_node_drive(struct cp *cp)
 				};
 			struct log_hard_state hs = {rd->hard_state.term, rd->hard_state.vote,
 			                            rd->hard_state.commit};
-			int64_t seq = log_store_append(cp->log, ents, n, &hs);
+			int64_t seq = log_store_append(node->log, ents, n, &hs);
 			if (seq < 0) {
-				cp_node_on_durable(cp, 0, (int)seq);
+				cp_node_on_durable(node, 0, (int)seq);
 				return false;
 			}
-			cp->ready_inflight = true;
-			cp->rd_durable = false;
-			cp->rd_seq = seq;
-			cp->hs_pending = rd->hard_state;
-			cp->fsync_started_ns = sp_mono_ns();
-			log_store_flush(cp->log);
+			node->ready_inflight = true;
+			node->rd_durable = false;
+			node->rd_seq = seq;
+			node->hs_pending = rd->hard_state;
+			node->fsync_started_ns = sp_mono_ns();
+			log_store_flush(node->log);
 			return false; /* continues in cp_node_on_durable */
 		}
-		cp->ready_inflight = true;
-		cp->rd_durable = true; /* nothing to wait for */
-		if (cp_outq_room(&cp->outq) < ready_outcomes(cp))
+		node->ready_inflight = true;
+		node->rd_durable = true; /* nothing to wait for */
+		if (cp_outq_room(&node->outq) < ready_outcomes(node))
 			return true;
-		finish_ready(cp);
+		finish_ready(node);
 	}
 	return false;
 }
 
 /* Tells the submitter (token, when not 0) what Raft said to its submission. */
 static void
-report_submitted(struct cp *cp, uint64_t token, int err, uint64_t index, uint64_t term)
+report_submitted(struct cp_node *node, uint64_t token, int err, uint64_t index, uint64_t term)
 {
 	if (token == 0)
 		return;
@@ -368,17 +360,17 @@ report_submitted(struct cp *cp, uint64_t token, int err, uint64_t index, uint64_
 	                       .token = token,
 	                       .index = err ? 0 : index,
 	                       .term = err ? 0 : term};
-	cp_outq_push(&cp->outq, &o); /* the caller made room */
+	cp_outq_push(&node->outq, &o); /* the caller made room */
 }
 
 /* Steps one submission now; reports its outcome when token is not 0 (the caller made room
  * for it in the outcome queue). */
 static void
-step_now(struct cp *cp, uint32_t kind, uint64_t arg, const uint8_t *data, uint32_t len,
+step_now(struct cp_node *node, uint32_t kind, uint64_t arg, const uint8_t *data, uint32_t len,
          uint64_t token)
 {
-	ASSERT(token == 0 || cp_outq_room(&cp->outq) > 0);
-	ASSERT(!cp->ready_inflight);
+	ASSERT(token == 0 || cp_outq_room(&node->outq) > 0);
+	ASSERT(!node->ready_inflight);
 	struct raft_event ev = {0};
 	struct raft_propose_result res = {0};
 	struct raft_entry ent = {.type = RAFT_ENTRY_NORMAL, .len = len, .data = data};
@@ -387,17 +379,15 @@ step_now(struct cp *cp, uint32_t kind, uint64_t arg, const uint8_t *data, uint32
 
 	switch (kind) {
 	case CP_SUB_MSG:
-		err = raft_msg_decode(data, len, &msg, cp->msg_entries, RAFT_MSG_ENTRIES_MAX);
+		err = raft_msg_decode(data, len, &msg, node->msg_entries, RAFT_MSG_ENTRIES_MAX);
 		if (err == 0) {
-			if (msg.to != cp->id)
+			if (msg.to != node->id)
 				return;
 			ev.type = RAFT_EV_MSG;
 			ev.msg = &msg;
-			raft_step(cp->raft, &ev);
+			raft_step(node->raft, &ev);
 		} else {
-			pthread_mutex_lock(&cp->metrics_lock);
-			cp->metrics.frames_bad++;
-			pthread_mutex_unlock(&cp->metrics_lock);
+			cp_stats_add(node->stats, &node->stats->m.frames_bad, 1);
 		}
 		return;
 	case CP_SUB_PROPOSE:
@@ -410,13 +400,13 @@ step_now(struct cp *cp, uint32_t kind, uint64_t arg, const uint8_t *data, uint32
 		ev.type = RAFT_EV_CONF_CHANGE;
 		err = raft_conf_change_decode(data, len, &ev.conf.change);
 		if (err) {
-			report_submitted(cp, token, err, 0, 0);
+			report_submitted(node, token, err, 0, 0);
 			return;
 		}
 		/* A new member learns the membership (the bootstrap voters included) from a
 		 * snapshot: compact first, so the leader sends it one instead of the log. */
 		if (ev.conf.change.op == RAFT_CONF_ADD_LEARNER)
-			maybe_snapshot(cp, true);
+			maybe_snapshot(node, true);
 		ev.conf.result = &res;
 		break;
 	case CP_SUB_READ:
@@ -430,15 +420,13 @@ step_now(struct cp *cp, uint32_t kind, uint64_t arg, const uint8_t *data, uint32
 	default:
 		return;
 	}
-	err = raft_step(cp->raft, &ev);
-	pthread_mutex_lock(&cp->metrics_lock);
+	err = raft_step(node->raft, &ev);
 	if (kind == CP_SUB_PROPOSE) {
-		cp->metrics.proposals_total++;
+		cp_stats_add(node->stats, &node->stats->m.proposals_total, 1);
 		if (err)
-			cp->metrics.proposals_failed++;
+			cp_stats_add(node->stats, &node->stats->m.proposals_failed, 1);
 	}
-	pthread_mutex_unlock(&cp->metrics_lock);
-	report_submitted(cp, token, err, res.first_index, res.term);
+	report_submitted(node, token, err, res.first_index, res.term);
 }
 
 /*
@@ -447,28 +435,28 @@ step_now(struct cp *cp, uint32_t kind, uint64_t arg, const uint8_t *data, uint32
  * stopped for lack of room in the outcome queue (the rest waits, in order).
  */
 static bool
-step_deferred(struct cp *cp)
+step_deferred(struct cp_node *node)
 {
-	struct raft_entry *batch = cp->batch;
+	struct raft_entry *batch = node->batch;
 
-	while (cp->ticks_owed && !cp->ready_inflight) {
+	while (node->ticks_owed && !node->ready_inflight) {
 		struct raft_event ev = {.type = RAFT_EV_TICK};
-		raft_step(cp->raft, &ev);
-		cp->ticks_owed--;
+		raft_step(node->raft, &ev);
+		node->ticks_owed--;
 	}
-	while (cp->subq.n > 0) {
-		const struct cp_sub *d = cp_subq_peek(&cp->subq, 0);
-		uint32_t room = cp_outq_room(&cp->outq);
+	while (node->subq.n > 0) {
+		const struct cp_sub *d = cp_subq_peek(&node->subq, 0);
+		uint32_t room = cp_outq_room(&node->outq);
 		if (d->kind != CP_SUB_PROPOSE) {
 			if (d->token != 0 && room == 0)
 				return true;
-			step_now(cp, d->kind, d->arg, d->data, d->len, d->token);
-			cp_subq_pop(&cp->subq);
+			step_now(node, d->kind, d->arg, d->data, d->len, d->token);
+			cp_subq_pop(&node->subq);
 			continue;
 		}
 		uint32_t n = 0;
-		while (n < cp->subq.n && n < RAFT_PROPOSE_BATCH_MAX && n < room) {
-			const struct cp_sub *p = cp_subq_peek(&cp->subq, n);
+		while (n < node->subq.n && n < RAFT_PROPOSE_BATCH_MAX && n < room) {
+			const struct cp_sub *p = cp_subq_peek(&node->subq, n);
 			if (p->kind != CP_SUB_PROPOSE)
 				break;
 			batch[n++] = (struct raft_entry){
@@ -481,73 +469,71 @@ step_deferred(struct cp *cp)
 		ev.propose.entries = batch;
 		ev.propose.n_entries = n;
 		ev.propose.result = &res;
-		int err = raft_step(cp->raft, &ev);
-		pthread_mutex_lock(&cp->metrics_lock);
-		cp->metrics.proposals_total += n;
+		int err = raft_step(node->raft, &ev);
+		cp_stats_add(node->stats, &node->stats->m.proposals_total, n);
 		if (err)
-			cp->metrics.proposals_failed += n;
-		pthread_mutex_unlock(&cp->metrics_lock);
+			cp_stats_add(node->stats, &node->stats->m.proposals_failed, n);
 		for (uint32_t k = 0; k < n; k++) {
-			const struct cp_sub *p = cp_subq_peek(&cp->subq, 0);
-			report_submitted(cp, p->token, err,
+			const struct cp_sub *p = cp_subq_peek(&node->subq, 0);
+			report_submitted(node, p->token, err,
 			                 res.first_index ? res.first_index + k : 0, res.term);
-			cp_subq_pop(&cp->subq);
+			cp_subq_pop(&node->subq);
 		}
 	}
-	ASSERT(cp->subq.used == 0);
+	ASSERT(node->subq.used == 0);
 	return false;
 }
 
 int
-cp_node_submit(struct cp *cp, uint32_t kind, uint64_t arg, const void *data, uint32_t len,
+cp_node_submit(struct cp_node *node, uint32_t kind, uint64_t arg, const void *data, uint32_t len,
                uint64_t token)
 {
 	ASSERT(kind >= CP_SUB_MSG && kind <= CP_SUB_TRANSFER);
 	ASSERT(data != NULL || len == 0);
 	/* Stepped at once when nothing is written and nothing older waits; else in order. */
-	if (!cp->ready_inflight && !step_deferred(cp) && cp->subq.n == 0 &&
-	    (token == 0 || cp_outq_room(&cp->outq) > 0)) {
-		step_now(cp, kind, arg, data, len, token);
+	if (!node->ready_inflight && !step_deferred(node) && node->subq.n == 0 &&
+	    (token == 0 || cp_outq_room(&node->outq) > 0)) {
+		step_now(node, kind, arg, data, len, token);
 		return 0;
 	}
-	int err = cp_subq_push(&cp->subq, kind, arg, data, len, token);
+	int err = cp_subq_push(&node->subq, kind, arg, data, len, token);
 	if (err) {
-		pthread_mutex_lock(&cp->metrics_lock);
-		uint64_t busy = ++cp->metrics.submit_busy;
-		pthread_mutex_unlock(&cp->metrics_lock);
+		cp_stats_add(node->stats, &node->stats->m.submit_busy, 1);
+		uint64_t busy = node->subq.refused_subs + node->subq.refused_bytes;
 		if (busy % 1000 == 1)
 			SP_LOG_WARN(
 			        MOD,
 			        "submission area full (%u submissions, %zu of %zu bytes wait for "
 			        "a write to disk): refused %" PRIu64 " so far",
-			        cp->subq.n, cp->subq.used, cp->subq.bytes_max, busy);
+			        node->subq.n, node->subq.used, node->subq.bytes_max, busy);
 	}
 	return err;
 }
 
 void
-cp_node_on_raft_frame(struct cp *cp, const uint8_t *buf, uint32_t len)
+cp_node_on_raft_frame(struct cp_node *node, const uint8_t *buf, uint32_t len)
 {
-	if (cp->isolated)
+	if (node->io->isolated)
 		return;
-	if (cp_node_submit(cp, CP_SUB_MSG, 0, buf, len, 0))
+	if (cp_node_submit(node, CP_SUB_MSG, 0, buf, len, 0))
 		return; /* dropped while the queue is full; Raft retransmits */
 }
 
 void
-cp_node_status(struct cp *cp, struct raft_status *st)
+cp_node_status(const struct cp_node *node, struct raft_status *st)
 {
-	raft_status(cp->raft, st);
+	raft_status(node->raft, st);
 }
 
 static bool
-member_needs_upsert(struct cp *cp)
+member_needs_upsert(struct cp_node *node)
 {
-	const struct cluster_member *m = cluster_sm_member(cp->sm, cp->id);
+	const struct cluster_member *m = cluster_sm_member(node->sm, node->id);
 	if (m == NULL)
 		return true;
-	return strcmp(m->client_addr, cp->cfg.advertise_client) != 0 ||
-	       strcmp(m->peer_addr, cp->cfg.listen_peer) != 0 || strcmp(m->name, cp->cfg.name);
+	return strcmp(m->client_addr, node->cfg->advertise_client) != 0 ||
+	       strcmp(m->peer_addr, node->cfg->listen_peer) != 0 ||
+	       strcmp(m->name, node->cfg->name);
 }
 
 /*
@@ -556,9 +542,8 @@ member_needs_upsert(struct cp *cp)
  * otherwise from the --dp-* flags. Returns false when there is nothing to report.
  */
 static bool
-dp_fields(struct cp *cp, struct cluster_member *out)
+dp_fields(const struct cp_node *node, const struct health_report *r, struct cluster_member *out)
 {
-	const struct health_report *r = &cp->lv.self;
 	if (r->has_region && r->dp_alive && r->workers >= 1 && r->workers <= SP_WORKERS_MAX &&
 	    r->ipv4_be != 0) {
 		out->ipv4_be = r->ipv4_be;
@@ -568,23 +553,24 @@ dp_fields(struct cp *cp, struct cluster_member *out)
 		out->workers = (uint16_t)r->workers;
 		return true;
 	}
-	if (!cp->cfg.dp_set)
+	if (!node->cfg->dp_set)
 		return false;
-	out->ipv4_be = cp->cfg.dp_ipv4_be;
-	memcpy(out->mac, cp->cfg.dp_mac, 6);
-	out->binary_port = cp->cfg.dp_port;
-	out->memcached_port = cp->cfg.dp_memcached_port;
-	out->workers = cp->cfg.dp_workers;
+	out->ipv4_be = node->cfg->dp_ipv4_be;
+	memcpy(out->mac, node->cfg->dp_mac, 6);
+	out->binary_port = node->cfg->dp_port;
+	out->memcached_port = node->cfg->dp_memcached_port;
+	out->workers = node->cfg->dp_workers;
 	return true;
 }
 
 static bool
-member_needs_dp(struct cp *cp, struct cluster_member *want)
+member_needs_dp(const struct cp_node *node, const struct health_report *self,
+                struct cluster_member *want)
 {
-	const struct cluster_member *m = cluster_sm_member(cp->sm, cp->id);
-	if (m == NULL || !dp_fields(cp, want))
+	const struct cluster_member *m = cluster_sm_member(node->sm, node->id);
+	if (m == NULL || !dp_fields(node, self, want))
 		return false;
-	if (m->dp_known && cp->lv.self.has_region && !cp->lv.self.dp_alive)
+	if (m->dp_known && self->has_region && !self->dp_alive)
 		return false; /* keep what is known while the dataplane is away */
 	return !m->dp_known || m->ipv4_be != want->ipv4_be || memcmp(m->mac, want->mac, 6) ||
 	       m->binary_port != want->binary_port || m->memcached_port != want->memcached_port ||
@@ -592,75 +578,59 @@ member_needs_dp(struct cp *cp, struct cluster_member *want)
 }
 
 static void
-propose_cmd(struct cp *cp, const struct cluster_cmd *cmd)
+propose_cmd(struct cp_node *node, const struct cluster_cmd *cmd)
 {
-	int n = cluster_cmd_encode(cmd, cp->cmd_buf, CLUSTER_CMD_BYTES_MAX);
+	int n = cluster_cmd_encode(cmd, node->cmd_buf, CLUSTER_CMD_BYTES_MAX);
 	if (n > 0)
-		cp_node_submit(cp, CP_SUB_PROPOSE, 0, cp->cmd_buf, (uint32_t)n, 0);
+		cp_node_submit(node, CP_SUB_PROPOSE, 0, node->cmd_buf, (uint32_t)n, 0);
 }
 
-/* A new balanced map over members with known dataplanes, if it differs. */
-int
-cp_node_rebalance(struct cp *cp, bool propose, uint32_t *moved_out)
+void
+cp_node_duties(struct cp_node *node, const struct health_report *self)
 {
-	uint32_t moved = 0, fenced = 0;
-
-	int err = cp_liveness_plan(cp, true, cp->plan_map, &moved, &fenced);
-	if (err)
-		return err;
-	if (moved_out)
-		*moved_out = moved + fenced;
-	/* The liveness duties propose it (fencing partitions whose owner still serves them
-	 * first); this asks them to include members that hold no partitions yet. */
-	if (propose)
-		cp->rebalance_requested = true;
-	return 0;
-}
-
-/* What the leader (and each member for itself) keeps proposing until the state agrees. */
-static void
-duties(struct cp *cp)
-{
+	ASSERT(self != NULL);
+	if (node->ready_inflight)
+		return; /* proposals would only wait in the submission area */
 	struct raft_status st;
-	raft_status(cp->raft, &st);
-	if (st.leader_id == 0 || cp->tick < cp->duty_tick)
+	raft_status(node->raft, &st);
+	if (st.leader_id == 0 || node->tick < node->duty_tick)
 		return;
-	cp->duty_tick = cp->tick + DUTY_RETRY_TICKS;
+	node->duty_tick = node->tick + DUTY_RETRY_TICKS;
 
 	struct cluster_cmd cmd = {0};
-	if (member_needs_upsert(cp)) {
+	if (member_needs_upsert(node)) {
 		cmd.type = CLUSTER_CMD_MEMBER_UPSERT;
-		cmd.member.id = cp->id;
-		snprintf(cmd.member.name, sizeof(cmd.member.name), "%s", cp->cfg.name);
+		cmd.member.id = node->id;
+		snprintf(cmd.member.name, sizeof(cmd.member.name), "%s", node->cfg->name);
 		snprintf(cmd.member.peer_addr, sizeof(cmd.member.peer_addr), "%s",
-		         cp->cfg.listen_peer);
+		         node->cfg->listen_peer);
 		snprintf(cmd.member.client_addr, sizeof(cmd.member.client_addr), "%s",
-		         cp->cfg.advertise_client);
-		propose_cmd(cp, &cmd);
-	} else if (member_needs_dp(cp, &cmd.member)) {
+		         node->cfg->advertise_client);
+		propose_cmd(node, &cmd);
+	} else if (member_needs_dp(node, self, &cmd.member)) {
 		cmd.type = CLUSTER_CMD_MEMBER_DP;
-		cmd.member.id = cp->id;
-		propose_cmd(cp, &cmd);
+		cmd.member.id = node->id;
+		propose_cmd(node, &cmd);
 	}
 	if (st.role != RAFT_LEADER || st.commit < st.last_index)
 		return; /* the leader acts on committed state only */
-	if (cp->sm->partitions == 0) {
+	if (node->sm->partitions == 0) {
 		cmd = (struct cluster_cmd){.type = CLUSTER_CMD_INIT,
-		                           .partitions = cp->cfg.partitions};
-		propose_cmd(cp, &cmd);
+		                           .partitions = node->cfg->partitions};
+		propose_cmd(node, &cmd);
 		return;
 	}
 	/* Keep the replicated roles in step with Raft's membership (bootstrap voters never
 	 * went through a conf change). */
 	uint32_t roles_fixed = 0;
-	for (uint32_t i = 0; i < cp->sm->n_members; i++) {
-		const struct cluster_member *m = &cp->sm->members[i];
+	for (uint32_t i = 0; i < node->sm->n_members; i++) {
+		const struct cluster_member *m = &node->sm->members[i];
 		bool voter = raft_membership_is_voter(&st.membership, m->id);
 		if (m->voter != voter && raft_membership_contains(&st.membership, m->id)) {
 			cmd = (struct cluster_cmd){.type = CLUSTER_CMD_MEMBER_ROLE};
 			cmd.member.id = m->id;
 			cmd.member.voter = voter;
-			propose_cmd(cp, &cmd);
+			propose_cmd(node, &cmd);
 			roles_fixed++;
 		}
 	}
@@ -678,7 +648,7 @@ duties(struct cp *cp)
 			            "promoting learner %" PRIu64 " (match %" PRIu64 " of %" PRIu64
 			            ")",
 			            p->id, p->match, st.last_index);
-			cp_node_submit(cp, CP_SUB_CONF, 0, b, sizeof(b), 0);
+			cp_node_submit(node, CP_SUB_CONF, 0, b, sizeof(b), 0);
 			break;
 		}
 	}
@@ -687,54 +657,47 @@ duties(struct cp *cp)
 /* A member whose removal is in its log stops shortly after (the leader no longer talks to
  * it, so it may never see the removal committed). */
 static void
-check_removed(struct cp *cp)
+check_removed(struct cp_node *node)
 {
 	struct raft_status st;
-	raft_status(cp->raft, &st);
-	bool member = raft_membership_contains(&st.membership, cp->id);
+	raft_status(node->raft, &st);
+	bool member = raft_membership_contains(&st.membership, node->id);
 	if (member) {
-		cp->was_member = true;
-		cp->removed_tick = 0;
+		node->was_member = true;
+		node->removed_tick = 0;
 		return;
 	}
-	if (!cp->was_member)
+	if (!node->was_member)
 		return; /* a joining member before it hears from the leader */
-	if (cp->removed_tick == 0) {
-		cp->removed_tick = cp->tick + REMOVED_GRACE_TICKS;
+	if (node->removed_tick == 0) {
+		node->removed_tick = node->tick + REMOVED_GRACE_TICKS;
 		SP_LOG_WARN(MOD, "this member was removed from the cluster; stopping");
-		cp_liveness_removed(cp); /* its dataplane stops serving at once */
-	} else if (cp->tick >= cp->removed_tick) {
-		cp->stopping = true;
+	} else if (node->tick >= node->removed_tick) {
+		node->stopping = true;
 	}
 }
 
 void
-cp_node_tick(struct cp *cp)
+cp_node_tick(struct cp_node *node)
 {
-	cp->tick++;
-	check_removed(cp);
-	cp->ticks_owed++;
-	if (!cp->ready_inflight)
-		step_deferred(cp);
-	cp_liveness_tick(cp);
-	if (!cp->ready_inflight)
-		duties(cp);
-	if (!cp->ready_inflight)
-		cp_liveness_duties(cp);
-	cp_node_drive(cp);
+	node->tick++;
+	check_removed(node);
+	node->ticks_owed++;
+	if (!node->ready_inflight)
+		step_deferred(node);
 }
 
 /* Parses --initial-cluster "n1=host:port,n2=host:port" into a bootstrap record. */
 static int
-parse_initial_cluster(struct cp *cp, struct boot_record *b)
+parse_initial_cluster(struct cp_node *node, struct boot_record *b)
 {
-	char buf[sizeof(cp->cfg.initial_cluster)];
+	char buf[sizeof(node->cfg->initial_cluster)];
 	char *save = NULL;
 	bool self_found = false;
 
 	memset(b, 0, sizeof(*b));
-	snprintf(b->self, sizeof(b->self), "%s", cp->cfg.name);
-	snprintf(buf, sizeof(buf), "%s", cp->cfg.initial_cluster);
+	snprintf(b->self, sizeof(b->self), "%s", node->cfg->name);
+	snprintf(buf, sizeof(buf), "%s", node->cfg->initial_cluster);
 	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(tok, '=');
 		struct sockaddr_in sa;
@@ -759,12 +722,12 @@ parse_initial_cluster(struct cp *cp, struct boot_record *b)
 		m->id = id;
 		snprintf(m->name, sizeof(m->name), "%s", tok);
 		snprintf(m->addr, sizeof(m->addr), "%s", eq + 1);
-		if (strcmp(tok, cp->cfg.name) == 0)
+		if (strcmp(tok, node->cfg->name) == 0)
 			self_found = true;
 	}
 	if (!self_found) {
 		SP_LOG_ERR(MOD, "--initial-cluster does not name this member ('%s'); add %s=%s",
-		           cp->cfg.name, cp->cfg.name, cp->cfg.listen_peer);
+		           node->cfg->name, node->cfg->name, node->cfg->listen_peer);
 		return -EINVAL;
 	}
 	return 0;
@@ -772,15 +735,15 @@ parse_initial_cluster(struct cp *cp, struct boot_record *b)
 
 /* Makes b's members known peers; *m receives them as the bootstrap voters. */
 static int
-use_boot_record(struct cp *cp, const struct boot_record *b, struct raft_membership *m)
+use_boot_record(struct cp_node *node, const struct boot_record *b, struct raft_membership *m)
 {
 	memset(m, 0, sizeof(*m));
 	if (b->n > RAFT_NODES_MAX)
 		return -SP_ETOOBIG;
 	for (uint32_t i = 0; i < b->n; i++) {
 		m->voters[m->n_voters++] = b->members[i].id;
-		if (cp_peer_upsert(cp, b->members[i].id, b->members[i].name, b->members[i].addr) ==
-		    NULL)
+		if (cp_peer_upsert(node->io, b->members[i].id, b->members[i].name,
+		                   b->members[i].addr) == NULL)
 			return -SP_EFULL;
 	}
 	return 0;
@@ -812,25 +775,25 @@ boot_members_text(const struct boot_record *b, char *out, size_t cap)
  *     relies on the snapshot it holds.
  */
 static int
-bootstrap_membership(struct cp *cp, bool has_data, struct raft_membership *boot)
+bootstrap_membership(struct cp_node *node, bool has_data, struct raft_membership *boot)
 {
 	struct boot_record flags, disk;
 	char why[SP_CLUSTER_WHY_MAX], a[1024], b[1024];
-	int err = parse_initial_cluster(cp, &flags);
+	int err = parse_initial_cluster(node, &flags);
 	if (err)
 		return err;
 	memset(boot, 0, sizeof(*boot));
-	err = boot_record_read(cp->cfg.data_dir, &disk, why, sizeof(why));
+	err = boot_record_read(node->cfg->data_dir, &disk, why, sizeof(why));
 	if (err == 0) {
-		if (strcmp(disk.self, cp->cfg.name) != 0) {
+		if (strcmp(disk.self, node->cfg->name) != 0) {
 			SP_LOG_ERR(
 			        MOD,
 			        "%s belongs to member '%s', not '%s': start it with --name %s, or "
 			        "give this member a data directory of its own",
-			        cp->cfg.data_dir, disk.self, cp->cfg.name, disk.self);
+			        node->cfg->data_dir, disk.self, node->cfg->name, disk.self);
 			return -EINVAL;
 		}
-		if (cp->cfg.initial_new && !boot_record_same_members(&disk, &flags)) {
+		if (node->cfg->initial_new && !boot_record_same_members(&disk, &flags)) {
 			boot_members_text(&disk, a, sizeof(a));
 			boot_members_text(&flags, b, sizeof(b));
 			SP_LOG_ERR(
@@ -840,17 +803,17 @@ bootstrap_membership(struct cp *cp, bool has_data, struct raft_membership *boot)
 			        "use --initial-cluster-state existing (or the original "
 			        "--initial-cluster); to form a new cluster, empty the data "
 			        "directory",
-			        cp->cfg.data_dir, a, b);
+			        node->cfg->data_dir, a, b);
 			return -EINVAL;
 		}
 		/* The flags still name how to reach today's members (addresses may move). */
 		for (uint32_t i = 0; i < flags.n; i++)
-			if (cp_peer_upsert(cp, flags.members[i].id, flags.members[i].name,
+			if (cp_peer_upsert(node->io, flags.members[i].id, flags.members[i].name,
 			                   flags.members[i].addr) == NULL)
 				return -SP_EFULL;
-		SP_LOG_INFO(MOD, "bootstrap membership from %s/%s (%u members)", cp->cfg.data_dir,
-		            BOOT_RECORD_FILE, disk.n);
-		return use_boot_record(cp, &disk, boot);
+		SP_LOG_INFO(MOD, "bootstrap membership from %s/%s (%u members)",
+		            node->cfg->data_dir, BOOT_RECORD_FILE, disk.n);
+		return use_boot_record(node, &disk, boot);
 	}
 	if (err != -ENOENT) {
 		SP_LOG_ERR(MOD,
@@ -859,94 +822,100 @@ bootstrap_membership(struct cp *cp, bool has_data, struct raft_membership *boot)
 		           why);
 		return err;
 	}
-	if (!cp->cfg.initial_new) {
+	if (!node->cfg->initial_new) {
 		/* Joining (or a joined member): the leader's snapshot brings the membership;
 		 * the flags say only where the others are. */
 		for (uint32_t i = 0; i < flags.n; i++)
-			if (cp_peer_upsert(cp, flags.members[i].id, flags.members[i].name,
+			if (cp_peer_upsert(node->io, flags.members[i].id, flags.members[i].name,
 			                   flags.members[i].addr) == NULL)
 				return -SP_EFULL;
 		if (has_data)
 			SP_LOG_INFO(MOD, "no bootstrap record in %s: membership from the snapshot",
-			            cp->cfg.data_dir);
+			            node->cfg->data_dir);
 		return 0;
 	}
-	err = boot_record_write(cp->cfg.data_dir, &flags, why, sizeof(why));
+	err = boot_record_write(node->cfg->data_dir, &flags, why, sizeof(why));
 	if (err) {
 		SP_LOG_ERR(MOD, "%s", why);
 		return err;
 	}
-	return use_boot_record(cp, &flags, boot);
+	return use_boot_record(node, &flags, boot);
 }
 
 int
-cp_node_start(struct cp *cp)
+cp_node_start(struct cp_node *node, const struct cp_config *cfg, uint64_t id, struct io_uring *ring,
+              struct cp_io *io, struct cp_stats *stats)
 {
 	struct raft_membership boot;
 	struct log_recovered rec;
 	int err;
-	cp_liveness_init(cp);
-	cp->sm = cluster_sm_new();
+	memset(node, 0, sizeof(*node));
+	node->cfg = cfg;
+	node->id = id;
+	node->ring = ring;
+	node->io = io;
+	node->stats = stats;
+	node->sm = cluster_sm_new();
 	/* Every buffer node.c uses, sized once; nothing on the way of a message allocates. */
-	cp->send_cap = FRAME_LEN_MAX - FRAME_HDR;
-	cp->send_buf = malloc(cp->send_cap);
-	cp->msg_entries = calloc(RAFT_MSG_ENTRIES_MAX, sizeof(cp->msg_entries[0]));
-	cp->batch = calloc(RAFT_PROPOSE_BATCH_MAX, sizeof(cp->batch[0]));
-	cp->ents = calloc(CP_READY_ENTRIES_MAX, sizeof(cp->ents[0]));
-	cp->cmd_buf = malloc(CLUSTER_CMD_BYTES_MAX);
-	cp->plan_map = calloc(SP_PARTITIONS_MAX, sizeof(cp->plan_map[0]));
-	if (cp->sm == NULL || cp->send_buf == NULL || cp->msg_entries == NULL ||
-	    cp->batch == NULL || cp->ents == NULL || cp->cmd_buf == NULL || cp->plan_map == NULL)
+	node->send_cap = FRAME_LEN_MAX - FRAME_HDR;
+	node->send_buf = malloc(node->send_cap);
+	node->msg_entries = calloc(RAFT_MSG_ENTRIES_MAX, sizeof(node->msg_entries[0]));
+	node->batch = calloc(RAFT_PROPOSE_BATCH_MAX, sizeof(node->batch[0]));
+	node->ents = calloc(CP_READY_ENTRIES_MAX, sizeof(node->ents[0]));
+	node->cmd_buf = malloc(CLUSTER_CMD_BYTES_MAX);
+	if (node->sm == NULL || node->send_buf == NULL || node->msg_entries == NULL ||
+	    node->batch == NULL || node->ents == NULL || node->cmd_buf == NULL)
 		return -ENOMEM;
-	err = cp_subq_init(&cp->subq, CP_SUBMIT_MAX, CP_SUBMIT_BYTES_MAX);
+	err = cp_subq_init(&node->subq, CP_SUBMIT_MAX, CP_SUBMIT_BYTES_MAX);
 	if (err == 0)
-		err = cp_outq_init(&cp->outq, CP_OUTCOMES_MAX);
+		err = cp_outq_init(&node->outq, CP_OUTCOMES_MAX);
 	if (err)
 		return err;
 
 	struct log_store_params lp = {
-	        .dir = cp->cfg.data_dir,
-	        .ring = &cp->ring,
+	        .dir = node->cfg->data_dir,
+	        .ring = node->ring,
 	        .preallocate = true,
 	        .on_durable = cp_node_on_durable,
-	        .arg = cp,
+	        .arg = node,
 	};
-	cp->log = log_store_open(&lp, &rec, &err);
-	if (cp->log == NULL) {
-		SP_LOG_ERR(MOD, "cannot open the log in %s: %s", cp->cfg.data_dir,
+	node->log = log_store_open(&lp, &rec, &err);
+	if (node->log == NULL) {
+		SP_LOG_ERR(MOD, "cannot open the log in %s: %s", node->cfg->data_dir,
 		           sp_strerror(err));
 		return err;
 	}
 
 	bool fresh = rec.n_entries == 0 && rec.snap_index == 0 && !rec.have_hs;
-	err = bootstrap_membership(cp, !fresh, &boot);
+	err = bootstrap_membership(node, !fresh, &boot);
 	if (err)
 		return err;
 
 	struct raft_storage rs = {0};
 	struct raft_entry *ents = NULL;
 	rs.hard_state = (struct raft_hard_state){rec.hs.term, rec.hs.vote, rec.hs.commit};
-	cp->hs_synced = rs.hard_state;
+	node->hs_synced = rs.hard_state;
 	if (rec.snap_index) {
 		struct raft_membership m;
 		const uint8_t *img = rec.snap_data;
 		if (snapshot_parse(img, rec.snap_len, &m) ||
-		    cluster_sm_restore(cp->sm, img + SNAP_HDR, rec.snap_len - SNAP_HDR)) {
+		    cluster_sm_restore(node->sm, img + SNAP_HDR, rec.snap_len - SNAP_HDR)) {
 			SP_LOG_ERR(MOD,
 			           "snapshot %" PRIu64 " in %s is corrupt; restore this member "
 			           "from another one (remove and add it again)",
-			           rec.snap_index, cp->cfg.data_dir);
+			           rec.snap_index, node->cfg->data_dir);
 			return -SP_ECORRUPT;
 		}
 		rs.snapshot.meta = (struct raft_snapshot_meta){rec.snap_index, rec.snap_term, m};
 		rs.snapshot.data = rec.snap_data;
 		rs.snapshot.len = rec.snap_len;
-		cp->applied = cp->snap_index = rec.snap_index;
-		cp->applied_term = cp->snap_term = rec.snap_term;
-		for (uint32_t i = 0; i < cp->sm->n_members; i++)
-			if (cp->sm->members[i].id != cp->id)
-				cp_peer_upsert(cp, cp->sm->members[i].id, cp->sm->members[i].name,
-				               cp->sm->members[i].peer_addr);
+		node->applied = node->snap_index = rec.snap_index;
+		node->applied_term = node->snap_term = rec.snap_term;
+		for (uint32_t i = 0; i < node->sm->n_members; i++)
+			if (node->sm->members[i].id != node->id)
+				cp_peer_upsert(node->io, node->sm->members[i].id,
+				               node->sm->members[i].name,
+				               node->sm->members[i].peer_addr);
 	}
 	if (rec.n_entries) {
 		ents = calloc(rec.n_entries, sizeof(*ents));
@@ -959,64 +928,64 @@ cp_node_start(struct cp *cp)
 	}
 	rs.entries = ents;
 	rs.n_entries = rec.n_entries;
-	rs.applied = cp->applied;
+	rs.applied = node->applied;
 
 	struct raft_config rc;
-	raft_config_init(&rc, cp->id);
+	raft_config_init(&rc, node->id);
 	rc.election_tick = CP_ELECTION_TICKS;
 	rc.heartbeat_tick = CP_HEARTBEAT_TICKS;
-	rc.seed = cp->id ^ sp_mono_ns();
+	rc.seed = node->id ^ sp_mono_ns();
 	/* A joining member starts with no membership and learns it from the leader. */
 	rc.bootstrap = boot;
-	cp->raft = raft_create(&rc, fresh ? NULL : &rs, &err);
+	node->raft = raft_create(&rc, fresh ? NULL : &rs, &err);
 	free(ents);
-	if (cp->raft == NULL) {
-		SP_LOG_ERR(MOD, "cannot start Raft from %s: %s", cp->cfg.data_dir,
+	if (node->raft == NULL) {
+		SP_LOG_ERR(MOD, "cannot start Raft from %s: %s", node->cfg->data_dir,
 		           sp_strerror(err));
 		return err ? err : -EINVAL;
 	}
 	SP_LOG_INFO(MOD,
 	            "member %s (id %" PRIu64 ") started: term %" PRIu64 ", %zu entries, "
 	            "snapshot %" PRIu64 "%s",
-	            cp->cfg.name, cp->id, rec.hs.term, rec.n_entries, rec.snap_index,
+	            node->cfg->name, node->id, rec.hs.term, rec.n_entries, rec.snap_index,
 	            rec.torn_bytes_truncated ? ", torn tail truncated" : "");
 
-	if (cp->cfg.state_region[0]) {
+	if (node->cfg->state_region[0]) {
 		char why[SP_CLUSTER_WHY_MAX];
-		err = sp_region_open(cp->cfg.state_region, true, &cp->region, why, sizeof(why));
+		err = sp_region_open(node->cfg->state_region, true, &node->region, why,
+		                     sizeof(why));
 		if (err == -ENOENT)
-			err = sp_region_create(cp->cfg.state_region,
-			                       cp->cfg.partitions < 1024 ? 1024
-			                                                 : cp->cfg.partitions,
-			                       &cp->region, why, sizeof(why));
+			err = sp_region_create(node->cfg->state_region,
+			                       node->cfg->partitions < 1024 ? 1024
+			                                                    : node->cfg->partitions,
+			                       &node->region, why, sizeof(why));
 		if (err) {
-			SP_LOG_ERR(MOD, "--state-region %s: %s", cp->cfg.state_region, why);
+			SP_LOG_ERR(MOD, "--state-region %s: %s", node->cfg->state_region, why);
 			return err;
 		}
-		cp->region_state = sp_cluster_state_new(sp_region_partitions_max(cp->region));
-		if (cp->region_state == NULL)
+		node->region_state = sp_cluster_state_new(sp_region_partitions_max(node->region));
+		if (node->region_state == NULL)
 			return -ENOMEM;
 	}
 	return 0;
 }
 
 void
-cp_node_stop(struct cp *cp)
+cp_node_stop(struct cp_node *node)
 {
-	if (cp->log)
-		log_store_close(cp->log);
-	raft_destroy(cp->raft);
-	cluster_sm_free(cp->sm);
-	cp_subq_fini(&cp->subq);
-	cp_outq_fini(&cp->outq);
-	sp_cluster_state_free(cp->region_state);
-	sp_region_close(cp->region);
-	free(cp->send_buf);
-	free(cp->msg_entries);
-	free(cp->batch);
-	free(cp->ents);
-	free(cp->cmd_buf);
-	free(cp->plan_map);
-	cp->send_buf = NULL;
-	cp->send_cap = 0;
+	if (node->log)
+		log_store_close(node->log);
+	raft_destroy(node->raft);
+	cluster_sm_free(node->sm);
+	cp_subq_fini(&node->subq);
+	cp_outq_fini(&node->outq);
+	sp_cluster_state_free(node->region_state);
+	sp_region_close(node->region);
+	free(node->send_buf);
+	free(node->msg_entries);
+	free(node->batch);
+	free(node->ents);
+	free(node->cmd_buf);
+	node->send_buf = NULL;
+	node->send_cap = 0;
 }
