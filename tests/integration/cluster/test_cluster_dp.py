@@ -209,6 +209,22 @@ def main():
                    after[i]["fwd_in"] - before[i]["fwd_in"]))
         harness.log("3a. binary --no-route --forward through every node: forwarded %s" %
                     [after[i]["fwd_out"] - before[i]["fwd_out"] for i in range(3)])
+        # A value over 1400 bytes fits a reply to the client (1432) but not a forwarded one:
+        # through node 0 the GET is answered TOO_BIG ("over the size limit"), from its owner
+        # it is read whole.
+        key = owners[1][2]
+        big = "B" * 1410
+        cli(c, ["set", key, big], seeds=[0], check=True)
+        tb = c.dp_telemetry(1, "/shardplane/stats")["fwd_too_big"]
+        r = cli(c, ["--no-route", "--forward", "get", key], seeds=[0])
+        check(r.returncode != 0 and "over the size limit" in r.stderr,
+              "forwarded get of a 1410-byte value: exit %d %r" % (r.returncode, r.stderr))
+        check(c.dp_telemetry(1, "/shardplane/stats")["fwd_too_big"] == tb + 1,
+              "the owner did not count the reply too large to forward")
+        r = cli(c, ["get", key], seeds=[0], check=True)
+        check(r.stdout == big + "\n", "get of the 1410-byte value from its owner")
+        harness.log("3a. a forwarded GET of a 1410-byte value: 'over the size limit'; whole "
+                    "from its owner")
 
         # 3b. memcached through every node for keys of every node: forwarded to the owner,
         # its reply relayed from the entry node's address and port, byte for byte what one
