@@ -183,10 +183,13 @@ redirect_of(const struct route_table *t, uint32_t p, uint16_t node, struct sp_bp
 }
 
 /* dp_bp_run (service.h): a built-in opcode through binexec, a registered one through the
- * user hook. */
+ * user hook. it, m and datagram_id describe a request received from a client (it and m
+ * NULL for one another node forwarded): what a registered operation that answers later
+ * needs. */
 static inline int
 bp_exec(struct dp_worker *w, const struct sp_bp_req *req, uint32_t now_s, uint64_t epoch,
-        const struct sp_binexec_route *route, struct sp_bp_builder *reply)
+        const struct sp_binexec_route *route, struct sp_bp_builder *reply,
+        const struct dp_iter *it, const struct rte_mbuf *m, uint64_t datagram_id)
 {
 	const struct dp_runtime *rt = w->rt;
 	struct store *s = NULL;
@@ -207,7 +210,10 @@ bp_exec(struct dp_worker *w, const struct sp_bp_req *req, uint32_t now_s, uint64
 	        .worker = w->index,
 	        .now_s = now_s,
 	        .epoch = epoch,
-	        .partition = req->partition,
+	        	        .partition = req->partition,
+	        .it = it,
+	        .m = m,
+	        .datagram_id = datagram_id,
 	};
 	uint32_t count_before = reply->count;
 	int rc = rt->bp_user_fn(rt->bp_user_ctx, &x, req, reply);
@@ -217,8 +223,13 @@ bp_exec(struct dp_worker *w, const struct sp_bp_req *req, uint32_t now_s, uint64
 		w->bx.reply_full++;
 		return rc;
 	}
-	if (rc == 0) {
+		if (rc == 0) {
 		VERIFY(reply->count == count_before + 1); /* one reply per request */
+		return 0;
+	}
+	if (rc == DP_BP_USER_LATER && m != NULL) {
+		/* Answered later by the operation itself (a gather, taskport.h). */
+		VERIFY(reply->count == count_before);
 		return 0;
 	}
 	/* The operation failed without answering: INTERNAL. */
@@ -272,7 +283,8 @@ answer(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, uint3
 		if (req->err != SP_BP_ERR_OK)
 			rc = sp_binexec_run(NULL, req, it->now_s, NULL, &r->b, bx);
 		else
-			rc = bp_exec(w, req, it->now_s, it->t->epoch, &w->route, &r->b);
+						rc = bp_exec(w, req, it->now_s, it->t->epoch, &w->route, &r->b, it, d->m,
+			             d->dg.datagram_id);
 	}
 	VERIFY(rc == 0);
 	if (refuse == SP_BP_ST_OK && req->err == SP_BP_ERR_OK) {
@@ -735,8 +747,14 @@ bp_classify(const struct dp_runtime *rt, const struct rte_mbuf *m, const struct 
 	if (pkt->dst_port < rt->cfg.port_base ||
 	    (uint32_t)(pkt->dst_port - rt->cfg.port_base) >= rt->workers)
 		return DP_MSG_NONE;
-	if (sp_fwd_is(rte_pktmbuf_mtod(m, const uint8_t *) + pkt->payload_off, pkt->payload_len))
+	const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *) + pkt->payload_off;
+	if (sp_fwd_is(p, pkt->payload_len))
 		return DP_MSG_FORWARD;
+	/* A reply datagram is no request: another node's answer to a gather (taskport.h),
+	 * classified by the tasks service. */
+	if (pkt->payload_len >= SP_BP_DGRAM_HDR_SIZE && (p[3] & SP_BP_F_REPLY) != 0 &&
+	    dp_service_enabled(rt, DP_SVC_TASKS))
+		return DP_MSG_NONE;
 	return DP_MSG_BINARY;
 }
 
@@ -765,7 +783,7 @@ int
 dp_bp_run(struct dp_worker *w, const struct sp_bp_req *req, uint32_t now_s, uint64_t epoch,
           const struct sp_binexec_route *route, struct sp_bp_builder *reply)
 {
-	return bp_exec(w, req, now_s, epoch, route, reply);
+		return bp_exec(w, req, now_s, epoch, route, reply, NULL, NULL, 0);
 }
 
 /*

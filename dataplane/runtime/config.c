@@ -23,7 +23,8 @@ enum {
 	OPT_BUSY_POLL,
 	OPT_MAC,
 	OPT_STATS_INTERVAL,
-	OPT_FORWARD_TIMEOUT,
+		OPT_FORWARD_TIMEOUT,
+	OPT_RATELIMIT_BUCKETS,
 	OPT_LOG_LEVEL,
 	OPT_ETH_PORT,
 	OPT_HELP,
@@ -40,7 +41,8 @@ static const struct option long_options[] = {
         {"busy-poll", no_argument, NULL, OPT_BUSY_POLL},
         {"mac", required_argument, NULL, OPT_MAC},
         {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
-        {"forward-timeout-ms", required_argument, NULL, OPT_FORWARD_TIMEOUT},
+                {"forward-timeout-ms", required_argument, NULL, OPT_FORWARD_TIMEOUT},
+        {"ratelimit-buckets", required_argument, NULL, OPT_RATELIMIT_BUCKETS},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"eth-port", required_argument, NULL, OPT_ETH_PORT},
         {"help", no_argument, NULL, OPT_HELP},
@@ -57,7 +59,8 @@ dp_config_defaults(struct dp_config *cfg)
 	cfg->memory_mb = DP_MEMORY_MB_DEFAULT;
 	cfg->log_level = SP_LOG_INFO;
 	cfg->eth_port = DP_ETH_PORT_DEFAULT;
-	cfg->forward_timeout_ms = DP_FWD_TIMEOUT_MS_DEFAULT;
+		cfg->forward_timeout_ms = DP_FWD_TIMEOUT_MS_DEFAULT;
+	cfg->ratelimit_buckets = DP_RL_BUCKETS_DEFAULT;
 	ASSERT(cfg->partitions != 0);
 }
 
@@ -216,7 +219,13 @@ apply_option(struct dp_config *cfg, int opt, const char *arg, char *err, size_t 
 	case OPT_FORWARD_TIMEOUT:
 		if (parse_u64(arg, DP_FWD_TIMEOUT_MS_MIN, DP_FWD_TIMEOUT_MS_MAX, &v) != 0)
 			goto bad;
-		cfg->forward_timeout_ms = (uint32_t)v;
+				cfg->forward_timeout_ms = (uint32_t)v;
+		return 0;
+	case OPT_RATELIMIT_BUCKETS:
+		if (parse_u64(arg, DP_RL_BUCKETS_MIN, DP_RL_BUCKETS_MAX, &v) != 0 ||
+		    (v & (v - 1)) != 0)
+			goto bad;
+		cfg->ratelimit_buckets = (uint32_t)v;
 		return 0;
 	case OPT_LOG_LEVEL:
 		if (sp_log_parse_level(arg, &cfg->log_level) != 0)
@@ -352,12 +361,17 @@ dp_config_usage(FILE *out, const char *prog)
 	        "                        0: only at exit)\n"
 	        "  --forward-timeout-ms T  cluster mode: how long to wait for the owner of a\n"
 	        "                        forwarded request before answering 'owner\n"
-	        "                        unavailable', %u..%u (default %u)\n"
+	        	        "                        unavailable', %u..%u (default %u); spanning\n"
+	        "                        operations (aggregate) wait this long for other nodes\n"
+	        "                        and half of it for this node's workers\n"
+	        "  --ratelimit-buckets N  token buckets per partition of the ratelimit\n"
+	        "                        operation (32 bytes each), a power of two %u..%u\n"
+	        "                        (default %u; docs/tasks.md)\n"
 	        "  --log-level L         error, warn, info or debug (default info)\n"
 	        "  --eth-port ID         DPDK port id to serve (default %u)\n"
 	        "  --help                this text\n",
 	        prog, prog, DP_PORT_DEFAULT, DP_PARTITIONS_MAX, DP_PARTITIONS_DEFAULT,
 	        DP_MEMORY_MB_DEFAULT, DP_WORKERS_MAX, DP_STATS_INTERVAL_S_MAX,
-	        DP_FWD_TIMEOUT_MS_MIN, DP_FWD_TIMEOUT_MS_MAX, DP_FWD_TIMEOUT_MS_DEFAULT,
-	        DP_ETH_PORT_DEFAULT);
+	        	        DP_FWD_TIMEOUT_MS_MIN, DP_FWD_TIMEOUT_MS_MAX, DP_FWD_TIMEOUT_MS_DEFAULT,
+	        DP_RL_BUCKETS_MIN, DP_RL_BUCKETS_MAX, DP_RL_BUCKETS_DEFAULT, DP_ETH_PORT_DEFAULT);
 }

@@ -24,6 +24,10 @@
 #define DP_FWD_TIMEOUT_MS_MIN     10u
 #define DP_FWD_TIMEOUT_MS_MAX     60000u
 #define DP_ETH_PORT_DEFAULT       0u
+/* Token buckets per partition of the RATELIMIT operation (--ratelimit-buckets; tasks). */
+#define DP_RL_BUCKETS_DEFAULT 1024u
+#define DP_RL_BUCKETS_MIN     8u
+#define DP_RL_BUCKETS_MAX     (256u * 1024u)
 #define DP_ERRBUF_LEN             256u
 
 struct dp_config {
@@ -39,7 +43,8 @@ struct dp_config {
 	bool mac_set;
 	uint8_t mac[6];
 	uint32_t stats_interval_s;   /* 0: no periodic stats line */
-	uint32_t forward_timeout_ms; /* owner reply wait for a forwarded request */
+		uint32_t forward_timeout_ms; /* owner reply wait for a forwarded request */
+	uint32_t ratelimit_buckets;  /* RATELIMIT buckets per partition (power of two) */
 	enum sp_log_level log_level;
 	uint16_t eth_port; /* DPDK port id to serve */
 	bool help;         /* --help was given: print usage and exit 0 */

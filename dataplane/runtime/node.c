@@ -26,6 +26,7 @@
 #include "dataplane/route/route.h"
 #include "dataplane/store/store.h"
 #include "mcport.h"
+#include "taskport.h"
 #include "service.h"
 #include "telemetry.h"
 #include "worker.h"
@@ -337,10 +338,14 @@ dp_node_setup(struct dp_runtime *rt, const struct dp_hugepages *huge)
 	rt->tsc_hz = rte_get_tsc_hz();
 	rt->tsc_base = rte_rdtsc();
 	if (rt->cfg.memcached_port != 0) {
-		rt->mc = dp_mc_create(rt);
+				rt->mc = dp_mc_create(rt);
 		if (rt->mc == NULL)
 			return -ENOMEM;
 	}
+	/* Registered operations: their states next to the stores, the binary hook. */
+	rc = dp_tasks_setup(rt);
+	if (rc != 0)
+		return rc;
 	return dp_telemetry_register(rt);
 }
 
@@ -377,8 +382,9 @@ dp_node_teardown(struct dp_runtime *rt, bool launched)
 		if (ops->print != NULL && dp_service_enabled(rt, (enum dp_service_id)id))
 			ops->print(stdout, rt);
 	}
-	dp_mc_destroy(rt->mc);
+		dp_mc_destroy(rt->mc);
 	rt->mc = NULL;
+	dp_tasks_teardown(rt);
 	for (i = 0; i < rt->workers; i++) {
 		dp_worker_free(rt->w[i]);
 		rt->w[i] = NULL;

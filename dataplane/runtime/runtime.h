@@ -24,6 +24,7 @@ struct store_layout;
 struct store;
 struct dp_worker;
 struct dp_mc;
+struct dp_tasks;
 struct dp_bp_exec;
 struct sp_bp_req;
 struct sp_bp_builder;
@@ -48,7 +49,8 @@ struct dp_runtime {
 	uint64_t tsc_base;        /* the stores' clock: seconds since start-up, from the TSC */
 	struct sp_region *region; /* --state-region, or NULL */
 	_Atomic uint64_t epoch;   /* epoch of the routing table in use, for telemetry */
-	struct dp_mc *mc; /* the memcached protocol (mcport.h), NULL without --memcached-port */
+		struct dp_mc *mc; /* the memcached protocol (mcport.h), NULL without --memcached-port */
+	struct dp_tasks *tasks; /* registered operations (taskport.h) */
 	/* Registered binary-protocol operations' hook (service.h, dp_bp_set_user_hook). */
 	int (*bp_user_fn)(void *ctx, const struct dp_bp_exec *x, const struct sp_bp_req *req,
 	                  struct sp_bp_builder *reply);

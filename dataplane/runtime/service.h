@@ -60,7 +60,8 @@ enum dp_msg_kind {
 	DP_MSG_BINARY,    /* a binary-protocol request datagram, or one worker's share of one */
 	DP_MSG_FORWARD,   /* a message between nodes (dataplane/forward/fwd.h) */
 	DP_MSG_MEMCACHED, /* a memcached UDP datagram */
-	DP_MSG_MC_TOUCH,  /* a gat touch for the owner of a key, from another worker */
+		DP_MSG_MC_TOUCH,  /* a gat touch for the owner of a key, from another worker */
+	DP_MSG_TASK,      /* a registered operation's part request or answer (taskport.h) */
 	DP_MSG_KINDS,
 };
 
@@ -68,7 +69,8 @@ enum dp_msg_kind {
 enum dp_service_id {
 	DP_SVC_BINARY = 0,
 	DP_SVC_FORWARD,
-	DP_SVC_MEMCACHED,
+		DP_SVC_MEMCACHED,
+	DP_SVC_TASKS, /* after BINARY, which leaves reply datagrams (part answers) to it */
 	DP_SVC_COUNT,
 };
 
@@ -111,6 +113,7 @@ struct dp_service_ops {
 extern const struct dp_service_ops dp_bp_service;
 extern const struct dp_service_ops dp_fwd_service;
 extern const struct dp_service_ops dp_mc_service;
+extern const struct dp_service_ops dp_task_service; /* taskport.c */
 
 /* Kind -> service, and the services by id: read through the functions below. */
 extern const struct dp_service_ops *const dp__service_of_kind[DP_MSG_KINDS];
@@ -150,16 +153,27 @@ struct dp_bp_exec {
 	uint16_t worker;    /* the worker (lcore) running it */
 	uint32_t now_s;     /* the stores' clock */
 	uint64_t epoch;     /* the routing table's epoch */
-	uint32_t partition; /* req->partition: owned by this worker now, or SP_BP_PARTITION_ANY */
+		uint32_t partition; /* req->partition: owned by this worker now, or SP_BP_PARTITION_ANY */
+	/* For a request received from a client (NULL for one another node forwarded): the
+	 * loop iteration, the request's frame (meta filled: who to answer) and datagram id,
+	 * for an operation that answers later. */
+	const struct dp_iter *it;
+	const struct rte_mbuf *m;
+	uint64_t datagram_id;
 };
+
+/* What the hook returns when it has not answered yet and will, itself (x->m != NULL). */
+#define DP_BP_USER_LATER 1
 
 /*
  * Runs a registered operation's request (opcode >= SP_BP_OP_USER_FIRST, decoded and well
  * formed: req->err == SP_BP_ERR_OK) and appends exactly one reply to `reply` (a reply
  * builder: sp_bp_add_reply, echoing req->request_id and req->opcode). Returns 0, or
- * -SP_EFULL when its reply does not fit what is left of the builder: then it must have
- * changed nothing, and it is called again with an empty reply datagram. Any other return
- * is answered INTERNAL by the caller. Runs on the owner of req->partition with exclusive
+  * -SP_EFULL when its reply does not fit what is left of the builder: then it must have
+ * changed nothing, and it is called again with an empty reply datagram; or
+ * DP_BP_USER_LATER, having appended nothing, when it answers the client itself later (an
+ * operation gathered from several owners, taskport.h; only when x->m is set). Any other
+ * return is answered INTERNAL by the caller. Runs on the owner of req->partition with exclusive
  * access to that partition's state; never blocks, locks or allocates.
  */
 typedef int (*dp_bp_user_fn)(void *ctx, const struct dp_bp_exec *x, const struct sp_bp_req *req,

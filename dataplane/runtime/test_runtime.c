@@ -54,9 +54,10 @@ test_config_full(void **state)
 	                       "--memcached-port", "11211", "--state-region", "/dev/shm/r",
 	                       "--busy-poll", "--mac", "02:00:00:00:00:01", "--stats-interval", "5",
 	                       "--log-level", "debug", "--eth-port", "1", "--forward-timeout-ms",
-	                       "1500", NULL),
+	                       "1500", "--ratelimit-buckets", "4096", NULL),
 	                 0);
 	assert_int_equal(cfg.forward_timeout_ms, 1500);
+	assert_int_equal(cfg.ratelimit_buckets, 4096);
 	assert_int_equal(cfg.ip_be, htonl(0x0a010203));
 	assert_int_equal(cfg.prefix_len, 24);
 	assert_int_equal(cfg.port_base, 7000);
@@ -84,7 +85,8 @@ test_config_defaults(void **state)
 	assert_int_equal(cfg.port_base, DP_PORT_DEFAULT);
 	assert_int_equal(cfg.partitions, DP_PARTITIONS_DEFAULT);
 	assert_int_equal(cfg.memory_mb, DP_MEMORY_MB_DEFAULT);
-	assert_int_equal(cfg.workers, 0);
+		assert_int_equal(cfg.workers, 0);
+	assert_int_equal(cfg.ratelimit_buckets, DP_RL_BUCKETS_DEFAULT);
 	assert_false(cfg.busy_poll);
 	assert_null(cfg.state_region);
 }
@@ -114,7 +116,10 @@ test_config_rejects(void **state)
 	        {"--memory-mb", "0"},
 	        {"--workers", "0"},
 	        {"--workers", "65"},
-	        {"--memcached-port", "0"},
+	        	        {"--memcached-port", "0"},
+	        {"--ratelimit-buckets", "4"},
+	        {"--ratelimit-buckets", "1000"},
+	        {"--ratelimit-buckets", "524288"},
 	        {"--mac", "01:00:00:00:00:01"},
 	        {"--mac", "00:00:00:00:00:00"},
 	        {"--mac", "02:00:00:00:00"},

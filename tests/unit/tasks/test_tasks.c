@@ -24,6 +24,7 @@
 #include "dataplane/tasks/ratelimit.h"
 #include "dataplane/tasks/task.h"
 #include "tests/unit/store_fixture.h"
+#include "tests/unit/tasks/example_hits.h"
 #include "tests/unit/test_seed.h"
 #include "wire/taskproto.h"
 
@@ -1068,6 +1069,42 @@ test_wire(void **state)
 	assert_int_equal(sp_bp_op_unregister(SP_TASK_OP_RATELIMIT), 0);
 }
 
+/* The guide's example (docs/tasks.md): a per-key hit counter in the operation's state. */
+static void
+test_doc_example(void **state)
+{
+	struct sp_task_registry *r = malloc(sizeof(*r));
+	struct alloc_log log = {0};
+	uint8_t reqbuf[SP_BP_PAYLOAD_MAX], repbuf[SP_BP_PAYLOAD_MAX];
+	uint64_t want[3] = {0};
+	static const char *const keys[] = {"alice", "bob", "carol"};
+
+	(void)state;
+	rng_seed("doc_example");
+	sp_task_registry_init(r);
+	assert_int_equal(hits_register(r, NULL, 0), 0);
+	assert_int_equal(sp_task_start(r, 4, state_alloc, state_free, &log, NULL, 0), 0);
+	for (int i = 0; i < 300; i++) {
+		int k = (int)(rng() % 3);
+		struct sp_bp_builder b;
+		struct sp_bp_reply rep[1];
+		struct sp_bp_dgram dg;
+		uint64_t got;
+
+		struct sp_bp_req q = decoded(reqbuf, 200, keys[k], NULL, 0, 0, 4);
+		sp_bp_builder_init(&b, repbuf, sizeof(repbuf), true, 1);
+		assert_int_equal(sp_task_run_key(r, &q, NULL, 0, 1, &b, NULL), 0);
+		uint32_t len = sp_bp_builder_finish(&b);
+		assert_int_equal(sp_bp_decode_replies(repbuf, len, rep, 1, &dg), SP_BP_ERR_OK);
+		assert_int_equal(rep[0].status, SP_BP_ST_OK);
+		memcpy(&got, rep[0].value, 8);
+		assert_int_equal(got, ++want[k]);
+	}
+	sp_task_stop(r, state_free, &log);
+	sp_task_registry_fini(r);
+	free(r);
+}
+
 int
 main(void)
 {
@@ -1083,6 +1120,7 @@ main(void)
 	        cmocka_unit_test(test_ratelimit_eviction),
 	        cmocka_unit_test(test_aggregate_model_random),
 	        cmocka_unit_test(test_store_scan),
+	        cmocka_unit_test(test_doc_example),
 	        cmocka_unit_test(test_wire),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
