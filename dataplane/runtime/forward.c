@@ -518,6 +518,7 @@ serve_bp_request(struct dp_worker *w, const struct route_table *t, uint32_t now_
 		return;
 	}
 	SP_STATIC_ASSERT(SP_BP_REQS_MAX <= 32, "refusals are a 32-bit mask");
+	h->epoch = t->epoch; /* what goes back names this node's map */
 	sp_bp_builder_init(&b, w->scratch, SP_FWD_PAYLOAD_MAX, true, dg.datagram_id);
 	for (uint32_t i = 0; i < dg.count; i++) {
 		const struct sp_bp_req *q = &reqs[i];
@@ -771,6 +772,7 @@ serve_bp_answer(struct dp_worker *w, struct in_frame *in, const struct route_tab
 	}
 	s->bp_pending &= ~clear;
 	if (h->kind == SP_FWD_REFUSED) {
+		DP_STAT_ADD(w->stats, fwd_refused, dg.count);
 		if (!retry_refused(w, in, h, s, payload))
 			answer_bp_status(w, in, s, clear, SP_BP_ST_SERVER_BUSY);
 	} else {
