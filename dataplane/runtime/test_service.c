@@ -328,11 +328,14 @@ test_hop_limit(void **state)
 	m = take_staged(0, 1);
 	assert_int_equal(dp_meta_of(m)->hops, DP_HANDOFF_HOPS_MAX);
 	assert_int_equal(take_reply(0, r, 4), 1);
-	/* Its owner's ring was full: every request in it is answered SERVER_BUSY. */
+	/* Its owner's ring was full: every request in it is answered SERVER_BUSY, without
+	 * decoding the datagram a second time (dgrams counts full decodes). */
 	{
 		struct dp_iter it = iter_now();
+		uint64_t dgrams = worker_stats[0].dgrams;
 
 		dp_bp_service.busy(rt.w[0], &it, m);
+		assert_int_equal(worker_stats[0].dgrams, dgrams);
 	}
 	assert_int_equal(take_reply(0, r, 4), 1);
 	assert_int_equal(r[0].request_id, 2);

@@ -551,6 +551,43 @@ sp_bp_decode_requests(const void *buf, size_t len, uint32_t partitions, struct s
 }
 
 enum sp_bp_err
+sp_bp_decode_ids(const void *buf, size_t len, struct sp_bp_req *reqs, uint32_t reqs_max,
+                 struct sp_bp_dgram *dgram)
+{
+	const uint8_t *p = buf;
+	enum sp_bp_err err;
+
+	ASSERT(reqs != NULL);
+	err = decode_header(p, len, false, reqs_max, dgram);
+	if (err != SP_BP_ERR_OK)
+		return err;
+
+	size_t off = SP_BP_DGRAM_HDR_SIZE;
+	for (uint32_t i = 0; i < dgram->count; i++) {
+		const uint8_t *h = p + off;
+
+		if (len - off < SP_BP_REQ_HDR_SIZE)
+			return SP_BP_ERR_TRUNC_RECORD;
+		uint32_t key_len = ld16(h + RQ_KEY_LEN);
+		uint32_t value_len = ld32(h + RQ_VALUE_LEN);
+		off += SP_BP_REQ_HDR_SIZE;
+		if (value_len > SP_BP_VALUE_MAX)
+			return SP_BP_ERR_VALUE_TOO_BIG;
+		if ((size_t)key_len + value_len > len - off)
+			return SP_BP_ERR_OVERFLOW;
+		off += (size_t)key_len + value_len;
+		reqs[i] = (struct sp_bp_req){
+		        .opcode = h[RQ_OPCODE],
+		        .request_id = ld32(h + RQ_ID),
+		        .partition = SP_BP_PARTITION_ANY,
+		};
+	}
+	if (off != len)
+		return SP_BP_ERR_TRAILING;
+	return SP_BP_ERR_OK;
+}
+
+enum sp_bp_err
 sp_bp_decode_replies(const void *buf, size_t len, struct sp_bp_reply *out, uint32_t out_max,
                      struct sp_bp_dgram *dgram)
 {

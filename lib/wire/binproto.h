@@ -358,6 +358,17 @@ enum sp_bp_err sp_bp_decode_requests(const void *buf, size_t len, uint32_t parti
                                      struct sp_bp_dgram *dgram);
 
 /*
+ * The light decoder, for a request datagram whose requests were all decoded and found
+ * well formed before (a share handed to another worker whose ring refused it): checks the
+ * framing only (header, record lengths inside len) and fills reqs[i].opcode and
+ * request_id (every other field zero, err OK) and *dgram. Enough to answer every request
+ * with one status without decoding it again: no key hash, no per-opcode rules. Returns
+ * SP_BP_ERR_OK or the datagram-level reason, as sp_bp_decode_requests would.
+ */
+enum sp_bp_err sp_bp_decode_ids(const void *buf, size_t len, struct sp_bp_req *reqs,
+                                uint32_t reqs_max, struct sp_bp_dgram *dgram);
+
+/*
  * Validates a reply datagram and decodes its replies into out[0..count). Returns
  * SP_BP_ERR_OK or the datagram-level reason (same meanings as for requests; a reply with
  * an unknown status or opcode gives SP_BP_ERR_BAD_OPCODE, a non-zero reserved field

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Codec tests for the binary protocol: round trips for every opcode, every malformed
- * datagram class with its reason, per-request errors, builders at their exact limits,
+ * datagram class with its reason (the light decoder, sp_bp_decode_ids, agreeing), per-request errors, builders at their exact limits,
  * ROUTE pages, and a randomized round trip (seed printed; replay with SP_TEST_SEED).
  */
 #include <errno.h>
@@ -83,10 +83,37 @@ raw_one_get(struct raw *r)
 	raw_bytes(r, 'k', 1);
 }
 
+/*
+ * Decodes r with the full decoder and checks that the light one (sp_bp_decode_ids) agrees:
+ * the same datagram-level verdict, and the same ids and opcodes when it is OK.
+ */
+static enum sp_bp_err
+decode_both(const uint8_t *buf, size_t len, struct sp_bp_req *reqs, struct sp_bp_dgram *d)
+{
+	struct sp_bp_req ids[SP_BP_REQS_MAX];
+	struct sp_bp_dgram d2;
+	enum sp_bp_err err = sp_bp_decode_requests(buf, len, PARTS, reqs, SP_BP_REQS_MAX, d);
+
+	assert_int_equal(sp_bp_decode_ids(buf, len, ids, SP_BP_REQS_MAX, &d2), err);
+	if (err != SP_BP_ERR_OK)
+		return err;
+	assert_int_equal(d2.count, d->count);
+	assert_true(d2.datagram_id == d->datagram_id);
+	assert_int_equal(d2.flags, d->flags);
+	for (uint32_t i = 0; i < d->count; i++) {
+		assert_int_equal(ids[i].opcode, reqs[i].opcode);
+		assert_int_equal(ids[i].request_id, reqs[i].request_id);
+		assert_int_equal(ids[i].err, SP_BP_ERR_OK);
+		assert_int_equal(ids[i].key_len, 0);
+		assert_null(ids[i].key);
+	}
+	return err;
+}
+
 static enum sp_bp_err
 decode(const struct raw *r, struct sp_bp_req *reqs, struct sp_bp_dgram *d)
 {
-	return sp_bp_decode_requests(r->buf, r->len, PARTS, reqs, SP_BP_REQS_MAX, d);
+	return decode_both(r->buf, r->len, reqs, d);
 }
 
 /* ---- Round trips ------------------------------------------------------------------------ */
@@ -334,8 +361,7 @@ test_malformed_record_classes(void **state)
 	/* Truncated request header: every cut inside it. */
 	raw_one_get(&r);
 	for (size_t n = SP_BP_DGRAM_HDR_SIZE; n < SP_BP_DGRAM_HDR_SIZE + SP_BP_REQ_HDR_SIZE; n++) {
-		assert_int_equal(sp_bp_decode_requests(r.buf, n, PARTS, reqs, SP_BP_REQS_MAX, &d),
-		                 SP_BP_ERR_TRUNC_RECORD);
+		assert_int_equal(decode_both(r.buf, n, reqs, &d), SP_BP_ERR_TRUNC_RECORD);
 	}
 	/* Second record missing entirely. */
 	raw_one_get(&r);
@@ -848,8 +874,7 @@ test_random_roundtrip(void **state)
 		if (n == 0)
 			continue;
 		uint32_t len = sp_bp_builder_finish(&b);
-		assert_int_equal(sp_bp_decode_requests(buf, len, PARTS, out, SP_BP_REQS_MAX, &d),
-		                 SP_BP_ERR_OK);
+		assert_int_equal(decode_both(buf, len, out, &d), SP_BP_ERR_OK);
 		assert_int_equal(d.count, n);
 		for (unsigned i = 0; i < n; i++) {
 			check_same(&in[i], &out[i]);
