@@ -46,6 +46,8 @@
 #define UNAVAILABLE_LINE "SERVER_ERROR owner unavailable"
 /* The forward table is full: memcached has no busy reply, so an error line. */
 #define BUSY_LINE "SERVER_ERROR busy, try again"
+/* Another node's request too large for a forward message (docs/cluster.md, "Sizes"). */
+#define TOO_BIG_FWD_LINE "SERVER_ERROR request too large to forward; send it to the key's owner"
 
 /* A gat touch for the owner of key: the payload of a message mbuf of kind DP_MSG_MC_TOUCH
  * (its pkt.payload_off is 0: no frame headers). */
@@ -703,6 +705,10 @@ dp_mc_serve(struct dp_worker *w, const struct route_table *t, uint32_t now_s, st
 			case DP_FWD_FULL:
 				DP_STAT_INC(&wk->st, forward_busy);
 				answer_line(wk, m, udp, len, BUSY_LINE, res);
+				return;
+			case DP_FWD_TOO_BIG:
+				DP_STAT_INC(&wk->st, wrong_node);
+				answer_line(wk, m, udp, len, TOO_BIG_FWD_LINE, res);
 				return;
 			default:
 				DP_STAT_INC(&wk->st, wrong_node);

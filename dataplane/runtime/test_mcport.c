@@ -886,6 +886,24 @@ test_forward_entry(void **state)
 	assert_int_equal(collect(&res, 43), 1);
 	assert_string_equal(reply, "SERVER_ERROR key is owned by another node\r\n");
 	assert_int_equal(rt.w[0]->fwd.live, 0);
+
+	/* A set of node 2's key too large for a forward message (1441 bytes of payload):
+	 * answered here with the reason, nothing sent to node 2. */
+	static char big[1500];
+	int head = snprintf(big, sizeof(big), "set %s 0 0 %d\r\n", key, 0);
+	size_t vlen = SP_FWD_PAYLOAD_MAX + 1 - SP_MC_FRAME_BYTES - (size_t)head - 2 - 3;
+	head = snprintf(big, sizeof(big), "set %s 0 0 %zu\r\n", key, vlen);
+	memset(big + head, 'z', vlen);
+	memcpy(big + head + vlen, "\r\n", 3);
+	assert_int_equal(SP_MC_FRAME_BYTES + strlen(big), SP_FWD_PAYLOAD_MAX + 1);
+	uint64_t too_big = WSTAT(fwd_too_big);
+	serve(0, frame(big, 44), &res);
+	assert_int_equal(WSTAT(fwd_too_big), too_big + 1);
+	dp_fwd_flush(rt.w[0]);
+	assert_int_equal(rt.w[0]->tx_count, 0);
+	assert_int_equal(collect(&res, 44), 1);
+	assert_string_equal(
+	        reply, "SERVER_ERROR request too large to forward; send it to the key's owner\r\n");
 }
 
 /*
