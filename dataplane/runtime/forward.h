@@ -114,10 +114,11 @@ enum dp_fwd_rc dp_fwd_mc_request(struct dp_worker *w, const struct route_table *
 /*
  * Forwards n binary-protocol requests of the client datagram in cm (meta filled; its
  * datagram id dgram_id), all owned by worker `worker` of node `node` (an index in t), in
- * one message, their records copied as they arrived (they fit: the caller checked
- * record_len). The owner's reply datagrams are relayed to the client; requests without a
- * reply in time are answered UNAVAILABLE. DP_FWD_FULL also when no mbuf was free. cm is
- * only read.
+ * one message of this burst's batch for that worker, their records copied as they arrived
+ * (they fit: the caller checked record_len). The owner's reply datagrams are relayed to
+ * the client; requests the owner refuses (its map moved) are placed again once on this
+ * node's map; requests without a reply in time are answered UNAVAILABLE. DP_FWD_FULL also
+ * when no mbuf was free. cm is only read.
  */
 enum dp_fwd_rc dp_fwd_bp_request(struct dp_worker *w, const struct route_table *t,
                                  const struct rte_mbuf *cm, uint64_t dgram_id,
@@ -132,7 +133,8 @@ void dp_fwd_flush(struct dp_worker *w);
  * whose owner did not reply in time. */
 void dp_fwd_poll(struct dp_worker *w);
 
-/* At exit: forgets every request in flight (counted as timeouts; nothing is held). */
+/* At exit: forgets every request in flight (counted as timeouts) and drops the batches
+ * being filled; nothing is held afterwards. */
 void dp_fwd_drain(struct dp_worker *w);
 
 #endif
