@@ -6,14 +6,17 @@
 
 #include "addr.h"
 #include "common/keyhash.h"
+#include "common/verify.h"
 
 #define HOST_MAX 64u
 
 uint64_t
 cp_member_id(const char *name)
 {
+	ASSERT(name != NULL);
 	uint64_t h = sp_key_hash(name, strlen(name));
 	uint32_t id = (uint32_t)(h ^ (h >> 32));
+	/* Below 2^32: a member's id is its dataplane's node id too (cluster_sm.h). */
 	return id ? id : 1;
 }
 
@@ -33,6 +36,7 @@ parse_port(const char *s, uint16_t *port)
 	}
 	if (v == 0)
 		return false;
+	ASSERT(v <= 65535u);
 	*port = (uint16_t)v;
 	return true;
 }
@@ -43,6 +47,8 @@ cp_parse_addr(const char *text, struct sockaddr_in *out)
 	char host[HOST_MAX];
 	struct in_addr ip;
 	uint16_t port;
+	ASSERT(text != NULL);
+	ASSERT(out != NULL);
 	const char *colon = strrchr(text, ':');
 
 	if (colon == NULL || colon == text || (size_t)(colon - text) >= sizeof(host))

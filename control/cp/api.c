@@ -49,7 +49,9 @@ static void
 send_json(struct cp_conn *c, json_object *o)
 {
 	size_t len;
+	ASSERT(c->kind == CP_CONN_CLIENT);
 	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	ASSERT(s != NULL);
 	cp_conn_send_frame(c, FRAME_RESPONSE, s, (uint32_t)len, NULL, 0);
 	json_object_put(o);
 }
@@ -77,6 +79,7 @@ leader_client_addr(struct cp_api *api)
 static void
 respond_err(struct cp_api *api, struct cp_conn *c, uint64_t id, int err, const char *msg)
 {
+	ASSERT(err < 0);
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "id", json_object_new_uint64(id));
 	json_object_object_add(o, "ok", json_object_new_boolean(0));
@@ -155,6 +158,7 @@ respond_submit_err(struct cp_api *api, struct cp_conn *c, uint64_t req_id, int e
 static bool
 pending_conn_ok(struct cp_api *api, struct cp_pending *p)
 {
+	ASSERT(p->kind != 0);
 	return p->conn && cp_conn_alive(api->io, p->conn, p->conn_serial);
 }
 
@@ -465,6 +469,8 @@ submit_write(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const char 
 		return;
 	}
 	struct cp_pending *p = &api->pending[pend];
+	ASSERT(p->kind == CP_PEND_WRITE);
+	ASSERT(kind == CP_SUB_PROPOSE || kind == CP_SUB_CONF || kind == CP_SUB_TRANSFER);
 	if (kind == CP_SUB_TRANSFER)
 		p->read_ctx = arg; /* the target, checked each tick */
 	int err = cp_node_submit(api->node, kind, arg, data, len, p->token);
@@ -495,6 +501,7 @@ submit_conf(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const char *
 {
 	struct raft_conf_change cc = {.op = conf_op, .node_id = id};
 	uint8_t b[RAFT_CONF_CHANGE_BYTES];
+	ASSERT(id != 0);
 	raft_conf_change_encode(&cc, b);
 	submit_write(api, c, req_id, op, CP_SUB_CONF, 0, b, sizeof(b));
 }
@@ -609,6 +616,7 @@ op_move_leader(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const str
                json_object *req)
 {
 	uint64_t id = member_arg_in_raft(api, req, true);
+	ASSERT(strcmp(op->name, "move-leader") == 0); /* the tick checks the transfer by name */
 	if (id == 0) {
 		respond_err(api, c, req_id, -SP_ENOTFOUND, "target is not a voting member");
 		return;
@@ -760,6 +768,8 @@ handle(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const char *name,
 void
 cp_api_on_request(struct cp_api *api, struct cp_conn *c, const uint8_t *payload, uint32_t len)
 {
+	ASSERT(len <= CP_JSON_MAX); /* io.c bounds a client's frames */
+	ASSERT(c->kind == CP_CONN_CLIENT);
 	struct json_tokener *tok = json_tokener_new();
 	json_object *req = tok ? json_tokener_parse_ex(tok, (const char *)payload, (int)len) : NULL;
 	json_object *v;
@@ -791,6 +801,7 @@ on_submitted(struct cp_api *api, uint64_t token, int err, uint64_t index, uint64
 	struct cp_pending *p = pending_by_token(api, token);
 	if (p == NULL)
 		return; /* timed out meanwhile */
+	ASSERT(err <= 0);
 	if (err) {
 		SP_LOG_DEBUG(MOD, "%s refused by Raft: %s", p->op, sp_strerror(err));
 		if (pending_conn_ok(api, p))
@@ -808,6 +819,8 @@ on_submitted(struct cp_api *api, uint64_t token, int err, uint64_t index, uint64
 static void
 on_applied(struct cp_api *api, uint64_t index, uint64_t term, int status)
 {
+	ASSERT(index != 0);
+	ASSERT(index <= api->node->applied);
 	for (uint32_t i = 0; i < CP_PENDING_MAX && api->n_pending; i++) {
 		struct cp_pending *p = &api->pending[i];
 		if (p->kind != CP_PEND_WRITE || p->index != index || p->index == 0)
@@ -837,6 +850,8 @@ on_applied(struct cp_api *api, uint64_t index, uint64_t term, int status)
 static void
 on_read_ready(struct cp_api *api, uint64_t ctx, uint64_t index, int status)
 {
+	ASSERT(ctx != 0);
+	ASSERT(ctx <= api->next_read_ctx);
 	for (uint32_t i = 0; i < CP_PENDING_MAX && api->n_pending; i++) {
 		struct cp_pending *p = &api->pending[i];
 		if (p->kind != CP_PEND_READ || p->read_ctx != ctx)
@@ -933,6 +948,7 @@ void
 cp_api_tick(struct cp_api *api)
 {
 	api->tick++;
+	ASSERT(api->n_pending <= CP_PENDING_MAX);
 	struct raft_status st;
 	cp_node_status(api->node, &st);
 	for (uint32_t i = 0; i < CP_PENDING_MAX && api->n_pending; i++) {
@@ -955,9 +971,36 @@ cp_api_tick(struct cp_api *api)
 	}
 }
 
+bool
+cp_api_check_invariants(const struct cp_api *api)
+{
+	uint32_t used = 0;
+	for (uint32_t i = 0; i < CP_PENDING_MAX; i++) {
+		const struct cp_pending *p = &api->pending[i];
+		if (p->kind == 0) {
+			if (p->token != 0)
+				return false;
+			continue;
+		}
+		used++;
+		if (p->kind != CP_PEND_WRITE && p->kind != CP_PEND_READ)
+			return false;
+		if (p->token == 0 || (p->token & 0xffffu) != i ||
+		    (p->token >> 16) > api->pending_serial)
+			return false;
+		if (p->kind == CP_PEND_READ &&
+		    (p->read_ctx == 0 || p->read_ctx > api->next_read_ctx))
+			return false;
+		if (memchr(p->op, '\0', sizeof(p->op)) == NULL)
+			return false;
+	}
+	return used == api->n_pending;
+}
+
 void
 cp_api_on_conn_closed(struct cp_api *api, struct cp_conn *c)
 {
+	ASSERT(c != NULL);
 	for (uint32_t i = 0; i < CP_PENDING_MAX && api->n_pending; i++)
 		if (api->pending[i].kind && api->pending[i].conn == c)
 			api->pending[i].conn = NULL;

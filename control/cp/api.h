@@ -68,6 +68,9 @@ void cp_api_on_request(struct cp_api *api, struct cp_conn *c, const uint8_t *pay
 uint32_t cp_api_take_outcomes(struct cp_api *api);
 /* Once a tick: finished leader transfers answered, requests past their deadline refused. */
 void cp_api_tick(struct cp_api *api);
+/* Checks the pending table: the count agrees, every entry's token names its own slot, free
+ * slots hold no token. For asserts: main.c checks after every tick. */
+bool cp_api_check_invariants(const struct cp_api *api);
 /* c is being freed: its pending requests get no reply. */
 void cp_api_on_conn_closed(struct cp_api *api, struct cp_conn *c);
 

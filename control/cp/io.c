@@ -29,6 +29,7 @@ cp_peer_find(struct cp_io *io, uint64_t id)
 struct cp_peer *
 cp_peer_upsert(struct cp_io *io, uint64_t id, const char *name, const char *addr)
 {
+	ASSERT(id != 0);
 	struct cp_peer *p = cp_peer_find(io, id);
 	if (p == NULL) {
 		if (io->n_peers == SP_MEMBERS_MAX)
@@ -37,6 +38,7 @@ cp_peer_upsert(struct cp_io *io, uint64_t id, const char *name, const char *addr
 		memset(p, 0, sizeof(*p));
 		p->id = id;
 	}
+	ASSERT(p->id == id);
 	if (name && name[0])
 		snprintf(p->name, sizeof(p->name), "%s", name);
 	if (addr && addr[0] && strcmp(p->addr, addr) != 0) {
@@ -109,13 +111,15 @@ get_sqe(struct cp_io *io)
 		io_uring_submit(io->ring);
 		sqe = io_uring_get_sqe(io->ring);
 	}
-	VERIFY(sqe != NULL);
+	VERIFY(sqe != NULL); /* io_uring_submit emptied the submission queue */
 	return sqe;
 }
 
 static void
 submit_accept(struct cp_io *io, struct cp_listener *l)
 {
+	ASSERT(l->fd >= 0);
+	ASSERT(l->kind == CP_CONN_PEER_IN || l->kind == CP_CONN_CLIENT);
 	struct io_uring_sqe *sqe = get_sqe(io);
 	l->peer_len = sizeof(l->peer);
 	io_uring_prep_accept(sqe, l->fd, (struct sockaddr *)&l->peer, &l->peer_len, SOCK_CLOEXEC);
@@ -194,8 +198,10 @@ cp_io_listen(struct cp_io *io)
 static void
 slot_range(uint32_t kind, uint32_t *lo, uint32_t *hi)
 {
+	ASSERT(kind != 0 && kind < CP_CONN_KIND_END);
 	*lo = kind == CP_CONN_CLIENT ? CP_PEER_CONNS_MAX : 0;
 	*hi = kind == CP_CONN_CLIENT ? CP_CONNS_MAX : CP_PEER_CONNS_MAX;
+	ASSERT(*lo < *hi);
 }
 
 static struct cp_conn *
@@ -228,6 +234,7 @@ conn_new(struct cp_io *io, int fd, uint32_t kind)
 	c->op_recv = (struct cp_op){CP_OP_MAGIC, CP_OP_RECV, c};
 	c->op_send = (struct cp_op){CP_OP_MAGIC, CP_OP_SEND, c};
 	c->op_connect = (struct cp_op){CP_OP_MAGIC, CP_OP_CONNECT, c};
+	ASSERT(c->state == 0); /* the caller sets where the handshake starts */
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	io->conns[slot] = c;
@@ -240,6 +247,7 @@ static void
 conn_detach(struct cp_conn *c)
 {
 	struct cp_io *io = c->io;
+	ASSERT(c->state == CP_CS_CLOSING);
 	for (uint32_t i = 0; i < CP_CONNS_MAX; i++)
 		if (io->conns[i] == c) {
 			io->conns[i] = NULL;
@@ -296,6 +304,7 @@ submit_recv(struct cp_conn *c)
 {
 	if (c->recv_inflight || c->state == CP_CS_CLOSING)
 		return;
+	ASSERT(c->rlen <= c->rcap);
 	bool ready = c->state == CP_CS_READY;
 	if (ready && c->rcap - c->rlen < CP_RECV_CHUNK / 4) {
 		size_t cap = c->rcap < CP_RECV_CHUNK ? CP_RECV_CHUNK : c->rcap * 2;
@@ -321,7 +330,9 @@ submit_send(struct cp_conn *c)
 		return;
 	/* Everything queued goes in one sendmsg: many small Raft frames, one system call. */
 	unsigned n = 0;
+	ASSERT(c->sq_bytes > 0);
 	for (struct cp_sendbuf *b = c->sq_head; b && n < CP_SEND_IOV_MAX; b = b->next, n++) {
+		ASSERT(b->off < b->len);
 		c->iov[n].iov_base = b->data + b->off;
 		c->iov[n].iov_len = b->len - b->off;
 	}
@@ -372,6 +383,8 @@ static void
 send_challenge(struct cp_conn *c)
 {
 	uint8_t body[1 + FRAME_NONCE_LEN];
+	ASSERT(c->kind != CP_CONN_PEER_OUT); /* the acceptor challenges */
+	ASSERT(c->state == 0);
 	frame_random_nonce(c->nonce_mine);
 	body[0] = FRAME_AUTH_VERSION;
 	memcpy(body + 1, c->nonce_mine, FRAME_NONCE_LEN);
@@ -383,6 +396,7 @@ static void
 bad_frame(struct cp_conn *c, const char *why, bool auth)
 {
 	struct cp_io *io = c->io;
+	ASSERT(why != NULL);
 	cp_stats_add(io->stats, auth ? &io->stats->m.auth_failures : &io->stats->m.frames_bad, 1);
 	if (sp_log_limit_hit(&io->lim_bad, sp_mono_ns()))
 		SP_LOG_WARN(MOD, "connection from %s:%u closed: %s", inet_ntoa(c->addr.sin_addr),
@@ -404,6 +418,8 @@ static bool
 on_frame(struct cp_conn *c, const struct frame *f)
 {
 	struct cp_io *io = c->io;
+	ASSERT(f->len <= FRAME_LEN_MAX);
+	ASSERT(c->state != CP_CS_CLOSING); /* on_recv stops at a closed connection */
 
 	switch (c->state) {
 	case CP_CS_WAIT_AUTH: {
@@ -490,11 +506,13 @@ on_frame(struct cp_conn *c, const struct frame *f)
 static void
 on_recv(struct cp_conn *c, int res)
 {
+	ASSERT(c->recv_inflight);
 	c->recv_inflight = false;
 	if (c->state == CP_CS_CLOSING || res <= 0) {
 		conn_close(c, res == 0 ? "closed by the other side" : "receive failed");
 		return;
 	}
+	ASSERT((size_t)res <= c->rcap - c->rlen);
 	c->rlen += (size_t)res;
 	size_t off = 0;
 	while (off < c->rlen) {
@@ -544,6 +562,7 @@ on_send(struct cp_conn *c, int res)
 		return;
 	}
 	size_t sent = (size_t)res;
+	ASSERT(sent <= c->sq_bytes);
 	while (sent && c->sq_head) {
 		struct cp_sendbuf *b = c->sq_head;
 		size_t left = b->len - b->off;
@@ -573,6 +592,7 @@ make_room(struct cp_io *io, uint32_t kind, struct in_addr src)
 {
 	uint32_t lo, hi, free_slots = 0, same = 0;
 	struct cp_conn *oldest = NULL, *oldest_same = NULL;
+	ASSERT(kind == CP_CONN_PEER_IN || kind == CP_CONN_CLIENT);
 	slot_range(kind, &lo, &hi);
 	for (uint32_t i = lo; i < hi; i++) {
 		struct cp_conn *c = io->conns[i];
@@ -628,6 +648,8 @@ static void
 peer_connect(struct cp_io *io, struct cp_peer *p)
 {
 	struct sockaddr_in sa;
+	ASSERT(p->id != io->id);
+	ASSERT(p->out == NULL);
 	if (cp_parse_addr(p->addr, &sa))
 		return;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -652,6 +674,7 @@ peer_connect(struct cp_io *io, struct cp_peer *p)
 static void
 on_connect(struct cp_conn *c, int res)
 {
+	ASSERT(c->kind == CP_CONN_PEER_OUT);
 	c->connect_inflight = false;
 	if (c->state == CP_CS_CLOSING || res < 0) {
 		conn_close(c, "connect failed");
@@ -668,6 +691,8 @@ cp_io_complete(struct cp_io *io, struct io_uring_cqe *cqe)
 	struct cp_op *op = io_uring_cqe_get_data(cqe);
 	if (op == NULL || op->magic != CP_OP_MAGIC)
 		return;
+	ASSERT(op->owner != NULL);
+	ASSERT(op->kind != CP_OP_TICK); /* main.c's own */
 	switch (op->kind) {
 	case CP_OP_ACCEPT:
 		on_accept(io, op->owner, cqe->res);
@@ -692,6 +717,7 @@ static void
 expire_handshakes(struct cp_io *io, uint64_t now)
 {
 	uint64_t limit = (uint64_t)io->cfg->auth_timeout_ms * 1000000u;
+	ASSERT(limit > 0);
 	for (uint32_t i = 0; i < CP_CONNS_MAX; i++) {
 		struct cp_conn *c = io->conns[i];
 		if (c == NULL || c->state == CP_CS_READY || c->state == CP_CS_CLOSING ||
@@ -739,6 +765,50 @@ cp_io_tick(struct cp_io *io)
 		p->retry_ticks = CP_RECONNECT_TICKS;
 		peer_connect(io, p);
 	}
+}
+
+/* One connection's own invariants. */
+static bool
+conn_ok(const struct cp_io *io, const struct cp_conn *c)
+{
+	if (c->io != io || c->fd < 0 || c->kind == 0 || c->kind >= CP_CONN_KIND_END)
+		return false;
+	if (c->state < CP_CS_CONNECTING || c->state > CP_CS_CLOSING)
+		return false;
+	if (c->rlen > c->rcap || c->rbuf == NULL)
+		return false;
+	if ((c->sq_head == NULL) != (c->sq_tail == NULL) || (c->sq_head == NULL && c->sq_bytes))
+		return false;
+	return c->kind != CP_CONN_CLIENT || c->peer_id == 0;
+}
+
+bool
+cp_io_check_invariants(const struct cp_io *io)
+{
+	if (io->n_peers > SP_MEMBERS_MAX)
+		return false;
+	for (uint32_t i = 0; i < io->n_peers; i++) {
+		if (io->peers[i].id == 0)
+			return false;
+		for (uint32_t j = i + 1; j < io->n_peers; j++)
+			if (io->peers[j].id == io->peers[i].id)
+				return false;
+	}
+	for (uint32_t i = 0; i < CP_CONNS_MAX; i++) {
+		const struct cp_conn *c = io->conns[i];
+		if (c == NULL)
+			continue;
+		uint32_t lo, hi;
+		slot_range(c->kind, &lo, &hi);
+		if (i < lo || i >= hi || !conn_ok(io, c) || c->state == CP_CS_CLOSING)
+			return false;
+	}
+	uint32_t closing = 0;
+	for (const struct cp_conn *c = io->closing; c != NULL; c = c->next_closing) {
+		if (!conn_ok(io, c) || c->state != CP_CS_CLOSING || ++closing > CP_CONNS_MAX * 4u)
+			return false; /* bounded: a cycle in the list is a bug */
+	}
+	return true;
 }
 
 void

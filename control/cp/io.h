@@ -155,6 +155,11 @@ void cp_io_complete(struct cp_io *io, struct io_uring_cqe *cqe);
 /* Once a tick: handshakes past their deadline closed, members reconnected, log counts. */
 void cp_io_tick(struct cp_io *io);
 
+/* Checks io's invariants: every connection in the pool of its kind and pointing back at
+ * io, closing ones only on the closing list, buffers within their bounds, peer ids unique
+ * and not 0. For asserts: main.c checks after every tick in builds with assertions. */
+bool cp_io_check_invariants(const struct cp_io *io);
+
 /* Queues one frame (a then b) on c. Returns 0, -EPIPE on a closing connection,
  * -SP_ETOOBIG, -SP_EFULL (c closed: its queue passed its bound) or -ENOMEM. */
 int cp_conn_send_frame(struct cp_conn *c, uint8_t type, const void *a, uint32_t alen, const void *b,

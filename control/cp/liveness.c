@@ -78,6 +78,7 @@ self_report(struct cp_liveness *lv, uint64_t now, struct health_report *r)
 {
 	struct sp_dp_status s;
 
+	ASSERT(r == &lv->self);
 	memset(r, 0, sizeof(*r));
 	r->hb_age_ms = UINT32_MAX;
 	if (lv->node->region == NULL) {
@@ -134,6 +135,7 @@ write_lease(struct cp_liveness *lv, uint64_t now)
 		expiry = 0;
 	if (expiry == lv->written_expiry && membership == lv->written_membership)
 		return;
+	ASSERT(expiry == 0 || !lv->self.revoked); /* a revoked lease is never written */
 	sp_region_lease_write(lv->node->region, expiry, membership);
 	if ((expiry > now) != (lv->written_expiry > now))
 		SP_LOG_INFO(MOD, "lease %s", expiry > now ? "granted" : "lapsed or revoked");
@@ -145,6 +147,7 @@ void
 cp_liveness_removed(struct cp_liveness *lv)
 {
 	lv->removed = true;
+	lv->lease_expiry_ns = 0;
 	if (lv->node->region != NULL)
 		sp_region_lease_write(lv->node->region, 0, SP_REGION_MEMBER_REMOVED);
 }
@@ -154,6 +157,8 @@ static void
 member_view(const struct cp_liveness *lv, const struct cluster_member *m,
             struct health_member_view *v)
 {
+	ASSERT(m->id != 0);
+	ASSERT(cluster_sm_member(lv->node->sm, m->id) == m);
 	v->id = m->id;
 	v->is_self = m->id == lv->id;
 	v->down = m->down;
@@ -303,6 +308,7 @@ static void
 propose(struct cp_liveness *lv, const struct cluster_cmd *cmd)
 {
 	int n = cluster_cmd_encode(cmd, lv->cmd_buf, CLUSTER_CMD_BYTES_MAX);
+	ASSERT(n > 0); /* liveness builds only commands that encode */
 	if (n > 0)
 		cp_node_submit(lv->node, CP_SUB_PROPOSE, 0, lv->cmd_buf, (uint32_t)n, 0);
 }
@@ -322,6 +328,7 @@ old_owner_stopped(struct cp_liveness *lv, const struct sp_map_entry *e, uint64_t
 	const struct cluster_member *m = cluster_sm_member(lv->node->sm, e->node_id);
 	const struct health_peer *p = health_peer_find(&lv->h, e->node_id);
 
+	ASSERT(lv->node->sm->epoch != 0); /* there is a current map */
 	if (m == NULL || !m->dp_known)
 		return health_lease_void(&lv->h, e->node_id, now);
 	if (p != NULL && p->have_report && !p->rep.has_region)
@@ -343,6 +350,9 @@ cp_liveness_plan(struct cp_liveness *lv, bool everyone, struct sp_map_entry *nex
 	struct placement_node nodes[SP_MEMBERS_MAX];
 	uint32_t n = 0, P = lv->node->sm->partitions;
 	uint64_t now = lv_now();
+
+	ASSERT(next != target); /* the caller's map, not the plan's scratch */
+	ASSERT(next != NULL);
 
 	*moved = 0;
 	*fenced = 0;
@@ -446,6 +456,7 @@ cp_liveness_duties(struct cp_liveness *lv)
 	for (uint32_t p = 0; p < lv->node->sm->partitions && lv->node->sm->epoch != 0; p++)
 		if (memcmp(&next[p], &lv->node->sm->map[p], sizeof(next[p])) != 0)
 			health_took(&lv->h, lv->node->sm->map[p].node_id, lv->node->sm->epoch + 1);
+	ASSERT(moved + fenced > 0);
 	struct cluster_cmd cmd = {.type = CLUSTER_CMD_MAP_SET,
 	                          .epoch = lv->node->sm->epoch + 1,
 	                          .partitions = lv->node->sm->partitions,
@@ -455,12 +466,27 @@ cp_liveness_duties(struct cp_liveness *lv)
 	propose(lv, &cmd);
 }
 
+bool
+cp_liveness_check_invariants(const struct cp_liveness *lv)
+{
+	if (!health_check_invariants(&lv->h))
+		return false;
+	if (lv->self.revoked != (lv->revoked_at_ns != 0))
+		return false;
+	if (lv->revoked_at_ns != 0 && lv->revoke_floor_ns > lv->revoked_at_ns)
+		return false; /* the floor is where the last revocation ended */
+	if (lv->cmd_buf == NULL || lv->target == NULL || lv->next == NULL)
+		return false;
+	return lv->written_membership <= SP_REGION_MEMBER_REMOVED;
+}
+
 void
 cp_liveness_judge(struct cp_liveness *lv, uint64_t id, struct health_verdict *vd)
 {
 	const struct cluster_member *m = cluster_sm_member(lv->node->sm, id);
 	struct health_member_view v;
 
+	ASSERT(id != 0);
 	memset(vd, 0, sizeof(*vd));
 	if (m == NULL || lv->h.leader_since_ns == 0) {
 		snprintf(vd->why, sizeof(vd->why), "%s",
@@ -477,6 +503,7 @@ cp_liveness_dp_state(const struct cp_liveness *lv, char *why, size_t why_len)
 	const struct health_report *r = &lv->self;
 	const struct cluster_member *m = cluster_sm_member(lv->node->sm, lv->id);
 
+	ASSERT(why_len > 0);
 	why[0] = '\0';
 	if (!r->has_region)
 		return lv->cfg->dp_set ? "unmanaged" : "none";

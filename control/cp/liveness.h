@@ -64,6 +64,9 @@ void cp_liveness_on_frame(struct cp_liveness *lv, uint64_t from_peer, const uint
                           uint32_t len);
 /* This member was removed: its dataplane stops serving at once. */
 void cp_liveness_removed(struct cp_liveness *lv);
+/* Checks lv's invariants (the detector's, the revocation flags agree). For asserts: main.c
+ * checks after every tick in builds with assertions. */
+bool cp_liveness_check_invariants(const struct cp_liveness *lv);
 /* Automatic rebalancing is on (the configuration key is not "off"). */
 bool cp_liveness_auto(const struct cp_liveness *lv);
 /* The next map (moves whose old owner stopped; the rest fenced first). everyone: nodes

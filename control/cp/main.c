@@ -426,7 +426,7 @@ on_raft(void *arg, struct cp_conn *c, uint64_t peer_id, const uint8_t *buf, uint
 {
 	struct cp *cp = arg;
 	(void)c;
-	(void)peer_id;
+	ASSERT(peer_id != 0); /* an authenticated member */
 	cp_node_on_raft_frame(&cp->node, buf, len);
 }
 
@@ -435,6 +435,7 @@ on_liveness(void *arg, struct cp_conn *c, uint64_t peer_id, const uint8_t *buf, 
 {
 	struct cp *cp = arg;
 	(void)c;
+	ASSERT(peer_id != 0);
 	cp_liveness_on_frame(&cp->lv, peer_id, buf, len);
 }
 
@@ -452,7 +453,7 @@ on_removed(void *arg, struct cp_conn *c, uint64_t peer_id, const uint8_t *buf, u
 	struct cp *cp = arg;
 	(void)c;
 	(void)buf;
-	(void)len;
+	ASSERT(len == 8); /* io.c checked that it names this member */
 	SP_LOG_WARN(MOD, "member %llu says this member was removed from the cluster; stopping",
 	            (unsigned long long)peer_id);
 	cp_liveness_removed(&cp->lv);
@@ -463,6 +464,7 @@ static void
 on_conn_closed(void *arg, struct cp_conn *c)
 {
 	struct cp *cp = arg;
+	ASSERT(c != NULL);
 	cp_api_on_conn_closed(&cp->api, c);
 }
 
@@ -476,6 +478,7 @@ drive(struct cp *cp)
 	for (uint32_t round = 0; round < CP_DRIVE_ROUNDS_MAX; round++) {
 		bool more = cp_node_drive(&cp->node);
 		cp_api_take_outcomes(&cp->api);
+		ASSERT(cp_outq_depth(&cp->node.outq) == 0);
 		if (!more)
 			return;
 	}
@@ -548,6 +551,11 @@ tick(struct cp *cp)
 	drive(cp);
 	cp_api_tick(&cp->api);
 	metrics_update(cp);
+	/* Every module's invariants, once a tick (compiled out with NDEBUG). */
+	ASSERT(cp_io_check_invariants(&cp->io));
+	ASSERT(cp_node_check_invariants(&cp->node));
+	ASSERT(cp_liveness_check_invariants(&cp->lv));
+	ASSERT(cp_api_check_invariants(&cp->api));
 }
 
 static void

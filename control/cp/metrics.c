@@ -29,6 +29,7 @@ static int
 append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
 {
 	va_list ap;
+	ASSERT(cap > 0);
 	if (*len >= cap)
 		return -1;
 	va_start(ap, fmt);
@@ -46,6 +47,7 @@ render(struct cp_stats *s, char *b, size_t cap)
 	struct cp_metrics m;
 	size_t n = 0;
 
+	ASSERT(cap >= 4096); /* the body below fits with room to spare */
 	pthread_mutex_lock(&s->lock);
 	m = s->m;
 	pthread_mutex_unlock(&s->lock);
@@ -203,6 +205,7 @@ cp_metrics_fsync_done(struct cp_stats *s, uint64_t took_ns)
 	uint32_t b = 0;
 	while (b < CP_FSYNC_BUCKETS - 1 && us > (64ull << b))
 		b++;
+	ASSERT(b < CP_FSYNC_BUCKETS);
 	pthread_mutex_lock(&s->lock);
 	s->m.fsync_hist[b]++;
 	s->m.fsync_count++;

@@ -40,6 +40,7 @@ send_msg(struct cp_node *node, const struct raft_msg *m)
 static int
 apply_cmd(struct cp_node *node, const struct cluster_cmd *cmd)
 {
+	ASSERT(cmd->type == CLUSTER_CMD_MEMBER_ROLE || cmd->type == CLUSTER_CMD_MEMBER_REMOVE);
 	int n = cluster_cmd_encode(cmd, node->cmd_buf, CLUSTER_CMD_BYTES_MAX);
 	VERIFY(n > 0);
 	return cluster_sm_apply(node->sm, node->cmd_buf, (size_t)n, NULL);
@@ -50,8 +51,9 @@ apply_conf(struct cp_node *node, const struct raft_entry *e)
 {
 	struct raft_conf_change cc;
 	struct cluster_cmd cmd = {0};
+	ASSERT(e->type == RAFT_ENTRY_CONF);
 	if (raft_conf_change_decode(e->data, e->len, &cc))
-		return;
+		return; /* the core checked it when it was proposed; nothing to mirror */
 	cmd.member.id = cc.node_id;
 	switch (cc.op) {
 	case RAFT_CONF_ADD_LEARNER:
@@ -79,8 +81,12 @@ static void
 apply_entry(struct cp_node *node, const struct raft_entry *e)
 {
 	int status = 0;
+	ASSERT(node->ready_inflight);
+	ASSERT(e->term != 0);
 	if (e->index <= node->applied)
-		return; /* already in the snapshot we restored */
+		return;                        /* already in the snapshot we restored */
+	ASSERT(e->index == node->applied + 1); /* in order, none skipped */
+	ASSERT(e->term >= node->applied_term);
 	if (e->type == RAFT_ENTRY_NORMAL) {
 		struct cluster_cmd cmd; /* decoded once, by the apply */
 		status = cluster_sm_apply(node->sm, e->data, e->len, &cmd);
@@ -93,6 +99,7 @@ apply_entry(struct cp_node *node, const struct raft_entry *e)
 	}
 	node->applied = e->index;
 	node->applied_term = e->term;
+	ASSERT(cp_outq_room(&node->outq) > 0);
 	struct cp_outcome o = {
 	        .kind = CP_OUT_APPLIED, .status = status, .index = e->index, .term = e->term};
 	cp_outq_push(&node->outq, &o); /* finish_ready made room for every entry */
@@ -104,6 +111,8 @@ snapshot_image(struct cp_node *node, uint8_t **out, size_t *len)
 	uint8_t *sm_img;
 	size_t sm_len;
 	struct raft_status st;
+	ASSERT(out != NULL);
+	ASSERT(len != NULL);
 	int err = cluster_sm_snapshot(node->sm, &sm_img, &sm_len);
 	if (err)
 		return err;
@@ -136,6 +145,7 @@ snapshot_parse(const uint8_t *img, size_t len, struct raft_membership *m)
 	memcpy(m, img + 4, sizeof(*m));
 	if (m->n_voters > RAFT_NODES_MAX || m->n_learners > RAFT_NODES_MAX)
 		return -SP_ECORRUPT;
+	ASSERT(len >= SNAP_HDR); /* the state's image follows the header */
 	return 0;
 }
 
@@ -148,6 +158,8 @@ maybe_snapshot(struct cp_node *node, bool force)
 	size_t len;
 	if (snapshot_image(node, &img, &len))
 		return;
+	ASSERT(len > SNAP_HDR);
+	ASSERT(node->applied > node->snap_index);
 	int err = log_store_save_snapshot(node->log, node->applied, node->applied_term, img,
 	                                  (uint32_t)len);
 	if (err == 0) {
@@ -169,6 +181,8 @@ publish_region(struct cp_node *node)
 {
 	if (node->region == NULL || node->sm->epoch == 0)
 		return;
+	ASSERT(node->region_state != NULL);
+	ASSERT(node->sm->partitions != 0); /* a map has partitions */
 	uint64_t digest = node->sm->n_members;
 	for (uint32_t i = 0; i < node->sm->n_members; i++)
 		digest = digest * 31 + node->sm->members[i].id + node->sm->members[i].dp_known +
@@ -253,6 +267,7 @@ finish_ready(struct cp_node *node)
 	raft_ready_advance(node->raft);
 	node->ready_inflight = false;
 	node->rd_durable = false;
+	ASSERT(node->applied >= node->snap_index);
 	publish_region(node);
 	maybe_snapshot(node, false);
 }
@@ -355,6 +370,8 @@ report_submitted(struct cp_node *node, uint64_t token, int err, uint64_t index, 
 {
 	if (token == 0)
 		return;
+	ASSERT(err <= 0);
+	ASSERT(cp_outq_room(&node->outq) > 0);
 	struct cp_outcome o = {.kind = CP_OUT_SUBMITTED,
 	                       .status = err,
 	                       .token = token,
@@ -438,6 +455,8 @@ static bool
 step_deferred(struct cp_node *node)
 {
 	struct raft_entry *batch = node->batch;
+	ASSERT(batch != NULL);
+	ASSERT(!node->rd_durable || node->ready_inflight);
 
 	while (node->ticks_owed && !node->ready_inflight) {
 		struct raft_event ev = {.type = RAFT_EV_TICK};
@@ -513,6 +532,7 @@ cp_node_submit(struct cp_node *node, uint32_t kind, uint64_t arg, const void *da
 void
 cp_node_on_raft_frame(struct cp_node *node, const uint8_t *buf, uint32_t len)
 {
+	ASSERT(buf != NULL || len == 0);
 	if (node->io->isolated)
 		return;
 	if (cp_node_submit(node, CP_SUB_MSG, 0, buf, len, 0))
@@ -522,12 +542,14 @@ cp_node_on_raft_frame(struct cp_node *node, const uint8_t *buf, uint32_t len)
 void
 cp_node_status(const struct cp_node *node, struct raft_status *st)
 {
+	ASSERT(node->raft != NULL);
 	raft_status(node->raft, st);
 }
 
 static bool
 member_needs_upsert(struct cp_node *node)
 {
+	ASSERT(node->cfg->name[0] != '\0');
 	const struct cluster_member *m = cluster_sm_member(node->sm, node->id);
 	if (m == NULL)
 		return true;
@@ -544,6 +566,8 @@ member_needs_upsert(struct cp_node *node)
 static bool
 dp_fields(const struct cp_node *node, const struct health_report *r, struct cluster_member *out)
 {
+	ASSERT(r != NULL);
+	ASSERT(out != NULL);
 	if (r->has_region && r->dp_alive && r->workers >= 1 && r->workers <= SP_WORKERS_MAX &&
 	    r->ipv4_be != 0) {
 		out->ipv4_be = r->ipv4_be;
@@ -581,6 +605,7 @@ static void
 propose_cmd(struct cp_node *node, const struct cluster_cmd *cmd)
 {
 	int n = cluster_cmd_encode(cmd, node->cmd_buf, CLUSTER_CMD_BYTES_MAX);
+	ASSERT(n > 0); /* the node builds only commands that encode */
 	if (n > 0)
 		cp_node_submit(node, CP_SUB_PROPOSE, 0, node->cmd_buf, (uint32_t)n, 0);
 }
@@ -661,6 +686,7 @@ check_removed(struct cp_node *node)
 {
 	struct raft_status st;
 	raft_status(node->raft, &st);
+	ASSERT(st.id == node->id);
 	bool member = raft_membership_contains(&st.membership, node->id);
 	if (member) {
 		node->was_member = true;
@@ -680,6 +706,8 @@ check_removed(struct cp_node *node)
 void
 cp_node_tick(struct cp_node *node)
 {
+	ASSERT(node->raft != NULL);
+	ASSERT(node->ticks_owed < UINT32_MAX);
 	node->tick++;
 	check_removed(node);
 	node->ticks_owed++;
@@ -725,6 +753,7 @@ parse_initial_cluster(struct cp_node *node, struct boot_record *b)
 		if (strcmp(tok, node->cfg->name) == 0)
 			self_found = true;
 	}
+	ASSERT(b->n <= RAFT_NODES_MAX);
 	if (!self_found) {
 		SP_LOG_ERR(MOD, "--initial-cluster does not name this member ('%s'); add %s=%s",
 		           node->cfg->name, node->cfg->name, node->cfg->listen_peer);
@@ -740,6 +769,7 @@ use_boot_record(struct cp_node *node, const struct boot_record *b, struct raft_m
 	memset(m, 0, sizeof(*m));
 	if (b->n > RAFT_NODES_MAX)
 		return -SP_ETOOBIG;
+	ASSERT(b->n > 0); /* parse_initial_cluster and boot_record_read refuse an empty one */
 	for (uint32_t i = 0; i < b->n; i++) {
 		m->voters[m->n_voters++] = b->members[i].id;
 		if (cp_peer_upsert(node->io, b->members[i].id, b->members[i].name,
@@ -754,6 +784,7 @@ static void
 boot_members_text(const struct boot_record *b, char *out, size_t cap)
 {
 	size_t off = 0;
+	ASSERT(cap > 0);
 	out[0] = '\0';
 	for (uint32_t i = 0; i < b->n && off < cap; i++)
 		off += (size_t)snprintf(out + off, cap - off, "%s%s=%s", i ? "," : "",
@@ -782,6 +813,7 @@ bootstrap_membership(struct cp_node *node, bool has_data, struct raft_membership
 	int err = parse_initial_cluster(node, &flags);
 	if (err)
 		return err;
+	ASSERT(flags.n >= 1); /* this member at least */
 	memset(boot, 0, sizeof(*boot));
 	err = boot_record_read(node->cfg->data_dir, &disk, why, sizeof(why));
 	if (err == 0) {
@@ -968,6 +1000,27 @@ cp_node_start(struct cp_node *node, const struct cp_config *cfg, uint64_t id, st
 			return -ENOMEM;
 	}
 	return 0;
+}
+
+bool
+cp_node_check_invariants(const struct cp_node *node)
+{
+	struct raft_status st;
+	if (node->raft == NULL || node->sm == NULL || node->log == NULL)
+		return false;
+	raft_status(node->raft, &st);
+	if (node->applied < node->snap_index || node->applied_term < node->snap_term)
+		return false;
+	if (node->applied > st.commit && node->applied > node->snap_index)
+		return false; /* only committed entries are applied */
+	if (node->hs_synced.term > st.term)
+		return false;
+	if (node->rd_durable && !node->ready_inflight)
+		return false;
+	if (node->send_cap < FRAME_LEN_MAX - FRAME_HDR)
+		return false;
+	return cp_subq_check_invariants(&node->subq) && cp_outq_check_invariants(&node->outq) &&
+	       cluster_sm_check_invariants(node->sm);
 }
 
 void

@@ -132,6 +132,10 @@ int cp_node_submit(struct cp_node *n, uint32_t kind, uint64_t arg, const void *d
 void cp_node_on_raft_frame(struct cp_node *n, const uint8_t *buf, uint32_t len);
 void cp_node_status(const struct cp_node *n, struct raft_status *st);
 
+/* Checks the node's invariants (applied within the log, the ready's flags, the queues',
+ * the state's). For asserts: main.c checks after every tick in builds with assertions. */
+bool cp_node_check_invariants(const struct cp_node *n);
+
 /* The replicated state, read-only for everyone but node.c. */
 static inline const struct cluster_sm *
 cp_node_sm(const struct cp_node *n)
