@@ -188,8 +188,8 @@ redirect_of(const struct route_table *t, uint32_t p, uint16_t node, struct sp_bp
  * needs. */
 static inline int
 bp_exec(struct dp_worker *w, const struct sp_bp_req *req, uint32_t now_s, uint64_t epoch,
-        const struct sp_binexec_route *route, struct sp_bp_builder *reply,
-        const struct dp_iter *it, const struct rte_mbuf *m, uint64_t datagram_id)
+        const struct sp_binexec_route *route, struct sp_bp_builder *reply, const struct dp_iter *it,
+        const struct rte_mbuf *m, uint64_t datagram_id)
 {
 	const struct dp_runtime *rt = w->rt;
 	struct store *s = NULL;
@@ -210,7 +210,7 @@ bp_exec(struct dp_worker *w, const struct sp_bp_req *req, uint32_t now_s, uint64
 	        .worker = w->index,
 	        .now_s = now_s,
 	        .epoch = epoch,
-	        	        .partition = req->partition,
+	        .partition = req->partition,
 	        .it = it,
 	        .m = m,
 	        .datagram_id = datagram_id,
@@ -223,7 +223,7 @@ bp_exec(struct dp_worker *w, const struct sp_bp_req *req, uint32_t now_s, uint64
 		w->bx.reply_full++;
 		return rc;
 	}
-		if (rc == 0) {
+	if (rc == 0) {
 		VERIFY(reply->count == count_before + 1); /* one reply per request */
 		return 0;
 	}
@@ -283,7 +283,7 @@ answer(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, uint3
 		if (req->err != SP_BP_ERR_OK)
 			rc = sp_binexec_run(NULL, req, it->now_s, NULL, &r->b, bx);
 		else
-						rc = bp_exec(w, req, it->now_s, it->t->epoch, &w->route, &r->b, it, d->m,
+			rc = bp_exec(w, req, it->now_s, it->t->epoch, &w->route, &r->b, it, d->m,
 			             d->dg.datagram_id);
 	}
 	VERIFY(rc == 0);
@@ -799,7 +799,7 @@ int
 dp_bp_run(struct dp_worker *w, const struct sp_bp_req *req, uint32_t now_s, uint64_t epoch,
           const struct sp_binexec_route *route, struct sp_bp_builder *reply)
 {
-		return bp_exec(w, req, now_s, epoch, route, reply, NULL, NULL, 0);
+	return bp_exec(w, req, now_s, epoch, route, reply, NULL, NULL, 0);
 }
 
 /*

@@ -48,14 +48,14 @@ const struct dp_service_ops *const dp__service_of_kind[DP_MSG_KINDS] = {
         [DP_MSG_BINARY] = &dp_bp_service,
         [DP_MSG_FORWARD] = &dp_fwd_service,
         [DP_MSG_MEMCACHED] = &dp_mc_service,
-                [DP_MSG_MC_TOUCH] = &dp_mc_service,
+        [DP_MSG_MC_TOUCH] = &dp_mc_service,
         [DP_MSG_TASK] = &dp_task_service,
 };
 
 const struct dp_service_ops *const dp__services[DP_SVC_COUNT] = {
         [DP_SVC_BINARY] = &dp_bp_service,
         [DP_SVC_FORWARD] = &dp_fwd_service,
-                [DP_SVC_MEMCACHED] = &dp_mc_service,
+        [DP_SVC_MEMCACHED] = &dp_mc_service,
         [DP_SVC_TASKS] = &dp_task_service,
 };
 
@@ -65,7 +65,7 @@ bool
 dp_service_enabled(const struct dp_runtime *rt, enum dp_service_id id)
 {
 	ASSERT(id < DP_SVC_COUNT);
-		if (id == DP_SVC_TASKS)
+	if (id == DP_SVC_TASKS)
 		return rt->tasks != NULL;
 	return id != DP_SVC_MEMCACHED || rt->mc != NULL;
 }

@@ -60,7 +60,7 @@ enum dp_msg_kind {
 	DP_MSG_BINARY,    /* a binary-protocol request datagram, or one worker's share of one */
 	DP_MSG_FORWARD,   /* a message between nodes (dataplane/forward/fwd.h) */
 	DP_MSG_MEMCACHED, /* a memcached UDP datagram */
-		DP_MSG_MC_TOUCH,  /* a gat touch for the owner of a key, from another worker */
+	DP_MSG_MC_TOUCH,  /* a gat touch for the owner of a key, from another worker */
 	DP_MSG_TASK,      /* a registered operation's part request or answer (taskport.h) */
 	DP_MSG_KINDS,
 };
@@ -69,7 +69,7 @@ enum dp_msg_kind {
 enum dp_service_id {
 	DP_SVC_BINARY = 0,
 	DP_SVC_FORWARD,
-		DP_SVC_MEMCACHED,
+	DP_SVC_MEMCACHED,
 	DP_SVC_TASKS, /* after BINARY, which leaves reply datagrams (part answers) to it */
 	DP_SVC_COUNT,
 };
@@ -153,7 +153,7 @@ struct dp_bp_exec {
 	uint16_t worker;    /* the worker (lcore) running it */
 	uint32_t now_s;     /* the stores' clock */
 	uint64_t epoch;     /* the routing table's epoch */
-		uint32_t partition; /* req->partition: owned by this worker now, or SP_BP_PARTITION_ANY */
+	uint32_t partition; /* req->partition: owned by this worker now, or SP_BP_PARTITION_ANY */
 	/* For a request received from a client (NULL for one another node forwarded): the
 	 * loop iteration, the request's frame (meta filled: who to answer) and datagram id,
 	 * for an operation that answers later. */
@@ -169,12 +169,12 @@ struct dp_bp_exec {
  * Runs a registered operation's request (opcode >= SP_BP_OP_USER_FIRST, decoded and well
  * formed: req->err == SP_BP_ERR_OK) and appends exactly one reply to `reply` (a reply
  * builder: sp_bp_add_reply, echoing req->request_id and req->opcode). Returns 0, or
-  * -SP_EFULL when its reply does not fit what is left of the builder: then it must have
+ * -SP_EFULL when its reply does not fit what is left of the builder: then it must have
  * changed nothing, and it is called again with an empty reply datagram; or
  * DP_BP_USER_LATER, having appended nothing, when it answers the client itself later (an
  * operation gathered from several owners, taskport.h; only when x->m is set). Any other
- * return is answered INTERNAL by the caller. Runs on the owner of req->partition with exclusive
- * access to that partition's state; never blocks, locks or allocates.
+ * return is answered INTERNAL by the caller. Runs on the owner of req->partition with
+ * exclusive access to that partition's state; never blocks, locks or allocates.
  */
 typedef int (*dp_bp_user_fn)(void *ctx, const struct dp_bp_exec *x, const struct sp_bp_req *req,
                              struct sp_bp_builder *reply);
