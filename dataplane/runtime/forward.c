@@ -874,7 +874,7 @@ dp_fwd_input(struct dp_worker *w, const struct route_table *t, uint32_t now_s, s
 	size_t len = meta->pkt.payload_len, off = 0;
 	struct in_frame in;
 	struct sp_fwd_hdr h;
-	uint32_t count = 0;
+	uint32_t count = 0, to;
 	int member, rc;
 
 	if (sp_fwd_next(udp, len, &off, &count, &h) != 1 ||
@@ -888,15 +888,17 @@ dp_fwd_input(struct dp_worker *w, const struct route_table *t, uint32_t now_s, s
 		rte_pktmbuf_free(m);
 		return;
 	}
-	if (h.kind != SP_FWD_REQUEST && h.entry_worker != w->index) {
-		/* Answers for another worker's slots (a batch carries one entry worker's):
-		 * the datagram reached another queue than theirs; hand it over. */
-		if (h.entry_worker < w->rt->workers) {
-			dp_worker_handoff(w, h.entry_worker, m);
-			return;
-		}
+	/* A forward datagram is for the worker whose port it was sent to: requests for the
+	 * partitions that worker owns, answers for its slots (a batch mixes both). One that
+	 * reached another queue (RSS, af_packet fanout) is handed over whole. */
+	to = (uint32_t)meta->pkt.dst_port - w->rt->cfg.port_base;
+	if (meta->pkt.dst_port < w->rt->cfg.port_base || to >= w->rt->workers) {
 		DP_STAT_INC(w->stats, fwd_rej_slot);
 		rte_pktmbuf_free(m);
+		return;
+	}
+	if (to != w->index) {
+		dp_worker_handoff(w, (uint16_t)to, m);
 		return;
 	}
 	DP_STAT_INC(w->stats, fwd_frames_in);

@@ -1562,6 +1562,24 @@ test_forward_batch(void **state)
 	                       2 * SP_FWD_HDR_SIZE));
 	assert_int_equal(WSTAT(fwd_rej_slot), rej_slot + 2);
 	assert_int_equal(rt.w[0]->tx_count, 0);
+
+	/* A datagram sent to worker 1's port that reached worker 0's queue is handed to worker
+	 * 1 whole, whatever its messages; one to a port past the workers is dropped. */
+	assert_true(rt.workers >= 2);
+	uint16_t staged = rt.w[0]->out_count[1];
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, (uint16_t)(PEER_PORT + ow),
+	                       (uint16_t)(rt.cfg.port_base + 1), msg, 2 * SP_FWD_HDR_SIZE));
+	assert_int_equal(rt.w[0]->out_count[1], staged + 1);
+	rte_pktmbuf_free(rt.w[0]->out[1][staged]);
+	rt.w[0]->out_count[1] = staged;
+	rej_slot = WSTAT(fwd_rej_slot);
+	dp_fwd_input(rt.w[0], route_current(rt.route), NOW_S,
+	             raw_frame(peer_mac, PEER_IP, (uint16_t)(PEER_PORT + ow),
+	                       (uint16_t)(rt.cfg.port_base + rt.workers), msg,
+	                       2 * SP_FWD_HDR_SIZE));
+	assert_int_equal(WSTAT(fwd_rej_slot), rej_slot + 1);
+	assert_int_equal(rt.w[0]->tx_count, 0);
 }
 
 int
