@@ -11,6 +11,7 @@
 #include <rte_malloc.h>
 
 #include "common/errors.h"
+#include "common/keyhash.h"
 #include "common/log.h"
 #include "common/verify.h"
 #include "dataplane/tasks/aggregate.h"
@@ -154,6 +155,57 @@ run_own(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
 	return SP_BP_ST_OK;
 }
 
+/*
+ * SPAN_KEYS operation d on the keys of list kl that worker w owns in t (not those arriving
+ * or elsewhere), merging into acc (emptied first). *count gets how many ran.
+ */
+static uint8_t
+run_own_keys(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
+             const struct sp_task_def *d, const struct sp_task_keys *kl, struct sp_task_out *acc,
+             uint32_t *count)
+{
+	struct dp_tasks *tk = w->rt->tasks;
+	uint64_t ns = now_ns(w->rt);
+
+	acc->len = 0;
+	*count = 0;
+	for (uint32_t j = 0; j < kl->count; j++) {
+		uint64_t h = sp_key_hash(kl->key[j], kl->key_len[j]);
+		uint32_t p = sp_key_partition(h, t->partitions);
+		uint16_t target;
+		uint8_t st;
+
+		if (route_decide(t, p, w->index, &target) != ROUTE_EXECUTE)
+			continue;
+		st = sp_task_run_one(tk->reg, d, kl->key[j], kl->key_len[j], h, p, kl->arg,
+		                     kl->arg_len, w->rt->stores[p], ns, now_s, acc,
+		                     tk->stats[w->index]);
+		if (st != SP_BP_ST_OK)
+			return st;
+		(*count)++;
+	}
+	return SP_BP_ST_OK;
+}
+
+/* A part of a spanning operation on this worker: every partition it owns (SPAN_ALL) or the
+ * keys of the list in arg it owns (SPAN_KEYS). */
+static uint8_t
+run_part(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
+         const struct sp_task_def *d, const uint8_t *arg, uint32_t arg_len, struct sp_task_out *acc,
+         uint32_t *count)
+{
+	struct sp_task_keys kl;
+
+	if (d->span == SP_TASK_SPAN_ALL)
+		return run_own(w, t, now_s, d, arg, arg_len, acc, count);
+	ASSERT(d->span == SP_TASK_SPAN_KEYS);
+	acc->len = 0;
+	*count = 0;
+	if (sp_task_keys_decode(arg, arg_len, &kl) != 0)
+		return SP_BP_ST_BAD_REQUEST;
+	return run_own_keys(w, t, now_s, d, &kl, acc, count);
+}
+
 /* ---- Answers ------------------------------------------------------------------------- */
 
 /* Counts a gathered answer of opcode with status st. */
@@ -240,7 +292,7 @@ msg_new(struct dp_worker *w, const struct task_msg *h, const uint8_t *data)
 /* Sends a NODE-scope request for g to node n of t. Returns false (counted) when it cannot. */
 static bool
 send_node_part(struct dp_worker *w, const struct route_table *t, uint32_t n, uint8_t opcode,
-               uint32_t ref, const struct sp_task_gather *g)
+               uint32_t ref, const uint8_t *value, uint32_t value_len)
 {
 	const struct route_node *nd = &t->nodes[n];
 	static const uint8_t zero[NET_ETH_ADDR_LEN];
@@ -258,11 +310,11 @@ send_node_part(struct dp_worker *w, const struct route_table *t, uint32_t n, uin
 	struct sp_bp_req q = {.opcode = opcode,
 	                      .request_id = ref,
 	                      .flags = SP_BP_TASK_SCOPE_NODE,
-	                      .value = g->arg,
-	                      .value_len = g->arg_len};
+	                      .value = value,
+	                      .value_len = value_len};
 	sp_bp_builder_init(&b, rte_pktmbuf_mtod(m, uint8_t *) + NET_UDP_REPLY_HDRS,
 	                   SP_BP_PAYLOAD_MAX, false, ref);
-	VERIFY(sp_bp_add_request(&b, &q) == 0); /* arg_len <= SP_TASK_GATHER_ARG_MAX */
+	VERIFY(sp_bp_add_request(&b, &q) == 0); /* value_len <= SP_BP_VALUE_MAX */
 	/* Spread over the peer's workers: the one with our index, modulo its count. */
 	frame_to(w, m, nd->mac, nd->ipv4_be,
 	         (uint16_t)(nd->binary_port + w->index % nd->worker_count),
@@ -306,13 +358,15 @@ span_request(struct dp_worker *w, const struct dp_bp_exec *x, const struct sp_bp
 	struct dp_runtime *rt = w->rt;
 	struct dp_tasks *tk = rt->tasks;
 	struct dp_task_counters *cn = &tk->counters[w->index];
-	const struct route_table *t = x->it->t;
 	struct sp_task_out acc = {.buf = tk->part_buf[w->index], .cap = SP_TASK_RESULT_MAX};
 	uint32_t count, idx;
 	uint8_t st;
 
 	if (!room_for(w, reply, d->result_max))
 		return -SP_EFULL;
+	if (x->it == NULL || x->m == NULL) /* forwarded: never a request without a key */
+		return answer_plain(reply, req, SP_BP_ST_BAD_REQUEST, 0, NULL, 0);
+	const struct route_table *t = x->it->t;
 	if (req->flags == SP_BP_TASK_SCOPE_WORKER) {
 		st = run_own(w, t, x->now_s, d, req->value, req->value_len, &acc, &count);
 		return answer_plain(reply, req, st, st == SP_BP_ST_OK ? count : 0, acc.buf,
@@ -320,8 +374,6 @@ span_request(struct dp_worker *w, const struct dp_bp_exec *x, const struct sp_bp
 	}
 	if (req->value_len > SP_TASK_GATHER_ARG_MAX)
 		return answer_plain(reply, req, SP_BP_ST_TOO_BIG, 0, NULL, 0);
-	if (x->m == NULL) /* a forwarded request: never one without a key */
-		return answer_plain(reply, req, SP_BP_ST_BAD_REQUEST, 0, NULL, 0);
 
 	/* Who owns what: per local worker and per other node. */
 	uint32_t per_worker[DP_WORKERS_MAX] = {0};
@@ -380,7 +432,7 @@ span_request(struct dp_worker *w, const struct dp_bp_exec *x, const struct sp_bp
 	for (uint32_t n = 0; cluster && n < t->node_count && n < SP_MEMBERS_MAX; n++) {
 		if (n == t->self_index || per_node[n] == 0)
 			continue;
-		if (!send_node_part(w, t, n, req->opcode, ref, g)) {
+		if (!send_node_part(w, t, n, req->opcode, ref, g->arg, g->arg_len)) {
 			cn->parts_lost++;
 			continue;
 		}
@@ -395,6 +447,161 @@ span_request(struct dp_worker *w, const struct dp_bp_exec *x, const struct sp_bp
 	if (!sp_task_gather_done(g))
 		return DP_BP_USER_LATER;
 	/* Nobody else had anything: answered here, in the reply being built. */
+	uint32_t flags;
+	st = sp_task_gather_answer(g, &flags);
+	count_answer(w, g->opcode, st);
+	int rc = answer_plain(reply, req, st, flags, g->acc.buf,
+	                      st == SP_BP_ST_OK || st == SP_BP_ST_PARTIAL ? g->acc.len : 0);
+	VERIFY(rc == 0); /* room checked above */
+	sp_task_gather_release(&tk->gathers[w->index], g);
+	return 0;
+}
+
+/* Where each key of a list goes. */
+enum key_dest {
+	KEY_HERE = 0, /* this worker owns its partition */
+	KEY_WORKER,   /* another local worker */
+	KEY_NODE,     /* another node (CLUSTER scope) */
+	KEY_MISSING,  /* arriving, unserved, or outside the scope: never answered */
+};
+
+/*
+ * A SPAN_KEYS request on the worker that received it: each key goes to its owner (this
+ * worker, another one over the ring, another node for CLUSTER), in one part per owner
+ * carrying that owner's keys; gathered as span_request does, keys counted instead of
+ * partitions.
+ */
+static int
+keys_request(struct dp_worker *w, const struct dp_bp_exec *x, const struct sp_bp_req *req,
+             const struct sp_task_def *d, struct sp_bp_builder *reply)
+{
+	struct dp_runtime *rt = w->rt;
+	struct dp_tasks *tk = rt->tasks;
+	struct dp_task_counters *cn = &tk->counters[w->index];
+	struct sp_task_out acc = {.buf = tk->part_buf[w->index], .cap = SP_TASK_RESULT_MAX};
+	struct sp_task_keys kl;
+	uint8_t kind[SP_TASK_KEYS_MAX];
+	uint16_t target[SP_TASK_KEYS_MAX];
+	uint32_t count, idx;
+	uint8_t st;
+
+	if (!room_for(w, reply, d->result_max))
+		return -SP_EFULL;
+	if (x->it == NULL || x->m == NULL ||
+	    sp_task_keys_decode(req->value, req->value_len, &kl) != 0)
+		return answer_plain(reply, req, SP_BP_ST_BAD_REQUEST, 0, NULL, 0);
+	if (kl.arg_len > SP_TASK_GATHER_ARG_MAX)
+		return answer_plain(reply, req, SP_BP_ST_TOO_BIG, 0, NULL, 0);
+	const struct route_table *t = x->it->t;
+	bool cluster = req->flags == SP_BP_TASK_SCOPE_CLUSTER;
+	uint64_t workers_used = 0, nodes_used = 0;
+	for (uint32_t j = 0; j < kl.count; j++) {
+		uint32_t p = sp_key_partition(sp_key_hash(kl.key[j], kl.key_len[j]), t->partitions);
+		uint16_t to = 0;
+
+		target[j] = 0;
+		switch (route_decide(t, p, w->index, &to)) {
+		case ROUTE_EXECUTE:
+			kind[j] = KEY_HERE;
+			break;
+		case ROUTE_HANDOFF:
+			kind[j] = req->flags == SP_BP_TASK_SCOPE_WORKER ? KEY_MISSING : KEY_WORKER;
+			target[j] = to;
+			break;
+		case ROUTE_REMOTE:
+			kind[j] = cluster && to < SP_MEMBERS_MAX ? KEY_NODE : KEY_MISSING;
+			target[j] = to;
+			break;
+		default: /* arriving here, or served by nobody */
+			kind[j] = KEY_MISSING;
+			break;
+		}
+		if (kind[j] == KEY_WORKER)
+			workers_used |= UINT64_C(1) << to;
+		if (kind[j] == KEY_NODE)
+			nodes_used |= UINT64_C(1) << to;
+	}
+	SP_STATIC_ASSERT(DP_WORKERS_MAX <= 64 && SP_MEMBERS_MAX <= 64, "owners fit a bit set");
+	if (req->flags == SP_BP_TASK_SCOPE_WORKER) {
+		st = run_own_keys(w, t, x->now_s, d, &kl, &acc, &count);
+		if (st != SP_BP_ST_OK)
+			return answer_plain(reply, req, st, 0, NULL, 0);
+		return answer_plain(reply, req, count == kl.count ? SP_BP_ST_OK : SP_BP_ST_PARTIAL,
+		                    count, acc.buf, acc.len);
+	}
+	uint64_t wait = rt->tsc_hz * rt->cfg.forward_timeout_ms / (cluster ? 1000u : 2000u);
+	struct sp_task_gather *g =
+	        sp_task_gather_take(&tk->gathers[w->index], req->opcode, kl.arg, kl.arg_len,
+	                            kl.count, rte_rdtsc() + wait, &idx);
+	if (g == NULL) {
+		cn->gathers_busy++;
+		return answer_plain(reply, req, SP_BP_ST_SERVER_BUSY, 0, NULL, 0);
+	}
+	cn->gathers++;
+	const struct dp_meta *meta = dp_meta_of((struct rte_mbuf *)x->m);
+	g->origin = (struct sp_task_origin){.datagram_id = x->datagram_id,
+	                                    .request_id = req->request_id,
+	                                    .ip_be = meta->pkt.src_ip_be,
+	                                    .port = meta->pkt.src_port,
+	                                    .local_port = meta->pkt.dst_port};
+	memcpy(g->origin.mac, rte_pktmbuf_mtod(x->m, const uint8_t *) + NET_ETH_ADDR_LEN,
+	       NET_ETH_ADDR_LEN);
+	uint32_t ref = sp_task_ref(idx, w->index, g->tag);
+
+	/* One part per owner, carrying that owner's keys (and the operation's argument). */
+	sp_task_gather_expect(g, w->index);
+	for (uint32_t pass = 0; pass < 2; pass++) {
+		uint64_t used = pass == 0 ? workers_used : nodes_used;
+		uint8_t want = pass == 0 ? KEY_WORKER : KEY_NODE;
+
+		while (used != 0) {
+			uint16_t o = (uint16_t)__builtin_ctzll(used);
+			const uint8_t *sub[SP_TASK_KEYS_MAX];
+			uint8_t sub_len[SP_TASK_KEYS_MAX];
+			uint8_t value[SP_BP_VALUE_MAX];
+			uint32_t n = 0;
+
+			used &= used - 1;
+			for (uint32_t j = 0; j < kl.count; j++) {
+				if (kind[j] != want || target[j] != o)
+					continue;
+				sub[n] = kl.key[j];
+				sub_len[n++] = kl.key_len[j];
+			}
+			/* A subset of a list that fitted one value fits one too. */
+			int len = sp_task_keys_encode(value, sizeof(value), sub, sub_len, n, kl.arg,
+			                              kl.arg_len);
+			VERIFY(len > 0);
+			if (pass == 0) {
+				struct task_msg h = {.magic = TASK_MSG_MAGIC,
+				                     .type = TASK_MSG_PART_REQ,
+				                     .opcode = req->opcode,
+				                     .ref = ref,
+				                     .len = (uint32_t)len};
+				struct rte_mbuf *m = msg_new(w, &h, value);
+				if (m == NULL) {
+					cn->parts_lost++;
+					continue;
+				}
+				sp_task_gather_expect(g, o);
+				dp_worker_stage(w, x->it, o, m);
+			} else {
+				if (o == t->self_index || !send_node_part(w, t, o, req->opcode, ref,
+				                                          value, (uint32_t)len)) {
+					cn->parts_lost++;
+					continue;
+				}
+				sp_task_gather_expect(g, SP_TASK_PART_NODE0 + o);
+			}
+			cn->parts_sent++;
+		}
+	}
+	st = run_own_keys(w, t, x->now_s, d, &kl, &acc, &count);
+	g = sp_task_gather_part(&tk->gathers[w->index], tk->reg, ref, w->index, st, count, acc.buf,
+	                        acc.len);
+	VERIFY(g != NULL);
+	if (!sp_task_gather_done(g))
+		return DP_BP_USER_LATER;
 	uint32_t flags;
 	st = sp_task_gather_answer(g, &flags);
 	count_answer(w, g->opcode, st);
@@ -427,6 +634,8 @@ task_hook(void *ctx, const struct dp_bp_exec *x, const struct sp_bp_req *req,
 		return sp_task_run_key(tk->reg, req, rt->stores[req->partition], now_ns(rt),
 		                       x->now_s, reply, tk->stats[w->index]);
 	}
+	if (d->span == SP_TASK_SPAN_KEYS)
+		return keys_request(w, x, req, d, reply);
 	return span_request(w, x, req, d, reply);
 }
 
@@ -450,8 +659,8 @@ serve_part_req(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf *m
 		rte_pktmbuf_free(m);
 		return;
 	}
-	if (d != NULL && d->span == SP_TASK_SPAN_ALL)
-		st = run_own(w, it->t, it->now_s, d, arg, h->len, &acc, &count);
+	if (d != NULL && d->span != SP_TASK_SPAN_KEY)
+		st = run_part(w, it->t, it->now_s, d, arg, h->len, &acc, &count);
 	tk->counters[w->index].parts_run++;
 	struct task_msg r = {.magic = TASK_MSG_MAGIC,
 	                     .type = TASK_MSG_PART_REP,

@@ -6,7 +6,8 @@
  * the answers.
  *
  * Scatter/gather, on the worker g that receives a request without a key (scope CLUSTER or
- * NODE in its flags): g takes a slot of its gather table (gather.h), runs the operation on
+ * NODE in its flags; SPAN_KEYS operations the same way, each part carrying only its
+ * owner's keys and answers counting keys instead of partitions): g takes a slot of its gather table (gather.h), runs the operation on
  * the partitions it owns, sends a part request to every other local worker that owns
  * partitions (a DP_MSG_TASK message over the hand-off ring) and, for CLUSTER, a NODE-scope
  * request to every other node that owns partitions (a binary-protocol datagram from g's
@@ -59,7 +60,7 @@ struct dp_tasks {
 
 /*
  * The registry a program adds its operations to before dp_node_setup (which registers
- * RATELIMIT and AGGREGATE too, then allocates every state). One per process.
+ * RATELIMIT, AGGREGATE and AGGREGATE_KEYS too, then allocates every state). One per process.
  */
 struct sp_task_registry *dp_task_registry(void);
 

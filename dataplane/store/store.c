@@ -1498,7 +1498,8 @@ store_scan(const struct store *s, const uint8_t *prefix, uint32_t prefix_len, ui
 		VERIFY(size <= rest);
 		pos += size;
 		uint32_t key_len = item_key_len(it->lens);
-		if (key_len < prefix_len || memcmp(item_key(it), prefix, prefix_len) != 0)
+		if (key_len < prefix_len ||
+		    (prefix_len != 0 && memcmp(item_key(it), prefix, prefix_len) != 0))
 			continue;
 		if ((it->expire_s != 0 && it->expire_s <= now_s) || it->cas <= flushed)
 			continue;

@@ -107,6 +107,48 @@ agg_merge(struct sp_task_out *acc, const uint8_t *part, uint32_t part_len, const
 	return SP_BP_ST_OK;
 }
 
+/* AGGREGATE_KEYS: the argument after the key list is k alone (an aggregate argument with
+ * an empty prefix). */
+static uint8_t
+aggk_check(const uint8_t *arg, uint32_t arg_len, void *user)
+{
+	(void)user;
+	return arg_len == 1 && arg[0] <= SP_AGG_TOPK_MAX ? SP_BP_ST_OK : SP_BP_ST_BAD_REQUEST;
+}
+
+/* One key: a counter (count 1, its value, a top entry), a value that is not one (skipped),
+ * or nothing when the key is absent. */
+static uint8_t
+aggk_exec(const struct sp_task_call *call, struct sp_task_out *out, void *user)
+{
+	struct sp_agg_result r;
+	struct store_value v;
+	uint64_t n;
+
+	(void)user;
+	if (aggk_check(call->arg, call->arg_len, NULL) != SP_BP_ST_OK)
+		return SP_BP_ST_BAD_REQUEST;
+	memset(&r, 0, offsetof(struct sp_agg_result, top));
+	struct store_key k = {.data = call->key, .len = call->key_len, .hash = call->hash};
+	if (call->store != NULL && store_get(call->store, &k, call->now_s, &v) == 0) {
+		if (store_counter_parse(v.data, v.len, &n) != 0) {
+			r.skipped = 1;
+		} else {
+			r.count = 1;
+			r.sum_lo = n;
+			if (call->arg[0] > 0) {
+				struct sp_agg_entry e = {.value = n};
+				e.key_len = (uint8_t)SP_MIN(call->key_len, SP_AGG_KEY_MAX);
+				e.cut = call->key_len > SP_AGG_KEY_MAX;
+				memcpy(e.key, call->key, e.key_len);
+				sp_agg_top_insert(&r, call->arg[0], &e);
+			}
+		}
+	}
+	out->len = sp_agg_result_encode(out->buf, &r);
+	return SP_BP_ST_OK;
+}
+
 int
 sp_aggregate_register(struct sp_task_registry *r, char *why, size_t why_len)
 {
@@ -121,5 +163,19 @@ sp_aggregate_register(struct sp_task_registry *r, char *why, size_t why_len)
 	        .exec = agg_exec,
 	        .merge = agg_merge,
 	};
-	return sp_task_register(r, &d, why, why_len);
+	int rc = sp_task_register(r, &d, why, why_len);
+	if (rc != 0)
+		return rc;
+	struct sp_task_def dk = {
+	        .name = "aggregate_keys",
+	        .opcode = SP_TASK_OP_AGGREGATE_KEYS,
+	        .span = SP_TASK_SPAN_KEYS,
+	        .state_size = 0,
+	        .result_max = SP_AGG_RESULT_MAX,
+	        .arg_max = 1,
+	        .check = aggk_check,
+	        .exec = aggk_exec,
+	        .merge = agg_merge,
+	};
+	return sp_task_register(r, &dk, why, why_len);
 }

@@ -18,8 +18,9 @@
 #include "dataplane/tasks/task.h"
 #include "wire/taskproto.h"
 
-/* Registers AGGREGATE (opcode SP_TASK_OP_AGGREGATE; no state). Returns sp_task_register's
- * result. */
+/* Registers AGGREGATE (opcode SP_TASK_OP_AGGREGATE; no state) and AGGREGATE_KEYS
+ * (SP_TASK_OP_AGGREGATE_KEYS: the same result over a list of keys, SPAN_KEYS; its own
+ * argument is k alone). Returns sp_task_register's result. */
 int sp_aggregate_register(struct sp_task_registry *r, char *why, size_t why_len);
 
 /*

@@ -63,12 +63,13 @@ sp_task_register(struct sp_task_registry *r, const struct sp_task_def *def, char
 		                  def->opcode, SP_TASK_NAME_MAX, name_len);
 	if (def->exec == NULL)
 		return sp_explain(why, why_len, -EINVAL, "task %s: exec is required", def->name);
-	if (def->span != SP_TASK_SPAN_KEY && def->span != SP_TASK_SPAN_ALL)
-		return sp_explain(why, why_len, -EINVAL, "task %s: span %u is neither KEY nor ALL",
-		                  def->name, def->span);
-	if (def->span == SP_TASK_SPAN_ALL && def->merge == NULL)
+	if (def->span != SP_TASK_SPAN_KEY && def->span != SP_TASK_SPAN_ALL &&
+	    def->span != SP_TASK_SPAN_KEYS)
 		return sp_explain(why, why_len, -EINVAL,
-		                  "task %s: a SPAN_ALL operation needs a merge function",
+		                  "task %s: span %u is not KEY, ALL or KEYS", def->name, def->span);
+	if (def->span != SP_TASK_SPAN_KEY && def->merge == NULL)
+		return sp_explain(why, why_len, -EINVAL,
+		                  "task %s: an operation over several partitions needs a merge function",
 		                  def->name);
 	if (def->span == SP_TASK_SPAN_KEY && def->merge != NULL)
 		return sp_explain(why, why_len, -EINVAL,
@@ -230,10 +231,19 @@ sp_task_admit(const struct sp_task_registry *r, const struct sp_bp_req *req)
 		return SP_BP_ST_BAD_REQUEST;
 	if (d->span == SP_TASK_SPAN_KEY && req->key_len == 0)
 		return SP_BP_ST_BAD_REQUEST;
-	if (d->span == SP_TASK_SPAN_ALL && req->key_len != 0)
+	if (d->span != SP_TASK_SPAN_KEY && req->key_len != 0)
 		return SP_BP_ST_BAD_REQUEST;
-	if (d->span == SP_TASK_SPAN_ALL && req->flags > SP_BP_TASK_SCOPE_MAX)
+	if (d->span != SP_TASK_SPAN_KEY && req->flags > SP_BP_TASK_SCOPE_MAX)
 		return SP_BP_ST_BAD_REQUEST;
+	if (d->span == SP_TASK_SPAN_KEYS) {
+		struct sp_task_keys k;
+
+		if (sp_task_keys_decode(req->value, req->value_len, &k) != 0)
+			return SP_BP_ST_BAD_REQUEST;
+		if (k.arg_len > d->arg_max)
+			return SP_BP_ST_TOO_BIG;
+		return d->check != NULL ? d->check(k.arg, k.arg_len, d->user) : SP_BP_ST_OK;
+	}
 	if (req->value_len > d->arg_max)
 		return SP_BP_ST_TOO_BIG;
 	if (d->check != NULL)
@@ -262,7 +272,7 @@ sp_task_run_key(const struct sp_task_registry *r, const struct sp_bp_req *req, s
 	ASSERT((reply->flags & SP_BP_F_REPLY) != 0);
 	st = req->err != SP_BP_ERR_OK ? req->status : sp_task_admit(r, req);
 	if (st == SP_BP_ST_OK && d->span != SP_TASK_SPAN_KEY)
-		st = SP_BP_ST_BAD_REQUEST; /* the runtime gathers SPAN_ALL; never here */
+		st = SP_BP_ST_BAD_REQUEST; /* the runtime gathers the others; never here */
 	if (st != SP_BP_ST_OK) {
 		if (sp_bp_add_reply(reply, req->request_id, req->opcode, st, 0, 0, 0) == NULL)
 			return -SP_EFULL;
@@ -341,4 +351,44 @@ sp_task_run_span(const struct sp_task_registry *r, const struct sp_task_def *def
 			return st;
 	}
 	return SP_BP_ST_OK;
+}
+
+uint8_t
+sp_task_run_one(const struct sp_task_registry *r, const struct sp_task_def *def,
+                const uint8_t *key, uint8_t key_len, uint64_t hash, uint32_t partition,
+                const uint8_t *arg, uint32_t arg_len, struct store *store, uint64_t now_ns,
+                uint32_t now_s, struct sp_task_out *acc, struct sp_task_stats *stats)
+{
+	uint8_t tmp[SP_TASK_RESULT_MAX];
+
+	ASSERT(r->started);
+	ASSERT(def->span == SP_TASK_SPAN_KEYS);
+	ASSERT(partition < r->partitions);
+	ASSERT(key_len != 0);
+	struct sp_task_call call = {
+	        .state = sp_task_state(r, def, partition),
+	        .state_size = def->state_size,
+	        .store = store,
+	        .partition = partition,
+	        .now_ns = now_ns,
+	        .now_s = now_s,
+	        .key = key,
+	        .key_len = key_len,
+	        .hash = hash,
+	        .arg = arg,
+	        .arg_len = arg_len,
+	};
+	struct sp_task_out out = {.buf = tmp, .cap = def->result_max, .len = 0};
+	uint8_t st = def->exec(&call, &out, def->user);
+
+	VERIFY(out.len <= out.cap);
+	if (stats != NULL)
+		stats[sp_task_index(r, def)].runs++;
+	if (st != SP_BP_ST_OK)
+		return st;
+	st = def->merge(acc, tmp, out.len, arg, arg_len, def->user);
+	VERIFY(acc->len <= def->result_max);
+	if (stats != NULL)
+		stats[sp_task_index(r, def)].merges++;
+	return st;
 }

@@ -16,9 +16,11 @@
  *   - its request and reply encoding: the request's value (up to SP_BP_VALUE_MAX bytes) is
  *     the operation's argument, the reply's value (up to result_max bytes) its result;
  *   - its span: SP_TASK_SPAN_KEY (the request carries a key and runs on the key's
- *     partition: routed, handed off and forwarded exactly like a GET) or SP_TASK_SPAN_ALL
+ *     partition: routed, handed off and forwarded exactly like a GET), SP_TASK_SPAN_ALL
  *     (no key: runs on every partition; the worker that receives it fans it out to the
- *     owners and folds their partial results together with merge()).
+ *     owners and folds their partial results together with merge()) or SP_TASK_SPAN_KEYS
+ *     (no key; the argument starts with a list of keys, wire/taskproto.h: exec runs once
+ *     per key on that key's owner, and the results are merged as for SPAN_ALL).
  *
  * Execute and merge run on the per-packet path: they must not allocate, lock, block or make
  * a system call, and must finish in bounded time. Everything in this module is DPDK-free;
@@ -47,8 +49,9 @@
 #define SP_TASK_NAME_MAX 31u
 
 enum sp_task_span {
-	SP_TASK_SPAN_KEY = 0, /* one partition: the key's */
-	SP_TASK_SPAN_ALL = 1, /* every partition (scope in the request flags) */
+	SP_TASK_SPAN_KEY = 0,  /* one partition: the key's */
+	SP_TASK_SPAN_ALL = 1,  /* every partition (scope in the request flags) */
+	SP_TASK_SPAN_KEYS = 2, /* a list of keys (wire/taskproto.h): each on its partition */
 };
 
 /* What an execute call sees. */
@@ -221,6 +224,17 @@ uint8_t sp_task_run_span(const struct sp_task_registry *r, const struct sp_task_
                          const uint8_t *arg, uint32_t arg_len, const uint32_t *parts, uint32_t n,
                          struct store *const *stores, uint64_t now_ns, uint32_t now_s,
                          struct sp_task_out *acc, struct sp_task_stats *stats);
+
+/*
+ * SPAN_KEYS: executes def on one key (its partition is sp_key_partition of its hash, owned
+ * by the caller) and merges the result into acc. arg is the operation's own argument
+ * (what follows the key list). Returns SP_BP_ST_OK or the status exec or merge returned.
+ */
+uint8_t sp_task_run_one(const struct sp_task_registry *r, const struct sp_task_def *def,
+                        const uint8_t *key, uint8_t key_len, uint64_t hash, uint32_t partition,
+                        const uint8_t *arg, uint32_t arg_len, struct store *store,
+                        uint64_t now_ns, uint32_t now_s, struct sp_task_out *acc,
+                        struct sp_task_stats *stats);
 
 /* Index of def in r->defs (for per-operation counter arrays). */
 static inline uint32_t

@@ -130,6 +130,8 @@ usage(FILE *out, const char *prog)
 	        "  aggregate PREFIX [K]     count, sum and K (default 5, max 16) largest counters\n"
 	        "                           under PREFIX ('' for all), over every node (--node:\n"
 	        "                           the node asked); PARTIAL when owners did not answer\n"
+	        "  aggregate-keys K KEY...  the same over the counters KEY... (1..32 distinct\n"
+	        "                           keys, each read on its owner; --node: this node's)\n"
 	        "  bench                    bounded load; prints throughput, latency, errors\n"
 	        "\n"
 	        "options:\n"
@@ -551,6 +553,42 @@ cmd_aggregate(struct cli *cli, struct sp_client *c, char **args, int n)
 	return partial ? 1 : 0;
 }
 
+static int
+cmd_aggregate_keys(struct cli *cli, struct sp_client *c, char **args, int n)
+{
+	uint32_t k, answered = 0;
+	bool partial = false;
+	struct sp_agg_result r;
+	char sum[40];
+
+	if (n < 2 || n - 1 > (int)SP_TASK_KEYS_MAX) {
+		fprintf(stderr, "aggregate-keys: expects K and 1..%u keys, got %d arguments\n",
+		        SP_TASK_KEYS_MAX, n);
+		return 2;
+	}
+	if (parse_u32("aggregate-keys K", args[0], SP_AGG_TOPK_MAX, &k) != 0)
+		return 2;
+	for (int i = 1; i < n; i++)
+		if (check_key("aggregate-keys", args[i]) != 0)
+			return 2;
+	int rc = sp_client_aggregate_keys(
+	        c, (const char *const *)(args + 1), (uint32_t)(n - 1), (uint8_t)k,
+	        cli->node_scope ? SP_BP_TASK_SCOPE_NODE : SP_BP_TASK_SCOPE_CLUSTER, &r, &answered,
+	        &partial);
+	if (rc == -EINVAL) {
+		fprintf(stderr, "aggregate-keys: a key is given twice\n");
+		return 2;
+	}
+	if (rc != 0)
+		return fail_op("aggregate-keys", args[1], rc);
+	printf("count=%" PRIu64 " sum=%s skipped=%" PRIu64 " keys=%" PRIu32 "%s\n", r.count,
+	       u128_text(r.sum_hi, r.sum_lo, sum), r.skipped, answered, partial ? " PARTIAL" : "");
+	for (uint32_t i = 0; i < r.n; i++)
+		printf("%" PRIu64 " %.*s%s\n", r.top[i].value, (int)r.top[i].key_len,
+		       (const char *)r.top[i].key, r.top[i].cut ? "..." : "");
+	return partial ? 1 : 0;
+}
+
 /* Writes a.b.c.d of an address in network byte order into buf (>= 16 bytes). */
 static const char *
 ipv4_text(uint32_t ipv4_be, char *buf)
@@ -865,9 +903,9 @@ main(int argc, char **argv)
 	const char *cmd = argv[optind];
 	char **args = argv + optind + 1;
 	int nargs = argc - optind - 1;
-	static const char *const cmds[] = {"get",   "set",   "add",       "replace",
-	                                   "del",   "incr",  "decr",      "route",
-	                                   "where", "bench", "ratelimit", "aggregate"};
+	static const char *const cmds[] = {
+	        "get",   "set",   "add",   "replace",   "del",       "incr",          "decr",
+	        "route", "where", "bench", "ratelimit", "aggregate", "aggregate-keys"};
 	bool known = false;
 	for (size_t i = 0; i < SP_ARRAY_SIZE(cmds); i++)
 		known = known || strcmp(cmd, cmds[i]) == 0;
@@ -911,6 +949,8 @@ main(int argc, char **argv)
 		status = cmd_ratelimit(c, args, nargs);
 	else if (strcmp(cmd, "aggregate") == 0)
 		status = cmd_aggregate(&cli, c, args, nargs);
+	else if (strcmp(cmd, "aggregate-keys") == 0)
+		status = cmd_aggregate_keys(&cli, c, args, nargs);
 	else
 		status = cmd_bench(&cli, c, nargs);
 	sp_client_destroy(c);

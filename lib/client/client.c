@@ -1230,3 +1230,72 @@ sp_client_aggregate(struct sp_client *c, const void *prefix, size_t prefix_len, 
 		return -SP_EMALFORMED;
 	return 0;
 }
+
+/* One spanning operation with argument arg: its result into res (cap bytes). */
+static int
+span_op(struct sp_client *c, uint8_t opcode, const uint8_t *arg, uint32_t arg_len, uint32_t scope,
+        uint8_t *res, uint32_t cap, uint32_t *len, uint32_t *flags, bool *partial)
+{
+	struct sp_client_op op = {.opcode = opcode,
+	                          .value = arg,
+	                          .value_len = arg_len,
+	                          .flags = scope,
+	                          .out_buf = res,
+	                          .out_cap = cap};
+	int rc = sp_client_execute(c, &op, 1);
+	if (rc != 0)
+		return rc;
+	if (op.rc != 0)
+		return op.rc;
+	if (op.status != SP_BP_ST_OK && op.status != SP_BP_ST_PARTIAL)
+		return sp_client_status_error(op.status);
+	if (op.value_len_out > cap)
+		return -SP_EMALFORMED;
+	*len = op.value_len_out;
+	*flags = op.flags_out;
+	*partial = op.status == SP_BP_ST_PARTIAL;
+	return 0;
+}
+
+int
+sp_client_aggregate_keys(struct sp_client *c, const char *const *keys, uint32_t n, uint8_t k,
+                         uint32_t scope, struct sp_agg_result *out, uint32_t *answered,
+                         bool *partial)
+{
+	const uint8_t *kp[SP_TASK_KEYS_MAX];
+	uint8_t kl[SP_TASK_KEYS_MAX];
+	uint8_t arg[SP_BP_VALUE_MAX], res[SP_AGG_RESULT_MAX];
+	uint32_t len = 0, flags = 0;
+	bool part = false;
+
+	ASSERT(c != NULL);
+	ASSERT(out != NULL);
+	if (n == 0 || n > SP_TASK_KEYS_MAX || k > SP_AGG_TOPK_MAX ||
+	    (scope != SP_BP_TASK_SCOPE_CLUSTER && scope != SP_BP_TASK_SCOPE_NODE))
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		size_t l = keys[i] != NULL ? strlen(keys[i]) : 0;
+		if (l == 0)
+			return -EINVAL;
+		if (l > SP_BP_KEY_MAX)
+			return -SP_ETOOBIG;
+		kp[i] = (const uint8_t *)keys[i];
+		kl[i] = (uint8_t)l;
+	}
+	int arg_len = sp_task_keys_encode(arg, sizeof(arg), kp, kl, n, &k, 1);
+	if (arg_len < 0)
+		return arg_len == -SP_EFULL ? -SP_ETOOBIG : arg_len;
+	int rc = span_op(c, SP_TASK_OP_AGGREGATE_KEYS, arg, (uint32_t)arg_len, scope, res,
+	                 sizeof(res), &len, &flags, &part);
+	if (rc != 0)
+		return rc;
+	if (answered != NULL)
+		*answered = flags;
+	if (partial != NULL)
+		*partial = part;
+	if (len == 0 && part) {
+		memset(out, 0, sizeof(*out));
+		return 0;
+	}
+	return sp_agg_result_decode(res, len, out) == 0 ? 0 : -SP_EMALFORMED;
+}

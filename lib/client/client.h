@@ -271,4 +271,14 @@ int sp_client_aggregate(struct sp_client *c, const void *prefix, size_t prefix_l
                         uint32_t scope, struct sp_agg_result *out, uint32_t *partitions,
                         bool *partial);
 
+/*
+ * The same result over the counters named in keys[0..n) (n 1..SP_TASK_KEYS_MAX, distinct;
+ * absent keys add nothing), each read on its owner: *answered gets how many keys were
+ * answered (PARTIAL: fewer than n, *partial true). Returns as sp_client_aggregate, and
+ * -EINVAL for a bad list.
+ */
+int sp_client_aggregate_keys(struct sp_client *c, const char *const *keys, uint32_t n, uint8_t k,
+                             uint32_t scope, struct sp_agg_result *out, uint32_t *answered,
+                             bool *partial);
+
 #endif

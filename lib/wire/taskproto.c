@@ -210,9 +210,75 @@ sp_taskproto_register(void)
 {
 	int rc = register_one(SP_TASK_OP_RATELIMIT, "ratelimit", SP_BP_OPF_KEY | SP_BP_OPF_WRITE,
 	                      SP_RL_RESULT_SIZE);
-	if (rc != 0)
-		return rc;
-	return register_one(SP_TASK_OP_AGGREGATE, "aggregate", SP_BP_OPF_FLAGS, SP_AGG_RESULT_MAX);
+	if (rc == 0)
+		rc = register_one(SP_TASK_OP_AGGREGATE, "aggregate", SP_BP_OPF_FLAGS,
+		                  SP_AGG_RESULT_MAX);
+	if (rc == 0)
+		rc = register_one(SP_TASK_OP_AGGREGATE_KEYS, "aggregate_keys", SP_BP_OPF_FLAGS,
+		                  SP_AGG_RESULT_MAX);
+	return rc;
+}
+
+/* Whether key (len bytes) is among the first n of k. */
+static bool
+key_seen(const struct sp_task_keys *k, uint32_t n, const uint8_t *key, uint8_t len)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (k->key_len[i] == len && memcmp(k->key[i], key, len) == 0)
+			return true;
+	return false;
+}
+
+int
+sp_task_keys_encode(uint8_t *out, uint32_t cap, const uint8_t *const *keys, const uint8_t *lens,
+                    uint32_t n, const uint8_t *arg, uint32_t arg_len)
+{
+	struct sp_task_keys seen = {.count = 0};
+	uint32_t off = 1;
+
+	ASSERT(out != NULL);
+	if (n == 0 || n > SP_TASK_KEYS_MAX || (arg == NULL && arg_len != 0))
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		if (lens[i] == 0 || keys[i] == NULL || key_seen(&seen, i, keys[i], lens[i]))
+			return -EINVAL;
+		if (lens[i] > SP_BP_KEY_MAX)
+			return -SP_ETOOBIG;
+		seen.key[i] = keys[i];
+		seen.key_len[i] = lens[i];
+		if (cap < off + 1u + lens[i])
+			return -SP_EFULL;
+		out[off] = lens[i];
+		memcpy(out + off + 1, keys[i], lens[i]);
+		off += 1u + lens[i];
+	}
+	if (cap < off + arg_len)
+		return -SP_EFULL;
+	if (arg_len != 0)
+		memcpy(out + off, arg, arg_len);
+	out[0] = (uint8_t)n;
+	return (int)(off + arg_len);
+}
+
+int
+sp_task_keys_decode(const uint8_t *in, uint32_t len, struct sp_task_keys *out)
+{
+	uint32_t off = 1;
+
+	if (in == NULL || len < 1 || in[0] == 0 || in[0] > SP_TASK_KEYS_MAX)
+		return -SP_EMALFORMED;
+	out->count = in[0];
+	for (uint32_t i = 0; i < out->count; i++) {
+		if (len - off < 1 || in[off] == 0 || len - off - 1 < in[off] ||
+		    key_seen(out, i, in + off + 1, in[off]))
+			return -SP_EMALFORMED;
+		out->key_len[i] = in[off];
+		out->key[i] = in + off + 1;
+		off += 1u + in[off];
+	}
+	out->arg = in + off;
+	out->arg_len = len - off;
+	return 0;
 }
 
 bool

@@ -18,6 +18,8 @@
 /* Opcodes of the shipped operations (in the registered range; wire-stable). */
 #define SP_TASK_OP_RATELIMIT SP_BP_OP_USER_FIRST
 #define SP_TASK_OP_AGGREGATE (SP_BP_OP_USER_FIRST + 1)
+/* AGGREGATE over a list of keys instead of a prefix (argument: a key list, then k u8). */
+#define SP_TASK_OP_AGGREGATE_KEYS (SP_BP_OP_USER_FIRST + 2)
 
 /*
  * Request flags of an operation that spans partitions: how far it reaches. CLUSTER (0):
@@ -32,12 +34,39 @@
 #define SP_BP_TASK_SCOPE_MAX     SP_BP_TASK_SCOPE_WORKER
 
 /*
- * Adds RATELIMIT and AGGREGATE to this process's opcode table (sp_bp_op_register), as the
+ * Adds RATELIMIT, AGGREGATE and AGGREGATE_KEYS to this process's opcode table (sp_bp_op_register), as the
  * dataplane's registry describes them, so that a client can encode and decode them.
  * Idempotent: an entry already there with the same description is kept. Returns 0, or
  * -EEXIST when one of the opcodes is registered as something else.
  */
 int sp_taskproto_register(void);
+
+/* ---- Key lists -------------------------------------------------------------------------
+ * The argument of an operation that spans a list of keys (task.h SP_TASK_SPAN_KEYS): u8
+ * count (1..SP_TASK_KEYS_MAX), then count keys, each u8 key_len (1..SP_BP_KEY_MAX) and its
+ * bytes, then the operation's own argument (the rest). A key may appear once. Each key runs
+ * on its partition's owner; a reply's flags count the keys answered.
+ */
+#define SP_TASK_KEYS_MAX 32u
+
+struct sp_task_keys {
+	uint32_t count;
+	const uint8_t *key[SP_TASK_KEYS_MAX]; /* into the buffer decoded */
+	uint8_t key_len[SP_TASK_KEYS_MAX];
+	const uint8_t *arg; /* the operation's own argument */
+	uint32_t arg_len;
+};
+
+/*
+ * Encodes keys[0..n) (lengths lens) and the operation's argument into out (cap bytes).
+ * Returns the length, -EINVAL (n 0 or over SP_TASK_KEYS_MAX, an empty or repeated key),
+ * -SP_ETOOBIG (a key over SP_BP_KEY_MAX) or -SP_EFULL (does not fit cap).
+ */
+int sp_task_keys_encode(uint8_t *out, uint32_t cap, const uint8_t *const *keys,
+                        const uint8_t *lens, uint32_t n, const uint8_t *arg, uint32_t arg_len);
+/* Decodes a key list; -SP_EMALFORMED for a count of 0 or over the bound, a key that runs
+ * past the end, an empty or repeated key. */
+int sp_task_keys_decode(const uint8_t *in, uint32_t len, struct sp_task_keys *out);
 
 /* ---- RATELIMIT --------------------------------------------------------------------------
  * Key: the limited thing (1..250 bytes). Argument (12 bytes): rate u32 (tokens added per

@@ -20,10 +20,13 @@ Scenario, on one cluster (keys and values seeded: SP_TEST_SEED replays them):
      prefix, on every node: AGGREGATE through every node answers exactly the model's count,
      128-bit sum, skipped and top 5, over all 64 partitions;
   3. AGGREGATE --node through each node answers that node's share (the model restricted to
-     the keys `where` places there, over the partitions `route` gives it);
+     the keys `where` places there, over the partitions `route` gives it); AGGREGATE_KEYS
+     over 32 listed keys (counters, text, one absent) through every node answers exactly,
+     and with --node only the keys that node owns (PARTIAL, their count);
   4. one dataplane hangs (SIGSTOP): AGGREGATE through another node answers PARTIAL within
      the forward timeout, with the partitions of the two live nodes and exactly their
-     share; resumed, it answers the whole again;
+     share, and AGGREGATE_KEYS with exactly the listed keys of the live nodes; resumed,
+     it answers the whole again;
   5. every dataplane stops with exit 0 and no mbuf in use.
 SP_NO_HUGE=1 runs the dataplanes with --no-huge.
 """
@@ -42,8 +45,8 @@ COUNTERS = 60        # counters under the prefix
 NOT_COUNTERS = 6     # values under the prefix that are not numbers
 OUTSIDE = 10         # counters outside the prefix
 TOP = 5
-FORWARD_TIMEOUT_MS = 1000
-CLIENT_TIMEOUT_MS = 3000  # longer than the gather's deadline: PARTIAL, not a timeout
+FORWARD_TIMEOUT_MS = 2000  # a node descheduled for a second on a loaded 2-core machine is slow, not lost
+CLIENT_TIMEOUT_MS = 5000  # longer than the gather's deadline: PARTIAL, not a timeout
 
 
 def check(cond, msg):
@@ -58,17 +61,19 @@ def cli(c, args, seeds=None, check_ok=False):
 
 
 def parse_aggregate(out):
-    """(count, sum, skipped, partitions, partial, [(value, key)]) from the CLI's output."""
+    """(count, sum, skipped, partitions or keys, partial, [(value, key)]) from the CLI's
+    output (aggregate or aggregate-keys)."""
     lines = out.splitlines()
     head = dict(f.split("=") for f in lines[0].split() if "=" in f)
     top = [(int(l.split(" ", 1)[0]), l.split(" ", 1)[1]) for l in lines[1:]]
-    return (int(head["count"]), int(head["sum"]), int(head["skipped"]),
-            int(head["partitions"]), lines[0].endswith(" PARTIAL"), top)
+    covered = int(head["partitions"] if "partitions" in head else head["keys"])
+    return (int(head["count"]), int(head["sum"]), int(head["skipped"]), covered,
+            lines[0].endswith(" PARTIAL"), top)
 
 
 def model_answer(values, keys):
     """The aggregate of the counters among keys: (count, sum, top TOP as (value, key))."""
-    nums = [(values[k], k) for k in keys if isinstance(values[k], int)]
+    nums = [(values[k], k) for k in keys if isinstance(values.get(k), int)]
     top = sorted(nums, key=lambda vk: (-vk[0], vk[1].encode()))[:TOP]
     return len(nums), sum(v for v, _ in nums), top
 
@@ -127,7 +132,7 @@ def main():
         for i in range(OUTSIDE):
             k = "other%s%d" % (prefix, i)
             cli(c, ["incr", k, "0", "--initial", "99999999999"], check_ok=True)
-        inside = [k for k in values]
+        inside = list(values)
         want_count, want_sum, want_top = model_answer(values, inside)
         for via in range(3):
             r = cli(c, ["aggregate", prefix, str(TOP)], seeds=[via])
@@ -166,6 +171,34 @@ def main():
                   (via, r.stdout, n_count, n_sum, parts_of[via]))
         harness.log("3. aggregate --node: each node's share, partitions %s" % parts_of)
 
+        # 3b. AGGREGATE_KEYS over a list: 30 counters, a text value and an absent key.
+        listed = rng.sample([k for k in inside if isinstance(values[k], int)], 30)
+        listed += [next(k for k in inside if not isinstance(values[k], int)),
+                   prefix + "absent"]
+        values[prefix + "absent"] = None
+        l_count, l_sum, l_top = model_answer(values, listed)
+        for via in range(3):
+            r = cli(c, ["aggregate-keys", str(TOP)] + listed, seeds=[via])
+            count, total, skipped, keys, partial, top = parse_aggregate(r.stdout)
+            check(r.returncode == 0 and (count, total, skipped, keys, partial, top) ==
+                  (l_count, l_sum, 1, len(listed), False, l_top),
+                  "aggregate-keys via node %d: %r, want count %d sum %d" %
+                  (via, r.stdout + r.stderr, l_count, l_sum))
+        node_of[prefix + "absent"] = next(
+            n.index for n in c.nodes if n.ip == cli(c, ["where", prefix + "absent"],
+                                                   check_ok=True).stdout.split()[3].split(":")[0])
+        for via in range(3):
+            mine = [k for k in listed if node_of[k] == via]
+            m_count, m_sum, m_top = model_answer(values, mine)
+            r = cli(c, ["--node", "aggregate-keys", str(TOP)] + listed, seeds=[via])
+            count, total, skipped, keys, partial, top = parse_aggregate(r.stdout)
+            check((count, total, keys, partial, top) ==
+                  (m_count, m_sum, len(mine), len(mine) < len(listed), m_top),
+                  "aggregate-keys --node via node %d: %r, want %d keys" %
+                  (via, r.stdout, len(mine)))
+        harness.log("3b. aggregate-keys over %d keys through every node exact; --node: "
+                    "each node's keys" % len(listed))
+
         # 4. Node 2 hangs: PARTIAL from the two others, within the forward timeout.
         c.pause_dp(2)
         try:
@@ -182,6 +215,13 @@ def main():
                   "PARTIAL with node 2 hung: %r, want count %d sum %d over %d" %
                   (r.stdout, p_count, p_sum, PARTITIONS - parts_of[2]))
             check(took < CLIENT_TIMEOUT_MS / 1000.0 + 1, "PARTIAL took %.2f s" % took)
+            alive = [k for k in listed if node_of[k] != 2]
+            a_count, a_sum, a_top = model_answer(values, alive)
+            r = cli(c, ["--retries", "0", "aggregate-keys", str(TOP)] + listed, seeds=[1])
+            count, total, skipped, keys, kpartial, top = parse_aggregate(r.stdout)
+            check(r.returncode == 1 and kpartial and keys == len(alive) and
+                  (count, total, top) == (a_count, a_sum, a_top),
+                  "aggregate-keys with node 2 hung: %r, want %d keys" % (r.stdout, len(alive)))
         finally:
             c.resume_dp(2)
         harness.log("4. node 2 hung: PARTIAL over %d partitions in %.2f s, exact for them" %

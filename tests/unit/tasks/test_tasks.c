@@ -191,7 +191,7 @@ test_register_errors(void **state)
 	d.exec = NULL;
 	assert_int_equal(sp_task_register(r, &d, why, sizeof(why)), -EINVAL);
 	d = count_def(172, "span");
-	d.span = 2;
+	d.span = 3;
 	assert_int_equal(sp_task_register(r, &d, why, sizeof(why)), -EINVAL);
 	d = count_def(172, "allnomerge");
 	d.span = SP_TASK_SPAN_ALL;
@@ -913,6 +913,40 @@ test_aggregate_model_random(void **state)
 		assert_int_equal(sp_agg_result_decode(g.buf, g.len, &got), 0);
 		agg_model_answer(model, prefix, k, &want);
 		assert_agg_equal(&got, &want);
+
+		/* AGGREGATE_KEYS over a random list of distinct keys (present, absent, not
+		 * numbers), each run on its own partition's store, in the list's order. */
+		const struct sp_task_def *dk = sp_task_find(r, SP_TASK_OP_AGGREGATE_KEYS);
+		const uint8_t *lk[SP_TASK_KEYS_MAX];
+		uint8_t ll[SP_TASK_KEYS_MAX];
+		static struct agg_model sub[AGG_KEYS];
+		uint32_t nk = (uint32_t)(1 + rng() % SP_TASK_KEYS_MAX);
+		int start = (int)(rng() % AGG_KEYS);
+		memset(sub, 0, sizeof(sub));
+		for (uint32_t j = 0; j < nk; j++) {
+			int i = (start + (int)j * 7) % AGG_KEYS; /* distinct: 7 is prime to 300 */
+			lk[j] = (const uint8_t *)model[i].key;
+			ll[j] = (uint8_t)strlen(model[i].key);
+			sub[i] = model[i];
+		}
+		uint8_t karg[SP_BP_VALUE_MAX];
+		int klen = sp_task_keys_encode(karg, sizeof(karg), lk, ll, nk, &k, 1);
+		assert_true(klen > 0);
+		struct sp_task_keys kl;
+		assert_int_equal(sp_task_keys_decode(karg, (uint32_t)klen, &kl), 0);
+		assert_int_equal(kl.count, nk);
+		struct sp_task_out gk = {.buf = gbuf, .cap = sizeof(gbuf)};
+		for (uint32_t j = 0; j < nk; j++) {
+			uint64_t h = sp_key_hash(kl.key[j], kl.key_len[j]);
+			uint32_t p = sp_key_partition(h, AGG_PARTS);
+			assert_int_equal(sp_task_run_one(r, dk, kl.key[j], kl.key_len[j], h, p,
+			                                 kl.arg, kl.arg_len, stores[p], 0, 1, &gk,
+			                                 NULL),
+			                 SP_BP_ST_OK);
+		}
+		assert_int_equal(sp_agg_result_decode(gk.buf, gk.len, &got), 0);
+		agg_model_answer(sub, "", k, &want);
+		assert_agg_equal(&got, &want);
 	}
 	for (int p = 0; p < AGG_PARTS; p++)
 		store_fixture_free(stores[p]);
@@ -1054,6 +1088,49 @@ test_wire(void **state)
 	assert_int_equal(sp_agg_result_decode(enc, len, &r2), -SP_EMALFORMED);
 	uint8_t aarg[SP_AGG_ARG_MAX];
 	assert_int_equal(sp_agg_arg_encode(aarg, SP_AGG_TOPK_MAX + 1, NULL, 0), -EINVAL);
+
+	/* Key lists: round trip, and every refusal. */
+	const uint8_t *keys[SP_TASK_KEYS_MAX + 1];
+	uint8_t lens[SP_TASK_KEYS_MAX + 1];
+	static const char *const names[] = {"a", "bb", "ccc"};
+	uint8_t kbuf[SP_BP_VALUE_MAX];
+	struct sp_task_keys kl;
+	for (int i = 0; i < 3; i++) {
+		keys[i] = (const uint8_t *)names[i];
+		lens[i] = (uint8_t)strlen(names[i]);
+	}
+	int klen =
+	        sp_task_keys_encode(kbuf, sizeof(kbuf), keys, lens, 3, (const uint8_t *)"\x05", 1);
+	assert_int_equal(klen, 1 + 2 + 3 + 4 + 1);
+	assert_int_equal(sp_task_keys_decode(kbuf, (uint32_t)klen, &kl), 0);
+	assert_int_equal(kl.count, 3);
+	assert_memory_equal(kl.key[2], "ccc", 3);
+	assert_int_equal(kl.arg_len, 1);
+	assert_int_equal(kl.arg[0], 5);
+	assert_int_equal(sp_task_keys_decode(kbuf, 5, &kl), -SP_EMALFORMED); /* cut in a key */
+	kbuf[0] = 0;
+	assert_int_equal(sp_task_keys_decode(kbuf, (uint32_t)klen, &kl), -SP_EMALFORMED);
+	assert_int_equal(sp_task_keys_encode(kbuf, sizeof(kbuf), keys, lens, 0, NULL, 0), -EINVAL);
+	keys[1] = keys[0];
+	lens[1] = lens[0];
+	assert_int_equal(sp_task_keys_encode(kbuf, sizeof(kbuf), keys, lens, 3, NULL, 0), -EINVAL);
+	uint8_t dup[] = {2, 1, 'x', 1, 'x'};
+	assert_int_equal(sp_task_keys_decode(dup, sizeof(dup), &kl), -SP_EMALFORMED);
+	for (int i = 0; i <= (int)SP_TASK_KEYS_MAX; i++) {
+		keys[i] = (const uint8_t *)"0123456789abcdefghijklmnopqrstuvwxyz" + i;
+		lens[i] = 1;
+	}
+	assert_int_equal(
+	        sp_task_keys_encode(kbuf, sizeof(kbuf), keys, lens, SP_TASK_KEYS_MAX + 1, NULL, 0),
+	        -EINVAL);
+	assert_int_equal(sp_task_keys_encode(kbuf, 10, keys, lens, SP_TASK_KEYS_MAX, NULL, 0),
+	                 -SP_EFULL);
+	uint8_t long_key[SP_BP_KEY_MAX + 1];
+	memset(long_key, 'k', sizeof(long_key));
+	keys[0] = long_key;
+	lens[0] = SP_BP_KEY_MAX + 1;
+	assert_int_equal(sp_task_keys_encode(kbuf, sizeof(kbuf), keys, lens, 1, NULL, 0),
+	                 -SP_ETOOBIG);
 	/* Merge carries the 128-bit sum. */
 	struct sp_agg_result x = {.sum_lo = UINT64_MAX}, y = {.sum_lo = 2, .count = 1};
 	sp_agg_result_merge(&x, &y, 0);
@@ -1067,6 +1144,40 @@ test_wire(void **state)
 	assert_int_equal(sp_taskproto_register(), -EEXIST);
 	assert_int_equal(sp_bp_op_unregister(SP_TASK_OP_AGGREGATE), 0);
 	assert_int_equal(sp_bp_op_unregister(SP_TASK_OP_RATELIMIT), 0);
+}
+
+/* A key-list operation's admission: the list, its own argument, the scope. */
+static void
+test_keys_admission(void **state)
+{
+	struct sp_task_registry *r = malloc(sizeof(*r));
+	uint8_t reqbuf[SP_BP_PAYLOAD_MAX], arg[64];
+	const uint8_t *keys[2] = {(const uint8_t *)"x", (const uint8_t *)"yy"};
+	uint8_t lens[2] = {1, 2}, k = 3;
+
+	(void)state;
+	sp_task_registry_init(r);
+	assert_int_equal(sp_aggregate_register(r, NULL, 0), 0);
+	int n = sp_task_keys_encode(arg, sizeof(arg), keys, lens, 2, &k, 1);
+	struct sp_bp_req q = decoded(reqbuf, SP_TASK_OP_AGGREGATE_KEYS, NULL, arg, (uint32_t)n,
+	                             SP_BP_TASK_SCOPE_NODE, 16);
+	assert_int_equal(q.partition, SP_BP_PARTITION_ANY);
+	assert_int_equal(sp_task_admit(r, &q), SP_BP_ST_OK);
+	q = decoded(reqbuf, SP_TASK_OP_AGGREGATE_KEYS, NULL, arg, (uint32_t)n, 3, 16);
+	assert_int_equal(sp_task_admit(r, &q), SP_BP_ST_BAD_REQUEST); /* scope */
+	uint8_t two[2] = {3, 0};
+	n = sp_task_keys_encode(arg, sizeof(arg), keys, lens, 2, two, 2);
+	q = decoded(reqbuf, SP_TASK_OP_AGGREGATE_KEYS, NULL, arg, (uint32_t)n, 0, 16);
+	assert_int_equal(sp_task_admit(r, &q), SP_BP_ST_TOO_BIG); /* own argument over arg_max */
+	k = SP_AGG_TOPK_MAX + 1;
+	n = sp_task_keys_encode(arg, sizeof(arg), keys, lens, 2, &k, 1);
+	q = decoded(reqbuf, SP_TASK_OP_AGGREGATE_KEYS, NULL, arg, (uint32_t)n, 0, 16);
+	assert_int_equal(sp_task_admit(r, &q), SP_BP_ST_BAD_REQUEST); /* check() */
+	uint8_t dup[] = {2, 1, 'x', 1, 'x', 3};
+	q = decoded(reqbuf, SP_TASK_OP_AGGREGATE_KEYS, NULL, dup, sizeof(dup), 0, 16);
+	assert_int_equal(sp_task_admit(r, &q), SP_BP_ST_BAD_REQUEST); /* a key twice */
+	sp_task_registry_fini(r);
+	free(r);
 }
 
 /* The guide's example (docs/tasks.md): a per-key hit counter in the operation's state. */
@@ -1121,6 +1232,7 @@ main(void)
 	        cmocka_unit_test(test_aggregate_model_random),
 	        cmocka_unit_test(test_store_scan),
 	        cmocka_unit_test(test_doc_example),
+	        cmocka_unit_test(test_keys_admission),
 	        cmocka_unit_test(test_wire),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
