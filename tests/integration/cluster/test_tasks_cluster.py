@@ -6,16 +6,13 @@ operation, and AGGREGATE scattered over every worker of every node and gathered.
 
         test_tasks_cluster.py BUILD_DIR [WORKERS]
 
-WORKERS (default 2) dataplane workers per node. Step 1's forwarded part runs only with
-one worker: the owner side of forwarding (forward.c) answers SERVER_BUSY for a forwarded
-request that arrives on a worker other than the owner, which af_packet's flow fan-out
-makes likely with two (the built-in operations behave the same).
+WORKERS (default 2) dataplane workers per node.
 
 
 Scenario, on one cluster (keys and values seeded: SP_TEST_SEED replays them):
   1. RATELIMIT through the partition-aware client: a burst of BURST allowed, the next
-          denied with the wait until the next token; (one worker) through every node with
-     --no-route --forward (the node forwards it to the owner), the same bucket counts;
+          denied with the wait until the next token; through every node with --no-route
+     --forward (the node forwards it to the owner), the same bucket counts;
   2. counters under a prefix (INCR), values that are not counters, and keys outside the
      prefix, on every node: AGGREGATE through every node answers exactly the model's count,
      128-bit sum, skipped and top 5, over all 64 partitions;
@@ -106,16 +103,15 @@ def main():
         key2 = key + ":fwd"
         t0 = time.monotonic()
         allowed = 0
-        for via in ((0, 1, 2, 0, 1, 2) if workers == 1 else ()):
+        for via in (0, 1, 2, 0, 1, 2):
             r = cli(c, ["--no-route", "--forward", "ratelimit", key2, "1", "3"], seeds=[via],
                     check_ok=True)
             allowed += r.stdout.startswith("ALLOWED")
         took = time.monotonic() - t0
-        check(workers != 1 or 3 <= allowed <= 3 + int(took) + 1,
+        check(3 <= allowed <= 3 + int(took) + 1,
               "forwarded ratelimit: %d allowed of 6 in %.1f s" % (allowed, took))
-        harness.log("1. ratelimit: burst allowed, then denied (wait %d ns)%s" %
-                    (wait_ns, "; through every node forwarded: %d of 6 allowed in %.1f s" %
-                     (allowed, took) if workers == 1 else ""))
+        harness.log("1. ratelimit: burst allowed, then denied (wait %d ns); through every "
+                    "node forwarded: %d of 6 allowed in %.1f s" % (wait_ns, allowed, took))
 
         # 2. Counters on every node, through one client (each to its owner).
         values = {}
