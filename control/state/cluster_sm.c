@@ -683,6 +683,7 @@ cluster_sm_restore(struct cluster_sm *sm, const uint8_t *buf, size_t len)
 	*sm = *tmp;
 	*tmp = swap;
 	ASSERT(cluster_sm_check_invariants(sm));
+	ASSERT(cluster_sm_check_config(sm)); /* a restore is rare: the full walk is affordable */
 	err = 0;
 out:
 	cluster_sm_free(tmp);
@@ -759,8 +760,36 @@ cluster_sm_check_invariants(const struct cluster_sm *sm)
 			if (sm->members[j].id == m->id || strcmp(sm->members[j].name, m->name) == 0)
 				return false;
 	}
-	for (uint32_t p = 0; p < sm->partitions && sm->epoch != 0; p++)
+	/* The map (once there is one): every entry names a node (a member when it was set;
+	 * possibly removed since) and a worker a node can have. */
+	for (uint32_t p = 0; p < sm->partitions && sm->epoch != 0; p++) {
 		if (sm->map[p].flags & ~SP_MAP_F_ALL)
 			return false;
-	return true;
+		if (sm->map[p].node_id == 0 || sm->map[p].worker >= SP_WORKERS_MAX)
+			return false;
+	}
+	/* The configuration's counts (cluster_sm_check_config walks the items). */
+	if (sm->n_config > sm->config_cap || sm->n_config > CLUSTER_CONFIG_KEYS_MAX)
+		return false;
+	if (sm->config_bytes > CLUSTER_CONFIG_BYTES_MAX ||
+	    (sm->n_config == 0) != (sm->config_bytes == 0))
+		return false;
+	return sm->config_cap == 0 || sm->config != NULL;
+}
+
+bool
+cluster_sm_check_config(const struct cluster_sm *sm)
+{
+	uint64_t bytes = 0;
+	for (uint32_t i = 0; i < sm->n_config; i++) {
+		const struct cluster_config_item *it = sm->config[i];
+		if (it == NULL || !config_key_ok(it->key, it->key_len) ||
+		    it->value_len > CLUSTER_CONFIG_VALUE_MAX || it->key[it->key_len] != '\0' ||
+		    it->value[it->value_len] != '\0')
+			return false;
+		if (i > 0 && strcmp(sm->config[i - 1]->key, it->key) >= 0)
+			return false; /* sorted, each key once */
+		bytes += cluster_config_item_bytes(it->key_len, it->value_len);
+	}
+	return bytes == sm->config_bytes;
 }

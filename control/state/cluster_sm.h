@@ -163,8 +163,15 @@ int cluster_sm_to_region_state(const struct cluster_sm *sm, uint64_t self,
                                struct sp_cluster_state *st);
 
 /* Checks the state's invariants (ids and names unique and valid, worker counts, P a power
- * of two, map flags); for asserts and tests. */
+ * of two, an epoch only with partitions, every map entry's node, worker and flags, the
+ * configuration's counts and bytes within their limits); for asserts and tests. It costs
+ * O(members^2 + P): cluster_sm_apply runs it after every apply in builds with assertions. */
 bool cluster_sm_check_invariants(const struct cluster_sm *sm);
+
+/* Walks every configuration item: keys valid, sorted and unique, values within their
+ * limit, the bytes add up to config_bytes. O(items), so for tests and restores, not for
+ * every apply. */
+bool cluster_sm_check_config(const struct cluster_sm *sm);
 
 /* True when every member with known dataplane fields and the map agree (all map entries
  * name such members and valid workers). */

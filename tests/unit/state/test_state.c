@@ -28,6 +28,9 @@ apply(struct cluster_sm *sm, const struct cluster_cmd *cmd)
 	/* Every apply, accepted or refused, leaves a state that holds its invariants (checked
 	 * here even in a build without assertions). */
 	assert_true(cluster_sm_check_invariants(sm));
+	/* The O(items) walk too, while it is cheap (the hard-limit test fills a million). */
+	if (sm->n_config <= 4096)
+		assert_true(cluster_sm_check_config(sm));
 	return err;
 }
 
@@ -412,6 +415,7 @@ check_config(const struct cluster_sm *sm)
 		bytes += cluster_config_item_bytes(it->key_len, it->value_len);
 	}
 	assert_int_equal(bytes, sm->config_bytes);
+	assert_true(cluster_sm_check_config(sm)); /* the checker agrees */
 }
 
 /* Random sets and deletes over more keys than the old fixed table held, against a model;
@@ -534,6 +538,61 @@ test_sm_config_hard_limits(void **state)
  * MEMBER_HEALTH (the detector's "down"/"up"), fenced map entries, a removed owner's
  * partitions in the region state, and the snapshot of all of it; invariants after each step.
  */
+/* The checkers fail on each kind of damage they exist to catch (a checker that never
+ * fails proves nothing). */
+static void
+test_sm_checkers_catch_corruption(void **state)
+{
+	(void)state;
+	struct cluster_sm *sm = cluster_sm_new();
+	assert_non_null(sm);
+	add_member(sm, 5, 2);
+	struct cluster_cmd c = {.type = CLUSTER_CMD_INIT, .partitions = 4};
+	assert_int_equal(apply(sm, &c), 0);
+	struct cluster_cmd dp = {.type = CLUSTER_CMD_MEMBER_DP};
+	dp.member.id = 5;
+	dp.member.workers = 2;
+	dp.member.ipv4_be = 0x0100000a;
+	assert_int_equal(apply(sm, &dp), 0);
+	struct sp_map_entry map[4] = {{5, 0, 0}, {5, 1, 0}, {5, 0, 0}, {5, 1, 0}};
+	c = (struct cluster_cmd){
+	        .type = CLUSTER_CMD_MAP_SET, .epoch = 1, .partitions = 4, .map = map};
+	assert_int_equal(apply(sm, &c), 0);
+	assert_int_equal(config_set(sm, "a", "1", 1), 0);
+	assert_int_equal(config_set(sm, "b", "22", 2), 0);
+	assert_true(cluster_sm_check_invariants(sm));
+	assert_true(cluster_sm_check_config(sm));
+
+	sm->map[2].node_id = 0; /* a map entry naming no node */
+	assert_false(cluster_sm_check_invariants(sm));
+	sm->map[2].node_id = 5;
+	sm->map[3].worker = SP_WORKERS_MAX;
+	assert_false(cluster_sm_check_invariants(sm));
+	sm->map[3].worker = 1;
+	sm->epoch = 0;
+	sm->partitions = 0;
+	sm->epoch = 3; /* an epoch without partitions */
+	assert_false(cluster_sm_check_invariants(sm));
+	sm->partitions = 4;
+	sm->epoch = 1;
+	sm->config_bytes += 1; /* the byte count off by one */
+	assert_true(cluster_sm_check_invariants(sm));
+	assert_false(cluster_sm_check_config(sm));
+	sm->config_bytes -= 1;
+	struct cluster_config_item *t = sm->config[0]; /* out of order */
+	sm->config[0] = sm->config[1];
+	sm->config[1] = t;
+	assert_false(cluster_sm_check_config(sm));
+	sm->config[1] = sm->config[0];
+	sm->config[0] = t;
+	sm->members[0].workers = 0; /* a known dataplane without workers */
+	assert_false(cluster_sm_check_invariants(sm));
+	sm->members[0].workers = 2;
+	assert_true(cluster_sm_check_invariants(sm));
+	assert_true(cluster_sm_check_config(sm));
+	cluster_sm_free(sm);
+}
+
 static void
 test_sm_health_and_fences(void **state)
 {
@@ -968,6 +1027,7 @@ main(void)
 	        cmocka_unit_test(test_sm_members_map_config),
 	        cmocka_unit_test(test_sm_malformed_commands),
 	        cmocka_unit_test(test_sm_apply_reports_command),
+	        cmocka_unit_test(test_sm_checkers_catch_corruption),
 	        cmocka_unit_test(test_sm_snapshot_restore),
 	        cmocka_unit_test(test_sm_health_and_fences),
 	        cmocka_unit_test(test_placement_down_and_up),
