@@ -42,6 +42,8 @@ struct cp {
 	struct io_uring ring;
 	struct cp_op op_tick;
 	struct __kernel_timespec tick_ts;
+	struct cp_op op_raft_tick; /* Raft's finer clock (CP_RAFT_TICK_MS), kind CP_OP_TICK too */
+	struct __kernel_timespec raft_tick_ts;
 	uint32_t tick;
 	bool stopping; /* a member told us we were removed */
 	int fatal;     /* the loop failed */
@@ -405,8 +407,9 @@ parse_args(int argc, char **argv, struct cp_config *c)
 	return 0;
 }
 
+/* Arms a one-shot timer of ms milliseconds whose completion carries op. */
 static void
-arm_tick(struct cp *cp)
+arm_timer(struct cp *cp, struct cp_op *op, struct __kernel_timespec *ts, uint32_t ms)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&cp->ring);
 	if (sqe == NULL) {
@@ -414,10 +417,23 @@ arm_tick(struct cp *cp)
 		sqe = io_uring_get_sqe(&cp->ring);
 	}
 	VERIFY(sqe != NULL);
-	cp->tick_ts.tv_sec = 0;
-	cp->tick_ts.tv_nsec = (long long)CP_TICK_MS * 1000000;
-	io_uring_prep_timeout(sqe, &cp->tick_ts, 0, 0);
-	io_uring_sqe_set_data(sqe, &cp->op_tick);
+	ASSERT(ms > 0 && ms < 1000);
+	ts->tv_sec = 0;
+	ts->tv_nsec = (long long)ms * 1000000;
+	io_uring_prep_timeout(sqe, ts, 0, 0);
+	io_uring_sqe_set_data(sqe, op);
+}
+
+static void
+arm_tick(struct cp *cp)
+{
+	arm_timer(cp, &cp->op_tick, &cp->tick_ts, CP_TICK_MS);
+}
+
+static void
+arm_raft_tick(struct cp *cp)
+{
+	arm_timer(cp, &cp->op_raft_tick, &cp->raft_tick_ts, CP_RAFT_TICK_MS);
 }
 
 /* io.c's handler table: where each authenticated frame goes. */
@@ -562,6 +578,7 @@ static void
 run(struct cp *cp)
 {
 	arm_tick(cp);
+	arm_raft_tick(cp);
 	while (!cp->stopping && !cp->node.stopping && !stop_signal) {
 		int rc = io_uring_submit_and_wait(&cp->ring, 1);
 		if (rc < 0 && rc != -EINTR && rc != -ETIME) {
@@ -579,6 +596,9 @@ run(struct cp *cp)
 				continue;
 			if (op->magic == LOG_STORE_OP_MAGIC) {
 				log_store_complete(cp->node.log, cqe);
+			} else if (op == &cp->op_raft_tick) {
+				arm_raft_tick(cp);
+				cp_node_raft_tick(&cp->node); /* drive() below steps what it owes */
 			} else if (op->magic == CP_OP_MAGIC && op->kind == CP_OP_TICK) {
 				arm_tick(cp);
 				tick(cp);
@@ -616,6 +636,7 @@ main(int argc, char **argv)
 	cp.secret_len = (size_t)n;
 	cp_stats_init(&cp.stats);
 	cp.op_tick = (struct cp_op){CP_OP_MAGIC, CP_OP_TICK, &cp};
+	cp.op_raft_tick = (struct cp_op){CP_OP_MAGIC, CP_OP_TICK, &cp};
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);

@@ -710,6 +710,12 @@ cp_node_tick(struct cp_node *node)
 	ASSERT(node->ticks_owed < UINT32_MAX);
 	node->tick++;
 	check_removed(node);
+}
+
+void
+cp_node_raft_tick(struct cp_node *node)
+{
+	ASSERT(node->ticks_owed < UINT32_MAX);
 	node->ticks_owed++;
 	if (!node->ready_inflight)
 		step_deferred(node);

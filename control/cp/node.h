@@ -25,8 +25,13 @@
 #include "storage/log_store.h"
 #include "subq.h"
 
-#define CP_ELECTION_TICKS  6u /* 150-300 ms election timeout: failover < 300 ms */
-#define CP_HEARTBEAT_TICKS 1u /* 25 ms: six heartbeats per shortest timeout */
+/* Raft has a clock of its own, finer than the modules' 25 ms tick: the randomized election
+ * timeout is drawn in Raft ticks, and at 25 ms per tick it had six values in [150, 300)
+ * ms, so the two followers of a dead leader picked the same one about one time in six,
+ * split the vote and waited a second timeout (failovers over 300 ms). At 5 ms it has 25. */
+#define CP_RAFT_TICK_MS    5u
+#define CP_ELECTION_TICKS  25u /* 125-250 ms election timeout: failover < 300 ms */
+#define CP_HEARTBEAT_TICKS 5u  /* 25 ms: five heartbeats per shortest timeout */
 /* The submission area: what waits while a ready is written to disk. The bytes hold one
  * largest Raft message (a snapshot) and room besides; pages are touched only as far as the
  * deepest backlog reaches. */
@@ -106,8 +111,10 @@ struct cp_node {
 int cp_node_start(struct cp_node *n, const struct cp_config *cfg, uint64_t id,
                   struct io_uring *ring, struct cp_io *io, struct cp_stats *stats);
 void cp_node_stop(struct cp_node *n);
-/* One tick: the removal check, the Raft tick (stepped now or owed). */
+/* One tick of the modules' clock (CP_TICK_MS): the removal check. */
 void cp_node_tick(struct cp_node *n);
+/* One Raft tick (CP_RAFT_TICK_MS): stepped now, or owed while a ready is written. */
+void cp_node_raft_tick(struct cp_node *n);
 /* What the leader (and each member for itself) proposes until the state agrees: this
  * member's record and dataplane (self: this node's report on it), roles, the first map,
  * learners' promotion. Nothing while a ready is written. */
