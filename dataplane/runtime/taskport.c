@@ -731,8 +731,15 @@ serve_node_answer(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf
 	uint16_t to;
 	int n = source_node(it->t, m, &meta->pkt);
 
-	if (n < 0 ||
-	    sp_bp_decode_replies(rte_pktmbuf_mtod(m, const uint8_t *) + meta->pkt.payload_off,
+	if (n < 0) {
+		/* Not from another member, so no answer to a gather of ours: a request datagram
+		 * with the REPLY flag set, counted as the binary service's decoder counts it. */
+		DP_STAT_INC(w->stats, bp_err[SP_BP_ERR_BAD_FLAGS]);
+		DP_STAT_INC(w->stats, bad_pkts);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	if (sp_bp_decode_replies(rte_pktmbuf_mtod(m, const uint8_t *) + meta->pkt.payload_off,
 	                         meta->pkt.payload_len, r, 1, &dg) != SP_BP_ERR_OK ||
 	    (sp_bp_op(r[0].opcode)->props & SP_BP_OPF_USER) == 0) {
 		cn->answers_bad++;
