@@ -732,8 +732,10 @@ serve_node_answer(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf
 	int n = source_node(it->t, m, &meta->pkt);
 
 	if (n < 0) {
-		/* Not from another member, so no answer to a gather of ours: a request datagram
-		 * with the REPLY flag set, counted as the binary service's decoder counts it. */
+		/* Not from another member, so no answer to a gather of ours: a bad answer here,
+		 * and a request datagram with the REPLY flag set to the binary protocol, counted
+		 * as its decoder counts one (bad_bp_bad_flags). */
+		cn->answers_bad++;
 		DP_STAT_INC(w->stats, bp_err[SP_BP_ERR_BAD_FLAGS]);
 		DP_STAT_INC(w->stats, bad_pkts);
 		rte_pktmbuf_free(m);
