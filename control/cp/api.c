@@ -908,9 +908,12 @@ cp_api_take_outcomes(struct cp_api *api)
 			VERIFY(!"an outcome of no known kind"); /* outq checks kinds on push */
 		}
 	}
-	/* Applied may also have moved without an outcome (a snapshot installed). */
-	if (api->n_pending > 0)
+	/* Reads wait for a confirmation (an outcome) and for applied to reach their index;
+	 * applied may also move without an outcome (a snapshot installed). The scan runs only
+	 * when one of the two happened, not on every turn of the loop. */
+	if (api->n_pending > 0 && (n > 0 || api->node->applied != api->served_applied))
 		serve_reads(api);
+	api->served_applied = api->node->applied;
 	ASSERT(cp_outq_depth(&api->node->outq) == 0);
 	return n;
 }

@@ -53,6 +53,7 @@ struct cp_api {
 	uint32_t n_pending;
 	uint64_t next_read_ctx;
 	uint64_t pending_serial;       /* tells reuses of a pending slot apart in tokens */
+	uint64_t served_applied;       /* the node's applied index when reads were last served */
 	uint8_t *cmd_buf;              /* CLUSTER_CMD_BYTES_MAX: a command being encoded */
 	struct sp_map_entry *plan_map; /* SP_PARTITIONS_MAX: partitions.rebalance's plan */
 };

@@ -41,7 +41,7 @@
 #define FZ_SELF        1u
 #define FZ_PEER_A      2u
 #define FZ_PEER_B      3u
-#define FZ_CLIENT_MAX  (1u << 20) /* CP_JSON_MAX in control/cp/cp.h */
+#define FZ_CLIENT_MAX  (1u << 20) /* CP_JSON_MAX in control/cp/io.h */
 #define FZ_READIES_MAX 64u        /* readies drained after one step, at most */
 
 #define FZ_SIDE_INITIATOR 0x01u
