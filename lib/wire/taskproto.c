@@ -269,8 +269,8 @@ sp_task_keys_decode(const uint8_t *in, uint32_t len, struct sp_task_keys *out)
 		return -SP_EMALFORMED;
 	out->count = in[0];
 	for (uint32_t i = 0; i < out->count; i++) {
-		if (len - off < 1 || in[off] == 0 || len - off - 1 < in[off] ||
-		    key_seen(out, i, in + off + 1, in[off]))
+		if (len - off < 1 || in[off] == 0 || in[off] > SP_BP_KEY_MAX ||
+		    len - off - 1 < in[off] || key_seen(out, i, in + off + 1, in[off]))
 			return -SP_EMALFORMED;
 		out->key_len[i] = in[off];
 		out->key[i] = in + off + 1;

@@ -1146,6 +1146,87 @@ test_wire(void **state)
 	assert_int_equal(sp_bp_op_unregister(SP_TASK_OP_RATELIMIT), 0);
 }
 
+/*
+ * What another node sends is read by these decoders (a part's result, a key list): random
+ * and mutated buffers, each in a heap block of its exact size (ASan sees any read past it).
+ * A buffer accepted re-encodes to exactly itself; merge never accepts what decode refuses.
+ */
+static void
+test_decoders_hostile_input(void **state)
+{
+	struct sp_task_registry *r = malloc(sizeof(*r));
+	uint8_t good[SP_AGG_RESULT_MAX], arg[2] = {SP_AGG_TOPK_MAX, 0};
+	uint8_t acc_buf[SP_TASK_RESULT_MAX];
+
+	(void)state;
+	rng_seed("decoders_hostile_input");
+	sp_task_registry_init(r);
+	assert_int_equal(sp_aggregate_register(r, NULL, 0), 0);
+	const struct sp_task_def *d = sp_task_find(r, SP_TASK_OP_AGGREGATE);
+	struct sp_agg_result seed = {.count = 5, .sum_lo = 77, .skipped = 1};
+	for (uint32_t i = 0; i < 4; i++) {
+		struct sp_agg_entry e = {.value = 100 - i, .key_len = (uint8_t)(3 + i)};
+		memset(e.key, 'a' + (int)i, e.key_len);
+		sp_agg_top_insert(&seed, SP_AGG_TOPK_MAX, &e);
+	}
+	uint32_t good_len = sp_agg_result_encode(good, &seed);
+	uint32_t accepted = 0;
+	for (int round = 0; round < 20000; round++) {
+		uint32_t len;
+		uint8_t *buf;
+
+		if (round % 2 == 0) { /* a valid result with a few bytes changed, cut or grown */
+			len = (uint32_t)((int)good_len + (int)(rng() % 9) - 4);
+			buf = malloc(len ? len : 1);
+			assert_non_null(buf);
+			memcpy(buf, good, SP_MIN(len, good_len));
+			for (uint32_t k = good_len; k < len; k++)
+				buf[k] = (uint8_t)rng();
+			for (int k = (int)(rng() % 4); k > 0 && len > 0; k--)
+				buf[rng() % len] ^= (uint8_t)(1u << (rng() % 8));
+		} else { /* random bytes */
+			len = (uint32_t)(rng() % 300);
+			buf = malloc(len ? len : 1);
+			assert_non_null(buf);
+			for (uint32_t k = 0; k < len; k++)
+				buf[k] = (uint8_t)rng();
+		}
+		struct sp_agg_result res;
+		bool ok = sp_agg_result_decode(buf, len, &res) == 0;
+		if (ok) {
+			uint8_t again[SP_AGG_RESULT_MAX];
+			assert_int_equal(sp_agg_result_encode(again, &res), len);
+			assert_memory_equal(again, buf, len);
+			accepted++;
+		}
+		struct sp_task_out acc = {.buf = acc_buf, .cap = sizeof(acc_buf), .len = 0};
+		assert_int_equal(d->merge(&acc, good, good_len, arg, 1, NULL), SP_BP_ST_OK);
+		uint32_t before = acc.len;
+		uint8_t st = d->merge(&acc, buf, len, arg, 1, NULL);
+		assert_int_equal(st == SP_BP_ST_OK, ok && res.n <= SP_AGG_TOPK_MAX);
+		if (st != SP_BP_ST_OK)
+			assert_int_equal(acc.len, before); /* a refused part changes nothing */
+		struct sp_task_keys kl;
+		if (sp_task_keys_decode(buf, len, &kl) == 0) {
+			uint8_t again[SP_BP_VALUE_MAX + 256];
+			int n = sp_task_keys_encode(again, sizeof(again), kl.key, kl.key_len,
+			                            kl.count, kl.arg, kl.arg_len);
+			assert_int_equal(n, (int)len);
+			assert_memory_equal(again, buf, len);
+		}
+		struct sp_rl_arg ra;
+		struct sp_rl_result rr;
+		if (sp_rl_arg_decode(buf, len, &ra) == 0)
+			assert_true(ra.rate_per_s >= 1 && ra.cost >= 1 && ra.cost <= ra.burst);
+		if (sp_rl_result_decode(buf, len, &rr) == 0)
+			assert_int_equal(len, SP_RL_RESULT_SIZE);
+		free(buf);
+	}
+	assert_true(accepted > 0); /* the mutations did reach the accepting paths */
+	sp_task_registry_fini(r);
+	free(r);
+}
+
 /* A key-list operation's admission: the list, its own argument, the scope. */
 static void
 test_keys_admission(void **state)
@@ -1233,6 +1314,7 @@ main(void)
 	        cmocka_unit_test(test_store_scan),
 	        cmocka_unit_test(test_doc_example),
 	        cmocka_unit_test(test_keys_admission),
+	        cmocka_unit_test(test_decoders_hostile_input),
 	        cmocka_unit_test(test_wire),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
