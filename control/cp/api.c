@@ -726,7 +726,7 @@ start_read(struct cp_api *api, struct cp_conn *c, uint64_t req_id, const struct 
 	}
 	struct cp_pending *p = &api->pending[pend];
 	snprintf(p->arg, sizeof(p->arg), "%s", arg);
-	p->read_ctx = ++api->next_read_ctx;
+	p->read_ctx = p->token; /* unique, and names the slot when the round ends */
 	int err = cp_node_submit(api->node, CP_SUB_READ, p->read_ctx, NULL, 0, p->token);
 	if (err) {
 		pending_free(api, p);
@@ -793,6 +793,14 @@ cp_api_on_request(struct cp_api *api, struct cp_conn *c, const uint8_t *payload,
 	json_object_put(req);
 }
 
+/* A wait whose request still waits for that index. */
+static bool
+wait_live(void *arg, const struct cp_wait *w)
+{
+	struct cp_pending *p = pending_by_token(arg, w->token);
+	return p != NULL && p->kind == CP_PEND_WRITE && p->index == w->index;
+}
+
 /* A submission was stepped: a refusal answers at once, else the write waits for its
  * entry (index, term) to be applied. */
 static void
@@ -812,6 +820,14 @@ on_submitted(struct cp_api *api, uint64_t token, int err, uint64_t index, uint64
 	if (p->kind == CP_PEND_WRITE && strcmp(p->op, "move-leader") != 0) {
 		p->index = index;
 		p->term = term;
+		if (index == 0)
+			return; /* forwarded to the leader: no index to wait for; it times out */
+		if (cp_waitq_push(&api->waitq, index, token) != 0) {
+			/* Full of waits whose requests timed out: drop those, then there is room
+			 * (it holds twice as many as there can be pending requests). */
+			cp_waitq_filter(&api->waitq, wait_live, api);
+			VERIFY(cp_waitq_push(&api->waitq, index, token) == 0);
+		}
 	}
 }
 
@@ -821,12 +837,16 @@ on_applied(struct cp_api *api, uint64_t index, uint64_t term, int status)
 {
 	ASSERT(index != 0);
 	ASSERT(index <= api->node->applied);
-	for (uint32_t i = 0; i < CP_PENDING_MAX && api->n_pending; i++) {
-		struct cp_pending *p = &api->pending[i];
-		if (p->kind != CP_PEND_WRITE || p->index != index || p->index == 0)
-			continue;
+	struct cp_wait w;
+	while (cp_waitq_min(&api->waitq) != 0 && cp_waitq_min(&api->waitq) <= index) {
+		VERIFY(cp_waitq_pop(&api->waitq, &w));
+		struct cp_pending *p = pending_by_token(api, w.token);
+		if (p == NULL || p->kind != CP_PEND_WRITE || p->index != w.index)
+			continue; /* timed out or refused meanwhile */
 		if (pending_conn_ok(api, p)) {
-			if (p->term != term)
+			/* An index below this one was applied with another entry (the log was
+			 * cut after a leader change): the write did not commit. */
+			if (w.index != index || p->term != term)
 				respond_err(api, p->conn, p->req_id, -EAGAIN,
 				            "leader changed before the change committed; retry");
 			else if (status == -SP_EFULL)
@@ -851,21 +871,18 @@ static void
 on_read_ready(struct cp_api *api, uint64_t ctx, uint64_t index, int status)
 {
 	ASSERT(ctx != 0);
-	ASSERT(ctx <= api->next_read_ctx);
-	for (uint32_t i = 0; i < CP_PENDING_MAX && api->n_pending; i++) {
-		struct cp_pending *p = &api->pending[i];
-		if (p->kind != CP_PEND_READ || p->read_ctx != ctx)
-			continue;
-		if (status) {
-			if (pending_conn_ok(api, p))
-				respond_err(api, p->conn, p->req_id, status, NULL);
-			pending_free(api, p);
-			return;
-		}
-		p->read_ready = true;
-		p->index = index;
+	struct cp_pending *p = pending_by_token(api, ctx);
+	if (p == NULL || p->kind != CP_PEND_READ)
+		return; /* timed out meanwhile */
+	ASSERT(p->read_ctx == ctx);
+	if (status) {
+		if (pending_conn_ok(api, p))
+			respond_err(api, p->conn, p->req_id, status, NULL);
+		pending_free(api, p);
 		return;
 	}
+	p->read_ready = true;
+	p->index = index;
 }
 
 /* Answers the confirmed reads the applied state now covers. */
@@ -931,7 +948,8 @@ cp_api_init(struct cp_api *api, const struct cp_config *cfg, uint64_t id, struct
 	api->stats = stats;
 	api->cmd_buf = malloc(CLUSTER_CMD_BYTES_MAX);
 	api->plan_map = calloc(SP_PARTITIONS_MAX, sizeof(api->plan_map[0]));
-	if (api->cmd_buf == NULL || api->plan_map == NULL) {
+	if (api->cmd_buf == NULL || api->plan_map == NULL ||
+	    cp_waitq_init(&api->waitq, 2 * CP_PENDING_MAX) != 0) {
 		cp_api_fini(api);
 		return -ENOMEM;
 	}
@@ -943,6 +961,7 @@ cp_api_fini(struct cp_api *api)
 {
 	free(api->cmd_buf);
 	free(api->plan_map);
+	cp_waitq_fini(&api->waitq);
 	api->cmd_buf = NULL;
 	api->plan_map = NULL;
 }
@@ -991,13 +1010,12 @@ cp_api_check_invariants(const struct cp_api *api)
 		if (p->token == 0 || (p->token & 0xffffu) != i ||
 		    (p->token >> 16) > api->pending_serial)
 			return false;
-		if (p->kind == CP_PEND_READ &&
-		    (p->read_ctx == 0 || p->read_ctx > api->next_read_ctx))
+		if (p->kind == CP_PEND_READ && p->read_ctx != p->token)
 			return false;
 		if (memchr(p->op, '\0', sizeof(p->op)) == NULL)
 			return false;
 	}
-	return used == api->n_pending;
+	return used == api->n_pending && cp_waitq_check_invariants(&api->waitq);
 }
 
 void

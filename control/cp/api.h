@@ -16,6 +16,7 @@
 #include "liveness.h"
 #include "metrics.h"
 #include "node.h"
+#include "waitq.h"
 
 #define CP_PENDING_MAX           4096u /* client requests waiting for a commit or a read */
 #define CP_REQUEST_TIMEOUT_TICKS 400u  /* 10 s for a client request */
@@ -32,8 +33,8 @@ struct cp_pending {
 	uint64_t req_id;
 	uint64_t index;
 	uint64_t term;
-	uint64_t read_ctx;
-	uint64_t token; /* what the node's outcomes name this entry by: serial and slot */
+	uint64_t read_ctx; /* READ: the ReadIndex context (the token); move-leader: the target */
+	uint64_t token;    /* what the node's outcomes name this entry by: serial and slot */
 	bool read_ready;
 	uint32_t deadline_tick;
 	char op[32];
@@ -51,9 +52,9 @@ struct cp_api {
 
 	struct cp_pending pending[CP_PENDING_MAX];
 	uint32_t n_pending;
-	uint64_t next_read_ctx;
 	uint64_t pending_serial;       /* tells reuses of a pending slot apart in tokens */
 	uint64_t served_applied;       /* the node's applied index when reads were last served */
+	struct cp_waitq waitq;         /* writes waiting for their index, smallest first */
 	uint8_t *cmd_buf;              /* CLUSTER_CMD_BYTES_MAX: a command being encoded */
 	struct sp_map_entry *plan_map; /* SP_PARTITIONS_MAX: partitions.rebalance's plan */
 };

@@ -19,6 +19,7 @@
 #include "common/errors.h"
 #include "outq.h"
 #include "subq.h"
+#include "waitq.h"
 
 static uint64_t rng_state;
 
@@ -236,6 +237,82 @@ test_subq_random(void **state)
 	cp_subq_fini(&q);
 }
 
+/* Keeps odd tokens. */
+static bool
+keep_odd(void *arg, const struct cp_wait *w)
+{
+	(void)arg;
+	return (w->token & 1) != 0;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The writes' wait heap: smallest index first whatever the order of pushes, a bound that
+ * refuses, and a filter that keeps the heap in order. Random against a sorted model. */
+static void
+test_waitq_random(void **state)
+{
+	(void)state;
+	rng_state = test_seed("test_waitq_random") | 1;
+	enum { CAP = 256, STEPS = 100000 };
+	struct cp_waitq q;
+	struct cp_wait w;
+	uint64_t model[CAP];
+	uint32_t n = 0;
+	assert_int_equal(cp_waitq_init(&q, 0), -EINVAL);
+	assert_int_equal(cp_waitq_init(&q, CAP), 0);
+	assert_int_equal(cp_waitq_min(&q), 0);
+	assert_false(cp_waitq_pop(&q, &w));
+	for (int step = 0; step < STEPS; step++) {
+		if (rnd() % 100 < 55) {
+			/* Indices mostly ascending, as a leader hands them out, some repeated or
+			 * lower (a log cut after a leader change). */
+			uint64_t index = 1000 + (uint64_t)step / 2 - rnd() % 8;
+			int err = cp_waitq_push(&q, index, index * 2 + 1);
+			if (n == CAP) {
+				assert_int_equal(err, -SP_EFULL);
+				assert_int_equal(q.n, CAP);
+			} else {
+				assert_int_equal(err, 0);
+				model[n++] = index;
+			}
+		} else if (n > 0) {
+			qsort(model, n, sizeof(model[0]), cmp_u64);
+			assert_int_equal(cp_waitq_min(&q), model[0]);
+			assert_true(cp_waitq_pop(&q, &w));
+			assert_int_equal(w.index, model[0]);
+			assert_int_equal(w.token, w.index * 2 + 1);
+			memmove(model, model + 1, (n - 1) * sizeof(model[0]));
+			n--;
+		}
+		if (step % 101 == 0)
+			assert_true(cp_waitq_check_invariants(&q));
+	}
+	assert_int_equal(q.n, n);
+	cp_waitq_fini(&q);
+
+	/* The filter drops what keep refuses and leaves a heap. */
+	assert_int_equal(cp_waitq_init(&q, 64), 0);
+	for (uint64_t i = 0; i < 64; i++)
+		assert_int_equal(cp_waitq_push(&q, 64 - i, 100 + i), 0);
+	assert_int_equal(cp_waitq_push(&q, 1, 1), -SP_EFULL);
+	assert_int_equal(cp_waitq_filter(&q, keep_odd, NULL), 32);
+	assert_int_equal(q.n, 32);
+	assert_true(cp_waitq_check_invariants(&q));
+	uint64_t last = 0;
+	while (cp_waitq_pop(&q, &w)) {
+		assert_true(w.token & 1);
+		assert_true(w.index >= last);
+		last = w.index;
+	}
+	cp_waitq_fini(&q);
+}
+
 int
 main(void)
 {
@@ -245,6 +322,7 @@ main(void)
 	        cmocka_unit_test(test_subq_bounds),
 	        cmocka_unit_test(test_subq_wrap),
 	        cmocka_unit_test(test_subq_random),
+	        cmocka_unit_test(test_waitq_random),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
