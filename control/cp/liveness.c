@@ -76,6 +76,7 @@ cp_liveness_fini(struct cp_liveness *lv)
 static void
 self_report(struct cp_liveness *lv, uint64_t now, struct health_report *r)
 {
+	const struct cluster_sm *sm = cp_node_sm(lv->node);
 	struct sp_dp_status s;
 
 	ASSERT(r == &lv->self);
@@ -85,7 +86,7 @@ self_report(struct cp_liveness *lv, uint64_t now, struct health_report *r)
 		/* No region: the dataplane is what the flags say; nothing to check. */
 		r->dp_alive = lv->cfg->dp_set;
 		r->workers = lv->cfg->dp_workers;
-		r->partitions = lv->node->sm->partitions;
+		r->partitions = sm->partitions;
 		return;
 	}
 	r->has_region = true;
@@ -124,13 +125,14 @@ send_health(struct cp_liveness *lv, uint64_t to, const struct health_msg *m)
 static void
 write_lease(struct cp_liveness *lv, uint64_t now)
 {
+	const struct cluster_sm *sm = cp_node_sm(lv->node);
 	uint32_t membership;
 	uint64_t expiry = lv->lease_expiry_ns;
 
 	if (lv->node->region == NULL || cp_node_removed(lv->node) || lv->removed)
 		return;
-	membership = cluster_sm_member(lv->node->sm, lv->id) != NULL ? SP_REGION_MEMBER_IN
-	                                                             : SP_REGION_MEMBER_UNKNOWN;
+	membership = cluster_sm_member(sm, lv->id) != NULL ? SP_REGION_MEMBER_IN
+	                                                   : SP_REGION_MEMBER_UNKNOWN;
 	if (lv->self.has_region && !lv->self.dp_alive)
 		expiry = 0;
 	if (expiry == lv->written_expiry && membership == lv->written_membership)
@@ -157,19 +159,21 @@ static void
 member_view(const struct cp_liveness *lv, const struct cluster_member *m,
             struct health_member_view *v)
 {
+	const struct cluster_sm *sm = cp_node_sm(lv->node);
 	ASSERT(m->id != 0);
-	ASSERT(cluster_sm_member(lv->node->sm, m->id) == m);
+	ASSERT(cluster_sm_member(sm, m->id) == m);
 	v->id = m->id;
 	v->is_self = m->id == lv->id;
 	v->down = m->down;
 	v->workers = m->dp_known ? m->workers : 0;
-	v->partitions = lv->node->sm->partitions;
-	v->epoch = lv->node->sm->epoch;
+	v->partitions = sm->partitions;
+	v->epoch = sm->epoch;
 }
 
 void
 cp_liveness_tick(struct cp_liveness *lv)
 {
+	const struct cluster_sm *sm = cp_node_sm(lv->node);
 	struct raft_status st;
 	uint64_t now = lv_now();
 
@@ -228,8 +232,8 @@ cp_liveness_tick(struct cp_liveness *lv)
 		                                          st.membership.n_voters, now);
 		/* Judge every member (the detector's clocks move), and this node's own lease is
 		 * the leader lease while the leader would grant itself. */
-		for (uint32_t i = 0; i < lv->node->sm->n_members; i++) {
-			const struct cluster_member *m = &lv->node->sm->members[i];
+		for (uint32_t i = 0; i < sm->n_members; i++) {
+			const struct cluster_member *m = &sm->members[i];
 			struct health_member_view v;
 			struct health_verdict vd;
 			member_view(lv, m, &v);
@@ -242,7 +246,7 @@ cp_liveness_tick(struct cp_liveness *lv)
 					health_granted(&lv->h, lv->id, now);
 			}
 		}
-		if (cluster_sm_member(lv->node->sm, lv->id) == NULL)
+		if (cluster_sm_member(sm, lv->id) == NULL)
 			lv->lease_expiry_ns = 0;
 	}
 	write_lease(lv, now);
@@ -251,6 +255,7 @@ cp_liveness_tick(struct cp_liveness *lv)
 void
 cp_liveness_on_frame(struct cp_liveness *lv, uint64_t from_peer, const uint8_t *buf, uint32_t len)
 {
+	const struct cluster_sm *sm = cp_node_sm(lv->node);
 	struct health_msg m;
 	struct raft_status st;
 	uint64_t now = lv_now();
@@ -280,8 +285,7 @@ cp_liveness_on_frame(struct cp_liveness *lv, uint64_t from_peer, const uint8_t *
 			bool report_ok =
 			        !m.report.has_region || (m.report.dp_alive && !m.report.revoked);
 			e.grant = m.term == st.term && now < lv->leader_lease_ns && p != NULL &&
-			          p->grant_ok && report_ok &&
-			          cluster_sm_member(lv->node->sm, m.from) != NULL;
+			          p->grant_ok && report_ok && cluster_sm_member(sm, m.from) != NULL;
 			if (e.grant) {
 				health_granted(&lv->h, m.from, now);
 				lv->grants++;
@@ -316,8 +320,8 @@ propose(struct cp_liveness *lv, const struct cluster_cmd *cmd)
 bool
 cp_liveness_auto(const struct cp_liveness *lv)
 {
-	const struct cluster_config_item *it =
-	        cluster_sm_config_get(lv->node->sm, CP_AUTO_REBALANCE_KEY);
+	const struct cluster_sm *sm = cp_node_sm(lv->node);
+	const struct cluster_config_item *it = cluster_sm_config_get(sm, CP_AUTO_REBALANCE_KEY);
 	return it == NULL || strcmp(it->value, "off") != 0;
 }
 
@@ -325,10 +329,11 @@ cp_liveness_auto(const struct cp_liveness *lv)
 static bool
 old_owner_stopped(struct cp_liveness *lv, const struct sp_map_entry *e, uint64_t now)
 {
-	const struct cluster_member *m = cluster_sm_member(lv->node->sm, e->node_id);
+	const struct cluster_sm *sm = cp_node_sm(lv->node);
+	const struct cluster_member *m = cluster_sm_member(sm, e->node_id);
 	const struct health_peer *p = health_peer_find(&lv->h, e->node_id);
 
-	ASSERT(lv->node->sm->epoch != 0); /* there is a current map */
+	ASSERT(sm->epoch != 0); /* there is a current map */
 	if (m == NULL || !m->dp_known)
 		return health_lease_void(&lv->h, e->node_id, now);
 	if (p != NULL && p->have_report && !p->rep.has_region)
@@ -337,7 +342,7 @@ old_owner_stopped(struct cp_liveness *lv, const struct sp_map_entry *e, uint64_t
 		return true;
 	/* Fenced in the current map, and its dataplane installed that map. */
 	return (e->flags & SP_MAP_F_FENCED) && p != NULL && p->have_report &&
-	       p->rep.applied_epoch >= lv->node->sm->epoch &&
+	       p->rep.applied_epoch >= sm->epoch &&
 	       now - p->last_ping_ns < lv->h.prm.failure_timeout_ns;
 }
 
@@ -345,10 +350,11 @@ int
 cp_liveness_plan(struct cp_liveness *lv, bool everyone, struct sp_map_entry *next, uint32_t *moved,
                  uint32_t *fenced)
 {
+	const struct cluster_sm *sm = cp_node_sm(lv->node);
 	struct sp_map_entry *target = lv->target;
 	uint32_t *held = lv->held;
 	struct placement_node nodes[SP_MEMBERS_MAX];
-	uint32_t n = 0, P = lv->node->sm->partitions;
+	uint32_t n = 0, P = sm->partitions;
 	uint64_t now = lv_now();
 
 	ASSERT(next != target); /* the caller's map, not the plan's scratch */
@@ -359,12 +365,12 @@ cp_liveness_plan(struct cp_liveness *lv, bool everyone, struct sp_map_entry *nex
 	if (P == 0)
 		return -SP_ENOTFOUND;
 	memset(lv->held, 0, sizeof(lv->held));
-	for (uint32_t p = 0; p < P && lv->node->sm->epoch != 0; p++)
-		for (uint32_t i = 0; i < lv->node->sm->n_members; i++)
-			if (lv->node->sm->members[i].id == lv->node->sm->map[p].node_id)
+	for (uint32_t p = 0; p < P && sm->epoch != 0; p++)
+		for (uint32_t i = 0; i < sm->n_members; i++)
+			if (sm->members[i].id == sm->map[p].node_id)
 				held[i]++;
-	for (uint32_t i = 0; i < lv->node->sm->n_members; i++) {
-		const struct cluster_member *m = &lv->node->sm->members[i];
+	for (uint32_t i = 0; i < sm->n_members; i++) {
+		const struct cluster_member *m = &sm->members[i];
 		const struct health_peer *hp = health_peer_find(&lv->h, m->id);
 		if (!m->dp_known || m->down)
 			continue;
@@ -378,19 +384,19 @@ cp_liveness_plan(struct cp_liveness *lv, bool everyone, struct sp_map_entry *nex
 	if (n == 0)
 		return -SP_ENOTFOUND;
 	for (uint32_t p = 0; p < P; p++) {
-		target[p] = lv->node->sm->epoch ? lv->node->sm->map[p] : (struct sp_map_entry){0};
+		target[p] = sm->epoch ? sm->map[p] : (struct sp_map_entry){0};
 		target[p].flags = 0;
 	}
 	int rc = placement_rebalance(target, P, nodes, n);
 	if (rc < 0)
 		return rc;
-	if (lv->node->sm->epoch == 0) {
+	if (sm->epoch == 0) {
 		memcpy(next, target, P * sizeof(next[0]));
 		*moved = P;
 		return 0;
 	}
 	for (uint32_t p = 0; p < P; p++) {
-		const struct sp_map_entry *cur = &lv->node->sm->map[p];
+		const struct sp_map_entry *cur = &sm->map[p];
 		if (target[p].node_id == cur->node_id) {
 			next[p] = target[p]; /* same node (a worker move is the dataplane's) */
 		} else if (old_owner_stopped(lv, cur, now)) {
@@ -412,6 +418,7 @@ cp_liveness_plan(struct cp_liveness *lv, bool everyone, struct sp_map_entry *nex
 void
 cp_liveness_duties(struct cp_liveness *lv)
 {
+	const struct cluster_sm *sm = cp_node_sm(lv->node);
 	struct sp_map_entry *next = lv->next;
 	struct raft_status st;
 	uint64_t now = lv_now();
@@ -419,12 +426,12 @@ cp_liveness_duties(struct cp_liveness *lv)
 	if (cp_node_busy(lv->node))
 		return; /* proposals would only wait while a ready is written */
 	cp_node_status(lv->node, &st);
-	if (st.role != RAFT_LEADER || st.commit < st.last_index || lv->node->sm->partitions == 0 ||
+	if (st.role != RAFT_LEADER || st.commit < st.last_index || sm->partitions == 0 ||
 	    lv->h.leader_since_ns == 0)
 		return; /* one proposal at a time, on committed state */
 	/* Down and up first. */
-	for (uint32_t i = 0; i < lv->node->sm->n_members; i++) {
-		const struct cluster_member *m = &lv->node->sm->members[i];
+	for (uint32_t i = 0; i < sm->n_members; i++) {
+		const struct cluster_member *m = &sm->members[i];
 		struct health_member_view v;
 		struct health_verdict vd;
 		if (!m->dp_known)
@@ -442,7 +449,7 @@ cp_liveness_duties(struct cp_liveness *lv)
 			return;
 		}
 	}
-	if (!health_settled(&lv->h, now) && lv->node->sm->epoch != 0)
+	if (!health_settled(&lv->h, now) && sm->epoch != 0)
 		return; /* a new leader moves nothing until earlier grants are over */
 	uint32_t moved, fenced;
 	bool everyone = lv->rebalance_requested;
@@ -453,13 +460,13 @@ cp_liveness_duties(struct cp_liveness *lv)
 		return;
 	}
 	/* Nodes losing partitions (moved or fenced) get no more grants until they run it. */
-	for (uint32_t p = 0; p < lv->node->sm->partitions && lv->node->sm->epoch != 0; p++)
-		if (memcmp(&next[p], &lv->node->sm->map[p], sizeof(next[p])) != 0)
-			health_took(&lv->h, lv->node->sm->map[p].node_id, lv->node->sm->epoch + 1);
+	for (uint32_t p = 0; p < sm->partitions && sm->epoch != 0; p++)
+		if (memcmp(&next[p], &sm->map[p], sizeof(next[p])) != 0)
+			health_took(&lv->h, sm->map[p].node_id, sm->epoch + 1);
 	ASSERT(moved + fenced > 0);
 	struct cluster_cmd cmd = {.type = CLUSTER_CMD_MAP_SET,
-	                          .epoch = lv->node->sm->epoch + 1,
-	                          .partitions = lv->node->sm->partitions,
+	                          .epoch = sm->epoch + 1,
+	                          .partitions = sm->partitions,
 	                          .map = next};
 	SP_LOG_INFO(MOD, "map epoch %" PRIu64 ": %u partitions move, %u fenced first", cmd.epoch,
 	            moved, fenced);
@@ -483,7 +490,8 @@ cp_liveness_check_invariants(const struct cp_liveness *lv)
 void
 cp_liveness_judge(struct cp_liveness *lv, uint64_t id, struct health_verdict *vd)
 {
-	const struct cluster_member *m = cluster_sm_member(lv->node->sm, id);
+	const struct cluster_sm *sm = cp_node_sm(lv->node);
+	const struct cluster_member *m = cluster_sm_member(sm, id);
 	struct health_member_view v;
 
 	ASSERT(id != 0);
@@ -500,8 +508,9 @@ cp_liveness_judge(struct cp_liveness *lv, uint64_t id, struct health_verdict *vd
 const char *
 cp_liveness_dp_state(const struct cp_liveness *lv, char *why, size_t why_len)
 {
+	const struct cluster_sm *sm = cp_node_sm(lv->node);
 	const struct health_report *r = &lv->self;
-	const struct cluster_member *m = cluster_sm_member(lv->node->sm, lv->id);
+	const struct cluster_member *m = cluster_sm_member(sm, lv->id);
 
 	ASSERT(why_len > 0);
 	why[0] = '\0';
@@ -516,11 +525,11 @@ cp_liveness_dp_state(const struct cp_liveness *lv, char *why, size_t why_len)
 		         r->hb_age_ms, lv->cfg->failure_timeout_ms);
 		return "down";
 	}
-	if (lv->node->sm->partitions != 0 && r->partitions != lv->node->sm->partitions) {
+	if (sm->partitions != 0 && r->partitions != sm->partitions) {
 		snprintf(why, why_len,
 		         "dataplane runs --partitions %u, the cluster has %u; restart it with "
 		         "--partitions %u",
-		         r->partitions, lv->node->sm->partitions, lv->node->sm->partitions);
+		         r->partitions, sm->partitions, sm->partitions);
 		return "mismatch";
 	}
 	if (m != NULL && m->down) {
