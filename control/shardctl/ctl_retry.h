@@ -29,15 +29,18 @@
 #define CTL_ENDPOINTS_MAX 16
 #define CTL_ADDR_MAX      128
 /* Leader hints followed within one round; a member naming itself or a loop ends there. */
-#define CTL_RETRY_HOPS_MAX       3
+#define CTL_RETRY_HOPS_MAX 3
+/* The largest pause is shorter than an election (125-250 ms in shardplane-cp): a longer one
+ * only delays finding the new leader after the election is over (a write sent as the
+ * leader died waited 25 + 50 + 100 + 200 ms of pauses with a 500 ms cap). */
 #define CTL_RETRY_BACKOFF_MIN_MS 25u
-#define CTL_RETRY_BACKOFF_MAX_MS 500u
+#define CTL_RETRY_BACKOFF_MAX_MS 100u
 /* Not worth starting an attempt with less time than this left before the deadline: an
  * answer on a loaded machine takes a few tens of milliseconds with the handshake. */
 #define CTL_RETRY_ATTEMPT_MIN_MS 100u
 /* Rounds of one request, whatever the deadline: 600 s of --command-timeout at the
- * largest backoff is 1,200 rounds. At the bound the request gives up like at a deadline. */
-#define CTL_RETRY_ROUNDS_MAX 2000u
+ * largest backoff is 6,000 rounds. At the bound the request gives up like at a deadline. */
+#define CTL_RETRY_ROUNDS_MAX 6500u
 
 /* What one attempt gave. */
 enum ctl_outcome {
