@@ -329,24 +329,34 @@ cp_node_drive(struct cp_node *node)
 		        rd->hard_state_changed && (rd->hard_state.term != node->hs_synced.term ||
 		                                   rd->hard_state.vote != node->hs_synced.vote);
 		if (rd->n_entries || hs_sync) {
+			/* A ready may hold more entries than one append takes (every proposal
+			 * that waited for the last write, a follower's catch-up): they go in
+			 * chunks, the hard state with the last; one flush writes them all. */
 			struct log_entry *ents = node->ents;
-			size_t n = rd->n_entries;
-			VERIFY(n <= CP_READY_ENTRIES_MAX);
-			for (size_t i = 0; i < n; i++)
-				ents[i] = (struct log_entry){
-				        .index = rd->entries[i].index,
-				        .term = rd->entries[i].term,
-				        .type = (uint8_t)rd->entries[i].type,
-				        .len = rd->entries[i].len,
-				        .data = rd->entries[i].data,
-				};
 			struct log_hard_state hs = {rd->hard_state.term, rd->hard_state.vote,
 			                            rd->hard_state.commit};
-			int64_t seq = log_store_append(node->log, ents, n, &hs);
+			size_t done = 0;
+			int64_t seq;
+			do {
+				size_t n =
+				        SP_MIN(rd->n_entries - done, (size_t)CP_READY_ENTRIES_MAX);
+				for (size_t i = 0; i < n; i++)
+					ents[i] = (struct log_entry){
+					        .index = rd->entries[done + i].index,
+					        .term = rd->entries[done + i].term,
+					        .type = (uint8_t)rd->entries[done + i].type,
+					        .len = rd->entries[done + i].len,
+					        .data = rd->entries[done + i].data,
+					};
+				done += n;
+				seq = log_store_append(node->log, ents, n,
+				                       done == rd->n_entries ? &hs : NULL);
+			} while (seq > 0 && done < rd->n_entries);
 			if (seq < 0) {
 				cp_node_on_durable(node, 0, (int)seq);
 				return false;
 			}
+			ASSERT(done == rd->n_entries);
 			node->ready_inflight = true;
 			node->rd_durable = false;
 			node->rd_seq = seq;

@@ -42,7 +42,7 @@
 /* The outcome queue: room for a whole ready's outcomes (its applied entries and reads)
  * with a backlog of submissions besides. */
 #define CP_OUTCOMES_MAX      16384u
-#define CP_READY_ENTRIES_MAX (RAFT_MSG_ENTRIES_MAX * 4u) /* entries one ready writes */
+#define CP_READY_ENTRIES_MAX (RAFT_MSG_ENTRIES_MAX * 4u) /* entries one append takes */
 _Static_assert(CP_OUTCOMES_MAX >= RAFT_READY_APPLY_MAX + RAFT_READS_PENDING_MAX,
                "a whole ready's outcomes fit an empty outcome queue");
 _Static_assert(CP_SUBMIT_BYTES_MAX >= FRAME_LEN_MAX, "the largest Raft message fits the area");
@@ -90,7 +90,7 @@ struct cp_node {
 	/* Buffers, sized at start. */
 	struct raft_entry *msg_entries; /* RAFT_MSG_ENTRIES_MAX: a decoded message's entries */
 	struct raft_entry *batch;       /* RAFT_PROPOSE_BATCH_MAX: proposals stepped together */
-	struct log_entry *ents;         /* CP_READY_ENTRIES_MAX: a ready's entries to write */
+	struct log_entry *ents;         /* CP_READY_ENTRIES_MAX: entries of one append */
 	uint8_t *cmd_buf;               /* CLUSTER_CMD_BYTES_MAX: a command node.c builds */
 	uint8_t *send_buf;              /* send_cap: one encoded Raft message */
 	size_t send_cap;
