@@ -255,7 +255,7 @@ test_full_area_refused_and_nothing_lost(void **state)
 		skip(); /* the write completed within the turn: nothing can wait (never seen) */
 	uint64_t token = 2, refused = 0;
 	for (;;) {
-		char v[16];
+		char v[32];
 		snprintf(v, sizeof(v), "v%llu", (unsigned long long)token);
 		n = encode_set(buf, sizeof(buf), "k", v);
 		int err = cp_node_submit(&fx->node, CP_SUB_PROPOSE, 0, buf, n, token);
@@ -288,7 +288,7 @@ test_full_area_refused_and_nothing_lost(void **state)
 	}
 	assert_true(applied_at(first_index + last - 1, &st) >= 0);
 	assert_int_equal(st, 0);
-	char want[16];
+	char want[32];
 	snprintf(want, sizeof(want), "v%llu", (unsigned long long)last);
 	assert_string_equal(cluster_sm_config_get(cp_node_sm(&fx->node), "k")->value, want);
 	assert_int_equal(fx->node.subq.n, 0);
