@@ -197,7 +197,8 @@ done
 	echo "closed loop with one request in flight per client, 64-byte values."
 	echo "fdatasync p50 on this disk in the same run: $FSYNC_P50 us."
 	echo "etcd $(etcd --version | head -1 | awk '{print $3}') through its v3 JSON gateway."
-	echo "Command: \`bench/control/compare-etcd.sh $BUILD\`"
+	echo "Command: \`bench/control/compare-etcd.sh $BUILD\`; binaries built $(date -u -r "$CP" +%Y-%m-%dT%H:%MZ)"
+	echo "(the heading's commit is the checkout the script ran from, not necessarily theirs)."
 	echo
 	echo "| clients | shardplane writes/s | p50 ms | p99 ms | etcd writes/s | p50 ms | p99 ms | ratio |"
 	echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
