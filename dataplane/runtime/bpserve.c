@@ -19,6 +19,7 @@
 #include "common/verify.h"
 #include "dataplane/binexec/binexec.h"
 #include "dataplane/store/store.h"
+#include "bpforward.h"
 #include "forward.h"
 #include "prefetch.h"
 #include "worker.h"
@@ -779,6 +780,10 @@ const struct dp_service_ops dp_bp_service = {
         .classify = bp_classify,
         .serve = bp_serve,
         .busy = bp_busy,
+        .fwd_proto = SP_FWD_BINARY,
+        .fwd_request = dp_bp_fwd_request,
+        .fwd_answer = dp_bp_fwd_answer,
+        .fwd_expire = dp_bp_fwd_expire,
 };
 
 size_t

@@ -950,5 +950,10 @@ const struct dp_service_ops dp_mc_service = {
         .serve = mc_serve,
         .busy = mc_busy,
         .poll = mc_poll,
+        .drain = dp_mc_fwd_drain,
         .print = mc_print,
+        .fwd_proto = SP_FWD_MEMCACHED,
+        .fwd_request = dp_mc_fwd_request,
+        .fwd_answer = dp_mc_fwd_answer,
+        .fwd_expire = dp_mc_fwd_expire,
 };

@@ -23,6 +23,7 @@
 
 #include "dataplane/memcache/mcexec.h"
 #include "dataplane/route/route.h"
+#include "forward.h"
 #include "handoff.h"
 #include "runtime.h"
 #include "service.h"
@@ -141,5 +142,81 @@ const uint8_t *dp_mc_out_dgram(struct dp_worker *w, uint32_t i, uint16_t *len);
 
 /* Prints the memcached lines of the exit report. Can't fail. */
 void dp_mc_print(FILE *out, const struct dp_mc *mc);
+
+/* ---- Forwarding between nodes, the memcached half (mcforward.c, forward.h) ---------- */
+
+/* A memcached multi-key get whose keys live on several nodes is scattered (one request per
+ * node, this node's part run here) and gathered back in key order. Bounds: */
+#define DP_FWD_GATHERS      4u           /* gets being gathered per worker */
+#define DP_FWD_GATHER_KEYS  64u          /* keys of one gathered get */
+#define DP_FWD_GATHER_PARTS 8u           /* nodes one gathered get may span */
+#define DP_FWD_PART_DGRAMS  32u          /* reply datagrams of one part */
+#define DP_FWD_GATHER_BYTES (64u * 1024) /* reply bytes of all parts of one get */
+
+struct dp_fwd_part {
+	uint16_t node;   /* index in the routing table */
+	uint16_t expect; /* datagrams of its reply (0: none arrived yet) */
+	uint16_t got;
+	uint8_t done;
+	uint8_t slot_live; /* a forward slot waits for it */
+	uint32_t slot, tag;
+	uint32_t chunk_off[DP_FWD_PART_DGRAMS]; /* by seq: where its data sits in raw */
+	uint16_t chunk_len[DP_FWD_PART_DGRAMS];
+};
+
+/* One multi-key get being gathered. */
+struct dp_fwd_gather {
+	uint8_t live;
+	uint8_t kind; /* enum sp_mc_kind: get, gets, gat, gats */
+	uint8_t nparts;
+	uint8_t parts_done;
+	const char *fail_line; /* NULL, or the SERVER_ERROR line the whole get answers */
+	uint32_t client_ip_be;
+	uint16_t client_port, local_port;
+	uint8_t client_mac[6];
+	uint16_t request_id;
+	int32_t exptime;
+	uint16_t nkeys;
+	uint16_t key_off[DP_FWD_GATHER_KEYS]; /* into keytext */
+	uint8_t key_len[DP_FWD_GATHER_KEYS];
+	uint8_t key_part[DP_FWD_GATHER_KEYS];
+	uint32_t val_off[DP_FWD_GATHER_KEYS]; /* the key's VALUE block in raw, or UINT32_MAX */
+	uint32_t val_len[DP_FWD_GATHER_KEYS];
+	struct dp_fwd_part parts[DP_FWD_GATHER_PARTS];
+	uint32_t raw_used;
+	char keytext[SP_BP_PAYLOAD_MAX];
+	uint8_t raw[DP_FWD_GATHER_BYTES];
+};
+
+/*
+ * A memcached datagram in m (meta filled) that is one get/gets/gat/gats naming keys of
+ * other nodes: scatters it (consumes m) and returns true; the answer goes to the client
+ * when every part is in, in the request's key order, or one SERVER_ERROR line when a part
+ * failed or timed out. Returns false, m untouched, for anything else (several commands,
+ * no other node's key, a partition nobody serves, over the bounds): run it as before.
+ */
+bool dp_fwd_mc_gather(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
+                      struct rte_mbuf *m);
+
+/*
+ * Forwards the memcached datagram in m (meta filled) to the worker of node `node` (an
+ * index in t) that owns `partition`, in this burst's batch for it. DP_FWD_SENT consumes
+ * m; otherwise m is untouched (DP_FWD_FULL also when no mbuf was free).
+ */
+enum dp_fwd_rc dp_fwd_mc_request(struct dp_worker *w, const struct route_table *t,
+                                 struct rte_mbuf *m, uint16_t node, uint32_t partition);
+
+/* The memcached service's fwd_* callbacks (service.h): fwd_request runs a forwarded
+ * datagram as the owner and sends each reply datagram back numbered, or refuses it with
+ * the request in it when the key is not this node's now; fwd_answer relays the owner's
+ * datagrams (or a gather part's) and places a refused request again once; fwd_expire
+ * answers "SERVER_ERROR owner unavailable" unless part of the reply was relayed. */
+void dp_mc_fwd_request(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
+                       struct dp_fwd_in *in, struct sp_fwd_hdr *h, const uint8_t *payload);
+void dp_mc_fwd_answer(struct dp_worker *w, const struct route_table *t, struct dp_fwd_in *in,
+                      const struct sp_fwd_hdr *h, struct sp_fwd_slot *s, const uint8_t *payload);
+void dp_mc_fwd_expire(struct dp_worker *w, struct sp_fwd_slot *s);
+/* The service's drain: forgets the gets being gathered (their slots are the forwarding's). */
+void dp_mc_fwd_drain(struct dp_worker *w);
 
 #endif

@@ -70,6 +70,24 @@ dp_service_enabled(const struct dp_runtime *rt, enum dp_service_id id)
 	return id != DP_SVC_MEMCACHED || rt->mc != NULL;
 }
 
+const struct dp_service_ops *
+dp_service_of_fwd_proto(const struct dp_runtime *rt, uint8_t proto)
+{
+	if (proto == 0)
+		return NULL;
+	for (unsigned int id = 0; id < DP_SVC_COUNT; id++) {
+		const struct dp_service_ops *ops = dp__services[id];
+
+		if (ops->fwd_proto != proto || !dp_service_enabled(rt, (enum dp_service_id)id))
+			continue;
+		ASSERT(ops->fwd_request != NULL);
+		ASSERT(ops->fwd_answer != NULL);
+		ASSERT(ops->fwd_expire != NULL);
+		return ops;
+	}
+	return NULL;
+}
+
 enum dp_msg_kind
 dp_service_classify(const struct dp_runtime *rt, const struct rte_mbuf *m,
                     const struct net_pkt *pkt)

@@ -11,7 +11,9 @@
  *             or the hop limit below was reached);
  *   poll      once per loop iteration (mailboxes, timeouts, publishing counters);
  *   drain     when the loop ends (forget what is in flight);
- *   print     its lines of the exit report.
+ *   print     its lines of the exit report;
+ *   fwd_*     its half of forwarding between nodes, for a service whose requests another
+ *             node may own (forward.h moves the messages, the service says what they mean).
  *
  * The built-in services are the binary protocol (bpserve.c), the memcached protocol
  * (mcport.c) and the cluster's forwarding between nodes (forward.c). Every mbuf that
@@ -51,8 +53,11 @@
 #include "net/net.h"
 #include "wire/binproto.h"
 
+struct dp_fwd_in;
 struct dp_runtime;
 struct dp_worker;
+struct sp_fwd_hdr;
+struct sp_fwd_slot;
 
 /* What an mbuf holds, kept in its meta (handoff.h, dp_meta.kind). Values are internal. */
 enum dp_msg_kind {
@@ -107,6 +112,35 @@ struct dp_service_ops {
 	void (*drain)(struct dp_worker *w);
 	/* Its lines of the exit report. NULL: none. */
 	void (*print)(FILE *out, const struct dp_runtime *rt);
+
+	/*
+	 * Forwarding between nodes (forward.h, docs/cluster.md): the protocol its messages
+	 * carry (enum sp_fwd_proto, in every header), 0 when it forwards nothing (then the
+	 * three callbacks are NULL). The node-to-node format is the forwarding's; what a
+	 * payload means is the service's.
+	 */
+	uint8_t fwd_proto;
+	/*
+	 * Owner side: runs the forwarded REQUEST h (payload_len bytes at payload, from the
+	 * sender of in; this worker is the one it was sent to) and puts its reply messages,
+	 * or a REFUSED carrying the request back when this node does not own it now, in the
+	 * batch going back to in's sender (dp_fwd_put_back). Never forwards it again. What is
+	 * malformed is counted and dropped.
+	 */
+	void (*fwd_request)(struct dp_worker *w, const struct route_table *t, uint32_t now_s,
+	                    struct dp_fwd_in *in, struct sp_fwd_hdr *h, const uint8_t *payload);
+	/*
+	 * Entry side: a REPLY or REFUSED h for slot s (this service's, held by this worker,
+	 * from its owner): relays the reply to the client (dp_fwd_relay), or places the
+	 * refused request again (dp_fwd_retry_refused) or answers it; releases s when nothing
+	 * more is awaited.
+	 */
+	void (*fwd_answer)(struct dp_worker *w, const struct route_table *t, struct dp_fwd_in *in,
+	                   const struct sp_fwd_hdr *h, struct sp_fwd_slot *s,
+	                   const uint8_t *payload);
+	/* Entry side: slot s's owner did not answer in time (counted): answers the client
+	 * what the service answers then, and releases s. Can't fail. */
+	void (*fwd_expire)(struct dp_worker *w, struct sp_fwd_slot *s);
 };
 
 /* The built-in services (bpserve.c, service.c over forward.c, mcport.c). */
@@ -135,6 +169,10 @@ dp_service_get(enum dp_service_id id)
 
 /* Whether service id is on in rt (the memcached protocol only with --memcached-port). */
 bool dp_service_enabled(const struct dp_runtime *rt, enum dp_service_id id);
+
+/* The enabled service whose forward messages carry `proto` (enum sp_fwd_proto, as read
+ * from a header); NULL when none does. */
+const struct dp_service_ops *dp_service_of_fwd_proto(const struct dp_runtime *rt, uint8_t proto);
 
 /*
  * The kind of a received UDP datagram (m's meta->pkt filled): the first enabled service,

@@ -30,6 +30,7 @@
 
 #include "cluster/partmap.h"
 #include "common/keyhash.h"
+#include "bpforward.h"
 #include "forward.h"
 #include "mcport.h"
 #include "node.h"

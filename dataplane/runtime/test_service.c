@@ -204,6 +204,39 @@ test_kinds_and_services(void **state)
 	assert_non_null(dp_mc_service.busy);
 }
 
+/* forward.c reaches a message's meaning only through the ops table, by its proto byte. */
+static void
+test_forward_through_ops(void **state)
+{
+	struct dp_mc *mc = rt.mc;
+
+	(void)state;
+	assert_ptr_equal(dp_service_of_fwd_proto(&rt, SP_FWD_BINARY), &dp_bp_service);
+	assert_ptr_equal(dp_service_of_fwd_proto(&rt, SP_FWD_MEMCACHED), &dp_mc_service);
+	assert_null(dp_service_of_fwd_proto(&rt, 0));
+	assert_null(dp_service_of_fwd_proto(&rt, 3));
+	assert_null(dp_service_of_fwd_proto(&rt, 255));
+	/* A service that is off claims no message: a memcached one is counted fwd_rej_kind. */
+	rt.mc = NULL;
+	assert_null(dp_service_of_fwd_proto(&rt, SP_FWD_MEMCACHED));
+	assert_ptr_equal(dp_service_of_fwd_proto(&rt, SP_FWD_BINARY), &dp_bp_service);
+	rt.mc = mc;
+	/* A service forwards with all three callbacks or with none; protos are distinct. */
+	for (unsigned int id = 0; id < DP_SVC_COUNT; id++) {
+		const struct dp_service_ops *a = dp_service_get((enum dp_service_id)id);
+		bool none = a->fwd_proto == 0;
+
+		assert_int_equal(a->fwd_request == NULL, none);
+		assert_int_equal(a->fwd_answer == NULL, none);
+		assert_int_equal(a->fwd_expire == NULL, none);
+		for (unsigned int j = id + 1; j < DP_SVC_COUNT && !none; j++)
+			assert_int_not_equal(dp_service_get((enum dp_service_id)j)->fwd_proto,
+			                     a->fwd_proto);
+	}
+	assert_int_equal(dp_fwd_service.fwd_proto, 0);
+	assert_int_equal(dp_task_service.fwd_proto, 0);
+}
+
 static void
 test_classify(void **state)
 {
@@ -440,8 +473,11 @@ int
 main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_kinds_and_services),   cmocka_unit_test(test_classify),
-	        cmocka_unit_test(test_handoff_carries_kind), cmocka_unit_test(test_hop_limit),
+	        cmocka_unit_test(test_kinds_and_services),
+	        cmocka_unit_test(test_classify),
+	        cmocka_unit_test(test_forward_through_ops),
+	        cmocka_unit_test(test_handoff_carries_kind),
+	        cmocka_unit_test(test_hop_limit),
 	        cmocka_unit_test(test_registered_operation),
 	};
 	struct rte_ring *rx[2], *tx[2];

@@ -20,6 +20,7 @@
 #include "common/verify.h"
 #include "dataplane/store/store.h"
 #include "forward.h"
+#include "mcport.h"
 #include "prefetch.h"
 #include "service.h"
 
