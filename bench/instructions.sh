@@ -39,6 +39,18 @@ for tool in valgrind callgrind_annotate; do
 	fi
 done
 
+# --workers W needs W + 1 lcores (the generator's and one per worker), here threads on CPUs
+# 0-1 (valgrind runs one thread at a time anyway).
+workers=1
+for ((i = 0; i < ${#args[@]}; i++)); do
+	if [[ ${args[i]} == --workers && $((i + 1)) -lt ${#args[@]} ]]; then
+		workers=${args[i + 1]}
+	fi
+done
+if ! [[ $workers =~ ^[1-9][0-9]?$ ]]; then
+	echo "instructions.sh: --workers $workers: a number from 1" >&2
+	exit 2
+fi
 prefix=sp-instr-$$
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp" "/var/run/dpdk/$prefix"' EXIT
@@ -46,13 +58,15 @@ trap 'rm -rf "$tmp" "/var/run/dpdk/$prefix"' EXIT
 # --fair-sched: the generator thread gets its turns while the worker busy-polls.
 if ! timeout 600 valgrind --tool=callgrind --fair-sched=yes --callgrind-out-file="$tmp/out" \
 	--toggle-collect='serve_burst*' "$rb" --no-pci --no-huge -m 1024 --file-prefix "$prefix" \
-	-l 0-1 -- --seconds "$seconds" --repetitions 1 "${args[@]}" >"$tmp/log" 2>&1; then
+	--lcores "(0-$workers)@(0-1)" -- --seconds "$seconds" --repetitions 1 "${args[@]}" >"$tmp/log" 2>&1; then
 	echo "instructions.sh: dp-ringbench under valgrind failed:" >&2
 	tail -20 "$tmp/log" >&2
 	exit 1
 fi
-requests=$(grep -o 'stats worker0: .* requests=[0-9]*' "$tmp/log" | grep -o 'requests=[0-9]*$' |
-	cut -d= -f2 || true)
+# Requests served by every worker (with --workers W a request handed to its owner is
+# counted once, where it ran).
+requests=$(grep -o 'stats worker[0-9]*: .* requests=[0-9]*' "$tmp/log" |
+	grep -o 'requests=[0-9]*$' | cut -d= -f2 | awk '{ s += $1 } END { print s + 0 }' || true)
 if [[ -z $requests || $requests -eq 0 ]]; then
 	echo "instructions.sh: the run served no request:" >&2
 	tail -20 "$tmp/log" >&2
@@ -61,7 +75,7 @@ fi
 echo "instructions.sh: $rb, dp-ringbench ${args[*]}, $requests requests served under callgrind"
 echo "instructions per request (inclusive), function"
 callgrind_annotate --inclusive=yes "$tmp/out" 2>/dev/null |
-	grep -E 'PROGRAM TOTALS|:(serve_local|answer|sp_binexec_run|store_get|find_live|sp_bp_decode_requests|store_layout_prefetch_item|store_layout_prefetch|sp_bp_add_reply|reply_send|net_udp_reply|net_classify|route_decide) ' |
+	grep -E 'PROGRAM TOTALS|:(serve_local|answer|copy_group|carry_decoded|sp_binexec_run|store_get|find_live|sp_bp_decode_requests|store_layout_prefetch_item|store_layout_prefetch|sp_bp_add_reply|reply_send|net_udp_reply|net_classify|route_decide) ' |
 	awk -v r="$requests" '{
 		n = $1; gsub(",", "", n)
 		name = $0; sub(/.*:/, "", name); sub(/ .*/, "", name)

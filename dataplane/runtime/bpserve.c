@@ -347,10 +347,76 @@ serve_local(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, 
 }
 
 /*
+ * A share's requests travel decoded (DP_MSG_BP_SHARE): after its payload, at the first
+ * boundary of this struct, the datagram header's fields and one struct sp_bp_req per
+ * record, in order, their pointers into the same mbuf. The worker that serves it takes
+ * them instead of decoding the records again (issue 14, section 3: the hand-off of one
+ * request split out of a mixed datagram); the records stay, for what copies them on
+ * (forwarding, a further hand-off) and for the busy answer. Only when they fit the mbuf's
+ * room; otherwise the share is DP_MSG_BINARY and decoded where it is served.
+ */
+struct carried {
+	struct sp_bp_dgram dg;
+	struct sp_bp_req reqs[];
+};
+
+/* Where the decoded requests of a share whose payload pkt describes start in its frame. */
+static inline uint32_t
+carried_off(const struct net_pkt *pkt)
+{
+	return RTE_ALIGN_CEIL((uint32_t)pkt->payload_off + pkt->payload_len,
+	                      (uint32_t) _Alignof(struct carried));
+}
+
+/*
+ * Puts the n requests of d that copy_group() copied (kind, target) after the payload of c
+ * as decoded requests, their pointers moved to the copies of their records; false when
+ * they do not fit c's room (nothing written).
+ */
+static bool
+carry_decoded(const struct dgram_ctx *d, struct rte_mbuf *c, const struct sp_bp_builder *b,
+              uint8_t kind, uint16_t target)
+{
+	uint8_t *frame = rte_pktmbuf_mtod(c, uint8_t *);
+	const uint8_t *rec = b->buf + SP_BP_DGRAM_HDR_SIZE;
+	const struct dp_meta *cm = dp_meta_of(c);
+	uint32_t off = carried_off(&cm->pkt);
+	struct carried *cr;
+	uint16_t k = 0;
+
+	ASSERT(b->buf == frame + cm->pkt.payload_off);
+	if (off + sizeof(*cr) + (size_t)b->count * sizeof(cr->reqs[0]) >
+	    (size_t)c->buf_len - c->data_off)
+		return false;
+	cr = (struct carried *)(frame + off);
+	cr->dg = (struct sp_bp_dgram){
+	        .datagram_id = d->dg.datagram_id, .count = b->count, .flags = b->flags};
+	for (uint32_t i = 0; i < d->count; i++) {
+		const struct sp_bp_req *q = &d->reqs[i];
+		struct sp_bp_req *out;
+
+		if (d->kind[i] != kind || (kind == DEST_HANDOFF && d->target[i] != target))
+			continue;
+		out = &cr->reqs[k++];
+		*out = *q;
+		out->record = rec;
+		if (q->key != NULL)
+			out->key = rec + (q->key - q->record);
+		if (q->value != NULL)
+			out->value = rec + (q->value - q->record);
+		rec += q->record_len;
+	}
+	ASSERT(k == b->count);
+	ASSERT(rec == b->buf + b->len);
+	return true;
+}
+
+/*
  * Builds a new mbuf holding the requests of d whose kind is `kind` (and, for hand-offs,
  * whose target is `target`): the request's Ethernet header, then a fresh IPv4/UDP-free
  * datagram at the reply offset (only addresses and ports are needed to answer it, and
- * they travel in the meta). Returns NULL (counted) when the pool is dry.
+ * they travel in the meta), and its requests decoded when they fit (carry_decoded:
+ * DP_MSG_BP_SHARE, else DP_MSG_BINARY). Returns NULL (counted) when the pool is dry.
  */
 static struct rte_mbuf *
 copy_group(struct dp_worker *w, const struct dgram_ctx *d, uint8_t kind, uint16_t target)
@@ -392,7 +458,7 @@ copy_group(struct dp_worker *w, const struct dgram_ctx *d, uint8_t kind, uint16_
 	cm->reqs = n;
 	cm->hops = (uint8_t)(d->meta->hops + 1);
 	cm->refused = d->meta->refused;
-	cm->kind = DP_MSG_BINARY;
+	cm->kind = carry_decoded(d, c, &b, kind, target) ? DP_MSG_BP_SHARE : DP_MSG_BINARY;
 	DP_STAT_INC(w->stats, handoff_copies);
 	return c;
 }
@@ -407,6 +473,19 @@ decode(struct dp_worker *w, struct dgram_ctx *d)
 
 	d->meta = dp_meta_of(d->m);
 	ASSERT(d->meta->pkt.payload_off + d->meta->pkt.payload_len <= rte_pktmbuf_data_len(d->m));
+	if (d->meta->kind == DP_MSG_BP_SHARE) {
+		/* Another worker decoded it and carried the result (carry_decoded). */
+		const struct carried *cr =
+		        (const struct carried *)(rte_pktmbuf_mtod(d->m, const uint8_t *) +
+		                                 carried_off(&d->meta->pkt));
+
+		d->dg = cr->dg;
+		ASSERT(d->dg.count >= 1 && d->dg.count <= SP_BP_REQS_MAX);
+		memcpy(d->reqs, cr->reqs, d->dg.count * sizeof(d->reqs[0]));
+		d->count = d->dg.count;
+		DP_STAT_INC(w->stats, dgrams);
+		return true;
+	}
 	payload = rte_pktmbuf_mtod(d->m, const uint8_t *) + d->meta->pkt.payload_off;
 	err = sp_bp_decode_requests(payload, d->meta->pkt.payload_len, w->rt->partitions, d->reqs,
 	                            SP_BP_REQS_MAX, &d->dg);
@@ -706,7 +785,8 @@ bp_serve(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf **pkts, 
 	for (i = 0; i < n; i++) {
 		struct dgram_ctx *d = &w->ctx[k];
 
-		ASSERT(dp_meta_of(pkts[i])->kind == DP_MSG_BINARY);
+		ASSERT(dp_meta_of(pkts[i])->kind == DP_MSG_BINARY ||
+		       dp_meta_of(pkts[i])->kind == DP_MSG_BP_SHARE);
 		d->m = pkts[i];
 		if (!prepare_dgram(w, it, d))
 			continue;
@@ -738,7 +818,7 @@ bp_busy(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf *m)
 
 	d->m = m;
 	d->meta = dp_meta_of(m);
-	ASSERT(d->meta->kind == DP_MSG_BINARY);
+	ASSERT(d->meta->kind == DP_MSG_BINARY || d->meta->kind == DP_MSG_BP_SHARE);
 	ASSERT(d->meta->pkt.payload_off + d->meta->pkt.payload_len <= rte_pktmbuf_data_len(m));
 	payload = rte_pktmbuf_mtod(m, const uint8_t *) + d->meta->pkt.payload_off;
 	err = sp_bp_decode_ids(payload, d->meta->pkt.payload_len, d->reqs, SP_BP_REQS_MAX, &d->dg);

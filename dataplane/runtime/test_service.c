@@ -278,8 +278,9 @@ test_classify(void **state)
 	rte_pktmbuf_free(m);
 }
 
-/* A whole datagram for another worker moves as it is; a mixed one's share is a copy; both
- * carry DP_MSG_BINARY and one more hop, and what this worker owns is answered here. */
+/* A whole datagram for another worker moves as it is (DP_MSG_BINARY); a mixed one's share
+ * is a copy carrying its requests decoded (DP_MSG_BP_SHARE); both one more hop, and what
+ * this worker owns is answered here. */
 static void
 test_handoff_carries_kind(void **state)
 {
@@ -316,16 +317,52 @@ test_handoff_carries_kind(void **state)
 	serve_on(0, m);
 	s = take_staged(0, 1);
 	assert_ptr_not_equal(s, m);
-	assert_int_equal(dp_meta_of(s)->kind, DP_MSG_BINARY);
+	assert_int_equal(dp_meta_of(s)->kind, DP_MSG_BP_SHARE);
 	assert_int_equal(dp_meta_of(s)->hops, 1);
 	assert_int_equal(dp_meta_of(s)->reqs, 2);
 	assert_int_equal(dp_meta_of(s)->refused, 1);
 	assert_int_equal(take_reply(0, r, 4), 1);
 	assert_int_equal(r[0].request_id, 1);
-	serve_on(1, s);
+	/* The share carries its requests decoded: its owner does not read the datagram's
+	 * header again (a magic no decoder accepts changes nothing), and runs both. */
+	{
+		uint64_t bad = worker_stats[1].bad_pkts;
+		uint8_t *payload = rte_pktmbuf_mtod(s, uint8_t *) + dp_meta_of(s)->pkt.payload_off;
+
+		payload[0] ^= 0xff;
+		serve_on(1, s);
+		assert_int_equal(worker_stats[1].bad_pkts, bad);
+	}
 	assert_int_equal(take_reply(1, r, 4), 2);
 	assert_int_equal(r[0].request_id, 2);
+	assert_int_equal(r[0].status, SP_BP_ST_NOT_FOUND);
 	assert_int_equal(r[1].request_id, 3);
+	assert_int_equal(r[1].status, SP_BP_ST_NOT_FOUND);
+
+	/* A share whose decoded requests do not fit its mbuf after the payload (20 of 88
+	 * bytes each) goes as records only, decoded by its owner. */
+	{
+		char keys[21][32];
+		struct sp_bp_req many[21];
+		struct sp_bp_reply rr[24];
+
+		key_of(keys[0], sizeof(keys[0]), "h", 0, 0);
+		many[0] = req_of(SP_BP_OP_GET, keys[0], 1);
+		for (uint32_t i = 1; i < 21; i++) {
+			key_of(keys[i], sizeof(keys[i]), "hm", 1, i);
+			many[i] = req_of(SP_BP_OP_GET, keys[i], 1 + i);
+		}
+		m = bp_frame(many, 21);
+		serve_on(0, m);
+		s = take_staged(0, 1);
+		assert_int_equal(dp_meta_of(s)->kind, DP_MSG_BINARY);
+		assert_int_equal(dp_meta_of(s)->reqs, 20);
+		assert_int_equal(take_reply(0, rr, 24), 1);
+		serve_on(1, s);
+		assert_int_equal(take_reply(1, rr, 24), 20);
+		for (uint32_t i = 0; i < 20; i++)
+			assert_int_equal(rr[i].request_id, 2 + i);
+	}
 }
 
 /* At the hop limit what would move is answered SERVER_BUSY; what is owned here runs. */
