@@ -437,6 +437,9 @@ copy_group(struct dp_worker *w, const struct dgram_ctx *d, uint8_t kind, uint16_
 	memcpy(rte_pktmbuf_mtod(c, uint8_t *), rte_pktmbuf_mtod(d->m, uint8_t *), NET_ETH_HDR_LEN);
 	sp_bp_builder_init(&b, rte_pktmbuf_mtod(c, uint8_t *) + NET_UDP_REPLY_HDRS,
 	                   SP_BP_PAYLOAD_MAX, false, d->dg.datagram_id);
+	/* The client's forward flag stays with its requests: an owner whose partition has
+	 * moved to another node in the meantime forwards them instead of refusing. */
+	sp_bp_builder_set_flags(&b, d->dg.flags & SP_BP_F_FORWARD);
 	for (i = 0; i < d->count; i++) {
 		if (d->kind[i] != kind || (kind == DEST_HANDOFF && d->target[i] != target))
 			continue;

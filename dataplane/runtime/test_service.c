@@ -352,11 +352,34 @@ test_handoff_carries_kind(void **state)
 			key_of(keys[i], sizeof(keys[i]), "hm", 1, i);
 			many[i] = req_of(SP_BP_OP_GET, keys[i], 1 + i);
 		}
-		m = bp_frame(many, 21);
+		/* The client asked for forwarding: its share says so too. */
+		{
+			uint8_t buf[SP_BP_PAYLOAD_MAX];
+			struct sp_bp_builder b;
+
+			sp_bp_builder_init(&b, buf, sizeof(buf), false, 77);
+			sp_bp_builder_set_flags(&b, SP_BP_F_FORWARD);
+			for (uint32_t i = 0; i < 21; i++)
+				assert_int_equal(sp_bp_add_request(&b, &many[i]), 0);
+			m = udp_frame(rt.cfg.port_base, buf, sp_bp_builder_finish(&b));
+		}
 		serve_on(0, m);
 		s = take_staged(0, 1);
 		assert_int_equal(dp_meta_of(s)->kind, DP_MSG_BINARY);
 		assert_int_equal(dp_meta_of(s)->reqs, 20);
+		{
+			struct sp_bp_dgram dg;
+			struct sp_bp_req got[SP_BP_REQS_MAX];
+
+			assert_int_equal(
+			        sp_bp_decode_requests(rte_pktmbuf_mtod(s, uint8_t *) +
+			                                      dp_meta_of(s)->pkt.payload_off,
+			                              dp_meta_of(s)->pkt.payload_len, 0, got,
+			                              SP_BP_REQS_MAX, &dg),
+			        SP_BP_ERR_OK);
+			assert_int_equal(dg.flags & SP_BP_F_FORWARD, SP_BP_F_FORWARD);
+			assert_int_equal(dg.count, 20);
+		}
 		assert_int_equal(take_reply(0, rr, 24), 1);
 		serve_on(1, s);
 		assert_int_equal(take_reply(1, rr, 24), 20);
