@@ -244,9 +244,48 @@ bp_exec(struct dp_worker *w, const struct sp_bp_req *req, uint32_t now_s, uint64
  * started (bounded: a request's reply always fits an empty datagram). Returns false when
  * a full reply datagram had no mbuf to go in (counted; the request is not executed).
  */
+/*
+ * What answer() executed, added to the worker's counters once per serve_local() call
+ * (tally_flush) rather than once per request: requests, GET hits and misses, and the
+ * opcode counts as runs of one opcode (a datagram of one opcode is one run).
+ */
+struct tally {
+	uint32_t requests;
+	uint32_t hits;
+	uint32_t misses;
+	uint32_t run; /* requests of opcode run_op not yet added to ops[] */
+	uint8_t run_op;
+};
+
+static inline void
+tally_op(struct dp_worker *w, struct tally *t, uint8_t op)
+{
+	if (op != t->run_op) {
+		if (t->run != 0)
+			DP_STAT_ADD(w->stats, ops[t->run_op], t->run);
+		t->run_op = op;
+		t->run = 0;
+	}
+	t->run++;
+}
+
+static void
+tally_flush(struct dp_worker *w, struct tally *t)
+{
+	if (t->requests == 0)
+		return;
+	DP_STAT_ADD(w->stats, requests, t->requests);
+	if (t->run != 0)
+		DP_STAT_ADD(w->stats, ops[t->run_op], t->run);
+	if (t->hits != 0)
+		DP_STAT_ADD(w->stats, hits, t->hits);
+	if (t->misses != 0)
+		DP_STAT_ADD(w->stats, misses, t->misses);
+}
+
 static bool
 answer(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, uint32_t i,
-       struct reply *r, enum sp_bp_status refuse)
+       struct reply *r, enum sp_bp_status refuse, struct tally *t)
 {
 	struct sp_binexec_stats *bx = &w->bx;
 	const struct sp_bp_req *req = &d->reqs[i];
@@ -289,14 +328,14 @@ answer(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, uint3
 	}
 	VERIFY(rc == 0);
 	if (refuse == SP_BP_ST_OK && req->err == SP_BP_ERR_OK) {
-		DP_STAT_INC(w->stats, requests);
+		t->requests++;
 		if (req->opcode < SP_BP_OP_LAST)
-			DP_STAT_INC(w->stats, ops[req->opcode]);
+			tally_op(w, t, req->opcode);
 		if (req->opcode == SP_BP_OP_GET) {
 			if (bx->status[SP_BP_ST_OK] != ok_before)
-				DP_STAT_INC(w->stats, hits);
+				t->hits++;
 			else if (bx->status[SP_BP_ST_NOT_FOUND] != miss_before)
-				DP_STAT_INC(w->stats, misses);
+				t->misses++;
 		}
 	}
 	return true;
@@ -313,6 +352,7 @@ serve_local(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, 
             enum sp_bp_status refuse)
 {
 	struct reply r = {.open = false};
+	struct tally t = {.requests = 0};
 	uint32_t i;
 
 	ASSERT(d->count <= SP_BP_REQS_MAX);
@@ -337,9 +377,10 @@ serve_local(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, 
 			st = SP_BP_ST_SERVER_BUSY;
 		else if (!all && d->kind[i] == DEST_UNSERVED)
 			st = (enum sp_bp_status)it->t->unserved_status;
-		if (!answer(w, it, d, i, &r, st))
+		if (!answer(w, it, d, i, &r, st, &t))
 			break;
 	}
+	tally_flush(w, &t);
 	reply_send(w, &r, d, true);
 	if (d->m != NULL)
 		rte_pktmbuf_free(d->m);
