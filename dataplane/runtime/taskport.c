@@ -347,6 +347,39 @@ answer_plain(struct sp_bp_builder *reply, const struct sp_bp_req *req, uint8_t s
 }
 
 /*
+ * Takes a gather of `parts` for request req (argument arg) on worker w, due within the
+ * forward timeout (half of it for a node-scope gather), and records whom to answer: the
+ * client of the datagram x is serving. NULL (counted in gathers_busy) when the worker's
+ * gather table is full.
+ */
+static struct sp_task_gather *
+gather_start(struct dp_worker *w, const struct dp_bp_exec *x, const struct sp_bp_req *req,
+             const uint8_t *arg, uint32_t arg_len, uint32_t parts, bool cluster, uint32_t *idx)
+{
+	struct dp_runtime *rt = w->rt;
+	struct dp_tasks *tk = rt->tasks;
+	struct dp_task_counters *cn = &tk->counters[w->index];
+	uint64_t wait = rt->tsc_hz * rt->cfg.forward_timeout_ms / (cluster ? 1000u : 2000u);
+	struct sp_task_gather *g = sp_task_gather_take(&tk->gathers[w->index], req->opcode, arg,
+	                                               arg_len, parts, rte_rdtsc() + wait, idx);
+
+	if (g == NULL) {
+		cn->gathers_busy++;
+		return NULL;
+	}
+	cn->gathers++;
+	const struct dp_meta *meta = dp_meta_of((struct rte_mbuf *)x->m);
+	g->origin = (struct sp_task_origin){.datagram_id = x->datagram_id,
+	                                    .request_id = req->request_id,
+	                                    .ip_be = meta->pkt.src_ip_be,
+	                                    .port = meta->pkt.src_port,
+	                                    .local_port = meta->pkt.dst_port};
+	memcpy(g->origin.mac, rte_pktmbuf_mtod(x->m, const uint8_t *) + NET_ETH_ADDR_LEN,
+	       NET_ETH_ADDR_LEN);
+	return g;
+}
+
+/*
  * A SPAN_ALL request on the worker that received it. WORKER scope: answered at once with
  * the worker's own partitions. CLUSTER and NODE: gathered; answered at once when nothing
  * else owns partitions, else later (DP_BP_USER_LATER).
@@ -389,23 +422,10 @@ span_request(struct dp_worker *w, const struct dp_bp_exec *x, const struct sp_bp
 		}
 	}
 	bool cluster = req->flags == SP_BP_TASK_SCOPE_CLUSTER;
-	uint64_t wait = rt->tsc_hz * rt->cfg.forward_timeout_ms / (cluster ? 1000u : 2000u);
-	struct sp_task_gather *g =
-	        sp_task_gather_take(&tk->gathers[w->index], req->opcode, req->value, req->value_len,
-	                            cluster ? t->partitions : local, rte_rdtsc() + wait, &idx);
-	if (g == NULL) {
-		cn->gathers_busy++;
+	struct sp_task_gather *g = gather_start(w, x, req, req->value, req->value_len,
+	                                        cluster ? t->partitions : local, cluster, &idx);
+	if (g == NULL)
 		return answer_plain(reply, req, SP_BP_ST_SERVER_BUSY, 0, NULL, 0);
-	}
-	cn->gathers++;
-	const struct dp_meta *meta = dp_meta_of((struct rte_mbuf *)x->m);
-	g->origin = (struct sp_task_origin){.datagram_id = x->datagram_id,
-	                                    .request_id = req->request_id,
-	                                    .ip_be = meta->pkt.src_ip_be,
-	                                    .port = meta->pkt.src_port,
-	                                    .local_port = meta->pkt.dst_port};
-	memcpy(g->origin.mac, rte_pktmbuf_mtod(x->m, const uint8_t *) + NET_ETH_ADDR_LEN,
-	       NET_ETH_ADDR_LEN);
 	uint32_t ref = sp_task_ref(idx, w->index, g->tag);
 
 	/* Scatter: the other local owners over the rings, the other nodes over the wire. */
@@ -529,23 +549,10 @@ keys_request(struct dp_worker *w, const struct dp_bp_exec *x, const struct sp_bp
 		return answer_plain(reply, req, count == kl.count ? SP_BP_ST_OK : SP_BP_ST_PARTIAL,
 		                    count, acc.buf, acc.len);
 	}
-	uint64_t wait = rt->tsc_hz * rt->cfg.forward_timeout_ms / (cluster ? 1000u : 2000u);
 	struct sp_task_gather *g =
-	        sp_task_gather_take(&tk->gathers[w->index], req->opcode, kl.arg, kl.arg_len,
-	                            kl.count, rte_rdtsc() + wait, &idx);
-	if (g == NULL) {
-		cn->gathers_busy++;
+	        gather_start(w, x, req, kl.arg, kl.arg_len, kl.count, cluster, &idx);
+	if (g == NULL)
 		return answer_plain(reply, req, SP_BP_ST_SERVER_BUSY, 0, NULL, 0);
-	}
-	cn->gathers++;
-	const struct dp_meta *meta = dp_meta_of((struct rte_mbuf *)x->m);
-	g->origin = (struct sp_task_origin){.datagram_id = x->datagram_id,
-	                                    .request_id = req->request_id,
-	                                    .ip_be = meta->pkt.src_ip_be,
-	                                    .port = meta->pkt.src_port,
-	                                    .local_port = meta->pkt.dst_port};
-	memcpy(g->origin.mac, rte_pktmbuf_mtod(x->m, const uint8_t *) + NET_ETH_ADDR_LEN,
-	       NET_ETH_ADDR_LEN);
 	uint32_t ref = sp_task_ref(idx, w->index, g->tag);
 
 	/* One part per owner, carrying that owner's keys (and the operation's argument). */

@@ -35,6 +35,7 @@
 #include "mcport.h"
 #include "node.h"
 #include "test_eal.h"
+#include "test_node.h"
 #include "worker.h"
 
 #define MC_PORT        11211u
@@ -1605,38 +1606,17 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_forward_binary_refused),
 	        cmocka_unit_test(test_forward_batch),
 	};
-	struct rte_ring *rx[2], *tx[2];
 	struct dp_hugepages huge;
-	int node_port;
 	int rc;
 
 	(void)argc;
 	memset(&huge, 0, sizeof(huge));
 	if (test_eal_start("test_mcport", argv[0]) != 0)
 		return 1;
-	for (int i = 0; i < 2; i++) {
-		char name[32];
-
-		snprintf(name, sizeof(name), "tm_rx%d", i);
-		rx[i] = rte_ring_create(name, 64, 0, 0);
-		snprintf(name, sizeof(name), "tm_tx%d", i);
-		tx[i] = rte_ring_create(name, 64, 0, 0);
-		if (rx[i] == NULL || tx[i] == NULL)
-			return 1;
-	}
-	node_port = rte_eth_from_rings("tm_node", rx, 2, tx, 2, 0);
-	if (node_port < 0)
+	if (test_node_config("tm_node", PARTITIONS, &rt.cfg) != 0)
 		return 1;
-	dp_config_defaults(&rt.cfg);
-	rt.cfg.ip_be = htonl(0x0a000001);
-	rt.cfg.prefix_len = 24;
-	rt.cfg.workers = 2;
-	rt.cfg.partitions = PARTITIONS;
-	rt.cfg.memory_mb = 4;
-	rt.cfg.busy_poll = true;
 	rt.cfg.memcached_port = MC_PORT;
 	rt.cfg.forward_timeout_ms = FWD_TIMEOUT_MS;
-	rt.cfg.eth_port = (uint16_t)node_port;
 	rt.stats = worker_stats;
 	if (dp_node_setup(&rt, &huge) != 0 || rt.mc == NULL) {
 		fprintf(stderr, "test_mcport: node set-up failed\n");

@@ -312,14 +312,37 @@ sp_task_run_key(const struct sp_task_registry *r, const struct sp_bp_req *req, s
 	return 0;
 }
 
+/*
+ * Runs def on the partition of *call into a scratch result and merges that into acc (both
+ * counted in stats when given). Returns exec's status when it is not OK (nothing merged),
+ * else merge's.
+ */
+static uint8_t
+exec_merge(const struct sp_task_registry *r, const struct sp_task_def *def,
+           const struct sp_task_call *call, struct sp_task_out *acc, struct sp_task_stats *stats)
+{
+	uint8_t tmp[SP_TASK_RESULT_MAX];
+	struct sp_task_out out = {.buf = tmp, .cap = def->result_max, .len = 0};
+	uint8_t st = def->exec(call, &out, def->user);
+
+	VERIFY(out.len <= out.cap);
+	if (stats != NULL)
+		stats[sp_task_index(r, def)].runs++;
+	if (st != SP_BP_ST_OK)
+		return st;
+	st = def->merge(acc, tmp, out.len, call->arg, call->arg_len, def->user);
+	VERIFY(acc->len <= def->result_max);
+	if (stats != NULL)
+		stats[sp_task_index(r, def)].merges++;
+	return st;
+}
+
 uint8_t
 sp_task_run_span(const struct sp_task_registry *r, const struct sp_task_def *def,
                  const uint8_t *arg, uint32_t arg_len, const uint32_t *parts, uint32_t n,
                  struct store *const *stores, uint64_t now_ns, uint32_t now_s,
                  struct sp_task_out *acc, struct sp_task_stats *stats)
 {
-	uint8_t tmp[SP_TASK_RESULT_MAX];
-
 	ASSERT(r->started);
 	ASSERT(def->span == SP_TASK_SPAN_ALL);
 	ASSERT(acc->cap >= def->result_max);
@@ -335,18 +358,8 @@ sp_task_run_span(const struct sp_task_registry *r, const struct sp_task_def *def
 		        .arg = arg,
 		        .arg_len = arg_len,
 		};
-		struct sp_task_out out = {.buf = tmp, .cap = def->result_max, .len = 0};
-		uint8_t st = def->exec(&call, &out, def->user);
+		uint8_t st = exec_merge(r, def, &call, acc, stats);
 
-		VERIFY(out.len <= out.cap);
-		if (stats != NULL)
-			stats[sp_task_index(r, def)].runs++;
-		if (st != SP_BP_ST_OK)
-			return st;
-		st = def->merge(acc, tmp, out.len, arg, arg_len, def->user);
-		VERIFY(acc->len <= def->result_max);
-		if (stats != NULL)
-			stats[sp_task_index(r, def)].merges++;
 		if (st != SP_BP_ST_OK)
 			return st;
 	}
@@ -359,8 +372,6 @@ sp_task_run_one(const struct sp_task_registry *r, const struct sp_task_def *def,
                 const uint8_t *arg, uint32_t arg_len, struct store *store, uint64_t now_ns,
                 uint32_t now_s, struct sp_task_out *acc, struct sp_task_stats *stats)
 {
-	uint8_t tmp[SP_TASK_RESULT_MAX];
-
 	ASSERT(r->started);
 	ASSERT(def->span == SP_TASK_SPAN_KEYS);
 	ASSERT(partition < r->partitions);
@@ -378,17 +389,5 @@ sp_task_run_one(const struct sp_task_registry *r, const struct sp_task_def *def,
 	        .arg = arg,
 	        .arg_len = arg_len,
 	};
-	struct sp_task_out out = {.buf = tmp, .cap = def->result_max, .len = 0};
-	uint8_t st = def->exec(&call, &out, def->user);
-
-	VERIFY(out.len <= out.cap);
-	if (stats != NULL)
-		stats[sp_task_index(r, def)].runs++;
-	if (st != SP_BP_ST_OK)
-		return st;
-	st = def->merge(acc, tmp, out.len, arg, arg_len, def->user);
-	VERIFY(acc->len <= def->result_max);
-	if (stats != NULL)
-		stats[sp_task_index(r, def)].merges++;
-	return st;
+	return exec_merge(r, def, &call, acc, stats);
 }
