@@ -247,10 +247,11 @@ collect(struct gen *g, struct rte_mbuf **keep, unsigned int *kept)
 		for (uint16_t i = 0; i < n; i++) {
 			struct sp_bp_reply replies[SP_BP_REQS_MAX];
 			struct sp_bp_dgram dg;
-			const uint8_t *p = rte_pktmbuf_mtod(m[i], const uint8_t *) + NET_UDP_REPLY_HDRS;
+			const uint8_t *p =
+			        rte_pktmbuf_mtod(m[i], const uint8_t *) + NET_UDP_REPLY_HDRS;
 
-			if (sp_bp_decode_replies(p, rte_pktmbuf_data_len(m[i]) - NET_UDP_REPLY_HDRS, replies,
-			                         SP_BP_REQS_MAX, &dg) == SP_BP_ERR_OK) {
+			if (sp_bp_decode_replies(p, rte_pktmbuf_data_len(m[i]) - NET_UDP_REPLY_HDRS,
+			                         replies, SP_BP_REQS_MAX, &dg) == SP_BP_ERR_OK) {
 				g->got_replies += dg.count;
 				for (uint16_t r = 0; r < dg.count; r++)
 					g->bad_status += replies[r].status != SP_BP_ST_OK;
@@ -339,7 +340,8 @@ stamp_frame(struct gen *g, struct rte_mbuf *m, uint32_t k)
 		queue = (uint16_t)(sp_key_partition(sp_key_hash(f + g->tmpl_key_off, KEY_BYTES),
 		                                    rt.partitions) %
 		                   rt.workers);
-		f[NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN + 2] = (uint8_t)((rt.cfg.port_base + queue) >> 8);
+		f[NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN + 2] =
+		        (uint8_t)((rt.cfg.port_base + queue) >> 8);
 		f[NET_ETH_HDR_LEN + NET_IPV4_HDR_LEN + 3] = (uint8_t)(rt.cfg.port_base + queue);
 	}
 	m->data_len = (uint16_t)g->tmpl_len;

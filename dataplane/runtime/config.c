@@ -23,7 +23,7 @@ enum {
 	OPT_BUSY_POLL,
 	OPT_MAC,
 	OPT_STATS_INTERVAL,
-		OPT_FORWARD_TIMEOUT,
+	OPT_FORWARD_TIMEOUT,
 	OPT_RATELIMIT_BUCKETS,
 	OPT_LOG_LEVEL,
 	OPT_ETH_PORT,
@@ -41,7 +41,7 @@ static const struct option long_options[] = {
         {"busy-poll", no_argument, NULL, OPT_BUSY_POLL},
         {"mac", required_argument, NULL, OPT_MAC},
         {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
-                {"forward-timeout-ms", required_argument, NULL, OPT_FORWARD_TIMEOUT},
+        {"forward-timeout-ms", required_argument, NULL, OPT_FORWARD_TIMEOUT},
         {"ratelimit-buckets", required_argument, NULL, OPT_RATELIMIT_BUCKETS},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"eth-port", required_argument, NULL, OPT_ETH_PORT},
@@ -59,7 +59,7 @@ dp_config_defaults(struct dp_config *cfg)
 	cfg->memory_mb = DP_MEMORY_MB_DEFAULT;
 	cfg->log_level = SP_LOG_INFO;
 	cfg->eth_port = DP_ETH_PORT_DEFAULT;
-		cfg->forward_timeout_ms = DP_FWD_TIMEOUT_MS_DEFAULT;
+	cfg->forward_timeout_ms = DP_FWD_TIMEOUT_MS_DEFAULT;
 	cfg->ratelimit_buckets = DP_RL_BUCKETS_DEFAULT;
 	ASSERT(cfg->partitions != 0);
 }
@@ -219,7 +219,7 @@ apply_option(struct dp_config *cfg, int opt, const char *arg, char *err, size_t 
 	case OPT_FORWARD_TIMEOUT:
 		if (parse_u64(arg, DP_FWD_TIMEOUT_MS_MIN, DP_FWD_TIMEOUT_MS_MAX, &v) != 0)
 			goto bad;
-				cfg->forward_timeout_ms = (uint32_t)v;
+		cfg->forward_timeout_ms = (uint32_t)v;
 		return 0;
 	case OPT_RATELIMIT_BUCKETS:
 		if (parse_u64(arg, DP_RL_BUCKETS_MIN, DP_RL_BUCKETS_MAX, &v) != 0 ||
@@ -361,7 +361,7 @@ dp_config_usage(FILE *out, const char *prog)
 	        "                        0: only at exit)\n"
 	        "  --forward-timeout-ms T  cluster mode: how long to wait for the owner of a\n"
 	        "                        forwarded request before answering 'owner\n"
-	        	        "                        unavailable', %u..%u (default %u); spanning\n"
+	        "                        unavailable', %u..%u (default %u); spanning\n"
 	        "                        operations (aggregate) wait this long for other nodes\n"
 	        "                        and half of it for this node's workers\n"
 	        "  --ratelimit-buckets N  token buckets per partition of the ratelimit\n"
@@ -372,6 +372,6 @@ dp_config_usage(FILE *out, const char *prog)
 	        "  --help                this text\n",
 	        prog, prog, DP_PORT_DEFAULT, DP_PARTITIONS_MAX, DP_PARTITIONS_DEFAULT,
 	        DP_MEMORY_MB_DEFAULT, DP_WORKERS_MAX, DP_STATS_INTERVAL_S_MAX,
-	        	        DP_FWD_TIMEOUT_MS_MIN, DP_FWD_TIMEOUT_MS_MAX, DP_FWD_TIMEOUT_MS_DEFAULT,
+	        DP_FWD_TIMEOUT_MS_MIN, DP_FWD_TIMEOUT_MS_MAX, DP_FWD_TIMEOUT_MS_DEFAULT,
 	        DP_RL_BUCKETS_MIN, DP_RL_BUCKETS_MAX, DP_RL_BUCKETS_DEFAULT, DP_ETH_PORT_DEFAULT);
 }

@@ -28,7 +28,7 @@
 #define DP_RL_BUCKETS_DEFAULT 1024u
 #define DP_RL_BUCKETS_MIN     8u
 #define DP_RL_BUCKETS_MAX     (256u * 1024u)
-#define DP_ERRBUF_LEN             256u
+#define DP_ERRBUF_LEN         256u
 
 struct dp_config {
 	uint32_t ip_be;           /* our IPv4 address, network byte order */
@@ -43,7 +43,7 @@ struct dp_config {
 	bool mac_set;
 	uint8_t mac[6];
 	uint32_t stats_interval_s;   /* 0: no periodic stats line */
-		uint32_t forward_timeout_ms; /* owner reply wait for a forwarded request */
+	uint32_t forward_timeout_ms; /* owner reply wait for a forwarded request */
 	uint32_t ratelimit_buckets;  /* RATELIMIT buckets per partition (power of two) */
 	enum sp_log_level log_level;
 	uint16_t eth_port; /* DPDK port id to serve */

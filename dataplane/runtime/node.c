@@ -338,7 +338,7 @@ dp_node_setup(struct dp_runtime *rt, const struct dp_hugepages *huge)
 	rt->tsc_hz = rte_get_tsc_hz();
 	rt->tsc_base = rte_rdtsc();
 	if (rt->cfg.memcached_port != 0) {
-				rt->mc = dp_mc_create(rt);
+		rt->mc = dp_mc_create(rt);
 		if (rt->mc == NULL)
 			return -ENOMEM;
 	}
@@ -382,7 +382,7 @@ dp_node_teardown(struct dp_runtime *rt, bool launched)
 		if (ops->print != NULL && dp_service_enabled(rt, (enum dp_service_id)id))
 			ops->print(stdout, rt);
 	}
-		dp_mc_destroy(rt->mc);
+	dp_mc_destroy(rt->mc);
 	rt->mc = NULL;
 	dp_tasks_teardown(rt);
 	for (i = 0; i < rt->workers; i++) {

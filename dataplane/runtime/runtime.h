@@ -49,7 +49,7 @@ struct dp_runtime {
 	uint64_t tsc_base;        /* the stores' clock: seconds since start-up, from the TSC */
 	struct sp_region *region; /* --state-region, or NULL */
 	_Atomic uint64_t epoch;   /* epoch of the routing table in use, for telemetry */
-		struct dp_mc *mc; /* the memcached protocol (mcport.h), NULL without --memcached-port */
+	struct dp_mc *mc; /* the memcached protocol (mcport.h), NULL without --memcached-port */
 	struct dp_tasks *tasks; /* registered operations (taskport.h) */
 	/* Registered binary-protocol operations' hook (service.h, dp_bp_set_user_hook). */
 	int (*bp_user_fn)(void *ctx, const struct dp_bp_exec *x, const struct sp_bp_req *req,

@@ -85,7 +85,7 @@ test_config_defaults(void **state)
 	assert_int_equal(cfg.port_base, DP_PORT_DEFAULT);
 	assert_int_equal(cfg.partitions, DP_PARTITIONS_DEFAULT);
 	assert_int_equal(cfg.memory_mb, DP_MEMORY_MB_DEFAULT);
-		assert_int_equal(cfg.workers, 0);
+	assert_int_equal(cfg.workers, 0);
 	assert_int_equal(cfg.ratelimit_buckets, DP_RL_BUCKETS_DEFAULT);
 	assert_false(cfg.busy_poll);
 	assert_null(cfg.state_region);
@@ -116,7 +116,7 @@ test_config_rejects(void **state)
 	        {"--memory-mb", "0"},
 	        {"--workers", "0"},
 	        {"--workers", "65"},
-	        	        {"--memcached-port", "0"},
+	        {"--memcached-port", "0"},
 	        {"--ratelimit-buckets", "4"},
 	        {"--ratelimit-buckets", "1000"},
 	        {"--ratelimit-buckets", "524288"},

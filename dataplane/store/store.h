@@ -90,7 +90,8 @@ struct store_value {
 	uint32_t len;      /* value length in bytes */
 	uint32_t flags;    /* the client's 32-bit flags, opaque to the store */
 	uint32_t expire_s; /* absolute expiry on the caller's clock, 0 = never */
-	uint64_t cas;      /* version: unique among its stores (cas_base/cas_stride), never reused, never 0 */
+	uint64_t
+	        cas; /* version: unique among its stores (cas_base/cas_stride), never reused, never 0 */
 };
 
 /* Storage commands, with memcached's semantics. */

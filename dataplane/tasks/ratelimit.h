@@ -25,10 +25,11 @@
 #include "dataplane/tasks/task.h"
 #include "wire/taskproto.h"
 
-#define SP_RL_WAYS            8u
-#define SP_RL_BUCKET_SIZE     32u
-#define SP_RL_BUCKETS_MIN     SP_RL_WAYS
-#define SP_RL_BUCKETS_MAX     (SP_TASK_STATE_MAX / SP_RL_BUCKET_SIZE / 2) /* a power of two, with the header */
+#define SP_RL_WAYS        8u
+#define SP_RL_BUCKET_SIZE 32u
+#define SP_RL_BUCKETS_MIN SP_RL_WAYS
+#define SP_RL_BUCKETS_MAX \
+	(SP_TASK_STATE_MAX / SP_RL_BUCKET_SIZE / 2) /* a power of two, with the header */
 #define SP_RL_BUCKETS_DEFAULT 1024u
 
 /* Counters of one partition's table (read with sp_rl_stats_get, owner only). */

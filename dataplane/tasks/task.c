@@ -65,12 +65,13 @@ sp_task_register(struct sp_task_registry *r, const struct sp_task_def *def, char
 		return sp_explain(why, why_len, -EINVAL, "task %s: exec is required", def->name);
 	if (def->span != SP_TASK_SPAN_KEY && def->span != SP_TASK_SPAN_ALL &&
 	    def->span != SP_TASK_SPAN_KEYS)
-		return sp_explain(why, why_len, -EINVAL,
-		                  "task %s: span %u is not KEY, ALL or KEYS", def->name, def->span);
+		return sp_explain(why, why_len, -EINVAL, "task %s: span %u is not KEY, ALL or KEYS",
+		                  def->name, def->span);
 	if (def->span != SP_TASK_SPAN_KEY && def->merge == NULL)
-		return sp_explain(why, why_len, -EINVAL,
-		                  "task %s: an operation over several partitions needs a merge function",
-		                  def->name);
+		return sp_explain(
+		        why, why_len, -EINVAL,
+		        "task %s: an operation over several partitions needs a merge function",
+		        def->name);
 	if (def->span == SP_TASK_SPAN_KEY && def->merge != NULL)
 		return sp_explain(why, why_len, -EINVAL,
 		                  "task %s: a SPAN_KEY operation has nothing to merge", def->name);
@@ -367,10 +368,10 @@ sp_task_run_span(const struct sp_task_registry *r, const struct sp_task_def *def
 }
 
 uint8_t
-sp_task_run_one(const struct sp_task_registry *r, const struct sp_task_def *def,
-                const uint8_t *key, uint8_t key_len, uint64_t hash, uint32_t partition,
-                const uint8_t *arg, uint32_t arg_len, struct store *store, uint64_t now_ns,
-                uint32_t now_s, struct sp_task_out *acc, struct sp_task_stats *stats)
+sp_task_run_one(const struct sp_task_registry *r, const struct sp_task_def *def, const uint8_t *key,
+                uint8_t key_len, uint64_t hash, uint32_t partition, const uint8_t *arg,
+                uint32_t arg_len, struct store *store, uint64_t now_ns, uint32_t now_s,
+                struct sp_task_out *acc, struct sp_task_stats *stats)
 {
 	ASSERT(r->started);
 	ASSERT(def->span == SP_TASK_SPAN_KEYS);

@@ -232,9 +232,8 @@ uint8_t sp_task_run_span(const struct sp_task_registry *r, const struct sp_task_
  */
 uint8_t sp_task_run_one(const struct sp_task_registry *r, const struct sp_task_def *def,
                         const uint8_t *key, uint8_t key_len, uint64_t hash, uint32_t partition,
-                        const uint8_t *arg, uint32_t arg_len, struct store *store,
-                        uint64_t now_ns, uint32_t now_s, struct sp_task_out *acc,
-                        struct sp_task_stats *stats);
+                        const uint8_t *arg, uint32_t arg_len, struct store *store, uint64_t now_ns,
+                        uint32_t now_s, struct sp_task_out *acc, struct sp_task_stats *stats);
 
 /* Index of def in r->defs (for per-operation counter arrays). */
 static inline uint32_t

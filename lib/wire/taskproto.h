@@ -62,8 +62,8 @@ struct sp_task_keys {
  * Returns the length, -EINVAL (n 0 or over SP_TASK_KEYS_MAX, an empty or repeated key),
  * -SP_ETOOBIG (a key over SP_BP_KEY_MAX) or -SP_EFULL (does not fit cap).
  */
-int sp_task_keys_encode(uint8_t *out, uint32_t cap, const uint8_t *const *keys,
-                        const uint8_t *lens, uint32_t n, const uint8_t *arg, uint32_t arg_len);
+int sp_task_keys_encode(uint8_t *out, uint32_t cap, const uint8_t *const *keys, const uint8_t *lens,
+                        uint32_t n, const uint8_t *arg, uint32_t arg_len);
 /* Decodes a key list; -SP_EMALFORMED for a count of 0 or over the bound, a key that runs
  * past the end, an empty, repeated or too long (over SP_BP_KEY_MAX) key. */
 int sp_task_keys_decode(const uint8_t *in, uint32_t len, struct sp_task_keys *out);

@@ -923,7 +923,8 @@ test_cas_unique_across_stores(void **state)
 	uint64_t rng = test_seed("test_cas_unique_across_stores");
 	struct store *st[NODE_STORES];
 	uint64_t last[NODE_STORES] = {0};
-	uint64_t shown[NODE_KEYS]; /* the version key k (in store k % NODE_STORES) shows, 0 = none */
+	uint64_t
+	        shown[NODE_KEYS]; /* the version key k (in store k % NODE_STORES) shows, 0 = none */
 
 	struct store_params bad = {.bytes = SMALL_BYTES, .cas_base = 3, .cas_stride = 3};
 	assert_int_equal(store_memsize(&bad), 0);
@@ -933,7 +934,8 @@ test_cas_unique_across_stores(void **state)
 	assert_int_not_equal(store_memsize(&bad), 0);
 
 	for (uint32_t i = 0; i < NODE_STORES; i++) {
-		struct store_params p = {.bytes = SMALL_BYTES, .cas_base = i, .cas_stride = NODE_STORES};
+		struct store_params p = {
+		        .bytes = SMALL_BYTES, .cas_base = i, .cas_stride = NODE_STORES};
 		void *mem = aligned_alloc(STORE_MEM_ALIGN, store_memsize(&p));
 
 		assert_non_null(mem);
@@ -960,7 +962,8 @@ test_cas_unique_across_stores(void **state)
 			rc = put(s, STORE_APPEND, key, "2", 0, 0, 0, 1, &cas);
 			break;
 		case 2:
-			rc = store_arith(s, &sk, &(struct store_arith){.op = STORE_INCR, .delta = 1}, 1,
+			rc = store_arith(s, &sk,
+			                 &(struct store_arith){.op = STORE_INCR, .delta = 1}, 1,
 			                 NULL, &cas);
 			break;
 		case 3:
