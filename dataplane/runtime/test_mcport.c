@@ -43,33 +43,11 @@
 #define PARTITIONS     16u
 #define NOW_S          10u
 #define REPLY_MAX      (DP_MC_REPLY_DGRAMS_MAX * SP_MC_DGRAM_BYTES_MAX)
-#define KEY_TRIES      100000u
 #define FWD_TIMEOUT_MS 100u /* --forward-timeout-ms of the node under test */
 
 static struct dp_runtime rt;
 static struct dp_worker_stats worker_stats[DP_WORKERS_MAX];
 static char reply[REPLY_MAX + 1];
-
-/* The worker the default routing table gives key (partition p -> worker p % 2). */
-static uint16_t
-owner_of(const char *key)
-{
-	return (uint16_t)(sp_key_partition(sp_key_hash(key, strlen(key)), PARTITIONS) % 2);
-}
-
-/* Writes into buf the n-th key ("<stem><i>") owned by worker w. */
-static void
-key_of(char *buf, size_t len, const char *stem, uint16_t w, uint32_t n)
-{
-	uint32_t found = 0;
-
-	for (uint32_t i = 0; i < KEY_TRIES; i++) {
-		snprintf(buf, len, "%s%u", stem, i);
-		if (owner_of(buf) == w && found++ == n)
-			return;
-	}
-	fail_msg("no key %u of worker %u", n, w);
-}
 
 /* A request frame from 10.0.0.2:CLIENT_PORT to the node's memcached port, classified. */
 static struct rte_mbuf *
@@ -574,7 +552,7 @@ test_unserved_answered(void **state)
 
 	(void)state;
 	k_none[0] = k_ok[0] = k_far[0] = '\0';
-	for (uint32_t i = 0; i < KEY_TRIES && found != 7; i++) {
+	for (uint32_t i = 0; i < TEST_NODE_KEY_TRIES && found != 7; i++) {
 		char key[32];
 		uint32_t p;
 
@@ -743,7 +721,7 @@ far_key(char *buf, size_t len, uint32_t n)
 {
 	uint32_t found = 0;
 
-	for (uint32_t i = 0; i < KEY_TRIES; i++) {
+	for (uint32_t i = 0; i < TEST_NODE_KEY_TRIES; i++) {
 		snprintf(buf, len, "fw%u", i);
 		if (sp_key_partition(sp_key_hash(buf, strlen(buf)), PARTITIONS) % 4 == 1 &&
 		    found++ == n)

@@ -9,12 +9,47 @@
 #define SP_DP_TEST_NODE_H
 
 #include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
 
 #include <rte_eth_ring.h>
 #include <rte_ring.h>
 
+#include "common/keyhash.h"
 #include "config.h"
+
+/* Keys tried by test_node_key before it gives up. */
+#define TEST_NODE_KEY_TRIES 100000u
+
+/* The partition count test_node_config() was given. */
+static uint32_t test_node_partitions;
+
+/* The worker the default routing table gives key (partition p -> worker p % 2). */
+static inline uint16_t
+owner_of(const char *key)
+{
+	return (uint16_t)(sp_key_partition(sp_key_hash(key, strlen(key)), test_node_partitions) %
+	                  2);
+}
+
+/* Writes into buf the n-th key ("<stem><i>") owned by worker w; fails the test if none. */
+static inline void
+key_of(char *buf, size_t len, const char *stem, uint16_t w, uint32_t n)
+{
+	uint32_t found = 0;
+
+	for (uint32_t i = 0; i < TEST_NODE_KEY_TRIES; i++) {
+		snprintf(buf, len, "%s%u", stem, i);
+		if (owner_of(buf) == w && found++ == n)
+			return;
+	}
+	fail_msg("no key %u of worker %u", n, w);
+}
 
 /*
  * Creates the ring port of test `tag` (a short name, unique per test program) and fills
@@ -43,6 +78,7 @@ test_node_config(const char *tag, uint32_t partitions, struct dp_config *cfg)
 		fprintf(stderr, "%s: cannot create the ring port\n", tag);
 		return -1;
 	}
+	test_node_partitions = partitions;
 	dp_config_defaults(cfg);
 	cfg->ip_be = htonl(0x0a000001);
 	cfg->prefix_len = 24;

@@ -36,34 +36,12 @@
 #define MC_PORT     11211u
 #define CLIENT_PORT 40000u
 #define PARTITIONS  16u
-#define KEY_TRIES   100000u
 #define USER_OP     200u /* a registered operation with a key */
 #define USER_OP_ANY 201u /* a registered operation without one */
 
 static struct dp_runtime rt;
 static struct dp_worker_stats worker_stats[DP_WORKERS_MAX];
 static const uint8_t client_mac[6] = {0x02, 0, 0, 0, 0, 0x33};
-
-/* The worker the default routing table gives key (partition p -> worker p % 2). */
-static uint16_t
-owner_of(const char *key)
-{
-	return (uint16_t)(sp_key_partition(sp_key_hash(key, strlen(key)), PARTITIONS) % 2);
-}
-
-/* Writes into buf the n-th key ("<stem><i>") owned by worker w. */
-static void
-key_of(char *buf, size_t len, const char *stem, uint16_t w, uint32_t n)
-{
-	uint32_t found = 0;
-
-	for (uint32_t i = 0; i < KEY_TRIES; i++) {
-		snprintf(buf, len, "%s%u", stem, i);
-		if (owner_of(buf) == w && found++ == n)
-			return;
-	}
-	fail_msg("no key %u of worker %u", n, w);
-}
 
 /* A frame from the client to the node's UDP port dport carrying payload, classified as the
  * worker would (meta filled, its kind from the services). */

@@ -38,32 +38,11 @@
 
 #define CLIENT_PORT 40000u
 #define PARTITIONS  16u
-#define KEY_TRIES   100000u
 #define TIMEOUT_MS  100u /* --forward-timeout-ms: CLUSTER gathers wait this long */
 
 static struct dp_runtime rt;
 static struct dp_worker_stats worker_stats[DP_WORKERS_MAX];
 static const uint8_t client_mac[6] = {0x02, 0, 0, 0, 0, 0x44};
-
-/* The worker the default routing table gives key (partition p -> worker p % 2). */
-static uint16_t
-owner_of(const char *key)
-{
-	return (uint16_t)(sp_key_partition(sp_key_hash(key, strlen(key)), PARTITIONS) % 2);
-}
-
-static void
-key_of(char *buf, size_t len, const char *stem, uint16_t w, uint32_t n)
-{
-	uint32_t found = 0;
-
-	for (uint32_t i = 0; i < KEY_TRIES; i++) {
-		snprintf(buf, len, "%s%u", stem, i);
-		if (owner_of(buf) == w && found++ == n)
-			return;
-	}
-	fail_msg("no key %u of worker %u", n, w);
-}
 
 /* A frame from src_ip to the node's port dport, classified as a worker would. */
 static struct rte_mbuf *
