@@ -380,6 +380,33 @@ gather_start(struct dp_worker *w, const struct dp_bp_exec *x, const struct sp_bp
 }
 
 /*
+ * Folds the receiving worker's own part (status st over count partitions or keys, result
+ * acc) into gather ref. Returns DP_BP_USER_LATER while other parts are due; when it was the
+ * last (nobody else had anything), answers in the reply being built (room checked by the
+ * caller), releases the gather and returns 0.
+ */
+static int
+gather_own_part(struct dp_worker *w, const struct sp_bp_req *req, uint32_t ref, uint8_t st,
+                uint32_t count, const struct sp_task_out *acc, struct sp_bp_builder *reply)
+{
+	struct dp_tasks *tk = w->rt->tasks;
+	struct sp_task_gather *g = sp_task_gather_part(&tk->gathers[w->index], tk->reg, ref,
+	                                               w->index, st, count, acc->buf, acc->len);
+	uint32_t flags;
+
+	VERIFY(g != NULL);
+	if (!sp_task_gather_done(g))
+		return DP_BP_USER_LATER;
+	st = sp_task_gather_answer(g, &flags);
+	count_answer(w, g->opcode, st);
+	int rc = answer_plain(reply, req, st, flags, g->acc.buf,
+	                      st == SP_BP_ST_OK || st == SP_BP_ST_PARTIAL ? g->acc.len : 0);
+	VERIFY(rc == 0);
+	sp_task_gather_release(&tk->gathers[w->index], g);
+	return 0;
+}
+
+/*
  * A SPAN_ALL request on the worker that received it. WORKER scope: answered at once with
  * the worker's own partitions. CLUSTER and NODE: gathered; answered at once when nothing
  * else owns partitions, else later (DP_BP_USER_LATER).
@@ -461,20 +488,7 @@ span_request(struct dp_worker *w, const struct dp_bp_exec *x, const struct sp_bp
 	}
 	/* Our own share, folded in like any other part. */
 	st = run_own(w, t, x->now_s, d, req->value, req->value_len, &acc, &count);
-	g = sp_task_gather_part(&tk->gathers[w->index], tk->reg, ref, w->index, st, count, acc.buf,
-	                        acc.len);
-	VERIFY(g != NULL);
-	if (!sp_task_gather_done(g))
-		return DP_BP_USER_LATER;
-	/* Nobody else had anything: answered here, in the reply being built. */
-	uint32_t flags;
-	st = sp_task_gather_answer(g, &flags);
-	count_answer(w, g->opcode, st);
-	int rc = answer_plain(reply, req, st, flags, g->acc.buf,
-	                      st == SP_BP_ST_OK || st == SP_BP_ST_PARTIAL ? g->acc.len : 0);
-	VERIFY(rc == 0); /* room checked above */
-	sp_task_gather_release(&tk->gathers[w->index], g);
-	return 0;
+	return gather_own_part(w, req, ref, st, count, &acc, reply);
 }
 
 /* Where each key of a list goes. */
@@ -604,19 +618,7 @@ keys_request(struct dp_worker *w, const struct dp_bp_exec *x, const struct sp_bp
 		}
 	}
 	st = run_own_keys(w, t, x->now_s, d, &kl, &acc, &count);
-	g = sp_task_gather_part(&tk->gathers[w->index], tk->reg, ref, w->index, st, count, acc.buf,
-	                        acc.len);
-	VERIFY(g != NULL);
-	if (!sp_task_gather_done(g))
-		return DP_BP_USER_LATER;
-	uint32_t flags;
-	st = sp_task_gather_answer(g, &flags);
-	count_answer(w, g->opcode, st);
-	int rc = answer_plain(reply, req, st, flags, g->acc.buf,
-	                      st == SP_BP_ST_OK || st == SP_BP_ST_PARTIAL ? g->acc.len : 0);
-	VERIFY(rc == 0); /* room checked above */
-	sp_task_gather_release(&tk->gathers[w->index], g);
-	return 0;
+	return gather_own_part(w, req, ref, st, count, &acc, reply);
 }
 
 /* The binary service's hook (service.h dp_bp_user_fn) for every registered opcode. */
