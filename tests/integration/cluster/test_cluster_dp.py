@@ -62,6 +62,34 @@ def check(cond, msg):
         raise AssertionError(msg)
 
 
+def mc_pipelined_rounds(c, keys, rng, seed, rounds):
+    """`rounds` rounds of one random set, get or delete per key (all absent at the
+    start), pipelined through node 0, every answer checked against a model."""
+    model = {}
+    for rnd in range(rounds):
+        reqs, want = [], []
+        for k in keys:
+            op = rng.choice(("set", "get", "get", "delete"))
+            if op == "set":
+                v = b"%d" % rng.randrange(10 ** rng.randrange(1, 12))
+                reqs.append(b"set %s 0 0 %d\r\n%s\r\n" % (k, len(v), v))
+                want.append(b"STORED\r\n")
+                model[k] = v
+            elif op == "get":
+                reqs.append(b"get %s\r\n" % k)
+                v = model.get(k)
+                want.append(b"END\r\n" if v is None else
+                            b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (k, len(v), v))
+            else:
+                reqs.append(b"delete %s\r\n" % k)
+                want.append(b"NOT_FOUND\r\n" if k not in model else b"DELETED\r\n")
+                model.pop(k, None)
+        got = mc_pipelined(c, 0, reqs)
+        for r, g, w in zip(reqs, got, want):
+            check(g == w, "pipelined %r via node 0 (round %d, seed %d): %r, want %r" %
+                  (r, rnd, seed, g, w))
+
+
 def mc_pipelined(c, via, reqs, timeout=10.0):
     """Sends every memcached request of reqs (payloads) to node via at once, each with its
     own request id, without waiting; returns their single-datagram replies' data in reqs'
@@ -308,30 +336,8 @@ def main():
         got = mc_pipelined(c, 0, [b"delete %s\r\n" % k for k in keys])
         check(all(g in (b"DELETED\r\n", b"NOT_FOUND\r\n") for g in got),
               "pipelined deletes: %r" % got)
-        model = {}
         before = [c.dp_telemetry(i, "/shardplane/stats") for i in range(3)]
-        for rnd in range(4):
-            reqs, want = [], []
-            for k in keys:
-                op = rng.choice(("set", "get", "get", "delete"))
-                if op == "set":
-                    v = b"%d" % rng.randrange(10 ** rng.randrange(1, 12))
-                    reqs.append(b"set %s 0 0 %d\r\n%s\r\n" % (k, len(v), v))
-                    want.append(b"STORED\r\n")
-                    model[k] = v
-                elif op == "get":
-                    reqs.append(b"get %s\r\n" % k)
-                    v = model.get(k)
-                    want.append(b"END\r\n" if v is None else
-                                b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (k, len(v), v))
-                else:
-                    reqs.append(b"delete %s\r\n" % k)
-                    want.append(b"NOT_FOUND\r\n" if k not in model else b"DELETED\r\n")
-                    model.pop(k, None)
-            got = mc_pipelined(c, 0, reqs)
-            for r, g, w in zip(reqs, got, want):
-                check(g == w, "pipelined %r via node 0 (round %d, seed %d): %r, want %r" %
-                      (r, rnd, seed, g, w))
+        mc_pipelined_rounds(c, keys, rng, seed, 4)
         after = [c.dp_telemetry(i, "/shardplane/stats") for i in range(3)]
         d = [{f: after[i][f] - before[i][f] for f in
               ("fwd_out", "fwd_frames_out", "fwd_msgs_out", "fwd_frames_in", "fwd_relayed")}

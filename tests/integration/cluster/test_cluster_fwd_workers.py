@@ -37,29 +37,7 @@ def main():
         many = cdp.key_owners(c, 40)
         keys = [k.encode() for n in (1, 2) for k in many[n]]
         before = [c.dp_telemetry(i, "/shardplane/stats") for i in range(3)]
-        model = {}
-        for rnd in range(6):
-            reqs, want = [], []
-            for k in keys:
-                op = rng.choice(("set", "get", "get", "delete"))
-                if op == "set":
-                    v = b"%d" % rng.randrange(10 ** rng.randrange(1, 12))
-                    reqs.append(b"set %s 0 0 %d\r\n%s\r\n" % (k, len(v), v))
-                    want.append(b"STORED\r\n")
-                    model[k] = v
-                elif op == "get":
-                    reqs.append(b"get %s\r\n" % k)
-                    v = model.get(k)
-                    want.append(b"END\r\n" if v is None else
-                                b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (k, len(v), v))
-                else:
-                    reqs.append(b"delete %s\r\n" % k)
-                    want.append(b"NOT_FOUND\r\n" if k not in model else b"DELETED\r\n")
-                    model.pop(k, None)
-            got = cdp.mc_pipelined(c, 0, reqs)
-            for r, g, w in zip(reqs, got, want):
-                cdp.check(g == w, "pipelined %r via node 0 (round %d, seed %d): %r, want %r" %
-                          (r, rnd, seed, g, w))
+        cdp.mc_pipelined_rounds(c, keys, rng, seed, 6)
         after = [c.dp_telemetry(i, "/shardplane/stats") for i in range(3)]
         for i in range(3):
             for f in ("fwd_timeouts", "fwd_rej_slot", "fwd_rej_malformed"):
