@@ -7,43 +7,12 @@
 #include <unistd.h>
 
 #include "boot_record.h"
+#include "common/bytes.h"
 #include "common/crc32c.h"
 #include "common/errors.h"
 #include "common/verify.h"
 
 #define PATH_LEN 4096
-
-static void
-put_u32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void
-put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t
-get_u32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 0; i < 4; i++)
-		v |= (uint32_t)p[i] << (8 * i);
-	return v;
-}
-
-static uint64_t
-get_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 /* A fixed-size string field: non-empty, NUL-terminated within its size. */
 static bool
@@ -96,18 +65,18 @@ boot_record_encode(const struct boot_record *r, uint8_t *buf, size_t cap, char *
 		return sp_explain(why, why_len, -SP_ETOOBIG, "%zu bytes do not fit in %zu", len,
 		                  cap);
 	memset(buf, 0, len);
-	put_u64(buf, BOOT_RECORD_MAGIC);
-	put_u32(buf + 8, BOOT_RECORD_VERSION);
-	put_u32(buf + 12, r->n);
+	sp_put_le64(buf, BOOT_RECORD_MAGIC);
+	sp_put_le32(buf + 8, BOOT_RECORD_VERSION);
+	sp_put_le32(buf + 12, r->n);
 	memcpy(buf + 16, r->self, strnlen(r->self, BOOT_NAME_MAX));
 	uint8_t *p = buf + BOOT_HEAD_BYTES;
 	for (uint32_t i = 0; i < r->n; i++, p += BOOT_MEMBER_BYTES) {
 		const struct boot_member *m = &r->members[i];
-		put_u64(p, m->id);
+		sp_put_le64(p, m->id);
 		memcpy(p + 8, m->name, strnlen(m->name, BOOT_NAME_MAX));
 		memcpy(p + 8 + BOOT_NAME_MAX, m->addr, strnlen(m->addr, BOOT_ADDR_MAX));
 	}
-	put_u32(p, sp_crc32c(0, buf, len - 4u));
+	sp_put_le32(p, sp_crc32c(0, buf, len - 4u));
 	return (int)len;
 }
 
@@ -117,14 +86,14 @@ boot_record_decode(const uint8_t *buf, size_t len, struct boot_record *r, char *
 	if (len < BOOT_HEAD_BYTES + 4u)
 		return sp_explain(why, why_len, -SP_ETRUNCATED, "%zu bytes, shorter than a header",
 		                  len);
-	if (get_u64(buf) != BOOT_RECORD_MAGIC)
+	if (sp_get_le64(buf) != BOOT_RECORD_MAGIC)
 		return sp_explain(why, why_len, -SP_ECORRUPT, "not a bootstrap record (bad magic)");
-	uint32_t version = get_u32(buf + 8);
+	uint32_t version = sp_get_le32(buf + 8);
 	if (version != BOOT_RECORD_VERSION)
 		return sp_explain(why, why_len, -SP_EVERSION,
 		                  "record version %u; this build reads version %u", version,
 		                  BOOT_RECORD_VERSION);
-	uint32_t n = get_u32(buf + 12);
+	uint32_t n = sp_get_le32(buf + 12);
 	if (n == 0 || n > BOOT_MEMBERS_MAX)
 		return sp_explain(why, why_len, -SP_EMALFORMED, "%u members (expected 1 to %u)", n,
 		                  BOOT_MEMBERS_MAX);
@@ -135,14 +104,14 @@ boot_record_decode(const uint8_t *buf, size_t len, struct boot_record *r, char *
 	if (len > want)
 		return sp_explain(why, why_len, -SP_EMALFORMED, "%zu bytes after the record",
 		                  len - want);
-	if (get_u32(buf + want - 4u) != sp_crc32c(0, buf, want - 4u))
+	if (sp_get_le32(buf + want - 4u) != sp_crc32c(0, buf, want - 4u))
 		return sp_explain(why, why_len, -SP_ECORRUPT, "checksum mismatch");
 	memset(r, 0, sizeof(*r));
 	r->n = n;
 	memcpy(r->self, buf + 16, BOOT_NAME_MAX);
 	const uint8_t *p = buf + BOOT_HEAD_BYTES;
 	for (uint32_t i = 0; i < n; i++, p += BOOT_MEMBER_BYTES) {
-		r->members[i].id = get_u64(p);
+		r->members[i].id = sp_get_le64(p);
 		memcpy(r->members[i].name, p + 8, BOOT_NAME_MAX);
 		memcpy(r->members[i].addr, p + 8 + BOOT_NAME_MAX, BOOT_ADDR_MAX);
 	}

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/errors.h"
 #include "common/verify.h"
 
@@ -188,8 +189,8 @@ exec_arith(struct store *s, const struct sp_bp_req *req, uint32_t now_s, struct 
 	                               SP_BP_COUNTER_REPLY_SIZE);
 	/* The caller checked the room before executing, so the reply always fits here. */
 	VERIFY(dst != NULL);
-	for (unsigned i = 0; i < SP_BP_COUNTER_REPLY_SIZE; i++)
-		dst[i] = (uint8_t)(value >> (8 * i));
+	SP_STATIC_ASSERT(SP_BP_COUNTER_REPLY_SIZE == 8, "a counter reply is one u64");
+	sp_put_le64(dst, value);
 	count(stats, req->opcode, SP_BP_ST_OK);
 	return 0;
 }

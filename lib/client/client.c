@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/bytes.h"
 #include "common/clock.h"
 #include "common/errors.h"
 #include "common/keyhash.h"
@@ -809,9 +810,7 @@ complete(struct sp_client *c, struct sp_client_op *op, const struct sp_bp_reply 
 			op->rc = -EIO;
 			return;
 		}
-		uint64_t v = 0;
-		for (unsigned i = 0; i < SP_BP_COUNTER_REPLY_SIZE; i++)
-			v |= (uint64_t)r->value[i] << (8 * i);
+		uint64_t v = sp_get_le64(r->value);
 		op->number = v;
 	}
 }

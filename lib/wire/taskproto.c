@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/errors.h"
 #include "common/verify.h"
 
@@ -13,38 +14,6 @@ SP_STATIC_ASSERT(SP_AGG_RESULT_MAX <=
                  "an aggregate result fits one reply record");
 SP_STATIC_ASSERT(SP_AGG_KEY_MAX < SP_AGG_KEY_CUT, "a top key length fits 7 bits");
 SP_STATIC_ASSERT(SP_AGG_TOPK_MAX <= UINT8_MAX, "n fits a byte");
-
-static void
-st32(uint8_t *p, uint32_t v)
-{
-	for (unsigned i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void
-st64(uint8_t *p, uint64_t v)
-{
-	for (unsigned i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t
-ld32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (unsigned i = 0; i < 4; i++)
-		v |= (uint32_t)p[i] << (8 * i);
-	return v;
-}
-
-static uint64_t
-ld64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 static bool
 rl_arg_ok(const struct sp_rl_arg *a)
@@ -59,9 +28,9 @@ sp_rl_arg_encode(uint8_t *out, const struct sp_rl_arg *a)
 	ASSERT(out != NULL);
 	if (!rl_arg_ok(a))
 		return -EINVAL;
-	st32(out, a->rate_per_s);
-	st32(out + 4, a->burst);
-	st32(out + 8, a->cost);
+	sp_put_le32(out, a->rate_per_s);
+	sp_put_le32(out + 4, a->burst);
+	sp_put_le32(out + 8, a->cost);
 	return 0;
 }
 
@@ -70,9 +39,9 @@ sp_rl_arg_decode(const uint8_t *in, uint32_t len, struct sp_rl_arg *a)
 {
 	if (len != SP_RL_ARG_SIZE || in == NULL)
 		return -SP_EMALFORMED;
-	a->rate_per_s = ld32(in);
-	a->burst = ld32(in + 4);
-	a->cost = ld32(in + 8);
+	a->rate_per_s = sp_get_le32(in);
+	a->burst = sp_get_le32(in + 4);
+	a->cost = sp_get_le32(in + 8);
 	return rl_arg_ok(a) ? 0 : -SP_EMALFORMED;
 }
 
@@ -81,8 +50,8 @@ sp_rl_result_encode(uint8_t *out, const struct sp_rl_result *r)
 {
 	out[0] = r->allowed ? 1 : 0;
 	out[1] = out[2] = out[3] = 0;
-	st32(out + 4, r->remaining);
-	st64(out + 8, r->wait_ns);
+	sp_put_le32(out + 4, r->remaining);
+	sp_put_le64(out + 8, r->wait_ns);
 }
 
 int
@@ -92,8 +61,8 @@ sp_rl_result_decode(const uint8_t *in, uint32_t len, struct sp_rl_result *r)
 	    in[3] != 0)
 		return -SP_EMALFORMED;
 	r->allowed = in[0] == 1;
-	r->remaining = ld32(in + 4);
-	r->wait_ns = ld64(in + 8);
+	r->remaining = sp_get_le32(in + 4);
+	r->wait_ns = sp_get_le64(in + 8);
 	return 0;
 }
 
@@ -138,17 +107,17 @@ sp_agg_result_encode(uint8_t *out, const struct sp_agg_result *r)
 	uint32_t off = SP_AGG_HEAD_SIZE;
 
 	VERIFY(r->n <= SP_AGG_TOPK_MAX);
-	st64(out, r->count);
-	st64(out + 8, r->sum_lo);
-	st64(out + 16, r->sum_hi);
-	st64(out + 24, r->skipped);
+	sp_put_le64(out, r->count);
+	sp_put_le64(out + 8, r->sum_lo);
+	sp_put_le64(out + 16, r->sum_hi);
+	sp_put_le64(out + 24, r->skipped);
 	out[32] = r->n;
 	for (uint32_t i = 0; i < r->n; i++) {
 		const struct sp_agg_entry *e = &r->top[i];
 
 		VERIFY(e->key_len <= SP_AGG_KEY_MAX);
 		ASSERT(i == 0 || !sp_agg_entry_before(e, &r->top[i - 1]));
-		st64(out + off, e->value);
+		sp_put_le64(out + off, e->value);
 		out[off + 8] = (uint8_t)(e->key_len | (e->cut ? SP_AGG_KEY_CUT : 0));
 		memcpy(out + off + 9, e->key, e->key_len);
 		off += SP_AGG_ENTRY_HEAD + e->key_len;
@@ -165,10 +134,10 @@ sp_agg_result_decode(const uint8_t *in, uint32_t len, struct sp_agg_result *r)
 
 	if (in == NULL || len < SP_AGG_HEAD_SIZE || len > SP_AGG_RESULT_MAX)
 		return -SP_EMALFORMED;
-	r->count = ld64(in);
-	r->sum_lo = ld64(in + 8);
-	r->sum_hi = ld64(in + 16);
-	r->skipped = ld64(in + 24);
+	r->count = sp_get_le64(in);
+	r->sum_lo = sp_get_le64(in + 8);
+	r->sum_hi = sp_get_le64(in + 16);
+	r->skipped = sp_get_le64(in + 24);
 	r->n = in[32];
 	if (r->n > SP_AGG_TOPK_MAX)
 		return -SP_EMALFORMED;
@@ -177,7 +146,7 @@ sp_agg_result_decode(const uint8_t *in, uint32_t len, struct sp_agg_result *r)
 
 		if (len - off < SP_AGG_ENTRY_HEAD)
 			return -SP_EMALFORMED;
-		e->value = ld64(in + off);
+		e->value = sp_get_le64(in + off);
 		e->key_len = in[off + 8] & (uint8_t)~SP_AGG_KEY_CUT;
 		e->cut = (in[off + 8] & SP_AGG_KEY_CUT) != 0;
 		off += SP_AGG_ENTRY_HEAD;
