@@ -3,7 +3,7 @@
  * DPDK EAL start-up for benchmark programs (cbench_eal_dep, built only with DPDK).
  * A benchmark calls cbench_eal_init() from its function or fixture, so that listing or
  * filtering benchmarks never starts DPDK. The EAL is started once per process with
- *   --no-pci -l 0-N --no-telemetry --log-level=*:warning --file-prefix=cbench-<pid>
+ *   --no-pci --lcores 0-N --no-telemetry --log-level=*:warning --file-prefix=cbench-<pid>
  * plus --in-memory with free 2 MiB hugepages, or --no-huge --no-shconf -m 256 without
  * them or when SP_NO_HUGE=1 is set (the EAL refuses --in-memory with --no-huge). The
  * runtime directory is removed at exit. DPDK's log and usage go to stderr, never stdout,
@@ -32,6 +32,14 @@ int cbench_eal_init(void);
  * -EINVAL for 0 or more than CBENCH_EAL_MEM_MB_MAX. The first successful start wins.
  */
 int cbench_eal_init_mb(unsigned int mem_mb);
+
+/*
+ * The same with at least want_lcores lcores (at most CBENCH_EAL_LCORES_MAX, else -EINVAL),
+ * for benchmarks that set up a node of several workers in one thread: when the machine
+ * has fewer online CPUs, the lcores share them (--lcores (0-N)@(0-C)). 0 asks for the
+ * default. The first successful start wins.
+ */
+int cbench_eal_init_lcores(unsigned int want_lcores, unsigned int mem_mb);
 
 /* Whether the EAL runs without hugepages (true before a successful init too). */
 bool cbench_eal_no_huge(void);

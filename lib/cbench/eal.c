@@ -93,7 +93,13 @@ cbench_eal_init(void)
 int
 cbench_eal_init_mb(unsigned int mem_mb)
 {
-	static char lcores[32];
+	return cbench_eal_init_lcores(0, mem_mb);
+}
+
+int
+cbench_eal_init_lcores(unsigned int want_lcores, unsigned int mem_mb)
+{
+	static char lcores[48];
 	static char mem[16];
 	static char prefix[48];
 	int rc;
@@ -107,15 +113,25 @@ cbench_eal_init_mb(unsigned int mem_mb)
 		        CBENCH_EAL_MEM_MB_MAX);
 		return -EINVAL;
 	}
+	if (want_lcores > CBENCH_EAL_LCORES_MAX) {
+		fprintf(stderr, "cbench: %u lcores asked for; allowed 0..%d\n", want_lcores,
+		        CBENCH_EAL_LCORES_MAX);
+		return -EINVAL;
+	}
 	if (init_rc != 1) {
 		return init_rc;
 	}
 	n_lcores = cpus > 0 ? (int)SP_MIN(cpus, (long)CBENCH_EAL_LCORES_MAX) : 1;
-	snprintf(lcores, sizeof(lcores), "0-%d", n_lcores - 1);
+	if ((int)want_lcores > n_lcores) {
+		/* More lcores than CPUs: threads 0 .. want - 1 share the online CPUs. */
+		snprintf(lcores, sizeof(lcores), "(0-%u)@(0-%d)", want_lcores - 1, n_lcores - 1);
+	} else {
+		snprintf(lcores, sizeof(lcores), "0-%d", n_lcores - 1);
+	}
 	no_huge = !hugepages_usable();
 	argv[argc++] = "cbench";
 	argv[argc++] = "--no-pci";
-	argv[argc++] = "-l";
+	argv[argc++] = "--lcores";
 	argv[argc++] = lcores;
 	argv[argc++] = "--log-level=*:warning";
 	argv[argc++] = "--no-telemetry";
