@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* DPDK's headers come before verify.h: its <stdnoreturn.h> renames `noreturn`. */
 #ifdef SP_BENCH_WITH_DPDK
 #include <rte_hash_crc.h>
 #include <rte_jhash.h>

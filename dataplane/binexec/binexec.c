@@ -9,8 +9,6 @@
 #include "common/errors.h"
 #include "common/verify.h"
 
-/* The largest value a reply datagram can ever carry. */
-#define REPLY_VALUE_ROOM (SP_BP_PAYLOAD_MAX - SP_BP_DGRAM_HDR_SIZE - SP_BP_REPLY_HDR_SIZE)
 
 enum sp_bp_status
 sp_binexec_status(int store_rc)
@@ -54,11 +52,7 @@ expire_at(uint32_t now_s, uint32_t expiry_s)
 static void
 count(struct sp_binexec_stats *stats, uint8_t op, uint8_t status)
 {
-	ASSERT(status < SP_BP_ST_LAST);
-	if (stats == NULL)
-		return;
-	stats->ops[op < SP_BP_OP_LAST ? op : 0]++;
-	stats->status[status]++;
+	sp_binexec_count(stats, op, status);
 }
 
 /* Appends a value-less reply; -SP_EFULL when it does not fit. */
@@ -111,35 +105,6 @@ key_of(const struct sp_bp_req *req)
 {
 	struct store_key k = {.data = req->key, .len = req->key_len, .hash = req->hash};
 	return k;
-}
-
-static int
-exec_get(struct store *s, const struct sp_bp_req *req, uint32_t now_s, struct sp_bp_builder *b,
-         struct sp_binexec_stats *stats)
-{
-	struct store_key k = key_of(req);
-	struct store_value v;
-
-	ASSERT(s != NULL);
-	ASSERT(req->opcode == SP_BP_OP_GET);
-	int rc = store_get(s, &k, now_s, &v);
-
-	if (rc != 0)
-		return reply_plain(b, req, sp_binexec_status(rc), 0, stats);
-	if (v.len > REPLY_VALUE_ROOM)
-		return reply_plain(b, req, SP_BP_ST_TOO_BIG, v.cas, stats);
-	uint8_t *dst = sp_bp_add_reply(b, req->request_id, req->opcode, SP_BP_ST_OK, v.cas, v.flags,
-	                               v.len);
-	if (dst == NULL) {
-		if (stats != NULL)
-			stats->reply_full++;
-		return -SP_EFULL;
-	}
-	ASSERT(v.data != NULL || v.len == 0);
-	if (v.len != 0)
-		memcpy(dst, v.data, v.len);
-	count(stats, req->opcode, SP_BP_ST_OK);
-	return 0;
 }
 
 static int
@@ -250,9 +215,11 @@ sp_binexec_run(struct store *s, const struct sp_bp_req *req, uint32_t now_s,
 	}
 
 	switch (req->opcode) {
-	case SP_BP_OP_GET:
+	case SP_BP_OP_GET: {
 		VERIFY(s != NULL);
-		return exec_get(s, req, now_s, reply, stats);
+		int rc = sp_binexec_get(s, req, NULL, now_s, reply, stats);
+		return rc < 0 ? rc : 0;
+	}
 	case SP_BP_OP_SET:
 	case SP_BP_OP_ADD:
 	case SP_BP_OP_REPLACE:

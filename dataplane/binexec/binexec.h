@@ -18,7 +18,10 @@
 #define SP_DATAPLANE_BINEXEC_H
 
 #include <stdint.h>
+#include <string.h>
 
+#include "common/errors.h"
+#include "common/verify.h"
 #include "dataplane/store/store.h"
 #include "wire/binproto.h"
 
@@ -72,5 +75,63 @@ int sp_binexec_redirect(const struct sp_bp_req *req, const struct sp_bp_redirect
 
 /* Maps a store return code (0 or negative) to a reply status, as in the table above. */
 enum sp_bp_status sp_binexec_status(int store_rc);
+
+/* The largest value a reply datagram can ever carry; a GET of a larger one is TOO_BIG. */
+#define SP_BINEXEC_VALUE_ROOM (SP_BP_PAYLOAD_MAX - SP_BP_DGRAM_HDR_SIZE - SP_BP_REPLY_HDR_SIZE)
+
+/* Counts one reply of status to a request of opcode op in stats (NULL: none). */
+static inline void
+sp_binexec_count(struct sp_binexec_stats *stats, uint8_t op, uint8_t status)
+{
+	ASSERT(status < SP_BP_ST_LAST);
+	if (stats == NULL)
+		return;
+	stats->ops[op < SP_BP_OP_LAST ? op : 0]++;
+	stats->status[status]++;
+}
+
+/*
+ * sp_binexec_run for a well-formed GET (the runtime's path for the GETs it owns, without
+ * the dispatch), with probe: store_layout_probe's hint for req's key on s, or NULL.
+ * Returns the status answered (SP_BP_ST_OK on a hit, NOT_FOUND on a miss, TOO_BIG when
+ * the value fits no reply datagram) or -SP_EFULL when the reply does not fit what is left
+ * of the builder: nothing was written, and the GET, which only reads, runs again in the
+ * next datagram. Inline: it runs once for every GET.
+ */
+static inline int
+sp_binexec_get(struct store *s, const struct sp_bp_req *req, const struct store_probe *probe,
+               uint32_t now_s, struct sp_bp_builder *reply, struct sp_binexec_stats *stats)
+{
+	struct store_key k = {.data = req->key, .len = req->key_len, .hash = req->hash};
+	struct store_value v;
+	enum sp_bp_status st = SP_BP_ST_OK;
+	uint32_t len = 0;
+	int rc;
+
+	ASSERT(s != NULL);
+	ASSERT(req->opcode == SP_BP_OP_GET);
+	ASSERT(req->err == SP_BP_ERR_OK);
+	rc = store_get_probed(s, &k, probe, now_s, &v);
+	if (rc != 0) {
+		st = sp_binexec_status(rc);
+		v.cas = 0;
+	} else if (v.len > SP_BINEXEC_VALUE_ROOM) {
+		st = SP_BP_ST_TOO_BIG; /* with the item's version, as memcached's binary GET */
+	} else {
+		len = v.len;
+	}
+	uint8_t *dst = sp_bp_add_reply(reply, req->request_id, SP_BP_OP_GET, (uint8_t)st, v.cas,
+	                               st == SP_BP_ST_OK ? v.flags : 0, len);
+	if (dst == NULL) {
+		if (stats != NULL)
+			stats->reply_full++;
+		return -SP_EFULL;
+	}
+	ASSERT(v.data != NULL || len == 0);
+	if (len != 0)
+		memcpy(dst, v.data, len);
+	sp_binexec_count(stats, SP_BP_OP_GET, (uint8_t)st);
+	return (int)st;
+}
 
 #endif

@@ -11,10 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#pragma push_macro("noreturn")
-#undef noreturn
 #include <rte_common.h>
-#pragma pop_macro("noreturn")
 
 #include "common/clock.h"
 #include "common/errors.h"

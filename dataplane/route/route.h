@@ -37,12 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* stdnoreturn.h (pulled in by common/verify.h) defines noreturn as a keyword, which breaks
- * DPDK's __attribute__((noreturn)); hide it while DPDK's headers are read. */
-#pragma push_macro("noreturn")
-#undef noreturn
 #include <rte_rcu_qsbr.h>
-#pragma pop_macro("noreturn")
 
 #include "cluster/partmap.h"
 #include "cluster/region.h"

@@ -70,6 +70,9 @@ struct dgram_ctx {
 	uint8_t kind[SP_BP_REQS_MAX];
 	uint16_t target[SP_BP_REQS_MAX];
 	struct sp_bp_req reqs[SP_BP_REQS_MAX];
+	/* What prefetch_items() found for each request that runs on a store (runs_on_store),
+	 * handed to its GET so the buckets are searched once. */
+	struct store_probe probe[SP_BP_REQS_MAX];
 };
 
 static void refresh_route_owner(struct dp_worker *w, const struct route_table *t);
@@ -342,6 +345,33 @@ answer(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, uint3
 }
 
 /*
+ * An owned GET (request i of d, DEST_EXECUTE): binexec's GET with the probe prefetch_items()
+ * recorded, without answer()'s dispatch. Returns false when its reply does not fit the
+ * datagram under construction (nothing written, nothing counted): answer() then sends that
+ * datagram and runs the GET again in the next.
+ */
+static inline bool
+serve_get(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, uint32_t i,
+          struct reply *r, struct tally *t)
+{
+	const struct sp_bp_req *req = &d->reqs[i];
+	int st;
+
+	ASSERT(d->kind[i] == DEST_EXECUTE && req->opcode == SP_BP_OP_GET);
+	if (!r->open)
+		reply_start(w, r, d->dg.datagram_id);
+	st = sp_binexec_get(w->rt->stores[req->partition], req, &d->probe[i], it->now_s, &r->b,
+	                    &w->bx);
+	if (st < 0)
+		return false;
+	t->requests++;
+	tally_op(w, t, SP_BP_OP_GET);
+	t->hits += st == SP_BP_ST_OK;
+	t->misses += st == SP_BP_ST_NOT_FOUND;
+	return true;
+}
+
+/*
  * Answers the requests of d that stay here (all == false: EXECUTE, ANSWER, WRONG_NODE and
  * UNSERVED ones) or every request with status `refuse` (all == true: a datagram that cannot be
  * handed on), then consumes d->m (it carries the last reply datagram, or is freed).
@@ -367,6 +397,9 @@ serve_local(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, 
 	for (i = 0; i < d->count; i++) {
 		enum sp_bp_status st = refuse;
 
+		if (!all && d->kind[i] == DEST_EXECUTE && d->reqs[i].opcode == SP_BP_OP_GET &&
+		    serve_get(w, it, d, i, &r, &t))
+			continue;
 		if (!all && d->kind[i] != DEST_EXECUTE && d->kind[i] != DEST_ANSWER &&
 		    d->kind[i] != DEST_WRONG_NODE && d->kind[i] != DEST_UNSERVED &&
 		    d->kind[i] != DEST_BUSY)
@@ -694,9 +727,12 @@ prepare_dgram(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d
 	return true;
 }
 
-/* Second pass: the buckets are (nearly) in cache; start loading the items they point at. */
+/*
+ * Second pass: the buckets are (nearly) in cache; start loading the items they point at,
+ * and keep where they were (d->probe) for the requests' GETs.
+ */
 static void
-prefetch_items(struct dp_worker *w, const struct dgram_ctx *d)
+prefetch_items(struct dp_worker *w, struct dgram_ctx *d)
 {
 	uint32_t i;
 
@@ -704,8 +740,8 @@ prefetch_items(struct dp_worker *w, const struct dgram_ctx *d)
 		const struct sp_bp_req *req = &d->reqs[i];
 
 		if (runs_on_store(d, i))
-			store_layout_prefetch_item(&w->rt->layouts[req->partition], req->hash,
-			                           req->key_len);
+			store_layout_probe(&w->rt->layouts[req->partition], req->hash, req->key_len,
+			                   &d->probe[i]);
 	}
 }
 

@@ -8,10 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#pragma push_macro("noreturn")
-#undef noreturn
 #include <rte_lcore.h>
-#pragma pop_macro("noreturn")
 
 #include "common/clock.h"
 #include "unmap_guard.h"

@@ -26,10 +26,7 @@
 
 #include <stdint.h>
 
-#pragma push_macro("noreturn")
-#undef noreturn
 #include <rte_rcu_qsbr.h>
-#pragma pop_macro("noreturn")
 
 #define DP_UNMAP_GUARD_TIMEOUT_MS 1000u
 

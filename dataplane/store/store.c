@@ -413,19 +413,24 @@ unlink_loc(struct store *s, const struct loc *loc)
 }
 
 /*
- * Finds the live item of key. Expired or flushed items found on the way are unlinked and
- * counted (lazy expiry). Returns true with *loc filled when a live item exists.
+ * Whether the item at loc is live. An expired or flushed one is unlinked and counted (lazy
+ * expiry).
  */
-static bool
-find_live(struct store *s, const struct store_key *key, uint32_t now_s, struct loc *loc)
+static inline bool
+live_at(struct store *s, const struct loc *loc, uint32_t now_s)
 {
-	if (!lookup(s, key, loc))
-		return false;
 	if (!item_dead(s, loc->it, now_s))
 		return true;
 	unlink_loc(s, loc);
 	s->st.expired++;
 	return false;
+}
+
+/* Finds the live item of key (live_at). Returns true with *loc filled when one exists. */
+static bool
+find_live(struct store *s, const struct store_key *key, uint32_t now_s, struct loc *loc)
+{
+	return lookup(s, key, loc) && live_at(s, loc, now_s);
 }
 
 /*
@@ -758,13 +763,45 @@ value_fits(const struct store *s, const struct store_key *key, uint64_t value_le
 }
 
 /*
+ * Whether the probe's entry still leads to key: its slot holds the same entry (so the item
+ * it points at is live in the log, unlinked only with its entry) and that item's key is
+ * key. Fills *loc when it does. The entry's tag matched the key's at the probe.
+ */
+static inline bool
+probe_holds(const struct store *s, const struct store_key *key, const struct store_probe *p,
+            struct loc *loc)
+{
+	if (p->slot == NULL || LD((const _Atomic uint64_t *)p->slot) != p->entry)
+		return false;
+	uint64_t off = entry_off(p->entry);
+	struct store_item *it = item_at(s, off);
+	/* Buckets are cache lines, aligned to theirs (STORE_MEM_ALIGN): the slot's line is
+	 * its bucket. */
+	struct store_bucket *b =
+	        (struct store_bucket *)((uintptr_t)p->slot & ~(uintptr_t)(sizeof(*b) - 1));
+
+	ASSERT(b >= s->buckets && b < s->buckets + s->nbuckets);
+	ASSERT(entry_tag(p->entry) == hash_tag(key->hash));
+	if (item_key_len(it->lens) != key->len || !key_equal(item_key(it), key->data, key->len))
+		return false;
+	loc->b = b;
+	loc->slot = (unsigned)((const _Atomic uint64_t *)p->slot - b->slot);
+	loc->off = off;
+	loc->it = it;
+	loc->open = false;
+	ASSERT(loc->slot < STORE_BUCKET_SLOTS);
+	return true;
+}
+
+/*
  * The start every keyed read, touch and delete shares: counts the operation, refuses a bad
- * key (or bad_arg) as a counted error, applies a due flush_all and looks the key up.
- * Returns 1 with *loc when the key is live, 0 when it is not, or a negative counted error.
+ * key (or bad_arg) as a counted error, applies a due flush_all and looks the key up (first
+ * where probe, when not NULL, says it was). Returns 1 with *loc when the key is live, 0
+ * when it is not, or a negative counted error.
  */
 static inline int
 op_lookup(struct store *s, enum store_op op, const struct store_key *key, bool bad_arg,
-          uint32_t now_s, struct loc *loc)
+          uint32_t now_s, const struct store_probe *probe, struct loc *loc)
 {
 	int rc = key_check(key);
 
@@ -776,14 +813,17 @@ op_lookup(struct store *s, enum store_op op, const struct store_key *key, bool b
 	if (rc != 0 || bad_arg)
 		return count_error(s, rc != 0 ? rc : -EINVAL);
 	flush_apply(s, now_s);
+	if (probe != NULL && probe_holds(s, key, probe, loc))
+		return live_at(s, loc, now_s) ? 1 : 0;
 	return find_live(s, key, now_s, loc) ? 1 : 0;
 }
 
 int
-store_get(struct store *s, const struct store_key *key, uint32_t now_s, struct store_value *out)
+store_get_probed(struct store *s, const struct store_key *key, const struct store_probe *probe,
+                 uint32_t now_s, struct store_value *out)
 {
 	struct loc loc;
-	int rc = op_lookup(s, STORE_OP_GET, key, out == NULL, now_s, &loc);
+	int rc = op_lookup(s, STORE_OP_GET, key, out == NULL, now_s, probe, &loc);
 
 	if (rc < 0)
 		return rc;
@@ -795,6 +835,12 @@ store_get(struct store *s, const struct store_key *key, uint32_t now_s, struct s
 	maybe_reinsert(s, key, &loc, now_s);
 	value_out(loc.it, out);
 	return 0;
+}
+
+int
+store_get(struct store *s, const struct store_key *key, uint32_t now_s, struct store_value *out)
+{
+	return store_get_probed(s, key, NULL, now_s, out);
 }
 
 /* Sets the expiry of the live item at loc in place. */
@@ -812,7 +858,7 @@ store_gat(struct store *s, const struct store_key *key, uint32_t expire_s, uint3
           struct store_value *out)
 {
 	struct loc loc;
-	int rc = op_lookup(s, STORE_OP_GAT, key, out == NULL, now_s, &loc);
+	int rc = op_lookup(s, STORE_OP_GAT, key, out == NULL, now_s, NULL, &loc);
 
 	if (rc < 0)
 		return rc;
@@ -831,7 +877,7 @@ int
 store_touch(struct store *s, const struct store_key *key, uint32_t expire_s, uint32_t now_s)
 {
 	struct loc loc;
-	int rc = op_lookup(s, STORE_OP_TOUCH, key, false, now_s, &loc);
+	int rc = op_lookup(s, STORE_OP_TOUCH, key, false, now_s, NULL, &loc);
 
 	if (rc <= 0)
 		return rc < 0 ? rc : -SP_ENOTFOUND;
@@ -931,7 +977,7 @@ int
 store_delete(struct store *s, const struct store_key *key, uint64_t cas_expected, uint32_t now_s)
 {
 	struct loc loc;
-	int rc = op_lookup(s, STORE_OP_DELETE, key, false, now_s, &loc);
+	int rc = op_lookup(s, STORE_OP_DELETE, key, false, now_s, NULL, &loc);
 
 	if (rc <= 0)
 		return rc < 0 ? rc : -SP_ENOTFOUND;
@@ -1286,10 +1332,12 @@ store_layout_prefetch(const struct store_layout *l, uint64_t hash)
  * in the home bucket or its pair, and whether it straddles two lines, are random, and
  * mispredicting them costs more than the prefetch saves on a table in cache. A second match
  * (a 16-bit tag collision) is not prefetched; with none, the home bucket is prefetched
- * again (a line already loaded).
+ * again (a line already loaded). *slot and *entry get the matching slot and its entry (the
+ * pair's last slot when none matched: the caller tests the match).
  */
-void
-store_layout_prefetch_item(const struct store_layout *l, uint64_t hash, uint32_t key_len)
+static inline __attribute__((always_inline)) bool
+probe_item(const struct store_layout *l, uint64_t hash, uint32_t key_len, const void **slot,
+           uint64_t *entry)
 {
 	uint32_t home = home_in(l->nbuckets, sp_key_hash_hi(hash));
 	uint64_t tag = hash_tag(hash);
@@ -1301,8 +1349,9 @@ store_layout_prefetch_item(const struct store_layout *l, uint64_t hash, uint32_t
 	unsigned j = (unsigned)__builtin_ctz(m | 1u << (2 * STORE_BUCKET_SLOTS - 1));
 	unsigned in_pair = (unsigned)(j >= STORE_BUCKET_SLOTS);
 	const struct store_bucket *b = layout_bucket(l->buckets, l->nbuckets, home, in_pair);
-	uint64_t off =
-	        SP_MIN(entry_off(LD(&b->slot[j - in_pair * STORE_BUCKET_SLOTS])), l->log_bytes - 1);
+	const _Atomic uint64_t *sp = &b->slot[j - in_pair * STORE_BUCKET_SLOTS];
+	uint64_t e = LD(sp);
+	uint64_t off = SP_MIN(entry_off(e), l->log_bytes - 1);
 	uint64_t value_off = SP_MIN(off + STORE_ITEM_HEADER_BYTES + key_len, l->log_bytes - 1);
 	/* All ones when an entry matched: selects by mask, not by a branch. */
 	uintptr_t hit = (uintptr_t)0 - (uintptr_t)(m != 0);
@@ -1315,6 +1364,30 @@ store_layout_prefetch_item(const struct store_layout *l, uint64_t hash, uint32_t
 	ASSERT(l->log_bytes > 0);
 	__builtin_prefetch(item, 0, 3);
 	__builtin_prefetch(value, 0, 3);
+	*slot = (const void *)sp;
+	*entry = e;
+	return m != 0;
+}
+
+void
+store_layout_prefetch_item(const struct store_layout *l, uint64_t hash, uint32_t key_len)
+{
+	const void *slot;
+	uint64_t entry;
+
+	(void)probe_item(l, hash, key_len, &slot, &entry);
+}
+
+void
+store_layout_probe(const struct store_layout *l, uint64_t hash, uint32_t key_len,
+                   struct store_probe *out)
+{
+	const void *slot;
+	uint64_t entry;
+	bool hit = probe_item(l, hash, key_len, &slot, &entry);
+
+	out->slot = hit ? slot : NULL;
+	out->entry = entry;
 }
 
 void

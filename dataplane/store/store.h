@@ -301,6 +301,33 @@ void store_prefetch(const struct store *s, uint64_t hash);
  */
 void store_layout_prefetch_item(const struct store_layout *l, uint64_t hash, uint32_t key_len);
 
+/*
+ * What store_layout_probe found: the index slot whose tag matched first and the entry it
+ * held then. A hint, not a result: store_get_probed checks it (the slot must still hold
+ * the same entry, the item's key must be the key) and looks the key up in full when it
+ * does not hold, so the store may change freely between the probe and the get.
+ */
+struct store_probe {
+	const void *slot; /* the matching slot; NULL when no tag matched */
+	uint64_t entry;   /* its content at the probe */
+};
+
+/*
+ * store_layout_prefetch_item, and records in *out what it found, so that the owner's
+ * store_get_probed of the same key does not search the buckets again. Owner only (the
+ * recorded entry is then never torn). Can't fail; never writes to the store.
+ */
+void store_layout_probe(const struct store_layout *l, uint64_t hash, uint32_t key_len,
+                        struct store_probe *out);
+
+/*
+ * store_get with the hint that store_layout_probe recorded for key on this store (probe
+ * may be NULL: a plain store_get). Same results, counters and item moves as store_get;
+ * only cheaper when the hint holds. Owner only.
+ */
+int store_get_probed(struct store *s, const struct store_key *key, const struct store_probe *probe,
+                     uint32_t now_s, struct store_value *out);
+
 /* Copies the counters into *out. Owner only (other threads may read torn counters). */
 void store_stats_get(const struct store *s, struct store_stats *out);
 

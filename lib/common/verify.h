@@ -8,9 +8,9 @@
 #ifndef SP_COMMON_VERIFY_H
 #define SP_COMMON_VERIFY_H
 
-#include <stdnoreturn.h>
-
-noreturn void sp_verify_failed(const char *expr, const char *file, int line, const char *func);
+/* _Noreturn, not <stdnoreturn.h>: its `noreturn` macro would break every
+ * __attribute__((noreturn)) in headers read after this one (DPDK's among them). */
+_Noreturn void sp_verify_failed(const char *expr, const char *file, int line, const char *func);
 
 #define VERIFY(cond)                                                           \
 	do {                                                                   \

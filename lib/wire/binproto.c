@@ -47,13 +47,13 @@ enum {
 	RQ_CAS = 24,
 	RQ_END = 32,
 
-	RP_ID = 0,
-	RP_STATUS = 4,
-	RP_OPCODE = 5,
-	RP_RESERVED = 6,
-	RP_CAS = 8,
-	RP_FLAGS = 16,
-	RP_VALUE_LEN = 20,
+	RP_ID = SP_BP_RP_ID,
+	RP_STATUS = SP_BP_RP_STATUS,
+	RP_OPCODE = SP_BP_RP_OPCODE,
+	RP_RESERVED = SP_BP_RP_RESERVED,
+	RP_CAS = SP_BP_RP_CAS,
+	RP_FLAGS = SP_BP_RP_FLAGS,
+	RP_VALUE_LEN = SP_BP_RP_VALUE_LEN,
 	RP_END = 24,
 
 	RT_PARTITIONS = 0,
@@ -372,7 +372,7 @@ decode_header(const uint8_t *p, size_t len, bool reply, uint32_t max, struct sp_
 }
 
 /* Marks a well-framed request as individually bad, with the status it is answered with. */
-static void
+static inline void
 reject(struct sp_bp_req *r, enum sp_bp_err err)
 {
 	ASSERT(err >= SP_BP_ERR_FIRST_REQ);
@@ -385,36 +385,29 @@ reject(struct sp_bp_req *r, enum sp_bp_err err)
 /*
  * Applies the rules of the request's opcode (oi, its entry in the table) to a request
  * whose bytes are all inside the datagram, in this order: opcode, reserved bytes (rsv:
- * one is non-zero), key, value length, unused fields. Sets r->err/status on the first
- * violation. Out of line: only requests that break a rule come here.
+ * one is non-zero), key, value length, unused fields. Returns the first violation, or
+ * SP_BP_ERR_OK. Out of line, and given the fields rather than the request (which then
+ * stays in registers on the common path): only requests that break a rule come here.
  */
-static void __attribute__((noinline, cold))
-check_request_slow(struct sp_bp_req *r, const struct sp_bp_op_info *oi, bool rsv)
+static enum sp_bp_err __attribute__((noinline, cold))
+check_request_slow(const struct sp_bp_op_info *oi, bool rsv, uint32_t key_len,
+                   uint32_t value_len, uint64_t flags_expiry, uint64_t cas)
 {
-	ASSERT(r->err == SP_BP_ERR_OK);
-	if ((oi->props & SP_BP_OPF_VALID) == 0) {
-		reject(r, SP_BP_ERR_BAD_OPCODE);
-		return;
-	}
-	if (rsv) {
-		reject(r, SP_BP_ERR_BAD_REQ_FIELD);
-		return;
-	}
-	if ((uint32_t)(r->key_len - oi->key_min) > oi->key_span) {
+	if ((oi->props & SP_BP_OPF_VALID) == 0)
+		return SP_BP_ERR_BAD_OPCODE;
+	if (rsv)
+		return SP_BP_ERR_BAD_REQ_FIELD;
+	if ((uint32_t)(key_len - oi->key_min) > oi->key_span) {
 		if ((oi->props & SP_BP_OPF_KEY) == 0)
-			reject(r, SP_BP_ERR_BAD_REQ_FIELD); /* a key on an op that has none */
-		else
-			reject(r, r->key_len == 0 ? SP_BP_ERR_KEY_EMPTY : SP_BP_ERR_KEY_TOO_LONG);
-		return;
+			return SP_BP_ERR_BAD_REQ_FIELD; /* a key on an op that has none */
+		return key_len == 0 ? SP_BP_ERR_KEY_EMPTY : SP_BP_ERR_KEY_TOO_LONG;
 	}
-	if (r->value_len > oi->value_max || ((oi->value_lens >> (r->value_len & 31u)) & 1u) == 0) {
-		reject(r, SP_BP_ERR_BAD_VALUE_LEN);
-		return;
-	}
+	if (value_len > oi->value_max || ((oi->value_lens >> (value_len & 31u)) & 1u) == 0)
+		return SP_BP_ERR_BAD_VALUE_LEN;
 	/* A field the opcode does not use must be zero (a created counter has flags 0). */
-	if ((((uint64_t)r->flags | (uint64_t)r->expiry_s << 32) & oi->zero_flags_expiry) != 0 ||
-	    (r->cas & oi->zero_cas) != 0)
-		reject(r, SP_BP_ERR_BAD_REQ_FIELD);
+	if ((flags_expiry & oi->zero_flags_expiry) != 0 || (cas & oi->zero_cas) != 0)
+		return SP_BP_ERR_BAD_REQ_FIELD;
+	return SP_BP_ERR_OK;
 }
 
 /*
@@ -425,16 +418,20 @@ check_request_slow(struct sp_bp_req *r, const struct sp_bp_op_info *oi, bool rsv
 static inline __attribute__((always_inline)) void
 check_request(struct sp_bp_req *r, const struct sp_bp_op_info *oi, uint32_t rsv)
 {
-	uint64_t bad =
-	        (uint64_t)((oi->props & SP_BP_OPF_VALID) ^ SP_BP_OPF_VALID) | rsv |
-	        (uint64_t)((uint32_t)(r->key_len - oi->key_min) > oi->key_span) |
-	        (uint64_t)(r->value_len > oi->value_max) |
-	        (uint64_t)(((oi->value_lens >> (r->value_len & 31u)) & 1u) ^ 1u) |
-	        (((uint64_t)r->flags | (uint64_t)r->expiry_s << 32) & oi->zero_flags_expiry) |
-	        (r->cas & oi->zero_cas);
+	uint64_t flags_expiry = (uint64_t)r->flags | (uint64_t)r->expiry_s << 32;
+	uint64_t bad = (uint64_t)((oi->props & SP_BP_OPF_VALID) ^ SP_BP_OPF_VALID) | rsv |
+	               (uint64_t)((uint32_t)(r->key_len - oi->key_min) > oi->key_span) |
+	               (uint64_t)(r->value_len > oi->value_max) |
+	               (uint64_t)(((oi->value_lens >> (r->value_len & 31u)) & 1u) ^ 1u) |
+	               (flags_expiry & oi->zero_flags_expiry) | (r->cas & oi->zero_cas);
 
-	if (unlikely(bad != 0))
-		check_request_slow(r, oi, rsv != 0);
+	if (unlikely(bad != 0)) {
+		enum sp_bp_err err = check_request_slow(oi, rsv != 0, r->key_len, r->value_len,
+		                                        flags_expiry, r->cas);
+
+		ASSERT(err != SP_BP_ERR_OK);
+		reject(r, err);
+	}
 }
 
 /* Fills the decoded fields the opcode's key and value rule define (after check_request). */
@@ -871,41 +868,6 @@ sp_bp_add_record(struct sp_bp_builder *b, const struct sp_bp_req *req)
 	b->len += req->record_len;
 	b->count++;
 	return 0;
-}
-
-bool
-sp_bp_reply_fits(const struct sp_bp_builder *b, uint32_t value_len)
-{
-	ASSERT(b != NULL);
-	ASSERT(b->len <= b->cap);
-	if (b->count >= SP_BP_REQS_MAX)
-		return false;
-	return (uint64_t)SP_BP_REPLY_HDR_SIZE + value_len <= b->cap - b->len;
-}
-
-uint8_t *
-sp_bp_add_reply(struct sp_bp_builder *b, uint32_t request_id, uint8_t opcode, uint8_t status,
-                uint64_t cas, uint32_t flags, uint32_t value_len)
-{
-	ASSERT(b != NULL);
-	ASSERT((b->flags & SP_BP_F_REPLY) != 0);
-	ASSERT(status < SP_BP_ST_LAST);
-	if (!sp_bp_reply_fits(b, value_len))
-		return NULL;
-
-	uint8_t *h = b->buf + b->len;
-	st32(h + RP_ID, request_id);
-	h[RP_STATUS] = status;
-	/* A request with an invalid opcode is answered with opcode 0 ("none"). */
-	h[RP_OPCODE] = op_valid(opcode) ? opcode : 0;
-	st16(h + RP_RESERVED, 0);
-	st64(h + RP_CAS, cas);
-	st32(h + RP_FLAGS, flags);
-	st32(h + RP_VALUE_LEN, value_len);
-	b->len += SP_BP_REPLY_HDR_SIZE + value_len;
-	b->count++;
-	ASSERT(b->len <= b->cap);
-	return h + SP_BP_REPLY_HDR_SIZE;
 }
 
 uint32_t

@@ -19,6 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/bytes.h"
+#include "common/verify.h"
+
 /* ---- Wire constants ------------------------------------------------------------------ */
 
 #define SP_BP_MAGIC   0x5053u /* bytes 'S' 'P' on the wire */
@@ -27,6 +30,16 @@
 #define SP_BP_DGRAM_HDR_SIZE 16u
 #define SP_BP_REQ_HDR_SIZE   32u
 #define SP_BP_REPLY_HDR_SIZE 24u
+/* Where a reply header's fields sit (docs/protocol.md), little-endian. */
+enum sp_bp_reply_field {
+	SP_BP_RP_ID = 0,
+	SP_BP_RP_STATUS = 4,
+	SP_BP_RP_OPCODE = 5,
+	SP_BP_RP_RESERVED = 6, /* two bytes, zero */
+	SP_BP_RP_CAS = 8,
+	SP_BP_RP_FLAGS = 16,
+	SP_BP_RP_VALUE_LEN = 20,
+};
 
 /*
  * Largest UDP payload either side sends or accepts: 1500 (Ethernet MTU) - 20 (IPv4) - 8
@@ -449,16 +462,46 @@ int sp_bp_add_request(struct sp_bp_builder *b, const struct sp_bp_req *req);
 int sp_bp_add_record(struct sp_bp_builder *b, const struct sp_bp_req *req);
 
 /* True when a reply carrying value_len bytes fits in the builder's remaining space. */
-bool sp_bp_reply_fits(const struct sp_bp_builder *b, uint32_t value_len);
+static inline bool
+sp_bp_reply_fits(const struct sp_bp_builder *b, uint32_t value_len)
+{
+	ASSERT(b != NULL);
+	ASSERT(b->len <= b->cap);
+	if (b->count >= SP_BP_REQS_MAX)
+		return false;
+	return (uint64_t)SP_BP_REPLY_HDR_SIZE + value_len <= b->cap - b->len;
+}
 
 /*
  * Appends a reply header for value_len value bytes and returns where the caller must
  * write them (NULL-safe to ignore when value_len == 0). Returns NULL, writing nothing, when
  * the reply does not fit or the datagram holds SP_BP_REQS_MAX replies: the caller sends
- * what it has and starts a new datagram.
+ * what it has and starts a new datagram. Inline: it runs once for every reply.
  */
-uint8_t *sp_bp_add_reply(struct sp_bp_builder *b, uint32_t request_id, uint8_t opcode,
-                         uint8_t status, uint64_t cas, uint32_t flags, uint32_t value_len);
+static inline uint8_t *
+sp_bp_add_reply(struct sp_bp_builder *b, uint32_t request_id, uint8_t opcode, uint8_t status,
+                uint64_t cas, uint32_t flags, uint32_t value_len)
+{
+	ASSERT((b->flags & SP_BP_F_REPLY) != 0);
+	ASSERT(status < SP_BP_ST_LAST);
+	if (!sp_bp_reply_fits(b, value_len))
+		return NULL;
+
+	uint8_t *h = b->buf + b->len;
+	sp_put_le32(h + SP_BP_RP_ID, request_id);
+	h[SP_BP_RP_STATUS] = status;
+	/* A request with an invalid opcode is answered with opcode 0 ("none"). */
+	h[SP_BP_RP_OPCODE] = (sp_bp_op(opcode)->props & SP_BP_OPF_VALID) != 0 ? opcode : 0;
+	h[SP_BP_RP_RESERVED] = 0;
+	h[SP_BP_RP_RESERVED + 1] = 0;
+	sp_put_le64(h + SP_BP_RP_CAS, cas);
+	sp_put_le32(h + SP_BP_RP_FLAGS, flags);
+	sp_put_le32(h + SP_BP_RP_VALUE_LEN, value_len);
+	b->len += SP_BP_REPLY_HDR_SIZE + value_len;
+	b->count++;
+	ASSERT(b->len <= b->cap);
+	return h + SP_BP_REPLY_HDR_SIZE;
+}
 
 /*
  * Writes the record count into the header and returns the datagram's length in bytes

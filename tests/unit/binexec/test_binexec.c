@@ -393,6 +393,91 @@ test_value_too_big_for_any_reply(void **state)
 	assert_int_equal(f->reply.value_len, 0);
 }
 
+/*
+ * The runtime's GET path (sp_binexec_get, with the probe the worker took a burst ahead, or
+ * none) answers byte for byte what sp_binexec_run answers, for a hit, a miss, an empty
+ * value and a value no datagram carries, with a probe that still holds and one made stale
+ * by an overwrite; a reply that does not fit is -SP_EFULL with nothing written.
+ */
+static void
+test_get_path_matches_run(void **state)
+{
+	struct fixture *f = *state;
+	static uint8_t big[4000];
+	const char *keys[] = {"hit", "miss", "empty", "big", "stale"};
+	uint8_t reqbuf[SP_BP_PAYLOAD_MAX];
+	uint8_t a[SP_BP_PAYLOAD_MAX], b[SP_BP_PAYLOAD_MAX];
+	struct store_layout l;
+
+	memset(big, 'b', sizeof(big));
+	struct sp_bp_req q = req(SP_BP_OP_SET, "hit", "value");
+	q.flags = 77;
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	q = req(SP_BP_OP_SET, "empty", "");
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	q = req(SP_BP_OP_SET, "stale", "old");
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	struct store_key bk = {.data = "big", .len = 3, .hash = sp_key_hash("big", 3)};
+	struct store_write w = {.value = big, .value_len = sizeof(big)};
+	assert_int_equal(store_set(f->store, STORE_SET, &bk, &w, NOW_S, NULL), 0);
+	store_layout_get(f->store, &l);
+
+	for (unsigned i = 0; i < SP_ARRAY_SIZE(keys); i++) {
+		for (unsigned with_probe = 0; with_probe < 2; with_probe++) {
+			struct sp_bp_builder ba, bb;
+			struct store_probe p;
+
+			q = req(SP_BP_OP_GET, keys[i], NULL);
+			struct sp_bp_req r = through_codec(&q, reqbuf);
+			store_layout_probe(&l, r.hash, r.key_len, &p);
+			if (strcmp(keys[i], "stale") == 0) {
+				/* Overwritten after the probe, before the get. */
+				struct sp_bp_req set = req(SP_BP_OP_SET, "stale", "new value");
+				assert_int_equal(run(f, &set), SP_BP_ST_OK);
+			}
+			sp_bp_builder_init(&ba, a, sizeof(a), true, 9);
+			sp_bp_builder_init(&bb, b, sizeof(b), true, 9);
+			struct sp_binexec_stats before = f->stats;
+			int st = sp_binexec_get(f->store, &r, with_probe ? &p : NULL, NOW_S, &ba,
+			                        &f->stats);
+			assert_true(st >= 0);
+			assert_true(f->stats.ops[SP_BP_OP_GET] == before.ops[SP_BP_OP_GET] + 1);
+			assert_true(f->stats.status[st] == before.status[st] + 1);
+			assert_int_equal(sp_binexec_run(f->store, &r, NOW_S, &f->route, &bb, &f->stats),
+			                 0);
+			uint32_t la = sp_bp_builder_finish(&ba);
+			assert_int_equal(la, sp_bp_builder_finish(&bb));
+			assert_memory_equal(a, b, la);
+			assert_int_equal(sp_bp_decode_replies(a, la, &f->reply, 1,
+			                                      &(struct sp_bp_dgram){0}),
+			                 SP_BP_ERR_OK);
+			assert_int_equal(f->reply.status, st);
+		}
+	}
+	q = req(SP_BP_OP_GET, "hit", NULL);
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	q = req(SP_BP_OP_GET, "stale", NULL);
+	assert_int_equal(run(f, &q), SP_BP_ST_OK);
+	assert_memory_equal(f->reply.value, "new value", 9);
+
+	/* What is left of the builder holds a value-less reply but not this value. */
+	struct sp_bp_builder small;
+	uint64_t full = f->stats.reply_full;
+	uint64_t gets = f->stats.ops[SP_BP_OP_GET];
+	sp_bp_builder_init(&small, a, SP_BP_DGRAM_HDR_SIZE + SP_BP_REPLY_HDR_SIZE + 4, true, 1);
+	q = req(SP_BP_OP_GET, "hit", NULL);
+	struct sp_bp_req r = through_codec(&q, reqbuf);
+	assert_int_equal(sp_binexec_get(f->store, &r, NULL, NOW_S, &small, &f->stats), -SP_EFULL);
+	assert_int_equal(small.count, 0);
+	assert_int_equal(small.len, SP_BP_DGRAM_HDR_SIZE);
+	assert_true(f->stats.reply_full == full + 1);
+	assert_true(f->stats.ops[SP_BP_OP_GET] == gets);
+	q = req(SP_BP_OP_GET, "miss", NULL);
+	r = through_codec(&q, reqbuf);
+	assert_int_equal(sp_binexec_get(f->store, &r, NULL, NOW_S, &small, &f->stats),
+	                 SP_BP_ST_NOT_FOUND);
+}
+
 /* A redirect answers WRONG_PARTITION with the owner, without touching the store. */
 static void
 test_redirect_reply(void **state)
@@ -666,6 +751,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_reply_full_has_no_side_effects, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_value_too_big_for_any_reply, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_get_path_matches_run, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_route_pages, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_redirect_reply, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_random_against_model, setup, teardown),

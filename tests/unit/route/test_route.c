@@ -22,11 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#pragma push_macro("noreturn")
-#undef noreturn
 #include <rte_pause.h>
 #include <rte_ring.h>
-#pragma pop_macro("noreturn")
 
 #include <cmocka.h>
 

@@ -906,6 +906,171 @@ test_prefetch_hooks(void **state)
 	}
 }
 
+/* store_get_probed of key with a probe taken now (the worker probes a burst ahead). */
+static int
+probed_get(struct store *s, const struct store_key *k, const struct store_probe *p,
+           uint32_t now_s, struct store_value *v)
+{
+	return store_get_probed(s, k, p, now_s, v);
+}
+
+static void
+probe_of(const struct store *s, const struct store_key *k, struct store_probe *p)
+{
+	struct store_layout l;
+
+	store_layout_get(s, &l);
+	store_layout_probe(&l, k->hash, k->len, p);
+}
+
+/*
+ * A probe is a hint the get checks: it finds the item when nothing changed, and when the
+ * store changed between probe and get (overwrite, delete, expiry, a key inserted after a
+ * probe that found nothing, a different key of the same hash) the get answers what
+ * store_get answers, with the same counters.
+ */
+static void
+test_probe_checked(void **state)
+{
+	struct store *s = *state;
+	struct store_key a = test_key_str("probe-a");
+	struct store_key late = test_key_str("probe-late");
+	struct store_probe p, q;
+	struct store_value v;
+	struct store_stats st;
+
+	assert_int_equal(set(s, "probe-a", "one", 1), 0);
+	probe_of(s, &a, &p);
+	assert_non_null(p.slot);
+	assert_int_equal(probed_get(s, &a, &p, 1, &v), 0);
+	assert_int_equal(v.len, 3);
+	assert_memory_equal(v.data, "one", 3);
+	assert_int_equal(probed_get(s, &a, NULL, 1, &v), 0); /* NULL: a plain store_get */
+
+	/* Overwritten after the probe: the new item, not the old one. */
+	assert_int_equal(set(s, "probe-a", "second", 1), 0);
+	assert_int_equal(probed_get(s, &a, &p, 1, &v), 0);
+	assert_int_equal(v.len, 6);
+	assert_memory_equal(v.data, "second", 6);
+
+	/* Deleted after the probe. */
+	probe_of(s, &a, &p);
+	assert_int_equal(store_delete(s, &a, 0, 1), 0);
+	assert_int_equal(probed_get(s, &a, &p, 1, &v), -SP_ENOTFOUND);
+
+	/* Probed while missing, inserted before the get. */
+	probe_of(s, &late, &q);
+	assert_null(q.slot);
+	assert_int_equal(set(s, "probe-late", "here", 1), 0);
+	assert_int_equal(probed_get(s, &late, &q, 1, &v), 0);
+	assert_memory_equal(v.data, "here", 4);
+
+	/* Another key with the same hash takes the probe's entry to an item that is not its. */
+	struct store_key twin = {.data = "probe-twin", .len = 10, .hash = late.hash};
+	probe_of(s, &late, &q);
+	assert_non_null(q.slot);
+	assert_int_equal(probed_get(s, &twin, &q, 1, &v), -SP_ENOTFOUND);
+
+	/* Expired between probe and get: unlinked and counted as store_get does. */
+	assert_int_equal(put(s, STORE_SET, "probe-a", "brief", 0, 5, 0, 1, NULL), 0);
+	probe_of(s, &a, &p);
+	store_stats_get(s, &st);
+	uint64_t expired = st.expired;
+	assert_int_equal(probed_get(s, &a, &p, 5, &v), -SP_ENOTFOUND);
+	store_stats_get(s, &st);
+	assert_int_equal(st.expired, expired + 1);
+	assert_int_equal(st.items, 1);
+
+	/* Bad arguments are refused as store_get refuses them, probe or not. */
+	assert_int_equal(probed_get(s, &late, &q, 1, NULL), -EINVAL);
+	struct store_key empty = {.data = "x", .len = 0, .hash = late.hash};
+	assert_int_equal(probed_get(s, &empty, &q, 1, &v), -EINVAL);
+
+	store_stats_get(s, &st);
+	assert_int_equal(st.ops[STORE_OP_GET], 9);
+	assert_int_equal(st.hits, 4);
+	assert_int_equal(st.misses, 3);
+	assert_int_equal(store_check(s), 0);
+}
+
+#define PROBE_KEYS  48u
+#define PROBE_BURST 16u
+
+/*
+ * As a worker serves a burst: every request of a burst is probed first, then the burst
+ * runs in order (sets, deletes, appends and gets over few keys, so a get's probe is often
+ * stale by the time it runs). Gets through their probes answer what a model of the store
+ * holds; the store's invariants hold throughout.
+ */
+static void
+test_probe_bursts_against_model(void **state)
+{
+	struct store *s = *state;
+	uint64_t rng = test_seed("test_probe_bursts_against_model");
+	char model[PROBE_KEYS][24];
+	bool present[PROBE_KEYS] = {false};
+
+	for (uint32_t round = 0; round < 400; round++) {
+		uint32_t key_of[PROBE_BURST], op_of[PROBE_BURST];
+		char names[PROBE_BURST][16];
+		struct store_key keys[PROBE_BURST];
+		struct store_probe probes[PROBE_BURST];
+
+		for (uint32_t i = 0; i < PROBE_BURST; i++) {
+			key_of[i] = (uint32_t)(test_rand(&rng) % PROBE_KEYS);
+			op_of[i] = (uint32_t)(test_rand(&rng) % 8); /* 0-3 get, 4-5 set, 6 append, 7 delete */
+			snprintf(names[i], sizeof(names[i]), "pk%u", key_of[i]);
+			keys[i] = test_key_str(names[i]);
+			probe_of(s, &keys[i], &probes[i]);
+		}
+		for (uint32_t i = 0; i < PROBE_BURST; i++) {
+			uint32_t k = key_of[i];
+			struct store_value v;
+			char val[24];
+			int rc;
+
+			switch (op_of[i]) {
+			case 4:
+			case 5:
+				snprintf(val, sizeof(val), "v%u.%u", round, i);
+				assert_int_equal(set(s, names[i], val, 1), 0);
+				strcpy(model[k], val);
+				present[k] = true;
+				break;
+			case 6:
+				rc = put(s, STORE_APPEND, names[i], "+", 0, 0, 0, 1, NULL);
+				if (!present[k]) {
+					assert_int_equal(rc, -SP_ENOTFOUND);
+				} else {
+					assert_int_equal(rc, 0);
+					if (strlen(model[k]) + 1 < sizeof(model[k]))
+						strcat(model[k], "+");
+					else /* keep the model's values short: reset */
+						assert_int_equal(set(s, names[i], strcpy(model[k], "r"), 1), 0);
+				}
+				break;
+			case 7:
+				rc = store_delete(s, &keys[i], 0, 1);
+				assert_int_equal(rc, present[k] ? 0 : -SP_ENOTFOUND);
+				present[k] = false;
+				break;
+			default:
+				rc = store_get_probed(s, &keys[i], &probes[i], 1, &v);
+				if (!present[k]) {
+					assert_int_equal(rc, -SP_ENOTFOUND);
+					break;
+				}
+				assert_int_equal(rc, 0);
+				assert_int_equal(v.len, strlen(model[k]));
+				assert_memory_equal(v.data, model[k], v.len);
+				break;
+			}
+		}
+		if (round % 50 == 49)
+			assert_int_equal(store_check(s), 0);
+	}
+}
+
 #define NODE_STORES 5u
 #define NODE_KEYS   64u
 
@@ -1041,6 +1206,9 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_copy_concurrent_single_thread, setup_small,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_prefetch_hooks, setup_small, teardown),
+	        cmocka_unit_test_setup_teardown(test_probe_checked, setup_small, teardown),
+	        cmocka_unit_test_setup_teardown(test_probe_bursts_against_model, setup_small,
+	                                        teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
