@@ -31,6 +31,7 @@
 #include "service.h"
 #include "test_eal.h"
 #include "test_node.h"
+#include "tests/unit/test_seed.h"
 #include "worker.h"
 
 #define MC_PORT     11211u
@@ -508,6 +509,74 @@ test_registered_operation(void **state)
 	assert_int_equal(sp_bp_op_unregister(USER_OP_ANY), 0);
 }
 
+/* Rounds of test_share_takes_its_requests, and the most requests its shares hold. */
+#define SHARE_ROUNDS 200u
+#define SHARE_MAX    8u
+
+/*
+ * A mixed datagram's share holds exactly the requests of its owner, in order, wherever
+ * they sit (copy_group finds them eight at a time, and a datagram's count need not be a
+ * multiple of eight): random datagrams of 2 to 32 GETs, a random part of them worker 1's;
+ * worker 0 answers the others, worker 1 the share's, each in request order.
+ */
+static void
+test_share_takes_its_requests(void **state)
+{
+	static char keys[2][SP_BP_REQS_MAX][32];
+	uint64_t rng = test_seed("test_share_takes_its_requests") | 1;
+	struct sp_bp_reply r[SP_BP_REQS_MAX];
+
+	(void)state;
+	for (uint16_t w = 0; w < 2; w++) {
+		for (uint32_t i = 0; i < SP_BP_REQS_MAX; i++)
+			key_of(keys[w][i], sizeof(keys[w][i]), "sh", w, i);
+	}
+	for (uint32_t round = 0; round < SHARE_ROUNDS; round++) {
+		struct sp_bp_req q[SP_BP_REQS_MAX];
+		uint32_t count, mine = 0, theirs = 0, got;
+		uint32_t owned_by_1 = 0; /* bit per request */
+		struct rte_mbuf *s;
+
+		rng ^= rng << 13;
+		rng ^= rng >> 7;
+		rng ^= rng << 17;
+		count = 2 + (uint32_t)(rng % (SP_BP_REQS_MAX - 1));
+		/* Mixed: 1 to SHARE_MAX requests for worker 1 (so that they travel decoded),
+		 * at least one for worker 0. */
+		for (uint32_t k = 0; k <= (uint32_t)(rng >> 8) % SHARE_MAX; k++)
+			owned_by_1 |= UINT32_C(1) << (uint32_t)((rng >> (16 + 5 * k)) % count);
+		if (owned_by_1 == (uint32_t)((UINT64_C(1) << count) - 1))
+			owned_by_1 &= ~(UINT32_C(1) << (uint32_t)((rng >> 56) % count));
+		for (uint32_t i = 0; i < count; i++) {
+			uint16_t w = (owned_by_1 >> i) & 1;
+
+			q[i] = req_of(SP_BP_OP_GET, keys[w][i], 1000 + i);
+		}
+		serve_on(0, bp_frame(q, count));
+		s = take_staged(0, 1);
+		assert_int_equal(dp_meta_of(s)->kind, DP_MSG_BP_SHARE);
+		assert_int_equal(dp_meta_of(s)->reqs, __builtin_popcount(owned_by_1));
+		got = take_reply(0, r, SP_BP_REQS_MAX);
+		for (uint32_t i = 0; i < count; i++) {
+			if ((owned_by_1 >> i) & 1)
+				continue;
+			assert_true(mine < got);
+			assert_int_equal(r[mine++].request_id, 1000 + i);
+		}
+		assert_int_equal(mine, got);
+		serve_on(1, s);
+		got = take_reply(1, r, SP_BP_REQS_MAX);
+		for (uint32_t i = 0; i < count; i++) {
+			if (((owned_by_1 >> i) & 1) == 0)
+				continue;
+			assert_true(theirs < got);
+			assert_int_equal(r[theirs].status, SP_BP_ST_NOT_FOUND);
+			assert_int_equal(r[theirs++].request_id, 1000 + i);
+		}
+		assert_int_equal(theirs, got);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -516,6 +585,7 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_classify),
 	        cmocka_unit_test(test_forward_through_ops),
 	        cmocka_unit_test(test_handoff_carries_kind),
+	        cmocka_unit_test(test_share_takes_its_requests),
 	        cmocka_unit_test(test_hop_limit),
 	        cmocka_unit_test(test_registered_operation),
 	};
