@@ -78,6 +78,35 @@ net_csum_add(uint64_t sum, const void *buf, uint32_t len)
 {
 	const uint8_t *p = buf;
 
+#if defined(__x86_64__)
+	if (len >= 64) {
+		/*
+		 * 64 bytes a step in a chain of add-with-carry, the carry of each word going into
+		 * the next (dec and lea leave the carry flag alone): one instruction per 8 bytes
+		 * against 5 for the loop below, which the reply datagrams' checksums feel.
+		 */
+		uint64_t steps = len / 64;
+
+		__asm__("clc\n"
+		        "1:\n\t"
+		        "adcq 0(%[p]), %[s]\n\t"
+		        "adcq 8(%[p]), %[s]\n\t"
+		        "adcq 16(%[p]), %[s]\n\t"
+		        "adcq 24(%[p]), %[s]\n\t"
+		        "adcq 32(%[p]), %[s]\n\t"
+		        "adcq 40(%[p]), %[s]\n\t"
+		        "adcq 48(%[p]), %[s]\n\t"
+		        "adcq 56(%[p]), %[s]\n\t"
+		        "leaq 64(%[p]), %[p]\n\t"
+		        "decq %[n]\n\t"
+		        "jnz 1b\n\t"
+		        "adcq $0, %[s]"
+		        : [s] "+r"(sum), [p] "+r"(p), [n] "+r"(steps)
+		        :
+		        : "cc", "memory");
+		len &= 63;
+	}
+#endif
 	/*
 	 * 64-bit words with the carry added back (end-around): the same ones'-complement
 	 * sum as 16-bit words (RFC 1071), four at a time. Tails of 4, 2 and 1 bytes.
