@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/errors.h"
 #include "common/verify.h"
 #include "dataplane/store/store.h"
@@ -128,8 +129,7 @@ sp_binexec_get(struct store *s, const struct sp_bp_req *req, const struct store_
 		return -SP_EFULL;
 	}
 	ASSERT(v.data != NULL || len == 0);
-	if (len != 0)
-		memcpy(dst, v.data, len);
+	sp_copy_short(dst, v.data, len);
 	sp_binexec_count(stats, SP_BP_OP_GET, (uint8_t)st);
 	return (int)st;
 }

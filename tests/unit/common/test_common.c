@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "common/bytes.h"
 #include "common/crc32c.h"
 #include "common/errors.h"
 #include "common/keyhash.h"
@@ -142,6 +143,43 @@ test_log_limit(void **state)
 	assert_true(sp_log_limit_hit(&q, t0 + 10 * s));
 }
 
+/*
+ * sp_copy_short copies exactly len bytes at every length around its word steps (0 .. 40)
+ * and every alignment of source and destination, touching nothing beside them; and the
+ * little-endian helpers read back what they write, whatever the alignment.
+ */
+static void
+test_bytes_copy_and_le(void **state)
+{
+	(void)state;
+	uint8_t src[64], dst[64];
+
+	for (unsigned i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i * 7 + 1);
+	for (size_t len = 0; len <= 40; len++) {
+		for (unsigned so = 0; so < 8; so++) {
+			for (unsigned d0 = 0; d0 < 8; d0++) {
+				memset(dst, 0xee, sizeof(dst));
+				sp_copy_short(dst + d0, src + so, len);
+				assert_memory_equal(dst + d0, src + so, len);
+				for (unsigned i = 0; i < d0; i++)
+					assert_int_equal(dst[i], 0xee);
+				for (size_t i = d0 + len; i < sizeof(dst); i++)
+					assert_int_equal(dst[i], 0xee);
+			}
+		}
+	}
+	for (unsigned off = 0; off < 8; off++) {
+		sp_put_le32(dst + off, 0x04030201u);
+		assert_int_equal(dst[off], 1);
+		assert_int_equal(dst[off + 3], 4);
+		assert_int_equal(sp_get_le32(dst + off), 0x04030201u);
+		sp_put_le64(dst + off, 0x0807060504030201ull);
+		assert_int_equal(dst[off + 7], 8);
+		assert_true(sp_get_le64(dst + off) == 0x0807060504030201ull);
+	}
+}
+
 int
 main(void)
 {
@@ -153,6 +191,7 @@ main(void)
 	        cmocka_unit_test(test_log_limit),
 	        cmocka_unit_test(test_mono_time_moves_forward),
 	        cmocka_unit_test(test_keyhash_spreads_partitions),
+	        cmocka_unit_test(test_bytes_copy_and_le),
 	};
 	return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
