@@ -9,7 +9,6 @@
 #include "common/errors.h"
 #include "common/verify.h"
 
-
 enum sp_bp_status
 sp_binexec_status(int store_rc)
 {

@@ -72,10 +72,15 @@ struct dgram_ctx {
 	uint8_t kind[SP_BP_REQS_MAX];
 	uint16_t target[SP_BP_REQS_MAX];
 	struct sp_bp_req reqs[SP_BP_REQS_MAX];
-	/* What prefetch_items() found for each request that runs on a store (runs_on_store),
-	 * handed to its GET so the buckets are searched once. */
+	/* Bit i: request i runs on a store here (DEST_EXECUTE with a key): what the prefetch
+	 * passes load for. */
+	uint32_t on_store;
+	/* What prefetch_items() found for each request of on_store, handed to its GET so the
+	 * buckets are searched once. */
 	struct store_probe probe[SP_BP_REQS_MAX];
 };
+
+SP_STATIC_ASSERT(SP_BP_REQS_MAX <= 32, "dgram_ctx.on_store has a bit per request");
 
 static void refresh_route_owner(struct dp_worker *w, const struct route_table *t);
 
@@ -244,21 +249,17 @@ bp_exec(struct dp_worker *w, const struct sp_bp_req *req, uint32_t now_s, uint64
 }
 
 /*
- * Runs (or refuses with `refuse` when it is not SP_BP_ST_OK) one request, appending its
- * reply; when the reply datagram is full it is sent (in the spare mbuf) and another
- * started (bounded: a request's reply always fits an empty datagram). Returns false when
- * a full reply datagram had no mbuf to go in (counted; the request is not executed).
- */
-/*
- * What answer() executed, added to the worker's counters once per serve_local() call
+ * What answer() and serve_get() executed, added to the worker's counters once per serve_local() call
  * (tally_flush) rather than once per request: requests, GET hits and misses, and the
- * opcode counts as runs of one opcode (a datagram of one opcode is one run).
+ * opcode counts: serve_get()'s GETs as one number, answer()'s requests as runs of one
+ * opcode (a datagram of one opcode is one run).
  */
 struct tally {
 	uint32_t requests;
 	uint32_t hits;
 	uint32_t misses;
-	uint32_t run; /* requests of opcode run_op not yet added to ops[] */
+	uint32_t gets; /* GETs serve_get() ran: added to ops[SP_BP_OP_GET] */
+	uint32_t run;  /* other requests of opcode run_op not yet added to ops[] */
 	uint8_t run_op;
 };
 
@@ -280,6 +281,8 @@ tally_flush(struct dp_worker *w, struct tally *t)
 	if (t->requests == 0)
 		return;
 	DP_STAT_ADD(w->stats, requests, t->requests);
+	if (t->gets != 0)
+		DP_STAT_ADD(w->stats, ops[SP_BP_OP_GET], t->gets);
 	if (t->run != 0)
 		DP_STAT_ADD(w->stats, ops[t->run_op], t->run);
 	if (t->hits != 0)
@@ -288,6 +291,12 @@ tally_flush(struct dp_worker *w, struct tally *t)
 		DP_STAT_ADD(w->stats, misses, t->misses);
 }
 
+/*
+ * Runs (or refuses with `refuse` when it is not SP_BP_ST_OK) one request, appending its
+ * reply; when the reply datagram is full it is sent (in the spare mbuf) and another
+ * started (bounded: a request's reply always fits an empty datagram). Returns false when
+ * a full reply datagram had no mbuf to go in (counted; the request is not executed).
+ */
 static bool
 answer(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, uint32_t i,
        struct reply *r, enum sp_bp_status refuse, struct tally *t)
@@ -367,7 +376,7 @@ serve_get(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, ui
 	if (st < 0)
 		return false;
 	t->requests++;
-	tally_op(w, t, SP_BP_OP_GET);
+	t->gets++;
 	t->hits += st == SP_BP_ST_OK;
 	t->misses += st == SP_BP_ST_NOT_FOUND;
 	return true;
@@ -639,7 +648,10 @@ decode(struct dp_worker *w, struct dgram_ctx *d)
 	return true;
 }
 
-/* Decides where each request of d goes, from the routing table of this iteration. */
+/*
+ * Decides where each request of d goes, from the routing table of this iteration, and
+ * starts loading the index buckets of those that run on a store here (d->on_store).
+ */
 static void
 route_requests(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d,
                struct dest_counts *c)
@@ -648,6 +660,7 @@ route_requests(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *
 
 	ASSERT(it->t->partitions == w->rt->partitions);
 	memset(c, 0, sizeof(*c));
+	d->on_store = 0;
 	for (i = 0; i < d->count; i++) {
 		const struct sp_bp_req *req = &d->reqs[i];
 		uint16_t target = 0;
@@ -670,6 +683,14 @@ route_requests(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *
 		case ROUTE_EXECUTE:
 			d->kind[i] = DEST_EXECUTE;
 			c->local++;
+			if (sp_bp_op_has_key(req->opcode)) {
+				/* It runs on a store here: its index buckets start loading now,
+				 * from the compact layout array (no wait for the store's
+				 * descriptor, which is only needed when the request runs). */
+				d->on_store |= UINT32_C(1) << i;
+				store_layout_prefetch(&w->rt->layouts[req->partition], req->hash);
+				rte_prefetch0(w->rt->stores[req->partition]);
+			}
 			break;
 		case ROUTE_REMOTE:
 			d->target[i] = target; /* the owner's node index */
@@ -754,36 +775,17 @@ forward_requests(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx
 	ASSERT(c->forward == 0);
 }
 
-/* Whether request i of d runs here on a store (what the prefetch passes load for). */
-static inline bool
-runs_on_store(const struct dgram_ctx *d, uint32_t i)
-{
-	return d->kind[i] == DEST_EXECUTE && sp_bp_op_has_key(d->reqs[i].opcode);
-}
-
 /*
- * First pass over a binary-protocol datagram in d->m: decodes and routes it, and starts
+ * First pass over a binary-protocol datagram in d->m: decodes and routes it, which starts
  * loading the index buckets of the requests this worker will run. Returns false when the
  * datagram was bad (counted, freed).
  */
 static bool
 prepare_dgram(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d)
 {
-	uint32_t i;
-
 	if (!decode(w, d))
 		return false;
 	route_requests(w, it, d, &d->c);
-	for (i = 0; i < d->count; i++) {
-		const struct sp_bp_req *req = &d->reqs[i];
-
-		if (!runs_on_store(d, i))
-			continue;
-		/* From the compact layout array: no wait for the store's descriptor, which
-		 * is only needed when the request runs. */
-		store_layout_prefetch(&w->rt->layouts[req->partition], req->hash);
-		rte_prefetch0(w->rt->stores[req->partition]);
-	}
 	return true;
 }
 
@@ -794,14 +796,12 @@ prepare_dgram(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d
 static void
 prefetch_items(struct dp_worker *w, struct dgram_ctx *d)
 {
-	uint32_t i;
-
-	for (i = 0; i < d->count; i++) {
+	for (uint32_t m = d->on_store; m != 0; m &= m - 1) {
+		uint32_t i = (uint32_t)__builtin_ctz(m);
 		const struct sp_bp_req *req = &d->reqs[i];
 
-		if (runs_on_store(d, i))
-			store_layout_probe(&w->rt->layouts[req->partition], req->hash, req->key_len,
-			                   &d->probe[i]);
+		store_layout_probe(&w->rt->layouts[req->partition], req->hash, req->key_len,
+		                   &d->probe[i]);
 	}
 }
 

@@ -326,11 +326,33 @@ key_equal(const uint8_t *a, const void *b_, uint32_t len)
 	return true;
 }
 
+#if defined(__SSE2__)
+/*
+ * The bucket's eight words (the version, then the slots) in four vectors, compared with
+ * tag t (in every 16-bit lane) as 16-bit lanes: a word whose tag (top 16 bits) matches has
+ * a negative high half. The high halves are gathered into eight 16-bit lanes, one per
+ * word, all ones where the word's tag matches. Plain vector loads: owner only (or a
+ * prefetch, which tolerates a torn read).
+ */
+static inline __m128i
+tag_lanes(const struct store_bucket *b, __m128i t)
+{
+	const __m128i *w = (const __m128i *)(const void *)b;
+	__m128 c0 = _mm_castsi128_ps(_mm_cmpeq_epi16(_mm_load_si128(w), t));
+	__m128 c1 = _mm_castsi128_ps(_mm_cmpeq_epi16(_mm_load_si128(w + 1), t));
+	__m128 c2 = _mm_castsi128_ps(_mm_cmpeq_epi16(_mm_load_si128(w + 2), t));
+	__m128 c3 = _mm_castsi128_ps(_mm_cmpeq_epi16(_mm_load_si128(w + 3), t));
+
+	return _mm_packs_epi32(_mm_castps_si128(_mm_shuffle_ps(c0, c1, _MM_SHUFFLE(3, 1, 3, 1))),
+	                       _mm_castps_si128(_mm_shuffle_ps(c2, c3, _MM_SHUFFLE(3, 1, 3, 1))));
+}
+#endif
+
 /*
  * Bit i set when slot i of b holds an entry tagged tag. Computed without a branch per
  * slot (where a match sits is random, so those branches mispredict); empty slots (0)
  * never match because no tag is 0. Owner only (or a prefetch, which tolerates a torn
- * read): the SSE2 form reads the slots with plain vector loads.
+ * read).
  */
 static inline unsigned
 tag_matches(const struct store_bucket *b, uint64_t tag)
@@ -339,22 +361,9 @@ tag_matches(const struct store_bucket *b, uint64_t tag)
 
 	ASSERT(tag != 0);
 #if defined(__SSE2__)
-	/*
-	 * The bucket's eight words (the version, then the slots) in four vectors. Compared
-	 * as 16-bit lanes, a word whose tag (top 16 bits) matches has a negative high half;
-	 * the high halves are gathered and packed down to one sign bit per word. The
-	 * version's bit is dropped.
-	 */
-	const __m128i *w = (const __m128i *)(const void *)b;
-	__m128i t = _mm_set1_epi16((short)tag);
-	__m128 c0 = _mm_castsi128_ps(_mm_cmpeq_epi16(_mm_load_si128(w), t));
-	__m128 c1 = _mm_castsi128_ps(_mm_cmpeq_epi16(_mm_load_si128(w + 1), t));
-	__m128 c2 = _mm_castsi128_ps(_mm_cmpeq_epi16(_mm_load_si128(w + 2), t));
-	__m128 c3 = _mm_castsi128_ps(_mm_cmpeq_epi16(_mm_load_si128(w + 3), t));
-	__m128i hi =
-	        _mm_packs_epi32(_mm_castps_si128(_mm_shuffle_ps(c0, c1, _MM_SHUFFLE(3, 1, 3, 1))),
-	                        _mm_castps_si128(_mm_shuffle_ps(c2, c3, _MM_SHUFFLE(3, 1, 3, 1))));
+	__m128i hi = tag_lanes(b, _mm_set1_epi16((short)tag));
 
+	/* One sign bit per word; the version's (bit 0) is dropped. */
 	mask = ((unsigned)_mm_movemask_epi8(_mm_packs_epi16(hi, hi)) & 0xffu) >> 1;
 #else
 	mask = 0;
@@ -363,6 +372,23 @@ tag_matches(const struct store_bucket *b, uint64_t tag)
 #endif
 	ASSERT(mask < (1u << STORE_BUCKET_SLOTS));
 	return mask;
+}
+
+/* tag_matches of a bucket pair at once: bits 0-6 for b0's slots, 7-13 for b1's. */
+static inline unsigned
+tag_matches_pair(const struct store_bucket *b0, const struct store_bucket *b1, uint64_t tag)
+{
+	ASSERT(tag != 0);
+#if defined(__SSE2__)
+	__m128i t = _mm_set1_epi16((short)tag);
+	/* Sign bits: b0's version at bit 0, its slots at 1-7; b1's version at 8, slots 9-15. */
+	unsigned m =
+	        (unsigned)_mm_movemask_epi8(_mm_packs_epi16(tag_lanes(b0, t), tag_lanes(b1, t)));
+
+	return (m >> 1 & 0x7fu) | (m >> 2 & 0x7fu << STORE_BUCKET_SLOTS);
+#else
+	return tag_matches(b0, tag) | tag_matches(b1, tag) << STORE_BUCKET_SLOTS;
+#endif
 }
 
 /* Finds key's index entry, live or not. Returns true and fills *loc when present. */
@@ -1331,39 +1357,31 @@ store_layout_prefetch(const struct store_layout *l, uint64_t hash)
  * again when it does not straddle). No branch depends on the data: whether the item sits
  * in the home bucket or its pair, and whether it straddles two lines, are random, and
  * mispredicting them costs more than the prefetch saves on a table in cache. A second match
- * (a 16-bit tag collision) is not prefetched; with none, the home bucket is prefetched
- * again (a line already loaded). *slot and *entry get the matching slot and its entry (the
- * pair's last slot when none matched: the caller tests the match).
+ * (a 16-bit tag collision) is not prefetched; with none, the item of the pair's last slot
+ * is (or the log's first line when that slot is empty): a wasted prefetch, never a fault,
+ * as no prefetch faults. *slot and *entry get the slot and its entry; returns whether it
+ * matched.
  */
 static inline __attribute__((always_inline)) bool
 probe_item(const struct store_layout *l, uint64_t hash, uint32_t key_len, const void **slot,
            uint64_t *entry)
 {
 	uint32_t home = home_in(l->nbuckets, sp_key_hash_hi(hash));
-	uint64_t tag = hash_tag(hash);
-	const struct store_bucket *b0 = layout_bucket(l->buckets, l->nbuckets, home, 0);
-	unsigned m = tag_matches(b0, tag) |
-	             tag_matches(layout_bucket(l->buckets, l->nbuckets, home, 1), tag)
-	                     << STORE_BUCKET_SLOTS;
+	unsigned m =
+	        tag_matches_pair(layout_bucket(l->buckets, l->nbuckets, home, 0),
+	                         layout_bucket(l->buckets, l->nbuckets, home, 1), hash_tag(hash));
 	/* j: the first match over home's slots then its pair's; the pair's last when none. */
 	unsigned j = (unsigned)__builtin_ctz(m | 1u << (2 * STORE_BUCKET_SLOTS - 1));
 	unsigned in_pair = (unsigned)(j >= STORE_BUCKET_SLOTS);
 	const struct store_bucket *b = layout_bucket(l->buckets, l->nbuckets, home, in_pair);
 	const _Atomic uint64_t *sp = &b->slot[j - in_pair * STORE_BUCKET_SLOTS];
 	uint64_t e = LD(sp);
-	uint64_t off = SP_MIN(entry_off(e), l->log_bytes - 1);
-	uint64_t value_off = SP_MIN(off + STORE_ITEM_HEADER_BYTES + key_len, l->log_bytes - 1);
-	/* All ones when an entry matched: selects by mask, not by a branch. */
-	uintptr_t hit = (uintptr_t)0 - (uintptr_t)(m != 0);
-	/* An entry is never past the log; the clamps keep a torn read harmless. */
-	const void *item =
-	        (const void *)(((uintptr_t)(l->log + off) & hit) | ((uintptr_t)b0 & ~hit));
-	const void *value =
-	        (const void *)(((uintptr_t)(l->log + value_off) & hit) | ((uintptr_t)b0 & ~hit));
+	/* Within the log: an entry's item never straddles the log's end (a torn read, by a
+	 * caller that is not the owner, would at worst prefetch a useless line). */
+	const uint8_t *item = l->log + entry_off(e);
 
-	ASSERT(l->log_bytes > 0);
 	__builtin_prefetch(item, 0, 3);
-	__builtin_prefetch(value, 0, 3);
+	__builtin_prefetch(item + STORE_ITEM_HEADER_BYTES + key_len, 0, 3);
 	*slot = (const void *)sp;
 	*entry = e;
 	return m != 0;

@@ -390,8 +390,8 @@ reject(struct sp_bp_req *r, enum sp_bp_err err)
  * stays in registers on the common path): only requests that break a rule come here.
  */
 static enum sp_bp_err __attribute__((noinline, cold))
-check_request_slow(const struct sp_bp_op_info *oi, bool rsv, uint32_t key_len,
-                   uint32_t value_len, uint64_t flags_expiry, uint64_t cas)
+check_request_slow(const struct sp_bp_op_info *oi, bool rsv, uint32_t key_len, uint32_t value_len,
+                   uint64_t flags_expiry, uint64_t cas)
 {
 	if ((oi->props & SP_BP_OPF_VALID) == 0)
 		return SP_BP_ERR_BAD_OPCODE;

@@ -443,14 +443,14 @@ test_get_path_matches_run(void **state)
 			assert_true(st >= 0);
 			assert_true(f->stats.ops[SP_BP_OP_GET] == before.ops[SP_BP_OP_GET] + 1);
 			assert_true(f->stats.status[st] == before.status[st] + 1);
-			assert_int_equal(sp_binexec_run(f->store, &r, NOW_S, &f->route, &bb, &f->stats),
-			                 0);
+			assert_int_equal(
+			        sp_binexec_run(f->store, &r, NOW_S, &f->route, &bb, &f->stats), 0);
 			uint32_t la = sp_bp_builder_finish(&ba);
 			assert_int_equal(la, sp_bp_builder_finish(&bb));
 			assert_memory_equal(a, b, la);
-			assert_int_equal(sp_bp_decode_replies(a, la, &f->reply, 1,
-			                                      &(struct sp_bp_dgram){0}),
-			                 SP_BP_ERR_OK);
+			assert_int_equal(
+			        sp_bp_decode_replies(a, la, &f->reply, 1, &(struct sp_bp_dgram){0}),
+			        SP_BP_ERR_OK);
 			assert_int_equal(f->reply.status, st);
 		}
 	}

@@ -908,8 +908,8 @@ test_prefetch_hooks(void **state)
 
 /* store_get_probed of key with a probe taken now (the worker probes a burst ahead). */
 static int
-probed_get(struct store *s, const struct store_key *k, const struct store_probe *p,
-           uint32_t now_s, struct store_value *v)
+probed_get(struct store *s, const struct store_key *k, const struct store_probe *p, uint32_t now_s,
+           struct store_value *v)
 {
 	return store_get_probed(s, k, p, now_s, v);
 }
@@ -1018,7 +1018,8 @@ test_probe_bursts_against_model(void **state)
 
 		for (uint32_t i = 0; i < PROBE_BURST; i++) {
 			key_of[i] = (uint32_t)(test_rand(&rng) % PROBE_KEYS);
-			op_of[i] = (uint32_t)(test_rand(&rng) % 8); /* 0-3 get, 4-5 set, 6 append, 7 delete */
+			op_of[i] = (uint32_t)(test_rand(&rng) %
+			                      8); /* 0-3 get, 4-5 set, 6 append, 7 delete */
 			snprintf(names[i], sizeof(names[i]), "pk%u", key_of[i]);
 			keys[i] = test_key_str(names[i]);
 			probe_of(s, &keys[i], &probes[i]);
@@ -1046,7 +1047,9 @@ test_probe_bursts_against_model(void **state)
 					if (strlen(model[k]) + 1 < sizeof(model[k]))
 						strcat(model[k], "+");
 					else /* keep the model's values short: reset */
-						assert_int_equal(set(s, names[i], strcpy(model[k], "r"), 1), 0);
+						assert_int_equal(
+						        set(s, names[i], strcpy(model[k], "r"), 1),
+						        0);
 				}
 				break;
 			case 7:
