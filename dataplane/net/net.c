@@ -44,17 +44,22 @@ net_drop_reason_name(enum net_drop_reason reason)
 	return net_drop_names[reason];
 }
 
+/* 16-bit fields in network order: one load or store and a byte swap. */
 static inline uint16_t
 rd16(const uint8_t *p)
 {
-	return (uint16_t)((p[0] << 8) | p[1]);
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return ntohs(v);
 }
 
 static inline void
 wr16(uint8_t *p, uint16_t v)
 {
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
+	uint16_t be = htons(v);
+
+	memcpy(p, &be, sizeof(be));
 }
 
 /* Raw 16-bit store of a checksum that is already in network order. */
@@ -149,9 +154,16 @@ net_csum_add(uint64_t sum, const void *buf, uint32_t len)
 uint16_t
 net_csum_fold(uint64_t sum)
 {
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
+	/* 64 to 32 bits with the carry added back, then 32 to 16 twice: a fixed number of
+	 * steps (the second 16-bit step takes the first one's carry; none is left after). */
+	uint32_t lo = (uint32_t)sum;
+	uint32_t hi = (uint32_t)(sum >> 32);
+	uint32_t s32 = lo + hi;
+
+	s32 += s32 < hi;
+	s32 = (s32 & 0xffffu) + (s32 >> 16);
+	s32 = (s32 & 0xffffu) + (s32 >> 16);
+	return (uint16_t)s32;
 }
 
 uint16_t

@@ -341,6 +341,34 @@ reference_csum(const uint8_t *p, uint32_t len)
 	return (uint16_t)sum;
 }
 
+/* The fold step by step, as RFC 1071 states it. */
+static uint16_t
+fold_slowly(uint64_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+/* net_csum_fold's fixed steps fold every sum as the loop does: edges and random sums. */
+static void
+test_csum_fold_matches_loop(void **state)
+{
+	(void)state;
+	static const uint64_t edges[] = {
+	        0,           1,           0xffff,         0x10000,    0x1fffe,        0xffffffff,
+	        0x100000000, 0x1ffffffff, 0xffff0000ffff, UINT64_MAX, UINT64_MAX - 1, 1ull << 63};
+
+	for (unsigned i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+		assert_int_equal(net_csum_fold(edges[i]), fold_slowly(edges[i]));
+	srand(test_seed("test_csum_fold_matches_loop", 0xf01du));
+	for (int i = 0; i < 100000; i++) {
+		uint64_t v = (uint64_t)rand() << 33 ^ (uint64_t)rand() << 11 ^ (uint64_t)rand();
+
+		assert_int_equal(net_csum_fold(v), fold_slowly(v));
+	}
+}
+
 static void
 test_csum_matches_reference(void **state)
 {
@@ -510,6 +538,7 @@ main(void)
 	        cmocka_unit_test(test_icmp_echo_answered),
 	        cmocka_unit_test(test_random_frames_never_misbehave),
 	        cmocka_unit_test(test_csum_matches_reference),
+	        cmocka_unit_test(test_csum_fold_matches_loop),
 	        cmocka_unit_test(test_udp_reply_csums_random),
 	        cmocka_unit_test(test_udp_frame_classifies_at_receiver),
 	};
