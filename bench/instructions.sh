@@ -75,7 +75,7 @@ fi
 echo "instructions.sh: $rb, dp-ringbench ${args[*]}, $requests requests served under callgrind"
 echo "instructions per request (inclusive), function"
 callgrind_annotate --inclusive=yes "$tmp/out" 2>/dev/null |
-	grep -E 'PROGRAM TOTALS|:(serve_local|answer|copy_group|carry_decoded|sp_binexec_run|store_get|find_live|sp_bp_decode_requests|store_layout_prefetch_item|store_layout_prefetch|sp_bp_add_reply|reply_send|net_udp_reply|net_classify|route_decide) ' |
+	grep -E 'PROGRAM TOTALS|:(serve_local|answer|copy_group|carry_decoded|sp_binexec_run|store_get|store_get_probed|find_live|sp_bp_decode_requests|store_layout_probe|store_layout_prefetch_item|store_layout_prefetch|sp_bp_add_reply|reply_send|net_udp_reply|net_csum_add|net_classify|route_decide) ' |
 	awk -v r="$requests" '{
 		n = $1; gsub(",", "", n)
 		name = $0; sub(/.*:/, "", name); sub(/ .*/, "", name)
