@@ -249,10 +249,10 @@ bp_exec(struct dp_worker *w, const struct sp_bp_req *req, uint32_t now_s, uint64
 }
 
 /*
- * What answer() and serve_get() executed, added to the worker's counters once per serve_local() call
- * (tally_flush) rather than once per request: requests, GET hits and misses, and the
- * opcode counts: serve_get()'s GETs as one number, answer()'s requests as runs of one
- * opcode (a datagram of one opcode is one run).
+ * What answer() and serve_get() executed, added to the worker's counters once per
+ * serve_local() call (tally_flush) rather than once per request: requests, GET hits and
+ * misses, and the opcode counts: serve_get()'s GETs as one number, answer()'s requests as
+ * runs of one opcode (a datagram of one opcode is one run).
  */
 struct tally {
 	uint32_t requests;

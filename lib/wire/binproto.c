@@ -386,8 +386,7 @@ reject(struct sp_bp_req *r, enum sp_bp_err err)
  * Applies the rules of the request's opcode (oi, its entry in the table) to a request
  * whose bytes are all inside the datagram, in this order: opcode, reserved bytes (rsv:
  * one is non-zero), key, value length, unused fields. Returns the first violation, or
- * SP_BP_ERR_OK. Out of line, and given the fields rather than the request (which then
- * stays in registers on the common path): only requests that break a rule come here.
+ * SP_BP_ERR_OK. Out of line: only requests that break a rule come here.
  */
 static enum sp_bp_err __attribute__((noinline, cold))
 check_request_slow(const struct sp_bp_op_info *oi, bool rsv, uint32_t key_len, uint32_t value_len,
