@@ -368,6 +368,79 @@ test_handoff_carries_kind(void **state)
 	}
 }
 
+#define BIG_GETS  20u
+#define BIG_VALUE 400u
+
+/*
+ * Owned GETs whose replies need several datagrams (20 values of 400 bytes: about six) go
+ * the GET path (serve_get) until a reply does not fit, then answer() sends the datagram and
+ * runs that GET again in the next: every request is answered exactly once, in order, hits
+ * with their values and misses as NOT_FOUND, and the worker counts each GET once.
+ */
+static void
+test_gets_over_several_reply_datagrams(void **state)
+{
+	char keys[BIG_GETS][32];
+	uint8_t value[BIG_VALUE];
+	struct sp_bp_req q[BIG_GETS];
+	struct sp_bp_reply r[SP_BP_REQS_MAX];
+	struct dp_worker *wk = rt.w[0];
+	struct dp_worker_stats before = worker_stats[0];
+	uint32_t next = 0, frames;
+
+	(void)state;
+	for (uint32_t i = 0; i < BIG_GETS; i++) {
+		key_of(keys[i], sizeof(keys[i]), "big", 0, i);
+		if (i % 4 == 3)
+			continue; /* every fourth a miss */
+		memset(value, 'a' + (int)(i % 26), sizeof(value));
+		struct sp_bp_req set = req_of(SP_BP_OP_SET, keys[i], 100 + i);
+		set.value = value;
+		set.value_len = sizeof(value);
+		serve_on(0, bp_frame(&set, 1));
+		assert_int_equal(take_reply(0, r, 1), 1);
+		assert_int_equal(r[0].status, SP_BP_ST_OK);
+	}
+	before = worker_stats[0];
+	for (uint32_t i = 0; i < BIG_GETS; i++)
+		q[i] = req_of(SP_BP_OP_GET, keys[i], i);
+	serve_on(0, bp_frame(q, BIG_GETS));
+	frames = wk->tx_count;
+	assert_true(frames >= 5);
+	for (uint32_t f = 0; f < frames; f++) {
+		struct rte_mbuf *m = wk->tx[f];
+		const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *) + NET_UDP_REPLY_HDRS;
+		struct sp_bp_dgram dg;
+
+		assert_int_equal(sp_bp_decode_replies(p,
+		                                      rte_pktmbuf_data_len(m) - NET_UDP_REPLY_HDRS,
+		                                      r, SP_BP_REQS_MAX, &dg),
+		                 SP_BP_ERR_OK);
+		assert_true(dg.datagram_id == 77);
+		for (uint32_t j = 0; j < dg.count; j++, next++) {
+			assert_int_equal(r[j].request_id, next);
+			assert_int_equal(r[j].opcode, SP_BP_OP_GET);
+			if (next % 4 == 3) {
+				assert_int_equal(r[j].status, SP_BP_ST_NOT_FOUND);
+				assert_int_equal(r[j].value_len, 0);
+				continue;
+			}
+			assert_int_equal(r[j].status, SP_BP_ST_OK);
+			assert_int_equal(r[j].value_len, BIG_VALUE);
+			memset(value, 'a' + (int)(next % 26), sizeof(value));
+			assert_memory_equal(r[j].value, value, BIG_VALUE);
+		}
+		rte_pktmbuf_free(m);
+	}
+	wk->tx_count = 0;
+	assert_int_equal(next, BIG_GETS);
+	assert_true(worker_stats[0].requests == before.requests + BIG_GETS);
+	assert_true(worker_stats[0].ops[SP_BP_OP_GET] == before.ops[SP_BP_OP_GET] + BIG_GETS);
+	assert_true(worker_stats[0].hits == before.hits + BIG_GETS - BIG_GETS / 4);
+	assert_true(worker_stats[0].misses == before.misses + BIG_GETS / 4);
+	assert_true(worker_stats[0].reply_dgrams == before.reply_dgrams + frames);
+}
+
 /* At the hop limit what would move is answered SERVER_BUSY; what is owned here runs. */
 static void
 test_hop_limit(void **state)
@@ -585,6 +658,7 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_classify),
 	        cmocka_unit_test(test_forward_through_ops),
 	        cmocka_unit_test(test_handoff_carries_kind),
+	        cmocka_unit_test(test_gets_over_several_reply_datagrams),
 	        cmocka_unit_test(test_share_takes_its_requests),
 	        cmocka_unit_test(test_hop_limit),
 	        cmocka_unit_test(test_registered_operation),
