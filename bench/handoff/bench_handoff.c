@@ -383,12 +383,12 @@ check_reply(struct rte_mbuf *m, uint32_t count, uint64_t id, uint32_t value_len)
 
 /*
  * Serves f once on its worker (with what it hands to worker 1) and checks the reply frames:
- * on_w0 answers from worker 0, on_w1 from worker 1. Returns the kind of what was handed
- * (DP_MSG_NONE when nothing was).
+ * on_w0 answers from worker 0 with values of len_w0 bytes, on_w1 from worker 1 with values
+ * of len_w1 bytes. Returns the kind of what was handed (DP_MSG_NONE when nothing was).
  */
 static uint8_t
-check_path(const struct dp_frame *f, uint32_t on_w0, uint32_t on_w1, uint64_t id,
-           uint32_t value_len)
+check_path(const struct dp_frame *f, uint32_t on_w0, uint32_t len_w0, uint32_t on_w1,
+           uint32_t len_w1, uint64_t id)
 {
 	uint8_t kind = DP_MSG_NONE;
 	struct dp_iter it = {.t = route_current(rt.route), .now_s = 10};
@@ -397,7 +397,7 @@ check_path(const struct dp_frame *f, uint32_t on_w0, uint32_t on_w1, uint64_t id
 
 	dp_service_of_kind(dp_meta_of(m)->kind)->serve(rt.w[f->worker], &it, &m, 1);
 	if (on_w0 > 0) {
-		check_reply(take_reply(0), on_w0, id, value_len);
+		check_reply(take_reply(0), on_w0, id, len_w0);
 	}
 	if (on_w1 > 0 && f->worker == 0) {
 		VERIFY(w0->out_count[1] == 1);
@@ -407,22 +407,24 @@ check_path(const struct dp_frame *f, uint32_t on_w0, uint32_t on_w1, uint64_t id
 		VERIFY(dp_handoff_recv(&rt.handoff, 1, &m, 1) == 1);
 		dp_service_of_kind(dp_meta_of(m)->kind)->serve(rt.w[1], &it, &m, 1);
 	}
+	VERIFY(w0->out_count[1] == 0);
 	if (on_w1 > 0) {
-		check_reply(take_reply(1), on_w1, id, value_len);
+		check_reply(take_reply(1), on_w1, id, len_w1);
 	}
 	VERIFY(rt.w[0]->tx_count == 0);
 	VERIFY(rt.w[1]->tx_count == 0);
 	return kind;
 }
 
-/* The datagrams of BM_handoff_split_dp/n, built once per n. */
+/* The datagrams of BM_handoff_split_dp/n/op, built once per n and op. */
 struct split_frames {
 	uint32_t n;
+	uint8_t op;            /* the opcode of the n requests for worker 1: GET or SET */
 	struct dp_frame local; /* 32 GETs worker 0 owns */
-	struct dp_frame split; /* the same with n of them replaced by GETs worker 1 owns */
+	struct dp_frame split; /* the same with n of them replaced by op on keys worker 1 owns */
 	struct dp_frame rest;  /* the 32 - n of split that worker 0 owns */
 	struct dp_frame own;   /* the n of split that worker 1 owns, to worker 1's port */
-	uint8_t handed_kind;   /* what the share of split travels as */
+	uint8_t handed_kind;   /* what the share of split travels as (DP_MSG_NONE: no share) */
 };
 
 static struct split_frames frames;
@@ -456,14 +458,17 @@ handed(uint32_t i, uint32_t n)
  * and checks each path's replies once: every GET a hit, each answered once.
  */
 static void
-split_frames_make(uint32_t n)
+split_frames_make(uint32_t n, uint8_t op)
 {
 	static char k0[DGRAM_REQS][9], k1[SPLIT_MAX][9];
 	struct sp_bp_req local[DGRAM_REQS], split[DGRAM_REQS], rest[DGRAM_REQS];
 	struct sp_bp_req own[SPLIT_MAX], set0[DGRAM_REQS], set1[SPLIT_MAX];
 	uint32_t r = 0, o = 0, j0 = 0;
+	/* A GET's reply carries the 8-byte value, a SET's none. */
+	uint32_t len1 = op == SP_BP_OP_GET ? 8 : 0;
 
 	ASSERT(n >= 1 && n <= SPLIT_MAX);
+	ASSERT(op == SP_BP_OP_GET || op == SP_BP_OP_SET);
 	for (uint32_t i = 0; i < DGRAM_REQS; i++) {
 		key_of(k0[i], 0, i);
 		local[i] = req_of(SP_BP_OP_GET, k0[i], i);
@@ -475,7 +480,7 @@ split_frames_make(uint32_t n)
 	}
 	for (uint32_t i = 0; i < DGRAM_REQS; i++) {
 		if (handed(i, n)) {
-			split[i] = req_of(SP_BP_OP_GET, k1[o], i);
+			split[i] = req_of(op, k1[o], i);
 			own[o++] = split[i];
 		} else {
 			split[i] = req_of(SP_BP_OP_GET, k0[j0++], i);
@@ -485,22 +490,30 @@ split_frames_make(uint32_t n)
 	VERIFY(o == n);
 	VERIFY(r == DGRAM_REQS - n);
 	frames.n = n;
+	frames.op = op;
 	/* 32 SETs of 8-byte keys and values do not fit one datagram: two of 16. */
 	frame_of(&frames.local, 0, set0, DGRAM_REQS / 2, 1);
-	VERIFY(check_path(&frames.local, DGRAM_REQS / 2, 0, 1, 0) == DP_MSG_NONE);
+	VERIFY(check_path(&frames.local, DGRAM_REQS / 2, 0, 0, 0, 1) == DP_MSG_NONE);
 	frame_of(&frames.local, 0, set0 + DGRAM_REQS / 2, DGRAM_REQS / 2, 1);
-	VERIFY(check_path(&frames.local, DGRAM_REQS / 2, 0, 1, 0) == DP_MSG_NONE);
+	VERIFY(check_path(&frames.local, DGRAM_REQS / 2, 0, 0, 0, 1) == DP_MSG_NONE);
 	frame_of(&frames.own, 1, set1, SPLIT_MAX, 2);
-	VERIFY(check_path(&frames.own, 0, SPLIT_MAX, 2, 0) == DP_MSG_NONE);
+	VERIFY(check_path(&frames.own, 0, 0, SPLIT_MAX, 0, 2) == DP_MSG_NONE);
 	frame_of(&frames.local, 0, local, DGRAM_REQS, 3);
 	frame_of(&frames.split, 0, split, DGRAM_REQS, 4);
 	frame_of(&frames.rest, 0, rest, DGRAM_REQS - n, 5);
 	frame_of(&frames.own, 1, own, n, 6);
-	VERIFY(check_path(&frames.local, DGRAM_REQS, 0, 3, 8) == DP_MSG_NONE);
-	frames.handed_kind = check_path(&frames.split, DGRAM_REQS - n, n, 4, 8);
-	VERIFY(frames.handed_kind == DP_MSG_BP_SHARE || frames.handed_kind == DP_MSG_BINARY);
-	VERIFY(check_path(&frames.rest, DGRAM_REQS - n, 0, 5, 8) == DP_MSG_NONE);
-	VERIFY(check_path(&frames.own, 0, n, 6, 8) == DP_MSG_NONE);
+	VERIFY(check_path(&frames.local, DGRAM_REQS, 8, 0, 0, 3) == DP_MSG_NONE);
+	if (op == SP_BP_OP_GET) {
+		/* Worker 1's GETs alone: read on worker 0 (DEST_READ), one reply, no share. */
+		frames.handed_kind = check_path(&frames.split, DGRAM_REQS, 8, 0, 0, 4);
+		VERIFY(frames.handed_kind == DP_MSG_NONE);
+	} else {
+		frames.handed_kind = check_path(&frames.split, DGRAM_REQS - n, 8, n, len1, 4);
+		VERIFY(frames.handed_kind == DP_MSG_BP_SHARE ||
+		       frames.handed_kind == DP_MSG_BINARY);
+	}
+	VERIFY(check_path(&frames.rest, DGRAM_REQS - n, 8, 0, 0, 5) == DP_MSG_NONE);
+	VERIFY(check_path(&frames.own, 0, 0, n, len1, 6) == DP_MSG_NONE);
 }
 
 /*
@@ -538,7 +551,7 @@ split_dp_local(const struct dp_iter *it)
 static __rte_noinline uint64_t
 split_dp_split(const struct dp_iter *it)
 {
-	return path_cycles(&frames.split, NULL, it, 1);
+	return path_cycles(&frames.split, NULL, it, frames.handed_kind == DP_MSG_NONE ? 0 : 1);
 }
 
 static __rte_noinline uint64_t
@@ -586,11 +599,14 @@ diff_median(const struct diff_hist *h)
 }
 
 /*
- * BM_handoff_split_dp/n: the node's own code serves a 32-GET datagram of which n requests
- * belong to worker 1, on worker 0 (decode, route, run 32 - n, build the share, stage it),
- * sends the share through worker 1's ring and worker 1 serves it (takes the carried
- * requests, runs them, sends its own reply datagram); every reply frame is freed, as the
- * PMD frees it once sent. The time reported is that path, per datagram. Each iteration
+ * BM_handoff_split_dp/n/op: the node's own code serves a datagram of 32 requests of which
+ * n belong to worker 1, on worker 0; the 32 - n are GETs. op 1: the n are SETs, a write,
+ * so they are handed over: worker 0 decodes, routes, runs its 32 - n, builds the share
+ * and stages it, the share goes through worker 1's ring and worker 1 serves it (takes the
+ * carried requests, runs them, sends its own reply datagram). op 0: the n are GETs, and
+ * worker 0 reads them from worker 1's store (DEST_READ): one reply datagram, no share.
+ * Every reply frame is freed, as the PMD frees it once sent. The time reported is that
+ * path, per datagram. Each iteration
  * also serves, interleaved so that the host's drift moves all alike:
  *   local     the 32-GET datagram all worker 0 owns;
  *   two       the two datagrams a partition-aware client sends instead: the 32 - n to
@@ -607,6 +623,7 @@ static void
 BM_handoff_split_dp(struct cbench_state *st)
 {
 	uint32_t n = (uint32_t)cbench_range(st, 0);
+	uint8_t op = cbench_range(st, 1) == 0 ? SP_BP_OP_GET : SP_BP_OP_SET;
 	uint64_t local = 0, split = 0, two = 0;
 	double ns_per_cycle;
 
@@ -618,8 +635,8 @@ BM_handoff_split_dp(struct cbench_state *st)
 		cbench_skip_with_error(st, "two-worker node could not start (see stderr)");
 		return;
 	}
-	if (frames.n != n)
-		split_frames_make(n);
+	if (frames.n != n || frames.op != op)
+		split_frames_make(n, op);
 	ns_per_cycle = 1e9 / (double)rte_get_tsc_hz();
 	memset(&diff_added, 0, sizeof(diff_added));
 	memset(&diff_two, 0, sizeof(diff_two));
@@ -648,12 +665,15 @@ BM_handoff_split_dp(struct cbench_state *st)
 	               ((double)split - (double)local) * ns_per_cycle / (double)iters / n, 0);
 	cbench_counter(st, "beyond_two_mean",
 	               ((double)split - (double)two) * ns_per_cycle / (double)iters / n, 0);
-	cbench_set_label(st, frames.handed_kind == DP_MSG_BP_SHARE ? "share carries decoded"
-	                                                           : "share decoded again");
+	cbench_set_label(st, frames.handed_kind == DP_MSG_NONE       ? "GETs read where they arrive"
+	                     : frames.handed_kind == DP_MSG_BP_SHARE ? "share carries decoded"
+	                                                             : "share decoded again");
 }
 CBENCH_REGISTER(BM_handoff_split_dp)
 {
-	cbench_add_arg(b, 1);
-	cbench_add_arg(b, 8);
+	static const int64_t args[][2] = {{1, 0}, {8, 0}, {1, 1}, {8, 1}};
+
+	for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++)
+		cbench_add_args(b, args[i], 2);
 	cbench_use_manual_time(b);
 }

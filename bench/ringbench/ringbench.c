@@ -21,8 +21,9 @@
  * Besides wall-clock rates it prints the workers' busy time per request (TSC cycles of
  * loop iterations that found work, the busy_cycles counter): what one request costs a
  * worker core, whether or not the generator kept it saturated.
- * With W > 1 and no --steer every datagram goes to queue 0, so requests owned by other
- * workers take the ring hand-off; --steer sends each to its owner's queue.
+ * With W > 1 and no --steer every datagram goes to queue 0, so a datagram owned wholly by
+ * another worker takes the ring hand-off, and the other workers' GETs of a mixed one are
+ * read on worker 0 from their stores; --steer sends each to its owner's queue.
  *
  * --echo measures the floor under those figures: the node is not started, and a bare loop
  * on the worker lcore answers every GET OK with a constant value, checking and writing

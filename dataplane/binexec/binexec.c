@@ -106,6 +106,47 @@ key_of(const struct sp_bp_req *req)
 	return k;
 }
 
+int
+sp_binexec_get_shared(const struct store *s, const struct sp_bp_req *req, uint32_t now_s,
+                      struct sp_bp_builder *reply, struct sp_binexec_stats *stats)
+{
+	struct store_key k = key_of(req);
+	struct store_value v = {.cas = 0};
+	enum sp_bp_status st = SP_BP_ST_OK;
+	uint32_t room;
+	int rc;
+
+	ASSERT(s != NULL);
+	ASSERT(req->opcode == SP_BP_OP_GET);
+	ASSERT(req->err == SP_BP_ERR_OK);
+	if (!sp_bp_reply_fits(reply, 0)) {
+		if (stats != NULL)
+			stats->reply_full++;
+		return -SP_EFULL;
+	}
+	/* The value lands where sp_bp_add_reply() will say it goes. */
+	room = reply->cap - reply->len - SP_BP_REPLY_HDR_SIZE;
+	rc = store_get_copy_concurrent(s, &k, now_s, reply->buf + reply->len + SP_BP_REPLY_HDR_SIZE,
+	                               room, &v);
+	if (rc == -SP_ETOOBIG && v.len <= SP_BINEXEC_VALUE_ROOM) {
+		/* It fits an empty datagram: nothing written. */
+		if (stats != NULL)
+			stats->reply_full++;
+		return -SP_EFULL;
+	}
+	if (rc == -SP_ETOOBIG)
+		st = SP_BP_ST_TOO_BIG; /* with the item's version, as on the owner */
+	else if (rc != 0)
+		st = sp_binexec_status(rc);
+	uint8_t *dst =
+	        sp_bp_add_reply(reply, req->request_id, SP_BP_OP_GET, (uint8_t)st,
+	                        rc == 0 || rc == -SP_ETOOBIG ? v.cas : 0,
+	                        st == SP_BP_ST_OK ? v.flags : 0, st == SP_BP_ST_OK ? v.len : 0);
+	VERIFY(dst != NULL); /* it fitted above */
+	count(stats, SP_BP_OP_GET, (uint8_t)st);
+	return (int)st;
+}
+
 static int
 exec_store(struct store *s, const struct sp_bp_req *req, uint32_t now_s, struct sp_bp_builder *b,
            struct sp_binexec_stats *stats)

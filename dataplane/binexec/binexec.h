@@ -74,6 +74,19 @@ int sp_binexec_refuse(const struct sp_bp_req *req, enum sp_bp_status status,
 int sp_binexec_redirect(const struct sp_bp_req *req, const struct sp_bp_redirect *r,
                         struct sp_bp_builder *reply, struct sp_binexec_stats *stats);
 
+/*
+ * A well-formed GET of req's key on store s, which another thread owns and may be writing:
+ * read with store_get_copy_concurrent(), the value copied straight into its place in the
+ * reply. For a worker that reads another worker's partition instead of handing the GET
+ * over (docs/services.md); the store's own counters do not count it and it moves no item.
+ * Returns the status answered (OK, NOT_FOUND, TOO_BIG for a value no reply datagram
+ * carries, SERVER_BUSY when the read kept racing the owner's writes) or -SP_EFULL when the
+ * reply does not fit what is left of the builder (nothing written; call again with an
+ * empty one).
+ */
+int sp_binexec_get_shared(const struct store *s, const struct sp_bp_req *req, uint32_t now_s,
+                          struct sp_bp_builder *reply, struct sp_binexec_stats *stats);
+
 /* Maps a store return code (0 or negative) to a reply status, as in the table above. */
 enum sp_bp_status sp_binexec_status(int store_rc);
 

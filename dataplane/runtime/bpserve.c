@@ -45,15 +45,18 @@ enum dest_kind {
 	DEST_FORWARDED,   /* sent to its owner node: its reply is relayed (forward.h) */
 	DEST_DEFER,       /* owned here but arriving: hold it */
 	DEST_HANDOFF,     /* another local worker: its ring */
+	DEST_READ,        /* another local worker's GET, read here (read_shared_gets) */
 };
 
 /* Per-request destinations, and how many requests go where. */
 struct dest_counts {
-	uint32_t local;    /* EXECUTE, ANSWER, WRONG_NODE, UNSERVED */
-	uint32_t deferred; /* DEFER */
-	uint32_t handoff;  /* HANDOFF, to any worker */
-	uint32_t forward;  /* FORWARD, to any node */
-	uint64_t targets;  /* bit per worker receiving a hand-off */
+	uint32_t local;     /* EXECUTE, ANSWER, WRONG_NODE, UNSERVED, BUSY, READ */
+	uint32_t deferred;  /* DEFER */
+	uint32_t handoff;   /* HANDOFF, to any worker */
+	uint32_t forward;   /* FORWARD, to any node */
+	uint64_t targets;   /* bit per worker receiving a hand-off */
+	uint64_t writes_to; /* bit per worker receiving a hand-off that is not a GET */
+	uint32_t handed;    /* bit per request: HANDOFF */
 	uint32_t first_defer_partition;
 };
 
@@ -75,6 +78,8 @@ struct dgram_ctx {
 	/* Bit i: request i runs on a store here (DEST_EXECUTE with a key): what the prefetch
 	 * passes load for. */
 	uint32_t on_store;
+	/* Bit i: request i is a GET read here from another worker's store (DEST_READ). */
+	uint32_t read_here;
 	/* What prefetch_items() found for each request of on_store, handed to its GET so the
 	 * buckets are searched once. */
 	struct store_probe probe[SP_BP_REQS_MAX];
@@ -334,11 +339,16 @@ answer(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, uint3
 			rc = sp_binexec_refuse(req, refuse, &r->b, bx);
 			continue;
 		}
-		if (req->err != SP_BP_ERR_OK)
+		if (req->err != SP_BP_ERR_OK) {
 			rc = sp_binexec_run(NULL, req, it->now_s, NULL, &r->b, bx);
-		else
+		} else if (d->kind[i] == DEST_READ) {
+			rc = sp_binexec_get_shared(w->rt->stores[req->partition], req, it->now_s,
+			                           &r->b, bx);
+			rc = rc < 0 ? rc : 0;
+		} else {
 			rc = bp_exec(w, req, it->now_s, it->t->epoch, &w->route, &r->b, it, d->m,
 			             d->dg.datagram_id);
+		}
 	}
 	VERIFY(rc == 0);
 	if (refuse == SP_BP_ST_OK && req->err == SP_BP_ERR_OK) {
@@ -413,7 +423,7 @@ serve_local(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, 
 			continue;
 		if (!all && d->kind[i] != DEST_EXECUTE && d->kind[i] != DEST_ANSWER &&
 		    d->kind[i] != DEST_WRONG_NODE && d->kind[i] != DEST_UNSERVED &&
-		    d->kind[i] != DEST_BUSY)
+		    d->kind[i] != DEST_BUSY && d->kind[i] != DEST_READ)
 			continue;
 		if (!all && d->kind[i] == DEST_WRONG_NODE)
 			st = SP_BP_ST_WRONG_PARTITION;
@@ -649,6 +659,44 @@ decode(struct dp_worker *w, struct dgram_ctx *d)
 }
 
 /*
+ * In a datagram that is not handed on whole, the GETs for another local worker whose share
+ * would hold nothing but GETs are read here from that worker's store (DEST_READ,
+ * sp_binexec_get_shared: the store lets any thread read while its owner writes), as
+ * memcached's multi-key gets are (docs/memcache.md): no share to build, no ring, no second
+ * reply datagram for them. A worker that also gets a write from this datagram gets its
+ * GETs too, so that they run after that write, in the datagram's order. Their buckets
+ * start loading now; the item prefetch pass loads their items (d->read_here).
+ */
+static void
+read_shared_gets(struct dp_worker *w, struct dgram_ctx *d, struct dest_counts *c)
+{
+	uint64_t readable = c->targets & ~c->writes_to;
+	uint32_t reads = 0;
+
+	if (readable == 0)
+		return;
+	for (uint32_t m = c->handed; m != 0; m &= m - 1) {
+		uint32_t i = (uint32_t)__builtin_ctz(m);
+		const struct sp_bp_req *req = &d->reqs[i];
+
+		ASSERT(d->kind[i] == DEST_HANDOFF);
+		if ((readable & UINT64_C(1) << d->target[i]) == 0)
+			continue;
+		ASSERT(req->opcode == SP_BP_OP_GET);
+		d->kind[i] = DEST_READ;
+		d->read_here |= UINT32_C(1) << i;
+		c->handed &= ~(UINT32_C(1) << i);
+		reads++;
+		store_layout_prefetch(&w->rt->layouts[req->partition], req->hash);
+	}
+	c->handoff -= reads;
+	c->local += reads;
+	c->targets &= ~readable;
+	DP_STAT_ADD(w->stats, read_shared, reads);
+	ASSERT((c->handoff == 0) == (c->targets == 0));
+}
+
+/*
  * Decides where each request of d goes, from the routing table of this iteration, and
  * starts loading the index buckets of those that run on a store here (d->on_store).
  */
@@ -661,6 +709,7 @@ route_requests(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *
 	ASSERT(it->t->partitions == w->rt->partitions);
 	memset(c, 0, sizeof(*c));
 	d->on_store = 0;
+	d->read_here = 0;
 	for (i = 0; i < d->count; i++) {
 		const struct sp_bp_req *req = &d->reqs[i];
 		uint16_t target = 0;
@@ -719,11 +768,15 @@ route_requests(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *
 			d->kind[i] = DEST_HANDOFF;
 			d->target[i] = target;
 			c->targets |= UINT64_C(1) << target;
+			c->writes_to |= (uint64_t)(req->opcode != SP_BP_OP_GET) << target;
+			c->handed |= UINT32_C(1) << i;
 			c->handoff++;
 			break;
 		}
 	}
 	ASSERT(c->local + c->deferred + c->handoff + c->forward == d->count);
+	if (c->handoff > 0 && !(c->handoff == d->count && rte_is_power_of_2(c->targets)))
+		read_shared_gets(w, d, c);
 }
 
 /*
@@ -802,6 +855,12 @@ prefetch_items(struct dp_worker *w, struct dgram_ctx *d)
 
 		store_layout_probe(&w->rt->layouts[req->partition], req->hash, req->key_len,
 		                   &d->probe[i]);
+	}
+	for (uint32_t m = d->read_here; m != 0; m &= m - 1) {
+		const struct sp_bp_req *req = &d->reqs[__builtin_ctz(m)];
+
+		store_layout_prefetch_item(&w->rt->layouts[req->partition], req->hash,
+		                           req->key_len);
 	}
 }
 

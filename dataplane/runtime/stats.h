@@ -49,6 +49,7 @@ struct dp_worker_stats {
 	uint64_t handoff_out_mbufs;
 	uint64_t handoff_copies;   /* mbufs built to split a mixed datagram */
 	uint64_t handoff_in_mbufs; /* mbufs taken from our ring */
+	uint64_t read_shared;      /* GETs of another worker's partition read here, not handed */
 	uint64_t ring_full_drops;  /* requests dropped: the owner's ring was full */
 	uint64_t deferred;         /* requests held while their partition moved here */
 	uint64_t wrong_node;       /* requests for another node's partition */

@@ -5,7 +5,8 @@
  * datagram is classified as and which service serves each kind; the binary service's
  * hand-offs carry their kind and hop count; the hop limit answers SERVER_BUSY for what
  * would move and runs what is owned; the busy answer for a full ring; registered
- * operations run through the hook on the owner only, and are refused without one.
+ * operations run through the hook on the owner only, and are refused without one; GETs
+ * for another worker that gets nothing else from a datagram are read where they arrive.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -289,8 +290,10 @@ test_handoff_carries_kind(void **state)
 	assert_int_equal(r[0].status, SP_BP_ST_NOT_FOUND);
 	assert_int_equal(r[1].status, SP_BP_ST_NOT_FOUND);
 
+	/* A write for worker 1 makes its requests a share (its GET after the DELETE, in
+	 * order; GETs alone would be read here, test_gets_read_where_they_arrive). */
 	q[0] = req_of(SP_BP_OP_GET, k0, 1);
-	q[1] = req_of(SP_BP_OP_GET, k1, 2);
+	q[1] = req_of(SP_BP_OP_DELETE, k1, 2);
 	q[2] = req_of(SP_BP_OP_GET, k1b, 3);
 	m = bp_frame(q, 3);
 	dp_meta_of(m)->refused = 1;
@@ -330,7 +333,7 @@ test_handoff_carries_kind(void **state)
 		many[0] = req_of(SP_BP_OP_GET, keys[0], 1);
 		for (uint32_t i = 1; i < 21; i++) {
 			key_of(keys[i], sizeof(keys[i]), "hm", 1, i);
-			many[i] = req_of(SP_BP_OP_GET, keys[i], 1 + i);
+			many[i] = req_of(i == 1 ? SP_BP_OP_DELETE : SP_BP_OP_GET, keys[i], 1 + i);
 		}
 		/* The client asked for forwarding: its share says so too. */
 		{
@@ -441,6 +444,84 @@ test_gets_over_several_reply_datagrams(void **state)
 	assert_true(worker_stats[0].reply_dgrams == before.reply_dgrams + frames);
 }
 
+/*
+ * In a mixed datagram, the GETs for a worker that gets nothing else from it are read where
+ * they arrive, from that worker's store: nothing is staged, one reply datagram answers
+ * them all in order with the values the owner stored, and they are counted as read_shared.
+ * A worker that also gets a write gets its GETs too, in order after it; a datagram wholly
+ * for one worker still moves whole.
+ */
+static void
+test_gets_read_where_they_arrive(void **state)
+{
+	char k0[32], k1[32], k1b[32];
+	struct sp_bp_req q[4];
+	struct sp_bp_reply r[4];
+	struct rte_mbuf *m, *s;
+	uint64_t reads = worker_stats[0].read_shared;
+	uint64_t copies = worker_stats[0].handoff_copies;
+
+	(void)state;
+	key_of(k0, sizeof(k0), "rw", 0, 0);
+	key_of(k1, sizeof(k1), "rw", 1, 0);
+	key_of(k1b, sizeof(k1b), "rw", 1, 1);
+	/* Worker 1 stores k1 = "one" (a datagram wholly its own, sent to its own port). */
+	q[0] = req_of(SP_BP_OP_SET, k1, 9);
+	q[0].value = (const uint8_t *)"one";
+	q[0].value_len = 3;
+	serve_on(1, bp_frame(q, 1));
+	assert_int_equal(take_reply(1, r, 4), 1);
+	assert_int_equal(r[0].status, SP_BP_ST_OK);
+
+	q[0] = req_of(SP_BP_OP_GET, k0, 1);
+	q[1] = req_of(SP_BP_OP_GET, k1, 2);
+	q[2] = req_of(SP_BP_OP_GET, k1b, 3);
+	serve_on(0, bp_frame(q, 3));
+	assert_int_equal(rt.w[0]->out_count[1], 0);
+	assert_int_equal(take_reply(0, r, 4), 3);
+	assert_int_equal(r[0].request_id, 1);
+	assert_int_equal(r[0].status, SP_BP_ST_NOT_FOUND);
+	assert_int_equal(r[1].request_id, 2);
+	assert_int_equal(r[1].status, SP_BP_ST_OK);
+	assert_int_equal(r[1].value_len, 3);
+	assert_memory_equal(r[1].value, "one", 3);
+	assert_int_equal(r[2].request_id, 3);
+	assert_int_equal(r[2].status, SP_BP_ST_NOT_FOUND);
+	assert_true(worker_stats[0].read_shared == reads + 2);
+	assert_true(worker_stats[0].handoff_copies == copies);
+
+	/* A SET for worker 1 in the datagram: its GETs go with it, after it. */
+	q[0] = req_of(SP_BP_OP_GET, k0, 1);
+	q[1] = req_of(SP_BP_OP_SET, k1, 2);
+	q[1].value = (const uint8_t *)"two";
+	q[1].value_len = 3;
+	q[2] = req_of(SP_BP_OP_GET, k1, 3);
+	serve_on(0, bp_frame(q, 3));
+	s = take_staged(0, 1);
+	assert_int_equal(dp_meta_of(s)->reqs, 2);
+	assert_int_equal(take_reply(0, r, 4), 1);
+	serve_on(1, s);
+	assert_int_equal(take_reply(1, r, 4), 2);
+	assert_int_equal(r[0].request_id, 2);
+	assert_int_equal(r[0].status, SP_BP_ST_OK);
+	assert_int_equal(r[1].request_id, 3);
+	assert_int_equal(r[1].status, SP_BP_ST_OK);
+	assert_memory_equal(r[1].value, "two", 3);
+	assert_true(worker_stats[0].read_shared == reads + 2);
+
+	/* GETs all for worker 1: the datagram moves whole. */
+	q[0] = req_of(SP_BP_OP_GET, k1, 1);
+	q[1] = req_of(SP_BP_OP_GET, k1b, 2);
+	m = bp_frame(q, 2);
+	serve_on(0, m);
+	s = take_staged(0, 1);
+	assert_ptr_equal(s, m);
+	serve_on(1, s);
+	assert_int_equal(take_reply(1, r, 4), 2);
+	assert_memory_equal(r[0].value, "two", 3);
+	assert_true(worker_stats[0].read_shared == reads + 2);
+}
+
 /* At the hop limit what would move is answered SERVER_BUSY; what is owned here runs. */
 static void
 test_hop_limit(void **state)
@@ -455,7 +536,7 @@ test_hop_limit(void **state)
 	key_of(k0, sizeof(k0), "hl", 0, 0);
 	key_of(k1, sizeof(k1), "hl", 1, 0);
 	q[0] = req_of(SP_BP_OP_GET, k0, 1);
-	q[1] = req_of(SP_BP_OP_GET, k1, 2);
+	q[1] = req_of(SP_BP_OP_DELETE, k1, 2); /* a write: it moves (a GET would be read here) */
 	m = bp_frame(q, 2);
 	dp_meta_of(m)->hops = DP_HANDOFF_HOPS_MAX;
 	serve_on(0, m);
@@ -620,10 +701,15 @@ test_share_takes_its_requests(void **state)
 			owned_by_1 |= UINT32_C(1) << (uint32_t)((rng >> (16 + 5 * k)) % count);
 		if (owned_by_1 == (uint32_t)((UINT64_C(1) << count) - 1))
 			owned_by_1 &= ~(UINT32_C(1) << (uint32_t)((rng >> 56) % count));
+		/* Worker 1's first request is a DELETE, the rest GETs: with a write among
+		 * them they all travel as its share, in order (GETs alone would be read on
+		 * worker 0, test_gets_read_where_they_arrive). Every key is missing. */
 		for (uint32_t i = 0; i < count; i++) {
 			uint16_t w = (owned_by_1 >> i) & 1;
+			bool first_of_1 = w == 1 && (owned_by_1 & ((UINT32_C(1) << i) - 1)) == 0;
 
-			q[i] = req_of(SP_BP_OP_GET, keys[w][i], 1000 + i);
+			q[i] = req_of(first_of_1 ? SP_BP_OP_DELETE : SP_BP_OP_GET, keys[w][i],
+			              1000 + i);
 		}
 		serve_on(0, bp_frame(q, count));
 		s = take_staged(0, 1);
@@ -659,6 +745,7 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_forward_through_ops),
 	        cmocka_unit_test(test_handoff_carries_kind),
 	        cmocka_unit_test(test_gets_over_several_reply_datagrams),
+	        cmocka_unit_test(test_gets_read_where_they_arrive),
 	        cmocka_unit_test(test_share_takes_its_requests),
 	        cmocka_unit_test(test_hop_limit),
 	        cmocka_unit_test(test_registered_operation),

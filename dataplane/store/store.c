@@ -1211,8 +1211,13 @@ racy_copy(void *dst, const uint8_t *src, size_t len)
 		size_t lo = w < begin ? begin - w : 0;
 		size_t hi = SP_MIN((uintptr_t)8, end - w);
 
-		memcpy(d, (const uint8_t *)&word + lo, hi - lo);
-		d += hi - lo;
+		if (lo == 0 && hi == 8) {
+			memcpy(d, &word, 8); /* a whole word: one store, no call */
+			d += 8;
+			continue;
+		}
+		for (size_t k = lo; k < hi; k++)
+			*d++ = ((const uint8_t *)&word)[k];
 	}
 	ASSERT(d == (uint8_t *)dst + len);
 }

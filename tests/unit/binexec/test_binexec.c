@@ -448,6 +448,12 @@ test_get_path_matches_run(void **state)
 			uint32_t la = sp_bp_builder_finish(&ba);
 			assert_int_equal(la, sp_bp_builder_finish(&bb));
 			assert_memory_equal(a, b, la);
+			/* And read as another worker reads it (no store counter moves). */
+			sp_bp_builder_init(&bb, b, sizeof(b), true, 9);
+			assert_int_equal(sp_binexec_get_shared(f->store, &r, NOW_S, &bb, &f->stats),
+			                 st);
+			assert_int_equal(sp_bp_builder_finish(&bb), la);
+			assert_memory_equal(a, b, la);
 			assert_int_equal(
 			        sp_bp_decode_replies(a, la, &f->reply, 1, &(struct sp_bp_dgram){0}),
 			        SP_BP_ERR_OK);
@@ -472,10 +478,20 @@ test_get_path_matches_run(void **state)
 	assert_int_equal(small.len, SP_BP_DGRAM_HDR_SIZE);
 	assert_true(f->stats.reply_full == full + 1);
 	assert_true(f->stats.ops[SP_BP_OP_GET] == gets);
+	/* The shared read: the same, its value never written past the builder's end. */
+	a[small.cap] = 0x5a;
+	assert_int_equal(sp_binexec_get_shared(f->store, &r, NOW_S, &small, &f->stats), -SP_EFULL);
+	assert_int_equal(small.count, 0);
+	assert_int_equal(small.len, SP_BP_DGRAM_HDR_SIZE);
+	assert_int_equal(a[small.cap], 0x5a);
+	assert_true(f->stats.reply_full == full + 2);
 	q = req(SP_BP_OP_GET, "miss", NULL);
 	r = through_codec(&q, reqbuf);
 	assert_int_equal(sp_binexec_get(f->store, &r, NULL, NOW_S, &small, &f->stats),
 	                 SP_BP_ST_NOT_FOUND);
+	/* 4 bytes left: not even a miss fits any more. */
+	assert_int_equal(sp_binexec_get_shared(f->store, &r, NOW_S, &small, &f->stats), -SP_EFULL);
+	assert_int_equal(small.count, 1);
 }
 
 /* A redirect answers WRONG_PARTITION with the owner, without touching the store. */
