@@ -1187,49 +1187,6 @@ sp_client_ratelimit(struct sp_client *c, const void *key, size_t key_len, uint32
 	return 0;
 }
 
-int
-sp_client_aggregate(struct sp_client *c, const void *prefix, size_t prefix_len, uint8_t k,
-                    uint32_t scope, struct sp_agg_result *out, uint32_t *partitions, bool *partial)
-{
-	uint8_t arg[SP_AGG_ARG_MAX];
-	uint8_t res[SP_AGG_RESULT_MAX];
-
-	ASSERT(c != NULL);
-	ASSERT(out != NULL);
-	if (prefix_len > SP_BP_KEY_MAX)
-		return -SP_ETOOBIG;
-	if (scope != SP_BP_TASK_SCOPE_CLUSTER && scope != SP_BP_TASK_SCOPE_NODE)
-		return -EINVAL;
-	int arg_len = sp_agg_arg_encode(arg, k, prefix, (uint32_t)prefix_len);
-	if (arg_len < 0)
-		return arg_len;
-	struct sp_client_op op = {.opcode = SP_TASK_OP_AGGREGATE,
-	                          .value = arg,
-	                          .value_len = (uint32_t)arg_len,
-	                          .flags = scope,
-	                          .out_buf = res,
-	                          .out_cap = sizeof(res)};
-	int rc = sp_client_execute(c, &op, 1);
-	if (rc != 0)
-		return rc;
-	if (op.rc != 0)
-		return op.rc;
-	if (op.status != SP_BP_ST_OK && op.status != SP_BP_ST_PARTIAL)
-		return sp_client_status_error(op.status);
-	if (partitions != NULL)
-		*partitions = op.flags_out;
-	if (partial != NULL)
-		*partial = op.status == SP_BP_ST_PARTIAL;
-	if (op.value_len_out == 0 && op.status == SP_BP_ST_PARTIAL) {
-		/* No owner answered in time: an empty result over 0 partitions. */
-		memset(out, 0, sizeof(*out));
-		return 0;
-	}
-	if (op.value_len_out > sizeof(res) || sp_agg_result_decode(res, op.value_len_out, out) != 0)
-		return -SP_EMALFORMED;
-	return 0;
-}
-
 /* One spanning operation with argument arg: its result into res (cap bytes). */
 static int
 span_op(struct sp_client *c, uint8_t opcode, const uint8_t *arg, uint32_t arg_len, uint32_t scope,
@@ -1256,6 +1213,52 @@ span_op(struct sp_client *c, uint8_t opcode, const uint8_t *arg, uint32_t arg_le
 	return 0;
 }
 
+/*
+ * A spanning aggregate (AGGREGATE or AGGREGATE_KEYS) with argument arg: its result decoded
+ * into *out, *count the partitions or keys that answered, *partial whether some did not
+ * (either may be NULL). No owner answering in time is an empty result.
+ */
+static int
+agg_span(struct sp_client *c, uint8_t opcode, const uint8_t *arg, uint32_t arg_len,
+         uint32_t scope, struct sp_agg_result *out, uint32_t *count, bool *partial)
+{
+	uint8_t res[SP_AGG_RESULT_MAX];
+	uint32_t len = 0, flags = 0;
+	bool part = false;
+	int rc = span_op(c, opcode, arg, arg_len, scope, res, sizeof(res), &len, &flags, &part);
+
+	if (rc != 0)
+		return rc;
+	if (count != NULL)
+		*count = flags;
+	if (partial != NULL)
+		*partial = part;
+	if (len == 0 && part) {
+		memset(out, 0, sizeof(*out));
+		return 0;
+	}
+	return sp_agg_result_decode(res, len, out) == 0 ? 0 : -SP_EMALFORMED;
+}
+
+int
+sp_client_aggregate(struct sp_client *c, const void *prefix, size_t prefix_len, uint8_t k,
+                    uint32_t scope, struct sp_agg_result *out, uint32_t *partitions, bool *partial)
+{
+	uint8_t arg[SP_AGG_ARG_MAX];
+
+	ASSERT(c != NULL);
+	ASSERT(out != NULL);
+	if (prefix_len > SP_BP_KEY_MAX)
+		return -SP_ETOOBIG;
+	if (scope != SP_BP_TASK_SCOPE_CLUSTER && scope != SP_BP_TASK_SCOPE_NODE)
+		return -EINVAL;
+	int arg_len = sp_agg_arg_encode(arg, k, prefix, (uint32_t)prefix_len);
+	if (arg_len < 0)
+		return arg_len;
+	return agg_span(c, SP_TASK_OP_AGGREGATE, arg, (uint32_t)arg_len, scope, out, partitions,
+	                partial);
+}
+
 int
 sp_client_aggregate_keys(struct sp_client *c, const char *const *keys, uint32_t n, uint8_t k,
                          uint32_t scope, struct sp_agg_result *out, uint32_t *answered,
@@ -1263,9 +1266,7 @@ sp_client_aggregate_keys(struct sp_client *c, const char *const *keys, uint32_t 
 {
 	const uint8_t *kp[SP_TASK_KEYS_MAX];
 	uint8_t kl[SP_TASK_KEYS_MAX];
-	uint8_t arg[SP_BP_VALUE_MAX], res[SP_AGG_RESULT_MAX];
-	uint32_t len = 0, flags = 0;
-	bool part = false;
+	uint8_t arg[SP_BP_VALUE_MAX];
 
 	ASSERT(c != NULL);
 	ASSERT(out != NULL);
@@ -1284,17 +1285,6 @@ sp_client_aggregate_keys(struct sp_client *c, const char *const *keys, uint32_t 
 	int arg_len = sp_task_keys_encode(arg, sizeof(arg), kp, kl, n, &k, 1);
 	if (arg_len < 0)
 		return arg_len == -SP_EFULL ? -SP_ETOOBIG : arg_len;
-	int rc = span_op(c, SP_TASK_OP_AGGREGATE_KEYS, arg, (uint32_t)arg_len, scope, res,
-	                 sizeof(res), &len, &flags, &part);
-	if (rc != 0)
-		return rc;
-	if (answered != NULL)
-		*answered = flags;
-	if (partial != NULL)
-		*partial = part;
-	if (len == 0 && part) {
-		memset(out, 0, sizeof(*out));
-		return 0;
-	}
-	return sp_agg_result_decode(res, len, out) == 0 ? 0 : -SP_EMALFORMED;
+	return agg_span(c, SP_TASK_OP_AGGREGATE_KEYS, arg, (uint32_t)arg_len, scope, out, answered,
+	                partial);
 }
