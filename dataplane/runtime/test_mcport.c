@@ -1562,6 +1562,13 @@ test_forward_batch(void **state)
 	assert_int_equal(rt.w[0]->tx_count, 0);
 }
 
+/* Whether the node runs the service these tests need. */
+static bool
+has_mc(const struct dp_runtime *r)
+{
+	return r->mc != NULL;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1584,11 +1591,7 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_forward_binary_refused),
 	        cmocka_unit_test(test_forward_batch),
 	};
-	struct dp_hugepages huge;
-	int rc;
-
 	(void)argc;
-	memset(&huge, 0, sizeof(huge));
 	if (test_eal_start("test_mcport", argv[0]) != 0)
 		return 1;
 	if (test_node_config("tm_node", PARTITIONS, &rt.cfg) != 0)
@@ -1596,13 +1599,5 @@ main(int argc, char **argv)
 	rt.cfg.memcached_port = MC_PORT;
 	rt.cfg.forward_timeout_ms = FWD_TIMEOUT_MS;
 	rt.stats = worker_stats;
-	if (dp_node_setup(&rt, &huge) != 0 || rt.mc == NULL) {
-		fprintf(stderr, "test_mcport: node set-up failed\n");
-		return 1;
-	}
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	if (dp_node_teardown(&rt, false) != 0)
-		rc = 1;
-	test_eal_stop();
-	return rc;
+	return test_node_run("test_mcport", &rt, tests, sizeof(tests) / sizeof(tests[0]), has_mc);
 }

@@ -22,6 +22,8 @@
 
 #include "common/keyhash.h"
 #include "config.h"
+#include "node.h"
+#include "test_eal.h"
 
 /* Keys tried by test_node_key before it gives up. */
 #define TEST_NODE_KEY_TRIES 100000u
@@ -88,6 +90,31 @@ test_node_config(const char *tag, uint32_t partitions, struct dp_config *cfg)
 	cfg->busy_poll = true;
 	cfg->eth_port = (uint16_t)port;
 	return 0;
+}
+
+/*
+ * The rest of a test program's main() once test_eal_start() and test_node_config() ran and
+ * the program set what is its own in rt->cfg and rt->stats: sets the node up (a failure,
+ * or ready(rt) false after it, ends the program: the services the tests need are missing),
+ * runs the n tests, tears the node down and stops EAL. Returns the exit status.
+ */
+static inline int
+test_node_run(const char *name, struct dp_runtime *rt, const struct CMUnitTest *tests, size_t n,
+              bool (*ready)(const struct dp_runtime *rt))
+{
+	struct dp_hugepages huge;
+	int rc;
+
+	memset(&huge, 0, sizeof(huge));
+	if (dp_node_setup(rt, &huge) != 0 || !ready(rt)) {
+		fprintf(stderr, "%s: node set-up failed\n", name);
+		return 1;
+	}
+	rc = _cmocka_run_group_tests(name, tests, n, NULL, NULL);
+	if (dp_node_teardown(rt, false) != 0)
+		rc = 1;
+	test_eal_stop();
+	return rc;
 }
 
 #endif

@@ -736,6 +736,13 @@ test_share_takes_its_requests(void **state)
 	}
 }
 
+/* Whether the node runs the service these tests need. */
+static bool
+has_mc(const struct dp_runtime *r)
+{
+	return r->mc != NULL;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -750,24 +757,12 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_hop_limit),
 	        cmocka_unit_test(test_registered_operation),
 	};
-	struct dp_hugepages huge;
-	int rc;
-
 	(void)argc;
-	memset(&huge, 0, sizeof(huge));
 	if (test_eal_start("test_service", argv[0]) != 0)
 		return 1;
 	if (test_node_config("ts_node", PARTITIONS, &rt.cfg) != 0)
 		return 1;
 	rt.cfg.memcached_port = MC_PORT;
 	rt.stats = worker_stats;
-	if (dp_node_setup(&rt, &huge) != 0 || rt.mc == NULL) {
-		fprintf(stderr, "test_service: node set-up failed\n");
-		return 1;
-	}
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	if (dp_node_teardown(&rt, false) != 0)
-		rc = 1;
-	test_eal_stop();
-	return rc;
+	return test_node_run("test_service", &rt, tests, sizeof(tests) / sizeof(tests[0]), has_mc);
 }

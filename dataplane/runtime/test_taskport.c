@@ -341,6 +341,13 @@ test_answer_from_stranger(void **state)
 	assert_int_equal(rt.w[0]->tx_count, 0);
 }
 
+/* Whether the node runs the service these tests need. */
+static bool
+has_tasks(const struct dp_runtime *r)
+{
+	return r->tasks != NULL;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -351,11 +358,7 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_aggregate_keys),
 	        cmocka_unit_test(test_answer_from_stranger),
 	};
-	struct dp_hugepages huge;
-	int rc;
-
 	(void)argc;
-	memset(&huge, 0, sizeof(huge));
 	if (test_eal_start("test_taskport", argv[0]) != 0)
 		return 1;
 	if (test_node_config("tt_node", PARTITIONS, &rt.cfg) != 0)
@@ -363,13 +366,6 @@ main(int argc, char **argv)
 	rt.cfg.forward_timeout_ms = TIMEOUT_MS;
 	rt.cfg.ratelimit_buckets = 64;
 	rt.stats = worker_stats;
-	if (dp_node_setup(&rt, &huge) != 0 || rt.tasks == NULL) {
-		fprintf(stderr, "test_taskport: node set-up failed\n");
-		return 1;
-	}
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	if (dp_node_teardown(&rt, false) != 0)
-		rc = 1;
-	test_eal_stop();
-	return rc;
+	return test_node_run("test_taskport", &rt, tests, sizeof(tests) / sizeof(tests[0]),
+	                     has_tasks);
 }

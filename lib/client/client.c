@@ -1219,8 +1219,8 @@ span_op(struct sp_client *c, uint8_t opcode, const uint8_t *arg, uint32_t arg_le
  * (either may be NULL). No owner answering in time is an empty result.
  */
 static int
-agg_span(struct sp_client *c, uint8_t opcode, const uint8_t *arg, uint32_t arg_len,
-         uint32_t scope, struct sp_agg_result *out, uint32_t *count, bool *partial)
+agg_span(struct sp_client *c, uint8_t opcode, const uint8_t *arg, uint32_t arg_len, uint32_t scope,
+         struct sp_agg_result *out, uint32_t *count, bool *partial)
 {
 	uint8_t res[SP_AGG_RESULT_MAX];
 	uint32_t len = 0, flags = 0;
