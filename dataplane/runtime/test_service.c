@@ -522,6 +522,70 @@ test_gets_read_where_they_arrive(void **state)
 	assert_true(worker_stats[0].read_shared == reads + 2);
 }
 
+#define READ_BIG 6u
+
+/*
+ * GETs read where they arrive whose replies do not fit one datagram: the read that does not
+ * fit what is left is run again in the next reply datagram (answer()'s second attempt),
+ * every request answered exactly once, in order, with the owner's values.
+ */
+static void
+test_reads_over_several_reply_datagrams(void **state)
+{
+	char k0[32], k1[READ_BIG][32];
+	uint8_t value[BIG_VALUE];
+	struct sp_bp_req q[READ_BIG + 1];
+	struct sp_bp_reply r[SP_BP_REQS_MAX];
+	struct dp_worker *wk = rt.w[0];
+	uint64_t reads = worker_stats[0].read_shared;
+	uint32_t next = 0, frames;
+
+	(void)state;
+	key_of(k0, sizeof(k0), "rb", 0, 0);
+	for (uint32_t i = 0; i < READ_BIG; i++) {
+		key_of(k1[i], sizeof(k1[i]), "rb", 1, i);
+		memset(value, 'A' + (int)i, sizeof(value));
+		struct sp_bp_req set = req_of(SP_BP_OP_SET, k1[i], 100 + i);
+		set.value = value;
+		set.value_len = sizeof(value);
+		serve_on(1, bp_frame(&set, 1));
+		assert_int_equal(take_reply(1, r, 1), 1);
+		assert_int_equal(r[0].status, SP_BP_ST_OK);
+	}
+	q[0] = req_of(SP_BP_OP_GET, k0, 0);
+	for (uint32_t i = 0; i < READ_BIG; i++)
+		q[1 + i] = req_of(SP_BP_OP_GET, k1[i], 1 + i);
+	serve_on(0, bp_frame(q, READ_BIG + 1));
+	assert_int_equal(wk->out_count[1], 0);
+	frames = wk->tx_count;
+	assert_true(frames >= 2);
+	for (uint32_t f = 0; f < frames; f++) {
+		struct rte_mbuf *m = wk->tx[f];
+		const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *) + NET_UDP_REPLY_HDRS;
+		struct sp_bp_dgram dg;
+
+		assert_int_equal(sp_bp_decode_replies(p,
+		                                      rte_pktmbuf_data_len(m) - NET_UDP_REPLY_HDRS,
+		                                      r, SP_BP_REQS_MAX, &dg),
+		                 SP_BP_ERR_OK);
+		for (uint32_t j = 0; j < dg.count; j++, next++) {
+			assert_int_equal(r[j].request_id, next);
+			if (next == 0) {
+				assert_int_equal(r[j].status, SP_BP_ST_NOT_FOUND);
+				continue;
+			}
+			assert_int_equal(r[j].status, SP_BP_ST_OK);
+			assert_int_equal(r[j].value_len, BIG_VALUE);
+			memset(value, 'A' + (int)(next - 1), sizeof(value));
+			assert_memory_equal(r[j].value, value, BIG_VALUE);
+		}
+		rte_pktmbuf_free(m);
+	}
+	wk->tx_count = 0;
+	assert_int_equal(next, READ_BIG + 1);
+	assert_true(worker_stats[0].read_shared == reads + READ_BIG);
+}
+
 /* At the hop limit what would move is answered SERVER_BUSY; what is owned here runs. */
 static void
 test_hop_limit(void **state)
@@ -753,6 +817,7 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_handoff_carries_kind),
 	        cmocka_unit_test(test_gets_over_several_reply_datagrams),
 	        cmocka_unit_test(test_gets_read_where_they_arrive),
+	        cmocka_unit_test(test_reads_over_several_reply_datagrams),
 	        cmocka_unit_test(test_share_takes_its_requests),
 	        cmocka_unit_test(test_hop_limit),
 	        cmocka_unit_test(test_registered_operation),
