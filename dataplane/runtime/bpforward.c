@@ -57,10 +57,7 @@ dp_fwd_bp_request(struct dp_worker *w, const struct route_table *t, const struct
 	s->proto = SP_FWD_BINARY;
 	s->owner_node = node;
 	s->owner_ip_be = nd->ipv4_be;
-	s->client_ip_be = meta->pkt.src_ip_be;
-	s->client_port = meta->pkt.src_port;
-	s->local_port = meta->pkt.dst_port;
-	memcpy(s->client_mac, cframe + NET_ETH_ADDR_LEN, NET_ETH_ADDR_LEN);
+	dp_fwd_slot_client(s, meta, cframe);
 	s->bp_dgram_id = dgram_id;
 	s->bp_count = (uint16_t)n;
 	s->bp_pending = n == 32 ? UINT32_MAX : (UINT32_C(1) << n) - 1;

@@ -214,6 +214,15 @@ dp_fwd_slot_take(struct dp_worker *w, uint32_t *idx)
 }
 
 void
+dp_fwd_slot_client(struct sp_fwd_slot *s, const struct dp_meta *meta, const uint8_t *frame)
+{
+	s->client_ip_be = meta->pkt.src_ip_be;
+	s->client_port = meta->pkt.src_port;
+	s->local_port = meta->pkt.dst_port;
+	memcpy(s->client_mac, frame + NET_ETH_ADDR_LEN, NET_ETH_ADDR_LEN);
+}
+
+void
 dp_fwd_slot_release(struct dp_worker *w, struct sp_fwd_slot *s)
 {
 	sp_fwd_release(&w->fwd, s);

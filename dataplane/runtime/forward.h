@@ -29,6 +29,7 @@
 #include "dataplane/route/route.h"
 #include "service.h"
 
+struct dp_meta;
 struct dp_worker;
 
 /* Slots answered per loop iteration when they time out (the rest wait one iteration). */
@@ -91,6 +92,10 @@ bool dp_fwd_peer_usable(const struct route_node *n, uint16_t worker);
  * the table is full (counted fwd_table_full). */
 struct sp_fwd_slot *dp_fwd_slot_take(struct dp_worker *w, uint32_t *idx);
 void dp_fwd_slot_release(struct dp_worker *w, struct sp_fwd_slot *s);
+
+/* Records in s whom to answer: the client of the request frame `frame` (meta its meta),
+ * its address, port and MAC, and the local port it was sent to. */
+void dp_fwd_slot_client(struct sp_fwd_slot *s, const struct dp_meta *meta, const uint8_t *frame);
 
 /*
  * The batch to peer_mac/peer_ip:peer_port from our_port with room for one more message of

@@ -85,10 +85,7 @@ dp_fwd_mc_request(struct dp_worker *w, const struct route_table *t, struct rte_m
 	s->proto = SP_FWD_MEMCACHED;
 	s->owner_node = node;
 	s->owner_ip_be = n->ipv4_be;
-	s->client_ip_be = meta->pkt.src_ip_be;
-	s->client_port = meta->pkt.src_port;
-	s->local_port = meta->pkt.dst_port;
-	memcpy(s->client_mac, frame + NET_ETH_ADDR_LEN, NET_ETH_ADDR_LEN);
+	dp_fwd_slot_client(s, meta, frame);
 	s->mc_request_id = f.request_id;
 	DP_STAT_INC(w->stats, fwd_out);
 	rte_pktmbuf_free(m);
@@ -610,11 +607,9 @@ dp_fwd_mc_gather(struct dp_worker *w, const struct route_table *t, uint32_t now_
 	if (g == NULL) {
 		DP_STAT_INC(w->stats, fwd_table_full);
 		{
-			struct sp_fwd_slot tmp = {.client_ip_be = meta->pkt.src_ip_be,
-			                          .client_port = meta->pkt.src_port,
-			                          .local_port = meta->pkt.dst_port,
-			                          .mc_request_id = f.request_id};
-			memcpy(tmp.client_mac, frame + NET_ETH_ADDR_LEN, NET_ETH_ADDR_LEN);
+			struct sp_fwd_slot tmp = {.mc_request_id = f.request_id};
+
+			dp_fwd_slot_client(&tmp, meta, frame);
 			answer_mc_line(w, &tmp, m, BUSY_LINE);
 		}
 		return true;
