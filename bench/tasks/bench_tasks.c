@@ -54,24 +54,6 @@ keys_make(void)
 	}
 }
 
-static void *
-bench_alloc(size_t bytes, size_t align, uint32_t partition, void *ctx)
-{
-	(void)partition;
-	(void)ctx;
-	void *p = aligned_alloc(align, bytes);
-	if (p != NULL)
-		memset(p, 0, bytes);
-	return p;
-}
-
-static void
-bench_free(void *p, void *ctx)
-{
-	(void)ctx;
-	free(p);
-}
-
 static void
 BM_ratelimit_take(struct cbench_state *st)
 {
@@ -126,7 +108,7 @@ BM_ratelimit_run(struct cbench_state *st)
 	keys_make();
 	sp_task_registry_init(r);
 	VERIFY(sp_ratelimit_register(r, RL_BUCKETS, NULL, 0) == 0);
-	VERIFY(sp_task_start(r, 1, bench_alloc, bench_free, NULL, NULL, 0) == 0);
+	VERIFY(sp_task_start(r, 1, sp_task_heap_alloc, sp_task_heap_free, NULL, NULL, 0) == 0);
 	VERIFY(sp_rl_arg_encode(arg, &a) == 0);
 	for (uint32_t k = 0; k < nkeys; k++)
 		reqs[k] = (struct sp_bp_req){.opcode = SP_TASK_OP_RATELIMIT,
@@ -147,7 +129,7 @@ BM_ratelimit_run(struct cbench_state *st)
 		i = i + 1 == nkeys ? 0 : i + 1;
 	}
 	cbench_set_items_processed(st, cbench_iterations(st));
-	sp_task_stop(r, bench_free, NULL);
+	sp_task_stop(r, sp_task_heap_free, NULL);
 	sp_task_registry_fini(r);
 	free(reqs);
 	free(r);

@@ -3,6 +3,7 @@
 #include "dataplane/tasks/task.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/errors.h"
@@ -140,6 +141,25 @@ state_bytes(const struct sp_task_def *d)
 {
 	/* Whole alignment units, so that the allocator's contract (multiple of align) holds. */
 	return ((size_t)d->state_size + d->state_align - 1) / d->state_align * d->state_align;
+}
+
+void *
+sp_task_heap_alloc(size_t bytes, size_t align, uint32_t partition, void *ctx)
+{
+	void *p = aligned_alloc(align, bytes);
+
+	(void)partition;
+	(void)ctx;
+	if (p != NULL)
+		memset(p, 0, bytes);
+	return p;
+}
+
+void
+sp_task_heap_free(void *p, void *ctx)
+{
+	(void)ctx;
+	free(p);
 }
 
 void

@@ -190,6 +190,14 @@ sp_task_find(const struct sp_task_registry *r, uint8_t opcode)
 int sp_task_start(struct sp_task_registry *r, uint32_t partitions, sp_task_alloc_fn alloc,
                   sp_task_free_fn free_fn, void *ctx, char *why, size_t why_len);
 
+/*
+ * An sp_task_alloc_fn / sp_task_free_fn pair on the C heap (aligned_alloc, zeroed), for a
+ * program that runs operations without the dataplane's hugepages: tests, benchmarks, a
+ * server of its own. ctx is not used.
+ */
+void *sp_task_heap_alloc(size_t bytes, size_t align, uint32_t partition, void *ctx);
+void sp_task_heap_free(void *p, void *ctx);
+
 /* Frees every state (after the workers stopped) and opens the registry again. */
 void sp_task_stop(struct sp_task_registry *r, sp_task_free_fn free_fn, void *ctx);
 

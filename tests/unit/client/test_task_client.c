@@ -55,24 +55,6 @@ struct server {
 
 static struct server srv;
 
-static void *
-state_alloc(size_t bytes, size_t align, uint32_t partition, void *ctx)
-{
-	(void)partition;
-	(void)ctx;
-	void *p = aligned_alloc(align, bytes);
-	if (p != NULL)
-		memset(p, 0, bytes);
-	return p;
-}
-
-static void
-state_free(void *p, void *ctx)
-{
-	(void)ctx;
-	free(p);
-}
-
 static void
 serve(struct server *s, const uint8_t *buf, size_t len, const struct sockaddr_in *from)
 {
@@ -189,7 +171,7 @@ server_start(void **state)
 	sp_task_registry_init(&s->reg);
 	if (s->store == NULL || sp_ratelimit_register(&s->reg, 64, NULL, 0) != 0 ||
 	    sp_aggregate_register(&s->reg, NULL, 0) != 0 ||
-	    sp_task_start(&s->reg, 1, state_alloc, state_free, NULL, NULL, 0) != 0)
+	    sp_task_start(&s->reg, 1, sp_task_heap_alloc, sp_task_heap_free, NULL, NULL, 0) != 0)
 		return -1;
 	if (pthread_create(&s->thread, NULL, server_main, s) != 0)
 		return -1;
@@ -205,7 +187,7 @@ server_stop(void **state)
 	atomic_store(&s->stop, true);
 	pthread_join(s->thread, NULL);
 	close(s->fd);
-	sp_task_stop(&s->reg, state_free, NULL);
+	sp_task_stop(&s->reg, sp_task_heap_free, NULL);
 	sp_task_registry_fini(&s->reg);
 	VERIFY(store_check(s->store) == 0);
 	free(s->store);

@@ -1297,11 +1297,28 @@ test_doc_example(void **state)
 	free(r);
 }
 
+/* The heap allocator for programs without hugepages: aligned as asked, zeroed. */
+static void
+test_heap_allocator(void **state)
+{
+	(void)state;
+	for (size_t align = 8; align <= 4096; align *= 8) {
+		uint8_t *p = sp_task_heap_alloc(2 * align, align, 3, NULL);
+
+		assert_non_null(p);
+		assert_int_equal((uintptr_t)p % align, 0);
+		for (size_t i = 0; i < 2 * align; i++)
+			assert_int_equal(p[i], 0);
+		sp_task_heap_free(p, NULL);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_register_errors),
+	        cmocka_unit_test(test_heap_allocator),
 	        cmocka_unit_test(test_start_allocates_and_cleans_up),
 	        cmocka_unit_test(test_run_on_owner_partition_only),
 	        cmocka_unit_test(test_run_span_listed_partitions),
