@@ -658,6 +658,13 @@ decode(struct dp_worker *w, struct dgram_ctx *d)
 	return true;
 }
 
+/* Whether every request of d goes to one other worker: the frame itself moves there. */
+static inline bool
+handed_whole(const struct dgram_ctx *d, const struct dest_counts *c)
+{
+	return c->handoff == d->count && rte_is_power_of_2(c->targets);
+}
+
 /*
  * In a datagram that is not handed on whole, the GETs for another local worker whose share
  * would hold nothing but GETs are read here from that worker's store (DEST_READ,
@@ -775,7 +782,7 @@ route_requests(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *
 		}
 	}
 	ASSERT(c->local + c->deferred + c->handoff + c->forward == d->count);
-	if (c->handoff > 0 && !(c->handoff == d->count && rte_is_power_of_2(c->targets)))
+	if (c->handoff > 0 && !handed_whole(d, c))
 		read_shared_gets(w, d, c);
 }
 
@@ -920,7 +927,7 @@ finish_dgram(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d)
 			return;
 		}
 	}
-	if (c->deferred == d->count || (c->handoff == d->count && rte_is_power_of_2(c->targets))) {
+	if (c->deferred == d->count || handed_whole(d, c)) {
 		/* The whole datagram goes one way: move the frame itself. */
 		d->meta->hops++;
 		d->meta->reqs = (uint16_t)d->count;
