@@ -48,12 +48,6 @@ expire_at(uint32_t now_s, uint32_t expiry_s)
 	return at;
 }
 
-static void
-count(struct sp_binexec_stats *stats, uint8_t op, uint8_t status)
-{
-	sp_binexec_count(stats, op, status);
-}
-
 /* Appends a value-less reply; -SP_EFULL when it does not fit. */
 static int
 reply_plain(struct sp_bp_builder *b, const struct sp_bp_req *req, uint8_t status, uint64_t cas,
@@ -66,7 +60,7 @@ reply_plain(struct sp_bp_builder *b, const struct sp_bp_req *req, uint8_t status
 			stats->reply_full++;
 		return -SP_EFULL;
 	}
-	count(stats, req->opcode, status);
+	sp_binexec_count(stats, req->opcode, status);
 	return 0;
 }
 
@@ -95,7 +89,7 @@ sp_binexec_redirect(const struct sp_bp_req *req, const struct sp_bp_redirect *r,
 		return -SP_EFULL;
 	}
 	sp_bp_redirect_encode(dst, r);
-	count(stats, req->opcode, SP_BP_ST_WRONG_PARTITION);
+	sp_binexec_count(stats, req->opcode, SP_BP_ST_WRONG_PARTITION);
 	return 0;
 }
 
@@ -143,7 +137,7 @@ sp_binexec_get_shared(const struct store *s, const struct sp_bp_req *req, uint32
 	                        rc == 0 || rc == -SP_ETOOBIG ? v.cas : 0,
 	                        st == SP_BP_ST_OK ? v.flags : 0, st == SP_BP_ST_OK ? v.len : 0);
 	VERIFY(dst != NULL); /* it fitted above */
-	count(stats, SP_BP_OP_GET, (uint8_t)st);
+	sp_binexec_count(stats, SP_BP_OP_GET, (uint8_t)st);
 	return (int)st;
 }
 
@@ -196,7 +190,7 @@ exec_arith(struct store *s, const struct sp_bp_req *req, uint32_t now_s, struct 
 	VERIFY(dst != NULL);
 	SP_STATIC_ASSERT(SP_BP_COUNTER_REPLY_SIZE == 8, "a counter reply is one u64");
 	sp_put_le64(dst, value);
-	count(stats, req->opcode, SP_BP_ST_OK);
+	sp_binexec_count(stats, req->opcode, SP_BP_ST_OK);
 	return 0;
 }
 
@@ -230,7 +224,7 @@ exec_route(const struct sp_bp_req *req, const struct sp_binexec_route *route,
 		return -SP_EFULL;
 	}
 	sp_bp_route_encode(dst, &page, route->nodes, route->owner);
-	count(stats, req->opcode, SP_BP_ST_OK);
+	sp_binexec_count(stats, req->opcode, SP_BP_ST_OK);
 	return 0;
 }
 
