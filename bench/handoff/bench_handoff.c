@@ -360,8 +360,8 @@ serve_path(struct rte_mbuf *m, uint16_t w, const struct dp_iter *it)
 	return n;
 }
 
-/* Checks that reply frame m answers `count` requests of datagram id, all OK with values of
- * value_len bytes; frees it. */
+/* Checks that reply frame m answers `count` requests of datagram id, all OK, GETs with
+ * values of value_len bytes; frees it. */
 static void
 check_reply(struct rte_mbuf *m, uint32_t count, uint64_t id, uint32_t value_len)
 {
@@ -376,7 +376,7 @@ check_reply(struct rte_mbuf *m, uint32_t count, uint64_t id, uint32_t value_len)
 	VERIFY(dg.count == count);
 	for (uint32_t i = 0; i < count; i++) {
 		VERIFY(r[i].status == SP_BP_ST_OK);
-		VERIFY(r[i].value_len == value_len);
+		VERIFY(r[i].value_len == (r[i].opcode == SP_BP_OP_GET ? value_len : 0));
 	}
 	rte_pktmbuf_free(m);
 }
@@ -384,7 +384,9 @@ check_reply(struct rte_mbuf *m, uint32_t count, uint64_t id, uint32_t value_len)
 /*
  * Serves f once on its worker (with what it hands to worker 1) and checks the reply frames:
  * on_w0 answers from worker 0 with values of len_w0 bytes, on_w1 from worker 1 with values
- * of len_w1 bytes. Returns the kind of what was handed (DP_MSG_NONE when nothing was).
+ * of len_w1 bytes (GETs; other answers carry none); when worker 0 hands a fold, worker 1
+ * sends the one reply, with all of them. Returns the kind of what was handed
+ * (DP_MSG_NONE when nothing was).
  */
 static uint8_t
 check_path(const struct dp_frame *f, uint32_t on_w0, uint32_t len_w0, uint32_t on_w1,
@@ -396,6 +398,12 @@ check_path(const struct dp_frame *f, uint32_t on_w0, uint32_t len_w0, uint32_t o
 	struct dp_worker *w0 = rt.w[0];
 
 	dp_service_of_kind(dp_meta_of(m)->kind)->serve(rt.w[f->worker], &it, &m, 1);
+	if (on_w1 > 0 && f->worker == 0 && dp_meta_of(w0->out[1][0])->kind == DP_MSG_BP_FOLD) {
+		/* The fold's one request is a write: the reply's GETs are worker 0's. */
+		on_w1 += on_w0;
+		len_w1 = len_w0;
+		on_w0 = 0;
+	}
 	if (on_w0 > 0) {
 		check_reply(take_reply(0), on_w0, id, len_w0);
 	}
@@ -420,8 +428,8 @@ check_path(const struct dp_frame *f, uint32_t on_w0, uint32_t len_w0, uint32_t o
 struct split_frames {
 	uint32_t n;
 	uint8_t op;            /* the opcode of the n requests for worker 1: GET or SET */
-	struct dp_frame local; /* 32 GETs worker 0 owns */
-	struct dp_frame split; /* the same with n of them replaced by op on keys worker 1 owns */
+	struct dp_frame local; /* split, with worker 0's keys where it has worker 1's */
+	struct dp_frame split; /* 32 GETs of worker 0's keys but n: op on worker 1's keys */
 	struct dp_frame rest;  /* the 32 - n of split that worker 0 owns */
 	struct dp_frame own;   /* the n of split that worker 1 owns, to worker 1's port */
 	uint8_t handed_kind;   /* what the share of split travels as (DP_MSG_NONE: no share) */
@@ -471,7 +479,6 @@ split_frames_make(uint32_t n, uint8_t op)
 	ASSERT(op == SP_BP_OP_GET || op == SP_BP_OP_SET);
 	for (uint32_t i = 0; i < DGRAM_REQS; i++) {
 		key_of(k0[i], 0, i);
-		local[i] = req_of(SP_BP_OP_GET, k0[i], i);
 		set0[i] = req_of(SP_BP_OP_SET, k0[i], i);
 	}
 	for (uint32_t i = 0; i < SPLIT_MAX; i++) {
@@ -482,9 +489,12 @@ split_frames_make(uint32_t n, uint8_t op)
 		if (handed(i, n)) {
 			split[i] = req_of(op, k1[o], i);
 			own[o++] = split[i];
+			/* The same opcode on a key worker 0 owns that split does not use. */
+			local[i] = req_of(op, k0[DGRAM_REQS - o], i);
 		} else {
 			split[i] = req_of(SP_BP_OP_GET, k0[j0++], i);
 			rest[r++] = split[i];
+			local[i] = split[i];
 		}
 	}
 	VERIFY(o == n);
@@ -509,8 +519,8 @@ split_frames_make(uint32_t n, uint8_t op)
 		VERIFY(frames.handed_kind == DP_MSG_NONE);
 	} else {
 		frames.handed_kind = check_path(&frames.split, DGRAM_REQS - n, 8, n, len1, 4);
-		VERIFY(frames.handed_kind == DP_MSG_BP_SHARE ||
-		       frames.handed_kind == DP_MSG_BINARY);
+		/* One write: a fold; more: a share. */
+		VERIFY(frames.handed_kind == (n == 1 ? DP_MSG_BP_FOLD : DP_MSG_BP_SHARE));
 	}
 	VERIFY(check_path(&frames.rest, DGRAM_REQS - n, 8, 0, 0, 5) == DP_MSG_NONE);
 	VERIFY(check_path(&frames.own, 0, 0, n, len1, 6) == DP_MSG_NONE);
@@ -525,7 +535,7 @@ split_frames_make(uint32_t n, uint8_t op)
  */
 static __rte_noinline uint64_t
 path_cycles(const struct dp_frame *f, const struct dp_frame *g, const struct dp_iter *it,
-            unsigned int handed_mbufs)
+            unsigned int handed_mbufs, unsigned int reply_frames)
 {
 	struct rte_mbuf *m = mbuf_of(f);
 	struct rte_mbuf *m2 = g != NULL ? mbuf_of(g) : NULL;
@@ -538,26 +548,30 @@ path_cycles(const struct dp_frame *f, const struct dp_frame *g, const struct dp_
 	uint64_t t1 = rte_rdtsc_precise();
 
 	VERIFY(n == handed_mbufs);
-	VERIFY(replies == (g != NULL ? 2u : 1u) + n);
+	VERIFY(replies == reply_frames);
 	return t1 - t0;
 }
 
 static __rte_noinline uint64_t
 split_dp_local(const struct dp_iter *it)
 {
-	return path_cycles(&frames.local, NULL, it, 0);
+	return path_cycles(&frames.local, NULL, it, 0, 1);
 }
 
 static __rte_noinline uint64_t
 split_dp_split(const struct dp_iter *it)
 {
-	return path_cycles(&frames.split, NULL, it, frames.handed_kind == DP_MSG_NONE ? 0 : 1);
+	/* A share's owner sends a reply of its own; a fold's sends the one reply. */
+	bool handed = frames.handed_kind != DP_MSG_NONE;
+
+	return path_cycles(&frames.split, NULL, it, handed ? 1 : 0,
+	                   handed && frames.handed_kind != DP_MSG_BP_FOLD ? 2 : 1);
 }
 
 static __rte_noinline uint64_t
 split_dp_two(const struct dp_iter *it)
 {
-	return path_cycles(&frames.rest, &frames.own, it, 0);
+	return path_cycles(&frames.rest, &frames.own, it, 0, 2);
 }
 
 /*
@@ -601,19 +615,22 @@ diff_median(const struct diff_hist *h)
 /*
  * BM_handoff_split_dp/n/op: the node's own code serves a datagram of 32 requests of which
  * n belong to worker 1, on worker 0; the 32 - n are GETs. op 1: the n are SETs, a write,
- * so they are handed over: worker 0 decodes, routes, runs its 32 - n, builds the share
- * and stages it, the share goes through worker 1's ring and worker 1 serves it (takes the
- * carried requests, runs them, sends its own reply datagram). op 0: the n are GETs, and
+ * so they are handed over: worker 0 decodes, routes, runs its 32 - n; one SET goes as a
+ * fold (worker 0 leaves its reply unsent in the request's mbuf, worker 1 runs the SET,
+ * adds its answer and sends the one reply), several as a share (worker 0 builds and
+ * stages it, worker 1 takes the carried requests, runs them and sends its own reply
+ * datagram); either way through worker 1's ring. op 0: the n are GETs, and
  * worker 0 reads them from worker 1's store (DEST_READ): one reply datagram, no share.
  * Every reply frame is freed, as the PMD frees it once sent. The time reported is that
  * path, per datagram. Each iteration
  * also serves, interleaved so that the host's drift moves all alike:
- *   local     the 32-GET datagram all worker 0 owns;
+ *   local     the same datagram all worker 0 owns (op on keys of worker 0's in the n
+ *             places), so that the difference is the hand-off alone, not op against GET;
  *   two       the two datagrams a partition-aware client sends instead: the 32 - n to
  *             worker 0, the n to worker 1 (each with its own reply datagram).
  * Counters, ns: split, local, two (per datagram path, means); added_per_req, the median
- * over iterations of (split - local) / n: what the hand-off adds to a handed request, the
- * owner's second reply datagram included; beyond_two_per_req, the median of
+ * over iterations of (split - local) / n: what the hand-off adds to a handed request (a
+ * share's second reply datagram included); beyond_two_per_req, the median of
  * (split - two) / n: what it costs beyond the client sending the request in a datagram of
  * its own (both sides then send two reply datagrams); *_mean, the same from the means.
  * Building the request frames in their mbufs (the NIC's part) is not timed; the clock
@@ -666,6 +683,7 @@ BM_handoff_split_dp(struct cbench_state *st)
 	cbench_counter(st, "beyond_two_mean",
 	               ((double)split - (double)two) * ns_per_cycle / (double)iters / n, 0);
 	cbench_set_label(st, frames.handed_kind == DP_MSG_NONE       ? "GETs read where they arrive"
+	                     : frames.handed_kind == DP_MSG_BP_FOLD  ? "write folded into the reply"
 	                     : frames.handed_kind == DP_MSG_BP_SHARE ? "share carries decoded"
 	                                                             : "share decoded again");
 }

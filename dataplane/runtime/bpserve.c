@@ -135,6 +135,32 @@ reusable(const struct rte_mbuf *m, const struct net_pkt *pkt)
 }
 
 /*
+ * Queues mbuf m, whose payload (payload_len bytes at NET_UDP_REPLY_HDRS) is a finished
+ * reply datagram, with Ethernet/IPv4/UDP headers answering the request frame req_frame
+ * (described by pkt; it may be m's own frame).
+ */
+static void
+reply_out(struct dp_worker *w, struct rte_mbuf *m, const uint8_t *req_frame,
+          const struct net_pkt *pkt, uint32_t payload_len)
+{
+	const struct dp_port *port = &w->rt->port;
+	uint32_t frame_len;
+
+	frame_len = net_udp_reply(rte_pktmbuf_mtod(m, uint8_t *), req_frame, pkt,
+	                          (uint16_t)payload_len, w->ip_id++, port->tx_flags);
+	ASSERT(frame_len == NET_UDP_REPLY_HDRS + payload_len);
+	m->data_len = (uint16_t)frame_len;
+	m->pkt_len = frame_len;
+	m->ol_flags = port->tx_ol_flags;
+	if (port->tx_ol_flags != 0) {
+		m->l2_len = NET_ETH_HDR_LEN;
+		m->l3_len = NET_IPV4_HDR_LEN;
+	}
+	DP_STAT_INC(w->stats, reply_dgrams);
+	dp_worker_tx(w, m);
+}
+
+/*
  * Finishes the reply datagram in the scratch buffer and queues it, with Ethernet/IPv4/UDP
  * headers answering the request datagram d. With last == true it goes in d->m when that
  * can carry it (d->m is then consumed and set to NULL), else in the spare mbuf, which
@@ -143,11 +169,9 @@ reusable(const struct rte_mbuf *m, const struct net_pkt *pkt)
 static void
 reply_send(struct dp_worker *w, struct reply *r, struct dgram_ctx *d, bool last)
 {
-	const struct dp_port *port = &w->rt->port;
 	const uint8_t *req_frame = rte_pktmbuf_mtod(d->m, const uint8_t *);
 	struct rte_mbuf *m;
 	uint32_t payload_len;
-	uint32_t frame_len;
 
 	if (!r->open)
 		return;
@@ -167,18 +191,7 @@ reply_send(struct dp_worker *w, struct reply *r, struct dgram_ctx *d, bool last)
 	ASSERT(rte_pktmbuf_tailroom(m) + rte_pktmbuf_data_len(m) >=
 	       NET_UDP_REPLY_HDRS + payload_len);
 	memcpy(rte_pktmbuf_mtod(m, uint8_t *) + NET_UDP_REPLY_HDRS, w->scratch, payload_len);
-	frame_len = net_udp_reply(rte_pktmbuf_mtod(m, uint8_t *), req_frame, &d->meta->pkt,
-	                          (uint16_t)payload_len, w->ip_id++, port->tx_flags);
-	ASSERT(frame_len == NET_UDP_REPLY_HDRS + payload_len);
-	m->data_len = (uint16_t)frame_len;
-	m->pkt_len = frame_len;
-	m->ol_flags = port->tx_ol_flags;
-	if (port->tx_ol_flags != 0) {
-		m->l2_len = NET_ETH_HDR_LEN;
-		m->l3_len = NET_IPV4_HDR_LEN;
-	}
-	DP_STAT_INC(w->stats, reply_dgrams);
-	dp_worker_tx(w, m);
+	reply_out(w, m, req_frame, &d->meta->pkt, payload_len);
 }
 
 /* Where table t says partition p lives: node index `node` (< t->node_count). */
@@ -393,14 +406,66 @@ serve_get(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, ui
 }
 
 /*
+ * A lone write split out of a mixed datagram travels with the datagram's reply
+ * (DP_MSG_BP_FOLD; docs/services.md): the receiving worker answers what it owns, leaves
+ * that last reply datagram unsent in the request's own mbuf, and hands the mbuf to the
+ * write's owner, which runs the write, adds its answer to the reply and sends it. No share
+ * to build, no second reply datagram, no answer travelling back (issue 14, section 3: one
+ * request split out of a datagram). The write itself, decoded and with a copy of its
+ * record, sits at FOLD_OFF, past the largest reply the payload can grow to.
+ */
+struct fold {
+	struct sp_bp_req req; /* the write; key and value point into the record after this */
+	uint32_t reply_len;   /* the reply datagram waiting for the answer: payload bytes */
+	uint16_t reply_count; /* and replies in it */
+	uint8_t reply_flags;
+};
+
+#define FOLD_OFF RTE_ALIGN_CEIL(NET_UDP_REPLY_HDRS + SP_BP_PAYLOAD_MAX, _Alignof(struct fold))
+
+static inline struct fold *
+fold_of(struct rte_mbuf *m)
+{
+	return (struct fold *)(rte_pktmbuf_mtod(m, uint8_t *) + FOLD_OFF);
+}
+
+/*
+ * serve_local()'s last reply datagram for a fold: copied into d->m unfinished, with room
+ * for the write's answer (when the datagram under construction lacks it, that one is sent
+ * now and the answer starts the next). Returns false when that needed an mbuf the pool did
+ * not have (counted): the write is then lost, as a share would be, and the client retries.
+ */
+static bool
+fold_park(struct dp_worker *w, struct reply *r, struct dgram_ctx *d, struct fold *f)
+{
+	ASSERT(d->in_place);
+	if (r->open && !sp_bp_reply_fits(&r->b, sp_bp_op(f->req.opcode)->reply_room)) {
+		if (!spare_ready(w))
+			return false;
+		reply_send(w, r, d, false);
+	}
+	if (!r->open)
+		reply_start(w, r, d->dg.datagram_id);
+	ASSERT(sp_bp_reply_fits(&r->b, sp_bp_op(f->req.opcode)->reply_room));
+	f->reply_len = r->b.len;
+	f->reply_count = r->b.count;
+	f->reply_flags = r->b.flags;
+	memcpy(rte_pktmbuf_mtod(d->m, uint8_t *) + NET_UDP_REPLY_HDRS, w->scratch, r->b.len);
+	r->open = false;
+	return true;
+}
+
+/*
  * Answers the requests of d that stay here (all == false: EXECUTE, ANSWER, WRONG_NODE and
  * UNSERVED ones) or every request with status `refuse` (all == true: a datagram that cannot be
- * handed on), then consumes d->m (it carries the last reply datagram, or is freed).
- * prepare_dgram() has prefetched the stores' memory.
+ * handed on), then consumes d->m (it carries the last reply datagram, or is freed), except
+ * with a fold (fold_start()): d->m then keeps that reply unsent for the write's owner
+ * (fold_park()) and is left in d->m for the caller to hand on. prepare_dgram() has
+ * prefetched the stores' memory.
  */
 static void
 serve_local(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, bool all,
-            enum sp_bp_status refuse)
+            enum sp_bp_status refuse, struct fold *fold)
 {
 	struct reply r = {.open = false};
 	struct tally t = {.requests = 0};
@@ -435,10 +500,87 @@ serve_local(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, 
 			break;
 	}
 	tally_flush(w, &t);
+	if (fold != NULL) {
+		if (fold_park(w, &r, d, fold))
+			return;
+		DP_STAT_INC(w->stats, dp_drop[DP_DROP_NOMBUF]);
+	}
 	reply_send(w, &r, d, true);
 	if (d->m != NULL)
 		rte_pktmbuf_free(d->m);
 	d->m = NULL;
+}
+
+/*
+ * Whether the one request d hands on (c.handoff == 1) can travel with d's reply as a fold:
+ * a built-in write (its answer's size is bounded by the opcode table's reply_room), a
+ * request mbuf that can carry its own reply, and room past FOLD_OFF for the write and its
+ * record. If so, puts them there (the record copied: the reply is about to overwrite the
+ * payload) and returns where; else NULL, and the write goes as a share.
+ */
+static struct fold *
+fold_start(struct dgram_ctx *d)
+{
+	const struct sp_bp_req *q = &d->reqs[rte_bsf32(d->c.handed)];
+	uint32_t props = sp_bp_op(q->opcode)->props;
+	struct fold *f;
+	uint8_t *rec;
+
+	ASSERT(d->c.handoff == 1 && rte_is_power_of_2(d->c.handed));
+	ASSERT(d->kind[rte_bsf32(d->c.handed)] == DEST_HANDOFF && q->err == SP_BP_ERR_OK);
+	if ((props & (SP_BP_OPF_WRITE | SP_BP_OPF_USER)) != SP_BP_OPF_WRITE ||
+	    !reusable(d->m, &d->meta->pkt) ||
+	    FOLD_OFF + sizeof(*f) + q->record_len > (uint32_t)d->m->buf_len - d->m->data_off)
+		return NULL;
+	f = fold_of(d->m);
+	rec = (uint8_t *)(f + 1);
+	/* The record lies in the payload, which ends before FOLD_OFF: no overlap. */
+	memcpy(rec, q->record, q->record_len);
+	f->req = *q;
+	f->req.record = rec;
+	if (q->key != NULL)
+		f->req.key = rec + (q->key - q->record);
+	if (q->value != NULL)
+		f->req.value = rec + (q->value - q->record);
+	return f;
+}
+
+/*
+ * The owner's half of a fold (mbuf m, DP_MSG_BP_FOLD): runs the write (or refuses it with
+ * `refuse` when that is not SP_BP_ST_OK: the owner's ring was full), adds its answer to the
+ * reply waiting in m and sends the reply. A write whose partition this worker no longer
+ * runs (it moved while the write was on its way) is answered SERVER_BUSY; the client retries.
+ */
+static void
+fold_finish(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf *m,
+            enum sp_bp_status refuse)
+{
+	struct dp_meta *meta = dp_meta_of(m);
+	struct fold *f = fold_of(m);
+	struct sp_bp_builder b = {
+	        .buf = rte_pktmbuf_mtod(m, uint8_t *) + NET_UDP_REPLY_HDRS,
+	        .cap = SP_BP_PAYLOAD_MAX,
+	        .len = f->reply_len,
+	        .count = f->reply_count,
+	        .flags = f->reply_flags,
+	};
+	uint16_t target;
+	int rc;
+
+	ASSERT(meta->kind == DP_MSG_BP_FOLD);
+	ASSERT(f->req.partition < w->rt->partitions);
+	if (refuse == SP_BP_ST_OK &&
+	    route_decide(it->t, f->req.partition, w->index, &target) != ROUTE_EXECUTE)
+		refuse = SP_BP_ST_SERVER_BUSY;
+	if (refuse != SP_BP_ST_OK) {
+		rc = sp_binexec_refuse(&f->req, refuse, &b, &w->bx);
+	} else {
+		rc = bp_exec(w, &f->req, it->now_s, it->t->epoch, &w->route, &b, it, NULL, 0);
+		DP_STAT_INC(w->stats, requests);
+		DP_STAT_INC(w->stats, ops[f->req.opcode]);
+	}
+	VERIFY(rc == 0); /* fold_park() left the room the opcode table asks */
+	reply_out(w, m, rte_pktmbuf_mtod(m, const uint8_t *), &meta->pkt, sp_bp_builder_finish(&b));
 }
 
 /*
@@ -904,10 +1046,11 @@ finish_dgram(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d)
 	struct dest_counts *c = &d->c;
 	struct rte_mbuf *m = d->m;
 	struct rte_mbuf *copy;
+	struct fold *fold;
 	uint16_t to;
 
 	if (c->local == d->count) {
-		serve_local(w, it, d, false, SP_BP_ST_OK);
+		serve_local(w, it, d, false, SP_BP_ST_OK, NULL);
 		return;
 	}
 	if (d->meta->hops >= DP_HANDOFF_HOPS_MAX && c->handoff + c->deferred > 0)
@@ -923,7 +1066,7 @@ finish_dgram(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d)
 			return;
 		}
 		if (c->local == d->count - sent && c->deferred == 0 && c->handoff == 0) {
-			serve_local(w, it, d, false, SP_BP_ST_OK);
+			serve_local(w, it, d, false, SP_BP_ST_OK, NULL);
 			return;
 		}
 	}
@@ -938,6 +1081,27 @@ finish_dgram(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d)
 			DP_STAT_INC(w->stats, handoff_out_mbufs);
 			dp_worker_stage(w, it, to, m);
 		}
+		return;
+	}
+	if (c->handoff == 1 && (fold = fold_start(d)) != NULL) {
+		/* The lone write goes on with the reply (fold_start()); deferred requests are
+		 * copied first, while the payload is intact. */
+		to = (uint16_t)rte_bsf64(c->targets);
+		if (c->deferred > 0) {
+			copy = copy_group(w, d, DEST_DEFER, 0);
+			if (copy != NULL)
+				dp_worker_defer(w, copy, c->first_defer_partition);
+		}
+		serve_local(w, it, d, false, SP_BP_ST_OK, fold);
+		if (d->m == NULL)
+			return;
+		d->meta->kind = DP_MSG_BP_FOLD;
+		d->meta->hops++;
+		d->meta->reqs = 1;
+		d->m = NULL;
+		DP_STAT_INC(w->stats, handoff_folds);
+		DP_STAT_INC(w->stats, handoff_out_mbufs);
+		dp_worker_stage(w, it, to, m);
 		return;
 	}
 	for (to = 0; c->targets != 0 && to < w->rt->workers; to++) {
@@ -955,7 +1119,7 @@ finish_dgram(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d)
 			dp_worker_defer(w, copy, c->first_defer_partition);
 	}
 	if (c->local > 0)
-		serve_local(w, it, d, false, SP_BP_ST_OK);
+		serve_local(w, it, d, false, SP_BP_ST_OK, NULL);
 	else
 		rte_pktmbuf_free(m);
 }
@@ -991,6 +1155,14 @@ bp_serve(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf **pkts, 
 	for (i = 0; i < n; i++) {
 		struct dgram_ctx *d = &w->ctx[k];
 
+		if (dp_meta_of(pkts[i])->kind == DP_MSG_BP_FOLD) {
+			/* After what arrived before it, in order. */
+			serve_prepared(w, it, k);
+			k = 0;
+			reqs = 0;
+			fold_finish(w, it, pkts[i], SP_BP_ST_OK);
+			continue;
+		}
 		ASSERT(dp_meta_of(pkts[i])->kind == DP_MSG_BINARY ||
 		       dp_meta_of(pkts[i])->kind == DP_MSG_BP_SHARE);
 		d->m = pkts[i];
@@ -1022,6 +1194,11 @@ bp_busy(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf *m)
 	const uint8_t *payload;
 	enum sp_bp_err err;
 
+	if (dp_meta_of(m)->kind == DP_MSG_BP_FOLD) {
+		/* The write is answered SERVER_BUSY in the reply it came with. */
+		fold_finish(w, it, m, SP_BP_ST_SERVER_BUSY);
+		return;
+	}
 	d->m = m;
 	d->meta = dp_meta_of(m);
 	ASSERT(d->meta->kind == DP_MSG_BINARY || d->meta->kind == DP_MSG_BP_SHARE);
@@ -1037,7 +1214,7 @@ bp_busy(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf *m)
 		return;
 	}
 	d->count = d->dg.count;
-	serve_local(w, it, d, true, SP_BP_ST_SERVER_BUSY);
+	serve_local(w, it, d, true, SP_BP_ST_SERVER_BUSY, NULL);
 }
 
 /*

@@ -51,6 +51,7 @@ const struct dp_service_ops *const dp__service_of_kind[DP_MSG_KINDS] = {
         [DP_MSG_MC_TOUCH] = &dp_mc_service,
         [DP_MSG_TASK] = &dp_task_service,
         [DP_MSG_BP_SHARE] = &dp_bp_service,
+        [DP_MSG_BP_FOLD] = &dp_bp_service,
 };
 
 const struct dp_service_ops *const dp__services[DP_SVC_COUNT] = {

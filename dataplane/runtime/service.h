@@ -68,6 +68,7 @@ enum dp_msg_kind {
 	DP_MSG_MC_TOUCH,  /* a gat touch for the owner of a key, from another worker */
 	DP_MSG_TASK,      /* a registered operation's part request or answer (taskport.h) */
 	DP_MSG_BP_SHARE,  /* one worker's share of a binary datagram, its requests decoded */
+	DP_MSG_BP_FOLD,   /* a lone write for this worker with the datagram's reply (bpserve.c) */
 	DP_MSG_KINDS,
 };
 

@@ -34,6 +34,7 @@ const struct dp_stat_field dp_stats_fields[] = {
         FIELD(handoff_out),
         FIELD(handoff_out_mbufs),
         FIELD(handoff_copies),
+        FIELD(handoff_folds),
         FIELD(handoff_in_mbufs),
         FIELD(read_shared),
         FIELD(ring_full_drops),

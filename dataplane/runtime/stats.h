@@ -48,6 +48,7 @@ struct dp_worker_stats {
 	uint64_t handoff_out; /* requests given to another worker's ring */
 	uint64_t handoff_out_mbufs;
 	uint64_t handoff_copies;   /* mbufs built to split a mixed datagram */
+	uint64_t handoff_folds;    /* lone writes handed on with the datagram's reply */
 	uint64_t handoff_in_mbufs; /* mbufs taken from our ring */
 	uint64_t read_shared;      /* GETs of another worker's partition read here, not handed */
 	uint64_t ring_full_drops;  /* requests dropped: the owner's ring was full */

@@ -614,15 +614,16 @@ test_hop_limit(void **state)
 	assert_int_equal(r[1].status, SP_BP_ST_SERVER_BUSY);
 	assert_int_equal(worker_stats[0].dp_drop[DP_DROP_HANDOFF_HOPS] - hops_before, 1);
 
-	/* One hop short of it: the share still moves. */
+	/* One hop short of it: the write still moves, with the reply (a fold). */
 	m = bp_frame(q, 2);
 	dp_meta_of(m)->hops = DP_HANDOFF_HOPS_MAX - 1;
 	serve_on(0, m);
 	m = take_staged(0, 1);
+	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BP_FOLD);
 	assert_int_equal(dp_meta_of(m)->hops, DP_HANDOFF_HOPS_MAX);
-	assert_int_equal(take_reply(0, r, 4), 1);
-	/* Its owner's ring was full: every request in it is answered SERVER_BUSY, without
-	 * decoding the datagram a second time (dgrams counts full decodes). */
+	assert_int_equal(rt.w[0]->tx_count, 0);
+	/* Its owner's ring was full: the write is answered SERVER_BUSY in that reply, sent
+	 * here, without decoding anything again (dgrams counts full decodes). */
 	{
 		struct dp_iter it = iter_now();
 		uint64_t dgrams = worker_stats[0].dgrams;
@@ -630,9 +631,160 @@ test_hop_limit(void **state)
 		dp_bp_service.busy(rt.w[0], &it, m);
 		assert_int_equal(worker_stats[0].dgrams, dgrams);
 	}
-	assert_int_equal(take_reply(0, r, 4), 1);
+	assert_int_equal(take_reply(0, r, 4), 2);
+	assert_int_equal(r[0].request_id, 1);
+	assert_int_equal(r[0].status, SP_BP_ST_NOT_FOUND);
+	assert_int_equal(r[1].request_id, 2);
+	assert_int_equal(r[1].status, SP_BP_ST_SERVER_BUSY);
+
+	/* With two writes for worker 1 it is a share, and its busy answer holds both. */
+	{
+		struct sp_bp_req q3[3] = {q[0], q[1], req_of(SP_BP_OP_DELETE, k1, 3)};
+		struct dp_iter it = iter_now();
+		uint64_t dgrams;
+
+		m = bp_frame(q3, 3);
+		dp_meta_of(m)->hops = DP_HANDOFF_HOPS_MAX - 1;
+		serve_on(0, m);
+		m = take_staged(0, 1);
+		assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BP_SHARE);
+		assert_int_equal(take_reply(0, r, 4), 1);
+		dgrams = worker_stats[0].dgrams;
+		dp_bp_service.busy(rt.w[0], &it, m);
+		assert_int_equal(worker_stats[0].dgrams, dgrams);
+	}
+	assert_int_equal(take_reply(0, r, 4), 2);
 	assert_int_equal(r[0].request_id, 2);
 	assert_int_equal(r[0].status, SP_BP_ST_SERVER_BUSY);
+	assert_int_equal(r[1].request_id, 3);
+	assert_int_equal(r[1].status, SP_BP_ST_SERVER_BUSY);
+}
+
+/* A SET of key k to value v (NUL-terminated), request id id. */
+static struct sp_bp_req
+set_of(const char *k, const char *v, uint32_t id)
+{
+	struct sp_bp_req q = req_of(SP_BP_OP_SET, k, id);
+
+	q.value = (const uint8_t *)v;
+	q.value_len = (uint32_t)strlen(v);
+	return q;
+}
+
+/*
+ * A lone write for another worker travels with the datagram's reply (DP_MSG_BP_FOLD): the
+ * owner runs it and sends the one reply, the receiving worker's answers first. When the
+ * reply under construction has no room left for the write's answer, that datagram goes out
+ * from the receiving worker and the answer starts the next. A write whose partition the
+ * worker serving the fold does not run is answered SERVER_BUSY in it; a write whose record
+ * does not fit the fold's room, or two requests for the owner, go as a share.
+ */
+static void
+test_lone_write_folds(void **state)
+{
+	static char big[1421];
+	char k0[32], k1[32], k1b[32];
+	struct sp_bp_req q[3];
+	struct sp_bp_reply r[4];
+	struct rte_mbuf *m;
+	uint64_t folds = worker_stats[0].handoff_folds;
+	uint64_t copies = worker_stats[0].handoff_copies;
+	uint64_t requests1 = worker_stats[1].requests;
+
+	(void)state;
+	key_of(k0, sizeof(k0), "fo", 0, 0);
+	key_of(k1, sizeof(k1), "fo", 1, 0);
+	key_of(k1b, sizeof(k1b), "fo", 1, 1);
+	q[0] = req_of(SP_BP_OP_GET, k0, 1);
+	q[1] = set_of(k1, "folded", 2);
+	q[2] = req_of(SP_BP_OP_GET, k0, 3);
+	serve_on(0, bp_frame(q, 3));
+	m = take_staged(0, 1);
+	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BP_FOLD);
+	assert_int_equal(dp_meta_of(m)->reqs, 1);
+	assert_int_equal(dp_meta_of(m)->hops, 1);
+	assert_int_equal(rt.w[0]->tx_count, 0);
+	assert_true(worker_stats[0].handoff_folds == folds + 1);
+	assert_true(worker_stats[0].handoff_copies == copies);
+	serve_on(1, m);
+	assert_int_equal(take_reply(1, r, 4), 3);
+	assert_int_equal(r[0].request_id, 1);
+	assert_int_equal(r[0].status, SP_BP_ST_NOT_FOUND);
+	assert_int_equal(r[1].request_id, 3);
+	assert_int_equal(r[1].status, SP_BP_ST_NOT_FOUND);
+	assert_int_equal(r[2].request_id, 2);
+	assert_int_equal(r[2].opcode, SP_BP_OP_SET);
+	assert_int_equal(r[2].status, SP_BP_ST_OK);
+	assert_true(worker_stats[1].requests == requests1 + 1);
+	/* It was written on its owner: a GET read where it arrives finds it. */
+	q[1] = req_of(SP_BP_OP_GET, k1, 2);
+	serve_on(0, bp_frame(q, 2));
+	assert_int_equal(take_reply(0, r, 4), 2);
+	assert_int_equal(r[1].status, SP_BP_ST_OK);
+	assert_int_equal(r[1].value_len, 6);
+	assert_memory_equal(r[1].value, "folded", 6);
+
+	/* A reply that leaves no room for the write's answer (16 + 24 + 1421 of 1472
+	 * bytes) goes out here; the owner sends the answer alone. */
+	memset(big, 'b', sizeof(big) - 1);
+	q[0] = set_of(k0, big, 9);
+	serve_on(0, bp_frame(q, 1));
+	assert_int_equal(take_reply(0, r, 4), 1);
+	assert_int_equal(r[0].status, SP_BP_ST_OK);
+	q[0] = req_of(SP_BP_OP_GET, k0, 1);
+	q[1] = req_of(SP_BP_OP_DELETE, k1, 2);
+	serve_on(0, bp_frame(q, 2));
+	assert_int_equal(take_reply(0, r, 4), 1);
+	assert_int_equal(r[0].request_id, 1);
+	assert_int_equal(r[0].value_len, sizeof(big) - 1);
+	m = take_staged(0, 1);
+	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BP_FOLD);
+	serve_on(1, m);
+	assert_int_equal(take_reply(1, r, 4), 1);
+	assert_int_equal(r[0].request_id, 2);
+	assert_int_equal(r[0].status, SP_BP_ST_OK);
+
+	/* Served by a worker that does not run the write's partition: SERVER_BUSY, in the
+	 * reply, which still goes out. */
+	q[0] = req_of(SP_BP_OP_DELETE, k0, 1);
+	q[1] = set_of(k1, "again", 2);
+	serve_on(0, bp_frame(q, 2));
+	m = take_staged(0, 1);
+	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BP_FOLD);
+	requests1 = worker_stats[1].requests;
+	serve_on(0, m);
+	assert_int_equal(take_reply(0, r, 4), 2);
+	assert_int_equal(r[0].request_id, 1);
+	assert_int_equal(r[0].status, SP_BP_ST_OK);
+	assert_int_equal(r[1].request_id, 2);
+	assert_int_equal(r[1].status, SP_BP_ST_SERVER_BUSY);
+	assert_true(worker_stats[1].requests == requests1);
+
+	/* A write whose record does not fit past FOLD_OFF (a 600-byte value), and two
+	 * requests for worker 1: shares. */
+	memset(big, 'c', 600);
+	big[600] = '\0';
+	q[0] = req_of(SP_BP_OP_GET, k0, 1);
+	q[1] = set_of(k1, big, 2);
+	serve_on(0, bp_frame(q, 2));
+	m = take_staged(0, 1);
+	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BP_SHARE);
+	assert_int_equal(take_reply(0, r, 4), 1);
+	serve_on(1, m);
+	assert_int_equal(take_reply(1, r, 4), 1);
+	assert_int_equal(r[0].request_id, 2);
+	assert_int_equal(r[0].status, SP_BP_ST_OK);
+	q[1] = req_of(SP_BP_OP_DELETE, k1, 2);
+	q[2] = req_of(SP_BP_OP_DELETE, k1b, 3);
+	serve_on(0, bp_frame(q, 3));
+	m = take_staged(0, 1);
+	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BP_SHARE);
+	assert_int_equal(take_reply(0, r, 4), 1);
+	serve_on(1, m);
+	assert_int_equal(take_reply(1, r, 4), 2);
+	assert_int_equal(r[0].status, SP_BP_ST_OK);
+	assert_int_equal(r[1].status, SP_BP_ST_NOT_FOUND);
+	assert_true(worker_stats[0].handoff_folds == folds + 3);
 }
 
 /* What the hook saw. */
@@ -737,7 +889,9 @@ test_registered_operation(void **state)
  * A mixed datagram's share holds exactly the requests of its owner, in order, wherever
  * they sit (copy_group finds them eight at a time, and a datagram's count need not be a
  * multiple of eight): random datagrams of 2 to 32 GETs, a random part of them worker 1's;
- * worker 0 answers the others, worker 1 the share's, each in request order.
+ * worker 0 answers the others, worker 1 the share's, each in request order. When worker 1
+ * gets one request (the write) it goes as a fold: worker 1 sends the one reply, worker
+ * 0's answers first, in order, then the write's.
  */
 static void
 test_share_takes_its_requests(void **state)
@@ -779,8 +933,23 @@ test_share_takes_its_requests(void **state)
 		}
 		serve_on(0, bp_frame(q, count));
 		s = take_staged(0, 1);
-		assert_int_equal(dp_meta_of(s)->kind, DP_MSG_BP_SHARE);
 		assert_int_equal(dp_meta_of(s)->reqs, __builtin_popcount(owned_by_1));
+		if (rte_is_power_of_2(owned_by_1)) {
+			assert_int_equal(dp_meta_of(s)->kind, DP_MSG_BP_FOLD);
+			assert_int_equal(rt.w[0]->tx_count, 0);
+			serve_on(1, s);
+			got = take_reply(1, r, SP_BP_REQS_MAX);
+			assert_int_equal(got, count);
+			for (uint32_t i = 0; i < count; i++) {
+				if ((owned_by_1 >> i) & 1)
+					continue;
+				assert_int_equal(r[mine++].request_id, 1000 + i);
+			}
+			assert_int_equal(r[mine].request_id, 1000 + rte_bsf32(owned_by_1));
+			assert_int_equal(r[mine].status, SP_BP_ST_NOT_FOUND);
+			continue;
+		}
+		assert_int_equal(dp_meta_of(s)->kind, DP_MSG_BP_SHARE);
 		got = take_reply(0, r, SP_BP_REQS_MAX);
 		for (uint32_t i = 0; i < count; i++) {
 			if ((owned_by_1 >> i) & 1)
@@ -822,6 +991,7 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_reads_over_several_reply_datagrams),
 	        cmocka_unit_test(test_share_takes_its_requests),
 	        cmocka_unit_test(test_hop_limit),
+	        cmocka_unit_test(test_lone_write_folds),
 	        cmocka_unit_test(test_registered_operation),
 	};
 	(void)argc;
