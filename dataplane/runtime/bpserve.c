@@ -1137,11 +1137,31 @@ serve_prepared(struct dp_worker *w, const struct dp_iter *it, unsigned int k)
 		finish_dgram(w, it, &w->ctx[i]);
 }
 
+static void bp_serve(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf **pkts,
+                     unsigned int n);
+
+/*
+ * bp_serve() for a burst that starts with folds (the worker loop hands a service runs of one
+ * kind, so usually all of it): each is finished without the passes' set-up; what follows
+ * the folds, if anything, goes to bp_serve().
+ */
+static __rte_noinline void
+serve_folds(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf **pkts,
+            unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n && dp_meta_of(pkts[i])->kind == DP_MSG_BP_FOLD; i++)
+		fold_finish(w, it, pkts[i], SP_BP_ST_OK);
+	if (i < n)
+		bp_serve(w, it, pkts + i, n - i);
+}
+
 /*
  * The service's serve (service.h): n >= 1 binary-protocol request datagrams (meta filled,
- * kind DP_MSG_BINARY), from the NIC, the worker's ring or its defer queue, in arrival order,
- * in the passes of dgram_ctx a group of about PIPELINE_REQS requests at a time. Consumes
- * every mbuf.
+ * kind DP_MSG_BINARY), shares of them (DP_MSG_BP_SHARE) or folds (DP_MSG_BP_FOLD), from the
+ * NIC, the worker's ring or its defer queue, in arrival order, in the passes of dgram_ctx a
+ * group of about PIPELINE_REQS requests at a time. Consumes every mbuf.
  */
 static void
 bp_serve(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf **pkts, unsigned int n)
@@ -1151,13 +1171,19 @@ bp_serve(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf **pkts, 
 	unsigned int i;
 
 	ASSERT(n >= 1 && n <= DP_BURST);
+	if (dp_meta_of(pkts[0])->kind == DP_MSG_BP_FOLD) {
+		serve_folds(w, it, pkts, n);
+		return;
+	}
 	refresh_route_owner(w, it->t);
 	for (i = 0; i < n; i++) {
 		struct dgram_ctx *d = &w->ctx[k];
 
 		if (dp_meta_of(pkts[i])->kind == DP_MSG_BP_FOLD) {
-			/* After what arrived before it, in order. */
-			serve_prepared(w, it, k);
+			/* After what arrived before it, in order (a burst is one kind, so
+			 * usually nothing did). */
+			if (k > 0)
+				serve_prepared(w, it, k);
 			k = 0;
 			reqs = 0;
 			fold_finish(w, it, pkts[i], SP_BP_ST_OK);
@@ -1177,7 +1203,8 @@ bp_serve(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf **pkts, 
 			reqs = 0;
 		}
 	}
-	serve_prepared(w, it, k);
+	if (k > 0)
+		serve_prepared(w, it, k);
 }
 
 /*
