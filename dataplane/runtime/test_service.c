@@ -6,7 +6,8 @@
  * hand-offs carry their kind and hop count; the hop limit answers SERVER_BUSY for what
  * would move and runs what is owned; the busy answer for a full ring; registered
  * operations run through the hook on the owner only, and are refused without one; GETs
- * for another worker that gets nothing else from a datagram are read where they arrive.
+ * for another worker that gets nothing else from a datagram are read where they arrive; a
+ * lone write for another worker travels with the datagram's reply (a fold).
  */
 #include <arpa/inet.h>
 #include <errno.h>
