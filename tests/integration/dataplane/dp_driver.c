@@ -2,7 +2,8 @@
 /*
  * dp_driver: drives a running shardplane-dp through the C client library over kernel UDP
  * sockets and verifies every answer: set/get/del/incr/decr/add/replace/CAS/expiry over
- * many keys and partitions, and the key and value limits. Exit 0 when every check held,
+ * many keys and partitions, two-request datagrams of a GET and a SET, and the key and
+ * value limits. Exit 0 when every check held,
  * 1 at the first mismatch (printed), 2 on usage errors.
  *
  *   dp_driver --server IP:PORT [--keys N] [--no-route] [--quick]
@@ -194,6 +195,60 @@ phase_counters(struct sp_client *c, struct item *items, struct sp_client_op *ops
 	expect(&ops[0], SP_BP_ST_NOT_FOUND, "incr missing", &items[0]);
 }
 
+/* Two-request datagrams: a GET of a phase_kv item and a SET of a new key. */
+#define PAIRS_MAX 400u
+
+/*
+ * Datagrams of two requests each, a GET of items[i] (odd ones still there after
+ * phase_kv, even ones deleted) and a SET of a key of its own: without routing, a node of
+ * several workers gets many where the SET is the only request for another worker, which
+ * travels with the datagram's reply (docs/services.md, a fold). Every answer is checked,
+ * then every SET is read back.
+ */
+static void
+phase_pairs(struct sp_client *c, struct item *items, struct sp_client_op *ops, uint32_t n)
+{
+	struct item *pairs = calloc(n, sizeof(*pairs));
+	uint32_t i;
+
+	VERIFY(pairs != NULL);
+	for (i = 0; i < n; i++) {
+		struct item *p = &pairs[i];
+
+		p->key_len = (uint16_t)snprintf(p->key, KEY_BYTES_MAX, "pair:%" PRIu64 ":%u", seed, i);
+		p->value_len = (uint32_t)snprintf((char *)p->value, VALUE_BYTES_MAX,
+		                                  "pair-value:%u:%" PRIu64, i, rng());
+		op_key(&ops[0], SP_BP_OP_GET, &items[i]);
+		ops[0].out_buf = items[i].out;
+		ops[0].out_cap = VALUE_BYTES_MAX;
+		op_key(&ops[1], SP_BP_OP_SET, p);
+		ops[1].value = p->value;
+		ops[1].value_len = p->value_len;
+		run(c, ops, 2);
+		expect(&ops[0], i % 2 == 0 ? SP_BP_ST_NOT_FOUND : SP_BP_ST_OK, "get beside a set",
+		       &items[i]);
+		expect(&ops[1], SP_BP_ST_OK, "set beside a get", p);
+		checks++;
+		if (i % 2 == 1 && (ops[0].value_len_out != items[i].value_len ||
+		                   memcmp(items[i].out, items[i].value, items[i].value_len) != 0))
+			fail("get %s beside a set: the value differs from the one set", items[i].key);
+	}
+	for (i = 0; i < n; i++) {
+		op_key(&ops[i], SP_BP_OP_GET, &pairs[i]);
+		ops[i].out_buf = pairs[i].out;
+		ops[i].out_cap = VALUE_BYTES_MAX;
+	}
+	run(c, ops, n);
+	for (i = 0; i < n; i++) {
+		expect(&ops[i], SP_BP_ST_OK, "get of a set beside a get", &pairs[i]);
+		checks++;
+		if (ops[i].value_len_out != pairs[i].value_len ||
+		    memcmp(pairs[i].out, pairs[i].value, pairs[i].value_len) != 0)
+			fail("get %s: the value differs from the one set beside a get", pairs[i].key);
+	}
+	free(pairs);
+}
+
 /* add/replace/CAS/not-a-number/limits/expiry on single keys. */
 static void
 phase_semantics(struct sp_client *c, bool quick)
@@ -362,6 +417,7 @@ main(int argc, char **argv)
 			items[i].value[b] = (uint8_t)rng();
 	}
 	phase_kv(c, items, ops, (uint32_t)keys);
+	phase_pairs(c, items, ops, (uint32_t)SP_MIN(keys, PAIRS_MAX));
 	phase_counters(c, items, ops, (uint32_t)SP_MAX(keys / 4, 1));
 	phase_semantics(c, quick);
 	sp_client_stats_get(c, &st);

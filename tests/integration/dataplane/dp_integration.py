@@ -476,6 +476,10 @@ def scenario_tap(args, workers):
             st = node.stats()
             if st["handoff_out"] == 0 or st["handoff_in_mbufs"] == 0:
                 fail("no ring hand-off with %d workers: %s" % (workers, st))
+            # The driver's two-request datagrams: a lone SET for another worker goes
+            # with the reply (docs/services.md), and every answer was checked.
+            if st["handoff_folds"] == 0:
+                fail("no write travelled with a reply with %d workers: %s" % (workers, st))
             per = node.telemetry("/shardplane/workers")
             if min(per["requests"]) == 0:
                 fail("a worker executed nothing: %s" % per["requests"])
