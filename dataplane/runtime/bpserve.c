@@ -568,7 +568,7 @@ fold_finish(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf *m,
 	int rc;
 
 	ASSERT(meta->kind == DP_MSG_BP_FOLD);
-	ASSERT(f->req.partition < w->rt->partitions);
+	ASSERT(f->req.partition < w->rt->partitions && f->req.opcode < SP_BP_OP_LAST);
 	if (refuse == SP_BP_ST_OK &&
 	    route_decide(it->t, f->req.partition, w->index, &target) != ROUTE_EXECUTE)
 		refuse = SP_BP_ST_SERVER_BUSY;
@@ -1146,8 +1146,7 @@ static void bp_serve(struct dp_worker *w, const struct dp_iter *it, struct rte_m
  * the folds, if anything, goes to bp_serve().
  */
 static __rte_noinline void
-serve_folds(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf **pkts,
-            unsigned int n)
+serve_folds(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf **pkts, unsigned int n)
 {
 	unsigned int i;
 

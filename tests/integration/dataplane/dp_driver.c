@@ -215,7 +215,8 @@ phase_pairs(struct sp_client *c, struct item *items, struct sp_client_op *ops, u
 	for (i = 0; i < n; i++) {
 		struct item *p = &pairs[i];
 
-		p->key_len = (uint16_t)snprintf(p->key, KEY_BYTES_MAX, "pair:%" PRIu64 ":%u", seed, i);
+		p->key_len =
+		        (uint16_t)snprintf(p->key, KEY_BYTES_MAX, "pair:%" PRIu64 ":%u", seed, i);
 		p->value_len = (uint32_t)snprintf((char *)p->value, VALUE_BYTES_MAX,
 		                                  "pair-value:%u:%" PRIu64, i, rng());
 		op_key(&ops[0], SP_BP_OP_GET, &items[i]);
@@ -231,7 +232,8 @@ phase_pairs(struct sp_client *c, struct item *items, struct sp_client_op *ops, u
 		checks++;
 		if (i % 2 == 1 && (ops[0].value_len_out != items[i].value_len ||
 		                   memcmp(items[i].out, items[i].value, items[i].value_len) != 0))
-			fail("get %s beside a set: the value differs from the one set", items[i].key);
+			fail("get %s beside a set: the value differs from the one set",
+			     items[i].key);
 	}
 	for (i = 0; i < n; i++) {
 		op_key(&ops[i], SP_BP_OP_GET, &pairs[i]);
@@ -244,7 +246,8 @@ phase_pairs(struct sp_client *c, struct item *items, struct sp_client_op *ops, u
 		checks++;
 		if (ops[i].value_len_out != pairs[i].value_len ||
 		    memcmp(pairs[i].out, pairs[i].value, pairs[i].value_len) != 0)
-			fail("get %s: the value differs from the one set beside a get", pairs[i].key);
+			fail("get %s: the value differs from the one set beside a get",
+			     pairs[i].key);
 	}
 	free(pairs);
 }
