@@ -149,13 +149,7 @@ reply_out(struct dp_worker *w, struct rte_mbuf *m, const uint8_t *req_frame,
 	frame_len = net_udp_reply(rte_pktmbuf_mtod(m, uint8_t *), req_frame, pkt,
 	                          (uint16_t)payload_len, w->ip_id++, port->tx_flags);
 	ASSERT(frame_len == NET_UDP_REPLY_HDRS + payload_len);
-	m->data_len = (uint16_t)frame_len;
-	m->pkt_len = frame_len;
-	m->ol_flags = port->tx_ol_flags;
-	if (port->tx_ol_flags != 0) {
-		m->l2_len = NET_ETH_HDR_LEN;
-		m->l3_len = NET_IPV4_HDR_LEN;
-	}
+	dp_tx_frame_ready(port, m, frame_len);
 	DP_STAT_INC(w->stats, reply_dgrams);
 	dp_worker_tx(w, m);
 }

@@ -29,21 +29,6 @@ mac_zero(const uint8_t *mac)
 	return memcmp(mac, zero, NET_ETH_ADDR_LEN) == 0;
 }
 
-/* Sets m's lengths after net_udp_reply wrote a frame of len bytes into it. */
-static void
-frame_done(struct dp_worker *w, struct rte_mbuf *m, uint32_t len)
-{
-	const struct dp_port *port = &w->rt->port;
-
-	m->data_len = (uint16_t)len;
-	m->pkt_len = len;
-	m->ol_flags = port->tx_ol_flags;
-	if (port->tx_ol_flags != 0) {
-		m->l2_len = NET_ETH_HDR_LEN;
-		m->l3_len = NET_IPV4_HDR_LEN;
-	}
-}
-
 /* Uses net_udp_reply on a made-up request header from the peer, so every frame this node
  * sends is built by one function. */
 void
@@ -68,7 +53,7 @@ dp_fwd_frame_to(struct dp_worker *w, struct rte_mbuf *m, const uint8_t *peer_mac
 	len = net_udp_reply(rte_pktmbuf_mtod(m, uint8_t *), fake, &p, payload_len, w->ip_id++,
 	                    port->tx_flags);
 	ASSERT(len == NET_UDP_REPLY_HDRS + (uint32_t)payload_len);
-	frame_done(w, m, len);
+	dp_tx_frame_ready(port, m, len);
 }
 
 /* ---- Batches: forward datagrams filled within one poll burst (fwd.h) ----------------- */

@@ -552,13 +552,7 @@ build_reply(struct mc_worker *wk, struct rte_mbuf *r, uint32_t i, const uint8_t 
 	frame_len = net_udp_reply(rte_pktmbuf_mtod(r, uint8_t *), req_frame, pkt, len,
 	                          wk->w->ip_id++, port->tx_flags);
 	ASSERT(frame_len == NET_UDP_REPLY_HDRS + (uint32_t)len);
-	r->data_len = (uint16_t)frame_len;
-	r->pkt_len = frame_len;
-	r->ol_flags = port->tx_ol_flags;
-	if (port->tx_ol_flags != 0) {
-		r->l2_len = NET_ETH_HDR_LEN;
-		r->l3_len = NET_IPV4_HDR_LEN;
-	}
+	dp_tx_frame_ready(port, r, frame_len);
 }
 
 /*

@@ -94,6 +94,23 @@ void dp_port_free_pool(struct dp_port *p);
 /* Mbufs currently taken from the pool (0 once every queue and worker gave theirs back). */
 uint32_t dp_port_mbufs_in_use(const struct dp_port *p);
 
+/*
+ * Makes m, into which a UDP frame of len bytes was written (net_udp_reply or
+ * net_udp_frame), ready for port p's transmit queue: its lengths, and the checksum
+ * offload flags p asks for.
+ */
+static inline void
+dp_tx_frame_ready(const struct dp_port *p, struct rte_mbuf *m, uint32_t len)
+{
+	m->data_len = (uint16_t)len;
+	m->pkt_len = len;
+	m->ol_flags = p->tx_ol_flags;
+	if (p->tx_ol_flags != 0) {
+		m->l2_len = NET_ETH_HDR_LEN;
+		m->l3_len = NET_IPV4_HDR_LEN;
+	}
+}
+
 /* Reads the NIC's checksum verdicts on a received mbuf as net_classify's NET_RX_* flags. */
 static inline uint32_t
 dp_rx_csum_flags(const struct rte_mbuf *m)

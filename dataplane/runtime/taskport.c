@@ -115,13 +115,7 @@ frame_to(struct dp_worker *w, struct rte_mbuf *m, const uint8_t *mac, uint32_t i
 	memcpy(e.dst_mac, mac, NET_ETH_ADDR_LEN);
 	len = net_udp_frame(rte_pktmbuf_mtod(m, uint8_t *), &e, (uint16_t)payload_len, w->ip_id++,
 	                    dp->tx_flags);
-	m->data_len = (uint16_t)len;
-	m->pkt_len = len;
-	m->ol_flags = dp->tx_ol_flags;
-	if (dp->tx_ol_flags != 0) {
-		m->l2_len = NET_ETH_HDR_LEN;
-		m->l3_len = NET_IPV4_HDR_LEN;
-	}
+	dp_tx_frame_ready(dp, m, len);
 }
 
 /* ---- Running on the owner ------------------------------------------------------------- */
