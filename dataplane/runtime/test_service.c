@@ -7,10 +7,12 @@
  * would move and runs what is owned; the busy answer for a full ring; registered
  * operations run through the hook on the owner only, and are refused without one; GETs
  * for another worker that gets nothing else from a datagram are read where they arrive; a
- * lone write for another worker travels with the datagram's reply (a fold).
+ * lone write for another worker travels with the datagram's reply (a fold); random mixed
+ * datagrams answered as a model says.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -106,6 +108,16 @@ req_of(uint8_t op, const char *key, uint32_t id)
 		q.key_len = (uint16_t)strlen(key);
 	}
 	return q;
+}
+
+/* The next number of a xorshift64 sequence (state never 0). */
+static uint64_t
+xorshift(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state;
 }
 
 static struct dp_iter
@@ -912,9 +924,7 @@ test_share_takes_its_requests(void **state)
 		uint32_t owned_by_1 = 0; /* bit per request */
 		struct rte_mbuf *s;
 
-		rng ^= rng << 13;
-		rng ^= rng >> 7;
-		rng ^= rng << 17;
+		xorshift(&rng);
 		count = 2 + (uint32_t)(rng % (SP_BP_REQS_MAX - 1));
 		/* Mixed: 1 to SHARE_MAX requests for worker 1 (so that they travel decoded),
 		 * at least one for worker 0. */
@@ -972,6 +982,154 @@ test_share_takes_its_requests(void **state)
 	}
 }
 
+/* Rounds of test_mixed_writes_against_model, and its keys per worker. */
+#define MODEL_ROUNDS 300u
+#define MODEL_KEYS   6u
+
+/* What a reply said, kept after its frame is freed. */
+struct seen {
+	uint8_t status;
+	uint8_t opcode;
+	uint32_t value_len;
+	uint8_t value[48];
+	uint32_t times; /* replies with this request id */
+};
+
+/* Decodes every reply frame worker w queued into seen[request id - base]; frees them. */
+static void
+collect_replies(uint16_t w, struct seen *seen, uint32_t base, uint32_t count)
+{
+	struct dp_worker *wk = rt.w[w];
+
+	for (uint32_t f = 0; f < wk->tx_count; f++) {
+		struct rte_mbuf *m = wk->tx[f];
+		const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *) + NET_UDP_REPLY_HDRS;
+		struct sp_bp_reply r[SP_BP_REQS_MAX];
+		struct sp_bp_dgram dg;
+
+		assert_int_equal(sp_bp_decode_replies(p,
+		                                      rte_pktmbuf_data_len(m) - NET_UDP_REPLY_HDRS,
+		                                      r, SP_BP_REQS_MAX, &dg),
+		                 SP_BP_ERR_OK);
+		assert_true(dg.datagram_id == 77);
+		for (uint32_t j = 0; j < dg.count; j++) {
+			struct seen *x;
+
+			assert_true(r[j].request_id >= base && r[j].request_id < base + count);
+			x = &seen[r[j].request_id - base];
+			x->times++;
+			x->status = r[j].status;
+			x->opcode = r[j].opcode;
+			x->value_len = r[j].value_len;
+			assert_true(r[j].value_len <= sizeof(x->value));
+			if (r[j].value_len > 0)
+				memcpy(x->value, r[j].value, r[j].value_len);
+		}
+		rte_pktmbuf_free(m);
+	}
+	wk->tx_count = 0;
+}
+
+/*
+ * Random datagrams of GETs, SETs and DELETEs over a few keys of each worker, all sent to
+ * worker 0: whatever goes where (served here, read here, handed whole, a share, a fold),
+ * every request is answered once, and each answer is what a model that applies the
+ * datagram's requests in order says (a key's requests run in the datagram's order, on one
+ * worker). Seeded (SP_TEST_SEED replays).
+ */
+static void
+test_mixed_writes_against_model(void **state)
+{
+	static char keys[2 * MODEL_KEYS][32];
+	struct {
+		bool present;
+		uint32_t len;
+		uint8_t value[48];
+	} model[2 * MODEL_KEYS];
+	uint64_t rng = test_seed("test_mixed_writes_against_model") | 1;
+	uint64_t folds = worker_stats[0].handoff_folds;
+	uint64_t copies = worker_stats[0].handoff_copies;
+	uint32_t id = 5000;
+
+	(void)state;
+	memset(model, 0, sizeof(model));
+	for (uint32_t k = 0; k < 2 * MODEL_KEYS; k++) {
+		key_of(keys[k], sizeof(keys[k]), "mdl", (uint16_t)(k / MODEL_KEYS), k % MODEL_KEYS);
+		/* Start from nothing: whatever an earlier run of this program left. */
+		struct sp_bp_req del = req_of(SP_BP_OP_DELETE, keys[k], 1);
+		struct sp_bp_reply r[1];
+
+		serve_on(0, bp_frame(&del, 1));
+		if (k >= MODEL_KEYS)
+			serve_on(1, take_staged(0, 1));
+		assert_int_equal(take_reply((uint16_t)(k / MODEL_KEYS), r, 1), 1);
+	}
+	for (uint32_t round = 0; round < MODEL_ROUNDS; round++) {
+		struct sp_bp_req q[8];
+		uint8_t values[8][48];
+		struct seen seen[8];
+		uint32_t count, base = id;
+
+		count = 2 + (uint32_t)(xorshift(&rng) % 7);
+		memset(seen, 0, sizeof(seen));
+		for (uint32_t i = 0; i < count; i++) {
+			uint64_t x = xorshift(&rng);
+			uint32_t k = (uint32_t)(x % (2 * MODEL_KEYS));
+			uint32_t what = (uint32_t)(x >> 16) % 8; /* GET 3, SET 3, DELETE 2 */
+
+			if (what < 3) {
+				q[i] = req_of(SP_BP_OP_GET, keys[k], id++);
+			} else if (what < 6) {
+				int len = snprintf((char *)values[i], sizeof(values[i]),
+				                   "v%u.%u.%" PRIu64, round, i, (x >> 32) & 0xfff);
+				q[i] = req_of(SP_BP_OP_SET, keys[k], id++);
+				q[i].value = values[i];
+				q[i].value_len = (uint32_t)len;
+			} else {
+				q[i] = req_of(SP_BP_OP_DELETE, keys[k], id++);
+			}
+		}
+		serve_on(0, bp_frame(q, count));
+		if (rt.w[0]->out_count[1] > 0)
+			serve_on(1, take_staged(0, 1));
+		assert_int_equal(rt.w[0]->out_count[1], 0);
+		assert_int_equal(rt.w[1]->out_count[0], 0);
+		collect_replies(0, seen, base, count);
+		collect_replies(1, seen, base, count);
+		for (uint32_t i = 0; i < count; i++) {
+			uint32_t k = 0;
+
+			while (strncmp(keys[k], (const char *)q[i].key, q[i].key_len) != 0 ||
+			       keys[k][q[i].key_len] != '\0')
+				k++;
+			assert_int_equal(seen[i].times, 1);
+			assert_int_equal(seen[i].opcode, q[i].opcode);
+			if (q[i].opcode == SP_BP_OP_GET) {
+				if (!model[k].present) {
+					assert_int_equal(seen[i].status, SP_BP_ST_NOT_FOUND);
+					continue;
+				}
+				assert_int_equal(seen[i].status, SP_BP_ST_OK);
+				assert_int_equal(seen[i].value_len, model[k].len);
+				assert_memory_equal(seen[i].value, model[k].value, model[k].len);
+			} else if (q[i].opcode == SP_BP_OP_SET) {
+				assert_int_equal(seen[i].status, SP_BP_ST_OK);
+				model[k].present = true;
+				model[k].len = q[i].value_len;
+				memcpy(model[k].value, q[i].value, q[i].value_len);
+			} else {
+				assert_int_equal(seen[i].status, model[k].present
+				                                         ? SP_BP_ST_OK
+				                                         : SP_BP_ST_NOT_FOUND);
+				model[k].present = false;
+			}
+		}
+	}
+	/* The rounds went every way, folds and shares among them. */
+	assert_true(worker_stats[0].handoff_folds > folds);
+	assert_true(worker_stats[0].handoff_copies > copies);
+}
+
 /* Whether the node runs the service these tests need. */
 static bool
 has_mc(const struct dp_runtime *r)
@@ -993,6 +1151,7 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_share_takes_its_requests),
 	        cmocka_unit_test(test_hop_limit),
 	        cmocka_unit_test(test_lone_write_folds),
+	        cmocka_unit_test(test_mixed_writes_against_model),
 	        cmocka_unit_test(test_registered_operation),
 	};
 	(void)argc;
