@@ -542,8 +542,10 @@ fold_start(struct dgram_ctx *d)
 /*
  * The owner's half of a fold (mbuf m, DP_MSG_BP_FOLD): runs the write (or refuses it with
  * `refuse` when that is not SP_BP_ST_OK: the owner's ring was full), adds its answer to the
- * reply waiting in m and sends the reply. A write whose partition this worker no longer
- * runs (it moved while the write was on its way) is answered SERVER_BUSY; the client retries.
+ * reply waiting in m and sends the reply. A write whose partition is arriving here waits
+ * in the defer queue, reply and all, and comes back here once it has arrived (SERVER_BUSY
+ * now if the queue is full). One whose partition this worker no longer runs (it moved
+ * while the write was on its way) is answered SERVER_BUSY; the client retries.
  */
 static void
 fold_finish(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf *m,
@@ -563,9 +565,17 @@ fold_finish(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf *m,
 
 	ASSERT(meta->kind == DP_MSG_BP_FOLD);
 	ASSERT(f->req.partition < w->rt->partitions && f->req.opcode < SP_BP_OP_LAST);
-	if (refuse == SP_BP_ST_OK &&
-	    route_decide(it->t, f->req.partition, w->index, &target) != ROUTE_EXECUTE)
-		refuse = SP_BP_ST_SERVER_BUSY;
+	if (refuse == SP_BP_ST_OK) {
+		enum route_action a = route_decide(it->t, f->req.partition, w->index, &target);
+
+		if (unlikely(a == ROUTE_DEFER) &&
+		    route_defer_push(&w->defer, m, f->req.partition) == 0) {
+			DP_STAT_ADD(w->stats, deferred, meta->reqs);
+			return;
+		}
+		if (a != ROUTE_EXECUTE)
+			refuse = SP_BP_ST_SERVER_BUSY;
+	}
 	if (refuse != SP_BP_ST_OK) {
 		rc = sp_binexec_refuse(&f->req, refuse, &b, &w->bx);
 	} else {

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -689,8 +690,9 @@ set_of(const char *k, const char *v, uint32_t id)
  * owner runs it and sends the one reply, the receiving worker's answers first. When the
  * reply under construction has no room left for the write's answer, that datagram goes out
  * from the receiving worker and the answer starts the next. A write whose partition the
- * worker serving the fold does not run is answered SERVER_BUSY in it; a write whose record
- * does not fit the fold's room, or two requests for the owner, go as a share.
+ * worker serving the fold does not run is answered SERVER_BUSY in it; one whose partition
+ * is arriving there waits in its defer queue and is finished once it has arrived; a write
+ * whose record does not fit the fold's room, or two requests for the owner, go as a share.
  */
 static void
 test_lone_write_folds(void **state)
@@ -773,6 +775,40 @@ test_lone_write_folds(void **state)
 	assert_int_equal(r[1].status, SP_BP_ST_SERVER_BUSY);
 	assert_true(worker_stats[1].requests == requests1);
 
+	/* Its partition arriving on worker 1: the fold waits in worker 1's defer queue and
+	 * is finished once the partition has arrived. */
+	q[0] = req_of(SP_BP_OP_GET, k0, 1);
+	q[1] = set_of(k1, "held", 2);
+	serve_on(0, bp_frame(q, 2));
+	m = take_staged(0, 1);
+	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BP_FOLD);
+	{
+		const struct route_table *cur = route_current(rt.route);
+		size_t size = route_table_size(cur->partitions);
+		struct route_table *arriving = malloc(size);
+		struct dp_iter it = iter_now();
+		uint32_t p1 = sp_key_partition(sp_key_hash(k1, strlen(k1)), PARTITIONS);
+		uint64_t deferred = worker_stats[1].deferred;
+		void *held[2];
+
+		assert_non_null(arriving);
+		memcpy(arriving, cur, size);
+		arriving->entries[p1].flags |= ROUTE_F_PENDING;
+		it.t = arriving;
+		dp_bp_service.serve(rt.w[1], &it, &m, 1);
+		assert_true(worker_stats[1].deferred == deferred + 1);
+		assert_int_equal(rt.w[1]->tx_count, 0);
+		assert_int_equal(route_defer_take(&rt.w[1]->defer, arriving, held, 2), 0);
+		assert_int_equal(route_defer_take(&rt.w[1]->defer, cur, held, 2), 1);
+		free(arriving);
+		m = held[0];
+	}
+	serve_on(1, m);
+	assert_int_equal(take_reply(1, r, 4), 2);
+	assert_int_equal(r[0].request_id, 1);
+	assert_int_equal(r[1].request_id, 2);
+	assert_int_equal(r[1].status, SP_BP_ST_OK);
+
 	/* A write whose record does not fit past FOLD_OFF (a 600-byte value), and two
 	 * requests for worker 1: shares. */
 	memset(big, 'c', 600);
@@ -797,7 +833,7 @@ test_lone_write_folds(void **state)
 	assert_int_equal(take_reply(1, r, 4), 2);
 	assert_int_equal(r[0].status, SP_BP_ST_OK);
 	assert_int_equal(r[1].status, SP_BP_ST_NOT_FOUND);
-	assert_true(worker_stats[0].handoff_folds == folds + 3);
+	assert_true(worker_stats[0].handoff_folds == folds + 4);
 }
 
 /* What the hook saw. */
