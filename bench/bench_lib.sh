@@ -57,13 +57,14 @@ bench_usage() {
 }
 
 # Sets the array eal to the EAL options of a run on lcores 0-1: hugepages (--in-memory)
-# when at least 256 are free and SP_NO_HUGE is not 1, else --no-huge with the file prefix
-# $1 (--no-huge cannot go with --in-memory), whose runtime directory the caller removes.
+# when at least 256 are free and SP_NO_HUGE is not 1, else --no-huge (which cannot go with
+# --in-memory). Both with the file prefix $1: EAL makes a runtime directory even in memory
+# (/var/run/dpdk/rte without a prefix), and the caller removes /var/run/dpdk/$1.
 # shellcheck disable=SC2034 # eal is the callers'
 bench_eal() {
 	local free
 	free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)
-	eal=(--no-pci -l 0-1 --in-memory)
+	eal=(--no-pci -l 0-1 --in-memory --file-prefix "$1")
 	if [[ ${SP_NO_HUGE:-0} == 1 || $free -lt 256 ]]; then
 		eal=(--no-pci -l 0-1 --file-prefix "$1" --no-huge -m 1024)
 	fi

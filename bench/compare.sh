@@ -100,7 +100,8 @@ cleanup() {
 	pids=()
 	exec 3>&- 2>/dev/null || true
 	rm -rf "$tmp"
-	# The EAL runtime directories of our --no-huge file prefixes (eal_mem), left at exit.
+	# The EAL runtime directories of our file prefixes (eal_mem; EAL makes one even with
+	# --in-memory), left at exit.
 	rm -rf /var/run/dpdk/sp-cmp-tp-$$ /var/run/dpdk/sp-cmp-lg-$$ /var/run/dpdk/sp-cmp-dp-$$
 }
 trap cleanup EXIT
@@ -145,7 +146,7 @@ fi
 # EAL memory options: $1 = file prefix, $2 = MiB without hugepages.
 eal_mem() {
 	if [[ $huge == hugepages ]]; then
-		echo "--in-memory"
+		echo "--in-memory --file-prefix $1-$$"
 	else
 		echo "--file-prefix $1-$$ --no-huge -m $2"
 	fi

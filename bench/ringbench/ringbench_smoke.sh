@@ -11,7 +11,8 @@ bench=${1:?usage: ringbench_smoke.sh PATH-TO-dp-ringbench}
 free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)
 prefix=sp-rbsmoke-$$
 if [ "${SP_NO_HUGE:-0}" != 1 ] && [ "$free" -ge 256 ]; then
-	mem="--in-memory"
+	# With a prefix: EAL makes a runtime directory even in memory (removed on exit).
+	mem="--in-memory --file-prefix $prefix"
 	echo "ringbench_smoke: hugepages ($free free)"
 else
 	mem="--file-prefix $prefix --no-huge -m 512"

@@ -21,6 +21,7 @@ cleanup() {
 		kill -KILL "$dp" 2>/dev/null || true
 	fi
 	ip link del "$ifname" 2>/dev/null || true
+	rm -rf "/var/run/dpdk/sp-tasks-e2e-$tag"
 }
 trap cleanup EXIT INT TERM
 
@@ -32,7 +33,7 @@ while [ "$i" -le "$workers" ]; do
 	lcores="$lcores,$i@$(( (i % (ncpu > 1 ? ncpu - 1 : 1)) + (ncpu > 1 ? 1 : 0) ))"
 	i=$((i + 1))
 done
-"$build/dataplane/runtime/shardplane-dp" --no-pci --in-memory --vdev "net_tap0,iface=$ifname" \
+"$build/dataplane/runtime/shardplane-dp" --no-pci --in-memory --file-prefix "sp-tasks-e2e-$tag" --vdev "net_tap0,iface=$ifname" \
 	--lcores "$lcores" -- --ip 10.213.0.1/24 --port 9000 --partitions 64 --memory-mb 64 \
 	>"$log" 2>&1 &
 dp=$!
