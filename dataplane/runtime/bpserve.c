@@ -399,6 +399,20 @@ serve_get(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d, ui
 	return true;
 }
 
+/* *q with its record, key and value pointers moved to rec, a copy of its record. */
+static inline struct sp_bp_req
+req_moved(const struct sp_bp_req *q, const uint8_t *rec)
+{
+	struct sp_bp_req out = *q;
+
+	out.record = rec;
+	if (q->key != NULL)
+		out.key = rec + (q->key - q->record);
+	if (q->value != NULL)
+		out.value = rec + (q->value - q->record);
+	return out;
+}
+
 /*
  * A lone write split out of a mixed datagram travels with the datagram's reply
  * (DP_MSG_BP_FOLD; docs/services.md): the receiving worker answers what it owns, leaves
@@ -412,7 +426,6 @@ struct fold {
 	struct sp_bp_req req; /* the write; key and value point into the record after this */
 	uint32_t reply_len;   /* the reply datagram waiting for the answer: payload bytes */
 	uint16_t reply_count; /* and replies in it */
-	uint8_t reply_flags;
 };
 
 #define FOLD_OFF RTE_ALIGN_CEIL(NET_UDP_REPLY_HDRS + SP_BP_PAYLOAD_MAX, _Alignof(struct fold))
@@ -443,7 +456,6 @@ fold_park(struct dp_worker *w, struct reply *r, struct dgram_ctx *d, struct fold
 	ASSERT(sp_bp_reply_fits(&r->b, sp_bp_op(f->req.opcode)->reply_room));
 	f->reply_len = r->b.len;
 	f->reply_count = r->b.count;
-	f->reply_flags = r->b.flags;
 	memcpy(rte_pktmbuf_mtod(d->m, uint8_t *) + NET_UDP_REPLY_HDRS, w->scratch, r->b.len);
 	r->open = false;
 	return true;
@@ -530,12 +542,7 @@ fold_start(struct dgram_ctx *d)
 	rec = (uint8_t *)(f + 1);
 	/* The record lies in the payload, which ends before FOLD_OFF: no overlap. */
 	memcpy(rec, q->record, q->record_len);
-	f->req = *q;
-	f->req.record = rec;
-	if (q->key != NULL)
-		f->req.key = rec + (q->key - q->record);
-	if (q->value != NULL)
-		f->req.value = rec + (q->value - q->record);
+	f->req = req_moved(q, rec);
 	return f;
 }
 
@@ -558,7 +565,7 @@ fold_finish(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf *m,
 	        .cap = SP_BP_PAYLOAD_MAX,
 	        .len = f->reply_len,
 	        .count = f->reply_count,
-	        .flags = f->reply_flags,
+	        .flags = SP_BP_F_REPLY, /* as reply_start() began it */
 	};
 	uint16_t target;
 	int rc;
@@ -694,14 +701,8 @@ carry_decoded(const struct dgram_ctx *d, struct rte_mbuf *c, const struct sp_bp_
 	        .datagram_id = d->dg.datagram_id, .count = b->count, .flags = b->flags};
 	for (uint32_t m = group; m != 0; m &= m - 1) {
 		const struct sp_bp_req *q = &d->reqs[rte_bsf32(m)];
-		struct sp_bp_req *out = &cr->reqs[k++];
 
-		*out = *q;
-		out->record = rec;
-		if (q->key != NULL)
-			out->key = rec + (q->key - q->record);
-		if (q->value != NULL)
-			out->value = rec + (q->value - q->record);
+		cr->reqs[k++] = req_moved(q, rec);
 		rec += q->record_len;
 	}
 	ASSERT(k == b->count);
@@ -829,7 +830,7 @@ read_shared_gets(struct dp_worker *w, struct dgram_ctx *d, struct dest_counts *c
 	if (readable == 0)
 		return;
 	for (uint32_t m = c->handed; m != 0; m &= m - 1) {
-		uint32_t i = (uint32_t)__builtin_ctz(m);
+		uint32_t i = (uint32_t)rte_bsf32(m);
 		const struct sp_bp_req *req = &d->reqs[i];
 
 		ASSERT(d->kind[i] == DEST_HANDOFF);
@@ -1003,14 +1004,14 @@ static void
 prefetch_items(struct dp_worker *w, struct dgram_ctx *d)
 {
 	for (uint32_t m = d->on_store; m != 0; m &= m - 1) {
-		uint32_t i = (uint32_t)__builtin_ctz(m);
+		uint32_t i = (uint32_t)rte_bsf32(m);
 		const struct sp_bp_req *req = &d->reqs[i];
 
 		store_layout_probe(&w->rt->layouts[req->partition], req->hash, req->key_len,
 		                   &d->probe[i]);
 	}
 	for (uint32_t m = d->read_here; m != 0; m &= m - 1) {
-		const struct sp_bp_req *req = &d->reqs[__builtin_ctz(m)];
+		const struct sp_bp_req *req = &d->reqs[rte_bsf32(m)];
 
 		store_layout_prefetch_item(&w->rt->layouts[req->partition], req->hash,
 		                           req->key_len);
@@ -1087,28 +1088,9 @@ finish_dgram(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d)
 		}
 		return;
 	}
-	if (c->handoff == 1 && (fold = fold_start(d)) != NULL) {
-		/* The lone write goes on with the reply (fold_start()); deferred requests are
-		 * copied first, while the payload is intact. */
-		to = (uint16_t)rte_bsf64(c->targets);
-		if (c->deferred > 0) {
-			copy = copy_group(w, d, DEST_DEFER, 0);
-			if (copy != NULL)
-				dp_worker_defer(w, copy, c->first_defer_partition);
-		}
-		serve_local(w, it, d, false, SP_BP_ST_OK, fold);
-		if (d->m == NULL)
-			return;
-		d->meta->kind = DP_MSG_BP_FOLD;
-		d->meta->hops++;
-		d->meta->reqs = 1;
-		d->m = NULL;
-		DP_STAT_INC(w->stats, handoff_folds);
-		DP_STAT_INC(w->stats, handoff_out_mbufs);
-		dp_worker_stage(w, it, to, m);
-		return;
-	}
-	for (to = 0; c->targets != 0 && to < w->rt->workers; to++) {
+	/* A lone write goes on with the reply (fold_start()); other hand-offs as shares. */
+	fold = c->handoff == 1 ? fold_start(d) : NULL;
+	for (to = 0; fold == NULL && c->targets != 0 && to < w->rt->workers; to++) {
 		if ((c->targets & (UINT64_C(1) << to)) == 0)
 			continue;
 		copy = copy_group(w, d, DEST_HANDOFF, to);
@@ -1118,14 +1100,27 @@ finish_dgram(struct dp_worker *w, const struct dp_iter *it, struct dgram_ctx *d)
 		}
 	}
 	if (c->deferred > 0) {
+		/* Copied while the payload is intact (serve_local() writes the reply over it). */
 		copy = copy_group(w, d, DEST_DEFER, 0);
 		if (copy != NULL)
 			dp_worker_defer(w, copy, c->first_defer_partition);
 	}
-	if (c->local > 0)
-		serve_local(w, it, d, false, SP_BP_ST_OK, NULL);
-	else
+	if (c->local == 0 && fold == NULL) {
 		rte_pktmbuf_free(m);
+		return;
+	}
+	serve_local(w, it, d, false, SP_BP_ST_OK, fold);
+	if (fold == NULL || d->m == NULL)
+		return;
+	/* The reply waits in m for the write's owner. */
+	to = (uint16_t)rte_bsf64(c->targets);
+	d->meta->kind = DP_MSG_BP_FOLD;
+	d->meta->hops++;
+	d->meta->reqs = 1;
+	d->m = NULL;
+	DP_STAT_INC(w->stats, handoff_folds);
+	DP_STAT_INC(w->stats, handoff_out_mbufs);
+	dp_worker_stage(w, it, to, m);
 }
 
 /* The second and third passes over the first k prepared datagrams of w->ctx. */
@@ -1189,7 +1184,7 @@ bp_serve(struct dp_worker *w, const struct dp_iter *it, struct rte_mbuf **pkts, 
 				serve_prepared(w, it, k);
 			k = 0;
 			reqs = 0;
-			fold_finish(w, it, pkts[i], SP_BP_ST_OK);
+			serve_folds(w, it, &pkts[i], 1);
 			continue;
 		}
 		ASSERT(dp_meta_of(pkts[i])->kind == DP_MSG_BINARY ||

@@ -17,6 +17,8 @@ static const char *const drop_names[] = {
 	{                                               \
 #f, offsetof(struct dp_worker_stats, f) \
 	}
+/* One counter a line: clang-format would pack them several to a line. */
+/* clang-format off */
 const struct dp_stat_field dp_stats_fields[] = {
         FIELD(rx_pkts),
         FIELD(rx_bytes),
@@ -66,6 +68,7 @@ const struct dp_stat_field dp_stats_fields[] = {
         FIELD(busy_cycles),
         FIELD(bad_pkts),
 };
+/* clang-format on */
 #undef FIELD
 const unsigned int dp_stats_field_count = SP_ARRAY_SIZE(dp_stats_fields);
 
