@@ -166,6 +166,29 @@ take_reply(uint16_t w, struct sp_bp_reply *out, uint32_t max)
 	return dg.count;
 }
 
+/* A SET of key k to the len bytes at v, request id id. */
+static struct sp_bp_req
+set_of(const char *k, const void *v, uint32_t len, uint32_t id)
+{
+	struct sp_bp_req q = req_of(SP_BP_OP_SET, k, id);
+
+	q.value = v;
+	q.value_len = len;
+	return q;
+}
+
+/* Stores key k = the len bytes at v on worker w, its owner, in a datagram of its own. */
+static void
+store_value(uint16_t w, const char *k, const void *v, uint32_t len)
+{
+	struct sp_bp_req set = set_of(k, v, len, 1);
+	struct sp_bp_reply r[1];
+
+	serve_on(w, bp_frame(&set, 1));
+	assert_int_equal(take_reply(w, r, 1), 1);
+	assert_int_equal(r[0].status, SP_BP_ST_OK);
+}
+
 /* Takes what worker w staged for worker `to` (exactly one mbuf). */
 static struct rte_mbuf *
 take_staged(uint16_t w, uint16_t to)
@@ -390,6 +413,51 @@ test_handoff_carries_kind(void **state)
 #define BIG_GETS  20u
 #define BIG_VALUE 400u
 
+/* A reply taken off a worker's queue, its value copied (the frame is freed). */
+struct got {
+	struct sp_bp_reply r; /* r.value points at value below */
+	uint8_t value[BIG_VALUE];
+};
+
+/*
+ * Takes every reply frame worker w queued (datagram 77), in order: their replies into
+ * out[0 ..], at most max, values copied. Returns how many; *frames (when not NULL) gets how
+ * many frames held them. Frees the frames.
+ */
+static uint32_t
+take_replies(uint16_t w, struct got *out, uint32_t max, uint32_t *frames)
+{
+	struct dp_worker *wk = rt.w[w];
+	uint32_t n = 0;
+
+	for (uint32_t f = 0; f < wk->tx_count; f++) {
+		struct rte_mbuf *m = wk->tx[f];
+		const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *) + NET_UDP_REPLY_HDRS;
+		struct sp_bp_reply r[SP_BP_REQS_MAX];
+		struct sp_bp_dgram dg;
+
+		assert_int_equal(sp_bp_decode_replies(p,
+		                                      rte_pktmbuf_data_len(m) - NET_UDP_REPLY_HDRS,
+		                                      r, SP_BP_REQS_MAX, &dg),
+		                 SP_BP_ERR_OK);
+		assert_true(dg.datagram_id == 77);
+		for (uint32_t j = 0; j < dg.count; j++) {
+			assert_true(n < max);
+			assert_true(r[j].value_len <= BIG_VALUE);
+			out[n].r = r[j];
+			if (r[j].value_len > 0)
+				memcpy(out[n].value, r[j].value, r[j].value_len);
+			out[n].r.value = out[n].value;
+			n++;
+		}
+		rte_pktmbuf_free(m);
+	}
+	if (frames != NULL)
+		*frames = wk->tx_count;
+	wk->tx_count = 0;
+	return n;
+}
+
 /*
  * Owned GETs whose replies need several datagrams (20 values of 400 bytes: about six) go
  * the GET path (serve_get) until a reply does not fit, then answer() sends the datagram and
@@ -402,10 +470,9 @@ test_gets_over_several_reply_datagrams(void **state)
 	char keys[BIG_GETS][32];
 	uint8_t value[BIG_VALUE];
 	struct sp_bp_req q[BIG_GETS];
-	struct sp_bp_reply r[SP_BP_REQS_MAX];
-	struct dp_worker *wk = rt.w[0];
+	struct got got[BIG_GETS];
 	struct dp_worker_stats before = worker_stats[0];
-	uint32_t next = 0, frames;
+	uint32_t frames;
 
 	(void)state;
 	for (uint32_t i = 0; i < BIG_GETS; i++) {
@@ -413,46 +480,29 @@ test_gets_over_several_reply_datagrams(void **state)
 		if (i % 4 == 3)
 			continue; /* every fourth a miss */
 		memset(value, 'a' + (int)(i % 26), sizeof(value));
-		struct sp_bp_req set = req_of(SP_BP_OP_SET, keys[i], 100 + i);
-		set.value = value;
-		set.value_len = sizeof(value);
-		serve_on(0, bp_frame(&set, 1));
-		assert_int_equal(take_reply(0, r, 1), 1);
-		assert_int_equal(r[0].status, SP_BP_ST_OK);
+		store_value(0, keys[i], value, sizeof(value));
 	}
 	before = worker_stats[0];
 	for (uint32_t i = 0; i < BIG_GETS; i++)
 		q[i] = req_of(SP_BP_OP_GET, keys[i], i);
 	serve_on(0, bp_frame(q, BIG_GETS));
-	frames = wk->tx_count;
+	assert_int_equal(take_replies(0, got, BIG_GETS, &frames), BIG_GETS);
 	assert_true(frames >= 5);
-	for (uint32_t f = 0; f < frames; f++) {
-		struct rte_mbuf *m = wk->tx[f];
-		const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *) + NET_UDP_REPLY_HDRS;
-		struct sp_bp_dgram dg;
+	for (uint32_t i = 0; i < BIG_GETS; i++) {
+		const struct sp_bp_reply *g = &got[i].r;
 
-		assert_int_equal(sp_bp_decode_replies(p,
-		                                      rte_pktmbuf_data_len(m) - NET_UDP_REPLY_HDRS,
-		                                      r, SP_BP_REQS_MAX, &dg),
-		                 SP_BP_ERR_OK);
-		assert_true(dg.datagram_id == 77);
-		for (uint32_t j = 0; j < dg.count; j++, next++) {
-			assert_int_equal(r[j].request_id, next);
-			assert_int_equal(r[j].opcode, SP_BP_OP_GET);
-			if (next % 4 == 3) {
-				assert_int_equal(r[j].status, SP_BP_ST_NOT_FOUND);
-				assert_int_equal(r[j].value_len, 0);
-				continue;
-			}
-			assert_int_equal(r[j].status, SP_BP_ST_OK);
-			assert_int_equal(r[j].value_len, BIG_VALUE);
-			memset(value, 'a' + (int)(next % 26), sizeof(value));
-			assert_memory_equal(r[j].value, value, BIG_VALUE);
+		assert_int_equal(g->request_id, i);
+		assert_int_equal(g->opcode, SP_BP_OP_GET);
+		if (i % 4 == 3) {
+			assert_int_equal(g->status, SP_BP_ST_NOT_FOUND);
+			assert_int_equal(g->value_len, 0);
+			continue;
 		}
-		rte_pktmbuf_free(m);
+		assert_int_equal(g->status, SP_BP_ST_OK);
+		assert_int_equal(g->value_len, BIG_VALUE);
+		memset(value, 'a' + (int)(i % 26), sizeof(value));
+		assert_memory_equal(g->value, value, BIG_VALUE);
 	}
-	wk->tx_count = 0;
-	assert_int_equal(next, BIG_GETS);
 	assert_true(worker_stats[0].requests == before.requests + BIG_GETS);
 	assert_true(worker_stats[0].ops[SP_BP_OP_GET] == before.ops[SP_BP_OP_GET] + BIG_GETS);
 	assert_true(worker_stats[0].hits == before.hits + BIG_GETS - BIG_GETS / 4);
@@ -482,11 +532,7 @@ test_gets_read_where_they_arrive(void **state)
 	key_of(k1, sizeof(k1), "rw", 1, 0);
 	key_of(k1b, sizeof(k1b), "rw", 1, 1);
 	/* Worker 1 stores k1 = "one" (a datagram wholly its own, sent to its own port). */
-	q[0] = req_of(SP_BP_OP_SET, k1, 9);
-	q[0].value = (const uint8_t *)"one";
-	q[0].value_len = 3;
-	serve_on(1, bp_frame(q, 1));
-	assert_int_equal(take_reply(1, r, 4), 1);
+	store_value(1, k1, "one", 3);
 	assert_int_equal(r[0].status, SP_BP_ST_OK);
 
 	q[0] = req_of(SP_BP_OP_GET, k0, 1);
@@ -508,9 +554,7 @@ test_gets_read_where_they_arrive(void **state)
 
 	/* A SET for worker 1 in the datagram: its GETs go with it, after it. */
 	q[0] = req_of(SP_BP_OP_GET, k0, 1);
-	q[1] = req_of(SP_BP_OP_SET, k1, 2);
-	q[1].value = (const uint8_t *)"two";
-	q[1].value_len = 3;
+	q[1] = set_of(k1, "two", 3, 2);
 	q[2] = req_of(SP_BP_OP_GET, k1, 3);
 	serve_on(0, bp_frame(q, 3));
 	s = take_staged(0, 1);
@@ -551,54 +595,37 @@ test_reads_over_several_reply_datagrams(void **state)
 	char k0[32], k1[READ_BIG][32];
 	uint8_t value[BIG_VALUE];
 	struct sp_bp_req q[READ_BIG + 1];
-	struct sp_bp_reply r[SP_BP_REQS_MAX];
-	struct dp_worker *wk = rt.w[0];
+	struct got got[READ_BIG + 1];
 	uint64_t reads = worker_stats[0].read_shared;
-	uint32_t next = 0, frames;
+	uint32_t frames;
 
 	(void)state;
 	key_of(k0, sizeof(k0), "rb", 0, 0);
 	for (uint32_t i = 0; i < READ_BIG; i++) {
 		key_of(k1[i], sizeof(k1[i]), "rb", 1, i);
 		memset(value, 'A' + (int)i, sizeof(value));
-		struct sp_bp_req set = req_of(SP_BP_OP_SET, k1[i], 100 + i);
-		set.value = value;
-		set.value_len = sizeof(value);
-		serve_on(1, bp_frame(&set, 1));
-		assert_int_equal(take_reply(1, r, 1), 1);
-		assert_int_equal(r[0].status, SP_BP_ST_OK);
+		store_value(1, k1[i], value, sizeof(value));
 	}
 	q[0] = req_of(SP_BP_OP_GET, k0, 0);
 	for (uint32_t i = 0; i < READ_BIG; i++)
 		q[1 + i] = req_of(SP_BP_OP_GET, k1[i], 1 + i);
 	serve_on(0, bp_frame(q, READ_BIG + 1));
-	assert_int_equal(wk->out_count[1], 0);
-	frames = wk->tx_count;
+	assert_int_equal(rt.w[0]->out_count[1], 0);
+	assert_int_equal(take_replies(0, got, READ_BIG + 1, &frames), READ_BIG + 1);
 	assert_true(frames >= 2);
-	for (uint32_t f = 0; f < frames; f++) {
-		struct rte_mbuf *m = wk->tx[f];
-		const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *) + NET_UDP_REPLY_HDRS;
-		struct sp_bp_dgram dg;
+	for (uint32_t i = 0; i <= READ_BIG; i++) {
+		const struct sp_bp_reply *g = &got[i].r;
 
-		assert_int_equal(sp_bp_decode_replies(p,
-		                                      rte_pktmbuf_data_len(m) - NET_UDP_REPLY_HDRS,
-		                                      r, SP_BP_REQS_MAX, &dg),
-		                 SP_BP_ERR_OK);
-		for (uint32_t j = 0; j < dg.count; j++, next++) {
-			assert_int_equal(r[j].request_id, next);
-			if (next == 0) {
-				assert_int_equal(r[j].status, SP_BP_ST_NOT_FOUND);
-				continue;
-			}
-			assert_int_equal(r[j].status, SP_BP_ST_OK);
-			assert_int_equal(r[j].value_len, BIG_VALUE);
-			memset(value, 'A' + (int)(next - 1), sizeof(value));
-			assert_memory_equal(r[j].value, value, BIG_VALUE);
+		assert_int_equal(g->request_id, i);
+		if (i == 0) {
+			assert_int_equal(g->status, SP_BP_ST_NOT_FOUND);
+			continue;
 		}
-		rte_pktmbuf_free(m);
+		assert_int_equal(g->status, SP_BP_ST_OK);
+		assert_int_equal(g->value_len, BIG_VALUE);
+		memset(value, 'A' + (int)(i - 1), sizeof(value));
+		assert_memory_equal(g->value, value, BIG_VALUE);
 	}
-	wk->tx_count = 0;
-	assert_int_equal(next, READ_BIG + 1);
 	assert_true(worker_stats[0].read_shared == reads + READ_BIG);
 }
 
@@ -674,17 +701,6 @@ test_hop_limit(void **state)
 	assert_int_equal(r[1].status, SP_BP_ST_SERVER_BUSY);
 }
 
-/* A SET of key k to value v (NUL-terminated), request id id. */
-static struct sp_bp_req
-set_of(const char *k, const char *v, uint32_t id)
-{
-	struct sp_bp_req q = req_of(SP_BP_OP_SET, k, id);
-
-	q.value = (const uint8_t *)v;
-	q.value_len = (uint32_t)strlen(v);
-	return q;
-}
-
 /*
  * A lone write for another worker travels with the datagram's reply (DP_MSG_BP_FOLD): the
  * owner runs it and sends the one reply, the receiving worker's answers first. When the
@@ -697,12 +713,13 @@ set_of(const char *k, const char *v, uint32_t id)
 static void
 test_lone_write_folds(void **state)
 {
-	static char big[1421];
+	static char big[1409];
 	char k0[32], k1[32], k1b[32];
 	struct sp_bp_req q[3];
 	struct sp_bp_reply r[4];
 	struct rte_mbuf *m;
 	uint64_t folds = worker_stats[0].handoff_folds;
+	uint32_t folded = 0;
 	uint64_t copies = worker_stats[0].handoff_copies;
 	uint64_t requests1 = worker_stats[1].requests;
 
@@ -711,7 +728,7 @@ test_lone_write_folds(void **state)
 	key_of(k1, sizeof(k1), "fo", 1, 0);
 	key_of(k1b, sizeof(k1b), "fo", 1, 1);
 	q[0] = req_of(SP_BP_OP_GET, k0, 1);
-	q[1] = set_of(k1, "folded", 2);
+	q[1] = set_of(k1, "folded", 6, 2);
 	q[2] = req_of(SP_BP_OP_GET, k0, 3);
 	serve_on(0, bp_frame(q, 3));
 	m = take_staged(0, 1);
@@ -719,7 +736,8 @@ test_lone_write_folds(void **state)
 	assert_int_equal(dp_meta_of(m)->reqs, 1);
 	assert_int_equal(dp_meta_of(m)->hops, 1);
 	assert_int_equal(rt.w[0]->tx_count, 0);
-	assert_true(worker_stats[0].handoff_folds == folds + 1);
+	folded++;
+	assert_true(worker_stats[0].handoff_folds == folds + folded);
 	assert_true(worker_stats[0].handoff_copies == copies);
 	serve_on(1, m);
 	assert_int_equal(take_reply(1, r, 4), 3);
@@ -739,33 +757,42 @@ test_lone_write_folds(void **state)
 	assert_int_equal(r[1].value_len, 6);
 	assert_memory_equal(r[1].value, "folded", 6);
 
-	/* A reply that leaves no room for the write's answer (16 + 24 + 1421 of 1472
-	 * bytes) goes out here; the owner sends the answer alone. */
-	memset(big, 'b', sizeof(big) - 1);
-	q[0] = set_of(k0, big, 9);
-	serve_on(0, bp_frame(q, 1));
-	assert_int_equal(take_reply(0, r, 4), 1);
-	assert_int_equal(r[0].status, SP_BP_ST_OK);
-	q[0] = req_of(SP_BP_OP_GET, k0, 1);
-	q[1] = req_of(SP_BP_OP_DELETE, k1, 2);
-	serve_on(0, bp_frame(q, 2));
-	assert_int_equal(take_reply(0, r, 4), 1);
-	assert_int_equal(r[0].request_id, 1);
-	assert_int_equal(r[0].value_len, sizeof(big) - 1);
-	m = take_staged(0, 1);
-	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BP_FOLD);
-	serve_on(1, m);
-	assert_int_equal(take_reply(1, r, 4), 1);
-	assert_int_equal(r[0].request_id, 2);
-	assert_int_equal(r[0].status, SP_BP_ST_OK);
+	/* At the reply's limit: a GET of 1,408 bytes leaves the SET's 24-byte answer exactly
+	 * the room it needs (16 + 24 + 1408 + 24 = 1472): one reply from the owner. One byte
+	 * more and the receiving worker sends the GET's reply itself; the owner sends the
+	 * answer alone. */
+	for (uint32_t len = 1408; len <= 1409; len++) {
+		memset(big, 'b', len);
+		store_value(0, k0, big, len);
+		q[0] = req_of(SP_BP_OP_GET, k0, 1);
+		q[1] = set_of(k1, "limit", 5, 2);
+		serve_on(0, bp_frame(q, 2));
+		assert_int_equal(rt.w[0]->tx_count, len == 1408 ? 0 : 1);
+		if (len == 1409) {
+			assert_int_equal(take_reply(0, r, 4), 1);
+			assert_int_equal(r[0].value_len, len);
+		}
+		m = take_staged(0, 1);
+		assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BP_FOLD);
+		folded++;
+		serve_on(1, m);
+		assert_int_equal(take_reply(1, r, 4), len == 1408 ? 2 : 1);
+		if (len == 1408) {
+			assert_int_equal(r[0].request_id, 1);
+			assert_int_equal(r[0].value_len, len);
+		}
+		assert_int_equal(r[len == 1408 ? 1 : 0].request_id, 2);
+		assert_int_equal(r[len == 1408 ? 1 : 0].status, SP_BP_ST_OK);
+	}
 
 	/* Served by a worker that does not run the write's partition: SERVER_BUSY, in the
 	 * reply, which still goes out. */
 	q[0] = req_of(SP_BP_OP_DELETE, k0, 1);
-	q[1] = set_of(k1, "again", 2);
+	q[1] = set_of(k1, "again", 5, 2);
 	serve_on(0, bp_frame(q, 2));
 	m = take_staged(0, 1);
 	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BP_FOLD);
+	folded++;
 	requests1 = worker_stats[1].requests;
 	serve_on(0, m);
 	assert_int_equal(take_reply(0, r, 4), 2);
@@ -778,10 +805,11 @@ test_lone_write_folds(void **state)
 	/* Its partition arriving on worker 1: the fold waits in worker 1's defer queue and
 	 * is finished once the partition has arrived. */
 	q[0] = req_of(SP_BP_OP_GET, k0, 1);
-	q[1] = set_of(k1, "held", 2);
+	q[1] = set_of(k1, "held", 4, 2);
 	serve_on(0, bp_frame(q, 2));
 	m = take_staged(0, 1);
 	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BP_FOLD);
+	folded++;
 	{
 		const struct route_table *cur = route_current(rt.route);
 		size_t size = route_table_size(cur->partitions);
@@ -809,20 +837,72 @@ test_lone_write_folds(void **state)
 	assert_int_equal(r[1].request_id, 2);
 	assert_int_equal(r[1].status, SP_BP_ST_OK);
 
-	/* A write whose record does not fit past FOLD_OFF (a 600-byte value), and two
-	 * requests for worker 1: shares. */
-	memset(big, 'c', 600);
-	big[600] = '\0';
+	/* At the fold's room: the SET's record must fit past FOLD_OFF. Growing its value a
+	 * byte at a time, it folds up to one length and goes as a share from the next on
+	 * (about 400 bytes with this pool's 2,048-byte data room); the longest folded value
+	 * is stored whole. */
+	{
+		uint32_t last_fold = 0, first_share = 0;
+
+		q[0] = req_of(SP_BP_OP_DELETE, k0, 1);
+		for (uint32_t len = 300; len <= 500; len++) {
+			uint8_t kind;
+
+			memset(big, 'c', len);
+			q[1] = set_of(k1, big, len, 2);
+			serve_on(0, bp_frame(q, 2));
+			m = take_staged(0, 1);
+			kind = dp_meta_of(m)->kind;
+			if (kind == DP_MSG_BP_FOLD) {
+				assert_int_equal(first_share, 0); /* no fold after a share */
+				last_fold = len;
+				folded++;
+			} else {
+				assert_int_equal(kind, DP_MSG_BP_SHARE);
+				if (first_share == 0)
+					first_share = len;
+				assert_int_equal(take_reply(0, r, 4), 1);
+			}
+			serve_on(1, m);
+			assert_int_equal(take_reply(1, r, 4), kind == DP_MSG_BP_FOLD ? 2 : 1);
+		}
+		assert_true(last_fold > 300 && first_share == last_fold + 1);
+		memset(big, 'c', last_fold);
+		q[0] = set_of(k1, big, last_fold, 2);
+		q[1] = req_of(SP_BP_OP_GET, k0, 1);
+		serve_on(0, bp_frame(q, 2));
+		serve_on(1, take_staged(0, 1));
+		assert_int_equal(take_reply(1, r, 4), 2);
+		folded++;
+		q[0] = req_of(SP_BP_OP_GET, k1, 3);
+		serve_on(0, bp_frame(q, 1));
+		serve_on(1, take_staged(0, 1));
+		assert_int_equal(take_reply(1, r, 4), 1);
+		assert_int_equal(r[0].status, SP_BP_ST_OK);
+		assert_int_equal(r[0].value_len, last_fold);
+		assert_memory_equal(r[0].value, big, last_fold);
+	}
+
+	/* A datagram of 32, the most: 31 answers here and the write's in one reply. */
+	{
+		struct sp_bp_req q32[SP_BP_REQS_MAX];
+		struct sp_bp_reply r32[SP_BP_REQS_MAX];
+
+		for (uint32_t i = 0; i < SP_BP_REQS_MAX - 1; i++)
+			q32[i] = req_of(SP_BP_OP_GET, k0, 100 + i);
+		q32[SP_BP_REQS_MAX - 1] = set_of(k1, "last", 4, 200);
+		serve_on(0, bp_frame(q32, SP_BP_REQS_MAX));
+		m = take_staged(0, 1);
+		assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BP_FOLD);
+		folded++;
+		serve_on(1, m);
+		assert_int_equal(take_reply(1, r32, SP_BP_REQS_MAX), SP_BP_REQS_MAX);
+		assert_int_equal(r32[SP_BP_REQS_MAX - 1].request_id, 200);
+		assert_int_equal(r32[SP_BP_REQS_MAX - 1].status, SP_BP_ST_OK);
+	}
+
+	/* Two requests for worker 1: a share. */
 	q[0] = req_of(SP_BP_OP_GET, k0, 1);
-	q[1] = set_of(k1, big, 2);
-	serve_on(0, bp_frame(q, 2));
-	m = take_staged(0, 1);
-	assert_int_equal(dp_meta_of(m)->kind, DP_MSG_BP_SHARE);
-	assert_int_equal(take_reply(0, r, 4), 1);
-	serve_on(1, m);
-	assert_int_equal(take_reply(1, r, 4), 1);
-	assert_int_equal(r[0].request_id, 2);
-	assert_int_equal(r[0].status, SP_BP_ST_OK);
 	q[1] = req_of(SP_BP_OP_DELETE, k1, 2);
 	q[2] = req_of(SP_BP_OP_DELETE, k1b, 3);
 	serve_on(0, bp_frame(q, 3));
@@ -833,7 +913,7 @@ test_lone_write_folds(void **state)
 	assert_int_equal(take_reply(1, r, 4), 2);
 	assert_int_equal(r[0].status, SP_BP_ST_OK);
 	assert_int_equal(r[1].status, SP_BP_ST_NOT_FOUND);
-	assert_true(worker_stats[0].handoff_folds == folds + 4);
+	assert_true(worker_stats[0].handoff_folds == folds + folded);
 }
 
 /* What the hook saw. */
@@ -1022,50 +1102,6 @@ test_share_takes_its_requests(void **state)
 #define MODEL_ROUNDS 300u
 #define MODEL_KEYS   6u
 
-/* What a reply said, kept after its frame is freed. */
-struct seen {
-	uint8_t status;
-	uint8_t opcode;
-	uint32_t value_len;
-	uint8_t value[48];
-	uint32_t times; /* replies with this request id */
-};
-
-/* Decodes every reply frame worker w queued into seen[request id - base]; frees them. */
-static void
-collect_replies(uint16_t w, struct seen *seen, uint32_t base, uint32_t count)
-{
-	struct dp_worker *wk = rt.w[w];
-
-	for (uint32_t f = 0; f < wk->tx_count; f++) {
-		struct rte_mbuf *m = wk->tx[f];
-		const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *) + NET_UDP_REPLY_HDRS;
-		struct sp_bp_reply r[SP_BP_REQS_MAX];
-		struct sp_bp_dgram dg;
-
-		assert_int_equal(sp_bp_decode_replies(p,
-		                                      rte_pktmbuf_data_len(m) - NET_UDP_REPLY_HDRS,
-		                                      r, SP_BP_REQS_MAX, &dg),
-		                 SP_BP_ERR_OK);
-		assert_true(dg.datagram_id == 77);
-		for (uint32_t j = 0; j < dg.count; j++) {
-			struct seen *x;
-
-			assert_true(r[j].request_id >= base && r[j].request_id < base + count);
-			x = &seen[r[j].request_id - base];
-			x->times++;
-			x->status = r[j].status;
-			x->opcode = r[j].opcode;
-			x->value_len = r[j].value_len;
-			assert_true(r[j].value_len <= sizeof(x->value));
-			if (r[j].value_len > 0)
-				memcpy(x->value, r[j].value, r[j].value_len);
-		}
-		rte_pktmbuf_free(m);
-	}
-	wk->tx_count = 0;
-}
-
 /*
  * Random datagrams of GETs, SETs and DELETEs over a few keys of each worker, all sent to
  * worker 0: whatever goes where (served here, read here, handed whole, a share, a fold),
@@ -1103,8 +1139,9 @@ test_mixed_writes_against_model(void **state)
 	for (uint32_t round = 0; round < MODEL_ROUNDS; round++) {
 		struct sp_bp_req q[8];
 		uint8_t values[8][48];
-		struct seen seen[8];
-		uint32_t count, base = id;
+		struct got got[16];
+		const struct sp_bp_reply *seen[8];
+		uint32_t count, n, base = id;
 
 		count = 2 + (uint32_t)(xorshift(&rng) % 7);
 		memset(seen, 0, sizeof(seen));
@@ -1118,9 +1155,7 @@ test_mixed_writes_against_model(void **state)
 			} else if (what < 6) {
 				int len = snprintf((char *)values[i], sizeof(values[i]),
 				                   "v%u.%u.%" PRIu64, round, i, (x >> 32) & 0xfff);
-				q[i] = req_of(SP_BP_OP_SET, keys[k], id++);
-				q[i].value = values[i];
-				q[i].value_len = (uint32_t)len;
+				q[i] = set_of(keys[k], values[i], (uint32_t)len, id++);
 			} else {
 				q[i] = req_of(SP_BP_OP_DELETE, keys[k], id++);
 			}
@@ -1130,33 +1165,41 @@ test_mixed_writes_against_model(void **state)
 			serve_on(1, take_staged(0, 1));
 		assert_int_equal(rt.w[0]->out_count[1], 0);
 		assert_int_equal(rt.w[1]->out_count[0], 0);
-		collect_replies(0, seen, base, count);
-		collect_replies(1, seen, base, count);
+		/* Every request answered exactly once, by either worker. */
+		n = take_replies(0, got, 16, NULL);
+		n += take_replies(1, got + n, 16 - n, NULL);
+		assert_int_equal(n, count);
+		for (uint32_t j = 0; j < n; j++) {
+			uint32_t at = got[j].r.request_id - base;
+
+			assert_true(got[j].r.request_id >= base && at < count);
+			assert_null(seen[at]);
+			seen[at] = &got[j].r;
+		}
 		for (uint32_t i = 0; i < count; i++) {
 			uint32_t k = 0;
 
 			while (strncmp(keys[k], (const char *)q[i].key, q[i].key_len) != 0 ||
 			       keys[k][q[i].key_len] != '\0')
 				k++;
-			assert_int_equal(seen[i].times, 1);
-			assert_int_equal(seen[i].opcode, q[i].opcode);
+			assert_int_equal(seen[i]->opcode, q[i].opcode);
 			if (q[i].opcode == SP_BP_OP_GET) {
 				if (!model[k].present) {
-					assert_int_equal(seen[i].status, SP_BP_ST_NOT_FOUND);
+					assert_int_equal(seen[i]->status, SP_BP_ST_NOT_FOUND);
 					continue;
 				}
-				assert_int_equal(seen[i].status, SP_BP_ST_OK);
-				assert_int_equal(seen[i].value_len, model[k].len);
-				assert_memory_equal(seen[i].value, model[k].value, model[k].len);
+				assert_int_equal(seen[i]->status, SP_BP_ST_OK);
+				assert_int_equal(seen[i]->value_len, model[k].len);
+				assert_memory_equal(seen[i]->value, model[k].value, model[k].len);
 			} else if (q[i].opcode == SP_BP_OP_SET) {
-				assert_int_equal(seen[i].status, SP_BP_ST_OK);
+				assert_int_equal(seen[i]->status, SP_BP_ST_OK);
 				model[k].present = true;
 				model[k].len = q[i].value_len;
 				memcpy(model[k].value, q[i].value, q[i].value_len);
 			} else {
-				assert_int_equal(seen[i].status, model[k].present
-				                                         ? SP_BP_ST_OK
-				                                         : SP_BP_ST_NOT_FOUND);
+				assert_int_equal(seen[i]->status, model[k].present
+				                                          ? SP_BP_ST_OK
+				                                          : SP_BP_ST_NOT_FOUND);
 				model[k].present = false;
 			}
 		}
