@@ -620,18 +620,13 @@ propose_cmd(struct cp_node *node, const struct cluster_cmd *cmd)
 		cp_node_submit(node, CP_SUB_PROPOSE, 0, node->cmd_buf, (uint32_t)n, 0);
 }
 
-void
-cp_node_duties(struct cp_node *node, const struct health_report *self)
+/* This member's own record: its name and addresses, then its dataplane. A follower cannot
+ * see its proposal on the way, so one is tried again only after DUTY_RETRY_TICKS. */
+static void
+own_duties(struct cp_node *node, const struct health_report *self)
 {
-	ASSERT(self != NULL);
-	if (node->ready_inflight)
-		return; /* proposals would only wait in the submission area */
-	struct raft_status st;
-	raft_status(node->raft, &st);
-	if (st.leader_id == 0 || node->tick < node->duty_tick)
+	if (node->tick < node->duty_tick)
 		return;
-	node->duty_tick = node->tick + DUTY_RETRY_TICKS;
-
 	struct cluster_cmd cmd = {0};
 	if (member_needs_upsert(node)) {
 		cmd.type = CLUSTER_CMD_MEMBER_UPSERT;
@@ -641,51 +636,86 @@ cp_node_duties(struct cp_node *node, const struct health_report *self)
 		         node->cfg->listen_peer);
 		snprintf(cmd.member.client_addr, sizeof(cmd.member.client_addr), "%s",
 		         node->cfg->advertise_client);
-		propose_cmd(node, &cmd);
 	} else if (member_needs_dp(node, self, &cmd.member)) {
 		cmd.type = CLUSTER_CMD_MEMBER_DP;
 		cmd.member.id = node->id;
-		propose_cmd(node, &cmd);
+	} else {
+		return;
 	}
-	if (st.role != RAFT_LEADER || st.commit < st.last_index)
-		return; /* the leader acts on committed state only */
+	propose_cmd(node, &cmd);
+	node->duty_tick = node->tick + DUTY_RETRY_TICKS;
+}
+
+/* The leader's duties, on committed state; returns true when it proposed one. */
+static bool
+leader_duties(struct cp_node *node, const struct raft_status *st)
+{
+	struct cluster_cmd cmd;
 	if (node->sm->partitions == 0) {
 		cmd = (struct cluster_cmd){.type = CLUSTER_CMD_INIT,
 		                           .partitions = node->cfg->partitions};
 		propose_cmd(node, &cmd);
-		return;
+		return true;
 	}
 	/* Keep the replicated roles in step with Raft's membership (bootstrap voters never
 	 * went through a conf change). */
-	uint32_t roles_fixed = 0;
+	bool roles_fixed = false;
 	for (uint32_t i = 0; i < node->sm->n_members; i++) {
 		const struct cluster_member *m = &node->sm->members[i];
-		bool voter = raft_membership_is_voter(&st.membership, m->id);
-		if (m->voter != voter && raft_membership_contains(&st.membership, m->id)) {
+		bool voter = raft_membership_is_voter(&st->membership, m->id);
+		if (m->voter != voter && raft_membership_contains(&st->membership, m->id)) {
 			cmd = (struct cluster_cmd){.type = CLUSTER_CMD_MEMBER_ROLE};
 			cmd.member.id = m->id;
 			cmd.member.voter = voter;
 			propose_cmd(node, &cmd);
-			roles_fixed++;
+			roles_fixed = true;
 		}
 	}
 	if (roles_fixed)
-		return;
+		return true;
 	/* Maps (failover, joins, rebalances) are liveness duties, run every tick. */
 	/* Promote a learner that has caught up. */
-	for (uint32_t i = 0; i < st.n_progress && !st.conf_pending; i++) {
-		const struct raft_progress *p = &st.progress[i];
-		if (!p->voter && p->match + PROMOTE_LAG_MAX >= st.last_index && p->match > 0) {
+	for (uint32_t i = 0; i < st->n_progress && !st->conf_pending; i++) {
+		const struct raft_progress *p = &st->progress[i];
+		if (!p->voter && p->match + PROMOTE_LAG_MAX >= st->last_index && p->match > 0) {
 			struct raft_conf_change cc = {.op = RAFT_CONF_PROMOTE, .node_id = p->id};
 			uint8_t b[RAFT_CONF_CHANGE_BYTES];
 			raft_conf_change_encode(&cc, b);
 			SP_LOG_INFO(MOD,
 			            "promoting learner %" PRIu64 " (match %" PRIu64 " of %" PRIu64
 			            ")",
-			            p->id, p->match, st.last_index);
+			            p->id, p->match, st->last_index);
 			cp_node_submit(node, CP_SUB_CONF, 0, b, sizeof(b), 0);
-			break;
+			return true;
 		}
+	}
+	return false;
+}
+
+void
+cp_node_duties(struct cp_node *node, const struct health_report *self)
+{
+	ASSERT(self != NULL);
+	if (node->ready_inflight)
+		return; /* proposals would only wait in the submission area */
+	struct raft_status st;
+	raft_status(node->raft, &st);
+	if (st.leader_id == 0)
+		return;
+	own_duties(node, self);
+	if (st.role != RAFT_LEADER || node->subq.n != 0)
+		return;
+	raft_status(node->raft, &st); /* with this member's own proposal, if it made one */
+	if (st.commit < st.last_index)
+		return; /* the leader acts on committed state only */
+	/* A leader's proposal reaches its log at once, so each duty follows the previous one
+	 * as soon as that commits (a bootstrap settles in a few round trips). One that never
+	 * reached the log (leadership moving away) is tried again after DUTY_RETRY_TICKS. */
+	if (node->tick < node->lead_duty_tick && st.last_index <= node->lead_duty_index)
+		return;
+	if (leader_duties(node, &st)) {
+		node->lead_duty_tick = node->tick + DUTY_RETRY_TICKS;
+		node->lead_duty_index = st.last_index;
 	}
 }
 

@@ -324,11 +324,18 @@ def scenario_flags_before_and_after():
         c.wait("fk on every member", lambda: all(c.local_get(n, "fk") == "fv" for n in c.members))
         other = next(n for n in c.members if n != lead)
         # The placement and promotions that follow a bootstrap are committed before the
-        # comparisons start, so that status shows the same indexes twice.
+        # comparisons start, so that status shows the same indexes twice: every member a
+        # voter with its dataplane known, every one owning partitions, nothing fenced, and
+        # the indexes still the same half a second later.
         def settled(prev=[None]):
             st = [(s["commit"], s["applied"], s["log_bytes"])
                   for s in c.ctl_json("endpoint", "status", "--cluster")]
-            same = st == prev[0] and all(x[0] == x[1] for x in st)
+            members = c.ctl_json("member", "list")["members"]
+            parts = c.ctl_json("partitions", "show")
+            placed = (len(members) == len(c.members) and parts["fenced"] == 0 and
+                      all(m["role"] == "voter" and m["dp_state"] == "up" and
+                          parts["counts"].get(m["name"], 0) > 0 for m in members))
+            same = placed and st == prev[0] and all(x[0] == x[1] for x in st)
             prev[0] = st
             time.sleep(0.5)
             return same
