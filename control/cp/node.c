@@ -621,12 +621,11 @@ propose_cmd(struct cp_node *node, const struct cluster_cmd *cmd)
 }
 
 /* This member's own record: its name and addresses, then its dataplane. A follower cannot
- * see its proposal on the way, so one is tried again only after DUTY_RETRY_TICKS. */
+ * see its proposal on the way, so the same one is proposed again only after
+ * DUTY_RETRY_TICKS; the next one goes as soon as the previous is applied here. */
 static void
 own_duties(struct cp_node *node, const struct health_report *self)
 {
-	if (node->tick < node->duty_tick)
-		return;
 	struct cluster_cmd cmd = {0};
 	if (member_needs_upsert(node)) {
 		cmd.type = CLUSTER_CMD_MEMBER_UPSERT;
@@ -642,7 +641,10 @@ own_duties(struct cp_node *node, const struct health_report *self)
 	} else {
 		return;
 	}
+	if (cmd.type == node->duty_type && node->tick < node->duty_tick)
+		return;
 	propose_cmd(node, &cmd);
+	node->duty_type = cmd.type;
 	node->duty_tick = node->tick + DUTY_RETRY_TICKS;
 }
 

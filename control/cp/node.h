@@ -96,10 +96,11 @@ struct cp_node {
 	size_t send_cap;
 
 	bool was_member;
-	uint32_t removed_tick; /* this member's removal seen: it stops at this tick */
-	uint32_t duty_tick;    /* this member's own record is proposed again from this tick */
-	uint32_t lead_duty_tick;   /* a leader duty that never reached the log: tried again */
-	uint64_t lead_duty_index;  /* the log's last index when the leader last proposed */
+	uint32_t removed_tick;    /* this member's removal seen: it stops at this tick */
+	uint32_t duty_tick;       /* this member's own record is proposed again from this tick */
+	uint32_t duty_type;       /* enum cluster_cmd_type of that last proposal */
+	uint32_t lead_duty_tick;  /* a leader duty that never reached the log: tried again */
+	uint64_t lead_duty_index; /* the log's last index when the leader last proposed */
 
 	struct sp_region *region;
 	struct sp_cluster_state *region_state;

@@ -296,11 +296,76 @@ test_full_area_refused_and_nothing_lost(void **state)
 	assert_true(cp_node_check_invariants(&fx->node));
 }
 
+/* One node tick as main.c runs it for the node: its tick, its duties, then turns until
+ * what they proposed is written (proposals are stepped at once when the node is idle). */
+static void
+duty_tick(const struct health_report *self)
+{
+	cp_node_tick(&fx->node);
+	cp_node_duties(&fx->node, self);
+	for (int i = 0; i < 64; i++) {
+		struct raft_status st;
+		cp_node_status(&fx->node, &st);
+		if (!cp_node_busy(&fx->node) && fx->node.applied == st.last_index)
+			break;
+		turn(5);
+	}
+}
+
+/* A bootstrap's duties follow one another as each is applied: the member's record, its
+ * dataplane, the partition count and its role, a tick apart, not a retry period apart;
+ * once done, ticks propose nothing more (no duplicate of a duty already applied). */
+static void
+test_duties_follow_each_commit(void **state)
+{
+	(void)state;
+	struct health_report self = {.has_region = true,
+	                             .dp_alive = true,
+	                             .workers = 2,
+	                             .ipv4_be = 0x0a010001,
+	                             .binary_port = 9000,
+	                             .memcached_port = 11211};
+	become_leader();
+	const struct cluster_sm *sm = cp_node_sm(&fx->node);
+	uint64_t id = cp_member_id(fx->cfg.name);
+	uint32_t ticks = 0;
+	for (;;) {
+		const struct cluster_member *m = cluster_sm_member(sm, id);
+		if (m != NULL && m->dp_known && m->voter && sm->partitions == fx->cfg.partitions)
+			break;
+		assert_true(ticks < 8); /* one tick a duty; a retry period is 40 */
+		duty_tick(&self);
+		ticks++;
+	}
+	const struct cluster_member *m = cluster_sm_member(sm, id);
+	assert_int_equal(m->workers, 2);
+	assert_int_equal(m->binary_port, 9000);
+	assert_string_equal(m->name, "n1");
+	struct raft_status st;
+	cp_node_status(&fx->node, &st);
+	uint64_t last = st.last_index;
+	for (int i = 0; i < 100; i++)
+		duty_tick(&self);
+	cp_node_status(&fx->node, &st);
+	assert_int_equal(st.last_index, last);
+	printf("test_duties_follow_each_commit: settled in %u ticks, log at %llu\n", ticks,
+	       (unsigned long long)last);
+	/* A new dataplane address is proposed at once, and once. */
+	self.ipv4_be = 0x0a010009;
+	for (int i = 0; i < 3; i++)
+		duty_tick(&self);
+	assert_int_equal(cluster_sm_member(sm, id)->ipv4_be, 0x0a010009);
+	cp_node_status(&fx->node, &st);
+	assert_int_equal(st.last_index, last + 1);
+	assert_true(cp_node_check_invariants(&fx->node));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_outcomes_in_order, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_duties_follow_each_commit, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_full_area_refused_and_nothing_lost, setup,
 	                                        teardown),
 	};
