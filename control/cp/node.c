@@ -705,8 +705,8 @@ cp_node_duties(struct cp_node *node, const struct health_report *self)
 	if (st.leader_id == 0)
 		return;
 	own_duties(node, self);
-	if (st.role != RAFT_LEADER || node->subq.n != 0)
-		return;
+	if (st.role != RAFT_LEADER || node->ready_inflight || node->subq.n != 0)
+		return; /* leader duties only with every earlier proposal in the log */
 	raft_status(node->raft, &st); /* with this member's own proposal, if it made one */
 	if (st.commit < st.last_index)
 		return; /* the leader acts on committed state only */
