@@ -1562,13 +1562,6 @@ test_forward_batch(void **state)
 	assert_int_equal(rt.w[0]->tx_count, 0);
 }
 
-/* Whether the node runs the service these tests need. */
-static bool
-has_mc(const struct dp_runtime *r)
-{
-	return r->mc != NULL;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -1599,5 +1592,5 @@ main(int argc, char **argv)
 	rt.cfg.memcached_port = MC_PORT;
 	rt.cfg.forward_timeout_ms = FWD_TIMEOUT_MS;
 	rt.stats = worker_stats;
-	return test_node_run("test_mcport", &rt, tests, sizeof(tests) / sizeof(tests[0]), has_mc);
+	return test_node_run("test_mcport", &rt, tests, SP_ARRAY_SIZE(tests), test_node_has_mc);
 }

@@ -92,6 +92,20 @@ test_node_config(const char *tag, uint32_t partitions, struct dp_config *cfg)
 	return 0;
 }
 
+/* Whether the node runs the memcached service, or registered operations (test_node_run's
+ * ready: the services a program's tests need). */
+static inline bool
+test_node_has_mc(const struct dp_runtime *rt)
+{
+	return rt->mc != NULL;
+}
+
+static inline bool
+test_node_has_tasks(const struct dp_runtime *rt)
+{
+	return rt->tasks != NULL;
+}
+
 /*
  * The rest of a test program's main() once test_eal_start() and test_node_config() ran and
  * the program set what is its own in rt->cfg and rt->stats: sets the node up (a failure,

@@ -341,13 +341,6 @@ test_answer_from_stranger(void **state)
 	assert_int_equal(rt.w[0]->tx_count, 0);
 }
 
-/* Whether the node runs the service these tests need. */
-static bool
-has_tasks(const struct dp_runtime *r)
-{
-	return r->tasks != NULL;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -366,6 +359,6 @@ main(int argc, char **argv)
 	rt.cfg.forward_timeout_ms = TIMEOUT_MS;
 	rt.cfg.ratelimit_buckets = 64;
 	rt.stats = worker_stats;
-	return test_node_run("test_taskport", &rt, tests, sizeof(tests) / sizeof(tests[0]),
-	                     has_tasks);
+	return test_node_run("test_taskport", &rt, tests, SP_ARRAY_SIZE(tests),
+	                     test_node_has_tasks);
 }

@@ -146,12 +146,14 @@ state_bytes(const struct sp_task_def *d)
 void *
 sp_task_heap_alloc(size_t bytes, size_t align, uint32_t partition, void *ctx)
 {
-	void *p = aligned_alloc(align, bytes);
+	/* aligned_alloc takes a size that is a multiple of the alignment. */
+	size_t size = (bytes + align - 1) / align * align;
+	void *p = aligned_alloc(align, size);
 
 	(void)partition;
 	(void)ctx;
 	if (p != NULL)
-		memset(p, 0, bytes);
+		memset(p, 0, size);
 	return p;
 }
 

@@ -191,7 +191,8 @@ int sp_task_start(struct sp_task_registry *r, uint32_t partitions, sp_task_alloc
                   sp_task_free_fn free_fn, void *ctx, char *why, size_t why_len);
 
 /*
- * An sp_task_alloc_fn / sp_task_free_fn pair on the C heap (aligned_alloc, zeroed), for a
+ * An sp_task_alloc_fn / sp_task_free_fn pair on the C heap (aligned_alloc, zeroed; align a
+ * power of two, bytes any size: rounded up to a multiple of align), for a
  * program that runs operations without the dataplane's hugepages: tests, benchmarks, a
  * server of its own. ctx is not used.
  */

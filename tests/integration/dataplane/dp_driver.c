@@ -98,6 +98,40 @@ op_key(struct sp_client_op *op, uint8_t opcode, const struct item *it)
 	op->key_len = it->key_len;
 }
 
+/* A GET of it, its value into it->out. */
+static void
+op_get(struct sp_client_op *op, struct item *it)
+{
+	op_key(op, SP_BP_OP_GET, it);
+	op->out_buf = it->out;
+	op->out_cap = VALUE_BYTES_MAX;
+}
+
+/*
+ * GETs every item in one run and checks each answer: found, with the value set and, with
+ * flags, the flags its SET carried (its index). what names the check in a failure.
+ */
+static void
+read_back(struct sp_client *c, struct sp_client_op *ops, struct item *items, uint32_t n,
+          const char *what, bool flags)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		op_get(&ops[i], &items[i]);
+	run(c, ops, n);
+	for (i = 0; i < n; i++) {
+		expect(&ops[i], SP_BP_ST_OK, what, &items[i]);
+		checks++;
+		if (ops[i].value_len_out != items[i].value_len ||
+		    memcmp(items[i].out, items[i].value, items[i].value_len) != 0)
+			fail("%s %s: value of %u bytes differs from the %u bytes set", what,
+			     items[i].key, ops[i].value_len_out, items[i].value_len);
+		if (flags && ops[i].flags_out != i)
+			fail("%s %s: flags %u, set %u", what, items[i].key, ops[i].flags_out, i);
+	}
+}
+
 /* Sets every item, reads each back, deletes the even ones and reads all again. */
 static void
 phase_kv(struct sp_client *c, struct item *items, struct sp_client_op *ops, uint32_t n)
@@ -113,32 +147,14 @@ phase_kv(struct sp_client *c, struct item *items, struct sp_client_op *ops, uint
 	run(c, ops, n);
 	for (i = 0; i < n; i++)
 		expect(&ops[i], SP_BP_ST_OK, "set", &items[i]);
-	for (i = 0; i < n; i++) {
-		op_key(&ops[i], SP_BP_OP_GET, &items[i]);
-		ops[i].out_buf = items[i].out;
-		ops[i].out_cap = VALUE_BYTES_MAX;
-	}
-	run(c, ops, n);
-	for (i = 0; i < n; i++) {
-		expect(&ops[i], SP_BP_ST_OK, "get", &items[i]);
-		checks++;
-		if (ops[i].value_len_out != items[i].value_len ||
-		    memcmp(items[i].out, items[i].value, items[i].value_len) != 0)
-			fail("get %s: value of %u bytes differs from the %u bytes set",
-			     items[i].key, ops[i].value_len_out, items[i].value_len);
-		if (ops[i].flags_out != i)
-			fail("get %s: flags %u, set %u", items[i].key, ops[i].flags_out, i);
-	}
+	read_back(c, ops, items, n, "get", true);
 	for (i = 0; i < n; i += 2)
 		op_key(&ops[i / 2], SP_BP_OP_DELETE, &items[i]);
 	run(c, ops, (n + 1) / 2);
 	for (i = 0; i < n; i += 2)
 		expect(&ops[i / 2], SP_BP_ST_OK, "delete", &items[i]);
-	for (i = 0; i < n; i++) {
-		op_key(&ops[i], SP_BP_OP_GET, &items[i]);
-		ops[i].out_buf = items[i].out;
-		ops[i].out_cap = VALUE_BYTES_MAX;
-	}
+	for (i = 0; i < n; i++)
+		op_get(&ops[i], &items[i]);
 	run(c, ops, n);
 	for (i = 0; i < n; i++)
 		expect(&ops[i], i % 2 == 0 ? SP_BP_ST_NOT_FOUND : SP_BP_ST_OK, "get after delete",
@@ -219,9 +235,7 @@ phase_pairs(struct sp_client *c, struct item *items, struct sp_client_op *ops, u
 		        (uint16_t)snprintf(p->key, KEY_BYTES_MAX, "pair:%" PRIu64 ":%u", seed, i);
 		p->value_len = (uint32_t)snprintf((char *)p->value, VALUE_BYTES_MAX,
 		                                  "pair-value:%u:%" PRIu64, i, rng());
-		op_key(&ops[0], SP_BP_OP_GET, &items[i]);
-		ops[0].out_buf = items[i].out;
-		ops[0].out_cap = VALUE_BYTES_MAX;
+		op_get(&ops[0], &items[i]);
 		op_key(&ops[1], SP_BP_OP_SET, p);
 		ops[1].value = p->value;
 		ops[1].value_len = p->value_len;
@@ -235,20 +249,7 @@ phase_pairs(struct sp_client *c, struct item *items, struct sp_client_op *ops, u
 			fail("get %s beside a set: the value differs from the one set",
 			     items[i].key);
 	}
-	for (i = 0; i < n; i++) {
-		op_key(&ops[i], SP_BP_OP_GET, &pairs[i]);
-		ops[i].out_buf = pairs[i].out;
-		ops[i].out_cap = VALUE_BYTES_MAX;
-	}
-	run(c, ops, n);
-	for (i = 0; i < n; i++) {
-		expect(&ops[i], SP_BP_ST_OK, "get of a set beside a get", &pairs[i]);
-		checks++;
-		if (ops[i].value_len_out != pairs[i].value_len ||
-		    memcmp(pairs[i].out, pairs[i].value, pairs[i].value_len) != 0)
-			fail("get %s: the value differs from the one set beside a get",
-			     pairs[i].key);
-	}
+	read_back(c, ops, pairs, n, "get of a set beside a get", false);
 	free(pairs);
 }
 

@@ -1297,19 +1297,24 @@ test_doc_example(void **state)
 	free(r);
 }
 
-/* The heap allocator for programs without hugepages: aligned as asked, zeroed. */
+/* The heap allocator for programs without hugepages: aligned as asked, zeroed, for a size
+ * that is a multiple of the alignment and for one a byte past it or short of it. */
 static void
 test_heap_allocator(void **state)
 {
 	(void)state;
 	for (size_t align = 8; align <= 4096; align *= 8) {
-		uint8_t *p = sp_task_heap_alloc(2 * align, align, 3, NULL);
+		const size_t sizes[] = {2 * align, 2 * align + 1, align - 1, 1};
 
-		assert_non_null(p);
-		assert_int_equal((uintptr_t)p % align, 0);
-		for (size_t i = 0; i < 2 * align; i++)
-			assert_int_equal(p[i], 0);
-		sp_task_heap_free(p, NULL);
+		for (size_t s = 0; s < SP_ARRAY_SIZE(sizes); s++) {
+			uint8_t *p = sp_task_heap_alloc(sizes[s], align, 3, NULL);
+
+			assert_non_null(p);
+			assert_int_equal((uintptr_t)p % align, 0);
+			for (size_t i = 0; i < sizes[s]; i++)
+				assert_int_equal(p[i], 0);
+			sp_task_heap_free(p, NULL);
+		}
 	}
 }
 
