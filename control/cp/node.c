@@ -16,7 +16,6 @@
 #define MOD                 "cp"
 #define SNAP_MAGIC          0x4e535053u /* "SPSN" */
 #define SNAP_HDR            (4u + (uint32_t)sizeof(struct raft_membership))
-#define DUTY_RETRY_TICKS    40u /* 1 s before a duty proposal is tried again */
 #define REMOVED_GRACE_TICKS 40u /* 1 s for a removal to reach the others */
 #define PROMOTE_LAG_MAX     8u  /* a learner this close to the leader's log is promoted */
 
@@ -622,7 +621,7 @@ propose_cmd(struct cp_node *node, const struct cluster_cmd *cmd)
 
 /* This member's own record: its name and addresses, then its dataplane. A follower cannot
  * see its proposal on the way, so the same one is proposed again only after
- * DUTY_RETRY_TICKS; the next one goes as soon as the previous is applied here. */
+ * CP_DUTY_RETRY_TICKS; the next one goes as soon as the previous is applied here. */
 static void
 own_duties(struct cp_node *node, const struct health_report *self)
 {
@@ -645,7 +644,7 @@ own_duties(struct cp_node *node, const struct health_report *self)
 		return;
 	propose_cmd(node, &cmd);
 	node->duty_type = cmd.type;
-	node->duty_tick = node->tick + DUTY_RETRY_TICKS;
+	node->duty_tick = node->tick + CP_DUTY_RETRY_TICKS;
 }
 
 /* The leader's duties, on committed state; returns true when it proposed one. */
@@ -712,11 +711,11 @@ cp_node_duties(struct cp_node *node, const struct health_report *self)
 		return; /* the leader acts on committed state only */
 	/* A leader's proposal reaches its log at once, so each duty follows the previous one
 	 * as soon as that commits (a bootstrap settles in a few round trips). One that never
-	 * reached the log (leadership moving away) is tried again after DUTY_RETRY_TICKS. */
+	 * reached the log (leadership moving away) is tried again after CP_DUTY_RETRY_TICKS. */
 	if (node->tick < node->lead_duty_tick && st.last_index <= node->lead_duty_index)
 		return;
 	if (leader_duties(node, &st)) {
-		node->lead_duty_tick = node->tick + DUTY_RETRY_TICKS;
+		node->lead_duty_tick = node->tick + CP_DUTY_RETRY_TICKS;
 		node->lead_duty_index = st.last_index;
 	}
 }

@@ -34,6 +34,8 @@
 #define CP_RAFT_TICK_MS    5u
 #define CP_ELECTION_TICKS  25u /* 125-250 ms election timeout: failover < 300 ms */
 #define CP_HEARTBEAT_TICKS 5u  /* 25 ms: five heartbeats per shortest timeout */
+/* Node ticks (CP_TICK_MS) before a duty proposal that may be on its way is tried again. */
+#define CP_DUTY_RETRY_TICKS 40u
 /* The submission area: what waits while a ready is written to disk. The bytes hold one
  * largest Raft message (a snapshot) and room besides; pages are touched only as far as the
  * deepest backlog reaches. */
