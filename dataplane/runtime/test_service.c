@@ -111,6 +111,19 @@ req_of(uint8_t op, const char *key, uint32_t id)
 	return q;
 }
 
+#define KEY_BYTES 32u
+
+/* Keys named after tag: k0 of worker 0, k1 and (unless NULL) k1b of worker 1, each
+ * KEY_BYTES long. */
+static void
+worker_keys(const char *tag, char *k0, char *k1, char *k1b)
+{
+	key_of(k0, KEY_BYTES, tag, 0, 0);
+	key_of(k1, KEY_BYTES, tag, 1, 0);
+	if (k1b != NULL)
+		key_of(k1b, KEY_BYTES, tag, 1, 1);
+}
+
 /* The next number of a xorshift64 sequence (state never 0). */
 static uint64_t
 xorshift(uint64_t *state)
@@ -304,15 +317,13 @@ test_classify(void **state)
 static void
 test_handoff_carries_kind(void **state)
 {
-	char k0[32], k1[32], k1b[32];
+	char k0[KEY_BYTES], k1[KEY_BYTES], k1b[KEY_BYTES];
 	struct sp_bp_req q[3];
 	struct sp_bp_reply r[4];
 	struct rte_mbuf *m, *s;
 
 	(void)state;
-	key_of(k0, sizeof(k0), "h", 0, 0);
-	key_of(k1, sizeof(k1), "h", 1, 0);
-	key_of(k1b, sizeof(k1b), "h", 1, 1);
+	worker_keys("h", k0, k1, k1b);
 	q[0] = req_of(SP_BP_OP_GET, k1, 1);
 	q[1] = req_of(SP_BP_OP_GET, k1b, 2);
 	m = bp_frame(q, 2);
@@ -520,7 +531,7 @@ test_gets_over_several_reply_datagrams(void **state)
 static void
 test_gets_read_where_they_arrive(void **state)
 {
-	char k0[32], k1[32], k1b[32];
+	char k0[KEY_BYTES], k1[KEY_BYTES], k1b[KEY_BYTES];
 	struct sp_bp_req q[4];
 	struct sp_bp_reply r[4];
 	struct rte_mbuf *m, *s;
@@ -528,9 +539,7 @@ test_gets_read_where_they_arrive(void **state)
 	uint64_t copies = worker_stats[0].handoff_copies;
 
 	(void)state;
-	key_of(k0, sizeof(k0), "rw", 0, 0);
-	key_of(k1, sizeof(k1), "rw", 1, 0);
-	key_of(k1b, sizeof(k1b), "rw", 1, 1);
+	worker_keys("rw", k0, k1, k1b);
 	/* Worker 1 stores k1 = "one" (a datagram wholly its own, sent to its own port). */
 	store_value(1, k1, "one", 3);
 
@@ -632,15 +641,14 @@ test_reads_over_several_reply_datagrams(void **state)
 static void
 test_hop_limit(void **state)
 {
-	char k0[32], k1[32];
+	char k0[KEY_BYTES], k1[KEY_BYTES];
 	struct sp_bp_req q[2];
 	struct sp_bp_reply r[4];
 	struct rte_mbuf *m;
 	uint64_t hops_before = worker_stats[0].dp_drop[DP_DROP_HANDOFF_HOPS];
 
 	(void)state;
-	key_of(k0, sizeof(k0), "hl", 0, 0);
-	key_of(k1, sizeof(k1), "hl", 1, 0);
+	worker_keys("hl", k0, k1, NULL);
 	q[0] = req_of(SP_BP_OP_GET, k0, 1);
 	q[1] = req_of(SP_BP_OP_DELETE, k1, 2); /* a write: it moves (a GET would be read here) */
 	m = bp_frame(q, 2);
@@ -713,7 +721,7 @@ static void
 test_lone_write_folds(void **state)
 {
 	static char big[1409];
-	char k0[32], k1[32], k1b[32];
+	char k0[KEY_BYTES], k1[KEY_BYTES], k1b[KEY_BYTES];
 	struct sp_bp_req q[3];
 	struct sp_bp_reply r[4];
 	struct rte_mbuf *m;
@@ -723,9 +731,7 @@ test_lone_write_folds(void **state)
 	uint64_t requests1 = worker_stats[1].requests;
 
 	(void)state;
-	key_of(k0, sizeof(k0), "fo", 0, 0);
-	key_of(k1, sizeof(k1), "fo", 1, 0);
-	key_of(k1b, sizeof(k1b), "fo", 1, 1);
+	worker_keys("fo", k0, k1, k1b);
 	q[0] = req_of(SP_BP_OP_GET, k0, 1);
 	q[1] = set_of(k1, "folded", 6, 2);
 	q[2] = req_of(SP_BP_OP_GET, k0, 3);
@@ -945,14 +951,13 @@ user_hook(void *ctx, const struct dp_bp_exec *x, const struct sp_bp_req *req,
 static void
 test_registered_operation(void **state)
 {
-	char k0[32], k1[32];
+	char k0[KEY_BYTES], k1[KEY_BYTES];
 	struct sp_bp_req q[2];
 	struct sp_bp_reply r[4];
 	struct rte_mbuf *m;
 
 	(void)state;
-	key_of(k0, sizeof(k0), "u", 0, 0);
-	key_of(k1, sizeof(k1), "u", 1, 0);
+	worker_keys("u", k0, k1, NULL);
 	assert_int_equal(sp_bp_op_register(USER_OP, "user", SP_BP_OPF_KEY | SP_BP_OPF_WRITE,
 	                                   SP_BP_VALUE_BYTES, 8),
 	                 0);
